@@ -1,0 +1,73 @@
+"""What every dataset adapter provides (read a real on-disk format, yield sample dicts)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+from torch.utils.data import Dataset
+
+from robustmm.data.batch import ModalitySpec
+
+TaskKind = Literal["binary", "multiclass", "regression", "survival", "segmentation"]
+
+SYNTHETIC_MARKER = "SYNTHETIC_DATA.json"
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the target means. ``num_classes`` is the number of logits for classification,
+    the number of time bins for discrete survival, the number of channels for segmentation."""
+
+    kind: TaskKind
+    num_classes: int = 2
+    class_names: tuple[str, ...] = ()
+
+
+class MultimodalDataset(Dataset):
+    """Base class of dataset adapters.
+
+    Subclasses set ``modalities`` (ordered dict name -> ModalitySpec), ``task`` and ``root`` and
+    implement ``__len__``, ``__getitem__`` (a sample dict, see ``robustmm.data.batch``),
+    ``subject_ids`` and ``natural_presence``.
+    """
+
+    modalities: dict[str, ModalitySpec]
+    task: TaskSpec
+    root: Path
+
+    def subject_ids(self) -> list[str]:
+        """One id per item; items sharing an id never straddle splits."""
+        raise NotImplementedError
+
+    def natural_presence(self) -> dict[str, np.ndarray]:
+        """modality -> bool array (len(self),): modality naturally present, without loading it."""
+        raise NotImplementedError
+
+    def stratify_labels(self) -> np.ndarray | None:
+        """Per item label used to stratify splits (class, or event flag), or None."""
+        return None
+
+    def predefined_splits(self) -> dict[str, list[int]] | None:
+        """Item indices per split ("train"/"val"/"test") when the format fixes them."""
+        return None
+
+    @property
+    def synthetic(self) -> bool:
+        """True when the data were written by a robustmm synthetic generator."""
+        return is_synthetic(self.root)
+
+
+def is_synthetic(root: Path) -> bool:
+    root = Path(root)
+    folder = root if root.is_dir() else root.parent
+    return (folder / SYNTHETIC_MARKER).exists()
+
+
+def write_synthetic_marker(folder: Path, generator: str, **details) -> None:
+    """Every synthetic writer leaves this marker so reports can say SYNTHETIC DATA."""
+    info = {"generator": generator, "synthetic": True, **details}
+    (Path(folder) / SYNTHETIC_MARKER).write_text(json.dumps(info, indent=2, default=str))
