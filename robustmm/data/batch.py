@@ -20,6 +20,7 @@ missingness (``present`` False, ``valid`` False) is never undone.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 from typing import Any, Iterable
 
@@ -27,6 +28,12 @@ import torch
 from torch import Tensor
 
 MODALITY_KINDS = ("volume", "image", "sequence", "tokens", "table", "bag")
+
+
+def all_subsets(modalities: list[str] | tuple[str, ...]) -> list[tuple[str, ...]]:
+    """All 2^M - 1 non-empty modality subsets: larger subsets first, then in modality order."""
+    mods = list(modalities)
+    return [c for k in range(len(mods), 0, -1) for c in itertools.combinations(mods, k)]
 
 
 @dataclass(frozen=True)

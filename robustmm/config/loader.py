@@ -1,0 +1,234 @@
+"""Read a study file: presets (``include``), profiles, ``--set`` overrides, validation.
+
+Order of precedence (later wins): included presets in the order listed, the study file itself,
+the selected profile, then ``--set key.path=value`` overrides.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from robustmm.config.schema import StudyConfig
+from robustmm.errors import ConfigError
+
+PRESET_DIR_NAME = "configs"
+_REPO_CONFIGS = Path(__file__).resolve().parents[2] / PRESET_DIR_NAME
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"study file {path} does not exist (check the path; studies live in studies/)")
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of keys (name:, data:, methods: ...), not {type(data).__name__}")
+    return data
+
+
+def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; lists and scalars in ``update`` replace those in ``base``."""
+    out = copy.deepcopy(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def preset_dirs(study_path: Path) -> list[Path]:
+    """Where ``include: [name]`` is looked up: next to the study's project, cwd, the repo."""
+    candidates = [study_path.resolve().parent.parent / PRESET_DIR_NAME, Path.cwd() / PRESET_DIR_NAME, _REPO_CONFIGS]
+    seen: list[Path] = []
+    for c in candidates:
+        if c.is_dir() and c not in seen:
+            seen.append(c)
+    return seen
+
+
+def resolve_includes(raw: dict[str, Any], study_path: Path) -> dict[str, Any]:
+    names = raw.pop("include", []) or []
+    if isinstance(names, str):
+        names = [names]
+    merged: dict[str, Any] = {}
+    dirs = preset_dirs(study_path)
+    for name in names:
+        found = next((d / f"{name}.yaml" for d in dirs if (d / f"{name}.yaml").is_file()), None)
+        if found is None:
+            available = sorted(str(p.relative_to(d))[:-5] for d in dirs for p in d.rglob("*.yaml"))
+            hint = difflib.get_close_matches(str(name), available, n=1)
+            raise ConfigError(
+                f"{study_path}: include '{name}' was not found in {[str(d) for d in dirs]}"
+                + (f"; did you mean '{hint[0]}'?" if hint else f"; available presets: {available}")
+            )
+        merged = deep_merge(merged, resolve_includes(read_yaml(found), found))
+    return deep_merge(merged, raw)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    if "=" not in text:
+        raise ConfigError(f"--set '{text}' must look like key.path=value (e.g. training.epochs=5)")
+    key, value = text.split("=", 1)
+    if not key.strip():
+        raise ConfigError(f"--set '{text}' has an empty key path")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return key.strip().split("."), parsed
+
+
+def apply_override(cfg: dict[str, Any], path: list[str], value: Any) -> None:
+    node: Any = cfg
+    for i, part in enumerate(path[:-1]):
+        if isinstance(node, list):
+            node = node[_list_index(part, node, path[: i + 1])]
+        else:
+            node = node.setdefault(part, {})
+            if not isinstance(node, (dict, list)):
+                raise ConfigError(f"--set {'.'.join(path)}: '{'.'.join(path[: i + 1])}' is a value, not a section")
+    last = path[-1]
+    if isinstance(node, list):
+        node[_list_index(last, node, path)] = value
+    else:
+        node[last] = value
+
+
+def _list_index(part: str, node: list, path: list[str]) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"--set {'.'.join(path)}: '{part}' is not an index of a list of {len(node)} items")
+    return int(part)
+
+
+def load_study(
+    path: str | Path,
+    overrides: list[str] | None = None,
+    profile: str | None = None,
+) -> StudyConfig:
+    """Read, merge and validate a study file. Raises ConfigError naming the key path."""
+    path = Path(path)
+    raw = resolve_includes(read_yaml(path), path)
+    profiles = raw.pop("profiles", {}) or {}
+    if profile is not None:
+        if profile not in profiles:
+            raise ConfigError(f"{path}: profile '{profile}' is not defined; profiles: {sorted(profiles) or 'none'}")
+        raw = deep_merge(raw, profiles[profile])
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        apply_override(raw, keys, value)
+    # data roots stay relative to the working directory, like every other CLI path
+    return validate(StudyConfig, raw, source=str(path))
+
+
+def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model, source, prefix)) from None
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel], source: str, prefix: str = "") -> str:
+    lines = [f"{source}: invalid configuration"]
+    for e in err.errors():
+        loc = _display_loc(model, e["loc"])
+        key = ".".join(([prefix] if prefix else []) + loc)
+        kind = e["type"]
+        if kind == "extra_forbidden":
+            valid = _fields_at(model, e["loc"][:-1])
+            hint = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+            msg = f"unknown key '{key}'"
+            msg += f"; did you mean '{hint[0]}'?" if hint else (f"; valid keys here: {sorted(valid)}" if valid else "")
+        elif kind == "missing":
+            msg = f"missing required key '{key}'"
+        else:
+            got = e.get("input")
+            shown = repr(got) if not isinstance(got, dict) else "a mapping"
+            msg = f"'{key}': {e['msg']} (got {shown})"
+        lines.append("  - " + msg)
+    return "\n".join(lines)
+
+
+def _display_loc(model: Any, loc: tuple) -> list[str]:
+    """The key path a user wrote: pydantic's loc without discriminated-union tags."""
+    shown = []
+    for i, part in enumerate(loc):
+        if isinstance(part, str) and i > 0 and _is_union_tag(model, loc[:i], part):
+            continue
+        shown.append(str(part))
+    return shown
+
+
+def _is_union_tag(model: Any, parent: tuple, part: str) -> bool:
+    import typing
+
+    if part in _fields_at(model, parent):
+        return False
+    current = _annotation_at(model, parent)
+    return any(part in typing.get_args(c.model_fields["kind"].annotation)
+               for c in _model_candidates(current) if "kind" in c.model_fields)
+
+
+def _annotation_at(model: Any, loc: tuple) -> Any:
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        for cand in _model_candidates(current):
+            if part in cand.model_fields:
+                current = cand.model_fields[part].annotation
+                break
+    return current
+
+
+def _fields_at(model: Any, loc: tuple) -> list[str]:
+    """Field names of the (sub)model addressed by ``loc`` in a pydantic error."""
+    import typing
+
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        origin_args = _model_candidates(current)
+        nxt = None
+        for cand in origin_args:
+            if part in cand.model_fields:
+                nxt = cand.model_fields[part].annotation
+                break
+            # discriminated unions put the tag value in loc
+            if getattr(cand.model_fields.get("kind"), "annotation", None) is not None:
+                args = typing.get_args(cand.model_fields["kind"].annotation)
+                if part in args:
+                    nxt = cand
+                    break
+        if nxt is None:
+            return []
+        current = nxt
+    names: list[str] = []
+    for cand in _model_candidates(current):
+        names.extend(cand.model_fields)
+    return sorted(set(names))
+
+
+def _model_candidates(tp: Any) -> list[type[BaseModel]]:
+    import typing
+
+    if isinstance(tp, type) and issubclass(tp, BaseModel):
+        return [tp]
+    out: list[type[BaseModel]] = []
+    for arg in typing.get_args(tp):
+        out.extend(_model_candidates(arg))
+    return out
+
+
+def to_plain(cfg: BaseModel) -> dict[str, Any]:
+    """JSON/YAML-safe dict of a validated config (paths as strings, tuples as lists)."""
+    return cfg.model_dump(mode="json")

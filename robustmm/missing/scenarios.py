@@ -1,0 +1,334 @@
+"""The modality-dropout engine: scenarios turn a batch (and a seed) into availability masks.
+
+Masks are a pure function of (scenario, seed, sample id[, epoch]): a rerun is identical and
+every method is evaluated on exactly the same holes. Scenarios only ever *narrow*
+``present`` / ``feature_mask``; natural missingness is never undone. Random scenarios never
+leave a sample with nothing present; a ``subset`` scenario marks samples that do not naturally
+have every modality of the subset as not evaluable (``evaluable``), rather than silently
+scoring them on fewer modalities.
+
+Training-time dropout and evaluation use the same classes: training passes ``epoch`` so
+every epoch draws fresh masks, evaluation passes ``epoch=None``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from robustmm.data.batch import Batch, ModalitySpec, all_subsets
+
+_REGISTRY: dict[str, type["Scenario"]] = {}
+
+
+def sample_rng(*keys: object) -> np.random.Generator:
+    """A generator seeded by a stable hash of ``keys`` (not Python's salted ``hash``)."""
+    digest = hashlib.blake2b(repr(keys).encode(), digest_size=16).digest()
+    return np.random.default_rng(np.random.SeedSequence(int.from_bytes(digest, "little")))
+
+
+def register(kind: str):
+    def deco(cls: type["Scenario"]) -> type["Scenario"]:
+        cls.kind = kind
+        _REGISTRY[kind] = cls
+        return cls
+
+    return deco
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """Base class. ``group``/``rate`` place a scenario on a curve (e.g. PET missing at 0.4)."""
+
+    kind: ClassVar[str] = "base"
+    name: str = ""
+    group: str = ""
+    rate: float | None = None
+
+    # ---- to implement
+    def _present(self, batch: Batch, specs: dict[str, ModalitySpec], seed: int, epoch: int | None) -> dict[str, Tensor]:
+        return {m: p.clone() for m, p in batch.present.items()}
+
+    def _feature_mask(self, batch: Batch, present: dict[str, Tensor], specs: dict[str, ModalitySpec],
+                      seed: int, epoch: int | None) -> dict[str, Tensor]:
+        return {m: v.clone() for m, v in batch.feature_mask.items()}
+
+    def evaluable(self, batch: Batch) -> Tensor:
+        return torch.ones(batch.size, dtype=torch.bool)
+
+    # ---- shared
+    def apply(self, batch: Batch, specs: dict[str, ModalitySpec], seed: int, epoch: int | None = None) -> Batch:
+        present = self._present(batch, specs, seed, epoch)
+        for m in present:  # never undo natural missingness
+            present[m] &= batch.present[m].to(present[m].device)
+        mask = self._feature_mask(batch, present, specs, seed, epoch)
+        for m, v in mask.items():
+            v &= batch.feature_mask[m].to(v.device)
+            v &= present[m].view(-1, *([1] * (v.dim() - 1)))
+        return batch.with_masks(present, mask)
+
+    def _key(self, seed: int, subject: str, epoch: int | None, *extra: object) -> tuple:
+        return (self.kind, seed, subject, epoch, *extra)
+
+
+@register("natural")
+@dataclass(frozen=True)
+class Natural(Scenario):
+    """The data as they are (natural missingness only)."""
+
+
+@register("subset")
+@dataclass(frozen=True)
+class Subset(Scenario):
+    """Exactly the modalities of ``modalities``; evaluable only where all of them are present."""
+
+    modalities: tuple[str, ...] = ()
+
+    def _present(self, batch, specs, seed, epoch):
+        _check_known(self.modalities, batch)
+        return {m: p.clone() & (m in self.modalities) for m, p in batch.present.items()}
+
+    def evaluable(self, batch: Batch) -> Tensor:
+        ok = torch.ones(batch.size, dtype=torch.bool)
+        for m in self.modalities:
+            ok &= batch.present[m].cpu()
+        return ok
+
+
+@register("modality_rate")
+@dataclass(frozen=True)
+class ModalityRate(Scenario):
+    """Drop ``modality`` for a fraction ``rate`` of samples.
+
+    Each subject draws one uniform number u (independent of the rate) and loses the modality
+    when u < rate, so the dropped sets are nested across a rate grid (a subject missing PET at
+    0.4 also misses it at 0.6). The modality is kept if it is the only one present.
+    """
+
+    modality: str = ""
+    rate_value: float = 0.0
+
+    def _present(self, batch, specs, seed, epoch):
+        _check_known([self.modality], batch)
+        present = {m: p.clone() for m, p in batch.present.items()}
+        others = torch.zeros(batch.size, dtype=torch.bool)
+        for m, p in batch.present.items():
+            if m != self.modality:
+                others |= p.cpu()
+        for i, subject in enumerate(batch.subjects):
+            u = sample_rng(*self._key(seed, subject, epoch, self.modality)).random()
+            if u < self.rate_value and others[i]:
+                present[self.modality][i] = False
+        return present
+
+
+@register("random_subsets")
+@dataclass(frozen=True)
+class RandomSubsets(Scenario):
+    """Per sample, a uniformly drawn non-empty subset of its naturally present modalities."""
+
+    def _present(self, batch, specs, seed, epoch):
+        mods = batch.modalities
+        present = {m: torch.zeros_like(batch.present[m]) for m in mods}
+        for i, subject in enumerate(batch.subjects):
+            available = [m for m in mods if bool(batch.present[m][i])]
+            if not available:
+                continue
+            choices = all_subsets(available)
+            pick = choices[int(sample_rng(*self._key(seed, subject, epoch)).integers(len(choices)))]
+            for m in pick:
+                present[m][i] = True
+        return present
+
+
+@register("random_modality")
+@dataclass(frozen=True)
+class RandomModality(Scenario):
+    """Each modality of each sample dropped independently with probability ``rate_value``;
+    if that would leave nothing, one randomly chosen available modality is kept."""
+
+    rate_value: float = 0.0
+
+    def _present(self, batch, specs, seed, epoch):
+        mods = batch.modalities
+        present = {m: p.clone() for m, p in batch.present.items()}
+        for i, subject in enumerate(batch.subjects):
+            rng = sample_rng(*self._key(seed, subject, epoch))
+            u = rng.random(len(mods))
+            available = [m for m in mods if bool(batch.present[m][i])]
+            for m, ui in zip(mods, u):
+                if ui < self.rate_value:
+                    present[m][i] = False
+            if available and not any(bool(present[m][i]) for m in mods):
+                present[available[int(rng.integers(len(available)))]][i] = True
+        return present
+
+
+def _droppable(spec: ModalitySpec, valid: Tensor, ids: Tensor | None) -> Tensor:
+    """Positions that may be dropped: real positions, minus special tokens for token ids."""
+    ok = valid.clone()
+    if spec.kind == "tokens" and ids is not None and spec.special_ids:
+        for sid in spec.special_ids:
+            ok &= ids != sid
+    return ok
+
+
+@register("rmfm")
+@dataclass(frozen=True)
+class RMFM(Scenario):
+    """Random modality feature missing (see specs/rmfm.md).
+
+    Every droppable position (time step, token, table column, bag item) of every selected
+    modality is dropped independently with probability p (``modality_rates`` per modality,
+    else ``rate_value``). ``training=True`` draws a per-position rate r ~ U(0, 1) and drops when
+    u <= r. ``shared_mask`` uses one time mask for all modalities (aligned sequences).
+    [CLS]/[SEP] and padding are never touched.
+    """
+
+    rate_value: float = 0.0
+    modality_rates: tuple[tuple[str, float], ...] = ()
+    modalities: tuple[str, ...] = ()
+    shared_mask: bool = False
+    training: bool = False
+
+    def _rate_for(self, m: str) -> float:
+        return dict(self.modality_rates).get(m, self.rate_value)
+
+    def _selected(self, batch: Batch, specs: dict[str, ModalitySpec]) -> list[str]:
+        mods = list(self.modalities) or [m for m in batch.modalities if specs[m].has_positions]
+        _check_known(mods, batch)
+        bad = [m for m in mods if not specs[m].has_positions]
+        if bad:
+            raise ValueError(f"rmfm: modalities {bad} have no positions to drop (kinds: "
+                             f"{[specs[m].kind for m in bad]}); use modality_rate or subset for them")
+        return mods
+
+    def _feature_mask(self, batch, present, specs, seed, epoch):
+        mask = {m: v.clone() for m, v in batch.feature_mask.items()}
+        mods = self._selected(batch, specs)
+        for i, subject in enumerate(batch.subjects):
+            shared_u = None
+            for m in mods:
+                spec = specs[m]
+                n = mask[m].shape[1]
+                key = self._key(seed, subject, epoch) if self.shared_mask else self._key(seed, subject, epoch, m)
+                rng = sample_rng(*key)
+                u = rng.random(n)
+                if self.shared_mask:
+                    shared_u = u if shared_u is None else shared_u
+                    u = shared_u[:n]
+                p = rng.random(n) if self.training else np.full(n, self._rate_for(m))
+                drop = torch.from_numpy((u <= p) if self.training else (u < p))
+                ids = batch.inputs[m][i] if spec.kind == "tokens" else None
+                drop &= _droppable(spec, batch.valid[m][i].cpu(), ids.cpu() if ids is not None else None)
+                mask[m][i] &= ~drop.to(mask[m].device)
+        return mask
+
+
+@register("temporal_block")
+@dataclass(frozen=True)
+class TemporalBlock(Scenario):
+    """One contiguous block of round((len - 2) * p) positions shared by all selected
+    sequence/token modalities (aligned data); the first and last real positions are kept."""
+
+    rate_value: float = 0.0
+    modalities: tuple[str, ...] = ()
+
+    def _feature_mask(self, batch, present, specs, seed, epoch):
+        mask = {m: v.clone() for m, v in batch.feature_mask.items()}
+        mods = list(self.modalities) or [m for m in batch.modalities if specs[m].kind in ("sequence", "tokens")]
+        _check_known(mods, batch)
+        for i, subject in enumerate(batch.subjects):
+            length = int(min(batch.valid[m][i].sum() for m in mods))
+            block = int(round((length - 2) * self.rate_value))
+            if block <= 0:
+                continue
+            start = 1 + int(sample_rng(*self._key(seed, subject, epoch)).integers(0, length - 1 - block))
+            for m in mods:
+                real = batch.valid[m][i].nonzero(as_tuple=True)[0]
+                mask[m][i, real[start:start + block]] = False
+        return mask
+
+
+def _check_known(mods, batch: Batch) -> None:
+    unknown = [m for m in mods if m not in batch.present]
+    if unknown:
+        raise ValueError(f"unknown modalities {unknown}; this dataset has {batch.modalities}")
+
+
+# --------------------------------------------------------------------------- from config
+def _rates(cfg) -> list[float | None]:
+    if getattr(cfg, "rates", None) is not None:
+        return list(cfg.rates)
+    return [getattr(cfg, "rate", None)]
+
+
+def _fmt(rate: float) -> str:
+    return f"{rate:g}"
+
+
+def build_scenarios(configs: list, modalities: list[str]) -> list[Scenario]:
+    """Expand scenario configs (rate grids, all_subsets) into concrete scenarios."""
+    unknown_mods = []
+    out: list[Scenario] = []
+    for cfg in configs:
+        kind = cfg.kind
+        if kind == "natural":
+            out.append(Natural(name=cfg.name or "natural", group=cfg.name or "natural"))
+        elif kind == "subset":
+            unknown_mods += [m for m in cfg.modalities if m not in modalities]
+            mods = tuple(m for m in modalities if m in cfg.modalities)
+            out.append(Subset(name=cfg.name or "+".join(mods), group="subsets", modalities=mods))
+        elif kind == "all_subsets":
+            for mods in all_subsets(modalities):
+                out.append(Subset(name="+".join(mods), group=cfg.name or "subsets", modalities=mods))
+        elif kind == "modality_rate":
+            unknown_mods += [cfg.modality] if cfg.modality not in modalities else []
+            group = cfg.name or f"{cfg.modality}_missing"
+            for r in _rates(cfg):
+                out.append(ModalityRate(name=f"{group}@{_fmt(r)}", group=group, rate=r, modality=cfg.modality, rate_value=r))
+        elif kind == "random_subsets":
+            out.append(RandomSubsets(name=cfg.name or "random_subsets", group=cfg.name or "random_subsets"))
+        elif kind == "random_modality":
+            group = cfg.name or "random_modality"
+            for r in _rates(cfg):
+                out.append(RandomModality(name=f"{group}@{_fmt(r)}", group=group, rate=r, rate_value=r))
+        elif kind == "rmfm":
+            group = cfg.name or "rmfm"
+            mods = tuple(cfg.modalities or ())
+            unknown_mods += [m for m in mods if m not in modalities]
+            per_mod = tuple(sorted((cfg.modality_rates or {}).items()))
+            unknown_mods += [m for m, _ in per_mod if m not in modalities]
+            for r in _rates(cfg) if not cfg.training else [None]:
+                name = group if r is None else f"{group}@{_fmt(r)}"
+                out.append(RMFM(name=name, group=group, rate=r, rate_value=r or 0.0, modality_rates=per_mod,
+                                modalities=mods, shared_mask=cfg.shared_mask, training=cfg.training))
+        elif kind == "temporal_block":
+            group = cfg.name or "temporal_block"
+            for r in _rates(cfg):
+                out.append(TemporalBlock(name=f"{group}@{_fmt(r)}", group=group, rate=r, rate_value=r,
+                                         modalities=tuple(cfg.modalities or ())))
+        else:  # pragma: no cover - the schema rejects other kinds
+            raise ValueError(f"unknown scenario kind {kind!r}")
+    if unknown_mods:
+        raise ValueError(f"scenarios name modalities {sorted(set(unknown_mods))} that the data do not have "
+                         f"(modalities: {modalities})")
+    names = [s.name for s in out]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"scenario names must be unique; give 'name:' to tell apart {dupes}")
+    return out
+
+
+def build_scenario(cfg, modalities: list[str]) -> Scenario:
+    """One scenario (training-time dropout): a config that expands to exactly one."""
+    built = build_scenarios([cfg], modalities)
+    if len(built) != 1:
+        raise ValueError(f"a training dropout scenario must be a single scenario, got {len(built)} "
+                         "(give 'rate', not 'rates')")
+    return built[0]
