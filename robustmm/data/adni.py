@@ -1,0 +1,326 @@
+"""ADNI-style MCI-conversion data: an ADNIMERGE-like visit table plus T1 MRI and optional
+FDG-PET NIfTI per subject (found through a manifest CSV or folder patterns).
+
+Label: pMCI (1) = MCI at baseline and dementia at a visit within ``horizon_months``;
+sMCI (0) = MCI at baseline, no dementia within the horizon, and followed up to at least the
+horizon. Anyone else (not MCI at baseline, or lost to follow-up before the horizon without
+converting) has no label and is excluded, with a count in the data report. An explicit label
+column on the baseline row overrides the derivation. Time to conversion: months of the first
+dementia visit (event 1), else the last follow-up (event 0).
+
+Naturally missing PET is ``present = False`` (never zeros that look like a scan).
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from robustmm.config.schema import AdniDataConfig
+from robustmm.data.base import MultimodalDataset, TaskSpec
+from robustmm.data.batch import ModalitySpec
+from robustmm.data.volumes import cache_key, load_volume
+from robustmm.errors import DataError
+from robustmm.io import save_torch_atomic
+
+log = logging.getLogger(__name__)
+
+DEMENTIA = {"dementia", "ad", "alzheimer's disease"}
+MCI = {"mci", "emci", "lmci"}
+PMCI_NAMES = {"1", "pmci", "progressive", "converter", "true", "yes"}
+SMCI_NAMES = {"0", "smci", "stable", "nonconverter", "non-converter", "false", "no"}
+
+
+@dataclass
+class DataReport:
+    """What the loader did to the data (shown in the run's report)."""
+
+    subjects_in_table: int = 0
+    subjects_used: int = 0
+    excluded: dict[str, list[str]] = field(default_factory=dict)
+    imputed: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def exclude(self, reason: str, subject: str) -> None:
+        self.excluded.setdefault(reason, []).append(subject)
+
+    def to_dict(self) -> dict:
+        return {
+            "subjects_in_table": self.subjects_in_table,
+            "subjects_used": self.subjects_used,
+            "excluded": {k: {"count": len(v), "subjects": v[:20]} for k, v in self.excluded.items()},
+            "imputed_cells": self.imputed,
+            "notes": self.notes,
+        }
+
+
+class AdniDataset(MultimodalDataset):
+    """MRI + PET volumes and a clinical vector per MCI subject (binary pMCI/sMCI task)."""
+
+    def __init__(self, cfg: AdniDataConfig, progress: bool = True) -> None:
+        self.cfg = cfg
+        self.root = Path(cfg.root)
+        self.report = DataReport()
+        if not self.root.is_dir():
+            raise DataError(f"data root {self.root} does not exist; set data.root to your ADNI folder "
+                            "(or give data.synthetic to create a synthetic cohort there)")
+        table = self._read_table()
+        subjects, labels, times, events, baseline = self._derive_labels(table)
+        mri_paths, pet_paths = self._locate_images(subjects)
+        keep = [s for s in subjects if s in mri_paths]
+        idx = [subjects.index(s) for s in keep]
+        self.subjects = keep
+        self.labels = np.asarray([labels[i] for i in idx], dtype=np.int64)
+        self.times = np.asarray([times[i] for i in idx], dtype=np.float32)
+        self.events = np.asarray([events[i] for i in idx], dtype=np.float32)
+        if len(set(self.labels.tolist())) < 2:
+            only = "pMCI" if self.labels.size and self.labels[0] == 1 else "sMCI"
+            raise DataError(f"{self._table_path}: every usable subject is {only}; a classifier needs both "
+                            f"classes (check data.diagnosis_column, data.horizon_months or data.label_column)")
+        self.clinical_names, raw_clin = self._clinical_matrix(baseline.loc[keep])
+        self._clin_raw = raw_clin
+        self._clin_nan = ~np.isfinite(raw_clin)
+        self._clin_mean = np.zeros(raw_clin.shape[1], dtype=np.float32)
+        self._clin_std = np.ones(raw_clin.shape[1], dtype=np.float32)
+        self.has_pet = np.asarray([pet_paths.get(s) is not None for s in keep])
+        self.mri, self.pet = self._load_volumes([mri_paths[s] for s in keep], [pet_paths.get(s) for s in keep], progress)
+        self.report.subjects_used = len(keep)
+        shape = (1, *cfg.volume_shape)
+        self.modalities = {
+            "mri": ModalitySpec("mri", "volume", shape),
+            "pet": ModalitySpec("pet", "volume", shape),
+            "clinical": ModalitySpec("clinical", "table", (len(self.clinical_names),)),
+        }
+        self.task = TaskSpec("binary", 2, ("sMCI", "pMCI"))
+        self.fitted = False
+
+    # ------------------------------------------------------------------ table and labels
+    @property
+    def _table_path(self) -> Path:
+        return self.root / self.cfg.table
+
+    def _read_table(self) -> pd.DataFrame:
+        path = self._table_path
+        if not path.is_file():
+            raise DataError(f"clinical table {path} does not exist; set data.table (relative to data.root)")
+        try:
+            table = pd.read_csv(path, low_memory=False)
+        except Exception as exc:
+            raise DataError(f"cannot read clinical table {path}: {exc}") from None
+        c = self.cfg
+        needed = [c.subject_column, c.months_column, c.diagnosis_column, *c.clinical_columns]
+        needed += [c.label_column] if c.label_column else []
+        missing = [col for col in needed if col not in table.columns]
+        if missing:
+            hints = {m: difflib.get_close_matches(m, list(table.columns), n=1) for m in missing}
+            hint_txt = "; ".join(f"'{m}'" + (f" (did you mean '{h[0]}'?)" if h else "") for m, h in hints.items())
+            raise DataError(f"{path}: missing column(s) {hint_txt}. Fix the table or the data.*_column / "
+                            "data.clinical_columns keys")
+        table[c.subject_column] = table[c.subject_column].astype(str)
+        table[c.months_column] = pd.to_numeric(table[c.months_column], errors="coerce")
+        return table
+
+    def _derive_labels(self, table: pd.DataFrame):
+        c = self.cfg
+        subjects, labels, times, events, base_rows = [], [], [], [], []
+        self.report.subjects_in_table = table[c.subject_column].nunique()
+        for subject, visits in table.groupby(c.subject_column, sort=True):
+            visits = visits.dropna(subset=[c.months_column]).sort_values(c.months_column)
+            if visits.empty:
+                self.report.exclude("no visit with months since baseline", subject)
+                continue
+            base = visits.iloc[0]
+            dx = visits[c.diagnosis_column].astype(str).str.strip().str.lower()
+            months = visits[c.months_column].to_numpy(dtype=float)
+            conv = np.flatnonzero(dx.isin(DEMENTIA).to_numpy())
+            event_time = months[conv[0]] if conv.size else None
+            if c.label_column:
+                label = _parse_label(base[c.label_column], subject, c.label_column, self._table_path)
+                if label is None:
+                    self.report.exclude(f"empty {c.label_column}", subject)
+                    continue
+            else:
+                if dx.iloc[0] not in MCI:
+                    self.report.exclude("not MCI at baseline", subject)
+                    continue
+                if event_time is not None and event_time <= c.horizon_months:
+                    label = 1
+                elif months.max() >= c.horizon_months:
+                    label = 0
+                else:
+                    self.report.exclude("followed less than the horizon without converting", subject)
+                    continue
+            subjects.append(subject)
+            labels.append(label)
+            times.append(event_time if event_time is not None else months.max())
+            events.append(1.0 if event_time is not None else 0.0)
+            base_rows.append(base)
+        baseline = pd.DataFrame(base_rows).set_index(c.subject_column, drop=False) if base_rows else pd.DataFrame()
+        return subjects, labels, times, events, baseline
+
+    # ------------------------------------------------------------------ images
+    def _locate_images(self, subjects: list[str]) -> tuple[dict[str, Path], dict[str, Path | None]]:
+        c = self.cfg
+        mri: dict[str, Path] = {}
+        pet: dict[str, Path | None] = {}
+        if c.manifest:
+            path = self.root / c.manifest
+            if not path.is_file():
+                raise DataError(f"manifest {path} does not exist; set data.manifest, or set it to null and "
+                                "give data.mri_pattern / data.pet_pattern")
+            man = pd.read_csv(path, dtype=str, keep_default_na=False)
+            for col in (c.subject_column, "mri_path"):
+                if col not in man.columns:
+                    raise DataError(f"{path}: missing column '{col}' (expected {c.subject_column}, mri_path, pet_path)")
+            rows = {r[c.subject_column]: r for r in man.to_dict("records")}
+            for s, r in rows.items():
+                if not r["mri_path"]:
+                    raise DataError(f"{path}: subject {s} has an empty mri_path; every subject needs a T1 MRI")
+                mri[s] = self.root / r["mri_path"]
+                pet[s] = self.root / r["pet_path"] if r.get("pet_path") else None
+            source = path
+        else:
+            if not c.mri_pattern:
+                raise DataError("give data.manifest or data.mri_pattern (e.g. 'images/{subject}/{subject}_T1.nii.gz')")
+            for s in subjects:
+                p = self.root / c.mri_pattern.format(subject=s)
+                if p.is_file():
+                    mri[s] = p
+                if c.pet_pattern:
+                    q = self.root / c.pet_pattern.format(subject=s)
+                    pet[s] = q if q.is_file() else None
+            source = self.root / c.mri_pattern
+        in_images_only = sorted(set(mri) - set(subjects))
+        in_table_only = sorted(set(subjects) - set(mri))
+        for s in in_images_only:
+            self.report.exclude("has images but no labelled row in the table", s)
+        for s in in_table_only:
+            self.report.exclude("in the table but has no MRI", s)
+        if (in_images_only or in_table_only) and c.unmatched_subjects == "error":
+            raise DataError(f"{source}: subjects do not match {self._table_path}: "
+                            f"{len(in_table_only)} in the table without MRI (e.g. {in_table_only[:3]}), "
+                            f"{len(in_images_only)} with images but not in the table (e.g. {in_images_only[:3]}). "
+                            "Fix the files, or set data.unmatched_subjects: skip")
+        for s in subjects:
+            if s in mri and not mri[s].is_file():
+                raise DataError(f"subject {s}: MRI file {mri[s]} listed in {source} does not exist")
+            if pet.get(s) is not None and not pet[s].is_file():
+                raise DataError(f"subject {s}: PET file {pet[s]} listed in {source} does not exist "
+                                "(leave pet_path empty for subjects without PET)")
+        return {s: mri[s] for s in subjects if s in mri}, {s: pet.get(s) for s in subjects if s in mri}
+
+    def _load_volumes(self, mri_paths: list[Path], pet_paths: list[Path | None], progress: bool):
+        shape = tuple(self.cfg.volume_shape)
+        files = mri_paths + [p for p in pet_paths if p is not None]
+        cache = self.root / ".robustmm_cache" / f"volumes_{cache_key(files, shape)}.pt"
+        if self.cfg.cache and cache.is_file():
+            stored = torch.load(cache, weights_only=True)
+            return stored["mri"], stored["pet"]
+        n = len(mri_paths)
+        mri = torch.zeros((n, 1, *shape), dtype=torch.float32)
+        pet = torch.zeros((n, 1, *shape), dtype=torch.float32)
+        it = tqdm(range(n), desc="loading volumes", disable=not progress, leave=False)
+        for i in it:
+            s = self.subjects[i]
+            mri[i] = load_volume(mri_paths[i], shape, f"subject {s} (MRI)")
+            if pet_paths[i] is not None:
+                pet[i] = load_volume(pet_paths[i], shape, f"subject {s} (PET)")
+        if self.cfg.cache:
+            save_torch_atomic({"mri": mri, "pet": pet}, cache)
+        return mri, pet
+
+    # ------------------------------------------------------------------ clinical
+    def _clinical_matrix(self, baseline: pd.DataFrame) -> tuple[list[str], np.ndarray]:
+        names, cols = [], []
+        for col in self.cfg.clinical_columns:
+            values = baseline[col]
+            if col.upper() in ("PTGENDER", "SEX", "GENDER"):
+                mapped = values.astype(str).str.strip().str.lower().map(
+                    {"female": 1.0, "f": 1.0, "male": 0.0, "m": 0.0, "nan": np.nan})
+                bad = values[mapped.isna() & values.notna()]
+                name = "is_female"
+            else:
+                mapped = pd.to_numeric(values, errors="coerce")
+                bad = values[mapped.isna() & values.notna() & (values.astype(str).str.strip() != "")]
+                name = col
+            if len(bad):
+                subject, value = bad.index[0], bad.iloc[0]
+                raise DataError(f"{self._table_path}: column '{col}' has non-numeric value {value!r} for subject "
+                                f"{subject} ({len(bad)} such cells). Clean the column or drop it from "
+                                "data.clinical_columns")
+            names.append(name)
+            cols.append(mapped.to_numpy(dtype=np.float32))
+        matrix = np.stack(cols, axis=1) if cols else np.zeros((len(baseline), 0), np.float32)
+        return names, matrix
+
+    def fit(self, train_indices: list[int] | np.ndarray) -> None:
+        """Fit clinical standardization (and NaN imputation) on the training subjects only."""
+        train = self._clin_raw[np.asarray(train_indices)]
+        nan_cols = [self.clinical_names[j] for j in range(train.shape[1]) if self._clin_nan[:, j].any()]
+        if nan_cols and self.cfg.nan_policy == "error":
+            j = self.clinical_names.index(nan_cols[0])
+            subject = self.subjects[int(np.flatnonzero(self._clin_nan[:, j])[0])]
+            raise DataError(f"{self._table_path}: NaN in clinical column(s) {nan_cols} (e.g. '{nan_cols[0]}' of "
+                            f"subject {subject}); set data.nan_policy: impute to fill with training means")
+        with np.errstate(invalid="ignore"):
+            mean = np.nanmean(np.where(np.isfinite(train), train, np.nan), axis=0)
+            std = np.nanstd(np.where(np.isfinite(train), train, np.nan), axis=0)
+        all_nan = [self.clinical_names[j] for j in range(len(mean)) if not np.isfinite(mean[j])]
+        if all_nan:
+            raise DataError(f"{self._table_path}: clinical column(s) {all_nan} are empty for every training "
+                            "subject; drop them from data.clinical_columns")
+        self._clin_mean = mean.astype(np.float32)
+        self._clin_std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
+        self.report.imputed = {self.clinical_names[j]: int(self._clin_nan[:, j].sum())
+                               for j in range(len(mean)) if self._clin_nan[:, j].any()}
+        self.fitted = True
+
+    def clinical(self, i: int) -> torch.Tensor:
+        x = (np.where(self._clin_nan[i], self._clin_mean, self._clin_raw[i]) - self._clin_mean) / self._clin_std
+        return torch.from_numpy(x.astype(np.float32))
+
+    # ------------------------------------------------------------------ dataset protocol
+    def __len__(self) -> int:
+        return len(self.subjects)
+
+    def __getitem__(self, i: int) -> dict:
+        if not self.fitted:
+            raise RuntimeError("call AdniDataset.fit(train_indices) before reading samples")
+        return {
+            "inputs": {"mri": self.mri[i], "pet": self.pet[i], "clinical": self.clinical(i)},
+            "present": {"mri": True, "pet": bool(self.has_pet[i]), "clinical": True},
+            "valid": {"clinical": torch.from_numpy(~self._clin_nan[i])},
+            "target": int(self.labels[i]),
+            "meta": {"subject": self.subjects[i], "time": float(self.times[i]), "event": float(self.events[i])},
+        }
+
+    def subject_ids(self) -> list[str]:
+        return list(self.subjects)
+
+    def natural_presence(self) -> dict[str, np.ndarray]:
+        n = len(self)
+        return {"mri": np.ones(n, bool), "pet": self.has_pet.copy(), "clinical": np.ones(n, bool)}
+
+    def stratify_labels(self) -> np.ndarray:
+        return self.labels
+
+
+def _parse_label(value, subject: str, column: str, path: Path) -> int | None:
+    if pd.isna(value) or str(value).strip() == "":
+        return None
+    text = str(value).strip().lower()
+    if text.endswith(".0"):
+        text = text[:-2]
+    if text in PMCI_NAMES:
+        return 1
+    if text in SMCI_NAMES:
+        return 0
+    raise DataError(f"{path}: label column '{column}' has value {value!r} for subject {subject}; "
+                    "use 1/0 or pMCI/sMCI")

@@ -1,0 +1,470 @@
+"""BraTS multi-sequence MRI segmentation: a folder of case subfolders.
+
+Two on-disk conventions are recognised per case folder:
+
+* BraTS 2018–2020: ``<case>_{flair,t1,t1ce,t2,seg}.nii.gz``; labels {0, 1 necrosis,
+  2 oedema, 4 enhancing}.
+* BraTS 2023+: ``<case>-{t2f,t1n,t1c,t2w,seg}.nii.gz`` (t2f = FLAIR, t1n = T1, t1c = T1ce,
+  t2w = T2); labels {0, 1 necrosis, 2 oedema, 3 enhancing}.
+
+Uncompressed ``.nii`` files are accepted too. The label convention follows the file naming
+unless ``label_convention`` overrides it. Labels become three binary channels
+[TC, WT, ET] (MONAI's ``ConvertToMultiChannelBasedOnBratsClasses``): tumour core =
+necrosis ∪ enhancing, whole tumour = necrosis ∪ oedema ∪ enhancing, enhancing tumour.
+
+Samples follow ``robustmm.data.batch``: ``inputs`` has one (1, D, H, W) tensor per canonical
+sequence ``flair, t1ce, t1, t2``; ``target`` is a float (3, D, H, W) tensor; ``meta`` holds the
+case id and the affine of the returned voxel grid (after reorientation, crop and resize).
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+import nibabel as nib
+import numpy as np
+import torch
+from monai.data import CacheDataset, MetaTensor
+from monai.transforms import (
+    CastToTyped,
+    Compose,
+    ConvertToMultiChannelBasedOnBratsClassesd,
+    CropForegroundd,
+    MapTransform,
+    NormalizeIntensityd,
+    Orientationd,
+    RandCropByPosNegLabeld,
+    RandFlipd,
+    RandScaleIntensityd,
+    RandShiftIntensityd,
+    RandSpatialCropd,
+    Resized,
+    SpatialPadd,
+    Transform,
+)
+from monai.transforms import LoadImage
+
+from robustmm.data.base import MultimodalDataset, TaskSpec
+from robustmm.data.batch import ModalitySpec
+from robustmm.errors import DataError
+
+SEQUENCES: tuple[str, ...] = ("flair", "t1ce", "t1", "t2")
+REGIONS: tuple[str, ...] = ("TC", "WT", "ET")
+
+# file-name suffix (before the extension) of each role, per naming convention
+NAMING: dict[str, dict[str, str]] = {
+    "2018": {"flair": "_flair", "t1ce": "_t1ce", "t1": "_t1", "t2": "_t2", "seg": "_seg"},
+    "2023": {"flair": "-t2f", "t1ce": "-t1c", "t1": "-t1n", "t2": "-t2w", "seg": "-seg"},
+}
+# label value of the enhancing tumour, per convention
+ENHANCING_LABEL: dict[str, int] = {"2018": 4, "2023": 3}
+NIFTI_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii")
+AFFINE_ATOL = 1e-3
+
+LabelConvention = Literal["auto", "2018", "2023"]
+
+
+def all_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """All 2^M − 1 non-empty subsets of ``modalities``, by size, then by modality order.
+
+    >>> all_subsets(["a", "b", "c"])
+    [('a',), ('b',), ('c',), ('a', 'b'), ('a', 'c'), ('b', 'c'), ('a', 'b', 'c')]
+    """
+    names = list(modalities)
+    if len(set(names)) != len(names):
+        raise ValueError(f"modality names must be unique, got {names}")
+    return [combo for k in range(1, len(names) + 1) for combo in itertools.combinations(names, k)]
+
+
+def allowed_labels(convention: str) -> frozenset[int]:
+    """The label values a segmentation file may contain under ``convention``."""
+    return frozenset({0, 1, 2, ENHANCING_LABEL[convention]})
+
+
+# ----------------------------------------------------------------------------- discovery
+
+
+def _strip_nifti_ext(name: str) -> str | None:
+    for ext in NIFTI_EXTENSIONS:
+        if name.endswith(ext):
+            return name[: -len(ext)]
+    return None
+
+
+def _scan_case_folder(folder: Path) -> tuple[str, str, dict[str, Path]] | None:
+    """(case id, naming, role -> file) for one folder, or None when it holds no NIfTI files."""
+    stems = {}
+    for f in sorted(folder.iterdir()):
+        stem = _strip_nifti_ext(f.name) if f.is_file() else None
+        if stem is not None:
+            stems[stem] = f
+    if not stems:
+        return None
+    found: dict[str, dict[str, dict[str, Path]]] = {}  # naming -> prefix -> role -> file
+    for naming, roles in NAMING.items():
+        for stem, path in stems.items():
+            for role, suffix in roles.items():
+                if stem.endswith(suffix) and len(stem) > len(suffix):
+                    found.setdefault(naming, {}).setdefault(stem[: -len(suffix)], {})[role] = path
+    if not found:
+        raise DataError(
+            f"case folder {folder}: NIfTI files {sorted(p.name for p in stems.values())} follow neither BraTS "
+            f"naming (2018–2020: <case>_flair/_t1/_t1ce/_t2/_seg.nii.gz; 2023: <case>-t2f/-t1n/-t1c/-t2w/-seg.nii.gz); "
+            f"rename the files or move them out of {folder.parent}"
+        )
+    if len(found) > 1:
+        raise DataError(
+            f"case folder {folder}: mixes BraTS 2018–2020 (_flair, _t1ce, ...) and 2023 (-t2f, -t1c, ...) file names; "
+            f"keep one convention per case"
+        )
+    naming, by_prefix = next(iter(found.items()))
+    if len(by_prefix) > 1:
+        # prefer the folder name when several prefixes match (e.g. stray copies)
+        if folder.name in by_prefix:
+            by_prefix = {folder.name: by_prefix[folder.name]}
+        else:
+            raise DataError(
+                f"case folder {folder}: files belong to several cases {sorted(by_prefix)}; put each case in its own folder"
+            )
+    case_id, files = next(iter(by_prefix.items()))
+    return case_id, naming, files
+
+
+def _expected_name(case_id: str, naming: str, role: str) -> str:
+    return f"{case_id}{NAMING[naming][role]}.nii.gz"
+
+
+def _read_header(path: Path, case_id: str) -> tuple[tuple[int, ...], np.ndarray]:
+    """Shape and affine of a NIfTI file, without reading its voxels."""
+    try:
+        img = nib.load(str(path))
+        shape = tuple(int(s) for s in img.shape)
+        affine = np.asarray(img.affine, dtype=np.float64)
+    except Exception as exc:  # nibabel raises many types for damaged headers
+        raise DataError(
+            f"case {case_id}: cannot read {path.name} ({path}): {type(exc).__name__}: {exc}. "
+            f"The file is corrupt or not NIfTI; re-download or re-export it"
+        ) from exc
+    if len(shape) != 3:
+        raise DataError(
+            f"case {case_id}: {path.name} ({path}) has shape {shape}, expected a 3-D volume; "
+            f"split 4-D files into one 3-D NIfTI per sequence"
+        )
+    return shape, affine
+
+
+# ----------------------------------------------------------------------------- transforms
+
+
+class LoadBraTSCased(MapTransform):
+    """Load the sequences and segmentation of one case record, check them, fill absent ones.
+
+    Input record keys: ``case``, ``et_label``, ``convention``, one key per present sequence and
+    ``label`` (file paths). Output: ``image`` (4, D, H, W) MetaTensor in :data:`SEQUENCES`
+    order (absent sequences are zeros), ``label`` (1, D, H, W) with enhancing remapped to 4 so
+    that one ``ConvertToMultiChannelBasedOnBratsClassesd`` serves both conventions.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(keys=[*SEQUENCES, "label"], allow_missing_keys=True)
+        self._loader = LoadImage(reader="NibabelReader", image_only=True, ensure_channel_first=True, dtype=np.float32)
+
+    def _load(self, path: str, case_id: str) -> MetaTensor:
+        name = Path(path).name
+        try:
+            img = self._loader(path)
+        except Exception as exc:
+            raise DataError(
+                f"case {case_id}: cannot read voxels of {name} ({path}): {type(exc).__name__}: {exc}. "
+                f"The file is corrupt or truncated; re-download or re-export it"
+            ) from exc
+        if img.ndim != 4 or img.shape[0] != 1:
+            raise DataError(f"case {case_id}: {name} ({path}) has shape {tuple(img.shape[1:])}, expected a 3-D volume")
+        return img
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        d = dict(data)
+        case_id = d["case"]
+        seg_path = d["label"]
+        label = self._load(seg_path, case_id)
+        values = torch.unique(label.as_tensor())
+        allowed = allowed_labels(d["convention"])
+        bad = sorted({float(v) for v in values.tolist()} - {float(a) for a in allowed})
+        if bad:
+            shown = [int(v) if float(v).is_integer() else v for v in bad]
+            other = "2023" if d["convention"] == "2018" else "2018"
+            raise DataError(
+                f"case {case_id}: {Path(seg_path).name} ({seg_path}) has label values {shown} outside the BraTS "
+                f"{d['convention']} convention {sorted(allowed)}; fix the file, or pass label_convention='{other}' "
+                f"if it uses enhancing = {ENHANCING_LABEL[other]}"
+            )
+        if d["et_label"] != 4:
+            # 2023 files: move enhancing to 4 so the 2018 region transform applies unchanged
+            label = torch.where(label == d["et_label"], torch.full_like(label, 4.0), label)
+        channels = []
+        for seq in SEQUENCES:
+            if seq in d:
+                img = self._load(d[seq], case_id)
+                if not torch.isfinite(img.as_tensor()).all():
+                    raise DataError(
+                        f"case {case_id}: {Path(d[seq]).name} ({d[seq]}) contains NaN or infinite voxels; "
+                        f"fix or re-export the file"
+                    )
+                channels.append(img)
+                del d[seq]
+            else:
+                channels.append(MetaTensor(torch.zeros_like(label.as_tensor()), affine=label.affine.clone()))
+        # every sequence shares the segmentation's grid (checked on the headers), so its meta fits
+        meta = dict(label.meta)
+        meta["filename_or_obj"] = case_id
+        image = MetaTensor(torch.cat([c.as_tensor() for c in channels], dim=0), meta=meta)
+        d["image"] = image
+        d["label"] = label
+        return d
+
+
+def eval_transforms(
+    spatial_size: Sequence[int] | None = None,
+    *,
+    crop_foreground: bool = True,
+    normalize: bool = True,
+) -> Compose:
+    """The deterministic preprocessing of a case record (what :class:`BraTSDataset` caches).
+
+    load → check → labels to [TC, WT, ET] → orientation RAS → crop to the foreground of the
+    stacked sequences → per-sequence z-score over non-zero voxels → optional resize to
+    ``spatial_size`` (trilinear for images, nearest for labels).
+    """
+    keys = ["image", "label"]
+    t: list[Transform] = [
+        LoadBraTSCased(),
+        ConvertToMultiChannelBasedOnBratsClassesd(keys="label"),
+        CastToTyped(keys="label", dtype=torch.float32),
+        Orientationd(keys=keys, axcodes="RAS"),
+    ]
+    if crop_foreground:
+        t.append(CropForegroundd(keys=keys, source_key="image", allow_smaller=True))
+    if normalize:
+        t.append(NormalizeIntensityd(keys="image", nonzero=True, channel_wise=True))
+    if spatial_size is not None:
+        size = tuple(int(s) for s in spatial_size)
+        t.append(Resized(keys="image", spatial_size=size, mode="trilinear"))
+        t.append(Resized(keys="label", spatial_size=size, mode="nearest"))
+    return Compose(t)
+
+
+def train_transforms(
+    roi_size: Sequence[int],
+    *,
+    pos_neg: bool = False,
+    augment: bool = True,
+) -> Compose:
+    """Random part applied on top of :func:`eval_transforms` for training.
+
+    Pads to ``roi_size`` where needed, then crops ``roi_size`` either uniformly at random
+    (``RandSpatialCropd``) or centred on tumour/background with equal odds
+    (``RandCropByPosNegLabeld``, ``pos_neg=True``); ``augment`` adds flips and small
+    intensity scale/shift.
+    """
+    keys = ["image", "label"]
+    roi = tuple(int(s) for s in roi_size)
+    t: list[Transform] = [SpatialPadd(keys=keys, spatial_size=roi)]
+    if pos_neg:
+        t.append(
+            RandCropByPosNegLabeld(
+                keys=keys, label_key="label", spatial_size=roi, pos=1.0, neg=1.0, num_samples=1,
+                image_key="image", image_threshold=0.0, allow_smaller=True,
+            )
+        )
+    else:
+        t.append(RandSpatialCropd(keys=keys, roi_size=roi, random_size=False))
+    if augment:
+        t += [RandFlipd(keys=keys, prob=0.5, spatial_axis=axis) for axis in range(3)]
+        t += [
+            RandScaleIntensityd(keys="image", factors=0.1, prob=1.0),
+            RandShiftIntensityd(keys="image", offsets=0.1, prob=1.0),
+        ]
+    return Compose(t)
+
+
+# ----------------------------------------------------------------------------- dataset
+
+
+class BraTSDataset(MultimodalDataset):
+    """BraTS cases under ``root`` (one subfolder per case), cached after preprocessing.
+
+    Args:
+        root: folder whose subfolders are cases.
+        cases: restrict to these case ids (in this order).
+        label_convention: "auto" (from the file naming), "2018" (enhancing = 4) or
+            "2023" (enhancing = 3).
+        spatial_size: resize every case to this (D, H, W) after cropping; needed to batch
+            cases of different size without ``roi_size``.
+        roi_size: when given, every read returns a random ``roi_size`` crop (training).
+        pos_neg: with ``roi_size``, crop around tumour/background with equal odds.
+        augment: with ``roi_size``, add random flips and intensity scale/shift.
+        crop_foreground, normalize: switch those preprocessing steps off (e.g. to compare
+            with raw files).
+        allow_missing_sequences: a case lacking a sequence file gets present=False and zeros
+            instead of raising DataError.
+        cache_rate, cache_workers: passed to MONAI's CacheDataset.
+        seed: random state of the training crops.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        *,
+        cases: Sequence[str] | None = None,
+        label_convention: LabelConvention = "auto",
+        spatial_size: Sequence[int] | None = None,
+        roi_size: Sequence[int] | None = None,
+        pos_neg: bool = False,
+        augment: bool = True,
+        crop_foreground: bool = True,
+        normalize: bool = True,
+        allow_missing_sequences: bool = False,
+        cache_rate: float = 1.0,
+        cache_workers: int = 1,
+        seed: int = 0,
+    ) -> None:
+        self.root = Path(root)
+        if label_convention not in ("auto", "2018", "2023"):
+            raise DataError(f"label_convention must be 'auto', '2018' or '2023', got {label_convention!r}")
+        for name, size in (("spatial_size", spatial_size), ("roi_size", roi_size)):
+            if size is not None and (len(size) != 3 or any(int(s) < 1 for s in size)):
+                raise DataError(f"{name} must be three positive integers (D, H, W), got {size!r}")
+        self.label_convention = label_convention
+        self.allow_missing_sequences = allow_missing_sequences
+        self.records = self._discover(cases)
+        self._present = {s: np.array([s in r for r in self.records], dtype=bool) for s in SEQUENCES}
+
+        transform = eval_transforms(spatial_size, crop_foreground=crop_foreground, normalize=normalize)
+        if roi_size is not None:
+            # one flat Compose, so CacheDataset caches exactly up to the first random transform
+            transform = Compose([*transform.transforms, *train_transforms(roi_size, pos_neg=pos_neg, augment=augment).transforms])
+            transform.set_random_state(seed=seed)
+        self._ds = CacheDataset(
+            data=self.records, transform=transform, cache_rate=cache_rate, num_workers=cache_workers, progress=False
+        )
+
+        if roi_size is not None:
+            shape = tuple(int(s) for s in roi_size)
+        elif spatial_size is not None:
+            shape = tuple(int(s) for s in spatial_size)
+        else:
+            shape = tuple(int(s) for s in self._item(0)["image"].shape[1:])
+        self.modalities = {s: ModalitySpec(name=s, kind="volume", shape=(1, *shape)) for s in SEQUENCES}
+        self.task = TaskSpec("segmentation", num_classes=3, class_names=REGIONS)
+
+    # -- discovery and header checks (no voxel reads)
+
+    def _discover(self, cases: Sequence[str] | None) -> list[dict[str, Any]]:
+        if not self.root.is_dir():
+            raise DataError(f"BraTS root {self.root} is not a folder; point it at the folder holding one subfolder per case")
+        found: dict[str, tuple[Path, str, dict[str, Path]]] = {}
+        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+            scanned = _scan_case_folder(folder)
+            if scanned is None:
+                continue
+            case_id, naming, files = scanned
+            if case_id in found:
+                raise DataError(
+                    f"case {case_id} appears in two folders ({found[case_id][0]} and {folder}); keep one copy"
+                )
+            found[case_id] = (folder, naming, files)
+        if not found:
+            raise DataError(
+                f"no BraTS cases under {self.root}: expected subfolders like <case>/<case>_flair.nii.gz (2018–2020) "
+                f"or <case>/<case>-t2f.nii.gz (2023)"
+            )
+        if cases is not None:
+            unknown = [c for c in cases if c not in found]
+            if unknown:
+                raise DataError(f"cases {unknown} not found under {self.root}; available: {sorted(found)[:10]} ...")
+            ids = list(cases)
+        else:
+            ids = sorted(found)
+        return [self._check_case(c, *found[c]) for c in ids]
+
+    def _check_case(self, case_id: str, folder: Path, naming: str, files: dict[str, Path]) -> dict[str, Any]:
+        if "seg" not in files:
+            raise DataError(
+                f"case {case_id}: segmentation file {_expected_name(case_id, naming, 'seg')} is missing in {folder}; "
+                f"add it (unlabelled cases are not supported)"
+            )
+        missing = [s for s in SEQUENCES if s not in files]
+        if missing and not self.allow_missing_sequences:
+            names = [_expected_name(case_id, naming, s) for s in missing]
+            raise DataError(
+                f"case {case_id}: missing sequence file(s) {names} in {folder}; add them, remove the case, or pass "
+                f"allow_missing_sequences=True to treat them as naturally missing"
+            )
+        if len(missing) == len(SEQUENCES):
+            raise DataError(f"case {case_id}: no sequence file in {folder}, only the segmentation; remove the case")
+        convention = naming if self.label_convention == "auto" else self.label_convention
+        ref_role = next(s for s in SEQUENCES if s in files)
+        ref_shape, ref_affine = _read_header(files[ref_role], case_id)
+        for role in [*SEQUENCES, "seg"]:
+            if role not in files or role == ref_role:
+                continue
+            shape, affine = _read_header(files[role], case_id)
+            if shape != ref_shape:
+                raise DataError(
+                    f"case {case_id}: {files[role].name} has shape {shape} but {files[ref_role].name} has {ref_shape}; "
+                    f"all sequences and the segmentation of a case must be co-registered on one grid (resample them)"
+                )
+            if not np.allclose(affine, ref_affine, atol=AFFINE_ATOL):
+                raise DataError(
+                    f"case {case_id}: affine of {files[role].name} differs from {files[ref_role].name} "
+                    f"(max abs difference {np.abs(affine - ref_affine).max():.4g} > {AFFINE_ATOL}); "
+                    f"co-register / resample the sequences onto one grid"
+                )
+        record: dict[str, Any] = {
+            "case": case_id,
+            "convention": convention,
+            "et_label": ENHANCING_LABEL[convention],
+            "label": str(files["seg"]),
+        }
+        record.update({s: str(files[s]) for s in SEQUENCES if s in files})
+        return record
+
+    # -- Dataset API
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def _item(self, index: int) -> dict[str, Any]:
+        item = self._ds[index]
+        if isinstance(item, list):  # RandCropByPosNegLabeld returns a list of num_samples crops
+            item = item[0]
+        return item
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        item = self._item(index)
+        image: MetaTensor = item["image"]
+        record = self.records[index]
+        pixels = image.as_tensor().float()
+        inputs = {s: pixels[i : i + 1].contiguous() for i, s in enumerate(SEQUENCES)}
+        present = {s: s in record for s in SEQUENCES}
+        label = item["label"]
+        target = (label.as_tensor() if isinstance(label, MetaTensor) else torch.as_tensor(label)).float().contiguous()
+        affine = image.affine.detach().cpu().numpy().astype(float).tolist()
+        return {
+            "inputs": inputs,
+            "present": present,
+            "target": target,
+            "meta": {"subject": record["case"], "affine": affine},
+        }
+
+    def subject_ids(self) -> list[str]:
+        return [r["case"] for r in self.records]
+
+    def natural_presence(self) -> dict[str, np.ndarray]:
+        return {s: v.copy() for s, v in self._present.items()}
+
+    def label_conventions(self) -> list[str]:
+        """The label convention ("2018" or "2023") used for each case."""
+        return [r["convention"] for r in self.records]

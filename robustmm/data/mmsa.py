@@ -1,0 +1,399 @@
+"""CMU-MOSI / CMU-MOSEI feature pickles in the MMSA layout (``aligned_50.pkl`` /
+``unaligned_50.pkl``), see ``specs/mmsa_format.md``.
+
+One :class:`MMSADataset` holds the whole file; items are numbered train first, then val, then
+test, and :meth:`MMSADataset.predefined_splits` returns the file's fixed splits (file key
+``valid`` is exposed as ``val``). Modalities are ``text`` (BERT token ids or BERT features),
+``audio`` and ``vision`` (sequences (T, F)).
+
+Conventions:
+
+- valid positions: text = attention mask ``text_bert[:, 1, :]`` (or, for feature input
+  without ``text_bert``, the rows that are not all zero); audio/vision = the first
+  ``*_lengths[i]`` frames in unaligned files; in aligned files without lengths, the text
+  valid positions when the sequence has the text length, else every position.
+- ``present[m]`` is False only when a sample has no valid position at all for ``m``.
+- Non-finite audio/vision values (MOSI audio has -inf) are set to 0 when loading; the counts
+  are logged and kept in :attr:`MMSADataset.nonfinite_counts`.
+- targets: ``regression`` = the label as a float32 scalar tensor; ``class3`` = 0 negative
+  (y < 0), 1 neutral (y == 0), 2 positive (y > 0); ``class7`` = round(clip(y, -3, 3)) + 3 with
+  numpy's round-half-to-even (as MMSA's metrics); ``binary`` = 0 negative (y < 0),
+  1 non-negative (y >= 0), the "Has0" split, so no sample is dropped.
+
+Pickle files can run code when opened: only open files from a source you trust.
+"""
+
+from __future__ import annotations
+
+import bisect
+import logging
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from robustmm.data.base import MultimodalDataset, TaskSpec
+from robustmm.data.batch import ModalitySpec
+from robustmm.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+TextMode = Literal["ids", "features"]
+TargetKind = Literal["regression", "class3", "class7", "binary"]
+
+SPLITS = ("train", "val", "test")
+# robustmm split name -> key in the file (older files may already say "val")
+_FILE_SPLIT_KEYS = {"train": ("train",), "val": ("valid", "val"), "test": ("test",)}
+_LABEL_TOL = 1e-4  # float32 labels written as 3.0 may read back a hair above it
+
+CLASS3_NAMES = ("negative", "neutral", "positive")
+CLASS7_NAMES = ("-3", "-2", "-1", "0", "1", "2", "3")
+BINARY_NAMES = ("negative", "non-negative")
+
+
+def sentiment_class3(y: np.ndarray) -> np.ndarray:
+    """3-way class of regression labels: 0 negative (< 0), 1 neutral (== 0), 2 positive (> 0)."""
+    y = np.asarray(y, dtype=np.float64)
+    return np.where(y < 0, 0, np.where(y == 0, 1, 2)).astype(np.int64)
+
+
+def sentiment_class7(y: np.ndarray) -> np.ndarray:
+    """7-way class of regression labels: round(clip(y, -3, 3)) + 3 (round half to even)."""
+    return (np.round(np.clip(np.asarray(y, dtype=np.float64), -3.0, 3.0)) + 3).astype(np.int64)
+
+
+def sentiment_binary(y: np.ndarray) -> np.ndarray:
+    """Has0 binary class: 0 negative (y < 0), 1 non-negative (y >= 0)."""
+    return (np.asarray(y, dtype=np.float64) >= 0).astype(np.int64)
+
+
+@dataclass
+class _Split:
+    name: str
+    file_key: str
+    ids: list[str]
+    raw_text: list[str]
+    labels: np.ndarray            # float32 (n,)
+    text: np.ndarray              # int64 (n, T) ids or float32 (n, T, F) features
+    token_ids: np.ndarray | None  # int64 (n, T) when text_bert exists
+    audio: np.ndarray
+    vision: np.ndarray
+    valid: dict[str, np.ndarray]  # modality -> bool (n, T_m)
+
+    @property
+    def n(self) -> int:
+        return len(self.labels)
+
+
+def load_mmsa_pickle(path: str | Path) -> dict:
+    """Read an MMSA pickle with :mod:`pickle`, falling back to joblib (compressed dumps)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"MMSA file {path} does not exist. Pass the path of aligned_50.pkl or unaligned_50.pkl "
+                        "(or write a synthetic one with robustmm.data.synth.mmsa.write_synthetic_mmsa).")
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)
+    except Exception as pickle_exc:  # noqa: BLE001 - any failure means "try joblib"
+        try:
+            import joblib
+        except ImportError:
+            raise DataError(f"MMSA file {path} could not be read with pickle ({pickle_exc!r}) and joblib is not "
+                            "installed. Install joblib if the file is a joblib dump, else re-download the file.") from None
+        try:
+            data = joblib.load(path)
+        except Exception as joblib_exc:  # noqa: BLE001
+            raise DataError(f"MMSA file {path} is neither a pickle ({pickle_exc!r}) nor a joblib dump "
+                            f"({joblib_exc!r}); the file is probably truncated or corrupt: re-download it.") from None
+    if not isinstance(data, dict):
+        raise DataError(f"MMSA file {path}: top level is a {type(data).__name__}, expected a dict with keys "
+                        "'train', 'valid', 'test'. Is this an MMSA feature pickle?")
+    return data
+
+
+class MMSADataset(MultimodalDataset):
+    """All three splits of one MMSA pickle as one dataset of sample dicts."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        text_mode: TextMode = "ids",
+        target: TargetKind = "regression",
+        cls_id: int = 101,
+        sep_id: int = 102,
+        unk_id: int = 100,
+        pad_id: int = 0,
+    ) -> None:
+        if text_mode not in ("ids", "features"):
+            raise ConfigError(f"MMSADataset text_mode={text_mode!r}: use 'ids' (BERT token ids) or 'features'.")
+        if target not in ("regression", "class3", "class7", "binary"):
+            raise ConfigError(f"MMSADataset target={target!r}: use 'regression', 'class3', 'class7' or 'binary'.")
+        self.root = Path(path)
+        self.path = self.root
+        self.text_mode: TextMode = text_mode
+        self.target_kind: TargetKind = target
+        self.cls_id, self.sep_id, self.unk_id, self.pad_id = cls_id, sep_id, unk_id, pad_id
+        self.nonfinite_counts: dict[tuple[str, str], int] = {}
+        self._raw_keys: list[set[str]] = []
+
+        data = load_mmsa_pickle(self.root)
+        self._splits: list[_Split] = [self._read_split(data, name) for name in SPLITS]
+        del data
+        self.aligned = not any("audio_lengths" in s or "vision_lengths" in s for s in self._raw_keys)
+        self._check_consistent_shapes()
+
+        self._offsets = [0]
+        for s in self._splits:
+            self._offsets.append(self._offsets[-1] + s.n)
+        self._targets = {s.name: self._make_targets(s.labels) for s in self._splits}
+
+        first = self._splits[0]
+        t_len = first.text.shape[1]
+        if text_mode == "ids":
+            text_spec = ModalitySpec("text", "tokens", (t_len,), special_ids=(cls_id, sep_id), unk_id=unk_id, pad_id=pad_id)
+        else:
+            text_spec = ModalitySpec("text", "sequence", tuple(first.text.shape[1:]))
+        self.modalities = {
+            "text": text_spec,
+            "audio": ModalitySpec("audio", "sequence", tuple(first.audio.shape[1:])),
+            "vision": ModalitySpec("vision", "sequence", tuple(first.vision.shape[1:])),
+        }
+        self.task = {
+            "regression": TaskSpec("regression", 1),
+            "class3": TaskSpec("multiclass", 3, CLASS3_NAMES),
+            "class7": TaskSpec("multiclass", 7, CLASS7_NAMES),
+            "binary": TaskSpec("binary", 2, BINARY_NAMES),
+        }[target]
+
+    # ------------------------------------------------------------------ reading / validation
+    def _err(self, split_key: str, key: str, problem: str, fix: str) -> DataError:
+        return DataError(f"MMSA file {self.root}, split '{split_key}', key '{key}': {problem}. {fix}")
+
+    def _read_split(self, data: dict, name: str) -> _Split:
+        file_key = next((k for k in _FILE_SPLIT_KEYS[name] if k in data), None)
+        if file_key is None:
+            raise DataError(f"MMSA file {self.root}: top-level split '{_FILE_SPLIT_KEYS[name][0]}' is missing "
+                            f"(found keys {sorted(map(str, data))}). An MMSA pickle needs 'train', 'valid' and "
+                            "'test'; re-export the file with all three splits.")
+        raw = data[file_key]
+        if not isinstance(raw, dict):
+            raise DataError(f"MMSA file {self.root}, split '{file_key}': is a {type(raw).__name__}, expected a dict "
+                            "of arrays ('text', 'text_bert', 'audio', 'vision', 'regression_labels', 'id', ...).")
+        self._raw_keys.append(set(raw))
+
+        required = ["id", "regression_labels", "audio", "vision"]
+        required.append("text_bert" if self.text_mode == "ids" else "text")
+        for key in required:
+            if key not in raw:
+                fix = ("text_mode='ids' needs BERT token ids; use text_mode='features' for files without them"
+                       if key == "text_bert" else "re-export the file in the MMSA layout (see specs/mmsa_format.md)")
+                raise self._err(file_key, key, f"missing (found keys {sorted(map(str, raw))})", fix.capitalize() + ".")
+
+        labels = self._numeric(raw, file_key, "regression_labels", None)
+        if labels.ndim == 2 and labels.shape[1] == 1:
+            labels = labels[:, 0]
+        if labels.ndim != 1:
+            raise self._err(file_key, "regression_labels", f"has shape {labels.shape}, expected (N,) or (N, 1)",
+                            "Store one sentiment score per utterance.")
+        n = labels.shape[0]
+        labels = labels.astype(np.float32)
+        bad = ~np.isfinite(labels) | (np.abs(labels) > 3.0 + _LABEL_TOL)
+        if bad.any():
+            i = int(np.flatnonzero(bad)[0])
+            raise self._err(file_key, "regression_labels",
+                            f"{int(bad.sum())} value(s) outside [-3, 3] or not finite (first: row {i}, value {labels[i]})",
+                            "MOSI/MOSEI sentiment scores lie in [-3, 3]; fix or drop those rows.")
+        labels = np.clip(labels, -3.0, 3.0)
+
+        ids = self._strings(raw, file_key, "id", n)
+        raw_text = self._strings(raw, file_key, "raw_text", n) if "raw_text" in raw else [""] * n
+
+        token_ids = attention = None
+        if "text_bert" in raw:
+            tb = self._numeric(raw, file_key, "text_bert", 3, n)
+            if tb.shape[1] < 2:
+                raise self._err(file_key, "text_bert", f"has shape {tb.shape}, expected (N, 3, T): ids, attention "
+                                "mask, segment ids", "Re-export the BERT inputs.")
+            ids_f = tb[:, 0, :]
+            if not np.all(np.isfinite(ids_f)) or np.any(ids_f < 0) or np.any(ids_f != np.round(ids_f)):
+                raise self._err(file_key, "text_bert", "row 0 (token ids) holds negative, fractional or "
+                                "non-finite values", "text_bert[:, 0, :] must be BERT vocabulary ids.")
+            token_ids = ids_f.astype(np.int64)
+            attention = tb[:, 1, :] != 0
+
+        if self.text_mode == "ids":
+            text = token_ids
+            text_valid = attention
+        else:
+            text = self._numeric(raw, file_key, "text", 3, n).astype(np.float32, copy=False)
+            text = self._zero_nonfinite(text, name, "text")
+            if attention is not None:
+                if attention.shape[1] != text.shape[1]:
+                    raise self._err(file_key, "text_bert", f"has {attention.shape[1]} positions but 'text' has "
+                                    f"{text.shape[1]}", "Both must come from the same tokenisation.")
+                text_valid = attention
+            else:
+                text_valid = np.any(text != 0, axis=2)
+        t_len = text.shape[1]
+
+        seqs: dict[str, np.ndarray] = {}
+        valid = {"text": np.ascontiguousarray(text_valid, dtype=bool)}
+        for m in ("audio", "vision"):
+            x = self._numeric(raw, file_key, m, 3, n).astype(np.float32, copy=False)
+            x = self._zero_nonfinite(x, name, m)
+            seqs[m] = x
+            length_key = f"{m}_lengths"
+            if length_key in raw:
+                lengths = self._lengths(raw, file_key, length_key, n, x.shape[1])
+                valid[m] = np.arange(x.shape[1])[None, :] < lengths[:, None]
+            elif x.shape[1] == t_len:
+                valid[m] = valid["text"].copy()
+            else:
+                valid[m] = np.ones((n, x.shape[1]), dtype=bool)
+
+        return _Split(name=name, file_key=file_key, ids=ids, raw_text=raw_text, labels=labels, text=text,
+                      token_ids=token_ids, audio=seqs["audio"], vision=seqs["vision"], valid=valid)
+
+    def _numeric(self, raw: dict, split_key: str, key: str, ndim: int | None, n: int | None = None) -> np.ndarray:
+        try:
+            arr = np.asarray(raw[key])
+        except Exception as exc:  # noqa: BLE001 - ragged lists and the like
+            raise self._err(split_key, key, f"cannot be read as an array ({exc})", "Store a numeric numpy array.") from None
+        if arr.dtype.kind not in "biuf":
+            raise self._err(split_key, key, f"has dtype {arr.dtype}, expected numbers", "Store a numeric numpy array.")
+        if ndim is not None and arr.ndim != ndim:
+            raise self._err(split_key, key, f"has {arr.ndim} dimension(s) (shape {arr.shape}), expected {ndim}",
+                            "Check that the array is stored per utterance in the MMSA layout.")
+        if n is not None and arr.shape[0] != n:
+            raise self._err(split_key, key, f"has {arr.shape[0]} rows but 'regression_labels' has {n}",
+                            "Every array of a split needs one row per utterance.")
+        return arr
+
+    def _strings(self, raw: dict, split_key: str, key: str, n: int) -> list[str]:
+        values = raw[key]
+        try:
+            out = [v.decode() if isinstance(v, bytes) else str(v) for v in np.asarray(values, dtype=object).ravel()]
+        except Exception as exc:  # noqa: BLE001
+            raise self._err(split_key, key, f"cannot be read as a list of strings ({exc})", "Store one string per row.") from None
+        if len(out) != n:
+            raise self._err(split_key, key, f"has {len(out)} entries but 'regression_labels' has {n}",
+                            "Every array of a split needs one row per utterance.")
+        return out
+
+    def _lengths(self, raw: dict, split_key: str, key: str, n: int, seq_len: int) -> np.ndarray:
+        lengths = self._numeric(raw, split_key, key, 1, n)
+        if not np.all(lengths == np.round(lengths)):
+            raise self._err(split_key, key, "holds fractional values", "Lengths are frame counts.")
+        lengths = lengths.astype(np.int64)
+        if np.any(lengths < 0):
+            i = int(np.flatnonzero(lengths < 0)[0])
+            raise self._err(split_key, key, f"row {i} has negative length {lengths[i]}", "Lengths are frame counts >= 0.")
+        if np.any(lengths > seq_len):
+            i = int(np.flatnonzero(lengths > seq_len)[0])
+            raise self._err(split_key, key, f"row {i} has length {lengths[i]}, longer than the sequence length "
+                            f"{seq_len} of '{key[:-len('_lengths')]}'", "Lengths must not exceed the padded sequence length.")
+        return lengths
+
+    def _zero_nonfinite(self, x: np.ndarray, split: str, modality: str) -> np.ndarray:
+        # row blocks bound the temporary boolean mask on multi-GB MOSEI arrays
+        count = 0
+        for start in range(0, x.shape[0], 1024):
+            block = x[start:start + 1024]
+            bad = ~np.isfinite(block)
+            k = int(bad.sum())
+            if k:
+                if not x.flags.writeable:
+                    x = x.copy()
+                    block = x[start:start + 1024]
+                block[bad] = 0.0
+                count += k
+        if count:
+            self.nonfinite_counts[(split, modality)] = count
+            log.warning("MMSA file %s, split '%s': set %d non-finite %s value(s) to 0", self.root, split, count, modality)
+        return x
+
+    def _check_consistent_shapes(self) -> None:
+        first = self._splits[0]
+        for s in self._splits[1:]:
+            for key, a, b in (("text_bert" if self.text_mode == "ids" else "text", first.text, s.text),
+                              ("audio", first.audio, s.audio), ("vision", first.vision, s.vision)):
+                if a.shape[1:] != b.shape[1:]:
+                    raise self._err(s.file_key, key, f"has per-sample shape {b.shape[1:]} but split "
+                                    f"'{first.file_key}' has {a.shape[1:]}", "All splits must share padded lengths "
+                                    "and feature sizes.")
+
+    def _make_targets(self, y: np.ndarray) -> np.ndarray:
+        if self.target_kind == "regression":
+            return y.astype(np.float32)
+        return {"class3": sentiment_class3, "class7": sentiment_class7, "binary": sentiment_binary}[self.target_kind](y)
+
+    # ------------------------------------------------------------------ dataset interface
+    def _locate(self, index: int) -> tuple[_Split, int]:
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} items")
+        k = bisect.bisect_right(self._offsets, index) - 1
+        return self._splits[k], index - self._offsets[k]
+
+    def _split(self, split: str) -> _Split:
+        name = "val" if split == "valid" else split
+        if name not in SPLITS:
+            raise ConfigError(f"unknown MMSA split {split!r}: use 'train', 'val' or 'test'.")
+        return self._splits[SPLITS.index(name)]
+
+    def __len__(self) -> int:
+        return self._offsets[-1]
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        s, r = self._locate(index)
+        text = torch.tensor(s.text[r])
+        valid = {m: torch.from_numpy(s.valid[m][r].copy()) for m in ("text", "audio", "vision")}
+        value = self._targets[s.name][r]
+        if self.target_kind == "regression":
+            target = torch.tensor(float(value), dtype=torch.float32)
+        else:
+            target = torch.tensor(int(value), dtype=torch.long)
+        return {
+            "inputs": {"text": text, "audio": torch.tensor(s.audio[r]), "vision": torch.tensor(s.vision[r])},
+            "present": {m: bool(v.any()) for m, v in valid.items()},
+            "valid": valid,
+            "target": target,
+            "meta": {"subject": s.ids[r], "split": s.name, "regression_label": float(s.labels[r]),
+                     "raw_text": s.raw_text[r]},
+        }
+
+    def subject_ids(self) -> list[str]:
+        """The ``id`` field ("video$_$clip") of every item; the file fixes the splits."""
+        return [i for s in self._splits for i in s.ids]
+
+    def natural_presence(self) -> dict[str, np.ndarray]:
+        return {m: np.concatenate([s.valid[m].any(axis=1) for s in self._splits]) for m in self.modalities}
+
+    def stratify_labels(self) -> np.ndarray:
+        """3-way sentiment class of every item (the file's splits are fixed anyway)."""
+        return np.concatenate([sentiment_class3(s.labels) for s in self._splits])
+
+    def predefined_splits(self) -> dict[str, list[int]]:
+        return {s.name: list(range(self._offsets[k], self._offsets[k + 1])) for k, s in enumerate(self._splits)}
+
+    # ------------------------------------------------------------------ conveniences
+    def token_ids(self, split: str) -> np.ndarray:
+        """BERT input ids (n, T) int64 of one split ('train'/'val'/'test'), padding = pad id;
+        for MACI's bias-word mining together with :meth:`labels`."""
+        s = self._split(split)
+        if s.token_ids is None:
+            raise DataError(f"MMSA file {self.root}, split '{s.file_key}', key 'text_bert': missing, so token ids "
+                            "are unavailable. Bias-word mining needs a file with BERT input ids.")
+        return s.token_ids.copy()
+
+    def labels(self, split: str) -> np.ndarray:
+        """Targets of one split as numbers (float32 regression values or int64 classes)."""
+        return self._targets[self._split(split).name].copy()
+
+    def regression_labels(self, split: str) -> np.ndarray:
+        """Raw sentiment scores in [-3, 3] of one split."""
+        return self._split(split).labels.copy()

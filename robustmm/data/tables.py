@@ -1,0 +1,655 @@
+"""Generic multimodal tables: one CSV/TSV/parquet file (or a zipped CSV), modalities = column groups.
+
+A :class:`TableDataset` turns a flat table into samples that follow the contract of
+:mod:`robustmm.data.batch`. Each modality is a group of columns picked by a
+:class:`ColumnSelector`; the target is one column (classification, regression) or a
+(time, event) pair (survival).
+
+Statistics that depend on the data (imputation means, standardization mean/std) are never
+computed on the whole table: the caller passes the training indices to :meth:`fit_imputer`
+and :meth:`fit_scaler`, so validation and test rows never leak into preprocessing.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+from robustmm.data.base import MultimodalDataset, TaskSpec
+from robustmm.data.batch import ModalitySpec
+from robustmm.errors import DataError
+
+NanPolicy = Literal["impute", "error"]
+Standardize = Literal["continuous", "all", "none"]
+
+_MAX_IDS = 5  # subject ids quoted in an error message
+
+
+def _ids(values: Iterable[Any], limit: int = _MAX_IDS) -> str:
+    values = [str(v) for v in values]
+    more = f" (and {len(values) - limit} more)" if len(values) > limit else ""
+    return ", ".join(values[:limit]) + more
+
+
+# ----------------------------------------------------------------------------------------------
+# reading files
+
+
+def _read_csv_bytes(data: bytes, name: str, sep: str | None) -> pd.DataFrame:
+    """Parse CSV text; a member that is itself a zip archive is opened recursively."""
+    if data[:4] == b"PK\x03\x04":
+        return _read_zip(zipfile.ZipFile(io.BytesIO(data)), name)
+    try:
+        return pd.read_csv(io.BytesIO(data), sep=sep if sep else ",", low_memory=False)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+        raise DataError(f"{name}: cannot parse the table ({exc}); check that it is plain CSV text") from exc
+
+
+def _read_zip(archive: zipfile.ZipFile, name: str) -> pd.DataFrame:
+    members = [m for m in archive.namelist() if not m.endswith("/") and "__MACOSX" not in m]
+    tables = [m for m in members if re.search(r"\.(csv|tsv|txt)(\.zip)?$", m, re.IGNORECASE)]
+    candidates = tables or members
+    if len(candidates) != 1:
+        raise DataError(
+            f"{name}: the zip archive must hold exactly one table, found {len(candidates)}: "
+            f"{candidates[:5]}; unzip it and pass the table file instead"
+        )
+    member = candidates[0]
+    sep = "\t" if re.search(r"\.tsv(\.zip)?$", member, re.IGNORECASE) else ","
+    return _read_csv_bytes(archive.read(member), f"{name}:{member}", sep)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, TSV (.tsv/.txt), parquet, gzip-compressed or zipped table into a DataFrame.
+
+    A ``.zip`` must contain one table; its member may itself be named ``*.csv.zip`` and be
+    either plain CSV text or another zip archive (both occur in published TCGA tables).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: table file not found; check the path (relative paths are resolved "
+                        f"from {Path.cwd()})")
+    name = path.name.lower()
+    try:
+        if name.endswith(".zip"):
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    return _read_zip(archive, str(path))
+            except zipfile.BadZipFile as exc:
+                raise DataError(f"{path}: not a valid zip archive ({exc}); download it again") from exc
+        if name.endswith((".parquet", ".pq")):
+            return pd.read_parquet(path)
+        sep = "\t" if re.search(r"\.(tsv|txt)(\.gz|\.bz2|\.xz)?$", name) else ","
+        return pd.read_csv(path, sep=sep, low_memory=False)
+    except DataError:
+        raise
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+        raise DataError(f"{path}: cannot read the table ({exc}); check the file format") from exc
+
+
+# ----------------------------------------------------------------------------------------------
+# column selection and targets
+
+
+@dataclass(frozen=True)
+class ColumnSelector:
+    """Picks the columns of one modality: exactly one of ``suffix``, ``prefix``, ``regex``
+    (``re.search``) or an explicit ``columns`` list."""
+
+    suffix: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+    columns: tuple[str, ...] | None = None
+
+    def __post_init__(self) -> None:
+        given = [k for k in ("suffix", "prefix", "regex", "columns") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise DataError(
+                f"column selector {self!r}: give exactly one of suffix, prefix, regex or columns "
+                f"(got {given or 'none'})"
+            )
+        if self.columns is not None:
+            object.__setattr__(self, "columns", tuple(str(c) for c in self.columns))
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as exc:
+                raise DataError(f"column selector regex {self.regex!r} is invalid: {exc}") from exc
+
+    @classmethod
+    def coerce(cls, spec: "ColumnSelector | Mapping[str, Any] | Sequence[str]") -> "ColumnSelector":
+        """Build from a selector, a dict such as ``{"suffix": "_rnaseq"}`` or a list of columns."""
+        if isinstance(spec, ColumnSelector):
+            return spec
+        if isinstance(spec, Mapping):
+            unknown = set(spec) - {"suffix", "prefix", "regex", "columns"}
+            if unknown:
+                raise DataError(f"column selector {dict(spec)}: unknown key(s) {sorted(unknown)}; "
+                                f"use one of suffix, prefix, regex, columns")
+            return cls(**spec)
+        if isinstance(spec, (list, tuple)):
+            return cls(columns=tuple(spec))
+        raise DataError(f"column selector {spec!r}: expected a dict like {{'suffix': '_rnaseq'}} or a list of columns")
+
+    def select(self, columns: Sequence[str]) -> list[str]:
+        """Matching columns, in table order (explicit lists keep their own order)."""
+        if self.columns is not None:
+            return list(self.columns)
+        if self.suffix is not None:
+            return [c for c in columns if c.endswith(self.suffix)]
+        if self.prefix is not None:
+            return [c for c in columns if c.startswith(self.prefix)]
+        pattern = re.compile(self.regex or "")
+        return [c for c in columns if pattern.search(c)]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    """What to predict. ``kind`` binary/multiclass/regression use ``column``; survival uses
+    ``time`` plus either ``event`` (1 = death) or ``censorship`` (1 = censored)."""
+
+    kind: str
+    column: str | None = None
+    time: str | None = None
+    event: str | None = None
+    censorship: str | None = None
+    classes: tuple[Any, ...] | None = None  # class order; default sorted unique values
+
+    @classmethod
+    def coerce(cls, spec: "TargetSpec | Mapping[str, Any]") -> "TargetSpec":
+        if isinstance(spec, TargetSpec):
+            out = spec
+        elif isinstance(spec, Mapping):
+            unknown = set(spec) - {"kind", "column", "time", "event", "censorship", "classes"}
+            if unknown:
+                raise DataError(f"target {dict(spec)}: unknown key(s) {sorted(unknown)}")
+            if "kind" not in spec:
+                raise DataError(f"target {dict(spec)}: missing 'kind' (binary, multiclass, regression, survival)")
+            out = cls(**{**spec, "classes": tuple(spec["classes"]) if spec.get("classes") is not None else None})
+        else:
+            raise DataError(f"target {spec!r}: expected a dict such as {{'kind': 'binary', 'column': 'label'}}")
+        out._validate()
+        return out
+
+    def _validate(self) -> None:
+        if self.kind in ("binary", "multiclass", "regression"):
+            if not self.column:
+                raise DataError(f"target of kind {self.kind!r} needs 'column'")
+        elif self.kind == "survival":
+            if not self.time:
+                raise DataError("survival target needs 'time' (the follow-up time column)")
+            if (self.event is None) == (self.censorship is None):
+                raise DataError("survival target needs exactly one of 'event' (1 = death) or "
+                                "'censorship' (1 = censored)")
+        else:
+            raise DataError(f"target kind {self.kind!r} is not one of binary, multiclass, regression, survival")
+
+    @property
+    def columns(self) -> list[str]:
+        return [c for c in (self.column, self.time, self.event, self.censorship) if c]
+
+
+# ----------------------------------------------------------------------------------------------
+# survival helpers
+
+
+def validate_survival(times: Sequence[Any], events: Sequence[Any], ids: Sequence[Any], source: str,
+                      time_column: str = "time", event_column: str = "event") -> tuple[np.ndarray, np.ndarray]:
+    """Check and convert survival columns: numeric non-negative times, 0/1 events, at least one event.
+
+    ``events`` must already be event indicators (1 = death). Returns float64 arrays.
+    """
+    ids = np.asarray([str(i) for i in ids])
+    t = pd.to_numeric(pd.Series(list(times)), errors="coerce").to_numpy(dtype=float)
+    raw_t = pd.Series(list(times))
+    bad = raw_t.notna().to_numpy() & np.isnan(t)
+    if bad.any():
+        raise DataError(f"{source}: column {time_column!r} has non-numeric value {raw_t[bad].iloc[0]!r} for "
+                        f"patient(s) {_ids(ids[bad])}; survival times must be numbers")
+    if np.isnan(t).any() or np.isinf(t).any():
+        bad = ~np.isfinite(t)
+        raise DataError(f"{source}: column {time_column!r} is missing (NaN/inf) for patient(s) {_ids(ids[bad])}; "
+                        f"fill in the follow-up time or remove these patients")
+    if (t < 0).any():
+        bad = t < 0
+        raise DataError(f"{source}: column {time_column!r} is negative for patient(s) {_ids(ids[bad])}; "
+                        f"survival times must be >= 0 (check the unit and the sign)")
+    e = pd.to_numeric(pd.Series(list(events)), errors="coerce").to_numpy(dtype=float)
+    bad = ~np.isin(e, (0.0, 1.0))
+    if bad.any():
+        raise DataError(f"{source}: column {event_column!r} must be 0 or 1, got "
+                        f"{pd.Series(list(events))[bad].iloc[0]!r} for patient(s) {_ids(ids[bad])}")
+    if e.sum() == 0:
+        raise DataError(f"{source}: all {len(e)} patients are censored (no death in column {event_column!r}); "
+                        f"survival models and the C-index need at least one event — check the "
+                        f"event/censorship coding (event: 1 = death; censorship: 1 = censored)")
+    return t, e
+
+
+def quartile_bins(times: Sequence[float], events: Sequence[float], n_bins: int = 4) -> np.ndarray:
+    """Cut points for discrete-time survival: quantiles of the *uncensored* times.
+
+    Returns ``n_bins + 1`` edges ``[-inf, q_1, ..., q_{n-1}, +inf]`` (the PORPOISE/DisPro
+    convention, with open outer edges so any later time falls in a bin). Ties in the data can
+    give equal edges, i.e. empty bins; the number of bins stays ``n_bins`` on purpose so the
+    model's output size does not depend on the data.
+    """
+    if n_bins < 1:
+        raise ValueError(f"n_bins must be >= 1, got {n_bins}")
+    times = np.asarray(times, dtype=float)
+    events = np.asarray(events, dtype=float)
+    uncensored = times[events > 0.5]
+    if uncensored.size == 0:
+        raise DataError("cannot compute survival bins: no uncensored (death) times in the training data")
+    inner = np.quantile(uncensored, np.arange(1, n_bins) / n_bins) if n_bins > 1 else np.array([])
+    return np.concatenate([[-np.inf], inner, [np.inf]])
+
+
+def assign_bins(times: Sequence[float], cuts: Sequence[float]) -> np.ndarray:
+    """Bin index k with ``cuts[k] <= t < cuts[k+1]`` (int64, in 0..len(cuts)-2)."""
+    cuts = np.asarray(cuts, dtype=float)
+    idx = np.searchsorted(cuts, np.asarray(times, dtype=float), side="right") - 1
+    return np.clip(idx, 0, len(cuts) - 2).astype(np.int64)
+
+
+# ----------------------------------------------------------------------------------------------
+# the dataset
+
+
+class TableDataset(MultimodalDataset):
+    """Multimodal dataset over one flat table (one or more rows per subject).
+
+    Parameters
+    ----------
+    source: path to a CSV/TSV/parquet/zipped CSV, or a DataFrame.
+    id_column: subject id column.
+    modalities: name -> :class:`ColumnSelector` (or a dict/list coercible to one).
+    target: :class:`TargetSpec` or a dict (see its docstring).
+    categorical: columns one-hot encoded (``"col=value"`` features, sorted by value); a NaN
+        category gives NaN in every one-hot column of that row.
+    dedupe: keep the first row per subject id (tables with one row per slide).
+    missing_from_nan: a modality whose columns are all NaN in a row is naturally missing.
+    nan_policy: remaining NaN cells of a present modality: ``"impute"`` (train mean, via
+        :meth:`fit_imputer`) or ``"error"``.
+    standardize: which columns :meth:`fit_scaler` standardizes: ``"continuous"`` (numeric, not
+        0/1-valued, not one-hot), ``"all"`` numeric+one-hot, or ``"none"``.
+    n_bins: number of discrete-time survival bins (``TaskSpec.num_classes`` for survival).
+    """
+
+    def __init__(
+        self,
+        source: str | Path | pd.DataFrame,
+        id_column: str,
+        modalities: Mapping[str, ColumnSelector | Mapping[str, Any] | Sequence[str]],
+        target: TargetSpec | Mapping[str, Any],
+        *,
+        categorical: Sequence[str] = (),
+        dedupe: bool = True,
+        missing_from_nan: bool = True,
+        nan_policy: NanPolicy = "impute",
+        standardize: Standardize = "continuous",
+        n_bins: int = 4,
+        source_name: str | None = None,
+    ) -> None:
+        if isinstance(source, pd.DataFrame):
+            frame = source.copy()
+            self.source_name = source_name or "<DataFrame>"
+            self.root = Path(".")
+        else:
+            self.root = Path(source)
+            self.source_name = source_name or str(self.root)
+            frame = read_table(self.root)
+        if nan_policy not in ("impute", "error"):
+            raise DataError(f"nan_policy {nan_policy!r} is not one of 'impute', 'error'")
+        if standardize not in ("continuous", "all", "none"):
+            raise DataError(f"standardize {standardize!r} is not one of 'continuous', 'all', 'none'")
+        if not modalities:
+            raise DataError(f"{self.source_name}: no modalities given; map each modality name to a column selector")
+        self.id_column = id_column
+        self.nan_policy = nan_policy
+        self.standardize = standardize
+        self.n_bins = n_bins
+        self.target_spec = TargetSpec.coerce(target)
+
+        frame = self._check_ids(frame, dedupe)
+        self.frame = frame
+        self._subjects = frame[id_column].tolist()
+        n = len(frame)
+
+        selectors = {name: ColumnSelector.coerce(sel) for name, sel in modalities.items()}
+        self._build_modalities(frame, selectors, set(categorical), missing_from_nan)
+        self._build_target(frame)
+
+        # fitted state
+        self.impute_means: dict[str, np.ndarray] | None = None
+        self.scale_mean: dict[str, np.ndarray] | None = None
+        self.scale_std: dict[str, np.ndarray] | None = None
+        self.bin_cuts: np.ndarray | None = None
+        assert all(len(v) == n for v in self._present.values())
+
+    # -- construction helpers -------------------------------------------------------------------
+
+    def _check_ids(self, frame: pd.DataFrame, dedupe: bool) -> pd.DataFrame:
+        col = self.id_column
+        if col not in frame.columns:
+            raise DataError(f"{self.source_name}: id column {col!r} not found; available columns start with "
+                            f"{list(frame.columns[:10])}")
+        missing = frame[col].isna().to_numpy()
+        if missing.any():
+            rows = np.flatnonzero(missing)
+            raise DataError(f"{self.source_name}: column {col!r} is empty in row(s) {_ids(rows + 1)} "
+                            f"(1-based, header excluded); every row needs a subject id")
+        frame = frame.copy()
+        frame[col] = frame[col].astype(str)
+        if dedupe:
+            frame = frame.drop_duplicates(subset=col, keep="first")
+        return frame.reset_index(drop=True)
+
+    def _build_modalities(self, frame: pd.DataFrame, selectors: dict[str, ColumnSelector],
+                          categorical: set[str], missing_from_nan: bool) -> None:
+        reserved = {self.id_column, *self.target_spec.columns}
+        for c in categorical:
+            if c not in frame.columns:
+                raise DataError(f"{self.source_name}: categorical column {c!r} not found in the table")
+        self.modalities: dict[str, ModalitySpec] = {}
+        self.columns: dict[str, list[str]] = {}          # source columns per modality
+        self.feature_names: dict[str, list[str]] = {}    # after one-hot expansion
+        self._raw: dict[str, np.ndarray] = {}
+        self._present: dict[str, np.ndarray] = {}
+        self._continuous: dict[str, np.ndarray] = {}
+        owner: dict[str, str] = {}
+        ids = np.asarray(self._subjects)
+        for name, selector in selectors.items():
+            if selector.columns is not None:
+                absent = [c for c in selector.columns if c not in frame.columns]
+                if absent:
+                    raise DataError(f"{self.source_name}: modality {name!r} lists column(s) {absent[:10]} that "
+                                    f"are not in the table; check spelling")
+                leak = [c for c in selector.columns if c in reserved]
+                if leak:
+                    raise DataError(f"{self.source_name}: modality {name!r} lists {leak}, which is the id or "
+                                    f"target column; remove it from the modality (it would leak the label)")
+                cols = list(selector.columns)
+            else:
+                # pattern selectors silently skip id/target columns: a broad regex must never leak the label
+                cols = [c for c in selector.select([str(c) for c in frame.columns]) if c not in reserved]
+            if not cols:
+                raise DataError(f"{self.source_name}: modality {name!r} selects no column with {selector}; "
+                                f"check the selector against the table's columns (e.g. {list(frame.columns[:8])})")
+            for c in cols:
+                if c in owner:
+                    raise DataError(f"{self.source_name}: column {c!r} is selected by both modality {owner[c]!r} "
+                                    f"and {name!r}; make the selectors disjoint")
+                owner[c] = name
+
+            blocks: list[np.ndarray] = []
+            names: list[str] = []
+            continuous: list[bool] = []
+            for c in cols:
+                series = frame[c]
+                if c in categorical:
+                    values = series.astype("object").where(series.notna(), None)
+                    cats = sorted({str(v) for v in values if v is not None})
+                    block = np.full((len(frame), len(cats)), np.nan, dtype=np.float64)
+                    known = values.notna().to_numpy()
+                    as_str = values.map(lambda v: None if v is None else str(v)).to_numpy()
+                    for j, cat in enumerate(cats):
+                        block[known, j] = (as_str[known] == cat).astype(np.float64)
+                    blocks.append(block)
+                    names += [f"{c}={cat}" for cat in cats]
+                    continuous += [self.standardize == "all"] * len(cats)
+                    continue
+                values = self._numeric(series, c, name, ids)
+                blocks.append(values[:, None])
+                names.append(c)
+                finite = values[~np.isnan(values)]
+                is_binary = finite.size > 0 and bool(np.isin(finite, (0.0, 1.0)).all())
+                continuous.append(self.standardize == "all" or (self.standardize == "continuous" and not is_binary))
+            raw = np.concatenate(blocks, axis=1) if blocks else np.zeros((len(frame), 0))
+            nan = np.isnan(raw)
+            present = ~nan.all(axis=1) if missing_from_nan else np.ones(len(frame), dtype=bool)
+            if self.nan_policy == "error":
+                holes = nan & present[:, None]
+                if holes.any():
+                    bad_cols = [names[j] for j in np.flatnonzero(holes.any(axis=0))]
+                    bad_rows = ids[holes.any(axis=1)]
+                    raise DataError(
+                        f"{self.source_name}: modality {name!r} has missing values in column(s) {bad_cols[:10]}"
+                        f"{' …' if len(bad_cols) > 10 else ''} for subject(s) {_ids(bad_rows)}; fill them, or use "
+                        f"nan_policy='impute' (train-set mean)"
+                        + ("" if missing_from_nan else ", or missing_from_nan=True if whole rows are empty")
+                    )
+            self.columns[name] = cols
+            self.feature_names[name] = names
+            self._raw[name] = raw.astype(np.float32)
+            self._present[name] = present
+            self._continuous[name] = np.asarray(continuous, dtype=bool)
+            self.modalities[name] = ModalitySpec(name=name, kind="table", shape=(raw.shape[1],))
+
+    def _numeric(self, series: pd.Series, column: str, modality: str, ids: np.ndarray) -> np.ndarray:
+        if series.dtype == bool:
+            return series.to_numpy(dtype=np.float64)
+        converted = pd.to_numeric(series, errors="coerce")
+        bad = (series.notna() & converted.isna()).to_numpy()
+        if bad.any():
+            example = series[bad].iloc[0]
+            raise DataError(
+                f"{self.source_name}: column {column!r} (modality {modality!r}) has non-numeric value {example!r} "
+                f"for subject {ids[bad][0]}; fix the value, or list the column in `categorical` to one-hot encode it"
+            )
+        values = converted.to_numpy(dtype=np.float64)
+        inf = np.isinf(values)
+        if inf.any():
+            raise DataError(f"{self.source_name}: column {column!r} (modality {modality!r}) is infinite for "
+                            f"subject(s) {_ids(ids[inf])}; replace inf by a finite value or leave the cell empty")
+        return values
+
+    def _build_target(self, frame: pd.DataFrame) -> None:
+        spec = self.target_spec
+        ids = np.asarray(self._subjects)
+        for c in spec.columns:
+            if c not in frame.columns:
+                raise DataError(f"{self.source_name}: target column {c!r} not found; available columns start "
+                                f"with {list(frame.columns[:10])}")
+        self.class_names: tuple[str, ...] = ()
+        if spec.kind == "survival":
+            event_col = spec.event or spec.censorship
+            raw_events = frame[event_col]
+            if spec.censorship is not None:
+                # flip valid 0/1 codes only; anything else is kept so the error can quote it
+                numeric = pd.to_numeric(raw_events, errors="coerce")
+                raw_events = raw_events.astype(object).where(~numeric.isin([0, 1]), 1 - numeric)
+            t, e = validate_survival(frame[spec.time].tolist(), raw_events.tolist(), ids, self.source_name,
+                                     spec.time, event_col)
+            self._time = t.astype(np.float32)
+            self._event = e.astype(np.float32)
+            self.task = TaskSpec(kind="survival", num_classes=self.n_bins)
+            return
+        col = frame[spec.column]
+        missing = col.isna().to_numpy()
+        if missing.any():
+            raise DataError(f"{self.source_name}: target column {spec.column!r} is empty for subject(s) "
+                            f"{_ids(ids[missing])}; fill the label or drop these rows")
+        if spec.kind == "regression":
+            values = pd.to_numeric(col, errors="coerce")
+            bad = values.isna().to_numpy()
+            if bad.any():
+                raise DataError(f"{self.source_name}: regression target {spec.column!r} has non-numeric value "
+                                f"{col[bad].iloc[0]!r} for subject(s) {_ids(ids[bad])}")
+            self._y = values.to_numpy(dtype=np.float32)
+            self.task = TaskSpec(kind="regression", num_classes=1)
+            return
+        labels = col.tolist()
+        classes = list(spec.classes) if spec.classes is not None else sorted(set(labels), key=lambda v: (str(type(v)), v))
+        index = {c: i for i, c in enumerate(classes)}
+        index.update({str(c): i for i, c in enumerate(classes)})
+        unknown = [lab for lab in labels if lab not in index and str(lab) not in index]
+        if unknown:
+            bad = [i for i, lab in enumerate(labels) if lab not in index and str(lab) not in index]
+            raise DataError(f"{self.source_name}: target {spec.column!r} has value {unknown[0]!r} (subject(s) "
+                            f"{_ids(ids[bad])}) that is not one of the classes {classes}")
+        if spec.kind == "binary" and len(classes) != 2:
+            raise DataError(f"{self.source_name}: binary target {spec.column!r} has {len(classes)} classes "
+                            f"{classes[:10]}; use kind 'multiclass' or recode the column to two values")
+        self._y = np.asarray([index[lab] if lab in index else index[str(lab)] for lab in labels], dtype=np.int64)
+        self.class_names = tuple(str(c) for c in classes)
+        self.task = TaskSpec(kind=spec.kind, num_classes=len(classes), class_names=self.class_names)
+
+    # -- fitting on the training split ------------------------------------------------------------
+
+    def _train_index(self, train_indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        idx = np.asarray(train_indices, dtype=np.int64).reshape(-1)
+        if idx.size == 0:
+            raise ValueError("train_indices is empty")
+        if idx.min() < 0 or idx.max() >= len(self):
+            raise IndexError(f"train_indices out of range for a dataset of {len(self)} items")
+        return idx
+
+    def fit_imputer(self, train_indices: Sequence[int] | np.ndarray) -> dict[str, dict[str, Any]]:
+        """Fill NaN cells of present modalities with the train-set column mean.
+
+        Returns a summary per modality: ``n_cells`` (NaN cells filled over the whole dataset),
+        ``columns`` ({feature: {"mean": train mean, "n_missing": cells}}), and
+        ``no_train_values`` (columns with no observed train value, filled with 0).
+        """
+        idx = self._train_index(train_indices)
+        self.impute_means = {}
+        summary: dict[str, dict[str, Any]] = {}
+        for name, raw in self._raw.items():
+            rows = idx[self._present[name][idx]]
+            train = raw[rows].astype(np.float64)
+            observed = ~np.isnan(train)
+            counts = observed.sum(axis=0)
+            sums = np.where(observed, train, 0.0).sum(axis=0)
+            means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+            self.impute_means[name] = means.astype(np.float32)
+            holes = np.isnan(raw) & self._present[name][:, None]
+            per_col = holes.sum(axis=0)
+            cols = {self.feature_names[name][j]: {"mean": float(means[j]), "n_missing": int(per_col[j])}
+                    for j in np.flatnonzero(per_col)}
+            summary[name] = {
+                "n_cells": int(per_col.sum()),
+                "columns": cols,
+                "no_train_values": [self.feature_names[name][j] for j in np.flatnonzero(counts == 0)],
+            }
+        return summary
+
+    def fit_scaler(self, train_indices: Sequence[int] | np.ndarray) -> dict[str, dict[str, np.ndarray]]:
+        """Train-set mean/std for the standardized columns (others get mean 0, std 1).
+
+        A column that is constant on the training rows gets std 1 (it becomes 0 after centring).
+        """
+        idx = self._train_index(train_indices)
+        self.scale_mean, self.scale_std = {}, {}
+        for name, raw in self._raw.items():
+            rows = idx[self._present[name][idx]]
+            train = raw[rows].astype(np.float64)
+            observed = ~np.isnan(train)
+            counts = observed.sum(axis=0)
+            sums = np.where(observed, train, 0.0).sum(axis=0)
+            mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+            sq = np.where(observed, (train - mean) ** 2, 0.0).sum(axis=0)
+            std = np.sqrt(np.divide(sq, counts - 1, out=np.zeros_like(sq), where=counts > 1))
+            cont = self._continuous[name]
+            mean = np.where(cont, mean, 0.0)
+            std = np.where(cont & (std > 1e-12), std, 1.0)
+            self.scale_mean[name] = mean.astype(np.float32)
+            self.scale_std[name] = std.astype(np.float32)
+        return {name: {"mean": self.scale_mean[name], "std": self.scale_std[name]} for name in self._raw}
+
+    def fit_bins(self, train_indices: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Survival only: quartile cut points from the training rows; afterwards targets carry ``bin``."""
+        if self.task.kind != "survival":
+            raise ValueError("fit_bins is only defined for survival targets")
+        idx = self._train_index(train_indices)
+        self.bin_cuts = quartile_bins(self._time[idx], self._event[idx], self.n_bins)
+        return self.bin_cuts
+
+    def fit(self, train_indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """:meth:`fit_imputer`, :meth:`fit_scaler` and (survival) :meth:`fit_bins` in one call."""
+        out: dict[str, Any] = {"imputer": self.fit_imputer(train_indices), "scaler": self.fit_scaler(train_indices)}
+        if self.task.kind == "survival":
+            out["bin_cuts"] = self.fit_bins(train_indices)
+        return out
+
+    # -- dataset protocol -----------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._subjects)
+
+    def subject_ids(self) -> list[str]:
+        return list(self._subjects)
+
+    def natural_presence(self) -> dict[str, np.ndarray]:
+        return {k: v.copy() for k, v in self._present.items()}
+
+    def stratify_labels(self) -> np.ndarray | None:
+        if self.task.kind == "survival":
+            return self._event.astype(np.int64)
+        if self.task.kind in ("binary", "multiclass"):
+            return self._y.copy()
+        return None
+
+    @property
+    def times(self) -> np.ndarray:
+        """Survival times (float32), survival targets only."""
+        return self._time.copy()
+
+    @property
+    def events(self) -> np.ndarray:
+        """Event indicators (1 = death), survival targets only."""
+        return self._event.copy()
+
+    def features(self, index: int, modality: str) -> tuple[np.ndarray, np.ndarray, bool]:
+        """(values float32 (F,), valid bool (F,), present) of one row after imputation/scaling."""
+        raw = self._raw[modality][index]
+        present = bool(self._present[modality][index])
+        valid = ~np.isnan(raw)
+        if not present:
+            return np.zeros_like(raw), valid, False
+        x = raw.copy()
+        if not valid.all():
+            if self.impute_means is None:
+                raise RuntimeError(
+                    f"{self.source_name}: modality {modality!r} has missing cells (subject {self._subjects[index]}); "
+                    f"call fit_imputer(train_indices) before reading samples"
+                )
+            x = np.where(valid, x, self.impute_means[modality])
+        if self.scale_mean is not None:
+            x = (x - self.scale_mean[modality]) / self.scale_std[modality]
+        return x.astype(np.float32), valid, True
+
+    def target(self, index: int) -> Any:
+        if self.task.kind == "survival":
+            out = {"time": torch.tensor(float(self._time[index])), "event": torch.tensor(float(self._event[index]))}
+            if self.bin_cuts is not None:
+                out["bin"] = torch.tensor(int(assign_bins([self._time[index]], self.bin_cuts)[0]))
+            return out
+        if self.task.kind == "regression":
+            return torch.tensor(float(self._y[index]))
+        return torch.tensor(int(self._y[index]), dtype=torch.long)
+
+    def __getitem__(self, index: int) -> dict[str, Any]:
+        if index < 0:
+            index += len(self)
+        inputs, present, valid = {}, {}, {}
+        for name in self.modalities:
+            x, v, p = self.features(index, name)
+            inputs[name] = torch.from_numpy(x)
+            valid[name] = torch.from_numpy(v)
+            present[name] = p
+        return {
+            "inputs": inputs,
+            "present": present,
+            "valid": valid,
+            "target": self.target(index),
+            "meta": {"subject": self._subjects[index]},
+        }
