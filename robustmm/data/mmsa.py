@@ -188,9 +188,10 @@ class MMSADataset(MultimodalDataset):
         required.append("text_bert" if self.text_mode == "ids" else "text")
         for key in required:
             if key not in raw:
-                fix = ("text_mode='ids' needs BERT token ids; use text_mode='features' for files without them"
-                       if key == "text_bert" else "re-export the file in the MMSA layout (see specs/mmsa_format.md)")
-                raise self._err(file_key, key, f"missing (found keys {sorted(map(str, raw))})", fix.capitalize() + ".")
+                fix = ("With text_mode='ids' BERT token ids are needed; use text_mode='features' for files "
+                       "without them." if key == "text_bert" else
+                       "Re-export the file in the MMSA layout (see specs/mmsa_format.md).")
+                raise self._err(file_key, key, f"missing (found keys {sorted(map(str, raw))})", fix)
 
         labels = self._numeric(raw, file_key, "regression_labels", None)
         if labels.ndim == 2 and labels.shape[1] == 1:

@@ -1,0 +1,104 @@
+"""Log-mel / MFCC features from generated sine-wave WAV files."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import wave
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robustmm.data.audio import compute_audio_features, read_wav
+from robustmm.errors import ConfigError, DataError
+
+
+def write_sine(path: Path, seconds: float, freq: float, amplitude: float, rate: int = 16000,
+               channels: int = 1) -> None:
+    """16-bit PCM sine written with the stdlib wave module."""
+    t = np.arange(int(round(seconds * rate))) / rate
+    x = np.round(amplitude * 32767 * np.sin(2 * np.pi * freq * t)).astype("<i2")
+    if channels > 1:
+        x = np.repeat(x[:, None], channels, axis=1)
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(x.tobytes())
+
+
+@pytest.fixture(scope="module")
+def wav_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("wavs")
+    write_sine(d / "quiet.wav", 1.0, 1000.0, 0.1)
+    write_sine(d / "loud.wav", 1.0, 1000.0, 0.5)
+    write_sine(d / "high.wav", 0.5, 3000.0, 0.3)
+    write_sine(d / "low_rate.wav", 0.5, 1000.0, 0.3, rate=8000)  # resampled to 16 kHz
+    write_sine(d / "stereo.wav", 0.3, 1000.0, 0.3, channels=2)
+    (d / "notes.txt").write_text("not audio")  # ignored
+    return d
+
+
+def test_read_wav_scales_pcm(wav_dir: Path) -> None:
+    wav, sr = read_wav(wav_dir / "loud.wav")
+    assert sr == 16000 and wav.shape == (1, 16000)
+    assert float(wav.abs().max()) == pytest.approx(0.5, abs=1e-3)
+
+
+def test_logmel_frames_loudness_and_pitch(wav_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "feats" / "audio.pkl"
+    result = compute_audio_features(wav_dir, out, kind="logmel", n_mels=40)
+    with open(out, "rb") as fh:
+        stored = pickle.load(fh)
+    assert sorted(stored["features"]) == ["high", "loud", "low_rate", "quiet", "stereo"]
+    assert stored["lengths"] == result["lengths"]
+    assert stored["config"]["n_fft"] == 400 and stored["config"]["hop_length"] == 160
+    assert not any(p.name.startswith("audio.pkl.tmp") for p in out.parent.iterdir())
+
+    f = stored["features"]
+    for clip, seconds in (("quiet", 1.0), ("loud", 1.0), ("high", 0.5), ("low_rate", 0.5), ("stereo", 0.3)):
+        assert f[clip].dtype == np.float32 and f[clip].shape[1] == 40
+        # centred frames: 1 + samples // hop, i.e. duration / 10 ms (+1)
+        assert abs(f[clip].shape[0] - seconds / 0.010) <= 2, (clip, f[clip].shape)
+        assert stored["lengths"][clip] == f[clip].shape[0]
+    assert f["quiet"].shape[0] == 1 + 16000 // 160
+
+    # 5x the amplitude is 25x the power: ln(25) = 3.22 more log-mel at the tone's band
+    band = int(f["loud"].mean(0).argmax())
+    inner = slice(5, -5)  # skip edge frames that see the padding
+    diff = float(f["loud"][inner, band].mean() - f["quiet"][inner, band].mean())
+    assert diff == pytest.approx(math.log(25.0), abs=0.05)
+    assert f["loud"].mean() > f["quiet"].mean()
+    # a higher tone peaks in a higher mel band
+    assert int(f["high"].mean(0).argmax()) > band
+    # the 8 kHz clip of the same tone peaks in the same band after resampling
+    assert int(f["low_rate"].mean(0).argmax()) == band
+
+
+def test_mfcc_shape(wav_dir: Path, tmp_path: Path) -> None:
+    result = compute_audio_features(wav_dir, tmp_path / "mfcc.pkl", kind="mfcc", n_mels=40, n_mfcc=13)
+    assert result["features"]["loud"].shape == (101, 13)
+    # c0 follows overall log energy
+    assert result["features"]["loud"][:, 0].mean() > result["features"]["quiet"][:, 0].mean()
+
+
+def test_errors(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no .wav files"):
+        compute_audio_features(empty, tmp_path / "x.pkl")
+    with pytest.raises(DataError, match="does not exist"):
+        compute_audio_features(tmp_path / "missing", tmp_path / "x.pkl")
+
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    write_sine(broken / "good.wav", 0.2, 440.0, 0.3)
+    (broken / "bad.wav").write_bytes(b"RIFF....garbage, not a wav file")
+    with pytest.raises(DataError) as info:
+        compute_audio_features(broken, tmp_path / "x.pkl")
+    assert "bad.wav" in str(info.value)
+    assert not (tmp_path / "x.pkl").exists()
+
+    with pytest.raises(ConfigError):
+        compute_audio_features(broken, tmp_path / "x.pkl", kind="spectrogram")  # type: ignore[arg-type]
