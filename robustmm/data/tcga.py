@@ -65,6 +65,9 @@ PORPOISE_MODALITIES = ("clinical", "rnaseq", "cnv", "mut")
 
 def _find_porpoise_file(path: Path, cohort: str | None) -> Path:
     if path.is_file():
+        named = re.match(r"tcga_([a-z0-9]+)_", path.name.lower())
+        if cohort and named and named.group(1) != cohort.lower():
+            raise DataError(f"{path}: the file name says cohort {named.group(1)!r} but cohort={cohort!r}")
         return path
     if path.is_dir():
         if not cohort:

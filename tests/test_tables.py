@@ -1,0 +1,234 @@
+"""TableDataset on small hand-made tables with known answers."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robustmm.data.batch import collate
+from robustmm.data.tables import ColumnSelector, TableDataset, assign_bins, quartile_bins, read_table
+from robustmm.errors import DataError
+
+
+def frame() -> pd.DataFrame:
+    return pd.DataFrame({
+        "pid": ["s1", "s2", "s3", "s4", "s5", "s6"],
+        "a_x": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        "b_x": [0, 1, 0, 1, 0, 1],
+        "p_1": [10.0, np.nan, 30.0, 40.0, 50.0, 60.0],
+        "p_2": [1.0, np.nan, 3.0, 4.0, np.nan, 6.0],
+        "r10": [1, 2, 3, 4, 5, 6],
+        "r20": [6, 5, 4, 3, 2, 1],
+        "c1": [0.5, 0.5, 0.5, 0.5, 0.5, 0.5],
+        "kind": ["u", "v", "u", None, "v", "u"],
+        "label": ["no", "yes", "no", "yes", "no", "yes"],
+        "months": [5.0, 3.0, 8.0, 1.0, 9.0, 2.0],
+        "dead": [1, 0, 1, 1, 0, 0],
+    })
+
+
+MODS = {"x": {"suffix": "_x"}, "p": {"prefix": "p_"}, "r": {"regex": r"^r\d+$"}, "c": ["c1", "kind"]}
+BINARY = {"kind": "binary", "column": "label"}
+
+
+def make(df: pd.DataFrame | None = None, **kw) -> TableDataset:
+    kw.setdefault("categorical", ["kind"])
+    return TableDataset(frame() if df is None else df, "pid", kw.pop("modalities", MODS), kw.pop("target", BINARY), **kw)
+
+
+def test_selectors_pick_the_right_columns() -> None:
+    ds = make()
+    assert ds.columns == {"x": ["a_x", "b_x"], "p": ["p_1", "p_2"], "r": ["r10", "r20"], "c": ["c1", "kind"]}
+    assert ds.feature_names["c"] == ["c1", "kind=u", "kind=v"]
+    assert {k: v.shape for k, v in ds.modalities.items()} == {"x": (2,), "p": (2,), "r": (2,), "c": (3,)}
+    assert all(m.kind == "table" for m in ds.modalities.values())
+    assert ColumnSelector(regex="0$").select(["r10", "r21", "a0"]) == ["r10", "a0"]
+
+
+def test_selector_must_have_exactly_one_rule() -> None:
+    with pytest.raises(DataError, match="exactly one"):
+        ColumnSelector(suffix="_x", prefix="p_")
+    with pytest.raises(DataError, match="selects no column"):
+        make(modalities={"z": {"suffix": "_nope"}})
+
+
+def test_target_and_id_never_become_features() -> None:
+    ds = make(frame().drop(columns="label"), modalities={"all": {"regex": ".*"}}, categorical=["kind"],
+              target={"kind": "survival", "time": "months", "event": "dead"})
+    assert "months" not in ds.columns["all"] and "dead" not in ds.columns["all"] and "pid" not in ds.columns["all"]
+    with pytest.raises(DataError, match="leak"):
+        make(modalities={"x": ["a_x", "label"]})
+    with pytest.raises(DataError, match="both modality"):
+        make(modalities={"x": {"suffix": "_x"}, "y": ["a_x"]})
+
+
+def test_all_nan_group_is_naturally_missing() -> None:
+    ds = make()
+    ds.fit(range(6))
+    s2 = ds[1]  # p_1 and p_2 both NaN for s2
+    assert s2["present"]["p"] is False
+    assert not s2["valid"]["p"].any()
+    assert torch.equal(s2["inputs"]["p"], torch.zeros(2))
+    assert ds.natural_presence()["p"].tolist() == [True, False, True, True, True, True]
+    assert make(missing_from_nan=False, nan_policy="impute").natural_presence()["p"].all()
+
+
+def test_impute_uses_train_mean_and_reports_it() -> None:
+    ds = make(standardize="none")
+    train = [0, 2, 3]  # p_2 train values 1, 3, 4 -> mean 8/3
+    summary = ds.fit_imputer(train)
+    s5 = ds[4]  # p_2 is NaN, p_1 = 50 observed
+    assert s5["present"]["p"] is True
+    assert s5["valid"]["p"].tolist() == [True, False]
+    assert s5["inputs"]["p"][1].item() == pytest.approx(8 / 3, rel=1e-6)
+    assert s5["inputs"]["p"][0].item() == pytest.approx(50.0)
+    assert summary["p"]["n_cells"] == 1  # s2 is absent, so only s5's cell is imputed
+    assert summary["p"]["columns"]["p_2"] == {"mean": pytest.approx(8 / 3), "n_missing": 1}
+    # categorical NaN (s4 kind) -> both one-hot columns invalid and imputed with train frequencies
+    s4 = ds[3]
+    assert s4["valid"]["c"].tolist() == [True, False, False]
+    assert s4["inputs"]["c"][1:].tolist() == pytest.approx([1.0, 0.0])  # train rows 0,2 are 'u'; 3 is NaN
+
+
+def test_reading_before_fit_imputer_is_refused() -> None:
+    ds = make()
+    with pytest.raises(RuntimeError, match="fit_imputer"):
+        ds[4]
+
+
+def test_nan_policy_error_names_columns_and_subjects() -> None:
+    with pytest.raises(DataError) as err:
+        make(nan_policy="error", categorical=[], modalities={"p": {"prefix": "p_"}})
+    msg = str(err.value)
+    assert "p_2" in msg and "s5" in msg and "p_1" not in msg and "s2" not in msg  # s2 is naturally missing
+
+
+def test_non_numeric_value_names_column_and_example() -> None:
+    df = frame()
+    df.loc[2, "r20"] = "high"
+    with pytest.raises(DataError) as err:
+        make(df)
+    assert "'r20'" in str(err.value) and "'high'" in str(err.value) and "s3" in str(err.value)
+    with pytest.raises(DataError, match="kind"):
+        make(categorical=[])  # 'kind' holds strings and is not declared categorical
+
+
+def test_scaler_uses_train_rows_and_skips_binary_columns() -> None:
+    ds = make(categorical=["kind"])
+    train = [0, 1, 2]
+    ds.fit(train)
+    mean, std = 2.0, 1.0  # a_x on rows 0..2: 1, 2, 3 (sample std 1)
+    x = ds[5]["inputs"]["x"]
+    assert x[0].item() == pytest.approx((6.0 - mean) / std)
+    assert x[1].item() == pytest.approx(1.0)  # b_x is binary: left as is
+    assert ds[0]["inputs"]["c"][0].item() == pytest.approx(0.0)  # constant column -> 0, not NaN
+    # changing a test row does not move the statistics
+    df = frame()
+    df.loc[5, "a_x"] = 1000.0
+    other = make(df, categorical=["kind"])
+    other.fit(train)
+    assert other.scale_mean["x"][0] == pytest.approx(mean)
+
+
+def test_classification_target_and_collate() -> None:
+    ds = make()
+    ds.fit(range(6))
+    assert ds.task.kind == "binary" and ds.task.class_names == ("no", "yes")
+    assert ds.stratify_labels().tolist() == [0, 1, 0, 1, 0, 1]
+    batch = collate([ds[i] for i in range(6)])
+    assert batch.target.dtype == torch.long and batch.target.tolist() == [0, 1, 0, 1, 0, 1]
+    assert batch.inputs["x"].shape == (6, 2) and batch.inputs["x"].dtype == torch.float32
+    assert batch.present["p"].tolist() == [True, False, True, True, True, True]
+    assert batch.subjects == ["s1", "s2", "s3", "s4", "s5", "s6"]
+    with pytest.raises(DataError, match="binary"):
+        make(target={"kind": "binary", "column": "r10"})
+
+
+def test_dedupe_keeps_first_row_per_subject() -> None:
+    df = pd.concat([frame(), frame().iloc[[0]].assign(a_x=99.0)], ignore_index=True)
+    assert len(make(df)) == 6
+    ds = make(df, dedupe=False)
+    assert len(ds) == 7 and ds.subject_ids().count("s1") == 2
+
+
+def test_survival_target() -> None:
+    ds = make(target={"kind": "survival", "time": "months", "censorship": "dead"})
+    assert ds.events.tolist() == [0, 1, 0, 0, 1, 1]  # censorship 1 -> event 0
+    ds = make(target={"kind": "survival", "time": "months", "event": "dead"})
+    ds.fit(range(6))
+    t = ds[0]["target"]
+    assert t["time"].item() == 5.0 and t["event"].item() == 1.0
+    assert ds.task.kind == "survival" and ds.task.num_classes == 4
+    assert ds.stratify_labels().tolist() == [1, 0, 1, 1, 0, 0]
+    # bins from uncensored train times 5, 8, 1 -> edges 3, 5, 6.5
+    assert ds.bin_cuts[1:-1].tolist() == pytest.approx([3.0, 5.0, 6.5])
+    assert ds[4]["target"]["bin"].item() == 3  # 9 months
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"months": (2, np.nan)}, "s3"),
+    ({"months": (4, -1.0)}, "negative"),
+    ({"dead": (1, 2)}, "0 or 1"),
+])
+def test_survival_bad_values(change, message) -> None:
+    df = frame()
+    for col, (row, value) in change.items():
+        df.loc[row, col] = value
+    with pytest.raises(DataError, match=message):
+        make(df, target={"kind": "survival", "time": "months", "event": "dead"})
+
+
+def test_survival_all_censored() -> None:
+    df = frame().assign(dead=0)
+    with pytest.raises(DataError, match="censored"):
+        make(df, target={"kind": "survival", "time": "months", "event": "dead"})
+
+
+def test_negative_time_error_lists_patient() -> None:
+    df = frame()
+    df.loc[4, "months"] = -3.0
+    with pytest.raises(DataError, match="s5"):
+        make(df, target={"kind": "survival", "time": "months", "event": "dead"})
+
+
+def test_quartile_bins_known_numbers() -> None:
+    times = [1, 2, 3, 4, 5, 6, 7, 8, 100, 200]
+    events = [1, 1, 1, 1, 1, 1, 1, 1, 0, 0]  # censored times are ignored by the cut points
+    cuts = quartile_bins(times, events)
+    assert cuts[0] == -np.inf and cuts[-1] == np.inf
+    assert cuts[1:-1].tolist() == pytest.approx([2.75, 4.5, 6.25])
+    assert assign_bins([0.0, 2.75, 3.0, 4.5, 6.0, 6.25, 1e6], cuts).tolist() == [0, 1, 1, 2, 2, 3, 3]
+    assert quartile_bins([1, 2, 3], [1, 1, 1], n_bins=2)[1] == pytest.approx(2.0)
+    with pytest.raises(DataError):
+        quartile_bins([1, 2], [0, 0])
+
+
+def test_read_table_formats(tmp_path) -> None:
+    df = frame()
+    df.to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    assert read_table(tmp_path / "t.tsv").shape == df.shape
+    text = df.to_csv(index=False).encode()
+    with zipfile.ZipFile(tmp_path / "plain.zip", "w") as z:  # member named .csv.zip holding plain text
+        z.writestr("./t.csv.zip", text)
+    assert read_table(tmp_path / "plain.zip")["pid"].tolist() == df["pid"].tolist()
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w") as z:
+        z.writestr("t.csv", text)
+    with zipfile.ZipFile(tmp_path / "nested.zip", "w") as z:  # member that really is a zip
+        z.writestr("t.csv.zip", inner.getvalue())
+    assert read_table(tmp_path / "nested.zip").shape == df.shape
+    with pytest.raises(DataError, match="not found"):
+        read_table(tmp_path / "missing.csv")
+    ds = TableDataset(tmp_path / "t.tsv", "pid", {"x": {"suffix": "_x"}}, BINARY)
+    assert len(ds) == 6 and ds.source_name.endswith("t.tsv")
+
+
+def test_missing_id_column_names_file(tmp_path) -> None:
+    frame().to_csv(tmp_path / "t.csv", index=False)
+    with pytest.raises(DataError, match=r"t\.csv.*'subject'"):
+        TableDataset(tmp_path / "t.csv", "subject", {"x": {"suffix": "_x"}}, BINARY)

@@ -1,0 +1,285 @@
+"""TCGA loaders: PORPOISE tables (real BLCA file and synthetic) and the DisPro layout (synthetic)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robustmm.data.base import is_synthetic
+from robustmm.data.batch import collate
+from robustmm.data.synth.tcga import write_synthetic_dispro, write_synthetic_porpoise
+from robustmm.data.tcga import DisProDataset, PorpoiseDataset, load_porpoise_table, prepare_tcga
+from robustmm.errors import DataError
+from robustmm.metrics.survival import concordance
+
+# ------------------------------------------------------------------------------------------------
+# PORPOISE
+
+
+@pytest.mark.shared_data
+def test_real_blca_counts(shared_data: Path) -> None:
+    path = shared_data / "tcga_porpoise" / "tcga_blca_all_clean.csv.zip"
+    table = load_porpoise_table(path)
+    assert len(table) == 373 and table["case_id"].is_unique
+    assert int((table["censorship"] == 0).sum()) == 169
+    ds = PorpoiseDataset(shared_data / "tcga_porpoise", cohort="blca")
+    assert len(ds) == 373
+    assert ds.column_counts == {"rnaseq": 1554, "cnv": 256, "mut": 371}
+    assert {k: v.shape[0] for k, v in ds.modalities.items()} == {"clinical": 3, "rnaseq": 1554, "cnv": 256, "mut": 371}
+    assert ds.feature_names["clinical"] == ["is_female", "age", "oncotree_code=BLCA"]
+    assert int(ds.events.sum()) == 169
+    assert len(ds.slide_ids) == 373 and sum(map(len, ds.slide_ids.values())) == 437
+    ds.fit(np.arange(0, 373, 2))
+    sample = ds[1]
+    assert all(sample["present"].values()) and np.isfinite(sample["inputs"]["rnaseq"].numpy()).all()
+
+
+@pytest.fixture
+def porpoise_file(tmp_path: Path) -> Path:
+    return write_synthetic_porpoise(tmp_path / "tcga_syn_all_clean.csv.zip", n_patients=40, seed=1, age_missing=0.2)
+
+
+def test_synthetic_porpoise_roundtrip(porpoise_file: Path) -> None:
+    assert is_synthetic(porpoise_file)
+    slides = load_porpoise_table(porpoise_file, per_slide=True)
+    table = load_porpoise_table(porpoise_file)
+    assert len(table) == 40 and len(slides) > 40 and "Unnamed: 0" not in table.columns
+    ds = PorpoiseDataset(porpoise_file, modalities=("clinical", "rnaseq"))
+    assert list(ds.modalities) == ["clinical", "rnaseq"]
+    assert ds.feature_names["clinical"] == ["is_female", "age", "oncotree_code=SYN", "oncotree_code=SYNB"]
+    assert ds.modalities["rnaseq"].shape == (40,)
+    missing_age = np.flatnonzero(np.isnan(table["age"].to_numpy()))
+    assert missing_age.size > 0
+    with pytest.raises(RuntimeError, match="fit_imputer"):
+        ds[int(missing_age[0])]
+    ds.fit(np.arange(30))
+    s = ds[int(missing_age[0])]
+    assert s["valid"]["clinical"].tolist()[:2] == [True, False]
+    assert s["target"]["event"].item() == 1 - table["censorship"].iloc[missing_age[0]]
+    # the planted risk is visible: the first rnaseq gene orders the patients
+    c = concordance(ds.times, ds.events, ds._raw["rnaseq"][:, 0])
+    assert c > 0.6
+    with_site = PorpoiseDataset(porpoise_file, modalities=("clinical",), clinical_site=True)
+    assert any(f.startswith("site=") for f in with_site.feature_names["clinical"])
+
+
+def test_porpoise_bad_inputs(tmp_path: Path, porpoise_file: Path) -> None:
+    table = load_porpoise_table(porpoise_file, per_slide=True)
+    bad = table.drop(columns="censorship")
+    bad.to_csv(tmp_path / "nocens.csv", index=False)
+    with pytest.raises(DataError, match="censorship"):
+        load_porpoise_table(tmp_path / "nocens.csv")
+    neg = table.copy()
+    neg.loc[neg["case_id"] == "TCGA-SY-0003", "survival_months"] = -2.0
+    neg.to_csv(tmp_path / "neg.csv", index=False)
+    with pytest.raises(DataError, match="TCGA-SY-0003"):
+        load_porpoise_table(tmp_path / "neg.csv")
+    with pytest.raises(DataError, match="not found"):
+        load_porpoise_table(tmp_path / "nothing.csv.zip")
+    with pytest.raises(DataError, match="cohort"):
+        load_porpoise_table(porpoise_file, cohort="luad")
+    with pytest.raises(DataError, match="unknown PORPOISE modality"):
+        PorpoiseDataset(porpoise_file, modalities=("wsi",))
+
+
+def test_prepare_tcga(tmp_path: Path, porpoise_file: Path) -> None:
+    datasets = tmp_path / "datasets"
+    report = prepare_tcga("syn", porpoise_file, datasets)
+    dest = datasets / "tcga_syn" / porpoise_file.name
+    assert report["status"] == "copied" and Path(report["path"]) == dest and dest.read_bytes() == porpoise_file.read_bytes()
+    assert report["patients"] == 40 and report["columns"] == {"rnaseq": 40, "cnv": 12, "mut": 10}
+    assert report["deaths"] + report["censored"] == 40
+    assert json.loads((datasets / "tcga_syn" / "PREPARED.json").read_text())["sha256"] == report["sha256"]
+    assert prepare_tcga("syn", porpoise_file, datasets)["status"] == "unchanged"
+    other = write_synthetic_porpoise(tmp_path / "o" / porpoise_file.name, n_patients=30, seed=5)
+    with pytest.raises(DataError, match="refusing to overwrite"):
+        prepare_tcga("syn", other, datasets)
+    assert dest.read_bytes() == porpoise_file.read_bytes()
+    with pytest.raises(DataError, match="cohort"):
+        prepare_tcga("luad", porpoise_file, datasets)
+    assert not list((datasets / "tcga_syn").glob(".tmp_*"))
+
+
+# ------------------------------------------------------------------------------------------------
+# DisPro layout
+
+
+@pytest.fixture(scope="module")
+def dispro_root(tmp_path_factory) -> Path:
+    return write_synthetic_dispro(tmp_path_factory.mktemp("dispro") / "cohort", n_patients=60, seed=3,
+                                  wsi_missing=0.2, omics_missing=0.15)
+
+
+def test_dispro_writer_format(dispro_root: Path) -> None:
+    splits = pd.read_csv(dispro_root / "splits.csv", keep_default_na=False)
+    assert list(splits.columns) == ["Study", "ID", "Event", "Status", "WSI", "Omics"] + [f"Fold {k}" for k in range(5)]
+    assert ((splits["WSI"] == "") & (splits["Omics"] == "")).sum() == 0  # nobody misses both
+    assert (splits["WSI"] == "").sum() == 12 and (splits["Omics"] == "").sum() == 9
+    assert splits["WSI"].str.contains(";").any()  # some patients have two slides
+    folds = splits[[f"Fold {k}" for k in range(5)]]
+    assert ((folds == "val").sum(axis=1) == 1).all()  # each patient is held out exactly once
+    truth = pd.read_csv(dispro_root / "truth.csv")
+    assert concordance(splits["Event"], splits["Status"], truth["risk"]) > 0.7
+    assert is_synthetic(dispro_root)
+
+
+def test_dispro_samples(dispro_root: Path) -> None:
+    ds = DisProDataset(dispro_root, fold=1, split="train", max_patches=200)
+    splits = pd.read_csv(dispro_root / "splits.csv", keep_default_na=False)
+    assert len(ds) == int((splits["Fold 1"] == "train").sum())
+    assert ds.unmeasured_genes == ["UNMEASURED1", "UNMEASURED2"]
+    p, g_max = ds.modalities["omics"].shape
+    assert p == 8 and ds.gene_mask.sum().item() == sum(ds.pathway_sizes) and g_max == max(ds.pathway_sizes)
+    assert ds.modalities["wsi"].shape == (200, 32) and ds.modalities["wsi"].kind == "bag"
+
+    row = splits.set_index("ID")
+    for i in range(len(ds)):
+        s = ds[i]
+        pid = s["meta"]["subject"]
+        assert s["present"]["wsi"] == (row.loc[pid, "WSI"] != "")
+        assert s["present"]["omics"] == (row.loc[pid, "Omics"] != "")
+        assert s["target"]["time"].item() == pytest.approx(row.loc[pid, "Event"])
+        assert s["target"]["event"].item() == row.loc[pid, "Status"]
+        if s["present"]["wsi"]:  # the bag is the slides concatenated in the listed order
+            parts = [torch.load(dispro_root / "wsi" / n) for n in row.loc[pid, "WSI"].split(";")]
+            bag = torch.cat(parts)
+            n = bag.shape[0]
+            assert s["meta"]["n_patches"] == n and s["valid"]["wsi"].sum().item() == n
+            assert torch.equal(s["inputs"]["wsi"][:n], bag) and not s["inputs"]["wsi"][n:].any()
+        else:
+            assert not s["valid"]["wsi"].any() and not s["inputs"]["wsi"].any()
+        if s["present"]["omics"]:
+            genes = pd.read_csv(dispro_root / "omics" / f"{pid}.csv").set_index("Gene")["Value"]
+            first = ds.layout_genes[: ds.pathway_sizes[0]]
+            assert s["inputs"]["omics"][0, : len(first)].tolist() == pytest.approx(genes[first].tolist(), abs=1e-5)
+            assert s["valid"]["omics"].all() and not s["inputs"]["omics"][~ds.gene_mask].any()
+        else:
+            assert not s["valid"]["omics"].any()
+    batch = collate([ds[i] for i in range(6)])
+    assert batch.inputs["omics"].shape == (6, p, g_max) and batch.valid["wsi"].shape == (6, 200)
+    assert batch.target["bin"].dtype == torch.long
+
+
+def test_dispro_folds_and_bins(dispro_root: Path) -> None:
+    held_out = []
+    for fold in range(5):
+        train = DisProDataset(dispro_root, fold, "train", modalities=("omics",))
+        test = DisProDataset(dispro_root, fold, "test", modalities=("omics",))  # 'test' reads DisPro's 'val'
+        assert not set(train.subject_ids()) & set(test.subject_ids())
+        assert len(train) + len(test) == 60
+        held_out += test.subject_ids()
+        uncensored = train.times[train.events == 1]
+        assert train.bin_cuts[1:-1].tolist() == pytest.approx(np.quantile(uncensored, [0.25, 0.5, 0.75]).tolist())
+        assert np.array_equal(train.bin_cuts, test.bin_cuts)  # test bins come from the training patients
+    assert sorted(held_out) == sorted(f"SYN-{i:04d}" for i in range(60))
+    full = DisProDataset(dispro_root, 0, "all", modalities=("omics",))
+    parts = full.predefined_splits()
+    assert sorted(parts) == ["test", "train", "val"]
+    assert sorted(parts["train"] + parts["val"] + parts["test"]) == list(range(60))
+    assert len(parts["test"]) == 12 and len(parts["val"]) > 0
+
+
+def test_dispro_patch_subsampling(dispro_root: Path) -> None:
+    ev = DisProDataset(dispro_root, 0, "train", max_patches=10, modalities=("wsi",), train=False)
+    idx = next(i for i in range(len(ev)) if ev._present["wsi"][i])
+    full = torch.cat([torch.load(f) for f in ev._slides[idx]])
+    a, b = ev[idx], ev[idx]
+    assert torch.equal(a["inputs"]["wsi"], b["inputs"]["wsi"]) and a["valid"]["wsi"].all()
+    spaced = np.linspace(0, full.shape[0] - 1, 10).round().astype(int)
+    assert torch.equal(a["inputs"]["wsi"], full[spaced])
+    tr = DisProDataset(dispro_root, 0, "train", max_patches=10, modalities=("wsi",), train=True, seed=7)
+    x0 = tr[idx]["inputs"]["wsi"]
+    assert torch.equal(x0, tr[idx]["inputs"]["wsi"])  # deterministic for a given seed and epoch
+    rows = {tuple(r.tolist()) for r in full}
+    assert all(tuple(r.tolist()) in rows for r in x0)  # real patches only
+    tr.set_epoch(1)
+    assert not torch.equal(x0, tr[idx]["inputs"]["wsi"])
+    other = DisProDataset(dispro_root, 0, "train", max_patches=10, modalities=("wsi",), train=True, seed=8)
+    assert not torch.equal(x0, other[idx]["inputs"]["wsi"])
+    default = DisProDataset(dispro_root, 0, "train", max_patches=10, modalities=("wsi",), seed=7)
+    assert default.train and torch.equal(default[idx]["inputs"]["wsi"], x0)  # the train split samples randomly
+    assert not DisProDataset(dispro_root, 0, "val", max_patches=10, modalities=("wsi",)).train
+
+
+def _copy(root: Path, tmp_path: Path) -> Path:
+    dest = tmp_path / "copy"
+    shutil.copytree(root, dest)
+    return dest
+
+
+def _edit_splits(root: Path, fn) -> None:
+    splits = pd.read_csv(root / "splits.csv", keep_default_na=False)
+    fn(splits)
+    splits.to_csv(root / "splits.csv", index=False)
+
+
+def test_dispro_missing_omics_file(dispro_root: Path, tmp_path: Path) -> None:
+    root = _copy(dispro_root, tmp_path)
+    splits = pd.read_csv(root / "splits.csv", keep_default_na=False)
+    pid = splits.loc[(splits["Omics"] != "") & (splits["Fold 0"] == "train"), "ID"].iloc[3]
+    (root / "omics" / f"{pid}.csv").unlink()
+    with pytest.raises(DataError) as err:
+        DisProDataset(root, 0, "train")
+    assert pid in str(err.value) and f"{pid}.csv" in str(err.value)
+    ds = DisProDataset(root, 0, "train", allow_missing_omics=True)
+    assert ds[ds.subject_ids().index(pid)]["present"]["omics"] is False
+
+
+def test_dispro_missing_slide_file(dispro_root: Path, tmp_path: Path) -> None:
+    root = _copy(dispro_root, tmp_path)
+    splits = pd.read_csv(root / "splits.csv", keep_default_na=False)
+    pid, cell = splits.loc[(splits["WSI"] != "") & (splits["Fold 0"] == "val"), ["ID", "WSI"]].iloc[0]
+    for name in cell.split(";"):
+        (root / "wsi" / name).unlink()
+    with pytest.raises(DataError, match=pid):
+        DisProDataset(root, 0, "val")
+    ds = DisProDataset(root, 0, "val", allow_missing_wsi=True)
+    assert ds[ds.subject_ids().index(pid)]["present"]["wsi"] is False
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda s: s.__setitem__("Event", s["Event"].where(s.index != 4, np.nan)), "SYN-0004"),
+    (lambda s: s.__setitem__("Event", s["Event"].where(s.index != 7, -1.0)), "negative"),
+    (lambda s: s.__setitem__("Status", 0), "censored"),
+])
+def test_dispro_bad_survival(dispro_root: Path, tmp_path: Path, edit, message) -> None:
+    root = _copy(dispro_root, tmp_path)
+    _edit_splits(root, edit)
+    with pytest.raises(DataError, match=message) as err:
+        DisProDataset(root, 0, "train", modalities=("omics",))
+    assert "splits.csv" in str(err.value)
+
+
+def test_dispro_all_censored_fold(dispro_root: Path, tmp_path: Path) -> None:
+    root = _copy(dispro_root, tmp_path)
+    _edit_splits(root, lambda s: s.__setitem__("Status", s["Status"].where(s["Fold 2"] != "val", 0)))
+    with pytest.raises(DataError, match="fold 2"):
+        DisProDataset(root, 2, "val", modalities=("omics",))
+    assert len(DisProDataset(root, 1, "val", modalities=("omics",))) == 12  # other folds still load
+
+
+def test_dispro_configuration_errors(dispro_root: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="Fold 9"):
+        DisProDataset(dispro_root, 9, "train")
+    with pytest.raises(DataError, match="split 'dev'"):
+        DisProDataset(dispro_root, 0, "dev")
+    root = _copy(dispro_root, tmp_path)
+    splits = pd.read_csv(root / "splits.csv", keep_default_na=False)
+    pid = splits.loc[(splits["Omics"] != "") & (splits["Fold 0"] == "train"), "ID"].iloc[0]
+    omics = pd.read_csv(root / "omics" / f"{pid}.csv")
+    omics.loc[omics["Gene"] == "GENE0000", "Value"] = np.nan
+    omics.to_csv(root / "omics" / f"{pid}.csv", index=False)
+    ds = DisProDataset(root, 0, "train", modalities=("omics",))
+    with pytest.raises(DataError, match="GENE0000"):
+        ds[ds.subject_ids().index(pid)]
+    # censorship coding and renamed columns are configurable
+    _edit_splits(root, lambda s: (s.__setitem__("Status", 1 - s["Status"]), s.rename(columns={"ID": "case"}, inplace=True)))
+    flipped = DisProDataset(root, 0, "train", modalities=("omics",), id_column="case", event_column=None,
+                            censorship_column="Status")
+    assert flipped.events.sum() == DisProDataset(dispro_root, 0, "train", modalities=("omics",)).events.sum()
