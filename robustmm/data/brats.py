@@ -20,8 +20,9 @@ case id and the affine of the returned voxel grid (after reorientation, crop and
 from __future__ import annotations
 
 import itertools
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -242,7 +243,7 @@ def eval_transforms(
         LoadBraTSCased(),
         ConvertToMultiChannelBasedOnBratsClassesd(keys="label"),
         CastToTyped(keys="label", dtype=torch.float32),
-        Orientationd(keys=keys, axcodes="RAS"),
+        Orientationd(keys=keys, axcodes="RAS", labels=(("L", "R"), ("P", "A"), ("I", "S"))),
     ]
     if crop_foreground:
         t.append(CropForegroundd(keys=keys, source_key="image", allow_smaller=True))
@@ -290,6 +291,22 @@ def train_transforms(
 
 
 # ----------------------------------------------------------------------------- dataset
+
+
+@contextmanager
+def _surface_data_errors() -> Iterator[None]:
+    """Re-raise a DataError that MONAI's Compose wrapped in RuntimeError("applying transform")."""
+    try:
+        yield
+    except DataError:
+        raise
+    except Exception as exc:
+        cause: BaseException | None = exc
+        while cause is not None and not isinstance(cause, DataError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            raise
+        raise cause from None
 
 
 class BraTSDataset(MultimodalDataset):
@@ -346,9 +363,10 @@ class BraTSDataset(MultimodalDataset):
             # one flat Compose, so CacheDataset caches exactly up to the first random transform
             transform = Compose([*transform.transforms, *train_transforms(roi_size, pos_neg=pos_neg, augment=augment).transforms])
             transform.set_random_state(seed=seed)
-        self._ds = CacheDataset(
-            data=self.records, transform=transform, cache_rate=cache_rate, num_workers=cache_workers, progress=False
-        )
+        with _surface_data_errors():
+            self._ds = CacheDataset(
+                data=self.records, transform=transform, cache_rate=cache_rate, num_workers=cache_workers, progress=False
+            )
 
         if roi_size is not None:
             shape = tuple(int(s) for s in roi_size)
@@ -437,7 +455,8 @@ class BraTSDataset(MultimodalDataset):
         return len(self.records)
 
     def _item(self, index: int) -> dict[str, Any]:
-        item = self._ds[index]
+        with _surface_data_errors():
+            item = self._ds[index]
         if isinstance(item, list):  # RandCropByPosNegLabeld returns a list of num_samples crops
             item = item[0]
         return item
