@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,6 +95,16 @@ class DataModule:
         return DataLoader(Subset(self.dataset, idx.tolist()), batch_size=batch_size or self.batch_size,
                           shuffle=shuffle, generator=generator, collate_fn=collate,
                           num_workers=self.num_workers, pin_memory=self.pin_memory)
+
+    def complete_cases(self) -> "DataModule":
+        """A view whose train/val splits keep only samples with every modality naturally present
+        (the test split is unchanged)."""
+        presence = self.dataset.natural_presence()
+        complete = np.logical_and.reduce(list(presence.values()))
+        view = copy.copy(self)
+        view.splits = Splits(self.splits.train[complete[self.splits.train]],
+                             self.splits.val[complete[self.splits.val]], self.splits.test)
+        return view
 
     def full_batch(self, split: str) -> Batch:
         return collate(self.dataset[i] for i in self.indices(split))

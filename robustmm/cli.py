@@ -1,0 +1,108 @@
+"""Command line: ``robustmm run | report | data ...``.
+
+User errors (bad study, missing files, corrupt data, existing run folder) print one clear
+message and exit with status 2, without a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Callable
+
+from robustmm.errors import RobustMMError
+
+log = logging.getLogger("robustmm")
+
+EXIT_USER_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from robustmm.config import load_study
+    from robustmm.study import run_study
+
+    cfg = load_study(args.study, args.set, args.profile)
+    result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet)
+    print(result.summary)
+    print(f"\nrun folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from robustmm.report.rebuild import rebuild_report
+
+    path = rebuild_report(Path(args.folder))
+    print(f"wrote {path}")
+    return 0
+
+
+def cmd_synth_adni(args: argparse.Namespace) -> int:
+    from robustmm.data.synth.adni import write_synthetic_adni
+
+    out = Path(args.out)
+    if out.exists() and any(out.iterdir()):
+        raise RobustMMError(f"--out {out} exists and is not empty; choose a new folder")
+    write_synthetic_adni(out, args.subjects, args.seed, args.pet_missing, tuple(args.shape))
+    print(f"wrote a synthetic ADNI-format cohort of {args.subjects} subjects to {out} (see {out / 'README.md'})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="robustmm", description="Multimodal models under missing modalities.")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log to the terminal too")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train and evaluate every method of a study, write a report")
+    run.add_argument("study", type=Path, help="study YAML file")
+    run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
+                     help="override a config value (repeatable), e.g. --set training.epochs=5")
+    run.add_argument("--profile", help="apply a named profile of the study (e.g. full)")
+    run.add_argument("--out", type=Path, help="run folder to create (must not exist)")
+    run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="rebuild report.html of a run folder")
+    report.add_argument("folder", help="run folder (with metrics.json)")
+    report.set_defaults(func=cmd_report)
+
+    data = sub.add_parser("data", help="create, prepare or convert data").add_subparsers(dest="data_command",
+                                                                                         required=True)
+    synth = data.add_parser("synth", help="write a synthetic cohort in a real on-disk format").add_subparsers(
+        dest="kind", required=True)
+    adni = synth.add_parser("adni", help="ADNI layout: ADNIMERGE-like table + manifest + NIfTI")
+    adni.add_argument("--out", required=True, help="folder to create")
+    adni.add_argument("--subjects", type=int, default=360)
+    adni.add_argument("--seed", type=int, default=0)
+    adni.add_argument("--pet-missing", type=float, default=0.3, help="fraction of subjects without PET")
+    adni.add_argument("--shape", type=int, nargs=3, default=[40, 48, 40], help="native volume shape")
+    adni.set_defaults(func=cmd_synth_adni)
+    for register in EXTENSIONS:
+        register(sub, data, synth)
+    return parser
+
+
+#: functions (sub, data, synth) -> None that add further commands (one per capability)
+EXTENSIONS: list[Callable] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except RobustMMError as exc:
+        print(f"robustmm: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("robustmm: interrupted; continue with 'robustmm run STUDY --resume RUN_DIR'", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""``data.kind`` -> dataset adapter (creating the embedded synthetic data on first use)."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+from robustmm.data.base import MultimodalDataset
+from robustmm.errors import ConfigError
+
+_BUILDERS: dict[str, Callable[[Any, bool], MultimodalDataset]] = {}
+
+
+def register_data(kind: str):
+    def deco(fn: Callable[[Any, bool], MultimodalDataset]):
+        _BUILDERS[kind] = fn
+        return fn
+
+    return deco
+
+
+def build_dataset(cfg: Any, progress: bool = True) -> MultimodalDataset:
+    if cfg.kind not in _BUILDERS:
+        raise ConfigError(f"data.kind '{cfg.kind}' has no loader in this installation (known: {sorted(_BUILDERS)})")
+    return _BUILDERS[cfg.kind](cfg, progress)
+
+
+def create_once(target: Path, write: Callable[[Path], Any]) -> None:
+    """Write a generated dataset into a temporary sibling folder, then rename it into place,
+    so an interrupted generation never leaves a half-written dataset behind."""
+    target = Path(target)
+    if target.exists():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        write(tmp / "data")
+        try:
+            (tmp / "data").rename(target)
+        except OSError:
+            if not target.exists():  # lost a race with another process: theirs is as good
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+@register_data("adni")
+def _adni(cfg, progress: bool) -> MultimodalDataset:
+    from robustmm.data.adni import AdniDataset
+    from robustmm.data.synth.adni import write_synthetic_adni
+
+    if not Path(cfg.root).exists() and cfg.synthetic is not None:
+        s = cfg.synthetic
+        create_once(Path(cfg.root), lambda d: write_synthetic_adni(d, s.subjects, s.seed, s.pet_missing,
+                                                                    tuple(s.native_shape)))
+    return AdniDataset(cfg, progress=progress)

@@ -1,0 +1,217 @@
+"""The fit loop: optimizer and schedule, devices and AMP, early stopping, checkpoints, resume.
+
+A method hands the trainer a *training module*: an ``nn.Module`` with
+
+* ``training_step(batch, ctx) -> Tensor | (Tensor, dict)``: the loss of one batch;
+* ``validation_metrics(data, ctx) -> dict[str, float]``: metrics on the validation split
+  (must contain the monitored metric);
+
+and optionally ``trainable_parameters()``, ``on_epoch_start(ctx, data)``, ``extra_state()`` /
+``load_extra_state(state)`` (e.g. a mined weak modality subset) and ``monitor`` / ``monitor_mode``
+attributes that override the study's early-stopping metric.
+
+Every epoch ends with an atomic checkpoint; ``fit`` on an existing checkpoint continues where it
+stopped and reaches the same result as an uninterrupted run (epoch-seeded RNG and shuffling).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from robustmm.config.schema import TrainingConfig
+from robustmm.io import save_torch_atomic
+
+log = logging.getLogger("robustmm")
+
+MINIMIZED = {"loss", "val_loss", "mae", "ibs", "brier", "nll", "hd95"}
+
+
+class TrainerCallback(Protocol):
+    def on_validation_end(self, stage: str, epoch: int, metrics: dict[str, float]) -> None: ...
+
+
+@dataclass
+class StepContext:
+    epoch: int
+    step: int
+    device: torch.device
+    seed: int
+    stage: str
+    num_epochs: int
+
+
+@dataclass
+class FitResult:
+    stage: str
+    epochs_run: int
+    best_epoch: int
+    best_score: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def stable_seed(*keys: object) -> int:
+    return int.from_bytes(hashlib.blake2b(repr(keys).encode(), digest_size=8).digest(), "little") % (2**31)
+
+
+def resolve_device(kind: str) -> torch.device:
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError("training.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+    if kind == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(kind)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainingConfig, checkpoint_dir: Path, seed: int, progress: bool = True,
+                 callbacks: list[TrainerCallback] | None = None) -> None:
+        self.cfg = cfg
+        self.checkpoint_dir = Path(checkpoint_dir)
+        self.seed = seed
+        self.progress = progress
+        self.callbacks = list(callbacks or [])
+        self.device = resolve_device(cfg.device)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+
+    # ------------------------------------------------------------------ helpers
+    def autocast(self) -> contextlib.AbstractContextManager:
+        if self.device.type == "cuda" and self.cfg.amp:
+            dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+            return torch.autocast("cuda", dtype=dtype)
+        return contextlib.nullcontext()
+
+    def _schedule(self, epochs: int) -> Callable[[int], float]:
+        warm = min(self.cfg.warmup_epochs, max(epochs - 1, 0))
+
+        def factor(epoch: int) -> float:
+            if epoch < warm:
+                return (epoch + 1) / (warm + 1)
+            if self.cfg.scheduler == "none":
+                return 1.0
+            progress = (epoch - warm) / max(epochs - warm, 1)
+            return 0.5 * (1 + math.cos(math.pi * progress))
+
+        return factor
+
+    def checkpoint_path(self, stage: str) -> Path:
+        return self.checkpoint_dir / f"{stage}.pt"
+
+    def is_complete(self, stage: str) -> bool:
+        path = self.checkpoint_path(stage)
+        return path.is_file() and bool(torch.load(path, map_location="cpu", weights_only=False).get("complete"))
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, module: nn.Module, data: Any, stage: str, epochs: int | None = None, lr: float | None = None,
+            monitor: str | None = None) -> FitResult:
+        epochs = epochs or self.cfg.epochs
+        monitor = monitor or getattr(module, "monitor", None) or self.cfg.early_stopping.monitor
+        mode = getattr(module, "monitor_mode", None) or ("min" if monitor in MINIMIZED else "max")
+        module.to(self.device)
+        params = [p for p in (module.trainable_parameters() if hasattr(module, "trainable_parameters")
+                              else module.parameters()) if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=lr or self.cfg.lr, weight_decay=self.cfg.weight_decay)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._schedule(epochs))
+        use_scaler = self.device.type == "cuda" and self.cfg.amp and not torch.cuda.is_bf16_supported()
+        scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
+
+        state = {"epoch": -1, "best_score": None, "best_epoch": -1, "best_state": None, "bad_epochs": 0,
+                 "history": [], "seconds": 0.0}
+        path = self.checkpoint_path(stage)
+        if path.is_file():
+            ckpt = torch.load(path, map_location=self.device, weights_only=False)
+            module.load_state_dict(ckpt["module"])
+            if hasattr(module, "load_extra_state"):
+                module.load_extra_state(ckpt.get("extra", {}))
+            if ckpt.get("complete"):
+                log.info("%s: already trained (checkpoint %s), skipping", stage, path)
+                return self._result(stage, ckpt)
+            optimizer.load_state_dict(ckpt["optimizer"])
+            scheduler.load_state_dict(ckpt["scheduler"])
+            state.update({k: ckpt[k] for k in state})
+            log.info("%s: resuming after epoch %d from %s", stage, state["epoch"] + 1, path)
+
+        es = self.cfg.early_stopping
+        bar = tqdm(range(state["epoch"] + 1, epochs), desc=stage, disable=not self.progress, leave=False)
+        for epoch in bar:
+            t0 = time.time()
+            torch.manual_seed(stable_seed(self.seed, stage, epoch))
+            ctx = StepContext(epoch, 0, self.device, self.seed, stage, epochs)
+            if hasattr(module, "on_epoch_start"):
+                module.on_epoch_start(ctx, data)
+            module.train()
+            losses = []
+            for step, batch in enumerate(data.loader("train", shuffle=True, epoch=epoch)):
+                ctx.step = step
+                batch = batch.to(self.device)
+                with self.autocast():
+                    out = module.training_step(batch, ctx)
+                loss, _ = out if isinstance(out, tuple) else (out, {})
+                if loss is None:
+                    continue
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"{stage}: loss became {loss.item()} at epoch {epoch}, step {step}; "
+                                             "lower training.lr or check the inputs for NaN")
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if self.cfg.grad_clip:
+                    scaler.unscale_(optimizer)
+                    torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                losses.append(float(loss.detach()))
+            scheduler.step()
+            module.eval()
+            with torch.no_grad(), self.autocast():
+                metrics = dict(module.validation_metrics(data, ctx))
+            if monitor not in metrics:
+                raise KeyError(f"{stage}: validation metrics {sorted(metrics)} lack the monitored '{monitor}'; "
+                               "set training.early_stopping.monitor to one of them")
+            metrics["train_loss"] = float(sum(losses) / max(len(losses), 1))
+            score = metrics[monitor]
+            best = state["best_score"]
+            improved = best is None or (math.isfinite(score) and (score > best if mode == "max" else score < best))
+            if improved:
+                state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
+                             best_state={k: v.detach().cpu().clone() for k, v in module.state_dict().items()})
+            else:
+                state["bad_epochs"] += 1
+            state["epoch"] = epoch
+            state["seconds"] += time.time() - t0
+            state["history"].append({"epoch": epoch, **metrics})
+            bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", **{monitor: f"{score:.3f}"})
+            log.info("%s epoch %d: train_loss %.4f, val %s %.4f%s", stage, epoch, metrics["train_loss"], monitor,
+                     score, " (best)" if improved else "")
+            stop = epoch + 1 >= es.min_epochs and state["bad_epochs"] >= es.patience
+            self._save(path, module, optimizer, scheduler, state, complete=False)
+            for cb in self.callbacks:
+                cb.on_validation_end(stage, epoch, metrics)
+            if stop:
+                log.info("%s: early stop at epoch %d (best %s %.4f at epoch %d)", stage, epoch, monitor,
+                         state["best_score"], state["best_epoch"])
+                break
+        if state["best_state"] is not None:
+            module.load_state_dict(state["best_state"])
+        self._save(path, module, optimizer, scheduler, state, complete=True)
+        return self._result(stage, state)
+
+    def _save(self, path: Path, module, optimizer, scheduler, state: dict, complete: bool) -> None:
+        extra = module.extra_state() if hasattr(module, "extra_state") else {}
+        save_torch_atomic({"module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                           "scheduler": scheduler.state_dict(), "extra": extra, "complete": complete, **state}, path)
+
+    @staticmethod
+    def _result(stage: str, s: dict) -> FitResult:
+        return FitResult(stage, s["epoch"] + 1, s["best_epoch"], float(s["best_score"] or float("nan")),
+                         list(s["history"]), float(s.get("seconds", 0.0)))

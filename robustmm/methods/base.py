@@ -1,0 +1,180 @@
+"""The method interface, the registry, and what every method shares.
+
+A method owns its networks and its training stages::
+
+    method = create_method(method_cfg, context)      # options validated against Method.Options
+    method.fit(data, trainer)                        # trains (resumes from checkpoints)
+    outputs = method.predict(batch)                  # deployment path only
+
+``predict`` returns a dict of tensors that the task adapter understands (``logits`` always;
+``score``/``risk`` derived by :class:`robustmm.methods.task.TaskAdapter`).
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from robustmm.config.loader import format_validation_error
+from robustmm.config.schema import MethodConfig, ModelConfig, TrainingConfig
+from robustmm.data.base import TaskSpec
+from robustmm.data.batch import Batch, ModalitySpec
+from robustmm.errors import ConfigError
+from robustmm.missing.scenarios import Scenario
+
+log = logging.getLogger("robustmm")
+
+_METHODS: dict[str, type["Method"]] = {}
+
+
+class MethodOptions(BaseModel):
+    """Base of every method's options (unknown keys are errors)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class MethodContext:
+    """What a method may know about the study (never the test labels)."""
+
+    method_id: str
+    modalities: dict[str, ModalitySpec]
+    task: TaskSpec
+    model: ModelConfig
+    training: TrainingConfig
+    seed: int
+    trained: dict[str, "Method"] = field(default_factory=dict)  # methods already fitted in this run
+
+
+class Method(ABC):
+    name: ClassVar[str] = ""
+    Options: ClassVar[type[MethodOptions]] = MethodOptions
+    #: methods (by registered name) whose fitted instance this method reuses when the study has it
+    reuses: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(self, options: MethodOptions, context: MethodContext) -> None:
+        self.options = options
+        self.context = context
+        self.device = torch.device("cpu")
+
+    @abstractmethod
+    def fit(self, data: Any, trainer: Any) -> None:
+        """Train every stage (each stage resumes from its own checkpoint)."""
+
+    @abstractmethod
+    def predict(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Deployment-path outputs for ``batch`` (already on ``self.device``)."""
+
+    @abstractmethod
+    def state_dict(self) -> dict[str, Any]: ...
+
+    @abstractmethod
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+    def report_items(self) -> dict[str, Any]:
+        """Method-specific facts for the report (mined subsets, parameter fractions, ...)."""
+        return {}
+
+    def eval(self) -> "Method":
+        for module in self.modules():
+            module.eval()
+        return self
+
+    def modules(self) -> list[torch.nn.Module]:
+        return [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
+
+    def to(self, device: torch.device) -> "Method":
+        self.device = torch.device(device)
+        for module in self.modules():
+            module.to(self.device)
+        return self
+
+
+def register_method(name: str) -> Callable[[type[Method]], type[Method]]:
+    def deco(cls: type[Method]) -> type[Method]:
+        if name in _METHODS and _METHODS[name] is not cls:
+            raise ValueError(f"method {name!r} is registered twice")
+        cls.name = name
+        _METHODS[name] = cls
+        return cls
+
+    return deco
+
+
+def available_methods() -> list[str]:
+    return sorted(_METHODS)
+
+
+def method_class(name: str) -> type[Method]:
+    import difflib
+
+    if name not in _METHODS:
+        hint = difflib.get_close_matches(name, list(_METHODS), n=1)
+        raise ConfigError(f"unknown method '{name}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+                          + f" (available: {available_methods()})")
+    return _METHODS[name]
+
+
+def create_method(cfg: MethodConfig, context: MethodContext, key: str = "methods") -> Method:
+    cls = method_class(cfg.name)
+    try:
+        options = cls.Options.model_validate(cfg.options)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, cls.Options, f"method '{cfg.run_id}'", key)) from None
+    return cls(options, context)
+
+
+@dataclass
+class Predictions:
+    """Concatenated outputs of one method on one split (and one scenario)."""
+
+    outputs: dict[str, np.ndarray]
+    target: Any
+    subjects: list[str]
+    meta: dict[str, list]
+    evaluable: np.ndarray
+
+
+@torch.no_grad()
+def collect_predictions(predict: Callable[[Batch], dict[str, torch.Tensor]], data: Any, split: str,
+                        device: torch.device, scenario: Scenario | None = None, seed: int = 0,
+                        batch_size: int | None = None) -> Predictions:
+    """Run ``predict`` over a split, optionally under a missing scenario (deterministic masks)."""
+    outs: dict[str, list[np.ndarray]] = {}
+    targets, subjects, evaluable = [], [], []
+    meta: dict[str, list] = {}
+    for batch in data.loader(split, shuffle=False, batch_size=batch_size):
+        if scenario is not None:
+            evaluable.append(scenario.evaluable(batch).numpy())
+            batch = scenario.apply(batch, data.modalities, seed)
+        else:
+            evaluable.append(np.ones(batch.size, bool))
+        result = predict(batch.to(device))
+        for k, v in result.items():
+            outs.setdefault(k, []).append(v.detach().float().cpu().numpy())
+        targets.append(_to_numpy(batch.target))
+        subjects.extend(batch.subjects)
+        for k, v in batch.meta.items():
+            meta.setdefault(k, []).extend(v)
+    return Predictions({k: np.concatenate(v) for k, v in outs.items()}, _concat(targets), subjects, meta,
+                       np.concatenate(evaluable))
+
+
+def _to_numpy(x: Any) -> Any:
+    if isinstance(x, torch.Tensor):
+        return x.cpu().numpy()
+    if isinstance(x, dict):
+        return {k: _to_numpy(v) for k, v in x.items()}
+    return x
+
+
+def _concat(parts: list[Any]) -> Any:
+    if isinstance(parts[0], dict):
+        return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+    return np.concatenate(parts)

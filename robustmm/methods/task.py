@@ -1,0 +1,137 @@
+"""Task adapters: the loss, the outputs and the metrics that a task kind implies.
+
+Methods compute ``logits`` and ask the adapter for the loss and for derived outputs
+(``score`` for binary tasks, ``risk`` for survival); evaluation asks it for metrics.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from lifelines.utils import concordance_index
+from torch import Tensor
+
+from robustmm.data.base import TaskSpec
+from robustmm.data.batch import Batch
+from robustmm.metrics.classification import auc_score, binary_metrics
+
+_ADAPTERS: dict[str, type["TaskAdapter"]] = {}
+
+
+def register_task(kind: str):
+    def deco(cls):
+        _ADAPTERS[kind] = cls
+        return cls
+
+    return deco
+
+
+def task_adapter(task: TaskSpec, threshold: float = 0.5) -> "TaskAdapter":
+    if task.kind not in _ADAPTERS:
+        raise ValueError(f"no task adapter for task kind {task.kind!r}; known: {sorted(_ADAPTERS)}")
+    return _ADAPTERS[task.kind](task, threshold)
+
+
+def c_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
+    """Harrell's C via lifelines (which expects scores that grow with survival time)."""
+    time, event, risk = np.asarray(time, float), np.asarray(event, float), np.asarray(risk, float)
+    if event.sum() == 0 or len(time) < 2:
+        return float("nan")
+    try:
+        return float(concordance_index(time, -risk, event))
+    except ZeroDivisionError:  # no admissible pairs
+        return float("nan")
+
+
+class TaskAdapter:
+    primary_metric: ClassVar[str] = "loss"
+
+    def __init__(self, task: TaskSpec, threshold: float = 0.5) -> None:
+        self.task = task
+        self.threshold = threshold
+
+    def fit(self, data: Any) -> None:
+        """Learn task statistics from the training split (e.g. survival time bins)."""
+
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
+        raise NotImplementedError
+
+    def outputs(self, logits: Tensor) -> dict[str, Tensor]:
+        return {"logits": logits}
+
+    def metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
+                idx: np.ndarray | None = None) -> dict[str, float]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+@register_task("binary")
+class BinaryTask(TaskAdapter):
+    """Two-logit softmax classifier; ``score`` = P(class 1). Also the C-index of the score
+    against time-to-event when the data carry ``time``/``event`` (e.g. time to conversion)."""
+
+    primary_metric = "auc"
+
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
+        return F.cross_entropy(logits.float(), batch.target.long())
+
+    def outputs(self, logits: Tensor) -> dict[str, Tensor]:
+        probs = torch.softmax(logits.float(), dim=1)
+        return {"logits": logits, "score": probs[:, 1]}
+
+    def metrics(self, outputs, target, meta, idx=None):
+        idx = np.arange(len(target)) if idx is None else idx
+        y, score = np.asarray(target)[idx], outputs["score"][idx]
+        out = binary_metrics(y, score, self.threshold)
+        if "time" in meta and "event" in meta:
+            out["c_index"] = c_index(np.asarray(meta["time"])[idx], np.asarray(meta["event"])[idx], score)
+        return out
+
+
+@register_task("multiclass")
+class MulticlassTask(TaskAdapter):
+    primary_metric = "accuracy"
+
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
+        return F.cross_entropy(logits.float(), batch.target.long())
+
+    def outputs(self, logits: Tensor) -> dict[str, Tensor]:
+        return {"logits": logits, "probs": torch.softmax(logits.float(), dim=1)}
+
+    def metrics(self, outputs, target, meta, idx=None):
+        from sklearn.metrics import balanced_accuracy_score, f1_score
+
+        idx = np.arange(len(target)) if idx is None else idx
+        y = np.asarray(target)[idx]
+        pred = outputs["probs"][idx].argmax(1)
+        return {"accuracy": float((pred == y).mean()),
+                "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
+                "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0))}
+
+
+@register_task("regression")
+class RegressionTask(TaskAdapter):
+    primary_metric = "mae"
+
+    def loss(self, logits: Tensor, batch: Batch) -> Tensor:
+        return F.l1_loss(logits.float().squeeze(1), batch.target.float())
+
+    def outputs(self, logits: Tensor) -> dict[str, Tensor]:
+        return {"logits": logits, "pred": logits.float().squeeze(1)}
+
+    def metrics(self, outputs, target, meta, idx=None):
+        idx = np.arange(len(target)) if idx is None else idx
+        y, p = np.asarray(target, float)[idx], outputs["pred"][idx]
+        corr = float(np.corrcoef(y, p)[0, 1]) if y.std() > 0 and p.std() > 0 else float("nan")
+        return {"mae": float(np.abs(y - p).mean()), "corr": corr}
+
+
+__all__ = ["TaskAdapter", "task_adapter", "register_task", "c_index", "auc_score"]

@@ -1,0 +1,58 @@
+"""Metric tables: flat CSV rows and the compact table printed at the end of a run."""
+
+from __future__ import annotations
+
+import csv
+import io
+from typing import Any
+
+SYNTHETIC_BANNER = "SYNTHETIC DATA: these numbers come from a generated cohort, not from real patients."
+
+
+def records_to_csv(records: list[dict[str, Any]]) -> str:
+    buf = io.StringIO()
+    fields = ["method", "scenario", "group", "rate", "metric", "value", "ci_low", "ci_high", "n", "drop"]
+    writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
+    writer.writeheader()
+    for r in records:
+        writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
+    return buf.getvalue()
+
+
+def fmt_ci(r: dict[str, Any]) -> str:
+    if r.get("value") is None:
+        return "n/a"
+    text = f"{r['value']:.3f}"
+    if r.get("ci_low") is not None and r.get("ci_high") is not None:
+        text += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+    return text
+
+
+def pivot(records: list[dict[str, Any]], metric: str) -> tuple[list[str], list[str], dict[tuple[str, str], dict]]:
+    """scenario rows x method columns for one metric (in first-seen order)."""
+    rows: list[str] = []
+    cols: list[str] = []
+    cells: dict[tuple[str, str], dict] = {}
+    for r in records:
+        if r["metric"] != metric:
+            continue
+        if r["scenario"] not in rows:
+            rows.append(r["scenario"])
+        if r["method"] not in cols:
+            cols.append(r["method"])
+        cells[(r["scenario"], r["method"])] = r
+    return rows, cols, cells
+
+
+def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool) -> str:
+    rows, cols, cells = pivot(records, metric)
+    header = ["scenario"] + cols
+    body = [[s] + [fmt_ci(cells[(s, m)]) if (s, m) in cells else "" for m in cols] for s in rows]
+    widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
+    line = lambda cells_: "  ".join(str(c).ljust(w) for c, w in zip(cells_, widths))  # noqa: E731
+    out = []
+    if synthetic:
+        out += ["!" * len(SYNTHETIC_BANNER), SYNTHETIC_BANNER, "!" * len(SYNTHETIC_BANNER)]
+    out += [f"{metric} (95% bootstrap CI) on the test split", line(header), line(["-" * w for w in widths])]
+    out += [line(b) for b in body]
+    return "\n".join(out)

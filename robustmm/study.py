@@ -1,0 +1,164 @@
+"""``robustmm run``: study file -> data -> methods -> evaluation -> run directory.
+
+This is the one place where the layers meet; read it top to bottom to follow a run.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import resource
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from pydantic import ValidationError
+
+from robustmm.config.loader import format_validation_error, to_plain
+from robustmm.config.schema import StudyConfig
+from robustmm.data.datamodule import DataModule
+from robustmm.data.registry import build_dataset
+from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
+from robustmm.errors import ConfigError, RunDirectoryError
+from robustmm.evaluate.runner import evaluate
+from robustmm.io import write_json_atomic, write_text_atomic
+from robustmm.methods import create_method
+from robustmm.methods.base import Method, MethodContext, method_class
+from robustmm.methods.task import task_adapter
+from robustmm.missing.scenarios import build_scenarios
+from robustmm.report.render import render
+from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
+from robustmm.report.tables import records_to_csv
+
+log = logging.getLogger("robustmm")
+
+
+@dataclass
+class RunResult:
+    run_dir: Path
+    records: list[dict[str, Any]]
+    summary: str
+    synthetic: bool
+    methods: dict[str, Method] = field(default_factory=dict)
+    data: DataModule | None = None
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def validate_method_options(cfg: StudyConfig) -> None:
+    """Fail on a bad method option before any data are read or anything is trained."""
+    for i, m in enumerate(cfg.methods):
+        cls = method_class(m.name)
+        try:
+            cls.Options.model_validate(m.options)
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err, cls.Options, f"method '{m.run_id}'", f"methods.{i}")) from None
+
+
+def training_order(cfg: StudyConfig) -> list[int]:
+    """Methods that others reuse (e.g. complete_only as a teacher) are trained first."""
+    reused = {name for m in cfg.methods for name in method_class(m.name).reuses}
+    first = [i for i, m in enumerate(cfg.methods) if m.name in reused]
+    return first + [i for i in range(len(cfg.methods)) if i not in first]
+
+
+def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
+              callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test") -> RunResult:
+    validate_method_options(cfg)
+    resolved = to_plain(cfg)
+    if resume is not None:
+        saved = check_resumable(resume)
+        saved.pop("run", None)
+        if saved != resolved:
+            diff = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
+            raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
+                                    f"(sections {diff}); resume with the same study and --set options")
+        run_dir = Path(resume)
+    else:
+        run_dir = new_run_dir(cfg.output_dir, cfg.name, out)
+    handler = attach_log(run_dir)
+    started = time.time()
+    try:
+        seed_everything(cfg.seed)
+        device = resolve_device(cfg.training.device)
+        log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
+        dataset = build_dataset(cfg.data, progress=progress)
+        data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, cfg.training.num_workers,
+                          pin_memory=device.type == "cuda")
+        synthetic = bool(dataset.synthetic)
+        if resume is None:
+            write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "synthetic": synthetic,
+                                             "environment": environment()})
+        try:
+            scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
+        except ValueError as exc:
+            raise ConfigError(f"evaluation.scenarios: {exc}") from None
+
+        fitted: dict[str, Method] = {}
+        by_name: dict[str, Method] = {}
+        timings: dict[str, float] = {}
+        for i in training_order(cfg):
+            mcfg = cfg.methods[i]
+            torch.manual_seed(stable_seed(cfg.seed, mcfg.run_id))
+            ctx = MethodContext(mcfg.run_id, data.modalities, data.task, cfg.model, cfg.training, cfg.seed,
+                                trained=dict(by_name))
+            method = create_method(mcfg, ctx, key=f"methods.{i}")
+            trainer = Trainer(cfg.training, run_dir / "checkpoints" / mcfg.run_id, cfg.seed, progress, callbacks)
+            t0 = time.time()
+            log.info("training %s (%s)", mcfg.run_id, mcfg.name)
+            method.fit(data, trainer)
+            timings[mcfg.run_id] = round(time.time() - t0, 2)
+            fitted[mcfg.run_id] = method.to(device).eval()
+            by_name.setdefault(mcfg.name, method)
+        fitted = {m.run_id: fitted[m.run_id] for m in cfg.methods}
+
+        task = task_adapter(data.task, cfg.evaluation.threshold)
+        first = next(iter(fitted.values()))
+        if hasattr(first, "task"):
+            task.load_state_dict(first.task.state_dict())
+        log.info("evaluating %d methods x %d scenarios on the %s split", len(fitted), len(scenarios), evaluate_split)
+        records = [r.to_dict() for r in evaluate(fitted, task, data, scenarios, cfg.evaluation, cfg.seed,
+                                                 split=evaluate_split)]
+        result = _write_outputs(run_dir, cfg, records, data, fitted, task.primary_metric, synthetic, resolved)
+        timings["total"] = round(time.time() - started, 2)
+        timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+        write_json_atomic(run_dir / "timing.json", timings)
+        result.methods, result.data = fitted, data
+        return result
+    finally:
+        logging.getLogger("robustmm").removeHandler(handler)
+        handler.close()
+
+
+def data_report(data: DataModule) -> dict[str, Any]:
+    ds = data.dataset
+    info: dict[str, Any] = {
+        "root": str(getattr(ds, "root", "")),
+        "synthetic": bool(ds.synthetic),
+        "samples": len(ds),
+        "splits": {k: int(len(v)) for k, v in data.splits.as_dict().items()},
+        "modalities": {m: {"kind": s.kind, "shape": list(s.shape)} for m, s in data.modalities.items()},
+        "naturally_present": {m: int(v.sum()) for m, v in ds.natural_presence().items()},
+    }
+    if hasattr(ds, "report"):
+        info["loader"] = ds.report.to_dict()
+    return info
+
+
+def _write_outputs(run_dir: Path, cfg: StudyConfig, records, data, methods, primary: str, synthetic: bool,
+                   resolved: dict) -> RunResult:
+    doc = {"study": cfg.name, "synthetic": synthetic, "primary_metric": primary, "records": records,
+           "methods": {k: m.report_items() for k, m in methods.items() if m.report_items()},
+           "data": data_report(data)}
+    write_json_atomic(run_dir / "metrics.json", doc)
+    write_text_atomic(run_dir / "metrics.csv", records_to_csv(records))
+    summary = render(run_dir, doc, cfg.report.plots, cfg.report.html)
+    return RunResult(run_dir, records, summary, synthetic)
