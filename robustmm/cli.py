@@ -10,8 +10,6 @@ import argparse
 import logging
 import sys
 from pathlib import Path
-from typing import Callable
-
 from robustmm.errors import RobustMMError
 
 log = logging.getLogger("robustmm")
@@ -80,13 +78,20 @@ def build_parser() -> argparse.ArgumentParser:
     adni.add_argument("--pet-missing", type=float, default=0.3, help="fraction of subjects without PET")
     adni.add_argument("--shape", type=int, nargs=3, default=[40, 48, 40], help="native volume shape")
     adni.set_defaults(func=cmd_synth_adni)
-    for register in EXTENSIONS:
-        register(sub, data, synth)
+    for module in command_modules():
+        module.register(sub, data, synth)
     return parser
 
 
-#: functions (sub, data, synth) -> None that add further commands (one per capability)
-EXTENSIONS: list[Callable] = []
+def command_modules() -> list:
+    """Every module of ``robustmm.commands`` adds its commands with ``register(sub, data, synth)``
+    (``sub``: top-level commands, ``data``: ``robustmm data ...``, ``synth``: ``robustmm data synth ...``)."""
+    import importlib
+    import pkgutil
+
+    import robustmm.commands as pkg
+
+    return [importlib.import_module(f"{pkg.__name__}.{info.name}") for info in pkgutil.iter_modules(pkg.__path__)]
 
 
 def main(argv: list[str] | None = None) -> int:

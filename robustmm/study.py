@@ -125,9 +125,12 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
         if hasattr(first, "task"):
             task.load_state_dict(first.task.state_dict())
         log.info("evaluating %d methods x %d scenarios on the %s split", len(fitted), len(scenarios), evaluate_split)
-        records = [r.to_dict() for r in evaluate(fitted, task, data, scenarios, cfg.evaluation, cfg.seed,
-                                                 split=evaluate_split)]
-        result = _write_outputs(run_dir, cfg, records, data, fitted, task.primary_metric, synthetic, resolved)
+        evaluation = evaluate(fitted, task, data, scenarios, cfg.evaluation, cfg.seed, split=evaluate_split)
+        records = [r.to_dict() for r in evaluation.records]
+        sections = task.report_sections(evaluation.reference, run_dir / "plots")
+        for method in fitted.values():
+            sections += method.report_sections(data, run_dir / "plots")
+        result = _write_outputs(run_dir, cfg, records, data, fitted, task.primary_metric, synthetic, sections)
         timings["total"] = round(time.time() - started, 2)
         timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
         write_json_atomic(run_dir / "timing.json", timings)
@@ -154,10 +157,10 @@ def data_report(data: DataModule) -> dict[str, Any]:
 
 
 def _write_outputs(run_dir: Path, cfg: StudyConfig, records, data, methods, primary: str, synthetic: bool,
-                   resolved: dict) -> RunResult:
+                   sections: list[tuple[str, str]]) -> RunResult:
     doc = {"study": cfg.name, "synthetic": synthetic, "primary_metric": primary, "records": records,
            "methods": {k: m.report_items() for k, m in methods.items() if m.report_items()},
-           "data": data_report(data)}
+           "data": data_report(data), "sections": [list(s) for s in sections]}
     write_json_atomic(run_dir / "metrics.json", doc)
     write_text_atomic(run_dir / "metrics.csv", records_to_csv(records))
     summary = render(run_dir, doc, cfg.report.plots, cfg.report.html)

@@ -260,6 +260,8 @@ class StudyConfig(Section):
     methods: list[MethodConfig]
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    #: Optuna search (validated by robustmm.tune when ``robustmm sweep`` runs)
+    sweep: dict[str, Any] | None = None
 
     @field_validator("methods")
     @classmethod

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
-
 import numpy as np
 from torch.utils.data import Dataset
 
 from robustmm.data.batch import ModalitySpec
 
-TaskKind = Literal["binary", "multiclass", "regression", "survival", "segmentation"]
+#: task kinds with an adapter in robustmm.methods (binary, multiclass, regression, survival,
+#: segmentation, ...); a new kind registers its adapter with ``register_task``
+TaskKind = str
 
 SYNTHETIC_MARKER = "SYNTHETIC_DATA.json"
 

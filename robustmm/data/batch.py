@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import torch
 from torch import Tensor
@@ -30,10 +30,16 @@ from torch import Tensor
 MODALITY_KINDS = ("volume", "image", "sequence", "tokens", "table", "bag")
 
 
-def all_subsets(modalities: list[str] | tuple[str, ...]) -> list[tuple[str, ...]]:
-    """All 2^M - 1 non-empty modality subsets: larger subsets first, then in modality order."""
-    mods = list(modalities)
-    return [c for k in range(len(mods), 0, -1) for c in itertools.combinations(mods, k)]
+def all_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
+    """All 2^M - 1 non-empty subsets of ``modalities``, by size, then by modality order.
+
+    >>> all_subsets(["a", "b", "c"])
+    [('a',), ('b',), ('c',), ('a', 'b'), ('a', 'c'), ('b', 'c'), ('a', 'b', 'c')]
+    """
+    names = list(modalities)
+    if len(set(names)) != len(names):
+        raise ValueError(f"modality names must be unique, got {names}")
+    return [combo for k in range(1, len(names) + 1) for combo in itertools.combinations(names, k)]
 
 
 @dataclass(frozen=True)

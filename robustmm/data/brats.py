@@ -19,7 +19,6 @@ case id and the affine of the returned voxel grid (after reorientation, crop and
 
 from __future__ import annotations
 
-import itertools
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
@@ -48,7 +47,7 @@ from monai.transforms import (
 from monai.transforms import LoadImage
 
 from robustmm.data.base import MultimodalDataset, TaskSpec
-from robustmm.data.batch import ModalitySpec
+from robustmm.data.batch import ModalitySpec, all_subsets  # noqa: F401  (re-exported)
 from robustmm.errors import DataError
 
 SEQUENCES: tuple[str, ...] = ("flair", "t1ce", "t1", "t2")
@@ -65,18 +64,6 @@ NIFTI_EXTENSIONS: tuple[str, ...] = (".nii.gz", ".nii")
 AFFINE_ATOL = 1e-3
 
 LabelConvention = Literal["auto", "2018", "2023"]
-
-
-def all_subsets(modalities: Sequence[str]) -> list[tuple[str, ...]]:
-    """All 2^M − 1 non-empty subsets of ``modalities``, by size, then by modality order.
-
-    >>> all_subsets(["a", "b", "c"])
-    [('a',), ('b',), ('c',), ('a', 'b'), ('a', 'c'), ('b', 'c'), ('a', 'b', 'c')]
-    """
-    names = list(modalities)
-    if len(set(names)) != len(names):
-        raise ValueError(f"modality names must be unique, got {names}")
-    return [combo for k in range(1, len(names) + 1) for combo in itertools.combinations(names, k)]
 
 
 def allowed_labels(convention: str) -> frozenset[int]:

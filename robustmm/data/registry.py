@@ -21,7 +21,22 @@ def register_data(kind: str):
     return deco
 
 
+#: data kinds whose builder lives in another module ("module:function", imported on first use)
+_LAZY = {
+    "table": "robustmm.data.tables:build_from_config",
+    "tcga_porpoise": "robustmm.data.tcga:build_porpoise_from_config",
+    "dispro": "robustmm.data.tcga:build_dispro_from_config",
+    "mmsa": "robustmm.data.mmsa:build_from_config",
+    "brats": "robustmm.data.brats:build_from_config",
+}
+
+
 def build_dataset(cfg: Any, progress: bool = True) -> MultimodalDataset:
+    if cfg.kind not in _BUILDERS and cfg.kind in _LAZY:
+        import importlib
+
+        module, fn = _LAZY[cfg.kind].split(":")
+        _BUILDERS[cfg.kind] = getattr(importlib.import_module(module), fn)
     if cfg.kind not in _BUILDERS:
         raise ConfigError(f"data.kind '{cfg.kind}' has no loader in this installation (known: {sorted(_BUILDERS)})")
     return _BUILDERS[cfg.kind](cfg, progress)

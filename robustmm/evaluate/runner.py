@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from robustmm.config.schema import EvaluationConfig
-from robustmm.methods.base import Method, collect_predictions
+from robustmm.methods.base import Method, Predictions, collect_predictions
 from robustmm.methods.task import TaskAdapter
 from robustmm.metrics.bootstrap import bootstrap_indices
 from robustmm.metrics.robustness import auilc
@@ -50,9 +50,18 @@ def reference_scenario(scenarios: list[Scenario], modalities: list[str]) -> Scen
     return next((s for s in scenarios if isinstance(s, Natural)), None)
 
 
+@dataclass
+class Evaluation:
+    records: list[MetricRecord]
+    #: method -> predictions under the complete-data reference scenario (for task figures)
+    reference: dict[str, Predictions]
+
+
 def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios: list[Scenario],
-             cfg: EvaluationConfig, seed: int, split: str = "test", progress: bool = False) -> list[MetricRecord]:
+             cfg: EvaluationConfig, seed: int, split: str = "test") -> Evaluation:
     eval_seed = seed if cfg.seed is None else cfg.seed
+    ref = reference_scenario(scenarios, list(data.modalities))
+    reference: dict[str, Predictions] = {}
     alpha = (1 - cfg.confidence) / 2
     records: list[MetricRecord] = []
     replicates: dict[tuple[str, str], dict[str, np.ndarray]] = {}
@@ -60,6 +69,8 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
         for method_id, method in methods.items():
             method.eval()
             preds = collect_predictions(method.predict, data, split, method.device, scenario, eval_seed)
+            if scenario is ref:
+                reference[method_id] = preds
             keep = np.flatnonzero(preds.evaluable)
             if keep.size == 0:
                 log.warning("scenario %s: no evaluable test subject, skipped", scenario.name)
@@ -78,9 +89,9 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
                 lo, hi = _quantiles(samples[k], alpha)
                 records.append(MetricRecord(method_id, scenario.name, scenario.group, scenario.rate, k, float(v),
                                             lo, hi, int(keep.size)))
-    _add_drops(records, reference_scenario(scenarios, list(data.modalities)))
+    _add_drops(records, ref)
     records += _auilc_records(records, replicates, scenarios, alpha)
-    return records
+    return Evaluation(records, reference)
 
 
 def stable_int(*keys: object) -> int:

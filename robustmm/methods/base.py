@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, ClassVar
 
 import numpy as np
@@ -80,6 +81,11 @@ class Method(ABC):
     def report_items(self) -> dict[str, Any]:
         """Method-specific facts for the report (mined subsets, parameter fractions, ...)."""
         return {}
+
+    def report_sections(self, data: Any, plots_dir: Path) -> list[tuple[str, str]]:
+        """Extra report sections as (title, HTML fragment); figures go to ``plots_dir`` and are
+        referenced as ``plots/<file>``."""
+        return []
 
     def eval(self) -> "Method":
         for module in self.modules():

@@ -6,6 +6,7 @@ Methods compute ``logits`` and ask the adapter for the loss and for derived outp
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -65,6 +66,11 @@ class TaskAdapter:
     def metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
                 idx: np.ndarray | None = None) -> dict[str, float]:
         raise NotImplementedError
+
+    def report_sections(self, predictions: dict[str, Any], plots_dir: Path) -> list[tuple[str, str]]:
+        """Task figures from each method's predictions on the complete-data reference scenario
+        (e.g. Kaplan-Meier curves for survival), as (title, HTML fragment)."""
+        return []
 
     def state_dict(self) -> dict:
         return {}

@@ -12,9 +12,9 @@ from robustmm.report.rundir import CONFIG_FILE
 from robustmm.report.tables import summary_table
 
 
-def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_html: bool = True,
-           extra_sections: list[tuple[str, str]] | None = None) -> str:
-    """``doc`` is the content of metrics.json. Returns the summary table text."""
+def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_html: bool = True) -> str:
+    """``doc`` is the content of metrics.json (its ``sections`` are extra (title, HTML) parts).
+    Returns the summary table text."""
     run_dir = Path(run_dir)
     records, primary, synthetic = doc["records"], doc["primary_metric"], bool(doc["synthetic"])
     figures: list[Path] = []
@@ -32,7 +32,7 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
         metrics = [primary] + [k for k in dict.fromkeys(r["metric"] for r in records) if k != primary]
         html_report.write_report(run_dir / "report.html", f"robustmm study: {doc.get('study', run_dir.name)}",
                                  records, metrics, figures, synthetic, doc.get("data", {}), doc.get("methods", {}),
-                                 config_text, extra_sections)
+                                 config_text, [tuple(s) for s in doc.get("sections", [])])
     write_text_atomic(run_dir / "summary.txt", summary + "\n")
     return summary
 
