@@ -124,12 +124,12 @@ def write_synthetic_adni(
         last_visit = 48 if rng.random() > 0.15 else int(rng.choice([12, 18, 24]))
         has_pet = rng.random() >= pet_missing
         has_csf = rng.random() >= 0.35
-        age = float(np.clip(rng.normal(73.0 + 1.5 * z_sev, 7.0), 55, 92))
+        age = float(np.clip(rng.normal(73.0 + 1.0 * z_sev, 7.0), 55, 92))
         female = rng.random() < 0.42
         educ = int(np.clip(round(rng.normal(16, 2.8)), 6, 20))
-        apoe4 = int(rng.choice([0, 1, 2], p=_softmax3(0.8 * z_sev)))
-        cog = 0.6 * z_sev + 0.8 * rng.standard_normal()
-        tau = 250 + 90 * (0.7 * z_sev + 0.7 * rng.standard_normal())
+        apoe4 = int(rng.choice([0, 1, 2], p=_softmax3(0.5 * z_sev)))
+        cog = 0.45 * z_sev + 0.9 * rng.standard_normal()
+        tau = 250 + 90 * (0.5 * z_sev + 0.85 * rng.standard_normal())
         fdg = 1.25 - 0.08 * (z_sev + 0.3 * rng.standard_normal())
         for month, viscode in VISITS:
             if month > last_visit:
@@ -141,9 +141,9 @@ def write_synthetic_adni(
                 "RID": rid, "PTID": ptid, "VISCODE": viscode, "M": month, "DX": dx,
                 "AGE": round(age, 1), "PTGENDER": "Female" if female else "Male", "PTEDUCAT": educ,
                 "APOE4": apoe4,
-                "MMSE": float(np.clip(round(27.5 - 1.2 * cog - decline), 10, 30)),
-                "ADAS13": round(float(np.clip(15 + 4.0 * cog + 2 * decline, 0, 85)), 1),
-                "CDRSB": round(float(np.clip(1.5 + 0.8 * cog + 0.5 * decline, 0, 18)), 1),
+                "MMSE": float(np.clip(round(27.5 - 1.2 * (cog + 0.7 * rng.standard_normal()) - decline), 10, 30)),
+                "ADAS13": round(float(np.clip(15 + 4.0 * (cog + 0.7 * rng.standard_normal()) + 2 * decline, 0, 85)), 1),
+                "CDRSB": round(float(np.clip(1.5 + 0.8 * (cog + 0.7 * rng.standard_normal()) + 0.5 * decline, 0, 18)), 1),
                 "FDG": round(float(fdg), 4) if has_pet else np.nan,
                 "ABETA": round(float(900 - 200 * z_sev + 150 * rng.standard_normal()), 1) if has_csf else np.nan,
                 "TAU": round(float(tau), 1) if has_csf else np.nan,
