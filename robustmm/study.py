@@ -5,6 +5,7 @@ This is the one place where the layers meet; read it top to bottom to follow a r
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import resource
@@ -72,6 +73,11 @@ def training_order(cfg: StudyConfig) -> list[int]:
 
 def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
               callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test") -> RunResult:
+    """Train and evaluate every method of ``cfg`` into a new run folder (or continue ``resume``).
+
+    With ``split.fold: all`` every fold runs into ``fold_<k>/`` and the top-level results are the
+    mean over folds (CI: t-interval over the fold values).
+    """
     validate_method_options(cfg)
     resolved = to_plain(cfg)
     if resume is not None:
@@ -85,60 +91,75 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     else:
         run_dir = new_run_dir(cfg.output_dir, cfg.name, out)
     handler = attach_log(run_dir)
-    started = time.time()
     try:
-        seed_everything(cfg.seed)
         device = resolve_device(cfg.training.device)
-        log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
-        dataset = build_dataset(cfg.data, progress=progress)
-        data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, cfg.training.num_workers,
-                          pin_memory=device.type == "cuda")
-        synthetic = bool(dataset.synthetic)
         if resume is None:
-            write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "synthetic": synthetic,
-                                             "environment": environment()})
-        try:
-            scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
-        except ValueError as exc:
-            raise ConfigError(f"evaluation.scenarios: {exc}") from None
-
-        fitted: dict[str, Method] = {}
-        by_name: dict[str, Method] = {}
-        timings: dict[str, float] = {}
-        for i in training_order(cfg):
-            mcfg = cfg.methods[i]
-            torch.manual_seed(stable_seed(cfg.seed, mcfg.run_id))
-            ctx = MethodContext(mcfg.run_id, data.modalities, data.task, cfg.model, cfg.training, cfg.seed,
-                                trained=dict(by_name))
-            method = create_method(mcfg, ctx, key=f"methods.{i}")
-            trainer = Trainer(cfg.training, run_dir / "checkpoints" / mcfg.run_id, cfg.seed, progress, callbacks)
-            t0 = time.time()
-            log.info("training %s (%s)", mcfg.run_id, mcfg.name)
-            method.fit(data, trainer)
-            timings[mcfg.run_id] = round(time.time() - t0, 2)
-            fitted[mcfg.run_id] = method.to(device).eval()
-            by_name.setdefault(mcfg.name, method)
-        fitted = {m.run_id: fitted[m.run_id] for m in cfg.methods}
-
-        task = task_adapter(data.task, cfg.evaluation.threshold)
-        first = next(iter(fitted.values()))
-        if hasattr(first, "task"):
-            task.load_state_dict(first.task.state_dict())
-        log.info("evaluating %d methods x %d scenarios on the %s split", len(fitted), len(scenarios), evaluate_split)
-        evaluation = evaluate(fitted, task, data, scenarios, cfg.evaluation, cfg.seed, split=evaluate_split)
-        records = [r.to_dict() for r in evaluation.records]
-        sections = task.report_sections(evaluation.reference, run_dir / "plots")
-        for method in fitted.values():
-            sections += method.report_sections(data, run_dir / "plots")
-        result = _write_outputs(run_dir, cfg, records, data, fitted, task.primary_metric, synthetic, sections)
-        timings["total"] = round(time.time() - started, 2)
-        timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-        write_json_atomic(run_dir / "timing.json", timings)
-        result.methods, result.data = fitted, data
-        return result
+            write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "environment": environment()})
+        log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
+        if cfg.split.fold != "all":
+            return _run_single(cfg, run_dir, device, progress, callbacks, evaluate_split)
+        folds = []
+        for k in range(cfg.split.folds or 0):
+            fold_cfg = cfg.model_copy(update={"split": cfg.split.model_copy(update={"fold": k})})
+            fold_dir = run_dir / f"fold_{k}"
+            fold_dir.mkdir(exist_ok=True)
+            log.info("fold %d of %d", k + 1, cfg.split.folds)
+            folds.append(_run_single(fold_cfg, fold_dir, device, progress, callbacks, evaluate_split))
+        return _write_cv_outputs(run_dir, cfg, folds)
     finally:
         logging.getLogger("robustmm").removeHandler(handler)
         handler.close()
+
+
+def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
+                callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
+    started = time.time()
+    seed_everything(cfg.seed)
+    dataset = build_dataset(cfg.data, progress=progress)
+    data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, cfg.training.num_workers,
+                      pin_memory=device.type == "cuda")
+    synthetic = bool(dataset.synthetic)
+    try:
+        scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
+    except ValueError as exc:
+        raise ConfigError(f"evaluation.scenarios: {exc}") from None
+
+    fitted: dict[str, Method] = {}
+    by_name: dict[str, Method] = {}
+    timings: dict[str, float] = {}
+    for i in training_order(cfg):
+        mcfg = cfg.methods[i]
+        torch.manual_seed(stable_seed(cfg.seed, mcfg.run_id))
+        ctx = MethodContext(mcfg.run_id, data.modalities, data.task, cfg.model, cfg.training, cfg.seed,
+                            trained=dict(by_name))
+        method = create_method(mcfg, ctx, key=f"methods.{i}")
+        trainer = Trainer(cfg.training, run_dir / "checkpoints" / mcfg.run_id, cfg.seed, progress, callbacks)
+        t0 = time.time()
+        log.info("training %s (%s)", mcfg.run_id, mcfg.name)
+        method.fit(data, trainer)
+        timings[mcfg.run_id] = round(time.time() - t0, 2)
+        fitted[mcfg.run_id] = method.to(device).eval()
+        by_name.setdefault(mcfg.name, method)
+    fitted = {m.run_id: fitted[m.run_id] for m in cfg.methods}
+
+    task = task_adapter(data.task, cfg.evaluation.threshold)
+    first = next(iter(fitted.values()))
+    if hasattr(first, "task"):
+        task.load_state_dict(first.task.state_dict())
+    log.info("evaluating %d methods x %d scenarios on the %s split", len(fitted), len(scenarios), evaluate_split)
+    evaluation = evaluate(fitted, task, data, scenarios, cfg.evaluation, cfg.seed, split=evaluate_split)
+    records = [r.to_dict() for r in evaluation.records]
+    sections = task.report_sections(evaluation.reference, run_dir / "plots")
+    for method in fitted.values():
+        sections += method.report_sections(data, run_dir / "plots")
+    doc = {"study": cfg.name, "synthetic": synthetic, "primary_metric": task.primary_metric, "records": records,
+           "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
+           "data": data_report(data), "sections": [list(s) for s in sections]}
+    summary = _write_outputs(run_dir, cfg, doc)
+    timings["total"] = round(time.time() - started, 2)
+    timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    write_json_atomic(run_dir / "timing.json", timings)
+    return RunResult(run_dir, records, summary, synthetic, fitted, data)
 
 
 def data_report(data: DataModule) -> dict[str, Any]:
@@ -156,12 +177,37 @@ def data_report(data: DataModule) -> dict[str, Any]:
     return info
 
 
-def _write_outputs(run_dir: Path, cfg: StudyConfig, records, data, methods, primary: str, synthetic: bool,
-                   sections: list[tuple[str, str]]) -> RunResult:
-    doc = {"study": cfg.name, "synthetic": synthetic, "primary_metric": primary, "records": records,
-           "methods": {k: m.report_items() for k, m in methods.items() if m.report_items()},
-           "data": data_report(data), "sections": [list(s) for s in sections]}
+def _write_outputs(run_dir: Path, cfg: StudyConfig, doc: dict[str, Any]) -> str:
     write_json_atomic(run_dir / "metrics.json", doc)
-    write_text_atomic(run_dir / "metrics.csv", records_to_csv(records))
-    summary = render(run_dir, doc, cfg.report.plots, cfg.report.html)
-    return RunResult(run_dir, records, summary, synthetic)
+    write_text_atomic(run_dir / "metrics.csv", records_to_csv(doc["records"]))
+    return render(run_dir, doc, cfg.report.plots, cfg.report.html)
+
+
+def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -> RunResult:
+    """Mean over folds per (method, scenario, metric); CI = mean -/+ t(0.975, k-1) * sd / sqrt(k)."""
+    from scipy import stats
+
+    keyed: dict[tuple, list[dict]] = {}
+    for fold in folds:
+        for r in fold.records:
+            keyed.setdefault((r["method"], r["scenario"], r["metric"]), []).append(r)
+    records = []
+    for (method, scenario, metric), rows in keyed.items():
+        values = np.array([r["value"] for r in rows if r["value"] is not None], dtype=float)
+        mean = float(values.mean()) if values.size else None
+        half = (float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+                if values.size > 1 else None)
+        drops = [r["drop"] for r in rows if r.get("drop") is not None]
+        records.append({"method": method, "scenario": scenario, "group": rows[0]["group"], "rate": rows[0]["rate"],
+                        "metric": metric, "value": mean,
+                        "ci_low": None if half is None else mean - half, "ci_high": None if half is None else mean + half,
+                        "n": int(sum(r["n"] for r in rows)), "drop": float(np.mean(drops)) if drops else None,
+                        "folds": [r["value"] for r in rows]})
+    first = json.loads((folds[0].run_dir / "metrics.json").read_text())
+    doc = {"study": cfg.name, "synthetic": folds[0].synthetic, "primary_metric": first["primary_metric"],
+           "cross_validation": {"folds": len(folds), "ci": "t-interval over fold means"},
+           "records": records, "methods": first.get("methods", {}), "data": first.get("data", {}),
+           "sections": [[f"Fold {k}", f"<a href='fold_{k}/report.html'>fold_{k}/report.html</a>"]
+                        for k in range(len(folds))]}
+    summary = _write_outputs(run_dir, cfg, doc)
+    return RunResult(run_dir, records, summary, folds[0].synthetic)

@@ -80,12 +80,15 @@ class SplitConfig(Section):
     val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
     test_fraction: float = Field(0.25, gt=0.0, lt=0.6)
     folds: int | None = Field(None, ge=2)
-    fold: int = Field(0, ge=0)
+    #: which fold is the test fold; "all" runs every fold and reports the mean over folds
+    fold: int | Literal["all"] = 0
 
     @model_validator(mode="after")
     def _fold_in_range(self) -> "SplitConfig":
-        if self.folds is not None and self.fold >= self.folds:
-            raise ValueError(f"fold {self.fold} is out of range for folds={self.folds} (use 0..{self.folds - 1})")
+        if self.fold == "all" and self.folds is None:
+            raise ValueError("fold 'all' needs 'folds' (e.g. folds: 5)")
+        if isinstance(self.fold, int) and (self.fold < 0 or (self.folds is not None and self.fold >= self.folds)):
+            raise ValueError(f"fold {self.fold} is out of range for folds={self.folds} (use 0..{(self.folds or 1) - 1})")
         return self
 
 
@@ -114,6 +117,14 @@ class SequenceEncoderConfig(Section):
     layers: int = 1
 
 
+class SegmentationNetConfig(Section):
+    """Segmentation tasks (robustmm.models.segmentation): ``per_sequence`` = one encoder per
+    sequence (``volume``), per-scale fusion (``fusion``), shared decoder; ``segresnet`` = MONAI
+    SegResNet on the stacked sequences."""
+
+    architecture: Literal["per_sequence", "segresnet"] = "per_sequence"
+
+
 class ModelConfig(Section):
     embed_dim: int = Field(64, ge=4)
     fusion: Literal["concat", "attention"] = "concat"
@@ -122,11 +133,13 @@ class ModelConfig(Section):
     volume: VolumeEncoderConfig = Field(default_factory=VolumeEncoderConfig)
     table: TableEncoderConfig = Field(default_factory=TableEncoderConfig)
     sequence: SequenceEncoderConfig = Field(default_factory=SequenceEncoderConfig)
+    segmentation: SegmentationNetConfig = Field(default_factory=SegmentationNetConfig)
 
 
 # --------------------------------------------------------------------------- training
 class EarlyStoppingConfig(Section):
-    monitor: str = "auc"
+    #: validation metric to select the best epoch on; None = the task's primary metric
+    monitor: str | None = None
     patience: int = Field(8, ge=1)
     min_epochs: int = Field(5, ge=0)
 

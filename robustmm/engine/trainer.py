@@ -8,7 +8,7 @@ A method hands the trainer a *training module*: an ``nn.Module`` with
 
 and optionally ``trainable_parameters()``, ``on_epoch_start(ctx, data)``, ``extra_state()`` /
 ``load_extra_state(state)`` (e.g. a mined weak modality subset) and ``monitor`` / ``monitor_mode``
-attributes that override the study's early-stopping metric.
+attributes: the metric used when the study does not set ``training.early_stopping.monitor``.
 
 Every epoch ends with an atomic checkpoint; ``fit`` on an existing checkpoint continues where it
 stopped and reaches the same result as an uninterrupted run (epoch-seeded RNG and shuffling).
@@ -116,8 +116,9 @@ class Trainer:
     def fit(self, module: nn.Module, data: Any, stage: str, epochs: int | None = None, lr: float | None = None,
             monitor: str | None = None) -> FitResult:
         epochs = epochs or self.cfg.epochs
-        monitor = monitor or getattr(module, "monitor", None) or self.cfg.early_stopping.monitor
-        mode = getattr(module, "monitor_mode", None) or ("min" if monitor in MINIMIZED else "max")
+        monitor = monitor or self.cfg.early_stopping.monitor or getattr(module, "monitor", None) or "loss"
+        own_mode = getattr(module, "monitor_mode", None) if monitor == getattr(module, "monitor", None) else None
+        mode = own_mode or ("min" if monitor in MINIMIZED else "max")
         module.to(self.device)
         params = [p for p in (module.trainable_parameters() if hasattr(module, "trainable_parameters")
                               else module.parameters()) if p.requires_grad]

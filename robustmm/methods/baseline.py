@@ -57,7 +57,9 @@ class SupervisedModule(nn.Module):
 
     def validation_metrics(self, data, ctx) -> dict[str, float]:
         preds = collect_predictions(self.predict, data, "val", ctx.device)
-        return self.task.metrics(preds.outputs, preds.target, preds.meta)
+        metrics = self.task.metrics(preds.outputs, preds.target, preds.meta)
+        metrics["loss"] = self.task.validation_loss(preds.outputs, preds.target)
+        return metrics
 
 
 class BaselineOptions(MethodOptions):

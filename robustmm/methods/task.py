@@ -31,9 +31,11 @@ def register_task(kind: str):
 
 
 def task_adapter(task: TaskSpec, threshold: float = 0.5) -> "TaskAdapter":
-    if task.kind not in _ADAPTERS:
-        raise ValueError(f"no task adapter for task kind {task.kind!r}; known: {sorted(_ADAPTERS)}")
-    return _ADAPTERS[task.kind](task, threshold)
+    # a dataset may name a specialised adapter (e.g. MMSA sentiment metrics) for a generic kind
+    kind = getattr(task, "adapter", "") or task.kind
+    if kind not in _ADAPTERS:
+        raise ValueError(f"no task adapter for task kind {kind!r}; known: {sorted(_ADAPTERS)}")
+    return _ADAPTERS[kind](task, threshold)
 
 
 def c_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
@@ -66,6 +68,12 @@ class TaskAdapter:
     def metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
                 idx: np.ndarray | None = None) -> dict[str, float]:
         raise NotImplementedError
+
+    def validation_loss(self, outputs: dict[str, np.ndarray], target: Any) -> float:
+        """The task loss recomputed from collected outputs (a smoother early-stopping signal than
+        ranking metrics on small validation sets)."""
+        logits = torch.as_tensor(outputs["logits"])
+        return float(self.loss(logits, Batch(inputs={}, present={}, target=torch.as_tensor(target))))
 
     def report_sections(self, predictions: dict[str, Any], plots_dir: Path) -> list[tuple[str, str]]:
         """Task figures from each method's predictions on the complete-data reference scenario

@@ -1,0 +1,93 @@
+"""Study files: validation with key paths and suggestions, presets, profiles, overrides."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from robustmm.cli import main
+from robustmm.config import load_study
+from robustmm.errors import ConfigError
+from robustmm.study import validate_method_options
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    p = tmp_path / "study.yaml"
+    p.write_text(text)
+    return p
+
+
+BASE = """
+name: s
+data: {kind: adni, root: somewhere}
+methods: [{name: dropout_baseline}]
+"""
+
+
+def test_default_study_resolves_presets_and_profile() -> None:
+    cfg = load_study(REPO / "studies" / "adni_mci.yaml")
+    assert cfg.training.epochs == 40  # from configs/training/cpu.yaml
+    assert [s.kind for s in cfg.evaluation.scenarios] == ["natural", "modality_rate", "all_subsets"]
+    full = load_study(REPO / "studies" / "adni_mci.yaml", profile="full")
+    assert tuple(full.data.volume_shape) == (96, 128, 96)
+    assert full.model.volume.channels[-1] == 256
+
+
+def test_misspelt_key_names_path_and_suggests(tmp_path: Path) -> None:
+    p = write(tmp_path, BASE + "training: {epoch: 3}\n")
+    with pytest.raises(ConfigError) as err:
+        load_study(p)
+    assert "training.epoch" in str(err.value) and "did you mean 'epochs'" in str(err.value)
+
+
+def test_unknown_top_level_and_nested_scenario_key(tmp_path: Path) -> None:
+    p = write(tmp_path, BASE + "trainng: {}\nevaluation: {scenarios: [{kind: modality_rate, modality: pet, rats: [0.1]}]}\n")
+    msg = str(pytest.raises(ConfigError, load_study, p).value)
+    assert "'trainng'; did you mean 'training'" in msg
+    assert "evaluation.scenarios.0.rats" in msg and "'rates'" in msg
+
+
+def test_wrong_type_and_missing_required_key(tmp_path: Path) -> None:
+    p = write(tmp_path, "name: s\ndata: {kind: adni}\nmethods: [{name: a}]\ntraining: {epochs: many}\n")
+    msg = str(pytest.raises(ConfigError, load_study, p).value)
+    assert "missing required key 'data.root'" in msg
+    assert "'training.epochs'" in msg and "many" in msg
+
+
+def test_missing_study_file_and_unknown_preset(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_study(tmp_path / "nope.yaml")
+    p = write(tmp_path, "include: [training/cpuu]\n" + BASE)
+    with pytest.raises(ConfigError, match="did you mean 'training/cpu'"):
+        load_study(p)
+
+
+def test_overrides(tmp_path: Path) -> None:
+    p = write(tmp_path, BASE)
+    cfg = load_study(p, ["training.epochs=7", "methods.0.fill=mean", "data.volume_shape=[8, 8, 8]"])
+    assert cfg.training.epochs == 7 and cfg.methods[0].options == {"fill": "mean"}
+    assert tuple(cfg.data.volume_shape) == (8, 8, 8)
+    with pytest.raises(ConfigError, match="key.path=value"):
+        load_study(p, ["training.epochs"])
+    with pytest.raises(ConfigError, match="not an index"):
+        load_study(p, ["methods.3.fill=mean"])
+
+
+def test_method_options_are_validated_before_any_work(tmp_path: Path) -> None:
+    cfg = load_study(write(tmp_path, BASE), ["methods.0.fil=mean"])
+    msg = str(pytest.raises(ConfigError, validate_method_options, cfg).value)
+    assert "methods.0.fil" in msg and "'fill'" in msg
+    cfg = load_study(write(tmp_path, BASE.replace("dropout_baseline", "dropout_baselin")))
+    with pytest.raises(ConfigError, match="did you mean 'dropout_baseline'"):
+        validate_method_options(cfg)
+
+
+def test_cli_reports_user_errors_without_traceback(tmp_path: Path, capsys) -> None:
+    p = write(tmp_path, BASE + "training: {epoch: 3}\n")
+    assert main(["run", str(p)]) == 2
+    err = capsys.readouterr().err
+    assert "training.epoch" in err and "Traceback" not in err
+    assert main(["run", str(tmp_path / "missing.yaml")]) == 2
