@@ -150,6 +150,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     evaluation = evaluate(fitted, task, data, scenarios, cfg.evaluation, cfg.seed, split=evaluate_split)
     records = [r.to_dict() for r in evaluation.records]
     sections = task.report_sections(evaluation.reference, run_dir / "plots")
+    sections += task.summary_sections(records, run_dir / "plots")
     for method in fitted.values():
         sections += method.report_sections(data, run_dir / "plots")
     doc = {"study": cfg.name, "synthetic": synthetic, "primary_metric": task.primary_metric, "records": records,

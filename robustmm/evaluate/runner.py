@@ -68,7 +68,8 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
     for scenario in scenarios:
         for method_id, method in methods.items():
             method.eval()
-            preds = collect_predictions(method.predict, data, split, method.device, scenario, eval_seed)
+            preds = collect_predictions(task.inference(method.predict), data, split, method.device, scenario,
+                                        eval_seed)
             if scenario is ref:
                 reference[method_id] = preds
             keep = np.flatnonzero(preds.evaluable)

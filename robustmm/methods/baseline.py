@@ -15,7 +15,8 @@ from robustmm.data.batch import Batch
 from robustmm.methods.base import Method, MethodContext, MethodOptions, collect_predictions, register_method
 from robustmm.methods.task import TaskAdapter, task_adapter
 from robustmm.missing.scenarios import Scenario, build_scenario, sample_rng
-from robustmm.models.network import MultimodalNet, input_means
+from robustmm.models.factory import create_model
+from robustmm.models.network import input_means
 
 
 class SupervisedModule(nn.Module):
@@ -56,7 +57,7 @@ class SupervisedModule(nn.Module):
         return self.task.outputs(self.net(batch)["logits"])
 
     def validation_metrics(self, data, ctx) -> dict[str, float]:
-        preds = collect_predictions(self.predict, data, "val", ctx.device)
+        preds = collect_predictions(self.task.inference(self.predict), data, "val", ctx.device)
         metrics = self.task.metrics(preds.outputs, preds.target, preds.meta)
         metrics["loss"] = self.task.validation_loss(preds.outputs, preds.target)
         return metrics
@@ -84,7 +85,7 @@ class _SingleNetworkMethod(Method):
     def __init__(self, options, context: MethodContext) -> None:
         super().__init__(options, context)
         self.task = task_adapter(context.task)
-        self.net = MultimodalNet(context.modalities, context.task, context.model, fill=options.fill)
+        self.net = create_model(context.modalities, context.task, context.model, fill=options.fill)
 
     def _prepare(self, data) -> None:
         self.task.fit(data)

@@ -7,7 +7,7 @@ Methods compute ``logits`` and ask the adapter for the loss and for derived outp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import torch
@@ -74,6 +74,15 @@ class TaskAdapter:
         ranking metrics on small validation sets)."""
         logits = torch.as_tensor(outputs["logits"])
         return float(self.loss(logits, Batch(inputs={}, present={}, target=torch.as_tensor(target))))
+
+    def inference(self, predict: Callable[[Batch], dict[str, Tensor]]) -> Callable[[Batch], dict[str, Tensor]]:
+        """``predict`` as evaluation runs it on whole cases (segmentation: sliding windows)."""
+        return predict
+
+    def summary_sections(self, records: list[dict[str, Any]], plots_dir: Path) -> list[tuple[str, str]]:
+        """Task tables and figures built from the evaluation records (e.g. a subset x region
+        table), as (title, HTML fragment)."""
+        return []
 
     def report_sections(self, predictions: dict[str, Any], plots_dir: Path) -> list[tuple[str, str]]:
         """Task figures from each method's predictions on the complete-data reference scenario
