@@ -73,7 +73,7 @@ class AdniDataset(MultimodalDataset):
                             "(or give data.synthetic to create a synthetic cohort there)")
         table = self._read_table()
         subjects, labels, times, events, baseline = self._derive_labels(table)
-        mri_paths, pet_paths = self._locate_images(subjects)
+        mri_paths, pet_paths = self._locate_images(subjects, set(table[cfg.subject_column]))
         keep = [s for s in subjects if s in mri_paths]
         idx = [subjects.index(s) for s in keep]
         self.subjects = keep
@@ -166,7 +166,8 @@ class AdniDataset(MultimodalDataset):
         return subjects, labels, times, events, baseline
 
     # ------------------------------------------------------------------ images
-    def _locate_images(self, subjects: list[str]) -> tuple[dict[str, Path], dict[str, Path | None]]:
+    def _locate_images(self, subjects: list[str], table_subjects: set[str]
+                       ) -> tuple[dict[str, Path], dict[str, Path | None]]:
         c = self.cfg
         mri: dict[str, Path] = {}
         pet: dict[str, Path | None] = {}
@@ -197,10 +198,10 @@ class AdniDataset(MultimodalDataset):
                     q = self.root / c.pet_pattern.format(subject=s)
                     pet[s] = q if q.is_file() else None
             source = self.root / c.mri_pattern
-        in_images_only = sorted(set(mri) - set(subjects))
+        in_images_only = sorted(set(mri) - table_subjects)
         in_table_only = sorted(set(subjects) - set(mri))
         for s in in_images_only:
-            self.report.exclude("has images but no labelled row in the table", s)
+            self.report.exclude("has images but is not in the table", s)
         for s in in_table_only:
             self.report.exclude("in the table but has no MRI", s)
         if (in_images_only or in_table_only) and c.unmatched_subjects == "error":

@@ -191,7 +191,7 @@ class Trainer:
             state["epoch"] = epoch
             state["seconds"] += time.time() - t0
             state["history"].append({"epoch": epoch, **metrics})
-            bar.set_postfix(loss=f"{metrics['train_loss']:.3f}", **{monitor: f"{score:.3f}"})
+            bar.set_postfix({"train_loss": f"{metrics['train_loss']:.3f}", f"val_{monitor}": f"{score:.3f}"})
             log.info("%s epoch %d: train_loss %.4f, val %s %.4f%s", stage, epoch, metrics["train_loss"], monitor,
                      score, " (best)" if improved else "")
             stop = epoch + 1 >= es.min_epochs and state["bad_epochs"] >= es.patience

@@ -1,0 +1,209 @@
+"""ADNI-style loader: label derivation, natural PET missingness, and every bad input."""
+
+from __future__ import annotations
+
+import gzip
+import shutil
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+
+from robustmm.config.schema import AdniDataConfig, SplitConfig
+from robustmm.data.adni import AdniDataset
+from robustmm.data.datamodule import DataModule
+from robustmm.errors import DataError
+
+SHAPE = (8, 8, 8)
+
+
+def cfg(root: Path, **kw) -> AdniDataConfig:
+    return AdniDataConfig(root=root, volume_shape=SHAPE, cache=False, **kw)
+
+
+def visit(ptid, m, dx, **extra):
+    row = {"PTID": ptid, "VISCODE": "bl" if m == 0 else f"m{m:02d}", "M": m, "DX": dx, "AGE": 70.0 + m / 12,
+           "PTGENDER": "Female", "PTEDUCAT": 16, "APOE4": 1, "MMSE": 27, "ADAS13": 15, "CDRSB": 1.5,
+           "TAU": 250.0, "PTAU": 24.0}
+    row.update(extra)
+    return row
+
+
+def write_cohort(root: Path, rows: list[dict], pet: dict[str, bool]) -> Path:
+    """Table + manifest + small random NIfTI files for every subject in ``pet``."""
+    (root / "img").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    manifest = []
+    for ptid, has_pet in pet.items():
+        nib.save(nib.Nifti1Image(rng.random(SHAPE).astype(np.float32), np.eye(4)), root / "img" / f"{ptid}_T1.nii.gz")
+        pet_rel = ""
+        if has_pet:
+            pet_rel = f"img/{ptid}_FDG.nii.gz"
+            nib.save(nib.Nifti1Image(rng.random(SHAPE).astype(np.float32), np.eye(4)), root / pet_rel)
+        manifest.append({"PTID": ptid, "mri_path": f"img/{ptid}_T1.nii.gz", "pet_path": pet_rel})
+    pd.DataFrame(rows).to_csv(root / "ADNIMERGE.csv", index=False)
+    pd.DataFrame(manifest).to_csv(root / "manifest.csv", index=False)
+    return root
+
+
+def trajectories() -> tuple[list[dict], dict[str, bool]]:
+    rows = []
+    # A converts at 24 months (pMCI, event at 24); B stable through 48 (sMCI, censored at 48)
+    rows += [visit("A", m, "MCI") for m in (0, 12)] + [visit("A", m, "Dementia") for m in (24, 36)]
+    rows += [visit("B", m, "MCI") for m in (0, 12, 24, 36, 48)]
+    # C converts at 48 (after the horizon: sMCI, but event at 48); D lost at 24 without converting (no label)
+    rows += [visit("C", m, "MCI") for m in (0, 12, 24, 36)] + [visit("C", 48, "Dementia")]
+    rows += [visit("D", m, "MCI") for m in (0, 12, 24)]
+    # E normal at baseline (not MCI); F converts at 6 months
+    rows += [visit("E", m, "CN") for m in (0, 12, 24, 36)]
+    rows += [visit("F", 0, "MCI"), visit("F", 6, "Dementia"), visit("F", 12, "Dementia")]
+    return rows, {"A": True, "B": False, "C": True, "D": True, "E": True, "F": False}
+
+
+def test_labels_times_and_natural_pet(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    ds = AdniDataset(cfg(write_cohort(tmp_path / "c", rows, pet)), progress=False)
+    got = dict(zip(ds.subjects, zip(ds.labels.tolist(), ds.times.tolist(), ds.events.tolist())))
+    assert got == {"A": (1, 24.0, 1.0), "B": (0, 48.0, 0.0), "C": (0, 48.0, 1.0), "F": (1, 6.0, 1.0)}
+    excluded = ds.report.to_dict()["excluded"]
+    assert excluded["not MCI at baseline"]["subjects"] == ["E"]
+    assert excluded["followed less than the horizon without converting"]["subjects"] == ["D"]
+    ds.fit(np.arange(len(ds)))
+    b = ds[ds.subjects.index("B")]
+    assert b["present"]["pet"] is False and b["present"]["mri"] is True
+    a = ds[ds.subjects.index("A")]
+    assert a["present"]["pet"] is True and a["inputs"]["pet"].abs().sum() > 0
+    assert a["inputs"]["mri"].shape == (1, *SHAPE)
+    assert float(a["inputs"]["mri"].min()) >= -1.0 and float(a["inputs"]["mri"].max()) <= 1.0
+
+
+def test_horizon_and_explicit_label_column(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    long_rows = rows + [visit("G", m, "MCI") for m in (0, 24, 48, 60)]
+    ds = AdniDataset(cfg(write_cohort(tmp_path / "c", long_rows, {**pet, "G": False}), horizon_months=60),
+                     progress=False)
+    labels = dict(zip(ds.subjects, ds.labels.tolist()))
+    assert labels == {"A": 1, "C": 1, "F": 1, "G": 0}  # B followed 48 < 60 months without converting
+    for r in rows:
+        r["LABEL"] = {"A": "pMCI", "B": "sMCI", "C": "sMCI", "D": "pMCI", "E": "", "F": 1}[r["PTID"]]
+    ds = AdniDataset(cfg(write_cohort(tmp_path / "d", rows, pet), label_column="LABEL"), progress=False)
+    assert dict(zip(ds.subjects, ds.labels.tolist())) == {"A": 1, "B": 0, "C": 0, "D": 1, "F": 1}
+
+
+def test_synthetic_cohort_loads_and_splits_by_subject(tiny_adni_root: Path) -> None:
+    ds = AdniDataset(AdniDataConfig(root=tiny_adni_root, volume_shape=(16, 16, 16)), progress=False)
+    assert ds.synthetic and 0.2 < ds.labels.mean() < 0.8 and 0.5 < ds.has_pet.mean() < 0.95
+    dm = DataModule(ds, SplitConfig(), seed=0, batch_size=8)
+    parts = [set(np.asarray(ds.subjects)[dm.indices(s)]) for s in ("train", "val", "test")]
+    assert not (parts[0] & parts[1]) and not (parts[0] & parts[2]) and not (parts[1] & parts[2])
+    assert sum(map(len, parts)) == len(ds)
+    folds = [set(DataModule(ds, SplitConfig(folds=3, fold=k), 0).indices("test").tolist()) for k in range(3)]
+    assert set().union(*folds) == set(range(len(ds))) and sum(map(len, folds)) == len(ds)
+
+
+# ------------------------------------------------------------------ bad inputs
+def make(tmp_path: Path) -> Path:
+    rows, pet = trajectories()
+    return write_cohort(tmp_path / "c", rows, pet)
+
+
+def load(root: Path, **kw) -> AdniDataset:
+    return AdniDataset(cfg(root, **kw), progress=False)
+
+
+def test_missing_root_and_table(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="data root .* does not exist"):
+        load(tmp_path / "nowhere")
+    root = make(tmp_path)
+    (root / "ADNIMERGE.csv").unlink()
+    with pytest.raises(DataError, match="ADNIMERGE.csv does not exist"):
+        load(root)
+
+
+def test_manifest_row_pointing_at_missing_nifti(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    (root / "img" / "A_FDG.nii.gz").unlink()
+    with pytest.raises(DataError, match=r"subject A: PET file .*A_FDG.nii.gz"):
+        load(root)
+
+
+def test_corrupt_and_truncated_nifti(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    (root / "img" / "B_T1.nii.gz").write_bytes(b"this is not a nifti file")
+    with pytest.raises(DataError, match=r"subject B \(MRI\): cannot read NIfTI .*B_T1.nii.gz"):
+        load(root)
+    root = make(tmp_path / "t")
+    raw = gzip.decompress((root / "img" / "C_T1.nii.gz").read_bytes())
+    (root / "img" / "C_T1.nii.gz").write_bytes(gzip.compress(raw[: len(raw) // 2]))
+    with pytest.raises(DataError, match=r"subject C \(MRI\).*C_T1.nii.gz"):
+        load(root)
+
+
+def test_wrong_number_of_dimensions(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    nib.save(nib.Nifti1Image(np.zeros((8, 8, 8, 3), np.float32), np.eye(4)), root / "img" / "F_T1.nii.gz")
+    with pytest.raises(DataError, match=r"subject F \(MRI\).*shape \(8, 8, 8, 3\); expected a 3-D volume"):
+        load(root)
+
+
+def test_subjects_not_matching_between_table_and_manifest(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    man = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    extra = man.iloc[[0]].assign(PTID="Z")
+    pd.concat([man[man.PTID != "B"], extra]).to_csv(root / "manifest.csv", index=False)
+    ds = load(root)  # default: skip and report
+    excluded = ds.report.to_dict()["excluded"]
+    assert excluded["in the table but has no MRI"]["subjects"] == ["B"]
+    assert excluded["has images but is not in the table"]["subjects"] == ["Z"]
+    with pytest.raises(DataError, match=r"1 in the table without MRI \(e.g. \['B'\]\), 1 with images but not in the table"):
+        load(root, unmatched_subjects="error")
+
+
+def test_nan_and_non_numeric_clinical_values(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    for r in rows:
+        if r["PTID"] == "A":
+            r["MMSE"] = np.nan
+    root = write_cohort(tmp_path / "n", rows, pet)
+    ds = load(root)
+    ds.fit(np.arange(len(ds)))
+    assert ds.report.imputed == {"MMSE": 1}
+    a = ds[ds.subjects.index("A")]
+    j = ds.clinical_names.index("MMSE")
+    assert a["valid"]["clinical"][j].item() is False and a["inputs"]["clinical"][j].item() == 0.0  # = train mean
+    strict = load(root, nan_policy="error")
+    with pytest.raises(DataError, match=r"NaN in clinical column\(s\) \['MMSE'\].*subject A"):
+        strict.fit(np.arange(len(strict)))
+    for r in rows:
+        if r["PTID"] == "C":
+            r["ADAS13"] = "n.a."
+    with pytest.raises(DataError, match=r"column 'ADAS13' has non-numeric value 'n.a.' for subject C"):
+        load(write_cohort(tmp_path / "x", rows, pet))
+
+
+def test_missing_column_suggests_the_closest(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    with pytest.raises(DataError, match=r"'MMSEE' \(did you mean 'MMSE'\?\)"):
+        load(root, clinical_columns=["AGE", "MMSEE"])
+
+
+def test_one_class_only(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    rows = [r for r in rows if r["PTID"] in ("B", "C")]
+    root = write_cohort(tmp_path / "o", rows, {"B": True, "C": True})
+    with pytest.raises(DataError, match="every usable subject is sMCI"):
+        load(root)
+
+
+def test_cache_is_reused_and_invalidated(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    first = AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)
+    caches = list((root / ".robustmm_cache").glob("*.pt"))
+    assert len(caches) == 1
+    again = AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)
+    assert np.array_equal(first.mri.numpy(), again.mri.numpy())
+    shutil.copy(root / "img" / "A_T1.nii.gz", root / "img" / "B_T1.nii.gz")  # content changed
+    AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)
+    assert len(list((root / ".robustmm_cache").glob("*.pt"))) == 2
