@@ -102,3 +102,20 @@ def test_errors(tmp_path: Path) -> None:
 
     with pytest.raises(ConfigError):
         compute_audio_features(broken, tmp_path / "x.pkl", kind="spectrogram")  # type: ignore[arg-type]
+
+
+def test_cli_features_audio(wav_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from robustmm.cli import main
+
+    out = tmp_path / "cli" / "mfcc.pkl"
+    assert main(["data", "features", "audio", "--wav-dir", str(wav_dir), "--out", str(out), "--kind", "mfcc",
+                 "--n-mfcc", "13"]) == 0
+    with open(out, "rb") as fh:
+        stored = pickle.load(fh)
+    assert stored["config"]["kind"] == "mfcc" and stored["features"]["loud"].shape == (101, 13)
+    assert "5 clips" in capsys.readouterr().out
+    # an existing output is never overwritten; a bad folder is a user error (exit status 2)
+    assert main(["data", "features", "audio", "--wav-dir", str(wav_dir), "--out", str(out)]) == 2
+    assert main(["data", "features", "audio", "--wav-dir", str(tmp_path / "nope"), "--out",
+                 str(tmp_path / "y.pkl")]) == 2
+    assert "does not exist" in capsys.readouterr().err

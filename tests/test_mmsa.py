@@ -303,3 +303,68 @@ def test_missing_or_corrupt_file(tmp_path: Path) -> None:
     bad.write_bytes(b"not a pickle at all")
     with pytest.raises(DataError, match="corrupt"):
         MMSADataset(bad)
+
+
+# ---------------------------------------------------------------- study config -> dataset
+def _data_cfg(root: Path, options: dict | None = None, synthetic: dict | None = None):
+    from robustmm.config.schema import GenericDataConfig
+
+    return GenericDataConfig(kind="mmsa", root=root, options=options or {}, synthetic=synthetic)
+
+
+def test_features_mode_carries_token_ids_and_special_ids(aligned_file: Path) -> None:
+    ds = MMSADataset(aligned_file, text_mode="features", target="class3")
+    raw = _load(aligned_file)
+    assert ds.modalities["text"].special_ids == (CLS_ID, SEP_ID)
+    assert torch.equal(ds[3]["meta"]["token_ids"], torch.as_tensor(raw["train"]["text_bert"][3, 0]))
+    assert ds.task.kind == "multiclass" and ds.task.adapter == "sentiment_class3"
+    assert "token_ids" not in MMSADataset(aligned_file, text_mode="ids")[3]["meta"]
+
+
+def test_build_from_config_writes_synthetic_file_once(tmp_path: Path) -> None:
+    from robustmm.data.registry import build_dataset
+
+    root = tmp_path / "mosi"
+    synth = dict(n_train=12, n_valid=5, n_test=6, seq_len=8, dims=[6, 3, 4], seed=2)
+    ds = build_dataset(_data_cfg(root, {"text_mode": "features", "target": "class7"}, synth), progress=False)
+    assert (root / "aligned_50.pkl").is_file() and ds.synthetic and len(ds) == 23
+    assert ds.task.num_classes == 7 and ds.modalities["text"].shape == (8, 6)
+    stamp = (root / "aligned_50.pkl").stat().st_mtime_ns
+    again = build_dataset(_data_cfg(root, {"text_mode": "features"}, synth), progress=False)
+    assert (root / "aligned_50.pkl").stat().st_mtime_ns == stamp  # existing data are reused, not rewritten
+    assert again.subject_ids() == ds.subject_ids()
+    # unaligned synthetic file under its own name; the root may also name the file itself
+    unaligned = build_dataset(_data_cfg(tmp_path / "un", {"file": "unaligned_50.pkl"},
+                                        {**synth, "aligned": False, "audio_len": 20, "vision_len": 24}), False)
+    assert not unaligned.aligned and unaligned.modalities["audio"].shape == (20, 3)
+    direct = build_dataset(_data_cfg(tmp_path / "un" / "unaligned_50.pkl"), progress=False)
+    assert direct.subject_ids() == unaligned.subject_ids()
+
+
+def test_build_from_config_errors_name_the_key(tmp_path: Path) -> None:
+    from robustmm.data.registry import build_dataset
+    from robustmm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"data\.options\.text_mod"):
+        build_dataset(_data_cfg(tmp_path / "x", {"text_mod": "ids"}), progress=False)
+    with pytest.raises(ConfigError, match=r"data\.synthetic\.n_train"):
+        build_dataset(_data_cfg(tmp_path / "x", {}, {"n_train": 2}), progress=False)
+    with pytest.raises(ConfigError, match="needs a folder"):
+        build_dataset(_data_cfg(tmp_path / "x.pkl", {}, {}), progress=False)
+    with pytest.raises(DataError, match="does not exist"):
+        build_dataset(_data_cfg(tmp_path / "absent"), progress=False)
+
+
+def test_cli_synth_mmsa(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from robustmm.cli import main
+
+    out = tmp_path / "mosi" / "unaligned_50.pkl"
+    args = ["data", "synth", "mmsa", "--out", str(out), "--n-train", "12", "--n-valid", "5", "--n-test", "6",
+            "--unaligned", "--seq-len", "8", "--audio-len", "20", "--vision-len", "24", "--dims", "6", "3", "4"]
+    assert main(args) == 0
+    ds = MMSADataset(out)
+    assert not ds.aligned and len(ds) == 23 and ds.modalities["vision"].shape == (24, 4)
+    assert "unaligned" in capsys.readouterr().out
+    assert main(args) == 2  # never overwrites
+    assert main(["data", "synth", "mmsa", "--out", str(tmp_path / "b.pkl"), "--bias-train", "2"]) == 2
+    assert "bias_strength_train" in capsys.readouterr().err

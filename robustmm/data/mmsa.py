@@ -19,6 +19,15 @@ Conventions:
   (y < 0), 1 neutral (y == 0), 2 positive (y > 0); ``class7`` = round(clip(y, -3, 3)) + 3 with
   numpy's round-half-to-even (as MMSA's metrics); ``binary`` = 0 negative (y < 0),
   1 non-negative (y >= 0), the "Has0" split, so no sample is dropped.
+- task: ``regression``/``class3``/``class7`` give a :class:`SentimentTaskSpec` whose ``kind``
+  is the generic one (``regression`` / ``multiclass``, so every network builds its usual head)
+  and whose ``adapter`` names the task adapter with the MMSA/CIDer metrics
+  (``robustmm.methods.task_emotion``); ``meta["regression_label"]`` carries the raw score
+  those metrics need. ``binary`` is a plain binary task.
+- text as features: the spec keeps ``special_ids`` = ([CLS], [SEP]), which tells the missing
+  engine that the first and last real positions are those tokens (never dropped), and
+  ``meta["token_ids"]`` carries each sample's BERT ids (when the file has ``text_bert``) so a
+  method can locate words, e.g. CIDer's bias words.
 
 Pickle files can run code when opened: only open files from a source you trust.
 """
@@ -34,6 +43,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
@@ -52,6 +62,13 @@ _LABEL_TOL = 1e-4  # float32 labels written as 3.0 may read back a hair above it
 CLASS3_NAMES = ("negative", "neutral", "positive")
 CLASS7_NAMES = ("-3", "-2", "-1", "0", "1", "2", "3")
 BINARY_NAMES = ("negative", "non-negative")
+
+
+@dataclass(frozen=True)
+class SentimentTaskSpec(TaskSpec):
+    """A generic task kind plus the name of the task adapter that scores it (MMSA metrics)."""
+
+    adapter: str = ""
 
 
 def sentiment_class3(y: np.ndarray) -> np.ndarray:
@@ -155,16 +172,16 @@ class MMSADataset(MultimodalDataset):
         if text_mode == "ids":
             text_spec = ModalitySpec("text", "tokens", (t_len,), special_ids=(cls_id, sep_id), unk_id=unk_id, pad_id=pad_id)
         else:
-            text_spec = ModalitySpec("text", "sequence", tuple(first.text.shape[1:]))
+            text_spec = ModalitySpec("text", "sequence", tuple(first.text.shape[1:]), special_ids=(cls_id, sep_id))
         self.modalities = {
             "text": text_spec,
             "audio": ModalitySpec("audio", "sequence", tuple(first.audio.shape[1:])),
             "vision": ModalitySpec("vision", "sequence", tuple(first.vision.shape[1:])),
         }
         self.task = {
-            "regression": TaskSpec("regression", 1),
-            "class3": TaskSpec("multiclass", 3, CLASS3_NAMES),
-            "class7": TaskSpec("multiclass", 7, CLASS7_NAMES),
+            "regression": SentimentTaskSpec("regression", 1, adapter="sentiment_regression"),
+            "class3": SentimentTaskSpec("multiclass", 3, CLASS3_NAMES, adapter="sentiment_class3"),
+            "class7": SentimentTaskSpec("multiclass", 7, CLASS7_NAMES, adapter="sentiment_class7"),
             "binary": TaskSpec("binary", 2, BINARY_NAMES),
         }[target]
 
@@ -358,13 +375,16 @@ class MMSADataset(MultimodalDataset):
             target = torch.tensor(float(value), dtype=torch.float32)
         else:
             target = torch.tensor(int(value), dtype=torch.long)
+        meta = {"subject": s.ids[r], "split": s.name, "regression_label": float(s.labels[r]),
+                "raw_text": s.raw_text[r]}
+        if self.text_mode == "features" and s.token_ids is not None:
+            meta["token_ids"] = torch.from_numpy(s.token_ids[r].copy())
         return {
             "inputs": {"text": text, "audio": torch.tensor(s.audio[r]), "vision": torch.tensor(s.vision[r])},
             "present": {m: bool(v.any()) for m, v in valid.items()},
             "valid": valid,
             "target": target,
-            "meta": {"subject": s.ids[r], "split": s.name, "regression_label": float(s.labels[r]),
-                     "raw_text": s.raw_text[r]},
+            "meta": meta,
         }
 
     def subject_ids(self) -> list[str]:
@@ -398,3 +418,77 @@ class MMSADataset(MultimodalDataset):
     def regression_labels(self, split: str) -> np.ndarray:
         """Raw sentiment scores in [-3, 3] of one split."""
         return self._split(split).labels.copy()
+
+
+# ---------------------------------------------------------------------- study config -> dataset
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+
+
+class MMSAOptions(BaseModel):
+    """``data.options`` of ``data.kind: mmsa``."""
+
+    model_config = ConfigDict(extra="forbid")
+    #: file inside ``data.root`` when the root is a folder (ignored when the root is the file)
+    file: str = "aligned_50.pkl"
+    text_mode: TextMode = "ids"
+    target: TargetKind = "regression"
+    cls_id: int = 101
+    sep_id: int = 102
+    unk_id: int = 100
+    pad_id: int = 0
+
+
+class MMSASynthOptions(BaseModel):
+    """``data.synthetic`` of ``data.kind: mmsa``: arguments of
+    :func:`robustmm.data.synth.mmsa.write_synthetic_mmsa` (the file name is ``options.file``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    n_train: int = Field(300, ge=10)
+    n_valid: int = Field(80, ge=5)
+    n_test: int = Field(200, ge=5)
+    aligned: bool = True
+    seq_len: int = Field(50, ge=3)
+    audio_len: int | None = Field(None, ge=1)
+    vision_len: int | None = Field(None, ge=1)
+    dims: tuple[int, int, int] = (768, 5, 20)
+    seed: int = 0
+    bias_strength_train: float = Field(0.8, ge=0.0, le=1.0)
+    bias_strength_test: float = Field(0.0, ge=0.0, le=1.0)
+
+
+def _validated(model: type[BaseModel], raw: dict, prefix: str) -> Any:
+    from robustmm.config.loader import format_validation_error
+
+    try:
+        return model.model_validate(raw or {})
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model, "data (kind: mmsa)", prefix=prefix)) from None
+
+
+def resolve_mmsa_file(root: Path, options: MMSAOptions) -> Path:
+    """``data.root`` is either the pickle itself or the folder that holds ``options.file``."""
+    root = Path(root)
+    if root.is_file() or root.suffix.lower() in PICKLE_SUFFIXES:
+        return root
+    return root / options.file
+
+
+def build_from_config(cfg: Any, progress: bool = True) -> MMSADataset:
+    """``data.kind: mmsa``: the MMSA pickle at ``data.root`` (a file, or a folder holding
+    ``options.file``); when it does not exist and ``data.synthetic`` is given, a synthetic file
+    in the same layout is written into the folder ``data.root`` first."""
+    from robustmm.data.registry import create_once
+    from robustmm.data.synth.mmsa import write_synthetic_mmsa
+
+    options = _validated(MMSAOptions, cfg.options, "data.options")
+    path = resolve_mmsa_file(cfg.root, options)
+    if not path.exists() and cfg.synthetic is not None:
+        synth = _validated(MMSASynthOptions, cfg.synthetic, "data.synthetic")
+        if path == Path(cfg.root):
+            raise ConfigError(f"data.root {cfg.root} names a file, but data.synthetic needs a folder to write "
+                              f"into: set data.root to a folder and data.options.file to the file name "
+                              f"(e.g. root: {Path(cfg.root).parent}, options.file: {Path(cfg.root).name}).")
+        create_once(Path(cfg.root), lambda folder: write_synthetic_mmsa(folder / options.file,
+                                                                       **synth.model_dump()))
+    return MMSADataset(path, text_mode=options.text_mode, target=options.target, cls_id=options.cls_id,
+                       sep_id=options.sep_id, unk_id=options.unk_id, pad_id=options.pad_id)

@@ -170,11 +170,21 @@ class RandomModality(Scenario):
 
 
 def _droppable(spec: ModalitySpec, valid: Tensor, ids: Tensor | None) -> Tensor:
-    """Positions that may be dropped: real positions, minus special tokens for token ids."""
+    """Positions that may be dropped: real positions, minus special tokens for token ids.
+
+    A sequence modality with ``special_ids`` holds features of tokenised text (BERT features
+    of [CLS] w_1 ... w_n [SEP]): its first and last real positions are those special tokens
+    and are kept as well.
+    """
     ok = valid.clone()
     if spec.kind == "tokens" and ids is not None and spec.special_ids:
         for sid in spec.special_ids:
             ok &= ids != sid
+    elif spec.kind == "sequence" and spec.special_ids:
+        real = valid.nonzero(as_tuple=True)[0]
+        if real.numel():
+            ok[real[0]] = False
+            ok[real[-1]] = False
     return ok
 
 

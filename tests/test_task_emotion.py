@@ -1,0 +1,121 @@
+"""Sentiment task adapters (MMSA targets): adapter choice, losses and metrics against
+hand-computed values (the working is in the comments)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from robustmm.config.schema import ModelConfig
+from robustmm.data.batch import Batch, collate
+from robustmm.data.mmsa import MMSADataset, SentimentTaskSpec
+from robustmm.data.synth.mmsa import write_synthetic_mmsa
+from robustmm.methods.task import MulticlassTask, RegressionTask, task_adapter
+from robustmm.methods.task_emotion import SentimentClass3Task, SentimentClass7Task, SentimentRegressionTask
+from robustmm.models.network import MultimodalNet
+
+CLASS3 = SentimentTaskSpec("multiclass", 3, ("negative", "neutral", "positive"), adapter="sentiment_class3")
+CLASS7 = SentimentTaskSpec("multiclass", 7, tuple(str(i) for i in range(-3, 4)), adapter="sentiment_class7")
+REGRESSION = SentimentTaskSpec("regression", 1, adapter="sentiment_regression")
+
+
+def _outputs(task, logits) -> dict[str, np.ndarray]:
+    return {k: v.numpy() for k, v in task.outputs(torch.tensor(logits, dtype=torch.float32)).items()}
+
+
+def test_adapter_is_chosen_by_the_dataset_and_generic_kinds_still_work() -> None:
+    assert type(task_adapter(CLASS3)) is SentimentClass3Task
+    assert type(task_adapter(CLASS7)) is SentimentClass7Task
+    assert type(task_adapter(REGRESSION)) is SentimentRegressionTask
+    # the generic kinds are unchanged for every other dataset
+    from robustmm.data.base import TaskSpec
+
+    assert type(task_adapter(TaskSpec("multiclass", 3))) is MulticlassTask
+    assert type(task_adapter(TaskSpec("regression", 1))) is RegressionTask
+    assert task_adapter(CLASS3).primary_metric == "Non0_acc_2"
+    assert task_adapter(CLASS7).primary_metric == "Acc_7"
+
+
+def test_class3_metrics_hand_computed() -> None:
+    task = task_adapter(CLASS3)
+    y = [-1.2, 0.0, 0.8, 2.0, -0.4, 0.0]
+    scores = [[2, 0, 1], [0, 3, 1], [0, 2, 1], [0, 0, 5], [1, 0, 2], [0, 1, 0]]
+    m = task.metrics(_outputs(task, scores), np.array([0, 1, 2, 2, 0, 1]), {"regression_label": y})
+    # argmax 0 1 1 2 2 1 vs truth 0 1 2 2 0 1: right at 0, 1, 3, 5
+    assert m["Acc_3"] == pytest.approx(4 / 6)
+    # non-negative truth F T T T F T, predicted (class >= neutral) F T T T T T: wrong at 4
+    assert m["Has0_acc_2"] == pytest.approx(5 / 6)
+    # nonneg: TP 4 FP 1 FN 0 -> 8/9 (4 true); neg: TP 1 FP 0 FN 1 -> 2/3 (2 true): (32/9 + 4/3) / 6
+    assert m["Has0_F1"] == pytest.approx(22 / 27)
+    # Non0 keeps 0, 2, 3, 4; positive vs negative score: neg, pos, pos, pos; truth F T T F -> 3/4
+    assert m["Non0_acc_2"] == pytest.approx(0.75)
+    # pos: TP 2 FP 1 FN 0 -> 4/5; neg: TP 1 FP 0 FN 1 -> 2/3; equal supports -> 11/15
+    assert m["Non0_F1"] == pytest.approx(11 / 15)
+    # per class F1: 0 -> 2/3, 1 -> 4/5, 2 -> 1/2, equal supports -> 59/90
+    assert m["F1_3"] == pytest.approx(59 / 90)
+    # a subset of samples (bootstrap) is scored on its own
+    sub = task.metrics(_outputs(task, scores), np.array([0, 1, 2, 2, 0, 1]), {"regression_label": y},
+                       idx=np.array([0, 3]))
+    assert sub["Acc_3"] == 1.0 and sub["Non0_acc_2"] == 1.0
+
+
+def test_class7_metrics_use_the_raw_score_for_non0() -> None:
+    task = task_adapter(CLASS7)
+    y = [0.4, -2.6, 3.0, 0.0]  # classes 3, 0, 6, 3
+    scores = np.zeros((4, 7))
+    scores[0, 4] = scores[1, 0] = scores[2, 5] = 1.0
+    scores[3, 3], scores[3, 5] = 5.0, 1.0
+    m = task.metrics(_outputs(task, scores), np.array([3, 0, 6, 3]), {"regression_label": y})
+    assert m["Acc_7"] == pytest.approx(0.5)  # right at 1 and 3
+    # sample 0 is class 3 ("neutral") but its score 0.4 is positive: Non0 keeps it (0, 1, 2),
+    # and its best positive class beats its best negative one -> all three right
+    assert m["Non0_acc_2"] == pytest.approx(1.0)
+    # predicted classes read as scores 1, -3, 2, 0: non-negative exactly where y >= 0
+    assert m["Has0_acc_2"] == pytest.approx(1.0)
+
+
+def test_regression_loss_and_metrics() -> None:
+    task = task_adapter(REGRESSION)
+    pred, y = [[0.5], [-1.0], [2.0], [0.0]], [1.0, -2.0, 1.5, 0.0]
+    batch = Batch(inputs={}, present={}, target=torch.tensor(y))
+    # L1: (0.5 + 1 + 0.5 + 0) / 4
+    assert float(task.loss(torch.tensor(pred), batch)) == pytest.approx(0.5)
+    m = task.metrics(_outputs(task, pred), np.array(y), {"regression_label": y})
+    assert m["MAE"] == pytest.approx(0.5)
+    assert m["Non0_acc_2"] == pytest.approx(1.0) and m["Has0_acc_2"] == pytest.approx(1.0)
+    # round(clip(., -3, 3)): pred 0 (half to even) -1 2 0 vs truth 1 -2 2 0 -> 2/4
+    assert m["Acc_7"] == pytest.approx(0.5)
+
+
+def test_classification_loss_and_validation_loss() -> None:
+    task = task_adapter(CLASS3)
+    logits = torch.log(torch.tensor([[0.5, 0.25, 0.25], [0.1, 0.1, 0.8]]))
+    target = torch.tensor([0, 2])
+    expected = -(np.log(0.5) + np.log(0.8)) / 2
+    assert float(task.loss(logits, Batch(inputs={}, present={}, target=target))) == pytest.approx(expected, rel=1e-5)
+    assert task.validation_loss({"logits": logits.numpy()}, target.numpy()) == pytest.approx(expected, rel=1e-5)
+
+
+def test_missing_regression_label_is_a_clear_error() -> None:
+    task = task_adapter(CLASS3)
+    with pytest.raises(KeyError, match="regression_label"):
+        task.metrics(_outputs(task, [[1, 0, 0]]), np.array([0]), {})
+
+
+def test_mmsa_dataset_gives_networks_their_usual_head(tmp_path: Path) -> None:
+    path = write_synthetic_mmsa(tmp_path / "aligned_50.pkl", n_train=10, n_valid=5, n_test=5, seq_len=8, dims=(6, 3, 4))
+    for target, kind, outputs in (("class3", "multiclass", 3), ("class7", "multiclass", 7),
+                                  ("regression", "regression", 1)):
+        ds = MMSADataset(path, text_mode="features", target=target)
+        assert ds.task.kind == kind and ds.task.adapter == f"sentiment_{target}"
+        cfg = ModelConfig(embed_dim=8, trunk_hidden=8)
+        net = MultimodalNet(ds.modalities, ds.task, cfg)
+        batch = collate([ds[i] for i in range(4)])
+        assert net(batch)["logits"].shape == (4, outputs)
+        task = task_adapter(ds.task)
+        preds = task.outputs(net(batch)["logits"].detach())
+        metrics = task.metrics({k: v.numpy() for k, v in preds.items()}, batch.target.numpy(), batch.meta)
+        assert task.primary_metric in metrics
