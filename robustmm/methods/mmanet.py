@@ -1,0 +1,388 @@
+"""MMANet: margin-aware distillation (MAD) and modality-aware regularization (MAR)
+(specs/mmanet.md; Wei et al., CVPR 2023), on the trio of :mod:`robustmm.methods.trio`.
+
+Training (one stage after the teacher):
+
+* the deployment network sees, per sample, a uniformly drawn non-empty subset of its naturally
+  present modalities (the ``random_subsets`` scenario, fresh every epoch); the frozen teacher
+  sees the complete (natural) input;
+* warm-up epochs: task loss only. After each warm-up epoch the deployment network is evaluated
+  on the *validation* split under every candidate subset and the complete set, and a distance
+  d_c per candidate is accumulated; at the end of warm-up the weak set W is the argmax
+  combination (classification adds its single-modality sub-subsets);
+* afterwards: ``L = task loss + λ_MAD · MAD(student, teacher) + λ_MAR · L_MAR`` with
+  ``L_MAR = (1/B) Σ_i 1[subset_i ∈ W] · task loss(regularizer(x_i), y_i)``.
+
+The task decides what is distilled and how subsets are ranked:
+
+* distilled features: the trunk features for vector outputs, the fused maps of every scale
+  (pooled voxels as samples) for dense segmentation outputs (:func:`trio.margin_aware_distillation`);
+* mining criterion ``label_kl`` (classification): d_c += KL(h_c ‖ h_full) between the
+  Laplace-smoothed histograms of predicted labels on subset c and on the complete set;
+  ``metric_gap`` (segmentation and other tasks): d_c += (m_full − m_c)² with m the task's
+  primary metric (Dice for segmentation).
+
+Both are computed on the validation subjects that naturally have every modality. The accumulated
+distances, the weak set and per-epoch loss means live in the stage checkpoint (a resumed run
+continues mining or keeps the mined set) and in ``report_items()``.
+
+Hyperparameters a study leaves unset come from ``configs/methods/mmanet.yaml`` for the task's
+family (classification, segmentation, other).
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import math
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from torch import Tensor, nn
+
+from robustmm.config.loader import format_validation_error
+from robustmm.data.batch import Batch, all_subsets
+from robustmm.errors import ConfigError
+from robustmm.methods.base import Method, MethodContext, MethodOptions, Predictions, collect_predictions, register_method
+from robustmm.methods.task import TaskAdapter, task_adapter
+from robustmm.methods.trio import (
+    FrozenTeacher,
+    deployment_network,
+    in_subsets,
+    margin_aware_distillation,
+    obtain_teacher,
+    regularizer_for,
+    subset_predictions,
+)
+from robustmm.missing.scenarios import RandomSubsets
+from robustmm.models.network import input_means
+
+log = logging.getLogger("robustmm")
+
+DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "configs" / "methods" / "mmanet.yaml"
+MiningCriterion = Literal["label_kl", "metric_gap"]
+#: additive (Laplace) smoothing of predicted-label counts, so a class never predicted on one
+#: subset gives a finite KL
+HISTOGRAM_SMOOTHING = 1.0
+
+
+def task_family(kind: str) -> str:
+    if kind in ("binary", "multiclass"):
+        return "classification"
+    if kind == "segmentation":
+        return "segmentation"
+    return "other"
+
+
+class MMANetSettings(BaseModel):
+    """The task-dependent hyperparameters, after defaults are applied."""
+
+    model_config = ConfigDict(extra="forbid")
+    lambda_mad: float = Field(ge=0)
+    lambda_mar: float = Field(ge=0)
+    warmup_epochs: int = Field(ge=1)
+    mining: MiningCriterion
+    add_single_modalities: bool
+
+
+class MMANetOptions(MethodOptions):
+    """Unset (null) hyperparameters take the task family's value in configs/methods/mmanet.yaml."""
+
+    fill: Literal["zero", "mean", "learned"] = "zero"
+    lambda_mad: float | None = Field(None, ge=0)
+    lambda_mar: float | None = Field(None, ge=0)
+    warmup_epochs: int | None = Field(None, ge=1)
+    mining: MiningCriterion | None = None
+    #: candidates for the weak combination: "multimodal" = proper subsets with at least two
+    #: modalities (as in the reference; the single modalities when there are only two), "all" =
+    #: every proper non-empty subset
+    mining_candidates: Literal["multimodal", "all"] = "multimodal"
+    add_single_modalities: bool | None = None
+    #: pooled grid for dense feature maps (segmentation MAD); an int is isotropic
+    spatial_grid: int | list[int] = 4
+    epochs: int | None = Field(None, ge=2)
+    lr: float | None = Field(None, gt=0)
+    #: only used when the study does not list complete_only and the teacher is trained here
+    teacher_epochs: int | None = Field(None, ge=1)
+    teacher_lr: float | None = Field(None, gt=0)
+
+
+def resolve_settings(options: MMANetOptions, task_kind: str, path: Path = DEFAULTS_FILE) -> MMANetSettings:
+    """Options given in the study, else the defaults of the task's family in ``path``."""
+    family = task_family(task_kind)
+    try:
+        table = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"cannot read the MMANet defaults {path}: {exc}; restore it from the repository") from None
+    if family not in table:
+        raise ConfigError(f"{path} has no '{family}' section (task kind '{task_kind}'); add one with "
+                          f"{sorted(MMANetSettings.model_fields)}")
+    given = {k: v for k, v in options.model_dump().items() if k in MMANetSettings.model_fields and v is not None}
+    try:
+        return MMANetSettings.model_validate({**table[family], **given})
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, MMANetSettings, str(path), family)) from None
+
+
+def mining_candidates(modalities: list[str], which: str) -> list[tuple[str, ...]]:
+    proper = [s for s in all_subsets(modalities) if len(s) < len(modalities)]
+    if which == "all" or len(modalities) == 2:
+        return proper
+    return [s for s in proper if len(s) >= 2]
+
+
+def label_histogram(logits: np.ndarray, smoothing: float = HISTOGRAM_SMOOTHING) -> np.ndarray:
+    """Smoothed distribution of the predicted labels argmax(logits) over the K classes."""
+    k = logits.shape[1]
+    counts = np.bincount(logits.argmax(axis=1), minlength=k).astype(float)
+    return (counts + smoothing) / (counts.sum() + smoothing * k)
+
+
+def kl_divergence(p: np.ndarray, q: np.ndarray) -> float:
+    """KL(p ‖ q) of two strictly positive distributions."""
+    return float(np.sum(p * np.log(p / q)))
+
+
+def format_subset(subset: tuple[str, ...]) -> str:
+    return "+".join(subset)
+
+
+class WeakSubsetMiner:
+    """Accumulates d_c over warm-up evaluations, then fixes the weak set W."""
+
+    def __init__(self, candidates: list[tuple[str, ...]], complete: tuple[str, ...], criterion: MiningCriterion,
+                 add_single_modalities: bool) -> None:
+        self.candidates = candidates
+        self.complete = complete
+        self.criterion = criterion
+        self.add_single_modalities = add_single_modalities
+        self.distances = {c: 0.0 for c in candidates}
+        self.rounds = 0
+        self.weak: list[tuple[str, ...]] | None = None
+
+    def accumulate(self, by_subset: dict[tuple[str, ...], Predictions], task: TaskAdapter) -> None:
+        """Add one evaluation: ``by_subset`` holds predictions on the same split, in the same
+        order, for every candidate and for the complete set."""
+        full = by_subset[self.complete]
+        keep = np.flatnonzero(full.evaluable)
+        if keep.size == 0:
+            log.warning("mmanet: no validation subject has every modality; mining round skipped")
+            return
+        if self.criterion == "label_kl":
+            if full.outputs["logits"].ndim != 2:
+                raise ValueError("mining 'label_kl' needs (B, K) logits; use mining: metric_gap for dense outputs")
+            reference = label_histogram(full.outputs["logits"][keep])
+            for c in self.candidates:
+                self.distances[c] += kl_divergence(label_histogram(by_subset[c].outputs["logits"][keep]), reference)
+        else:
+            metric = task.primary_metric
+            m_full = task.metrics(full.outputs, full.target, full.meta, keep)[metric]
+            for c in self.candidates:
+                subset = by_subset[c]
+                m_c = task.metrics(subset.outputs, subset.target, subset.meta, keep)[metric]
+                if math.isfinite(m_c) and math.isfinite(m_full):
+                    self.distances[c] += float((m_full - m_c) ** 2)
+                else:
+                    log.warning("mmanet: validation %s is not finite on %s; it adds nothing to this mining round",
+                                metric, format_subset(c))
+        self.rounds += 1
+
+    def decide(self) -> list[tuple[str, ...]]:
+        worst = max(self.candidates, key=lambda c: self.distances[c])  # ties: the first candidate
+        weak = [worst]
+        if self.add_single_modalities and len(worst) > 1:
+            weak += [(m,) for m in worst]
+        self.weak = weak
+        return weak
+
+    def state(self) -> dict[str, Any]:
+        return {"distances": [[list(c), d] for c, d in self.distances.items()], "rounds": self.rounds,
+                "weak": None if self.weak is None else [list(w) for w in self.weak]}
+
+    def load(self, state: dict[str, Any]) -> None:
+        if not state:
+            return
+        self.distances.update({tuple(c): float(d) for c, d in state["distances"]})
+        self.rounds = int(state["rounds"])
+        self.weak = None if state["weak"] is None else [tuple(w) for w in state["weak"]]
+
+
+class MMANetModule(nn.Module):
+    """The stage-2 training module: deployment net + regularizer (trained), teacher (frozen)."""
+
+    def __init__(self, net: nn.Module, regularizer: nn.Module, teacher: FrozenTeacher, task: TaskAdapter,
+                 context: MethodContext, settings: MMANetSettings, warmup_epochs: int, miner: WeakSubsetMiner,
+                 grid: int | list[int]) -> None:
+        super().__init__()
+        self.net = net
+        self.regularizer = regularizer
+        self.teacher = teacher
+        self.task = task
+        self.context = context
+        self.settings = settings
+        self.warmup_epochs = warmup_epochs
+        self.miner = miner
+        self.grid = grid
+        self.dropout = RandomSubsets(name="mmanet_dropout")
+        self.monitor = task.primary_metric
+        self.loss_history: list[dict[str, float]] = []
+        self._sums: dict[str, float] = {}
+        self._steps = 0
+
+    def trainable_parameters(self) -> list[nn.Parameter]:
+        return [*self.net.parameters(), *self.regularizer.parameters()]
+
+    def distilling(self, epoch: int) -> bool:
+        return epoch >= self.warmup_epochs and self.miner.weak is not None
+
+    def on_epoch_start(self, ctx, data) -> None:
+        self._sums = {"ce": 0.0, "mad": 0.0, "mar": 0.0, "weak_fraction": 0.0}
+        self._steps = 0
+
+    def training_step(self, batch: Batch, ctx) -> Tensor:
+        student = self.dropout.apply(batch, self.context.modalities, self.context.seed, ctx.epoch)
+        out = self.net(student)
+        ce = self.task.loss(out["logits"], student)
+        self._steps += 1
+        self._sums["ce"] += float(ce.detach())
+        if not self.distilling(ctx.epoch):
+            return ce
+        mad = margin_aware_distillation(out, self.teacher(batch), self.grid)
+        weak = in_subsets(student, self.miner.weak)
+        mar = self.regularization_loss(out, student, weak)
+        self._sums["mad"] += float(mad.detach())
+        self._sums["mar"] += float(mar.detach())
+        self._sums["weak_fraction"] += float(weak.float().mean())
+        return ce + self.settings.lambda_mad * mad + self.settings.lambda_mar * mar
+
+    def regularization_loss(self, out: dict[str, Tensor], student: Batch, weak: Tensor) -> Tensor:
+        """(1/B) Σ_i 1[subset_i ∈ W] · loss(regularizer(x_i), y_i)."""
+        if not bool(weak.any()):
+            return out["logits"].new_zeros((), dtype=torch.float32)
+        logits = self.regularizer(out)
+        return self.task.loss(logits[weak], student.select(weak)) * weak.float().mean()
+
+    def predict(self, batch: Batch) -> dict[str, Tensor]:
+        return self.task.outputs(self.net(batch)["logits"])
+
+    def validation_metrics(self, data, ctx) -> dict[str, float]:
+        predict = self.task.inference(self.predict)  # whole cases, as evaluation runs them
+        preds = collect_predictions(predict, data, "val", ctx.device)
+        metrics = dict(self.task.metrics(preds.outputs, preds.target, preds.meta))
+        metrics["loss"] = self.task.validation_loss(preds.outputs, preds.target)
+        if self.miner.weak is None and ctx.epoch < self.warmup_epochs:
+            subsets = [*self.miner.candidates, self.miner.complete]
+            self.miner.accumulate(subset_predictions(predict, data, "val", ctx.device, subsets, self.context.seed),
+                                  self.task)
+            if ctx.epoch == self.warmup_epochs - 1:
+                weak = self.miner.decide()
+                log.info("%s: weak modality set %s (distances %s)", self.context.method_id,
+                         [format_subset(w) for w in weak],
+                         {format_subset(c): round(d, 4) for c, d in self.miner.distances.items()})
+        means = {f"train_{k}": v / max(self._steps, 1) for k, v in self._sums.items()}
+        self.loss_history.append({"epoch": ctx.epoch, **means})
+        return {**metrics, **means}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"miner": self.miner.state(), "loss_history": list(self.loss_history)}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.miner.load(state.get("miner", {}))
+        self.loss_history = list(state.get("loss_history", []))
+
+
+@register_method("mmanet")
+class MMANet(Method):
+    """Margin-aware distillation from a complete-data teacher plus modality-aware regularization
+    of the weak modality combination mined on the validation split."""
+
+    Options = MMANetOptions
+    reuses = ("complete_only",)
+
+    def __init__(self, options: MMANetOptions, context: MethodContext) -> None:
+        super().__init__(options, context)
+        self.settings = resolve_settings(options, context.task.kind)
+        self.task = task_adapter(context.task)
+        self.net = deployment_network(context, options.fill)
+        self.regularizer = regularizer_for(self.net, context.model)
+        self.teacher: FrozenTeacher | None = None
+        self.teacher_source = ""
+        modalities = list(context.modalities)
+        if len(modalities) < 2:
+            raise ConfigError(f"method '{context.method_id}' (mmanet) needs at least two modalities; "
+                              f"the data have {modalities}")
+        self.miner = WeakSubsetMiner(mining_candidates(modalities, options.mining_candidates), tuple(modalities),
+                                     self.settings.mining, self.settings.add_single_modalities)
+        self.warmup_epochs = self.settings.warmup_epochs
+        self.loss_history: list[dict[str, float]] = []
+
+    def fit(self, data, trainer) -> None:
+        self.task.fit(data)
+        if self.options.fill == "mean":
+            self.net.fill.set_means(input_means(data.loader("train"), data.modalities))
+        teacher = obtain_teacher(self.context, data, trainer, self.options.fill, self.options.teacher_epochs,
+                                 self.options.teacher_lr)
+        self.teacher, self.teacher_source = teacher.network, teacher.source
+        epochs = self.options.epochs or trainer.cfg.epochs
+        if epochs < 2:
+            raise ConfigError(f"method '{self.context.method_id}' (mmanet) needs at least 2 epochs (warm-up, then "
+                              f"distillation); it got {epochs}: raise training.epochs or the method's epochs")
+        if self.settings.warmup_epochs >= epochs:
+            log.warning("%s: warmup_epochs %d >= epochs %d; warming up for %d epochs instead",
+                        self.context.method_id, self.settings.warmup_epochs, epochs, epochs - 1)
+        self.warmup_epochs = min(self.settings.warmup_epochs, epochs - 1)
+        module = MMANetModule(self.net, self.regularizer, self.teacher, self.task, self.context, self.settings,
+                              self.warmup_epochs, self.miner, self.options.spatial_grid)
+        trainer.fit(module, data, stage=self.context.method_id, epochs=self.options.epochs, lr=self.options.lr)
+        self.loss_history = module.loss_history
+        if self.miner.weak is None:
+            log.warning("%s: training stopped before warm-up ended, so no weak set was mined and neither MAD "
+                        "nor MAR was applied", self.context.method_id)
+        self.to(trainer.device)
+
+    def predict(self, batch: Batch) -> dict[str, Tensor]:
+        return self.task.outputs(self.net(batch)["logits"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"net": self.net.state_dict(), "regularizer": self.regularizer.state_dict(),
+                "task": self.task.state_dict(), "miner": self.miner.state(), "warmup_epochs": self.warmup_epochs,
+                "teacher_source": self.teacher_source, "loss_history": self.loss_history}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["net"])
+        self.regularizer.load_state_dict(state["regularizer"])
+        self.task.load_state_dict(state["task"])
+        self.miner.load(state["miner"])
+        self.warmup_epochs = int(state["warmup_epochs"])
+        self.teacher_source = state["teacher_source"]
+        self.loss_history = list(state["loss_history"])
+
+    def report_items(self) -> dict[str, Any]:
+        return {
+            "teacher": self.teacher_source,
+            "weak_subsets": None if self.miner.weak is None else [format_subset(w) for w in self.miner.weak],
+            "mining": {"criterion": self.miner.criterion, "split": "val", "rounds": self.miner.rounds,
+                       "distances": {format_subset(c): d for c, d in self.miner.distances.items()}},
+            "lambda_mad": self.settings.lambda_mad,
+            "lambda_mar": self.settings.lambda_mar,
+            "warmup_epochs": self.warmup_epochs,
+            "fill": self.options.fill,
+        }
+
+    def report_sections(self, data, plots_dir: Path) -> list[tuple[str, str]]:
+        weak = set(self.miner.weak or [])
+        rows = "".join(
+            f"<tr><td>{html.escape(format_subset(c))}</td><td>{d:.4g}</td><td>{'weak' if c in weak else ''}</td></tr>"
+            for c, d in sorted(self.miner.distances.items(), key=lambda kv: -kv[1]))
+        singles = [format_subset(w) for w in self.miner.weak or [] if w not in self.miner.distances]
+        note = (f"<p>Weak set W: {html.escape(', '.join(format_subset(w) for w in self.miner.weak))}"
+                + (f" (with the single-modality sub-subsets {html.escape(', '.join(singles))})" if singles else "")
+                + f". Mined on the validation split over {self.miner.rounds} warm-up epoch(s) with criterion "
+                f"<code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}.</p>"
+                if self.miner.weak else "<p>No weak set was mined (training stopped during warm-up).</p>")
+        table = f"<table><tr><th>subset</th><th>accumulated d_c</th><th></th></tr>{rows}</table>"
+        return [(f"MMANet weak-combination mining ({self.context.method_id})", note + table)]
