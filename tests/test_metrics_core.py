@@ -1,0 +1,53 @@
+"""AUILC, AUC and the binary metrics on hand-computed values."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+
+from robustmm.metrics.classification import auc_score, binary_metrics
+from robustmm.metrics.robustness import auilc
+from robustmm.methods.task import c_index
+
+
+def test_auilc_hand_computed() -> None:
+    # (1.0 + 0.8) * 0.5 / 2 + (0.8 + 0.6) * 0.5 / 2 = 0.45 + 0.35
+    assert auilc([1.0, 0.8, 0.6], [0.0, 0.5, 1.0]) == pytest.approx(0.8)
+    # unsorted rates are sorted with their values; an uneven grid uses the real widths
+    assert auilc([0.6, 1.0, 0.9], [1.0, 0.0, 0.2]) == pytest.approx((1.0 + 0.9) * 0.2 / 2 + (0.9 + 0.6) * 0.8 / 2)
+
+
+def test_auilc_equals_the_rmfm_formula_on_the_eleven_rate_grid() -> None:
+    m = np.array([0.85, 0.84, 0.82, 0.80, 0.77, 0.73, 0.70, 0.66, 0.61, 0.57, 0.50])
+    rates = np.round(np.arange(11) * 0.1, 1)
+    expected = sum((m[i] + m[i + 1]) * 0.1 / 2 for i in range(10))
+    assert auilc(m, rates) == pytest.approx(expected, abs=1e-12)
+    with pytest.raises(ValueError):
+        auilc([0.5], [0.0])
+
+
+def test_auc_matches_sklearn_with_ties() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.random(200) + 0.3 * y, 1)  # many ties
+    assert auc_score(y, s) == pytest.approx(roc_auc_score(y, s), abs=1e-12)
+    assert np.isnan(auc_score(np.ones(5), np.arange(5)))
+
+
+def test_binary_metrics_hand_example() -> None:
+    y = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    s = np.array([0.9, 0.6, 0.4, 0.7, 0.3, 0.2, 0.1, 0.05])
+    m = binary_metrics(y, s, threshold=0.5)
+    # predictions 1,1,0,1,0,0,0,0: tp 2, fn 1, fp 1, tn 4
+    assert m["sensitivity"] == pytest.approx(2 / 3) and m["specificity"] == pytest.approx(4 / 5)
+    assert m["accuracy"] == pytest.approx(6 / 8) and m["f1"] == pytest.approx(4 / 6)
+    assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 4 / 5) / 2)
+    assert m["auc"] == pytest.approx(13 / 15)  # 0.6 and 0.4 rank below the negative 0.7: 2 of 15 pairs
+
+
+def test_c_index_orders_risk_against_time() -> None:
+    time = np.array([5.0, 10.0, 20.0, 30.0])
+    event = np.array([1.0, 1.0, 1.0, 0.0])
+    assert c_index(time, event, np.array([4.0, 3.0, 2.0, 1.0])) == pytest.approx(1.0)
+    assert c_index(time, event, np.array([1.0, 2.0, 3.0, 4.0])) == pytest.approx(0.0)
