@@ -1,0 +1,121 @@
+"""Where modulation goes: the layers of a network, found by walking its module tree.
+
+A *site* is one layer whose output is modulated. Sites are found generically, by layer type,
+inside the named top-level parts of the network (``targets``), so the same code adapts any
+robustmm network (MultimodalNet's per-modality encoders and fusion block, a segmentation
+network's encoders and per-scale fusions) without knowing its architecture:
+
+* ``linear``: :class:`torch.nn.Linear`, modulated over its last (feature) dimension;
+* ``conv``: 1-D/2-D/3-D convolutions, transposed ones included, over the channel dimension (1);
+* ``norm``: batch, instance and group norms over dimension 1; layer and RMS norms over their
+  trailing normalized shape;
+* ``attention``: :class:`torch.nn.MultiheadAttention`, over the last dimension of the attention
+  output. Its inner ``out_proj`` is never a site of its own: the attention calls it through
+  ``F.multi_head_attention_forward``, so a hook on it would never run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, get_args
+
+from torch import Tensor, nn
+
+LayerKind = Literal["linear", "conv", "norm", "attention"]
+LAYER_KINDS: tuple[str, ...] = get_args(LayerKind)
+#: network parts modulated when a study names none: the modality encoders and the fusion
+#: block(s) of MultimodalNet (``encoders``, ``fusion``) and of the segmentation networks (``fusions``)
+DEFAULT_TARGETS: tuple[str, ...] = ("encoders", "fusion", "fusions")
+
+_CHANNELS_FIRST_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm)
+_TRAILING_NORMS = (nn.LayerNorm, nn.RMSNorm)
+
+
+@dataclass(frozen=True)
+class Site:
+    """One modulated layer: its dotted path in the network and the shape of a per-channel vector."""
+
+    name: str
+    kind: LayerKind
+    #: shape of one per-channel modulation vector (the trailing normalized shape of a layer norm)
+    channels: tuple[int, ...]
+    #: True: the channels are dimension 1 of the output (convolutions, batch/instance/group
+    #: norms); False: they are the trailing dimensions (linear, layer norm, attention)
+    channels_first: bool
+
+    @property
+    def key(self) -> str:
+        """The name as a ModuleDict key (which may not contain dots)."""
+        return self.name.replace(".", "/")
+
+    def broadcast(self, vector: Tensor, output: Tensor) -> Tensor:
+        """``vector`` (shape ``channels``) shaped to broadcast against ``output``."""
+        if self.channels_first:
+            return vector.view(1, -1, *([1] * (output.dim() - 2)))
+        return vector
+
+
+def layer_kind(module: nn.Module) -> LayerKind | None:
+    if isinstance(module, nn.Linear):
+        return "linear"
+    if isinstance(module, nn.modules.conv._ConvNd):
+        return "conv"
+    if isinstance(module, _CHANNELS_FIRST_NORMS + _TRAILING_NORMS):
+        return "norm"
+    if isinstance(module, nn.MultiheadAttention):
+        return "attention"
+    return None
+
+
+def describe(name: str, module: nn.Module) -> Site:
+    kind = layer_kind(module)
+    if kind == "linear":
+        return Site(name, kind, (module.out_features,), channels_first=False)
+    if kind == "conv":
+        return Site(name, kind, (module.out_channels,), channels_first=True)
+    if isinstance(module, nn.modules.batchnorm._NormBase):
+        return Site(name, "norm", (module.num_features,), channels_first=True)
+    if isinstance(module, nn.GroupNorm):
+        return Site(name, "norm", (module.num_channels,), channels_first=True)
+    if isinstance(module, _TRAILING_NORMS):
+        return Site(name, "norm", tuple(module.normalized_shape), channels_first=False)
+    if kind == "attention":
+        return Site(name, kind, (module.embed_dim,), channels_first=False)
+    raise TypeError(f"{name}: {type(module).__name__} is not a layer that can be modulated "
+                    f"(kinds: {LAYER_KINDS})")
+
+
+def resolve_targets(net: nn.Module, targets: list[str] | None) -> list[str]:
+    """The top-level parts of ``net`` to modulate; ``None`` means the default parts it has."""
+    children = [name for name, _ in net.named_children()]
+    if targets is None:
+        found = [t for t in DEFAULT_TARGETS if t in children]
+        if not found:
+            raise ValueError(f"{type(net).__name__} has none of the default modulation targets "
+                             f"{list(DEFAULT_TARGETS)}; set 'targets' to some of its parts {children}")
+        return found
+    unknown = [t for t in targets if t not in children]
+    if unknown:
+        raise ValueError(f"targets {unknown} are not parts of {type(net).__name__}; its parts are {children}")
+    return list(targets)
+
+
+def find_sites(net: nn.Module, targets: list[str], kinds: list[str]) -> list[tuple[Site, nn.Module]]:
+    """Every layer of a kind in ``kinds`` inside the parts ``targets`` of ``net``, in module
+    order; a layer shared by several parts (e.g. one encoder for two modalities) appears once."""
+    parts = dict(net.named_children())
+    seen: set[int] = set()
+    attention_prefixes: list[str] = []
+    sites: list[tuple[Site, nn.Module]] = []
+    for target in targets:
+        for name, module in parts[target].named_modules(prefix=target):
+            if any(name.startswith(prefix + ".") for prefix in attention_prefixes):
+                continue
+            if isinstance(module, nn.MultiheadAttention):
+                attention_prefixes.append(name)
+            kind = layer_kind(module)
+            if kind is None or kind not in kinds or id(module) in seen:
+                continue
+            seen.add(id(module))
+            sites.append((describe(name, module), module))
+    return sites
