@@ -14,11 +14,18 @@ necrosis ∪ enhancing, whole tumour = necrosis ∪ oedema ∪ enhancing, enhanc
 
 Samples follow ``robustmm.data.batch``: ``inputs`` has one (1, D, H, W) tensor per canonical
 sequence ``flair, t1ce, t1, t2``; ``target`` is a float (3, D, H, W) tensor; ``meta`` holds the
-case id and the affine of the returned voxel grid (after reorientation, crop and resize).
+case id, the affine of the returned voxel grid (after reorientation, crop and resize) and a
+``preview`` (an axial slice through the whole tumour's centre and the FLAIR image there, for
+report overlays).
+
+``data.kind: brats`` in a study builds :class:`BraTSDataset` with :func:`build_from_config`
+(options in :class:`BraTSOptions`; synthetic cases per :class:`BraTSSynthOptions` are written
+to ``data.root`` on first use when it does not exist).
 """
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator, Literal, Sequence
@@ -27,6 +34,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.data import CacheDataset, MetaTensor
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from monai.transforms import (
     CastToTyped,
     Compose,
@@ -46,9 +54,11 @@ from monai.transforms import (
 )
 from monai.transforms import LoadImage
 
+from robustmm.config.loader import format_validation_error
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec, all_subsets  # noqa: F401  (re-exported)
-from robustmm.errors import DataError
+from robustmm.data.registry import create_once
+from robustmm.errors import ConfigError, DataError
 
 SEQUENCES: tuple[str, ...] = ("flair", "t1ce", "t1", "t2")
 REGIONS: tuple[str, ...] = ("TC", "WT", "ET")
@@ -306,13 +316,17 @@ class BraTSDataset(MultimodalDataset):
             "2023" (enhancing = 3).
         spatial_size: resize every case to this (D, H, W) after cropping; needed to batch
             cases of different size without ``roi_size``.
-        roi_size: when given, every read returns a random ``roi_size`` crop (training).
+        roi_size: when given, reads of training items return a random ``roi_size`` crop. Every
+            item is a training item until :meth:`fit` names the training split; then the
+            other items are read whole (for sliding-window evaluation).
         pos_neg: with ``roi_size``, crop around tumour/background with equal odds.
         augment: with ``roi_size``, add random flips and intensity scale/shift.
         crop_foreground, normalize: switch those preprocessing steps off (e.g. to compare
             with raw files).
         allow_missing_sequences: a case lacking a sequence file gets present=False and zeros
             instead of raising DataError.
+        common_shape: without ``spatial_size``, zero-pad every whole-volume read to the
+            largest case (per axis) so cases of different size batch together.
         cache_rate, cache_workers: passed to MONAI's CacheDataset.
         seed: random state of the training crops.
     """
@@ -330,6 +344,7 @@ class BraTSDataset(MultimodalDataset):
         crop_foreground: bool = True,
         normalize: bool = True,
         allow_missing_sequences: bool = False,
+        common_shape: bool = False,
         cache_rate: float = 1.0,
         cache_workers: int = 1,
         seed: int = 0,
@@ -345,15 +360,21 @@ class BraTSDataset(MultimodalDataset):
         self.records = self._discover(cases)
         self._present = {s: np.array([s in r for r in self.records], dtype=bool) for s in SEQUENCES}
 
-        transform = eval_transforms(spatial_size, crop_foreground=crop_foreground, normalize=normalize)
-        if roi_size is not None:
-            # one flat Compose, so CacheDataset caches exactly up to the first random transform
-            transform = Compose([*transform.transforms, *train_transforms(roi_size, pos_neg=pos_neg, augment=augment).transforms])
-            transform.set_random_state(seed=seed)
+        # the deterministic part is cached; training crops are drawn from a copy of the cached case
         with _surface_data_errors():
             self._ds = CacheDataset(
-                data=self.records, transform=transform, cache_rate=cache_rate, num_workers=cache_workers, progress=False
+                data=self.records, transform=eval_transforms(spatial_size, crop_foreground=crop_foreground, normalize=normalize),
+                cache_rate=cache_rate, num_workers=cache_workers, progress=False,
             )
+        self._crop: Compose | None = None
+        if roi_size is not None:
+            self._crop = train_transforms(roi_size, pos_neg=pos_neg, augment=augment)
+            self._crop.set_random_state(seed=seed)
+        self._train_items: frozenset[int] | None = None
+        self._pad: SpatialPadd | None = None
+        if spatial_size is None and common_shape:
+            shapes = np.array([self._ds[i]["image"].shape[1:] for i in range(len(self.records))])
+            self._pad = SpatialPadd(keys=["image", "label"], spatial_size=tuple(int(s) for s in shapes.max(axis=0)))
 
         if roi_size is not None:
             shape = tuple(int(s) for s in roi_size)
@@ -441,11 +462,23 @@ class BraTSDataset(MultimodalDataset):
     def __len__(self) -> int:
         return len(self.records)
 
+    def fit(self, train_indices: Sequence[int]) -> None:
+        """Only these items are training items (random crops with ``roi_size``); the others
+        are read whole. Called by the DataModule with its training split."""
+        self._train_items = frozenset(int(i) for i in train_indices)
+
+    def _is_training_read(self, index: int) -> bool:
+        return self._crop is not None and (self._train_items is None or index in self._train_items)
+
     def _item(self, index: int) -> dict[str, Any]:
         with _surface_data_errors():
             item = self._ds[index]
-        if isinstance(item, list):  # RandCropByPosNegLabeld returns a list of num_samples crops
-            item = item[0]
+        if self._is_training_read(index):
+            item = self._crop(copy.deepcopy(item))
+            if isinstance(item, list):  # RandCropByPosNegLabeld returns a list of num_samples crops
+                item = item[0]
+        elif self._pad is not None:
+            item = self._pad(item)
         return item
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -462,7 +495,7 @@ class BraTSDataset(MultimodalDataset):
             "inputs": inputs,
             "present": present,
             "target": target,
-            "meta": {"subject": record["case"], "affine": affine},
+            "meta": {"subject": record["case"], "affine": affine, "preview": _preview(pixels, target, record)},
         }
 
     def subject_ids(self) -> list[str]:
@@ -474,3 +507,68 @@ class BraTSDataset(MultimodalDataset):
     def label_conventions(self) -> list[str]:
         """The label convention ("2018" or "2023") used for each case."""
         return [r["convention"] for r in self.records]
+
+
+def _preview(pixels: torch.Tensor, target: torch.Tensor, record: dict[str, Any]) -> dict[str, Any]:
+    """The axial slice through the centre of the whole tumour (the middle one without tumour)
+    and the FLAIR image there (the first present sequence when FLAIR is absent)."""
+    slices = torch.nonzero(target[REGIONS.index("WT")].flatten(0, 1).any(dim=0)).flatten()
+    z = int(torch.round(slices.float().mean())) if len(slices) else target.shape[-1] // 2
+    channel = next(i for i, s in enumerate(SEQUENCES) if s in record)
+    return {"slice": z, "image": pixels[channel, :, :, z].numpy().astype(np.float16)}
+
+
+# ----------------------------------------------------------------------------- study builder
+
+
+class BraTSOptions(BaseModel):
+    """``data.options`` of ``data.kind: brats`` (see :class:`BraTSDataset` for their meaning).
+
+    ``pos_neg`` defaults to True here: tumour-centred training crops half of the time, since
+    tumour is a small fraction of a brain.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    cases: list[str] | None = None
+    label_convention: LabelConvention = "auto"
+    spatial_size: tuple[int, int, int] | None = None
+    roi_size: tuple[int, int, int] | None = None
+    pos_neg: bool = True
+    augment: bool = True
+    crop_foreground: bool = True
+    allow_missing_sequences: bool = False
+    cache_rate: float = Field(1.0, ge=0.0, le=1.0)
+    seed: int = 0
+
+
+class BraTSSynthOptions(BaseModel):
+    """``data.synthetic`` of ``data.kind: brats``: what :func:`write_synthetic_brats` writes."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    cases: int = Field(40, ge=4)
+    shape: tuple[int, int, int] = (40, 40, 40)
+    seed: int = 0
+    naming: Literal["2018", "2023"] = "2018"
+
+
+def build_from_config(cfg: Any, progress: bool = True) -> BraTSDataset:
+    """``data.kind: brats``: the BraTS folder ``data.root`` (one subfolder per case), written
+    first from ``data.synthetic`` when the folder does not exist."""
+    from robustmm.data.synth.brats import write_synthetic_brats  # imports this module
+
+    try:
+        options = BraTSOptions.model_validate(cfg.options)
+        synth = None if cfg.synthetic is None else BraTSSynthOptions.model_validate(cfg.synthetic)
+    except ValidationError as err:
+        model, prefix = ((BraTSOptions, "data.options") if err.title == BraTSOptions.__name__
+                         else (BraTSSynthOptions, "data.synthetic"))
+        raise ConfigError(format_validation_error(err, model, "study", prefix=prefix)) from None
+    root = Path(cfg.root)
+    if not root.exists():
+        if synth is None:
+            raise DataError(f"data.root {root} does not exist; point it at a BraTS folder (one subfolder per case) "
+                            f"or add data.synthetic (e.g. {{cases: 40}}) to generate synthetic cases there")
+        create_once(root, lambda out: write_synthetic_brats(out, synth.cases, synth.shape, synth.seed, synth.naming))
+    return BraTSDataset(root, **options.model_dump(), common_shape=True)
