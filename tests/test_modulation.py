@@ -377,3 +377,24 @@ def test_sites_skip_layers_inside_attention_and_count_shared_layers_once() -> No
                      for i in range(4)])
     with torch.no_grad():
         assert not torch.allclose(modulated_net(batch)["logits"], net.eval()(batch)["logits"])
+
+
+# ----------------------------------------------------------------------------- a whole study
+@pytest.mark.slow
+def test_study_evaluates_modulation_on_every_subset_with_its_parameter_fraction(tiny_study: Path) -> None:
+    from robustmm.study import run_study
+
+    cfg = load_study(tiny_study, overrides=[
+        "methods=[{name: complete_only}, {name: dropout_baseline}, {name: modulation, id: ssf}]",
+        "evaluation.scenarios=[{kind: all_subsets}]", "training.epochs=2"])
+    result = run_study(cfg, progress=False)
+    subsets = {"mri", "pet", "clinical", "mri+pet", "mri+clinical", "pet+clinical", "mri+pet+clinical"}
+    evaluated = {(r["method"], r["scenario"]) for r in result.records if r["metric"] == "auc"}
+    assert {(m, s) for m in ("complete_only", "dropout_baseline", "ssf") for s in subsets} <= evaluated
+    saved = torch.load(result.run_dir / "checkpoints" / "complete_only" / "complete_only.pt", map_location="cpu",
+                       weights_only=False)["module"]
+    base = result.methods["ssf"].net.base.state_dict()
+    assert all(torch.equal(v.cpu(), saved[f"net.{k}"]) for k, v in base.items())
+    doc = (result.run_dir / "metrics.json").read_text()
+    assert '"trainable_fraction"' in doc
+    assert "Feature modulation: ssf" in (result.run_dir / "report.html").read_text()

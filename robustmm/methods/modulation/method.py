@@ -27,7 +27,7 @@ import dataclasses
 import html
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import torch
