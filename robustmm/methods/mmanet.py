@@ -193,6 +193,11 @@ class WeakSubsetMiner:
 
     def decide(self) -> list[tuple[str, ...]]:
         worst = max(self.candidates, key=lambda c: self.distances[c])  # ties: the first candidate
+        tied = [c for c in self.candidates if self.distances[c] == self.distances[worst]]
+        if len(tied) > 1:
+            log.warning("mmanet: the weak combination is a tie between %s (d = %.4g); using %s. More warm-up "
+                        "epochs or a larger validation split make mining informative",
+                        [format_subset(c) for c in tied], self.distances[worst], format_subset(worst))
         weak = [worst]
         if self.add_single_modalities and len(worst) > 1:
             weak += [(m,) for m in worst]
@@ -378,11 +383,13 @@ class MMANet(Method):
         rows = "".join(
             f"<tr><td>{html.escape(format_subset(c))}</td><td>{d:.4g}</td><td>{'weak' if c in weak else ''}</td></tr>"
             for c, d in sorted(self.miner.distances.items(), key=lambda kv: -kv[1]))
-        singles = [format_subset(w) for w in self.miner.weak or [] if w not in self.miner.distances]
-        note = (f"<p>Weak set W: {html.escape(', '.join(format_subset(w) for w in self.miner.weak))}"
-                + (f" (with the single-modality sub-subsets {html.escape(', '.join(singles))})" if singles else "")
-                + f". Mined on the validation split over {self.miner.rounds} warm-up epoch(s) with criterion "
-                f"<code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}.</p>"
-                if self.miner.weak else "<p>No weak set was mined (training stopped during warm-up).</p>")
+        note = "<p>No weak set was mined (training stopped during warm-up).</p>"
+        if self.miner.weak:
+            mined, *singles = self.miner.weak
+            note = (f"<p>Weak combination: {html.escape(format_subset(mined))}"
+                    + (f", with its single modalities {html.escape(', '.join(format_subset(w) for w in singles))}"
+                       if singles else "")
+                    + f". Mined on the validation split over {self.miner.rounds} warm-up epoch(s) with criterion "
+                    f"<code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}.</p>")
         table = f"<table><tr><th>subset</th><th>accumulated d_c</th><th></th></tr>{rows}</table>"
         return [(f"MMANet weak-combination mining ({self.context.method_id})", note + table)]
