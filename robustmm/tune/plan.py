@@ -1,0 +1,128 @@
+"""A sweep's fixed facts: the base study, the validated ``sweep:`` section, names and places.
+
+The sweep folder holds ``sweep.json`` (the marker that ``robustmm report`` recognises),
+``config.yaml`` (the resolved base study), the default SQLite storage, ``trials/`` (one run
+folder per trial), ``final/`` (the test-split runs of the best trials) and the report.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from robustmm.config.loader import to_plain, validate
+from robustmm.config.schema import StudyConfig
+from robustmm.errors import RunDirectoryError
+from robustmm.io import write_json_atomic, write_text_atomic
+from robustmm.tune.config import ObjectiveSpec, SweepConfig, parse_sweep
+from robustmm.tune.objective import resolve_objectives
+from robustmm.tune.space import check_space
+from robustmm.tune.storage import default_storage_url, redact
+
+MARKER = "sweep.json"
+MARKER_KIND = "robustmm-sweep"
+BASE_CONFIG = "config.yaml"
+
+
+@dataclass
+class SweepPlan:
+    cfg: StudyConfig
+    sweep: SweepConfig
+    source: str
+    study_name: str
+    storage_url: str
+    sweep_dir: Path
+    objectives: list[ObjectiveSpec]
+
+    @property
+    def n_trials(self) -> int:
+        return self.sweep.n_trials
+
+    @property
+    def labels(self) -> list[str]:
+        return [o.label() for o in self.objectives]
+
+    def trial_base(self) -> dict[str, Any]:
+        """The config every trial starts from: the study without its sweep section, with the
+        sweep's (cheaper) bootstrap for the validation evaluation."""
+        raw = to_plain(self.cfg)
+        raw["sweep"] = None
+        raw["evaluation"]["bootstrap"] = self.sweep.trial_bootstrap
+        return raw
+
+    def validate_trial_config(self, raw: dict[str, Any], what: str = "a trial") -> StudyConfig:
+        from robustmm.study import validate_method_options
+
+        cfg = validate(StudyConfig, raw, source=f"{self.source} ({what})")
+        validate_method_options(cfg)
+        return cfg
+
+
+def plan_sweep(cfg: StudyConfig, source: str, n_trials: int | None = None, timeout: float | None = None,
+               storage: str | None = None, study_name: str | None = None, out: Path | None = None) -> SweepPlan:
+    """Validate the sweep (search space included) and settle its names and places."""
+    sweep = parse_sweep(cfg.sweep, source)
+    updates: dict[str, Any] = {}
+    if n_trials is not None:
+        updates["n_trials"] = n_trials
+    if timeout is not None:
+        updates["timeout"] = timeout
+    sweep = sweep.model_copy(update=updates)
+    name = study_name or sweep.study_name or cfg.name
+    sweep_dir = Path(out or sweep.output_dir or Path(cfg.output_dir) / cfg.name / "sweeps" / name)
+    url = storage or sweep.storage or default_storage_url(sweep_dir)
+    plan = SweepPlan(cfg, sweep, source, name, url, sweep_dir, resolve_objectives(sweep, cfg))
+    check_space(plan.trial_base(), sweep, plan.validate_trial_config)
+    return plan
+
+
+def claim_folder(plan: SweepPlan) -> None:
+    """Create the sweep folder, or check that it belongs to this sweep (a folder holds one study)."""
+    marker = plan.sweep_dir / MARKER
+    if marker.is_file():
+        doc = read_marker(plan.sweep_dir)
+        if doc.get("study_name") != plan.study_name or doc.get("storage") != redact(plan.storage_url):
+            raise RunDirectoryError(
+                f"sweep folder {plan.sweep_dir} belongs to study '{doc.get('study_name')}' in "
+                f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
+                "Give another --out, or the same --study-name and --storage to continue that sweep")
+        return
+    if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
+        raise RunDirectoryError(f"{plan.sweep_dir} exists and is not a sweep folder; give a new --out")
+    plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(plan.sweep_dir / BASE_CONFIG, yaml.safe_dump(to_plain(plan.cfg), sort_keys=False))
+    write_json_atomic(marker, {
+        "kind": MARKER_KIND,
+        "study": plan.cfg.name,
+        "study_file": plan.source,
+        "study_name": plan.study_name,
+        "storage": redact(plan.storage_url),
+        "directions": plan.sweep.directions,
+        "objectives": plan.labels,
+    })
+
+
+def read_marker(folder: Path) -> dict[str, Any]:
+    path = Path(folder) / MARKER
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise RunDirectoryError(f"{path} cannot be read ({exc}); is {folder} a sweep folder?") from None
+    if doc.get("kind") != MARKER_KIND:
+        raise RunDirectoryError(f"{path} is not a robustmm sweep marker")
+    return doc
+
+
+def plan_from_folder(folder: Path, storage: str | None = None) -> SweepPlan:
+    """The plan of an existing sweep folder (its saved base study), for the report and --final-only."""
+    folder = Path(folder)
+    doc = read_marker(folder)
+    raw = yaml.safe_load((folder / BASE_CONFIG).read_text())
+    cfg = validate(StudyConfig, raw, source=str(folder / BASE_CONFIG))
+    sweep = parse_sweep(cfg.sweep, str(folder / BASE_CONFIG))
+    return SweepPlan(cfg, sweep, doc.get("study_file", str(folder)), doc["study_name"], storage or doc["storage"], folder,
+                     resolve_objectives(sweep, cfg))

@@ -1,0 +1,130 @@
+"""``robustmm sweep``: set up (or join) a study, run trials, evaluate the best on test, report.
+
+Every worker -- on this machine or any other -- runs the same steps with the same study file
+and storage URL: open the study (the first one creates it and queues the trials), run waiting
+trials until none is left, then, when the whole sweep has finished, the first worker to claim
+it evaluates the best trial(s) on the test split and writes the report.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import subprocess
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from robustmm.tune.config import build_pruner, build_sampler
+from robustmm.tune.final import evaluate_final, final_trials, test_results
+from robustmm.tune.objective import StudyObjective
+from robustmm.tune.plan import SweepPlan, claim_folder
+from robustmm.tune.report import render_report, summary_text, write_snapshot
+from robustmm.tune.space import encoded_initial_trials
+from robustmm.tune.storage import open_storage
+from robustmm.tune.worker import BUDGET_ATTR, WorkerReport, open_study, run_worker, try_lock
+
+log = logging.getLogger("robustmm")
+
+
+@dataclass
+class SweepResult:
+    plan: SweepPlan
+    study: optuna.Study
+    finished: bool
+    #: this process ran the test evaluation (or found it done) and wrote the report
+    finalized: bool
+    worker: WorkerReport | None = None
+    report: Path | None = None
+    summary: str = ""
+    #: exit codes of local worker processes (``workers > 1``)
+    worker_exit_codes: list[int] = field(default_factory=list)
+
+
+def unfinished(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+
+
+def attach_worker_log(sweep_dir: Path) -> logging.Handler:
+    path = Path(sweep_dir) / "logs" / f"worker-{socket.gethostname()}-{os.getpid()}.log"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger("robustmm")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    return handler
+
+
+def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: bool = True,
+              final_only: bool = False, progress: bool = True, worker_command: Sequence[str] | None = None,
+              worker_env: dict[str, str] | None = None, on_trial_end: Callable[[FrozenTrial], None] | None = None) -> SweepResult:
+    """Run this process's share of the sweep.
+
+    ``workers > 1`` starts that many local worker processes with ``worker_command`` (the same
+    sweep command, run with ``--no-final``) and waits for them; ``final=False`` only runs trials;
+    ``final_only`` runs none and evaluates the best trial(s) so far.
+    """
+    claim_folder(plan)
+    handler = attach_worker_log(plan.sweep_dir)
+    try:
+        storage = open_storage(plan.storage_url, plan.sweep.heartbeat)
+        study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials,
+                           build_sampler(plan.sweep, worker_index), build_pruner(plan.sweep),
+                           encoded_initial_trials(plan.sweep))
+        result = SweepResult(plan, study, finished=False, finalized=False)
+        if not final_only:
+            if workers > 1:
+                if worker_command is None:
+                    raise ValueError("workers > 1 needs the worker command line")
+                result.worker_exit_codes = run_local_workers(worker_command, workers, worker_index, worker_env)
+            else:
+                objective = StudyObjective(plan.trial_base(), plan.sweep, plan.objectives, plan.sweep_dir, plan.source)
+                result.worker = run_worker(study, storage, objective, plan.sweep.timeout, on_trial_end)
+                log.info(result.worker.summary())
+        write_snapshot(study, plan.sweep_dir)
+        result.finished = unfinished(study) == 0
+        if final and (result.finished or final_only):
+            evaluated = test_results(study)
+            pending = [t.number for t in final_trials(study) if t.number not in evaluated]
+            budget = study.user_attrs.get(BUDGET_ATTR)
+            # one worker evaluates; a rerun of a finished sweep finds the results stored
+            if not pending or final_only or try_lock(storage, plan.study_name, f"final-test-{budget}"):
+                evaluate_final(study, plan, progress)
+                result.finalized = True
+            else:
+                log.info("another worker has claimed the test evaluation of trials %s", pending)
+            write_snapshot(study, plan.sweep_dir)
+            result.report = render_report(plan, study, "live storage")
+        result.summary = summary_text(plan, study)
+        return result
+    finally:
+        logging.getLogger("robustmm").removeHandler(handler)
+        handler.close()
+
+
+def run_local_workers(command: Sequence[str], workers: int, first_index: int,
+                      extra_env: dict[str, str] | None = None) -> list[int]:
+    """Start ``workers`` processes running ``command --worker-index i`` and wait for them all.
+
+    Each gets an equal share of the CPU threads unless OMP_NUM_THREADS is set. An interrupt
+    (Ctrl-C or SIGTERM to this process) is passed on, so each worker queues its running trial
+    again before it stops.
+    """
+    env = {**os.environ, **(extra_env or {})}
+    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    procs = [subprocess.Popen([*command, "--worker-index", str(first_index + i)], env=env) for i in range(workers)]
+    try:
+        return [p.wait() for p in procs]
+    except KeyboardInterrupt:
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGINT)
+        for p in procs:
+            p.wait()
+        raise

@@ -1,0 +1,169 @@
+"""The sweep section: validation with key paths, dotted-path search spaces, conditions, samplers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from robustmm.config import load_study
+from robustmm.errors import ConfigError
+from robustmm.tune.config import build_pruner, build_sampler, parse_sweep
+from robustmm.tune.plan import plan_sweep
+from robustmm.tune.space import get_path, set_path, stored_config, suggest_config
+
+REPO = Path(__file__).resolve().parents[1]
+
+STUDY = """
+name: s
+data: {kind: adni, root: nowhere}
+methods:
+  - {name: complete_only}
+  - {name: dropout_baseline, id: dropout}
+"""
+
+
+def study_with(tmp_path: Path, sweep: str) -> Path:
+    path = tmp_path / "study.yaml"
+    path.write_text(STUDY + sweep)
+    return path
+
+
+def test_misspelt_sweep_key_names_its_path() -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_sweep({"params": {"training.lr": {"kind": "float", "low": 0.1, "hihg": 1.0}},
+                     "objectives": [{"metric": "auc"}]}, "study.yaml")
+    msg = str(err.value)
+    assert "unknown key 'sweep.params.training.lr.hihg'" in msg
+    assert "missing required key 'sweep.params.training.lr.high'" in msg
+
+
+@pytest.mark.parametrize("sweep, expected", [
+    ({"params": {"a": {"kind": "float", "low": 0.0, "high": 1.0, "log": True}}, "objectives": [{"metric": "auc"}]},
+     "log-scaled range needs low > 0"),
+    ({"params": {"a": {"kind": "int", "low": 5, "high": 1}}, "objectives": [{"metric": "auc"}]},
+     "low (5) is above high (1)"),
+    ({"params": {"a": {"kind": "float", "low": 0.0, "high": 1.0}}, "pruner": {"kind": "median"},
+      "objectives": [{"metric": "auc"}, {"metric": "auc", "scenario": "pet_missing:AUILC"}]},
+     "pruning needs a single objective"),
+    ({"params": {"a": {"kind": "float", "low": 0.0, "high": 1.0}}, "objectives": [{"metric": "auc"}],
+      "initial_trials": [{"b": 1}]}, "initial_trials.0 names ['b']"),
+    ({"params": {"a": {"kind": "float", "low": 0.0, "high": 1.0}}, "objectives": [{"metric": "auc"}],
+      "sampler": {"kind": "tpe", "options": {"n_startup": 3}}}, "TPESampler: TPESampler.__init__() got an unexpected keyword argument 'n_startup'"),
+])
+def test_invalid_sweeps_are_refused_with_the_reason(sweep: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_sweep(sweep, "study.yaml")
+    assert expected in str(err.value)
+
+
+def test_defaults_follow_the_number_of_objectives() -> None:
+    single = parse_sweep({"params": {"a": {"kind": "float", "low": 0, "high": 1}},
+                          "objectives": [{"metric": "auc"}, ]}, "s")
+    assert (single.sampler_kind, single.pruner_kind, single.directions) == ("tpe", "median", ["maximize"])
+    assert isinstance(build_pruner(single), optuna.pruners.MedianPruner)
+    multi = parse_sweep({"params": {"a": {"kind": "float", "low": 0, "high": 1}},
+                         "objectives": [{"metric": "auc"}, {"metric": "loss", "scenario": "x"}]}, "s")
+    assert (multi.sampler_kind, multi.pruner_kind, multi.directions) == ("nsga2", "none", ["maximize", "minimize"])
+    seeded = parse_sweep({"params": {"a": {"kind": "float", "low": 0, "high": 1}}, "objectives": [{"metric": "auc"}],
+                          "sampler": {"kind": "random", "seed": 7}}, "s")
+    # two workers with one seed would propose the same points: worker k samples with seed + k
+    draws = [optuna.create_study(sampler=build_sampler(seeded, k)).ask().suggest_float("a", 0, 1) for k in (0, 0, 1)]
+    assert draws[0] == draws[1] != draws[2]
+
+
+def test_paths_address_list_items_by_id_and_create_sections() -> None:
+    raw = {"methods": [{"name": "complete_only", "id": None}, {"name": "dropout_baseline", "id": "dropout"}],
+           "training": {"lr": 0.1}}
+    set_path(raw, "methods.dropout.keep_complete", 0.25)
+    set_path(raw, "methods.0.fill", "mean")
+    set_path(raw, "methods.complete_only.epochs", 3)
+    set_path(raw, "training.early_stopping.patience", 2)
+    assert raw["methods"][1]["keep_complete"] == 0.25
+    assert raw["methods"][0] == {"name": "complete_only", "id": None, "fill": "mean", "epochs": 3}
+    assert raw["training"] == {"lr": 0.1, "early_stopping": {"patience": 2}}
+    assert get_path(raw, "methods.dropout.keep_complete") == 0.25
+    with pytest.raises(ConfigError, match="no list element with id 'mmanet'"):
+        set_path(raw, "methods.mmanet.alpha", 1.0)
+    with pytest.raises(ConfigError, match="'training.lr' is a value"):
+        set_path(raw, "training.lr.value", 1.0)
+
+
+def test_conditional_parameter_follows_the_chosen_value() -> None:
+    sweep = parse_sweep({
+        "params": {
+            "methods.dropout.dropout.kind": {"kind": "categorical", "choices": ["random_subsets", "random_modality"]},
+            "methods.dropout.dropout.rate": {"kind": "float", "low": 0.1, "high": 0.9,
+                                             "when": {"methods.dropout.dropout.kind": "random_modality"}},
+            "model.volume.channels": {"kind": "categorical", "choices": [[4, 8], [8, 16]]},
+        },
+        "objectives": [{"metric": "auc"}]}, "s")
+    base = {"methods": [{"name": "dropout_baseline", "id": "dropout", "dropout": {"kind": "random_subsets"}}],
+            "model": {"volume": {"channels": [8]}}}
+    with_rate = stored_config(base, sweep, {"methods.dropout.dropout.kind": "random_modality",
+                                            "methods.dropout.dropout.rate": 0.4, "model.volume.channels": "[8, 16]"})
+    assert with_rate["methods"][0]["dropout"] == {"kind": "random_modality", "rate": 0.4}
+    assert with_rate["model"]["volume"]["channels"] == [8, 16]  # list choices travel through Optuna as JSON
+    without = stored_config(base, sweep, {"methods.dropout.dropout.kind": "random_subsets",
+                                          "model.volume.channels": "[4, 8]"})
+    assert without["methods"][0]["dropout"] == {"kind": "random_subsets"}
+    assert base["methods"][0]["dropout"] == {"kind": "random_subsets"}  # the base is never modified
+
+    # define-by-run: the condition decides whether Optuna even sees the parameter
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(12):
+        trial = study.ask()
+        raw = suggest_config(base, sweep, trial)
+        kind = raw["methods"][0]["dropout"]["kind"]
+        assert ("methods.dropout.dropout.rate" in trial.params) == (kind == "random_modality")
+        seen.add(kind)
+        study.tell(trial, 0.0)
+    assert seen == {"random_subsets", "random_modality"}
+
+
+def test_plan_checks_every_bound_against_the_study_schema(tmp_path: Path) -> None:
+    ok = study_with(tmp_path, """
+sweep:
+  params:
+    training.lr: {kind: float, low: 1.0e-4, high: 1.0e-2, log: true}
+    methods.dropout.keep_complete: {kind: float, low: 0.0, high: 0.5}
+  objectives: [{metric: auc, method: dropout}]
+""")
+    plan = plan_sweep(load_study(ok), str(ok))
+    assert plan.study_name == "s" and plan.sweep_dir == Path("runs/s/sweeps/s")
+    assert plan.storage_url == f"sqlite:///{Path('runs/s/sweeps/s/optuna.db').resolve()}"
+    assert plan.trial_base()["sweep"] is None and plan.trial_base()["evaluation"]["bootstrap"] == 0
+
+    typo = study_with(tmp_path, """
+sweep:
+  params: {training.lrr: {kind: float, low: 1.0e-4, high: 1.0e-2}}
+  objectives: [{metric: auc, method: dropout}]
+""")
+    msg = str(pytest.raises(ConfigError, plan_sweep, load_study(typo), str(typo)).value)
+    assert "sweep.params.training.lrr" in msg and "did you mean 'lr'" in msg
+
+    out_of_range = study_with(tmp_path, """
+sweep:
+  params: {methods.dropout.keep_complete: {kind: float, low: 0.5, high: 1.5}}
+  objectives: [{metric: auc, method: dropout}]
+""")
+    msg = str(pytest.raises(ConfigError, plan_sweep, load_study(out_of_range), str(out_of_range)).value)
+    assert "keep_complete = 1.5" in msg and "methods.1.keep_complete" in msg
+
+    ambiguous = study_with(tmp_path, """
+sweep:
+  params: {training.lr: {kind: float, low: 1.0e-4, high: 1.0e-2}}
+  objectives: [{metric: auc}]
+""")
+    msg = str(pytest.raises(ConfigError, plan_sweep, load_study(ambiguous), str(ambiguous)).value)
+    assert "name the one to tune with 'method:'" in msg
+
+
+def test_worked_example_study_is_valid() -> None:
+    path = REPO / "studies" / "adni_mci_sweep.yaml"
+    plan = plan_sweep(load_study(path), str(path))
+    assert plan.objectives[0].method == "dropout_baseline" and plan.sweep.pruner_kind == "median"
+    pareto = plan_sweep(load_study(path, profile="pareto"), str(path))
+    assert pareto.sweep.directions == ["maximize", "maximize"] and pareto.sweep.sampler_kind == "nsga2"

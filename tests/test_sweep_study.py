@@ -1,0 +1,159 @@
+"""``robustmm sweep`` end to end on a tiny synthetic ADNI cohort: real trials on the validation
+split, pruning of a deliberately bad learning rate, the test evaluation of the best trial from
+its own checkpoints, the sweep report; Pareto fronts; local worker processes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+import yaml
+from optuna.trial import TrialState
+
+from robustmm.cli import main
+
+STUDY = """
+name: tiny_sweep
+seed: 0
+data:
+  kind: adni
+  root: {root}
+  synthetic: {{subjects: 40, seed: 0, native_shape: [16, 16, 16]}}
+  volume_shape: [16, 16, 16]
+model:
+  embed_dim: 8
+  trunk_hidden: 8
+  volume: {{channels: [4, 8], strides: [2, 2], num_res_units: 0}}
+  table: {{hidden: [8]}}
+training:
+  epochs: 4
+  batch_size: 16
+  device: cpu
+  threads: 1
+  early_stopping: {{patience: 5, min_epochs: 1}}
+methods:
+  - name: dropout_baseline
+evaluation:
+  bootstrap: 20
+  scenarios:
+    - {{kind: natural}}
+    - {{kind: modality_rate, modality: pet, rates: [0.0, 1.0]}}
+report: {{plots: false, html: true}}
+sweep:
+  n_trials: 3
+  params:
+    training.lr: {{kind: float, low: 1.0e-8, high: 1.0e-2, log: true}}
+  objectives:
+    - {{metric: auc, scenario: natural}}
+  # two learning rates that learn, then one from the bad region (the network barely moves)
+  initial_trials: [{{training.lr: 0.01}}, {{training.lr: 0.003}}, {{training.lr: 1.0e-7}}]
+  pruner: {{kind: median, metric: loss, options: {{n_startup_trials: 2, n_warmup_steps: 1}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny_sweep")
+    path = folder / "study.yaml"
+    path.write_text(STUDY.format(root=folder / "adni"))
+    return path
+
+
+def record(records: list[dict], scenario: str, metric: str = "auc") -> dict:
+    return next(r for r in records if r["scenario"] == scenario and r["metric"] == metric)
+
+
+def test_sweep_command_prunes_evaluates_best_on_test_and_reports(tiny_study: Path, tmp_path: Path) -> None:
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet"]) == 0
+    study = optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert {t.number: t.state for t in study.trials} == {0: TrialState.COMPLETE, 1: TrialState.COMPLETE,
+                                                        2: TrialState.PRUNED}
+
+    # the bad learning rate was stopped after its second epoch of four; the good ones ran all four
+    bad = study.trials[2]
+    assert sorted(bad.intermediate_values) == [0, 1] and bad.user_attrs["pruned_at"]["epoch"] == 1
+    assert all(v < 0 for v in bad.intermediate_values.values())  # validation loss, negated for a maximized AUC
+    history = torch.load(Path(bad.user_attrs["run_dir"]) / "checkpoints/dropout_baseline/dropout_baseline.pt",
+                         weights_only=False)["history"]
+    assert len(history) == 2
+    assert all(sorted(t.intermediate_values) == [0, 1, 2, 3] for t in study.trials[:2])
+
+    # each trial is an ordinary run folder, scored on the validation split only
+    for trial in study.trials[:2]:
+        run_dir = Path(trial.user_attrs["run_dir"])
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        assert config["training"]["lr"] == trial.params["training.lr"] and config["evaluation"]["bootstrap"] == 0
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        natural = record(metrics["records"], "natural")
+        assert natural["value"] == trial.values[0]
+        assert natural["n"] == metrics["data"]["splits"]["val"] != metrics["data"]["splits"]["test"]
+
+    # the best trial, evaluated once on the test split from its own checkpoints, with the study's CIs
+    best = study.best_trial
+    final_dir = out / "final" / f"trial-{best.number:04d}"
+    config = yaml.safe_load((final_dir / "config.yaml").read_text())
+    assert config["evaluation"]["bootstrap"] == 20 and config["training"]["lr"] == best.params["training.lr"]
+    assert "already trained" in (final_dir / "log.txt").read_text()
+    metrics = json.loads((final_dir / "metrics.json").read_text())
+    natural = record(metrics["records"], "natural")
+    assert natural["n"] == metrics["data"]["splits"]["test"] and natural["ci_low"] is not None
+    stored = study.user_attrs[f"robustmm:test:{best.number}"]
+    assert stored["test"] == {"dropout_baseline:natural:auc": natural["value"]}
+    assert stored["checkpoints_from"] == best.user_attrs["run_dir"]
+    assert not (out / "final" / f"trial-{1 - best.number:04d}").exists()
+
+    page = (out / "report.html").read_text()
+    assert "Best trial" in page and f"trial-{best.number:04d}/report.html" in page and "SYNTHETIC DATA" in page
+    for figure in ("history_0", "importances_0", "intermediate_values"):
+        assert (out / "plots" / f"{figure}.png").is_file() and f"plots/{figure}.png" in page
+
+    (out / "report.html").unlink()
+    assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
+    # running the finished sweep again trains nothing and evaluates nothing twice
+    log_before = (final_dir / "log.txt").read_text()
+    assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet"]) == 0
+    assert len(optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}").trials) == 3
+    assert (final_dir / "log.txt").read_text() == log_before
+
+
+def test_bad_objective_scenario_stops_the_sweep_with_the_available_names(tiny_study: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    code = main(["sweep", str(tiny_study), "--out", str(tmp_path / "s"), "--quiet", "--set", "sweep.n_trials=1",
+                 "--set", "sweep.objectives.0.scenario=pet@0.5", "--set", "sweep.pruner.kind=none",
+                 "--set", "sweep.initial_trials=[]", "--set", "training.epochs=1"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "no 'auc' of 'dropout_baseline' under scenario 'pet@0.5'" in err and "pet_missing@1" in err
+
+
+@pytest.mark.slow
+def test_pareto_sweep_evaluates_every_pareto_trial(tiny_study: Path, tmp_path: Path) -> None:
+    out = tmp_path / "pareto"
+    assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet", "--set", "sweep.n_trials=4",
+                 "--set", "sweep.objectives=[{metric: auc, scenario: natural}, "
+                          "{metric: auc, scenario: 'pet_missing:AUILC'}]",
+                 "--set", "sweep.pruner.kind=none", "--set", "sweep.sampler.kind=nsga2"]) == 0
+    study = optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}")
+    front = {t.number for t in study.best_trials}
+    assert front and {int(p.name[6:]) for p in (out / "final").iterdir()} == front
+    assert all(set(study.user_attrs[f"robustmm:test:{n}"]["test"]) == {"dropout_baseline:natural:auc",
+                                                                       "dropout_baseline:pet_missing:AUILC:auc"}
+               for n in front)
+    assert (out / "plots" / "pareto_front.png").is_file()
+
+
+@pytest.mark.slow
+def test_local_worker_processes_share_the_sweep(tiny_study: Path, tmp_path: Path) -> None:
+    out = tmp_path / "workers"
+    assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet", "--workers", "2",
+                 "--set", "sweep.n_trials=4", "--set", "sweep.pruner.kind=none"]) == 0
+    study = optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert sorted(t.number for t in study.trials) == [0, 1, 2, 3]
+    assert all(t.state == TrialState.COMPLETE for t in study.trials)
+    assert len({t.user_attrs["run_dir"] for t in study.trials}) == 4
+    assert len(list((out / "logs").glob("worker-*.log"))) == 3  # the launcher and its two workers
+    assert (out / "final" / f"trial-{study.best_trial.number:04d}" / "metrics.json").is_file()

@@ -1,0 +1,245 @@
+"""The shared trial queue: several worker processes on one storage, a worker killed mid-trial,
+pruning, failing trials, growing a finished sweep.
+
+Worker processes run the real queue (robustmm.tune.worker) with a cheap objective so that the
+tests are about the distribution of trials, not about training; ``test_sweep_study.py`` runs
+real training trials through ``robustmm sweep``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from robustmm.tune.config import HeartbeatConfig, build_pruner, parse_sweep
+from robustmm.tune.space import encoded_initial_trials, suggest_config
+from robustmm.tune.storage import open_storage
+from robustmm.tune.worker import SweepAbort, open_study, run_worker
+
+REPO = Path(__file__).resolve().parents[1]
+HEARTBEAT = {"interval": 1, "grace": 3}
+PROCESS_TIMEOUT_S = 180
+
+# A worker process: joins the sweep, announces itself, and runs trials whose objective waits
+# until both workers are up (so the two really compete for the queue). With mode "kill",
+# trial 0 writes its pid to 'victim' and hangs until the test kills its process.
+WORKER = textwrap.dedent("""
+    import json, os, sys, time
+    from pathlib import Path
+    from robustmm.tune.config import HeartbeatConfig
+    from robustmm.tune.storage import open_storage
+    from robustmm.tune.worker import open_study, run_worker
+
+    url, name, n_trials, work, mode = sys.argv[1], sys.argv[2], int(sys.argv[3]), Path(sys.argv[4]), sys.argv[5]
+    storage = open_storage(url, HeartbeatConfig(interval=1, grace=3))
+    study = open_study(storage, name, ["minimize"], n_trials)
+    (work / f"ready-{os.getpid()}").touch()
+
+    def objective(trial):
+        x = trial.suggest_float("x", -1.0, 1.0)
+        with open(work / "executions.log", "a") as log:
+            log.write(f"{trial.number} {os.getpid()}\\n")
+        deadline = time.time() + 120
+        while len(list(work.glob("ready-*"))) < 2 and time.time() < deadline:
+            time.sleep(0.05)
+        if mode == "kill" and trial.number == 0:
+            (work / "victim").write_text(str(os.getpid()))
+            time.sleep(600)
+        time.sleep(0.1)
+        return x * x
+
+    report = run_worker(study, storage, objective)
+    (work / f"done-{os.getpid()}.json").write_text(json.dumps(report.ran))
+""")
+
+
+def postgres_url() -> str:
+    url = os.environ.get("ROBUSTMM_TEST_POSTGRES_URL")
+    if not url:
+        reason = os.environ.get("ROBUSTMM_TEST_POSTGRES_UNAVAILABLE",
+                                "ROBUSTMM_TEST_POSTGRES_URL is not set (source .ci/start_postgres.sh to start a server)")
+        pytest.skip(f"PostgreSQL: {reason}")
+    return url
+
+
+def storage_url(kind: str, tmp_path: Path) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'optuna.db'}"
+    if kind == "journal":
+        return f"journal:{tmp_path / 'optuna.journal'}"
+    return postgres_url()
+
+
+def start_workers(url: str, name: str, n_trials: int, work: Path, mode: str, count: int = 2) -> list[subprocess.Popen]:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    return [subprocess.Popen([sys.executable, "-c", WORKER, url, name, str(n_trials), str(work), mode], env=env,
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(count)]
+
+
+def wait_all(procs: list[subprocess.Popen]) -> list[tuple[int, str]]:
+    out = []
+    for p in procs:
+        try:
+            stdout, _ = p.communicate(timeout=PROCESS_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            for q in procs:
+                q.kill()
+            pytest.fail("a worker process did not finish")
+        out.append((p.returncode, stdout))
+    return out
+
+
+def load(url: str, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=open_storage(url, HeartbeatConfig(**HEARTBEAT)).backend)
+
+
+# each variant starts two Python processes: the default suite runs SQLite (the default storage)
+# and PostgreSQL (when .ci/start_postgres.sh started one), the journal variant is slow-marked
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("journal", marks=pytest.mark.slow), "postgresql"])
+def test_two_workers_finish_exactly_n_trials(kind: str, tmp_path: Path) -> None:
+    url, name, n = storage_url(kind, tmp_path), f"two-workers-{uuid.uuid4().hex[:8]}", 8
+    results = wait_all(start_workers(url, name, n, tmp_path, "plain"))
+    assert [code for code, _ in results] == [0, 0], [text[-2000:] for _, text in results]
+
+    trials = load(url, name).get_trials()
+    assert sorted(t.number for t in trials) == list(range(n))  # no duplicate numbers, none beyond the budget
+    assert all(t.state == TrialState.COMPLETE for t in trials)  # none lost, waiting or running
+    executions = [line.split() for line in (tmp_path / "executions.log").read_text().splitlines()]
+    assert Counter(int(num) for num, _ in executions) == Counter(range(n))  # every trial ran exactly once
+    assert len({pid for _, pid in executions}) == 2  # both workers took trials from the one queue
+
+
+# the journal storage's heartbeat is robustmm's own, SQLite's is Optuna's: the default suite runs the
+# journal variant (its processes start faster), the SQLite one is slow-marked
+@pytest.mark.parametrize("kind", [pytest.param("sqlite", marks=pytest.mark.slow), "journal"])
+def test_killed_worker_trial_is_failed_and_retried(kind: str, tmp_path: Path) -> None:
+    url, name, n = storage_url(kind, tmp_path), f"kill-{uuid.uuid4().hex[:8]}", 4
+    procs = start_workers(url, name, n, tmp_path, "kill")
+    victim_file = tmp_path / "victim"
+    deadline = time.time() + PROCESS_TIMEOUT_S
+    while not victim_file.is_file() and time.time() < deadline:
+        time.sleep(0.05)
+    victim = int(victim_file.read_text())
+    os.kill(victim, signal.SIGKILL)
+    killed_at = dt.datetime.now()
+    survivors = [p for p in procs if p.pid != victim]
+    [(code, text)] = wait_all(survivors)
+    next(p for p in procs if p.pid == victim).wait()
+    assert code == 0, text[-3000:]
+
+    trials = {t.number: t for t in load(url, name).get_trials()}
+    lost = trials[0]
+    assert lost.state == TrialState.FAIL
+    # failed by the heartbeat check: not before the grace period ran out, and within the window
+    # (grace + one poll of the surviving worker; the bound is loose for loaded CI machines)
+    waited = (lost.datetime_complete - killed_at).total_seconds()
+    assert -1.0 <= waited <= HEARTBEAT["grace"] + HEARTBEAT["interval"] + 20
+    retry = trials[n]
+    assert retry.state == TrialState.COMPLETE and retry.system_attrs["failed_trial"] == 0
+    assert retry.params == lost.params  # the same point is evaluated again
+    assert sorted(trials) == list(range(n + 1))
+    finished = [t for t in trials.values() if t.state == TrialState.COMPLETE]
+    assert len(finished) == n  # the sweep still completes its N trials
+    assert not [t for t in trials.values() if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+
+
+def in_process_study(tmp_path: Path, sweep_raw: dict, n_trials: int, name: str = "s"):
+    sweep = parse_sweep(sweep_raw, "test")
+    storage = open_storage(f"journal:{tmp_path / 'optuna.journal'}", HeartbeatConfig(**HEARTBEAT))
+    study = open_study(storage, name, sweep.directions, n_trials, optuna.samplers.RandomSampler(seed=0),
+                       build_pruner(sweep), encoded_initial_trials(sweep))
+    return sweep, storage, study
+
+
+def test_pruning_stops_trials_in_the_bad_region_early(tmp_path: Path) -> None:
+    # learning curves with a known answer: x > 0.8 is a deliberately bad region whose curve stays
+    # low; elsewhere every trial learns the same curve (so none of them is below the median)
+    region = [0.1, 0.3, 0.2, 0.9, 0.15, 0.95, 0.25, 0.85, 0.05, 0.99]
+    sweep, storage, study = in_process_study(tmp_path, {
+        "params": {"x": {"kind": "float", "low": 0.0, "high": 1.0}},
+        "objectives": [{"metric": "score", "direction": "maximize"}],
+        "pruner": {"kind": "median", "options": {"n_startup_trials": 3, "n_warmup_steps": 1}},
+        "initial_trials": [{"x": x} for x in region]}, len(region))
+    epochs = 20
+
+    def objective(trial: optuna.Trial) -> float:
+        x = suggest_config({}, sweep, trial)["x"]
+        level = 0.2 if x > 0.8 else 1.0
+        for epoch in range(epochs):
+            value = level * (1 - 0.7 ** (epoch + 1))
+            trial.report(value, epoch)
+            if trial.should_prune():
+                raise optuna.TrialPruned()
+        return value
+
+    run_worker(study, storage, objective)
+    trials = study.get_trials()
+    bad = [t for t in trials if t.params["x"] > 0.8]
+    good = [t for t in trials if t.params["x"] <= 0.8]
+    assert len(bad) == 4 and all(t.state == TrialState.PRUNED for t in bad)
+    assert all(max(t.intermediate_values) <= 2 for t in bad)  # stopped at epoch 2 of 20 at the latest
+    assert all(t.state == TrialState.COMPLETE and len(t.intermediate_values) == epochs for t in good)
+
+
+def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> None:
+    sweep, storage, study = in_process_study(tmp_path, {
+        "params": {"x": {"kind": "categorical", "choices": [1, 2, 3]}},
+        "objectives": [{"metric": "m", "direction": "minimize"}],
+        "initial_trials": [{"x": 1}, {"x": 2}, {"x": 3}, {"x": 2}]}, 5)
+
+    def objective(trial: optuna.Trial) -> float:
+        x = suggest_config({}, sweep, trial)["x"]
+        if trial.number == 4:
+            return float("nan")
+        if x == 2:
+            raise RuntimeError("out of memory on x=2")
+        return float(x)
+
+    report = run_worker(study, storage, objective)
+    states = {t.number: t.state for t in study.get_trials()}
+    assert states == {0: TrialState.COMPLETE, 1: TrialState.FAIL, 2: TrialState.COMPLETE, 3: TrialState.FAIL,
+                      4: TrialState.FAIL}
+    failed = study.trials[1]
+    assert failed.user_attrs["error"] == "RuntimeError: out of memory on x=2"
+    assert "raise RuntimeError" in failed.user_attrs["traceback"]
+    assert "finite number" in study.trials[4].user_attrs["error"]
+    assert report.states == Counter({"COMPLETE": 2, "FAIL": 3})
+
+
+def test_a_sweep_setup_error_stops_the_worker(tmp_path: Path) -> None:
+    sweep, storage, study = in_process_study(tmp_path, {
+        "params": {"x": {"kind": "float", "low": 0, "high": 1}}, "objectives": [{"metric": "m"}]}, 3)
+
+    def objective(trial: optuna.Trial) -> float:
+        raise SweepAbort("objective names a scenario the study does not evaluate")
+
+    with pytest.raises(SweepAbort):
+        run_worker(study, storage, objective)
+    states = [t.state for t in study.get_trials()]
+    assert states == [TrialState.FAIL, TrialState.WAITING, TrialState.WAITING]
+
+
+def test_joining_with_a_larger_budget_queues_the_difference_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = open_storage(url, HeartbeatConfig(**HEARTBEAT))
+    study = open_study(storage, "grow", ["minimize"], 3)
+    run_worker(study, storage, lambda t: t.suggest_float("x", 0, 1))
+    again = open_study(storage, "grow", ["minimize"], 3)  # a rerun of a finished sweep adds nothing
+    assert len(again.get_trials(states=(TrialState.WAITING,))) == 0
+    for _ in range(2):  # two workers asking for 5 add two trials, not four
+        open_study(open_storage(url, HeartbeatConfig(**HEARTBEAT)), "grow", ["minimize"], 5)
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 2
+    with pytest.raises(Exception, match="optimizes \\['minimize'\\]"):
+        open_study(storage, "grow", ["maximize"], 5)
