@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
 from robustmm.errors import RunDirectoryError
 from robustmm.report.render import render
 
+#: folders other than run folders, recognised by a marker file -> "module:function" rendering them
+FOLDER_RENDERERS = {"sweep.json": "robustmm.tune.report:render_sweep_folder"}
+
 
 def rebuild_report(folder: Path) -> Path:
+    for marker, target in FOLDER_RENDERERS.items():
+        if (Path(folder) / marker).is_file():
+            module, function = target.split(":")
+            return getattr(importlib.import_module(module), function)(Path(folder))
     metrics = Path(folder) / "metrics.json"
     if not metrics.is_file():
         raise RunDirectoryError(f"{folder} has no metrics.json; give a finished run folder")
