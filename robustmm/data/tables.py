@@ -12,6 +12,7 @@ and :meth:`fit_scaler`, so validation and test rows never leak into preprocessin
 
 from __future__ import annotations
 
+import hashlib
 import io
 import re
 import zipfile
@@ -22,10 +23,12 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from robustmm.config.loader import format_validation_error
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
-from robustmm.errors import DataError
+from robustmm.errors import ConfigError, DataError
 
 NanPolicy = Literal["impute", "error"]
 Standardize = Literal["continuous", "all", "none"]
@@ -261,6 +264,88 @@ def assign_bins(times: Sequence[float], cuts: Sequence[float]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
+# training-set missingness (the train/test missing grid of specs/rmfm.md)
+
+
+def parse_train_missing(spec: Mapping[str, float], modalities: Sequence[str],
+                        source: str) -> list[tuple[tuple[str, ...], float]]:
+    """``{"rnaseq": 0.4, "cnv+mut": 0.2}`` -> ``[(("rnaseq",), 0.4), (("cnv", "mut"), 0.2)]``.
+
+    A key names one modality or several joined by ``+`` (dropped together). Groups must be
+    disjoint, leave at least one modality, and their rates sum to at most 1 (no training case
+    misses two groups).
+    """
+    groups: list[tuple[tuple[str, ...], float]] = []
+    seen: set[str] = set()
+    for key, rate in spec.items():
+        mods = tuple(m.strip() for m in str(key).split("+") if m.strip())
+        unknown = [m for m in mods if m not in modalities]
+        if not mods or unknown:
+            raise DataError(f"{source}: train_missing key {key!r} names unknown modality {unknown or key!r}; "
+                            f"the modalities are {list(modalities)} (join several with '+')")
+        if seen & set(mods):
+            raise DataError(f"{source}: train_missing groups overlap on {sorted(seen & set(mods))}; each modality "
+                            f"may appear in one group only")
+        if set(mods) >= set(modalities):
+            raise DataError(f"{source}: train_missing group {key!r} covers every modality; a case must keep at "
+                            f"least one")
+        if not 0.0 <= float(rate) <= 1.0:
+            raise DataError(f"{source}: train_missing rate for {key!r} must be in [0, 1], got {rate}")
+        seen |= set(mods)
+        groups.append((mods, float(rate)))
+    total = sum(r for _, r in groups)
+    if total > 1.0 + 1e-9:
+        raise DataError(f"{source}: train_missing rates sum to {total:g} > 1; no case misses two groups, so the "
+                        f"rates must sum to at most 1")
+    return groups
+
+
+def _unit_hash(*keys: Any) -> float:
+    """A number in [0, 1) that depends only on ``keys`` (stable across runs and machines)."""
+    digest = hashlib.blake2b(repr(keys).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") / 2**64
+
+
+def training_missingness(subjects: Sequence[str], presence: Mapping[str, np.ndarray],
+                         train_indices: Sequence[int] | np.ndarray,
+                         groups: Sequence[tuple[tuple[str, ...], float]],
+                         seed: int = 0) -> tuple[dict[str, np.ndarray], dict[str, int]]:
+    """Remove modality groups from a fraction of the *training* subjects.
+
+    Training subjects are ordered by a stable hash of (seed, subject id); the first
+    ``round(rate * n_train_subjects)`` eligible subjects lose the first group, the next ones the
+    second group, and so on, so no subject loses two groups and a larger rate keeps the smaller
+    rate's subjects (nested sets). A subject is eligible when it has some modality of the group
+    and some modality outside it (nobody is left with nothing). Items outside ``train_indices``
+    are untouched. Returns the new presence arrays and the number of subjects per group.
+    """
+    present = {m: np.asarray(p, dtype=bool).copy() for m, p in presence.items()}
+    idx = np.asarray(train_indices, dtype=np.int64).reshape(-1)
+    items: dict[str, list[int]] = {}
+    for i in idx.tolist():
+        items.setdefault(str(subjects[i]), []).append(i)
+    order = sorted(items, key=lambda s: (_unit_hash("train_missing", seed, s), s))
+    taken: set[str] = set()
+    counts: dict[str, int] = {}
+    for mods, rate in groups:
+        want, got = int(round(rate * len(order))), 0
+        others = [m for m in present if m not in mods]
+        for subject in order:
+            if got >= want:
+                break
+            rows = items[subject]
+            if subject in taken or not all(any(present[m][i] for m in mods) and any(present[m][i] for m in others)
+                                           for i in rows):
+                continue
+            for m in mods:
+                present[m][rows] = False
+            taken.add(subject)
+            got += 1
+        counts["+".join(mods)] = got
+    return present, counts
+
+
+# ----------------------------------------------------------------------------------------------
 # the dataset
 
 
@@ -282,6 +367,12 @@ class TableDataset(MultimodalDataset):
     standardize: which columns :meth:`fit_scaler` standardizes: ``"continuous"`` (numeric, not
         0/1-valued, not one-hot), ``"all"`` numeric+one-hot, or ``"none"``.
     n_bins: number of discrete-time survival bins (``TaskSpec.num_classes`` for survival).
+    clip: after standardization, clip values to ``[-clip, clip]`` (heavy-tailed omics z-scores
+        otherwise give a few test values far outside anything seen in training); None = no clip.
+    train_missing: training-set missingness, e.g. ``{"rnaseq": 0.4, "cnv+mut": 0.2}``: applied by
+        :meth:`fit` to the training subjects only (see :func:`training_missingness`), so every
+        method trains on the same incomplete training set while validation and test stay as
+        they are. ``train_missing_seed`` picks which subjects.
     """
 
     def __init__(
@@ -298,6 +389,9 @@ class TableDataset(MultimodalDataset):
         standardize: Standardize = "continuous",
         n_bins: int = 4,
         source_name: str | None = None,
+        train_missing: Mapping[str, float] | None = None,
+        train_missing_seed: int = 0,
+        clip: float | None = None,
     ) -> None:
         if isinstance(source, pd.DataFrame):
             frame = source.copy()
@@ -317,6 +411,9 @@ class TableDataset(MultimodalDataset):
         self.nan_policy = nan_policy
         self.standardize = standardize
         self.n_bins = n_bins
+        if clip is not None and clip <= 0:
+            raise DataError(f"clip must be > 0 (or None), got {clip}")
+        self.clip = clip
         self.target_spec = TargetSpec.coerce(target)
 
         frame = self._check_ids(frame, dedupe)
@@ -334,6 +431,10 @@ class TableDataset(MultimodalDataset):
         self.scale_std: dict[str, np.ndarray] | None = None
         self.bin_cuts: np.ndarray | None = None
         assert all(len(v) == n for v in self._present.values())
+        self._natural_present = {k: v.copy() for k, v in self._present.items()}
+        self.train_missing = parse_train_missing(train_missing or {}, list(self.modalities), self.source_name)
+        self.train_missing_seed = int(train_missing_seed)
+        self.train_missing_counts: dict[str, int] = {}
 
     # -- construction helpers -------------------------------------------------------------------
 
@@ -573,9 +674,21 @@ class TableDataset(MultimodalDataset):
         self.bin_cuts = quartile_bins(self._time[idx], self._event[idx], self.n_bins)
         return self.bin_cuts
 
+    def apply_train_missing(self, train_indices: Sequence[int] | np.ndarray) -> dict[str, int]:
+        """Start again from the natural presence and remove ``train_missing`` groups from the
+        training subjects; returns the number of subjects per group."""
+        idx = self._train_index(train_indices)
+        self._present, self.train_missing_counts = training_missingness(
+            self._subjects, self._natural_present, idx, self.train_missing, self.train_missing_seed)
+        return dict(self.train_missing_counts)
+
     def fit(self, train_indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
-        """:meth:`fit_imputer`, :meth:`fit_scaler` and (survival) :meth:`fit_bins` in one call."""
-        out: dict[str, Any] = {"imputer": self.fit_imputer(train_indices), "scaler": self.fit_scaler(train_indices)}
+        """:meth:`apply_train_missing` (when configured), then :meth:`fit_imputer`, :meth:`fit_scaler`
+        and (survival) :meth:`fit_bins` on what the training subjects still have."""
+        out: dict[str, Any] = {}
+        if self.train_missing:
+            out["train_missing"] = self.apply_train_missing(train_indices)
+        out.update({"imputer": self.fit_imputer(train_indices), "scaler": self.fit_scaler(train_indices)})
         if self.task.kind == "survival":
             out["bin_cuts"] = self.fit_bins(train_indices)
         return out
@@ -625,6 +738,8 @@ class TableDataset(MultimodalDataset):
             x = np.where(valid, x, self.impute_means[modality])
         if self.scale_mean is not None:
             x = (x - self.scale_mean[modality]) / self.scale_std[modality]
+        if self.clip is not None:
+            x = np.clip(x, -self.clip, self.clip)
         return x.astype(np.float32), valid, True
 
     def target(self, index: int) -> Any:
@@ -653,3 +768,115 @@ class TableDataset(MultimodalDataset):
             "target": self.target(index),
             "meta": {"subject": self._subjects[index]},
         }
+
+
+# ----------------------------------------------------------------------------------------------
+# study configuration (data.kind: table)
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SelectorOptions(_Options):
+    suffix: str | None = None
+    prefix: str | None = None
+    regex: str | None = None
+    columns: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> "SelectorOptions":
+        given = [k for k in ("suffix", "prefix", "regex", "columns") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of suffix, prefix, regex, columns (got {given or 'none'})")
+        return self
+
+
+class TargetOptions(_Options):
+    kind: Literal["binary", "multiclass", "regression", "survival"]
+    column: str | None = None
+    time: str | None = None
+    event: str | None = None
+    censorship: str | None = None
+    classes: list[Any] | None = None
+
+
+class TableOptions(_Options):
+    """``data.options`` of ``data.kind: table``."""
+
+    file: str | None = None
+    id_column: str
+    modalities: dict[str, SelectorOptions] = Field(min_length=1)
+    target: TargetOptions
+    categorical: list[str] = Field(default_factory=list)
+    dedupe: bool = True
+    missing_from_nan: bool = True
+    nan_policy: NanPolicy = "impute"
+    standardize: Standardize = "continuous"
+    n_bins: int = Field(4, ge=2)
+    survival_head: Literal["discrete", "cox"] = "discrete"
+    clip: float | None = Field(None, gt=0)
+    train_missing: dict[str, float] = Field(default_factory=dict)
+    train_missing_seed: int = 0
+
+
+def validate_options(model: Any, options: Mapping[str, Any], source: str) -> Any:
+    """``data.options`` validated against ``model``; errors name the key path (``data.options.…``)."""
+    try:
+        return model.model_validate(dict(options))
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model, source, prefix="data.options")) from None
+
+
+def resolve_table_file(root: Path, file: str | None, kind: str) -> Path:
+    """``data.root`` is the table itself, or a folder plus ``data.options.file``."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"data.root {root} does not exist; point it at the table file (or at its folder and set "
+                        f"data.options.file)")
+    if root.is_file():
+        if file is not None:
+            raise DataError(f"data.root {root} is a file, so data.options.file ({file!r}) must not be set")
+        return root
+    if file is None:
+        raise DataError(f"data.root {root} is a folder: set data.options.file to the table inside it "
+                        f"(data.kind {kind!r})")
+    path = root / file
+    if not path.is_file():
+        raise DataError(f"{path}: table file not found (data.root + data.options.file)")
+    return path
+
+
+def survival_bins(n_bins: int, head: str) -> int:
+    """Outputs of the survival head: ``n_bins`` hazards, or one Cox log-risk."""
+    return 1 if head == "cox" else n_bins
+
+
+def build_from_config(cfg: Any, progress: bool = True) -> TableDataset:
+    """``data.kind: table``: a :class:`TableDataset` from ``data.root`` and ``data.options``
+    (``id_column``, ``modalities`` name -> selector, ``target``, ``categorical``, ``dedupe``,
+    ``missing_from_nan``, ``nan_policy``, ``standardize``, ``clip``, ``n_bins``, ``survival_head``,
+    ``train_missing``, ``train_missing_seed``, ``file`` when ``root`` is a folder)."""
+    if cfg.synthetic is not None:
+        raise ConfigError("data.synthetic: kind 'table' has no synthetic generator; point data.root at a table "
+                          "(or use kind 'tcga_porpoise' with data.synthetic for a generated survival table)")
+    opts = validate_options(TableOptions, cfg.options, f"data (kind {cfg.kind})")
+    path = resolve_table_file(Path(cfg.root), opts.file, cfg.kind)
+    target = {k: v for k, v in opts.target.model_dump().items() if v is not None}
+    n_bins = survival_bins(opts.n_bins, opts.survival_head) if opts.target.kind == "survival" else opts.n_bins
+    return TableDataset(
+        path,
+        id_column=opts.id_column,
+        modalities={name: {k: v for k, v in sel.model_dump().items() if v is not None}
+                    for name, sel in opts.modalities.items()},
+        target=target,
+        categorical=opts.categorical,
+        dedupe=opts.dedupe,
+        missing_from_nan=opts.missing_from_nan,
+        nan_policy=opts.nan_policy,
+        standardize=opts.standardize,
+        n_bins=n_bins,
+        train_missing=opts.train_missing,
+        train_missing_seed=opts.train_missing_seed,
+        clip=opts.clip,
+    )

@@ -36,11 +36,14 @@ import shutil
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
 import torch
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from robustmm.config.loader import format_validation_error
 
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
@@ -49,11 +52,15 @@ from robustmm.data.tables import (
     TableDataset,
     _ids,
     assign_bins,
+    parse_train_missing,
     quartile_bins,
     read_table,
+    survival_bins,
+    training_missingness,
+    validate_options,
     validate_survival,
 )
-from robustmm.errors import DataError
+from robustmm.errors import ConfigError, DataError
 
 # ----------------------------------------------------------------------------------------------
 # (a) PORPOISE tables
@@ -134,6 +141,8 @@ class PorpoiseDataset(TableDataset):
     The target is survival (``survival_months``; event = 1 − ``censorship``). Call
     :meth:`fit` (or ``fit_imputer``/``fit_scaler``/``fit_bins``) with the training indices;
     some cohorts have missing ages (LUAD), which the imputer fills with the train mean.
+    ``train_missing`` removes modality groups from a fraction of the training patients (the
+    train/test missing grid, see :class:`robustmm.data.tables.TableDataset`).
     """
 
     def __init__(
@@ -146,6 +155,9 @@ class PorpoiseDataset(TableDataset):
         nan_policy: str = "impute",
         standardize: str = "continuous",
         n_bins: int = 4,
+        train_missing: dict[str, float] | None = None,
+        train_missing_seed: int = 0,
+        clip: float | None = None,
     ) -> None:
         frame = load_porpoise_table(path, cohort, per_slide=True)
         source = frame.attrs["source"]
@@ -181,6 +193,9 @@ class PorpoiseDataset(TableDataset):
             standardize=standardize,  # type: ignore[arg-type]
             n_bins=n_bins,
             source_name=source,
+            train_missing=train_missing,
+            train_missing_seed=train_missing_seed,
+            clip=clip,
         )
         self.root = Path(source)
         self.column_counts = porpoise_column_counts(frame)
@@ -332,6 +347,8 @@ class DisProDataset(MultimodalDataset):
         n_bins: int = 4,
         cache_omics: bool = True,
         val_fraction: float = 0.15,
+        train_missing: dict[str, float] | None = None,
+        train_missing_seed: int = 0,
     ) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -368,6 +385,10 @@ class DisProDataset(MultimodalDataset):
                 self._build_gene_layout(self.root / signatures_file)
                 self.modalities["omics"] = ModalitySpec("omics", "bag", tuple(self.gene_mask.shape))
         self.task = TaskSpec(kind="survival", num_classes=n_bins)
+        self._natural_present = {k: v.copy() for k, v in self._present.items()}
+        self.train_missing = parse_train_missing(train_missing or {}, list(self.modalities), str(self.splits_path))
+        self.train_missing_seed = int(train_missing_seed)
+        self.train_missing_counts: dict[str, int] = {}
 
     # -- construction ---------------------------------------------------------------------------
 
@@ -431,6 +452,14 @@ class DisProDataset(MultimodalDataset):
             if frame["_event"].sum() == 0:
                 raise DataError(f"{where}: all {len(frame)} patients of split {self.split!r} are censored; the "
                                 f"C-index is undefined without deaths — change the fold assignment")
+        else:  # every split of the fold is used: each needs a death
+            deaths = frame.groupby("_split")["_event"].sum()
+            for name in deaths.index[deaths == 0]:
+                shown = {v: k for k, v in aliases.items()}.get(name, name)
+                raise DataError(f"{where}: all {int((frame['_split'] == name).sum())} patients of split "
+                                f"{name!r}{f' (the {shown} split)' if shown != name else ''} in column "
+                                f"{fold_col!r} are censored; the C-index is undefined without deaths — change "
+                                f"the fold assignment")
         self._split_of = frame["_split"].tolist()
         self._subjects = frame[id_col].tolist()
         self._time = frame["_time"].to_numpy(np.float32)
@@ -556,6 +585,17 @@ class DisProDataset(MultimodalDataset):
         values = pd.to_numeric(frame[self.value_column], errors="coerce")
         return pd.Series(values.to_numpy(np.float64), index=frame[self.gene_column].to_numpy())
 
+    def fit(self, train_indices: Sequence[int] | np.ndarray) -> dict[str, Any]:
+        """Apply ``train_missing`` to the training patients (from the natural presence each time);
+        the on-disk format needs no other training statistics."""
+        if not self.train_missing:
+            return {}
+        present, self.train_missing_counts = training_missingness(
+            self._subjects, {m: self._natural_present[m] for m in self.modalities}, train_indices,
+            self.train_missing, self.train_missing_seed)
+        self._present.update(present)
+        return {"train_missing": dict(self.train_missing_counts)}
+
     # -- per sample -----------------------------------------------------------------------------
 
     def set_epoch(self, epoch: int) -> None:
@@ -591,7 +631,7 @@ class DisProDataset(MultimodalDataset):
         out = torch.zeros(self.max_patches, self.wsi_feat_dim)
         valid = torch.zeros(self.max_patches, dtype=torch.bool)
         slides = self._slides[index]
-        if not slides:
+        if not slides or not self._present["wsi"][index]:  # naturally or training-set missing
             return out, valid, 0
         pid = self._subjects[index]
         parts = []
@@ -685,3 +725,149 @@ class DisProDataset(MultimodalDataset):
         out["val"] = sorted(val)
         out.setdefault("test", [])
         return out
+
+
+# ----------------------------------------------------------------------------------------------
+# study configuration (data.kind: tcga_porpoise | dispro)
+
+
+class _Options(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PorpoiseOptions(_Options):
+    """``data.options`` of ``data.kind: tcga_porpoise``."""
+
+    cohort: str | None = None
+    modalities: list[Literal["clinical", "rnaseq", "cnv", "mut"]] = Field(
+        default_factory=lambda: list(PORPOISE_MODALITIES), min_length=1)
+    clinical_site: bool = False
+    nan_policy: Literal["impute", "error"] = "impute"
+    standardize: Literal["continuous", "all", "none"] = "continuous"
+    n_bins: int = Field(4, ge=2)
+    survival_head: Literal["discrete", "cox"] = "discrete"
+    clip: float | None = Field(None, gt=0)
+    train_missing: dict[str, float] = Field(default_factory=dict)
+    train_missing_seed: int = 0
+
+
+class PorpoiseSynthOptions(_Options):
+    """``data.synthetic`` of ``data.kind: tcga_porpoise`` (see ``write_synthetic_porpoise``)."""
+
+    patients: int = Field(120, ge=20)
+    seed: int = 0
+    n_rnaseq: int = Field(40, ge=5)
+    n_cnv: int = Field(12, ge=3)
+    n_mut: int = Field(10, ge=2)
+    age_missing: float = Field(0.0, ge=0.0, le=1.0)
+
+
+class DisProOptions(_Options):
+    """``data.options`` of ``data.kind: dispro`` (names of files and columns of the layout)."""
+
+    fold: int = Field(0, ge=0)
+    modalities: list[Literal["wsi", "omics"]] = Field(default_factory=lambda: ["wsi", "omics"], min_length=1)
+    splits_file: str = "splits.csv"
+    signatures_file: str = "signatures.csv"
+    omics_dir: str = "omics"
+    wsi_dir: str = "wsi"
+    id_column: str = "ID"
+    time_column: str = "Event"
+    event_column: str | None = "Status"
+    censorship_column: str | None = None
+    wsi_column: str = "WSI"
+    omics_column: str = "Omics"
+    fold_column: str = "Fold {fold}"
+    gene_column: str = "Gene"
+    value_column: str = "Value"
+    max_patches: int = Field(4096, ge=1)
+    allow_missing_omics: bool = False
+    allow_missing_wsi: bool = False
+    wsi_feat_dim: int | None = Field(None, ge=1)
+    n_bins: int = Field(4, ge=2)
+    survival_head: Literal["discrete", "cox"] = "discrete"
+    val_fraction: float = Field(0.15, gt=0.0, lt=0.5)
+    seed: int = 0
+    train_missing: dict[str, float] = Field(default_factory=dict)
+    train_missing_seed: int = 0
+
+
+class DisProSynthOptions(_Options):
+    """``data.synthetic`` of ``data.kind: dispro`` (see ``write_synthetic_dispro``)."""
+
+    patients: int = Field(60, ge=10)
+    folds: int = Field(5, ge=2)
+    seed: int = 0
+    wsi_feat_dim: int = Field(32, ge=2)
+    patches: tuple[int, int] = (20, 60)
+    pathways: int = Field(8, ge=2)
+    genes_per_pathway: tuple[int, int] = (3, 12)
+    wsi_missing: float = Field(0.0, ge=0.0, le=1.0)
+    omics_missing: float = Field(0.0, ge=0.0, le=1.0)
+
+
+def _synthetic_options(model: type[BaseModel], raw: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model, "data.synthetic", prefix="data.synthetic")) from None
+
+
+def build_porpoise_from_config(cfg: Any, progress: bool = True) -> PorpoiseDataset:
+    """``data.kind: tcga_porpoise``: ``data.root`` is a PORPOISE table or a folder holding
+    ``tcga_<cohort>_*.csv.zip`` (``data.options.cohort``). With ``data.synthetic`` and no
+    ``data.root``, a synthetic table is written there first (cohort ``syn``)."""
+    from robustmm.data.registry import create_once
+    from robustmm.data.synth.tcga import write_synthetic_porpoise
+
+    opts = validate_options(PorpoiseOptions, cfg.options, f"data (kind {cfg.kind})")
+    root = Path(cfg.root)
+    cohort = opts.cohort
+    if cfg.synthetic is not None:
+        syn = _synthetic_options(PorpoiseSynthOptions, cfg.synthetic)
+        cohort = cohort or "syn"
+        name = f"tcga_{cohort.lower()}_all_clean.csv.zip"
+        create_once(root, lambda d: write_synthetic_porpoise(d / name, syn.patients, syn.seed, n_rnaseq=syn.n_rnaseq,
+                                                            n_cnv=syn.n_cnv, n_mut=syn.n_mut,
+                                                            age_missing=syn.age_missing))
+    elif not root.exists():
+        raise DataError(f"data.root {root} does not exist. Download tcga_<cohort>_all_clean.csv.zip from "
+                        f"mahmoodlab/PORPOISE (datasets_csv_mutsig/) and run 'robustmm data prepare tcga --cohort "
+                        f"<cohort> --from <file>', then set data.root to datasets/tcga_<cohort> (or to the file)")
+    return PorpoiseDataset(root, opts.modalities, cohort=cohort, clinical_site=opts.clinical_site,
+                           nan_policy=opts.nan_policy, standardize=opts.standardize,
+                           n_bins=survival_bins(opts.n_bins, opts.survival_head),
+                           train_missing=opts.train_missing, train_missing_seed=opts.train_missing_seed,
+                           clip=opts.clip)
+
+
+def build_dispro_from_config(cfg: Any, progress: bool = True) -> DisProDataset:
+    """``data.kind: dispro``: every patient of fold ``data.options.fold`` of a DisPro-layout folder
+    (its ``val`` fold is the test split; validation is carved from ``train``). With
+    ``data.synthetic`` and no ``data.root``, a synthetic cohort is written there first."""
+    from robustmm.data.registry import create_once
+    from robustmm.data.synth.tcga import write_synthetic_dispro
+
+    opts = validate_options(DisProOptions, cfg.options, f"data (kind {cfg.kind})")
+    if (opts.event_column is None) == (opts.censorship_column is None):
+        raise ConfigError("data.options: give exactly one of event_column (1 = death) or censorship_column "
+                          "(1 = censored); set the other to null")
+    root = Path(cfg.root)
+    if cfg.synthetic is not None:
+        syn = _synthetic_options(DisProSynthOptions, cfg.synthetic)
+        create_once(root, lambda d: write_synthetic_dispro(
+            d, syn.patients, syn.folds, syn.seed, syn.wsi_feat_dim, tuple(syn.patches), syn.pathways,
+            tuple(syn.genes_per_pathway), syn.wsi_missing, syn.omics_missing))
+    elif not root.exists():
+        raise DataError(f"data.root {root} does not exist; it must be a folder in the DisPro layout (splits.csv, "
+                        f"signatures.csv, omics/, wsi/), or give data.synthetic to generate one")
+    return DisProDataset(
+        root, opts.fold, "all", modalities=opts.modalities, splits_file=opts.splits_file,
+        signatures_file=opts.signatures_file, omics_dir=opts.omics_dir, wsi_dir=opts.wsi_dir,
+        id_column=opts.id_column, time_column=opts.time_column, event_column=opts.event_column,
+        censorship_column=opts.censorship_column, wsi_column=opts.wsi_column, omics_column=opts.omics_column,
+        fold_column=opts.fold_column, gene_column=opts.gene_column, value_column=opts.value_column,
+        max_patches=opts.max_patches, seed=opts.seed, allow_missing_omics=opts.allow_missing_omics,
+        allow_missing_wsi=opts.allow_missing_wsi, wsi_feat_dim=opts.wsi_feat_dim,
+        n_bins=survival_bins(opts.n_bins, opts.survival_head), val_fraction=opts.val_fraction,
+        train_missing=opts.train_missing, train_missing_seed=opts.train_missing_seed)
