@@ -333,3 +333,17 @@ def test_all_censored_test_fold_is_a_clear_error(cohort: Path, tmp_path: Path) -
         _load(root)
     assert "'val'" in str(err.value) and "test" in str(err.value)
     assert len(_load(root, fold=1)) == 30  # the other folds are fine
+
+
+def test_cli_synth_dispro(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from robustmm.cli import main
+
+    out = tmp_path / "cohort"
+    assert main(["data", "synth", "dispro", "--out", str(out), "--patients", "20", "--folds", "2",
+                 "--omics-missing", "0.1"]) == 0
+    ds = _load(out)
+    assert len(ds) == 20 and ds.synthetic and int((~ds.natural_presence()["omics"]).sum()) == 2
+    assert main(["data", "synth", "dispro", "--out", str(out)]) == 2  # never writes into a non-empty folder
+    assert "not an empty folder" in capsys.readouterr().err
+    assert main(["data", "synth", "dispro", "--out", str(tmp_path / "x"), "--wsi-missing", "0.8",
+                 "--omics-missing", "0.5"]) == 2

@@ -317,3 +317,17 @@ def test_prediction_ignores_the_label_and_censorship_baseline(tmp_path: Path) ->
     # and without any target at all
     changed.target = None
     assert torch.equal(before, method.predict(changed)["risk"])
+
+
+def test_cli_prepare_tcga_and_synth_porpoise(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from robustmm.cli import main
+
+    assert main(["data", "synth", "porpoise", "--out", str(tmp_path / "dl"), "--patients", "30", "--cohort", "syn"]) == 0
+    file = tmp_path / "dl" / "tcga_syn_all_clean.csv.zip"
+    args = ["data", "prepare", "tcga", "--cohort", "syn", "--from", str(file), "--datasets", str(tmp_path / "ds")]
+    assert main(args) == 0
+    assert "30 patients" in capsys.readouterr().out
+    assert (tmp_path / "ds" / "tcga_syn" / file.name).read_bytes() == file.read_bytes()
+    assert main(args) == 0 and "already present" in capsys.readouterr().out
+    assert main(["data", "prepare", "tcga", "--cohort", "blca", "--from", str(file)]) == 2
+    assert "cohort" in capsys.readouterr().err
