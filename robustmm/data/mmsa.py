@@ -27,7 +27,9 @@ Conventions:
 - text as features: the spec keeps ``special_ids`` = ([CLS], [SEP]), which tells the missing
   engine that the first and last real positions are those tokens (never dropped), and
   ``meta["token_ids"]`` carries each sample's BERT ids (when the file has ``text_bert``) so a
-  method can locate words, e.g. CIDer's bias words.
+  method can locate words, e.g. CIDer's bias words. Caveat for missing-feature protocols: the
+  kept [CLS]/[SEP] vectors of precomputed BERT features were computed from the whole sentence,
+  so text given as features is never fully missing; token ids have no such leak.
 
 Pickle files can run code when opened: only open files from a source you trust.
 """

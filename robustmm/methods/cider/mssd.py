@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from robustmm.data.batch import Batch
 from robustmm.methods.base import MethodContext, collect_predictions
 from robustmm.methods.cider.layers import NEG_INF
-from robustmm.methods.cider.network import MODALITIES, CIDerNet
+from robustmm.methods.cider.network import CIDerNet
 from robustmm.methods.task import TaskAdapter
 from robustmm.missing.scenarios import Scenario
 
@@ -82,6 +82,8 @@ class TwoStepData:
         self._data = data
 
     def __getattr__(self, name: str) -> Any:
+        if name == "_data":  # not set yet (e.g. during copying): no recursion
+            raise AttributeError(name)
         return getattr(self._data, name)
 
     def loader(self, split: str, shuffle: bool = False, epoch: int = 0, **kwargs: Any) -> Any:
