@@ -1,0 +1,249 @@
+"""Missing-modality generation (MMG): a 3-D MRI -> PET translator from MONAI's generative networks.
+
+The translator is MONAI's ``VQVAE`` (two stride-2 downsamplings, a vector-quantised latent of
+``codebook_size`` x ``codebook_dim``) whose decoder predicts the deviation of this subject's PET
+from the training-set mean PET (a population template, held as a buffer): with about a hundred
+training pairs the template is the strongest single guess, and the network's few epochs go into
+what the MRI says about this subject rather than into re-learning the template.
+
+Training (one Trainer stage, checkpointed and resumable like any other) uses only training
+subjects that have both scans, early-stops on validation-subject MAE, and minimises
+
+    L = L1(ŷ, y) + L_VQ + w_perc · L_perceptual + w_adv · L_adv          (adversarial after a warm-up)
+
+with MONAI's least-squares ``PatchAdversarialLoss`` against a ``PatchDiscriminator``. Generator and
+discriminator share the Trainer's single optimizer: the discriminator's loss sees the generated
+volume detached, and the generator's adversarial term runs the discriminator with detached
+parameters (``torch.func.functional_call``), so each loss only moves its own network. The
+perceptual term needs pretrained weights; it is used only when MONAI can load them without a
+network connection, and is otherwise switched off with a log line saying so.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+import numpy as np
+import torch
+import torch.nn.functional as F
+from monai.losses import PatchAdversarialLoss
+from monai.metrics import MAEMetric, PSNRMetric, SSIMMetric
+from monai.networks.nets import VQVAE, PatchDiscriminator
+from torch import Tensor, nn
+from torch.func import functional_call
+
+log = logging.getLogger("robustmm")
+
+#: intensity range of preprocessed volumes (robustmm.data.volumes scales to [-1, 1])
+DATA_RANGE = 2.0
+
+
+class PetGenerator(nn.Module):
+    """MRI (B, 1, D, H, W) -> PET of the same shape: template + VQ-VAE(MRI)."""
+
+    def __init__(self, volume_shape: tuple[int, ...], channels: tuple[int, int] = (16, 32), res_layers: int = 1,
+                 codebook_size: int = 1024, codebook_dim: int = 32) -> None:
+        super().__init__()
+        self.vqvae = VQVAE(spatial_dims=3, in_channels=volume_shape[0], out_channels=volume_shape[0],
+                           channels=tuple(channels), num_res_layers=res_layers, num_res_channels=tuple(channels),
+                           downsample_parameters=((2, 4, 1, 1), (2, 4, 1, 1)),
+                           upsample_parameters=((2, 4, 1, 1, 0), (2, 4, 1, 1, 0)),
+                           num_embeddings=codebook_size, embedding_dim=codebook_dim)
+        self.register_buffer("template", torch.zeros(volume_shape))
+        self.register_buffer("codebook_ready", torch.tensor(False))
+
+    @torch.no_grad()
+    def set_template(self, template: Tensor) -> None:
+        self.template.copy_(template)
+
+    @torch.no_grad()
+    def init_codebook(self, mri: Tensor) -> None:
+        """Codebook entries drawn from the encoder's outputs on training MRI. MONAI's default
+        N(0, 1) entries lie far from the encoder's output scale, so every latent vector picks the
+        same nearest entry and nothing about the subject passes the bottleneck (the output is
+        then the template plus a constant) until the codebook drifts apart by chance."""
+        quantizer = self.vqvae.quantizer.quantizer
+        latents = self.vqvae.encode(mri.float())
+        flat = latents.movedim(1, -1).reshape(-1, latents.shape[1])
+        picks = flat[torch.randint(flat.shape[0], (quantizer.num_embeddings,), device=flat.device)]
+        quantizer.embedding.weight.copy_(picks)
+        quantizer.ema_w.copy_(picks)
+        quantizer.ema_cluster_size.fill_(1.0)  # consistent with ema_w: the next EMA step keeps the entries
+        self.codebook_ready.fill_(True)
+
+    def forward(self, mri: Tensor) -> tuple[Tensor, Tensor]:
+        """Returns the generated PET (unclipped) and the quantisation loss."""
+        residual, quantization_loss = self.vqvae(mri)
+        return self.template.unsqueeze(0) + residual, quantization_loss
+
+    @torch.no_grad()
+    def generate(self, mri: Tensor, batch_size: int = 16) -> Tensor:
+        """Generated PET in the data range [-1, 1], in eval mode (the codebook is not updated)."""
+        was_training = self.training
+        self.eval()
+        outs = [self(chunk.float())[0].clamp(-1.0, 1.0) for chunk in mri.split(batch_size)]
+        self.train(was_training)
+        return torch.cat(outs).to(mri.dtype)
+
+
+def build_discriminator(volume_shape: tuple[int, ...], channels: int, layers: int) -> PatchDiscriminator:
+    # instance norm: real and generated volumes pass through separately, so batch statistics would differ
+    return PatchDiscriminator(spatial_dims=3, channels=channels, in_channels=volume_shape[0], num_layers_d=layers,
+                              norm="INSTANCE")
+
+
+def offline_perceptual_loss(network: str) -> tuple[nn.Module | None, str]:
+    """MONAI's PerceptualLoss if its pretrained weights load without a network, else (None, why)."""
+    from monai.losses import PerceptualLoss
+
+    hub = Path(torch.hub.get_dir())
+    repo = hub / "Project-MONAI_perceptual-models_main"
+    if not repo.is_dir():
+        return None, (f"perceptual loss off: the weights of '{network}' are not available offline "
+                      f"({repo} is absent; torch.hub would download them)")
+    try:
+        loss = PerceptualLoss(spatial_dims=3, network_type=network, is_fake_3d=not network.startswith("medicalnet"),
+                              channel_wise=False)
+    except Exception as exc:  # torch.hub raises URLError, HTTPError, RuntimeError, ... when offline
+        return None, f"perceptual loss off: loading '{network}' from {hub} failed ({type(exc).__name__}: {exc})"
+    return loss, f"perceptual loss on ({network}, weights from {hub})"
+
+
+@dataclass
+class GeneratorLossWeights:
+    adversarial: float = 0.01
+    perceptual: float = 0.001
+    adversarial_warmup_epochs: int = 5
+
+
+class GeneratorTraining(nn.Module):
+    """The Trainer's module for the generator stage (batches: subjects with both scans)."""
+
+    monitor = "mae"
+    monitor_mode = "min"
+
+    def __init__(self, generator: PetGenerator, discriminator: PatchDiscriminator, source: str, target: str,
+                 weights: GeneratorLossWeights, perceptual: nn.Module | None) -> None:
+        super().__init__()
+        self.generator = generator
+        self.discriminator = discriminator
+        self.source, self.target = source, target
+        self.weights = weights
+        self.adversarial = PatchAdversarialLoss(criterion="least_squares")
+        # not a submodule: frozen pretrained weights stay out of checkpoints and of the optimizer
+        self._perceptual = [perceptual] if perceptual is not None else []
+
+    def _pairs(self, batch) -> tuple[Tensor, Tensor] | None:
+        both = batch.present[self.source] & batch.present[self.target]
+        if not bool(both.any()):
+            return None
+        return batch.inputs[self.source][both], batch.inputs[self.target][both]
+
+    def training_step(self, batch, ctx) -> Tensor | None:
+        pairs = self._pairs(batch)
+        if pairs is None:
+            return None
+        mri, pet = pairs
+        if not bool(self.generator.codebook_ready):
+            self.generator.init_codebook(mri)
+        fake, quantization_loss = self.generator(mri)
+        loss = F.l1_loss(fake.float(), pet.float()) + quantization_loss
+        for perceptual in self._perceptual:
+            perceptual.to(fake.device)
+            loss = loss + self.weights.perceptual * perceptual(fake.float(), pet.float())
+        if ctx.epoch >= self.weights.adversarial_warmup_epochs and self.weights.adversarial > 0:
+            frozen = {k: v.detach() for k, v in self.discriminator.named_parameters()}
+            fooled = functional_call(self.discriminator, frozen, (fake,))[-1]
+            loss = loss + self.weights.adversarial * self.adversarial(fooled, target_is_real=True,
+                                                                      for_discriminator=False)
+            real_logits = self.discriminator(pet)[-1]
+            fake_logits = self.discriminator(fake.detach())[-1]
+            loss = loss + 0.5 * (self.adversarial(real_logits, target_is_real=True, for_discriminator=True)
+                                 + self.adversarial(fake_logits, target_is_real=False, for_discriminator=True))
+        return loss
+
+    def validation_metrics(self, data, ctx) -> dict[str, float]:
+        preds, targets = [], []
+        for batch in data.loader("val", shuffle=False):
+            pairs = self._pairs(batch.to(ctx.device))
+            if pairs is not None:
+                preds.append(self.generator.generate(pairs[0]))
+                targets.append(pairs[1])
+        if not preds:
+            raise RuntimeError("no validation subject has both scans; the generator cannot be early-stopped "
+                               "(use more subjects or a larger split.val_fraction)")
+        return image_metrics(torch.cat(preds).float(), torch.cat(targets).float())
+
+
+def image_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
+    """MAE, PSNR and SSIM (MONAI metrics, data range [-1, 1]) averaged over volumes."""
+    pred, target = pred.float().cpu(), target.float().cpu()
+    return {
+        "mae": float(MAEMetric(reduction="mean")(pred, target).mean()),
+        "psnr": float(PSNRMetric(max_val=DATA_RANGE, reduction="mean")(pred, target).mean()),
+        "ssim": float(SSIMMetric(spatial_dims=3, data_range=DATA_RANGE, reduction="mean")(pred, target).mean()),
+    }
+
+
+def fit_linear_rescale(source: Tensor, target: Tensor) -> tuple[float, float]:
+    """Least-squares (a, b) with a·source + b ≈ target over every voxel of every pair."""
+    x = source.double().flatten()
+    y = target.double().flatten()
+    design = torch.stack([x, torch.ones_like(x)], dim=1)
+    a, b = torch.linalg.lstsq(design, y.unsqueeze(1)).solution.flatten().tolist()
+    return float(a), float(b)
+
+
+def generation_quality(generated: Tensor, real: Tensor, template: Tensor, mri: Tensor,
+                       rescale: tuple[float, float]) -> dict[str, dict[str, float]]:
+    """Generated PET next to two trivial references (the train-set mean PET; the MRI rescaled
+    by the training least-squares fit), all against the real PET."""
+    a, b = rescale
+    return {
+        "generated": image_metrics(generated, real),
+        "train_mean_pet": image_metrics(template.unsqueeze(0).expand_as(real), real),
+        "mri_rescaled": image_metrics((a * mri.float() + b).clamp(-1.0, 1.0), real),
+    }
+
+
+def mid_slice_figure(mri: Tensor, real: Tensor, generated: Tensor, subjects: list[str], path: Path,
+                     synthetic: bool) -> Path:
+    """Rows: subjects; columns: MRI, real PET, generated PET, |error| (middle axial slice)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = len(subjects)
+    fig, axes = plt.subplots(rows, 4, figsize=(8, 2.2 * rows), squeeze=False)
+    mid = mri.shape[-1] // 2
+    for i, subject in enumerate(subjects):
+        panels = [(mri[i, 0, :, :, mid], "MRI", "gray", (-1, 1)), (real[i, 0, :, :, mid], "real PET", "hot", (-1, 1)),
+                  (generated[i, 0, :, :, mid], "generated PET", "hot", (-1, 1)),
+                  ((generated[i, 0] - real[i, 0]).abs()[:, :, mid], "|error|", "viridis", (0, 1))]
+        for j, (img, title, cmap, (lo, hi)) in enumerate(panels):
+            ax = axes[i, j]
+            ax.imshow(np.rot90(img.float().cpu().numpy()), cmap=cmap, vmin=lo, vmax=hi)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i == 0:
+                ax.set_title(title, fontsize=9)
+            if j == 0:
+                ax.set_ylabel(subject, fontsize=7)
+    fig.suptitle("Generated PET on held-out test subjects" + ("  [SYNTHETIC DATA]" if synthetic else ""), fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def quality_table_html(quality: dict[str, dict[str, float]], n: int) -> str:
+    rows = "".join(
+        f"<tr><td>{name}</td><td>{m['mae']:.4f}</td><td>{m['psnr']:.2f}</td><td>{m['ssim']:.4f}</td></tr>"
+        for name, m in quality.items())
+    return (f"<p>Real PET of {n} test subjects vs. the generated PET and two trivial references "
+            "(intensities in the preprocessed [-1, 1] scale).</p>"
+            f"<table><tr><th>PET estimate</th><th>MAE ↓</th><th>PSNR (dB) ↑</th><th>SSIM ↑</th></tr>{rows}</table>")
+

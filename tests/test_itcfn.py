@@ -1,0 +1,351 @@
+"""ITCFN: co-attention and alignment against hand computations, PET stand-ins, the generator stage,
+NIfTI export on the source MRI's grid, and a tiny study + ``robustmm generate`` end to end."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from robustmm.config.schema import ModelConfig, TrainingConfig
+from robustmm.data.base import TaskSpec
+from robustmm.data.batch import Batch, ModalitySpec
+from robustmm.methods.base import MethodContext
+from robustmm.methods.itcfn.export import generated_pet_nifti
+from robustmm.methods.itcfn.generator import (
+    GeneratorLossWeights,
+    GeneratorTraining,
+    PetGenerator,
+    build_discriminator,
+    fit_linear_rescale,
+)
+from robustmm.methods.itcfn.method import ITCFN, ITCFNOptions
+from robustmm.models.itcfn import ChannelAggregation, ClinicalTokens, ITCFNNet, TriModalCoAttention
+
+SHAPE = (1, 8, 12, 8)
+SPECS = {"mri": ModalitySpec("mri", "volume", SHAPE), "pet": ModalitySpec("pet", "volume", SHAPE),
+         "clinical": ModalitySpec("clinical", "table", (5,))}
+SMALL = {"dim": 16, "fused_dim": 8, "heads": 2, "resnet_planes": (4, 4, 8, 8)}
+
+
+def _method(**options) -> ITCFN:
+    opts = ITCFNOptions.model_validate({**SMALL, **options})
+    ctx = MethodContext("itcfn_test", SPECS, TaskSpec("binary", 2, ("sMCI", "pMCI")), ModelConfig(),
+                        TrainingConfig(device="cpu"), seed=0)
+    return ITCFN(opts, ctx)
+
+
+def _batch(n: int = 6, pet_present=None, mri_present=None, seed: int = 0) -> Batch:
+    g = torch.Generator().manual_seed(seed)
+    present = {"mri": torch.ones(n, dtype=torch.bool) if mri_present is None else torch.tensor(mri_present),
+               "pet": torch.ones(n, dtype=torch.bool) if pet_present is None else torch.tensor(pet_present),
+               "clinical": torch.ones(n, dtype=torch.bool)}
+    inputs = {"mri": torch.rand((n, *SHAPE), generator=g) * 2 - 1, "pet": torch.rand((n, *SHAPE), generator=g) * 2 - 1,
+              "clinical": torch.randn((n, 5), generator=g)}
+    valid = {"clinical": torch.ones(n, 5, dtype=torch.bool)}
+    return Batch(inputs, present, valid, {k: v.clone() for k, v in valid.items()},
+                 torch.tensor([i % 2 for i in range(n)]), {"subject": [f"S{i}" for i in range(n)]})
+
+
+# ----------------------------------------------------------------------------- network blocks
+def test_co_attention_follows_the_spec_formula() -> None:
+    torch.manual_seed(0)
+    block = TriModalCoAttention(["mri", "pet", "clinical"], dim=6, dropout=0.0).eval()
+    tokens = {"mri": torch.randn(3, 4, 6), "pet": torch.randn(3, 4, 6), "clinical": torch.randn(3, 5, 6)}
+    pooled = {m: t.mean(dim=1) for m, t in tokens.items()}
+    fused, attention = block(tokens, pooled)
+
+    def lin(layer, x):
+        return x @ layer.weight.detach().numpy().T + layer.bias.detach().numpy()
+
+    q = lin(block.query, np.concatenate([pooled[m].numpy() for m in block.modalities], axis=1))
+    expected = []
+    for m in block.modalities:
+        k, v = lin(block.keys[m], tokens[m].numpy()), lin(block.values[m], tokens[m].numpy())
+        scores = np.einsum("bd,bnd->bn", q, k) / math.sqrt(6)
+        w = np.exp(scores - scores.max(1, keepdims=True))
+        w /= w.sum(1, keepdims=True)
+        np.testing.assert_allclose(attention[m].detach().numpy(), w, atol=1e-6)
+        context = np.einsum("bn,bnd->bd", w, v)
+        expected.append(lin(block.outputs[m], np.concatenate([pooled[m].numpy(), context], axis=1)))
+    np.testing.assert_allclose(fused.detach().numpy(), np.concatenate(expected, axis=1), atol=1e-5)
+
+
+def test_channel_aggregation_reduces_channels_and_clinical_tokens_ignore_unobserved_values() -> None:
+    torch.manual_seed(0)
+    tokens, pooled = ChannelAggregation(16, 8)(torch.randn(2, 5, 16))
+    assert tokens.shape == (2, 5, 8) and pooled.shape == (2, 8)
+    torch.testing.assert_close(pooled, tokens.mean(dim=1))
+
+    tok = ClinicalTokens(3, 4)
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    observed = torch.tensor([[True, False, True]])
+    changed = x.clone()
+    changed[0, 1] = 100.0  # an unobserved column's value must not matter
+    torch.testing.assert_close(tok(x, observed), tok(changed, observed))
+    assert not torch.allclose(tok(x), tok(changed))
+
+
+def test_network_shapes_with_three_and_two_modalities() -> None:
+    torch.manual_seed(0)
+    batch = _batch(4)
+    for mods in (["mri", "pet", "clinical"], ["mri", "clinical"]):
+        net = ITCFNNet(SPECS, mods, num_classes=2, dim=16, fused_dim=8, heads=2, resnet_planes=(4, 4, 8, 8))
+        out = net({m: batch.inputs[m] for m in mods}, {"clinical": batch.feature_mask["clinical"]})
+        assert out["logits"].shape == (4, 2) and out["fused"].shape == (4, 8 * len(mods))
+        assert set(out["features"]) == set(mods)
+    with pytest.raises(ValueError, match="not in the data"):
+        ITCFNNet(SPECS, ["mri", "flair"], num_classes=2)
+
+
+# ----------------------------------------------------------------------------- loss
+def _np_sdm(a: np.ndarray, b: np.ndarray, y: np.ndarray, tau: float = 2.0, eps: float = 1e-8) -> float:
+    def one_way(logits):
+        logits = logits - logits.max(1, keepdims=True)
+        log_p = logits - np.log(np.exp(logits).sum(1, keepdims=True))
+        same = (y[:, None] == y[None, :]).astype(float)
+        q = same / same.sum(1, keepdims=True)
+        return float((np.exp(log_p) * (log_p - np.log(q + eps))).sum(1).mean())
+
+    an = a / np.linalg.norm(a, axis=1, keepdims=True)
+    bn = b / np.linalg.norm(b, axis=1, keepdims=True)
+    cos = an @ bn.T
+    return one_way(tau * cos) + one_way(tau * cos.T)
+
+
+def test_alignment_loss_is_the_spec_combination_over_available_rows() -> None:
+    method = _method()
+    rng = np.random.default_rng(0)
+    feats = {m: rng.normal(size=(6, 8)) for m in ("mri", "pet", "clinical")}
+    y = np.array([0, 1, 0, 1, 1, 0])
+    available = {"mri": torch.ones(6, dtype=torch.bool), "clinical": torch.ones(6, dtype=torch.bool),
+                 "pet": torch.tensor([True, True, False, True, True, False])}
+    got = method.alignment_loss({m: torch.tensor(v) for m, v in feats.items()}, available, torch.tensor(y))
+    rows = available["pet"].numpy()
+    w1 = 0.2
+    expected = ((1 - w1) * _np_sdm(feats["mri"][rows], feats["pet"][rows], y[rows])
+                + w1 * 0.5 * (_np_sdm(feats["pet"][rows], feats["clinical"][rows], y[rows])
+                              + _np_sdm(feats["mri"], feats["clinical"], y)))
+    assert float(got) == pytest.approx(expected, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- PET stand-ins
+def test_absent_pet_becomes_zeros_mean_or_generated() -> None:
+    batch = _batch(4, pet_present=[True, False, False, True], mri_present=[True, True, False, True])
+    template = torch.full(SHAPE, 0.25)
+
+    zero = _method(pet_fill="zero")
+    inputs, _, available = zero.complete_inputs(batch)
+    assert torch.equal(inputs["pet"][0], batch.inputs["pet"][0]) and torch.equal(inputs["pet"][3], batch.inputs["pet"][3])
+    assert inputs["pet"][1:3].abs().sum() == 0 and inputs["mri"][2].abs().sum() == 0
+    assert available["pet"].tolist() == [True, False, False, True]
+
+    mean = _method(pet_fill="mean")
+    mean.volume_means = {"pet": template, "mri": torch.zeros(SHAPE)}
+    inputs, _, _ = mean.complete_inputs(batch)
+    assert torch.equal(inputs["pet"][1], template)
+
+    generated = _method(pet_fill="generated")
+    generated.generator = PetGenerator(SHAPE, channels=(4, 8), codebook_size=8, codebook_dim=4)
+    generated.generator.set_template(template)
+    inputs, _, available = generated.complete_inputs(batch)
+    expected = generated.generator.generate(batch.inputs["mri"][1:2])
+    torch.testing.assert_close(inputs["pet"][1:2], expected)
+    assert inputs["pet"][2].abs().sum() == 0  # no MRI either: nothing to generate from
+    assert available["pet"].tolist() == [True, True, False, True]
+
+
+def test_upper_bound_reads_the_real_pet_the_scenario_hides() -> None:
+    batch = _batch(3, pet_present=[False, False, True])
+    bound = _method(upper_bound=True, pet_fill="zero")
+    bound.subjects_with_pet = {"S0", "S2"}  # S1 never had PET
+    inputs, _, _ = bound.complete_inputs(batch)
+    assert torch.equal(inputs["pet"][0], batch.inputs["pet"][0])
+    assert inputs["pet"][1].abs().sum() == 0
+    with pytest.raises(ValueError, match="use_pet"):
+        ITCFNOptions(upper_bound=True, use_pet=False)
+
+
+# ----------------------------------------------------------------------------- generator
+class _Ctx:
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+
+def test_adversarial_terms_start_after_warmup_and_each_loss_moves_only_its_network() -> None:
+    torch.manual_seed(0)
+    gen = PetGenerator(SHAPE, channels=(4, 8), codebook_size=8, codebook_dim=4)
+    disc = build_discriminator(SHAPE, channels=4, layers=1)
+    module = GeneratorTraining(gen, disc, "mri", "pet", GeneratorLossWeights(adversarial=0.5, perceptual=0.0,
+                                                                              adversarial_warmup_epochs=2), None)
+    batch = _batch(4)
+    module.training_step(batch, _Ctx(epoch=1)).backward()
+    assert all(p.grad is None for p in disc.parameters())  # warm-up: no adversarial term
+
+    module.zero_grad(set_to_none=True)
+    captured = {}
+    forward = gen.forward
+
+    def recording(mri):  # the VQ codebook moves on every training forward: keep this step's output
+        out = forward(mri)
+        captured["fake"] = out[0].detach()
+        return out
+
+    gen.forward = recording
+    module.training_step(batch, _Ctx(epoch=2)).backward()
+    grads = [p.grad.clone() for p in disc.parameters()]
+    assert any(g.abs().sum() > 0 for g in grads)
+    # the discriminator's gradient is exactly that of its own real/fake loss (the generator's
+    # adversarial term runs it with detached parameters)
+    disc.zero_grad(set_to_none=True)
+    own = 0.5 * (module.adversarial(disc(batch.inputs["pet"])[-1], True, True)
+                 + module.adversarial(disc(captured["fake"])[-1], False, True))
+    own.backward()
+    for g, p in zip(grads, disc.parameters()):
+        torch.testing.assert_close(g, p.grad, atol=1e-6, rtol=1e-4)
+
+
+def test_generator_learns_a_mapping_that_the_template_cannot() -> None:
+    """PET = a smooth function of MRI: after a short training the generator beats the mean."""
+    torch.manual_seed(0)
+    n = 12
+    base = torch.linspace(-1, 1, SHAPE[1]).view(1, 1, -1, 1, 1).expand(n, *SHAPE).clone()
+    mri = base * torch.linspace(0.2, 1.0, n).view(-1, 1, 1, 1, 1)
+    pet = (-0.8 * mri + 0.1).clamp(-1, 1)
+    gen = PetGenerator(SHAPE, channels=(8, 8), codebook_size=32, codebook_dim=8)
+    gen.set_template(pet.mean(0))
+    gen.init_codebook(mri)
+    opt = torch.optim.Adam(gen.parameters(), lr=3e-3)
+    for _ in range(80):
+        fake, q = gen(mri)
+        loss = (fake - pet).abs().mean() + q
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    generated_mae = float((gen.generate(mri) - pet).abs().mean())
+    template_mae = float((pet.mean(0, keepdim=True) - pet).abs().mean())
+    assert generated_mae < 0.5 * template_mae
+
+
+def test_linear_rescale_recovers_a_known_map() -> None:
+    x = torch.randn(3, 1, 4, 4, 4)
+    a, b = fit_linear_rescale(x, 0.5 * x - 0.2)
+    assert a == pytest.approx(0.5, abs=1e-6) and b == pytest.approx(-0.2, abs=1e-6)
+
+
+# ----------------------------------------------------------------------------- NIfTI export
+def test_generated_nifti_is_on_the_source_mri_grid(tmp_path: Path) -> None:
+    """A left-right flipped (LAS) MRI of another shape: the round trip through preprocessing and its
+    inverse puts the volume back voxel for voxel (identity 'generator')."""
+    rng = np.random.default_rng(0)
+    grid = np.meshgrid(*[np.linspace(-1, 1, n) for n in (20, 24, 18)], indexing="ij")
+    volume = (np.exp(-((grid[0] - 0.4) ** 2 + grid[1] ** 2 + (grid[2] + 0.2) ** 2) / 0.1)
+              + 0.3 * (grid[1] > 0.3) + 0.01 * rng.standard_normal(grid[0].shape)).astype(np.float32)
+    affine = np.diag([-1.5, 1.5, 2.0, 1.0])
+    affine[:3, 3] = [14.0, -17.0, -16.0]
+    path = tmp_path / "mri.nii.gz"
+    nib.save(nib.Nifti1Image(volume, affine), path)
+
+    image = generated_pet_nifti(path, (16, 20, 16), lambda x: x, "test MRI")
+    out = tmp_path / "pet.nii.gz"
+    nib.save(image, out)
+    back = nib.load(out)
+    assert back.shape == volume.shape
+    np.testing.assert_allclose(back.affine, affine)
+    data = back.get_fdata()
+    assert np.corrcoef(data.ravel(), volume.ravel())[0, 1] > 0.95
+    assert np.corrcoef(data.ravel(), volume[::-1].ravel())[0, 1] < 0.8  # orientation matters
+
+
+# ----------------------------------------------------------------------------- end to end
+STUDY = """
+name: tiny_itcfn
+seed: 0
+output_dir: {out}
+data:
+  kind: adni
+  root: {root}
+  volume_shape: [12, 16, 12]
+model: {{embed_dim: 16, dropout: 0.1}}
+training:
+  epochs: 2
+  batch_size: 16
+  lr: 0.003
+  early_stopping: {{monitor: loss, patience: 5, min_epochs: 1}}
+  device: cpu
+evaluation:
+  bootstrap: 20
+  scenarios:
+    - {{kind: subset, name: complete, modalities: [mri, pet, clinical]}}
+    - {{kind: modality_rate, modality: pet, rates: [0.0, 1.0]}}
+methods:
+  - {{name: itcfn, id: generated, fused_dim: 8, heads: 2, resnet_planes: [4, 4, 8, 8],
+     generator: {{epochs: 2, channels: [4, 8], codebook_size: 32, codebook_dim: 8, adversarial_warmup_epochs: 1}}}}
+  - {{name: itcfn, id: zero, pet_fill: zero, fused_dim: 8, heads: 2, resnet_planes: [4, 4, 8, 8]}}
+  - {{name: itcfn, id: upper, upper_bound: true, fused_dim: 8, heads: 2, resnet_planes: [4, 4, 8, 8],
+     generator: {{epochs: 2, channels: [4, 8], codebook_size: 32, codebook_dim: 8, adversarial_warmup_epochs: 1}}}}
+"""
+
+
+@pytest.fixture(scope="module")
+def itcfn_run(tiny_adni_root, tmp_path_factory):
+    from robustmm.cli import main
+
+    folder = tmp_path_factory.mktemp("itcfn")
+    study = folder / "itcfn.yaml"
+    study.write_text(STUDY.format(root=tiny_adni_root, out=folder / "runs"))
+    run = folder / "run"
+    assert main(["run", str(study), "--out", str(run), "--quiet"]) == 0
+    return study, run
+
+
+def test_tiny_itcfn_study_reports_generation_quality_and_the_comparison(itcfn_run) -> None:
+    _, run = itcfn_run
+    doc = json.loads((run / "metrics.json").read_text())
+    auc = {(r["method"], r["scenario"]) for r in doc["records"] if r["metric"] == "auc"}
+    for method in ("generated", "zero", "upper"):
+        for scenario in ("complete", "pet_missing@0", "pet_missing@1", "pet_missing:AUILC"):
+            assert (method, scenario) in auc
+    items = doc["methods"]
+    quality = items["generated"]["generation_quality_test"]
+    assert set(quality) == {"generated", "train_mean_pet", "mri_rescaled", "test_subjects"}
+    assert all(set(quality[k]) == {"mae", "psnr", "ssim"} for k in ("generated", "train_mean_pet", "mri_rescaled"))
+    assert "perceptual loss off" in items["generated"]["generator"]["perceptual"]
+    assert items["upper"]["generator"]["reused_from"] == "generated"
+    assert "generator" not in items["zero"]
+    assert (run / "checkpoints" / "generated" / "generator.pt").is_file()
+    assert not (run / "checkpoints" / "upper" / "generator.pt").exists()
+    assert (run / "plots" / "generated_generated_pet.png").is_file()
+    html = (run / "report.html").read_text()
+    assert "generated: generated PET (MMG)" in html and "plots/generated_generated_pet.png" in html
+    assert "plots/pet_missing_auc.png" in html
+
+
+def test_generate_command_writes_nifti_with_the_source_mri_affine_and_shape(itcfn_run, tiny_adni_root,
+                                                                          tmp_path: Path, capsys) -> None:
+    from robustmm.cli import main
+
+    study, run = itcfn_run
+    out = tmp_path / "generated"
+    assert main(["generate", str(study), "--out", str(out), "--run", str(run), "--all", "--quiet"]) == 0
+    assert "SYNTHETIC DATA" in capsys.readouterr().out
+    listing = pd.read_csv(out / "generated.csv")
+    manifest = pd.read_csv(tiny_adni_root / "manifest.csv")
+    assert len(listing) > 0 and listing["has_real_pet"].any() and not listing["has_real_pet"].all()
+    for row in listing.head(5).itertuples():
+        source = nib.load(row.mri_path)
+        generated = nib.load(out / row.generated_pet)
+        assert generated.shape == source.shape
+        np.testing.assert_allclose(generated.affine, source.affine)
+        values = generated.get_fdata()
+        assert np.isfinite(values).all() and values.min() >= -1.0 - 1e-5 and values.max() <= 1.0 + 1e-5
+    assert set(listing["subject"]) <= set(manifest["PTID"])
+
+    assert main(["generate", str(study), "--out", str(tmp_path / "x"), "--run", str(run), "--method", "zero"]) == 2
+    assert "no trained generator" in capsys.readouterr().err
