@@ -15,6 +15,16 @@ from pathlib import Path
 from robustmm.errors import RobustMMError
 
 
+def check_subparsers(data: argparse._SubParsersAction) -> argparse._SubParsersAction:
+    """The ``robustmm data check <kind>`` sub-commands, created by whichever command module
+    registers first (other data kinds may add a check)."""
+    parser = data.choices.get("check")
+    if parser is None:
+        parser = data.add_parser("check", help="check a dataset folder before a study reads it")
+        return parser.add_subparsers(dest="check_kind", required=True)
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
 def cmd_synth_brats(args: argparse.Namespace) -> int:
     from robustmm.data.synth.brats import write_synthetic_brats
 
@@ -33,7 +43,8 @@ def cmd_synth_brats(args: argparse.Namespace) -> int:
 def cmd_check_brats(args: argparse.Namespace) -> int:
     from robustmm.data.brats import SEQUENCES, BraTSDataset
 
-    # cache_rate 0: discovery and the header checks run, no voxels are read
+    # cache_rate 0: nothing is cached; names, shapes and affines of every case are checked on the
+    # headers, and the first case is read to learn the volume shape
     ds = BraTSDataset(args.root, label_convention=args.label_convention,
                       allow_missing_sequences=args.allow_missing_sequences, cache_rate=0.0)
     conventions = Counter(ds.label_conventions())
@@ -42,7 +53,7 @@ def cmd_check_brats(args: argparse.Namespace) -> int:
           + ", ".join(f"{k} (enhancing = {4 if k == '2018' else 3}): {v}" for k, v in sorted(conventions.items())))
     for seq in SEQUENCES:
         print(f"  {seq}: present in {int(presence[seq].sum())} of {len(ds)} cases")
-    print("names, shapes and affines are consistent; label values are checked when a case is read")
+    print("names, shapes and affines are consistent; label values are checked as each case is read")
     return 0
 
 
@@ -57,9 +68,7 @@ def register(sub, data, synth) -> None:
                        help="2018-2020 names (_flair, labels 1/2/4) or 2023 names (-t2f, labels 1/2/3)")
     brats.set_defaults(func=cmd_synth_brats)
 
-    check = data.add_parser("check", help="check a dataset folder before a study reads it").add_subparsers(
-        dest="check_kind", required=True)
-    check_brats = check.add_parser("brats", help="BraTS folder: names, conventions, shapes and affines per case")
+    check_brats = check_subparsers(data).add_parser("brats", help="BraTS folder: names, conventions, shapes and affines per case")
     check_brats.add_argument("root", type=Path, help="folder with one subfolder per case")
     check_brats.add_argument("--label-convention", choices=["auto", "2018", "2023"], default="auto")
     check_brats.add_argument("--allow-missing-sequences", action="store_true",
