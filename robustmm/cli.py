@@ -73,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="kind", required=True)
     adni = synth.add_parser("adni", help="ADNI layout: ADNIMERGE-like table + manifest + NIfTI")
     adni.add_argument("--out", required=True, help="folder to create")
-    adni.add_argument("--subjects", type=int, default=360)
+    adni.add_argument("--subjects", type=int, default=480)
     adni.add_argument("--seed", type=int, default=0)
     adni.add_argument("--pet-missing", type=float, default=0.3, help="fraction of subjects without PET")
     adni.add_argument("--shape", type=int, nargs=3, default=[40, 48, 40], help="native volume shape")

@@ -21,7 +21,7 @@ class Section(BaseModel):
 class AdniSynthConfig(Section):
     """How to create the synthetic ADNI-format cohort when ``data.root`` does not exist."""
 
-    subjects: int = Field(360, ge=20)
+    subjects: int = Field(480, ge=20)
     seed: int = 0
     pet_missing: float = Field(0.3, ge=0.0, le=1.0)
     native_shape: tuple[int, int, int] = (40, 48, 40)

@@ -67,6 +67,12 @@ def is_synthetic(root: Path) -> bool:
     return (folder / SYNTHETIC_MARKER).exists()
 
 
+def synthetic_marker(root: Path) -> dict | None:
+    """The generator's record of a synthetic dataset folder, or None for real data."""
+    path = Path(root) / SYNTHETIC_MARKER
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def write_synthetic_marker(folder: Path, generator: str, **details) -> None:
     """Every synthetic writer leaves this marker so reports can say SYNTHETIC DATA."""
     info = {"generator": generator, "synthetic": True, **details}

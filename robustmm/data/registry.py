@@ -7,8 +7,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from robustmm.data.base import MultimodalDataset
-from robustmm.errors import ConfigError
+from robustmm.data.base import MultimodalDataset, synthetic_marker
+from robustmm.errors import ConfigError, DataError
 
 _BUILDERS: dict[str, Callable[[Any, bool], MultimodalDataset]] = {}
 
@@ -61,13 +61,29 @@ def create_once(target: Path, write: Callable[[Path], Any]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+def check_synthetic_matches(root: Path, expected: dict[str, Any]) -> None:
+    """A synthetic folder made by another generator version or with other arguments than the
+    study asks for would silently give different results: refuse it."""
+    marker = synthetic_marker(root)
+    if marker is None:
+        return
+    found = {k: marker.get(k) for k in expected}
+    if found != expected:
+        raise DataError(f"{root} holds a synthetic cohort generated with {found}, but the study asks for "
+                        f"{expected}. Delete the folder (it is regenerated on the next run) or set data.root "
+                        "to another folder")
+
+
 @register_data("adni")
 def _adni(cfg, progress: bool) -> MultimodalDataset:
     from robustmm.data.adni import AdniDataset
-    from robustmm.data.synth.adni import write_synthetic_adni
+    from robustmm.data.synth.adni import GENERATOR_VERSION, write_synthetic_adni
 
-    if not Path(cfg.root).exists() and cfg.synthetic is not None:
+    if cfg.synthetic is not None:
         s = cfg.synthetic
         create_once(Path(cfg.root), lambda d: write_synthetic_adni(d, s.subjects, s.seed, s.pet_missing,
                                                                     tuple(s.native_shape)))
+        check_synthetic_matches(Path(cfg.root), {"version": GENERATOR_VERSION, "subjects": s.subjects,
+                                                 "seed": s.seed, "pet_missing": s.pet_missing,
+                                                 "native_shape": list(s.native_shape)})
     return AdniDataset(cfg, progress=progress)

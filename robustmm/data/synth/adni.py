@@ -74,7 +74,7 @@ def _mri(grid, a: float, rng: np.random.Generator, textures: _TextureBank) -> np
     tissue = 0.55 + 0.15 * _blob(g, (0, 0, 0), 0.45) + textures.draw(rng, 0.05)
     hippo = _blob(g, (0.35, -0.1, -0.25), 0.11) + _blob(g, (-0.35, -0.1, -0.25), 0.11)
     ventricles = _blob(g, (0.12, 0.05, 0.1), 0.09 + 0.025 * max(a, -2.0)) + _blob(g, (-0.12, 0.05, 0.1), 0.09 + 0.025 * max(a, -2.0))
-    img = brain * (tissue + 0.35 * hippo * (1.0 - 0.22 * a) - 0.45 * np.clip(ventricles, 0, 1))
+    img = brain * (tissue + 0.35 * hippo * (1.0 - 0.3 * a) - 0.45 * np.clip(ventricles, 0, 1))
     img = img * rng.uniform(0.8, 1.25) + rng.normal(0.0, 0.04, size=x.shape)
     return np.clip(img, 0.0, None).astype(np.float32)
 
@@ -92,9 +92,12 @@ def _pet(grid, z_sev: float, rng: np.random.Generator, textures: _TextureBank) -
     return np.clip(img, 0.0, None).astype(np.float32)
 
 
+GENERATOR_VERSION = 2  # bump whenever the generated data change for the same arguments
+
+
 def write_synthetic_adni(
     out_dir: str | Path,
-    subjects: int = 360,
+    subjects: int = 480,
     seed: int = 0,
     pet_missing: float = 0.3,
     native_shape: tuple[int, int, int] = (40, 48, 40),
@@ -128,7 +131,7 @@ def write_synthetic_adni(
         female = rng.random() < 0.42
         educ = int(np.clip(round(rng.normal(16, 2.8)), 6, 20))
         apoe4 = int(rng.choice([0, 1, 2], p=_softmax3(0.5 * z_sev)))
-        cog = 0.45 * z_sev + 0.9 * rng.standard_normal()
+        cog = 0.55 * z_sev + 0.85 * rng.standard_normal()
         tau = 250 + 90 * (0.5 * z_sev + 0.85 * rng.standard_normal())
         fdg = 1.25 - 0.08 * (z_sev + 0.3 * rng.standard_normal())
         for month, viscode in VISITS:
@@ -163,8 +166,8 @@ def write_synthetic_adni(
     pd.DataFrame(rows).to_csv(out / "ADNIMERGE.csv", index=False)
     pd.DataFrame(manifest).to_csv(out / "manifest.csv", index=False)
     (out / "README.md").write_text(_readme(subjects, seed, pet_missing, native_shape))
-    write_synthetic_marker(out, "adni", subjects=subjects, seed=seed, pet_missing=pet_missing,
-                           native_shape=list(native_shape))
+    write_synthetic_marker(out, "adni", version=GENERATOR_VERSION, subjects=subjects, seed=seed,
+                           pet_missing=pet_missing, native_shape=list(native_shape))
     return out
 
 
