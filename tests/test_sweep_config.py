@@ -40,6 +40,8 @@ def test_misspelt_sweep_key_names_its_path() -> None:
 
 
 @pytest.mark.parametrize("sweep, expected", [
+    ({"params": {"a": {"low": 0.0, "high": 1.0}}, "objectives": [{"metric": "auc"}]},
+     "sweep.params.a needs 'kind: float', 'kind: int' or 'kind: categorical'"),
     ({"params": {"a": {"kind": "float", "low": 0.0, "high": 1.0, "log": True}}, "objectives": [{"metric": "auc"}]},
      "log-scaled range needs low > 0"),
     ({"params": {"a": {"kind": "int", "low": 5, "high": 1}}, "objectives": [{"metric": "auc"}]},

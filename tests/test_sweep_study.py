@@ -4,6 +4,7 @@ its own checkpoints, the sweep report; Pareto fronts; local worker processes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,6 +15,8 @@ import yaml
 from optuna.trial import TrialState
 
 from robustmm.cli import main
+from robustmm.tune.final import evaluate_trial
+from robustmm.tune.plan import plan_from_folder
 
 STUDY = """
 name: tiny_sweep
@@ -118,6 +121,16 @@ def test_sweep_command_prunes_evaluates_best_on_test_and_reports(tiny_study: Pat
     assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet"]) == 0
     assert len(optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}").trials) == 3
     assert (final_dir / "log.txt").read_text() == log_before
+    assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet", "--final-only"]) == 0
+    assert (final_dir / "log.txt").read_text() == log_before
+
+    # a best trial whose run folder is on another machine is trained again from its config and seed,
+    # and gives the same test result as its own checkpoints
+    plan = dataclasses.replace(plan_from_folder(out), sweep_dir=tmp_path / "elsewhere")
+    Path(best.user_attrs["run_dir"]).rename(tmp_path / "moved")
+    again = evaluate_trial(best, plan, progress=False)
+    assert again["checkpoints_from"] is None and again["test"] == stored["test"]
+    assert "already trained" not in (Path(again["run_dir"]) / "log.txt").read_text()
 
 
 def test_bad_objective_scenario_stops_the_sweep_with_the_available_names(tiny_study: Path, tmp_path: Path,

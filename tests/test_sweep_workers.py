@@ -218,6 +218,24 @@ def test_a_failing_trial_is_recorded_and_the_sweep_goes_on(tmp_path: Path) -> No
     assert report.states == Counter({"COMPLETE": 2, "FAIL": 3})
 
 
+def test_an_interrupted_trial_is_queued_again(tmp_path: Path) -> None:
+    sweep, storage, study = in_process_study(tmp_path, {
+        "params": {"x": {"kind": "float", "low": 0, "high": 1}}, "objectives": [{"metric": "m"}]}, 2)
+
+    def objective(trial: optuna.Trial) -> float:
+        suggest_config({}, sweep, trial)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_worker(study, storage, objective)
+    first, waiting, retry = study.get_trials()
+    assert first.state == TrialState.FAIL and "interrupted" in first.user_attrs["error"]
+    assert retry.state == TrialState.WAITING and retry.params == first.params
+    assert retry.system_attrs["failed_trial"] == 0 and waiting.state == TrialState.WAITING
+    run_worker(study, storage, lambda trial: suggest_config({}, sweep, trial)["x"])  # the same command again
+    assert [t.state for t in study.get_trials()] == [TrialState.FAIL] + [TrialState.COMPLETE] * 2
+
+
 def test_a_sweep_setup_error_stops_the_worker(tmp_path: Path) -> None:
     sweep, storage, study = in_process_study(tmp_path, {
         "params": {"x": {"kind": "float", "low": 0, "high": 1}}, "objectives": [{"metric": "m"}]}, 3)

@@ -224,6 +224,11 @@ def parse_sweep(raw: dict[str, Any] | None, source: str) -> SweepConfig:
     if not raw:
         raise ConfigError(f"{source} has no 'sweep:' section; add one with params and objectives "
                           "(see studies/adni_mci_sweep.yaml)")
+    params = raw.get("params")
+    for name, spec in (params.items() if isinstance(params, dict) else []):
+        if isinstance(spec, dict) and "kind" not in spec:  # pydantic would only say it cannot find the tag
+            raise ConfigError(f"{source}: sweep.params.{name} needs 'kind: float', 'kind: int' or "
+                              "'kind: categorical'")
     try:
         cfg = SweepConfig.model_validate(raw)
     except ValidationError as err:

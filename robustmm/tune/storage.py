@@ -23,7 +23,8 @@ import threading
 import time
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from functools import partial
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +62,34 @@ def redact(url: str) -> str:
         return url.split("://", 1)[0] + "://<unparsable>"
 
 
+@contextlib.contextmanager
+def _file_lock(path: Path | None) -> Iterator[None]:
+    if path is None:
+        yield
+        return
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def retry_stale_trial(heartbeat: HeartbeatConfig, study: optuna.Study, trial: FrozenTrial) -> None:
+    """A running trial lost its worker and is failed already: queue it again if retries remain."""
+    retries = len(trial.system_attrs.get("retry_history", []))
+    if retries < heartbeat.max_retry:
+        log.warning("trial %d lost its worker (no heartbeat for %ds): marked failed and queued again",
+                    trial.number, heartbeat.grace_seconds)
+    else:
+        log.warning("trial %d lost its worker (no heartbeat for %ds): marked failed; it was retried %d times "
+                    "already (sweep.heartbeat.max_retry), so it is not queued again", trial.number,
+                    heartbeat.grace_seconds, retries)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ExperimentalWarning)
+        RetryHeartbeatStaleTrialCallback(max_retry=heartbeat.max_retry)(study, trial)
+
+
 @dataclass
 class SweepStorage:
     """An Optuna storage plus the worker-side heartbeat and queue-lock operations."""
@@ -70,7 +99,6 @@ class SweepStorage:
     heartbeat_cfg: HeartbeatConfig
     #: a local file lock serialising queue operations on SQLite, whose driver cannot lock a row
     lock_path: Path | None = None
-    retried: list[int] = field(default_factory=list)
 
     @property
     def is_journal(self) -> bool:
@@ -82,15 +110,8 @@ class SweepStorage:
         """Held while failing stale trials and taking a waiting one, so that two SQLite workers
         never both take the same trial or both retry the same lost one. PostgreSQL/MySQL lock the
         row (SELECT ... FOR UPDATE) and the journal orders writes, so they need no extra lock."""
-        if self.lock_path is None:
+        with _file_lock(self.lock_path):
             yield
-            return
-        with open(self.lock_path, "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
 
     # ------------------------------------------------------------------ heartbeats
     def beat(self, trial_id: int) -> None:
@@ -121,21 +142,6 @@ class SweepStorage:
             stop.set()
             thread.join()
 
-    def on_stale(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """A running trial lost its worker: it is failed already; queue it again if retries remain."""
-        history = trial.system_attrs.get("retry_history", [])
-        if len(history) < self.heartbeat_cfg.max_retry:
-            log.warning("trial %d lost its worker (no heartbeat for %ds): marked failed and queued again",
-                        trial.number, self.heartbeat_cfg.grace_seconds)
-            self.retried.append(trial.number)
-        else:
-            log.warning("trial %d lost its worker (no heartbeat for %ds): marked failed; it was retried %d "
-                        "times already (sweep.heartbeat.max_retry), so it is not queued again",
-                        trial.number, self.heartbeat_cfg.grace_seconds, len(history))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            RetryHeartbeatStaleTrialCallback(max_retry=self.heartbeat_cfg.max_retry)(study, trial)
-
     def fail_stale(self, study: optuna.Study) -> None:
         """Fail every running trial whose heartbeat is older than the grace period (and retry it)."""
         with warnings.catch_warnings():
@@ -147,6 +153,8 @@ class SweepStorage:
         now = time.time()
         for trial in self.backend.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             last = trial.system_attrs.get(JOURNAL_HEARTBEAT_ATTR)
+            if last is None and trial.datetime_start is not None:  # killed before its first heartbeat
+                last = trial.datetime_start.timestamp()
             if last is None or now - float(last) <= self.heartbeat_cfg.grace_seconds:
                 continue
             trial_id = self.backend.get_trial_id_from_study_id_trial_number(study_id, trial.number)
@@ -155,7 +163,7 @@ class SweepStorage:
                     continue
             except UpdateFinishedTrialError:  # another worker failed it first
                 continue
-            self.on_stale(study, self.backend.get_trial(trial_id))
+            retry_stale_trial(self.heartbeat_cfg, study, self.backend.get_trial(trial_id))
 
 
 def open_storage(url: str, heartbeat: HeartbeatConfig) -> SweepStorage:
@@ -182,16 +190,16 @@ def open_storage(url: str, heartbeat: HeartbeatConfig) -> SweepStorage:
             lock_path = Path(database + ".lock")
         # several local workers write at once: wait for the file lock instead of failing at once
         engine_kwargs = {"connect_args": {"timeout": 120}}
-    sweep_storage = SweepStorage(url, None, heartbeat, lock_path)  # type: ignore[arg-type]
     attempt = 1
     while True:
         try:
-            with sweep_storage.queue_lock(), warnings.catch_warnings():
+            # on a new SQLite file the lock also keeps local workers from creating the tables together
+            with _file_lock(lock_path), warnings.catch_warnings():
                 warnings.simplefilter("ignore", ExperimentalWarning)
-                sweep_storage.backend = RDBStorage(
-                    url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat.interval,
-                    grace_period=heartbeat.grace_seconds, heartbeat_stale_trial_callback=sweep_storage.on_stale)
-            return sweep_storage
+                backend = RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=heartbeat.interval,
+                                     grace_period=heartbeat.grace_seconds,
+                                     heartbeat_stale_trial_callback=partial(retry_stale_trial, heartbeat))
+            return SweepStorage(url, backend, heartbeat, lock_path)
         except ImportError as exc:
             raise ConfigError(f"storage '{redact(url)}' needs a database driver that is not installed ({exc}); "
                               "for PostgreSQL: pip install psycopg2-binary (or robustmm[postgres])") from None

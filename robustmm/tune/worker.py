@@ -152,6 +152,9 @@ def run_worker(study: optuna.Study, storage: SweepStorage, objective: Objective,
         with storage.queue_lock():
             storage.fail_stale(study)
             taken = _take_waiting(study, storage, study_id)
+            if taken is not None:
+                # at once, so that a worker killed from here on leaves a trial the check can see
+                storage.beat(taken[1])
         if taken is None:
             if not study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
                 break
