@@ -156,7 +156,7 @@ class CIDer(Method):
         priors = class_counts / class_counts.sum().clamp_min(1)
         if self.options.maci:
             self.bias_words = mine_bias_words(np.concatenate(ids), np.concatenate(valid), np.concatenate(labels), c,
-                                              self.options.bias_cv, self.options.bias_top_k)
+                                              self.options.bias_cv, self.options.bias_top_k, self.net.special_ids)
         self.net.set_statistics(prototypes, priors, torch.tensor(self.bias_words.ids, dtype=torch.long))
 
     def _factual_and_counterfactual(self, batch: Batch) -> dict[str, Tensor]:

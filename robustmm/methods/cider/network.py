@@ -87,6 +87,8 @@ class CIDerNet(nn.Module):
         self.text_ids = text.kind == "tokens"
         self.unk_id = text.unk_id if text.unk_id is not None else 100
         self.pad_id = text.pad_id if text.pad_id is not None else 0
+        #: ids a counterfactual keeps and bias-word mining skips: BERT's and the dataset's own
+        self.special_ids = tuple(sorted({*BERT_SPECIAL_IDS, *text.special_ids, self.unk_id, self.pad_id}))
         if self.text_ids:
             self.embedding = nn.Embedding(vocab_size, token_dim, padding_idx=self.pad_id)
             text_dim = token_dim
@@ -163,7 +165,7 @@ class CIDerNet(nn.Module):
 
     def counterfactual_keep(self, ids: Tensor) -> Tensor:
         """Positions a counterfactual text keeps: special tokens and bias words."""
-        keep = torch.isin(ids, torch.tensor(BERT_SPECIAL_IDS, device=ids.device))
+        keep = torch.isin(ids, torch.tensor(self.special_ids, device=ids.device))
         if self.bias_word_ids.numel():
             keep |= torch.isin(ids, self.bias_word_ids.to(ids.device))
         return keep
