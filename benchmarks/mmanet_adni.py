@@ -41,8 +41,15 @@ def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path) -> dict:
     cfg = load_study(ROOT / "studies" / "adni_mci.yaml", overrides=overrides)
     started = time.time()
     result = run_study(cfg, progress=False)
-    doc = json.loads((result.run_dir / "metrics.json").read_text())
+    return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1),
+            **parse_run(result.run_dir)}
+
+
+def parse_run(run_dir: Path) -> dict:
+    """Test AUC per PET-missing rate and per modality subset, AUILC, and MMANet's mining."""
+    doc = json.loads((Path(run_dir) / "metrics.json").read_text())
     auc = {m: {} for m in METHODS}
+    subset_auc = {m: {} for m in METHODS}
     auilc = {}
     for r in doc["records"]:
         if r["metric"] != "auc" or r["method"] not in auc:
@@ -51,22 +58,31 @@ def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path) -> dict:
             auc[r["method"]][f"{r['rate']:g}"] = r["value"]
         elif r["scenario"] == f"{GROUP}:AUILC":
             auilc[r["method"]] = r["value"]
+        elif r["group"] == "subsets":
+            subset_auc[r["method"]][r["scenario"]] = r["value"]
     mmanet = doc["methods"]["mmanet"]
-    return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1), "auc": auc, "auilc": auilc,
-            "weak_subsets": mmanet["weak_subsets"], "mining_distances": mmanet["mining"]["distances"],
-            "teacher": mmanet["teacher"], "synthetic": bool(doc["synthetic"])}
+    return {"auc": auc, "auilc": auilc, "subset_auc": subset_auc, "weak_subsets": mmanet["weak_subsets"],
+            "mining_distances": mmanet["mining"]["distances"], "teacher": mmanet["teacher"],
+            "synthetic": bool(doc["synthetic"])}
+
+
+def stats(values: list[float | None]) -> dict:
+    v = np.asarray([x for x in values if x is not None], float)
+    return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
 
 
 def summarise(runs: dict[str, dict]) -> dict:
     seeds = sorted(runs, key=int)
     rates = sorted({rate for s in seeds for rate in runs[s]["auc"]["mmanet"]}, key=float)
-
-    def stats(values: list[float]) -> dict:
-        v = np.asarray([x for x in values if x is not None], float)
-        return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
-
-    return {m: {"auc": {rate: stats([runs[s]["auc"][m].get(rate) for s in seeds]) for rate in rates},
-                "auilc": stats([runs[s]["auilc"].get(m) for s in seeds])} for m in METHODS}
+    subsets = list(runs[seeds[0]]["subset_auc"]["mmanet"])
+    out = {m: {"auc": {rate: stats([runs[s]["auc"][m].get(rate) for s in seeds]) for rate in rates},
+               "auilc": stats([runs[s]["auilc"].get(m) for s in seeds]),
+               "subset_auc": {c: stats([runs[s]["subset_auc"][m].get(c) for s in seeds]) for c in subsets}}
+           for m in METHODS}
+    # paired over seeds: the same split, masks and bootstrap subjects for every method of a seed
+    out["mmanet_minus"] = {b: stats([runs[s]["auilc"]["mmanet"] - runs[s]["auilc"][b] for s in seeds])
+                           for b in METHODS if b != "mmanet"}
+    return out
 
 
 def markdown(doc: dict) -> str:
@@ -82,6 +98,13 @@ def markdown(doc: dict) -> str:
     for m in METHODS:
         cells = [fmt(summary[m]["auc"][r]) for r in rates] + [fmt(summary[m]["auilc"])]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired AUILC difference, MMANet minus baseline (mean ± sd over seeds): "
+              + "; ".join(f"{b}: {d['mean']:+.3f} ± {d['sd']:.3f}" for b, d in summary["mmanet_minus"].items()) + ".",
+              "", "Test AUC per modality subset (subjects that have every modality of the subset):", "",
+              "| method | " + " | ".join(summary["mmanet"]["subset_auc"]) + " |",
+              "|---|" + "---|" * len(summary["mmanet"]["subset_auc"])]
+    for m in METHODS:
+        lines.append(f"| {m} | " + " | ".join(fmt(v) for v in summary[m]["subset_auc"].values()) + " |")
     lines += ["", "Weak subsets mined by MMANet (validation split) per seed:", ""]
     lines += [f"- seed {s}: {', '.join(runs[s]['weak_subsets'] or ['none'])}" for s in sorted(runs, key=int)]
     lines += ["", f"Command: `{doc['command']}`; {doc['environment']}.", ""]
@@ -111,6 +134,9 @@ def main() -> None:
         environment=f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread")
     for seed in args.seeds:
         if str(seed) in doc["runs"]:
+            kept = doc["runs"][str(seed)]
+            if (Path(kept["run_dir"]) / "metrics.json").is_file():
+                kept.update(parse_run(Path(kept["run_dir"])))
             print(f"seed {seed}: done before, kept")
             continue
         doc["runs"][str(seed)] = run_seed(seed, args.epochs, args.bootstrap, args.runs)
