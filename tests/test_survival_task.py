@@ -293,6 +293,20 @@ def test_survival_study_on_a_table_end_to_end(tmp_path: Path) -> None:
     assert result.data.dataset.train_missing_counts == {"expr": round(0.3 * len(result.data.splits.train))}
 
 
+def test_classification_study_on_a_table(tmp_path: Path) -> None:
+    from robustmm.study import run_study
+
+    _table().to_csv(tmp_path / "cohort.csv", index=False)
+    data = {"kind": "table", "root": str(tmp_path / "cohort.csv"),
+            "options": {"id_column": "pid", "target": {"kind": "binary", "column": "label", "classes": ["low", "high"]},
+                        "modalities": {"clinical": {"columns": ["age"]}, "expr": {"suffix": "_expr"},
+                                       "cn": {"suffix": "_cn"}}}}
+    cfg = _study(tmp_path, data, [{"name": "complete_only"}], [{"kind": "natural"}])
+    result = run_study(cfg, progress=False)
+    assert {r["metric"] for r in result.records} >= {"auc"}
+    assert result.data.dataset.natural_presence()["cn"].sum() == 80  # all-NaN groups are missing
+
+
 def test_prediction_ignores_the_label_and_censorship_baseline(tmp_path: Path) -> None:
     """A test patient's time and censorship can change without changing its prediction."""
     from robustmm.study import run_study
