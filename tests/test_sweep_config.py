@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from robustmm.config import load_study
 from robustmm.errors import ConfigError
@@ -169,3 +171,25 @@ def test_worked_example_study_is_valid() -> None:
     assert plan.objectives[0].method == "dropout_baseline" and plan.sweep.pruner_kind == "median"
     pareto = plan_sweep(load_study(path, profile="pareto"), str(path))
     assert pareto.sweep.directions == ["maximize", "maximize"] and pareto.sweep.sampler_kind == "nsga2"
+
+
+def test_report_falls_back_to_the_trials_snapshot(tmp_path: Path) -> None:
+    from robustmm.tune.report import load_study_for_report, write_snapshot
+
+    study = optuna.create_study(study_name="snap", directions=["maximize", "minimize"])
+    dist = {"x": optuna.distributions.FloatDistribution(0.0, 1.0)}
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.25}, distributions=dist, values=[0.8, 0.1],
+                                              user_attrs={"run_dir": "/elsewhere/trial-0000"}))
+    study.add_trial(optuna.trial.create_trial(params={"x": 0.5}, distributions=dist, state=TrialState.FAIL,
+                                              user_attrs={"error": "RuntimeError: boom"}))
+    study.set_user_attr("robustmm:test:0", {"test": {"auc": 0.7}})
+    (tmp_path / "sweep.json").write_text(json.dumps({"kind": "robustmm-sweep", "study_name": "snap",
+                                                     "storage": f"sqlite:///{tmp_path / 'gone.db'}"}))
+    write_snapshot(study, tmp_path)
+    loaded, source = load_study_for_report(tmp_path)
+    assert source.startswith("snapshot trials.json") and "does not exist here" in source
+    assert [(t.number, t.state, t.values, t.params) for t in loaded.trials] == \
+        [(0, TrialState.COMPLETE, [0.8, 0.1], {"x": 0.25}), (1, TrialState.FAIL, None, {"x": 0.5})]
+    assert loaded.trials[1].user_attrs["error"] == "RuntimeError: boom"
+    assert loaded.user_attrs["robustmm:test:0"] == {"test": {"auc": 0.7}}
+    assert [t.number for t in loaded.best_trials] == [0]

@@ -116,13 +116,6 @@ def test_sweep_command_prunes_evaluates_best_on_test_and_reports(tiny_study: Pat
 
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
-    # running the finished sweep again trains nothing and evaluates nothing twice
-    log_before = (final_dir / "log.txt").read_text()
-    assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet"]) == 0
-    assert len(optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}").trials) == 3
-    assert (final_dir / "log.txt").read_text() == log_before
-    assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet", "--final-only"]) == 0
-    assert (final_dir / "log.txt").read_text() == log_before
 
     # a best trial whose run folder is on another machine is trained again from its config and seed,
     # and gives the same test result as its own checkpoints
@@ -141,6 +134,20 @@ def test_bad_objective_scenario_stops_the_sweep_with_the_available_names(tiny_st
     assert code == 2
     err = capsys.readouterr().err
     assert "no 'auc' of 'dropout_baseline' under scenario 'pet@0.5'" in err and "pet_missing@1" in err
+
+
+@pytest.mark.slow
+def test_rerunning_a_finished_sweep_repeats_nothing(tiny_study: Path, tmp_path: Path) -> None:
+    out = tmp_path / "again"
+    args = ["sweep", str(tiny_study), "--out", str(out), "--quiet", "--set", "sweep.n_trials=2"]
+    assert main(args) == 0
+    study = optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}")
+    final_log = out / "final" / f"trial-{study.best_trial.number:04d}" / "log.txt"
+    before = final_log.read_text()
+    assert main(args) == 0 and main(args + ["--final-only"]) == 0
+    assert len(study.get_trials()) == 2 and final_log.read_text() == before
+    assert main(args[:-1] + ["sweep.n_trials=3"]) == 0  # a larger budget runs only the difference
+    assert [t.number for t in study.get_trials()] == [0, 1, 2]
 
 
 @pytest.mark.slow

@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import logging
 import warnings
 from pathlib import Path
 from typing import Any, Callable
@@ -31,8 +30,6 @@ from robustmm.report.tables import SYNTHETIC_BANNER  # noqa: E402
 from robustmm.tune.final import final_trials, test_results  # noqa: E402
 from robustmm.tune.plan import SweepPlan, plan_from_folder, read_marker  # noqa: E402
 from robustmm.tune.worker import BUDGET_ATTR  # noqa: E402
-
-log = logging.getLogger("robustmm")
 
 SNAPSHOT = "trials.json"
 REPORT = "report.html"
