@@ -32,10 +32,10 @@ METHODS = ("complete_only", "dropout_baseline", "mmanet")
 GROUP = "pet_missing"
 
 
-def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path) -> dict:
+def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path, data_root: Path) -> dict:
     overrides = [f"methods=[{', '.join('{name: ' + m + '}' for m in METHODS)}]", f"seed={seed}",
                  "training.threads=1", f"evaluation.bootstrap={bootstrap}", f"output_dir={out}",
-                 f"data.root={ROOT / 'datasets' / 'adni_synth'}"]
+                 f"data.root={data_root}"]
     if epochs is not None:
         overrides.append(f"training.epochs={epochs}")
     cfg = load_study(ROOT / "studies" / "adni_mci.yaml", overrides=overrides)
@@ -63,7 +63,8 @@ def parse_run(run_dir: Path) -> dict:
     mmanet = doc["methods"]["mmanet"]
     return {"auc": auc, "auilc": auilc, "subset_auc": subset_auc, "weak_subsets": mmanet["weak_subsets"],
             "mining_distances": mmanet["mining"]["distances"], "teacher": mmanet["teacher"],
-            "synthetic": bool(doc["synthetic"])}
+            "synthetic": bool(doc["synthetic"]), "subjects": doc["data"]["samples"],
+            "splits": doc["data"]["splits"]}
 
 
 def stats(values: list[float | None]) -> dict:
@@ -91,6 +92,8 @@ def markdown(doc: dict) -> str:
     fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"  # noqa: E731
     lines = [f"# MMANet on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
              f"{len(runs)} seeds: {', '.join(sorted(runs, key=int))})", "",
+             f"{next(iter(runs.values()))['subjects']} subjects; per seed about "
+             + ", ".join(f"{k} {v}" for k, v in next(iter(runs.values()))["splits"].items()) + ".", "",
              f"Test AUC (mean ± sd over seeds) with PET removed for a fraction of test subjects, and the "
              f"AUILC of that curve. Schedule: {doc['schedule']}.", "",
              "| method | " + " | ".join(f"PET missing {r}" for r in rates) + " | AUILC |",
@@ -118,13 +121,16 @@ def main() -> None:
     parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates per record")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "benchmarks" / "mmanet_adni")
     parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "mmanet_adni")
+    parser.add_argument("--data-root", type=Path, default=ROOT / "runs" / "benchmarks" / "mmanet_adni" / "cohort",
+                        help="data.root: the study's synthetic cohort is generated here once (a folder of the "
+                             "benchmark's own, so it never clashes with datasets/adni_synth)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     json_path = args.results.with_suffix(".json")
     schedule = "the study's own (training/cpu preset, early stopping on validation loss)" if args.epochs is None \
         else f"training.epochs={args.epochs} (reduced), early stopping on validation loss"
-    settings = {"epochs": args.epochs, "bootstrap": args.bootstrap}
+    settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root)}
     doc = json.loads(json_path.read_text()) if json_path.is_file() else {}
     if doc.get("settings") != settings:
         doc = {"settings": settings, "runs": {}}
@@ -139,7 +145,7 @@ def main() -> None:
                 kept.update(parse_run(Path(kept["run_dir"])))
             print(f"seed {seed}: done before, kept")
             continue
-        doc["runs"][str(seed)] = run_seed(seed, args.epochs, args.bootstrap, args.runs)
+        doc["runs"][str(seed)] = run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root)
         print(f"seed {seed}: {doc['runs'][str(seed)]['auilc']} ({doc['runs'][str(seed)]['seconds']} s)", flush=True)
         write_json_atomic(json_path, doc)
     doc["runs"] = {s: r for s, r in doc["runs"].items() if int(s) in args.seeds}

@@ -267,7 +267,7 @@ def test_adni_study_reports_the_three_methods_on_every_scenario(tmp_path: Path) 
     cfg = load_study(root / "studies" / "adni_mci.yaml", overrides=[
         "methods=[{name: complete_only}, {name: dropout_baseline}, {name: mmanet, warmup_epochs: 2}]",
         "training.epochs=4", "training.threads=1", "evaluation.bootstrap=50", f"output_dir={tmp_path}",
-        f"data.root={root / 'datasets' / 'adni_synth'}"])
+        f"data.root={tmp_path / 'adni'}", "data.synthetic.subjects=120"])
     result = run_study(cfg, progress=False)
     doc = json.loads((result.run_dir / "metrics.json").read_text())
     scenarios = {r["scenario"] for r in doc["records"]}
