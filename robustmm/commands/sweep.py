@@ -48,9 +48,14 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     def show(trial) -> None:
         if args.quiet:
             return
-        values = f" {[round(v, 4) for v in trial.values]}" if trial.values else ""
-        error = f": {trial.user_attrs['error']}" if trial.user_attrs.get("error") else ""
-        print(f"trial {trial.number} {trial.state.name.lower()}{values}{error}", flush=True)
+        detail = ""
+        if trial.state.name == "COMPLETE":
+            detail = f" {[round(v, 4) for v in trial.values]}"
+        elif trial.user_attrs.get("pruned_at"):
+            detail = " at epoch {epoch} of stage {stage}".format(**trial.user_attrs["pruned_at"])
+        elif trial.user_attrs.get("error"):
+            detail = f": {trial.user_attrs['error']}"
+        print(f"trial {trial.number} {trial.state.name.lower()}{detail}", flush=True)
 
     previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:

@@ -61,17 +61,26 @@ def objective_value(records: list[dict[str, Any]], objective: ObjectiveSpec) -> 
                      f"metrics: {metrics} (fix sweep.objectives or evaluation.scenarios)")
 
 
+def pruning_signal(sweep: SweepConfig, objectives: list[ObjectiveSpec]) -> tuple[str, str, float]:
+    """(training stage, validation metric, sign) reported each epoch for pruning. The pruner
+    compares reported values in the study's direction, so a metric that runs the other way
+    (validation loss for a maximized AUC) is reported negated (sign -1)."""
+    first = objectives[0]
+    metric = sweep.pruner.metric or first.metric
+    metric_direction = "minimize" if metric in MINIMIZED else "maximize"
+    return (sweep.pruner.stage or str(first.method), metric,
+            1.0 if metric_direction == first.resolved_direction() else -1.0)
+
+
 class PruningReporter:
-    """Trainer callback: reports a validation metric of one training stage after every epoch
+    """Trainer callback: reports ``sign * metric`` of one training stage after every epoch
     (``trial.report(value, epoch)``) and stops the trial when the pruner says so."""
 
-    def __init__(self, trial: optuna.Trial, stage: str, metric: str, direction: str) -> None:
+    def __init__(self, trial: optuna.Trial, stage: str, metric: str, sign: float) -> None:
         self.trial = trial
         self.stage = stage
         self.metric = metric
-        # the pruner compares reported values in the study's direction; flip a metric that runs the other way
-        metric_direction = "minimize" if metric in MINIMIZED else "maximize"
-        self.sign = 1.0 if metric_direction == direction else -1.0
+        self.sign = sign
         self.stages_seen: list[str] = []
 
     def on_validation_end(self, stage: str, epoch: int, metrics: dict[str, float]) -> None:
@@ -111,9 +120,7 @@ class StudyObjective:
         trial.set_user_attr("run_dir", str(run_dir.resolve()))
         reporter = None
         if self.sweep.pruner_kind != "none":
-            first = self.objectives[0]
-            reporter = PruningReporter(trial, self.sweep.pruner.stage or str(first.method),
-                                       self.sweep.pruner.metric or first.metric, first.resolved_direction())
+            reporter = PruningReporter(trial, *pruning_signal(self.sweep, self.objectives))
         result = run_study(cfg, out=run_dir, progress=False, callbacks=[reporter] if reporter else None,
                            evaluate_split="val")
         trial.set_user_attr("synthetic", bool(result.synthetic))

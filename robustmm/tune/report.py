@@ -28,6 +28,7 @@ from robustmm.io import write_json_atomic, write_text_atomic  # noqa: E402
 from robustmm.report.html import STYLE, metric_table  # noqa: E402
 from robustmm.report.tables import SYNTHETIC_BANNER  # noqa: E402
 from robustmm.tune.final import final_trials, test_results  # noqa: E402
+from robustmm.tune.objective import pruning_signal  # noqa: E402
 from robustmm.tune.plan import SweepPlan, plan_from_folder, read_marker  # noqa: E402
 from robustmm.tune.worker import BUDGET_ATTR  # noqa: E402
 
@@ -118,7 +119,8 @@ def _save_axes(axes: Any, path: Path) -> Path:
     return path
 
 
-def sweep_plots(study: optuna.Study, labels: list[str], plots_dir: Path) -> tuple[list[Path], list[str]]:
+def sweep_plots(study: optuna.Study, labels: list[str], plots_dir: Path,
+                intermediate_label: str = "Intermediate Value") -> tuple[list[Path], list[str]]:
     """Optuna's matplotlib figures saved as PNG; returns (files, notes on figures not drawn)."""
     viz = optuna.visualization.matplotlib
     jobs: list[tuple[str, Callable[[], Any]]] = []
@@ -136,7 +138,12 @@ def sweep_plots(study: optuna.Study, labels: list[str], plots_dir: Path) -> tupl
     if len(labels) in (2, 3) and complete:
         jobs.append(("pareto_front", lambda: viz.plot_pareto_front(study, target_names=labels)))
     if any(t.intermediate_values for t in study.get_trials(deepcopy=False)):
-        jobs.append(("intermediate_values", lambda: viz.plot_intermediate_values(study)))
+        def intermediate() -> Any:
+            axes = viz.plot_intermediate_values(study)
+            axes.set_ylabel(intermediate_label)
+            return axes
+
+        jobs.append(("intermediate_values", intermediate))
     files, notes = [], []
     for name, draw in jobs:
         try:
@@ -189,7 +196,9 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
     results = test_results(study)
     best = final_trials(study)
     synthetic = any(t.user_attrs.get("synthetic") for t in trials)
-    figures, notes = sweep_plots(study, labels, folder / "plots")
+    stage, metric, sign = pruning_signal(plan.sweep, plan.objectives)
+    figures, notes = sweep_plots(study, labels, folder / "plots",
+                                 f"{'-' if sign < 0 else ''}validation {metric} (stage {stage})")
     title = f"robustmm sweep: {plan.study_name}"
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>"]
@@ -236,13 +245,16 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
     for t in trials:
         retry_of = t.system_attrs.get("failed_trial")
         error = str(t.user_attrs.get("error", "")).splitlines()[0] if t.user_attrs.get("error") else ""
-        all_rows.append([str(t.number), t.state.name.lower(), _fmt(t.values) if t.values else "",
+        pruned = t.user_attrs.get("pruned_at")
+        outcome = _fmt(t.values) if t.state == TrialState.COMPLETE else (
+            f"pruned at epoch {pruned['epoch']} of {pruned['stage']}" if pruned else "")
+        all_rows.append([str(t.number), t.state.name.lower(), html.escape(outcome),
                          html.escape(json.dumps(t.params)), _fmt(t.user_attrs.get("seconds", "")),
                          html.escape(str(t.user_attrs.get("host", ""))),
                          "" if retry_of is None else str(retry_of),
                          _link(folder, t.user_attrs.get("run_dir"), "run"), html.escape(error)])
     parts.append("<h2>All trials</h2>")
-    parts.append(_table(["trial", "state", "values", "parameters", "seconds", "host", "retry of", "run folder",
+    parts.append(_table(["trial", "state", "result", "parameters", "seconds", "host", "retry of", "run folder",
                          "error"], all_rows))
     sweep_yaml = json.dumps(plan.sweep.model_dump(mode="json"), indent=2)
     parts.append(f"<h2>Sweep configuration</h2><pre>{html.escape(sweep_yaml)}</pre>")
