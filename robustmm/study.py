@@ -153,7 +153,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     sections += task.summary_sections(records, run_dir / "plots")
     for method in fitted.values():
         sections += method.report_sections(data, run_dir / "plots")
-    doc = {"study": cfg.name, "synthetic": synthetic, "primary_metric": task.primary_metric, "records": records,
+    doc = {"study": cfg.name, "split": evaluate_split, "synthetic": synthetic, "primary_metric": task.primary_metric,
+           "records": records,
            "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
            "data": data_report(data), "sections": [list(s) for s in sections]}
     summary = _write_outputs(run_dir, cfg, doc)

@@ -33,13 +33,13 @@ def metric_table(records: list[dict[str, Any]], metric: str) -> str:
 
 def write_report(path: Path, title: str, records: list[dict[str, Any]], metrics: list[str], plots: list[Path],
                  synthetic: bool, data_report: dict[str, Any], method_notes: dict[str, Any], config_yaml: str,
-                 extra_sections: list[tuple[str, str]] | None = None) -> None:
+                 extra_sections: list[tuple[str, str]] | None = None, split: str = "test") -> None:
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
              f"<style>{STYLE}</style></head><body>"]
     if synthetic:
         parts.append(f"<div class='banner'>{html.escape(SYNTHETIC_BANNER)}</div>")
     parts.append(f"<h1>{html.escape(title)}</h1>")
-    parts.append("<p>Values are on the test split; brackets are 95% percentile-bootstrap CIs over subjects "
+    parts.append(f"<p>Values are on the {html.escape(split)} split; brackets are 95% percentile-bootstrap CIs over subjects "
                  "(paired across methods). Rows ending in <code>:AUILC</code> are areas under the metric-vs-"
                  "missing-rate curve.</p>")
     for metric in metrics:

@@ -25,14 +25,15 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
                     or plots.subset_bars(records, g, primary, target, synthetic))
             if made:
                 figures.append(made.relative_to(run_dir))
-    summary = summary_table(records, primary, synthetic)
+    split = doc.get("split", "test")
+    summary = summary_table(records, primary, synthetic, split)
     if make_html:
         config_path = run_dir / CONFIG_FILE
         config_text = config_path.read_text() if config_path.is_file() else ""
         metrics = [primary] + [k for k in dict.fromkeys(r["metric"] for r in records) if k != primary]
         html_report.write_report(run_dir / "report.html", f"robustmm study: {doc.get('study', run_dir.name)}",
                                  records, metrics, figures, synthetic, doc.get("data", {}), doc.get("methods", {}),
-                                 config_text, [tuple(s) for s in doc.get("sections", [])])
+                                 config_text, [tuple(s) for s in doc.get("sections", [])], split)
     write_text_atomic(run_dir / "summary.txt", summary + "\n")
     return summary
 

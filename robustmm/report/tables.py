@@ -44,7 +44,7 @@ def pivot(records: list[dict[str, Any]], metric: str) -> tuple[list[str], list[s
     return rows, cols, cells
 
 
-def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool) -> str:
+def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool, split: str = "test") -> str:
     rows, cols, cells = pivot(records, metric)
     header = ["scenario"] + cols
     body = [[s] + [fmt_ci(cells[(s, m)]) if (s, m) in cells else "" for m in cols] for s in rows]
@@ -53,6 +53,6 @@ def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool) -
     out = []
     if synthetic:
         out += ["!" * len(SYNTHETIC_BANNER), SYNTHETIC_BANNER, "!" * len(SYNTHETIC_BANNER)]
-    out += [f"{metric} (95% bootstrap CI) on the test split", line(header), line(["-" * w for w in widths])]
+    out += [f"{metric} (95% bootstrap CI) on the {split} split", line(header), line(["-" * w for w in widths])]
     out += [line(b) for b in body]
     return "\n".join(out)
