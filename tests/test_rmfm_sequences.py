@@ -138,7 +138,8 @@ def test_rate_grid_masks_are_consistent_in_expectation(batch: Batch) -> None:
     grid = build_scenarios([RMFMScenario(kind="rmfm", rates=[round(0.1 * i, 1) for i in range(11)])], list(SPECS))
     assert [s.name for s in grid] == [f"rmfm@{r:g}" for r in np.round(np.arange(11) * 0.1, 1)]
     assert [s.rate for s in grid] == pytest.approx([0.1 * i for i in range(11)])
-    kept = [float(s.apply(batch, SPECS, seed=0).feature_mask["audio"].sum()) / float(batch.valid["audio"].sum())
+    part = batch.select(torch.arange(150))
+    kept = [float(s.apply(part, SPECS, seed=0).feature_mask["audio"].sum()) / float(part.valid["audio"].sum())
             for s in grid]
     assert kept[0] == 1.0 and kept[-1] == 0.0
     assert all(a > b for a, b in zip(kept, kept[1:]))  # more missing at every step of the grid
