@@ -22,6 +22,7 @@ from robustmm.methods.itcfn.generator import (
     GeneratorLossWeights,
     GeneratorTraining,
     PetGenerator,
+    SubjectOffset,
     build_discriminator,
     fit_linear_rescale,
 )
@@ -192,8 +193,8 @@ def test_adversarial_terms_start_after_warmup_and_each_loss_moves_only_its_netwo
     captured = {}
     forward = gen.forward
 
-    def recording(mri):  # the VQ codebook moves on every training forward: keep this step's output
-        out = forward(mri)
+    def recording(mri, **kwargs):  # the VQ codebook moves on every training forward: keep this step's output
+        out = forward(mri, **kwargs)
         captured["fake"] = out[0].detach()
         return out
 
@@ -233,9 +234,35 @@ def test_generator_learns_a_mapping_that_the_template_cannot() -> None:
     assert generated_mae < 0.5 * template_mae
 
 
+def test_subject_offset_recovers_a_brain_wide_shift_shown_by_a_small_mri_region() -> None:
+    torch.manual_seed(0)
+    n = 60
+    factor = torch.randn(n).view(-1, 1, 1, 1, 1)
+    mri = 0.1 * torch.randn(n, *SHAPE)
+    mri[:, :, 2:4, 4:6, 2:4] += factor  # a few voxels show it ...
+    grid = torch.meshgrid(*[torch.linspace(-1, 1, k) for k in SHAPE[1:]], indexing="ij")
+    brain = torch.exp(-sum(g**2 for g in grid) / 0.5).unsqueeze(0)
+    template = 2 * brain - 1
+    pet = template + 0.2 * factor * brain + 0.02 * torch.randn(n, *SHAPE)  # ... the whole brain's PET follows it
+    vqvae_output = template.expand_as(pet)  # a VQ-VAE that only reproduces the template
+    offset = SubjectOffset(SHAPE)
+    chosen = offset.fit([(mri[:40], pet[:40], vqvae_output[:40])], [(mri[40:], pet[40:], vqvae_output[40:])],
+                        template)
+    assert chosen["penalty"] in SubjectOffset.PENALTIES
+    before = float((template - pet[40:]).abs().mean())
+    oracle = float((template + 0.2 * factor[40:] * brain - pet[40:]).abs().mean())  # knows the factor
+    after = float((template + offset(mri[40:]) - pet[40:]).abs().mean())
+    assert after == pytest.approx(chosen["val_mae"], rel=1e-4)
+    assert before - after > 0.7 * (before - oracle)
+
+    pure_noise = template + 0.02 * torch.randn(n, *SHAPE)  # nothing to learn: the offset stays off
+    assert SubjectOffset(SHAPE).fit([(mri[:40], pure_noise[:40], vqvae_output[:40])],
+                                    [(mri[40:], pure_noise[40:], vqvae_output[40:])], template)["penalty"] is None
+
+
 def test_linear_rescale_recovers_a_known_map() -> None:
-    x = torch.randn(3, 1, 4, 4, 4)
-    a, b = fit_linear_rescale(x, 0.5 * x - 0.2)
+    x = torch.randn(6, 1, 4, 4, 4)
+    a, b = fit_linear_rescale([(x[:4], 0.5 * x[:4] - 0.2), (x[4:], 0.5 * x[4:] - 0.2)])
     assert a == pytest.approx(0.5, abs=1e-6) and b == pytest.approx(-0.2, abs=1e-6)
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Iterable
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -39,17 +40,93 @@ log = logging.getLogger("robustmm")
 DATA_RANGE = 2.0
 
 
+class SubjectOffset(nn.Module):
+    """A subject's overall PET level, read from the whole MRI (closed-form ridge regression).
+
+    A subject's disease stage shows in a few MRI voxels (ventricles, hippocampi) far from the
+    cortex whose PET it changes, beyond the reach of the VQ-VAE's local latents, and after
+    per-scan intensity normalisation it moves the PET of the whole brain. After the VQ-VAE is
+    trained, the mean of its residual (PET − output) over the brain is regressed (ridge) on the
+    standardised, 4x average-pooled MRI of the training pairs, and a per-voxel map, fitted to the
+    same residuals, spreads the predicted shift over the volume. The ridge penalty, or no offset
+    at all, is chosen on the validation pairs' MAE.
+    """
+
+    #: ridge penalties, as multiples of the number of MRI features (each sample's squared norm)
+    PENALTIES = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
+
+    def __init__(self, volume_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.shape = tuple(volume_shape)
+        self.features = nn.AvgPool3d(4, ceil_mode=True)
+        self.targets = nn.AvgPool3d(2, ceil_mode=True)
+        n_features = self.features(torch.zeros(1, *volume_shape)).numel()
+        self.register_buffer("feature_mean", torch.zeros(n_features))
+        self.register_buffer("feature_std", torch.ones(n_features))
+        self.register_buffer("readout", torch.zeros(n_features))
+        self.register_buffer("pattern", torch.zeros(volume_shape))
+
+    def _standardised(self, mri: Tensor) -> Tensor:
+        return (self.features(mri.float()).flatten(1) - self.feature_mean) / self.feature_std
+
+    def forward(self, mri: Tensor) -> Tensor:
+        offset = self._standardised(mri) @ self.readout
+        return offset.view(-1, *([1] * len(self.shape))) * self.pattern
+
+    @torch.no_grad()
+    def fit(self, train: list[tuple[Tensor, Tensor, Tensor]], val: list[tuple[Tensor, Tensor, Tensor]],
+            template: Tensor) -> dict:
+        """``train``/``val``: batches of (MRI, PET, VQ-VAE output). Returns what was chosen."""
+        mri = torch.cat([b[0] for b in train]).float()
+        pooled = self.features(mri).flatten(1)
+        self.feature_mean.copy_(pooled.mean(0))
+        self.feature_std.copy_(pooled.std(0).clamp_min(1e-6))
+        x = self._standardised(mri).double()
+        brain = (self.targets(template.unsqueeze(0).float()) > template.min() + 0.5 * (template.max() - template.min()))
+        residual = torch.cat([self.targets((pet - out).float()) for _, pet, out in train]).flatten(1).double()
+        residual = residual - residual.mean(0)  # the average subject keeps the VQ-VAE's output
+        level = residual[:, brain.flatten()].mean(1)
+        gram = x @ x.T
+        x_val = torch.cat([self._standardised(b[0]) for b in val]).double()
+        pet_val = torch.cat([b[1] for b in val]).float()
+        out_val = torch.cat([b[2] for b in val]).float()
+        best = {"penalty": None, "val_mae": float((out_val.clamp(-1, 1) - pet_val).abs().mean())}
+        for penalty in self.PENALTIES:
+            dual = torch.linalg.solve(gram + penalty * x.shape[1] * torch.eye(len(x), dtype=x.dtype), level)
+            fitted = gram @ dual
+            pattern = (fitted @ residual) / (fitted @ fitted).clamp_min(1e-12)
+            weights = x.T @ dual
+            change = (x_val @ weights).view(-1, 1) * pattern.view(1, -1)
+            mae = float(((out_val + self._upsample(change, len(x_val))).clamp(-1, 1) - pet_val).abs().mean())
+            if mae < best["val_mae"]:
+                best = {"penalty": penalty, "val_mae": mae, "weights": weights, "pattern": pattern}
+        self.readout.zero_()
+        self.pattern.zero_()
+        if best["penalty"] is not None:
+            self.readout.copy_(best.pop("weights").float())
+            self.pattern.copy_(self._upsample(best.pop("pattern").view(1, -1), 1)[0])
+        return best
+
+    def _upsample(self, flat: Tensor, n: int) -> Tensor:
+        """(n, pooled voxels) at the 2x pooled grid -> (n, *volume_shape)."""
+        grid = self.targets(torch.zeros(1, *self.shape)).shape[1:]
+        coarse = flat.float().view(n, *grid)
+        return F.interpolate(coarse, size=self.shape[1:], mode="trilinear", align_corners=False)
+
+
 class PetGenerator(nn.Module):
-    """MRI (B, 1, D, H, W) -> PET of the same shape: template + VQ-VAE(MRI)."""
+    """MRI (B, 1, D, H, W) -> PET of the same shape: template + VQ-VAE(MRI) + the subject's
+    PET level (``subject_offset``; see :class:`SubjectOffset`)."""
 
     def __init__(self, volume_shape: tuple[int, ...], channels: tuple[int, int] = (16, 32), res_layers: int = 1,
-                 codebook_size: int = 1024, codebook_dim: int = 32) -> None:
+                 codebook_size: int = 1024, codebook_dim: int = 32, subject_offset: bool = True) -> None:
         super().__init__()
         self.vqvae = VQVAE(spatial_dims=3, in_channels=volume_shape[0], out_channels=volume_shape[0],
                            channels=tuple(channels), num_res_layers=res_layers, num_res_channels=tuple(channels),
                            downsample_parameters=((2, 4, 1, 1), (2, 4, 1, 1)),
                            upsample_parameters=((2, 4, 1, 1, 0), (2, 4, 1, 1, 0)),
                            num_embeddings=codebook_size, embedding_dim=codebook_dim)
+        self.subject = SubjectOffset(volume_shape) if subject_offset else None
         self.register_buffer("template", torch.zeros(volume_shape))
         self.register_buffer("codebook_ready", torch.tensor(False))
 
@@ -72,9 +149,12 @@ class PetGenerator(nn.Module):
         quantizer.ema_cluster_size.fill_(1.0)  # consistent with ema_w: the next EMA step keeps the entries
         self.codebook_ready.fill_(True)
 
-    def forward(self, mri: Tensor) -> tuple[Tensor, Tensor]:
-        """Returns the generated PET (unclipped) and the quantisation loss."""
+    def forward(self, mri: Tensor, subject: bool = True) -> tuple[Tensor, Tensor]:
+        """Returns the generated PET (unclipped) and the quantisation loss; ``subject=False``
+        leaves out the subject offset (it is fitted after the VQ-VAE, on its residuals)."""
         residual, quantization_loss = self.vqvae(mri)
+        if subject and self.subject is not None:
+            residual = residual + self.subject(mri)
         return self.template.unsqueeze(0) + residual, quantization_loss
 
     @torch.no_grad()
@@ -147,7 +227,7 @@ class GeneratorTraining(nn.Module):
         mri, pet = pairs
         if not bool(self.generator.codebook_ready):
             self.generator.init_codebook(mri)
-        fake, quantization_loss = self.generator(mri)
+        fake, quantization_loss = self.generator(mri, subject=False)
         loss = F.l1_loss(fake.float(), pet.float()) + quantization_loss
         for perceptual in self._perceptual:
             perceptual.to(fake.device)
@@ -186,25 +266,39 @@ def image_metrics(pred: Tensor, target: Tensor) -> dict[str, float]:
     }
 
 
-def fit_linear_rescale(source: Tensor, target: Tensor) -> tuple[float, float]:
-    """Least-squares (a, b) with a·source + b ≈ target over every voxel of every pair."""
-    x = source.double().flatten()
-    y = target.double().flatten()
-    design = torch.stack([x, torch.ones_like(x)], dim=1)
-    a, b = torch.linalg.lstsq(design, y.unsqueeze(1)).solution.flatten().tolist()
-    return float(a), float(b)
+def fit_linear_rescale(pairs: Iterable[tuple[Tensor, Tensor]]) -> tuple[float, float]:
+    """Least-squares (a, b) with a·source + b ≈ target over every voxel of every (source, target)
+    batch (accumulated sums, so the pairs never have to fit in memory at once)."""
+    n = sx = sy = sxx = sxy = 0.0
+    for source, target in pairs:
+        x, y = source.double().flatten(), target.double().flatten()
+        n += x.numel()
+        sx, sy = sx + float(x.sum()), sy + float(y.sum())
+        sxx, sxy = sxx + float((x * x).sum()), sxy + float((x * y).sum())
+    a = (n * sxy - sx * sy) / max(n * sxx - sx * sx, 1e-12)
+    return float(a), float((sy - a * sx) / n)
 
 
-def generation_quality(generated: Tensor, real: Tensor, template: Tensor, mri: Tensor,
-                       rescale: tuple[float, float]) -> dict[str, dict[str, float]]:
-    """Generated PET next to two trivial references (the train-set mean PET; the MRI rescaled
-    by the training least-squares fit), all against the real PET."""
+def generation_quality(batches: Iterable[tuple[Tensor, Tensor, Tensor]], template: Tensor,
+                       rescale: tuple[float, float]) -> dict[str, Any]:
+    """Generated PET next to two trivial references (the train-set mean PET; the MRI rescaled by
+    the training least-squares fit), each against the real PET; ``batches`` of (MRI, real PET,
+    generated PET). Metrics are means over volumes."""
     a, b = rescale
-    return {
-        "generated": image_metrics(generated, real),
-        "train_mean_pet": image_metrics(template.unsqueeze(0).expand_as(real), real),
-        "mri_rescaled": image_metrics((a * mri.float() + b).clamp(-1.0, 1.0), real),
-    }
+    sums: dict[str, dict[str, float]] = {}
+    count = 0
+    for mri, real, generated in batches:
+        n = len(real)
+        estimates = {"generated": generated, "train_mean_pet": template.unsqueeze(0).expand_as(real),
+                     "mri_rescaled": (a * mri.float() + b).clamp(-1.0, 1.0)}
+        for name, estimate in estimates.items():
+            for metric, value in image_metrics(estimate, real).items():
+                sums.setdefault(name, {}).setdefault(metric, 0.0)
+                sums[name][metric] += value * n
+        count += n
+    if not count:
+        return {}
+    return {**{name: {k: v / count for k, v in m.items()} for name, m in sums.items()}, "test_subjects": count}
 
 
 def mid_slice_figure(mri: Tensor, real: Tensor, generated: Tensor, subjects: list[str], path: Path,

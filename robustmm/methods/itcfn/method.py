@@ -66,7 +66,8 @@ class GeneratorOptions(MethodOptions):
     res_layers: int = Field(1, ge=1)
     codebook_size: int = Field(1024, ge=2)
     codebook_dim: int = Field(32, ge=1)
-    epochs: int = Field(30, ge=1)
+    subject_offset: bool = True  # the subject's PET level read out from the whole MRI (ridge, after the VQ-VAE)
+    epochs: int = Field(12, ge=1)
     lr: float = Field(2e-3, gt=0)
     batch_size: int = Field(8, ge=1)
     adversarial_weight: float = Field(0.01, ge=0)
@@ -91,7 +92,7 @@ class ITCFNOptions(MethodOptions):
     fused_dim: int = Field(32, ge=4)
     heads: int = Field(4, ge=1)
     dropout: float | None = Field(None, ge=0.0, lt=1.0)
-    resnet_planes: tuple[int, int, int, int] = (8, 16, 32, 64)
+    resnet_planes: tuple[int, int, int, int] = (4, 8, 16, 32)  # CPU scale; wider for 96x128x96 volumes
     resnet_layers: tuple[int, int, int, int] = (1, 1, 1, 1)
     # loss (spec: focal alpha 0.25, gamma 2; SDM tau 2, w1 0.2, w2 0.01)
     focal_alpha: float | None = Field(0.25, ge=0.0, le=1.0)
@@ -302,7 +303,7 @@ class ITCFN(Method):
             self.generator_info = {**earlier.generator_info, "reused_from": earlier.context.method_id}
             return
         shape = data.modalities[opts.pet].shape
-        self.generator = PetGenerator(shape, gopts.channels, gopts.res_layers, gopts.codebook_size, gopts.codebook_dim)
+        self.generator = self._new_generator()
         self.generator.set_template(self.volume_means[opts.pet])
         perceptual, perceptual_status = (offline_perceptual_loss(gopts.perceptual_network)
                                          if gopts.perceptual_weight > 0 else (None, "perceptual loss off (weight 0)"))
@@ -315,29 +316,34 @@ class ITCFN(Method):
         result = trainer.fit(module, paired, stage="generator", epochs=gopts.epochs, lr=gopts.lr,
                              monitor=GeneratorTraining.monitor)  # the classifier's monitor means nothing here
         self.generator.eval()
-        mri, pet = self._split_pairs(paired, "train", trainer.device)
-        self.mri_rescale = fit_linear_rescale(mri, pet)
+        device = trainer.device
+        with torch.no_grad():
+            train = [(m, p, self.generator(m, subject=False)[0]) for m, p in self._pair_batches(paired, "train", device)]
+            val = [(m, p, self.generator(m, subject=False)[0]) for m, p in self._pair_batches(paired, "val", device)]
+        offset = (self.generator.subject.fit(train, val, self.generator.template)
+                  if self.generator.subject is not None else {"penalty": None})
+        self.mri_rescale = fit_linear_rescale((m, p) for m, p, _ in train)
+        del train, val
         self.generator_info = {"training_pairs": len(paired.splits.train), "validation_pairs": len(paired.splits.val),
                                "epochs_run": result.epochs_run, "best_epoch": result.best_epoch,
-                               "best_val_mae": result.best_score, "train_seconds": round(result.seconds, 1),
-                               "perceptual": perceptual_status}
-        mri, pet = self._split_pairs(paired, "test", trainer.device)
-        if len(mri):
-            self.quality = generation_quality(self.generator.generate(mri), pet, self.generator.template, mri,
-                                              self.mri_rescale)
-            self.quality["test_subjects"] = len(mri)
-            log.info("%s: generated PET on %d test subjects: %s", self.context.method_id, len(mri),
-                     {k: v for k, v in self.quality.items() if isinstance(v, dict)})
+                               "best_val_mae_vqvae": result.best_score, "subject_offset": offset,
+                               "train_seconds": round(result.seconds, 1), "perceptual": perceptual_status}
+        self.quality = generation_quality(((m, p, self.generator.generate(m))
+                                           for m, p in self._pair_batches(paired, "test", device)),
+                                          self.generator.template, self.mri_rescale)
+        if self.quality:
+            log.info("%s: generated PET on %d test subjects: %s", self.context.method_id,
+                     self.quality["test_subjects"], {k: v for k, v in self.quality.items() if isinstance(v, dict)})
 
-    def _split_pairs(self, paired, split: str, device: torch.device) -> tuple[Tensor, Tensor]:
-        mris, pets = [], []
+    def _new_generator(self) -> PetGenerator:
+        g = self.options.generator
+        return PetGenerator(tuple(self.context.modalities[self.options.pet].shape), g.channels, g.res_layers,
+                            g.codebook_size, g.codebook_dim, g.subject_offset)
+
+    def _pair_batches(self, paired, split: str, device: torch.device):
+        """(MRI, PET) batches of a split of the paired view, on ``device``."""
         for batch in paired.loader(split, shuffle=False):
-            mris.append(batch.inputs[self.options.mri])
-            pets.append(batch.inputs[self.options.pet])
-        if not mris:
-            empty = torch.zeros((0, *paired.modalities[self.options.pet].shape))
-            return empty.to(device), empty.to(device)
-        return torch.cat(mris).to(device), torch.cat(pets).to(device)
+            yield batch.inputs[self.options.mri].to(device), batch.inputs[self.options.pet].to(device)
 
     # ------------------------------------------------------------------ inference
     def predict(self, batch: Batch) -> dict[str, Tensor]:
@@ -362,10 +368,7 @@ class ITCFN(Method):
         self.net.load_state_dict(state["net"])
         self.task.load_state_dict(state["task"])
         if state.get("generator") is not None:
-            gopts = self.options.generator
-            shape = tuple(self.context.modalities[self.options.pet].shape)
-            self.generator = PetGenerator(shape, gopts.channels, gopts.res_layers, gopts.codebook_size,
-                                          gopts.codebook_dim)
+            self.generator = self._new_generator()
             self.generator.load_state_dict(state["generator"])
             self.generator.to(self.device).eval()
         self.volume_means = dict(state.get("volume_means", {}))
