@@ -143,7 +143,7 @@ def test_absent_pet_becomes_zeros_mean_or_generated() -> None:
 
     zero = _method(pet_fill="zero")
     inputs, _, available = zero.complete_inputs(batch)
-    assert torch.equal(inputs["pet"][0], batch.inputs["pet"][0]) and torch.equal(inputs["pet"][3], batch.inputs["pet"][3])
+    assert torch.equal(inputs["pet"][[0, 3]], batch.inputs["pet"][[0, 3]])
     assert inputs["pet"][1:3].abs().sum() == 0 and inputs["mri"][2].abs().sum() == 0
     assert available["pet"].tolist() == [True, False, False, True]
 

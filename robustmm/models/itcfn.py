@@ -138,7 +138,8 @@ class ITCFNNet(nn.Module):
 
     def __init__(self, specs: dict[str, ModalitySpec], modalities: list[str], num_classes: int, dim: int = 64,
                  fused_dim: int = 32, heads: int = 4, dropout: float = 0.2,
-                 resnet_planes: tuple[int, ...] = (8, 16, 32, 64), resnet_layers: tuple[int, ...] = (1, 1, 1, 1)) -> None:
+                 resnet_planes: tuple[int, ...] = (8, 16, 32, 64),
+                 resnet_layers: tuple[int, ...] = (1, 1, 1, 1)) -> None:
         super().__init__()
         unknown = [m for m in modalities if m not in specs]
         if unknown:
@@ -162,7 +163,8 @@ class ITCFNNet(nn.Module):
         self.aggregation = nn.ModuleDict({m: ChannelAggregation(dim, fused_dim) for m in modalities})
         self.fusion = TriModalCoAttention(self.modalities, fused_dim, dropout)
         self.head = nn.Sequential(nn.LayerNorm(self.fusion.out_dim), nn.Dropout(dropout),
-                                  nn.Linear(self.fusion.out_dim, fused_dim), nn.GELU(), nn.Linear(fused_dim, num_classes))
+                                  nn.Linear(self.fusion.out_dim, fused_dim), nn.GELU(),
+                                  nn.Linear(fused_dim, num_classes))
 
     def forward(self, inputs: dict[str, Tensor], observed: dict[str, Tensor] | None = None) -> dict:
         observed = observed or {}

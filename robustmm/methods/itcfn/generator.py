@@ -2,9 +2,12 @@
 
 The translator is MONAI's ``VQVAE`` (two stride-2 downsamplings, a vector-quantised latent of
 ``codebook_size`` x ``codebook_dim``) whose decoder predicts the deviation of this subject's PET
-from the training-set mean PET (a population template, held as a buffer): with about a hundred
+from the training-set mean PET (a population template, held as a buffer): with a few hundred
 training pairs the template is the strongest single guess, and the network's few epochs go into
-what the MRI says about this subject rather than into re-learning the template.
+what the MRI says about this subject rather than into re-learning the template. Its codebook is
+initialised from encoder outputs (see :meth:`PetGenerator.init_codebook`). After training, a
+closed-form ridge read-out of the whole MRI adds the subject's overall PET level
+(:class:`SubjectOffset`), which the VQ-VAE's local latents cannot see.
 
 Training (one Trainer stage, checkpointed and resumable like any other) uses only training
 subjects that have both scans, early-stops on validation-subject MAE, and minimises

@@ -124,9 +124,10 @@ class ClassifierTraining(nn.Module):
         self._method = [method]  # a plain reference: the method's generator is frozen here
         self.monitor = method.task.primary_metric  # when the study sets no early_stopping.monitor
         opts = method.options
-        self.dropout = (build_scenario(ModalityRateScenario(kind="modality_rate", modality=opts.pet, rate=opts.pet_dropout),
-                                       list(method.context.modalities))
-                        if opts.use_pet and opts.pet_dropout > 0 and not opts.upper_bound else None)
+        self.dropout = None
+        if opts.use_pet and opts.pet_dropout > 0 and not opts.upper_bound:
+            hide_pet = ModalityRateScenario(kind="modality_rate", modality=opts.pet, rate=opts.pet_dropout)
+            self.dropout = build_scenario(hide_pet, list(method.context.modalities))
 
     def trainable_parameters(self):
         return self.net.parameters()
@@ -271,8 +272,8 @@ class ITCFN(Method):
         if self.generator is not None:
             self.generator.to(trainer.device)
         result = trainer.fit(ClassifierTraining(self), train_data, stage="classifier", epochs=opts.epochs, lr=opts.lr)
-        log.info("%s: classifier best %s %.4f at epoch %d", self.context.method_id, self.task.primary_metric,
-                 result.best_score, result.best_epoch)
+        log.info("%s: classifier selected at epoch %d (validation score %.4f)", self.context.method_id,
+                 result.best_epoch, result.best_score)
         self.to(trainer.device)
 
     def _paired(self, data, presence: dict[str, np.ndarray]):
@@ -317,9 +318,9 @@ class ITCFN(Method):
                              monitor=GeneratorTraining.monitor)  # the classifier's monitor means nothing here
         self.generator.eval()
         device = trainer.device
-        with torch.no_grad():
-            train = [(m, p, self.generator(m, subject=False)[0]) for m, p in self._pair_batches(paired, "train", device)]
-            val = [(m, p, self.generator(m, subject=False)[0]) for m, p in self._pair_batches(paired, "val", device)]
+        with torch.no_grad():  # (MRI, PET, VQ-VAE output) batches for the subject offset and the references
+            train, val = ([(m, p, self.generator(m, subject=False)[0])
+                           for m, p in self._pair_batches(paired, split, device)] for split in ("train", "val"))
         offset = (self.generator.subject.fit(train, val, self.generator.template)
                   if self.generator.subject is not None else {"penalty": None})
         self.mri_rescale = fit_linear_rescale((m, p) for m, p, _ in train)
