@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from robustmm.cli import main
 from robustmm.config import load_study
@@ -35,6 +36,15 @@ def test_default_study_resolves_presets_and_profile() -> None:
     assert tuple(full.data.volume_shape) == (96, 128, 96)
     assert full.model.volume.channels[-1] == 256
 
+
+
+@pytest.mark.parametrize("study", sorted((REPO / "studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_shipped_study_and_profile_validates(study: Path) -> None:
+    profiles = yaml.safe_load(study.read_text()).get("profiles") or {}
+    for profile in [None, *profiles]:
+        cfg = load_study(study, profile=profile)
+        validate_method_options(cfg)
+        assert cfg.methods, f"{study.name} (profile {profile}) lists no method"
 
 def test_misspelt_key_names_path_and_suggests(tmp_path: Path) -> None:
     p = write(tmp_path, BASE + "training: {epoch: 3}\n")
