@@ -45,7 +45,7 @@ def main() -> None:
         timing = json.loads((run_dir / "timing.json").read_text())
     records = doc["records"]
     result = {
-        "command": " ".join(cmd[1:3] + ["studies/adni_mci.yaml"]),
+        "command": "robustmm run studies/adni_mci.yaml",
         "seed": args.seed,
         "wall_seconds_including_cohort_generation": round(seconds, 1),
         "peak_rss_mb": round(peak_mb, 1),
