@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import torch
 
 from robustmm.config.loader import load_study
 from robustmm.data.brats import REGIONS, SEQUENCES, all_subsets
-from robustmm.io import write_json_atomic, write_text_atomic
+from seed_runs import run_seeds
 from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -129,35 +128,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    json_path = args.results.with_suffix(".json")
-    settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "methods": args.methods}
-    doc = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    if doc.get("settings") != settings:
-        doc = {"settings": settings, "runs": {}}
-    doc.update(
-        schedule=("the study's own (30 epochs at most, early stopping on validation Dice)" if args.epochs is None
-                  else f"training.epochs={args.epochs}, early stopping on validation Dice"),
-        command="python benchmarks/brats_subsets.py " + " ".join(
-            [f"--seeds {' '.join(map(str, args.seeds))}", f"--methods {' '.join(args.methods)}"]
-            + ([f"--epochs {args.epochs}"] if args.epochs else []) + [f"--bootstrap {args.bootstrap}"]),
-        environment=f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, CPU",
-    )
-    for seed in args.seeds:
-        if str(seed) in doc["runs"]:
-            print(f"seed {seed}: done before, kept")
-            continue
-        doc["runs"][str(seed)] = run_seed(seed, args.methods, args.epochs, args.bootstrap, args.runs)
-        run = doc["runs"][str(seed)]
-        print(f"seed {seed}: " + ", ".join(f"{m} WT {run['table'][m][COMPLETE]['dice_WT']:.3f}" for m in args.methods)
-              + f" ({run['seconds']} s)", flush=True)
-        write_json_atomic(json_path, doc)
-    doc["runs"] = {s: r for s, r in doc["runs"].items() if int(s) in args.seeds}
-    doc["synthetic"] = all(r["synthetic"] for r in doc["runs"].values())
-    doc["summary"] = summarise(doc["runs"], args.methods)
-    doc["checks"] = checks(doc["summary"], doc["runs"])
-    write_json_atomic(json_path, doc)
-    write_text_atomic(args.results.with_suffix(".md"), markdown(doc))
-    print(markdown(doc))
+    schedule = ("the study's own (30 epochs at most, early stopping on validation Dice)" if args.epochs is None
+                else f"training.epochs={args.epochs}, early stopping on validation Dice")
+    command = "python benchmarks/brats_subsets.py " + " ".join(
+        [f"--seeds {' '.join(map(str, args.seeds))}", f"--methods {' '.join(args.methods)}"]
+        + ([f"--epochs {args.epochs}"] if args.epochs else []) + [f"--bootstrap {args.bootstrap}"])
+
+    def summarise_doc(doc: dict) -> dict:
+        summary = summarise(doc["runs"], args.methods)
+        return {"summary": summary, "checks": checks(summary, doc["runs"])}
+
+    run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap, "methods": args.methods}, args.seeds,
+              lambda seed: run_seed(seed, args.methods, args.epochs, args.bootstrap, args.runs),
+              summarise=summarise_doc, markdown=markdown,
+              progress=lambda run: ", ".join(f"{m} WT {run['table'][m][COMPLETE]['dice_WT']:.3f}" for m in args.methods)
+              + f" ({run['seconds']} s)", schedule=schedule, command=command)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import numpy as np
 import torch
 
 from robustmm.config.loader import load_study
-from robustmm.io import write_json_atomic, write_text_atomic
+from seed_runs import run_seeds
 from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -127,33 +126,21 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    json_path = args.results.with_suffix(".json")
     schedule = "the study's own (training/cpu preset, early stopping on validation loss)" if args.epochs is None \
         else f"training.epochs={args.epochs} (reduced), early stopping on validation loss"
-    settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root)}
-    doc = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    if doc.get("settings") != settings:
-        doc = {"settings": settings, "runs": {}}
-    doc.update(schedule=schedule, command="python benchmarks/mmanet_adni.py " + " ".join(
+    command = "python benchmarks/mmanet_adni.py " + " ".join(
         [f"--seeds {' '.join(map(str, args.seeds))}"] + ([f"--epochs {args.epochs}"] if args.epochs else [])
-        + [f"--bootstrap {args.bootstrap}"]),
-        environment=f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread")
-    for seed in args.seeds:
-        if str(seed) in doc["runs"]:
-            kept = doc["runs"][str(seed)]
-            if (Path(kept["run_dir"]) / "metrics.json").is_file():
-                kept.update(parse_run(Path(kept["run_dir"])))
-            print(f"seed {seed}: done before, kept")
-            continue
-        doc["runs"][str(seed)] = run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root)
-        print(f"seed {seed}: {doc['runs'][str(seed)]['auilc']} ({doc['runs'][str(seed)]['seconds']} s)", flush=True)
-        write_json_atomic(json_path, doc)
-    doc["runs"] = {s: r for s, r in doc["runs"].items() if int(s) in args.seeds}
-    doc["synthetic"] = all(r["synthetic"] for r in doc["runs"].values())
-    doc["summary"] = summarise(doc["runs"])
-    write_json_atomic(json_path, doc)
-    write_text_atomic(args.results.with_suffix(".md"), markdown(doc))
-    print(markdown(doc))
+        + [f"--bootstrap {args.bootstrap}"])
+
+    def refresh(run: dict) -> None:
+        if (Path(run["run_dir"]) / "metrics.json").is_file():
+            run.update(parse_run(Path(run["run_dir"])))
+
+    run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root)},
+              args.seeds, lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root),
+              summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
+              progress=lambda run: f"{run['auilc']} ({run['seconds']} s)", refresh_kept=refresh,
+              schedule=schedule, command=command)
 
 
 if __name__ == "__main__":

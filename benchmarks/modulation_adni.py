@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import time
 from pathlib import Path
 
@@ -26,7 +25,7 @@ import torch
 
 from robustmm.config.loader import load_study
 from robustmm.data.batch import all_subsets
-from robustmm.io import write_json_atomic, write_text_atomic
+from seed_runs import run_seeds
 from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,30 +115,15 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    json_path = args.results.with_suffix(".json")
     schedule = ("the study's own (training/cpu preset: up to 40 epochs, early stopping on validation loss)"
                 if args.epochs is None else f"training.epochs={args.epochs} (reduced), early stopping on validation loss")
-    settings = {"epochs": args.epochs, "bootstrap": args.bootstrap}
-    doc = json.loads(json_path.read_text()) if json_path.is_file() else {}
-    if doc.get("settings") != settings:
-        doc = {"settings": settings, "runs": {}}
-    doc.update(schedule=schedule, command="python benchmarks/modulation_adni.py " + " ".join(
+    command = "python benchmarks/modulation_adni.py " + " ".join(
         [f"--seeds {' '.join(map(str, args.seeds))}"] + ([f"--epochs {args.epochs}"] if args.epochs else [])
-        + [f"--bootstrap {args.bootstrap}"]),
-        environment=f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread")
-    for seed in args.seeds:
-        if str(seed) in doc["runs"]:
-            print(f"seed {seed}: done before, kept")
-            continue
-        doc["runs"][str(seed)] = run_seed(seed, args.epochs, args.bootstrap, args.runs)
-        print(f"seed {seed}: {doc['runs'][str(seed)]['seconds']} s", flush=True)
-        write_json_atomic(json_path, doc)
-    doc["runs"] = {s: r for s, r in doc["runs"].items() if int(s) in args.seeds}
-    doc["synthetic"] = all(r["synthetic"] for r in doc["runs"].values())
-    doc["summary"] = summarise(doc["runs"])
-    write_json_atomic(json_path, doc)
-    write_text_atomic(args.results.with_suffix(".md"), markdown(doc))
-    print(markdown(doc))
+        + [f"--bootstrap {args.bootstrap}"])
+    run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap}, args.seeds,
+              lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs),
+              summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
+              progress=lambda run: f"{run['seconds']} s", schedule=schedule, command=command)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,54 @@
+"""Resumable multi-seed benchmarks: the bookkeeping the per-seed benchmark scripts share.
+
+A results JSON holds ``settings`` and one entry per finished seed under ``runs``. Seeds already
+there (with the same settings) are kept, so an interrupted benchmark continues where it stopped;
+the JSON is written after every seed. Not a benchmark itself.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from robustmm.io import write_json_atomic, write_text_atomic
+
+
+def environment() -> str:
+    return f"torch {torch.__version__}, {platform.processor() or platform.machine()}, 1 thread, CPU"
+
+
+def run_seeds(results: Path, settings: dict, seeds: list[int], run_seed: Callable[[int], dict],
+              summarise: Callable[[dict], dict], markdown: Callable[[dict], str], progress: Callable[[dict], str],
+              refresh_kept: Callable[[dict], None] | None = None, **header) -> dict:
+    """Run the seeds that ``results``.json lacks, then summarise and write ``results``.{json,md}.
+
+    ``header`` (schedule, command, ...) is stored at the top level of the document;
+    ``summarise(doc)`` returns keys to add (summary, checks, ...); ``progress(run)`` is the line
+    printed after a seed; ``refresh_kept(run)`` may update a kept run (e.g. re-parse its folder).
+    """
+    json_path = results.with_suffix(".json")
+    doc = json.loads(json_path.read_text()) if json_path.is_file() else {}
+    if doc.get("settings") != settings:
+        doc = {"settings": settings, "runs": {}}
+    doc.update(header, environment=environment())
+    for seed in seeds:
+        if str(seed) in doc["runs"]:
+            if refresh_kept is not None:
+                refresh_kept(doc["runs"][str(seed)])
+            print(f"seed {seed}: done before, kept")
+            continue
+        doc["runs"][str(seed)] = run_seed(seed)
+        print(f"seed {seed}: {progress(doc['runs'][str(seed)])}", flush=True)
+        write_json_atomic(json_path, doc)
+    doc["runs"] = {s: r for s, r in doc["runs"].items() if int(s) in seeds}
+    doc["synthetic"] = all(r["synthetic"] for r in doc["runs"].values())
+    doc.update(summarise(doc))
+    write_json_atomic(json_path, doc)
+    text = markdown(doc)
+    write_text_atomic(results.with_suffix(".md"), text)
+    print(text)
+    return doc
