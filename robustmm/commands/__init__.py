@@ -1,2 +1,16 @@
 """CLI commands beyond ``run``/``report``/``data synth adni``: one module per capability, each
 with ``register(sub, data, synth)`` (see ``robustmm.cli.command_modules``)."""
+
+from __future__ import annotations
+
+import argparse
+
+
+def data_group(data: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
+    """The sub-commands of ``robustmm data <name>`` (e.g. ``check``, ``prepare``), created by
+    whichever command module registers first; the others add their data kind to it."""
+    parser = data.choices.get(name)
+    if parser is None:
+        parser = data.add_parser(name, help=help)
+        return parser.add_subparsers(dest=f"{name}_kind", required=True)
+    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))

@@ -12,17 +12,8 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
+from robustmm.commands import data_group
 from robustmm.errors import RobustMMError
-
-
-def check_subparsers(data: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The ``robustmm data check <kind>`` sub-commands, created by whichever command module
-    registers first (other data kinds may add a check)."""
-    parser = data.choices.get("check")
-    if parser is None:
-        parser = data.add_parser("check", help="check a dataset folder before a study reads it")
-        return parser.add_subparsers(dest="check_kind", required=True)
-    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def cmd_synth_brats(args: argparse.Namespace) -> int:
@@ -68,7 +59,8 @@ def register(sub, data, synth) -> None:
                        help="2018-2020 names (_flair, labels 1/2/4) or 2023 names (-t2f, labels 1/2/3)")
     brats.set_defaults(func=cmd_synth_brats)
 
-    check_brats = check_subparsers(data).add_parser("brats", help="BraTS folder: names, conventions, shapes and affines per case")
+    checks = data_group(data, "check", "check a dataset folder before a study reads it")
+    check_brats = checks.add_parser("brats", help="BraTS folder: names, conventions, shapes and affines per case")
     check_brats.add_argument("root", type=Path, help="folder with one subfolder per case")
     check_brats.add_argument("--label-convention", choices=["auto", "2018", "2023"], default="auto")
     check_brats.add_argument("--allow-missing-sequences", action="store_true",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from robustmm.commands import data_group
 from robustmm.errors import RobustMMError
 
 
@@ -70,8 +71,7 @@ def register(sub, data, synth) -> None:
                       help="the same in valid and test; differs from --bias-train for a distribution shift")
     mmsa.set_defaults(func=cmd_synth_mmsa)
 
-    features = data.add_parser("features", help="compute model inputs from raw recordings").add_subparsers(
-        dest="modality", required=True)
+    features = data_group(data, "features", "compute model inputs from raw recordings")
     audio = features.add_parser("audio", help="log-mel filterbank or MFCC sequences from .wav files (torchaudio)")
     audio.add_argument("--wav-dir", required=True, help="folder with the .wav clips (clip id = file name)")
     audio.add_argument("--out", required=True, help="pickle to create: {features, lengths, config}")

@@ -6,17 +6,8 @@ import argparse
 import json
 from pathlib import Path
 
+from robustmm.commands import data_group
 from robustmm.errors import RobustMMError
-
-
-def prepare_subparsers(data: argparse._SubParsersAction) -> argparse._SubParsersAction:
-    """The ``robustmm data prepare <kind>`` sub-commands, created by whichever command module
-    registers first (several data kinds have a prepare step)."""
-    parser = data.choices.get("prepare")
-    if parser is None:
-        parser = data.add_parser("prepare", help="validate downloaded data and copy it into datasets/")
-        return parser.add_subparsers(dest="prepare_kind", required=True)
-    return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
 
 
 def cmd_prepare_tcga(args: argparse.Namespace) -> int:
@@ -67,7 +58,7 @@ def cmd_synth_porpoise(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction,
              synth: argparse._SubParsersAction) -> None:
-    tcga = prepare_subparsers(data).add_parser(
+    tcga = data_group(data, "prepare", "validate downloaded data and copy it into datasets/").add_parser(
         "tcga", help="validate a PORPOISE/MCAT TCGA table and copy it to <datasets>/tcga_<cohort>/")
     tcga.add_argument("--cohort", required=True, help="TCGA project code, e.g. blca, luad, brca")
     tcga.add_argument("--from", dest="from_file", required=True, type=Path,
