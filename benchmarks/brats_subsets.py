@@ -18,7 +18,6 @@ skipped when the script runs again with the same settings (an interrupted benchm
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ import torch
 
 from robustmm.config.loader import load_study
 from robustmm.data.brats import REGIONS, SEQUENCES, all_subsets
-from seed_runs import run_seeds
+from seed_runs import command_line, run_seeds, seed_parser
 from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -118,21 +117,14 @@ def markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser = seed_parser("brats_subsets", __doc__.splitlines()[0], [0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
-    parser.add_argument("--epochs", type=int, default=None, help="training.epochs (default: the study's)")
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates per record")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "benchmarks" / "brats_subsets")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "brats_subsets")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
     schedule = ("the study's own (30 epochs at most, early stopping on validation Dice)" if args.epochs is None
                 else f"training.epochs={args.epochs}, early stopping on validation Dice")
-    command = "python benchmarks/brats_subsets.py " + " ".join(
-        [f"--seeds {' '.join(map(str, args.seeds))}", f"--methods {' '.join(args.methods)}"]
-        + ([f"--epochs {args.epochs}"] if args.epochs else []) + [f"--bootstrap {args.bootstrap}"])
+    command = command_line("brats_subsets", args, f"--methods {' '.join(args.methods)}")
 
     def summarise_doc(doc: dict) -> dict:
         summary = summarise(doc["runs"], args.methods)

@@ -14,7 +14,6 @@ skipped when the script is run again with the same settings (an interrupted benc
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import numpy as np
 import torch
 
 from robustmm.config.loader import load_study
-from seed_runs import run_seeds
+from seed_runs import command_line, run_seeds, seed_parser
 from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,12 +113,7 @@ def markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-    parser.add_argument("--epochs", type=int, default=None, help="training.epochs (default: the study's)")
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates per record")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "benchmarks" / "mmanet_adni")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "mmanet_adni")
+    parser = seed_parser("mmanet_adni", __doc__.splitlines()[0], [0, 1, 2, 3, 4])
     parser.add_argument("--data-root", type=Path, default=ROOT / "runs" / "benchmarks" / "mmanet_adni" / "cohort",
                         help="data.root: the study's synthetic cohort is generated here once (a folder of the "
                              "benchmark's own, so it never clashes with datasets/adni_synth)")
@@ -128,9 +122,7 @@ def main() -> None:
 
     schedule = "the study's own (training/cpu preset, early stopping on validation loss)" if args.epochs is None \
         else f"training.epochs={args.epochs} (reduced), early stopping on validation loss"
-    command = "python benchmarks/mmanet_adni.py " + " ".join(
-        [f"--seeds {' '.join(map(str, args.seeds))}"] + ([f"--epochs {args.epochs}"] if args.epochs else [])
-        + [f"--bootstrap {args.bootstrap}"])
+    command = command_line("mmanet_adni", args)
 
     def refresh(run: dict) -> None:
         if (Path(run["run_dir"]) / "metrics.json").is_file():

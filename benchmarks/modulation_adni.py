@@ -15,7 +15,6 @@ skipped when the script runs again with the same settings (an interrupted benchm
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 
 from robustmm.config.loader import load_study
 from robustmm.data.batch import all_subsets
-from seed_runs import run_seeds
+from seed_runs import command_line, run_seeds, seed_parser
 from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -106,20 +105,12 @@ def markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=None, help="training.epochs (default: the study's)")
-    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates per record")
-    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "benchmarks" / "modulation_adni")
-    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / "modulation_adni")
-    args = parser.parse_args()
+    args = seed_parser("modulation_adni", __doc__.splitlines()[0], [0, 1, 2]).parse_args()
     torch.set_num_threads(1)
 
     schedule = ("the study's own (training/cpu preset: up to 40 epochs, early stopping on validation loss)"
                 if args.epochs is None else f"training.epochs={args.epochs} (reduced), early stopping on validation loss")
-    command = "python benchmarks/modulation_adni.py " + " ".join(
-        [f"--seeds {' '.join(map(str, args.seeds))}"] + ([f"--epochs {args.epochs}"] if args.epochs else [])
-        + [f"--bootstrap {args.bootstrap}"])
+    command = command_line("modulation_adni", args)
     run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap}, args.seeds,
               lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs),
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,

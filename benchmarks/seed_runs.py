@@ -7,6 +7,7 @@ the JSON is written after every seed. Not a benchmark itself.
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 from collections.abc import Callable
@@ -15,6 +16,27 @@ from pathlib import Path
 import torch
 
 from robustmm.io import write_json_atomic, write_text_atomic
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def seed_parser(name: str, description: str, seeds: list[int]) -> argparse.ArgumentParser:
+    """The options every per-seed benchmark has; ``name`` names its runs and results files."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--seeds", type=int, nargs="+", default=seeds)
+    parser.add_argument("--epochs", type=int, default=None, help="training.epochs (default: the study's)")
+    parser.add_argument("--bootstrap", type=int, default=200, help="bootstrap replicates per record")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "benchmarks" / name)
+    parser.add_argument("--results", type=Path, default=ROOT / "benchmarks" / "results" / name)
+    return parser
+
+
+def command_line(name: str, args: argparse.Namespace, *extra: str) -> str:
+    """How the results were produced, as a user would type it (``extra`` after ``--seeds``)."""
+    parts = [f"--seeds {' '.join(map(str, args.seeds))}", *extra]
+    parts += ([f"--epochs {args.epochs}"] if args.epochs else []) + [f"--bootstrap {args.bootstrap}"]
+    return f"python benchmarks/{name}.py " + " ".join(parts)
 
 
 def environment() -> str:
