@@ -1,0 +1,37 @@
+import numpy as np
+import pytest
+from scipy import stats
+
+from robustmm.metrics.paired import BETTER, UNCLEAR, WORSE, higher_is_better, paired_difference
+
+
+def test_interval_matches_a_hand_computed_t_interval():
+    a = [0.80, 0.82, 0.79, 0.85, 0.81]
+    b = [0.75, 0.78, 0.77, 0.80, 0.74]
+    d = np.subtract(a, b)
+    half = stats.t.ppf(0.975, 4) * d.std(ddof=1) / np.sqrt(5)
+    res = paired_difference(a, b)
+    assert res.mean == pytest.approx(d.mean(), abs=1e-12)
+    assert (res.ci_low, res.ci_high) == pytest.approx((d.mean() - half, d.mean() + half), abs=1e-12)
+    assert res.n == 5 and res.agree == 5 and res.verdict == BETTER
+
+
+def test_verdicts_follow_the_interval_and_the_metric_direction():
+    noisy = paired_difference([0.8, 0.7, 0.9], [0.75, 0.8, 0.8])
+    assert noisy.ci_low < 0 < noisy.ci_high and noisy.verdict == UNCLEAR and noisy.agree == 2
+    # a lower IBS is better: a consistently lower value is "better"
+    assert paired_difference([0.10, 0.11, 0.12], [0.20, 0.22, 0.21], higher_better=False).verdict == BETTER
+    assert paired_difference([0.10, 0.11, 0.12], [0.20, 0.22, 0.21]).verdict == WORSE
+
+
+def test_one_pair_or_non_finite_pairs_give_no_verdict():
+    assert paired_difference([0.9], [0.1]).verdict == UNCLEAR
+    res = paired_difference([0.9, np.nan, 0.8], [0.1, 0.2, np.nan])
+    assert res.n == 1 and res.verdict == UNCLEAR
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_difference([1, 2], [1])
+
+
+def test_metric_direction_by_name():
+    assert higher_is_better("auc") and higher_is_better("c_index") and higher_is_better("dice_wt")
+    assert not higher_is_better("ibs") and not higher_is_better("hd95_tc") and not higher_is_better("mae")
