@@ -1,5 +1,5 @@
 """CMU-MOSI / CMU-MOSEI feature pickles in the MMSA layout (``aligned_50.pkl`` /
-``unaligned_50.pkl``), see ``specs/mmsa_format.md``.
+``unaligned_50.pkl``), see ``docs/protocols/mmsa_format.md``.
 
 One :class:`MMSADataset` holds the whole file; items are numbered train first, then val, then
 test, and :meth:`MMSADataset.predefined_splits` returns the file's fixed splits (file key
@@ -209,7 +209,7 @@ class MMSADataset(MultimodalDataset):
             if key not in raw:
                 fix = ("With text_mode='ids' BERT token ids are needed; use text_mode='features' for files "
                        "without them." if key == "text_bert" else
-                       "Re-export the file in the MMSA layout (see specs/mmsa_format.md).")
+                       "Re-export the file in the MMSA layout (see docs/protocols/mmsa_format.md).")
                 raise self._err(file_key, key, f"missing (found keys {sorted(map(str, raw))})", fix)
 
         labels = self._numeric(raw, file_key, "regression_labels", None)

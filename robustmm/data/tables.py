@@ -264,7 +264,7 @@ def assign_bins(times: Sequence[float], cuts: Sequence[float]) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------
-# training-set missingness (the train/test missing grid of specs/rmfm.md)
+# training-set missingness (the train/test missing grid of docs/protocols/rmfm.md)
 
 
 def parse_train_missing(spec: Mapping[str, float], modalities: Sequence[str],

@@ -1,5 +1,5 @@
 """MMANet: margin-aware distillation (MAD) and modality-aware regularization (MAR)
-(specs/mmanet.md; Wei et al., CVPR 2023), on the trio of :mod:`robustmm.methods.trio`.
+(docs/protocols/mmanet.md; Wei et al., CVPR 2023), on the trio of :mod:`robustmm.methods.trio`.
 
 Training (one stage after the teacher):
 

@@ -191,7 +191,7 @@ def _droppable(spec: ModalitySpec, valid: Tensor, ids: Tensor | None) -> Tensor:
 @register("rmfm")
 @dataclass(frozen=True)
 class RMFM(Scenario):
-    """Random modality feature missing (see specs/rmfm.md).
+    """Random modality feature missing (see docs/protocols/rmfm.md).
 
     Every droppable position (time step, token, table column, bag item) of every selected
     modality is dropped independently with probability p (``modality_rates`` per modality,

@@ -1,4 +1,4 @@
-"""The ITCFN classifier network (arXiv 2501.11276; see specs/itcfn.md).
+"""The ITCFN classifier network (arXiv 2501.11276; see docs/protocols/itcfn.md).
 
 Per modality, features become a short sequence of tokens:
 

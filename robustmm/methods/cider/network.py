@@ -1,7 +1,7 @@
 """The CIDer network: projection, WSAM (unaligned data), GRUs, MCT, attention pooling, a
 residual MLP, the multimodal causal module (MCM) and reconstruction heads.
 
-Missing positions are filled inside the network (RMFM, specs/rmfm.md): a dropped text token
+Missing positions are filled inside the network (RMFM, docs/protocols/rmfm.md): a dropped text token
 id becomes [UNK], a dropped text feature vector a learned "unknown" vector, a dropped audio or
 video frame zeros; padding is left as it is. MACI's counterfactual text replaces every observed
 text token that is neither special nor a bias word by [MASK] (ids) or a learned mask vector

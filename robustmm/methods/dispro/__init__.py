@@ -5,7 +5,7 @@ Stage 2, :mod:`~robustmm.methods.dispro.multipro`: a frozen transformer over [CL
 slots, learnable placeholders for missing modalities, and auxiliary losses against the frozen
 UniPro prompt features. Tokens per modality: :mod:`~robustmm.methods.dispro.tokens`. The
 frozen text encoder (local folder or the offline default): :mod:`~robustmm.methods.dispro.text`.
-Spec: ``specs/dispro.md``.
+Spec: ``docs/protocols/dispro.md``.
 """
 
 from robustmm.methods.dispro.method import DisPro, DisProOptions

@@ -1,5 +1,5 @@
 """``itcfn``: MRI -> PET generation for subjects without PET, and the triple-modal co-attention
-classifier (specs/itcfn.md).
+classifier (docs/protocols/itcfn.md).
 
 Variants of one method (give each an ``id:`` in the study):
 

@@ -1,5 +1,5 @@
 """The ``modulation`` method: parameter-efficient adaptation of a complete-data network to
-missing modalities (specs/modulation.md; Reza, Prater-Bennette and Asif, TPAMI 2024).
+missing modalities (docs/protocols/modulation.md; Reza, Prater-Bennette and Asif, TPAMI 2024).
 
 1. Base network: the study's fitted ``complete_only`` network (the method declares
    ``reuses = ("complete_only",)``, so the study trains it first), else the network in
