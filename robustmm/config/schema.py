@@ -176,7 +176,7 @@ def _selection_from_early_stopping(raw: Any) -> Any:
     sel = raw.get("selection") or {}
     sel = sel.model_dump(exclude_unset=True) if isinstance(sel, BaseModel) else dict(sel)
     moved = dict(old)
-    if moved.get("monitor") is None:  # the old default: the task's primary metric
+    if moved.get("monitor", "unset" if sel else None) is None:  # the old default: the task's primary metric
         moved["monitor"] = "primary"
     if isinstance(moved.get("min_epochs"), int) and moved["min_epochs"] < 1:
         moved["min_epochs"] = 1
