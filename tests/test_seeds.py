@@ -193,3 +193,18 @@ def test_shipped_study_restores_no_epoch_0_or_1(study: str, tiny_adni_root: Path
     assert stages, selection
     for s in stages:
         assert s["restored_epoch"] >= 2, s
+
+
+def test_benchmark_table_cells() -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import seed_runs
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    assert seed_runs.mean_sd([0.8, 0.9, None, 0.85]) == "0.850 ± 0.050"
+    assert seed_runs.mean_sd([None]) == "n/a" and seed_runs.mean_sd([0.5]) == "0.500"
+    d = seed_runs.paired([0.8, 0.9, 0.85], [0.7, 0.8, 0.8], "auc")
+    assert seed_runs.paired_cell(d) == "+0.083 [+0.012, +0.155], 3/3, better"
+    assert seed_runs.paired([10.0, 9.0, 9.5], [8.0, 7.0, 7.5], "hd95_tc")["verdict"] == "worse"
+    lines = seed_runs.paired_table({"mmanet - dropout_baseline": {"AUILC": d}})
+    assert lines[0] == "| comparison | AUILC |" and "better" in lines[2]
