@@ -168,7 +168,8 @@ def verdict_text(doc: dict[str, Any]) -> str:
     seeds = doc["seeds"]["seeds"]
     ref = doc["paired"]["reference"]
     metric = doc["primary_metric"]
-    head = f"{metric}: mean ± sd over {len(seeds)} seeds {seeds}"
+    head = (f"(the table above: mean over seeds [{doc['paired']['confidence']:.0%} t-interval over seeds])\n"
+            f"{metric}: mean ± sd over {len(seeds)} seeds {seeds}")
     if ref is None:
         return head + "; no reference method (set evaluation.compare_to for paired differences)"
     rows = verdict_rows(doc)
@@ -180,8 +181,9 @@ def verdict_text(doc: dict[str, Any]) -> str:
     widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *rows)]
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     out += [line(HEADER), line(["-" * w for w in widths])] + [line(r) for r in rows]
-    if len(seeds) < 3:
-        out.append(f"(only {len(seeds)} seed(s): every verdict is '{UNCLEAR}' below 2 seeds and weak below 5)")
+    if len(seeds) < 5:
+        out.append(f"(only {len(seeds)} seed(s): the interval is wide below 5 seeds and the verdict is "
+                   f"'{UNCLEAR}' below 2; use --seeds 0-4 or more)")
     return "\n".join(out)
 
 
