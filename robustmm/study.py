@@ -99,49 +99,28 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
         if resume is None:
             write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "environment": environment()})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
-        if cfg.seeds:
-            return _run_seeds(cfg, run_dir, device, progress, callbacks, evaluate_split)
-        return _run_folds(cfg, run_dir, device, progress, callbacks, evaluate_split)
+        if cfg.seeds:  # the whole study once per seed into seed_<s>/, then mean ± sd and paired differences
+            from robustmm.evaluate.seeds import run_seeds, seed_records_csv
+
+            doc = run_seeds(cfg, run_dir, lambda c, d, again: run_study(
+                c, out=None if again else d, resume=d if again else None, progress=progress, callbacks=callbacks,
+                evaluate_split=evaluate_split))
+            summary = _write_outputs(run_dir, cfg, doc)
+            write_text_atomic(run_dir / "metrics.csv", seed_records_csv(doc))
+            return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
+        if cfg.split.fold != "all":
+            return _run_single(cfg, run_dir, device, progress, callbacks, evaluate_split)
+        folds = []
+        for k in range(cfg.split.folds or 0):
+            fold_cfg = cfg.model_copy(update={"split": cfg.split.model_copy(update={"fold": k})})
+            fold_dir = run_dir / f"fold_{k}"
+            fold_dir.mkdir(exist_ok=True)
+            log.info("fold %d of %d", k + 1, cfg.split.folds)
+            folds.append(_run_single(fold_cfg, fold_dir, device, progress, callbacks, evaluate_split))
+        return _write_cv_outputs(run_dir, cfg, folds)
     finally:
         logging.getLogger("robustmm").removeHandler(handler)
         handler.close()
-
-
-def _run_seeds(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
-               callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
-    """Every seed into ``seed_<s>/`` (a finished seed is read back, not rerun), then the aggregate."""
-    from robustmm.evaluate import seeds as seeding
-
-    docs = {}
-    for i, s in enumerate(cfg.seeds or []):
-        folder = seeding.seed_dir(run_dir, s)
-        docs[s] = seeding.finished_seed(folder)
-        if docs[s] is None:
-            log.info("seed %d (%d of %d)", s, i + 1, len(cfg.seeds or []))
-            folder.mkdir(exist_ok=True)
-            seed_cfg = seeding.seed_config(cfg, s)
-            if not (folder / "config.yaml").is_file():
-                write_config(folder, to_plain(seed_cfg), {"seed": s, "device": str(device), "environment": environment()})
-            _run_folds(seed_cfg, folder, device, progress, callbacks, evaluate_split)
-            docs[s] = seeding.finished_seed(folder)
-    doc = seeding.aggregate_seeds(docs, seeding.reference_method(cfg), cfg.evaluation.confidence, cfg.name)
-    summary = _write_outputs(run_dir, cfg, doc)
-    write_text_atomic(run_dir / "metrics.csv", seeding.seed_records_csv(doc))
-    return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
-
-
-def _run_folds(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
-               callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
-    if cfg.split.fold != "all":
-        return _run_single(cfg, run_dir, device, progress, callbacks, evaluate_split)
-    folds = []
-    for k in range(cfg.split.folds or 0):
-        fold_cfg = cfg.model_copy(update={"split": cfg.split.model_copy(update={"fold": k})})
-        fold_dir = run_dir / f"fold_{k}"
-        fold_dir.mkdir(exist_ok=True)
-        log.info("fold %d of %d", k + 1, cfg.split.folds)
-        folds.append(_run_single(fold_cfg, fold_dir, device, progress, callbacks, evaluate_split))
-    return _write_cv_outputs(run_dir, cfg, folds)
 
 
 def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,

@@ -22,13 +22,17 @@ import csv
 import html
 import io
 import json
+import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from robustmm.config.schema import StudyConfig
+from robustmm.errors import RunDirectoryError
 from robustmm.metrics.paired import UNCLEAR, higher_is_better, paired_difference
+
+log = logging.getLogger("robustmm")
 
 
 def seed_config(cfg: StudyConfig, seed: int) -> StudyConfig:
@@ -44,6 +48,36 @@ def finished_seed(folder: Path) -> dict[str, Any] | None:
     """The seed's metrics.json when that seed finished (written last, atomically), else None."""
     path = Path(folder) / "metrics.json"
     return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_seeds(cfg: StudyConfig, run_dir: Path, run_one: Callable[[StudyConfig, Path, bool], Any]) -> dict[str, Any]:
+    """Run every seed of ``cfg`` into ``seed_<s>/`` and return the aggregated metrics document.
+
+    ``run_one(seed_cfg, folder, again)`` runs a single-seed study into ``folder`` (a new run
+    folder, or ``again``: continue the one there). A finished seed (its metrics.json is written
+    last) is read back, not rerun; an interrupted one resumes from its checkpoints.
+    """
+    docs: dict[int, dict[str, Any]] = {}
+    seeds = list(cfg.seeds or [])
+    for i, s in enumerate(seeds):
+        folder = seed_dir(run_dir, s)
+        doc = finished_seed(folder)
+        if doc is None:
+            log.info("seed %d (%d of %d) into %s", s, i + 1, len(seeds), folder)
+            again = (folder / "config.yaml").is_file()
+            if folder.exists() and not again:  # killed before its config was written: nothing to keep
+                for leftover in folder.iterdir():
+                    if leftover.name != "log.txt":
+                        raise RunDirectoryError(f"{folder} has no config.yaml but holds {leftover.name}; "
+                                                "move the folder away and resume again")
+                (folder / "log.txt").unlink(missing_ok=True)
+                folder.rmdir()
+            run_one(seed_config(cfg, s), folder, again)
+            doc = finished_seed(folder)
+            if doc is None:
+                raise RunDirectoryError(f"seed {s} finished without writing {folder / 'metrics.json'}")
+        docs[s] = doc
+    return aggregate_seeds(docs, reference_method(cfg), cfg.evaluation.confidence, cfg.name)
 
 
 def reference_method(cfg: StudyConfig) -> str | None:
