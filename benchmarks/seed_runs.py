@@ -3,6 +3,11 @@
 A results JSON holds ``settings`` and one entry per finished seed under ``runs``. Seeds already
 there (with the same settings) are kept, so an interrupted benchmark continues where it stopped;
 the JSON is written after every seed. Not a benchmark itself.
+
+Table cells: :func:`mean_sd` (mean ± sd over seeds) and :func:`paired` / :func:`paired_cell` /
+:func:`paired_table` (the paired difference to a reference method with its t-interval over seeds,
+the seeds agreeing in sign and the verdict of robustmm.metrics.paired; :data:`PAIRED_NOTE` says
+how to read them). A single run's number is never a comparison.
 """
 
 from __future__ import annotations
@@ -13,9 +18,11 @@ import platform
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from robustmm.io import write_json_atomic, write_text_atomic
+from robustmm.metrics.paired import higher_is_better, paired_difference
 
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,6 +44,56 @@ def command_line(name: str, args: argparse.Namespace, *extra: str) -> str:
     parts = [f"--seeds {' '.join(map(str, args.seeds))}", *extra]
     parts += ([f"--epochs {args.epochs}"] if args.epochs else []) + [f"--bootstrap {args.bootstrap}"]
     return f"python benchmarks/{name}.py " + " ".join(parts)
+
+
+# --------------------------------------------------------------------------- table cells over seeds
+#: one sentence for a results file that shows paired cells
+PAIRED_NOTE = ("Paired difference = method - reference per seed (same split, masks and bootstrap subjects), "
+               "shown as mean [95% t-interval over seeds], the number of seeds agreeing in sign, and the verdict "
+               "from the interval (robustmm.metrics.paired): 'better'/'worse' only when the whole interval is on "
+               "one side of 0.")
+
+
+def stats(values) -> dict:
+    """Mean, sd (ddof 1; None below 2 values) and count of the non-missing ``values``."""
+    v = np.asarray([x for x in values if x is not None], dtype=float)
+    v = v[np.isfinite(v)]
+    return {"mean": float(v.mean()) if v.size else None, "sd": float(v.std(ddof=1)) if v.size > 1 else None,
+            "n": int(v.size)}
+
+
+def mean_sd(values, digits: int = 3) -> str:
+    """``0.812 ± 0.021`` over seeds (``n/a`` without values; no ± for a single value)."""
+    s = stats(values)
+    if s["mean"] is None:
+        return "n/a"
+    return f"{s['mean']:.{digits}f}" + ("" if s["sd"] is None else f" ± {s['sd']:.{digits}f}")
+
+
+def paired(method_values, reference_values, metric: str = "auc", confidence: float = 0.95) -> dict:
+    """Paired difference over seeds (robustmm.metrics.paired) as a JSON-ready dict; ``metric``
+    sets the direction (``hd95``, ``ibs``, ``*_loss`` are lower-is-better). Missing values (None)
+    drop their pair."""
+    nan = lambda xs: [float("nan") if x is None else float(x) for x in xs]  # noqa: E731
+    d = paired_difference(nan(method_values), nan(reference_values), higher_is_better(metric), confidence)
+    return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in d.to_dict().items()}
+
+
+def paired_cell(d: dict, digits: int = 3) -> str:
+    """``+0.012 [-0.010, +0.034], 4/5, no clear difference`` for a :func:`paired` result."""
+    if d["mean"] is None:
+        return "n/a"
+    interval = "" if d["ci_low"] is None else f" [{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
+    return f"{d['mean']:+.{digits}f}{interval}, {d['agree']}/{d['n']}, {d['verdict']}"
+
+
+def paired_table(rows: dict[str, dict[str, dict]], row_title: str = "comparison") -> list[str]:
+    """Markdown lines: ``rows`` = {row label: {column label: paired(...) result}}."""
+    columns = list(dict.fromkeys(c for cells in rows.values() for c in cells))
+    lines = [f"| {row_title} | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+    for label, cells in rows.items():
+        lines.append(f"| {label} | " + " | ".join(paired_cell(cells[c]) if c in cells else "" for c in columns) + " |")
+    return lines
 
 
 def environment() -> str:

@@ -22,7 +22,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from robustmm.config import load_study
     from robustmm.study import run_study
 
-    cfg = load_study(args.study, args.set, args.profile)
+    seeds = [f"seeds={args.seeds}"] if args.seeds else []  # "0-4" or "0,2,5": parsed by the schema
+    cfg = load_study(args.study, [*args.set, *seeds], args.profile)
     result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet)
     print(result.summary)
     print(f"\nrun folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")
@@ -61,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run folder to create (must not exist)")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--seeds", metavar="SEEDS",
+                     help="run the whole study once per seed (e.g. 0-4 or 0,2,5) into seed_<s>/ and report "
+                          "mean ± sd over seeds with paired differences against evaluation.compare_to")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="rebuild report.html of a run folder")

@@ -22,6 +22,7 @@ from robustmm.config.loader import format_validation_error, to_plain
 from robustmm.config.schema import StudyConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
+from robustmm.engine.selection import selection_table_html
 from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
 from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.evaluate.runner import evaluate
@@ -76,7 +77,9 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     """Train and evaluate every method of ``cfg`` into a new run folder (or continue ``resume``).
 
     With ``split.fold: all`` every fold runs into ``fold_<k>/`` and the top-level results are the
-    mean over folds (CI: t-interval over the fold values).
+    mean over folds (CI: t-interval over the fold values). With ``seeds`` the whole study (folds
+    included) runs once per seed into ``seed_<s>/``; the top level holds the mean ± sd over seeds and
+    paired differences against a reference method (robustmm.evaluate.seeds).
     """
     validate_method_options(cfg)
     resolved = to_plain(cfg)
@@ -96,6 +99,15 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
         if resume is None:
             write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "environment": environment()})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
+        if cfg.seeds:  # the whole study once per seed into seed_<s>/, then mean ± sd and paired differences
+            from robustmm.evaluate.seeds import run_seeds, seed_records_csv
+
+            doc = run_seeds(cfg, run_dir, lambda c, d, again: run_study(
+                c, out=None if again else d, resume=d if again else None, progress=progress, callbacks=callbacks,
+                evaluate_split=evaluate_split))
+            summary = _write_outputs(run_dir, cfg, doc)
+            write_text_atomic(run_dir / "metrics.csv", seed_records_csv(doc))
+            return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
         if cfg.split.fold != "all":
             return _run_single(cfg, run_dir, device, progress, callbacks, evaluate_split)
         folds = []
@@ -127,6 +139,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     fitted: dict[str, Method] = {}
     by_name: dict[str, Method] = {}
     timings: dict[str, float] = {}
+    selection: dict[str, list[dict[str, Any]]] = {}
     for i in training_order(cfg):
         mcfg = cfg.methods[i]
         torch.manual_seed(stable_seed(cfg.seed, mcfg.run_id))
@@ -137,6 +150,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         t0 = time.time()
         log.info("training %s (%s)", mcfg.run_id, mcfg.name)
         method.fit(data, trainer)
+        selection[mcfg.run_id] = trainer.selections
         timings[mcfg.run_id] = round(time.time() - t0, 2)
         fitted[mcfg.run_id] = method.to(device).eval()
         by_name.setdefault(mcfg.name, method)
@@ -153,10 +167,12 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     sections += task.summary_sections(records, run_dir / "plots")
     for method in fitted.values():
         sections += method.report_sections(data, run_dir / "plots")
+    selection = {k: selection[k] for k in fitted}
+    sections.append(("Model selection", selection_table_html(selection)))
     doc = {"study": cfg.name, "split": evaluate_split, "synthetic": synthetic, "primary_metric": task.primary_metric,
            "records": records,
            "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
-           "data": data_report(data), "sections": [list(s) for s in sections]}
+           "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections]}
     summary = _write_outputs(run_dir, cfg, doc)
     timings["total"] = round(time.time() - started, 2)
     timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -209,6 +225,8 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
     doc = {"study": cfg.name, "synthetic": folds[0].synthetic, "primary_metric": first["primary_metric"],
            "cross_validation": {"folds": len(folds), "ci": "t-interval over fold means"},
            "records": records, "methods": first.get("methods", {}), "data": first.get("data", {}),
+           "selection": {f"fold_{k}": json.loads((f.run_dir / "metrics.json").read_text()).get("selection", {})
+                         for k, f in enumerate(folds)},
            "sections": [[f"Fold {k}", f"<a href='fold_{k}/report.html'>fold_{k}/report.html</a>"]
                         for k in range(len(folds))]}
     summary = _write_outputs(run_dir, cfg, doc)

@@ -138,10 +138,50 @@ class ModelConfig(Section):
 
 # --------------------------------------------------------------------------- training
 class EarlyStoppingConfig(Section):
+    """Deprecated spelling of :class:`SelectionConfig` (``training.early_stopping`` is read as
+    ``training.selection``; ``monitor: null`` means ``primary``)."""
+
     #: validation metric to select the best epoch on; None = the task's primary metric
     monitor: str | None = None
     patience: int = Field(8, ge=1)
     min_epochs: int = Field(5, ge=0)
+
+
+class SelectionConfig(Section):
+    """One model-selection policy for every method of a study (see robustmm.engine.selection).
+
+    Epochs before ``min_epochs`` are never restored and never stop training (a noisy validation
+    metric cannot return an epoch-0/1 model); ``steps`` gives every training stage the same
+    number of optimizer steps (every update a method makes counts) instead of ``epochs``."""
+
+    #: validation metric: ``loss`` (each method's validation loss), ``primary`` (the task's primary
+    #: metric, or the method's own choice) or any metric name the methods report
+    monitor: str = "loss"
+    min_epochs: int = Field(5, ge=1)
+    patience: int = Field(8, ge=1)
+    steps: int | None = Field(None, ge=1)
+
+
+def _selection_from_early_stopping(raw: Any) -> Any:
+    """``training.early_stopping`` (the old key) becomes ``training.selection`` with the old
+    meaning (no monitor = the task's primary metric); keys given there win over ``selection``."""
+    if not isinstance(raw, dict) or "early_stopping" not in raw:
+        return raw
+    raw = dict(raw)
+    old = raw.pop("early_stopping")
+    if isinstance(old, BaseModel):
+        old = old.model_dump(exclude_unset=True)
+    if not isinstance(old, dict):
+        return {**raw, "early_stopping": old}  # let validation name the bad value
+    sel = raw.get("selection") or {}
+    sel = sel.model_dump(exclude_unset=True) if isinstance(sel, BaseModel) else dict(sel)
+    moved = dict(old)
+    if moved.get("monitor", "unset" if sel else None) is None:  # the old default: the task's primary metric
+        moved["monitor"] = "primary"
+    if isinstance(moved.get("min_epochs"), int) and moved["min_epochs"] < 1:
+        moved["min_epochs"] = 1
+    raw["selection"] = {**sel, **moved}
+    return raw
 
 
 class TrainingConfig(Section):
@@ -152,11 +192,23 @@ class TrainingConfig(Section):
     scheduler: Literal["cosine", "none"] = "cosine"
     warmup_epochs: int = Field(1, ge=0)
     grad_clip: float | None = 5.0
-    early_stopping: EarlyStoppingConfig = Field(default_factory=EarlyStoppingConfig)
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     amp: bool = True
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, ge=1)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_early_stopping(cls, raw: Any) -> Any:
+        return _selection_from_early_stopping(raw)
+
+    @property
+    def early_stopping(self) -> EarlyStoppingConfig:
+        """The selection policy under its old name (read-only)."""
+        s = self.selection
+        return EarlyStoppingConfig(monitor=None if s.monitor == "primary" else s.monitor, patience=s.patience,
+                                   min_epochs=s.min_epochs)
 
 
 # --------------------------------------------------------------------------- missing scenarios
@@ -255,6 +307,9 @@ class EvaluationConfig(Section):
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int | None = None
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    #: reference method (a method id) for the paired differences of a multi-seed study; ``auto``:
+    #: dropout_baseline when the study has it, else none; null: no comparison
+    compare_to: str | None = "auto"
 
 
 class ReportConfig(Section):
@@ -275,6 +330,23 @@ class StudyConfig(Section):
     report: ReportConfig = Field(default_factory=ReportConfig)
     #: Optuna search (validated by robustmm.tune when ``robustmm sweep`` runs)
     sweep: dict[str, Any] | None = None
+    #: run the whole study once per seed into seed_<s>/ and aggregate over seeds
+    #: (``[0, 1, 2]``, ``"0-4"`` or ``"0,2,5"``); ``seed`` is then unused
+    seeds: list[int] | None = None
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _seed_list(cls, value: Any) -> Any:
+        return None if value is None else parse_seeds(value)
+
+    @model_validator(mode="after")
+    def _reference_method(self) -> "StudyConfig":
+        ref = self.evaluation.compare_to
+        ids = [m.run_id for m in self.methods]
+        if ref not in (None, "auto") and ref not in ids:
+            raise ValueError(f"evaluation.compare_to '{ref}' is not a method id of this study ({ids}); "
+                             "use one of them, 'auto' or null")
+        return self
 
     @field_validator("methods")
     @classmethod
@@ -286,3 +358,30 @@ class StudyConfig(Section):
         if dupes:
             raise ValueError(f"method ids must be unique; give 'id:' to tell apart {dupes}")
         return methods
+
+
+def parse_seeds(value: Any) -> list[int]:
+    """``3``, ``"0-4"``, ``"0,2,5"``, ``"0-2,7"`` or a list of those -> a list of distinct seeds."""
+    items = value if isinstance(value, (list, tuple)) else [value]
+    seeds: list[int] = []
+    for item in items:
+        if isinstance(item, bool):
+            raise ValueError(f"seed {item!r} is not an integer")
+        if isinstance(item, int):
+            seeds.append(item)
+            continue
+        for part in str(item).replace(" ", "").split(","):
+            lo, sep, hi = part.partition("-")
+            if not (lo.isdigit() and (not sep or hi.isdigit())):
+                raise ValueError(f"cannot read seeds '{item}': write a list like 0,2,5 or a range like 0-4")
+            if sep and int(hi) < int(lo):
+                raise ValueError(f"seed range '{part}' runs backwards; write {hi}-{lo}")
+            seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
+    if not seeds:
+        raise ValueError("give at least one seed")
+    if any(s < 0 for s in seeds):
+        raise ValueError(f"seeds must be >= 0 (got {seeds})")
+    dupes = sorted({s for s in seeds if seeds.count(s) > 1})
+    if dupes:
+        raise ValueError(f"seed(s) {dupes} listed twice")
+    return seeds

@@ -8,7 +8,10 @@ A method hands the trainer a *training module*: an ``nn.Module`` with
 
 and optionally ``trainable_parameters()``, ``on_epoch_start(ctx, data)``, ``extra_state()`` /
 ``load_extra_state(state)`` (e.g. a mined weak modality subset) and ``monitor`` / ``monitor_mode``
-attributes: the metric used when the study does not set ``training.early_stopping.monitor``.
+attributes: the metric used when the study's ``training.selection.monitor`` is ``primary``.
+Which epoch is restored follows the study's selection policy (robustmm.engine.selection); each
+fit appends a record of it to ``Trainer.selections``. A module that runs optimizer steps of its
+own reports them with ``ctx.count_optimizer_steps(n)`` so that step budgets count them.
 
 Every epoch ends with an atomic checkpoint; ``fit`` on an existing checkpoint continues where it
 stopped and reaches the same result as an uninterrupted run (epoch-seeded RNG and shuffling).
@@ -30,11 +33,12 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustmm.config.schema import TrainingConfig
+from robustmm.engine.selection import MINIMIZED, describe, resolve_policy
 from robustmm.io import save_torch_atomic
 
 log = logging.getLogger("robustmm")
 
-MINIMIZED = {"loss", "val_loss", "mae", "ibs", "brier", "nll", "hd95"}
+__all__ = ["MINIMIZED", "Trainer", "TrainerCallback", "StepContext", "FitResult", "stable_seed", "resolve_device"]
 
 
 class TrainerCallback(Protocol):
@@ -49,6 +53,11 @@ class StepContext:
     seed: int
     stage: str
     num_epochs: int
+    reported_steps: int = 0
+
+    def count_optimizer_steps(self, n: int = 1) -> None:
+        """A module that steps an optimizer of its own reports it here (selection.steps counts it)."""
+        self.reported_steps += int(n)
 
 
 @dataclass
@@ -59,6 +68,7 @@ class FitResult:
     best_score: float
     history: list[dict[str, float]] = field(default_factory=list)
     seconds: float = 0.0
+    selection: dict[str, Any] = field(default_factory=dict)
 
 
 def stable_seed(*keys: object) -> int:
@@ -81,6 +91,8 @@ class Trainer:
         self.seed = seed
         self.progress = progress
         self.callbacks = list(callbacks or [])
+        #: one record per fitted stage: restored epoch and why (robustmm.engine.selection)
+        self.selections: list[dict[str, Any]] = []
         self.device = resolve_device(cfg.device)
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -115,10 +127,14 @@ class Trainer:
     # ------------------------------------------------------------------ fit
     def fit(self, module: nn.Module, data: Any, stage: str, epochs: int | None = None, lr: float | None = None,
             monitor: str | None = None) -> FitResult:
-        epochs = epochs or self.cfg.epochs
-        monitor = monitor or self.cfg.early_stopping.monitor or getattr(module, "monitor", None) or "loss"
-        own_mode = getattr(module, "monitor_mode", None) if monitor == getattr(module, "monitor", None) else None
-        mode = own_mode or ("min" if monitor in MINIMIZED else "max")
+        per_epoch = None
+        if self.cfg.selection.steps is not None:
+            try:
+                per_epoch = len(data.loader("train", shuffle=True, epoch=0))
+            except TypeError:
+                per_epoch = None
+        policy = resolve_policy(self.cfg.selection, module, epochs or self.cfg.epochs, monitor, per_epoch)
+        epochs, monitor = policy.epochs, policy.monitor
         module.to(self.device)
         params = [p for p in (module.trainable_parameters() if hasattr(module, "trainable_parameters")
                               else module.parameters()) if p.requires_grad]
@@ -128,7 +144,7 @@ class Trainer:
         scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
         state = {"epoch": -1, "best_score": None, "best_epoch": -1, "best_state": None, "bad_epochs": 0,
-                 "history": [], "seconds": 0.0}
+                 "history": [], "seconds": 0.0, "steps": 0, "selection": None}
         path = self.checkpoint_path(stage)
         if path.is_file():
             ckpt = torch.load(path, map_location=self.device, weights_only=False)
@@ -137,14 +153,21 @@ class Trainer:
                 module.load_extra_state(ckpt.get("extra", {}))
             if ckpt.get("complete"):
                 log.info("%s: already trained (checkpoint %s), skipping", stage, path)
+                ckpt.setdefault("selection", describe(stage, policy, {**state, **ckpt}, "epochs").to_dict())
+                self.selections.append(ckpt["selection"])
                 return self._result(stage, ckpt)
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
-            state.update({k: ckpt[k] for k in state})
+            state.update({k: ckpt[k] for k in state if k in ckpt})
             log.info("%s: resuming after epoch %d from %s", stage, state["epoch"] + 1, path)
 
-        es = self.cfg.early_stopping
-        bar = tqdm(range(state["epoch"] + 1, epochs), desc=stage, disable=not self.progress, leave=False)
+        stopped = "epochs"
+        first_epoch = state["epoch"] + 1
+        if policy.steps is not None and state["steps"] >= policy.steps:  # killed right after the last epoch
+            stopped, first_epoch = "steps", epochs
+        elif policy.steps is None and state["bad_epochs"] >= policy.patience:
+            stopped, first_epoch = "early", epochs
+        bar = tqdm(range(first_epoch, epochs), desc=stage, disable=not self.progress, leave=False)
         for epoch in bar:
             t0 = time.time()
             torch.manual_seed(stable_seed(self.seed, stage, epoch))
@@ -153,6 +176,7 @@ class Trainer:
                 module.on_epoch_start(ctx, data)
             module.train()
             losses = []
+            budget_spent = False
             for step, batch in enumerate(data.loader("train", shuffle=True, epoch=epoch)):
                 ctx.step = step
                 batch = batch.to(self.device)
@@ -172,21 +196,25 @@ class Trainer:
                 scaler.step(optimizer)
                 scaler.update()
                 losses.append(float(loss.detach()))
+                state["steps"] += 1 + ctx.reported_steps
+                ctx.reported_steps = 0
+                if policy.steps is not None and state["steps"] >= policy.steps:
+                    budget_spent = True
+                    break
             scheduler.step()
             module.eval()
             with torch.no_grad(), self.autocast():
                 metrics = dict(module.validation_metrics(data, ctx))
             if monitor not in metrics:
                 raise KeyError(f"{stage}: validation metrics {sorted(metrics)} lack the monitored '{monitor}'; "
-                               "set training.early_stopping.monitor to one of them")
+                               "set training.selection.monitor to one of them")
             metrics["train_loss"] = float(sum(losses) / max(len(losses), 1))
             score = metrics[monitor]
-            best = state["best_score"]
-            improved = best is None or (math.isfinite(score) and (score > best if mode == "max" else score < best))
+            improved = policy.eligible(epoch) and policy.better(score, state["best_score"])
             if improved:
                 state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
                              best_state={k: v.detach().cpu().clone() for k, v in module.state_dict().items()})
-            else:
+            elif policy.eligible(epoch):
                 state["bad_epochs"] += 1
             state["epoch"] = epoch
             state["seconds"] += time.time() - t0
@@ -194,7 +222,11 @@ class Trainer:
             bar.set_postfix({"train_loss": f"{metrics['train_loss']:.3f}", f"val_{monitor}": f"{score:.3f}"})
             log.info("%s epoch %d: train_loss %.4f, val %s %.4f%s", stage, epoch, metrics["train_loss"], monitor,
                      score, " (best)" if improved else "")
-            stop = epoch + 1 >= es.min_epochs and state["bad_epochs"] >= es.patience
+            stop = budget_spent or (policy.steps is None and state["bad_epochs"] >= policy.patience)
+            if stop:
+                stopped = "steps" if budget_spent else "early"
+            elif policy.steps is not None and epoch + 1 >= epochs:
+                stopped = "steps"
             self._save(path, module, optimizer, scheduler, state, complete=False)
             for cb in self.callbacks:
                 cb.on_validation_end(stage, epoch, metrics)
@@ -204,6 +236,9 @@ class Trainer:
                 break
         if state["best_state"] is not None:
             module.load_state_dict(state["best_state"])
+        state["selection"] = describe(stage, policy, state, stopped).to_dict()
+        self.selections.append(state["selection"])
+        log.info("%s: restored epoch %d: %s", stage, state["best_epoch"], state["selection"]["reason"])
         self._save(path, module, optimizer, scheduler, state, complete=True)
         return self._result(stage, state)
 
@@ -214,5 +249,6 @@ class Trainer:
 
     @staticmethod
     def _result(stage: str, s: dict) -> FitResult:
-        return FitResult(stage, s["epoch"] + 1, s["best_epoch"], float(s["best_score"] or float("nan")),
-                         list(s["history"]), float(s.get("seconds", 0.0)))
+        score = s["best_score"]
+        return FitResult(stage, s["epoch"] + 1, s["best_epoch"], float("nan") if score is None else float(score),
+                         list(s["history"]), float(s.get("seconds", 0.0)), dict(s.get("selection") or {}))

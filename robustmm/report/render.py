@@ -27,6 +27,8 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
                 figures.append(made.relative_to(run_dir))
     split = doc.get("split", "test")
     summary = summary_table(records, primary, synthetic, split)
+    if doc.get("summary_extra"):  # e.g. the verdict table of a multi-seed run (robustmm.evaluate.seeds)
+        summary += "\n\n" + doc["summary_extra"]
     if make_html:
         config_path = run_dir / CONFIG_FILE
         config_text = config_path.read_text() if config_path.is_file() else ""

@@ -1,0 +1,283 @@
+"""Seeds as a study dimension: one run per seed, then mean ± sd and paired differences.
+
+A study with ``seeds: [0, 1, 2]`` (or ``robustmm run STUDY --seeds 0-2``) runs completely once per
+seed into ``seed_<s>/`` (each one an ordinary run folder: its own split, initialisation, dropout
+masks and bootstrap). The top-level metrics.json then holds, per (method, scenario, metric):
+
+* ``value``: the mean over seeds, ``sd``: their standard deviation, ``ci_low``/``ci_high``: a
+  t-interval on the mean, ``seeds``: every seed's value;
+* ``paired``: for every method other than the reference (``evaluation.compare_to``; ``auto`` =
+  dropout_baseline when the study has it), the per-seed difference method - reference with its
+  mean, t-interval, the number of seeds that agree in sign and a verdict from the interval
+  (robustmm.metrics.paired): "better"/"worse" only when the whole interval is on one side of 0.
+
+Both methods of a pair share each seed's split and missing masks, so the difference cancels the
+noise the two runs have in common. Aggregation only reads the seeds' metrics.json files, so a
+resumed run aggregates to exactly the same document as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from robustmm.config.schema import StudyConfig
+from robustmm.errors import RunDirectoryError
+from robustmm.metrics.paired import UNCLEAR, higher_is_better, paired_difference
+
+log = logging.getLogger("robustmm")
+
+
+def seed_config(cfg: StudyConfig, seed: int) -> StudyConfig:
+    """The single-seed study that runs into ``seed_<seed>/``."""
+    return cfg.model_copy(update={"seed": seed, "seeds": None})
+
+
+def seed_dir(run_dir: Path, seed: int) -> Path:
+    return Path(run_dir) / f"seed_{seed}"
+
+
+def finished_seed(folder: Path) -> dict[str, Any] | None:
+    """The seed's metrics.json when that seed finished (written last, atomically), else None."""
+    path = Path(folder) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def run_seeds(cfg: StudyConfig, run_dir: Path, run_one: Callable[[StudyConfig, Path, bool], Any]) -> dict[str, Any]:
+    """Run every seed of ``cfg`` into ``seed_<s>/`` and return the aggregated metrics document.
+
+    ``run_one(seed_cfg, folder, again)`` runs a single-seed study into ``folder`` (a new run
+    folder, or ``again``: continue the one there). A finished seed (its metrics.json is written
+    last) is read back, not rerun; an interrupted one resumes from its checkpoints.
+    """
+    docs: dict[int, dict[str, Any]] = {}
+    seeds = list(cfg.seeds or [])
+    for i, s in enumerate(seeds):
+        folder = seed_dir(run_dir, s)
+        doc = finished_seed(folder)
+        if doc is None:
+            log.info("seed %d (%d of %d) into %s", s, i + 1, len(seeds), folder)
+            again = (folder / "config.yaml").is_file()
+            if folder.exists() and not again:  # killed before its config was written: nothing to keep
+                for leftover in folder.iterdir():
+                    if leftover.name != "log.txt":
+                        raise RunDirectoryError(f"{folder} has no config.yaml but holds {leftover.name}; "
+                                                "move the folder away and resume again")
+                (folder / "log.txt").unlink(missing_ok=True)
+                folder.rmdir()
+            run_one(seed_config(cfg, s), folder, again)
+            doc = finished_seed(folder)
+            if doc is None:
+                raise RunDirectoryError(f"seed {s} finished without writing {folder / 'metrics.json'}")
+        docs[s] = doc
+    return aggregate_seeds(docs, reference_method(cfg), cfg.evaluation.confidence, cfg.name)
+
+
+def reference_method(cfg: StudyConfig) -> str | None:
+    ref = cfg.evaluation.compare_to
+    ids = [m.run_id for m in cfg.methods]
+    if ref == "auto":
+        return "dropout_baseline" if "dropout_baseline" in ids else None
+    return ref
+
+
+def _t_interval(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
+    from scipy import stats
+
+    if values.size < 2:
+        return None, None
+    half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
+    mean = float(values.mean())
+    return mean - half, mean + half
+
+
+def _num(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, confidence: float = 0.95,
+                    study: str | None = None) -> dict[str, Any]:
+    """The top-level metrics document of a multi-seed run from each seed's metrics.json."""
+    seeds = list(docs)
+    first = docs[seeds[0]]
+    keyed: dict[tuple[str, str, str], dict[int, dict]] = {}
+    for s in seeds:
+        for r in docs[s]["records"]:
+            keyed.setdefault((r["method"], r["scenario"], r["metric"]), {})[s] = r
+
+    def values(key: tuple[str, str, str]) -> np.ndarray:
+        rows = keyed.get(key, {})
+        return np.array([np.nan if rows.get(s, {}).get("value") is None else rows[s]["value"] for s in seeds],
+                        dtype=float)
+
+    paired: list[dict[str, Any]] = []
+    verdicts: dict[tuple[str, str, str], str] = {}
+    if reference is not None:
+        for (method, scenario, metric), rows in keyed.items():
+            if method == reference or (reference, scenario, metric) not in keyed:
+                continue
+            d = paired_difference(values((method, scenario, metric)), values((reference, scenario, metric)),
+                                  higher_is_better(metric), confidence)
+            any_row = next(iter(rows.values()))
+            paired.append({"method": method, "reference": reference, "scenario": scenario, "group": any_row["group"],
+                           "rate": any_row["rate"], "metric": metric,
+                           **{k: (_num(v) if isinstance(v, float) else v) for k, v in d.to_dict().items()}})
+            verdicts[(method, scenario, metric)] = d.verdict
+
+    records = []
+    for key, rows in keyed.items():
+        method, scenario, metric = key
+        v = values(key)
+        finite = v[np.isfinite(v)]
+        mean = float(finite.mean()) if finite.size else None
+        low, high = _t_interval(finite, confidence)
+        drops = [r["drop"] for r in rows.values() if r.get("drop") is not None]
+        any_row = next(iter(rows.values()))
+        records.append({"method": method, "scenario": scenario, "group": any_row["group"], "rate": any_row["rate"],
+                        "metric": metric, "value": mean, "ci_low": low, "ci_high": high,
+                        "sd": float(finite.std(ddof=1)) if finite.size > 1 else None,
+                        "n": any_row.get("n"), "drop": float(np.mean(drops)) if drops else None,
+                        "seeds": {str(s): _num(x) for s, x in zip(seeds, v)},
+                        "verdict": verdicts.get(key)})
+
+    doc = {"study": study or first.get("study"), "split": first.get("split", "test"),
+           "synthetic": any(bool(d.get("synthetic")) for d in docs.values()),
+           "primary_metric": first["primary_metric"],
+           "seeds": {"seeds": seeds, "ci": f"{confidence:.0%} t-interval over seed means",
+                     "folders": [f"seed_{s}" for s in seeds]},
+           "records": records,
+           "paired": {"reference": reference, "confidence": confidence,
+                      "difference": "method - reference, per seed; verdict from the t-interval over seeds",
+                      "records": paired},
+           "selection": {f"seed_{s}": docs[s].get("selection", {}) for s in seeds},
+           "methods": first.get("methods", {}), "data": first.get("data", {})}
+    if "cross_validation" in first:
+        doc["cross_validation"] = first["cross_validation"]
+    doc["sections"] = [[f"Paired differences vs {reference}", verdict_html(doc)]] if reference else []
+    doc["sections"] += [["Restored epochs over seeds", selection_html(doc)]]
+    doc["sections"] += [[f"Seed {s}", f"<a href='seed_{s}/report.html'>seed_{s}/report.html</a>"] for s in seeds]
+    doc["summary_extra"] = verdict_text(doc)
+    return doc
+
+
+# --------------------------------------------------------------------------- presentation
+def _fmt(x: float | None, signed: bool = False) -> str:
+    if x is None:
+        return "n/a"
+    return f"{x:+.3f}" if signed else f"{x:.3f}"
+
+
+def _mean_sd(r: dict[str, Any] | None) -> str:
+    if r is None or r.get("value") is None:
+        return "n/a"
+    return _fmt(r["value"]) + ("" if r.get("sd") is None else f" ± {r['sd']:.3f}")
+
+
+def verdict_rows(doc: dict[str, Any], metric: str | None = None) -> list[list[str]]:
+    """Rows of the verdict table for ``metric`` (default: the primary metric)."""
+    metric = metric or doc["primary_metric"]
+    by_key = {(r["method"], r["scenario"], r["metric"]): r for r in doc["records"]}
+    rows = []
+    for p in doc["paired"]["records"]:
+        if p["metric"] != metric:
+            continue
+        interval = "n/a" if p["ci_low"] is None else f"[{_fmt(p['ci_low'], True)}, {_fmt(p['ci_high'], True)}]"
+        rows.append([p["scenario"], p["method"], _mean_sd(by_key.get((p["method"], p["scenario"], metric))),
+                     _mean_sd(by_key.get((p["reference"], p["scenario"], metric))),
+                     f"{_fmt(p['mean'], True)} {interval}", f"{p['agree']}/{p['n']}", p["verdict"]])
+    return rows
+
+
+HEADER = ["scenario", "method", "method mean ± sd", "reference mean ± sd", "difference [CI]", "agree", "verdict"]
+
+
+def verdict_text(doc: dict[str, Any]) -> str:
+    seeds = doc["seeds"]["seeds"]
+    ref = doc["paired"]["reference"]
+    metric = doc["primary_metric"]
+    head = (f"(the table above: mean over seeds [{doc['paired']['confidence']:.0%} t-interval over seeds])\n"
+            f"{metric}: mean ± sd over {len(seeds)} seeds {seeds}")
+    if ref is None:
+        return head + "; no reference method (set evaluation.compare_to for paired differences)"
+    rows = verdict_rows(doc)
+    conf = doc["paired"]["confidence"]
+    out = [f"{head}; paired difference vs {ref} (method - {ref}, {conf:.0%} t-interval over seeds; "
+           f"agree = seeds with the sign of the mean; verdict from the interval)"]
+    if not rows:
+        return out[0] + "\n(no method to compare)"
+    widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *rows)]
+    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
+    out += [line(HEADER), line(["-" * w for w in widths])] + [line(r) for r in rows]
+    if len(seeds) < 5:
+        out.append(f"(only {len(seeds)} seed(s): the interval is wide below 5 seeds and the verdict is "
+                   f"'{UNCLEAR}' below 2; use --seeds 0-4 or more)")
+    return "\n".join(out)
+
+
+def verdict_html(doc: dict[str, Any]) -> str:
+    parts = []
+    ref, conf = doc["paired"]["reference"], doc["paired"]["confidence"]
+    metrics = [doc["primary_metric"]] + sorted({p["metric"] for p in doc["paired"]["records"]} - {doc["primary_metric"]})
+    parts.append(f"<p>Per seed, both methods share the split and the missing masks; the difference is method - {html.escape(str(ref))}. "
+                 f"The interval is a {conf:.0%} Student-t interval over {len(doc['seeds']['seeds'])} seeds; the verdict is "
+                 "'better' or 'worse' only when the whole interval lies on one side of 0 (sides swapped for "
+                 "lower-is-better metrics), otherwise 'no clear difference'. 'agree' counts the seeds whose "
+                 "difference has the sign of the mean.</p>")
+    for metric in metrics:
+        rows = verdict_rows(doc, metric)
+        if not rows:
+            continue
+        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+        parts.append(f"<h3>{html.escape(metric)}</h3><table><tr>"
+                     + "".join(f"<th>{html.escape(h)}</th>" for h in HEADER) + f"</tr>{body}</table>")
+    return "".join(parts)
+
+
+def selection_html(doc: dict[str, Any]) -> str:
+    """Restored epoch per (method, stage) and seed."""
+    seeds = doc["seeds"]["folders"]
+    table: dict[tuple[str, str], dict[str, str]] = {}
+    for folder in seeds:
+        sel = doc["selection"].get(folder) or {}
+        nested = sel if all(isinstance(v, list) for v in sel.values()) else {}
+        if not nested:  # folds: {fold_k: {method: [...]}}
+            for fold, methods in sel.items():
+                for method, stages in (methods or {}).items():
+                    for st in stages:
+                        table.setdefault((method, st["stage"]), {})[folder] = (
+                            table.get((method, st["stage"]), {}).get(folder, "") + f"{fold}:{st['restored_epoch']} ")
+            continue
+        for method, stages in nested.items():
+            for st in stages:
+                table.setdefault((method, st["stage"]), {})[folder] = str(st["restored_epoch"])
+    head = "<tr><th>method</th><th>stage</th>" + "".join(f"<th>{html.escape(s)}</th>" for s in seeds) + "</tr>"
+    body = "".join(f"<tr><td>{html.escape(m)}</td><td>{html.escape(st)}</td>"
+                   + "".join(f"<td>{html.escape(cells.get(s, '').strip())}</td>" for s in seeds) + "</tr>"
+                   for (m, st), cells in table.items())
+    return ("<p>Epoch (from 0) each stage was restored from, by the study's selection policy "
+            "(training.selection); the reasons are in each seed's report and metrics.json.</p>"
+            f"<table>{head}{body}</table>")
+
+
+def seed_records_csv(doc: dict[str, Any]) -> str:
+    """metrics.csv of a multi-seed run: mean, sd, CI over seeds, and the paired difference."""
+    paired = {(p["method"], p["scenario"], p["metric"]): p for p in doc["paired"]["records"]}
+    fields = ["method", "scenario", "group", "rate", "metric", "value", "sd", "ci_low", "ci_high", "n", "drop",
+              "n_seeds", "diff", "diff_ci_low", "diff_ci_high", "agree", "verdict"]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for r in doc["records"]:
+        p = paired.get((r["method"], r["scenario"], r["metric"]), {})
+        row = {**{k: r.get(k) for k in fields}, "n_seeds": sum(v is not None for v in r["seeds"].values()),
+               "diff": p.get("mean"), "diff_ci_low": p.get("ci_low"), "diff_ci_high": p.get("ci_high"),
+               "agree": p.get("agree"), "verdict": p.get("verdict")}
+        writer.writerow({k: "" if v is None else v for k, v in row.items()})
+    return buf.getvalue()

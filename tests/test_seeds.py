@@ -1,0 +1,210 @@
+"""Seeds as a study dimension: ``seeds:`` / ``--seeds``, seed_<s>/ folders, mean ± sd, paired
+differences with a verdict, resume after a kill, and the restored epochs of the shipped studies."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from robustmm.cli import main
+from robustmm.config import load_study
+from robustmm.config.schema import parse_seeds
+from robustmm.errors import ConfigError
+from robustmm.evaluate.seeds import aggregate_seeds, verdict_text
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+# --------------------------------------------------------------------------- parsing
+def test_seed_lists_and_ranges() -> None:
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4]
+    assert parse_seeds("0,2,5") == [0, 2, 5]
+    assert parse_seeds("0-2,7") == [0, 1, 2, 7]
+    assert parse_seeds(3) == [3]
+    assert parse_seeds([1, "3-4"]) == [1, 3, 4]
+    for bad, msg in (("4-0", "backwards"), ("0,0", "twice"), ("a", "cannot read"), ([], "at least one")):
+        with pytest.raises(ValueError, match=msg):
+            parse_seeds(bad)
+
+
+def test_study_seeds_key_and_cli_form(tiny_study: Path) -> None:
+    assert load_study(tiny_study, ["seeds=0-2"]).seeds == [0, 1, 2]
+    assert load_study(tiny_study, ["seeds=[4, 1]"]).seeds == [4, 1]
+    assert load_study(tiny_study).seeds is None
+    with pytest.raises(ConfigError, match="seeds"):
+        load_study(tiny_study, ["seeds=2-1"])
+    with pytest.raises(ConfigError, match="compare_to 'mmanet' is not a method id"):
+        load_study(tiny_study, ["evaluation.compare_to=mmanet"])
+
+
+# --------------------------------------------------------------------------- aggregation
+def _doc(values: dict[tuple[str, str], float]) -> dict:
+    return {"study": "s", "synthetic": True, "primary_metric": "auc",
+            "records": [{"method": m, "scenario": "natural", "group": "natural", "rate": None, "metric": metric,
+                         "value": v, "ci_low": None, "ci_high": None, "n": 10, "drop": 0.0}
+                        for (m, metric), v in values.items()],
+            "selection": {"a": [{"stage": "a", "restored_epoch": 5}]}}
+
+
+def test_mean_sd_and_paired_verdict_have_known_values() -> None:
+    a, ref = [0.8, 0.9, 0.85], [0.7, 0.8, 0.8]  # differences 0.1, 0.1, 0.05
+    docs = {s: _doc({("a", "auc"): a[i], ("ref", "auc"): ref[i], ("a", "ibs"): a[i], ("ref", "ibs"): ref[i]})
+            for i, s in enumerate([0, 1, 2])}
+    doc = aggregate_seeds(docs, "ref")
+    rec = {(r["method"], r["metric"]): r for r in doc["records"]}
+    assert rec[("a", "auc")]["value"] == pytest.approx(0.85)
+    assert rec[("a", "auc")]["sd"] == pytest.approx(0.05)
+    assert rec[("a", "auc")]["seeds"] == {"0": 0.8, "1": 0.9, "2": 0.85}
+    pair = {p["metric"]: p for p in doc["paired"]["records"]}
+    # mean 0.0833, sd 0.0289, t(0.975, 2) = 4.303: interval [0.0116, 0.1551]
+    assert pair["auc"]["mean"] == pytest.approx(0.08333, abs=1e-4)
+    assert pair["auc"]["ci_low"] == pytest.approx(0.0116, abs=2e-4)
+    assert pair["auc"]["ci_high"] == pytest.approx(0.1551, abs=2e-4)
+    assert pair["auc"]["agree"] == 3 and pair["auc"]["verdict"] == "better"
+    assert pair["ibs"]["verdict"] == "worse"  # lower is better
+    assert rec[("a", "auc")]["verdict"] == "better" and rec[("ref", "auc")]["verdict"] is None
+    text = verdict_text(doc)
+    assert "verdict" in text and "better" in text and "+0.083 [+0.012, +0.155]" in text and "3/3" in text
+    assert doc["selection"]["seed_1"]["a"][0]["restored_epoch"] == 5
+
+
+def test_overlapping_interval_is_no_clear_difference() -> None:
+    a, ref = [0.8, 0.7, 0.9], [0.75, 0.8, 0.8]
+    docs = {s: _doc({("a", "auc"): a[s], ("ref", "auc"): ref[s]}) for s in range(3)}
+    assert aggregate_seeds(docs, "ref")["paired"]["records"][0]["verdict"] == "no clear difference"
+    assert aggregate_seeds(docs, None)["paired"]["records"] == []
+
+
+# --------------------------------------------------------------------------- end to end
+def run_cli(*args: str) -> int:
+    return main(["run", *args, "--quiet"])
+
+
+def test_seeds_run_writes_seed_folders_and_verdicts(tiny_study: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert run_cli(str(tiny_study), "--out", str(out), "--seeds", "0,1", "--set", "training.epochs=1") == 0
+    printed = capsys.readouterr().out
+    assert "paired difference vs dropout_baseline" in printed and "no clear difference" in printed
+    for s in (0, 1):
+        assert (out / f"seed_{s}" / "metrics.json").is_file() and (out / f"seed_{s}" / "config.yaml").is_file()
+        assert yaml.safe_load((out / f"seed_{s}" / "config.yaml").read_text())["seed"] == s
+    doc = json.loads((out / "metrics.json").read_text())
+    seed_docs = [json.loads((out / f"seed_{s}" / "metrics.json").read_text()) for s in (0, 1)]
+    auc = {(r["method"], r["scenario"]): r for r in doc["records"] if r["metric"] == "auc"}
+    per_seed = [{(r["method"], r["scenario"]): r["value"] for r in d["records"] if r["metric"] == "auc"}
+                for d in seed_docs]
+    key = ("complete_only", "natural")
+    assert auc[key]["value"] == pytest.approx((per_seed[0][key] + per_seed[1][key]) / 2)
+    assert doc["paired"]["reference"] == "dropout_baseline"
+    assert {p["method"] for p in doc["paired"]["records"]} == {"complete_only"}
+    assert set(doc["selection"]) == {"seed_0", "seed_1"}
+    assert "verdict" in (out / "metrics.csv").read_text().splitlines()[0]
+    html = (out / "report.html").read_text()
+    assert "Paired differences vs dropout_baseline" in html and "seed_1/report.html" in html
+    assert "verdict" in (out / "summary.txt").read_text()
+
+
+@pytest.mark.slow
+def test_kill_during_seed_1_then_resume_gives_the_uninterrupted_metrics(tiny_study: Path, tmp_path: Path) -> None:
+    """The issue's acceptance run, on the tiny study: --seeds 0-2 --set training.epochs=3."""
+    args = ["--seeds", "0-2", "--set", "training.epochs=3"]
+    a, c = tmp_path / "a", tmp_path / "c"
+    assert run_cli(str(tiny_study), "--out", str(a), *args) == 0
+    assert all((a / f"seed_{s}" / "metrics.json").is_file() for s in range(3))
+    doc = json.loads((a / "metrics.json").read_text())
+    assert doc["seeds"]["seeds"] == [0, 1, 2] and doc["paired"]["records"]
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen([sys.executable, "-m", "robustmm.cli", "run", str(tiny_study), "--out", str(c),
+                             "--quiet", *args], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ckpt = c / "seed_1" / "checkpoints" / "complete_only" / "complete_only.pt"
+    deadline, killed = time.time() + 300, False
+    while time.time() < deadline and proc.poll() is None:
+        if ckpt.is_file():
+            try:
+                state = torch.load(ckpt, map_location="cpu", weights_only=False)
+            except Exception:  # being replaced right now
+                continue
+            if state["epoch"] >= 0:
+                proc.send_signal(signal.SIGKILL)
+                killed = True
+                break
+        time.sleep(0.02)
+    proc.wait()
+    assert killed, "the run finished or stalled before seed 1 could be interrupted"
+    assert (c / "seed_0" / "metrics.json").is_file() and not (c / "seed_1" / "metrics.json").exists()
+    assert not (c / "metrics.json").exists()
+    assert run_cli(str(tiny_study), "--resume", str(c), *args) == 0
+    assert json.loads((c / "metrics.json").read_text()) == doc
+    assert "resuming after epoch" in (c / "log.txt").read_text()
+
+
+# --------------------------------------------------------------------------- shipped studies
+def _tiny_overrides(study: str, tmp: Path, adni_root: Path) -> list[str]:
+    """Shrink a shipped study to seconds: small data, small networks, 3 epochs, few bootstraps;
+    the study's selection policy is kept."""
+    common = ["training.epochs=3", "training.device=cpu", "training.threads=1", "evaluation.bootstrap=5",
+              f"output_dir={tmp / 'runs'}"]
+    if study.startswith("adni"):
+        small = ["data.synthetic=null", f"data.root={adni_root}", "data.volume_shape=[16,16,16]",
+                 "model.volume.channels=[4,8]", "model.volume.strides=[2,2]", "model.embed_dim=16",
+                 "model.trunk_hidden=16"]
+        if study == "adni_mci_itcfn":
+            small += [f"methods.{i}.{k}" for i in range(5) for k in (
+                "generator={epochs: 3, channels: [8, 8], codebook_size: 16, codebook_dim: 4, batch_size: 8, "
+                "adversarial_warmup_epochs: 1, discriminator_channels: 4, discriminator_layers: 1}",
+                "dim=16", "fused_dim=16", "heads=2", "resnet_planes=[4,4,8,8]")]
+        return common + small
+    if study == "brats_missing":
+        return common + [f"data.root={tmp / 'brats'}", "data.synthetic={cases: 12, shape: [16, 16, 16], seed: 0}",
+                         "data.options.spatial_size=[16,16,16]", "model.volume.channels=[4,8]",
+                         "model.volume.strides=[1,2]"]
+    if study.startswith("mosi"):
+        return common + [f"data.root={tmp / 'mosi'}", "data.synthetic.n_train=60", "data.synthetic.n_valid=20",
+                         "data.synthetic.n_test=20", "data.synthetic.seq_len=8"]
+    if study == "tcga_blca_survival":
+        return common + [f"data.root={tmp / 'tcga'}", "data.synthetic={patients: 80, seed: 0}",
+                         "data.options.cohort=syn", "split.fold=0", "methods.2.unipro_epochs=3",
+                         "methods.2.multipro_epochs=3"]
+    raise AssertionError(f"no tiny version of {study}; add one here")
+
+
+STUDIES = sorted(p.stem for p in (REPO / "studies").glob("*.yaml") if p.stem != "adni_mci_sweep")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("study", STUDIES)
+def test_shipped_study_restores_no_epoch_0_or_1(study: str, tiny_adni_root: Path, tmp_path: Path) -> None:
+    from robustmm.study import run_study
+
+    cfg = load_study(REPO / "studies" / f"{study}.yaml", _tiny_overrides(study, tmp_path, tiny_adni_root))
+    result = run_study(cfg, progress=False)
+    selection = json.loads((result.run_dir / "metrics.json").read_text())["selection"]
+    stages = [s for stages in selection.values() for s in stages]
+    assert stages, selection
+    for s in stages:
+        assert s["restored_epoch"] >= 2, s
+
+
+def test_benchmark_table_cells() -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import seed_runs
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    assert seed_runs.mean_sd([0.8, 0.9, None, 0.85]) == "0.850 ± 0.050"
+    assert seed_runs.mean_sd([None]) == "n/a" and seed_runs.mean_sd([0.5]) == "0.500"
+    d = seed_runs.paired([0.8, 0.9, 0.85], [0.7, 0.8, 0.8], "auc")
+    assert seed_runs.paired_cell(d) == "+0.083 [+0.012, +0.155], 3/3, better"
+    assert seed_runs.paired([10.0, 9.0, 9.5], [8.0, 7.0, 7.5], "hd95_tc")["verdict"] == "worse"
+    lines = seed_runs.paired_table({"mmanet - dropout_baseline": {"AUILC": d}})
+    assert lines[0] == "| comparison | AUILC |" and "better" in lines[2]
