@@ -35,7 +35,7 @@ def logistic_scores(x_fit: np.ndarray, y_fit: np.ndarray, x_score: np.ndarray) -
     from sklearn.linear_model import LogisticRegression
 
     a, b = _standardize(np.asarray(x_fit, float), np.asarray(x_score, float))
-    model = LogisticRegression(C=1e4, max_iter=2000, tol=1e-8)
+    model = LogisticRegression(C=1e4, max_iter=1000, tol=1e-6)
     model.fit(a, np.asarray(y_fit).astype(int))
     return model.decision_function(b)
 
