@@ -192,6 +192,11 @@ def data_report(data: DataModule) -> dict[str, Any]:
     }
     if hasattr(ds, "report"):
         info["loader"] = ds.report.to_dict()
+    from robustmm.data.base import synthetic_oracle
+
+    oracle = synthetic_oracle(getattr(ds, "root", None))
+    if oracle:  # ceilings from the generator's planted latents (robustmm.data.synth.oracle)
+        info["oracle"] = oracle
     return info
 
 

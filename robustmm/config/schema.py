@@ -25,6 +25,13 @@ class AdniSynthConfig(Section):
     seed: int = 0
     pet_missing: float = Field(0.3, ge=0.0, le=1.0)
     native_shape: tuple[int, int, int] = (40, 48, 40)
+    # mechanism knobs (robustmm.data.synth.adni; defaults = the version-2 cohort)
+    #: fraction of the PET-only label signal that is a nonlinear function of MRI (0..1)
+    pet_from_mri: float = Field(0.0, ge=0.0, le=1.0)
+    #: noise sd on the latents MRI / PET show, and multiplier of the clinical scores' noise
+    mri_noise: float = Field(0.0, ge=0.0)
+    pet_noise: float = Field(0.3, ge=0.0)
+    clinical_noise: float = Field(1.0, ge=0.0)
 
 
 class AdniDataConfig(Section):

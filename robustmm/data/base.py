@@ -73,6 +73,21 @@ def synthetic_marker(root: Path) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+def synthetic_oracle(root: Path | str | None) -> dict | None:
+    """The oracle ceilings a synthetic generator wrote into its marker (``oracle``), or None
+    (real data, or a folder written before generators computed them). ``root`` may be the
+    dataset folder or a file in it."""
+    if root is None or str(root) == "":
+        return None
+    root = Path(root)
+    folder = root if root.is_dir() else root.parent
+    try:
+        marker = synthetic_marker(folder)
+    except (OSError, ValueError):
+        return None
+    return marker.get("oracle") if isinstance(marker, dict) else None
+
+
 def write_synthetic_marker(folder: Path, generator: str, **details) -> None:
     """Every synthetic writer leaves this marker so reports can say SYNTHETIC DATA."""
     info = {"generator": generator, "synthetic": True, **details}

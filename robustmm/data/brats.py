@@ -551,6 +551,10 @@ class BraTSSynthOptions(BaseModel):
     shape: tuple[int, int, int] = (40, 40, 40)
     seed: int = 0
     naming: Literal["2018", "2023"] = "2018"
+    #: mechanism knob (robustmm.data.synth.brats): the sequences that show each tumour region,
+    #: e.g. {oedema: [flair], enhancing: [t1ce], necrosis: [t1ce]}; unnamed regions keep the default
+    visible_in: dict[Literal["oedema", "enhancing", "necrosis"], list[Literal["flair", "t1ce", "t1", "t2"]]] = Field(
+        default_factory=dict)
 
 
 def build_from_config(cfg: Any, progress: bool = True) -> BraTSDataset:
@@ -570,5 +574,13 @@ def build_from_config(cfg: Any, progress: bool = True) -> BraTSDataset:
         if synth is None:
             raise DataError(f"data.root {root} does not exist; point it at a BraTS folder (one subfolder per case) "
                             f"or add data.synthetic (e.g. {{cases: 40}}) to generate synthetic cases there")
-        create_once(root, lambda out: write_synthetic_brats(out, synth.cases, synth.shape, synth.seed, synth.naming))
+        create_once(root, lambda out: write_synthetic_brats(out, synth.cases, synth.shape, synth.seed, synth.naming,
+                                                            visible_in=dict(synth.visible_in)))
+    if synth is not None:
+        from robustmm.data.registry import check_synthetic_matches
+
+        check_synthetic_matches(root, {"n_cases": synth.cases, "shape": list(synth.shape), "seed": synth.seed,
+                                       "naming": synth.naming,
+                                       "visible_in": {k: list(v) for k, v in synth.visible_in.items()}},
+                                defaults={"visible_in": {}})
     return BraTSDataset(root, **options.model_dump(), common_shape=True)

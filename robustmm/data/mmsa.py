@@ -41,7 +41,7 @@ import logging
 import pickle
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -456,6 +456,14 @@ class MMSASynthOptions(BaseModel):
     seed: int = 0
     bias_strength_train: float = Field(0.8, ge=0.0, le=1.0)
     bias_strength_test: float = Field(0.0, ge=0.0, le=1.0)
+    # mechanism knobs (see robustmm.data.synth.mmsa; defaults = generator version 2)
+    validation: Literal["in_distribution", "shifted"] = "in_distribution"
+    shortcut_words: Literal["every_split", "train_only"] = "every_split"
+    bias_words_per_sample: int = Field(2, ge=0)
+    sentiment_word_rate: float = Field(0.15, ge=0.0)
+    signal_fraction: dict[Literal["text", "audio", "vision"], Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
+        default_factory=dict)
+    view_noise: dict[Literal["text", "audio", "vision"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
 
 
 def _validated(model: type[BaseModel], raw: dict, prefix: str) -> Any:
@@ -492,5 +500,28 @@ def build_from_config(cfg: Any, progress: bool = True) -> MMSADataset:
                               f"(e.g. root: {Path(cfg.root).parent}, options.file: {Path(cfg.root).name}).")
         create_once(Path(cfg.root), lambda folder: write_synthetic_mmsa(folder / options.file,
                                                                        **synth.model_dump()))
+    if cfg.synthetic is not None and path != Path(cfg.root):
+        _check_synthetic_file(Path(cfg.root), options.file, _validated(MMSASynthOptions, cfg.synthetic,
+                                                                       "data.synthetic"))
     return MMSADataset(path, text_mode=options.text_mode, target=options.target, cls_id=options.cls_id,
                        sep_id=options.sep_id, unk_id=options.unk_id, pad_id=options.pad_id)
+
+
+def _check_synthetic_file(folder: Path, file: str, synth: MMSASynthOptions) -> None:
+    """Refuse a synthetic file written by another generator version or with other arguments."""
+    from robustmm.data.base import synthetic_marker
+    from robustmm.data.registry import check_synthetic_matches
+    from robustmm.data.synth.mmsa import GENERATOR_VERSION, validate_knobs
+
+    marker = synthetic_marker(folder)
+    if marker is None or marker.get("file") != file:
+        return  # real data, or the marker describes another file of the folder
+    args = synth.model_dump()
+    knobs = validate_knobs(**{k: args[k] for k in ("validation", "shortcut_words", "bias_words_per_sample",
+                                                   "sentiment_word_rate", "signal_fraction", "view_noise")})
+    expected = {"version": GENERATOR_VERSION, "seed": args["seed"], "aligned": args["aligned"],
+                "seq_len": args["seq_len"], "dims": list(args["dims"]),
+                "n": [args["n_train"], args["n_valid"], args["n_test"]],
+                "bias_strength_train": args["bias_strength_train"], "bias_strength_test": args["bias_strength_test"],
+                **knobs}
+    check_synthetic_matches(folder, expected)

@@ -61,13 +61,16 @@ def create_once(target: Path, write: Callable[[Path], Any]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def check_synthetic_matches(root: Path, expected: dict[str, Any]) -> None:
+def check_synthetic_matches(root: Path, expected: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
     """A synthetic folder made by another generator version or with other arguments than the
-    study asks for would silently give different results: refuse it."""
+    study asks for would silently give different results: refuse it. ``defaults`` are the values
+    of arguments added after a folder may have been written (a marker without them was written
+    with them at these values)."""
     marker = synthetic_marker(root)
     if marker is None:
         return
-    found = {k: marker.get(k) for k in expected}
+    defaults = defaults or {}
+    found = {k: marker.get(k, defaults.get(k)) for k in expected}
     if found != expected:
         raise DataError(f"{root} holds a synthetic cohort generated with {found}, but the study asks for "
                         f"{expected}. Delete the folder (it is regenerated on the next run) or set data.root "
@@ -77,13 +80,15 @@ def check_synthetic_matches(root: Path, expected: dict[str, Any]) -> None:
 @register_data("adni")
 def _adni(cfg, progress: bool) -> MultimodalDataset:
     from robustmm.data.adni import AdniDataset
-    from robustmm.data.synth.adni import GENERATOR_VERSION, write_synthetic_adni
+    from robustmm.data.synth.adni import GENERATOR_VERSION, KNOB_DEFAULTS, write_synthetic_adni
 
     if cfg.synthetic is not None:
         s = cfg.synthetic
+        knobs = {k: float(getattr(s, k)) for k in KNOB_DEFAULTS if k != "pet_missing"}
         create_once(Path(cfg.root), lambda d: write_synthetic_adni(d, s.subjects, s.seed, s.pet_missing,
-                                                                    tuple(s.native_shape)))
+                                                                    tuple(s.native_shape), **knobs))
         check_synthetic_matches(Path(cfg.root), {"version": GENERATOR_VERSION, "subjects": s.subjects,
                                                  "seed": s.seed, "pet_missing": s.pet_missing,
-                                                 "native_shape": list(s.native_shape)})
+                                                 "native_shape": list(s.native_shape), **knobs},
+                                defaults=KNOB_DEFAULTS)
     return AdniDataset(cfg, progress=progress)

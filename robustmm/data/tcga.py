@@ -760,6 +760,10 @@ class PorpoiseSynthOptions(_Options):
     n_cnv: int = Field(12, ge=3)
     n_mut: int = Field(10, ge=2)
     age_missing: float = Field(0.0, ge=0.0, le=1.0)
+    #: mechanism knobs (robustmm.data.synth.tcga): signal strength per omics group, and the
+    #: fraction of each group's latent that all groups share
+    signal: dict[Literal["rnaseq", "cnv", "mut"], float] = Field(default_factory=dict)
+    shared: float = Field(1.0, ge=0.0, le=1.0)
 
 
 class DisProOptions(_Options):
@@ -804,6 +808,8 @@ class DisProSynthOptions(_Options):
     genes_per_pathway: tuple[int, int] = (3, 12)
     wsi_missing: float = Field(0.0, ge=0.0, le=1.0)
     omics_missing: float = Field(0.0, ge=0.0, le=1.0)
+    #: mechanism knob (robustmm.data.synth.tcga): weights of z_shared / z_omics / z_wsi in the risk
+    risk_weights: dict[Literal["shared", "omics", "wsi"], float] = Field(default_factory=dict)
 
 
 def _synthetic_options(model: type[BaseModel], raw: dict[str, Any]) -> Any:
@@ -829,7 +835,9 @@ def build_porpoise_from_config(cfg: Any, progress: bool = True) -> PorpoiseDatas
         name = f"tcga_{cohort.lower()}_all_clean.csv.zip"
         create_once(root, lambda d: write_synthetic_porpoise(d / name, syn.patients, syn.seed, n_rnaseq=syn.n_rnaseq,
                                                             n_cnv=syn.n_cnv, n_mut=syn.n_mut,
-                                                            age_missing=syn.age_missing))
+                                                            age_missing=syn.age_missing, signal=dict(syn.signal),
+                                                            shared=syn.shared))
+        _check_porpoise_synthetic(root, name, syn)
     elif not root.exists():
         raise DataError(f"data.root {root} does not exist. Download tcga_<cohort>_all_clean.csv.zip from "
                         f"mahmoodlab/PORPOISE (datasets_csv_mutsig/) and run 'robustmm data prepare tcga --cohort "
@@ -857,7 +865,8 @@ def build_dispro_from_config(cfg: Any, progress: bool = True) -> DisProDataset:
         syn = _synthetic_options(DisProSynthOptions, cfg.synthetic)
         create_once(root, lambda d: write_synthetic_dispro(
             d, syn.patients, syn.folds, syn.seed, syn.wsi_feat_dim, tuple(syn.patches), syn.pathways,
-            tuple(syn.genes_per_pathway), syn.wsi_missing, syn.omics_missing))
+            tuple(syn.genes_per_pathway), syn.wsi_missing, syn.omics_missing, risk_weights=dict(syn.risk_weights)))
+        _check_dispro_synthetic(root, syn)
     elif not root.exists():
         raise DataError(f"data.root {root} does not exist; it must be a folder in the DisPro layout (splits.csv, "
                         f"signatures.csv, omics/, wsi/), or give data.synthetic to generate one")
@@ -871,3 +880,28 @@ def build_dispro_from_config(cfg: Any, progress: bool = True) -> DisProDataset:
         allow_missing_wsi=opts.allow_missing_wsi, wsi_feat_dim=opts.wsi_feat_dim,
         n_bins=survival_bins(opts.n_bins, opts.survival_head), val_fraction=opts.val_fraction,
         train_missing=opts.train_missing, train_missing_seed=opts.train_missing_seed)
+
+
+def _check_porpoise_synthetic(root: Path, name: str, syn: PorpoiseSynthOptions) -> None:
+    """Refuse a synthetic table written with other generator arguments (knobs included)."""
+    from robustmm.data.base import synthetic_marker
+    from robustmm.data.registry import check_synthetic_matches
+    from robustmm.data.synth.tcga import _porpoise_signal
+
+    folder = root if root.is_dir() else root.parent
+    marker = synthetic_marker(folder)
+    if marker is None or marker.get("file") not in (None, name):
+        return
+    check_synthetic_matches(folder, {"seed": syn.seed, "n_patients": syn.patients,
+                                     "signal": _porpoise_signal(dict(syn.signal)), "shared": float(syn.shared)},
+                            defaults={"signal": _porpoise_signal(None), "shared": 1.0})
+
+
+def _check_dispro_synthetic(root: Path, syn: DisProSynthOptions) -> None:
+    from robustmm.data.registry import check_synthetic_matches
+    from robustmm.data.synth.tcga import _dispro_weights
+
+    check_synthetic_matches(root, {"seed": syn.seed, "n_patients": syn.patients, "n_folds": syn.folds,
+                                   "wsi_missing": syn.wsi_missing, "omics_missing": syn.omics_missing,
+                                   "risk_weights": _dispro_weights(dict(syn.risk_weights))},
+                            defaults={"risk_weights": _dispro_weights(None)})

@@ -2,18 +2,38 @@
 
 The planted signal (also written to the cohort's README.md):
 
-* every subject has a latent severity ``z = 0.6 a + 0.8 b`` (a, b ~ N(0, 1));
+* every subject has a latent severity ``z = 0.6 a + 0.8 u`` with
+  ``u = sqrt(1 - rho) b + sqrt(rho) h(c)``, ``h(c) = (c^2 - 1) / sqrt(2)`` and a, b, c ~ N(0, 1)
+  (``rho`` = the ``pet_from_mri`` knob; with ``rho = 0`` this is ``z = 0.6 a + 0.8 b``);
 * conversion to dementia happens at ``T = 36 exp(-0.9 (z + 0.4 e - 0.25))`` months
   (e ~ N(0, 1)), so pMCI within 36 months iff ``z + 0.4 e > 0.25`` (about 40 % of subjects);
-* MRI sees only ``a`` (hippocampal atrophy, ventricle enlargement): weak signal;
-* PET sees ``z`` (parietal and posterior-cingulate hypometabolism): strong signal; PET is
-  therefore partly (through ``a``) but not fully predictable from MRI;
-* clinical scores (MMSE, ADAS13, CDR-SB, APOE4, TAU/PTAU) are noisy functions of ``z``:
-  moderately informative;
-* about 30 % of subjects have no PET (missing completely at random); FDG (a PET summary) is
-  NaN for them; TAU/PTAU are missing for about 35 % (CSF not collected);
+* MRI sees ``a`` (hippocampal atrophy, ventricle enlargement) and, when ``rho > 0``, ``c``
+  (the contrast of a small periventricular region, either sign); each seen with extra noise of
+  sd ``mri_noise``;
+* PET sees ``z + pet_noise * N(0, 1)`` (parietal and posterior-cingulate hypometabolism):
+  strong signal. Its part ``0.8 u`` is invisible to a linear read-out of MRI; a fraction
+  ``rho`` of that part's variance is the nonlinear function ``h(c)`` of an MRI latent, which
+  an ideal MRI->PET generator recovers and a linear classifier on MRI does not;
+* clinical scores (MMSE, ADAS13, CDR-SB, APOE4, TAU/PTAU) are noisy functions of ``z`` (noise
+  scaled by ``clinical_noise``): moderately informative;
+* a fraction ``pet_missing`` of subjects (30 % by default) have no PET (missing completely at
+  random); FDG (a PET summary) is NaN for them; TAU/PTAU are missing for about 35 % (CSF not
+  collected);
 * some subjects drop out before 36 months without converting (label unknown: excluded by the
   loader) and a few are cognitively normal at baseline (not MCI: excluded).
+
+Mechanism knobs (``data.synthetic`` keys of ``data.kind: adni``; defaults reproduce version 2):
+
+* ``pet_from_mri`` (rho, 0..1, default 0): fraction of the PET-only label signal that is a
+  nonlinear function of MRI. 0: an ideal generated PET adds nothing over MRI; 1: PET is a noisy
+  nonlinear function of MRI (``z = 0.6 a + 0.8 h(c)``), read poorly from MRI directly.
+* ``mri_noise`` (default 0), ``pet_noise`` (default 0.3), ``clinical_noise`` (multiplier of the
+  clinical scores' noise, default 1): the strength of each modality (more noise = weaker).
+* ``pet_missing`` (default 0.3): natural PET-missing fraction.
+
+The oracle ceilings (AUC of a logistic regression on the latents each subset carries, 20 000
+simulated subjects to fit and 20 000 others to score; see :func:`oracle_ceilings`) are written
+into ``SYNTHETIC_DATA.json`` under ``oracle``.
 
 PET volumes are stored with a left-right flipped affine (LAS) to exercise re-orientation.
 """
@@ -67,7 +87,7 @@ def _shifted(grid, rng: np.random.Generator):
     return tuple(g - d for g, d in zip(grid, dx))
 
 
-def _mri(grid, a: float, rng: np.random.Generator, textures: _TextureBank) -> np.ndarray:
+def _mri(grid, a: float, rng: np.random.Generator, textures: _TextureBank, c: float | None = None) -> np.ndarray:
     g = _shifted(grid, rng)
     x, y, z = g
     brain = 1.0 / (1.0 + np.exp(((x / 0.85) ** 2 + (y / 0.9) ** 2 + (z / 0.8) ** 2 - 1.0) * 12.0))
@@ -75,18 +95,20 @@ def _mri(grid, a: float, rng: np.random.Generator, textures: _TextureBank) -> np
     hippo = _blob(g, (0.35, -0.1, -0.25), 0.11) + _blob(g, (-0.35, -0.1, -0.25), 0.11)
     ventricles = _blob(g, (0.12, 0.05, 0.1), 0.09 + 0.025 * max(a, -2.0)) + _blob(g, (-0.12, 0.05, 0.1), 0.09 + 0.025 * max(a, -2.0))
     img = brain * (tissue + 0.35 * hippo * (1.0 - 0.3 * a) - 0.45 * np.clip(ventricles, 0, 1))
+    if c is not None:  # pet_from_mri > 0: a periventricular region whose contrast is c (either sign)
+        img = img + brain * 0.12 * float(np.clip(c, -3.0, 3.0)) * _blob(g, (0.0, 0.35, 0.25), 0.12)
     img = img * rng.uniform(0.8, 1.25) + rng.normal(0.0, 0.04, size=x.shape)
     return np.clip(img, 0.0, None).astype(np.float32)
 
 
-def _pet(grid, z_sev: float, rng: np.random.Generator, textures: _TextureBank) -> np.ndarray:
+def _pet(grid, z_sev: float, rng: np.random.Generator, textures: _TextureBank, noise: float = 0.3) -> np.ndarray:
     g = _shifted(grid, rng)
     x, y, z = g
     brain = 1.0 / (1.0 + np.exp(((x / 0.85) ** 2 + (y / 0.9) ** 2 + (z / 0.8) ** 2 - 1.0) * 12.0))
     base = 0.6 + 0.25 * _blob(g, (0, 0, 0.2), 0.5) + textures.draw(rng, 0.04)
     regions = (_blob(g, (0.45, -0.35, 0.35), 0.16) + _blob(g, (-0.45, -0.35, 0.35), 0.16)
                + _blob(g, (0.0, -0.3, 0.2), 0.12))
-    signal = z_sev + 0.3 * rng.standard_normal()
+    signal = z_sev + noise * rng.standard_normal()
     img = brain * (base + 0.5 * regions * (1.0 - 0.3 * np.tanh(signal)))
     img = img * rng.uniform(0.7, 1.4) + rng.normal(0.0, 0.03, size=x.shape)
     return np.clip(img, 0.0, None).astype(np.float32)
@@ -101,13 +123,32 @@ def write_synthetic_adni(
     seed: int = 0,
     pet_missing: float = 0.3,
     native_shape: tuple[int, int, int] = (40, 48, 40),
+    *,
+    pet_from_mri: float = 0.0,
+    mri_noise: float = 0.0,
+    pet_noise: float = 0.3,
+    clinical_noise: float = 1.0,
+    oracle: bool = True,
 ) -> Path:
-    """Write a synthetic cohort to ``out_dir`` (must not exist or be empty). Returns the folder."""
+    """Write a synthetic cohort to ``out_dir`` (must not exist or be empty). Returns the folder.
+
+    The keyword-only knobs are described in the module docstring; with their defaults the
+    cohort is byte-for-byte the version-2 cohort. ``oracle=False`` skips the oracle ceilings
+    (about a second of work) in ``SYNTHETIC_DATA.json``.
+    """
+    knobs = validate_knobs(pet_from_mri=pet_from_mri, mri_noise=mri_noise, pet_noise=pet_noise,
+                           clinical_noise=clinical_noise, pet_missing=pet_missing)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
     (out / "images").mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)
+    # the knobs' extra draws come from their own stream, so the default cohort is unchanged
+    knob_rng = np.random.default_rng([seed, 1])
+    c_all = knob_rng.standard_normal(subjects)
+    mri_eps = knob_rng.standard_normal((subjects, 2))
+    rho = float(pet_from_mri)
+    k = float(clinical_noise)
     grid = _grid(native_shape)
     textures = _TextureBank(rng, native_shape)
     affine_ras = np.diag([VOXEL_MM, VOXEL_MM, VOXEL_MM, 1.0])
@@ -121,7 +162,7 @@ def write_synthetic_adni(
         rid = 1000 + i
         ptid = f"{100 + i % 900:03d}_S_{rid:04d}"
         a, b, e = rng.standard_normal(3)
-        z_sev = 0.6 * a + 0.8 * b
+        z_sev = 0.6 * a + 0.8 * b if rho == 0.0 else 0.6 * a + 0.8 * (np.sqrt(1 - rho) * b + np.sqrt(rho) * _h(c_all[i]))
         t_conv = 36.0 * np.exp(-0.9 * (z_sev + 0.4 * e - 0.25))
         baseline_dx = "CN" if rng.random() < 0.04 else "MCI"
         last_visit = 48 if rng.random() > 0.15 else int(rng.choice([12, 18, 24]))
@@ -131,9 +172,9 @@ def write_synthetic_adni(
         female = rng.random() < 0.42
         educ = int(np.clip(round(rng.normal(16, 2.8)), 6, 20))
         apoe4 = int(rng.choice([0, 1, 2], p=_softmax3(0.5 * z_sev)))
-        cog = 0.55 * z_sev + 0.85 * rng.standard_normal()
-        tau = 250 + 90 * (0.5 * z_sev + 0.85 * rng.standard_normal())
-        fdg = 1.25 - 0.08 * (z_sev + 0.3 * rng.standard_normal())
+        cog = 0.55 * z_sev + (0.85 * k) * rng.standard_normal()
+        tau = 250 + 90 * (0.5 * z_sev + (0.85 * k) * rng.standard_normal())
+        fdg = 1.25 - 0.08 * (z_sev + pet_noise * rng.standard_normal())
         for month, viscode in VISITS:
             if month > last_visit:
                 break
@@ -144,9 +185,9 @@ def write_synthetic_adni(
                 "RID": rid, "PTID": ptid, "VISCODE": viscode, "M": month, "DX": dx,
                 "AGE": round(age, 1), "PTGENDER": "Female" if female else "Male", "PTEDUCAT": educ,
                 "APOE4": apoe4,
-                "MMSE": float(np.clip(round(27.5 - 1.2 * (cog + 0.7 * rng.standard_normal()) - decline), 10, 30)),
-                "ADAS13": round(float(np.clip(15 + 4.0 * (cog + 0.7 * rng.standard_normal()) + 2 * decline, 0, 85)), 1),
-                "CDRSB": round(float(np.clip(1.5 + 0.8 * (cog + 0.7 * rng.standard_normal()) + 0.5 * decline, 0, 18)), 1),
+                "MMSE": float(np.clip(round(27.5 - 1.2 * (cog + (0.7 * k) * rng.standard_normal()) - decline), 10, 30)),
+                "ADAS13": round(float(np.clip(15 + 4.0 * (cog + (0.7 * k) * rng.standard_normal()) + 2 * decline, 0, 85)), 1),
+                "CDRSB": round(float(np.clip(1.5 + 0.8 * (cog + (0.7 * k) * rng.standard_normal()) + 0.5 * decline, 0, 18)), 1),
                 "FDG": round(float(fdg), 4) if has_pet else np.nan,
                 "ABETA": round(float(900 - 200 * z_sev + 150 * rng.standard_normal()), 1) if has_csf else np.nan,
                 "TAU": round(float(tau), 1) if has_csf else np.nan,
@@ -155,20 +196,110 @@ def write_synthetic_adni(
         folder = out / "images" / ptid
         folder.mkdir()
         mri_rel = f"images/{ptid}/{ptid}_T1.nii.gz"
-        nib.save(nib.Nifti1Image(_mri(grid, float(a), rng, textures), affine_ras), out / mri_rel)
+        a_seen = float(a) if mri_noise == 0.0 else float(a + mri_noise * mri_eps[i, 0])
+        c_seen = None if rho == 0.0 else float(c_all[i] + mri_noise * mri_eps[i, 1])
+        nib.save(nib.Nifti1Image(_mri(grid, a_seen, rng, textures, c_seen), affine_ras), out / mri_rel)
         pet_rel = ""
         if has_pet:
             pet_rel = f"images/{ptid}/{ptid}_FDG.nii.gz"
-            pet = _pet(grid, float(z_sev), rng, textures)[::-1].copy()  # stored LAS
+            pet = _pet(grid, float(z_sev), rng, textures, pet_noise)[::-1].copy()  # stored LAS
             nib.save(nib.Nifti1Image(pet, affine_las), out / pet_rel)
         manifest.append({"PTID": ptid, "mri_path": mri_rel, "pet_path": pet_rel})
 
     pd.DataFrame(rows).to_csv(out / "ADNIMERGE.csv", index=False)
     pd.DataFrame(manifest).to_csv(out / "manifest.csv", index=False)
-    (out / "README.md").write_text(_readme(subjects, seed, pet_missing, native_shape))
+    (out / "README.md").write_text(_readme(subjects, seed, pet_missing, native_shape, knobs))
+    extra = {"oracle": oracle_ceilings(seed=seed, **knobs)} if oracle else {}
     write_synthetic_marker(out, "adni", version=GENERATOR_VERSION, subjects=subjects, seed=seed,
-                           pet_missing=pet_missing, native_shape=list(native_shape))
+                           pet_missing=pet_missing, native_shape=list(native_shape),
+                           **{key: knobs[key] for key in KNOB_DEFAULTS if key != "pet_missing"}, **extra)
     return out
+
+
+#: data.synthetic knobs of the ADNI generator and their defaults (the version-2 cohort)
+KNOB_DEFAULTS = {"pet_from_mri": 0.0, "mri_noise": 0.0, "pet_noise": 0.3, "clinical_noise": 1.0, "pet_missing": 0.3}
+
+
+def validate_knobs(**knobs: float) -> dict[str, float]:
+    out = {**KNOB_DEFAULTS}
+    for key, value in knobs.items():
+        if key not in KNOB_DEFAULTS:
+            raise ValueError(f"unknown ADNI synthetic knob {key!r} (known: {sorted(KNOB_DEFAULTS)})")
+        out[key] = float(value)
+    for key in ("pet_from_mri", "pet_missing"):
+        if not 0.0 <= out[key] <= 1.0:
+            raise ValueError(f"{key} must be in [0, 1], got {out[key]}")
+    for key in ("mri_noise", "pet_noise", "clinical_noise"):
+        if out[key] < 0:
+            raise ValueError(f"{key} must be >= 0, got {out[key]}")
+    return out
+
+
+def _h(c):
+    """The nonlinear MRI -> PET mechanism: zero mean, unit variance, uncorrelated with c."""
+    return (np.square(c) - 1.0) / np.sqrt(2.0)
+
+
+def simulate_latents(n: int, rng: np.random.Generator, *, pet_from_mri: float = 0.0, mri_noise: float = 0.0,
+                     pet_noise: float = 0.3, clinical_noise: float = 1.0, pet_missing: float = 0.3) -> dict[str, np.ndarray]:
+    """``n`` fresh subjects from the cohort's model, as the latent read-outs each modality carries
+    (no volumes): ``label`` (pMCI), ``mri`` (n, 1 or 2), ``pet`` (n, 1), ``clinical`` (n, 7:
+    age, APOE4, MMSE/ADAS13/CDR-SB read-outs of the cognitive score, TAU with 0 where not
+    collected, the not-collected flag) and ``generated_pet`` (n, 1) = E[PET signal | MRI read-out],
+    what an ideal MRI->PET generator outputs. ``pet_missing`` is not used (the ceilings are for
+    subjects with every modality)."""
+    rho, k = float(pet_from_mri), float(clinical_noise)
+    a, b, c, e = rng.standard_normal((4, n))
+    u = np.sqrt(1.0 - rho) * b + np.sqrt(rho) * _h(c)
+    z = 0.6 * a + 0.8 * u
+    label = (z + 0.4 * e > 0.25).astype(int)
+    s2 = float(mri_noise) ** 2
+    a_seen = a + mri_noise * rng.standard_normal(n)
+    c_seen = c + mri_noise * rng.standard_normal(n)
+    mri = np.column_stack([a_seen, c_seen]) if rho > 0 else a_seen[:, None]
+    # posterior means given the MRI read-outs (a, c ~ N(0, 1) seen with noise sd mri_noise)
+    shrink, post_var = 1.0 / (1.0 + s2), s2 / (1.0 + s2)
+    e_h = ((shrink * c_seen) ** 2 + post_var - 1.0) / np.sqrt(2.0)
+    generated = 0.6 * shrink * a_seen + 0.8 * np.sqrt(rho) * e_h if rho > 0 else 0.6 * shrink * a_seen
+    pet = z + pet_noise * rng.standard_normal(n)
+    age = 73.0 + z + 7.0 * rng.standard_normal(n)
+    logits = np.stack([0.6 - 0.5 * z, np.zeros(n), -1.4 + 0.5 * z], axis=1)
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    apoe4 = (rng.random(n)[:, None] > np.cumsum(p, 1)[:, :2]).sum(1).astype(float)
+    cog = 0.55 * z + 0.85 * k * rng.standard_normal(n)
+    scores = [cog + 0.7 * k * rng.standard_normal(n) for _ in range(3)]
+    tau = 0.5 * z + 0.85 * k * rng.standard_normal(n)
+    no_csf = rng.random(n) < 0.35
+    clinical = np.column_stack([age, apoe4, *scores, np.where(no_csf, 0.0, tau), no_csf.astype(float)])
+    return {"label": label, "mri": mri, "pet": pet[:, None], "clinical": clinical,
+            "generated_pet": generated[:, None], "z": z}
+
+
+#: subsets whose oracle ceiling is reported; "generated_pet" = an ideal MRI->PET generator's output
+ORACLE_SUBSETS = ("mri", "pet", "clinical", "mri+pet", "mri+clinical", "pet+clinical", "mri+pet+clinical",
+                  "mri+generated_pet", "mri+clinical+generated_pet")
+
+
+def oracle_ceilings(seed: int = 0, n: int | None = None, **knobs: float) -> dict:
+    """AUC of a logistic regression on the latent read-outs of each subset in :data:`ORACLE_SUBSETS`,
+    fitted on ``n`` simulated subjects and scored on ``n`` others (``n`` = 20 000 by default)."""
+    from robustmm.data.synth.oracle import ORACLE_SUBJECTS, logistic_auc, summary
+
+    knobs = validate_knobs(**knobs)
+    n = n or ORACLE_SUBJECTS
+    fit = simulate_latents(n, np.random.default_rng([seed, 101]), **knobs)
+    score = simulate_latents(n, np.random.default_rng([seed, 102]), **knobs)
+    ceilings = {}
+    for name in ORACLE_SUBSETS:
+        parts = name.split("+")
+        ceilings[name] = logistic_auc(np.column_stack([fit[p] for p in parts]), fit["label"],
+                                      np.column_stack([score[p] for p in parts]), score["label"])
+    return summary("auc", "logistic regression on the latent read-outs of each subset", ceilings, n, seed,
+                   "pMCI vs sMCI; every modality present. generated_pet = E[PET signal | MRI read-out] "
+                   "(an ideal MRI->PET generator). pet_from_mri = 0: mri+clinical+generated_pet equals "
+                   "mri+clinical; > 0: the gap is what ideal generated PET adds.",
+                   knobs={key: knobs[key] for key in KNOB_DEFAULTS})
 
 
 def _softmax3(shift: float) -> list[float]:
@@ -177,12 +308,14 @@ def _softmax3(shift: float) -> list[float]:
     return list(p / p.sum())
 
 
-def _readme(subjects: int, seed: int, pet_missing: float, shape) -> str:
+def _readme(subjects: int, seed: int, pet_missing: float, shape, knobs: dict | None = None) -> str:
     doc = (__doc__ or "").strip()
+    knob_text = ", ".join(f"{k}={v}" for k, v in (knobs or {}).items() if k != "pet_missing")
     return (
         "# SYNTHETIC ADNI-format cohort (not real patients)\n\n"
         f"Written by `robustmm data synth adni` with subjects={subjects}, seed={seed}, "
-        f"pet_missing={pet_missing}, native volume shape={list(shape)} at {VOXEL_MM} mm.\n\n"
+        f"pet_missing={pet_missing}, native volume shape={list(shape)} at {VOXEL_MM} mm"
+        + (f", {knob_text}" if knob_text else "") + ".\n\n"
         "Files: `ADNIMERGE.csv` (one row per visit), `manifest.csv` (PTID, mri_path, pet_path; "
         "empty pet_path = no PET), `images/<PTID>/<PTID>_T1.nii.gz` and `_FDG.nii.gz`.\n\n"
         "## Planted signal\n\n" + doc.split("\n\n", 1)[1] + "\n"

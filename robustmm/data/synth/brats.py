@@ -5,6 +5,21 @@ either BraTS naming convention, so :class:`robustmm.data.brats.BraTSDataset` rea
 as it reads real data. The contrast is planted so that modality-robustness studies have a
 known answer: FLAIR (then T2) shows oedema, T1ce shows the enhancing rim and dark necrosis,
 T1 barely shows the tumour.
+
+Mechanism knob (``data.synthetic`` key of ``data.kind: brats``):
+
+* ``visible_in`` (default: the table below unchanged): which sequences show each tumour region,
+  e.g. ``{oedema: [flair], enhancing: [t1ce], necrosis: [t1ce]}``. In every sequence not listed
+  for a region, that region gets the intensity of normal parenchyma in that sequence (the mean
+  of white and grey matter), so only the listed sequences carry the region's signal. Regions
+  not named keep the default contrast.
+
+Oracle (``oracle_intensity_dice``, written into ``SYNTHETIC_DATA.json`` under ``oracle``): Dice of
+a voxel-wise linear discriminant on the intensities of each sequence subset (planted contrast,
+texture, bias field and noise simulated for 20 000 voxels, fitted on one sample and scored on
+another), for whole tumour, tumour core and enhancing tumour. It uses intensity only, so it is
+a reference for how much each subset's *contrast* separates the regions, not an upper bound: a
+network also uses shape and position.
 """
 
 from __future__ import annotations
@@ -78,7 +93,27 @@ def _bias_field(rng: np.random.Generator, grid: np.ndarray) -> np.ndarray:
     return np.exp(BIAS_AMPLITUDE * poly)
 
 
-def _make_case(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+def contrast_table(visible_in: dict[str, list[str]] | None = None) -> dict[str, dict[str, float]]:
+    """:data:`TISSUE_CONTRAST` with each tumour region hidden (set to normal-parenchyma intensity)
+    in the sequences ``visible_in`` does not list for it."""
+    table = {tissue: dict(c) for tissue, c in TISSUE_CONTRAST.items()}
+    for region, sequences in (visible_in or {}).items():
+        if region not in TUMOUR_TISSUES:
+            raise ValueError(f"visible_in: unknown region {region!r} (use {list(TUMOUR_TISSUES)})")
+        unknown = set(sequences) - set(SEQUENCES)
+        if unknown:
+            raise ValueError(f"visible_in.{region}: unknown sequences {sorted(unknown)} (use {list(SEQUENCES)})")
+        for seq in SEQUENCES:
+            if seq not in sequences:
+                table[region][seq] = (TISSUE_CONTRAST["wm"][seq] + TISSUE_CONTRAST["gm"][seq]) / 2
+    return table
+
+
+TUMOUR_TISSUES = ("oedema", "enhancing", "necrosis")
+
+
+def _make_case(rng: np.random.Generator, shape: tuple[int, int, int],
+               contrast: dict[str, dict[str, float]] | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """Float sequences (zero outside the brain) and the label map (1 necrosis, 2 oedema, 3 enh.)."""
     n = np.asarray(shape, dtype=float)
     idx = np.indices(shape, dtype=float)
@@ -121,8 +156,8 @@ def _make_case(rng: np.random.Generator, shape: tuple[int, int, int]) -> tuple[d
     images: dict[str, np.ndarray] = {}
     for seq in SEQUENCES:
         base = np.zeros(shape)
-        for name, contrast in TISSUE_CONTRAST.items():
-            base[tissue == codes[name]] = contrast[seq]
+        for name, tissue_contrast in (contrast or TISSUE_CONTRAST).items():
+            base[tissue == codes[name]] = tissue_contrast[seq]
         img = base * (1.0 + TEXTURE_SD * texture) * _bias_field(rng, grid)
         img = img + NOISE_SD * rng.standard_normal(shape)
         gain = rng.uniform(300.0, 600.0)
@@ -138,6 +173,9 @@ def write_synthetic_brats(
     shape: Sequence[int] = (48, 48, 48),
     seed: int = 0,
     naming: Literal["2018", "2023"] = "2018",
+    *,
+    visible_in: dict[str, list[str]] | None = None,
+    oracle: bool = True,
 ) -> Path:
     """Write ``n_cases`` BraTS-format case folders under ``out_dir``; returns ``out_dir``.
 
@@ -151,6 +189,7 @@ def write_synthetic_brats(
         raise ValueError(f"shape must be three sizes >= 8, got {shape}")
     if n_cases < 1:
         raise ValueError(f"n_cases must be >= 1, got {n_cases}")
+    contrast = contrast_table(visible_in)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     et = ENHANCING_LABEL[naming]
@@ -159,7 +198,7 @@ def write_synthetic_brats(
     affine[:3, 3] = [0.0, shape[1] - 1.0, 0.0]
     for i in range(n_cases):
         rng = np.random.default_rng([seed, i])
-        images, label = _make_case(rng, shape)
+        images, label = _make_case(rng, shape, contrast)
         label[label == 3] = et
         case_id = _case_id(i, naming)
         folder = out / case_id
@@ -170,7 +209,7 @@ def write_synthetic_brats(
         nib.save(nib.Nifti1Image(label, affine), str(folder / f"{case_id}{NAMING[naming]['seg']}.nii.gz"))
 
     table = "\n".join(
-        f"| {name} | " + " | ".join(f"{c[s]:.2f}" for s in SEQUENCES) + " |" for name, c in TISSUE_CONTRAST.items()
+        f"| {name} | " + " | ".join(f"{c[s]:.2f}" for s in SEQUENCES) + " |" for name, c in contrast.items()
     )
     example = f"{_case_id(0, naming)}/{_case_id(0, naming)}{NAMING[naming]['flair']}.nii.gz"
     (out / "README.md").write_text(
@@ -179,8 +218,61 @@ def write_synthetic_brats(
             bias=BIAS_AMPLITUDE, texture=TEXTURE_SD, noise=NOISE_SD,
         )
     )
+    extra = {"oracle": oracle_intensity_dice(seed, visible_in=visible_in)} if oracle else {}
     write_synthetic_marker(
         out, "brats", n_cases=n_cases, shape=list(shape), seed=seed, naming=naming,
-        planted="oedema bright in FLAIR>T2; enhancing rim bright / necrosis dark in T1ce; T1 near-uninformative",
+        planted=("oedema bright in FLAIR>T2; enhancing rim bright / necrosis dark in T1ce; T1 near-uninformative"
+                 if not visible_in else f"tumour regions visible only in: {visible_in}"),
+        visible_in={k: list(v) for k, v in (visible_in or {}).items()}, **extra,
     )
     return out
+
+
+#: share of brain voxels per tissue in the oracle's voxel sample (roughly a synthetic case)
+ORACLE_TISSUE_SHARES = {"wm": 0.38, "gm": 0.38, "csf": 0.03, "oedema": 0.12, "enhancing": 0.05, "necrosis": 0.04}
+
+
+def simulate_voxels(n: int, rng: np.random.Generator, visible_in: dict[str, list[str]] | None = None
+                    ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """(tissue code per voxel, z-scored intensity per sequence) for ``n`` brain voxels drawn
+    with :data:`ORACLE_TISSUE_SHARES`; multiplicative texture (shared by the sequences), a bias
+    factor per sequence (exp(0.2 u), u ~ U(-1, 1)) and additive noise as in the writer."""
+    contrast = contrast_table(visible_in)
+    names = list(ORACLE_TISSUE_SHARES)
+    tissue = rng.choice(len(names), size=n, p=np.array(list(ORACLE_TISSUE_SHARES.values())))
+    texture = rng.standard_normal(n)
+    images = {}
+    for seq in SEQUENCES:
+        base = np.array([contrast[t][seq] for t in names])[tissue]
+        img = base * (1.0 + TEXTURE_SD * texture) * np.exp(BIAS_AMPLITUDE * rng.uniform(-1, 1, n))
+        img = img + NOISE_SD * rng.standard_normal(n)
+        images[seq] = (img - img.mean()) / img.std()
+    return tissue, images
+
+
+def oracle_intensity_dice(seed: int = 0, n: int | None = None, visible_in: dict[str, list[str]] | None = None) -> dict:
+    """Dice (WT, TC, ET) of a linear discriminant on each sequence subset's voxel intensities."""
+    from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+
+    from robustmm.data.synth.oracle import ORACLE_SUBJECTS, all_subsets, subset_name
+
+    n = n or ORACLE_SUBJECTS
+    names = list(ORACLE_TISSUE_SHARES)
+    regions = {"WT": [names.index(t) for t in TUMOUR_TISSUES],
+               "TC": [names.index("enhancing"), names.index("necrosis")], "ET": [names.index("enhancing")]}
+    fit_t, fit_x = simulate_voxels(n, np.random.default_rng([seed, 401]), visible_in)
+    score_t, score_x = simulate_voxels(n, np.random.default_rng([seed, 402]), visible_in)
+    ceilings: dict[str, dict[str, float]] = {}
+    for parts in all_subsets(list(SEQUENCES)):
+        model = LinearDiscriminantAnalysis().fit(np.column_stack([fit_x[p] for p in parts]), fit_t)
+        pred = model.predict(np.column_stack([score_x[p] for p in parts]))
+        dice = {}
+        for region, codes in regions.items():
+            p, t = np.isin(pred, codes), np.isin(score_t, codes)
+            dice[region] = round(float(2 * (p & t).sum() / max(p.sum() + t.sum(), 1)), 4)
+        ceilings[subset_name(parts)] = dice
+    return {"metric": "dice (WT, TC, ET), voxel-wise intensity only", "model": "linear discriminant analysis",
+            "voxels_fit": n, "voxels_scored": n, "seed": seed, "ceilings": ceilings,
+            "tissue_shares": ORACLE_TISSUE_SHARES, "visible_in": {k: list(v) for k, v in (visible_in or {}).items()},
+            "notes": "not an upper bound: intensity only, no spatial context; compares what each sequence "
+                     "subset's contrast allows"}

@@ -16,9 +16,39 @@ partial signal and dropping one hurts without destroying the prediction:
 - bias words: every utterance contains :data:`N_BIAS_WORDS_PER_SAMPLE` words from
   :data:`BIAS_WORDS_POSITIVE` / :data:`BIAS_WORDS_NEGATIVE`. With probability ``strength``
   a bias word is taken from the pool that matches the sign of the label, otherwise from both
-  pools uniformly. ``bias_strength_train`` applies to the train split and
-  ``bias_strength_test`` to valid and test, so a model that learns the shortcut in training
-  loses accuracy at test time (the language bias MACI removes).
+  pools uniformly. ``bias_strength_train`` applies to the train split (and to valid, which is
+  in-distribution) and ``bias_strength_test`` to test, so a model that learns the shortcut in
+  training loses accuracy at test time (the language bias MACI removes).
+
+Mechanism knobs (``data.synthetic`` keys of ``data.kind: mmsa``; version 2 of the generator):
+
+- ``validation`` ("in_distribution" | "shifted", default "in_distribution"): the valid split is
+  drawn like train (bias strength and shortcut words of train), so early stopping and
+  validation-chosen settings do not see the test shift; "shifted" draws it like test (what
+  version 1 did for every file).
+- ``shortcut_words`` ("every_split" | "train_only", default "every_split"): with "train_only" the
+  bias words appear only in in-distribution splits (train, and valid unless ``validation:
+  shifted``); test utterances keep their ordinary words in those slots, so the shortcut is absent
+  at test rather than uncorrelated.
+- ``bias_strength_train`` / ``bias_strength_test`` (0..1): how often a bias word matches the
+  label's sign (see above); ``bias_words_per_sample`` (default 2) and ``sentiment_word_rate``
+  (default 0.15: a word is a real sentiment word with probability
+  min(0.6, rate * |v_text|)) set the shortcut's strength relative to the real sentiment words.
+- ``signal_fraction`` (per modality, 0 < f <= 1, default 1 for text/audio/vision): fraction of a
+  sample's real positions (tokens of the text *features*, audio/vision frames) that carry its
+  sentiment view, amplitude scaled by 1/sqrt(f) so complete data hold the same information. With
+  f = 1 every frame carries the signal and it survives heavy RMFM feature dropout; with small f
+  it sits in a few frames and dropout removes it. Token ids carry text sentiment through
+  sentiment words (``sentiment_word_rate``), which RMFM drops one by one.
+- ``view_noise`` (per modality, default text 1.0, audio 1.6, vision 1.6): noise sd of each
+  modality's view of the label (the strength of each modality).
+
+Oracle ceilings (:func:`oracle_ceilings`, in ``SYNTHETIC_DATA.json`` under ``oracle``):
+Non0_acc_2 of a logistic regression on each modality's read-out of the planted signal (text:
+signed count of surviving sentiment words, as with ``text_mode: ids``; audio/vision: the
+modality's view measured on its surviving signal frames), fitted on 20 000 simulated
+train-split samples and scored on 20 000 test-split samples; per modality subset, under RMFM
+rates, and with / without the bias-word shortcut.
 """
 
 from __future__ import annotations
@@ -43,6 +73,12 @@ VOCAB_SIZE = 5000  # ids below this get an embedding (covers every id written he
 # Sample-level noise of each modality's view of the label (in label units). Text is the
 # strongest modality on MOSI/MOSEI, audio and vision weaker: keep that ordering.
 VIEW_NOISE = {"text": 1.0, "audio": 1.6, "vision": 1.6}
+GENERATOR_VERSION = 2  # 2: valid split in-distribution by default (1: valid drawn like test)
+MODALITIES = ("text", "audio", "vision")
+KNOB_DEFAULTS: dict = {
+    "validation": "in_distribution", "shortcut_words": "every_split", "bias_words_per_sample": N_BIAS_WORDS_PER_SAMPLE,
+    "sentiment_word_rate": 0.15, "signal_fraction": {m: 1.0 for m in MODALITIES}, "view_noise": dict(VIEW_NOISE),
+}
 NEUTRAL_FRACTION = 0.12  # labels forced to exactly 0.0 on top of the ones rounded to 0
 
 
@@ -85,10 +121,25 @@ def _write_split(
     dims: tuple[int, int, int],
     embedding: np.ndarray,
     directions: dict[str, np.ndarray],
+    shortcut: bool = True,
+    knobs: dict | None = None,
 ) -> dict:
+    knobs = knobs or KNOB_DEFAULTS
     d_t, d_a, d_v = dims
     y = _labels(rng, n)
-    views = {m: y + s * rng.normal(size=n).astype(np.float32) for m, s in VIEW_NOISE.items()}
+    views = {m: y + s * rng.normal(size=n).astype(np.float32) for m, s in knobs["view_noise"].items()}
+    fraction = knobs["signal_fraction"]
+    rate = float(knobs["sentiment_word_rate"])
+    n_bias = int(knobs["bias_words_per_sample"])
+
+    def carriers(length: int, f: float) -> np.ndarray | float:
+        """Per-position signal weight: 1 everywhere (f = 1), else 1/sqrt(f) on a random ~f of them."""
+        if f >= 1.0:
+            return 1.0
+        mask = rng.random(length) < f
+        if not mask.any():
+            mask[int(rng.integers(length))] = True
+        return (mask / np.sqrt(f)).astype(np.float32)[:, None]
 
     input_ids = np.zeros((n, seq_len), dtype=np.int64)
     text = np.zeros((n, seq_len, d_t), dtype=np.float32)
@@ -110,7 +161,7 @@ def _write_split(
 
         n_words = int(rng.integers(min(3, seq_len - 2), seq_len - 2 + 1))
         v_t = float(views["text"][i])
-        p_sent = min(0.6, 0.15 * abs(v_t))
+        p_sent = min(0.6, rate * abs(v_t))
         words: list[int] = []
         for _ in range(n_words):
             if v_t != 0.0 and rng.random() < p_sent:
@@ -118,8 +169,9 @@ def _write_split(
             else:
                 pool = FILLER_WORDS
             words.append(int(pool[rng.integers(len(pool))]))
-        for pos in rng.choice(n_words, size=min(N_BIAS_WORDS_PER_SAMPLE, n_words), replace=False):
-            words[int(pos)] = _bias_word(rng, float(y[i]), strength)
+        if shortcut and n_bias > 0:
+            for pos in rng.choice(n_words, size=min(n_bias, n_words), replace=False):
+                words[int(pos)] = _bias_word(rng, float(y[i]), strength)
         tokens = [CLS_ID, *words, SEP_ID]
         n_real = len(tokens)
         input_ids[i, :n_real] = tokens
@@ -127,7 +179,7 @@ def _write_split(
 
         text[i, :n_real] = (
             embedding[tokens]
-            + (v_t / 3.0) * directions["text"]
+            + carriers(n_real, fraction["text"]) * (v_t / 3.0) * directions["text"]
             + 0.5 * rng.normal(size=(n_real, d_t))
         )
 
@@ -138,8 +190,10 @@ def _write_split(
             a_n = int(rng.integers(max(1, audio_len // 4), audio_len + 1))
             v_n = int(rng.integers(max(1, vision_len // 4), vision_len + 1))
         audio_lengths[i], vision_lengths[i] = a_n, v_n
-        audio[i, :a_n] = (float(views["audio"][i]) / 3.0) * directions["audio"] + rng.normal(size=(a_n, d_a))
-        vision[i, :v_n] = (float(views["vision"][i]) / 3.0) * directions["vision"] + rng.normal(size=(v_n, d_v))
+        audio[i, :a_n] = (carriers(a_n, fraction["audio"]) * (float(views["audio"][i]) / 3.0) * directions["audio"]
+                          + rng.normal(size=(a_n, d_a)))
+        vision[i, :v_n] = (carriers(v_n, fraction["vision"]) * (float(views["vision"][i]) / 3.0) * directions["vision"]
+                           + rng.normal(size=(v_n, d_v)))
 
     attention = (input_ids != PAD_ID).astype(np.int64)
     text_bert = np.stack([input_ids, attention, np.zeros_like(input_ids)], axis=1)
@@ -173,14 +227,27 @@ def write_synthetic_mmsa(
     seed: int = 0,
     bias_strength_train: float = 0.8,
     bias_strength_test: float = 0.0,
+    *,
+    validation: str = "in_distribution",
+    shortcut_words: str = "every_split",
+    bias_words_per_sample: int = N_BIAS_WORDS_PER_SAMPLE,
+    sentiment_word_rate: float = 0.15,
+    signal_fraction: dict[str, float] | None = None,
+    view_noise: dict[str, float] | None = None,
+    oracle: bool = True,
 ) -> Path:
     """Write a synthetic MMSA pickle (keys ``train``/``valid``/``test``) and return its path.
 
     Aligned files have audio/vision of length ``seq_len`` and no ``*_lengths`` keys; unaligned
     files default to MOSI's lengths (375 audio, 500 vision frames) and write
     ``audio_lengths``/``vision_lengths``. A ``<stem>.README.md`` describing the planted signal
-    and the folder's synthetic-data marker are written next to the file.
+    and the folder's synthetic-data marker are written next to the file. The keyword-only
+    mechanism knobs are described in the module docstring; ``oracle=False`` skips the oracle
+    ceilings in the marker.
     """
+    knobs = validate_knobs(validation=validation, shortcut_words=shortcut_words,
+                           bias_words_per_sample=bias_words_per_sample, sentiment_word_rate=sentiment_word_rate,
+                           signal_fraction=signal_fraction, view_noise=view_noise)
     path = Path(path)
     if seq_len < 3:
         raise ValueError(f"seq_len must be >= 3 to hold [CLS], one word and [SEP], got {seq_len}")
@@ -208,11 +275,14 @@ def write_synthetic_mmsa(
     embedding[list(NEGATIVE_WORDS)] -= directions["text"]
 
     common = dict(aligned=aligned, seq_len=seq_len, audio_len=audio_len, vision_len=vision_len,
-                  dims=(d_t, d_a, d_v), embedding=embedding, directions=directions)
+                  dims=(d_t, d_a, d_v), embedding=embedding, directions=directions, knobs=knobs)
+    in_test = knobs["shortcut_words"] == "every_split"
+    valid_like_train = knobs["validation"] == "in_distribution"
     data = {
         "train": _write_split(rng, "tr", n_train, bias_strength_train, **common),
-        "valid": _write_split(rng, "va", n_valid, bias_strength_test, **common),
-        "test": _write_split(rng, "te", n_test, bias_strength_test, **common),
+        "valid": _write_split(rng, "va", n_valid, bias_strength_train if valid_like_train else bias_strength_test,
+                              shortcut=valid_like_train or in_test, **common),
+        "test": _write_split(rng, "te", n_test, bias_strength_test, shortcut=in_test, **common),
     }
 
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,10 +293,51 @@ def write_synthetic_mmsa(
 
     details = dict(file=path.name, seed=seed, aligned=aligned, seq_len=seq_len, audio_len=audio_len,
                    vision_len=vision_len, dims=[d_t, d_a, d_v], n=[n_train, n_valid, n_test],
-                   bias_strength_train=bias_strength_train, bias_strength_test=bias_strength_test)
+                   bias_strength_train=bias_strength_train, bias_strength_test=bias_strength_test, **knobs)
     (path.parent / f"{path.stem}.README.md").write_text(_readme(details))
-    write_synthetic_marker(path.parent, "robustmm.data.synth.mmsa.write_synthetic_mmsa", **details)
+    extra = {}
+    if oracle:
+        extra["oracle"] = oracle_ceilings(seed=seed, aligned=aligned, seq_len=seq_len, audio_len=audio_len,
+                                          vision_len=vision_len, dims=(d_t, d_a, d_v),
+                                          bias_strength_train=bias_strength_train,
+                                          bias_strength_test=bias_strength_test, **knobs)
+    write_synthetic_marker(path.parent, "robustmm.data.synth.mmsa.write_synthetic_mmsa", version=GENERATOR_VERSION,
+                           **details, **extra)
     return path
+
+
+def validate_knobs(**given) -> dict:
+    """The knobs with defaults filled in (per-modality dicts merged over the defaults)."""
+    out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in KNOB_DEFAULTS.items()}
+    for key, value in given.items():
+        if key not in KNOB_DEFAULTS:
+            raise ValueError(f"unknown MMSA synthetic knob {key!r} (known: {sorted(KNOB_DEFAULTS)})")
+        if value is None:
+            continue
+        if isinstance(KNOB_DEFAULTS[key], dict):
+            unknown = set(value) - set(MODALITIES)
+            if unknown:
+                raise ValueError(f"{key}: unknown modalities {sorted(unknown)} (use {list(MODALITIES)})")
+            out[key].update({m: float(v) for m, v in value.items()})
+        else:
+            out[key] = value
+    if out["validation"] not in ("in_distribution", "shifted"):
+        raise ValueError(f"validation must be 'in_distribution' or 'shifted', got {out['validation']!r}")
+    if out["shortcut_words"] not in ("every_split", "train_only"):
+        raise ValueError(f"shortcut_words must be 'every_split' or 'train_only', got {out['shortcut_words']!r}")
+    out["bias_words_per_sample"] = int(out["bias_words_per_sample"])
+    if out["bias_words_per_sample"] < 0:
+        raise ValueError("bias_words_per_sample must be >= 0")
+    out["sentiment_word_rate"] = float(out["sentiment_word_rate"])
+    if out["sentiment_word_rate"] < 0:
+        raise ValueError("sentiment_word_rate must be >= 0")
+    for m, f in out["signal_fraction"].items():
+        if not 0.0 < f <= 1.0:
+            raise ValueError(f"signal_fraction.{m} must be in (0, 1], got {f}")
+    for m, v in out["view_noise"].items():
+        if v < 0:
+            raise ValueError(f"view_noise.{m} must be >= 0, got {v}")
+    return out
 
 
 def _readme(d: dict) -> str:
@@ -247,11 +358,11 @@ Layout here: {layout}. Split sizes train/valid/test: {d['n'][0]} / {d['n'][1]} /
 ## Planted signal
 - Label `y`: N(0, 1.4) clipped to [-3, 3], rounded to multiples of 0.2; about
   {NEUTRAL_FRACTION:.0%} more are set to exactly 0.0 (neutral).
-- Each modality m sees `v_m = y + noise`, noise std text {VIEW_NOISE['text']}, audio
-  {VIEW_NOISE['audio']}, vision {VIEW_NOISE['vision']} (independent per sample and modality):
+- Each modality m sees `v_m = y + noise`, noise std text {d['view_noise']['text']}, audio
+  {d['view_noise']['audio']}, vision {d['view_noise']['vision']} (independent per sample and modality):
   each modality alone is a partial, noisy predictor; together they are better.
 - Text ids: `[CLS]`=101 first, `[SEP]`=102 last real token, `[PAD]`=0 after. Each word is a
-  sentiment word with probability min(0.6, 0.15·|v_text|): positive ids
+  sentiment word with probability min(0.6, {d['sentiment_word_rate']}·|v_text|): positive ids
   {POSITIVE_WORDS[0]}–{POSITIVE_WORDS[-1]} when v_text > 0, negative ids
   {NEGATIVE_WORDS[0]}–{NEGATIVE_WORDS[-1]} when v_text < 0; other words are filler ids
   {FILLER_WORDS[0]}–{FILLER_WORDS[-1]}.
@@ -260,10 +371,128 @@ Layout here: {layout}. Split sizes train/valid/test: {d['n'][0]} / {d['n'][1]} /
 - Audio / vision: every real frame is (v_m/3)·direction_m + N(0, 1) noise; padding 0.
 
 ## Planted language bias
-Each utterance has {N_BIAS_WORDS_PER_SAMPLE} bias words, ids {BIAS_WORDS_POSITIVE[0]}–{BIAS_WORDS_POSITIVE[-1]}
+Each utterance has {d['bias_words_per_sample']} bias words, ids {BIAS_WORDS_POSITIVE[0]}–{BIAS_WORDS_POSITIVE[-1]}
 ("positive" pool) and {BIAS_WORDS_NEGATIVE[0]}–{BIAS_WORDS_NEGATIVE[-1]} ("negative" pool). With
 probability `strength` a bias word comes from the pool matching the label's sign (for y != 0),
 otherwise uniformly from both pools. strength = {d['bias_strength_train']} in train,
-{d['bias_strength_test']} in valid and test. A model that uses these words as a shortcut in
-training loses accuracy at test time; MACI's bias-word mining should find them.
+{d['bias_strength_test']} in test; valid is drawn like {'train' if d['validation'] == 'in_distribution' else 'test'}
+(validation: {d['validation']}). Bias words appear in {'every split' if d['shortcut_words'] == 'every_split'
+else 'the in-distribution splits only (never in test)'} (shortcut_words: {d['shortcut_words']}). A model that
+uses these words as a shortcut in training loses accuracy at test time; MACI's bias-word mining
+should find them.
+
+## Mechanism knobs of this file
+bias_words_per_sample={d['bias_words_per_sample']}, sentiment_word_rate={d['sentiment_word_rate']},
+signal_fraction={d['signal_fraction']}, view_noise={d['view_noise']}. See the docstring of
+`robustmm.data.synth.mmsa` for their meaning; the oracle ceilings are in SYNTHETIC_DATA.json.
 """
+
+
+# ---------------------------------------------------------------------------- oracle ceilings
+ORACLE_RATES = (0.0, 0.3, 0.6, 0.9)
+
+
+def _direction_norms(seed: int, dims: tuple[int, int, int]) -> dict[str, float]:
+    """Norms of the planted sentiment directions of a file written with ``seed`` (the writer's first draws)."""
+    rng = np.random.default_rng(seed)
+    d_t, d_a, d_v = dims
+    return {"text": float(np.linalg.norm(rng.normal(size=d_t))),
+            "audio": float(np.linalg.norm(2.0 * rng.normal(size=d_a))),
+            "vision": float(np.linalg.norm(2.0 * rng.normal(size=d_v)))}
+
+
+def simulate_readouts(n: int, rng: np.random.Generator, *, split: str, rate: float = 0.0, aligned: bool = True,
+                      seq_len: int = 50, audio_len: int | None = None, vision_len: int | None = None,
+                      norms: dict[str, float], bias_strength_train: float = 0.8, bias_strength_test: float = 0.0,
+                      **knobs) -> dict[str, np.ndarray]:
+    """``n`` samples of one split (``"train"`` or ``"test"``) as the read-outs of the planted signal
+    that survive RMFM dropout at ``rate``: ``text`` (signed count of sentiment words), ``shortcut``
+    (signed count of bias words), ``audio`` / ``vision`` (the view measured on the surviving signal
+    frames, 0 when none survives) with ``*_seen`` flags, and ``y`` (the regression label)."""
+    knobs = validate_knobs(**knobs)
+    y = _labels(rng, n)
+    sign = np.sign(y)
+    views = {m: y + knobs["view_noise"][m] * rng.normal(size=n) for m in MODALITIES}
+    keep = 1.0 - rate
+    n_words = rng.integers(min(3, seq_len - 2), seq_len - 2 + 1, size=n)
+    # text ids: sentiment words (some overwritten by bias words), each dropped by RMFM with p = rate
+    p_sent = np.minimum(0.6, knobs["sentiment_word_rate"] * np.abs(views["text"]))
+    n_sent = rng.binomial(n_words, p_sent)
+    shortcut_here = split == "train" or knobs["shortcut_words"] == "every_split"
+    n_bias = np.minimum(knobs["bias_words_per_sample"], n_words) if shortcut_here else np.zeros(n, int)
+    n_sent = rng.binomial(n_sent, np.clip((n_words - n_bias) / n_words, 0, 1))
+    text = np.sign(views["text"]) * rng.binomial(n_sent, keep)
+    strength = bias_strength_train if split == "train" else bias_strength_test
+    matched = rng.binomial(n_bias, strength * (sign != 0))
+    uniform = n_bias - matched
+    pos_uniform = rng.binomial(uniform, 0.5)
+    # RMFM drops bias words like any other word: each is kept with probability 1 - rate
+    kept_matched = rng.binomial(matched, keep)
+    kept_pos_u, kept_neg_u = rng.binomial(pos_uniform, keep), rng.binomial(uniform - pos_uniform, keep)
+    shortcut = sign * kept_matched + kept_pos_u - kept_neg_u
+    out = {"y": y, "text": text.astype(float)[:, None], "shortcut": shortcut.astype(float)[:, None]}
+    lengths = {"audio": audio_len or (seq_len if aligned else 375), "vision": vision_len or (seq_len if aligned else 500)}
+    for m in ("audio", "vision"):
+        if aligned:
+            frames = n_words + 2
+        else:
+            frames = rng.integers(max(1, lengths[m] // 4), lengths[m] + 1, size=n)
+        f = knobs["signal_fraction"][m]
+        carriers = frames if f >= 1.0 else np.maximum(rng.binomial(frames, f), 1)
+        alive = rng.binomial(carriers, keep)
+        # per-frame noise along the direction, in label units: 3 / (amplitude * |direction|)
+        per_frame = 3.0 / (norms[m] / np.sqrt(f))
+        readout = views[m] + per_frame * rng.normal(size=n) / np.sqrt(np.maximum(alive, 1))
+        seen = alive > 0
+        out[m] = np.column_stack([np.where(seen, readout, 0.0), seen.astype(float)])
+    return out
+
+
+def oracle_ceilings(seed: int = 0, n: int | None = None, *, aligned: bool = True, seq_len: int = 50,
+                    audio_len: int | None = None, vision_len: int | None = None,
+                    dims: tuple[int, int, int] = (768, 5, 20), bias_strength_train: float = 0.8,
+                    bias_strength_test: float = 0.0, **knobs) -> dict:
+    """Non0_acc_2 ceilings from the planted read-outs (see the module docstring)."""
+    from robustmm.data.synth.oracle import ORACLE_SUBJECTS, all_subsets, logistic_accuracy, subset_name, summary
+
+    knobs = validate_knobs(**knobs)
+    n = n or ORACLE_SUBJECTS
+    common = dict(aligned=aligned, seq_len=seq_len, audio_len=audio_len, vision_len=vision_len,
+                  norms=_direction_norms(seed, dims), bias_strength_train=bias_strength_train,
+                  bias_strength_test=bias_strength_test, **knobs)
+
+    def draw(split: str, rate: float, stream: int) -> dict[str, np.ndarray]:
+        sim = simulate_readouts(n, np.random.default_rng([seed, stream, int(round(rate * 100))]), split=split,
+                                rate=rate, **common)
+        nonzero = sim["y"] != 0
+        return {k: v[nonzero] for k, v in sim.items()}
+
+    def accuracy(fit, score, parts) -> float:
+        return logistic_accuracy(np.column_stack([fit[p] for p in parts]), fit["y"] > 0,
+                                 np.column_stack([score[p] for p in parts]), score["y"] > 0)
+
+    fit, score = draw("train", 0.0, 201), draw("test", 0.0, 202)
+    ceilings = {subset_name(s): accuracy(fit, score, s) for s in all_subsets(list(MODALITIES))}
+    rmfm = {}
+    for rate in ORACLE_RATES:
+        f_r, s_r = draw("train", rate, 203), draw("test", rate, 204)
+        rmfm[f"{rate:g}"] = {subset_name(s): round(accuracy(f_r, s_r, s), 4)
+                            for s in (("text",), ("audio",), ("vision",), MODALITIES)}
+    train_score = draw("train", 0.0, 205)
+    shortcut = {
+        "shortcut_only_train_split": accuracy(fit, train_score, ("shortcut",)),
+        "sentiment_words_only_train_split": accuracy(fit, train_score, ("text",)),
+        "text+shortcut_train_split": accuracy(fit, train_score, ("text", "shortcut")),
+        "text+shortcut_fit_train_score_test": accuracy(fit, score, ("text", "shortcut")),
+        "text_fit_train_score_test": accuracy(fit, score, ("text",)),
+        "all+shortcut_fit_train_score_test": accuracy(fit, score, (*MODALITIES, "shortcut")),
+    }
+    return summary("Non0_acc_2", "logistic regression on the planted read-outs of each subset", ceilings, n, seed,
+                   "fit on simulated train-split samples, scored on test-split samples, no shortcut features "
+                   "unless named; text = sentiment-word counts (text_mode: ids). rmfm: ceilings at RMFM rate p "
+                   "(fitted at that rate). shortcut: how predictive the bias words are in train and what "
+                   "leaning on them costs at test.",
+                   rmfm={k: v for k, v in rmfm.items()},
+                   shortcut={k: round(v, 4) for k, v in shortcut.items()},
+                   knobs={**knobs, "bias_strength_train": bias_strength_train,
+                          "bias_strength_test": bias_strength_test})
