@@ -23,7 +23,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from robustmm.study import run_study
 
     cfg = load_study(args.study, args.set, args.profile)
-    result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet)
+    result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
+                       rewrite_results=getattr(args, "rewrite_results", False))
     print(result.summary)
     print(f"\nrun folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")
     return 0
@@ -61,6 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run folder to create (must not exist)")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--rewrite-results", action="store_true",
+                     help="with --resume on a finished run: evaluate again and rewrite its results")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="rebuild report.html of a run folder")
