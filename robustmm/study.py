@@ -97,14 +97,14 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
                                     f"(sections {diff}); resume with the same study and --set options")
         run_dir = Path(resume)
+        for stale in remove_stale_tmp(run_dir):
+            log.info("removed %s, left by an interrupted save", stale)
         done = None if rewrite_results else finished_result(run_dir)
         if done is not None:
             log.info("%s is finished; its results are left unchanged", run_dir)
             summary = (f"run {run_dir} is already finished; its results were left unchanged (metrics.json, "
                        "report.html). Add --rewrite-results to evaluate it again and rewrite them.")
             return RunResult(run_dir, done["records"], summary, bool(done.get("synthetic")))
-        for stale in remove_stale_tmp(run_dir):
-            log.info("removed %s, left by an interrupted save", stale)
     else:
         run_dir = new_run_dir(cfg.output_dir, cfg.name, out)
     handler = attach_log(run_dir)

@@ -66,7 +66,8 @@ def check_fingerprint(ckpt: Mapping[str, Any], expected: Mapping[str, Any], stag
                               f"not a robustmm checkpoint), so it cannot be checked; {fix}")
     for key, label in (("method", "method"), ("study", "study (training sections)")):
         if key in expected and fp.get(key) != expected[key]:
-            shown = (str(fp.get(key))[:12], str(expected[key])[:12])
+            cut = 12 if key == "study" else None  # a hash: its start is enough
+            shown = (str(fp.get(key))[:cut], str(expected[key])[:cut])
             raise CheckpointError(f"checkpoint {where} belongs to {label} '{shown[0]}', not '{shown[1]}' of this "
                                   f"run; {fix}")
     if fp.get("stage") != stage:
