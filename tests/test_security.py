@@ -384,3 +384,65 @@ def test_failed_run_logs_the_error_and_finished_run_is_not_rewritten(tiny_study:
                                    "--set", "training.epochs=2"])
     assert "belongs to method 'complete_only'" in line
     assert not (out / "metrics.json").exists()
+
+
+# ------------------------------------------------------------------ sweeps
+SWEEP_STUDY = {
+    "name": "sw", "data": {"kind": "adni", "root": "nowhere"}, "training": {"device": "cpu"},
+    "methods": [{"name": "dropout_baseline"}],
+    "evaluation": {"scenarios": [{"kind": "natural"}, {"kind": "modality_rate", "modality": "pet", "rates": [0, 1]}]},
+    "sweep": {"n_trials": 1, "params": {"training.lr": {"kind": "float", "low": 1e-4, "high": 1e-2}},
+              "objectives": [{"metric": "auc", "scenario": "natural"}]},
+}
+
+
+def test_bad_storage_does_not_claim_the_sweep_folder(tmp_path: Path, capsys) -> None:
+    from robustmm.tune.plan import claim_folder, plan_sweep
+
+    study = tmp_path / "sw.yaml"
+    study.write_text(yaml.safe_dump(SWEEP_STUDY))
+    out = tmp_path / "sweep"
+    err = one_error_line(capsys, ["sweep", str(study), "--out", str(out), "--quiet", "--storage", "nosuch://x"])
+    assert "not understood" in err
+    assert not (out / "sweep.json").exists() and not out.exists()
+    # the corrected command finds the folder free
+    plan = plan_sweep(load_study(study), str(study), out=out)
+    assert claim_folder(plan) is True
+
+
+def test_objective_scenario_typo_is_found_before_the_first_trial(tmp_path: Path, capsys) -> None:
+    raw = copy_with(SWEEP_STUDY, ("sweep", "objectives"), [{"metric": "auc", "scenario": "pet_missing@0.5"}])
+    study = tmp_path / "sw.yaml"
+    study.write_text(yaml.safe_dump(raw))
+    err = one_error_line(capsys, ["sweep", str(study), "--out", str(tmp_path / "s"), "--quiet"])
+    assert "'pet_missing@0.5' is not a scenario the study evaluates" in err and "pet_missing:AUILC" in err
+    assert not (tmp_path / "s").exists()  # no trial, no folder: the data root does not even exist
+
+
+def test_a_trial_failed_by_a_lost_worker_says_why(tmp_path: Path) -> None:
+    import optuna
+    from optuna.trial import TrialState
+
+    from robustmm.tune.config import HeartbeatConfig
+    from robustmm.tune.storage import open_storage
+
+    heartbeat = HeartbeatConfig(interval=1, grace=2, max_retry=1)
+    storage = open_storage(f"journal:{tmp_path / 'j.journal'}", heartbeat)
+    study = optuna.create_study(study_name="lost", storage=storage.backend)
+    trial = study.ask()
+    storage.backend.set_trial_system_attr(trial._trial_id, "robustmm:heartbeat", 0.0)  # a worker long gone
+    storage.fail_stale(study)
+    lost = study.trials[0]
+    assert lost.state == TrialState.FAIL and "lost its worker" in lost.user_attrs["error"]
+    assert study.trials[1].state == TrialState.WAITING  # queued again
+
+
+def copy_with(raw: dict, path: tuple, value) -> dict:
+    import copy
+
+    out = copy.deepcopy(raw)
+    node = out
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    return out

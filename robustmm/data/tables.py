@@ -455,6 +455,8 @@ class TableDataset(MultimodalDataset):
         self.target_spec = TargetSpec.coerce(target)
 
         frame = self._check_ids(frame, dedupe)
+        if len(frame) == 0:
+            raise DataError(f"{self.source_name}: the table has no rows (only a header?); add one row per subject")
         self.frame = frame
         self._subjects = frame[id_column].tolist()
         n = len(frame)
