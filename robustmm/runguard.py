@@ -37,9 +37,13 @@ def check_modality_names(modalities: list[str], where: str) -> None:
 
 
 def check_before_data(cfg: Any) -> list[str] | None:
-    """Checks that need no data; returns the declared modalities (or None when unknown)."""
+    """Checks that need no data (the device; scenario modality names); returns the declared
+    modalities (or None when unknown)."""
     from robustmm.missing.scenarios import build_scenarios
 
+    from robustmm.engine.trainer import resolve_device
+
+    resolve_device(cfg.training.device)  # 'cuda' without a GPU: said before a run folder exists
     modalities = declared_modalities(cfg.data)
     if modalities is None:
         return None

@@ -306,6 +306,12 @@ class AdniDataset(MultimodalDataset):
                 raise DataError(f"{self._table_path}: column '{col}' has non-numeric value {value!r} for subject "
                                 f"{subject} ({len(bad)} such cells). Clean the column or drop it from "
                                 "data.clinical_columns")
+            inf = np.isinf(mapped.to_numpy(dtype=np.float64))
+            if inf.any():
+                subjects = [str(x) for x in baseline.index[inf][:5]]
+                raise DataError(f"{self._table_path}: column '{col}' is infinite for subject(s) {subjects}; replace "
+                                "inf by a finite value or leave the cell empty (then it is imputed or refused "
+                                "by data.nan_policy)")
             names.append(name)
             cols.append(mapped.to_numpy(dtype=np.float32))
         matrix = np.stack(cols, axis=1) if cols else np.zeros((len(baseline), 0), np.float32)

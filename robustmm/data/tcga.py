@@ -455,6 +455,8 @@ class DisProDataset(MultimodalDataset):
         self._fold_rows = frame  # every patient of the fold: fixes the gene layout for all splits alike
         if want != "all":
             frame = frame[frame["_split"] == want]
+            if len(frame) == 0:
+                raise DataError(f"{where}: split {self.split!r} has no patient in column {fold_col!r}")
             if frame["_event"].sum() == 0:
                 raise DataError(f"{where}: all {len(frame)} patients of split {self.split!r} are censored; the "
                                 f"C-index is undefined without deaths — change the fold assignment")
