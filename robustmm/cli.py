@@ -24,7 +24,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     seeds = [f"seeds={args.seeds}"] if args.seeds else []  # "0-4" or "0,2,5": parsed by the schema
     cfg = load_study(args.study, [*args.set, *seeds], args.profile)
-    result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet)
+    result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
+                       rewrite_results=getattr(args, "rewrite_results", False))
     print(result.summary)
     print(f"\nrun folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")
     return 0
@@ -65,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seeds", metavar="SEEDS",
                      help="run the whole study once per seed (e.g. 0-4 or 0,2,5) into seed_<s>/ and report "
                           "mean ± sd over seeds with paired differences against evaluation.compare_to")
+    run.add_argument("--rewrite-results", action="store_true",
+                     help="with --resume on a finished run: evaluate again and rewrite its results")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="rebuild report.html of a run folder")

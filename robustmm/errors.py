@@ -22,3 +22,11 @@ class DataError(RobustMMError):
 
 class RunDirectoryError(RobustMMError):
     """A run directory cannot be created or resumed (it exists, or does not match)."""
+
+
+class TrainingError(RobustMMError):
+    """Training cannot go on (a non-finite loss, a metric that is not there)."""
+
+
+class CheckpointError(RobustMMError):
+    """A checkpoint does not belong to this run (method, study or content differ) or is damaged."""

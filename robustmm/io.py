@@ -1,14 +1,52 @@
-"""Atomic file writes: a result file is either the old one or the complete new one."""
+"""Atomic file writes, safe reads, and paths that stay inside their folder.
+
+* A result file is either the old one or the complete new one (written to a hidden
+  ``.<name>.XXXX.tmp`` next to it, then renamed). The file gets the permissions of an ordinary
+  ``open()`` under the user's umask (``mkstemp`` alone would give 0600).
+* A save killed with SIGKILL can leave such a ``.tmp`` file; :func:`remove_stale_tmp` deletes
+  them when the folder is used again.
+* :func:`load_torch` never executes code from a file: ``torch.load(weights_only=True)``, and any
+  failure becomes a :class:`~robustmm.errors.DataError` naming the file.
+* Names that become paths, and :func:`inside`: see :mod:`robustmm.names`.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+import pickle
+import re
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import torch
+
+from robustmm.errors import DataError
+
+#: hidden temporary files written by this module (``.<name>.<random>.tmp``) and by data preparation
+#: (``.tmp_<random><suffix>``)
+_TMP_PATTERNS = (re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$"), re.compile(r"^\.tmp_[A-Za-z0-9_]{6,}"))
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def apply_umask(path: str | os.PathLike, mode: int = 0o666) -> None:
+    """Give a file made by ``mkstemp`` (mode 0600) the mode ``open()`` would have given it."""
+    os.chmod(path, mode & ~current_umask())
 
 
 def _atomic(path: Path, write: Callable[[str], None]) -> None:
@@ -18,6 +56,7 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
     os.close(fd)
     try:
         write(tmp)
+        apply_umask(tmp)
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
@@ -38,3 +77,67 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 def write_json_atomic(path: Path, obj: Any) -> None:
     write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")
+
+
+def remove_stale_tmp(folder: Path, recursive: bool = True) -> list[Path]:
+    """Delete the temporary files an interrupted atomic write left in ``folder``; returns them.
+    Only names this module (and data preparation) create are touched."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    files = folder.rglob(".*") if recursive else folder.glob(".*")
+    removed = []
+    for path in files:
+        if path.is_file() and not path.is_symlink() and any(p.match(path.name) for p in _TMP_PATTERNS):
+            try:
+                path.unlink()
+                removed.append(path)
+            except OSError:
+                pass
+    return removed
+
+
+# ---------------------------------------------------------------------------- safe loading
+def to_safe(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays turned into Python numbers/tensors and tuples kept, so
+    that ``torch.load(weights_only=True)`` can read it back."""
+    if isinstance(obj, dict):
+        return {to_safe(k): to_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [to_safe(v) for v in obj]
+    if isinstance(obj, tuple):
+        return tuple(to_safe(v) for v in obj)
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def load_torch(path: str | Path, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code.
+
+    A file that needs anything else (a pickled class, a function) is refused, and a truncated
+    or corrupt file is reported; both as :class:`DataError` naming ``what`` and the file.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{what} {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported" in str(exc) or "global" in str(exc).lower():
+            raise DataError(f"{what} {path} was refused: it holds Python objects other than tensors and plain "
+                            f"containers ({first[:200]}), and loading those could run code from the file. robustmm "
+                            "only loads checkpoints with torch.load(weights_only=True); use a file robustmm wrote, or "
+                            "re-save the weights as a plain state_dict in a trusted session") from None
+        raise DataError(f"{what} {path} is truncated or corrupt ({first[:200]}); delete it (or copy it again) "
+                        "so that it is written anew") from None
+    except (EOFError, RuntimeError, OSError, ValueError, zipfile.BadZipFile, AttributeError, KeyError,
+            IndexError, TypeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{what} {path} is truncated or corrupt ({type(exc).__name__}: {first[:200]}); delete it "
+                        "(or copy it again) so that it is written anew") from None

@@ -24,9 +24,11 @@ from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
 from robustmm.engine.selection import selection_table_html
 from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
+from robustmm.engine.fingerprint import study_hash
 from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.evaluate.runner import evaluate
-from robustmm.io import write_json_atomic, write_text_atomic
+from robustmm.io import remove_stale_tmp, write_json_atomic, write_text_atomic
+from robustmm.names import inside
 from robustmm.methods import create_method
 from robustmm.methods.base import Method, MethodContext, method_class
 from robustmm.methods.task import task_adapter
@@ -34,6 +36,7 @@ from robustmm.missing.scenarios import build_scenarios
 from robustmm.report.render import render
 from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
 from robustmm.report.tables import records_to_csv
+from robustmm.runguard import check_before_data, check_modality_names, failed_run, finished_result
 
 log = logging.getLogger("robustmm")
 
@@ -73,15 +76,21 @@ def training_order(cfg: StudyConfig) -> list[int]:
 
 
 def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
-              callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test") -> RunResult:
+              callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test",
+              rewrite_results: bool = False) -> RunResult:
     """Train and evaluate every method of ``cfg`` into a new run folder (or continue ``resume``).
 
     With ``split.fold: all`` every fold runs into ``fold_<k>/`` and the top-level results are the
     mean over folds (CI: t-interval over the fold values). With ``seeds`` the whole study (folds
     included) runs once per seed into ``seed_<s>/``; the top level holds the mean ± sd over seeds and
-    paired differences against a reference method (robustmm.evaluate.seeds).
+    paired differences against a reference method (robustmm.evaluate.seeds). Resuming a finished
+    run returns its stored results and writes nothing, unless ``rewrite_results``.
     """
+    if out is not None and resume is not None:
+        raise ConfigError(f"--out {out} and --resume {resume} exclude each other: --resume continues the run in its "
+                          "own folder; drop --out (or drop --resume to start a new run in --out)")
     validate_method_options(cfg)
+    check_before_data(cfg)
     resolved = to_plain(cfg)
     if resume is not None:
         saved = check_resumable(resume)
@@ -91,6 +100,14 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
                                     f"(sections {diff}); resume with the same study and --set options")
         run_dir = Path(resume)
+        for stale in remove_stale_tmp(run_dir):
+            log.info("removed %s, left by an interrupted save", stale)
+        done = None if rewrite_results else finished_result(run_dir)
+        if done is not None:
+            log.info("%s is finished; its results are left unchanged", run_dir)
+            summary = (f"run {run_dir} is already finished; its results were left unchanged (metrics.json, "
+                       "report.html). Add --rewrite-results to evaluate it again and rewrite them.")
+            return RunResult(run_dir, done["records"], summary, bool(done.get("synthetic")))
     else:
         run_dir = new_run_dir(cfg.output_dir, cfg.name, out)
     handler = attach_log(run_dir)
@@ -118,6 +135,9 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             log.info("fold %d of %d", k + 1, cfg.split.folds)
             folds.append(_run_single(fold_cfg, fold_dir, device, progress, callbacks, evaluate_split))
         return _write_cv_outputs(run_dir, cfg, folds)
+    except BaseException as exc:
+        failed_run(exc, run_dir, resumed=resume is not None)
+        raise
     finally:
         logging.getLogger("robustmm").removeHandler(handler)
         handler.close()
@@ -131,6 +151,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, cfg.training.num_workers,
                       pin_memory=device.type == "cuda")
     synthetic = bool(dataset.synthetic)
+    check_modality_names(list(data.modalities), f"data (kind {cfg.data.kind})")
     try:
         scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
     except ValueError as exc:
@@ -146,7 +167,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         ctx = MethodContext(mcfg.run_id, data.modalities, data.task, cfg.model, cfg.training, cfg.seed,
                             trained=dict(by_name))
         method = create_method(mcfg, ctx, key=f"methods.{i}")
-        trainer = Trainer(cfg.training, run_dir / "checkpoints" / mcfg.run_id, cfg.seed, progress, callbacks)
+        trainer = Trainer(cfg.training, inside(run_dir, "checkpoints", mcfg.run_id), cfg.seed, progress, callbacks,
+                          fingerprint={"method": mcfg.run_id, "study": study_hash(to_plain(cfg))})
         t0 = time.time()
         log.info("training %s (%s)", mcfg.run_id, mcfg.name)
         method.fit(data, trainer)

@@ -13,10 +13,16 @@ import torch
 
 from robustmm.data.base import SYNTHETIC_MARKER
 from robustmm.data.batch import collate
-from robustmm.data.mmsa import MMSADataset
+from functools import partial
+
+from robustmm.data.mmsa import MMSADataset as _MMSADataset
 from robustmm.data.synth.mmsa import (BIAS_WORDS_NEGATIVE, BIAS_WORDS_POSITIVE, CLS_ID, SEP_ID,
                                       write_synthetic_mmsa)
 from robustmm.errors import DataError
+
+# these tests edit pickles they wrote themselves, so opening them is safe (tests/test_security.py
+# covers the default refusal)
+MMSADataset = partial(_MMSADataset, trust_pickle=True)
 
 SMALL = dict(n_train=24, n_valid=8, n_test=10, seq_len=12, dims=(8, 5, 6))
 

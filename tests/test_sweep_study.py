@@ -133,7 +133,9 @@ def test_bad_objective_scenario_stops_the_sweep_with_the_available_names(tiny_st
                  "--set", "sweep.initial_trials=[]", "--set", "training.epochs=1"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "no 'auc' of 'dropout_baseline' under scenario 'pet@0.5'" in err and "pet_missing@1" in err
+    # found before any trial runs (the data section declares its modalities), nothing claimed
+    assert "sweep.objectives.0.scenario: 'pet@0.5' is not a scenario the study evaluates" in err
+    assert "pet_missing@1" in err and "pet_missing:AUILC" in err and not (tmp_path / "s").exists()
 
 
 @pytest.mark.slow

@@ -141,13 +141,14 @@ def test_killed_worker_trial_is_failed_and_retried(kind: str, tmp_path: Path) ->
 
     trials = {t.number: t for t in load(url, name).get_trials()}
     lost = trials[0]
-    assert lost.state == TrialState.FAIL
+    assert lost.state == TrialState.FAIL and "lost its worker" in lost.user_attrs["error"]
     # failed by the heartbeat check: not before the grace period ran out, and within the window
     # (grace + one poll of the surviving worker; the bound is loose for loaded CI machines)
     waited = (lost.datetime_complete - killed_at).total_seconds()
     assert -1.0 <= waited <= HEARTBEAT["grace"] + HEARTBEAT["interval"] + 20
     retry = trials[n]
     assert retry.state == TrialState.COMPLETE and retry.system_attrs["failed_trial"] == 0
+    assert not retry.user_attrs.get("error")  # the retry does not inherit the lost trial's error
     assert retry.params == lost.params  # the same point is evaluated again
     assert sorted(trials) == list(range(n + 1))
     finished = [t for t in trials.values() if t.state == TrialState.COMPLETE]

@@ -149,11 +149,14 @@ def test_classification_target_and_collate() -> None:
         make(target={"kind": "binary", "column": "r10"})
 
 
-def test_dedupe_keeps_first_row_per_subject() -> None:
-    df = pd.concat([frame(), frame().iloc[[0]].assign(a_x=99.0)], ignore_index=True)
-    assert len(make(df)) == 6
-    ds = make(df, dedupe=False)
-    assert len(ds) == 7 and ds.subject_ids().count("s1") == 2
+def test_duplicate_ids_identical_rows_kept_once_conflicting_rows_refused() -> None:
+    same = pd.concat([frame(), frame().iloc[[0]]], ignore_index=True)
+    assert len(make(same)) == 6
+    with pytest.raises(DataError, match="s1"):
+        make(same, dedupe=False)  # any repeated id is an error without dedupe
+    conflicting = pd.concat([frame(), frame().iloc[[0]].assign(a_x=99.0)], ignore_index=True)
+    with pytest.raises(DataError, match=r"s1.*different values.*a_x"):
+        make(conflicting)  # never "the first row wins"
 
 
 def test_survival_target() -> None:

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from robustmm.errors import ConfigError, RobustMMError
+from robustmm.names import check_name, inside
 
 MANIFEST = "generated.csv"
 
@@ -65,6 +66,14 @@ def _mri_paths(cfg_data, subjects: list[str]) -> dict[str, Path]:
     return {s: root / cfg_data.mri_pattern.format(subject=s) for s in subjects}
 
 
+def _safe_subject(subject: str) -> bool:
+    try:
+        check_name(subject, "subject id")
+        return True
+    except ValueError:
+        return False
+
+
 def _checkpoints(out: Path, run: Path | None, method_id: str) -> Path:
     if run is None:
         return out / "checkpoints" / method_id
@@ -81,6 +90,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from robustmm.config.schema import AdniDataConfig
     from robustmm.data.datamodule import DataModule
     from robustmm.data.registry import build_dataset
+    from robustmm.config.loader import to_plain
+    from robustmm.engine.fingerprint import study_hash
     from robustmm.engine.trainer import Trainer, stable_seed
     from robustmm.methods.base import MethodContext, create_method
     from robustmm.methods.itcfn.export import write_generated_pet
@@ -94,12 +105,19 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise RobustMMError(f"--out {out} exists and holds other files; choose a new folder")
     mcfg = _pick_method(cfg, args.method)
     dataset = build_dataset(cfg.data, progress=not args.quiet)
+    # checked before any training: each id names an output file
+    unsafe = [s for s in dataset.subject_ids() if not _safe_subject(s)]
+    if unsafe:
+        raise RobustMMError(f"subject id(s) {unsafe[:5]} cannot be used in file names (they name "
+                            "DIR/<subject>_PET_generated.nii.gz): ids may hold letters, digits and '. _ + = -' only, "
+                            "without '/' or '..'; rename them in the table and manifest")
     data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size)
     torch.manual_seed(stable_seed(cfg.seed, mcfg.run_id))  # as robustmm run: the same generator
     context = MethodContext(mcfg.run_id, data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
     method = create_method(mcfg, context)
     method.prepare(data)
-    trainer = Trainer(cfg.training, _checkpoints(out, args.run, mcfg.run_id), cfg.seed, progress=not args.quiet)
+    trainer = Trainer(cfg.training, _checkpoints(out, args.run, mcfg.run_id), cfg.seed, progress=not args.quiet,
+                      fingerprint={"method": mcfg.run_id, "study": study_hash(to_plain(cfg))})
     method.fit_generator(data, trainer)
     method.to(trainer.device).eval()
 
@@ -110,7 +128,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     shape = tuple(cfg.data.volume_shape)
     rows = []
     for subject, real in tqdm(chosen.items(), desc="writing generated PET", disable=args.quiet):
-        target = out / f"{subject}_PET_generated.nii.gz"
+        target = inside(out, f"{subject}_PET_generated.nii.gz")
         write_generated_pet(paths[subject], target, shape, method.generate_pet, f"subject {subject} (MRI)")
         rows.append({"subject": subject, "mri_path": str(paths[subject]), "generated_pet": target.name,
                      "has_real_pet": real})

@@ -12,6 +12,12 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from robustmm.names import check_label, check_name
+
+#: a missing rate (fraction of samples / time steps): 0 = nothing dropped, 1 = everything
+Rate = Annotated[float, Field(ge=0.0, le=1.0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -24,7 +30,7 @@ class AdniSynthConfig(Section):
     subjects: int = Field(480, ge=20)
     seed: int = 0
     pet_missing: float = Field(0.3, ge=0.0, le=1.0)
-    native_shape: tuple[int, int, int] = (40, 48, 40)
+    native_shape: tuple[PositiveInt, PositiveInt, PositiveInt] = (40, 48, 40)
     # mechanism knobs (robustmm.data.synth.adni; defaults = the version-2 cohort)
     #: fraction of the PET-only label signal that is a nonlinear function of MRI (0..1)
     pet_from_mri: float = Field(0.0, ge=0.0, le=1.0)
@@ -52,7 +58,7 @@ class AdniDataConfig(Section):
     )
     nan_policy: Literal["impute", "error"] = "impute"
     unmatched_subjects: Literal["skip", "error"] = "skip"
-    volume_shape: tuple[int, int, int] = (32, 40, 32)
+    volume_shape: tuple[PositiveInt, PositiveInt, PositiveInt] = (32, 40, 32)
     cache: bool = True
     synthetic: AdniSynthConfig | None = None
 
@@ -96,6 +102,9 @@ class SplitConfig(Section):
             raise ValueError("fold 'all' needs 'folds' (e.g. folds: 5)")
         if isinstance(self.fold, int) and (self.fold < 0 or (self.folds is not None and self.fold >= self.folds)):
             raise ValueError(f"fold {self.fold} is out of range for folds={self.folds} (use 0..{(self.folds or 1) - 1})")
+        if self.folds is None and self.val_fraction + self.test_fraction >= 1.0:
+            raise ValueError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} leaves no "
+                             "training subjects; their sum must be below 1")
         return self
 
 
@@ -222,6 +231,16 @@ class TrainingConfig(Section):
 class _ScenarioBase(Section):
     name: str | None = None
 
+    @field_validator("name")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        return None if value is None else check_label(value, "scenario name")
+
+    def _need_rate(self) -> None:
+        if getattr(self, "rate", None) is None and getattr(self, "rates", None) is None:
+            raise ValueError(f"scenario kind '{getattr(self, 'kind', '?')}' needs 'rate' (one value in [0, 1]) or "
+                             "'rates' (a list of values in [0, 1])")
+
 
 class NaturalScenario(_ScenarioBase):
     kind: Literal["natural"]
@@ -240,7 +259,7 @@ class ModalityRateScenario(_ScenarioBase):
     kind: Literal["modality_rate"]
     modality: str
     rate: float | None = Field(None, ge=0.0, le=1.0)
-    rates: list[float] | None = None
+    rates: list[Rate] | None = None
 
     @model_validator(mode="after")
     def _rate_or_rates(self) -> "ModalityRateScenario":
@@ -256,24 +275,40 @@ class RandomSubsetsScenario(_ScenarioBase):
 class RandomModalityScenario(_ScenarioBase):
     kind: Literal["random_modality"]
     rate: float | None = Field(None, ge=0.0, le=1.0)
-    rates: list[float] | None = None
+    rates: list[Rate] | None = None
+
+    @model_validator(mode="after")
+    def _has_rate(self) -> "RandomModalityScenario":
+        self._need_rate()
+        return self
 
 
 class RMFMScenario(_ScenarioBase):
     kind: Literal["rmfm"]
     rate: float | None = Field(None, ge=0.0, le=1.0)
-    rates: list[float] | None = None
-    modality_rates: dict[str, float] | None = None
+    rates: list[Rate] | None = None
+    modality_rates: dict[str, Rate] | None = None
     modalities: list[str] | None = None
     shared_mask: bool = False
     training: bool = False
+
+    @model_validator(mode="after")
+    def _has_rate(self) -> "RMFMScenario":
+        if not self.training:
+            self._need_rate()
+        return self
 
 
 class TemporalBlockScenario(_ScenarioBase):
     kind: Literal["temporal_block"]
     rate: float | None = Field(None, ge=0.0, le=1.0)
-    rates: list[float] | None = None
+    rates: list[Rate] | None = None
     modalities: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _has_rate(self) -> "TemporalBlockScenario":
+        self._need_rate()
+        return self
 
 
 ScenarioConfig = Annotated[
@@ -298,6 +333,12 @@ class MethodConfig(BaseModel):
     model_config = ConfigDict(extra="allow")
     name: str
     id: str | None = None
+
+    @field_validator("name", "id")
+    @classmethod
+    def _safe_id(cls, value: str | None, info) -> str | None:
+        # the id names the method's checkpoint folder and plots
+        return None if value is None else check_name(value, f"method {info.field_name}")
 
     @property
     def run_id(self) -> str:
@@ -354,6 +395,11 @@ class StudyConfig(Section):
             raise ValueError(f"evaluation.compare_to '{ref}' is not a method id of this study ({ids}); "
                              "use one of them, 'auto' or null")
         return self
+
+    @field_validator("name")
+    @classmethod
+    def _safe_study_name(cls, value: str) -> str:
+        return check_name(value, "study name")  # the run folder is output_dir/<name>/...
 
     @field_validator("methods")
     @classmethod

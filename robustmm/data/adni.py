@@ -9,6 +9,12 @@ column on the baseline row overrides the derivation. Time to conversion: months 
 dementia visit (event 1), else the last follow-up (event 0).
 
 Naturally missing PET is ``present = False`` (never zeros that look like a scan).
+
+Repeated rows: ADNIMERGE has one row per visit. Two rows of one subject at the same visit
+(same months since baseline) that agree on the diagnosis, label and clinical columns are
+counted once (noted in the data report); if they disagree (e.g. a second baseline row with a
+dementia diagnosis) loading stops with an error naming the subjects and visits, since either
+row could flip the label. The manifest must list each subject once.
 """
 
 from __future__ import annotations
@@ -28,7 +34,7 @@ from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
 from robustmm.data.volumes import cache_key, load_volume
 from robustmm.errors import DataError
-from robustmm.io import save_torch_atomic
+from robustmm.io import load_torch, save_torch_atomic
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +86,11 @@ class AdniDataset(MultimodalDataset):
         self.labels = np.asarray([labels[i] for i in idx], dtype=np.int64)
         self.times = np.asarray([times[i] for i in idx], dtype=np.float32)
         self.events = np.asarray([events[i] for i in idx], dtype=np.float32)
+        if not keep:
+            reasons = {k: len(v) for k, v in self.report.excluded.items()}
+            raise DataError(f"{self._table_path}: no usable subject ({self.report.subjects_in_table} in the table; "
+                            f"excluded: {reasons or 'none'}); check the table has rows, data.diagnosis_column, "
+                            "data.horizon_months and the image files")
         if len(set(self.labels.tolist())) < 2:
             only = "pMCI" if self.labels.size and self.labels[0] == 1 else "sMCI"
             raise DataError(f"{self._table_path}: every usable subject is {only}; a classifier needs both "
@@ -125,6 +136,33 @@ class AdniDataset(MultimodalDataset):
                             "data.clinical_columns keys")
         table[c.subject_column] = table[c.subject_column].astype(str)
         table[c.months_column] = pd.to_numeric(table[c.months_column], errors="coerce")
+        return self._repeated_visits(table)
+
+    def _repeated_visits(self, table: pd.DataFrame) -> pd.DataFrame:
+        """One row per (subject, visit): identical repeats counted once, conflicting ones refused."""
+        c = self.cfg
+        key = [c.subject_column, c.months_column]
+        repeated = (table.duplicated(subset=key, keep=False) & table[c.months_column].notna()).to_numpy()
+        if not repeated.any():
+            return table
+        cols = list(dict.fromkeys([c.diagnosis_column, *c.clinical_columns, *([c.label_column] if c.label_column else [])]))
+        rows = table.loc[repeated, key + cols].copy()
+        rows[cols] = rows[cols].astype(str).apply(lambda s: s.str.strip().str.lower())
+        counts = rows.groupby(key, sort=True)[cols].nunique(dropna=False)
+        bad = counts[(counts > 1).any(axis=1)]
+        if not bad.empty:
+            shown = [f"{subj} (month {_num(m)})" for subj, m in bad.index[:5]]
+            more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
+            cols_bad = [col for col in cols if (bad[col] > 1).any()]
+            raise DataError(f"{self._table_path}: subject(s) {', '.join(shown)}{more} have several rows for the same "
+                            f"visit with different values in {cols_bad}; robustmm does not guess which row is right "
+                            f"(the label could flip). Keep one row per subject and visit ({c.subject_column}, "
+                            f"{c.months_column})")
+        before = len(table)
+        table = table[~(table.duplicated(subset=key, keep="first") & table[c.months_column].notna())]
+        note = f"{before - len(table)} repeated identical visit row(s) counted once"
+        self.report.notes.append(note)
+        log.info("%s: %s", self._table_path, note)
         return table
 
     def _derive_labels(self, table: pd.DataFrame):
@@ -176,10 +214,19 @@ class AdniDataset(MultimodalDataset):
             if not path.is_file():
                 raise DataError(f"manifest {path} does not exist; set data.manifest, or set it to null and "
                                 "give data.mri_pattern / data.pet_pattern")
-            man = pd.read_csv(path, dtype=str, keep_default_na=False)
+            try:
+                man = pd.read_csv(path, dtype=str, keep_default_na=False)
+            except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
+                raise DataError(f"manifest {path} cannot be read ({exc}); it needs a header row "
+                                f"{c.subject_column},mri_path,pet_path and one row per subject") from None
             for col in (c.subject_column, "mri_path"):
                 if col not in man.columns:
                     raise DataError(f"{path}: missing column '{col}' (expected {c.subject_column}, mri_path, pet_path)")
+            dupes = man[c.subject_column][man[c.subject_column].duplicated()].unique().tolist()
+            if dupes:
+                more = f" (and {len(dupes) - 5} more)" if len(dupes) > 5 else ""
+                raise DataError(f"{path}: subject(s) {', '.join(dupes[:5])}{more} are listed more than once; each "
+                                "subject needs exactly one row (otherwise another row's images could be used)")
             rows = {r[c.subject_column]: r for r in man.to_dict("records")}
             for s, r in rows.items():
                 if not r["mri_path"]:
@@ -222,8 +269,11 @@ class AdniDataset(MultimodalDataset):
         files = mri_paths + [p for p in pet_paths if p is not None]
         cache = self.root / ".robustmm_cache" / f"volumes_{cache_key(files, shape)}.pt"
         if self.cfg.cache and cache.is_file():
-            stored = torch.load(cache, weights_only=True)
-            return stored["mri"], stored["pet"]
+            try:
+                stored = load_torch(cache, "volume cache")
+                return stored["mri"], stored["pet"]
+            except (DataError, KeyError, TypeError) as exc:  # a damaged cache is rebuilt, never trusted
+                log.warning("%s; rebuilding it", exc)
         n = len(mri_paths)
         mri = torch.zeros((n, 1, *shape), dtype=torch.float32)
         pet = torch.zeros((n, 1, *shape), dtype=torch.float32)
@@ -256,6 +306,12 @@ class AdniDataset(MultimodalDataset):
                 raise DataError(f"{self._table_path}: column '{col}' has non-numeric value {value!r} for subject "
                                 f"{subject} ({len(bad)} such cells). Clean the column or drop it from "
                                 "data.clinical_columns")
+            inf = np.isinf(mapped.to_numpy(dtype=np.float64))
+            if inf.any():
+                subjects = [str(x) for x in baseline.index[inf][:5]]
+                raise DataError(f"{self._table_path}: column '{col}' is infinite for subject(s) {subjects}; replace "
+                                "inf by a finite value or leave the cell empty (then it is imputed or refused "
+                                "by data.nan_policy)")
             names.append(name)
             cols.append(mapped.to_numpy(dtype=np.float32))
         matrix = np.stack(cols, axis=1) if cols else np.zeros((len(baseline), 0), np.float32)
@@ -311,6 +367,11 @@ class AdniDataset(MultimodalDataset):
 
     def stratify_labels(self) -> np.ndarray:
         return self.labels
+
+
+def _num(value) -> str:
+    value = float(value)
+    return str(int(value)) if value.is_integer() else str(value)
 
 
 def _parse_label(value, subject: str, column: str, path: Path) -> int | None:

@@ -410,6 +410,10 @@ class BraTSDataset(MultimodalDataset):
             unknown = [c for c in cases if c not in found]
             if unknown:
                 raise DataError(f"cases {unknown} not found under {self.root}; available: {sorted(found)[:10]} ...")
+            repeated = sorted({c for c in cases if list(cases).count(c) > 1})
+            if repeated:
+                raise DataError(f"cases {repeated} are listed more than once in data.options.cases; list each "
+                                "case once (a repeated case would count twice in training and evaluation)")
             ids = list(cases)
         else:
             ids = sorted(found)

@@ -31,12 +31,15 @@ Conventions:
   kept [CLS]/[SEP] vectors of precomputed BERT features were computed from the whole sentence,
   so text given as features is never fully missing; token ids have no such leak.
 
-Pickle files can run code when opened: only open files from a source you trust.
+Pickle files can run code when opened, so a pickle is never opened by default: its safe
+``.npz`` conversion next to it (``robustmm data convert mmsa FILE.pkl``) is read instead, or,
+for a file from a source the user trusts, ``data.options.trust_pickle: true`` opens it.
 """
 
 from __future__ import annotations
 
 import bisect
+import json
 import logging
 import pickle
 from dataclasses import dataclass
@@ -107,8 +110,87 @@ class _Split:
         return len(self.labels)
 
 
-def load_mmsa_pickle(path: str | Path) -> dict:
-    """Read an MMSA pickle with :mod:`pickle`, falling back to joblib (compressed dumps)."""
+PICKLE_RISK = ("a pickle file can run any code on this computer when it is opened, so robustmm does not open "
+               "pickles unless told to")
+NPZ_META_KEY = "__robustmm_mmsa__"
+NPZ_FORMAT = "robustmm-mmsa-npz-1"
+
+
+def converted_path(path: str | Path) -> Path:
+    """Where ``robustmm data convert mmsa`` puts the safe copy of ``path``: same name, ``.npz``."""
+    return Path(path).with_suffix(".npz")
+
+
+def _npz_value(split: str, key: str, value: Any, source: Path) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind == "O" or arr.dtype.kind == "S":
+        try:
+            arr = np.asarray([v.decode() if isinstance(v, bytes) else str(v) for v in arr.ravel()], dtype=str)
+        except Exception as exc:  # noqa: BLE001 - ragged or nested values
+            raise DataError(f"MMSA file {source}, split '{split}', key '{key}': cannot be stored as an array "
+                            f"({exc}); the file does not follow the MMSA layout") from None
+    return arr
+
+
+def save_mmsa_npz(data: dict, out: str | Path, source: str | Path | None = None) -> Path:
+    """Write the splits of an MMSA dict as a ``.npz`` (numbers and text only; read with
+    ``allow_pickle=False``). ``source`` is recorded with its size, so that a changed source is noticed."""
+    from robustmm.io import _atomic
+
+    out = Path(out)
+    src = Path(source) if source is not None else out
+    if not isinstance(data, dict):
+        raise DataError(f"MMSA file {src}: top level is a {type(data).__name__}, expected a dict with keys "
+                        "'train', 'valid', 'test'. Is this an MMSA feature pickle?")
+    arrays: dict[str, np.ndarray] = {}
+    for split, raw in data.items():
+        if not isinstance(raw, dict):
+            raise DataError(f"MMSA file {src}, split '{split}': is a {type(raw).__name__}, expected a dict of arrays")
+        for key, value in raw.items():
+            if "/" in str(split) or "/" in str(key):
+                raise DataError(f"MMSA file {src}: key '{split}/{key}' holds '/', which the MMSA layout never uses")
+            arrays[f"{split}/{key}"] = _npz_value(str(split), str(key), value, src)
+    meta = {"format": NPZ_FORMAT, "source": src.name,
+            "source_size": src.stat().st_size if source is not None and src.is_file() else None}
+    arrays[NPZ_META_KEY] = np.asarray(json.dumps(meta))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **arrays)
+
+    _atomic(out, write)
+    return out
+
+
+def load_mmsa_npz(path: str | Path, source: Path | None = None) -> dict:
+    """Read a ``.npz`` written by :func:`save_mmsa_npz` (never unpickles anything)."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            meta = json.loads(str(archive[NPZ_META_KEY])) if NPZ_META_KEY in archive.files else {}
+            data: dict[str, dict[str, np.ndarray]] = {}
+            for name in archive.files:
+                if name == NPZ_META_KEY:
+                    continue
+                split, _, key = name.partition("/")
+                data.setdefault(split, {})[key] = archive[name]
+    except Exception as exc:  # noqa: BLE001 - zip/np errors of a damaged file
+        raise DataError(f"MMSA file {path} cannot be read as a .npz ({type(exc).__name__}: {exc}); the file is "
+                        "truncated or not an MMSA conversion: convert the original again with "
+                        "'robustmm data convert mmsa FILE.pkl'") from None
+    if meta.get("format") != NPZ_FORMAT:
+        raise DataError(f"MMSA file {path} is a .npz without robustmm's MMSA record; write it with "
+                        "'robustmm data convert mmsa FILE.pkl'")
+    if source is not None and source.is_file() and meta.get("source_size") not in (None, source.stat().st_size):
+        raise DataError(f"MMSA file {path} was converted from a different version of {source} (size "
+                        f"{meta.get('source_size')} bytes, now {source.stat().st_size}); convert it again with "
+                        f"'robustmm data convert mmsa {source}', or delete {path}")
+    return data
+
+
+def read_mmsa_pickle(path: str | Path) -> dict:
+    """Unpickle an MMSA file (pickle, then joblib for compressed dumps). Runs code from the file:
+    only for files the user trusts (``trust_pickle``, ``robustmm data convert mmsa``)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"MMSA file {path} does not exist. Pass the path of aligned_50.pkl or unaligned_50.pkl "
@@ -133,6 +215,44 @@ def load_mmsa_pickle(path: str | Path) -> dict:
     return data
 
 
+def load_mmsa_pickle(path: str | Path, trust_pickle: bool = False) -> dict:
+    """The splits of an MMSA file, read safely.
+
+    A ``.npz`` is read directly. For a pickle, its converted ``.npz`` next to it is preferred
+    (written by ``robustmm data convert mmsa``); without one the pickle is opened only when
+    ``trust_pickle`` is set, else a :class:`DataError` explains the risk and the two ways on.
+    """
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise DataError(f"MMSA file {path} does not exist; convert the pickle with "
+                            f"'robustmm data convert mmsa {path.with_suffix('.pkl')}'")
+        return load_mmsa_npz(path)
+    safe = converted_path(path)
+    if safe.is_file():
+        return load_mmsa_npz(safe, source=path)
+    if not path.is_file():
+        return read_mmsa_pickle(path)  # the "does not exist" message
+    if not trust_pickle:
+        raise DataError(f"MMSA file {path} is a pickle, and {PICKLE_RISK}. Convert it once to a safe .npz "
+                        f"(read from then on): 'robustmm data convert mmsa {path}', or, if you trust the file's "
+                        "source, set data.options.trust_pickle: true (--set data.options.trust_pickle=true)")
+    log.warning("MMSA file %s: opening a pickle because data.options.trust_pickle is set", path)
+    return read_mmsa_pickle(path)
+
+
+def convert_mmsa(path: str | Path, out: str | Path | None = None) -> Path:
+    """Unpickle ``path`` (the user vouches for it) and write its safe ``.npz`` copy; returns its path."""
+    path = Path(path)
+    data = read_mmsa_pickle(path)
+    target = Path(out) if out is not None else converted_path(path)
+    if target.suffix.lower() != ".npz":
+        raise DataError(f"--out {target}: the converted file must end in .npz")
+    if target.resolve() == path.resolve():
+        raise DataError(f"--out {target} is the input file; choose another name")
+    return save_mmsa_npz(data, target, source=path)
+
+
 class MMSADataset(MultimodalDataset):
     """All three splits of one MMSA pickle as one dataset of sample dicts."""
 
@@ -145,6 +265,7 @@ class MMSADataset(MultimodalDataset):
         sep_id: int = 102,
         unk_id: int = 100,
         pad_id: int = 0,
+        trust_pickle: bool = False,
     ) -> None:
         if text_mode not in ("ids", "features"):
             raise ConfigError(f"MMSADataset text_mode={text_mode!r}: use 'ids' (BERT token ids) or 'features'.")
@@ -158,9 +279,16 @@ class MMSADataset(MultimodalDataset):
         self.nonfinite_counts: dict[tuple[str, str], int] = {}
         self._raw_keys: list[set[str]] = []
 
-        data = load_mmsa_pickle(self.root)
+        data = load_mmsa_pickle(self.root, trust_pickle=trust_pickle)
         self._splits: list[_Split] = [self._read_split(data, name) for name in SPLITS]
         del data
+        ids = [i for s in self._splits for i in s.ids]
+        if len(set(ids)) != len(ids):
+            seen: set[str] = set()
+            dupes = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))
+            raise DataError(f"MMSA file {self.root}: utterance id(s) {dupes[:5]}"
+                            f"{f' (and {len(dupes) - 5} more)' if len(dupes) > 5 else ''} appear more than once "
+                            "(key 'id' over all splits); each utterance needs its own id")
         self.aligned = not any("audio_lengths" in s or "vision_lengths" in s for s in self._raw_keys)
         self._check_consistent_shapes()
 
@@ -423,7 +551,7 @@ class MMSADataset(MultimodalDataset):
 
 
 # ---------------------------------------------------------------------- study config -> dataset
-PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib")
+PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".npz")
 
 
 class MMSAOptions(BaseModel):
@@ -438,6 +566,8 @@ class MMSAOptions(BaseModel):
     sep_id: int = 102
     unk_id: int = 100
     pad_id: int = 0
+    #: open a pickle without a converted .npz next to it (pickles can run code: trusted files only)
+    trust_pickle: bool = False
 
 
 class MMSASynthOptions(BaseModel):
@@ -504,7 +634,8 @@ def build_from_config(cfg: Any, progress: bool = True) -> MMSADataset:
         _check_synthetic_file(Path(cfg.root), options.file, _validated(MMSASynthOptions, cfg.synthetic,
                                                                        "data.synthetic"))
     return MMSADataset(path, text_mode=options.text_mode, target=options.target, cls_id=options.cls_id,
-                       sep_id=options.sep_id, unk_id=options.unk_id, pad_id=options.pad_id)
+                       sep_id=options.sep_id, unk_id=options.unk_id, pad_id=options.pad_id,
+                       trust_pickle=options.trust_pickle)
 
 
 def _check_synthetic_file(folder: Path, file: str, synth: MMSASynthOptions) -> None:

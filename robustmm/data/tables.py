@@ -36,8 +36,13 @@ Standardize = Literal["continuous", "all", "none"]
 _MAX_IDS = 5  # subject ids quoted in an error message
 
 
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value (messages show 2, not np.int64(2))."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _ids(values: Iterable[Any], limit: int = _MAX_IDS) -> str:
-    values = [str(v) for v in values]
+    values = [str(_plain(v)) for v in values]
     more = f" (and {len(values) - limit} more)" if len(values) > limit else ""
     return ", ".join(values[:limit]) + more
 
@@ -211,16 +216,22 @@ def validate_survival(times: Sequence[Any], events: Sequence[Any], ids: Sequence
     ``events`` must already be event indicators (1 = death). Returns float64 arrays.
     """
     ids = np.asarray([str(i) for i in ids])
+    if len(ids) == 0:
+        raise DataError(f"{source}: the table has no rows (only a header?); add one row per patient")
     t = pd.to_numeric(pd.Series(list(times)), errors="coerce").to_numpy(dtype=float)
     raw_t = pd.Series(list(times))
     bad = raw_t.notna().to_numpy() & np.isnan(t)
     if bad.any():
-        raise DataError(f"{source}: column {time_column!r} has non-numeric value {raw_t[bad].iloc[0]!r} for "
+        raise DataError(f"{source}: column {time_column!r} has non-numeric value {_plain(raw_t[bad].iloc[0])!r} for "
                         f"patient(s) {_ids(ids[bad])}; survival times must be numbers")
-    if np.isnan(t).any() or np.isinf(t).any():
-        bad = ~np.isfinite(t)
-        raise DataError(f"{source}: column {time_column!r} is missing (NaN/inf) for patient(s) {_ids(ids[bad])}; "
+    if np.isnan(t).any():
+        bad = np.isnan(t)
+        raise DataError(f"{source}: column {time_column!r} is missing (NaN) for patient(s) {_ids(ids[bad])}; "
                         f"fill in the follow-up time or remove these patients")
+    if np.isinf(t).any():
+        bad = np.isinf(t)
+        raise DataError(f"{source}: column {time_column!r} is infinite for patient(s) {_ids(ids[bad])}; "
+                        f"survival times must be finite numbers")
     if (t < 0).any():
         bad = t < 0
         raise DataError(f"{source}: column {time_column!r} is negative for patient(s) {_ids(ids[bad])}; "
@@ -229,12 +240,37 @@ def validate_survival(times: Sequence[Any], events: Sequence[Any], ids: Sequence
     bad = ~np.isin(e, (0.0, 1.0))
     if bad.any():
         raise DataError(f"{source}: column {event_column!r} must be 0 or 1, got "
-                        f"{pd.Series(list(events))[bad].iloc[0]!r} for patient(s) {_ids(ids[bad])}")
+                        f"{_plain(pd.Series(list(events))[bad].iloc[0])!r} for patient(s) {_ids(ids[bad])}")
     if e.sum() == 0:
         raise DataError(f"{source}: all {len(e)} patients are censored (no death in column {event_column!r}); "
                         f"survival models and the C-index need at least one event — check the "
                         f"event/censorship coding (event: 1 = death; censorship: 1 = censored)")
     return t, e
+
+
+def drop_identical_duplicates(frame: pd.DataFrame, id_column: str, source: str, allow: bool = True,
+                              ignore: Sequence[str] = ()) -> pd.DataFrame:
+    """One row per id. Repeated ids are an error naming them, except (``allow``) rows that repeat
+    an id with the same values in every column but ``ignore``, which are kept once (first row)."""
+    dup_mask = frame[id_column].duplicated(keep=False).to_numpy()
+    if not dup_mask.any():
+        return frame.reset_index(drop=True)
+    dup_ids = list(dict.fromkeys(frame.loc[dup_mask, id_column].tolist()))
+    if not allow:
+        raise DataError(f"{source}: subject id(s) {_ids(dup_ids)} appear in more than one row of column "
+                        f"{id_column!r}; list each subject once (or set dedupe: true when the repeated rows are "
+                        f"identical)")
+    compare = [c for c in frame.columns if c != id_column and c not in set(ignore)]
+    rows = frame.loc[dup_mask, [id_column, *compare]]
+    counts = rows.astype(str).groupby(id_column, sort=False).nunique(dropna=False)
+    differing = counts.gt(1)
+    conflicts = differing.index[differing.any(axis=1)].tolist()
+    if conflicts:
+        cols = [c for c in compare if bool(differing[c].any())]
+        raise DataError(f"{source}: subject id(s) {_ids(conflicts)} appear in several rows of column {id_column!r} "
+                        f"with different values (in column(s) {_ids(cols)}); robustmm does not guess which row is "
+                        f"right: keep one row per subject")
+    return frame.drop_duplicates(subset=id_column, keep="first").reset_index(drop=True)
 
 
 def quartile_bins(times: Sequence[float], events: Sequence[float], n_bins: int = 4) -> np.ndarray:
@@ -360,7 +396,9 @@ class TableDataset(MultimodalDataset):
     target: :class:`TargetSpec` or a dict (see its docstring).
     categorical: columns one-hot encoded (``"col=value"`` features, sorted by value); a NaN
         category gives NaN in every one-hot column of that row.
-    dedupe: keep the first row per subject id (tables with one row per slide).
+    dedupe: rows that repeat a subject id with exactly the same values are kept once; without
+        ``dedupe`` any repeated id is an error. Rows that repeat an id with *different* values
+        are always an error naming the ids and columns (never "the first row wins").
     missing_from_nan: a modality whose columns are all NaN in a row is naturally missing.
     nan_policy: remaining NaN cells of a present modality: ``"impute"`` (train mean, via
         :meth:`fit_imputer`) or ``"error"``.
@@ -417,6 +455,8 @@ class TableDataset(MultimodalDataset):
         self.target_spec = TargetSpec.coerce(target)
 
         frame = self._check_ids(frame, dedupe)
+        if len(frame) == 0:
+            raise DataError(f"{self.source_name}: the table has no rows (only a header?); add one row per subject")
         self.frame = frame
         self._subjects = frame[id_column].tolist()
         n = len(frame)
@@ -450,9 +490,7 @@ class TableDataset(MultimodalDataset):
                             f"(1-based, header excluded); every row needs a subject id")
         frame = frame.copy()
         frame[col] = frame[col].astype(str)
-        if dedupe:
-            frame = frame.drop_duplicates(subset=col, keep="first")
-        return frame.reset_index(drop=True)
+        return drop_identical_duplicates(frame, col, self.source_name, allow=dedupe)
 
     def _build_modalities(self, frame: pd.DataFrame, selectors: dict[str, ColumnSelector],
                           categorical: set[str], missing_from_nan: bool) -> None:

@@ -47,10 +47,12 @@ from robustmm.config.loader import format_validation_error
 
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
+from robustmm.io import apply_umask, remove_stale_tmp
 from robustmm.data.tables import (
     ColumnSelector,
     TableDataset,
     _ids,
+    drop_identical_duplicates,
     assign_bins,
     parse_train_missing,
     quartile_bins,
@@ -118,7 +120,8 @@ def load_porpoise_table(path: str | Path, cohort: str | None = None, *, per_slid
     if bad:
         raise DataError(f"{file}: slides of patient(s) {_ids(bad)} disagree on survival_months/censorship; "
                         f"fix the rows so each patient has one outcome")
-    patients = frame.drop_duplicates("case_id", keep="first").reset_index(drop=True)
+    # slides of one patient repeat the patient's row: every column but slide_id must agree
+    patients = drop_identical_duplicates(frame, "case_id", str(file), ignore=("slide_id",))
     events = 1 - pd.to_numeric(patients["censorship"], errors="coerce")
     events = events.where(pd.to_numeric(patients["censorship"], errors="coerce").isin([0, 1]), patients["censorship"])
     validate_survival(patients["survival_months"].tolist(), events.tolist(), patients["case_id"].tolist(),
@@ -182,7 +185,7 @@ class PorpoiseDataset(TableDataset):
             else:
                 selectors[name] = ColumnSelector(suffix=PORPOISE_GROUPS[name])
         super().__init__(
-            frame,
+            frame.drop_duplicates("case_id", keep="first"),  # slide rows agree (load_porpoise_table checked)
             id_column="case_id",
             modalities=selectors,
             target={"kind": "survival", "time": "survival_months", "censorship": "censorship"},
@@ -235,6 +238,7 @@ def prepare_tcga(cohort: str, from_file: str | Path, datasets_dir: str | Path = 
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     out_dir = Path(datasets_dir) / f"tcga_{cohort}"
     out_dir.mkdir(parents=True, exist_ok=True)
+    remove_stale_tmp(out_dir, recursive=False)  # left by a preparation killed mid-copy
     dest = out_dir / src.name
     if dest.exists():
         if hashlib.sha256(dest.read_bytes()).hexdigest() != digest:
@@ -246,6 +250,7 @@ def prepare_tcga(cohort: str, from_file: str | Path, datasets_dir: str | Path = 
         os.close(fd)
         try:
             shutil.copyfile(src, tmp)
+            apply_umask(tmp)
             os.replace(tmp, dest)
         finally:
             if os.path.exists(tmp):
@@ -267,6 +272,7 @@ def prepare_tcga(cohort: str, from_file: str | Path, datasets_dir: str | Path = 
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp_", suffix=".json")
     with os.fdopen(fd, "w") as fh:
         json.dump({**report, "source": str(src.resolve()), "format": "porpoise"}, fh, indent=2)
+    apply_umask(tmp)
     os.replace(tmp, info)
     return report
 
@@ -449,6 +455,8 @@ class DisProDataset(MultimodalDataset):
         self._fold_rows = frame  # every patient of the fold: fixes the gene layout for all splits alike
         if want != "all":
             frame = frame[frame["_split"] == want]
+            if len(frame) == 0:
+                raise DataError(f"{where}: split {self.split!r} has no patient in column {fold_col!r}")
             if frame["_event"].sum() == 0:
                 raise DataError(f"{where}: all {len(frame)} patients of split {self.split!r} are censored; the "
                                 f"C-index is undefined without deaths — change the fold assignment")

@@ -33,8 +33,10 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustmm.config.schema import TrainingConfig
+from robustmm.engine.fingerprint import check_fingerprint, make_fingerprint
 from robustmm.engine.selection import MINIMIZED, describe, resolve_policy
-from robustmm.io import save_torch_atomic
+from robustmm.errors import CheckpointError, ConfigError, TrainingError
+from robustmm.io import load_torch, save_torch_atomic, to_safe
 
 log = logging.getLogger("robustmm")
 
@@ -77,7 +79,7 @@ def stable_seed(*keys: object) -> int:
 
 def resolve_device(kind: str) -> torch.device:
     if kind == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("training.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
+        raise ConfigError("training.device is 'cuda' but no CUDA device is visible; use 'auto' or 'cpu'")
     if kind == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(kind)
@@ -85,8 +87,11 @@ def resolve_device(kind: str) -> torch.device:
 
 class Trainer:
     def __init__(self, cfg: TrainingConfig, checkpoint_dir: Path, seed: int, progress: bool = True,
-                 callbacks: list[TrainerCallback] | None = None) -> None:
+                 callbacks: list[TrainerCallback] | None = None, fingerprint: dict[str, Any] | None = None) -> None:
+        """``fingerprint``: what this trainer's checkpoints belong to, ``{"method": id, "study": hash}``
+        (see :mod:`robustmm.engine.fingerprint`); checked on resume."""
         self.cfg = cfg
+        self.fingerprint = dict(fingerprint or {})
         self.checkpoint_dir = Path(checkpoint_dir)
         self.seed = seed
         self.progress = progress
@@ -120,9 +125,19 @@ class Trainer:
     def checkpoint_path(self, stage: str) -> Path:
         return self.checkpoint_dir / f"{stage}.pt"
 
+    def load_checkpoint(self, stage: str, map_location: Any = "cpu") -> dict[str, Any]:
+        """The checkpoint of ``stage``, read safely (weights_only) and checked against the fingerprint."""
+        path = self.checkpoint_path(stage)
+        ckpt = load_torch(path, f"checkpoint of stage '{stage}'", map_location=map_location)
+        if not isinstance(ckpt, dict) or "module" not in ckpt:
+            raise CheckpointError(f"checkpoint {path} is not a robustmm training checkpoint; delete it to train "
+                                  f"stage '{stage}' again")
+        check_fingerprint(ckpt, self.fingerprint, stage, str(path))
+        return ckpt
+
     def is_complete(self, stage: str) -> bool:
         path = self.checkpoint_path(stage)
-        return path.is_file() and bool(torch.load(path, map_location="cpu", weights_only=False).get("complete"))
+        return path.is_file() and bool(self.load_checkpoint(stage).get("complete"))
 
     # ------------------------------------------------------------------ fit
     def fit(self, module: nn.Module, data: Any, stage: str, epochs: int | None = None, lr: float | None = None,
@@ -147,8 +162,12 @@ class Trainer:
                  "history": [], "seconds": 0.0, "steps": 0, "selection": None}
         path = self.checkpoint_path(stage)
         if path.is_file():
-            ckpt = torch.load(path, map_location=self.device, weights_only=False)
-            module.load_state_dict(ckpt["module"])
+            ckpt = self.load_checkpoint(stage, map_location=self.device)
+            try:
+                module.load_state_dict(ckpt["module"])
+            except RuntimeError as exc:  # shapes or names differ
+                raise CheckpointError(f"checkpoint {path} does not fit stage '{stage}' of this run "
+                                      f"({str(exc).splitlines()[0]}); delete it to train the stage again") from None
             if hasattr(module, "load_extra_state"):
                 module.load_extra_state(ckpt.get("extra", {}))
             if ckpt.get("complete"):
@@ -186,7 +205,7 @@ class Trainer:
                 if loss is None:
                     continue
                 if not torch.isfinite(loss):
-                    raise FloatingPointError(f"{stage}: loss became {loss.item()} at epoch {epoch}, step {step}; "
+                    raise TrainingError(f"{stage}: loss became {loss.item()} at epoch {epoch}, step {step}; "
                                              "lower training.lr or check the inputs for NaN")
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
@@ -206,8 +225,8 @@ class Trainer:
             with torch.no_grad(), self.autocast():
                 metrics = dict(module.validation_metrics(data, ctx))
             if monitor not in metrics:
-                raise KeyError(f"{stage}: validation metrics {sorted(metrics)} lack the monitored '{monitor}'; "
-                               "set training.selection.monitor to one of them")
+                raise ConfigError(f"{stage}: validation metrics {sorted(metrics)} lack the monitored '{monitor}'; "
+                                  "set training.selection.monitor to one of them")
             metrics["train_loss"] = float(sum(losses) / max(len(losses), 1))
             score = metrics[monitor]
             improved = policy.eligible(epoch) and policy.better(score, state["best_score"])
@@ -244,8 +263,10 @@ class Trainer:
 
     def _save(self, path: Path, module, optimizer, scheduler, state: dict, complete: bool) -> None:
         extra = module.extra_state() if hasattr(module, "extra_state") else {}
-        save_torch_atomic({"module": module.state_dict(), "optimizer": optimizer.state_dict(),
-                           "scheduler": scheduler.state_dict(), "extra": extra, "complete": complete, **state}, path)
+        ckpt = to_safe({"module": module.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "extra": extra, "complete": complete, **state})
+        ckpt["fingerprint"] = make_fingerprint(self.fingerprint, path.stem, ckpt["module"], ckpt.get("best_state"))
+        save_torch_atomic(ckpt, path)
 
     @staticmethod
     def _result(stage: str, s: dict) -> FitResult:

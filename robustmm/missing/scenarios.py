@@ -272,10 +272,14 @@ def _check_known(mods, batch: Batch) -> None:
 
 
 # --------------------------------------------------------------------------- from config
-def _rates(cfg) -> list[float | None]:
-    if getattr(cfg, "rates", None) is not None:
-        return list(cfg.rates)
-    return [getattr(cfg, "rate", None)]
+def _rates(cfg) -> list[float]:
+    rates = list(cfg.rates) if getattr(cfg, "rates", None) is not None else [getattr(cfg, "rate", None)]
+    for r in rates:
+        if r is None:
+            raise ValueError(f"scenario kind '{cfg.kind}' needs 'rate' or 'rates'")
+        if not 0.0 <= float(r) <= 1.0:  # also catches NaN
+            raise ValueError(f"scenario kind '{cfg.kind}': rate {r} is outside [0, 1]")
+    return rates
 
 
 def _fmt(rate: float) -> str:

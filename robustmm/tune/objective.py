@@ -47,7 +47,43 @@ def resolve_objectives(sweep: SweepConfig, cfg: StudyConfig) -> list[ObjectiveSp
         elif method not in ids:
             raise ConfigError(f"sweep.objectives.{i}.method: '{method}' is not a method id of the study ({ids})")
         out.append(objective.model_copy(update={"method": method}))
+    _check_scenarios(out, cfg)
     return out
+
+
+def known_scenarios(cfg: StudyConfig) -> list[str] | None:
+    """Scenario names the study's evaluation will report (rate groups' ``<group>:AUILC`` too), when
+    the data section declares its modalities without loading; None when that needs the data."""
+    from robustmm.data.declared import declared_modalities
+    from robustmm.missing.scenarios import build_scenarios
+
+    modalities = declared_modalities(cfg.data)
+    if modalities is None:
+        return None
+    try:
+        scenarios = build_scenarios(cfg.evaluation.scenarios, modalities)
+    except ValueError as exc:
+        raise ConfigError(f"evaluation.scenarios: {exc}") from None
+    groups: dict[str, int] = {}
+    for s in scenarios:
+        if s.rate is not None:
+            groups[s.group] = groups.get(s.group, 0) + 1
+    return [s.name for s in scenarios] + [f"{g}:AUILC" for g, n in groups.items() if n >= 2]
+
+
+def _check_scenarios(objectives: list[ObjectiveSpec], cfg: StudyConfig) -> None:
+    """A misspelt objective scenario is found now, not after the first trial has run."""
+    import difflib
+
+    names = known_scenarios(cfg)
+    if names is None:
+        return
+    for i, objective in enumerate(objectives):
+        if objective.scenario not in names:
+            hint = difflib.get_close_matches(objective.scenario, names, n=1)
+            raise ConfigError(f"sweep.objectives.{i}.scenario: '{objective.scenario}' is not a scenario the study "
+                              f"evaluates" + (f"; did you mean '{hint[0]}'?" if hint else "") +
+                              f" (scenarios: {names})")
 
 
 def objective_value(records: list[dict[str, Any]], objective: ObjectiveSpec) -> float:

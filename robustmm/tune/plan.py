@@ -80,8 +80,9 @@ def plan_sweep(cfg: StudyConfig, source: str, n_trials: int | None = None, timeo
     return plan
 
 
-def claim_folder(plan: SweepPlan) -> None:
-    """Create the sweep folder, or check that it belongs to this sweep (a folder holds one study)."""
+def claim_folder(plan: SweepPlan) -> bool:
+    """Create the sweep folder, or check that it belongs to this sweep (a folder holds one study).
+    Returns True when this call claimed it (wrote the marker)."""
     marker = plan.sweep_dir / MARKER
     if marker.is_file():
         doc = read_marker(plan.sweep_dir)
@@ -90,7 +91,7 @@ def claim_folder(plan: SweepPlan) -> None:
                 f"sweep folder {plan.sweep_dir} belongs to study '{doc.get('study_name')}' in "
                 f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
                 "Give another --out, or the same --study-name and --storage to continue that sweep")
-        return
+        return False
     if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
         raise RunDirectoryError(f"{plan.sweep_dir} exists and is not a sweep folder; give a new --out")
     plan.sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +105,24 @@ def claim_folder(plan: SweepPlan) -> None:
         "directions": plan.sweep.directions,
         "objectives": plan.labels,
     })
+    return True
+
+
+def release_folder(plan: SweepPlan) -> None:
+    """Undo :func:`claim_folder` of a sweep that could not start (e.g. its storage would not open):
+    remove what the claim and the failed start wrote, and the folder when nothing else is left."""
+    import shutil
+
+    folder = plan.sweep_dir
+    for name in (MARKER, BASE_CONFIG):
+        (folder / name).unlink(missing_ok=True)
+    logs = folder / "logs"
+    if logs.is_dir() and all(p.is_file() and p.name.startswith("worker-") for p in logs.iterdir()):
+        shutil.rmtree(logs, ignore_errors=True)
+    try:
+        folder.rmdir()
+    except OSError:  # something else is in it (e.g. an SQLite file the failed storage created): keep it
+        pass
 
 
 def read_marker(folder: Path) -> dict[str, Any]:

@@ -144,6 +144,11 @@ def check_space(base: dict[str, Any], sweep: SweepConfig, validate: Callable[[di
             for path, values in param.condition().items():
                 set_path(raw, path, values[0])
             set_path(raw, name, value)
+            # parameters that exist only with this value (``when: {name: value}``) are set as a trial would
+            for other, dependent in sweep.params.items():
+                when = dependent.condition()
+                if other != name and set(when) == {name} and value in when[name]:
+                    set_path(raw, other, dependent.bounds()[0])
             try:
                 validate(raw)
             except ConfigError as err:

@@ -144,12 +144,18 @@ class SweepStorage:
 
     def fail_stale(self, study: optuna.Study) -> None:
         """Fail every running trial whose heartbeat is older than the grace period (and retry it)."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ExperimentalWarning)
-            if not self.is_journal:
-                optuna.storages.fail_stale_trials(study)
-                return
         study_id = self.backend.get_study_id_from_name(study.study_name)
+        if not self.is_journal:
+            # as optuna.storages.fail_stale_trials, but the failed trial says why (user attr "error")
+            stale_ids = getattr(self.backend, "_get_stale_trial_ids", None)
+            if stale_ids is None:  # pragma: no cover - an Optuna without the helper
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", ExperimentalWarning)
+                    optuna.storages.fail_stale_trials(study)
+                return
+            for trial_id in stale_ids(study_id):
+                self._fail_lost(study, trial_id)
+            return
         now = time.time()
         for trial in self.backend.get_all_trials(study_id, deepcopy=False, states=(TrialState.RUNNING,)):
             last = trial.system_attrs.get(JOURNAL_HEARTBEAT_ATTR)
@@ -158,12 +164,21 @@ class SweepStorage:
             if last is None or now - float(last) <= self.heartbeat_cfg.grace_seconds:
                 continue
             trial_id = self.backend.get_trial_id_from_study_id_trial_number(study_id, trial.number)
-            try:
-                if not self.backend.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                    continue
-            except UpdateFinishedTrialError:  # another worker failed it first
-                continue
-            retry_stale_trial(self.heartbeat_cfg, study, self.backend.get_trial(trial_id))
+            self._fail_lost(study, trial_id)
+
+    def _fail_lost(self, study: optuna.Study, trial_id: int) -> None:
+        """Fail a running trial whose worker was lost, with the reason in its ``error`` attribute, and
+        queue its retry."""
+        message = (f"lost its worker: no heartbeat for more than {self.heartbeat_cfg.grace_seconds}s (the worker "
+                   "process was killed, or its machine stopped or lost the storage); queued again while "
+                   "sweep.heartbeat.max_retry allows")
+        try:
+            self.backend.set_trial_user_attr(trial_id, "error", message)
+            if not self.backend.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                return
+        except UpdateFinishedTrialError:  # another worker failed (or the trial finished) first
+            return
+        retry_stale_trial(self.heartbeat_cfg, study, self.backend.get_trial(trial_id))
 
 
 def open_storage(url: str, heartbeat: HeartbeatConfig) -> SweepStorage:

@@ -23,7 +23,7 @@ from optuna.trial import FrozenTrial, TrialState
 from robustmm.tune.config import build_pruner, build_sampler
 from robustmm.tune.final import evaluate_final, final_trials, test_results
 from robustmm.tune.objective import StudyObjective
-from robustmm.tune.plan import SweepPlan, claim_folder
+from robustmm.tune.plan import SweepPlan, claim_folder, release_folder
 from robustmm.tune.report import render_report, summary_text, write_snapshot
 from robustmm.tune.space import encoded_initial_trials
 from robustmm.tune.storage import open_storage
@@ -70,10 +70,17 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
     sweep command, run with ``--no-final``) and waits for them; ``final=False`` only runs trials;
     ``final_only`` runs none and evaluates the best trial(s) so far.
     """
-    claim_folder(plan)
+    claimed = claim_folder(plan)
     handler = attach_worker_log(plan.sweep_dir)
     try:
-        storage = open_storage(plan.storage_url, plan.sweep.heartbeat)
+        try:
+            storage = open_storage(plan.storage_url, plan.sweep.heartbeat)
+        except BaseException:
+            if claimed:  # a bad --storage must not leave a folder that refuses the corrected command
+                logging.getLogger("robustmm").removeHandler(handler)
+                handler.close()
+                release_folder(plan)
+            raise
         study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials,
                            build_sampler(plan.sweep, worker_index), build_pruner(plan.sweep),
                            encoded_initial_trials(plan.sweep))

@@ -184,6 +184,8 @@ def _take_waiting(study: optuna.Study, storage: SweepStorage, study_id: int) -> 
 def _run_trial(study: optuna.Study, storage: SweepStorage, trial: optuna.Trial, trial_id: int,
                objective: Objective) -> FrozenTrial:
     trial.set_user_attr("host", socket.gethostname())
+    if trial.user_attrs.get("error"):  # a retry inherits its failed predecessor's attributes
+        trial.set_user_attr("error", None)
     values: float | Sequence[float] | None = None
     state = TrialState.COMPLETE
     started = time.time()

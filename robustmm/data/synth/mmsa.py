@@ -60,6 +60,7 @@ from pathlib import Path
 import numpy as np
 
 from robustmm.data.base import write_synthetic_marker
+from robustmm.data.mmsa import converted_path, save_mmsa_npz
 
 CLS_ID, SEP_ID, PAD_ID, UNK_ID = 101, 102, 0, 100
 POSITIVE_WORDS: tuple[int, ...] = tuple(range(2000, 2030))
@@ -290,6 +291,7 @@ def write_synthetic_mmsa(
     with open(tmp, "wb") as fh:
         pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
     os.replace(tmp, path)
+    save_mmsa_npz(data, converted_path(path), source=path)  # the safe copy loaders read (no unpickling)
 
     details = dict(file=path.name, seed=seed, aligned=aligned, seq_len=seq_len, audio_len=audio_len,
                    vision_len=vision_len, dims=[d_t, d_a, d_v], n=[n_train, n_valid, n_test],

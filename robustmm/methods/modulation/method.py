@@ -38,6 +38,7 @@ from torch import Tensor, nn
 from robustmm.config.loader import format_validation_error
 from robustmm.config.schema import RandomSubsetsScenario, ScenarioConfig
 from robustmm.data.batch import Batch
+from robustmm.io import load_torch
 from robustmm.errors import ConfigError
 from robustmm.methods.base import Method, MethodContext, MethodOptions, collect_predictions, register_method
 from robustmm.methods.baseline import CompleteOnly, CompleteOnlyOptions
@@ -118,7 +119,7 @@ def load_base_checkpoint(path: Path, context: MethodContext, fill: FillKind) -> 
     if not Path(path).is_file():
         raise ConfigError(f"{where} does not exist; point it at a complete_only checkpoint, e.g. "
                           "runs/<study>/<time>/checkpoints/complete_only/complete_only.pt")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = load_torch(path, where)  # weights_only: a checkpoint never runs code
     if isinstance(state, dict) and "module" in state:
         if not state.get("complete"):
             raise ConfigError(f"{where} is from a training stage that did not finish (last epoch "

@@ -1,0 +1,90 @@
+"""Guards around a run: config-time checks, finished and failed runs, stale temporary files.
+
+Kept out of :mod:`robustmm.study` so that the run itself reads top to bottom:
+
+* :func:`check_before_data` -- scenario modality names (when the data section declares its
+  modalities without loading), scenario and modality names that end up in file names;
+* :func:`finished_result` -- resuming a run that already wrote ``metrics.json`` returns its
+  results without recomputing or rewriting anything (unless the user asks);
+* :func:`failed_run` -- a run that stops with an error writes the error into ``log.txt`` and the
+  message says what to do with the folder.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import traceback
+from pathlib import Path
+from typing import Any
+
+from robustmm.data.declared import declared_modalities
+from robustmm.errors import ConfigError, RobustMMError, RunDirectoryError
+from robustmm.names import check_label
+
+log = logging.getLogger("robustmm")
+
+METRICS_FILE = "metrics.json"
+
+
+def check_modality_names(modalities: list[str], where: str) -> None:
+    """Modality names become parts of plot file names: refuse path characters."""
+    for m in modalities:
+        try:
+            check_label(m, "modality name")
+        except ValueError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
+
+
+def check_before_data(cfg: Any) -> list[str] | None:
+    """Checks that need no data (the device; scenario modality names); returns the declared
+    modalities (or None when unknown)."""
+    from robustmm.missing.scenarios import build_scenarios
+
+    from robustmm.engine.trainer import resolve_device
+
+    resolve_device(cfg.training.device)  # 'cuda' without a GPU: said before a run folder exists
+    modalities = declared_modalities(cfg.data)
+    if modalities is None:
+        return None
+    check_modality_names(modalities, f"data (kind {cfg.data.kind})")
+    try:
+        build_scenarios(cfg.evaluation.scenarios, modalities)
+    except ValueError as exc:
+        raise ConfigError(f"evaluation.scenarios: {exc}") from None
+    return modalities
+
+
+def finished_result(run_dir: Path) -> dict[str, Any] | None:
+    """The stored metrics document of a finished run, or None when the run is not finished."""
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return None
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunDirectoryError(f"--resume {run_dir}: {path} cannot be read ({exc}); delete it to evaluate "
+                                "the run again") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("records"), list):
+        raise RunDirectoryError(f"--resume {run_dir}: {path} is not a robustmm metrics file; delete it to "
+                                "evaluate the run again")
+    return doc
+
+
+def failed_run(exc: BaseException, run_dir: Path, resumed: bool) -> None:
+    """Log the error into the run's log.txt and, for a user error, add what to do with the folder."""
+    if isinstance(exc, KeyboardInterrupt):
+        log.error("interrupted; continue with --resume %s", run_dir)
+        return
+    log.error("run failed: %s: %s", type(exc).__name__, exc)
+    if not isinstance(exc, RobustMMError):
+        log.error("%s", "".join(traceback.format_exception(exc)))
+    if isinstance(exc, RobustMMError) and exc.args:
+        has_results = (Path(run_dir) / METRICS_FILE).is_file()
+        if resumed or has_results:
+            hint = (f" (the run folder {run_dir} is unchanged apart from its log; fix the problem and run the "
+                    f"same command again)")
+        else:
+            hint = (f" (the run stopped; its folder {run_dir} holds no results and can be removed, or fix the "
+                    f"problem and continue it with --resume {run_dir}; details in {Path(run_dir) / 'log.txt'})")
+        exc.args = (f"{exc.args[0]}{hint}", *exc.args[1:])
