@@ -82,7 +82,7 @@ def _adni(cfg, progress: bool) -> MultimodalDataset:
     if cfg.synthetic is not None:
         s = cfg.synthetic
         create_once(Path(cfg.root), lambda d: write_synthetic_adni(d, s.subjects, s.seed, s.pet_missing,
-                                                                    tuple(s.native_shape)))
+                                                                    tuple(s.native_shape), progress=progress))
         check_synthetic_matches(Path(cfg.root), {"version": GENERATOR_VERSION, "subjects": s.subjects,
                                                  "seed": s.seed, "pet_missing": s.pet_missing,
                                                  "native_shape": list(s.native_shape)})

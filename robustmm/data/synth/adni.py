@@ -101,8 +101,12 @@ def write_synthetic_adni(
     seed: int = 0,
     pet_missing: float = 0.3,
     native_shape: tuple[int, int, int] = (40, 48, 40),
+    progress: bool = False,
 ) -> Path:
-    """Write a synthetic cohort to ``out_dir`` (must not exist or be empty). Returns the folder."""
+    """Write a synthetic cohort to ``out_dir`` (must not exist or be empty). Returns the folder.
+    ``progress``: show a progress bar (one step per subject)."""
+    from tqdm.auto import tqdm
+
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
@@ -117,7 +121,8 @@ def write_synthetic_adni(
     affine_las[0, 3] = -affine_ras[0, 3]
 
     rows, manifest = [], []
-    for i in range(subjects):
+    for i in tqdm(range(subjects), desc="writing synthetic ADNI cohort", unit="subject", disable=not progress,
+                  leave=False):
         rid = 1000 + i
         ptid = f"{100 + i % 900:03d}_S_{rid:04d}"
         a, b, e = rng.standard_normal(3)
