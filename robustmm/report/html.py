@@ -50,13 +50,14 @@ HEAD = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
 e = html.escape
 
 
-def _table(header: list[str], rows: list[list[str]], raw: bool = False) -> str:
+def _table(header: list[str], rows: list[list[str]], raw: bool = False, cls: str = "") -> str:
     """A scrollable table; cells are escaped unless ``raw``."""
     cell = (lambda c: str(c)) if raw else (lambda c: e(str(c)))
     head = "".join(f"<th>{e(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(c if c.startswith("<td") else f"<td>{cell(c)}</td>" for c in map(str, r))
                    + "</tr>" for r in rows)
-    return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
+    attr = f" class='{cls}'" if cls else ""
+    return f"<div class='scroll'><table{attr}><tr>{head}</tr>{body}</table></div>"
 
 
 def metric_table(records: list[dict[str, Any]], metric: str) -> str:
@@ -161,8 +162,12 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
     # fallback: the headline scenarios side by side, per-method CIs
     keep = [r["scenario"] for r in head.records]
     if head.group:
-        keep += [r["scenario"] for r in doc["records"] if r["group"] == head.group]
-    subset = [r for r in doc["records"] if r["metric"] == primary and r["scenario"] in dict.fromkeys(keep)]
+        members = sorted((r for r in doc["records"] if r["group"] == head.group and r["metric"] == primary),
+                         key=lambda r: (r["rate"] is None, r["rate"] or 0))
+        keep = [s for s in keep if s not in {r["scenario"] for r in members}] + [r["scenario"] for r in members]
+    order = {s: i for i, s in enumerate(dict.fromkeys(keep))}
+    subset = sorted((r for r in doc["records"] if r["metric"] == primary and r["scenario"] in order),
+                    key=lambda r: order[r["scenario"]])
     if len({r["method"] for r in subset}) < 2:
         return ""
     return ("<p class='note'>Each method's 95% CI is a bootstrap over the same resampled subjects (paired), so "
@@ -177,12 +182,12 @@ def _counts_table(by_split: dict[str, dict[str, int]], first: str) -> str:
     rows = [[split] + [v.get(k, 0) for k in keys] + [sum(v.values())] for split, v in by_split.items()]
     rows.append(["all"] + [sum(v.get(k, 0) for v in by_split.values()) for k in keys]
                 + [sum(sum(v.values()) for v in by_split.values())])
-    return _table([first] + keys + ["total"], rows)
+    return _table([first] + keys + ["n"], rows)
 
 
 def _generic(value: Any) -> str:
     if isinstance(value, dict) and value and all(not isinstance(v, (dict, list)) for v in value.values()):
-        return _table(["key", "value"], [[k, v] for k, v in value.items()])
+        return _table(["key", "value"], [[k, v] for k, v in value.items()], cls="kv")
     if isinstance(value, (str, int, float, bool)) or value is None:
         return f"<p>{e(str(value))}</p>"
     return f"<pre>{e(json.dumps(value, indent=2, default=str))}</pre>"
@@ -210,21 +215,20 @@ def data_section(data: dict[str, Any]) -> str:
     if presence and splits:
         mods = list(dict.fromkeys(m for v in presence.values() for m in v))
         rows = []
-        for m in mods:
-            row = [m]
-            for split, counts in presence.items():
-                n = splits.get(split, 0)
-                row.append(f"{counts.get(m, 0)} / {n} ({story.pct(counts.get(m, 0) / n) if n else ''})")
-            rows.append(row)
-        parts.append("<h3>Modality availability (subjects with the modality / subjects)</h3>"
-                     + _table(["modality"] + list(presence), rows))
+        for split, counts in presence.items():
+            n = splits.get(split, 0)
+            rows.append([split, n] + [f"{counts.get(m, 0)} ({story.pct(counts.get(m, 0) / n) if n else ''})"
+                                      for m in mods])
+        parts.append("<h3>Modality availability (subjects with the modality, of n)</h3>"
+                     + _table(["split", "n"] + mods, rows))
     elif natural and samples:
         parts.append("<h3>Modality availability</h3>" + _table(
             ["modality", "subjects with it", "n"], [[m, f"{v} ({story.pct(v / samples)})", samples]
                                                     for m, v in natural.items()]))
     if modalities:
-        parts.append("<h3>Inputs</h3>" + _table(["modality", "kind", "shape"], [
-            [m, v.get("kind", ""), "×".join(map(str, v.get("shape", [])))] for m, v in modalities.items()]))
+        parts.append("<h3>Inputs (n: subjects with the modality)</h3>" + _table(["modality", "kind", "shape", "n"], [
+            [m, v.get("kind", ""), "×".join(map(str, v.get("shape", []))), (natural or {}).get(m, "")]
+            for m, v in modalities.items()]))
     if loader:
         loader = dict(loader)
         used, in_table = loader.pop("subjects_used", None), loader.pop("subjects_in_table", None)
@@ -242,7 +246,8 @@ def data_section(data: dict[str, Any]) -> str:
         else:
             parts.append("<p>none</p>")
         imputed = loader.pop("imputed_cells", None)
-        parts.append("<h3>Imputed cells</h3>" + (_table(["column", "n cells imputed"], list(map(list, imputed.items())))
+        parts.append("<h3>Imputed cells (n: cells filled with the training-split mean)</h3>"
+                     + (_table(["column", "n"], list(map(list, imputed.items())))
                                                  if imputed else "<p>none</p>"))
         notes = loader.pop("notes", None)
         if notes:
