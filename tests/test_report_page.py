@@ -190,3 +190,20 @@ def test_cross_validation_summary_says_t_interval(tmp_path: Path) -> None:
     summary = render(tmp_path, doc, make_plots=False)
     assert "auc (95% t-interval over folds)" in summary and "bootstrap" not in summary.splitlines()[0]
     assert "t-interval over the fold means" in (tmp_path / "report.html").read_text()
+
+
+def test_headline_for_rate_grids_without_a_modality_and_for_subsets() -> None:
+    rmfm = [_rec(m, f"rmfm@{r:g}", "Non0_acc_2", v - r / 4, v - r / 4 - 0.05, v - r / 4 + 0.05, 200, "rmfm", r)
+            for m, v in (("base", 0.8), ("cider", 0.82)) for r in (0.0, 0.5, 1.0)]
+    head = story.headline({"records": rmfm, "primary_metric": "Non0_acc_2"})
+    assert head.text == ("Non0_acc_2 at rmfm rate 0: 0.82 [0.77, 0.87] (n = 200); at rate 1: 0.57 [0.52, 0.62] "
+                         "(n = 200) — cider, the best of 2 methods at rate 1.")
+    assert head.group == "rmfm" and head.modality is None
+    subsets = [_rec("a", s, "dice_mean", v, v - 0.1, v + 0.1, 40, "subsets") for s, v in
+               (("flair", 0.5), ("t1", 0.3), ("flair+t1", 0.6))]
+    head = story.headline({"records": subsets, "primary_metric": "dice_mean"})
+    assert head.text == ("dice_mean of a (best mean over 3 modality subsets): 0.60 [0.50, 0.70] with flair+t1 "
+                         "(n = 40), 0.30 [0.20, 0.40] with t1 (n = 40).")
+    mae = [_rec(m, "natural", "mae", v, v - 0.1, v + 0.1, 50) for m, v in (("a", 0.9), ("b", 0.7))]
+    assert story.headline({"records": mae, "primary_metric": "mae"}).text.startswith(
+        "MAE on natural: 0.70 [0.60, 0.80] (n = 50) — b, the best of 2 methods")  # lower is better

@@ -71,7 +71,8 @@ def metric_table(records: list[dict[str, Any]], metric: str) -> str:
 
 
 def inline_images(page: str, base: Path) -> str:
-    """``src`` attributes that name a PNG/JPEG/SVG under ``base`` become data URIs (one file to share)."""
+    """``src`` attributes that name a PNG/JPEG/SVG under ``base`` become data URIs (one file to share);
+    the file's name stays in ``data-file``."""
     kinds = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
     def swap(match: re.Match) -> str:
@@ -80,7 +81,7 @@ def inline_images(page: str, base: Path) -> str:
         if path is None or path.suffix.lower() not in kinds or not path.is_file():
             return match.group(0)
         data = base64.b64encode(path.read_bytes()).decode()
-        return f"src={quote}data:{kinds[path.suffix.lower()]};base64,{data}{quote}"
+        return f"data-file={quote}{match.group(2)}{quote} src={quote}data:{kinds[path.suffix.lower()]};base64,{data}{quote}"
 
     return re.sub(r"src=(['\"])(.*?)\1", swap, page)
 

@@ -130,7 +130,7 @@ def headline(doc: dict[str, Any]) -> Headline:
     records, metric = doc["records"], doc["primary_metric"]
     availability = doc.get("availability") or {}
     rows = _rows(records, metric)
-    label = metric.replace("_", " ") if metric.islower() and len(metric) > 4 else metric.upper()
+    label = metric.upper() if len(metric) <= 4 else metric
     if not rows:
         return Headline(f"No {metric} could be computed on the {doc.get('split', 'test')} split.")
     group = rate_group(records, metric, availability)
