@@ -85,8 +85,8 @@ def test_headline_sentence_quotes_metrics_json(default_run: Path) -> None:
     assert auc[(best, "mri+pet+clinical")]["n"] == data["presence_by_split"]["test"]["pet"]
     assert auc[(best, "pet_missing@1")]["n"] == data["splits"]["test"]
     # the headline figure comes right after the sentence, inline
-    assert re.search(r"id='headline'>.*?</p>\s*<figure><img id='headline-figure' src='data:image/png;base64,", page,
-                     re.S)
+    assert re.search(r"id='headline'>.*?</p>\s*<figure><img id='headline-figure' data-file='plots/pet_missing_auc.png' "
+                     r"src='data:image/png;base64,", page, re.S)
     assert "src='plots/" not in page and 'src="plots/' not in page  # one self-contained file
     assert (default_run / "summary.txt").read_text().rstrip().endswith(text.replace("&#x27;", "'"))
 

@@ -26,9 +26,11 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
             members = {r["scenario"] for r in records if r["group"] == head.group}
             reference = story.complete_reference(records, primary, availability, members) if head.modality else None
             made = plots.missing_curve(records, head.group, primary, availability, head.modality,
-                                       run_dir / "plots" / f"headline_{primary}.png", synthetic, reference)
+                                       run_dir / "plots" / f"{head.group}_{primary}.png", synthetic, reference)
             headline_figure = str(made.relative_to(run_dir)) if made else None
         for g in dict.fromkeys(r["group"] for r in records):
+            if headline_figure is not None and g == head.group:  # the headline figure shows it
+                continue
             target = run_dir / "plots" / f"{g}_{primary}.png"
             made = (plots.rate_curves(records, g, primary, target, synthetic)
                     or plots.subset_bars(records, g, primary, target, synthetic))
