@@ -160,6 +160,7 @@ def _rec(method, scenario, metric, value, lo, hi, n, group="natural", rate=None)
 def test_flags_single_class_zero_width_and_small_n() -> None:
     records = [_rec("a", "mri", "auc", 0.6, 0.5, 0.7, 104), _rec("a", "mri", "sensitivity", 1.0, 1.0, 1.0, 104),
                _rec("a", "mri", "specificity", 0.0, 0.0, 0.0, 104), _rec("a", "pet", "auc", 0.7, 0.6, 0.8, 12)]
+    records += [_rec("b", f"g@{r}", "acc", 0.56, 0.3, 0.7, 40, "g", r) for r in (0.0, 0.5, 1.0)]
     lines, notes = story.flags(records)
     text = " ".join(lines)
     assert "Single-class predictions" in text and "a under mri" in text
@@ -168,6 +169,8 @@ def test_flags_single_class_zero_width_and_small_n() -> None:
     assert notes[("a", "mri", "sensitivity")].startswith("predicts one class only")
     assert ("a", "mri", "auc") not in notes  # AUC is still meaningful
     assert notes[("a", "pet", "auc")] == "n = 12 < 30"
+    assert "Identical value at every missing rate for b/g/acc" in text
+    assert notes[("b", "g@0.5", "acc")] == "same value at every rate"
 
 
 def test_comparison_from_seeds_renders_verdicts() -> None:
@@ -199,11 +202,52 @@ def test_headline_for_rate_grids_without_a_modality_and_for_subsets() -> None:
     assert head.text == ("Non0_acc_2 at rmfm rate 0: 0.82 [0.77, 0.87] (n = 200); at rate 1: 0.57 [0.52, 0.62] "
                          "(n = 200) — cider, the best of 2 methods at rate 1.")
     assert head.group == "rmfm" and head.modality is None
+    area = [_rec(m, "rmfm:AUILC", "Non0_acc_2", v, v - 0.01, v + 0.01, 200, "rmfm") for m, v in (("base", 0.9),
+                                                                                                 ("cider", 0.6))]
+    head = story.headline({"records": rmfm + area, "primary_metric": "Non0_acc_2"})
+    assert head.text == ("Non0_acc_2 at rmfm rate 0: 0.80 [0.75, 0.85] (n = 200); at rate 1: 0.55 [0.50, 0.60] "
+                         "(n = 200) — base, the best of 2 methods by AUILC over rates 0-1.")
     subsets = [_rec("a", s, "dice_mean", v, v - 0.1, v + 0.1, 40, "subsets") for s, v in
                (("flair", 0.5), ("t1", 0.3), ("flair+t1", 0.6))]
     head = story.headline({"records": subsets, "primary_metric": "dice_mean"})
-    assert head.text == ("dice_mean of a (best mean over 3 modality subsets): 0.60 [0.50, 0.70] with flair+t1 "
-                         "(n = 40), 0.30 [0.20, 0.40] with t1 (n = 40).")
+    assert head.text == ("dice_mean of a (best mean over 3 modality subsets): 0.60 [0.50, 0.70] under flair+t1 "
+                         "(n = 40), 0.30 [0.20, 0.40] under t1 (n = 40).")
     mae = [_rec(m, "natural", "mae", v, v - 0.1, v + 0.1, 50) for m, v in (("a", 0.9), ("b", 0.7))]
     assert story.headline({"records": mae, "primary_metric": "mae"}).text.startswith(
         "MAE on natural: 0.70 [0.60, 0.80] (n = 50) — b, the best of 2 methods")  # lower is better
+
+
+def test_scenario_availability_counts_natural_and_simulated_missingness() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from robustmm.missing.scenarios import RMFM, ModalityRate, Natural, Subset
+    from robustmm.report.datainfo import merge_availability, scenario_availability
+
+    n = 200
+    pet = np.arange(n) % 10 >= 3  # 30 % without PET
+    ds = SimpleNamespace(subject_ids=lambda: [f"s{i}" for i in range(n)],
+                         natural_presence=lambda: {"mri": np.ones(n, bool), "pet": pet})
+    test = np.arange(100, 200)
+    data = SimpleNamespace(dataset=ds, splits=SimpleNamespace(as_dict=lambda: {"test": test}), modalities={})
+    scenarios = [Natural(name="natural", group="natural"), Subset(name="mri+pet", group="subsets",
+                                                                  modalities=("mri", "pet"))]
+    scenarios += [ModalityRate(name=f"pet@{r}", group="pet", rate=r, modality="pet", rate_value=r)
+                  for r in (0.0, 0.5, 1.0)]
+    scenarios.append(RMFM(name="rmfm@0.3", group="rmfm", rate=0.3, rate_value=0.3))
+    avail = scenario_availability(scenarios, data, "test", seed=0)
+    natural = 1 - pet[test].mean()
+    assert natural == pytest.approx(0.3)
+    assert avail["natural"]["missing"]["pet"] == pytest.approx(natural) and avail["natural"]["n"] == 100
+    assert avail["mri+pet"] == {"n": 70, "modality": None, "missing": {"mri": 0.0, "pet": 0.0},
+                                "natural_missing": {"mri": 0.0, "pet": 0.0}}
+    assert avail["pet@0.0"]["missing"]["pet"] == pytest.approx(natural)
+    assert avail["pet@1.0"]["missing"]["pet"] == 1.0 and avail["pet@1.0"]["modality"] == "pet"
+    half = avail["pet@0.5"]["missing"]["pet"]
+    assert natural + 0.5 * (1 - natural) - 0.15 < half < natural + 0.5 * (1 - natural) + 0.15
+    assert all(a["natural_missing"]["pet"] == pytest.approx(natural) for k, a in avail.items() if k != "mri+pet")
+    assert avail["rmfm@0.3"]["feature_rate"] == 0.3 and avail["rmfm@0.3"]["missing"]["pet"] == pytest.approx(natural)
+    merged = merge_availability([avail, {"natural": {**avail["natural"], "n": 300, "missing": {"mri": 0, "pet": 0.5},
+                                                     "natural_missing": {"mri": 0, "pet": 0.5}}}])
+    assert merged["natural"]["n"] == 400 and merged["natural"]["missing"]["pet"] == pytest.approx(0.45)

@@ -84,6 +84,8 @@ def scenario_availability(scenarios: list, data: Any, split: str, seed: int) -> 
             "missing": {m: float(1 - (present[m].numpy() & natural[m].numpy())[keep].mean()) for m in natural},
             "natural_missing": {m: float(1 - natural[m].numpy()[keep].mean()) for m in natural},
         }
+        if getattr(s, "kind", "") in ("rmfm", "temporal_block") and s.rate is not None:
+            out[s.name]["feature_rate"] = float(s.rate)  # positions dropped inside present modalities
     return out
 
 
@@ -94,6 +96,8 @@ def merge_availability(parts: list[dict[str, dict[str, Any]]]) -> dict[str, dict
         rows = [part[name] for part in parts if name in part]
         n = sum(r["n"] for r in rows)
         out[name] = {"n": n, "modality": rows[0].get("modality")}
+        if rows[0].get("feature_rate") is not None:
+            out[name]["feature_rate"] = rows[0]["feature_rate"]
         for key in ("missing", "natural_missing"):
             out[name][key] = {m: sum(r[key][m] * r["n"] for r in rows) / n for m in rows[0][key]}
     return out

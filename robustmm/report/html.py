@@ -91,6 +91,8 @@ def _missing_text(a: dict[str, Any] | None, key: str) -> str:
     if not a:
         return ""
     parts = [f"{m} {story.pct(v)}" for m, v in a[key].items() if v > 0]
+    if key == "missing" and a.get("feature_rate") is not None:
+        parts.insert(0, f"features {story.pct(a['feature_rate'])}")
     return ", ".join(parts) if parts else "none"
 
 
@@ -162,7 +164,10 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
         return out
     # fallback: the headline scenarios side by side, per-method CIs
     keep = [r["scenario"] for r in head.records]
-    if head.group:
+    if head.group is None:  # every scenario of the headline's groups (e.g. all modality subsets)
+        groups = {r["group"] for r in head.records}
+        keep += [r["scenario"] for r in doc["records"] if r["group"] in groups]
+    else:
         members = sorted((r for r in doc["records"] if r["group"] == head.group and r["metric"] == primary),
                          key=lambda r: (r["rate"] is None, r["rate"] or 0))
         keep = [s for s in keep if s not in {r["scenario"] for r in members}] + [r["scenario"] for r in members]
@@ -281,8 +286,9 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
     parts.append(f"<p class='headline' id='headline'>{e(head.text)}</p>")
     if headline_figure:
         parts.append(f"<figure><img id='headline-figure' src='{e(headline_figure)}' alt='headline figure'>"
-                     "<figcaption>Shaded: subjects who have no such scan in the data (natural missingness); "
-                     "dashed: chance level.</figcaption></figure>")
+                     "<figcaption>" + ("Shaded: subjects who have no such scan in the data (natural "
+                                       "missingness); " if head.modality else "")
+                     + "dashed: chance level.</figcaption></figure>")
     comparison = comparison_section(doc, head, availability, notes)
     if comparison:
         parts.append(f"<h2>Method comparison</h2>{comparison}")

@@ -138,11 +138,14 @@ def headline(doc: dict[str, Any]) -> Headline:
         members = sorted((r for r in rows if r["group"] == group), key=lambda r: r["rate"])
         low_rate, high_rate = members[0]["rate"], members[-1]["rate"]
         at_high = [r for r in members if r["rate"] == high_rate]
-        best = _best(at_high, metric)
-        method = best["method"]
-        mine = [r for r in members if r["method"] == method]
-        modality = next((availability[r["scenario"]]["modality"] for r in mine
+        modality = next((availability[r["scenario"]]["modality"] for r in members
                          if (availability.get(r["scenario"]) or {}).get("modality")), None)
+        summary = [r for r in records if r["scenario"] == f"{group}:AUILC" and r["metric"] == metric
+                   and r.get("value") is not None]
+        # a missing modality: the method to deploy without it; a feature-missing grid: the best area
+        by_area = modality is None and len(summary) > 1
+        method = _best(summary if by_area else at_high, metric)["method"]
+        mine = [r for r in members if r["method"] == method]
         ref = complete_reference(records, metric, availability, {r["scenario"] for r in members}) if modality else None
         low = next((r for r in rows if r["scenario"] == ref and r["method"] == method), None) if ref else None
         low = low or next(r for r in mine if r["rate"] == low_rate)
@@ -163,7 +166,8 @@ def headline(doc: dict[str, Any]) -> Headline:
             modality = None
             low_text, high_text = f"at {group} rate {low_rate:g}", f"at rate {high_rate:g}"
         n_methods = len({r["method"] for r in at_high})
-        who = f"{method}, the best of {n_methods} methods {high_text}" if n_methods > 1 else method
+        best_by = f"by AUILC over rates {low_rate:g}-{high_rate:g}" if by_area else high_text
+        who = f"{method}, the best of {n_methods} methods {best_by}" if n_methods > 1 else method
         text = (f"{label} {low_text}: {fmt_value(low)} (n = {low['n']}); {high_text}: {fmt_value(high)} "
                 f"(n = {high['n']}) — {who}.")
         return Headline(text, [low, high], group, modality)
@@ -177,8 +181,8 @@ def headline(doc: dict[str, Any]) -> Headline:
         mine = sorted(by_method[method], key=lambda r: sign * r["value"])
         worst, best = mine[0], mine[-1]
         return Headline(f"{label} of {method} (best mean over {len(mine)} modality subsets): "
-                        f"{fmt_value(best)} with {best['scenario']} (n = {best['n']}), "
-                        f"{fmt_value(worst)} with {worst['scenario']} (n = {worst['n']}).", [best, worst])
+                        f"{fmt_value(best)} under {best['scenario']} (n = {best['n']}), "
+                        f"{fmt_value(worst)} under {worst['scenario']} (n = {worst['n']}).", [best, worst])
     scenario = rows[0]["scenario"]
     candidates = [r for r in rows if r["scenario"] == scenario]
     best = _best(candidates, metric)
@@ -223,6 +227,19 @@ def flags(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[str, str
         lines.append(f"{len(zero)} CI(s) of width 0 (every bootstrap resample gave the same value, usually a "
                      "degenerate prediction): " + ", ".join(f"{r['method']}/{r['scenario']}/{r['metric']}"
                                                           for r in zero[:5]) + (" …" if len(zero) > 5 else ""))
+    flat = []
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in records:
+        if r.get("rate") is not None and r.get("value") is not None:
+            groups.setdefault((r["method"], r["group"], r["metric"]), []).append(r)
+    for (method, group, metric), rows in groups.items():
+        if len(rows) >= 3 and max(r["value"] for r in rows) - min(r["value"] for r in rows) == 0:
+            flat.append(f"{method}/{group}/{metric}")
+            for r in rows:
+                _note(notes, (method, r["scenario"], metric), "same value at every rate")
+    if flat:
+        lines.append(f"Identical value at every missing rate for {', '.join(flat[:5])}{' …' if len(flat) > 5 else ''}: "
+                     "the predictions may not depend on the inputs (e.g. one class always).")
     small = sorted({(r["scenario"], r["n"]) for r in records if r.get("n") is not None and r["n"] < SMALL_N},
                    key=lambda x: x[1])
     for r in records:
