@@ -251,3 +251,23 @@ def test_scenario_availability_counts_natural_and_simulated_missingness() -> Non
     merged = merge_availability([avail, {"natural": {**avail["natural"], "n": 300, "missing": {"mri": 0, "pet": 0.5},
                                                      "natural_missing": {"mri": 0, "pet": 0.5}}}])
     assert merged["natural"]["n"] == 400 and merged["natural"]["missing"]["pet"] == pytest.approx(0.45)
+
+
+def test_multi_seed_document_paired_verdicts_and_headline_without_availability(tmp_path: Path) -> None:
+    """The layout robustmm.evaluate.seeds writes: t-interval over seeds, paired records with verdicts."""
+    records = [_rec(m, f"pet_missing@{r:g}", "auc", v - r / 10, v - r / 10 - 0.05, v - r / 10 + 0.05, 104,
+                    "pet_missing", r) for m, v in (("base", 0.8), ("new", 0.82)) for r in (0.0, 0.5, 1.0)]
+    paired = [{"method": "new", "reference": "base", "scenario": "pet_missing@1", "group": "pet_missing", "rate": 1.0,
+               "metric": "auc", "mean": 0.02, "sd": 0.01, "ci_low": 0.005, "ci_high": 0.035, "n": 5, "agree": 5,
+               "verdict": "better"}]
+    doc = {"study": "seeds", "primary_metric": "auc", "synthetic": False, "records": records, "data": {},
+           "seeds": {"seeds": [0, 1, 2, 3, 4], "ci": "95% t-interval over seed means"},
+           "paired": {"reference": "base", "confidence": 0.95, "records": paired}}
+    head = story.headline(doc)
+    assert head.text == ("AUC with PET as collected: 0.82 [0.77, 0.87] (n = 104); with no PET: 0.72 [0.67, 0.77] "
+                         "(n = 104) — new, the best of 2 methods with no PET.")
+    summary = render(tmp_path, doc, make_plots=False)
+    assert summary.splitlines()[0] == "auc (95% t-interval over seed means) on the test split"
+    page = (tmp_path / "report.html").read_text()
+    assert "<td>new</td><td>base</td><td>pet_missing@1</td><td>auc</td><td>+0.020 [+0.005, +0.035]</td>" in page
+    assert "<td>better</td>" in page and "t-interval over seed means" in page

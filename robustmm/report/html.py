@@ -139,7 +139,7 @@ def scenario_table(records, metric, availability, notes, best_marks: bool = True
 # ------------------------------------------------------------------ method comparison
 def comparison_section(doc: dict[str, Any], head: story.Headline, availability, notes) -> str:
     primary = doc["primary_metric"]
-    rows = doc.get("comparison")
+    rows = doc.get("comparison") or (doc.get("paired") or {}).get("records")
     if rows:
         main = [r for r in rows if r.get("metric") == primary] or rows
         rest = [r for r in rows if r not in main]
@@ -275,7 +275,8 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
     head = story.headline(doc)
     flag_lines, notes = story.flags(records)
     title = f"robustmm study: {doc.get('study', '')}"
-    ci = ("t-interval over the fold means" if cv else "percentile bootstrap over subjects, paired across methods")
+    ci = ("t-interval over the fold means" if cv and not doc.get("seeds") else
+          story.ci_label(doc) or "percentile bootstrap over subjects, paired across methods")
     parts = [HEAD.format(title=e(title), style=STYLE)]
     if doc.get("synthetic"):
         parts.append(f"<div class='banner'>{e(SYNTHETIC_BANNER)}</div>")

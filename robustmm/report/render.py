@@ -39,8 +39,7 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
         if headline_figure is None and figures:
             headline_figure = figures.pop(0)
     split = doc.get("split", "test")
-    ci = "t-interval over folds" if doc.get("cross_validation") else None
-    summary = summary_table(records, primary, synthetic, split, ci=ci)
+    summary = summary_table(records, primary, synthetic, split, ci=story.ci_label(doc))
     if make_html:
         config_path = run_dir / CONFIG_FILE
         config_text = config_path.read_text() if config_path.is_file() else ""

@@ -84,6 +84,15 @@ def pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.0f}%"
 
 
+def ci_label(doc: dict[str, Any]) -> str | None:
+    """How the document's intervals were made when not by the bootstrap over subjects."""
+    if doc.get("seeds"):
+        return str(doc["seeds"].get("ci", "t-interval over seeds")).replace("95% ", "")
+    if doc.get("cross_validation"):
+        return "t-interval over folds"
+    return None
+
+
 # ------------------------------------------------------------------ headline
 @dataclass
 class Headline:
@@ -140,6 +149,8 @@ def headline(doc: dict[str, Any]) -> Headline:
         at_high = [r for r in members if r["rate"] == high_rate]
         modality = next((availability[r["scenario"]]["modality"] for r in members
                          if (availability.get(r["scenario"]) or {}).get("modality")), None)
+        if modality is None and not any(r["scenario"] in availability for r in members) and group.endswith("_missing"):
+            modality = group[: -len("_missing")]  # a document without availability: the default group name
         summary = [r for r in records if r["scenario"] == f"{group}:AUILC" and r["metric"] == metric
                    and r.get("value") is not None]
         # a missing modality: the method to deploy without it; a feature-missing grid: the best area
@@ -154,14 +165,14 @@ def headline(doc: dict[str, Any]) -> Headline:
             mod = modality.upper() if len(modality) <= 4 else modality
             a_low, a_high = availability.get(low["scenario"]), availability.get(high["scenario"])
             nat = a_low["natural_missing"].get(modality) if a_low else None
-            if low["scenario"] == ref or not nat:
+            if low["scenario"] == ref or (a_low is not None and not nat):
                 low_text = f"with every {mod}"
             else:
-                low_text = f"with {mod} as collected ({pct(nat)} without)"
-            total = a_high["missing"].get(modality) if a_high else None
+                low_text = f"with {mod} as collected" + (f" ({pct(nat)} without)" if nat else "")
+            total = a_high["missing"].get(modality) if a_high else (1.0 if high_rate >= 0.999 else None)
             high_text = f"with no {mod}" if total is not None and total >= 0.999 else (
-                f"with {pct(total)} of subjects without {mod}" if total is not None else f"at {mod} missing rate "
-                f"{high_rate:g}")
+                f"with {pct(total)} of subjects without {mod}" if total is not None else f"with {mod} removed at "
+                f"rate {high_rate:g}")
         else:
             modality = None
             low_text, high_text = f"at {group} rate {low_rate:g}", f"at rate {high_rate:g}"
