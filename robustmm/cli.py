@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+from robustmm import __version__
 from robustmm.errors import RobustMMError
 
 log = logging.getLogger("robustmm")
@@ -45,14 +46,45 @@ def cmd_synth_adni(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists() and any(out.iterdir()):
         raise RobustMMError(f"--out {out} exists and is not empty; choose a new folder")
-    write_synthetic_adni(out, args.subjects, args.seed, args.pet_missing, tuple(args.shape))
+    write_synthetic_adni(out, args.subjects, args.seed, args.pet_missing, tuple(args.shape), progress=not args.quiet)
     print(f"wrote a synthetic ADNI-format cohort of {args.subjects} subjects to {out} (see {out / 'README.md'})")
     return 0
 
 
+class DefaultsFormatter(argparse.HelpFormatter):
+    """Every option's help ends with its default (unless the help already names it)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if (action.option_strings and "%(default)" not in text and "default" not in text and default is not None
+                and default is not False and default != [] and default is not argparse.SUPPRESS
+                and not isinstance(action, argparse._VersionAction)):
+            text += " (default: %(default)s)"
+        return text
+
+
+class Parser(argparse.ArgumentParser):
+    """The parser of every (sub-)command: shows defaults, and takes the global flags
+    (``-v``, ``--version``) after the command too (``robustmm run STUDY -v``)."""
+
+    def __init__(self, *args, top: bool = False, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", DefaultsFormatter)
+        super().__init__(*args, **kwargs)
+        # the top-level default is False; sub-commands leave it alone unless the flag is given there
+        self.add_argument("-v", "--verbose", action="store_true", default=False if top else argparse.SUPPRESS,
+                          help="log to the terminal too")
+        self.add_argument("--version", action="version", version=f"robustmm {__version__}",
+                          help="print the version and exit")
+
+    def add_argument(self, *args, **kwargs):
+        if args and args[0].startswith("-") and kwargs.get("help") is None and kwargs.get("default") is not None:
+            kwargs["help"] = "(default: %(default)s)"
+        return super().add_argument(*args, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="robustmm", description="Multimodal models under missing modalities.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log to the terminal too")
+    parser = Parser(prog="robustmm", description="Multimodal models under missing modalities.", top=True)
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="train and evaluate every method of a study, write a report")
@@ -80,10 +112,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="kind", required=True)
     adni = synth.add_parser("adni", help="ADNI layout: ADNIMERGE-like table + manifest + NIfTI")
     adni.add_argument("--out", required=True, help="folder to create")
-    adni.add_argument("--subjects", type=int, default=480)
-    adni.add_argument("--seed", type=int, default=0)
+    adni.add_argument("--subjects", type=int, default=480, help="number of subjects")
+    adni.add_argument("--seed", type=int, default=0, help="random seed of the generator")
     adni.add_argument("--pet-missing", type=float, default=0.3, help="fraction of subjects without PET")
     adni.add_argument("--shape", type=int, nargs=3, default=[40, 48, 40], help="native volume shape")
+    adni.add_argument("--quiet", action="store_true", help="no progress bar")
     adni.set_defaults(func=cmd_synth_adni)
     for module in command_modules():
         module.register(sub, data, synth)

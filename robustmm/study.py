@@ -5,10 +5,12 @@ This is the one place where the layers meet; read it top to bottom to follow a r
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import random
 import resource
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +35,8 @@ from robustmm.methods import create_method
 from robustmm.methods.base import Method, MethodContext, method_class
 from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import build_scenarios
+from robustmm.report.caught import warnings_to_log
+from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
 from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
 from robustmm.report.tables import records_to_csv
@@ -110,8 +114,11 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             return RunResult(run_dir, done["records"], summary, bool(done.get("synthetic")))
     else:
         run_dir = new_run_dir(cfg.output_dir, cfg.name, out)
+    stack = contextlib.ExitStack()
     handler = attach_log(run_dir)
+    caught = None
     try:
+        caught = stack.enter_context(warnings_to_log(log))
         device = resolve_device(cfg.training.device)
         if resume is None:
             write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "environment": environment()})
@@ -139,6 +146,10 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
         failed_run(exc, run_dir, resumed=resume is not None)
         raise
     finally:
+        stack.close()
+        if caught is not None and caught.total and progress:
+            print(f"robustmm: {caught.total} warning(s) from the libraries used were written to "
+                  f"{run_dir / 'log.txt'}", file=sys.stderr)
         logging.getLogger("robustmm").removeHandler(handler)
         handler.close()
 
@@ -183,7 +194,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     if hasattr(first, "task"):
         task.load_state_dict(first.task.state_dict())
     log.info("evaluating %d methods x %d scenarios on the %s split", len(fitted), len(scenarios), evaluate_split)
-    evaluation = evaluate(fitted, task, data, scenarios, cfg.evaluation, cfg.seed, split=evaluate_split)
+    evaluation = evaluate(fitted, task, data, scenarios, cfg.evaluation, cfg.seed, split=evaluate_split,
+                          progress=progress)
     records = [r.to_dict() for r in evaluation.records]
     sections = task.report_sections(evaluation.reference, run_dir / "plots")
     sections += task.summary_sections(records, run_dir / "plots")
@@ -194,7 +206,9 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     doc = {"study": cfg.name, "split": evaluate_split, "synthetic": synthetic, "primary_metric": task.primary_metric,
            "records": records,
            "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
-           "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections]}
+           "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections],
+           "availability": scenario_availability(scenarios, data, evaluate_split,
+                                                 cfg.seed if cfg.evaluation.seed is None else cfg.evaluation.seed)}
     summary = _write_outputs(run_dir, cfg, doc)
     timings["total"] = round(time.time() - started, 2)
     timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
@@ -219,6 +233,7 @@ def data_report(data: DataModule) -> dict[str, Any]:
     oracle = synthetic_oracle(getattr(ds, "root", None))
     if oracle:  # ceilings from the generator's planted latents (robustmm.data.synth.oracle)
         info["oracle"] = oracle
+    info.update(describe_splits(data))
     return info
 
 
@@ -254,6 +269,8 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
            "records": records, "methods": first.get("methods", {}), "data": first.get("data", {}),
            "selection": {f"fold_{k}": json.loads((f.run_dir / "metrics.json").read_text()).get("selection", {})
                          for k, f in enumerate(folds)},
+           "availability": merge_availability([json.loads((f.run_dir / "metrics.json").read_text()).get("availability", {})
+                                               for f in folds]),
            "sections": [[f"Fold {k}", f"<a href='fold_{k}/report.html'>fold_{k}/report.html</a>"]
                         for k in range(len(folds))]}
     summary = _write_outputs(run_dir, cfg, doc)

@@ -14,10 +14,6 @@ import argparse
 import json
 from pathlib import Path
 
-import pandas as pd
-import torch
-from tqdm.auto import tqdm
-
 from robustmm.errors import ConfigError, RobustMMError
 from robustmm.names import check_name, inside
 
@@ -58,6 +54,8 @@ def _pick_method(cfg, wanted: str | None):
 
 def _mri_paths(cfg_data, subjects: list[str]) -> dict[str, Path]:
     """The MRI file of each subject, from the manifest or ``data.mri_pattern`` (as the loader finds them)."""
+    import pandas as pd
+
     root = Path(cfg_data.root)
     if cfg_data.manifest:
         table = pd.read_csv(root / cfg_data.manifest, dtype=str, keep_default_na=False)
@@ -86,6 +84,10 @@ def _checkpoints(out: Path, run: Path | None, method_id: str) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
+    import pandas as pd
+    import torch
+    from tqdm.auto import tqdm
+
     from robustmm.config import load_study
     from robustmm.config.schema import AdniDataConfig
     from robustmm.data.datamodule import DataModule

@@ -86,7 +86,8 @@ def _adni(cfg, progress: bool) -> MultimodalDataset:
         s = cfg.synthetic
         knobs = {k: float(getattr(s, k)) for k in KNOB_DEFAULTS if k != "pet_missing"}
         create_once(Path(cfg.root), lambda d: write_synthetic_adni(d, s.subjects, s.seed, s.pet_missing,
-                                                                    tuple(s.native_shape), **knobs))
+                                                                    tuple(s.native_shape), progress=progress,
+                                                                    **knobs))
         check_synthetic_matches(Path(cfg.root), {"version": GENERATOR_VERSION, "subjects": s.subjects,
                                                  "seed": s.seed, "pet_missing": s.pet_missing,
                                                  "native_shape": list(s.native_shape), **knobs},

@@ -124,5 +124,5 @@ def selection_table_html(selection: dict[str, list[dict[str, Any]]]) -> str:
                         f"<td>{s['restored_epoch']}</td><td>{s['epochs_run']}</td><td>{s['optimizer_steps']}</td>"
                         f"<td>{html.escape(s['reason'])}</td></tr>")
     return ("<p>Every method's stages use the study's selection policy (training.selection); epochs are "
-            "counted from 0.</p><table><tr><th>method</th><th>stage</th><th>restored epoch</th>"
+            "counted from 0.</p><table class='training'><tr><th>method</th><th>stage</th><th>restored epoch</th>"
             "<th>epochs run</th><th>optimizer steps</th><th>why</th></tr>" + "".join(rows) + "</table>")

@@ -58,15 +58,20 @@ class Evaluation:
 
 
 def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios: list[Scenario],
-             cfg: EvaluationConfig, seed: int, split: str = "test") -> Evaluation:
+             cfg: EvaluationConfig, seed: int, split: str = "test", progress: bool = False) -> Evaluation:
+    from tqdm.auto import tqdm
+
     eval_seed = seed if cfg.seed is None else cfg.seed
     ref = reference_scenario(scenarios, list(data.modalities))
     reference: dict[str, Predictions] = {}
     alpha = (1 - cfg.confidence) / 2
     records: list[MetricRecord] = []
     replicates: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    bar = tqdm(total=len(scenarios) * len(methods), desc="evaluating", unit="pass", disable=not progress, leave=False)
     for scenario in scenarios:
         for method_id, method in methods.items():
+            bar.set_postfix_str(f"{method_id} | {scenario.name}", refresh=False)
+            bar.update()
             method.eval()
             preds = collect_predictions(task.inference(method.predict), data, split, method.device, scenario,
                                         eval_seed)
@@ -90,6 +95,7 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
                 lo, hi = _quantiles(samples[k], alpha)
                 records.append(MetricRecord(method_id, scenario.name, scenario.group, scenario.rate, k, float(v),
                                             lo, hi, int(keep.size)))
+    bar.close()
     _add_drops(records, ref)
     records += _auilc_records(records, replicates, scenarios, alpha)
     return Evaluation(records, reference)

@@ -1,59 +1,328 @@
-"""report.html: the tables, plots, data report and resolved config on one page."""
+"""report.html: one self-contained page (images inline) that reads top-down in a minute.
+
+Order: the answer (one sentence + one figure for the primary metric), the method comparison,
+flags on results not to cite as they are, the plots, the detailed tables (collapsed), the
+glossary, the data (tables), the methods and the resolved configuration (collapsed).
+"""
 
 from __future__ import annotations
 
+import base64
 import html
 import json
+import re
 from pathlib import Path
 from typing import Any
 
+from robustmm.report import story
 from robustmm.report.tables import SYNTHETIC_BANNER, fmt_ci, pivot
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:13px}
-td,th{border:1px solid #ccc;padding:4px 8px;text-align:right}
+body{font-family:system-ui,-apple-system,sans-serif;margin:0 auto;padding:0 12px 2em;max-width:980px;color:#222;
+line-height:1.4}
+h1{font-size:1.35em;margin:.6em 0 .2em}h2{font-size:1.15em;margin-top:1.6em;border-bottom:1px solid #ddd}
+.sub{color:#555;font-size:.9em;margin:0 0 .6em}
+.headline{font-size:1.12em;font-weight:600;background:#eef4fb;border-left:4px solid #2a6ebb;padding:.6em .8em;
+margin:.6em 0}
+.scroll{overflow-x:auto;-webkit-overflow-scrolling:touch}
+table{border-collapse:collapse;margin:.6em 0;font-size:13px}
+td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}
 th{background:#f3f3f3}
-.banner{background:#b00020;color:#fff;font-weight:bold;padding:12px;font-size:18px;margin-bottom:1em}
-img{max-width:560px;margin:6px;border:1px solid #ddd}
+td.best{font-weight:bold}
+.flag{color:#a15c00;cursor:help}
+.flags{background:#fff6e5;border:1px solid #f0c36d;padding:.4em .8em;margin:.8em 0}
+.flags li{margin:.2em 0}
+.banner{background:#b00020;color:#fff;font-weight:bold;padding:10px;font-size:16px;margin:0 -12px .4em}
+img{max-width:100%;height:auto;border:1px solid #ddd;margin:4px 0}
+figure{margin:.4em 0}
+figcaption{font-size:.85em;color:#555}
+details{margin:.4em 0}summary{cursor:pointer;font-weight:600}
 pre{background:#f7f7f7;padding:10px;overflow:auto;font-size:12px}
+dl{font-size:.9em}dt{font-weight:600}dd{margin:0 0 .4em 1em}
+.note{font-size:.85em;color:#555}
 """
+
+HEAD = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'><title>{title}</title>"
+        "<style>{style}</style></head><body>")
+
+e = html.escape
+
+
+def _table(header: list[str], rows: list[list[str]], raw: bool = False, cls: str = "") -> str:
+    """A scrollable table; cells are escaped unless ``raw``."""
+    cell = (lambda c: str(c)) if raw else (lambda c: e(str(c)))
+    head = "".join(f"<th>{e(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(c if c.startswith("<td") else f"<td>{cell(c)}</td>" for c in map(str, r))
+                   + "</tr>" for r in rows)
+    attr = f" class='{cls}'" if cls else ""
+    return f"<div class='scroll'><table{attr}><tr>{head}</tr>{body}</table></div>"
 
 
 def metric_table(records: list[dict[str, Any]], metric: str) -> str:
+    """scenario rows x method columns for one metric, with the number of subjects ``n``."""
     rows, cols, cells = pivot(records, metric)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
     body = []
     for s in rows:
-        tds = "".join(f"<td>{html.escape(fmt_ci(cells[(s, m)])) if (s, m) in cells else ''}</td>" for m in cols)
-        body.append(f"<tr><td>{html.escape(s)}</td>{tds}</tr>")
-    return f"<table><tr><th>scenario \\ method</th>{head}</tr>{''.join(body)}</table>"
+        n = next((cells[(s, m)].get("n") for m in cols if (s, m) in cells), None)
+        body.append([s, "" if n is None else n] + [fmt_ci(cells[(s, m)]) if (s, m) in cells else "" for m in cols])
+    return _table(["scenario", "n"] + cols, body)
 
 
-def write_report(path: Path, title: str, records: list[dict[str, Any]], metrics: list[str], plots: list[Path],
-                 synthetic: bool, data_report: dict[str, Any], method_notes: dict[str, Any], config_yaml: str,
-                 extra_sections: list[tuple[str, str]] | None = None, split: str = "test") -> None:
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{STYLE}</style></head><body>"]
-    if synthetic:
-        parts.append(f"<div class='banner'>{html.escape(SYNTHETIC_BANNER)}</div>")
-    parts.append(f"<h1>{html.escape(title)}</h1>")
-    parts.append(f"<p>Values are on the {html.escape(split)} split; brackets are 95% percentile-bootstrap CIs over subjects "
-                 "(paired across methods). Rows ending in <code>:AUILC</code> are areas under the metric-vs-"
-                 "missing-rate curve.</p>")
-    for metric in metrics:
-        parts.append(f"<h2>{html.escape(metric)}</h2>{metric_table(records, metric)}")
-    if plots:
-        parts.append("<h2>Plots</h2>")
-        parts += [f"<img src='{html.escape(str(p))}' alt='{html.escape(p.stem)}'>" for p in plots]
-    for title_, body in extra_sections or []:
-        parts.append(f"<h2>{html.escape(title_)}</h2>{body}")
+def inline_images(page: str, base: Path) -> str:
+    """``src`` attributes that name a PNG/JPEG/SVG under ``base`` become data URIs (one file to share);
+    the file's name stays in ``data-file``."""
+    kinds = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
+
+    def swap(match: re.Match) -> str:
+        quote, src = match.group(1), html.unescape(match.group(2))
+        path = (base / src) if not src.startswith(("data:", "http:", "https:", "/")) else None
+        if path is None or path.suffix.lower() not in kinds or not path.is_file():
+            return match.group(0)
+        data = base64.b64encode(path.read_bytes()).decode()
+        return f"data-file={quote}{match.group(2)}{quote} src={quote}data:{kinds[path.suffix.lower()]};base64,{data}{quote}"
+
+    return re.sub(r"src=(['\"])(.*?)\1", swap, page)
+
+
+# ------------------------------------------------------------------ availability columns
+def _missing_text(a: dict[str, Any] | None, key: str) -> str:
+    if not a:
+        return ""
+    parts = [f"{m} {story.pct(v)}" for m, v in a[key].items() if v > 0]
+    if key == "missing" and a.get("feature_rate") is not None:
+        parts.insert(0, f"features {story.pct(a['feature_rate'])}")
+    return ", ".join(parts) if parts else "none"
+
+
+def _scenario_rows(records, metric, availability, notes, best_marks: bool) -> tuple[list[str], list[list[str]]]:
+    rows, cols, cells = pivot(records, metric)
+    higher = story.higher_is_better(metric)
+    out = []
+    for s in rows:
+        present = [cells[(s, m)] for m in cols if (s, m) in cells and cells[(s, m)].get("value") is not None]
+        best = None
+        if best_marks and len(present) > 1:
+            best = (max if higher else min)(present, key=lambda r: r["value"])["method"]
+        n = next((cells[(s, m)].get("n") for m in cols if (s, m) in cells), "")
+        a = availability.get(s)
+        total, natural = _missing_text(a, "missing"), _missing_text(a, "natural_missing")
+        if a is None and s.endswith(":AUILC"):  # the whole grid of a rate group
+            grid = [availability[r["scenario"]] for r in records if r["group"] == s[:-6] and r["metric"] == metric
+                    and r["scenario"] in availability]
+            if grid:
+                mod = grid[0].get("modality")
+                if mod:
+                    lo, hi = min(g["missing"][mod] for g in grid), max(g["missing"][mod] for g in grid)
+                    total = f"{mod} {story.pct(lo)}–{story.pct(hi)}"
+                natural = _missing_text(grid[0], "natural_missing")
+        row = [s, total, natural, str(n)]
+        for m in cols:
+            r = cells.get((s, m))
+            if r is None:
+                row.append("<td></td>")
+                continue
+            note = notes.get((m, s, metric))
+            flag = f" <span class='flag' title='{e(note)}'>⚠</span>" if note else ""
+            cls = " class='best'" if m == best else ""
+            row.append(f"<td{cls}>{e(fmt_ci(r))}{flag}</td>")
+        out.append(row)
+    return ["scenario", "without (total)", "naturally without", "n"] + cols, out
+
+
+def scenario_table(records, metric, availability, notes, best_marks: bool = True) -> str:
+    header, rows = _scenario_rows(records, metric, availability, notes, best_marks)
+    return _table(header, [[e(c) if not c.startswith("<td") else c for c in r[:4]] + r[4:] for r in rows], raw=True)
+
+
+# ------------------------------------------------------------------ method comparison
+def comparison_section(doc: dict[str, Any], head: story.Headline, availability, notes) -> str:
+    primary = doc["primary_metric"]
+    rows = doc.get("comparison") or (doc.get("paired") or {}).get("records")
+    if rows:
+        main = [r for r in rows if r.get("metric") == primary] or rows
+        rest = [r for r in rows if r not in main]
+
+        def render(items):
+            body = []
+            for r in items:
+                diff = "n/a" if r.get("mean") is None else (
+                    f"{r['mean']:+.3f}" + (f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
+                                           if r.get("ci_low") is not None and r.get("ci_high") is not None else ""))
+                agree = "" if r.get("agree") is None else f"{r['agree']}/{r.get('n', '')}"
+                body.append([r.get("method", ""), r.get("reference", ""), r.get("scenario", ""), r.get("metric", ""),
+                             diff, r.get("n", ""), agree, r.get("verdict", "")])
+            return _table(["method", "vs", "scenario", "metric", "difference [95% CI]", "n", "agree", "verdict"], body)
+
+        out = ("<p class='note'>Paired difference method − reference over repeated runs (seeds), with a t-interval; "
+               "the verdict says <i>better</i>/<i>worse</i> only when the whole interval is on one side of 0. "
+               "<i>n</i> = number of paired runs, <i>agree</i> = runs whose difference has the sign of the mean.</p>"
+               + render(main))
+        if rest:
+            out += f"<details><summary>other metrics ({len(rest)} rows)</summary>{render(rest)}</details>"
+        return out
+    # fallback: the headline scenarios side by side, per-method CIs
+    keep = [r["scenario"] for r in head.records]
+    if head.group is None:  # every scenario of the headline's groups (e.g. all modality subsets)
+        groups = {r["group"] for r in head.records}
+        keep += [r["scenario"] for r in doc["records"] if r["group"] in groups]
+    else:
+        members = sorted((r for r in doc["records"] if r["group"] == head.group and r["metric"] == primary),
+                         key=lambda r: (r["rate"] is None, r["rate"] or 0))
+        keep = [s for s in keep if s not in {r["scenario"] for r in members}] + [r["scenario"] for r in members]
+    order = {s: i for i, s in enumerate(dict.fromkeys(keep))}
+    subset = sorted((r for r in doc["records"] if r["metric"] == primary and r["scenario"] in order),
+                    key=lambda r: order[r["scenario"]])
+    if len({r["method"] for r in subset}) < 2:
+        return ""
+    return ("<p class='note'>Each method's 95% CI is a bootstrap over the same resampled subjects (paired), so "
+            "overlapping intervals do not by themselves mean no difference. For a verdict per method, repeat the "
+            "study over several seeds (the comparison then shows paired differences). Best value per row in bold.</p>"
+            + scenario_table(subset, primary, availability, notes))
+
+
+# ------------------------------------------------------------------ data section
+def _counts_table(by_split: dict[str, dict[str, int]], first: str) -> str:
+    keys = list(dict.fromkeys(k for v in by_split.values() for k in v))
+    rows = [[split] + [v.get(k, 0) for k in keys] + [sum(v.values())] for split, v in by_split.items()]
+    rows.append(["all"] + [sum(v.get(k, 0) for v in by_split.values()) for k in keys]
+                + [sum(sum(v.values()) for v in by_split.values())])
+    return _table([first] + keys + ["n"], rows)
+
+
+def _generic(value: Any) -> str:
+    if isinstance(value, dict) and value and all(not isinstance(v, (dict, list)) for v in value.values()):
+        return _table(["key", "value"], [[k, v] for k, v in value.items()], cls="kv")
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return f"<p>{e(str(value))}</p>"
+    return f"<pre>{e(json.dumps(value, indent=2, default=str))}</pre>"
+
+
+def data_section(data: dict[str, Any]) -> str:
+    data = dict(data)
+    parts = []
+    root = data.pop("root", None)
+    samples = data.pop("samples", None)
+    data.pop("synthetic", None)
+    splits = data.pop("splits", None)
+    classes = data.pop("classes_by_split", None)
+    presence = data.pop("presence_by_split", None)
+    natural = data.pop("naturally_present", None)
+    modalities = data.pop("modalities", None)
+    loader = data.pop("loader", None) or {}
+    if root or samples is not None:
+        parts.append(f"<p>{e(str(samples))} subjects used" + (f", from <code>{e(str(root))}</code>" if root else "")
+                     + ".</p>")
+    if classes:
+        parts.append("<h3>Subjects per split and class</h3>" + _counts_table(classes, "split"))
+    elif splits:
+        parts.append("<h3>Subjects per split</h3>" + _table(["split", "n"], [[k, v] for k, v in splits.items()]))
+    if presence and splits:
+        mods = list(dict.fromkeys(m for v in presence.values() for m in v))
+        rows = []
+        for split, counts in presence.items():
+            n = splits.get(split, 0)
+            rows.append([split, n] + [f"{counts.get(m, 0)} ({story.pct(counts.get(m, 0) / n) if n else ''})"
+                                      for m in mods])
+        parts.append("<h3>Modality availability (subjects with the modality, of n)</h3>"
+                     + _table(["split", "n"] + mods, rows))
+    elif natural and samples:
+        parts.append("<h3>Modality availability</h3>" + _table(
+            ["modality", "subjects with it", "n"], [[m, f"{v} ({story.pct(v / samples)})", samples]
+                                                    for m, v in natural.items()]))
+    if modalities:
+        parts.append("<h3>Inputs (n: subjects with the modality)</h3>" + _table(["modality", "kind", "shape", "n"], [
+            [m, v.get("kind", ""), "×".join(map(str, v.get("shape", []))), (natural or {}).get(m, "")]
+            for m, v in modalities.items()]))
+    if loader:
+        loader = dict(loader)
+        used, in_table = loader.pop("subjects_used", None), loader.pop("subjects_in_table", None)
+        excluded = loader.pop("excluded", None) or {}
+        if in_table is not None:
+            parts.append(f"<p>{e(str(in_table))} subjects in the table, {e(str(used))} used.</p>")
+        parts.append("<h3>Exclusions</h3>")
+        if excluded:
+            rows = []
+            for reason, v in excluded.items():
+                count = v.get("count") if isinstance(v, dict) else len(v)
+                ids = v.get("subjects", []) if isinstance(v, dict) else v
+                rows.append([reason, count, ", ".join(map(str, ids[:5])) + (" …" if count > len(ids[:5]) else "")])
+            parts.append(_table(["reason", "n", "first subject ids"], rows))
+        else:
+            parts.append("<p>none</p>")
+        imputed = loader.pop("imputed_cells", None)
+        parts.append("<h3>Imputed cells (n: cells filled with the training-split mean)</h3>"
+                     + (_table(["column", "n"], list(map(list, imputed.items())))
+                                                 if imputed else "<p>none</p>"))
+        notes = loader.pop("notes", None)
+        if notes:
+            parts.append("<ul>" + "".join(f"<li>{e(str(n))}</li>" for n in notes) + "</ul>")
+        for k, v in loader.items():
+            parts.append(f"<h3>{e(k)}</h3>{_generic(v)}")
+    for k, v in data.items():
+        parts.append(f"<h3>{e(k.replace('_', ' '))}</h3>{_generic(v)}")
+    return "".join(parts)
+
+
+# ------------------------------------------------------------------ page
+def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[str], config_yaml: str) -> str:
+    """The HTML of report.html; image paths are relative to the run folder (inlined by the caller)."""
+    records, primary = doc["records"], doc["primary_metric"]
+    availability = doc.get("availability") or {}
+    split = doc.get("split", "test")
+    cv = doc.get("cross_validation")
+    head = story.headline(doc)
+    flag_lines, notes = story.flags(records)
+    title = f"robustmm study: {doc.get('study', '')}"
+    ci = ("t-interval over the fold means" if cv and not doc.get("seeds") else
+          story.ci_label(doc) or "percentile bootstrap over subjects, paired across methods")
+    parts = [HEAD.format(title=e(title), style=STYLE)]
+    if doc.get("synthetic"):
+        parts.append(f"<div class='banner'>{e(SYNTHETIC_BANNER)}</div>")
+    parts.append(f"<h1>{e(title)}</h1>")
+    parts.append(f"<p class='sub'>Primary metric <b>{e(primary)}</b> on the {e(split)} split"
+                 + (f" ({cv.get('folds')}-fold cross-validation, mean over folds)" if cv else "")
+                 + f"; brackets: 95% CI ({e(ci)}).</p>")
+    parts.append(f"<p class='headline' id='headline'>{e(head.text)}</p>")
+    if headline_figure:
+        parts.append(f"<figure><img id='headline-figure' src='{e(headline_figure)}' alt='headline figure'>"
+                     "<figcaption>" + ("Shaded: subjects who have no such scan in the data (natural "
+                                       "missingness); " if head.modality else "")
+                     + "dashed: chance level.</figcaption></figure>")
+    comparison = comparison_section(doc, head, availability, notes)
+    if comparison:
+        parts.append(f"<h2>Method comparison</h2>{comparison}")
+    if flag_lines:
+        parts.append("<div class='flags'><b>Check before citing</b><ul>"
+                     + "".join(f"<li>{e(x)}</li>" for x in flag_lines) + "</ul></div>")
+    if figures:
+        parts.append("<h2>Plots</h2>" + "".join(f"<img src='{e(p)}' alt='{e(Path(p).stem)}'>" for p in figures))
+    for section_title, body in doc.get("sections") or []:
+        parts.append(f"<h2>{e(section_title)}</h2>{body}")
+    metrics = [primary] + [m for m in dict.fromkeys(r["metric"] for r in records) if m != primary]
+    parts.append("<h2>Detailed results</h2><p class='note'>One table per metric: every scenario, the fraction of "
+                 "evaluated subjects without each modality (total, and the natural part), the number of subjects "
+                 "<i>n</i>, and each method's value [95% CI]. ⚠ marks a result to check (hover or tap).</p>")
+    for i, metric in enumerate(metrics):
+        parts.append(f"<details{' open' if i == 0 else ''}><summary>{e(metric)}</summary>"
+                     f"{scenario_table(records, metric, availability, notes)}</details>")
+    parts.append("<h2>Glossary</h2><dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>"
+                                                   for k, v in story.glossary(metrics)) + "</dl>")
+    parts.append(f"<h2>Data</h2>{data_section(doc.get('data') or {})}")
+    method_notes = doc.get("methods") or {}
     if method_notes:
-        parts.append("<h2>Methods</h2><pre>" + html.escape(json.dumps(method_notes, indent=2, default=str)) + "</pre>")
-    parts.append("<h2>Data</h2><pre>" + html.escape(json.dumps(data_report, indent=2, default=str)) + "</pre>")
-    parts.append("<h2>Resolved configuration</h2><pre>" + html.escape(config_yaml) + "</pre>")
+        parts.append("<h2>Methods</h2>" + "".join(f"<details><summary>{e(k)}</summary>{_generic(v)}</details>"
+                                                  for k, v in method_notes.items()))
+    parts.append("<h2>Configuration</h2><details><summary>resolved study (with seed, versions, device)</summary>"
+                 f"<pre>{e(config_yaml)}</pre></details>")
     parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report(path: Path, doc: dict[str, Any], headline_figure: str | None, figures: list[str],
+                 config_yaml: str) -> None:
     from robustmm.io import write_text_atomic
 
-    write_text_atomic(path, "\n".join(parts))
+    page = build_page(doc, headline_figure, figures, config_yaml)
+    write_text_atomic(path, inline_images(page, Path(path).parent))

@@ -9,6 +9,77 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker  # noqa: E402
+
+
+#: metrics whose chance level is 0.5 (a dashed line on the plots)
+CHANCE = {"auc": 0.5, "c_index": 0.5, "balanced_accuracy": 0.5, "td_auc": 0.5}
+
+
+def _chance(ax, metric: str) -> None:
+    level = CHANCE.get(metric.lower())
+    if level is not None:
+        ax.axhline(level, color="0.4", linestyle="--", linewidth=1, zorder=0)
+        ax.annotate("chance", (1.0, level), xycoords=("axes fraction", "data"), ha="right", va="bottom",
+                    fontsize=8, color="0.4")
+
+
+def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availability: dict[str, Any],
+                  modality: str | None, path: Path, synthetic: bool, reference: str | None = None) -> Path | None:
+    """The headline figure: metric vs the total fraction of subjects without ``modality`` (natural
+    part shaded), one line per method with CI whiskers dodged so they do not hide each other,
+    and the chance level. ``reference``: a complete-data scenario drawn as open markers at 0."""
+    rows = [r for r in records if r["group"] == group and r["metric"] == metric and r["rate"] is not None
+            and r.get("value") is not None]
+    if len({r["rate"] for r in rows}) < 2:
+        return None
+
+    def x_of(r) -> float:
+        a = availability.get(r["scenario"])
+        return a["missing"][modality] if (a and modality) else r["rate"]
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    ref_n = None
+    xs_all = sorted({x_of(r) for r in rows})
+    span = (max(xs_all) - min(xs_all)) or 1.0
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    natural = [availability[r["scenario"]]["natural_missing"][modality] for r in rows
+               if modality and availability.get(r["scenario"])]
+    if natural and max(natural) > 0:
+        nat = max(natural)
+        ax.axvspan(0, nat, color="0.85", zorder=0)
+        ax.annotate(f"missing naturally ({nat:.0%})", (nat / 2, 0.02), xycoords=("data", "axes fraction"),
+                    ha="center", fontsize=8, color="0.3")
+    for j, method in enumerate(methods):
+        pts = sorted((r for r in rows if r["method"] == method), key=x_of)
+        off = (j - (len(methods) - 1) / 2) * 0.012 * span
+        x = [x_of(r) + off for r in pts]
+        y = [r["value"] for r in pts]
+        lo = [r["value"] - r["ci_low"] if r.get("ci_low") is not None else 0 for r in pts]
+        hi = [r["ci_high"] - r["value"] if r.get("ci_high") is not None else 0 for r in pts]
+        line = ax.errorbar(x, y, yerr=[lo, hi], marker="o", markersize=4, capsize=2, linewidth=1.8, elinewidth=0.8,
+                           label=method)
+        ref = next((r for r in records if r["scenario"] == reference and r["method"] == method
+                    and r["metric"] == metric and r.get("value") is not None), None)
+        if ref is not None:
+            err = [[ref["value"] - ref["ci_low"] if ref.get("ci_low") is not None else 0],
+                   [ref["ci_high"] - ref["value"] if ref.get("ci_high") is not None else 0]]
+            ax.errorbar([off], [ref["value"]], yerr=err, marker="o", markersize=6, mfc="white", capsize=2,
+                        color=line[0].get_color(), elinewidth=0.8, linestyle="none")
+            ref_n = ref.get("n")
+    _chance(ax, metric)
+    what = f"subjects without {modality.upper() if len(modality) <= 4 else modality}" if modality else f"{group} rate"
+    ax.set_xlabel(f"{what} (fraction of the evaluated test subjects)" if modality else what)
+    ax.set_ylabel(f"{metric} (95% CI)")
+    ax.set_title(f"{metric} as {what} increases" + ("  [SYNTHETIC DATA]" if synthetic else ""), fontsize=10)
+    if ref_n is not None:
+        ax.plot([], [], marker="o", mfc="white", color="0.3", linestyle="none",
+                label=f"open: subjects with every modality (n = {ref_n})")
+    if modality:
+        ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    return _save(fig, path)
 
 
 def _save(fig, path: Path) -> Path:
@@ -32,7 +103,8 @@ def rate_curves(records: list[dict[str, Any]], group: str, metric: str, path: Pa
         ax.plot(x, y, marker="o", label=method)
         lo = [r["ci_low"] if r["ci_low"] is not None else r["value"] for r in pts]
         hi = [r["ci_high"] if r["ci_high"] is not None else r["value"] for r in pts]
-        ax.fill_between(x, lo, hi, alpha=0.15)
+        ax.fill_between(x, lo, hi, alpha=0.12)
+    _chance(ax, metric)
     ax.set_xlabel(f"missing rate ({group})")
     ax.set_ylabel(metric)
     ax.set_title(f"{metric} vs {group}" + ("  [SYNTHETIC DATA]" if synthetic else ""))
@@ -61,6 +133,7 @@ def subset_bars(records: list[dict[str, Any]], group: str, metric: str, path: Pa
             errs[1].append(max(r["ci_high"] - v, 0) if r and r["ci_high"] is not None else 0)
         xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(scenarios))]
         ax.bar(xs, vals, width=width, yerr=errs, capsize=2, label=method)
+    _chance(ax, metric)
     ax.set_xticks(range(len(scenarios)))
     ax.set_xticklabels(scenarios, rotation=30, ha="right", fontsize=8)
     ax.set_ylabel(metric)

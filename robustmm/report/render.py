@@ -7,7 +7,7 @@ from typing import Any
 
 from robustmm.io import write_text_atomic
 from robustmm.report import html as html_report
-from robustmm.report import plots
+from robustmm.report import plots, story
 from robustmm.report.rundir import CONFIG_FILE
 from robustmm.report.tables import summary_table
 
@@ -17,25 +17,35 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
     Returns the summary table text."""
     run_dir = Path(run_dir)
     records, primary, synthetic = doc["records"], doc["primary_metric"], bool(doc["synthetic"])
-    figures: list[Path] = []
+    availability = doc.get("availability") or {}
+    head = story.headline(doc)
+    headline_figure: str | None = None
+    figures: list[str] = []
     if make_plots:
+        if head.group is not None:
+            members = {r["scenario"] for r in records if r["group"] == head.group}
+            reference = story.complete_reference(records, primary, availability, members) if head.modality else None
+            made = plots.missing_curve(records, head.group, primary, availability, head.modality,
+                                       run_dir / "plots" / f"{head.group}_{primary}.png", synthetic, reference)
+            headline_figure = str(made.relative_to(run_dir)) if made else None
         for g in dict.fromkeys(r["group"] for r in records):
+            if headline_figure is not None and g == head.group:  # the headline figure shows it
+                continue
             target = run_dir / "plots" / f"{g}_{primary}.png"
             made = (plots.rate_curves(records, g, primary, target, synthetic)
                     or plots.subset_bars(records, g, primary, target, synthetic))
             if made:
-                figures.append(made.relative_to(run_dir))
+                figures.append(str(made.relative_to(run_dir)))
+        if headline_figure is None and figures:
+            headline_figure = figures.pop(0)
     split = doc.get("split", "test")
-    summary = summary_table(records, primary, synthetic, split)
+    summary = summary_table(records, primary, synthetic, split, ci=story.ci_label(doc))
     if doc.get("summary_extra"):  # e.g. the verdict table of a multi-seed run (robustmm.evaluate.seeds)
         summary += "\n\n" + doc["summary_extra"]
     if make_html:
         config_path = run_dir / CONFIG_FILE
         config_text = config_path.read_text() if config_path.is_file() else ""
-        metrics = [primary] + [k for k in dict.fromkeys(r["metric"] for r in records) if k != primary]
-        html_report.write_report(run_dir / "report.html", f"robustmm study: {doc.get('study', run_dir.name)}",
-                                 records, metrics, figures, synthetic, doc.get("data", {}), doc.get("methods", {}),
-                                 config_text, [tuple(s) for s in doc.get("sections", [])], split)
+        html_report.write_report(run_dir / "report.html", doc, headline_figure, figures, config_text)
+    summary += "\n\n" + head.text
     write_text_atomic(run_dir / "summary.txt", summary + "\n")
     return summary
-

@@ -44,15 +44,19 @@ def pivot(records: list[dict[str, Any]], metric: str) -> tuple[list[str], list[s
     return rows, cols, cells
 
 
-def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool, split: str = "test") -> str:
+def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool, split: str = "test",
+                  ci: str | None = None) -> str:
+    """``ci``: how the intervals were made (default: the bootstrap over subjects)."""
     rows, cols, cells = pivot(records, metric)
-    header = ["scenario"] + cols
-    body = [[s] + [fmt_ci(cells[(s, m)]) if (s, m) in cells else "" for m in cols] for s in rows]
+    header = ["scenario", "n"] + cols
+    body = [[s, next((str(cells[(s, m)].get("n", "")) for m in cols if (s, m) in cells), "")]
+            + [fmt_ci(cells[(s, m)]) if (s, m) in cells else "" for m in cols] for s in rows]
     widths = [max(len(str(x)) for x in col) for col in zip(header, *body)]
     line = lambda cells_: "  ".join(str(c).ljust(w) for c, w in zip(cells_, widths))  # noqa: E731
     out = []
     if synthetic:
         out += ["!" * len(SYNTHETIC_BANNER), SYNTHETIC_BANNER, "!" * len(SYNTHETIC_BANNER)]
-    out += [f"{metric} (95% bootstrap CI) on the {split} split", line(header), line(["-" * w for w in widths])]
+    out += [f"{metric} (95% {ci or 'bootstrap CI'}) on the {split} split", line(header),
+            line(["-" * w for w in widths])]
     out += [line(b) for b in body]
     return "\n".join(out)

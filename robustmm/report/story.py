@@ -1,0 +1,262 @@
+"""The reading aids at the top of report.html: the headline sentence that answers the study's
+question for the primary metric, the flags on results that should not be cited as they are,
+and a glossary of the metrics shown.
+
+Everything here is computed from the metrics document (metrics.json) alone, so that
+``robustmm report RUN_DIR`` rebuilds the same page.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from robustmm.metrics.paired import higher_is_better
+
+#: fewer evaluated subjects than this make a CI too wide to support a conclusion
+SMALL_N = 30
+
+GLOSSARY = {
+    "auc": "area under the ROC curve: the chance that a random converter (positive) gets a higher score than a "
+           "random non-converter; 0.5 = chance, 1 = perfect",
+    "accuracy": "fraction of subjects classified correctly at the decision threshold",
+    "balanced_accuracy": "mean of sensitivity and specificity (per-class recall); 0.5 = chance for two classes",
+    "sensitivity": "fraction of positives (e.g. converters) predicted positive (recall)",
+    "specificity": "fraction of negatives predicted negative",
+    "f1": "harmonic mean of precision and sensitivity for the positive class",
+    "macro_f1": "F1 averaged over classes",
+    "c_index": "Harrell's concordance between the predicted risk and the observed time to event: the chance that, "
+               "of two comparable subjects, the one with the event first has the higher risk; 0.5 = chance. In a "
+               "classification study it uses the time to conversion recorded in the data",
+    "td_auc": "time-dependent AUC (cumulative/dynamic), averaged over the evaluation times",
+    "ibs": "integrated Brier score of the predicted survival curves; lower is better, 0.25 ~ uninformative",
+    "mae": "mean absolute error between prediction and truth; lower is better",
+    "corr": "Pearson correlation between prediction and truth",
+    "dice": "overlap of predicted and true region, 2|A∩B|/(|A|+|B|); 1 = perfect",
+    "hd95": "95th percentile of the surface distance between predicted and true region (voxels/mm); lower is better",
+    "acc_2": "binary (positive vs negative sentiment) accuracy",
+    "acc_": "accuracy over sentiment classes (the number says how many)",
+    "f1_": "F1 score (weighted over classes)",
+}
+
+TERMS = [
+    ("n", "subjects evaluated in that scenario (a subset scenario keeps only subjects that have all its "
+          "modalities)"),
+    ("95% CI", "percentile bootstrap over the evaluated subjects; every method is resampled with the same "
+               "subjects (paired). With cross-validation: a t-interval over the fold means"),
+    ("without (total)", "fraction of the evaluated subjects without the modality: the natural part (no scan "
+                        "collected) plus the simulated part added by the scenario"),
+    ("naturally without", "the part of that fraction that is missing in the data themselves; a scenario never "
+                          "restores it, so its plot cannot start below it (shaded)"),
+    ("AUILC", "area under the metric-vs-missing-rate curve (trapezoid over the rate grid); over a 0-1 grid it is "
+              "the average score across missing rates"),
+    ("drop", "score under the scenario minus the score with complete data (signed: negative means worse for "
+             "metrics where higher is better)"),
+]
+
+
+def glossary(metrics: list[str]) -> list[tuple[str, str]]:
+    out = []
+    for m in metrics:
+        key = m.lower()
+        text = GLOSSARY.get(key)
+        if text is None:
+            text = next((v for k, v in GLOSSARY.items() if key.startswith(k) or (k in key and k.endswith("_"))), None)
+        if text is None and "dice" in key:
+            text = GLOSSARY["dice"]
+        if text is None and "hd95" in key:
+            text = GLOSSARY["hd95"]
+        if text is not None:
+            out.append((m, text))
+    return out + TERMS
+
+
+def fmt_value(r: dict[str, Any], digits: int = 2) -> str:
+    if r.get("value") is None:
+        return "n/a"
+    text = f"{r['value']:.{digits}f}"
+    if r.get("ci_low") is not None and r.get("ci_high") is not None:
+        text += f" [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
+    return text
+
+
+def pct(x: float | None) -> str:
+    return "" if x is None else f"{100 * x:.0f}%"
+
+
+def ci_label(doc: dict[str, Any]) -> str | None:
+    """How the document's intervals were made when not by the bootstrap over subjects."""
+    if doc.get("seeds"):
+        return str(doc["seeds"].get("ci", "t-interval over seeds")).replace("95% ", "")
+    if doc.get("cross_validation"):
+        return "t-interval over folds"
+    return None
+
+
+# ------------------------------------------------------------------ headline
+@dataclass
+class Headline:
+    text: str
+    #: the records whose numbers the sentence quotes
+    records: list[dict[str, Any]] = field(default_factory=list)
+    #: the rate group the headline figure shows (None: no rate grid)
+    group: str | None = None
+    modality: str | None = None
+
+
+def _rows(records, metric):
+    return [r for r in records if r["metric"] == metric and r.get("value") is not None
+            and not str(r["scenario"]).endswith(":AUILC")]
+
+
+def _best(rows: list[dict], metric: str) -> dict:
+    sign = 1 if higher_is_better(metric) else -1
+    return max(rows, key=lambda r: sign * r["value"])
+
+
+def rate_group(records: list[dict[str, Any]], metric: str, availability: dict[str, Any]) -> str | None:
+    """The missing-rate grid the study asks about: the first one that drops one named modality,
+    else the first rate grid."""
+    groups = list(dict.fromkeys(r["group"] for r in _rows(records, metric) if r.get("rate") is not None))
+    groups = [g for g in groups if len({r["rate"] for r in records if r["group"] == g and r.get("rate") is not None}) > 1]
+    for g in groups:
+        names = [r["scenario"] for r in records if r["group"] == g]
+        if any((availability.get(s) or {}).get("modality") for s in names):
+            return g
+    return groups[0] if groups else None
+
+
+def complete_reference(records, metric, availability, group_scenarios) -> str | None:
+    """A scenario where no evaluated subject misses any modality (the all-modality subset)."""
+    for s in dict.fromkeys(r["scenario"] for r in _rows(records, metric)):
+        a = availability.get(s)
+        if a and s not in group_scenarios and all(v == 0 for v in a["missing"].values()):
+            return s
+    return None
+
+
+def headline(doc: dict[str, Any]) -> Headline:
+    records, metric = doc["records"], doc["primary_metric"]
+    availability = doc.get("availability") or {}
+    rows = _rows(records, metric)
+    label = metric.upper() if len(metric) <= 4 else metric
+    if not rows:
+        return Headline(f"No {metric} could be computed on the {doc.get('split', 'test')} split.")
+    group = rate_group(records, metric, availability)
+    if group is not None:
+        members = sorted((r for r in rows if r["group"] == group), key=lambda r: r["rate"])
+        low_rate, high_rate = members[0]["rate"], members[-1]["rate"]
+        at_high = [r for r in members if r["rate"] == high_rate]
+        modality = next((availability[r["scenario"]]["modality"] for r in members
+                         if (availability.get(r["scenario"]) or {}).get("modality")), None)
+        if modality is None and not any(r["scenario"] in availability for r in members) and group.endswith("_missing"):
+            modality = group[: -len("_missing")]  # a document without availability: the default group name
+        summary = [r for r in records if r["scenario"] == f"{group}:AUILC" and r["metric"] == metric
+                   and r.get("value") is not None]
+        # a missing modality: the method to deploy without it; a feature-missing grid: the best area
+        by_area = modality is None and len(summary) > 1
+        method = _best(summary if by_area else at_high, metric)["method"]
+        mine = [r for r in members if r["method"] == method]
+        ref = complete_reference(records, metric, availability, {r["scenario"] for r in members}) if modality else None
+        low = next((r for r in rows if r["scenario"] == ref and r["method"] == method), None) if ref else None
+        low = low or next(r for r in mine if r["rate"] == low_rate)
+        high = next(r for r in mine if r["rate"] == high_rate)
+        if modality:
+            mod = modality.upper() if len(modality) <= 4 else modality
+            a_low, a_high = availability.get(low["scenario"]), availability.get(high["scenario"])
+            nat = a_low["natural_missing"].get(modality) if a_low else None
+            if low["scenario"] == ref or (a_low is not None and not nat):
+                low_text = f"with every {mod}"
+            else:
+                low_text = f"with {mod} as collected" + (f" ({pct(nat)} without)" if nat else "")
+            total = a_high["missing"].get(modality) if a_high else (1.0 if high_rate >= 0.999 else None)
+            high_text = f"with no {mod}" if total is not None and total >= 0.999 else (
+                f"with {pct(total)} of subjects without {mod}" if total is not None else f"with {mod} removed at "
+                f"rate {high_rate:g}")
+        else:
+            modality = None
+            low_text, high_text = f"at {group} rate {low_rate:g}", f"at rate {high_rate:g}"
+        n_methods = len({r["method"] for r in at_high})
+        best_by = f"by AUILC over rates {low_rate:g}-{high_rate:g}" if by_area else high_text
+        who = f"{method}, the best of {n_methods} methods {best_by}" if n_methods > 1 else method
+        text = (f"{label} {low_text}: {fmt_value(low)} (n = {low['n']}); {high_text}: {fmt_value(high)} "
+                f"(n = {high['n']}) — {who}.")
+        return Headline(text, [low, high], group, modality)
+    subsets = [r for r in rows if r.get("group") == "subsets"]
+    if len({r["scenario"] for r in subsets}) > 1:
+        by_method: dict[str, list[dict]] = {}
+        for r in subsets:
+            by_method.setdefault(r["method"], []).append(r)
+        sign = 1 if higher_is_better(metric) else -1
+        method = max(by_method, key=lambda m: sign * sum(r["value"] for r in by_method[m]) / len(by_method[m]))
+        mine = sorted(by_method[method], key=lambda r: sign * r["value"])
+        worst, best = mine[0], mine[-1]
+        return Headline(f"{label} of {method} (best mean over {len(mine)} modality subsets): "
+                        f"{fmt_value(best)} under {best['scenario']} (n = {best['n']}), "
+                        f"{fmt_value(worst)} under {worst['scenario']} (n = {worst['n']}).", [best, worst])
+    scenario = rows[0]["scenario"]
+    candidates = [r for r in rows if r["scenario"] == scenario]
+    best = _best(candidates, metric)
+    return Headline(f"{label} on {scenario}: {fmt_value(best)} (n = {best['n']}) — {best['method']}"
+                    + (f", the best of {len(candidates)} methods." if len(candidates) > 1 else "."), [best])
+
+
+# ------------------------------------------------------------------ flags
+#: metrics computed at the decision threshold: meaningless when one class is always predicted
+THRESHOLD_METRICS = {"accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1", "precision", "npv", "ppv"}
+
+
+def _note(notes: dict, key: tuple, text: str) -> None:
+    notes[key] = f"{notes[key]}; {text}" if key in notes else text
+
+
+def flags(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[str, str, str], str]]:
+    """Plain-language warnings and, per (method, scenario, metric), a short cell note."""
+    notes: dict[tuple[str, str, str], str] = {}
+    lines: list[str] = []
+    by_cell: dict[tuple[str, str], dict[str, dict]] = {}
+    for r in records:
+        by_cell.setdefault((r["method"], r["scenario"]), {})[r["metric"]] = r
+    single = []
+    for (method, scenario), metrics in by_cell.items():
+        sens, spec = metrics.get("sensitivity"), metrics.get("specificity")
+        if sens and spec and sens.get("value") is not None and spec.get("value") is not None:
+            if {round(sens["value"], 9), round(spec["value"], 9)} == {0.0, 1.0}:
+                single.append(f"{method} under {scenario}")
+                for m in metrics:
+                    if m.lower() in THRESHOLD_METRICS:
+                        _note(notes, (method, scenario, m), "predicts one class only")
+    if single:
+        lines.append(f"Single-class predictions (sensitivity or specificity 0 at the threshold) in {len(single)} "
+                     f"result(s): {', '.join(single[:6])}{' …' if len(single) > 6 else ''}. Their threshold metrics "
+                     "say nothing about discrimination; look at AUC.")
+    zero = [r for r in records if r.get("ci_low") is not None and r.get("ci_high") is not None
+            and r["ci_high"] - r["ci_low"] == 0]
+    for r in zero:
+        _note(notes, (r["method"], r["scenario"], r["metric"]), "CI of width 0")
+    if zero:
+        lines.append(f"{len(zero)} CI(s) of width 0 (every bootstrap resample gave the same value, usually a "
+                     "degenerate prediction): " + ", ".join(f"{r['method']}/{r['scenario']}/{r['metric']}"
+                                                          for r in zero[:5]) + (" …" if len(zero) > 5 else ""))
+    flat = []
+    groups: dict[tuple[str, str, str], list[dict]] = {}
+    for r in records:
+        if r.get("rate") is not None and r.get("value") is not None:
+            groups.setdefault((r["method"], r["group"], r["metric"]), []).append(r)
+    for (method, group, metric), rows in groups.items():
+        if len(rows) >= 3 and max(r["value"] for r in rows) - min(r["value"] for r in rows) == 0:
+            flat.append(f"{method}/{group}/{metric}")
+            for r in rows:
+                _note(notes, (method, r["scenario"], metric), "same value at every rate")
+    if flat:
+        lines.append(f"Identical value at every missing rate for {', '.join(flat[:5])}{' …' if len(flat) > 5 else ''}: "
+                     "the predictions may not depend on the inputs (e.g. one class always).")
+    small = sorted({(r["scenario"], r["n"]) for r in records if r.get("n") is not None and r["n"] < SMALL_N},
+                   key=lambda x: x[1])
+    for r in records:
+        if r.get("n") is not None and r["n"] < SMALL_N:
+            _note(notes, (r["method"], r["scenario"], r["metric"]), f"n = {r['n']} < {SMALL_N}")
+    if small:
+        lines.append(f"Fewer than {SMALL_N} evaluated subjects in {len(small)} scenario(s) (smallest n = "
+                     f"{small[0][1]}, {small[0][0]}): intervals are wide and can be unreliable.")
+    return lines, notes

@@ -1,0 +1,131 @@
+"""The command line behaves like the tools users know: global flags after the command,
+--version, fast --help (no torch), defaults in every option's help, data check for every kind;
+warnings raised during a run go to the log, counted."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import pytest
+
+from robustmm import __version__
+from robustmm.cli import build_parser, main
+from robustmm.report.caught import warnings_to_log
+
+REPO = Path(__file__).resolve().parents[1]
+HEAVY = ("torch", "transformers", "optuna", "torchaudio", "monai", "lifelines", "sksurv")
+
+
+def _loaded_after(code: str) -> list[str]:
+    script = f"import sys\n{code}\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.split()
+
+
+def test_help_and_config_validation_import_no_torch() -> None:
+    helps = ("for argv in (['--help'], ['run', '--help'], ['data', 'synth', 'brats', '--help'], "
+             "['data', 'check', 'adni', '--help'], ['sweep', '--help'], ['generate', '--help']):\n"
+             "    try:\n        main(argv)\n    except SystemExit:\n        pass")
+    assert _loaded_after(f"from robustmm.cli import main\nimport io, contextlib\n"
+                         f"with contextlib.redirect_stdout(io.StringIO()):\n"
+                         + "\n".join("    " + line for line in helps.splitlines())) == []
+    assert _loaded_after("from robustmm.config import load_study\nload_study('studies/adni_mci.yaml', [], None)\n"
+                         "load_study('studies/brats_missing.yaml', [], None)") == []
+    loaded = _loaded_after("import robustmm")
+    assert not {"transformers", "optuna", "torchaudio", "torch"} & set(loaded)
+
+
+def test_version(capsys) -> None:
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0 and capsys.readouterr().out.strip() == f"robustmm {__version__}"
+    out = subprocess.run([sys.executable, "-m", "robustmm.cli", "report", "--version"], capture_output=True,
+                         text=True, cwd=REPO, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == f"robustmm {__version__}"
+
+
+def test_global_flags_after_the_command() -> None:
+    parser = build_parser()
+    assert parser.parse_args(["run", "s.yaml"]).verbose is False
+    assert parser.parse_args(["-v", "run", "s.yaml"]).verbose is True
+    assert parser.parse_args(["run", "s.yaml", "-v"]).verbose is True
+    assert parser.parse_args(["data", "synth", "adni", "--out", "x", "--verbose"]).verbose is True
+    assert parser.parse_args(["report", "RUN", "-v"]).verbose is True
+
+
+def _options(parser: argparse.ArgumentParser, path=()):
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _options(sub, path + (name,))
+        elif action.option_strings:
+            yield path, action, parser
+
+
+def test_every_option_help_shows_its_default() -> None:
+    checked = 0
+    for path, action, parser in _options(build_parser()):
+        default = action.default
+        if default is None or default is False or default == [] or default is argparse.SUPPRESS:
+            continue
+        if isinstance(action, (argparse._HelpAction, argparse._VersionAction)):
+            continue
+        text = parser.formatter_class("x")._expand_help(action) if action.help else ""
+        assert "default" in text, f"robustmm {' '.join(path)} {action.option_strings[0]}: {text!r}"
+        checked += 1
+    assert checked > 30
+    assert "(default: 40)" in _sub_help(["data", "synth", "brats"])
+
+
+def _sub_help(argv: list[str]) -> str:
+    parser = build_parser()
+    for name in argv:
+        sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        parser = sub.choices[name]
+    return parser.format_help()
+
+
+def test_data_check_knows_every_data_kind(tiny_adni_root: Path, capsys) -> None:
+    import typing
+
+    from robustmm.config.schema import AdniDataConfig, GenericDataConfig
+
+    kinds = set(typing.get_args(GenericDataConfig.model_fields["kind"].annotation))
+    kinds |= set(typing.get_args(AdniDataConfig.model_fields["kind"].annotation))
+    help_text = _sub_help(["data", "check"])
+    for kind in kinds:
+        assert kind in help_text, kind
+    assert main(["data", "check", "adni", str(tiny_adni_root), "--option", "volume_shape=[16,16,16]", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "60 subjects" not in out  # exclusions are applied, as in a study
+    assert "sMCI: " in out and "pMCI: " in out and "pet " in out and "excluded: " in out
+    assert main(["data", "check", "table", str(tiny_adni_root)]) == 2  # options missing: a clear error
+    assert "data.options.id_column" in capsys.readouterr().err
+
+
+def test_warnings_go_to_the_log_counted(caplog, capsys) -> None:
+    log = logging.getLogger("robustmm.test")
+    with caplog.at_level(logging.INFO, logger="robustmm.test"):
+        with warnings_to_log(log) as caught:
+            for _ in range(3):
+                warnings.warn("divide by zero in some library", RuntimeWarning)
+            warnings.warn("old API", UserWarning)
+    assert caught.total == 4 and len(caught.counts) == 2
+    assert capsys.readouterr().err == ""
+    text = caplog.text
+    assert text.count("divide by zero in some library") == 2  # first occurrence + the count at the end
+    assert "RuntimeWarning occurred 3 times" in text and "4 warning(s) of 2 kind(s)" in text
+
+
+def test_filters_set_by_the_user_keep_precedence() -> None:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        with pytest.raises(RuntimeWarning):
+            with warnings_to_log():
+                warnings.warn("must raise", RuntimeWarning)

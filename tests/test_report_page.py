@@ -1,0 +1,274 @@
+"""report.html of the default study (tiny version): the headline answers the question with the
+numbers of metrics.json, every table has n, the natural missing fraction is shown; a screenshot
+check with headless Chromium (skipped when it is not installed)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+
+from robustmm.cli import main
+from robustmm.report import story
+from robustmm.report.html import build_page
+from robustmm.report.render import render
+from robustmm.report.tables import summary_table
+
+REPO = Path(__file__).resolve().parents[1]
+
+TINY = ["data.synthetic.subjects=80", "data.synthetic.native_shape=[16,16,16]", "data.volume_shape=[16,16,16]",
+        "model.volume.channels=[4,8]", "model.volume.strides=[2,2]", "model.embed_dim=16", "model.trunk_hidden=16",
+        "training.epochs=2", "training.early_stopping.min_epochs=1", "evaluation.bootstrap=30", "training.threads=1",
+        "training.device=cpu"]
+
+
+@pytest.fixture(scope="module")
+def default_run(tmp_path_factory) -> Path:
+    """studies/adni_mci.yaml, as shipped but for size (tiny cohort, 2 epochs, 30 resamples)."""
+    base = tmp_path_factory.mktemp("default_study")
+    sets = [f"--set={s}" for s in TINY + [f"data.root={base / 'cohort'}"]]
+    assert main(["run", str(REPO / "studies" / "adni_mci.yaml"), "--out", str(base / "run"), "--quiet", *sets]) == 0
+    return base / "run"
+
+
+class _Tables(HTMLParser):
+    """Header cells of every <table>, with the table's class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tables: list[tuple[str, list[str]]] = []
+        self._in_th = False
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append((dict(attrs).get("class", ""), []))
+        self._in_th = tag == "th"
+
+    def handle_endtag(self, tag):
+        if tag == "th":
+            self._in_th = False
+
+    def handle_data(self, data):
+        if self._in_th and self.tables:
+            self.tables[-1][1].append(data.strip())
+
+
+def _headline(page: str) -> str:
+    match = re.search(r"<p class='headline' id='headline'>(.*?)</p>", page, re.S)
+    assert match, "no headline sentence"
+    return match.group(1)
+
+
+def test_headline_sentence_quotes_metrics_json(default_run: Path) -> None:
+    doc = json.loads((default_run / "metrics.json").read_text())
+    page = (default_run / "report.html").read_text()
+    text = _headline(page)
+    assert text.startswith("AUC with every PET: ") and "with no PET: " in text
+    quoted = re.findall(r"(\d\.\d\d) \[(\d\.\d\d), (\d\.\d\d)\] \(n = (\d+)\)", text)
+    assert len(quoted) == 2, text
+    auc = {(r["method"], r["scenario"]): r for r in doc["records"] if r["metric"] == "auc"}
+    # the method named is the best one with no PET at all
+    at_one = {m: r for (m, s), r in auc.items() if s == "pet_missing@1"}
+    best = max(at_one, key=lambda m: at_one[m]["value"])
+    assert f"— {best}, the best of 2 methods with no PET" in text
+    for (value, lo, hi, n), scenario in zip(quoted, ["mri+pet+clinical", "pet_missing@1"]):
+        r = auc[(best, scenario)]
+        assert (value, lo, hi) == (f"{r['value']:.2f}", f"{r['ci_low']:.2f}", f"{r['ci_high']:.2f}"), scenario
+        assert int(n) == r["n"]
+    # with every PET = the subjects that have all three modalities
+    data = doc["data"]
+    assert auc[(best, "mri+pet+clinical")]["n"] == data["presence_by_split"]["test"]["pet"]
+    assert auc[(best, "pet_missing@1")]["n"] == data["splits"]["test"]
+    # the headline figure comes right after the sentence, inline
+    assert re.search(r"id='headline'>.*?</p>\s*<figure><img id='headline-figure' data-file='plots/pet_missing_auc.png' "
+                     r"src='data:image/png;base64,", page, re.S)
+    assert "src='plots/" not in page and 'src="plots/' not in page  # one self-contained file
+    assert (default_run / "summary.txt").read_text().rstrip().endswith(text.replace("&#x27;", "'"))
+
+
+def test_every_table_has_n_and_the_natural_missing_fraction(default_run: Path) -> None:
+    doc = json.loads((default_run / "metrics.json").read_text())
+    page = (default_run / "report.html").read_text()
+    parser = _Tables()
+    parser.feed(page)
+    # results tables; key-value tables and the training record (restored epochs) carry no subjects
+    tables = [headers for cls, headers in parser.tables if cls not in ("kv", "training")]
+    assert len(tables) >= 10  # comparison + 7 metrics + data tables
+    for headers in tables:
+        assert "n" in headers, headers
+    # natural missingness of PET among the test subjects, from the data section itself
+    data = doc["data"]
+    natural = 1 - data["presence_by_split"]["test"]["pet"] / data["splits"]["test"]
+    assert natural > 0.05
+    avail = doc["availability"]
+    assert avail["natural"]["missing"]["pet"] == pytest.approx(natural)
+    for rate in ("0", "0.2", "0.4", "0.6", "0.8", "1"):
+        a = avail[f"pet_missing@{rate}"]
+        assert a["natural_missing"]["pet"] == pytest.approx(natural)
+        assert a["missing"]["pet"] >= a["natural_missing"]["pet"] - 1e-12
+    assert avail["pet_missing@0"]["missing"]["pet"] == pytest.approx(natural)
+    assert avail["pet_missing@1"]["missing"]["pet"] == 1.0
+    row = re.search(r"<tr><td>pet_missing@0.4</td><td>pet (\d+)%</td><td>pet (\d+)%</td><td>(\d+)</td>", page)
+    assert row, "no missing-fraction columns in the tables"
+    assert int(row.group(2)) == round(100 * natural)
+    assert int(row.group(1)) == round(100 * avail["pet_missing@0.4"]["missing"]["pet"])
+    assert "naturally without" in page
+    # data section: classes per split add up, exclusions are a table with reasons
+    classes = data["classes_by_split"]
+    assert sum(sum(v.values()) for v in classes.values()) == data["samples"]
+    assert "<h3>Exclusions</h3>" in page and "not MCI at baseline" in page
+
+
+def test_screenshot_headline_and_first_plot_in_first_1200px(default_run: Path, tmp_path: Path) -> None:
+    browser = next((shutil.which(b) for b in ("chromium", "chromium-browser", "google-chrome") if shutil.which(b)),
+                   None)
+    if browser is None:
+        pytest.skip("headless Chromium is not installed (Debian package 'chromium')")
+    page = (default_run / "report.html").read_text()
+    probe = ("<script>window.addEventListener('load',function(){var h=document.getElementById('headline')"
+             ".getBoundingClientRect(),f=document.getElementById('headline-figure').getBoundingClientRect();"
+             "document.title='POS '+Math.round(h.bottom+scrollY)+' '+Math.round(f.bottom+scrollY)+' '"
+             "+Math.round(f.height);});</script></body>")
+    probe_file = tmp_path / "probe.html"
+    probe_file.write_text(page.replace("</body>", probe))
+    args = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+            "--virtual-time-budget=3000"]
+    for width in (1280, 412):  # a desktop window and a phone
+        dom = subprocess.run(args + [f"--window-size={width},1200", "--dump-dom", probe_file.as_uri()],
+                             capture_output=True, text=True, timeout=120).stdout
+        pos = re.search(r"<title>POS (\d+) (\d+) (\d+)</title>", dom)
+        assert pos, f"the page did not load in Chromium (width {width})"
+        headline_bottom, figure_bottom, figure_height = map(int, pos.groups())
+        assert headline_bottom <= 1200 and figure_bottom <= 1200, (width, headline_bottom, figure_bottom)
+        assert figure_height > 150  # really drawn, not a broken image
+    shot = tmp_path / "report.png"
+    subprocess.run(args + ["--window-size=1280,1200", f"--screenshot={shot}", (default_run / "report.html").as_uri()],
+                   capture_output=True, timeout=120)
+    assert shot.is_file() and shot.stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------ pieces, without a run
+def _rec(method, scenario, metric, value, lo, hi, n, group="natural", rate=None):
+    return {"method": method, "scenario": scenario, "group": group, "rate": rate, "metric": metric, "value": value,
+            "ci_low": lo, "ci_high": hi, "n": n, "drop": None}
+
+
+def test_flags_single_class_zero_width_and_small_n() -> None:
+    records = [_rec("a", "mri", "auc", 0.6, 0.5, 0.7, 104), _rec("a", "mri", "sensitivity", 1.0, 1.0, 1.0, 104),
+               _rec("a", "mri", "specificity", 0.0, 0.0, 0.0, 104), _rec("a", "pet", "auc", 0.7, 0.6, 0.8, 12)]
+    records += [_rec("b", f"g@{r}", "acc", 0.56, 0.3, 0.7, 40, "g", r) for r in (0.0, 0.5, 1.0)]
+    lines, notes = story.flags(records)
+    text = " ".join(lines)
+    assert "Single-class predictions" in text and "a under mri" in text
+    assert "2 CI(s) of width 0" in text
+    assert "Fewer than 30 evaluated subjects in 1 scenario(s) (smallest n = 12, pet)" in text
+    assert notes[("a", "mri", "sensitivity")].startswith("predicts one class only")
+    assert ("a", "mri", "auc") not in notes  # AUC is still meaningful
+    assert notes[("a", "pet", "auc")] == "n = 12 < 30"
+    assert "Identical value at every missing rate for b/g/acc" in text
+    assert notes[("b", "g@0.5", "acc")] == "same value at every rate"
+
+
+def test_comparison_from_seeds_renders_verdicts() -> None:
+    records = [_rec(m, "natural", "auc", v, v - 0.1, v + 0.1, 104) for m, v in (("base", 0.7), ("new", 0.75))]
+    doc = {"study": "s", "primary_metric": "auc", "synthetic": False, "records": records, "data": {},
+           "comparison": [{"method": "new", "reference": "base", "scenario": "natural", "metric": "auc",
+                           "mean": 0.05, "ci_low": 0.01, "ci_high": 0.09, "n": 5, "agree": 5, "verdict": "better"}]}
+    page = build_page(doc, None, [], "")
+    assert "<td>+0.050 [+0.010, +0.090]</td><td>5</td><td>5/5</td><td>better</td>" in page
+    assert "Method comparison" in page
+    without = build_page({**doc, "comparison": None}, None, [], "")
+    assert "overlapping intervals" in without and "<td class='best'>0.750 [0.650, 0.850]" in without
+
+
+def test_cross_validation_summary_says_t_interval(tmp_path: Path) -> None:
+    records = [_rec("a", "natural", "auc", 0.7, 0.6, 0.8, 300)]
+    assert "auc (95% bootstrap CI)" in summary_table(records, "auc", False)
+    doc = {"study": "cv", "primary_metric": "auc", "synthetic": False, "records": records, "data": {},
+           "cross_validation": {"folds": 5, "ci": "t-interval over fold means"}}
+    summary = render(tmp_path, doc, make_plots=False)
+    assert "auc (95% t-interval over folds)" in summary and "bootstrap" not in summary.splitlines()[0]
+    assert "t-interval over the fold means" in (tmp_path / "report.html").read_text()
+
+
+def test_headline_for_rate_grids_without_a_modality_and_for_subsets() -> None:
+    rmfm = [_rec(m, f"rmfm@{r:g}", "Non0_acc_2", v - r / 4, v - r / 4 - 0.05, v - r / 4 + 0.05, 200, "rmfm", r)
+            for m, v in (("base", 0.8), ("cider", 0.82)) for r in (0.0, 0.5, 1.0)]
+    head = story.headline({"records": rmfm, "primary_metric": "Non0_acc_2"})
+    assert head.text == ("Non0_acc_2 at rmfm rate 0: 0.82 [0.77, 0.87] (n = 200); at rate 1: 0.57 [0.52, 0.62] "
+                         "(n = 200) — cider, the best of 2 methods at rate 1.")
+    assert head.group == "rmfm" and head.modality is None
+    area = [_rec(m, "rmfm:AUILC", "Non0_acc_2", v, v - 0.01, v + 0.01, 200, "rmfm") for m, v in (("base", 0.9),
+                                                                                                 ("cider", 0.6))]
+    head = story.headline({"records": rmfm + area, "primary_metric": "Non0_acc_2"})
+    assert head.text == ("Non0_acc_2 at rmfm rate 0: 0.80 [0.75, 0.85] (n = 200); at rate 1: 0.55 [0.50, 0.60] "
+                         "(n = 200) — base, the best of 2 methods by AUILC over rates 0-1.")
+    subsets = [_rec("a", s, "dice_mean", v, v - 0.1, v + 0.1, 40, "subsets") for s, v in
+               (("flair", 0.5), ("t1", 0.3), ("flair+t1", 0.6))]
+    head = story.headline({"records": subsets, "primary_metric": "dice_mean"})
+    assert head.text == ("dice_mean of a (best mean over 3 modality subsets): 0.60 [0.50, 0.70] under flair+t1 "
+                         "(n = 40), 0.30 [0.20, 0.40] under t1 (n = 40).")
+    mae = [_rec(m, "natural", "mae", v, v - 0.1, v + 0.1, 50) for m, v in (("a", 0.9), ("b", 0.7))]
+    assert story.headline({"records": mae, "primary_metric": "mae"}).text.startswith(
+        "MAE on natural: 0.70 [0.60, 0.80] (n = 50) — b, the best of 2 methods")  # lower is better
+
+
+def test_scenario_availability_counts_natural_and_simulated_missingness() -> None:
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from robustmm.missing.scenarios import RMFM, ModalityRate, Natural, Subset
+    from robustmm.report.datainfo import merge_availability, scenario_availability
+
+    n = 200
+    pet = np.arange(n) % 10 >= 3  # 30 % without PET
+    ds = SimpleNamespace(subject_ids=lambda: [f"s{i}" for i in range(n)],
+                         natural_presence=lambda: {"mri": np.ones(n, bool), "pet": pet})
+    test = np.arange(100, 200)
+    data = SimpleNamespace(dataset=ds, splits=SimpleNamespace(as_dict=lambda: {"test": test}), modalities={})
+    scenarios = [Natural(name="natural", group="natural"), Subset(name="mri+pet", group="subsets",
+                                                                  modalities=("mri", "pet"))]
+    scenarios += [ModalityRate(name=f"pet@{r}", group="pet", rate=r, modality="pet", rate_value=r)
+                  for r in (0.0, 0.5, 1.0)]
+    scenarios.append(RMFM(name="rmfm@0.3", group="rmfm", rate=0.3, rate_value=0.3))
+    avail = scenario_availability(scenarios, data, "test", seed=0)
+    natural = 1 - pet[test].mean()
+    assert natural == pytest.approx(0.3)
+    assert avail["natural"]["missing"]["pet"] == pytest.approx(natural) and avail["natural"]["n"] == 100
+    assert avail["mri+pet"] == {"n": 70, "modality": None, "missing": {"mri": 0.0, "pet": 0.0},
+                                "natural_missing": {"mri": 0.0, "pet": 0.0}}
+    assert avail["pet@0.0"]["missing"]["pet"] == pytest.approx(natural)
+    assert avail["pet@1.0"]["missing"]["pet"] == 1.0 and avail["pet@1.0"]["modality"] == "pet"
+    half = avail["pet@0.5"]["missing"]["pet"]
+    assert natural + 0.5 * (1 - natural) - 0.15 < half < natural + 0.5 * (1 - natural) + 0.15
+    assert all(a["natural_missing"]["pet"] == pytest.approx(natural) for k, a in avail.items() if k != "mri+pet")
+    assert avail["rmfm@0.3"]["feature_rate"] == 0.3 and avail["rmfm@0.3"]["missing"]["pet"] == pytest.approx(natural)
+    merged = merge_availability([avail, {"natural": {**avail["natural"], "n": 300, "missing": {"mri": 0, "pet": 0.5},
+                                                     "natural_missing": {"mri": 0, "pet": 0.5}}}])
+    assert merged["natural"]["n"] == 400 and merged["natural"]["missing"]["pet"] == pytest.approx(0.45)
+
+
+def test_multi_seed_document_paired_verdicts_and_headline_without_availability(tmp_path: Path) -> None:
+    """The layout robustmm.evaluate.seeds writes: t-interval over seeds, paired records with verdicts."""
+    records = [_rec(m, f"pet_missing@{r:g}", "auc", v - r / 10, v - r / 10 - 0.05, v - r / 10 + 0.05, 104,
+                    "pet_missing", r) for m, v in (("base", 0.8), ("new", 0.82)) for r in (0.0, 0.5, 1.0)]
+    paired = [{"method": "new", "reference": "base", "scenario": "pet_missing@1", "group": "pet_missing", "rate": 1.0,
+               "metric": "auc", "mean": 0.02, "sd": 0.01, "ci_low": 0.005, "ci_high": 0.035, "n": 5, "agree": 5,
+               "verdict": "better"}]
+    doc = {"study": "seeds", "primary_metric": "auc", "synthetic": False, "records": records, "data": {},
+           "seeds": {"seeds": [0, 1, 2, 3, 4], "ci": "95% t-interval over seed means"},
+           "paired": {"reference": "base", "confidence": 0.95, "records": paired}}
+    head = story.headline(doc)
+    assert head.text == ("AUC with PET as collected: 0.82 [0.77, 0.87] (n = 104); with no PET: 0.72 [0.67, 0.77] "
+                         "(n = 104) — new, the best of 2 methods with no PET.")
+    summary = render(tmp_path, doc, make_plots=False)
+    assert summary.splitlines()[0] == "auc (95% t-interval over seed means) on the test split"
+    page = (tmp_path / "report.html").read_text()
+    assert "<td>new</td><td>base</td><td>pet_missing@1</td><td>auc</td><td>+0.020 [+0.005, +0.035]</td>" in page
+    assert "<td>better</td>" in page and "t-interval over seed means" in page
