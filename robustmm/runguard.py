@@ -79,7 +79,8 @@ def failed_run(exc: BaseException, run_dir: Path, resumed: bool) -> None:
     log.error("run failed: %s: %s", type(exc).__name__, exc)
     if not isinstance(exc, RobustMMError):
         log.error("%s", "".join(traceback.format_exception(exc)))
-    if isinstance(exc, RobustMMError) and exc.args:
+    if isinstance(exc, RobustMMError) and exc.args and not getattr(exc, "_run_folder_noted", False):
+        exc._run_folder_noted = True  # a nested run (a fold, a seed) already said it
         has_results = (Path(run_dir) / METRICS_FILE).is_file()
         if resumed or has_results:
             hint = (f" (the run folder {run_dir} is unchanged apart from its log; fix the problem and run the "
