@@ -36,7 +36,7 @@ import shutil
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 import pandas as pd
@@ -770,7 +770,7 @@ class PorpoiseSynthOptions(_Options):
     age_missing: float = Field(0.0, ge=0.0, le=1.0)
     #: mechanism knobs (robustmm.data.synth.tcga): signal strength per omics group, and the
     #: fraction of each group's latent that all groups share
-    signal: dict[Literal["rnaseq", "cnv", "mut"], float] = Field(default_factory=dict)
+    signal: dict[Literal["rnaseq", "cnv", "mut"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
     shared: float = Field(1.0, ge=0.0, le=1.0)
 
 
@@ -817,7 +817,7 @@ class DisProSynthOptions(_Options):
     wsi_missing: float = Field(0.0, ge=0.0, le=1.0)
     omics_missing: float = Field(0.0, ge=0.0, le=1.0)
     #: mechanism knob (robustmm.data.synth.tcga): weights of z_shared / z_omics / z_wsi in the risk
-    risk_weights: dict[Literal["shared", "omics", "wsi"], float] = Field(default_factory=dict)
+    risk_weights: dict[Literal["shared", "omics", "wsi"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
 
 
 def _synthetic_options(model: type[BaseModel], raw: dict[str, Any]) -> Any:

@@ -6,7 +6,8 @@ The planted signal (also written to the cohort's README.md):
   ``u = sqrt(1 - rho) b + sqrt(rho) h(c)``, ``h(c) = (c^2 - 1) / sqrt(2)`` and a, b, c ~ N(0, 1)
   (``rho`` = the ``pet_from_mri`` knob; with ``rho = 0`` this is ``z = 0.6 a + 0.8 b``);
 * conversion to dementia happens at ``T = 36 exp(-0.9 (z + 0.4 e - 0.25))`` months
-  (e ~ N(0, 1)), so pMCI within 36 months iff ``z + 0.4 e > 0.25`` (about 40 % of subjects);
+  (e ~ N(0, 1)), so pMCI within 36 months iff ``z + 0.4 e > 0.25`` (about 40 % of subjects;
+  35 % with ``pet_from_mri = 1``, where z is skewed);
 * MRI sees ``a`` (hippocampal atrophy, ventricle enlargement) and, when ``rho > 0``, ``c``
   (the contrast of a small periventricular region, either sign); each seen with extra noise of
   sd ``mri_noise``;
