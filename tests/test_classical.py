@@ -256,3 +256,64 @@ def test_pattern_ensemble_network_base_trains_on_the_pattern_only(tmp_path: Path
         f"pattern_ensemble.{k}.pt" for k in ("a", "a+b"))
     p = collect_predictions(method.predict, data, "test", torch.device("cpu"))
     assert auc_score(p.target, p.outputs["score"]) > 0.75
+
+
+# ----------------------------------------------------------------------------- in a sweep
+SWEEP_STUDY = """
+name: tiny_classical_sweep
+seed: 0
+data:
+  kind: adni
+  root: {root}
+  synthetic: {{subjects: 80, seed: 0, native_shape: [16, 16, 16]}}
+  volume_shape: [16, 16, 16]
+training: {{epochs: 1, batch_size: 16, device: cpu, threads: 1}}
+methods:
+  - name: classical
+  - name: pattern_ensemble
+evaluation:
+  bootstrap: 20
+  scenarios:
+    - {{kind: natural}}
+    - {{kind: all_subsets}}
+report: {{plots: false, html: false}}
+sweep:
+  n_trials: 2
+  params:
+    methods.pattern_ensemble.classical.components: {{kind: categorical, choices: [2, 4]}}
+  objectives:
+    - {{metric: auc, scenario: mri, method: pattern_ensemble}}
+  initial_trials: [{{methods.pattern_ensemble.classical.components: 2}},
+                   {{methods.pattern_ensemble.classical.components: 4}}]
+  pruner: {{kind: none}}
+"""
+
+
+@pytest.mark.slow
+def test_classical_methods_in_a_sweep(tmp_path: Path) -> None:
+    import json
+
+    import optuna
+    import yaml
+
+    from robustmm.cli import main
+
+    study_path = tmp_path / "study.yaml"
+    study_path.write_text(SWEEP_STUDY.format(root=tmp_path / "adni"))
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(study_path), "--out", str(out), "--quiet"]) == 0
+    study = optuna.load_study(study_name="tiny_classical_sweep", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert len(study.trials) == 2 and all(t.values for t in study.trials)
+    for trial in study.trials:
+        run_dir = Path(trial.user_attrs["run_dir"])
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        k = config["methods"][1]["classical"]["components"]
+        assert k == trial.params["methods.pattern_ensemble.classical.components"]
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        per = metrics["methods"]["pattern_ensemble"]["per_pattern"]
+        assert per["mri"]["training_subjects"] > 0 and metrics["methods"]["pattern_ensemble"]["models"] == len(per)
+    best = study.best_trial
+    final = json.loads((out / "final" / f"trial-{best.number:04d}" / "metrics.json").read_text())
+    assert {r["method"] for r in final["records"]} == {"classical", "pattern_ensemble"}
+    assert next(r for r in final["records"] if r["method"] == "pattern_ensemble" and r["scenario"] == "mri"
+                and r["metric"] == "auc")["n"] == final["data"]["splits"]["test"]
