@@ -317,3 +317,17 @@ def test_classical_methods_in_a_sweep(tmp_path: Path) -> None:
     assert {r["method"] for r in final["records"]} == {"classical", "pattern_ensemble"}
     assert next(r for r in final["records"] if r["method"] == "pattern_ensemble" and r["scenario"] == "mri"
                 and r["metric"] == "auc")["n"] == final["data"]["splits"]["test"]
+
+
+def test_pattern_without_training_subjects_reuses_its_largest_trainable_sub_pattern() -> None:
+    ds = ToyTables({"a": 1.0, "b": 1.0}, n=200)
+    data = toy_data(ds)
+    train = data.indices("train")
+    ds.present["b"][train] = False  # nobody in training has b
+    method = make(data, "pattern_ensemble", classical={"penalties": 5, "inner_folds": 3})
+    method.fit(data, trainer=None)
+    batch = data.full_batch("test")
+    out = method.predict(batch)
+    assert method.models[("a", "b")] is method.models[("a",)]
+    assert method.report_items()["models"] == 1
+    assert torch.isfinite(out["score"]).all()

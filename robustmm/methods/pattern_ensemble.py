@@ -15,7 +15,9 @@ pattern. Options:
   for); ``training`` — at ``fit``, one model per distinct natural availability pattern of the
   training subjects; a pattern met later that has no model then gets one on first use.
 
-A sample with nothing present goes to the model of all modalities (every input filled). The
+A pattern that no training subject has completely gets the model of its largest sub-pattern that
+some have (logged, and noted in the report items). A sample with nothing present goes to the
+model of all modalities (every input filled). The
 report items give the cost: number of models, the training subjects and seconds per model, and
 the total training time.
 """
@@ -129,6 +131,11 @@ class PatternEnsemble(Method):
                             f"no model can be trained for that pattern")
         return view
 
+    def _restricted_size(self, pattern: Pattern) -> int:
+        presence = self._data.dataset.natural_presence()
+        has = np.logical_and.reduce([np.asarray(presence[m], bool) for m in pattern])
+        return int(has[self._data.splits.train].sum())
+
     def model_for(self, pattern: Pattern):
         """The model of ``pattern``, trained on first use."""
         if not pattern:
@@ -138,7 +145,21 @@ class PatternEnsemble(Method):
         if self._data is None:
             raise RuntimeError(f"pattern_ensemble: no model for pattern {pattern_name(pattern)} and no training data "
                                f"(call fit() first)")
-        view = self._restricted(pattern)
+        try:
+            view = self._restricted(pattern)
+        except DataError:
+            # no training subject has the whole pattern: use the largest smaller pattern that has some
+            import itertools
+
+            for k in range(len(pattern) - 1, 0, -1):
+                for sub in itertools.combinations(pattern, k):
+                    if self._restricted_size(sub):
+                        log.warning("pattern_ensemble: no training subject has %s; using the model of %s",
+                                    pattern_name(pattern), pattern_name(sub))
+                        self.models[pattern] = self.model_for(sub)
+                        self.costs[pattern] = {"same_model_as": pattern_name(sub), "seconds": 0.0}
+                        return self.models[pattern]
+            raise
         t0 = time.time()
         if self.options.base == "classical":
             specs = {m: self.context.modalities[m] for m in pattern}
@@ -193,12 +214,14 @@ class PatternEnsemble(Method):
 
     # ------------------------------------------------------------------ report and state
     def report_items(self) -> dict[str, Any]:
-        return {"base": self.options.base, "patterns_mode": self.options.patterns, "models": len(self.models),
+        trained = [c for c in self.costs.values() if "same_model_as" not in c]
+        return {"base": self.options.base, "patterns_mode": self.options.patterns, "models": len(trained),
                 "training_seconds": round(sum(c["seconds"] for c in self.costs.values()), 2),
                 "per_pattern": {pattern_name(p): c for p, c in self.costs.items()}}
 
     def modules(self) -> list[torch.nn.Module]:
-        return [m for m in self.models.values() if isinstance(m, torch.nn.Module)]
+        unique = {id(m): m for m in self.models.values() if isinstance(m, torch.nn.Module)}
+        return list(unique.values())
 
     def state_dict(self) -> dict[str, Any]:
         return {"models": {p: (m.state_dict() if isinstance(m, torch.nn.Module) else m) for p, m in self.models.items()},
