@@ -160,17 +160,22 @@ def main() -> None:
     torch.set_num_threads(1)
     methods = args.methods.split(",")
     runs = []
+
+    def write() -> dict:  # after every seed: an interrupted benchmark keeps what it finished
+        doc = {"study": str(STUDY.relative_to(ROOT)), "seeds": [r["seed"] for r in runs], "methods": methods,
+               "overrides": args.overrides,
+               "host": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
+               "runs": runs, "summary": summarise(runs, methods)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str))
+        args.out.with_suffix(".md").write_text(markdown(doc))
+        return doc
+
     with tempfile.TemporaryDirectory(prefix="itcfn_bench_") as tmp:
         for seed in args.seeds:
             runs.append(run_seed(seed, methods, Path(tmp), args.data_root, args.overrides))
             print(json.dumps(runs[-1], default=str), flush=True)
-    doc = {"study": str(STUDY.relative_to(ROOT)), "seeds": args.seeds, "methods": methods,
-           "overrides": args.overrides,
-           "host": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
-           "runs": runs, "summary": summarise(runs, methods)}
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str))
-    args.out.with_suffix(".md").write_text(markdown(doc))
+            doc = write()
     print(markdown(doc))
 
 
