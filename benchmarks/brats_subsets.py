@@ -28,6 +28,7 @@ import torch
 from robustmm.config.loader import load_study
 from robustmm.data.brats import REGIONS, SEQUENCES, all_subsets
 from seed_runs import command_line, run_seeds, seed_parser
+from robustmm.metrics.paired import paired_difference
 from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -77,6 +78,26 @@ def summarise(runs: dict[str, dict], methods: list[str]) -> dict:
     return summary
 
 
+def paired_verdicts(runs: dict[str, dict], methods: list[str], reference: str = "dropout_baseline") -> dict:
+    """Per method vs ``reference``: paired differences over seeds of the mean Dice over the 15
+    subsets (and of the Dice with all four sequences), with t-intervals and verdicts."""
+    if reference not in methods:
+        return {}
+    seeds = sorted(runs, key=int)
+    over = lambda seed, m, k: float(np.mean([runs[seed]["table"][m][s][k] for s in SUBSETS]))  # noqa: E731
+    out = {}
+    for m in methods:
+        if m == reference:
+            continue
+        for k in ("dice_TC", "dice_WT", "dice_ET", "dice_mean"):
+            out[f"{m}:{k}:mean_over_subsets"] = paired_difference(
+                [over(seed, m, k) for seed in seeds], [over(seed, reference, k) for seed in seeds]).to_dict()
+        out[f"{m}:dice_mean:{COMPLETE}"] = paired_difference(
+            [runs[seed]["table"][m][COMPLETE]["dice_mean"] for seed in seeds],
+            [runs[seed]["table"][reference][COMPLETE]["dice_mean"] for seed in seeds]).to_dict()
+    return out
+
+
 def checks(summary: dict, runs: dict[str, dict]) -> dict:
     out = {}
     if "dropout_baseline" in summary:
@@ -105,6 +126,14 @@ def markdown(doc: dict) -> str:
                   f"{'yes' if checks_['baseline_t1_worst_for_et_every_seed'] else 'NO'}"]
     lines += ["- worst subset for enhancing tumour (seed mean): " + ", ".join(
         f"{m} {summary[m]['worst_et_subset_of_mean']}" for m in summary), ""]
+    if doc.get("paired"):
+        lines += ["## Paired verdicts vs dropout_baseline (method − dropout_baseline; mean, 95 % t-interval over "
+                  "seeds, seeds agreeing in sign)", "", "| method | Dice | on | difference |", "|---|---|---|---|"]
+        for key, d in doc["paired"].items():
+            m, k, on = key.split(":")
+            lines.append(f"| {m} | {k} | {on.replace('_', ' ')} | {d['mean']:+.4f} [{d['ci_low']:+.4f}, "
+                         f"{d['ci_high']:+.4f}], {d['agree']}/{d['n']}, **{d['verdict']}** |")
+        lines += [""]
     for m, s in summary.items():
         lines += [f"## {m}", "", "| subset | " + " | ".join(METRICS) + " |", "|---|" + "---|" * len(METRICS)]
         for subset in SUBSETS:
@@ -128,7 +157,8 @@ def main() -> None:
 
     def summarise_doc(doc: dict) -> dict:
         summary = summarise(doc["runs"], args.methods)
-        return {"summary": summary, "checks": checks(summary, doc["runs"])}
+        return {"summary": summary, "checks": checks(summary, doc["runs"]),
+                "paired": paired_verdicts(doc["runs"], args.methods)}
 
     run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap, "methods": args.methods}, args.seeds,
               lambda seed: run_seed(seed, args.methods, args.epochs, args.bootstrap, args.runs),

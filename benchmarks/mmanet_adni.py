@@ -1,9 +1,14 @@
 """MMANet vs the baselines on the ADNI study, over several study seeds.
 
-Runs ``studies/adni_mci.yaml`` with ``methods: [complete_only, dropout_baseline, mmanet]`` once
-per seed (the study seed: splits, initialisation, dropout masks; the synthetic cohort is the
-same for every seed) and writes, per method, the mean ± sd over seeds of the test AUC at each
-PET-missing rate and of the AUILC of that curve, plus the weak subsets MMANet mined:
+Runs ``studies/adni_mci.yaml`` with ``methods: [complete_only, dropout_baseline, mmanet,
+mmanet_off, modulation_ssf]`` once per seed (the study seed: splits, initialisation, dropout
+masks; the synthetic cohort is the same for every seed) and writes, per method, the mean ± sd
+over seeds of the test AUC on every modality subset (with balanced accuracy and Brier score) and
+at each PET-missing rate, and the paired verdicts over seeds: the positive control (MMANet's
+mean AUC over the 7 subsets vs dropout_baseline's) and the negative control (``mmanet_off``,
+MMANet with lambda_mad = lambda_mar = 0, vs dropout_baseline), plus MMANet's teacher, MAD
+weight and mined subsets per seed. ``benchmarks/modulation_adni.py --from-runs`` reads the
+modulation_ssf results of the same runs:
 
     python benchmarks/mmanet_adni.py                      # 5 seeds, the study's own schedule
     python benchmarks/mmanet_adni.py --seeds 0 1 --epochs 10
@@ -23,15 +28,28 @@ import torch
 
 from robustmm.config.loader import load_study
 from seed_runs import command_line, run_seeds, seed_parser
+from robustmm.metrics.paired import paired_difference
 from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ("complete_only", "dropout_baseline", "mmanet")
+#: one study run per seed trains every method on the same split, so every comparison is paired:
+#: mmanet_off is MMANet with lambda_mad = lambda_mar = 0 (its mechanism removed: the negative
+#: control, which must not beat dropout_baseline); modulation_ssf is read by modulation_adni.py
+METHOD_ENTRIES = {
+    "complete_only": "{name: complete_only}",
+    "dropout_baseline": "{name: dropout_baseline}",
+    "mmanet": "{name: mmanet}",
+    "mmanet_off": "{name: mmanet, id: mmanet_off, lambda_mad: 0, lambda_mar: 0}",
+    "modulation_ssf": "{name: modulation, id: modulation_ssf, variant: ssf}",
+}
+METHODS = tuple(METHOD_ENTRIES)
+SHOWN = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off")
 GROUP = "pet_missing"
+SUBSET_METRICS = ("auc", "balanced_accuracy", "brier")
 
 
 def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path, data_root: Path) -> dict:
-    overrides = [f"methods=[{', '.join('{name: ' + m + '}' for m in METHODS)}]", f"seed={seed}",
+    overrides = [f"methods=[{', '.join(METHOD_ENTRIES.values())}]", f"seed={seed}",
                  "training.threads=1", f"evaluation.bootstrap={bootstrap}", f"output_dir={out}",
                  f"data.root={data_root}"]
     if epochs is not None:
@@ -44,23 +62,29 @@ def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path, data_root
 
 
 def parse_run(run_dir: Path) -> dict:
-    """Test AUC per PET-missing rate and per modality subset, AUILC, and MMANet's mining."""
+    """Test AUC per PET-missing rate and per modality subset (plus balanced accuracy and Brier
+    score per subset), AUILC, and MMANet's teacher, scale and mining."""
     doc = json.loads((Path(run_dir) / "metrics.json").read_text())
     auc = {m: {} for m in METHODS}
-    subset_auc = {m: {} for m in METHODS}
+    subset = {k: {m: {} for m in METHODS} for k in SUBSET_METRICS}
     auilc = {}
     for r in doc["records"]:
-        if r["metric"] != "auc" or r["method"] not in auc:
+        if r["method"] not in auc:
+            continue
+        if r["group"] == "subsets" and r["metric"] in SUBSET_METRICS:
+            subset[r["metric"]][r["method"]][r["scenario"]] = r["value"]
+        if r["metric"] != "auc":
             continue
         if r["group"] == GROUP and r["rate"] is not None:
             auc[r["method"]][f"{r['rate']:g}"] = r["value"]
         elif r["scenario"] == f"{GROUP}:AUILC":
             auilc[r["method"]] = r["value"]
-        elif r["group"] == "subsets":
-            subset_auc[r["method"]][r["scenario"]] = r["value"]
-    mmanet = doc["methods"]["mmanet"]
-    return {"auc": auc, "auilc": auilc, "subset_auc": subset_auc, "weak_subsets": mmanet["weak_subsets"],
-            "mining_distances": mmanet["mining"]["distances"], "teacher": mmanet["teacher"],
+    timing = json.loads((Path(run_dir) / "timing.json").read_text())
+    notes = {m: doc["methods"][m] for m in ("mmanet", "mmanet_off") if m in doc["methods"]}
+    return {"auc": auc, "auilc": auilc, "subset_auc": subset["auc"], "subset_balanced_accuracy":
+            subset["balanced_accuracy"], "subset_brier": subset["brier"],
+            "weak_subsets": notes["mmanet"]["weak_subsets"], "mmanet": notes,
+            "train_seconds": {m: timing.get(m) for m in METHODS},
             "synthetic": bool(doc["synthetic"]), "subjects": doc["data"]["samples"],
             "splits": doc["data"]["splits"]}
 
@@ -70,45 +94,120 @@ def stats(values: list[float | None]) -> dict:
     return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
 
 
+def subset_mean(run: dict, method: str, subsets: list[str] | None = None, key: str = "subset_auc") -> float:
+    table = run[key][method]
+    names = list(table) if subsets is None else subsets
+    return float(np.mean([table[c] for c in names]))
+
+
 def summarise(runs: dict[str, dict]) -> dict:
     seeds = sorted(runs, key=int)
     rates = sorted({rate for s in seeds for rate in runs[s]["auc"]["mmanet"]}, key=float)
     subsets = list(runs[seeds[0]]["subset_auc"]["mmanet"])
     out = {m: {"auc": {rate: stats([runs[s]["auc"][m].get(rate) for s in seeds]) for rate in rates},
                "auilc": stats([runs[s]["auilc"].get(m) for s in seeds]),
-               "subset_auc": {c: stats([runs[s]["subset_auc"][m].get(c) for s in seeds]) for c in subsets}}
+               "subset_auc": {c: stats([runs[s]["subset_auc"][m].get(c) for s in seeds]) for c in subsets},
+               "subset_balanced_accuracy": {c: stats([runs[s]["subset_balanced_accuracy"][m].get(c) for s in seeds])
+                                            for c in subsets},
+               "subset_brier": {c: stats([runs[s]["subset_brier"][m].get(c) for s in seeds]) for c in subsets},
+               "mean_over_subsets": stats([subset_mean(runs[s], m) for s in seeds])}
            for m in METHODS}
-    # paired over seeds: the same split, masks and bootstrap subjects for every method of a seed
+
+    def paired(method: str, reference: str, value) -> dict:
+        return paired_difference([value(runs[s], method) for s in seeds],
+                                 [value(runs[s], reference) for s in seeds]).to_dict()
+
+    mined = lambda run, m: subset_mean(run, m, run["weak_subsets"])  # noqa: E731
+    out["paired"] = {
+        # positive control: MAD + MAR on the 7 subsets, and where MAR aims (the mined subsets)
+        "mmanet_vs_dropout_baseline:mean_over_subsets": paired("mmanet", "dropout_baseline", subset_mean),
+        "mmanet_vs_dropout_baseline:mined_subsets": paired("mmanet", "dropout_baseline", mined),
+        "mmanet_vs_dropout_baseline:auilc": paired("mmanet", "dropout_baseline",
+                                                   lambda run, m: run["auilc"][m]),
+        "mmanet_vs_dropout_baseline:all_modalities": paired(
+            "mmanet", "dropout_baseline", lambda run, m: run["subset_auc"][m]["mri+pet+clinical"]),
+        # negative control: the same method with MAD and MAR off
+        "mmanet_off_vs_dropout_baseline:mean_over_subsets": paired("mmanet_off", "dropout_baseline", subset_mean),
+        "mmanet_off_vs_dropout_baseline:auilc": paired("mmanet_off", "dropout_baseline",
+                                                       lambda run, m: run["auilc"][m]),
+        "mmanet_vs_mmanet_off:mean_over_subsets": paired("mmanet", "mmanet_off", subset_mean),
+    }
     out["mmanet_minus"] = {b: stats([runs[s]["auilc"]["mmanet"] - runs[s]["auilc"][b] for s in seeds])
-                           for b in METHODS if b != "mmanet"}
+                           for b in SHOWN if b != "mmanet"}
     return out
 
 
 def markdown(doc: dict) -> str:
     summary, runs = doc["summary"], doc["runs"]
+    seeds = sorted(runs, key=int)
     rates = list(summary["mmanet"]["auc"])
     fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"  # noqa: E731
+    pfmt = lambda d: (f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], {d['agree']}/{d['n']} seeds, "  # noqa: E731
+                      f"**{d['verdict']}**")
     lines = [f"# MMANet on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
-             f"{len(runs)} seeds: {', '.join(sorted(runs, key=int))})", "",
+             f"{len(runs)} seeds: {', '.join(seeds)})", "",
              f"{next(iter(runs.values()))['subjects']} subjects; per seed about "
              + ", ".join(f"{k} {v}" for k, v in next(iter(runs.values()))["splits"].items()) + ".", "",
-             f"Test AUC (mean ± sd over seeds) with PET removed for a fraction of test subjects, and the "
-             f"AUILC of that curve. Schedule: {doc['schedule']}.", "",
-             "| method | " + " | ".join(f"PET missing {r}" for r in rates) + " | AUILC |",
-             "|---|" + "---|" * (len(rates) + 1)]
-    for m in METHODS:
+             f"Schedule: {doc['schedule']}. All methods of a seed are trained in one study run (same split, "
+             "same test masks), so differences are paired over seeds: mean difference, 95 % t-interval over "
+             "seeds, seeds agreeing in sign, verdict (`robustmm.metrics.paired.paired_difference`).", "",
+             "MMANet settings (defaults): student dropout = dropout_baseline's (random_subsets, keep_complete 0.3); "
+             "lambda_mad 1 relative to the task loss (mad_scale task_loss); lambda_mar 0.5; warm-up 5 epochs, "
+             "never selected; teacher = the better of complete_only and dropout_baseline on complete "
+             "validation subjects; MAD only on samples with complete natural input. `mmanet_off` is the same "
+             "method with lambda_mad = lambda_mar = 0.", "",
+             "## Paired verdicts", "",
+             "| comparison | role | difference (method − reference) |", "|---|---|---|"]
+    roles = {"mmanet_vs_dropout_baseline:mean_over_subsets": "positive control (acceptance)",
+             "mmanet_vs_dropout_baseline:mined_subsets": "where MAR aims",
+             "mmanet_vs_dropout_baseline:auilc": "PET-missing curve",
+             "mmanet_vs_dropout_baseline:all_modalities": "complete input",
+             "mmanet_off_vs_dropout_baseline:mean_over_subsets": "negative control (mechanism off)",
+             "mmanet_off_vs_dropout_baseline:auilc": "negative control (mechanism off)",
+             "mmanet_vs_mmanet_off:mean_over_subsets": "effect of MAD + MAR"}
+    for key, d in summary["paired"].items():
+        name, what = key.split(":")
+        lines.append(f"| {name.replace('_vs_', ' vs ')}, {what.replace('_', ' ')} AUC | {roles[key]} | {pfmt(d)} |")
+    lines += ["", "Mean test AUC over the 7 modality subsets (mean ± sd over seeds): "
+              + "; ".join(f"{m} {fmt(summary[m]['mean_over_subsets'])}" for m in SHOWN) + ".", "",
+              "## Test AUC per modality subset (subjects that have every modality of the subset)", "",
+              "| method | " + " | ".join(summary["mmanet"]["subset_auc"]) + " | mean |",
+              "|---|" + "---|" * (len(summary["mmanet"]["subset_auc"]) + 1)]
+    for m in SHOWN:
+        lines.append(f"| {m} | " + " | ".join(fmt(v) for v in summary[m]["subset_auc"].values())
+                     + f" | {fmt(summary[m]['mean_over_subsets'])} |")
+    for key, title in (("subset_balanced_accuracy", "Balanced accuracy (threshold 0.5)"),
+                       ("subset_brier", "Brier score (lower is better)")):
+        lines += ["", f"{title} per subset:", "", "| method | " + " | ".join(summary["mmanet"][key]) + " |",
+                  "|---|" + "---|" * len(summary["mmanet"][key])]
+        lines += [f"| {m} | " + " | ".join(fmt(v) for v in summary[m][key].values()) + " |" for m in SHOWN]
+    lines += ["", "## PET-missing curve", "",
+              "Test AUC with PET removed for a fraction of test subjects, and the AUILC of that curve:", "",
+              "| method | " + " | ".join(f"PET missing {r}" for r in rates) + " | AUILC |",
+              "|---|" + "---|" * (len(rates) + 1)]
+    for m in SHOWN:
         cells = [fmt(summary[m]["auc"][r]) for r in rates] + [fmt(summary[m]["auilc"])]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
-    lines += ["", "Paired AUILC difference, MMANet minus baseline (mean ± sd over seeds): "
-              + "; ".join(f"{b}: {d['mean']:+.3f} ± {d['sd']:.3f}" for b, d in summary["mmanet_minus"].items()) + ".",
-              "", "Test AUC per modality subset (subjects that have every modality of the subset):", "",
-              "| method | " + " | ".join(summary["mmanet"]["subset_auc"]) + " |",
-              "|---|" + "---|" * len(summary["mmanet"]["subset_auc"])]
-    for m in METHODS:
-        lines.append(f"| {m} | " + " | ".join(fmt(v) for v in summary[m]["subset_auc"].values()) + " |")
-    lines += ["", "Weak subsets mined by MMANet (validation split) per seed:", ""]
-    lines += [f"- seed {s}: {', '.join(runs[s]['weak_subsets'] or ['none'])}" for s in sorted(runs, key=int)]
-    lines += ["", f"Command: `{doc['command']}`; {doc['environment']}.", ""]
+    lines += ["", "## MMANet per seed: teacher, scale, mined subsets", "",
+              "| seed | teacher | val AUC complete: candidates | teacher | student after warm-up | MAD weight | "
+              "weak subsets | AUC on weak subsets mmanet / dropout_baseline |", "|---|---|---|---|---|---|---|---|"]
+    for s in seeds:
+        run = runs[s]
+        note = run["mmanet"]["mmanet"]
+        cands = note.get("teacher_candidates_val_auc_complete", {})
+        weak = run["weak_subsets"] or []
+        lines.append(f"| {s} | {note['teacher'].replace('reused the study', '')} | "
+                     + ", ".join(f"{k} {v:.3f}" for k, v in cands.items())
+                     + f" | {note.get('teacher_val_auc_complete', float('nan')):.3f} | "
+                     f"{note.get('student_val_auc_complete_after_warmup', float('nan')):.3f} | "
+                     f"{note.get('mad_weight') if note.get('mad_weight') is None else round(note['mad_weight'], 3)} | "
+                     f"{', '.join(weak) or 'none'} | "
+                     + (f"{subset_mean(run, 'mmanet', weak):.3f} / {subset_mean(run, 'dropout_baseline', weak):.3f}"
+                        if weak else "") + " |")
+    lines += ["", "Training seconds per seed (" + " / ".join(METHODS) + "): "
+              + "; ".join(f"seed {s}: " + " / ".join(f"{runs[s]['train_seconds'].get(m) or 0:.0f}" for m in METHODS)
+                          for s in seeds) + ".",
+              "", f"Command: `{doc['command']}`; {doc['environment']}.", ""]
     return "\n".join(lines)
 
 
@@ -128,10 +227,11 @@ def main() -> None:
         if (Path(run["run_dir"]) / "metrics.json").is_file():
             run.update(parse_run(Path(run["run_dir"])))
 
-    run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root)},
+    run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root),
+                             "methods": list(METHOD_ENTRIES.values())},
               args.seeds, lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root),
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
-              progress=lambda run: f"{run['auilc']} ({run['seconds']} s)", refresh_kept=refresh,
+              progress=lambda run: f"mean over subsets { {m: round(subset_mean(run, m), 3) for m in METHODS} } ({run['seconds']} s)", refresh_kept=refresh,
               schedule=schedule, command=command)
 
 

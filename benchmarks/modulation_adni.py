@@ -6,7 +6,8 @@ draws; the synthetic cohort is the same for every seed) and writes the test AUC 
 on every modality subset as mean ± sd over seeds, the paired difference of modulation to each
 baseline, and the trainable-parameter fraction of the modulation:
 
-    python benchmarks/modulation_adni.py                      # seeds 0 1 2, the study's schedule
+    python benchmarks/modulation_adni.py                      # seeds 0-4, the study's schedule
+    python benchmarks/modulation_adni.py --from-runs benchmarks/results/mmanet_adni.json
     python benchmarks/modulation_adni.py --seeds 0 --epochs 10
 
 Results: benchmarks/results/modulation_adni.{json,md}. Finished seeds are kept in the JSON and
@@ -25,6 +26,7 @@ import torch
 from robustmm.config.loader import load_study
 from robustmm.data.batch import all_subsets
 from seed_runs import command_line, run_seeds, seed_parser
+from robustmm.metrics.paired import higher_is_better, paired_difference
 from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,6 +37,9 @@ MODALITIES = ("mri", "pet", "clinical")
 SUBSETS = ["+".join(s) for s in all_subsets(MODALITIES)]
 
 
+METRICS = ("auc", "balanced_accuracy", "brier")
+
+
 def run_seed(seed: int, epochs: int | None, bootstrap: int, runs: Path) -> dict:
     overrides = [f"seed={seed}", "training.threads=1", f"evaluation.bootstrap={bootstrap}", f"output_dir={runs}",
                  f"data.root={ROOT / 'datasets' / 'adni_synth'}"]
@@ -43,15 +48,22 @@ def run_seed(seed: int, epochs: int | None, bootstrap: int, runs: Path) -> dict:
     cfg = load_study(STUDY, overrides=overrides)
     started = time.time()
     result = run_study(cfg, progress=False)
-    doc = json.loads((result.run_dir / "metrics.json").read_text())
-    auc: dict[str, dict[str, float]] = {m: {} for m in METHODS}
+    return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1), **parse_run(result.run_dir)}
+
+
+def parse_run(run_dir: Path) -> dict:
+    """Per method and subset: test AUC, balanced accuracy, Brier score; the modulation's size."""
+    run_dir = Path(run_dir)
+    doc = json.loads((run_dir / "metrics.json").read_text())
+    table: dict[str, dict[str, dict[str, float]]] = {k: {m: {} for m in METHODS} for k in METRICS}
     for r in doc["records"]:
-        if r["metric"] == "auc" and r["method"] in auc and r["scenario"] in SUBSETS + ["natural"]:
-            auc[r["method"]][r["scenario"]] = r["value"]
-    timing = json.loads((result.run_dir / "timing.json").read_text())
+        if r["metric"] in table and r["method"] in METHODS and r["scenario"] in SUBSETS + ["natural"]:
+            table[r["metric"]][r["method"]][r["scenario"]] = r["value"]
+    timing = json.loads((run_dir / "timing.json").read_text())
     items = doc["methods"][MODULATION]
-    return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1), "auc": auc,
-            "train_seconds": {m: timing.get(m) for m in METHODS}, "synthetic": bool(doc["synthetic"]),
+    return {"run_dir": str(run_dir), "auc": table["auc"], "balanced_accuracy": table["balanced_accuracy"],
+            "brier": table["brier"], "train_seconds": {m: timing.get(m) for m in METHODS},
+            "synthetic": bool(doc["synthetic"]), "targets": items.get("targets"),
             "modulation": {k: items[k] for k in ("parameters_per_pattern", "parameters_all_patterns",
                                                  "base_parameters", "trainable_fraction",
                                                  "trainable_fraction_all_patterns", "modulated_layers")},
@@ -66,55 +78,114 @@ def stats(values: list[float]) -> dict:
 def summarise(runs: dict[str, dict]) -> dict:
     seeds = sorted(runs, key=int)
     scenarios = SUBSETS + ["natural"]
-    auc = {m: {s: stats([runs[k]["auc"][m].get(s) for k in seeds]) for s in scenarios} for m in METHODS}
+    out = {k: {m: {s: stats([runs[seed][k][m].get(s) for seed in seeds]) for s in scenarios} for m in METHODS}
+           for k in METRICS}
     # per-seed paired differences (the same test subjects and masks for every method of a seed)
     diff = {ref: {s: stats([runs[k]["auc"][MODULATION][s] - runs[k]["auc"][ref][s] for k in seeds])
                   for s in scenarios} for ref in METHODS[:2]}
-    subset_mean = {m: stats([float(np.mean([runs[k]["auc"][m][s] for s in SUBSETS])) for k in seeds])
-                   for m in METHODS}
-    return {"auc": auc, "modulation_minus": diff, "mean_over_subsets": subset_mean}
+    mean_over = lambda run, m: float(np.mean([run["auc"][m][s] for s in SUBSETS]))  # noqa: E731
+    subset_mean = {m: stats([mean_over(runs[k], m) for k in seeds]) for m in METHODS}
+
+    def paired(reference: str, value, metric: str = "auc") -> dict:
+        return paired_difference([value(runs[k], MODULATION) for k in seeds], [value(runs[k], reference) for k in seeds],
+                                 higher_better=higher_is_better(metric)).to_dict()
+
+    full = "+".join(MODALITIES)
+    verdicts = {
+        # positive control (acceptance): the missing patterns are what modulation adapts to
+        "vs_complete_only:mean_over_subsets": paired("complete_only", mean_over),
+        "vs_complete_only:missing_patterns": paired(
+            "complete_only", lambda run, m: float(np.mean([run["auc"][m][s] for s in SUBSETS if s != full]))),
+        # negative control: on the complete pattern the frozen base already is the complete-data
+        # model; its modulation has nothing missing to adapt to
+        "vs_complete_only:complete_pattern": paired("complete_only", lambda run, m: run["auc"][m][full]),
+        "vs_complete_only:brier_mean_over_subsets": paired(
+            "complete_only", lambda run, m: float(np.mean([run["brier"][m][s] for s in SUBSETS])), "brier"),
+        "vs_dropout_baseline:mean_over_subsets": paired("dropout_baseline", mean_over),
+    }
+    fractions = [runs[k]["modulation"]["trainable_fraction"] for k in seeds]
+    return {**out, "modulation_minus": diff, "mean_over_subsets": subset_mean, "paired": verdicts,
+            "max_trainable_fraction": max(fractions)}
 
 
 def markdown(doc: dict) -> str:
     summary, runs = doc["summary"], doc["runs"]
     fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"  # noqa: E731
     signed = lambda s: f"{s['mean']:+.3f} ± {s['sd']:.3f}"  # noqa: E731
-    first = runs[sorted(runs, key=int)[0]]["modulation"]
+    pfmt = lambda d: (f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}], {d['agree']}/{d['n']} seeds, "  # noqa: E731
+                      f"**{d['verdict']}**")
+    first_run = runs[sorted(runs, key=int)[0]]
+    first = first_run["modulation"]
     lines = [f"# Feature modulation (ssf) on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
              f"{len(runs)} seeds: {', '.join(sorted(runs, key=int))})", "",
-             "Test AUC per modality subset (mean ± sd over seeds; the other modalities removed, zero-filled "
-             "features for complete_only and modulation). Subjects without PET are not evaluable on "
-             f"subsets with PET. Schedule: {doc['schedule']}.", "",
-             "| subset | " + " | ".join(METHODS) + f" | {MODULATION} − complete_only | "
-             f"{MODULATION} − dropout_baseline |", "|---|" + "---|" * (len(METHODS) + 2)]
+             f"Schedule: {doc['schedule']}. {doc.get('source', '')}", "",
+             f"Modulated parts: {', '.join(first_run.get('targets') or ['?'])}; {first['parameters_per_pattern']:,} "
+             f"trainable parameters per pattern = {100 * first['trainable_fraction']:.3f}% of the "
+             f"{first['base_parameters']:,} parameters of the frozen base network ({first['modulated_layers']} "
+             f"modulated layers); all 7 patterns together {first['parameters_all_patterns']:,} = "
+             f"{100 * first['trainable_fraction_all_patterns']:.2f}%.", "",
+             "## Paired verdicts (modulation_ssf − reference; mean, 95 % t-interval over seeds, seeds agreeing "
+             "in sign)", "", "| reference | on | role | difference |", "|---|---|---|---|"]
+    roles = {"vs_complete_only:mean_over_subsets": "positive control (acceptance)",
+             "vs_complete_only:missing_patterns": "the 6 patterns with a modality missing",
+             "vs_complete_only:complete_pattern": "negative control (nothing missing)",
+             "vs_complete_only:brier_mean_over_subsets": "calibration (Brier, lower is better)",
+             "vs_dropout_baseline:mean_over_subsets": "the robust reference"}
+    for key, d in summary["paired"].items():
+        ref, what = key.split(":")
+        lines.append(f"| {ref[3:]} | {what.replace('_', ' ')} | {roles[key]} | {pfmt(d)} |")
+    lines += ["", "## Test AUC per modality subset", "",
+              "Mean ± sd over seeds; the other modalities removed (zero-filled features for complete_only and "
+              "modulation). Subjects without PET are not evaluable on subsets with PET.", "",
+              "| subset | " + " | ".join(METHODS) + f" | {MODULATION} − complete_only | "
+              f"{MODULATION} − dropout_baseline |", "|---|" + "---|" * (len(METHODS) + 2)]
     for s in SUBSETS + ["natural"]:
         cells = [fmt(summary["auc"][m][s]) for m in METHODS]
         cells += [signed(summary["modulation_minus"][ref][s]) for ref in METHODS[:2]]
         lines.append(f"| {s} | " + " | ".join(cells) + " |")
     lines.append("| mean over the 7 subsets | " + " | ".join(fmt(summary["mean_over_subsets"][m]) for m in METHODS)
                  + " | | |")
-    lines += ["", f"Trainable parameters of {MODULATION}: {first['parameters_per_pattern']:,} per pattern = "
-              f"{100 * first['trainable_fraction']:.3f}% of the {first['base_parameters']:,} parameters of the frozen "
-              f"base network ({first['modulated_layers']} modulated layers); all 7 patterns together "
-              f"{first['parameters_all_patterns']:,} = {100 * first['trainable_fraction_all_patterns']:.2f}%.", "",
-              "Training seconds per seed (complete_only / dropout_baseline / modulation): "
-              + "; ".join(f"seed {k}: " + " / ".join(f"{runs[k]['train_seconds'][m]:.0f}" for m in METHODS)
+    for key, title in (("balanced_accuracy", "Balanced accuracy (threshold 0.5)"),
+                       ("brier", "Brier score (lower is better)")):
+        lines += ["", f"## {title} per modality subset", "", "| subset | " + " | ".join(METHODS) + " |",
+                  "|---|" + "---|" * len(METHODS)]
+        lines += [f"| {s} | " + " | ".join(fmt(summary[key][m][s]) for m in METHODS) + " |"
+                  for s in SUBSETS + ["natural"]]
+    lines += ["", "Training seconds per seed (complete_only / dropout_baseline / modulation): "
+              + "; ".join(f"seed {k}: " + " / ".join(f"{runs[k]['train_seconds'][m] or 0:.0f}" for m in METHODS)
                           for k in sorted(runs, key=int)) + ".",
               "", f"Command: `{doc['command']}`; {doc['environment']}.", ""]
     return "\n".join(lines)
 
 
 def main() -> None:
-    args = seed_parser("modulation_adni", __doc__.splitlines()[0], [0, 1, 2]).parse_args()
+    parser = seed_parser("modulation_adni", __doc__.splitlines()[0], [0, 1, 2, 3, 4])
+    parser.add_argument("--from-runs", type=Path, default=None,
+                        help="a results JSON of benchmarks/mmanet_adni.py: read complete_only, dropout_baseline and "
+                             "modulation_ssf from its per-seed study runs instead of training them again")
+    args = parser.parse_args()
     torch.set_num_threads(1)
 
     schedule = ("the study's own (training/cpu preset: up to 40 epochs, early stopping on validation loss)"
                 if args.epochs is None else f"training.epochs={args.epochs} (reduced), early stopping on validation loss")
-    command = command_line("modulation_adni", args)
-    run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap}, args.seeds,
-              lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs),
+    if args.from_runs is not None:
+        source_doc = json.loads(args.from_runs.read_text())
+        rel = args.from_runs.resolve().relative_to(ROOT) if args.from_runs.resolve().is_relative_to(ROOT) \
+            else args.from_runs
+        command = f"python benchmarks/modulation_adni.py --seeds {' '.join(map(str, args.seeds))} --from-runs {rel}"
+        schedule = source_doc.get("schedule", schedule)
+        source = (f"The runs are those of `{source_doc.get('command', 'benchmarks/mmanet_adni.py')}` "
+                  "(studies/adni_mci.yaml with every method in one study run per seed).")
+        settings = {"from_runs": str(rel), "run_dirs": {s: r["run_dir"] for s, r in source_doc["runs"].items()}}
+        run_seed_fn = lambda seed: parse_run(Path(source_doc["runs"][str(seed)]["run_dir"]))  # noqa: E731
+    else:
+        command = command_line("modulation_adni", args)
+        source = f"The study: {STUDY.relative_to(ROOT)}."
+        settings = {"epochs": args.epochs, "bootstrap": args.bootstrap}
+        run_seed_fn = lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs)  # noqa: E731
+    run_seeds(args.results, settings, args.seeds, run_seed_fn,
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
-              progress=lambda run: f"{run['seconds']} s", schedule=schedule, command=command)
+              progress=lambda run: f"{run.get('seconds', 0)} s", schedule=schedule, command=command, source=source)
 
 
 if __name__ == "__main__":

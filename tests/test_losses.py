@@ -15,6 +15,7 @@ from robustmm.losses import (
     cosine_distill_loss,
     cox_ph_loss,
     discrete_survival_nll,
+    class_weighted_focal_loss,
     focal_loss,
     kd_kl_loss,
     mad_loss,
@@ -269,6 +270,23 @@ def _np_focal(logits: np.ndarray, y: np.ndarray, alpha_per_class: np.ndarray | N
     return -a * (1 - np.exp(lp)) ** gamma * lp
 
 
+def test_focal_loss_is_the_reference_formula_by_hand() -> None:
+    """ITCFN reference: FL = −α (1 − p_y)^γ log p_y with one α for every sample, whatever its class.
+    Two samples, logits [0, ln 3] (p = [1/4, 3/4]): class 1 → −0.25·(1/4)²·ln(3/4); class 0 →
+    −0.25·(3/4)²·ln(1/4)."""
+    logits = torch.tensor([[0.0, math.log(3.0)], [0.0, math.log(3.0)]], dtype=torch.float64)
+    y = torch.tensor([1, 0])
+    hand = [-0.25 * (1 / 4) ** 2 * math.log(3 / 4), -0.25 * (3 / 4) ** 2 * math.log(1 / 4)]
+    per = focal_loss(logits, y, alpha=0.25, gamma=2.0, reduction="none")
+    assert per.tolist() == pytest.approx(hand, rel=1e-12)
+    assert focal_loss(logits, y).item() == pytest.approx(sum(hand) / 2, rel=1e-12)  # defaults α 0.25, γ 2
+    # the class-weighted variant gives class 0 the weight 1 − α instead
+    weighted = class_weighted_focal_loss(logits, y, alpha=0.25, gamma=2.0, reduction="none")
+    assert weighted.tolist() == pytest.approx([hand[0], hand[1] * 0.75 / 0.25], rel=1e-12)
+    with pytest.raises(ValueError, match="class_weighted_focal_loss"):
+        focal_loss(logits, y, alpha=[0.25, 0.75])
+
+
 @pytest.mark.parametrize(
     "n_classes,alpha,alpha_np",
     [
@@ -278,20 +296,30 @@ def _np_focal(logits: np.ndarray, y: np.ndarray, alpha_per_class: np.ndarray | N
         (3, None, None),
     ],
 )
-def test_focal_loss_matches_numpy(n_classes: int, alpha: object, alpha_np: np.ndarray | None) -> None:
+def test_class_weighted_focal_loss_matches_numpy(n_classes: int, alpha: object, alpha_np: np.ndarray | None) -> None:
     rng = np.random.default_rng(10)
     logits = rng.normal(size=(12, n_classes)) * 2
     y = rng.integers(0, n_classes, size=12)
     expected = _np_focal(logits, y, alpha_np, gamma=2.0)
     lt = _t(logits, grad=True)
     yt = torch.tensor(y)
-    per = focal_loss(lt, yt, alpha=alpha, gamma=2.0, reduction="none")
+    per = class_weighted_focal_loss(lt, yt, alpha=alpha, gamma=2.0, reduction="none")
     np.testing.assert_allclose(per.detach().numpy(), expected, atol=1e-9)
-    assert focal_loss(lt, yt, alpha=alpha).item() == pytest.approx(expected.mean(), abs=1e-9)
-    total = focal_loss(lt, yt, alpha=alpha, reduction="sum")
+    assert class_weighted_focal_loss(lt, yt, alpha=alpha).item() == pytest.approx(expected.mean(), abs=1e-9)
+    total = class_weighted_focal_loss(lt, yt, alpha=alpha, reduction="sum")
     assert total.item() == pytest.approx(expected.sum(), abs=1e-9)
     total.backward()
     assert torch.isfinite(lt.grad).all()
+
+
+@pytest.mark.parametrize("n_classes", [2, 4])
+def test_focal_loss_alpha_scales_every_sample(n_classes: int) -> None:
+    rng = np.random.default_rng(11)
+    logits = rng.normal(size=(12, n_classes)) * 2
+    y = rng.integers(0, n_classes, size=12)
+    expected = _np_focal(logits, y, np.full(n_classes, 0.25), gamma=2.0)
+    per = focal_loss(_t(logits), torch.tensor(y), alpha=0.25, gamma=2.0, reduction="none")
+    np.testing.assert_allclose(per.numpy(), expected, atol=1e-12)
 
 
 def test_focal_loss_down_weights_easy_examples_and_validates() -> None:
@@ -302,7 +330,7 @@ def test_focal_loss_down_weights_easy_examples_and_validates() -> None:
     assert (per < ce).all()
     assert per[0] / ce[0] < per[1] / ce[1]
     with pytest.raises(ValueError):
-        focal_loss(logits, y, alpha=[1.0, 2.0, 3.0])
+        class_weighted_focal_loss(logits, y, alpha=[1.0, 2.0, 3.0])
     with pytest.raises(ValueError):
         focal_loss(logits, y, reduction="avg")
 

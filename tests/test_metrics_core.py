@@ -42,6 +42,8 @@ def test_binary_metrics_hand_example() -> None:
     # predictions 1,1,0,1,0,0,0,0: tp 2, fn 1, fp 1, tn 4
     assert m["sensitivity"] == pytest.approx(2 / 3) and m["specificity"] == pytest.approx(4 / 5)
     assert m["accuracy"] == pytest.approx(6 / 8) and m["f1"] == pytest.approx(4 / 6)
+    # (.1² + .4² + .6² + .7² + .3² + .2² + .1² + .05²) / 8
+    assert m["brier"] == pytest.approx(1.1625 / 8)
     assert m["balanced_accuracy"] == pytest.approx((2 / 3 + 4 / 5) / 2)
     assert m["auc"] == pytest.approx(13 / 15)  # 0.6 and 0.4 rank below the negative 0.7: 2 of 15 pairs
 

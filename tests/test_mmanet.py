@@ -138,7 +138,8 @@ def _fit(method: MMANet, data, path: Path, callbacks=None) -> None:
 ])
 def test_mining_picks_the_noise_combination_and_training_uses_mad_and_mar(tmp_path: Path, signal, expected) -> None:
     data = toy_data(ToyTables(signal, seed=1))
-    method = MMANet(MMANetOptions(warmup_epochs=3), toy_context(data, "mmanet", epochs=5))
+    method = MMANet(MMANetOptions(warmup_epochs=3, require_better_teacher=False),
+                    toy_context(data, "mmanet", epochs=5))
     _fit(method, data, tmp_path)
 
     assert method.miner.weak == expected
@@ -150,8 +151,12 @@ def test_mining_picks_the_noise_combination_and_training_uses_mad_and_mar(tmp_pa
     assert [tuple(w) for w in ckpt["extra"]["miner"]["weak"]] == expected
 
     history = {h["epoch"]: h for h in method.loss_history}
-    assert all(history[e]["train_mad"] == 0 and history[e]["train_mar"] == 0 for e in range(3))
-    assert all(history[e]["train_mad"] > 0 and history[e]["train_mar"] > 0 for e in (3, 4))
+    # warm-up: MAD is measured (it sets the scale of lambda_mad) but not trained on; no MAR
+    assert all(history[e]["train_mad"] > 0 and history[e]["train_weighted_mad"] == 0
+               and history[e]["train_mar"] == 0 for e in range(3))
+    assert all(history[e]["train_weighted_mad"] > 0 and history[e]["train_mar"] > 0 for e in (3, 4))
+    # every sample of the toy cohort is complete, so MAD uses the whole batch
+    assert all(history[e]["train_mad_fraction"] == 1.0 for e in range(5))
 
     batch = next(iter(data.loader("test")))
     out = method.eval().predict(batch)
@@ -226,6 +231,78 @@ def test_an_interrupted_run_resumes_mining_from_the_checkpoint(tmp_path: Path) -
     assert reloaded.miner.weak == resumed.miner.weak
     batch = next(iter(data.loader("test")))
     assert torch.allclose(reloaded.eval().predict(batch)["score"], resumed.eval().predict(batch)["score"])
+
+
+def test_lambda_mad_times_mad_is_within_a_factor_of_two_of_the_task_loss_when_distillation_starts(
+        tmp_path: Path) -> None:
+    """With the default mad_scale task_loss and lambda_mad 1, the weighted MAD of the first
+    distillation epoch is within a factor 2 of that epoch's task loss (the reference's absolute
+    lambda_mad 30 put it at ~18x on the ADNI study)."""
+    data = toy_data(ToyTables({"a": 1.0, "b": 0.5, "noise": 0.0}, seed=4))
+    method = MMANet(MMANetOptions(warmup_epochs=2, require_better_teacher=False),
+                    toy_context(data, "mmanet", epochs=4))
+    _fit(method, data, tmp_path)
+    assert method.settings.mad_scale == "task_loss" and method.settings.lambda_mad == 1.0
+    first = next(h for h in method.loss_history if h["epoch"] == 2)
+    assert 0.5 < first["train_weighted_mad"] / first["train_ce"] < 2.0
+    last_warmup = next(h for h in method.loss_history if h["epoch"] == 1)
+    assert method.mad_weight == pytest.approx(last_warmup["train_ce"] / last_warmup["train_mad"])
+    # the absolute scale multiplies MAD as it is
+    absolute = MMANet(MMANetOptions(warmup_epochs=2, require_better_teacher=False, mad_scale="absolute",
+                                    lambda_mad=30.0), toy_context(data, "mmanet", epochs=3))
+    _fit(absolute, data, tmp_path / "absolute")
+    assert absolute.mad_weight == 30.0
+
+
+def test_mad_uses_only_samples_whose_natural_input_is_complete() -> None:
+    from robustmm.losses import mad_loss
+    from robustmm.methods.trio import complete_rows
+
+    data = toy_data(ToyTables({"a": 1.0, "b": 0.5}, n=80, missing={"b": 0.4}, seed=5))
+    method = MMANet(MMANetOptions(), toy_context(data, "mmanet", epochs=3))
+    complete_only = CompleteOnly(CompleteOnlyOptions(), toy_context(data, "complete_only", epochs=1))
+    from robustmm.methods.trio import FrozenTeacher
+    from robustmm.methods.mmanet import MMANetModule
+    module = MMANetModule(method.net, method.regularizer, FrozenTeacher(complete_only.net), method.task,
+                          method.context, method.settings, 1, method.miner, 4, method.dropout, 0.3)
+    batch = next(iter(data.loader("train")))
+    full = complete_rows(batch)
+    assert 2 <= int(full.sum()) < batch.size
+    out = method.net(batch)
+    got, used = module.distillation_loss(out, batch)
+    index = full.nonzero(as_tuple=True)[0]
+    teacher_out = complete_only.eval().net(batch.select(index))
+    want = mad_loss(out["features"][index], teacher_out["features"], teacher_out["logits"])
+    assert torch.allclose(got, want) and used == pytest.approx(float(full.float().mean()))
+
+
+def test_student_dropout_is_the_dropout_baselines_distribution() -> None:
+    from robustmm.methods.baseline import BaselineOptions, DropoutBaseline, SupervisedModule, modality_dropout
+
+    assert MMANetOptions().dropout == BaselineOptions().dropout
+    assert MMANetOptions().keep_complete == BaselineOptions().keep_complete
+    data = toy_data(ToyTables({"a": 1.0, "b": 0.5, "c": 0.2}, n=60, seed=6))
+    method = MMANet(MMANetOptions(), toy_context(data, "mmanet", epochs=3))
+    baseline = DropoutBaseline(BaselineOptions(), toy_context(data, "mmanet", epochs=3))
+    reference = baseline._module()
+    assert isinstance(reference, SupervisedModule)
+    batch = next(iter(data.loader("train")))
+    for epoch in range(3):
+        ours = modality_dropout(batch, method.dropout, method.options.keep_complete, method.context, epoch)
+        theirs = reference.drop(batch, epoch)
+        assert all(torch.equal(ours.present[m], theirs.present[m]) for m in batch.modalities)
+
+
+def test_warmup_epochs_are_never_selected_and_mad_is_off_when_the_teacher_is_not_better(tmp_path: Path) -> None:
+    data = toy_data(ToyTables({"a": 1.0, "b": 0.5, "noise": 0.0}, seed=7))
+    method = MMANet(MMANetOptions(warmup_epochs=2), toy_context(data, "mmanet", epochs=4))
+    method.complete_validation_score = lambda net, data, device: 0.0  # a teacher no better than anything
+    _fit(method, data, tmp_path)
+    ckpt = torch.load(tmp_path / "mmanet.pt", weights_only=False)
+    assert ckpt["best_epoch"] >= 2
+    assert method.mad_weight == 0.0 and "MAD off" in method.mad_note
+    assert all(h["train_weighted_mad"] == 0 for h in method.loss_history)
+    assert method.report_items()["teacher_val_auc_complete"] == 0.0
 
 
 def test_a_study_lists_complete_only_dropout_baseline_and_mmanet(tmp_path: Path, monkeypatch) -> None:

@@ -1,7 +1,7 @@
 """Loss functions: distillation, classification, alignment and survival."""
 
 from robustmm.losses.alignment import sdm_loss
-from robustmm.losses.classification import focal_loss
+from robustmm.losses.classification import class_weighted_focal_loss, focal_loss
 from robustmm.losses.distillation import (
     attention_kl_loss,
     cosine_distill_loss,
@@ -18,6 +18,7 @@ from robustmm.losses.survival import (
 
 __all__ = [
     "attention_kl_loss",
+    "class_weighted_focal_loss",
     "cosine_distill_loss",
     "cox_ph_loss",
     "discrete_survival_nll",

@@ -19,6 +19,23 @@ from robustmm.models.factory import create_model
 from robustmm.models.network import input_means
 
 
+def modality_dropout(batch: Batch, dropout: Scenario, keep_complete: float, context: MethodContext,
+                     epoch: int) -> Batch:
+    """The training-time modality dropout of ``dropout_baseline`` (and of every method that shares
+    its distribution, e.g. MMANet's student): each sample keeps its natural modalities with
+    probability ``keep_complete`` (drawn per subject and epoch), else gets the ``dropout``
+    scenario's mask. A pure function of (seed, subject, epoch)."""
+    dropped = dropout.apply(batch, context.modalities, context.seed, epoch)
+    if keep_complete <= 0:
+        return dropped
+    keep = torch.tensor([sample_rng("keep", context.seed, s, epoch).random() < keep_complete
+                         for s in batch.subjects], device=next(iter(batch.present.values())).device)
+    present = {m: torch.where(keep, batch.present[m], dropped.present[m]) for m in batch.present}
+    fmask = {m: torch.where(keep.view(-1, *([1] * (v.dim() - 1))), batch.feature_mask[m], v)
+             for m, v in dropped.feature_mask.items()}
+    return batch.with_masks(present, fmask)
+
+
 class SupervisedModule(nn.Module):
     """Trains a network with the task loss on batches passed through a missing scenario.
 
@@ -39,15 +56,7 @@ class SupervisedModule(nn.Module):
     def drop(self, batch: Batch, epoch: int) -> Batch:
         if self.dropout is None:
             return batch
-        dropped = self.dropout.apply(batch, self.context.modalities, self.context.seed, epoch)
-        if self.keep_complete <= 0:
-            return dropped
-        keep = torch.tensor([sample_rng("keep", self.context.seed, s, epoch).random() < self.keep_complete
-                             for s in batch.subjects], device=next(iter(batch.present.values())).device)
-        present = {m: torch.where(keep, batch.present[m], dropped.present[m]) for m in batch.present}
-        fmask = {m: torch.where(keep.view(-1, *([1] * (v.dim() - 1))), batch.feature_mask[m], v)
-                 for m, v in dropped.feature_mask.items()}
-        return batch.with_masks(present, fmask)
+        return modality_dropout(batch, self.dropout, self.keep_complete, self.context, epoch)
 
     def training_step(self, batch: Batch, ctx) -> Tensor:
         batch = self.drop(batch, ctx.epoch)
@@ -63,10 +72,18 @@ class SupervisedModule(nn.Module):
         return metrics
 
 
-class BaselineOptions(MethodOptions):
-    fill: Literal["zero", "mean", "learned"] = "zero"
+class DropoutOptions(MethodOptions):
+    """The training-time modality dropout (see :func:`modality_dropout`); shared by
+    ``dropout_baseline`` and the methods compared with it (MMANet's student), so their inputs come
+    from the same distribution: with probability ``keep_complete`` the natural modalities, else a
+    uniformly drawn non-empty subset of them (``random_subsets``)."""
+
     dropout: ScenarioConfig = Field(default_factory=lambda: RandomSubsetsScenario(kind="random_subsets"))
     keep_complete: float = Field(0.3, ge=0.0, le=1.0)
+
+
+class BaselineOptions(DropoutOptions):
+    fill: Literal["zero", "mean", "learned"] = "zero"
     epochs: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
 

@@ -3,9 +3,20 @@
 
 Training (one stage after the teacher):
 
-* the deployment network sees, per sample, a uniformly drawn non-empty subset of its naturally
-  present modalities (the ``random_subsets`` scenario, fresh every epoch); the frozen teacher
-  sees the complete (natural) input;
+* the deployment network (student) sees exactly ``dropout_baseline``'s training inputs (options
+  ``dropout`` / ``keep_complete``, same defaults, same function
+  :func:`robustmm.methods.baseline.modality_dropout`): with probability 0.3 its natural
+  modalities, else a uniformly drawn non-empty subset of them, fresh every epoch. So MMANet and
+  ``dropout_baseline`` differ only by MAD and MAR;
+* the frozen teacher (option ``teacher``; default: of the study's ``complete_only`` and
+  ``dropout_baseline`` networks, the one with the higher primary metric on the validation
+  subjects with every modality) sees the natural input, and MAD uses only the samples whose
+  natural input is complete (the teacher never learnt to do without a modality). Its validation
+  score on complete subjects and the student's at the end of warm-up are reported; with
+  ``require_better_teacher`` (default) MAD stays off unless the teacher's is higher;
+* ``lambda_mad`` is relative to the task loss by default (``mad_scale: task_loss``): the MAD weight
+  is lambda_mad x (mean task loss / mean MAD) of the last warm-up epoch, MAD being measured without
+  gradient during warm-up; warm-up epochs are never selected by early stopping;
 * warm-up epochs: task loss only. After each warm-up epoch the deployment network is evaluated
   on the *validation* split under every candidate subset and the complete set, and a distance
   d_c per candidate is accumulated; at the end of warm-up the weak set W is the argmax
@@ -47,24 +58,32 @@ from torch import Tensor, nn
 from robustmm.config.loader import format_validation_error
 from robustmm.data.batch import Batch, all_subsets
 from robustmm.errors import ConfigError
-from robustmm.methods.base import Method, MethodContext, MethodOptions, Predictions, collect_predictions, register_method
+from robustmm.methods.base import Method, MethodContext, Predictions, collect_predictions, register_method
+from robustmm.methods.baseline import DropoutOptions, modality_dropout
 from robustmm.methods.task import TaskAdapter, task_adapter
 from robustmm.methods.trio import (
     FrozenTeacher,
+    complete_rows,
     deployment_network,
     in_subsets,
     margin_aware_distillation,
     obtain_teacher,
     regularizer_for,
+    select_rows,
     subset_predictions,
 )
-from robustmm.missing.scenarios import RandomSubsets
+from robustmm.metrics.paired import higher_is_better
+from robustmm.missing.scenarios import Subset, build_scenario
 from robustmm.models.network import input_means
 
 log = logging.getLogger("robustmm")
 
 DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "configs" / "methods" / "mmanet.yaml"
 MiningCriterion = Literal["label_kl", "metric_gap"]
+MadScale = Literal["task_loss", "absolute"]
+TeacherChoice = Literal["best_on_validation", "complete_only", "dropout_baseline"]
+#: the networks a teacher may be copied from, in order of preference on a tie
+TEACHER_SOURCES = ("complete_only", "dropout_baseline")
 #: additive (Laplace) smoothing of predicted-label counts, so a class never predicted on one
 #: subset gives a finite KL
 HISTOGRAM_SMOOTHING = 1.0
@@ -83,17 +102,34 @@ class MMANetSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     lambda_mad: float = Field(ge=0)
+    #: task_loss: lambda_mad is relative, the MAD weight is lambda_mad * (mean task loss / mean MAD)
+    #: of the last warm-up epoch, so lambda_mad * MAD ~ lambda_mad x the task loss when MAD starts;
+    #: absolute: lambda_mad multiplies MAD as it is (the reference's convention)
+    mad_scale: MadScale
     lambda_mar: float = Field(ge=0)
     warmup_epochs: int = Field(ge=1)
     mining: MiningCriterion
     add_single_modalities: bool
 
 
-class MMANetOptions(MethodOptions):
-    """Unset (null) hyperparameters take the task family's value in configs/methods/mmanet.yaml."""
+class MMANetOptions(DropoutOptions):
+    """Unset (null) hyperparameters take the task family's value in configs/methods/mmanet.yaml.
+
+    ``dropout`` / ``keep_complete`` (from :class:`~robustmm.methods.baseline.DropoutOptions`, the
+    same defaults as ``dropout_baseline``) make the student's training inputs: so MMANet and
+    ``dropout_baseline`` differ only by MAD and MAR."""
 
     fill: Literal["zero", "mean", "learned"] = "zero"
     lambda_mad: float | None = Field(None, ge=0)
+    mad_scale: MadScale | None = None
+    #: where the frozen teacher comes from: best_on_validation = of the study's complete_only and
+    #: dropout_baseline networks, the one with the higher primary metric on the validation
+    #: subjects that have every modality (all modalities given); or one of them by name. With
+    #: neither in the study, complete_only is trained here.
+    teacher: TeacherChoice = "best_on_validation"
+    #: MAD only when the teacher beats the student (end of warm-up) on complete validation
+    #: subjects; otherwise MAD stays off (reported) and only MAR is added
+    require_better_teacher: bool = True
     lambda_mar: float | None = Field(None, ge=0)
     warmup_epochs: int | None = Field(None, ge=1)
     mining: MiningCriterion | None = None
@@ -216,12 +252,24 @@ class WeakSubsetMiner:
         self.weak = None if state["weak"] is None else [tuple(w) for w in state["weak"]]
 
 
+def worst_value(metric: str) -> float:
+    return float("-inf") if higher_is_better(metric) else float("inf")
+
+
 class MMANetModule(nn.Module):
-    """The stage-2 training module: deployment net + regularizer (trained), teacher (frozen)."""
+    """The stage-2 training module: deployment net + regularizer (trained), teacher (frozen).
+
+    Warm-up epochs are scored with the worst value of every metric (their real values are kept
+    under ``warmup_<name>``), so model selection picks a distillation epoch: the network that
+    ships is one trained with MAD and MAR. MAD is still measured (without gradient) during
+    warm-up; the last warm-up epoch's mean task loss / mean MAD scales ``lambda_mad`` when
+    ``mad_scale`` is ``task_loss``.
+    """
 
     def __init__(self, net: nn.Module, regularizer: nn.Module, teacher: FrozenTeacher, task: TaskAdapter,
                  context: MethodContext, settings: MMANetSettings, warmup_epochs: int, miner: WeakSubsetMiner,
-                 grid: int | list[int]) -> None:
+                 grid: int | list[int], dropout, keep_complete: float, teacher_score: float = float("nan"),
+                 require_better_teacher: bool = True) -> None:
         super().__init__()
         self.net = net
         self.regularizer = regularizer
@@ -232,9 +280,17 @@ class MMANetModule(nn.Module):
         self.warmup_epochs = warmup_epochs
         self.miner = miner
         self.grid = grid
-        self.dropout = RandomSubsets(name="mmanet_dropout")
+        self.dropout = dropout
+        self.keep_complete = keep_complete
+        self.teacher_score = teacher_score
+        self.require_better_teacher = require_better_teacher
         self.monitor = task.primary_metric
         self.loss_history: list[dict[str, float]] = []
+        #: the student's primary metric on complete validation subjects at the end of warm-up
+        self.student_score = float("nan")
+        #: the weight MAD gets once distillation starts (None: not decided yet)
+        self.mad_weight: float | None = None
+        self.mad_note = ""
         self._sums: dict[str, float] = {}
         self._steps = 0
 
@@ -244,25 +300,66 @@ class MMANetModule(nn.Module):
     def distilling(self, epoch: int) -> bool:
         return epoch >= self.warmup_epochs and self.miner.weak is not None
 
+    def start_distillation(self) -> None:
+        """Fix the MAD weight from the last warm-up epoch and the teacher/student comparison."""
+        warm = [h for h in self.loss_history if h["epoch"] < self.warmup_epochs]
+        last = warm[-1] if warm else {}
+        scale = 1.0
+        if self.settings.mad_scale == "task_loss":
+            ce, mad = last.get("train_ce", float("nan")), last.get("train_mad", float("nan"))
+            scale = ce / mad if math.isfinite(ce) and math.isfinite(mad) and mad > 0 else 1.0
+        self.mad_weight = self.settings.lambda_mad * scale
+        self.mad_note = (f"lambda_mad {self.settings.lambda_mad:g} x {self.settings.mad_scale} scale {scale:.4g}")
+        if self.require_better_teacher and not (self.teacher_score > self.student_score):
+            self.mad_note = (f"MAD off: teacher validation {self.monitor} on complete subjects {self.teacher_score:.4f} "
+                             f"is not above the student's {self.student_score:.4f} at the end of warm-up")
+            log.warning("%s: %s", self.context.method_id, self.mad_note)
+            self.mad_weight = 0.0
+        log.info("%s: distillation starts; MAD weight %.4g (%s)", self.context.method_id, self.mad_weight,
+                 self.mad_note)
+
     def on_epoch_start(self, ctx, data) -> None:
-        self._sums = {"ce": 0.0, "mad": 0.0, "mar": 0.0, "weak_fraction": 0.0}
+        self._sums = {"ce": 0.0, "mad": 0.0, "weighted_mad": 0.0, "mar": 0.0, "weak_fraction": 0.0,
+                      "mad_fraction": 0.0}
         self._steps = 0
+        if self.distilling(ctx.epoch) and self.mad_weight is None:
+            self.start_distillation()
+
+    def distillation_loss(self, out: dict[str, Tensor], batch: Batch) -> tuple[Tensor, float]:
+        """MAD on the samples whose natural input is complete (the teacher sees all it was
+        trained on only there); (loss, fraction of the batch used)."""
+        full = complete_rows(batch)
+        if int(full.sum()) < 2:  # a similarity matrix needs two samples
+            return out["logits"].new_zeros((), dtype=torch.float32), 0.0
+        index = full.nonzero(as_tuple=True)[0]
+        teacher_out = self.teacher(batch.select(index))
+        return margin_aware_distillation(select_rows(out, index), teacher_out, self.grid), float(full.float().mean())
 
     def training_step(self, batch: Batch, ctx) -> Tensor:
-        student = self.dropout.apply(batch, self.context.modalities, self.context.seed, ctx.epoch)
+        student = modality_dropout(batch, self.dropout, self.keep_complete, self.context, ctx.epoch)
         out = self.net(student)
         ce = self.task.loss(out["logits"], student)
         self._steps += 1
         self._sums["ce"] += float(ce.detach())
-        if not self.distilling(ctx.epoch):
-            return ce
-        mad = margin_aware_distillation(out, self.teacher(batch), self.grid)
-        weak = in_subsets(student, self.miner.weak)
-        mar = self.regularization_loss(out, student, weak)
-        self._sums["mad"] += float(mad.detach())
-        self._sums["mar"] += float(mar.detach())
-        self._sums["weak_fraction"] += float(weak.float().mean())
-        return ce + self.settings.lambda_mad * mad + self.settings.lambda_mar * mar
+        distilling = self.distilling(ctx.epoch)
+        loss = ce
+        if self.settings.lambda_mad > 0 and (not distilling or self.mad_weight):
+            if distilling:
+                mad, used = self.distillation_loss(out, batch)
+                loss = loss + self.mad_weight * mad
+                self._sums["weighted_mad"] += float(self.mad_weight * mad.detach())
+            else:  # measured only: it sets the scale of lambda_mad
+                with torch.no_grad():
+                    mad, used = self.distillation_loss(out, batch)
+            self._sums["mad"] += float(mad.detach())
+            self._sums["mad_fraction"] += used
+        if distilling and self.settings.lambda_mar > 0:
+            weak = in_subsets(student, self.miner.weak)
+            mar = self.regularization_loss(out, student, weak)
+            loss = loss + self.settings.lambda_mar * mar
+            self._sums["mar"] += float(mar.detach())
+            self._sums["weak_fraction"] += float(weak.float().mean())
+        return loss
 
     def regularization_loss(self, out: dict[str, Tensor], student: Batch, weak: Tensor) -> Tensor:
         """(1/B) Σ_i 1[subset_i ∈ W] · loss(regularizer(x_i), y_i)."""
@@ -281,23 +378,37 @@ class MMANetModule(nn.Module):
         metrics["loss"] = self.task.validation_loss(preds.outputs, preds.target)
         if self.miner.weak is None and ctx.epoch < self.warmup_epochs:
             subsets = [*self.miner.candidates, self.miner.complete]
-            self.miner.accumulate(subset_predictions(predict, data, "val", ctx.device, subsets, self.context.seed),
-                                  self.task)
+            by_subset = subset_predictions(predict, data, "val", ctx.device, subsets, self.context.seed)
+            self.miner.accumulate(by_subset, self.task)
             if ctx.epoch == self.warmup_epochs - 1:
                 weak = self.miner.decide()
-                log.info("%s: weak modality set %s (distances %s)", self.context.method_id,
-                         [format_subset(w) for w in weak],
-                         {format_subset(c): round(d, 4) for c, d in self.miner.distances.items()})
+                full = by_subset[self.miner.complete]
+                keep = np.flatnonzero(full.evaluable)
+                if keep.size:
+                    self.student_score = float(self.task.metrics(full.outputs, full.target, full.meta,
+                                                                 keep)[self.monitor])
+                log.info("%s: weak modality set %s (distances %s); validation %s on complete subjects: teacher "
+                         "%.4f, student %.4f", self.context.method_id, [format_subset(w) for w in weak],
+                         {format_subset(c): round(d, 4) for c, d in self.miner.distances.items()}, self.monitor,
+                         self.teacher_score, self.student_score)
         means = {f"train_{k}": v / max(self._steps, 1) for k, v in self._sums.items()}
         self.loss_history.append({"epoch": ctx.epoch, **means})
+        if not self.distilling(ctx.epoch):
+            # warm-up epochs are never selected: the shipped network is a distilled one
+            metrics = {**{f"warmup_{k}": v for k, v in metrics.items()},
+                       **{k: worst_value(k) for k in metrics}}
         return {**metrics, **means}
 
     def extra_state(self) -> dict[str, Any]:
-        return {"miner": self.miner.state(), "loss_history": list(self.loss_history)}
+        return {"miner": self.miner.state(), "loss_history": list(self.loss_history),
+                "student_score": self.student_score, "mad_weight": self.mad_weight, "mad_note": self.mad_note}
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         self.miner.load(state.get("miner", {}))
         self.loss_history = list(state.get("loss_history", []))
+        self.student_score = float(state.get("student_score", float("nan")))
+        self.mad_weight = state.get("mad_weight")
+        self.mad_note = state.get("mad_note", "")
 
 
 @register_method("mmanet")
@@ -306,7 +417,7 @@ class MMANet(Method):
     of the weak modality combination mined on the validation split."""
 
     Options = MMANetOptions
-    reuses = ("complete_only",)
+    reuses = TEACHER_SOURCES
 
     def __init__(self, options: MMANetOptions, context: MethodContext) -> None:
         super().__init__(options, context)
@@ -324,14 +435,41 @@ class MMANet(Method):
                                      self.settings.mining, self.settings.add_single_modalities)
         self.warmup_epochs = self.settings.warmup_epochs
         self.loss_history: list[dict[str, float]] = []
+        self.teacher_scores: dict[str, float] = {}
+        self.teacher_score = float("nan")
+        self.student_score = float("nan")
+        self.mad_weight: float | None = None
+        self.mad_note = ""
+        try:
+            self.dropout = build_scenario(options.dropout, modalities)
+        except ValueError as exc:
+            raise ConfigError(f"method '{context.method_id}': dropout: {exc}") from None
+
+    def complete_validation_score(self, net: nn.Module, data, device: torch.device) -> float:
+        """The primary metric of ``net`` on the validation subjects that have every modality."""
+        net = net.to(device)
+        was_training = net.training
+        net.eval()
+        predict = self.task.inference(lambda batch: self.task.outputs(net(batch)["logits"]))
+        with torch.no_grad():
+            preds = collect_predictions(predict, data, "val", device,
+                                        Subset(modalities=tuple(self.context.modalities)), self.context.seed)
+        net.train(was_training)
+        keep = np.flatnonzero(preds.evaluable)
+        if keep.size == 0:
+            return float("nan")
+        return float(self.task.metrics(preds.outputs, preds.target, preds.meta, keep)[self.task.primary_metric])
 
     def fit(self, data, trainer) -> None:
         self.task.fit(data)
         if self.options.fill == "mean":
             self.net.fill.set_means(input_means(data.loader("train"), data.modalities))
+        sources = TEACHER_SOURCES if self.options.teacher == "best_on_validation" else (self.options.teacher,)
         teacher = obtain_teacher(self.context, data, trainer, self.options.fill, self.options.teacher_epochs,
-                                 self.options.teacher_lr)
+                                 self.options.teacher_lr, sources=sources,
+                                 score=lambda net: self.complete_validation_score(net, data, trainer.device))
         self.teacher, self.teacher_source = teacher.network, teacher.source
+        self.teacher_scores, self.teacher_score = teacher.scores, teacher.score
         epochs = self.options.epochs or trainer.cfg.epochs
         if epochs < 2:
             raise ConfigError(f"method '{self.context.method_id}' (mmanet) needs at least 2 epochs (warm-up, then "
@@ -341,9 +479,11 @@ class MMANet(Method):
                         self.context.method_id, self.settings.warmup_epochs, epochs, epochs - 1)
         self.warmup_epochs = min(self.settings.warmup_epochs, epochs - 1)
         module = MMANetModule(self.net, self.regularizer, self.teacher, self.task, self.context, self.settings,
-                              self.warmup_epochs, self.miner, self.options.spatial_grid)
+                              self.warmup_epochs, self.miner, self.options.spatial_grid, self.dropout,
+                              self.options.keep_complete, self.teacher_score, self.options.require_better_teacher)
         trainer.fit(module, data, stage=self.context.method_id, epochs=self.options.epochs, lr=self.options.lr)
         self.loss_history = module.loss_history
+        self.student_score, self.mad_weight, self.mad_note = module.student_score, module.mad_weight, module.mad_note
         if self.miner.weak is None:
             log.warning("%s: training stopped before warm-up ended, so no weak set was mined and neither MAD "
                         "nor MAR was applied", self.context.method_id)
@@ -355,7 +495,9 @@ class MMANet(Method):
     def state_dict(self) -> dict[str, Any]:
         return {"net": self.net.state_dict(), "regularizer": self.regularizer.state_dict(),
                 "task": self.task.state_dict(), "miner": self.miner.state(), "warmup_epochs": self.warmup_epochs,
-                "teacher_source": self.teacher_source, "loss_history": self.loss_history}
+                "teacher_source": self.teacher_source, "loss_history": self.loss_history,
+                "teacher_scores": self.teacher_scores, "teacher_score": self.teacher_score,
+                "student_score": self.student_score, "mad_weight": self.mad_weight, "mad_note": self.mad_note}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.net.load_state_dict(state["net"])
@@ -365,10 +507,22 @@ class MMANet(Method):
         self.warmup_epochs = int(state["warmup_epochs"])
         self.teacher_source = state["teacher_source"]
         self.loss_history = list(state["loss_history"])
+        self.teacher_scores = dict(state.get("teacher_scores", {}))
+        self.teacher_score = float(state.get("teacher_score", float("nan")))
+        self.student_score = float(state.get("student_score", float("nan")))
+        self.mad_weight = state.get("mad_weight")
+        self.mad_note = state.get("mad_note", "")
 
     def report_items(self) -> dict[str, Any]:
         return {
             "teacher": self.teacher_source,
+            f"teacher_candidates_val_{self.task.primary_metric}_complete": self.teacher_scores,
+            f"teacher_val_{self.task.primary_metric}_complete": self.teacher_score,
+            f"student_val_{self.task.primary_metric}_complete_after_warmup": self.student_score,
+            "mad_scale": self.settings.mad_scale,
+            "mad_weight": self.mad_weight,
+            "mad_note": self.mad_note,
+            "dropout": {"scenario": self.options.dropout.kind, "keep_complete": self.options.keep_complete},
             "weak_subsets": None if self.miner.weak is None else [format_subset(w) for w in self.miner.weak],
             "mining": {"criterion": self.miner.criterion, "split": "val", "rounds": self.miner.rounds,
                        "distances": {format_subset(c): d for c, d in self.miner.distances.items()}},
@@ -390,6 +544,9 @@ class MMANet(Method):
                     + (f", with its single modalities {html.escape(', '.join(format_subset(w) for w in singles))}"
                        if singles else "")
                     + f". Mined on the validation split over {self.miner.rounds} warm-up epoch(s) with criterion "
-                    f"<code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}.</p>")
+                    f"<code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}. Validation "
+                    f"{html.escape(self.task.primary_metric)} on complete subjects: teacher {self.teacher_score:.3f}, "
+                    f"student at the end of warm-up {self.student_score:.3f}. "
+                    f"{html.escape(self.mad_note)}.</p>")
         table = f"<table><tr><th>subset</th><th>accumulated d_c</th><th></th></tr>{rows}</table>"
         return [(f"MMANet weak-combination mining ({self.context.method_id})", note + table)]

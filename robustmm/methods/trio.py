@@ -83,26 +83,60 @@ class Teacher:
     network: FrozenTeacher
     #: how it was obtained, for the report
     source: str
+    #: score of every candidate network considered (e.g. validation AUC on complete subjects)
+    scores: dict[str, float] = dataclasses.field(default_factory=dict)
+    score: float = float("nan")
 
 
 def obtain_teacher(context: MethodContext, data, trainer, fill: FillKind = "zero", epochs: int | None = None,
-                   lr: float | None = None) -> Teacher:
-    """The frozen complete-data teacher: a copy of the study's fitted ``complete_only`` network
-    when there is one, else ``complete_only`` trained here as stage ``teacher`` (``fill``,
-    ``epochs``, ``lr`` apply only then)."""
-    reused = context.trained.get("complete_only")
-    if reused is not None:
+                   lr: float | None = None, sources: Sequence[str] = ("complete_only",),
+                   score: Callable[[nn.Module], float] | None = None) -> Teacher:
+    """The frozen teacher: a copy of the study's fitted network of one of ``sources`` (method
+    names) when the study has any; with several, the one with the highest ``score`` (a
+    validation-split score; ties: the first in ``sources``). Without one, ``complete_only`` is
+    trained here as stage ``teacher`` (``fill``, ``epochs``, ``lr`` apply only then)."""
+    available = [(name, context.trained[name]) for name in sources if context.trained.get(name) is not None]
+    scores: dict[str, float] = {}
+    if available:
+        if score is not None:
+            scores = {name: float(score(method.net)) for name, method in available}
+            name, method = max(available, key=lambda item: (scores[item[0]] if scores[item[0]] == scores[item[0]]
+                                                            else float("-inf")))
+        else:
+            name, method = available[0]
         # a copy: freezing must not change the reused method, which is evaluated on its own
-        net = copy.deepcopy(reused.net)
-        source = "reused the study's complete_only network"
+        net = copy.deepcopy(method.net)
+        source = f"reused the study's {name} network"
     else:
         teacher_context = dataclasses.replace(context, method_id=TEACHER_STAGE)
         method = CompleteOnly(CompleteOnlyOptions(fill=fill, epochs=epochs, lr=lr), teacher_context)
         method.fit(data, trainer)
         net = method.net
+        name = TEACHER_STAGE
         source = f"complete_only trained on complete cases as stage '{TEACHER_STAGE}'"
-    log.info("%s: teacher %s", context.method_id, source)
-    return Teacher(FrozenTeacher(net.to(trainer.device)), source)
+        if score is not None:
+            scores = {name: float(score(net))}
+    log.info("%s: teacher %s (scores %s)", context.method_id, source, scores)
+    return Teacher(FrozenTeacher(net.to(trainer.device)), source, scores, scores.get(name, float("nan")))
+
+
+def select_rows(out, index: Tensor):
+    """The rows ``index`` of every tensor with a batch dimension in a network output (dicts,
+    lists and tuples of tensors, as :func:`margin_aware_distillation` reads them)."""
+    if isinstance(out, Tensor):
+        return out[index.to(out.device)] if out.dim() > 0 else out
+    if isinstance(out, dict):
+        return {k: select_rows(v, index) for k, v in out.items()}
+    if isinstance(out, (list, tuple)):
+        return type(out)(select_rows(v, index) for v in out)
+    return out
+
+
+def complete_rows(batch: Batch) -> Tensor:
+    """Bool (B,): the samples that have every modality of the batch present (a teacher sees its
+    full input only on these)."""
+    present = torch.stack([batch.present[m].bool() for m in batch.modalities], dim=1)
+    return present.all(dim=1)
 
 
 class RegularizationNet(nn.Module):

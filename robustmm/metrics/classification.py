@@ -17,7 +17,9 @@ def auc_score(y: np.ndarray, score: np.ndarray) -> float:
 
 
 def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
-    """AUC (from scores), accuracy, balanced accuracy, sensitivity, specificity, F1."""
+    """AUC (from scores), accuracy, balanced accuracy, sensitivity, specificity, F1 and the Brier
+    score mean((score - y)^2) (calibration: a method that mostly recalibrates scores, such as
+    feature modulation, can move it and the thresholded metrics without moving the AUC)."""
     y = np.asarray(y).astype(int)
     pred = (np.asarray(score) >= threshold).astype(int)
     tp = int(((pred == 1) & (y == 1)).sum())
@@ -34,4 +36,5 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> 
         "sensitivity": sens,
         "specificity": spec,
         "f1": f1,
+        "brier": float(np.mean((np.asarray(score, dtype=float) - y) ** 2)) if len(y) else float("nan"),
     }

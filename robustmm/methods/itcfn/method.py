@@ -94,7 +94,8 @@ class ITCFNOptions(MethodOptions):
     dropout: float | None = Field(None, ge=0.0, lt=1.0)
     resnet_planes: tuple[int, int, int, int] = (4, 8, 16, 32)  # CPU scale; wider for 96x128x96 volumes
     resnet_layers: tuple[int, int, int, int] = (1, 1, 1, 1)
-    # loss (spec: focal alpha 0.25, gamma 2; SDM tau 2, w1 0.2, w2 0.01)
+    # loss (spec: focal alpha 0.25 multiplying every sample, as in the reference, gamma 2; SDM tau 2,
+    # w1 0.2, w2 0.01)
     focal_alpha: float | None = Field(0.25, ge=0.0, le=1.0)
     focal_gamma: float = Field(2.0, ge=0.0)
     sdm_tau: float = Field(2.0, gt=0)

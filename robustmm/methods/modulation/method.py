@@ -5,9 +5,11 @@ missing modalities (docs/protocols/modulation.md; Reza, Prater-Bennette and Asif
    ``reuses = ("complete_only",)``, so the study trains it first), else the network in
    ``base_checkpoint``, else ``complete_only`` trained here on complete cases as stage ``base``.
    A private copy is frozen; the base network itself is never changed.
-2. Modulation (``variant`` ssf, film, bitfit or lora) after the layers of the modality encoders
-   and the fusion block (``targets``), one parameter set per availability pattern, chosen per
-   sample from ``batch.present`` (see :mod:`.network`).
+2. Modulation (``variant`` ssf, film, bitfit or lora) after the layers of the fusion block(s)
+   and the shared trunk (``targets``; the decoder for segmentation), one parameter set per
+   availability pattern, chosen per sample from ``batch.present`` (see :mod:`.network`). The
+   defaults keep every variant under 1 % of the base network's parameters per pattern on the
+   default ADNI model (tests/test_modulation.py checks each).
 3. Training: every epoch each training sample gets a pattern from the ``patterns`` scenario
    (default ``random_subsets``: a uniformly drawn non-empty subset of its naturally present
    modalities), its other modalities are removed (the base network's fill stands in for them),
@@ -55,6 +57,10 @@ log = logging.getLogger("robustmm")
 DEFAULTS_FILE = Path(__file__).resolve().parents[3] / "configs" / "methods" / "modulation.yaml"
 #: stage name (checkpoint file stem) of a base network this method trains itself
 BASE_STAGE = "base"
+#: threshold and calibration metrics reported per pattern next to the primary one (when the task
+#: has them): modulation mostly recalibrates the base network's scores, which moves these more
+#: than a rank metric such as the AUC
+PATTERN_REPORT_METRICS = ("balanced_accuracy", "brier")
 
 
 class VariantSettings(BaseModel):
@@ -62,6 +68,8 @@ class VariantSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     layers: list[LayerKind] = Field(min_length=1)
+    #: default network parts (those a network has are used) when the study sets no ``targets``
+    targets: list[str] | None = Field(None, min_length=1)
     lr: float | None = Field(None, gt=0)
     rank: int | None = Field(None, ge=1)
     hidden: int | None = Field(None, ge=1)
@@ -71,8 +79,9 @@ class ModulationOptions(MethodOptions):
     """Unset (null) options take the variant's value in configs/methods/modulation.yaml."""
 
     variant: Variant = "ssf"
-    #: top-level parts of the base network to modulate; null: its modality encoders and fusion
-    #: block(s) (``encoders``, ``fusion``, ``fusions``, those it has)
+    #: top-level parts of the base network to modulate (every one must exist); null: the variant's
+    #: ``targets`` in configs/methods/modulation.yaml that the network has (by default its fusion
+    #: block(s) and trunk: ``fusion``, ``trunk``; ``fusions``, ``decoder`` for segmentation)
     targets: list[str] | None = Field(None, min_length=1)
     layers: list[LayerKind] | None = Field(None, min_length=1)
     rank: int | None = Field(None, ge=1)
@@ -104,7 +113,8 @@ def resolve_settings(options: ModulationOptions, path: Path = DEFAULTS_FILE) -> 
         raise ConfigError(f"cannot read the modulation defaults {path}: {exc}; restore it from the repository") from None
     if options.variant not in table:
         raise ConfigError(f"{path} has no '{options.variant}' section; add one with {sorted(VariantSettings.model_fields)}")
-    given = {k: v for k, v in options.model_dump().items() if k in VariantSettings.model_fields and v is not None}
+    given = {k: v for k, v in options.model_dump().items()
+             if k in VariantSettings.model_fields and v is not None and k != "targets"}
     try:
         return VariantSettings.model_validate({**table[options.variant], **given})
     except ValidationError as err:
@@ -164,7 +174,7 @@ def summarize(by_pattern: dict[str, dict[str, float]], primary: str) -> dict[str
         values = np.array([m.get(k, np.nan) for m in by_pattern.values()], dtype=float)
         out[k] = float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")
     for name, metrics in by_pattern.items():
-        for k in (primary, "loss"):
+        for k in (primary, "loss", *PATTERN_REPORT_METRICS):
             if k in metrics:
                 out[f"{k}@{name}"] = float(metrics[k])
     return out
@@ -222,7 +232,7 @@ class Modulation(Method):
         try:
             return ModulatedNetwork(base, list(self.context.modalities), self.options.variant, list(self.settings.layers),
                                     self.options.targets, rank=self.settings.rank or 4,
-                                    film_hidden=self.settings.hidden or 16)
+                                    film_hidden=self.settings.hidden or 16, default_targets=self.settings.targets)
         except ValueError as exc:
             raise ConfigError(f"method '{self.context.method_id}': {exc}") from None
 
@@ -261,8 +271,11 @@ class Modulation(Method):
                              lr=self.settings.lr)
         best = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
         primary = self.task.primary_metric
+        shown = [primary, *(k for k in PATTERN_REPORT_METRICS if any(k in m for m in before.values()))]
         self.validation = {name: {"base": metrics.get(primary, float("nan")),
-                                  "modulated": best.get(f"{primary}@{name}", float("nan"))}
+                                  "modulated": best.get(f"{primary}@{name}", float("nan")),
+                                  **{f"{k}_base": metrics.get(k, float("nan")) for k in shown[1:]},
+                                  **{f"{k}_modulated": best.get(f"{k}@{name}", float("nan")) for k in shown[1:]}}
                            for name, metrics in before.items()}
         self.to(trainer.device)
 
@@ -322,10 +335,16 @@ class Modulation(Method):
                  (f"all {items['patterns']} patterns", f"{items['parameters_all_patterns']:,} = "
                                                        f"{100 * items['trainable_fraction_all_patterns']:.3f}%")]
         rows = "".join(f"<tr><td>{html.escape(k)}</td><td>{html.escape(str(v))}</td></tr>" for k, v in facts)
+        extra = [k for k in PATTERN_REPORT_METRICS if any(f"{k}_base" in v for v in self.validation.values())]
+        head = "".join(f"<th>{html.escape(k)} base</th><th>{html.escape(k)} modulated</th>" for k in extra)
         scores = "".join(
-            f"<tr><td>{html.escape(name)}</td><td>{v['base']:.3f}</td><td>{v['modulated']:.3f}</td></tr>"
+            f"<tr><td>{html.escape(name)}</td><td>{v['base']:.3f}</td><td>{v['modulated']:.3f}</td>"
+            + "".join(f"<td>{v.get(k + '_base', float('nan')):.3f}</td><td>{v.get(k + '_modulated', float('nan')):.3f}"
+                      f"</td>" for k in extra) + "</tr>"
             for name, v in self.validation.items())
-        body = (f"<table>{rows}</table><p>Validation {html.escape(primary)} per availability pattern (model "
-                f"selection split; test results are in the tables above):</p><table><tr><th>pattern</th>"
-                f"<th>base network</th><th>modulated</th></tr>{scores}</table>")
+        body = (f"<table>{rows}</table><p>Validation {html.escape(primary)} per availability pattern, with the "
+                f"threshold and calibration metrics {', '.join(extra) or '(none for this task)'} (Brier: lower is "
+                f"better) (model selection split; test results are in the tables above):</p><table><tr>"
+                f"<th>pattern</th><th>{html.escape(primary)} base</th><th>{html.escape(primary)} modulated</th>"
+                f"{head}</tr>{scores}</table>")
         return [(f"Feature modulation: {self.context.method_id}", body)]

@@ -31,7 +31,8 @@ NO_PATTERN = -1
 
 class ModulatedNetwork(nn.Module):
     def __init__(self, base: nn.Module, modalities: list[str], variant: str, layers: list[str],
-                 targets: list[str] | None = None, rank: int = 4, film_hidden: int = 16) -> None:
+                 targets: list[str] | None = None, rank: int = 4, film_hidden: int = 16,
+                 default_targets: list[str] | None = None) -> None:
         super().__init__()
         self.base = copy.deepcopy(base)
         for p in self.base.parameters():
@@ -39,7 +40,7 @@ class ModulatedNetwork(nn.Module):
         self.base.eval()
         self.modalities = list(modalities)
         self.patterns = all_subsets(self.modalities)
-        self.targets = resolve_targets(self.base, targets)
+        self.targets = resolve_targets(self.base, targets, default_targets)
         sites = [(s, m) for s, m in find_sites(self.base, self.targets, layers) if eligible(variant, m)]
         if not sites:
             raise ValueError(f"variant '{variant}' finds no layer of kinds {layers} to modulate in "

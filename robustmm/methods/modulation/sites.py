@@ -23,9 +23,13 @@ from torch import Tensor, nn
 
 LayerKind = Literal["linear", "conv", "norm", "attention"]
 LAYER_KINDS: tuple[str, ...] = get_args(LayerKind)
-#: network parts modulated when a study names none: the modality encoders and the fusion
-#: block(s) of MultimodalNet (``encoders``, ``fusion``) and of the segmentation networks (``fusions``)
-DEFAULT_TARGETS: tuple[str, ...] = ("encoders", "fusion", "fusions")
+#: network parts modulated when neither the study nor configs/methods/modulation.yaml names any:
+#: where the modalities meet and everything after it, i.e. the fusion block(s) and the shared
+#: trunk of MultimodalNet (``fusion``, ``trunk``) and the per-scale fusions and decoder of the
+#: segmentation networks (``fusions``, ``decoder``). A missing modality changes the fused
+#: features; the trunk is where a per-pattern change can compensate for it (with concat fusion
+#: the fusion block has no layer, so modulating only the encoders never touches the trunk).
+DEFAULT_TARGETS: tuple[str, ...] = ("fusion", "fusions", "trunk", "decoder")
 
 _CHANNELS_FIRST_NORMS = (nn.modules.batchnorm._NormBase, nn.GroupNorm)
 _TRAILING_NORMS = (nn.LayerNorm, nn.RMSNorm)
@@ -85,14 +89,17 @@ def describe(name: str, module: nn.Module) -> Site:
                     f"(kinds: {LAYER_KINDS})")
 
 
-def resolve_targets(net: nn.Module, targets: list[str] | None) -> list[str]:
-    """The top-level parts of ``net`` to modulate; ``None`` means the default parts it has."""
+def resolve_targets(net: nn.Module, targets: list[str] | None, defaults: tuple[str, ...] | list[str] | None = None
+                    ) -> list[str]:
+    """The top-level parts of ``net`` to modulate; ``None`` means those of ``defaults`` (else
+    :data:`DEFAULT_TARGETS`) that it has."""
     children = [name for name, _ in net.named_children()]
     if targets is None:
-        found = [t for t in DEFAULT_TARGETS if t in children]
+        defaults = DEFAULT_TARGETS if defaults is None else tuple(defaults)
+        found = [t for t in defaults if t in children]
         if not found:
             raise ValueError(f"{type(net).__name__} has none of the default modulation targets "
-                             f"{list(DEFAULT_TARGETS)}; set 'targets' to some of its parts {children}")
+                             f"{list(defaults)}; set 'targets' to some of its parts {children}")
         return found
     unknown = [t for t in targets if t not in children]
     if unknown:
