@@ -35,8 +35,10 @@ class DisProOptions(MethodOptions):
     dim: int = Field(128, ge=8)
     context_length: int = Field(8, ge=1)
     top_j: int = Field(8, ge=1)
-    #: MultiPro slots per modality; None = every token of the modality (nothing dropped)
+    #: MultiPro slots per modality; None = every token of a grouped modality (table columns,
+    #: pathways: nothing dropped) and ``item_slots`` of a bag/sequence modality (WSI patches)
     slots: int | None = Field(None, ge=1)
+    item_slots: int = Field(16, ge=1)
     #: MultiPro's prediction: "cls" (the paper's [CLS] MLP), "pooled" (per-modality mean slot
     #: outputs, linear) or "pooled_residual" (pooled plus the mean input tokens; see multipro.py)
     readout: Literal["cls", "pooled", "pooled_residual"] = "pooled_residual"
@@ -148,7 +150,8 @@ class DisPro(Method):
         fresh = {m: build_tokenizer(spec, o.dim, o.snn_hidden, o.dropout, m in o.per_position_bags,
                                     self.groups.get(m))
                  for m, spec in self.context.modalities.items()}
-        self.multipro = MultiPro(fresh, self.fusion, self.n_bins, o.dim, o.slots, o.top_j, o.dropout, o.readout)
+        self.multipro = MultiPro(fresh, self.fusion, self.n_bins, o.dim, o.slots, o.top_j, o.dropout, o.readout,
+                                 o.item_slots)
         self.to(self.device)
 
     # ------------------------------------------------------------------ training

@@ -45,7 +45,8 @@ class MultiPro(nn.Module):
     READOUTS = ("cls", "pooled", "pooled_residual")
 
     def __init__(self, tokenizers: dict[str, nn.Module], text: FrozenTextModel, n_bins: int, dim: int,
-                 slots: int | None, top_j: int, dropout: float, readout: str = "pooled_residual") -> None:
+                 slots: int | None, top_j: int, dropout: float, readout: str = "pooled_residual",
+                 item_slots: int = 16) -> None:
         super().__init__()
         width = text.hidden_size
         self.text = text  # not an nn.Module: frozen, outside checkpoints
@@ -55,8 +56,10 @@ class MultiPro(nn.Module):
         if readout not in self.READOUTS:
             raise ValueError(f"readout must be one of {self.READOUTS}, got {readout!r}")
         self.readout = readout
-        # slots None: every token of every modality gets a slot
-        self.slots = {m: int(t.num_tokens) if slots is None else min(slots, int(t.num_tokens))
+        # slots None: every token of a grouped modality (omics columns/pathways) gets a slot, and
+        # item modalities (WSI patches, sequence steps) get item_slots of their tokens
+        self.slots = {m: min(slots if slots is not None else (item_slots if t.kind == "items" else int(t.num_tokens)),
+                             int(t.num_tokens))
                       for m, t in tokenizers.items()}
         if 1 + sum(self.slots.values()) > text.max_positions:
             raise ValueError(f"{1 + sum(self.slots.values())} positions exceed the encoder's {text.max_positions}")
