@@ -1,29 +1,36 @@
-"""CIDer vs the RMFM-trained dropout baseline under random modality feature missing, on
-synthetic CMU-MOSI-format data, over several seeds.
+"""CIDer controls on synthetic CMU-MOSI-format data: does each part show its benefit where it
+should, and stay out of the way where it should not?
 
-For every seed a synthetic MMSA file is written (MOSI feature sizes 768/5/20; bias words that
-follow the label in training but not in validation/test, the writer's default shift), and
+Every seed writes two synthetic MMSA files (MOSI feature sizes 768/5/20, text used as token ids)
+and trains on each; both methods train with RMFM masks and are scored on the test split at the
+11 RMFM rates 0.0, ..., 1.0 (AUILC = trapezoid over the rates).
 
-- ``dropout_baseline``: MultimodalNet trained with RMFM training-time masks (learned fill);
-- ``cider``: CIDer with MSSD and MACI (tau chosen on the validation split);
-- ``cider_no_maci``: the same trained CIDer network scored without the counterfactual (tau = 0),
-  so the MACI ablation is exact;
-- ``cider_no_mssd``: CIDer trained without L_rep / L_attn / L_rec (both steps kept), MACI on;
+- **clean** file: no shortcut. The planted "bias" words are drawn from both pools whatever the
+  label, in every split, so nothing but real sentiment predicts the label, and the validation
+  split comes from the training distribution.
+  (a) *positive control for MSSD*: ``cider`` (MSSD, MACI on) against the RMFM-trained
+  ``dropout_baseline``; CIDer's AUILC should be higher (paired t-interval above 0).
+  (c) *negative control for MACI*: with no shortcut, the tau chosen on validation should be
+  ~0 and MACI should change nothing: |AUILC(cider) - AUILC(cider scored with tau = 0)| < 0.005.
+- **shortcut** file: shortcut words that predict the label's sign in the training split only
+  (strength 1.0; in validation and test they are drawn from both pools) and are more frequent
+  than the real sentiment words (``--shortcut-words`` per utterance; the generator writes 2,
+  extra ones are written by post-processing the file's token ids, see ``add_shortcut_words``).
+  (b) *positive control for MACI*: ``cider`` against the same trained network scored with
+  tau = 0 (``cider_tau0``); tau is chosen on the validation split (never on test), which
+  carries the shift, as the test split does.
 
-are evaluated by the evaluation runner on the test split at the 11 RMFM rates 0.0, ..., 1.0,
-with AUILC per metric. Writes ``benchmarks/results/cider_mosi.json`` and ``.md``.
+Paired differences over seeds use :func:`robustmm.metrics.paired.paired_difference` (mean and a
+95 % t-interval). Writes ``benchmarks/results/cider_mosi.{json,md}``; resumable per seed.
 
-    python benchmarks/cider_mosi.py                      # 3 seeds, class3 and class7 (CPU, ~1 h)
-    python benchmarks/cider_mosi.py --seeds 0 --targets class3 --epochs 3   # quick check
+    python benchmarks/cider_mosi.py                      # 5 seeds (CPU, 1 thread)
+    python benchmarks/cider_mosi.py --seeds 0 --epochs 2 --results /tmp/cider_check   # quick check
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
-import json
-import platform
-import sys
+import pickle
 import tempfile
 import time
 from pathlib import Path
@@ -36,194 +43,299 @@ from robustmm.config.schema import (EarlyStoppingConfig, EvaluationConfig, Metho
                                     SequenceEncoderConfig, SplitConfig, TrainingConfig)
 from robustmm.data.datamodule import DataModule
 from robustmm.data.mmsa import MMSADataset
-from robustmm.data.synth.mmsa import BIAS_WORDS_NEGATIVE, BIAS_WORDS_POSITIVE, write_synthetic_mmsa
+from robustmm.data.synth.mmsa import (BIAS_WORDS_NEGATIVE, BIAS_WORDS_POSITIVE, FILLER_WORDS, NEGATIVE_WORDS,
+                                      POSITIVE_WORDS, write_synthetic_mmsa)
 from robustmm.engine.trainer import Trainer, stable_seed
 from robustmm.evaluate.runner import evaluate
 from robustmm.methods.base import MethodContext, create_method
 from robustmm.methods.task import task_adapter
+from robustmm.metrics.paired import paired_difference
 from robustmm.missing.scenarios import build_scenarios
 
+try:  # run as a script from the repository root or from benchmarks/
+    from benchmarks.seed_runs import command_line, run_seeds, seed_parser
+except ImportError:  # pragma: no cover
+    from seed_runs import command_line, run_seeds, seed_parser
+
 RATES = [round(0.1 * i, 1) for i in range(11)]
-METRICS = {"class3": ["Non0_acc_2", "Non0_F1", "Acc_3"], "class7": ["Acc_7", "Non0_acc_2", "Non0_F1"]}
-METHODS = ["dropout_baseline", "cider", "cider_no_maci", "cider_no_mssd"]
-PLANTED_BIAS_WORDS = set(BIAS_WORDS_POSITIVE) | set(BIAS_WORDS_NEGATIVE)
+METRICS = ["Non0_acc_2", "Non0_F1", "Acc_3"]
+PLANTED = set(BIAS_WORDS_POSITIVE) | set(BIAS_WORDS_NEGATIVE)
+SENTIMENT = set(POSITIVE_WORDS) | set(NEGATIVE_WORDS)
 
 
-def method_configs(args: argparse.Namespace) -> list[tuple[str, MethodConfig]]:
-    cider = dict(hidden=args.hidden, layers=args.layers, heads=args.heads)
-    return [
-        ("dropout_baseline", MethodConfig(name="dropout_baseline", fill="learned",
-                                          dropout={"kind": "rmfm", "training": True}, keep_complete=0.3)),
-        ("cider", MethodConfig(name="cider", **cider)),
-        ("cider_no_mssd", MethodConfig(name="cider", mssd=False, **cider)),
-    ]
+def add_shortcut_words(path: Path, per_utterance: int, seed: int) -> None:
+    """Post-process a synthetic MMSA file (the real on-disk format): give every utterance
+    ``per_utterance`` shortcut words in all (the generator writes 2) by turning filler words
+    into more of them. In the training split the added words follow the label's sign (the
+    generator's strength-1.0 rule; neutral labels draw from both pools); in validation and test
+    they come from both pools uniformly. Only the token ids (``text_bert``) and ``raw_text``
+    change; the precomputed ``text`` features are left as written (this benchmark reads text as
+    ids)."""
+    with open(path, "rb") as fh:
+        data = pickle.load(fh)  # our own file, written a moment ago by write_synthetic_mmsa
+    rng = np.random.default_rng(stable_seed(seed, "shortcut_words"))
+    both = np.array(BIAS_WORDS_POSITIVE + BIAS_WORDS_NEGATIVE)
+    for split, part in data.items():
+        ids = part["text_bert"][:, 0, :]
+        y = part["regression_labels"]
+        for i in range(ids.shape[0]):
+            have = int(np.isin(ids[i], both).sum())
+            filler = np.flatnonzero(np.isin(ids[i], FILLER_WORDS))
+            extra = min(max(per_utterance - have, 0), filler.size)
+            for pos in rng.choice(filler, size=extra, replace=False):
+                if split == "train" and y[i] != 0:
+                    pool = BIAS_WORDS_POSITIVE if y[i] > 0 else BIAS_WORDS_NEGATIVE
+                    ids[i, pos] = pool[rng.integers(len(pool))]
+                else:
+                    ids[i, pos] = both[rng.integers(len(both))]
+        part["text_bert"][:, 0, :] = ids
+        part["raw_text"] = [" ".join(f"w{t}" for t in row[1:] if t not in (0, 101, 102)) for row in ids]
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as fh:
+        pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+    tmp.replace(path)
 
 
-def run_one(seed: int, target: str, args: argparse.Namespace, work: Path) -> dict[str, Any]:
-    path = work / f"seed{seed}" / "aligned_50.pkl"
-    if not path.exists():
-        write_synthetic_mmsa(path, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test,
-                             seq_len=args.seq_len, dims=(768, 5, 20), seed=seed)
-    dataset = MMSADataset(path, text_mode=args.text_mode, target=target)
-    data = DataModule(dataset, SplitConfig(), seed, batch_size=32)
-    training = TrainingConfig(epochs=args.epochs, batch_size=32, lr=1e-3, weight_decay=0.0, device="cpu",
-                              early_stopping=EarlyStoppingConfig(monitor="loss", patience=5, min_epochs=3))
+def word_frequencies(data: DataModule) -> dict[str, float]:
+    """Mean training-split count per distinct word id, for the planted shortcut words and the
+    real sentiment words, and the share of utterances' words that are of each kind."""
+    counts: dict[int, int] = {}
+    n_words = 0
+    for batch in data.loader("train"):
+        ids = batch.inputs["text"].long()[batch.valid["text"].bool()].tolist()
+        n_words += len(ids)
+        for t in ids:
+            counts[t] = counts.get(t, 0) + 1
+    planted = [counts.get(t, 0) for t in PLANTED]
+    sentiment = [counts.get(t, 0) for t in SENTIMENT]
+    return {"shortcut_count_per_word": float(np.mean(planted)), "sentiment_count_per_word": float(np.mean(sentiment)),
+            "shortcut_share_of_tokens": sum(planted) / n_words, "sentiment_share_of_tokens": sum(sentiment) / n_words}
+
+
+def _training(args) -> TrainingConfig:
+    return TrainingConfig(epochs=args.epochs, batch_size=32, lr=1e-3, weight_decay=0.0, device="cpu", threads=1,
+                          early_stopping=EarlyStoppingConfig(monitor="loss", patience=args.patience,
+                                                             min_epochs=args.min_epochs))
+
+
+def _fit(run_id: str, mcfg: MethodConfig, dataset, data, args, seed: int, work: Path) -> tuple[Any, float]:
     model = ModelConfig(embed_dim=args.hidden, trunk_hidden=args.hidden, dropout=0.1,
                         sequence=SequenceEncoderConfig(kind="gru", hidden=args.hidden))
-    fitted: dict[str, Any] = {}
-    seconds: dict[str, float] = {}
-    for run_id, mcfg in method_configs(args):
-        torch.manual_seed(stable_seed(seed, run_id))
-        ctx = MethodContext(run_id, dataset.modalities, dataset.task, model, training, seed)
-        method = create_method(mcfg, ctx)
-        start = time.process_time()
-        method.fit(data, Trainer(training, work / "checkpoints" / f"{target}_seed{seed}" / run_id, seed, progress=False))
-        seconds[run_id] = round(time.process_time() - start, 1)
-        fitted[run_id] = method.eval()
-    no_maci = copy.deepcopy(fitted["cider"])
-    no_maci.options = no_maci.options.model_copy(update={"maci": False})
-    methods = {m: fitted[m] if m != "cider_no_maci" else no_maci for m in METHODS}
-
-    scenarios = build_scenarios([RMFMScenario(kind="rmfm", name="rmfm", rates=RATES)], list(dataset.modalities))
-    task = task_adapter(dataset.task)
+    training = _training(args)
+    torch.manual_seed(stable_seed(seed, run_id))
+    ctx = MethodContext(run_id, dataset.modalities, dataset.task, model, training, seed)
+    method = create_method(mcfg, ctx)
     start = time.process_time()
-    result = evaluate(methods, task, data, scenarios, EvaluationConfig(bootstrap=args.bootstrap), seed)
-    seconds["evaluation"] = round(time.process_time() - start, 1)
+    method.fit(data, Trainer(training, work / run_id, seed, progress=False))
+    return method.eval(), round(time.process_time() - start, 1)
 
-    out: dict[str, Any] = {"seed": seed, "target": target, "cpu_seconds": seconds, "curves": {}, "auilc": {}}
-    for method in METHODS:
-        out["curves"][method], out["auilc"][method] = {}, {}
-        for metric in METRICS[target]:
+
+def _tau0(method):
+    plain = copy.deepcopy(method)
+    plain.options = plain.options.model_copy(update={"maci": False})
+    return plain
+
+
+def _score(methods: dict[str, Any], dataset, data, args, seed: int) -> dict[str, Any]:
+    scenarios = build_scenarios([RMFMScenario(kind="rmfm", name="rmfm", rates=RATES)], list(dataset.modalities))
+    result = evaluate(methods, task_adapter(dataset.task), data, scenarios, EvaluationConfig(bootstrap=args.bootstrap),
+                      seed)
+    out: dict[str, Any] = {"auilc": {}, "curves": {}}
+    for m in methods:
+        out["auilc"][m], out["curves"][m] = {}, {}
+        for metric in METRICS:
             by_rate = {r.rate: r.value for r in result.records
-                       if r.method == method and r.metric == metric and r.rate is not None}
-            out["curves"][method][metric] = [by_rate[rate] for rate in RATES]
-            out["auilc"][method][metric] = next(r.value for r in result.records if r.method == method
-                                                and r.metric == metric and r.scenario == "rmfm:AUILC")
-    for run_id in ("cider", "cider_no_mssd"):
-        m = fitted[run_id]
-        top = m.bias_words.ids[:10]
-        out[f"{run_id}_tau"] = m.tau
-        out[f"{run_id}_bias_words_top10_planted"] = sum(t in PLANTED_BIAS_WORDS for t in top)
+                       if r.method == m and r.metric == metric and r.rate is not None}
+            out["curves"][m][metric] = [by_rate[rate] for rate in RATES]
+            out["auilc"][m][metric] = next(r.value for r in result.records
+                                           if r.method == m and r.metric == metric and r.scenario == "rmfm:AUILC")
     return out
 
 
-def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    summary: dict[str, Any] = {}
-    for target in dict.fromkeys(r["target"] for r in runs):
-        part = [r for r in runs if r["target"] == target]
-        entry: dict[str, Any] = {}
-        for metric in METRICS[target]:
-            per_method = {}
-            for method in METHODS:
-                auilc = np.array([r["auilc"][method][metric] for r in part])
-                curves = np.array([r["curves"][method][metric] for r in part])
-                per_method[method] = {"auilc_mean": float(auilc.mean()), "auilc_sd": float(auilc.std(ddof=1))
-                                      if len(auilc) > 1 else 0.0, "auilc_per_seed": auilc.tolist(),
-                                      "curve_mean": curves.mean(0).tolist()}
-            # paired differences over seeds (same data, same test masks)
-            base = np.array([r["auilc"]["dropout_baseline"][metric] for r in part])
-            cider = np.array([r["auilc"]["cider"][metric] for r in part])
-            diffs = {
-                "cider_minus_baseline": cider - base,
-                "cider_minus_no_maci": cider - np.array([r["auilc"]["cider_no_maci"][metric] for r in part]),
-                "cider_minus_no_mssd": cider - np.array([r["auilc"]["cider_no_mssd"][metric] for r in part]),
-            }
-            entry[metric] = {"methods": per_method,
-                             "paired_auilc_differences": {k: {"per_seed": v.tolist(), "mean": float(v.mean()),
-                                                              "same_sign_all_seeds": bool(np.all(v > 0) or np.all(v < 0))}
-                                                          for k, v in diffs.items()}}
-        entry["tau_per_seed"] = [r["cider_tau"] for r in part]
-        entry["tau_no_mssd_per_seed"] = [r["cider_no_mssd_tau"] for r in part]
-        entry["planted_bias_words_in_top10"] = [r["cider_bias_words_top10_planted"] for r in part]
-        summary[target] = entry
-    return summary
+def run_seed(seed: int, args) -> dict[str, Any]:
+    cider_opts = dict(hidden=args.hidden, layers=args.layers, heads=args.heads,
+                      text_recon_target=args.text_recon_target)
+    run: dict[str, Any] = {"seed": seed, "synthetic": True, "cpu_seconds": {}}
+    with tempfile.TemporaryDirectory(prefix="cider_controls_") as tmp:
+        work = Path(tmp)
+        sizes = dict(n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, seq_len=args.seq_len,
+                     dims=(768, 5, 20), seed=seed)
+        # ---- clean file: controls (a) and (c)
+        path = write_synthetic_mmsa(work / "clean" / "aligned_50.pkl", bias_strength_train=0.0,
+                                    bias_strength_test=0.0, **sizes)
+        dataset = MMSADataset(path, text_mode="ids", target="class3")
+        data = DataModule(dataset, SplitConfig(), seed, batch_size=32)
+        base, run["cpu_seconds"]["clean_dropout_baseline"] = _fit(
+            "dropout_baseline", MethodConfig(name="dropout_baseline", fill="learned",
+                                             dropout={"kind": "rmfm", "training": True}, keep_complete=0.3),
+            dataset, data, args, seed, work / "clean")
+        cider, run["cpu_seconds"]["clean_cider"] = _fit("cider", MethodConfig(name="cider", **cider_opts), dataset,
+                                                         data, args, seed, work / "clean")
+        run["clean"] = _score({"dropout_baseline": base, "cider": cider, "cider_tau0": _tau0(cider)}, dataset, data,
+                              args, seed)
+        run["clean"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data))
+        # ---- shortcut file: control (b)
+        path = write_synthetic_mmsa(work / "shortcut" / "aligned_50.pkl", bias_strength_train=1.0,
+                                    bias_strength_test=0.0, **sizes)
+        if args.shortcut_words > 2:
+            add_shortcut_words(path, args.shortcut_words, seed)
+        dataset = MMSADataset(path, text_mode="ids", target="class3")
+        data = DataModule(dataset, SplitConfig(), seed, batch_size=32)
+        cider, run["cpu_seconds"]["shortcut_cider"] = _fit("cider", MethodConfig(name="cider", **cider_opts), dataset,
+                                                            data, args, seed, work / "shortcut")
+        run["shortcut"] = _score({"cider": cider, "cider_tau0": _tau0(cider)}, dataset, data, args, seed)
+        top = cider.bias_words.ids[:10]
+        run["shortcut"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data),
+                               planted_in_top10=sum(t in PLANTED for t in top),
+                               dictionary_sentiment_words=sum(t in SENTIMENT for t in cider.bias_words.ids),
+                               dictionary_size=len(cider.bias_words.ids))
+    return run
 
 
-def markdown(doc: dict[str, Any]) -> str:
-    cfg = doc["config"]
-    lines = [
-        "# CIDer on synthetic MOSI-format data under RMFM",
-        "",
-        "SYNTHETIC DATA (robustmm.data.synth.mmsa): numbers say nothing about real CMU-MOSI.",
-        "",
-        f"Seeds {cfg['seeds']} (each seed: its own synthetic file and its own initialisation); "
-        f"train/valid/test {cfg['n_train']}/{cfg['n_valid']}/{cfg['n_test']} utterances, {cfg['seq_len']} "
-        f"positions, features 768/5/20, text as {cfg['text_mode']}; bias words follow the label in train "
-        f"(strength 0.8) and not in valid/test (0.0). hidden {cfg['hidden']}, MCT {cfg['layers']} layers x "
-        f"{cfg['heads']} heads, at most {cfg['epochs']} epochs (early stopping on validation loss, patience 5), "
-        f"{cfg['bootstrap']} bootstrap replicates. Test split scored at RMFM rates 0.0..1.0; AUILC = trapezoid "
-        "over the 11 rates. `cider_no_maci` is the trained `cider` network scored with tau = 0.",
-        "",
-        f"Command: `{cfg['command']}`; CPU: {cfg['cpu_seconds_total']:.0f} s process time in all.",
-        "",
-    ]
-    for target, entry in doc["summary"].items():
-        lines += [f"## target {target}", "", "AUILC, mean ± sd over seeds:", "",
-                  "| method | " + " | ".join(METRICS[target]) + " |", "|---|" + "---|" * len(METRICS[target])]
-        for method in METHODS:
-            cells = [f"{entry[m]['methods'][method]['auilc_mean']:.3f} ± {entry[m]['methods'][method]['auilc_sd']:.3f}"
-                     for m in METRICS[target]]
-            lines.append(f"| {method} | " + " | ".join(cells) + " |")
-        lines += ["", "Paired AUILC differences (per seed; * = same sign in every seed):", "",
-                  "| difference | " + " | ".join(METRICS[target]) + " |", "|---|" + "---|" * len(METRICS[target])]
-        for key in ("cider_minus_baseline", "cider_minus_no_maci", "cider_minus_no_mssd"):
-            cells = []
-            for m in METRICS[target]:
-                d = entry[m]["paired_auilc_differences"][key]
-                cells.append(f"{d['mean']:+.3f} ({', '.join(f'{v:+.3f}' for v in d['per_seed'])})"
-                             + (" *" if d["same_sign_all_seeds"] else ""))
-            lines.append(f"| {key} | " + " | ".join(cells) + " |")
-        primary = METRICS[target][0]
-        lines += ["", f"{primary} by RMFM rate (mean over seeds):", "",
-                  "| method | " + " | ".join(f"{r:g}" for r in RATES) + " |", "|---|" + "---|" * len(RATES)]
-        for method in METHODS:
-            lines.append(f"| {method} | " + " | ".join(f"{v:.3f}" for v in entry[primary]["methods"][method]["curve_mean"])
-                         + " |")
-        lines += ["", f"tau chosen on validation per seed: cider {entry['tau_per_seed']}, cider_no_mssd "
-                      f"{entry['tau_no_mssd_per_seed']}; planted bias words among the 10 most frequent mined ones: "
-                      f"{entry['planted_bias_words_in_top10']}", ""]
-    return "\n".join(lines)
+def _pairs(doc: dict, part: str, method: str, reference: str, metric: str, key: str = "auilc") -> dict:
+    runs = list(doc["runs"].values())
+    if key == "auilc":
+        a = [r[part]["auilc"][method][metric] for r in runs]
+        b = [r[part]["auilc"][reference][metric] for r in runs]
+    else:  # the complete-data (rate 0) score
+        a = [r[part]["curves"][method][metric][0] for r in runs]
+        b = [r[part]["curves"][reference][metric][0] for r in runs]
+    d = paired_difference(a, b).to_dict()
+    d["per_seed"] = [round(x - y, 4) for x, y in zip(a, b)]
+    return d
+
+
+def summarise(doc: dict) -> dict:
+    runs = list(doc["runs"].values())
+    summary: dict[str, Any] = {"mean_auilc": {}, "paired": {}}
+    for part, methods in (("clean", ("dropout_baseline", "cider", "cider_tau0")), ("shortcut", ("cider", "cider_tau0"))):
+        summary["mean_auilc"][part] = {m: {metric: float(np.mean([r[part]["auilc"][m][metric] for r in runs]))
+                                           for metric in METRICS} for m in methods}
+    summary["paired"] = {
+        "a_mssd_cider_minus_baseline_clean": {m: _pairs(doc, "clean", "cider", "dropout_baseline", m) for m in METRICS},
+        "b_maci_cider_minus_tau0_shortcut": {m: _pairs(doc, "shortcut", "cider", "cider_tau0", m) for m in METRICS},
+        "b_maci_cider_minus_tau0_shortcut_rate0": {m: _pairs(doc, "shortcut", "cider", "cider_tau0", m, "rate0")
+                                                   for m in METRICS},
+        "c_maci_cider_minus_tau0_clean": {m: _pairs(doc, "clean", "cider", "cider_tau0", m) for m in METRICS},
+    }
+    a = summary["paired"]["a_mssd_cider_minus_baseline_clean"]["Non0_acc_2"]
+    b = summary["paired"]["b_maci_cider_minus_tau0_shortcut"]["Non0_acc_2"]
+    c = summary["paired"]["c_maci_cider_minus_tau0_clean"]["Non0_acc_2"]
+    summary["checks"] = {
+        "a_cider_above_baseline_interval_above_0": bool(a["ci_low"] > 0),
+        "b_maci_above_tau0_interval_above_0": bool(b["ci_low"] > 0),
+        "b_maci_mean_above_tau0": bool(b["mean"] > 0),
+        "c_tau_zero_or_abs_difference_below_0.005": bool(all(r["clean"]["tau"] == 0 for r in runs)
+                                                          or abs(c["mean"]) < 0.005),
+    }
+    summary["tau"] = {"clean": [r["clean"]["tau"] for r in runs], "shortcut": [r["shortcut"]["tau"] for r in runs]}
+    return {"summary": summary}
+
+
+def _fmt(d: dict) -> str:
+    return f"{d['mean']:+.4f} [{d['ci_low']:+.4f}, {d['ci_high']:+.4f}] ({d['verdict']}; " \
+           f"per seed {', '.join(f'{v:+.3f}' for v in d['per_seed'])})"
+
+
+def markdown(doc: dict) -> str:
+    s, st = doc["summary"], doc["settings"]
+    runs = list(doc["runs"].values())
+    lines = ["# CIDer controls on synthetic MOSI-format data (RMFM)", "",
+             "SYNTHETIC DATA (robustmm.data.synth.mmsa): numbers check the mechanisms; they say nothing about real "
+             "CMU-MOSI.", "",
+             f"Seeds {[r['seed'] for r in runs]} (each: its own files and initialisation). train/valid/test "
+             f"{st['n_train']}/{st['n_valid']}/{st['n_test']} utterances, {st['seq_len']} positions, text as token "
+             f"ids, target class3 (Non0/Has0 as in CIDer's reference evaluation). hidden {st['hidden']}, MCT "
+             f"{st['layers']} layers x {st['heads']} heads, text reconstruction target {st['text_recon_target']}; at "
+             f"most {st['epochs']} epochs, early stopping on validation loss (patience {st['patience']}, at least "
+             f"{st['min_epochs']} epochs). Both methods train with RMFM masks; test split scored at RMFM rates "
+             "0.0..1.0; AUILC = trapezoid over the 11 rates. tau chosen on the validation split (complete inputs), "
+             "never on test. Differences: mean over seeds [95 % t-interval] (robustmm.metrics.paired).", "",
+             f"Command: `{doc['command']}`; {doc['environment']}; CPU {doc['cpu_seconds']:.0f} s process time for "
+             "the seeds run in the last invocation.", "",
+             "## Files", "",
+             "- **clean**: no shortcut (planted words drawn from both pools in every split); validation from the "
+             "training distribution.",
+             f"- **shortcut**: {st['shortcut_words']} shortcut words per utterance that follow the label's sign in "
+             "training only (both pools in validation/test).", ""]
+    fr_c = np.mean([r["clean"]["frequencies"]["shortcut_count_per_word"] for r in runs])
+    fr_s = np.mean([r["shortcut"]["frequencies"]["shortcut_count_per_word"] for r in runs])
+    fr_w = np.mean([r["shortcut"]["frequencies"]["sentiment_count_per_word"] for r in runs])
+    sh_s = np.mean([r["shortcut"]["frequencies"]["shortcut_share_of_tokens"] for r in runs])
+    sh_w = np.mean([r["shortcut"]["frequencies"]["sentiment_share_of_tokens"] for r in runs])
+    lines += [f"Training-split counts per distinct word (mean over seeds): shortcut words {fr_s:.0f} (clean file "
+              f"{fr_c:.0f}), real sentiment words {fr_w:.1f}; share of tokens: shortcut {sh_s:.3f}, sentiment "
+              f"{sh_w:.3f}.", ""]
+    lines += ["## Mean AUILC over seeds", "", "| file | method | " + " | ".join(METRICS) + " |",
+              "|---|---|" + "---|" * len(METRICS)]
+    for part, methods in s["mean_auilc"].items():
+        for m, vals in methods.items():
+            lines.append(f"| {part} | {m} | " + " | ".join(f"{vals[k]:.4f}" for k in METRICS) + " |")
+    titles = {"a_mssd_cider_minus_baseline_clean": "(a) MSSD positive control: cider - dropout_baseline, clean file, AUILC",
+              "b_maci_cider_minus_tau0_shortcut": "(b) MACI positive control: cider - cider(tau=0), shortcut file, AUILC",
+              "b_maci_cider_minus_tau0_shortcut_rate0": "(b') the same at RMFM rate 0 (complete test inputs)",
+              "c_maci_cider_minus_tau0_clean": "(c) MACI negative control: cider - cider(tau=0), clean file, AUILC"}
+    for key, title in titles.items():
+        lines += ["", f"## {title}", "", "| metric | difference [95% CI] |", "|---|---|"]
+        for m in METRICS:
+            lines.append(f"| {m} | {_fmt(s['paired'][key][m])} |")
+    lines += ["", "## Checks (Non0_acc_2)", ""]
+    lines += [f"- {k}: **{v}**" for k, v in s["checks"].items()]
+    lines += ["", f"tau chosen on validation per seed: clean {s['tau']['clean']}, shortcut {s['tau']['shortcut']}",
+              f"planted shortcut words among the 10 most frequent mined bias words: "
+              f"{[r['shortcut']['planted_in_top10'] for r in runs]}; real sentiment words in the mined dictionary: "
+              f"{[r['shortcut']['dictionary_sentiment_words'] for r in runs]} of "
+              f"{[r['shortcut']['dictionary_size'] for r in runs]}", "",
+              "Non0_acc_2 by RMFM rate (mean over seeds):", "",
+              "| file | method | " + " | ".join(f"{r:g}" for r in RATES) + " |", "|---|---|" + "---|" * len(RATES)]
+    for part, methods in s["mean_auilc"].items():
+        for m in methods:
+            curve = np.mean([r[part]["curves"][m]["Non0_acc_2"] for r in runs], axis=0)
+            lines.append(f"| {part} | {m} | " + " | ".join(f"{v:.3f}" for v in curve) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--targets", nargs="+", default=["class3", "class7"], choices=sorted(METRICS))
-    parser.add_argument("--n-train", type=int, default=300)
-    parser.add_argument("--n-valid", type=int, default=80)
+    parser = seed_parser("cider_mosi", __doc__.split("\n\n")[0], [0, 1, 2, 3, 4])
+    parser.add_argument("--n-train", type=int, default=400)
+    parser.add_argument("--n-valid", type=int, default=150)
     parser.add_argument("--n-test", type=int, default=200)
-    parser.add_argument("--seq-len", type=int, default=20)
-    parser.add_argument("--text-mode", choices=["ids", "features"], default="ids",
-                        help="ids: token ids, [UNK] for dropped words, a learned embedding (the reference "
-                             "protocol re-runs BERT on the masked ids); features: precomputed BERT-like "
-                             "features, whose kept [CLS]/[SEP] vectors were computed from the whole sentence")
+    parser.add_argument("--seq-len", type=int, default=16)
     parser.add_argument("--hidden", type=int, default=32)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--epochs", type=int, default=12)
-    parser.add_argument("--bootstrap", type=int, default=200)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--patience", type=int, default=5)
+    parser.add_argument("--min-epochs", type=int, default=4)
+    parser.add_argument("--shortcut-words", type=int, default=4)
+    parser.add_argument("--text-recon-target", choices=["input", "contextual"], default="input")
     args = parser.parse_args(argv)
+    args.epochs = args.epochs or 12
     torch.set_num_threads(1)
-
+    settings = {k: v for k, v in vars(args).items() if k not in ("seeds", "runs", "results", "bootstrap")}
+    settings["bootstrap"] = args.bootstrap
+    extra = [f"--{k.replace('_', '-')} {v}" for k, v in settings.items()
+             if k not in ("epochs", "bootstrap") and v != parser.get_default(k)]
     start = time.process_time()
-    runs = []
-    with tempfile.TemporaryDirectory(prefix="cider_mosi_") as tmp:
-        for target in args.targets:
-            for seed in args.seeds:
-                run = run_one(seed, target, args, Path(tmp))
-                runs.append(run)
-                print(f"{target} seed {seed}: " + ", ".join(
-                    f"{m} {run['auilc'][m][METRICS[target][0]]:.3f}" for m in METHODS), flush=True)
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
-    config.update(command="python benchmarks/cider_mosi.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-                  cpu_seconds_total=round(time.process_time() - start, 1), torch=torch.__version__,
-                  python=platform.python_version(), threads=1)
-    doc = {"config": config, "summary": summarise(runs), "runs": runs}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "cider_mosi.json").write_text(json.dumps(doc, indent=1))
-    (args.out / "cider_mosi.md").write_text(markdown(doc))
-    print(f"wrote {args.out / 'cider_mosi.json'} and {args.out / 'cider_mosi.md'}")
+
+    def progress(run: dict) -> str:
+        c, sh = run["clean"]["auilc"], run["shortcut"]["auilc"]
+        return (f"clean: cider {c['cider']['Non0_acc_2']:.3f} baseline {c['dropout_baseline']['Non0_acc_2']:.3f} "
+                f"tau0 {c['cider_tau0']['Non0_acc_2']:.3f} (tau {run['clean']['tau']}); shortcut: cider "
+                f"{sh['cider']['Non0_acc_2']:.3f} tau0 {sh['cider_tau0']['Non0_acc_2']:.3f} (tau {run['shortcut']['tau']})")
+
+    doc_header = dict(command=command_line("cider_mosi", args, *extra))
+    run_seeds(args.results, settings, args.seeds, lambda s: run_seed(s, args), summarise, markdown, progress,
+              cpu_seconds=0.0, **doc_header)
+    # record the process time of this invocation
+    import json
+
+    path = args.results.with_suffix(".json")
+    doc = json.loads(path.read_text())
+    doc["cpu_seconds"] = round(time.process_time() - start, 1)
+    from robustmm.io import write_json_atomic, write_text_atomic
+
+    write_json_atomic(path, doc)
+    write_text_atomic(args.results.with_suffix(".md"), markdown(doc))
     return 0
 
 

@@ -29,6 +29,7 @@ import torch
 
 from robustmm.config import load_study
 from robustmm.methods.base import collect_predictions
+from robustmm.metrics.paired import paired_difference
 from robustmm.metrics.survival import concordance
 from robustmm.missing.scenarios import build_scenarios
 from robustmm.study import run_study
@@ -149,7 +150,20 @@ def summarize(runs: list[dict], n_boot: int, seed: int = 0) -> dict:
             comparisons.append({"versus": other, "setting": setting, "scenario": scenario, "difference": float(point),
                                 "ci_low": float(lo), "ci_high": float(hi),
                                 "verdict": "dispro better" if lo > 0 else ("dispro worse" if hi < 0 else "no clear difference")})
-    return {"cells": table, "dispro_vs": comparisons}
+    # the same comparison as a paired t-interval over the 5 folds (robustmm.metrics.paired)
+    by_cell = {(c["method"], c["setting"], c["scenario"]): c["folds"] for c in table}
+    fold_pairs = []
+    for (method, setting, scenario), folds_d in by_cell.items():
+        if method != "dispro":
+            continue
+        for other in ("dropout_baseline", "complete_only"):
+            folds_o = by_cell.get((other, setting, scenario))
+            if folds_o is None:
+                continue
+            d = paired_difference(folds_d, folds_o)
+            fold_pairs.append({"versus": other, "setting": setting, "scenario": scenario, **d.to_dict(),
+                               "per_fold": [round(a - b, 4) for a, b in zip(folds_d, folds_o)]})
+    return {"cells": table, "dispro_vs": comparisons, "dispro_vs_folds": fold_pairs}
 
 
 def compute_totals(runs: list[dict]) -> tuple[float, float]:
@@ -195,6 +209,14 @@ def markdown(summary: dict, runs: list[dict], settings: list[tuple[int, int]]) -
         for c in summary["dispro_vs"]:
             lines.append(f"| {c['versus']} | {c['setting']} | {c['scenario']} | {c['difference']:+.3f} "
                          f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['verdict']} |")
+    if summary.get("dispro_vs_folds"):
+        lines += ["", "## DisPro minus the other methods, paired over the 5 folds (t-interval)", "",
+                  "| versus | training | test | mean difference [95% CI] | per fold | verdict |",
+                  "|---|---|---|---|---|---|"]
+        for c in summary["dispro_vs_folds"]:
+            lines.append(f"| {c['versus']} | {c['setting']} | {c['scenario']} | {c['mean']:+.3f} "
+                         f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | "
+                         f"{', '.join(f'{v:+.3f}' for v in c['per_fold'])} | dispro {c['verdict']} |")
     cpu, wall = compute_totals(runs)
     lines += ["", f"Compute: {len(runs)} (setting, fold) pairs, {cpu / 60:.1f} CPU minutes, {wall / 60:.1f} wall "
               f"minutes (1 thread, shared 2-core machine)."]

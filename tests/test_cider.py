@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from robustmm.data.batch import Batch, ModalitySpec, collate
 from robustmm.methods.cider.layers import (BRANCHES, MODALITY_LETTERS, CompositeAttention, CompositeTransformer,
@@ -249,6 +250,27 @@ def test_prepare_with_text_features_uses_learned_unknown_and_mask_vectors() -> N
 
 
 # ---------------------------------------------------------------- MSSD
+def test_attention_loss_is_the_reference_batchmean_kl() -> None:
+    """Reference: F.kl_div(log_softmax(S_m), softmax(S_c), reduction="batchmean") on (B*H, N, N)
+    maps = sum over every (map, query row, key) of p_c (log p_c - log p_m), divided by B*H."""
+    g = torch.Generator().manual_seed(0)
+    b, h, n = 2, 3, 5
+    s_c, s_m = torch.randn(b, h, n, n, generator=g), torch.randn(b, h, n, n, generator=g)
+    pc = np.exp(s_c.numpy().astype(np.float64))
+    pc /= pc.sum(-1, keepdims=True)
+    pm = np.exp(s_m.numpy().astype(np.float64))
+    pm /= pm.sum(-1, keepdims=True)
+    hand = float((pc * (np.log(pc) - np.log(pm))).sum() / (b * h))
+    all_keys = torch.ones(b, n, dtype=torch.bool)
+    assert float(attention_loss(s_m, s_c, all_keys)) == pytest.approx(hand, rel=1e-5)
+    ref = F.kl_div(F.log_softmax(s_m.reshape(b * h, n, n), dim=-1), F.softmax(s_c.reshape(b * h, n, n), dim=-1),
+                   reduction="batchmean")
+    assert float(attention_loss(s_m, s_c, all_keys)) == pytest.approx(float(ref), rel=1e-5)
+    # it is N times the former per-row mean
+    rows = (pc * (np.log(pc) - np.log(pm))).sum(-1).mean()
+    assert float(attention_loss(s_m, s_c, all_keys)) == pytest.approx(n * rows, rel=1e-5)
+
+
 def test_mssd_losses_by_hand() -> None:
     a = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
     assert float(representation_loss(a, a)) == pytest.approx(0.0, abs=1e-6)
@@ -260,8 +282,9 @@ def test_mssd_losses_by_hand() -> None:
     s_m = torch.zeros(1, 1, 3, 3)
     s_m[..., 0] = math.log(3.0)
     s_m[..., 2] = 50.0  # padding key: ignored
-    expected = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
-    assert float(attention_loss(s_m, s_c, key_valid)) == pytest.approx(expected, rel=1e-5)
+    row = 0.5 * math.log(0.5 / 0.75) + 0.5 * math.log(0.5 / 0.25)
+    # summed over the two real query rows (the padding row adds nothing), divided by B*H = 1
+    assert float(attention_loss(s_m, s_c, key_valid)) == pytest.approx(2 * row, rel=1e-5)
     assert float(attention_loss(s_c, s_c, key_valid)) == pytest.approx(0.0, abs=1e-7)
 
     # reconstruction: only dropped positions count; SmoothL1 of |d| = 0.5 -> 0.125, |d| = 2 -> 1.5
@@ -307,3 +330,32 @@ def test_two_step_training_order() -> None:
     plain = MSSDModule(net, task, ctx, RMFM(training=True), 0.5, 0.1, 0.6, distill=False)
     plain.training_step(batch, _Ctx(0))
     assert set(plain.training_step(batch, _Ctx(1))[1]) == {"task_masked"}
+
+
+def test_contextual_text_reconstruction_target_for_token_ids() -> None:
+    """text_recon_target='contextual': the text head reconstructs the complete view's text GRU
+    states (width hidden), not the learned token embeddings (width token_dim)."""
+    from robustmm.data.base import TaskSpec
+    from robustmm.methods.base import MethodContext
+    from robustmm.methods.task import task_adapter
+
+    batch, specs = _tiny_batch(text_features=False)
+    plain = CIDerNet(specs, num_classes=2, hidden=8, layers=1, heads=2, token_dim=12, vocab_size=200)
+    ctxnet = CIDerNet(specs, num_classes=2, hidden=8, layers=1, heads=2, token_dim=12, vocab_size=200,
+                      text_recon_target="contextual")
+    inputs = ctxnet.prepare(batch)
+    out = ctxnet(inputs, reconstruct=True)
+    assert out["recon"]["text"].shape[-1] == 8 and plain(plain.prepare(batch), reconstruct=True)["recon"]["text"].shape[-1] == 12
+    target = ctxnet.recon_text_target(inputs, out)
+    torch.testing.assert_close(target, out["text_context"].detach())
+    assert target.shape == (2, 6, 8) and not target.requires_grad
+    with pytest.raises(ValueError, match="text_recon_target"):
+        CIDerNet(specs, num_classes=2, hidden=8, layers=1, heads=2, vocab_size=200, text_recon_target="bert")
+    # the MSSD masked step uses it as the teacher target: its L_rec equals a hand call on the teacher states
+    task = task_adapter(TaskSpec("multiclass", 2))
+    ctx = MethodContext("cider", specs, TaskSpec("multiclass", 2), None, None, seed=0)
+    module = MSSDModule(ctxnet.eval(), task, ctx, RMFM(training=True), 0.5, 0.1, 0.6)
+    module.training_step(batch, _Ctx(0))
+    torch.testing.assert_close(module._teacher["text"], out["text_context"].detach())
+    _, parts = module.training_step(batch, _Ctx(1))
+    assert math.isfinite(parts["rec"])

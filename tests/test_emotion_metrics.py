@@ -76,22 +76,27 @@ def test_three_class_indices_hand_computed() -> None:
     assert m["Has0_acc_2"] == pytest.approx(5 / 6)
     # non-neg (4 true): TP4 FP1 FN0 -> 8/9; neg (2 true): TP1 FP0 FN1 -> 2/3 -> (32/9 + 4/3)/6
     assert m["Has0_F1"] == pytest.approx(22 / 27)
-    # Non0 keeps 0 2 3 4: truth pos F T T F; pred neg, NEUTRAL (counted wrong), pos, pos -> 2/4
+    # Non0 keeps 0 2 3 4: truth neg pos pos neg; pred neg, NEUTRAL (wrong), pos, pos -> 2/4
     assert m["Non0_acc_2"] == pytest.approx(0.5)
-    # pred_pos F F T T: pos TP1 FP1 FN1 -> 1/2, neg TP1 FP1 FN1 -> 1/2
-    assert m["Non0_F1"] == pytest.approx(0.5)
+    # neg: TP1 FP0 FN1 -> 2/3 (2 true); pos: TP1 FP1 FN1 -> 1/2 (2 true); neutral: no true support
+    assert m["Non0_F1"] == pytest.approx(7 / 12)
     assert "Acc_7" not in m and "MAE" not in m
+    assert "Non0_acc_2_polar" not in m  # needs scores
 
 
-def test_three_class_scores_use_polar_preference() -> None:
+def test_three_class_scores_reference_and_polar_variants() -> None:
     m = emotion_metrics_from_classes(S3, Y3, num_classes=3)
-    # argmax classes equal P3, so the 3-way numbers are unchanged
+    # argmax classes equal P3, so the 3-way numbers and the reference Non0 are unchanged
     assert m["Acc_3"] == pytest.approx(2 / 3)
+    assert m["Non0_acc_2"] == pytest.approx(0.5)
+    assert m["Non0_F1"] == pytest.approx(7 / 12)
+    # reference Has0, positive vs negative column: F T T T T T vs truth F T T T F T -> 5/6
     assert m["Has0_acc_2"] == pytest.approx(5 / 6)
-    # Non0: row 2 now says positive (1.5 > 0.5): pred_pos F T T T vs truth F T T F -> 3/4
-    assert m["Non0_acc_2"] == pytest.approx(0.75)
+    # the former robustmm Non0 (kept as _polar): row 2 now says positive (1.5 > 0.5):
+    # pred_pos F T T T vs truth F T T F -> 3/4
+    assert m["Non0_acc_2_polar"] == pytest.approx(0.75)
     # pos TP2 FP1 FN0 -> 4/5; neg TP1 FP0 FN1 -> 2/3; (4/5 + 2/3) / 2
-    assert m["Non0_F1"] == pytest.approx(11 / 15)
+    assert m["Non0_F1_polar"] == pytest.approx(11 / 15)
     # probabilities give the same answer as logits
     probs = torch.softmax(torch.tensor(S3), dim=1)
     assert emotion_metrics_from_classes(probs, Y3, num_classes=3) == pytest.approx(m)
@@ -112,8 +117,8 @@ def test_seven_class_indices_hand_computed() -> None:
     assert m["Has0_F1"] == pytest.approx(22 / 27)
     # Non0 keeps 0 1 3 4 5: truth pos F F T T T; scores -2, 0 (wrong), 1, 3, 0 (wrong) -> 3/5
     assert m["Non0_acc_2"] == pytest.approx(0.6)
-    # pred_pos F T T T F: pos TP2 FP1 FN1 -> 2/3 (3 true); neg TP1 FP1 FN1 -> 1/2 (2 true) -> 3/5
-    assert m["Non0_F1"] == pytest.approx(0.6)
+    # neg TP1 FP0 FN1 -> 2/3 (2 true); pos TP2 FP0 FN1 -> 4/5 (3 true); neutral no support -> 56/75
+    assert m["Non0_F1"] == pytest.approx(56 / 75)
 
 
 def test_seven_class_scores_compare_best_negative_and_best_positive() -> None:
@@ -122,8 +127,37 @@ def test_seven_class_scores_compare_best_negative_and_best_positive() -> None:
     # row 1: neutral wins, best positive (0.8) beats best negative (0.1) -> positive (right)
     s = np.array([[0.1, 0.2, 0.9, 2.0, 0.5, 0.1, 0.0], [0.1, 0.0, 0.0, 2.0, 0.0, 0.8, 0.3]])
     m = emotion_metrics_from_classes(s, y, num_classes=7)
-    assert m["Non0_acc_2"] == pytest.approx(1.0)
+    assert m["Non0_acc_2_polar"] == pytest.approx(1.0)
+    assert m["Non0_acc_2"] == pytest.approx(0.0)  # reference: the argmax (neutral) is wrong
     assert m["Acc_7"] == pytest.approx(0.0)  # both predicted class 3
+
+
+def test_three_class_reference_non0_has0_hand_made() -> None:
+    """CIDer's reference evaluation: Non0 = 3-way argmax on non-neutral samples, Has0 =
+    argmax of the negative and positive columns; the earlier variants differ on this example."""
+    y = [-1.0, -0.6, 0.0, 0.8, 1.4, 0.0, -2.0]
+    s = np.array([[2, 1, 0],   # neg; polar neg          truth neg
+                  [1, 3, 2],   # NEUTRAL; polar pos      truth neg
+                  [3, 1, 2],   # neg; polar neg          truth neutral (non-negative)
+                  [0, 1, 2],   # pos; polar pos          truth pos
+                  [2, 3, 1],   # NEUTRAL; polar neg      truth pos
+                  [0, 2, 1],   # neutral; polar pos      truth neutral
+                  [1, 0, 3]],  # pos; polar pos          truth neg
+                 dtype=float)
+    m = emotion_metrics_from_classes(s, y, num_classes=3)
+    # Non0 keeps 0 1 3 4 6: truth - - + + -, argmax sign - 0 + 0 + -> right at 0 and 3
+    assert m["Non0_acc_2"] == pytest.approx(2 / 5)
+    # neg: TP1 FP0 FN2 -> P 1, R 1/3, F1 1/2 (3 true); pos: TP1 FP1 FN1 -> 1/2 (2 true) -> 1/2
+    assert m["Non0_F1"] == pytest.approx(0.5)
+    # Has0: truth >= 0 F F T T T T F; positive column > negative column F T F T F T T -> 3/7
+    assert m["Has0_acc_2"] == pytest.approx(3 / 7)
+    # non-neg: TP2 FP2 FN2 -> 1/2 (4 true); neg: TP1 FP2 FN2 -> 1/3 (3 true) -> (2 + 1) / 7
+    assert m["Has0_F1"] == pytest.approx(3 / 7)
+    # earlier variants: polar Non0 F T T F T vs truth F F T T F -> 2/5, F1 2/5
+    assert m["Non0_acc_2_polar"] == pytest.approx(2 / 5)
+    assert m["Non0_F1_polar"] == pytest.approx(2 / 5)
+    # argmax-class Has0: class >= neutral F T F T T T T vs truth F F T T T T F -> 4/7
+    assert m["Has0_acc_2_argmax"] == pytest.approx(4 / 7)
 
 
 def test_class_input_validation() -> None:

@@ -46,14 +46,17 @@ def test_class3_metrics_hand_computed() -> None:
     m = task.metrics(_outputs(task, scores), np.array([0, 1, 2, 2, 0, 1]), {"regression_label": y})
     # argmax 0 1 1 2 2 1 vs truth 0 1 2 2 0 1: right at 0, 1, 3, 5
     assert m["Acc_3"] == pytest.approx(4 / 6)
-    # non-negative truth F T T T F T, predicted (class >= neutral) F T T T T T: wrong at 4
-    assert m["Has0_acc_2"] == pytest.approx(5 / 6)
-    # nonneg: TP 4 FP 1 FN 0 -> 8/9 (4 true); neg: TP 1 FP 0 FN 1 -> 2/3 (2 true): (32/9 + 4/3) / 6
-    assert m["Has0_F1"] == pytest.approx(22 / 27)
-    # Non0 keeps 0, 2, 3, 4; positive vs negative score: neg, pos, pos, pos; truth F T T F -> 3/4
-    assert m["Non0_acc_2"] == pytest.approx(0.75)
-    # pos: TP 2 FP 1 FN 0 -> 4/5; neg: TP 1 FP 0 FN 1 -> 2/3; equal supports -> 11/15
-    assert m["Non0_F1"] == pytest.approx(11 / 15)
+    # Has0 (reference): positive column > negative column F T T T T F (tie at 5 -> negative)
+    # vs truth F T T T F T: wrong at 4 and 5
+    assert m["Has0_acc_2"] == pytest.approx(4 / 6)
+    # nonneg: TP 3 FP 1 FN 1 -> 3/4 (4 true); neg: TP 1 FP 1 FN 1 -> 1/2 (2 true): (3 + 1) / 6
+    assert m["Has0_F1"] == pytest.approx(2 / 3)
+    # Non0 keeps 0, 2, 3, 4; argmax sign -, NEUTRAL (wrong), +, + vs truth - + + - -> 2/4
+    assert m["Non0_acc_2"] == pytest.approx(0.5)
+    # neg: TP 1 FP 0 FN 1 -> 2/3; pos: TP 1 FP 1 FN 1 -> 1/2; equal supports -> 7/12
+    assert m["Non0_F1"] == pytest.approx(7 / 12)
+    # the earlier polar variant: positive vs negative score: neg, pos, pos, pos -> 3/4
+    assert m["Non0_acc_2_polar"] == pytest.approx(0.75)
     # per class F1: 0 -> 2/3, 1 -> 4/5, 2 -> 1/2, equal supports -> 59/90
     assert m["F1_3"] == pytest.approx(59 / 90)
     # a subset of samples (bootstrap) is scored on its own

@@ -144,9 +144,13 @@ class PorpoiseDataset(TableDataset):
     The target is survival (``survival_months``; event = 1 − ``censorship``). Call
     :meth:`fit` (or ``fit_imputer``/``fit_scaler``/``fit_bins``) with the training indices;
     some cohorts have missing ages (LUAD), which the imputer fills with the train mean.
+    ``signatures`` (pathway names, gene lists) is set from ``data.options.signatures``.
     ``train_missing`` removes modality groups from a fraction of the training patients (the
     train/test missing grid, see :class:`robustmm.data.tables.TableDataset`).
     """
+
+    #: (signature names, gene symbols per signature) from data.options.signatures, or None
+    signatures: tuple[list[str], list[list[str]]] | None = None
 
     def __init__(
         self,
@@ -757,6 +761,10 @@ class PorpoiseOptions(_Options):
     clip: float | None = Field(None, gt=0)
     train_missing: dict[str, float] = Field(default_factory=dict)
     train_missing_seed: int = 0
+    #: optional pathway/signature file in the MCAT/PORPOISE signatures CSV format (one column per
+    #: signature, gene symbols down the rows); methods that group omics columns (DisPro) group
+    #: the ``<gene>_rnaseq`` / ``_cnv`` / ``_mut`` columns by it. The features are unchanged.
+    signatures: str | None = None
 
 
 class PorpoiseSynthOptions(_Options):
@@ -850,11 +858,23 @@ def build_porpoise_from_config(cfg: Any, progress: bool = True) -> PorpoiseDatas
         raise DataError(f"data.root {root} does not exist. Download tcga_<cohort>_all_clean.csv.zip from "
                         f"mahmoodlab/PORPOISE (datasets_csv_mutsig/) and run 'robustmm data prepare tcga --cohort "
                         f"<cohort> --from <file>', then set data.root to datasets/tcga_<cohort> (or to the file)")
-    return PorpoiseDataset(root, opts.modalities, cohort=cohort, clinical_site=opts.clinical_site,
-                           nan_policy=opts.nan_policy, standardize=opts.standardize,
-                           n_bins=survival_bins(opts.n_bins, opts.survival_head),
-                           train_missing=opts.train_missing, train_missing_seed=opts.train_missing_seed,
-                           clip=opts.clip)
+    dataset = PorpoiseDataset(root, opts.modalities, cohort=cohort, clinical_site=opts.clinical_site,
+                              nan_policy=opts.nan_policy, standardize=opts.standardize,
+                              n_bins=survival_bins(opts.n_bins, opts.survival_head),
+                              train_missing=opts.train_missing, train_missing_seed=opts.train_missing_seed,
+                              clip=opts.clip)
+    if opts.signatures is not None:
+        try:
+            dataset.signatures = read_signatures(opts.signatures)
+        except DataError as err:
+            raise DataError(f"data.options.signatures: {err}") from None
+        omics = [n for m in opts.modalities if m != "clinical" for n in dataset.feature_names.get(m, [])]
+        genes = {g.upper() for gs in dataset.signatures[1] for g in gs}
+        if omics and not any(re.sub(r"_[^_]*$", "", n).upper() in genes for n in omics):
+            raise DataError(f"data.options.signatures: no gene of {opts.signatures} matches an omics column (columns "
+                            f"look like {omics[:3]}); the rows must be gene symbols such as TP53, matching "
+                            f"TP53_rnaseq / TP53_cnv / TP53_mut")
+    return dataset
 
 
 def build_dispro_from_config(cfg: Any, progress: bool = True) -> DisProDataset:

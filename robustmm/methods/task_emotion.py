@@ -51,7 +51,7 @@ class _SentimentClassTask(MulticlassTask):
     def metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
                 idx: np.ndarray | None = None) -> dict[str, float]:
         idx = np.arange(len(target)) if idx is None else idx
-        # class scores, not argmax indices: Non0 compares the best negative with the best positive class
+        # class scores, not argmax indices: the reference Has0 compares the negative and positive scores
         return emotion_metrics_from_classes(outputs["logits"][idx], _sentiment_scores(meta, idx),
                                             self.num_sentiment_classes)
 

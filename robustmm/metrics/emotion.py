@@ -14,20 +14,30 @@ Regression heads, :func:`emotion_metrics` (MMSA's regression evaluation):
 - ``MAE``: mean |p - y|. ``Corr``: Pearson correlation of p and y (NaN if either is constant).
 
 Classification heads, :func:`emotion_metrics_from_classes`, predictions as class indices
-(N,) or class scores (N, C) (logits or probabilities; only their order is used):
+(N,) or class scores (N, C) (logits or probabilities; only their order is used). ``Has0`` and
+``Non0`` follow the CIDer reference evaluation (``eval_mosi_classification_binary``):
 
 - ``num_classes=3`` (CIDer's "binary" task; classes 0 negative, 1 neutral, 2 positive, the
   truth being the sign of y, so ``y == 0`` is neutral): ``Acc_3`` and ``F1_3`` compare the
   predicted class with that sign class (not MMSA's round(clip) classes: this is what the head
-  was trained on). ``Has0``: the predicted class is non-negative when it is neutral or
-  positive. ``Non0`` (true-neutral samples dropped): with scores, the larger of the negative
-  and positive scores decides (the neutral column is ignored, as in MMSA's classification
-  metrics, so every polar sample gets a polar answer; a tie counts as negative); with class
-  indices only, a predicted neutral counts as wrong, since the head states no polarity.
+  was trained on).
+- ``Non0_acc_2`` / ``Non0_F1``: true-neutral samples dropped; the 3-way argmax class against
+  the true class, so a predicted neutral is wrong. The F1 is sklearn's weighted F1 over the
+  true negative/positive classes and the predicted ones (a predicted neutral class has no
+  true support: it only lowers the recall of the true class).
+- ``Has0_acc_2`` / ``Has0_F1``: every sample; truth non-negative when ``y >= 0``; the
+  prediction is the argmax of the negative and positive scores only (the neutral column
+  ignored; a tie counts as negative, as numpy's argmax). With class indices only (no
+  scores), the predicted class is non-negative when it is neutral or positive.
 - ``num_classes=7`` (classes ``round(clip(y, -3, 3)) + 3``): ``Acc_7`` compares classes; the
   predicted class ``c`` is read as the score ``c - 3`` for ``Acc_3`` / ``Acc_5`` / ``F1_3``
-  (as regression) and ``Has0`` (``c - 3 >= 0``). ``Non0``: with scores, the best negative
-  class (0-2) against the best positive class (4-6); with indices, a predicted 3 counts as wrong.
+  (as regression). ``Non0`` and ``Has0`` as for three classes, with classes 0-2 negative, 3
+  neutral, 4-6 positive (``Has0``: the best negative score against the best positive one).
+- The earlier robustmm variants are kept under other names (scores only):
+  ``Non0_acc_2_polar`` / ``Non0_F1_polar`` (true-neutral samples dropped, the best negative
+  score against the best positive one, so every polar sample gets a polar answer) and
+  ``Has0_acc_2_argmax`` / ``Has0_F1_argmax`` (the argmax class is non-negative when neutral or
+  positive).
 - ``MAE`` and ``Corr`` are not reported for classification heads.
 """
 
@@ -45,6 +55,7 @@ from robustmm.data.mmsa import sentiment_class3, sentiment_class7
 HIGHER_IS_BETTER: dict[str, bool] = {
     "Has0_acc_2": True, "Has0_F1": True, "Non0_acc_2": True, "Non0_F1": True, "Acc_3": True, "Acc_5": True,
     "Acc_7": True, "F1_3": True, "MAE": False, "Corr": True,
+    "Non0_acc_2_polar": True, "Non0_F1_polar": True, "Has0_acc_2_argmax": True, "Has0_F1_argmax": True,
 }
 
 
@@ -130,17 +141,23 @@ def emotion_metrics_from_classes(pred_class: Any, true_reg: Any, num_classes: in
 
     out: dict[str, float] = {}
     value = cls - neutral  # the class read as a sentiment score (sign for 3 classes)
-    out["Has0_acc_2"], out["Has0_F1"] = _binary(y >= 0, value >= 0)
+    truth_nonneg = y >= 0
+    if polar_pos is not None:  # reference Has0: negative vs positive scores, neutral ignored
+        out["Has0_acc_2"], out["Has0_F1"] = _binary(truth_nonneg, polar_pos)
+    else:
+        out["Has0_acc_2"], out["Has0_F1"] = _binary(truth_nonneg, value >= 0)
 
     nz = y != 0
-    truth_pos = y[nz] > 0
-    if polar_pos is not None:
-        pred_pos = polar_pos[nz]
+    # reference Non0: the argmax class on polar samples; a predicted neutral (0) is wrong
+    truth_sign, pred_sign = np.sign(y[nz]).astype(np.int64), np.sign(value[nz]).astype(np.int64)
+    if truth_sign.size == 0:
+        out["Non0_acc_2"], out["Non0_F1"] = math.nan, math.nan
     else:
-        v = value[nz]
-        # a predicted neutral on a polar sample has no polarity: score it as the wrong one
-        pred_pos = np.where(v > 0, True, np.where(v < 0, False, ~truth_pos))
-    out["Non0_acc_2"], out["Non0_F1"] = _binary(truth_pos, pred_pos)
+        out["Non0_acc_2"] = float(accuracy_score(truth_sign, pred_sign))
+        out["Non0_F1"] = float(f1_score(truth_sign, pred_sign, average="weighted", zero_division=0))
+    if polar_pos is not None:
+        out["Non0_acc_2_polar"], out["Non0_F1_polar"] = _binary(y[nz] > 0, polar_pos[nz])
+        out["Has0_acc_2_argmax"], out["Has0_F1_argmax"] = _binary(truth_nonneg, value >= 0)
 
     if num_classes == 3:
         truth3 = sentiment_class3(y)

@@ -13,6 +13,7 @@ Study options (all optional)::
       lambda_rep: 0.5
       lambda_attn: 0.1
       lambda_rec: 0.6
+      text_recon_target: input   # or contextual: the complete view's text GRU states (for ids)
       maci: true            # false: no counterfactual correction (tau = 0)
       bias_top_k: 100       # bias-word dictionary size
       bias_cv: 0.1          # minimum coefficient of variation over classes
@@ -28,7 +29,7 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -58,6 +59,10 @@ class CIDerOptions(MethodOptions):
     lambda_rep: float = Field(0.5, ge=0.0)
     lambda_attn: float = Field(0.1, ge=0.0)
     lambda_rec: float = Field(0.6, ge=0.0)
+    #: MSSD's text reconstruction target: "input" (text features; the learned token embeddings
+    #: for ids) or "contextual" (the complete view's contextual text states, like the reference's
+    #: BERT outputs; useful when text comes as ids)
+    text_recon_target: Literal["input", "contextual"] = "input"
     maci: bool = True
     bias_cv: float = Field(0.1, ge=0.0)
     bias_top_k: int = Field(100, ge=1)
@@ -100,7 +105,7 @@ class CIDer(Method):
         self.num_classes = context.task.num_classes
         o = options
         self.net = CIDerNet(specs, self.num_classes, o.hidden, o.layers, o.heads, o.dropout, o.token_dim, o.vocab_size,
-                            o.attn_dropout)
+                            o.attn_dropout, o.text_recon_target)
         self.tau = 0.0
         self.tau_curve: dict[float, float] = {}
         self.bias_words = BiasWords([], {}, {})

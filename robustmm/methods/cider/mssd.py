@@ -8,9 +8,13 @@ outputs are a stop-gradient teacher:
 
 - ``L_rep`` = 1 - mean_b cos(r'_masked, sg(r'_complete));
 - ``L_attn`` = KL(softmax(sg(S_complete)) || softmax(S_masked)) row-wise over the last MCT
-  layer's raw scores (padding keys excluded, averaged over real query rows and heads);
+  layer's raw scores, normalised as the reference's ``F.kl_div(..., reduction="batchmean")``
+  on (B*H, N, N) maps: the row KLs are *summed* over query rows and divided by B*H (padding
+  keys excluded; padding query rows add nothing);
 - ``L_rec`` = sum over modalities of SmoothL1 between reconstruction and input on the dropped
-  positions only, divided by the number of dropped elements (+1e-6).
+  positions only, divided by the number of dropped elements (+1e-6). The text target is the
+  input features (token embeddings for ids) or, with ``text_recon_target: contextual``, the
+  complete view's contextual text states (see :class:`CIDerNet`).
 
 The trainer performs one optimizer step per item its loader yields, so training runs on
 :class:`TwoStepData`, whose training loader yields every batch twice: even steps are the
@@ -40,15 +44,17 @@ def representation_loss(rep_masked: Tensor, rep_complete: Tensor) -> Tensor:
 
 
 def attention_loss(scores_masked: Tensor, scores_complete: Tensor, key_valid: Tensor) -> Tensor:
-    """Row-wise KL(softmax(sg(S_c)) || softmax(S_m)) of (B, H, N, N) raw scores, over real keys,
-    averaged over real query rows and heads."""
+    """KL(softmax(sg(S_c)) || softmax(S_m)) of (B, H, N, N) raw scores, row-wise over real keys,
+    summed over real query rows and divided by B*H (the reference's ``batchmean`` over
+    (B*H, N, N) attention maps)."""
     keys = key_valid[:, None, None, :]
     teacher = torch.softmax(scores_complete.detach().float().masked_fill(~keys, NEG_INF), dim=-1)
     log_student = torch.log_softmax(scores_masked.float().masked_fill(~keys, NEG_INF), dim=-1)
     log_teacher = torch.log(teacher.clamp_min(1e-30))
     kl_rows = (teacher * (log_teacher - log_student)).masked_fill(~keys, 0.0).sum(-1)  # (B, H, N)
     rows = key_valid[:, None, :].expand_as(kl_rows)
-    return kl_rows[rows].mean() if rows.any() else kl_rows.sum() * 0.0
+    b, h = kl_rows.shape[:2]
+    return kl_rows.masked_fill(~rows, 0.0).sum() / (b * h)
 
 
 def reconstruction_loss(recon: dict[str, Tensor], target: dict[str, Tensor], dropped: dict[str, Tensor]) -> Tensor:
@@ -112,7 +118,7 @@ class MSSDModule(nn.Module):
             complete = self.net.prepare(batch)
             out = self.net(complete)
             self._teacher = {"rep": out["rep"].detach(), "scores": out["scores"].detach(),
-                             "text": self.net.text_features(complete.text).detach()}
+                             "text": self.net.recon_text_target(complete, out)}
             return self.task.loss(out["log_probs"], batch), {}
         if self._teacher is None:
             raise RuntimeError("MSSD masked step without a complete step before it; train on TwoStepData")

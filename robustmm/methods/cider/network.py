@@ -76,13 +76,20 @@ class CausalModule(nn.Module):
 class CIDerNet(nn.Module):
     """One network for both MSSD views; ``forward`` returns ``log_probs`` (B, C), ``rep`` (the
     residual-MLP output r', B x 3d), ``scores`` (raw MCT scores of the last layer, B x H x N x N),
-    ``key_valid`` (B, N) and, with ``reconstruct``, ``recon`` per modality."""
+    ``key_valid`` (B, N), ``text_context`` (the text GRU states, B x L x d) and, with
+    ``reconstruct``, ``recon`` per modality."""
 
     def __init__(self, specs: dict[str, ModalitySpec], num_classes: int, hidden: int = 32, layers: int = 3,
                  heads: int = 8, dropout: float = 0.1, token_dim: int = 64, vocab_size: int = 30522,
-                 attn_dropout: float = 0.0) -> None:
+                 attn_dropout: float = 0.0, text_recon_target: str = "input") -> None:
         super().__init__()
+        if text_recon_target not in ("input", "contextual"):
+            raise ValueError(f"text_recon_target must be 'input' or 'contextual', got {text_recon_target!r}")
         self.specs = {m: specs[m] for m in MODALITIES}
+        #: MSSD's text reconstruction target: the text input features (token embeddings for ids) or
+        #: the complete view's contextual text states (the text GRU outputs, width ``hidden``), the
+        #: analogue of the reference's BERT outputs when text comes as ids
+        self.text_recon_target = text_recon_target
         text = self.specs["text"]
         self.text_ids = text.kind == "tokens"
         self.unk_id = text.unk_id if text.unk_id is not None else 100
@@ -115,7 +122,8 @@ class CIDerNet(nn.Module):
         self.dropout = nn.Dropout(dropout)
         self.causal = CausalModule(rep_dim, hidden, {"text": text_dim, **{m: self.input_dims[m] for m in
                                                                           ("audio", "vision")}}, num_classes)
-        self.recon = nn.ModuleDict({m: nn.Linear(hidden, self.input_dims[m]) for m in MODALITIES})
+        recon_dims = dict(self.input_dims, text=hidden if text_recon_target == "contextual" else text_dim)
+        self.recon = nn.ModuleDict({m: nn.Linear(hidden, recon_dims[m]) for m in MODALITIES})
         if not self.aligned:
             self.recon_time = nn.ModuleDict({m: nn.Linear(self.lengths["text"], self.lengths[m])
                                              for m in ("audio", "vision")})
@@ -170,6 +178,12 @@ class CIDerNet(nn.Module):
             keep |= torch.isin(ids, self.bias_word_ids.to(ids.device))
         return keep
 
+    def recon_text_target(self, inputs: "CIDerInputs", out: dict[str, Tensor]) -> Tensor:
+        """MSSD's text reconstruction target from a complete-view forward (detached)."""
+        if self.text_recon_target == "contextual":
+            return out["text_context"].detach()
+        return self.text_features(inputs.text).detach()
+
     def text_features(self, text: Tensor) -> Tensor:
         """Text as feature vectors (B, L, F): embeddings of ids, or the features themselves."""
         return self.embedding(text) if self.text_ids else text.float()
@@ -210,7 +224,7 @@ class CIDerNet(nn.Module):
         pooled = torch.cat([self.pools[m](seq[m], valid[m]) for m in MODALITIES], dim=-1)
         rep = pooled + self.rep_out(self.dropout(F.relu(self.rep_in(pooled))))
         result = {"log_probs": self.causal(rep, self.prototypes()), "rep": rep, "scores": scores[-1],
-                  "key_valid": torch.cat([valid[m] for m in MODALITIES], dim=1)}
+                  "key_valid": torch.cat([valid[m] for m in MODALITIES], dim=1), "text_context": hidden["text"]}
         if return_branch_weights:
             result["branch_weights"] = branch_weights
         if reconstruct:

@@ -6,17 +6,20 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from typing import Literal
+
 from pydantic import Field
 from torch import Tensor, nn
 
-from robustmm.config.schema import ScenarioConfig
+from robustmm.config.schema import RandomModalityScenario, ScenarioConfig
 from robustmm.data.batch import Batch
 from robustmm.data.tcga import read_signatures
 from robustmm.errors import ConfigError
 from robustmm.methods.base import Method, MethodContext, MethodOptions, register_method
 from robustmm.methods.dispro.multipro import MultiPro, MultiProStage
+from robustmm.methods.dispro.selection import SelectOnValidation, with_batch_size
 from robustmm.methods.dispro.text import FrozenTextModel, load_text_model
-from robustmm.methods.dispro.tokens import build_tokenizer, chunk_groups, signature_groups
+from robustmm.methods.dispro.tokens import build_tokenizer, chunk_groups, signature_groups, signature_matches
 from robustmm.methods.dispro.unipro import MODALITY_DESCRIPTIONS, PromptLearner, UniPro, UniProStage, class_prompts
 from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import build_scenario
@@ -32,11 +35,19 @@ class DisProOptions(MethodOptions):
     dim: int = Field(128, ge=8)
     context_length: int = Field(8, ge=1)
     top_j: int = Field(8, ge=1)
-    slots: int = Field(16, ge=1)
+    #: MultiPro slots per modality; None = every token of a grouped modality (table columns,
+    #: pathways: nothing dropped) and ``item_slots`` of a bag/sequence modality (WSI patches)
+    slots: int | None = Field(None, ge=1)
+    item_slots: int = Field(16, ge=1)
+    #: MultiPro's prediction: "cls" (the paper's [CLS] MLP), "pooled" (per-modality mean slot
+    #: outputs, linear) or "pooled_residual" (pooled plus the mean input tokens; see multipro.py)
+    readout: Literal["cls", "pooled", "pooled_residual"] = "pooled_residual"
     #: table modalities: number of column-chunk tokens, and the fewest columns per chunk
     table_tokens: int = Field(16, ge=1)
     min_columns_per_token: int = Field(4, ge=1)
-    #: table modality -> signatures CSV (one column per pathway, gene symbols down the rows)
+    #: table modality -> signatures CSV (one column per pathway, gene symbols down the rows); a
+    #: study-wide file can instead be given as data.options.signatures (PORPOISE tables), which
+    #: groups every table modality whose column names match its genes
     signatures: dict[str, str] = Field(default_factory=dict)
     #: bag modalities whose rows are aligned across patients (one SNN per row), e.g. DisPro omics
     per_position_bags: list[str] = Field(default_factory=lambda: ["omics"])
@@ -47,8 +58,17 @@ class DisProOptions(MethodOptions):
     #: weight of UniPro's censorship-selected prompt-set loss (training only)
     conditioned_weight: float = Field(1.0, ge=0.0)
     aux_weight: float = Field(1.0, ge=0.0)
-    #: extra random modality dropout while training MultiPro (None: the training data as they are)
-    modality_dropout: ScenarioConfig | None = None
+    #: extra random modality dropout while training MultiPro, so its placeholders and auxiliary
+    #: heads are trained even on complete training data (null: the training data as they are)
+    modality_dropout: ScenarioConfig | None = Field(
+        default_factory=lambda: RandomModalityScenario(kind="random_modality", rate=0.25))
+    #: epoch selection of both stages: the validation metric (loss = survival NLL, or c_index)
+    #: and the fewest epochs before a checkpoint may be selected (see selection.py)
+    selection_metric: Literal["loss", "c_index"] = "loss"
+    selection_min_epochs: int = Field(5, ge=1)
+    #: training batch size of both stages (None: the study's training.batch_size); smaller
+    #: batches give more optimizer steps per epoch on cohorts of a few hundred patients
+    batch_size: int | None = Field(16, ge=1)
     unipro_epochs: int | None = Field(None, ge=1)
     unipro_lr: float | None = Field(None, gt=0)
     multipro_epochs: int | None = Field(None, ge=1)
@@ -87,22 +107,29 @@ class DisPro(Method):
         self.unipro_scores: dict[str, float] = {}
         self.unipro: nn.ModuleDict | None = None
         self.multipro: MultiPro | None = None
+        self.multipro_epoch = -1
 
     # ------------------------------------------------------------------ construction
     def _column_groups(self, data: Any) -> None:
-        """Token groups of every table modality (needs the table's column names for signatures)."""
+        """Token groups of every table modality (needs the table's column names for signatures):
+        the method's per-modality signatures file, else the dataset's (``data.options.signatures``)
+        for modalities whose columns match its genes, else contiguous column chunks."""
         o = self.options
+        shared = getattr(getattr(data, "dataset", None), "signatures", None)
         for m, spec in self.context.modalities.items():
             if spec.kind != "table":
                 continue
             n = spec.shape[0]
+            names = getattr(data.dataset, "feature_names", {}).get(m)
             if m in o.signatures:
-                names = getattr(data.dataset, "feature_names", {}).get(m)
                 if names is None:
                     raise ConfigError(f"method '{self.context.method_id}': signatures for {m!r} need a table dataset "
                                       f"with column names")
                 pathways = list(zip(*read_signatures(Path(o.signatures[m]))))
                 self.groups[m], self.group_names[m] = signature_groups(names, pathways, o.min_columns_per_token)
+            elif shared is not None and names is not None and signature_matches(names, shared[1]):
+                self.groups[m], self.group_names[m] = signature_groups(names, list(zip(*shared)),
+                                                                       o.min_columns_per_token)
             else:
                 self.groups[m] = chunk_groups(n, o.table_tokens, o.min_columns_per_token)
                 self.group_names[m] = [f"columns {g[0]}-{g[-1]}" for g in self.groups[m]]
@@ -123,7 +150,8 @@ class DisPro(Method):
         fresh = {m: build_tokenizer(spec, o.dim, o.snn_hidden, o.dropout, m in o.per_position_bags,
                                     self.groups.get(m))
                  for m, spec in self.context.modalities.items()}
-        self.multipro = MultiPro(fresh, self.fusion, self.n_bins, o.dim, o.slots, o.top_j, o.dropout)
+        self.multipro = MultiPro(fresh, self.fusion, self.n_bins, o.dim, o.slots, o.top_j, o.dropout, o.readout,
+                                 o.item_slots)
         self.to(self.device)
 
     # ------------------------------------------------------------------ training
@@ -134,20 +162,26 @@ class DisPro(Method):
         self._build()
         assert self.unipro is not None and self.multipro is not None
         method_id = self.context.method_id
+        train_data = with_batch_size(data, o.batch_size)
         for m, uni in self.unipro.items():
-            stage = UniProStage(uni, m, self.task, o.conditioned_weight)
-            result = trainer.fit(stage, data, stage=f"{method_id}.unipro.{m}", epochs=o.unipro_epochs,
-                                 lr=o.unipro_lr)
-            self.unipro_scores[m] = result.best_score
-            log.info("%s: UniPro %s validation C-index %.4f", method_id, m, result.best_score)
+            stage = SelectOnValidation(UniProStage(uni, m, self.task, o.conditioned_weight), o.selection_metric,
+                                       o.selection_min_epochs)
+            result = trainer.fit(stage, train_data, stage=f"{method_id}.unipro.{m}", epochs=o.unipro_epochs,
+                                 lr=o.unipro_lr, monitor="selection")
+            best = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
+            self.unipro_scores[m] = float(best.get("c_index", float("nan")))
+            log.info("%s: UniPro %s validation C-index %.4f (epoch %d)", method_id, m, self.unipro_scores[m],
+                     result.best_epoch)
         self.unipro.to(trainer.device).eval()
         self.multipro.to(trainer.device)
         self.multipro.load_unipro(dict(self.unipro.items()))
         dropout = (None if o.modality_dropout is None
                    else build_scenario(o.modality_dropout, list(self.context.modalities)))
-        stage = MultiProStage(self.multipro, self.task, self.context.modalities, self.context.seed, o.aux_weight,
-                              dropout)
-        trainer.fit(stage, data, stage=f"{method_id}.multipro", epochs=o.multipro_epochs, lr=o.multipro_lr)
+        stage = SelectOnValidation(MultiProStage(self.multipro, self.task, self.context.modalities, self.context.seed,
+                                                 o.aux_weight, dropout), o.selection_metric, o.selection_min_epochs)
+        result = trainer.fit(stage, train_data, stage=f"{method_id}.multipro", epochs=o.multipro_epochs,
+                             lr=o.multipro_lr, monitor="selection")
+        self.multipro_epoch = result.best_epoch
         self.to(trainer.device)
 
     # ------------------------------------------------------------------ deployment
@@ -196,4 +230,7 @@ class DisPro(Method):
                                  "fusion_layers": self.multipro.text.layers},
                 "tokens": tokens, "unipro_val_c_index": self.unipro_scores,
                 "multipro_trainable_parameters": trainable,
-                "prediction": "MultiPro [CLS] hazards; mean of the death/censored prompt sets; no label read"}
+                "selection": {"metric": f"validation {self.options.selection_metric}",
+                              "min_epochs": self.options.selection_min_epochs,
+                              "multipro_epoch": self.multipro_epoch},
+                "prediction": f"MultiPro hazards from the {self.options.readout} readout; no label read"}

@@ -8,7 +8,18 @@ modality's prompt features are kept (label-free: the reference ranks by the true
 missing modality fills all its slots with one learnable placeholder, and the encoder infers
 them from what is present (modality-common knowledge).
 
-Outputs: hazard logits from [CLS] through an MLP; and, for every modality, auxiliary hazard
+Outputs: hazard logits from a readout (``readout``):
+
+- ``cls``: the encoder's [CLS] output through an MLP (the paper's readout). With a frozen
+  sentence encoder the [CLS] output barely varies across patients (measured on TCGA-BLCA: an
+  across-patient sd of 0.002 against an RMS of 0.41), so the risk is almost constant;
+- ``pooled``: per modality, the mean encoder output over its slots (observed tokens, or the
+  placeholders of a missing modality), concatenated, through dropout and a linear layer;
+- ``pooled_residual`` (default): as ``pooled``, plus a residual path from the tokens: each
+  modality's pooled encoder output is added to the mean of its adapted input tokens, so patient
+  signal reaches the head even where the frozen encoder washes it out.
+
+And, for every modality, auxiliary hazard
 logits from its slots scored against that modality's *frozen* UniPro prompt features and
 top-j pooled (modality-specific knowledge distilled from stage 1). Training loss:
 ``L(h) + aux_weight · Σ_m 1[m missing] · L(h^m)``.
@@ -31,23 +42,36 @@ from robustmm.missing.scenarios import Scenario
 
 
 class MultiPro(nn.Module):
+    READOUTS = ("cls", "pooled", "pooled_residual")
+
     def __init__(self, tokenizers: dict[str, nn.Module], text: FrozenTextModel, n_bins: int, dim: int,
-                 slots: int, top_j: int, dropout: float) -> None:
+                 slots: int | None, top_j: int, dropout: float, readout: str = "pooled_residual",
+                 item_slots: int = 16) -> None:
         super().__init__()
         width = text.hidden_size
         self.text = text  # not an nn.Module: frozen, outside checkpoints
         self.modalities = list(tokenizers)
         self.top_j = top_j
         self.tokens = nn.ModuleDict(tokenizers)
-        self.slots = {m: min(slots, int(t.num_tokens)) for m, t in tokenizers.items()}
+        if readout not in self.READOUTS:
+            raise ValueError(f"readout must be one of {self.READOUTS}, got {readout!r}")
+        self.readout = readout
+        # slots None: every token of a grouped modality (omics columns/pathways) gets a slot, and
+        # item modalities (WSI patches, sequence steps) get item_slots of their tokens
+        self.slots = {m: min(slots if slots is not None else (item_slots if t.kind == "items" else int(t.num_tokens)),
+                             int(t.num_tokens))
+                      for m, t in tokenizers.items()}
         if 1 + sum(self.slots.values()) > text.max_positions:
             raise ValueError(f"{1 + sum(self.slots.values())} positions exceed the encoder's {text.max_positions}")
         self.adapters = nn.ModuleDict({m: nn.Linear(dim, width) for m in self.modalities})
         self.placeholders = nn.ParameterDict({m: nn.Parameter(torch.randn(width) * 0.02) for m in self.modalities})
         self.type_embeddings = nn.ParameterDict({m: nn.Parameter(torch.zeros(width)) for m in self.modalities})
         self.cls = nn.Parameter(torch.randn(width) * 0.02)
-        self.head = nn.Sequential(nn.Linear(width, width // 2), nn.GELU(), nn.Dropout(dropout),
-                                  nn.Linear(width // 2, n_bins))
+        if readout == "cls":
+            self.head = nn.Sequential(nn.Linear(width, width // 2), nn.GELU(), nn.Dropout(dropout),
+                                      nn.Linear(width // 2, n_bins))
+        else:
+            self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width * len(self.modalities), n_bins))
         self.aux_proj = nn.ModuleDict({m: nn.Linear(width, dim) for m in self.modalities})
         self.aux_logit_scale = nn.ParameterDict({m: nn.Parameter(torch.tensor(INITIAL_LOGIT_SCALE))
                                                  for m in self.modalities})
@@ -82,6 +106,7 @@ class MultiPro(nn.Module):
         parts = [self.cls.view(1, 1, -1).expand(b, 1, -1)]
         masks = [torch.ones(b, 1, dtype=torch.bool, device=self.cls.device)]
         spans: dict[str, tuple[int, int]] = {}
+        inputs: dict[str, Tensor] = {}
         start = 1
         for m in self.modalities:
             present = batch.present[m].to(self.cls.device)
@@ -92,10 +117,22 @@ class MultiPro(nn.Module):
             mask = mask | ~present.view(b, 1)  # placeholders are attended: the encoder infers them
             parts.append(h + self.type_embeddings[m].to(h.dtype))
             masks.append(mask)
+            inputs[m] = h
             spans[m] = (start, start + h.shape[1])
             start += h.shape[1]
-        out = self.text.encode(torch.cat(parts, dim=1), torch.cat(masks, dim=1))
-        logits = self.head(out[:, 0])
+        mask_all = torch.cat(masks, dim=1)
+        out = self.text.encode(torch.cat(parts, dim=1), mask_all)
+        if self.readout == "cls":
+            logits = self.head(out[:, 0])
+        else:
+            pooled = []
+            for m, (lo, hi) in spans.items():
+                w = mask_all[:, lo:hi].to(out.dtype).unsqueeze(-1)
+                feat = (out[:, lo:hi] * w).sum(1) / w.sum(1).clamp_min(1.0)
+                if self.readout == "pooled_residual":
+                    feat = feat + (inputs[m].to(out.dtype) * w).sum(1) / w.sum(1).clamp_min(1.0)
+                pooled.append(feat)
+            logits = self.head(torch.cat(pooled, dim=-1))
         aux = {}
         for m, (lo, hi) in spans.items():
             slot_logits = scaled_cosine(self.aux_proj[m](out[:, lo:hi]), self.prompt_features(m),

@@ -42,14 +42,26 @@ def chunk_groups(n_features: int, n_tokens: int, min_columns: int) -> list[list[
     return [chunk.tolist() for chunk in np.array_split(np.arange(n_features), k)]
 
 
+def _symbols(name: str) -> set[str]:
+    """A column name and the name without its last ``_suffix`` (``TP53_rnaseq`` -> ``TP53``)."""
+    return {name.upper(), re.sub(r"_[^_]*$", "", name).upper()}
+
+
+def signature_matches(feature_names: Sequence[str], genes: Sequence[Sequence[str]]) -> bool:
+    """Whether any column (``<gene>``, ``<gene>_rnaseq``, ``<gene>_cnv``, ``<gene>_mut``, ...) is a
+    signature gene."""
+    wanted = {str(g).upper() for gs in genes for g in gs}
+    return any(_symbols(str(n)) & wanted for n in feature_names)
+
+
 def signature_groups(feature_names: Sequence[str], pathways: Sequence[tuple[str, Sequence[str]]],
                      min_columns: int) -> tuple[list[list[int]], list[str]]:
     """Column groups from pathways (overlaps allowed); unassigned columns form extra chunks of
     about the mean pathway size. Returns (groups, group names)."""
     by_symbol: dict[str, list[int]] = {}
     for j, name in enumerate(feature_names):
-        for symbol in {name, re.sub(r"_[^_]*$", "", name)}:
-            by_symbol.setdefault(symbol.upper(), []).append(j)
+        for symbol in _symbols(str(name)):
+            by_symbol.setdefault(symbol, []).append(j)
     groups, names, used = [], [], set()
     for pathway, genes in pathways:
         cols = sorted({j for g in genes for j in by_symbol.get(str(g).upper(), [])})
