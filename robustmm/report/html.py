@@ -260,6 +260,21 @@ def data_section(data: dict[str, Any]) -> str:
             parts.append("<ul>" + "".join(f"<li>{e(str(n))}</li>" for n in notes) + "</ul>")
         for k, v in loader.items():
             parts.append(f"<h3>{e(k)}</h3>{_generic(v)}")
+    oracle = data.pop("oracle", None)
+    if isinstance(oracle, dict) and isinstance(oracle.get("ceilings"), dict):
+        n = oracle.get("subjects_scored", "")
+        parts.append(f"<h3>Oracle ceilings of the synthetic generator ({e(str(oracle.get('metric', '')))})</h3>"
+                     f"<p class='note'>{e(str(oracle.get('model', '')))}, fitted on {e(str(oracle.get('subjects_fit')))} "
+                     f"simulated subjects and scored on n others: the best any model can do with each subset. "
+                     f"{e(str(oracle.get('notes', '')))}</p>"
+                     + _table(["subset", str(oracle.get("metric", "ceiling")), "n"],
+                              [[k, v, n] for k, v in oracle["ceilings"].items()]))
+        rest = {k: v for k, v in oracle.items() if k not in ("ceilings", "metric", "model", "notes", "subjects_fit",
+                                                               "subjects_scored")}
+        if rest:
+            parts.append(_generic(rest))
+    elif oracle is not None:
+        data["oracle"] = oracle
     for k, v in data.items():
         parts.append(f"<h3>{e(k.replace('_', ' '))}</h3>{_generic(v)}")
     return "".join(parts)
