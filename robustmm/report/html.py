@@ -324,7 +324,10 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
                      f"{scenario_table(records, metric, availability, notes)}</details>")
     parts.append("<h2>Glossary</h2><dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>"
                                                    for k, v in story.glossary(metrics)) + "</dl>")
-    parts.append(f"<h2>Data</h2>{data_section(doc.get('data') or {})}")
+    which = ("<p class='note'>Splits and counts below are those of fold 0; every fold has its own test "
+             "subjects.</p>" if cv else "") + ("<p class='note'>Splits and counts below are those of the first seed.</p>"
+                                               if doc.get("seeds") else "")
+    parts.append(f"<h2>Data</h2>{which}{data_section(doc.get('data') or {})}")
     method_notes = doc.get("methods") or {}
     if method_notes:
         parts.append("<h2>Methods</h2>" + "".join(f"<details><summary>{e(k)}</summary>{_generic(v)}</details>"
