@@ -51,10 +51,10 @@ e = html.escape
 
 
 def _table(header: list[str], rows: list[list[str]], raw: bool = False, cls: str = "") -> str:
-    """A scrollable table; cells are escaped unless ``raw``."""
+    """A scrollable table; cells are escaped unless ``raw`` (then a cell may be a whole ``<td ...>``)."""
     cell = (lambda c: str(c)) if raw else (lambda c: e(str(c)))
     head = "".join(f"<th>{e(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(c if c.startswith("<td") else f"<td>{cell(c)}</td>" for c in map(str, r))
+    body = "".join("<tr>" + "".join(c if raw and c.startswith("<td") else f"<td>{cell(c)}</td>" for c in map(str, r))
                    + "</tr>" for r in rows)
     attr = f" class='{cls}'" if cls else ""
     return f"<div class='scroll'><table{attr}><tr>{head}</tr>{body}</table></div>"

@@ -130,7 +130,7 @@ def complete_reference(records, metric, availability, group_scenarios) -> str | 
     """A scenario where no evaluated subject misses any modality (the all-modality subset)."""
     for s in dict.fromkeys(r["scenario"] for r in _rows(records, metric)):
         a = availability.get(s)
-        if a and s not in group_scenarios and all(v == 0 for v in a["missing"].values()):
+        if a and s not in group_scenarios and not a.get("feature_rate") and all(v == 0 for v in a["missing"].values()):
             return s
     return None
 
