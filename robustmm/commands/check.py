@@ -96,7 +96,9 @@ def cmd_check(args: argparse.Namespace) -> int:
 def register(sub, data, synth) -> None:
     checks = data_group(data, "check", "check a dataset folder before a study reads it")
     for kind, text in KINDS.items():
-        p = checks.add_parser(kind, help=text, description=f"Read {text} as a study would and print what was found.")
+        p = checks.add_parser(kind, help=text, description=f"Reads the dataset at PATH ({text}) the way a study "
+                              "would and prints subjects, classes, modality availability, exclusions and imputed "
+                              "cells. Nothing is written into PATH.")
         p.add_argument("path", type=Path, help="the dataset folder or file (replaces data.root)")
         p.add_argument("--study", type=Path, help="take the other data options from this study's data section")
         p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",

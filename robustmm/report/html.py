@@ -51,10 +51,10 @@ e = html.escape
 
 
 def _table(header: list[str], rows: list[list[str]], raw: bool = False, cls: str = "") -> str:
-    """A scrollable table; cells are escaped unless ``raw``."""
+    """A scrollable table; cells are escaped unless ``raw`` (then a cell may be a whole ``<td ...>``)."""
     cell = (lambda c: str(c)) if raw else (lambda c: e(str(c)))
     head = "".join(f"<th>{e(str(h))}</th>" for h in header)
-    body = "".join("<tr>" + "".join(c if c.startswith("<td") else f"<td>{cell(c)}</td>" for c in map(str, r))
+    body = "".join("<tr>" + "".join(c if raw and c.startswith("<td") else f"<td>{cell(c)}</td>" for c in map(str, r))
                    + "</tr>" for r in rows)
     attr = f" class='{cls}'" if cls else ""
     return f"<div class='scroll'><table{attr}><tr>{head}</tr>{body}</table></div>"
@@ -260,6 +260,21 @@ def data_section(data: dict[str, Any]) -> str:
             parts.append("<ul>" + "".join(f"<li>{e(str(n))}</li>" for n in notes) + "</ul>")
         for k, v in loader.items():
             parts.append(f"<h3>{e(k)}</h3>{_generic(v)}")
+    oracle = data.pop("oracle", None)
+    if isinstance(oracle, dict) and isinstance(oracle.get("ceilings"), dict):
+        n = oracle.get("subjects_scored", "")
+        parts.append(f"<h3>Oracle ceilings of the synthetic generator ({e(str(oracle.get('metric', '')))})</h3>"
+                     f"<p class='note'>{e(str(oracle.get('model', '')))}, fitted on {e(str(oracle.get('subjects_fit')))} "
+                     f"simulated subjects and scored on n others: the best any model can do with each subset. "
+                     f"{e(str(oracle.get('notes', '')))}</p>"
+                     + _table(["subset", str(oracle.get("metric", "ceiling")), "n"],
+                              [[k, v, n] for k, v in oracle["ceilings"].items()]))
+        rest = {k: v for k, v in oracle.items() if k not in ("ceilings", "metric", "model", "notes", "subjects_fit",
+                                                               "subjects_scored")}
+        if rest:
+            parts.append(_generic(rest))
+    elif oracle is not None:
+        data["oracle"] = oracle
     for k, v in data.items():
         parts.append(f"<h3>{e(k.replace('_', ' '))}</h3>{_generic(v)}")
     return "".join(parts)
@@ -309,7 +324,10 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
                      f"{scenario_table(records, metric, availability, notes)}</details>")
     parts.append("<h2>Glossary</h2><dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>"
                                                    for k, v in story.glossary(metrics)) + "</dl>")
-    parts.append(f"<h2>Data</h2>{data_section(doc.get('data') or {})}")
+    which = ("<p class='note'>Splits and counts below are those of fold 0; every fold has its own test "
+             "subjects.</p>" if cv else "") + ("<p class='note'>Splits and counts below are those of the first seed.</p>"
+                                               if doc.get("seeds") else "")
+    parts.append(f"<h2>Data</h2>{which}{data_section(doc.get('data') or {})}")
     method_notes = doc.get("methods") or {}
     if method_notes:
         parts.append("<h2>Methods</h2>" + "".join(f"<details><summary>{e(k)}</summary>{_generic(v)}</details>"

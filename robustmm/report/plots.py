@@ -34,6 +34,12 @@ def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availa
     if len({r["rate"] for r in rows}) < 2:
         return None
 
+    if modality and not all((availability.get(r["scenario"]) or {}).get("missing", {}).get(modality) is not None
+                            for r in rows):
+        modality_label, modality = modality, None  # no measured fractions: plot against the scenario's rate
+    else:
+        modality_label = None
+
     def x_of(r) -> float:
         a = availability.get(r["scenario"])
         return a["missing"][modality] if (a and modality) else r["rate"]
@@ -68,8 +74,11 @@ def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availa
                         color=line[0].get_color(), elinewidth=0.8, linestyle="none")
             ref_n = ref.get("n")
     _chance(ax, metric)
-    what = f"subjects without {modality.upper() if len(modality) <= 4 else modality}" if modality else f"{group} rate"
-    ax.set_xlabel(f"{what} (fraction of the evaluated test subjects)" if modality else what)
+    what = (f"subjects without {modality.upper() if len(modality) <= 4 else modality}" if modality else
+            f"{group} rate")
+    ax.set_xlabel(f"{what} (fraction of the evaluated test subjects)" if modality else
+                  f"rate at which {modality_label} is removed (on top of natural missingness)" if modality_label
+                  else what)
     ax.set_ylabel(f"{metric} (95% CI)")
     ax.set_title(f"{metric} as {what} increases" + ("  [SYNTHETIC DATA]" if synthetic else ""), fontsize=10)
     if ref_n is not None:

@@ -114,6 +114,16 @@ def _best(rows: list[dict], metric: str) -> dict:
     return max(rows, key=lambda r: sign * r["value"])
 
 
+def _runner_up(pool: list[dict], winner: dict, metric: str) -> dict | None:
+    """The second-best method when its value lies inside the winner's CI (a single run cannot
+    separate them), else None."""
+    others = [r for r in pool if r["method"] != winner["method"]]
+    if not others or winner.get("ci_low") is None or winner.get("ci_high") is None:
+        return None
+    second = _best(others, metric)
+    return second if winner["ci_low"] <= second["value"] <= winner["ci_high"] else None
+
+
 def rate_group(records: list[dict[str, Any]], metric: str, availability: dict[str, Any]) -> str | None:
     """The missing-rate grid the study asks about: the first one that drops one named modality,
     else the first rate grid."""
@@ -130,7 +140,7 @@ def complete_reference(records, metric, availability, group_scenarios) -> str | 
     """A scenario where no evaluated subject misses any modality (the all-modality subset)."""
     for s in dict.fromkeys(r["scenario"] for r in _rows(records, metric)):
         a = availability.get(s)
-        if a and s not in group_scenarios and all(v == 0 for v in a["missing"].values()):
+        if a and s not in group_scenarios and not a.get("feature_rate") and all(v == 0 for v in a["missing"].values()):
             return s
     return None
 
@@ -155,7 +165,9 @@ def headline(doc: dict[str, Any]) -> Headline:
                    and r.get("value") is not None]
         # a missing modality: the method to deploy without it; a feature-missing grid: the best area
         by_area = modality is None and len(summary) > 1
-        method = _best(summary if by_area else at_high, metric)["method"]
+        pool = summary if by_area else at_high
+        winner = _best(pool, metric)
+        method = winner["method"]
         mine = [r for r in members if r["method"] == method]
         ref = complete_reference(records, metric, availability, {r["scenario"] for r in members}) if modality else None
         low = next((r for r in rows if r["scenario"] == ref and r["method"] == method), None) if ref else None
@@ -179,6 +191,11 @@ def headline(doc: dict[str, Any]) -> Headline:
         n_methods = len({r["method"] for r in at_high})
         best_by = f"by AUILC over rates {low_rate:g}-{high_rate:g}" if by_area else high_text
         who = f"{method}, the best of {n_methods} methods {best_by}" if n_methods > 1 else method
+        runner = _runner_up(pool, winner, metric)
+        if runner is not None:
+            who = (f"{method} is highest {best_by}, but {runner['method']} ({runner['value']:.2f}) lies inside its CI"
+                   if higher_is_better(metric) else
+                   f"{method} is lowest {best_by}, but {runner['method']} ({runner['value']:.2f}) lies inside its CI")
         text = (f"{label} {low_text}: {fmt_value(low)} (n = {low['n']}); {high_text}: {fmt_value(high)} "
                 f"(n = {high['n']}) — {who}.")
         return Headline(text, [low, high], group, modality)
