@@ -157,7 +157,10 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
                       "difference": "method - reference, per seed; verdict from the t-interval over seeds",
                       "records": paired},
            "selection": {f"seed_{s}": docs[s].get("selection", {}) for s in seeds},
-           "methods": first.get("methods", {}), "data": first.get("data", {})}
+           "methods": first.get("methods", {}), "data": first.get("data", {}),
+           # missing fractions of the first seed's test split (each seed draws its own split); the
+           # report says its data section describes the first seed
+           "availability": first.get("availability", {})}
     if "cross_validation" in first:
         doc["cross_validation"] = first["cross_validation"]
     doc["sections"] = [[f"Paired differences vs {reference}", verdict_html(doc)]] if reference else []
