@@ -13,13 +13,14 @@ metrics.json of that one run folder:
     python benchmarks/noise_floor.py --seeds 0-2 --set training.epochs=3   # a quick look
 
 Results: benchmarks/results/noise_floor.{json,md}. The run folder (runs/benchmarks/noise_floor/)
-is resumed when the script is started again with the same settings: finished seeds are read back,
-an interrupted seed continues from its checkpoints.
+(one per resolved study) is resumed when the script is started again with the same study and
+settings: finished seeds are read back, an interrupted seed continues from its checkpoints.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import platform
 import sys
@@ -32,7 +33,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from robustmm.config.loader import load_study  # noqa: E402
+from robustmm.config.loader import load_study, to_plain  # noqa: E402
 from robustmm.io import write_json_atomic, write_text_atomic  # noqa: E402
 from robustmm.metrics.paired import higher_is_better, paired_difference  # noqa: E402
 from robustmm.study import run_study  # noqa: E402
@@ -53,7 +54,9 @@ def main() -> None:
 
     overrides = [f"seeds={args.seeds}", "training.threads=1", *args.set]
     cfg = load_study(STUDY, overrides=overrides)
-    run_dir = args.runs / ("run_" + "_".join(map(str, cfg.seeds)) + ("_custom" if args.set else ""))
+    # one folder per resolved study: a rerun with the same study resumes it, a changed study starts afresh
+    digest = hashlib.sha256(json.dumps(to_plain(cfg), sort_keys=True, default=str).encode()).hexdigest()[:8]
+    run_dir = args.runs / f"run_{'_'.join(map(str, cfg.seeds))}_{digest}"
     started = time.time()
     result = run_study(cfg, out=None if run_dir.exists() else run_dir, resume=run_dir if run_dir.exists() else None,
                        progress=False)
