@@ -123,7 +123,7 @@ class ClassifierTraining(nn.Module):
         super().__init__()
         self.net = method.net
         self._method = [method]  # a plain reference: the method's generator is frozen here
-        self.monitor = method.task.primary_metric  # when the study sets no early_stopping.monitor
+        self.monitor = method.task.primary_metric  # used when training.selection.monitor is "primary"
         opts = method.options
         self.dropout = None
         if opts.use_pet and opts.pet_dropout > 0 and not opts.upper_bound:
