@@ -255,6 +255,8 @@ class EvaluationConfig(Section):
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
     seed: int | None = None
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    #: reuse per-subject encoder outputs across scenarios (methods that opt in); same scores
+    encoder_cache: bool = True
 
 
 class ReportConfig(Section):

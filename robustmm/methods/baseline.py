@@ -81,6 +81,7 @@ class _SingleNetworkMethod(Method):
     """A deployment network trained by one supervised stage."""
 
     options: Any
+    reuses_encoder_outputs = True  # one MultimodalNet; encoders never see the availability pattern
 
     def __init__(self, options, context: MethodContext) -> None:
         super().__init__(options, context)

@@ -307,6 +307,7 @@ class MMANet(Method):
 
     Options = MMANetOptions
     reuses = ("complete_only",)
+    reuses_encoder_outputs = True  # predict runs the deployment MultimodalNet only
 
     def __init__(self, options: MMANetOptions, context: MethodContext) -> None:
         super().__init__(options, context)
