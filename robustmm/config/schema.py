@@ -47,6 +47,8 @@ class AdniDataConfig(Section):
     unmatched_subjects: Literal["skip", "error"] = "skip"
     volume_shape: tuple[int, int, int] = (32, 40, 32)
     cache: bool = True
+    #: processes preprocessing volumes on first use (default: the available cores)
+    preprocess_workers: int | None = Field(None, ge=1)
     synthetic: AdniSynthConfig | None = None
 
 
