@@ -1,9 +1,10 @@
 """How many CPU threads and processes a run may use without oversubscribing the machine.
 
 The default thread count of a process is ``available cores // concurrent workers`` (at least
-1): one run alone uses every core it may use; ``robustmm sweep --workers K`` gives each worker
-1 thread unless ``training.threads`` is set (``ROBUSTMM_WORKERS`` tells a worker how many run
-beside it). Available cores honour the CPU affinity mask and cgroup CPU quotas (containers).
+1): one run alone uses every core it may use, torchrun ranks share the cores of their node,
+and ``robustmm sweep --workers K`` gives each worker 1 thread unless ``training.threads`` (or
+``OMP_NUM_THREADS``) is set. Available cores honour the CPU affinity mask and cgroup CPU quotas
+(containers). The count used is written to the run's config.yaml (``threads``).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from pathlib import Path
 
 #: set by launchers (sweep workers, torchrun ranks) to the number of processes sharing the machine
 WORKERS_ENV = "ROBUSTMM_WORKERS"
+#: a launcher's default threads per process (sweep workers: 1), below ``training.threads``
+THREADS_ENV = "ROBUSTMM_THREADS"
 
 
 def available_cores() -> int:
@@ -61,9 +64,15 @@ def default_threads(workers: int | None = None) -> int:
 
 
 def resolve_threads(requested: int | None) -> tuple[int, str]:
-    """The thread count to use and where it came from (recorded in config.yaml)."""
+    """The thread count to use and where it came from (recorded in config.yaml): ``training.threads``,
+    else ``ROBUSTMM_THREADS`` (set by a launcher), else ``OMP_NUM_THREADS``, else available cores //
+    concurrent workers."""
     if requested:
         return int(requested), "training.threads"
+    for name in (THREADS_ENV, "OMP_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value), name
     workers = concurrent_workers()
     return default_threads(workers), f"{available_cores()} available cores // {workers} concurrent worker(s)"
 

@@ -30,6 +30,7 @@ from robustmm.methods import create_method
 from robustmm.methods.base import Method, MethodContext, method_class
 from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import build_scenarios
+from robustmm.parallel import apply_threads, resolve_threads
 from robustmm.report.render import render
 from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
 from robustmm.report.tables import records_to_csv
@@ -93,8 +94,10 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     handler = attach_log(run_dir)
     try:
         device = resolve_device(cfg.training.device)
+        threads = {"count": apply_threads(cfg.training.threads), "source": resolve_threads(cfg.training.threads)[1]}
         if resume is None:
-            write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "environment": environment()})
+            write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "threads": threads,
+                                             "environment": environment()})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
         if cfg.split.fold != "all":
             return _run_single(cfg, run_dir, device, progress, callbacks, evaluate_split)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from robustmm.config.schema import TrainingConfig
 from robustmm.io import save_torch_atomic
+from robustmm.parallel import apply_threads
 
 log = logging.getLogger("robustmm")
 
@@ -82,8 +83,7 @@ class Trainer:
         self.progress = progress
         self.callbacks = list(callbacks or [])
         self.device = resolve_device(cfg.device)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        apply_threads(cfg.threads)  # never more than this process's share of the cores
 
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
