@@ -22,8 +22,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from robustmm.config import load_study
     from robustmm.study import run_study
 
+    if getattr(args, "nproc", None) and args.nproc > 1:
+        from robustmm.engine.distributed import launch_local
+
+        return launch_local(args.nproc, args)
     cfg = load_study(args.study, args.set, args.profile)
     result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet)
+    if not result.summary:  # a distributed rank other than 0: rank 0 prints the summary
+        return 0
     print(result.summary)
     print(f"\nrun folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")
     return 0
@@ -61,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="run folder to create (must not exist)")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.add_argument("--nproc", type=int, metavar="N",
+                     help="train with N processes on this machine (torchrun + DistributedDataParallel; one per GPU)")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="rebuild report.html of a run folder")

@@ -22,6 +22,7 @@ from robustmm.config.loader import format_validation_error, to_plain
 from robustmm.config.schema import StudyConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
+from robustmm.engine import distributed
 from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
 from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.evaluate.runner import evaluate
@@ -48,11 +49,11 @@ class RunResult:
     data: DataModule | None = None
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def validate_method_options(cfg: StudyConfig) -> None:
@@ -81,6 +82,29 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     """
     validate_method_options(cfg)
     resolved = to_plain(cfg)
+    started_group = distributed.launched_by_torchrun() and not distributed.info().enabled
+    dinfo = distributed.init_from_env(cfg.training.device)  # under torchrun: join the process group
+    try:
+        if dinfo.enabled:
+            check_distributed(cfg, dinfo.world)
+        run_dir = distributed.on_main(lambda: _open_run_dir(cfg, resolved, out, resume))
+        if not dinfo.is_main:
+            return _run_worker_rank(cfg, run_dir, callbacks)
+        return _run_main(cfg, resolved, run_dir, resume, progress, callbacks, evaluate_split)
+    finally:
+        if started_group:
+            distributed.shutdown()
+
+
+def check_distributed(cfg: StudyConfig, world: int) -> None:
+    if cfg.training.batch_size < world:
+        raise ConfigError(f"training.batch_size {cfg.training.batch_size} is smaller than the {world} processes; "
+                          "each process needs at least one sample of every global batch")
+    if cfg.split.fold == "all":
+        raise ConfigError("split.fold: all is not supported with several processes; run one fold per launch")
+
+
+def _open_run_dir(cfg: StudyConfig, resolved: dict, out: Path | None, resume: Path | None) -> Path:
     if resume is not None:
         saved = check_resumable(resume)
         saved.pop("run", None)
@@ -88,16 +112,26 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             diff = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
             raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
                                     f"(sections {diff}); resume with the same study and --set options")
-        run_dir = Path(resume)
-    else:
-        run_dir = new_run_dir(cfg.output_dir, cfg.name, out)
+        return Path(resume)
+    return new_run_dir(cfg.output_dir, cfg.name, out)
+
+
+def _run_worker_rank(cfg: StudyConfig, run_dir: Path, callbacks: list[TrainerCallback] | None) -> RunResult:
+    """Ranks other than 0 train (DDP) and leave the run folder, evaluation and report to rank 0."""
+    apply_threads(cfg.training.threads)
+    device = resolve_device(cfg.training.device)
+    return _run_single(cfg, run_dir, device, False, callbacks, "test")
+
+
+def _run_main(cfg: StudyConfig, resolved: dict, run_dir: Path, resume: Path | None, progress: bool,
+              callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
     handler = attach_log(run_dir)
     try:
         device = resolve_device(cfg.training.device)
         threads = {"count": apply_threads(cfg.training.threads), "source": resolve_threads(cfg.training.threads)[1]}
         if resume is None:
             write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "threads": threads,
-                                             "environment": environment()})
+                                             **distributed.run_info(), "environment": environment()})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
         if cfg.split.fold != "all":
             return _run_single(cfg, run_dir, device, progress, callbacks, evaluate_split)
@@ -117,7 +151,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
 def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
                 callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
     started = time.time()
-    seed_everything(cfg.seed)
+    seed_everything(cfg.seed, cfg.training.deterministic)
     dataset = build_dataset(cfg.data, progress=progress)
     data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, cfg.training.num_workers,
                       pin_memory=device.type == "cuda")
@@ -144,6 +178,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         fitted[mcfg.run_id] = method.to(device).eval()
         by_name.setdefault(mcfg.name, method)
     fitted = {m.run_id: fitted[m.run_id] for m in cfg.methods}
+    if not distributed.info().is_main:  # rank 0 evaluates and writes the run folder
+        return RunResult(run_dir, [], "", synthetic, fitted, data)
 
     task = task_adapter(data.task, cfg.evaluation.threshold)
     first = next(iter(fitted.values()))

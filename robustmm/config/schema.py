@@ -159,6 +159,15 @@ class TrainingConfig(Section):
     amp: bool = True
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, ge=1)
+    # accelerator fast path (robustmm/engine/fastpath.py)
+    #: false: cuDNN autotuning (cudnn.benchmark) and TF32, runs no longer bit-reproducible
+    deterministic: bool = True
+    #: volumes and 3-D conv weights in channels-last-3d memory layout
+    channels_last: bool = False
+    #: torch.compile the per-modality encoders
+    compile: bool = False
+    #: keep the whole training split on the GPU when it fits in half of the free memory
+    cohort_on_device: bool = False
 
 
 # --------------------------------------------------------------------------- missing scenarios
@@ -259,6 +268,8 @@ class EvaluationConfig(Section):
     threshold: float = Field(0.5, gt=0.0, lt=1.0)
     #: reuse per-subject encoder outputs across scenarios (methods that opt in); same scores
     encoder_cache: bool = True
+    #: on CUDA, evaluate under autocast (bf16 where supported, else fp16)
+    amp: bool = True
 
 
 class ReportConfig(Section):

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from robustmm.config.schema import EvaluationConfig
+from robustmm.engine.fastpath import eval_autocast
 from robustmm.methods.base import Method, Predictions, collect_predictions
 from robustmm.methods.task import TaskAdapter
 from robustmm.metrics.bootstrap import bootstrap_indices
@@ -72,7 +73,8 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
     caches = {method_id: EncoderCache() for method_id in methods} if use_cache else {}
     for scenario in scenarios:
         for method_id, method in methods.items():
-            preds = predict_scenario(method, task, data, split, scenario, eval_seed, batches, caches.get(method_id))
+            preds = predict_scenario(method, task, data, split, scenario, eval_seed, batches, caches.get(method_id),
+                                     getattr(cfg, "amp", True))
             if scenario is ref:
                 reference[method_id] = preds
             keep = np.flatnonzero(preds.evaluable)
@@ -98,11 +100,13 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
 
 
 def predict_scenario(method: Method, task: TaskAdapter, data: Any, split: str, scenario: Scenario, seed: int,
-                     batches: "SplitBatches | None" = None, cache: EncoderCache | None = None) -> Predictions:
+                     batches: "SplitBatches | None" = None, cache: EncoderCache | None = None,
+                     amp: bool = True) -> Predictions:
     """One method's predictions on ``split`` under ``scenario``: the split's batches are loaded once
-    (``batches``) and encoder outputs are reused through ``cache`` when the method allows it."""
+    (``batches``), encoder outputs are reused through ``cache`` when the method allows it, and on
+    CUDA the forward runs under autocast (``amp``)."""
     method.eval()
-    with method.encoder_cache(cache):
+    with method.encoder_cache(cache), eval_autocast(method.device, amp):
         return collect_predictions(task.inference(method.predict), data, split, method.device, scenario, seed,
                                    batches=batches)
 

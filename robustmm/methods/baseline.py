@@ -49,8 +49,13 @@ class SupervisedModule(nn.Module):
                  for m, v in dropped.feature_mask.items()}
         return batch.with_masks(present, fmask)
 
+    def prepare_batch(self, batch: Batch, ctx) -> Batch:
+        """The dropout masks, drawn on the CPU before the batch is copied to the device."""
+        return self.drop(batch, ctx.epoch)
+
     def training_step(self, batch: Batch, ctx) -> Tensor:
-        batch = self.drop(batch, ctx.epoch)
+        if not getattr(ctx, "prepared", False):
+            batch = self.drop(batch, ctx.epoch)
         return self.task.loss(self.net(batch)["logits"], batch)
 
     def predict(self, batch: Batch) -> dict[str, Tensor]:
