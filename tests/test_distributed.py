@@ -16,7 +16,7 @@ from robustmm.data.datamodule import GlobalBatchShards
 REPO = Path(__file__).resolve().parents[1]
 #: largest |difference| allowed on any metric value between 1 and 2 processes (same global
 #: batches; only the floating-point order of the gradient reduction differs)
-TOLERANCE = 0.02
+TOLERANCE = 1e-3
 
 
 def test_global_batch_shards_cover_each_batch_once() -> None:
@@ -59,6 +59,7 @@ def test_two_process_gloo_run_matches_one_process(tiny_study: Path, tmp_path: Pa
     b = {(r["method"], r["scenario"], r["metric"]): r["value"] for r in json.loads((two / "metrics.json").read_text())["records"]}
     assert a.keys() == b.keys() and len(a) > 20
     diffs = {k: abs(a[k] - b[k]) for k in a if a[k] is not None and b[k] is not None}
+    print("largest metric difference, 1 vs 2 processes:", max(diffs.values()))
     assert max(diffs.values()) <= TOLERANCE, sorted(diffs.items(), key=lambda kv: -kv[1])[:5]
     assert "train_loss" in (two / "log.txt").read_text()
 

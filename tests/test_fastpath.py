@@ -132,3 +132,15 @@ def test_training_masks_drawn_before_the_copy_equal_the_in_step_masks() -> None:
     changed = [any(not torch.equal(module.prepare_batch(batch, SimpleNamespace(epoch=e)).present[m], batch.present[m])
                    for m in specs) for e in range(6)]
     assert any(changed)  # the masks do narrow availability
+
+
+def test_host_present_masks_give_the_same_outputs() -> None:
+    """On an accelerator the batch carries its host masks (no sync to find the rows to encode)."""
+    net, _ = _net()
+    batch = _batch()
+    with torch.no_grad():
+        ref = net(batch)["logits"]
+        batch.host_present = {m: p.clone() for m, p in batch.present.items()}
+        assert torch.equal(net(batch)["logits"], ref)
+        batch.host_present = {m: torch.zeros_like(p) for m, p in batch.present.items()}  # really used
+        assert not torch.equal(net(batch)["logits"], ref)

@@ -40,7 +40,11 @@ def configure_backends(deterministic: bool, device: torch.device) -> None:
 
 
 def to_device(batch: Batch, device: torch.device, channels_last: bool = False) -> Batch:
+    """``batch`` on ``device``; on an accelerator the result keeps the host ``present`` masks as
+    ``host_present`` so networks find the rows to encode without a device-to-host sync."""
     out = batch.to(device)
+    if torch.device(device).type != "cpu" and all(p.device.type == "cpu" for p in batch.present.values()):
+        out.host_present = batch.present
     if channels_last:
         out.inputs = {m: x.contiguous(memory_format=torch.channels_last_3d) if x.dim() == 5 else x
                       for m, x in out.inputs.items()}

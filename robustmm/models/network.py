@@ -125,8 +125,8 @@ class MultimodalNet(nn.Module):
             x = self.fill.fill_input(m, x, present, batch.feature_mask.get(m))
             run = torch.ones_like(present) if self.fill.kind == "mean" else present
             f = x.new_zeros((x.shape[0], self.embed_dim), dtype=torch.float32)
-            if run.any():
-                rows = run.nonzero(as_tuple=True)[0]
+            rows = _rows(run, getattr(batch, "host_present", {}).get(m), self.fill.kind == "mean")
+            if rows is not None:
                 valid = batch.valid.get(m)
 
                 def encode_rows(r: Tensor, m=m, x=x, valid=valid) -> Tensor:
@@ -172,6 +172,19 @@ class MultimodalNet(nn.Module):
         fused = self.fuse(feats, batch.present)
         h = self.trunk(fused)
         return {"logits": self.head(h), "features": h, "fused": fused, "modality_features": feats}
+
+
+def _rows(run: Tensor, host: Tensor | None, everything: bool) -> Tensor | None:
+    """Indices of the rows to encode (None: none). From the host copy of ``present`` when the
+    batch carries one (see :func:`robustmm.engine.fastpath.to_device`): no device-to-host sync."""
+    if host is not None:
+        host = torch.ones_like(host) if everything else host
+        if not bool(host.any()):
+            return None
+        return host.nonzero(as_tuple=True)[0].to(run.device, non_blocking=True)
+    if not bool(run.any()):
+        return None
+    return run.nonzero(as_tuple=True)[0]
 
 
 @torch.no_grad()
