@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         return launch_local(args.nproc, args)
     cfg = load_study(args.study, args.set, args.profile)
     result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet)
-    if not result.summary:  # a distributed rank other than 0: rank 0 prints the summary
+    if result is None or not result.summary:  # a distributed rank other than 0: rank 0 prints the summary
         return 0
     print(result.summary)
     print(f"\nrun folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")

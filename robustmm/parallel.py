@@ -85,3 +85,9 @@ def apply_threads(requested: int | None) -> int:
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
     return threads
+
+
+def run_threads(requested: int | None) -> dict:
+    """Apply the thread count and return what config.yaml records: ``{"threads": {count, source}}``."""
+    count = apply_threads(requested)
+    return {"threads": {"count": count, "source": resolve_threads(requested)[1]}}

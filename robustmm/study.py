@@ -31,7 +31,7 @@ from robustmm.methods import create_method
 from robustmm.methods.base import Method, MethodContext, method_class
 from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import build_scenarios
-from robustmm.parallel import apply_threads, resolve_threads
+from robustmm.parallel import run_threads
 from robustmm.report.render import render
 from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
 from robustmm.report.tables import records_to_csv
@@ -81,30 +81,11 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     mean over folds (CI: t-interval over the fold values).
     """
     validate_method_options(cfg)
+    if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
+        return distributed.run_session(
+            cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split),
+            lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
     resolved = to_plain(cfg)
-    started_group = distributed.launched_by_torchrun() and not distributed.info().enabled
-    dinfo = distributed.init_from_env(cfg.training.device)  # under torchrun: join the process group
-    try:
-        if dinfo.enabled:
-            check_distributed(cfg, dinfo.world)
-        run_dir = distributed.on_main(lambda: _open_run_dir(cfg, resolved, out, resume))
-        if not dinfo.is_main:
-            return _run_worker_rank(cfg, run_dir, callbacks)
-        return _run_main(cfg, resolved, run_dir, resume, progress, callbacks, evaluate_split)
-    finally:
-        if started_group:
-            distributed.shutdown()
-
-
-def check_distributed(cfg: StudyConfig, world: int) -> None:
-    if cfg.training.batch_size < world:
-        raise ConfigError(f"training.batch_size {cfg.training.batch_size} is smaller than the {world} processes; "
-                          "each process needs at least one sample of every global batch")
-    if cfg.split.fold == "all":
-        raise ConfigError("split.fold: all is not supported with several processes; run one fold per launch")
-
-
-def _open_run_dir(cfg: StudyConfig, resolved: dict, out: Path | None, resume: Path | None) -> Path:
     if resume is not None:
         saved = check_resumable(resume)
         saved.pop("run", None)
@@ -112,26 +93,16 @@ def _open_run_dir(cfg: StudyConfig, resolved: dict, out: Path | None, resume: Pa
             diff = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
             raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
                                     f"(sections {diff}); resume with the same study and --set options")
-        return Path(resume)
-    return new_run_dir(cfg.output_dir, cfg.name, out)
-
-
-def _run_worker_rank(cfg: StudyConfig, run_dir: Path, callbacks: list[TrainerCallback] | None) -> RunResult:
-    """Ranks other than 0 train (DDP) and leave the run folder, evaluation and report to rank 0."""
-    apply_threads(cfg.training.threads)
-    device = resolve_device(cfg.training.device)
-    return _run_single(cfg, run_dir, device, False, callbacks, "test")
-
-
-def _run_main(cfg: StudyConfig, resolved: dict, run_dir: Path, resume: Path | None, progress: bool,
-              callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
+        run_dir = Path(resume)
+    else:
+        run_dir = new_run_dir(cfg.output_dir, cfg.name, out)
     handler = attach_log(run_dir)
     try:
         device = resolve_device(cfg.training.device)
-        threads = {"count": apply_threads(cfg.training.threads), "source": resolve_threads(cfg.training.threads)[1]}
         if resume is None:
-            write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "threads": threads,
-                                             **distributed.run_info(), "environment": environment()})
+            write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device),
+                                             **run_threads(cfg.training.threads), **distributed.run_info(),
+                                             "environment": environment()})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
         if cfg.split.fold != "all":
             return _run_single(cfg, run_dir, device, progress, callbacks, evaluate_split)
@@ -151,6 +122,7 @@ def _run_main(cfg: StudyConfig, resolved: dict, run_dir: Path, resume: Path | No
 def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
                 callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
     started = time.time()
+    distributed.share_run(cfg, run_dir)  # rank 0 tells the other ranks which run to train (no-op otherwise)
     seed_everything(cfg.seed, cfg.training.deterministic)
     dataset = build_dataset(cfg.data, progress=progress)
     data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, cfg.training.num_workers,

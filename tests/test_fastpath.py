@@ -144,3 +144,16 @@ def test_host_present_masks_give_the_same_outputs() -> None:
         assert torch.equal(net(batch)["logits"], ref)
         batch.host_present = {m: torch.zeros_like(p) for m, p in batch.present.items()}  # really used
         assert not torch.equal(net(batch)["logits"], ref)
+
+
+@pytest.mark.slow
+def test_compiled_encoders_give_the_same_outputs() -> None:
+    net, _ = _net()
+    batch = _batch()
+    with torch.no_grad():
+        ref = net(batch)["logits"]
+        prepare_network(net, compile=True)
+        got = net(batch)["logits"]
+        again = net(_batch(4))["logits"]  # another batch size: dynamic shapes, no failure
+    assert torch.allclose(got, ref, atol=1e-5)
+    assert again.shape == (4, 2)

@@ -6,7 +6,8 @@ Launch the ordinary command under ``torchrun`` (or let ``robustmm run --nproc N`
     torchrun --nnodes 2 --nproc_per_node 8 --rdzv_backend c10d --rdzv_endpoint HOST:29500 \\
         -m robustmm run studies/adni_mci.yaml
 
-Every rank builds the same data and methods (same seed); the trainer wraps each training module
+Rank 0 runs the study; every single run it trains (one per fold / seed) is announced to the
+other ranks, which build the same data and methods (same seed); the trainer wraps each training module
 in :class:`~torch.nn.parallel.DistributedDataParallel` and gives each rank its share of every
 *global* batch: the single-process run's batch (same shuffling, ``training.batch_size`` samples)
 is cut into ``world_size`` consecutive slices, and each rank's mean loss is weighted by its slice's
@@ -27,7 +28,8 @@ import datetime as dt
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
@@ -76,6 +78,50 @@ def init_from_env(device_kind: str = "auto") -> DistInfo:
     return out
 
 
+_SESSION = {"active": False}
+
+
+def needs_session() -> bool:
+    """True in a process started by torchrun that has not joined its process group yet."""
+    return launched_by_torchrun() and not _SESSION["active"]
+
+
+def run_session(device_kind: str, main: Callable[[], Any], follow: Callable[[Any, Path], Any]) -> Any:
+    """Join the process group; rank 0 runs ``main()`` (the whole study: it creates the run folder,
+    and each single run it trains is announced to the other ranks by :func:`share_run`); the
+    other ranks run ``follow(cfg, run_dir)`` for every announced run until rank 0 is done."""
+    init_from_env(device_kind)
+    _SESSION["active"] = True
+    try:
+        if info().is_main:
+            try:
+                return main()
+            finally:
+                broadcast(None)  # release the other ranks (also when rank 0 failed before training)
+        last = None
+        while True:
+            message = broadcast(None)
+            if message is None:
+                return last
+            last = follow(*message)
+    finally:
+        _SESSION["active"] = False
+        shutdown()
+
+
+def share_run(cfg: Any, run_dir: Path) -> None:
+    """Rank 0: announce the single run (its config and folder) that every rank trains next."""
+    i = info()
+    if not (_SESSION["active"] and i.enabled and i.is_main):
+        return
+    if cfg.training.batch_size < i.world:
+        from robustmm.errors import ConfigError
+
+        raise ConfigError(f"training.batch_size {cfg.training.batch_size} is smaller than the {i.world} processes; "
+                          "each process needs at least one sample of every global batch")
+    broadcast((cfg, Path(run_dir)))
+
+
 def shutdown() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
@@ -108,24 +154,6 @@ def run_info() -> dict[str, Any]:
         return {}
     return {"distributed": {"world_size": i.world, "backend": dist.get_backend(),
                             "batch": "each global batch of training.batch_size is sliced across the ranks"}}
-
-
-def on_main(fn):
-    """``fn()`` on rank 0, its result (or its RobustMMError, re-raised) on every rank."""
-    from robustmm.errors import RobustMMError
-
-    if not info().enabled:
-        return fn()
-    result: Any = None
-    if info().is_main:
-        try:
-            result = ("ok", fn())
-        except RobustMMError as exc:
-            result = ("error", exc)
-    result = broadcast(result)
-    if result[0] == "error":
-        raise result[1]
-    return result[1]
 
 
 def barrier() -> None:
