@@ -74,15 +74,21 @@ def main() -> None:
         manifest = pd.read_csv(root / "manifest.csv")
         mri = [root / p for p in manifest["mri_path"]]
         pet = [root / p if isinstance(p, str) and p else None for p in manifest["pet_path"]]
-        t0 = time.perf_counter()
+        import resource
+
+        def cpu() -> float:
+            own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+            return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+        c0, t0 = cpu(), time.perf_counter()
         a_mri, a_pet = serial_path(mri, pet, shape)
-        serial = time.perf_counter() - t0
+        serial, serial_cpu = time.perf_counter() - t0, cpu() - c0
         workers = args.workers or default_threads()
         with_pet = [i for i, p in enumerate(pet) if p is not None]
-        t0 = time.perf_counter()
+        c0, t0 = cpu(), time.perf_counter()
         arrays = load_volumes(mri + [pet[i] for i in with_pet], shape, ["benchmark"] * (len(mri) + len(with_pet)),
                               workers=workers)
-        parallel = time.perf_counter() - t0
+        parallel, parallel_cpu = time.perf_counter() - t0, cpu() - c0
         b_mri = torch.from_numpy(np.stack(arrays[: len(mri)]))
         b_pet = torch.from_numpy(np.stack(arrays[len(mri):]))
         diff = max(float((a_mri - b_mri).abs().max()), float((a_pet[with_pet] - b_pet).abs().max()))
@@ -90,7 +96,8 @@ def main() -> None:
         "what": "first-run volume preparation of the default study (%d subjects, %s volumes)" % (len(mri), list(shape)),
         "volumes": len(mri) + len(with_pet), "subjects_without_pet": len(mri) - len(with_pet),
         "serial_seconds": round(serial, 2), "parallel_seconds": round(parallel, 2),
-        "speedup": round(serial / parallel, 2), "workers": workers, "available_cores": available_cores(),
+        "speedup": round(serial / parallel, 2), "workers": workers,
+        "cpu_seconds": {"serial": round(serial_cpu, 2), "parallel_all_processes": round(parallel_cpu, 2)}, "available_cores": available_cores(),
         "max_abs_difference": diff,
         "stored_mb": {"serial_zero_pet": round((a_mri.numel() + a_pet.numel()) * 4 / 2**20, 1),
                       "parallel_absent_pet": round((b_mri.numel() + b_pet.numel()) * 4 / 2**20, 1)},
