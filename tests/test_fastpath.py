@@ -37,6 +37,13 @@ def test_reused_loader_keeps_workers_and_the_epoch_order(adni) -> None:
     assert _subjects(reused.loader("val")) == _subjects(fresh.loader("val"))
     view = reused.complete_cases()
     assert view.loader("train", shuffle=True) is not first
+    import copy
+
+    from robustmm.data.datamodule import Splits
+
+    other = copy.copy(reused)  # a view made the way ITCFN makes one (shares the loader cache)
+    other.splits = Splits(reused.splits.train[:8], reused.splits.val, reused.splits.test)
+    assert len(_subjects(other.loader("train", shuffle=True, epoch=0))) == 8
 
 
 def test_loss_meter_reports_the_first_non_finite_step() -> None:

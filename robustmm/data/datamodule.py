@@ -113,7 +113,9 @@ class DataModule:
         alive between epochs and evaluation passes (``persistent_workers``); the epoch's order is
         the same seeded permutation a fresh loader would draw."""
         cache = self.__dict__.setdefault("_loaders", {})
-        key = (split, shuffle, batch_size)
+        # keyed by the indices themselves: a copied view with other splits (complete_cases, ITCFN's
+        # pairs) never gets a loader over the original split
+        key = (split, shuffle, batch_size, np.asarray(idx, dtype=np.int64).tobytes())
         if key not in cache:
             sampler = EpochPermutation(len(idx), self.seed) if shuffle else None
             cache[key] = DataLoader(Subset(self.dataset, idx.tolist()), batch_size=batch_size, sampler=sampler,
