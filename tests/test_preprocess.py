@@ -80,3 +80,17 @@ def test_absent_pet_is_not_stored_and_cache_is_memory_mapped(tiny_adni_root: Pat
     s_absent, s_present = second[absent], second[present]
     assert not s_absent["present"]["pet"] and torch.count_nonzero(s_absent["inputs"]["pet"]) == 0
     assert s_present["present"]["pet"] and torch.equal(s_present["inputs"]["pet"], first.pet[first.pet_row[present]])
+
+
+def test_reorientation_and_resize_equal_monai_for_flipped_and_permuted_axes() -> None:
+    from robustmm.data.volumes import spatial_transform, to_ras_resized
+
+    data = np.random.default_rng(0).random((20, 18, 22)).astype(np.float32)
+    affines = [np.diag([1.0, 1.0, 1.0, 1.0]), np.diag([-1.2, 1.0, 1.1, 1.0]),
+               np.array([[0, 0, 1.1, 0], [-1.0, 0, 0, 0], [0, 1.2, 0, 0], [0, 0, 0, 1]], float)]
+    for affine in affines:
+        ref = spatial_transform((12, 10, 14))(MetaTensor(torch.from_numpy(data), affine=torch.from_numpy(affine)))
+        ours = to_ras_resized(data, affine, (12, 10, 14))
+        np.testing.assert_allclose(ours, torch.as_tensor(ref).numpy(), atol=1e-6)
+    # same shape: no resampling
+    np.testing.assert_array_equal(to_ras_resized(data, affines[0], (20, 18, 22))[0], data)
