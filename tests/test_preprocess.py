@@ -40,9 +40,9 @@ def test_pool_gives_the_serial_result(tmp_path: Path) -> None:
     whats = [f"subject {i} (MRI)" for i in range(6)]
     serial = load_volumes(paths, (8, 8, 8), whats, workers=1)
     pooled = load_volumes(paths, (8, 8, 8), whats, workers=2)
-    assert len(pooled) == 6
-    for a, b in zip(serial, pooled):
-        np.testing.assert_array_equal(a, b)
+    assert pooled.shape == serial.shape == (6, 1, 8, 8, 8)
+    assert torch.equal(serial, pooled)
+    assert torch.equal(serial[3], load_volume(paths[3], (8, 8, 8), "x"))
 
 
 def test_pool_reports_a_bad_file_by_subject(tmp_path: Path) -> None:

@@ -228,11 +228,10 @@ class AdniDataset(MultimodalDataset):
             return stored["mri"], stored["pet"], stored["pet_row"]
         with_pet = [i for i, p in enumerate(pet_paths) if p is not None]
         whats = [f"subject {s} (MRI)" for s in self.subjects] + [f"subject {self.subjects[i]} (PET)" for i in with_pet]
-        arrays = load_volumes(mri_paths + [pet_paths[i] for i in with_pet], shape, whats,
-                              self.cfg.preprocess_workers, progress)
+        volumes = load_volumes(mri_paths + [pet_paths[i] for i in with_pet], shape, whats,
+                               self.cfg.preprocess_workers, progress)
         n = len(mri_paths)
-        mri = torch.from_numpy(np.stack(arrays[:n])) if n else torch.zeros((0, 1, *shape))
-        pet = torch.from_numpy(np.stack(arrays[n:])) if with_pet else torch.zeros((0, 1, *shape))
+        mri, pet = volumes[:n].clone(), volumes[n:].clone()  # clone: out of shared memory, own storages
         pet_row = torch.full((n,), -1, dtype=torch.int64)
         pet_row[torch.as_tensor(with_pet, dtype=torch.int64)] = torch.arange(len(with_pet))
         if self.cfg.cache:

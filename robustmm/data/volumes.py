@@ -99,8 +99,17 @@ def to_ras_resized(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, 
     return x[None].numpy()
 
 
-def _load_job(job: tuple[Path, tuple[int, int, int], str]) -> np.ndarray:
-    path, shape, what = job
+_OUT: torch.Tensor | None = None  # the shared output of a forked pool (inherited, written in place)
+
+
+def _load_into(job: tuple[int, Path, tuple[int, int, int], str]) -> int:
+    i, path, shape, what = job
+    _OUT[i] = load_volume(path, shape, what)
+    return i
+
+
+def _load_job(job: tuple[int, Path, tuple[int, int, int], str]) -> np.ndarray:
+    _, path, shape, what = job
     return load_volume(path, shape, what).numpy()
 
 
@@ -109,26 +118,42 @@ def _init_worker() -> None:
 
 
 def load_volumes(paths: list[Path], shape: tuple[int, int, int], whats: list[str], workers: int | None = None,
-                 progress: bool = False, desc: str = "loading volumes") -> list[np.ndarray]:
-    """:func:`load_volume` for every path, in a pool of ``workers`` processes (default: the
-    available cores, see :mod:`robustmm.parallel`); ``workers=1`` loads serially in this process."""
+                 progress: bool = False, desc: str = "loading volumes") -> torch.Tensor:
+    """:func:`load_volume` for every path -> (N, 1, *shape) float32, in a pool of ``workers``
+    processes (default: the available cores, see :mod:`robustmm.parallel`) that write into one
+    shared-memory tensor; ``workers=1`` loads serially in this process."""
+    global _OUT
     from tqdm.auto import tqdm
 
     from robustmm.parallel import default_threads
 
-    jobs = [(Path(p), tuple(shape), w) for p, w in zip(paths, whats)]
+    jobs = [(i, Path(p), tuple(shape), w) for i, (p, w) in enumerate(zip(paths, whats))]
+    out = torch.empty((len(jobs), 1, *shape), dtype=torch.float32)
     workers = min(workers or default_threads(), max(len(jobs), 1))
     if workers <= 1 or len(jobs) < 4:
-        return [_load_job(j) for j in tqdm(jobs, desc=desc, disable=not progress, leave=False)]
+        for job in tqdm(jobs, desc=desc, disable=not progress, leave=False):
+            out[job[0]] = torch.from_numpy(_load_job(job))
+        return out
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork is cheap (no re-import) and safe before CUDA starts; otherwise spawn
-    method = "spawn" if torch.cuda.is_initialized() else "fork"
     chunk = max(1, len(jobs) // (workers * 8))
-    with ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker) as pool:
-        return list(tqdm(pool.map(_load_job, jobs, chunksize=chunk), total=len(jobs), desc=desc,
-                         disable=not progress, leave=False))
+    if torch.cuda.is_initialized():  # fork is unsafe once CUDA runs: spawn, results sent back
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
+            for job, arr in zip(jobs, tqdm(pool.map(_load_job, jobs, chunksize=chunk), total=len(jobs), desc=desc,
+                                           disable=not progress, leave=False)):
+                out[job[0]] = torch.from_numpy(arr)
+        return out
+    # fork: no re-import; the children inherit the shared tensor and write their volumes into it
+    _OUT = out.share_memory_()
+    try:
+        with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_init_worker) as pool:
+            for _ in tqdm(pool.map(_load_into, jobs, chunksize=chunk), total=len(jobs), desc=desc,
+                          disable=not progress, leave=False):
+                pass
+    finally:
+        _OUT = None
+    return out
 
 
 def cache_key(paths: list[Path], shape: tuple[int, int, int]) -> str:
