@@ -23,10 +23,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     from robustmm.config import load_study
     from robustmm.study import run_study
 
+    if getattr(args, "nproc", None) and args.nproc > 1:
+        from robustmm.engine.distributed import launch_local
+
+        return launch_local(args.nproc, args)
     seeds = [f"seeds={args.seeds}"] if args.seeds else []  # "0-4" or "0,2,5": parsed by the schema
     cfg = load_study(args.study, [*args.set, *seeds], args.profile)
     result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
                        rewrite_results=getattr(args, "rewrite_results", False))
+    if result is None or not result.summary:  # a distributed rank other than 0: rank 0 prints the summary
+        return 0
     print(result.summary)
     print(f"\nrun folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")
     return 0
@@ -100,6 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                           "mean ± sd over seeds with paired differences against evaluation.compare_to")
     run.add_argument("--rewrite-results", action="store_true",
                      help="with --resume on a finished run: evaluate again and rewrite its results")
+    run.add_argument("--nproc", type=int, metavar="N",
+                     help="train with N processes on this machine (torchrun + DistributedDataParallel; one per GPU)")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="rebuild report.html of a run folder")

@@ -116,17 +116,18 @@ def to_safe(obj: Any) -> Any:
     return obj
 
 
-def load_torch(path: str | Path, what: str = "checkpoint", map_location: Any = "cpu") -> Any:
+def load_torch(path: str | Path, what: str = "checkpoint", map_location: Any = "cpu", mmap: bool = False) -> Any:
     """``torch.load(path, weights_only=True)``: tensors and plain containers only, never code.
 
     A file that needs anything else (a pickled class, a function) is refused, and a truncated
     or corrupt file is reported; both as :class:`DataError` naming ``what`` and the file.
+    ``mmap``: map the tensors' storage from the file instead of reading it into memory.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{what} {path} does not exist")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(path, map_location=map_location, weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         if "weights_only" in str(exc) or "Unsupported" in str(exc) or "global" in str(exc).lower():

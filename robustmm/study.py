@@ -25,6 +25,7 @@ from robustmm.config.schema import StudyConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
 from robustmm.engine.selection import selection_table_html
+from robustmm.engine import distributed
 from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
 from robustmm.engine.fingerprint import study_hash
 from robustmm.errors import ConfigError, RunDirectoryError
@@ -37,6 +38,7 @@ from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import build_scenarios
 from robustmm.report.caught import warnings_to_log
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
+from robustmm.parallel import run_threads
 from robustmm.report.render import render
 from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
 from robustmm.report.tables import records_to_csv
@@ -55,11 +57,11 @@ class RunResult:
     data: DataModule | None = None
 
 
-def seed_everything(seed: int) -> None:
+def seed_everything(seed: int, deterministic: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    torch.use_deterministic_algorithms(deterministic, warn_only=True)
 
 
 def validate_method_options(cfg: StudyConfig) -> None:
@@ -95,6 +97,10 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
                           "own folder; drop --out (or drop --resume to start a new run in --out)")
     validate_method_options(cfg)
     check_before_data(cfg)
+    if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
+        return distributed.run_session(
+            cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split, rewrite_results),
+            lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
     resolved = to_plain(cfg)
     if resume is not None:
         saved = check_resumable(resume)
@@ -121,7 +127,9 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
         caught = stack.enter_context(warnings_to_log(log))
         device = resolve_device(cfg.training.device)
         if resume is None:
-            write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "environment": environment()})
+            write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device),
+                                             **run_threads(cfg.training.threads), **distributed.run_info(),
+                                             "environment": environment()})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
         if cfg.seeds:  # the whole study once per seed into seed_<s>/, then mean ± sd and paired differences
             from robustmm.evaluate.seeds import run_seeds, seed_records_csv
@@ -157,7 +165,8 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
 def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
                 callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
     started = time.time()
-    seed_everything(cfg.seed)
+    distributed.share_run(cfg, run_dir)  # rank 0 tells the other ranks which run to train (no-op otherwise)
+    seed_everything(cfg.seed, cfg.training.deterministic)
     dataset = build_dataset(cfg.data, progress=progress)
     data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, cfg.training.num_workers,
                       pin_memory=device.type == "cuda")
@@ -188,6 +197,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         fitted[mcfg.run_id] = method.to(device).eval()
         by_name.setdefault(mcfg.name, method)
     fitted = {m.run_id: fitted[m.run_id] for m in cfg.methods}
+    if not distributed.info().is_main:  # rank 0 evaluates and writes the run folder
+        return RunResult(run_dir, [], "", synthetic, fitted, data)
 
     task = task_adapter(data.task, cfg.evaluation.threshold)
     first = next(iter(fitted.values()))

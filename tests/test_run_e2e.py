@@ -41,6 +41,7 @@ def test_tiny_study_writes_a_complete_run_folder(tiny_study: Path, tmp_path: Pat
     assert "SYNTHETIC DATA" in html and "plots/pet_missing_auc.png" in html
     config = (out / "config.yaml").read_text()
     assert "git_commit" in config and "torch" in config and "device: cpu" in config
+    assert "threads:" in config and "source:" in config  # the thread count used is recorded
 
     before = (out / "metrics.json").stat().st_mtime_ns
     assert run_cli(str(tiny_study), "--out", str(out)) == 2

@@ -60,6 +60,8 @@ class AdniDataConfig(Section):
     unmatched_subjects: Literal["skip", "error"] = "skip"
     volume_shape: tuple[PositiveInt, PositiveInt, PositiveInt] = (32, 40, 32)
     cache: bool = True
+    #: processes preprocessing volumes on first use (default: the available cores)
+    preprocess_workers: int | None = Field(None, ge=1)
     synthetic: AdniSynthConfig | None = None
 
 
@@ -213,6 +215,15 @@ class TrainingConfig(Section):
     amp: bool = True
     num_workers: int = Field(0, ge=0)
     threads: int | None = Field(None, ge=1)
+    # accelerator fast path (robustmm/engine/fastpath.py)
+    #: false: cuDNN autotuning (cudnn.benchmark) and TF32, runs no longer bit-reproducible
+    deterministic: bool = True
+    #: volumes and 3-D conv weights in channels-last-3d memory layout
+    channels_last: bool = False
+    #: torch.compile the per-modality encoders
+    compile: bool = False
+    #: keep the whole training split on the GPU when it fits in half of the free memory
+    cohort_on_device: bool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -358,6 +369,10 @@ class EvaluationConfig(Section):
     #: reference method (a method id) for the paired differences of a multi-seed study; ``auto``:
     #: dropout_baseline when the study has it, else none; null: no comparison
     compare_to: str | None = "auto"
+    #: reuse per-subject encoder outputs across scenarios (methods that opt in); same scores
+    encoder_cache: bool = True
+    #: on CUDA, evaluate under autocast (bf16 where supported, else fp16)
+    amp: bool = True
 
 
 class ReportConfig(Section):

@@ -27,12 +27,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from robustmm.config.schema import AdniDataConfig
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
-from robustmm.data.volumes import cache_key, load_volume
+from robustmm.data.volumes import cache_key, load_volumes
 from robustmm.errors import DataError
 from robustmm.io import load_torch, save_torch_atomic
 
@@ -101,7 +100,8 @@ class AdniDataset(MultimodalDataset):
         self._clin_mean = np.zeros(raw_clin.shape[1], dtype=np.float32)
         self._clin_std = np.ones(raw_clin.shape[1], dtype=np.float32)
         self.has_pet = np.asarray([pet_paths.get(s) is not None for s in keep])
-        self.mri, self.pet = self._load_volumes([mri_paths[s] for s in keep], [pet_paths.get(s) for s in keep], progress)
+        self.mri, self.pet, self.pet_row = self._load_volumes([mri_paths[s] for s in keep],
+                                                              [pet_paths.get(s) for s in keep], progress)
         self.report.subjects_used = len(keep)
         shape = (1, *cfg.volume_shape)
         self.modalities = {
@@ -265,27 +265,34 @@ class AdniDataset(MultimodalDataset):
         return {s: mri[s] for s in subjects if s in mri}, {s: pet.get(s) for s in subjects if s in mri}
 
     def _load_volumes(self, mri_paths: list[Path], pet_paths: list[Path | None], progress: bool):
+        """(mri (n, 1, D, H, W), pet (n_with_pet, 1, D, H, W), pet row per subject or -1): volumes
+        preprocessed in parallel on first use, cached on disk and memory-mapped from the cache."""
         shape = tuple(self.cfg.volume_shape)
         files = mri_paths + [p for p in pet_paths if p is not None]
         cache = self.root / ".robustmm_cache" / f"volumes_{cache_key(files, shape)}.pt"
         if self.cfg.cache and cache.is_file():
             try:
-                stored = load_torch(cache, "volume cache")
-                return stored["mri"], stored["pet"]
+                stored = load_torch(cache, "volume cache", mmap=True)
+                return stored["mri"], stored["pet"], stored["pet_row"]
             except (DataError, KeyError, TypeError) as exc:  # a damaged cache is rebuilt, never trusted
                 log.warning("%s; rebuilding it", exc)
+        with_pet = [i for i, p in enumerate(pet_paths) if p is not None]
+        whats = [f"subject {s} (MRI)" for s in self.subjects] + [f"subject {self.subjects[i]} (PET)" for i in with_pet]
+        volumes = load_volumes(mri_paths + [pet_paths[i] for i in with_pet], shape, whats,
+                               self.cfg.preprocess_workers, progress)
         n = len(mri_paths)
-        mri = torch.zeros((n, 1, *shape), dtype=torch.float32)
-        pet = torch.zeros((n, 1, *shape), dtype=torch.float32)
-        it = tqdm(range(n), desc="loading volumes", disable=not progress, leave=False)
-        for i in it:
-            s = self.subjects[i]
-            mri[i] = load_volume(mri_paths[i], shape, f"subject {s} (MRI)")
-            if pet_paths[i] is not None:
-                pet[i] = load_volume(pet_paths[i], shape, f"subject {s} (PET)")
+        mri, pet = volumes[:n].clone(), volumes[n:].clone()  # clone: out of shared memory, own storages
+        pet_row = torch.full((n,), -1, dtype=torch.int64)
+        pet_row[torch.as_tensor(with_pet, dtype=torch.int64)] = torch.arange(len(with_pet))
         if self.cfg.cache:
-            save_torch_atomic({"mri": mri, "pet": pet}, cache)
-        return mri, pet
+            save_torch_atomic({"mri": mri, "pet": pet, "pet_row": pet_row}, cache)
+        return mri, pet, pet_row
+
+    def _pet(self, i: int) -> torch.Tensor:
+        row = int(self.pet_row[i])
+        if row < 0:  # absent: zeros of the right shape, never read (present=False)
+            return torch.zeros((1, *self.cfg.volume_shape), dtype=torch.float32)
+        return self.pet[row]
 
     # ------------------------------------------------------------------ clinical
     def _clinical_matrix(self, baseline: pd.DataFrame) -> tuple[list[str], np.ndarray]:
@@ -351,7 +358,7 @@ class AdniDataset(MultimodalDataset):
         if not self.fitted:
             raise RuntimeError("call AdniDataset.fit(train_indices) before reading samples")
         return {
-            "inputs": {"mri": self.mri[i], "pet": self.pet[i], "clinical": self.clinical(i)},
+            "inputs": {"mri": self.mri[i], "pet": self._pet(i), "clinical": self.clinical(i)},
             "present": {"mri": True, "pet": bool(self.has_pet[i]), "clinical": True},
             "valid": {"clinical": torch.from_numpy(~self._clin_nan[i])},
             "target": int(self.labels[i]),

@@ -88,13 +88,43 @@ class DataModule:
         return self.splits.as_dict()[split]
 
     def loader(self, split: str, shuffle: bool = False, epoch: int = 0, batch_size: int | None = None,
-               indices: np.ndarray | None = None) -> DataLoader:
-        """Batches of ``split``; shuffling is seeded by (seed, epoch) so a resumed run is identical."""
+               indices: np.ndarray | None = None, shard: tuple[int, int] | None = None) -> DataLoader:
+        """Batches of ``split``; shuffling is seeded by (seed, epoch) so a resumed run is identical.
+
+        ``shard=(world, rank)``: this rank's slices of the same global batches (distributed
+        training, see :class:`GlobalBatchShards`); the loader's ``batch_sampler.weights`` holds
+        each slice's loss weight.
+        """
         idx = self.indices(split) if indices is None else indices
+        if indices is None and shard is None and self.num_workers > 0:
+            return self._reused_loader(split, idx, shuffle, epoch, batch_size or self.batch_size)
         generator = torch.Generator().manual_seed(self.seed * 100_003 + epoch) if shuffle else None
+        if shard is not None:
+            order = loader_order(len(idx), generator) if shuffle else list(range(len(idx)))
+            sampler = GlobalBatchShards(order, batch_size or self.batch_size, *shard)
+            return DataLoader(Subset(self.dataset, idx.tolist()), batch_sampler=sampler, collate_fn=collate,
+                              num_workers=self.num_workers, pin_memory=self.pin_memory)
         return DataLoader(Subset(self.dataset, idx.tolist()), batch_size=batch_size or self.batch_size,
                           shuffle=shuffle, generator=generator, collate_fn=collate,
                           num_workers=self.num_workers, pin_memory=self.pin_memory)
+
+    def _reused_loader(self, split: str, idx: np.ndarray, shuffle: bool, epoch: int, batch_size: int) -> DataLoader:
+        """With worker processes: one DataLoader per (split, shuffle, batch size), its workers kept
+        alive between epochs and evaluation passes (``persistent_workers``); the epoch's order is
+        the same seeded permutation a fresh loader would draw."""
+        cache = self.__dict__.setdefault("_loaders", {})
+        # keyed by the indices themselves: a copied view with other splits (complete_cases, ITCFN's
+        # pairs) never gets a loader over the original split
+        key = (split, shuffle, batch_size, np.asarray(idx, dtype=np.int64).tobytes())
+        if key not in cache:
+            sampler = EpochPermutation(len(idx), self.seed) if shuffle else None
+            cache[key] = DataLoader(Subset(self.dataset, idx.tolist()), batch_size=batch_size, sampler=sampler,
+                                    collate_fn=collate, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                    persistent_workers=True)
+        loader = cache[key]
+        if shuffle:
+            loader.sampler.epoch = epoch
+        return loader
 
     def complete_cases(self) -> "DataModule":
         """A view whose train/val splits keep only samples with every modality naturally present
@@ -102,9 +132,60 @@ class DataModule:
         presence = self.dataset.natural_presence()
         complete = np.logical_and.reduce(list(presence.values()))
         view = copy.copy(self)
+        view._loaders = {}  # its own loaders over its own splits
         view.splits = Splits(self.splits.train[complete[self.splits.train]],
                              self.splits.val[complete[self.splits.val]], self.splits.test)
         return view
 
     def full_batch(self, split: str) -> Batch:
         return collate(self.dataset[i] for i in self.indices(split))
+
+
+def loader_order(n: int, generator: torch.Generator) -> list[int]:
+    """The order a fresh ``DataLoader(shuffle=True, generator=generator)`` yields: the loader
+    first draws its workers' base seed from the generator, then the sampler draws a randperm."""
+    torch.empty((), dtype=torch.int64).random_(generator=generator)
+    return torch.randperm(n, generator=generator).tolist()
+
+
+class EpochPermutation(torch.utils.data.Sampler):
+    """The permutation a shuffling DataLoader draws from ``Generator().manual_seed(seed * 100003 +
+    epoch)``, for a loader that is reused across epochs (set ``epoch`` before iterating)."""
+
+    def __init__(self, n: int, seed: int) -> None:
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def __iter__(self):
+        return iter(loader_order(self.n, torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)))
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class GlobalBatchShards:
+    """Batch sampler: this rank's slice of every global batch of the single-process order.
+
+    Global batch ``b`` is ``order[b*B:(b+1)*B]``; rank ``r`` of ``world`` takes the r-th of
+    ``world`` near-equal consecutive slices. ``weights[b] = len(slice) * world / len(batch)``
+    scales the rank's mean loss so that DDP's average of the ranks' gradients is the gradient
+    of the global batch's mean loss. A last global batch with fewer samples than ranks is
+    dropped on every rank.
+    """
+
+    def __init__(self, order: list[int], batch_size: int, world: int, rank: int) -> None:
+        self.parts: list[list[int]] = []
+        self.weights: list[float] = []
+        for start in range(0, len(order), batch_size):
+            batch = order[start:start + batch_size]
+            if len(batch) < world:
+                break
+            bounds = [len(batch) * r // world for r in range(world + 1)]
+            part = batch[bounds[rank]:bounds[rank + 1]]
+            self.parts.append(part)
+            self.weights.append(len(part) * world / len(batch))
+
+    def __iter__(self):
+        return iter(self.parts)
+
+    def __len__(self) -> int:
+        return len(self.parts)

@@ -33,10 +33,13 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from robustmm.config.schema import TrainingConfig
+from robustmm.engine import distributed
+from robustmm.engine.fastpath import DeviceCohort, LossMeter, configure_backends, prepare_network, to_device
 from robustmm.engine.fingerprint import check_fingerprint, make_fingerprint
 from robustmm.engine.selection import MINIMIZED, describe, resolve_policy
 from robustmm.errors import CheckpointError, ConfigError, TrainingError
 from robustmm.io import load_torch, save_torch_atomic, to_safe
+from robustmm.parallel import apply_threads
 
 log = logging.getLogger("robustmm")
 
@@ -56,6 +59,8 @@ class StepContext:
     stage: str
     num_epochs: int
     reported_steps: int = 0
+    #: True when the trainer already called the module's ``prepare_batch`` (CPU-side masks)
+    prepared: bool = False
 
     def count_optimizer_steps(self, n: int = 1) -> None:
         """A module that steps an optimizer of its own reports it here (selection.steps counts it)."""
@@ -99,8 +104,8 @@ class Trainer:
         #: one record per fitted stage: restored epoch and why (robustmm.engine.selection)
         self.selections: list[dict[str, Any]] = []
         self.device = resolve_device(cfg.device)
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        apply_threads(cfg.threads)  # never more than this process's share of the cores
+        configure_backends(cfg.deterministic, self.device)
 
     # ------------------------------------------------------------------ helpers
     def autocast(self) -> contextlib.AbstractContextManager:
@@ -151,8 +156,12 @@ class Trainer:
         policy = resolve_policy(self.cfg.selection, module, epochs or self.cfg.epochs, monitor, per_epoch)
         epochs, monitor = policy.epochs, policy.monitor
         module.to(self.device)
+        prepare_network(module, self.cfg.channels_last, self.cfg.compile)
+        dinfo = distributed.info()
+        ddp = distributed.wrap(module, self.device) if dinfo.enabled else None
         params = [p for p in (module.trainable_parameters() if hasattr(module, "trainable_parameters")
                               else module.parameters()) if p.requires_grad]
+        usage = distributed.GlobalUsage(params) if ddp is not None else None
         optimizer = torch.optim.AdamW(params, lr=lr or self.cfg.lr, weight_decay=self.cfg.weight_decay)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._schedule(epochs))
         use_scaler = self.device.type == "cuda" and self.cfg.amp and not torch.cuda.is_bf16_supported()
@@ -174,6 +183,8 @@ class Trainer:
                 log.info("%s: already trained (checkpoint %s), skipping", stage, path)
                 ckpt.setdefault("selection", describe(stage, policy, {**state, **ckpt}, "epochs").to_dict())
                 self.selections.append(ckpt["selection"])
+                if usage is not None:
+                    usage.close()
                 return self._result(stage, ckpt)
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
@@ -186,7 +197,9 @@ class Trainer:
             stopped, first_epoch = "steps", epochs
         elif policy.steps is None and state["bad_epochs"] >= policy.patience:
             stopped, first_epoch = "early", epochs
-        bar = tqdm(range(first_epoch, epochs), desc=stage, disable=not self.progress, leave=False)
+        cohort = self._device_cohort(data)
+        bar = tqdm(range(first_epoch, epochs), desc=stage, disable=not (self.progress and dinfo.is_main),
+                   leave=False)
         for epoch in bar:
             t0 = time.time()
             torch.manual_seed(stable_seed(self.seed, stage, epoch))
@@ -194,32 +207,41 @@ class Trainer:
             if hasattr(module, "on_epoch_start"):
                 module.on_epoch_start(ctx, data)
             module.train()
-            losses = []
+            meter = LossMeter(self.device)
             budget_spent = False
-            for step, batch in enumerate(data.loader("train", shuffle=True, epoch=epoch)):
+            batches, weights = self._train_batches(data, epoch, dinfo, cohort)
+            for step, batch in enumerate(batches):
                 ctx.step = step
-                batch = batch.to(self.device)
+                if hasattr(module, "prepare_batch"):  # masks drawn on the CPU, before the copy
+                    batch, ctx.prepared = module.prepare_batch(batch, ctx), True
+                batch = to_device(batch, self.device, self.cfg.channels_last)
                 with self.autocast():
-                    out = module.training_step(batch, ctx)
+                    out = ddp(batch, ctx) if ddp is not None else module.training_step(batch, ctx)
                 loss, _ = out if isinstance(out, tuple) else (out, {})
                 if loss is None:
                     continue
-                if not torch.isfinite(loss):
-                    raise TrainingError(f"{stage}: loss became {loss.item()} at epoch {epoch}, step {step}; "
-                                             "lower training.lr or check the inputs for NaN")
+                meter.add(loss, step)
+                if self.device.type != "cuda":  # free on the CPU: stop before a NaN step
+                    meter.check(stage, epoch)
+                if weights is not None:  # this rank's share of the global batch (DDP averages ranks)
+                    loss = loss * weights[step]
                 optimizer.zero_grad(set_to_none=True)
+                if usage is not None:
+                    usage.reset()
                 scaler.scale(loss).backward()
+                if usage is not None:
+                    usage.apply()
                 if self.cfg.grad_clip:
                     scaler.unscale_(optimizer)
                     torch.nn.utils.clip_grad_norm_(params, self.cfg.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
-                losses.append(float(loss.detach()))
                 state["steps"] += 1 + ctx.reported_steps
                 ctx.reported_steps = 0
                 if policy.steps is not None and state["steps"] >= policy.steps:
                     budget_spent = True
                     break
+            meter.check(stage, epoch)
             scheduler.step()
             module.eval()
             with torch.no_grad(), self.autocast():
@@ -227,7 +249,8 @@ class Trainer:
             if monitor not in metrics:
                 raise ConfigError(f"{stage}: validation metrics {sorted(metrics)} lack the monitored '{monitor}'; "
                                   "set training.selection.monitor to one of them")
-            metrics["train_loss"] = float(sum(losses) / max(len(losses), 1))
+            metrics["train_loss"] = distributed.mean_over_ranks(meter.mean())
+            metrics = distributed.broadcast(metrics)  # rank 0 decides early stopping for every rank
             score = metrics[monitor]
             improved = policy.eligible(epoch) and policy.better(score, state["best_score"])
             if improved:
@@ -246,7 +269,8 @@ class Trainer:
                 stopped = "steps" if budget_spent else "early"
             elif policy.steps is not None and epoch + 1 >= epochs:
                 stopped = "steps"
-            self._save(path, module, optimizer, scheduler, state, complete=False)
+            if dinfo.is_main:
+                self._save(path, module, optimizer, scheduler, state, complete=False)
             for cb in self.callbacks:
                 cb.on_validation_end(stage, epoch, metrics)
             if stop:
@@ -258,8 +282,34 @@ class Trainer:
         state["selection"] = describe(stage, policy, state, stopped).to_dict()
         self.selections.append(state["selection"])
         log.info("%s: restored epoch %d: %s", stage, state["best_epoch"], state["selection"]["reason"])
-        self._save(path, module, optimizer, scheduler, state, complete=True)
+        if dinfo.is_main:
+            self._save(path, module, optimizer, scheduler, state, complete=True)
+        if usage is not None:
+            usage.close()
+        distributed.barrier()
         return self._result(stage, state)
+
+    def _device_cohort(self, data: Any) -> DeviceCohort | None:
+        """The training split on the device (``training.cohort_on_device``) when it fits."""
+        if not self.cfg.cohort_on_device or self.device.type != "cuda" or not hasattr(data, "full_batch"):
+            return None
+        need = DeviceCohort.nbytes(data, "train")
+        free, _ = torch.cuda.mem_get_info(self.device)
+        if need > 0.5 * free:
+            log.warning("training.cohort_on_device: the training split (%.1f GB) does not fit in half of the free "
+                        "device memory (%.1f GB); loading batches from the host instead", need / 1e9, free / 1e9)
+            return None
+        return DeviceCohort(data, "train", self.device, self.cfg.channels_last)
+
+    def _train_batches(self, data: Any, epoch: int, dinfo, cohort: DeviceCohort | None):
+        """This epoch's training batches (this rank's share under DDP) and their loss weights."""
+        if dinfo.enabled or cohort is not None:  # index lists in the single-process loader's order
+            loader = data.loader("train", shuffle=True, epoch=epoch, shard=(dinfo.world, dinfo.rank))
+            weights = loader.batch_sampler.weights if dinfo.enabled else None
+            if cohort is not None:
+                return cohort.batches(loader.batch_sampler.parts), weights
+            return loader, weights
+        return data.loader("train", shuffle=True, epoch=epoch), None
 
     def _save(self, path: Path, module, optimizer, scheduler, state: dict, complete: bool) -> None:
         extra = module.extra_state() if hasattr(module, "extra_state") else {}

@@ -14,13 +14,16 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
+import torch
 
 from robustmm.config.schema import EvaluationConfig
+from robustmm.engine.fastpath import eval_autocast
 from robustmm.methods.base import Method, Predictions, collect_predictions
 from robustmm.methods.task import TaskAdapter
 from robustmm.metrics.bootstrap import bootstrap_indices
 from robustmm.metrics.robustness import auilc
 from robustmm.missing.scenarios import Natural, Scenario, Subset
+from robustmm.models.cache import EncoderCache
 
 log = logging.getLogger("robustmm")
 
@@ -67,14 +70,16 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
     alpha = (1 - cfg.confidence) / 2
     records: list[MetricRecord] = []
     replicates: dict[tuple[str, str], dict[str, np.ndarray]] = {}
+    use_cache = getattr(cfg, "encoder_cache", True)
+    batches = SplitBatches(data, split) if use_cache else None
+    caches = {method_id: EncoderCache() for method_id in methods} if use_cache else {}
     bar = tqdm(total=len(scenarios) * len(methods), desc="evaluating", unit="pass", disable=not progress, leave=False)
     for scenario in scenarios:
         for method_id, method in methods.items():
             bar.set_postfix_str(f"{method_id} | {scenario.name}", refresh=False)
             bar.update()
-            method.eval()
-            preds = collect_predictions(task.inference(method.predict), data, split, method.device, scenario,
-                                        eval_seed)
+            preds = predict_scenario(method, task, data, split, scenario, eval_seed, batches, caches.get(method_id),
+                                     getattr(cfg, "amp", True))
             if scenario is ref:
                 reference[method_id] = preds
             keep = np.flatnonzero(preds.evaluable)
@@ -85,20 +90,88 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
             # seeded by the evaluable subjects: identical resamples for every method and every rate
             boots = bootstrap_indices(keep.size, cfg.bootstrap,
                                       stable_int(eval_seed, tuple(preds.subjects[i] for i in keep)))
-            samples = {k: np.full(cfg.bootstrap, np.nan) for k in point}
-            for b, idx in enumerate(boots):
-                for k, v in task.metrics(preds.outputs, preds.target, preds.meta, keep[idx]).items():
-                    if k in samples:
-                        samples[k][b] = v
+            samples = bootstrap_samples(task, preds, keep, boots, list(point))
             replicates[(method_id, scenario.name)] = samples
             for k, v in point.items():
                 lo, hi = _quantiles(samples[k], alpha)
                 records.append(MetricRecord(method_id, scenario.name, scenario.group, scenario.rate, k, float(v),
                                             lo, hi, int(keep.size)))
     bar.close()
+    if caches:
+        log.info("evaluation: encoder outputs reused %s",
+                 {k: dict(c.calls) for k, c in caches.items() if c.calls} or "by no method")
     _add_drops(records, ref)
     records += _auilc_records(records, replicates, scenarios, alpha)
     return Evaluation(records, reference)
+
+
+def predict_scenario(method: Method, task: TaskAdapter, data: Any, split: str, scenario: Scenario, seed: int,
+                     batches: "SplitBatches | None" = None, cache: EncoderCache | None = None,
+                     amp: bool = True) -> Predictions:
+    """One method's predictions on ``split`` under ``scenario``: the split's batches are loaded once
+    (``batches``), encoder outputs are reused through ``cache`` when the method allows it, and on
+    CUDA the forward runs under autocast (``amp``)."""
+    method.eval()
+    with method.encoder_cache(cache), eval_autocast(method.device, amp):
+        return collect_predictions(task.inference(method.predict), data, split, method.device, scenario, seed,
+                                   batches=batches)
+
+
+def bootstrap_samples(task: TaskAdapter, preds: Predictions, keep: np.ndarray, boots: np.ndarray,
+                      names: list[str]) -> dict[str, np.ndarray]:
+    """Metric value per bootstrap replicate (NaN where undefined): the task's exact vectorised
+    form where it has one (see :meth:`TaskAdapter.bootstrap_metrics`), else one call per resample."""
+    fast = getattr(task, "bootstrap_metrics", None)
+    out = fast(preds.outputs, preds.target, preds.meta, keep, boots) if fast is not None else None
+    if out is None:
+        out = loop_bootstrap(task, preds.outputs, preds.target, preds.meta, keep, boots)
+    return {k: np.asarray(out.get(k, np.full(len(boots), np.nan)), dtype=float) for k in names}
+
+
+def loop_bootstrap(task: TaskAdapter, outputs: dict, target: Any, meta: dict, keep: np.ndarray,
+                   boots: np.ndarray) -> dict[str, np.ndarray]:
+    """The reference: ``task.metrics`` on every resample ``keep[idx]``."""
+    samples: dict[str, np.ndarray] = {}
+    for b, idx in enumerate(boots):
+        for k, v in task.metrics(outputs, target, meta, keep[idx]).items():
+            samples.setdefault(k, np.full(len(boots), np.nan))[b] = v
+    return samples
+
+
+class SplitBatches:
+    """The batches of one split, loaded on first iteration and kept in memory (up to
+    ``max_bytes``; beyond that every iteration reloads them from the data module)."""
+
+    def __init__(self, data: Any, split: str, max_bytes: int = 2 << 30) -> None:
+        self.data, self.split, self.max_bytes = data, split, max_bytes
+        self.batches: list | None = None
+        self.too_big = False
+
+    def __iter__(self):
+        if self.batches is not None:
+            yield from self.batches
+            return
+        kept, size = [], 0
+        for batch in self.data.loader(self.split, shuffle=False):
+            if not self.too_big:
+                size += _nbytes(batch)
+                if size > self.max_bytes:
+                    self.too_big, kept = True, []
+                else:
+                    kept.append(batch)
+            yield batch
+        if not self.too_big:
+            self.batches = kept
+
+
+def _nbytes(x: Any) -> int:
+    if isinstance(x, torch.Tensor):
+        return x.element_size() * x.nelement()
+    if isinstance(x, dict):
+        return sum(_nbytes(v) for v in x.values())
+    if hasattr(x, "inputs"):
+        return sum(_nbytes(getattr(x, k)) for k in ("inputs", "present", "valid", "feature_mask", "target"))
+    return 0
 
 
 def stable_int(*keys: object) -> int:

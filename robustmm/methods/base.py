@@ -12,11 +12,12 @@ A method owns its networks and its training stages::
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -58,6 +59,12 @@ class Method(ABC):
     Options: ClassVar[type[MethodOptions]] = MethodOptions
     #: methods (by registered name) whose fitted instance this method reuses when the study has it
     reuses: ClassVar[tuple[str, ...]] = ()
+    #: True when ``predict``'s per-modality encoder outputs depend only on the sample's own input,
+    #: whether that modality is present and its feature mask (never on which *other* modalities are
+    #: present), so evaluation may encode each subject once and reuse the outputs across scenarios.
+    #: A method whose encoders see the availability pattern (e.g. pattern-specific modulation of
+    #: encoder features) must leave this False.
+    reuses_encoder_outputs: ClassVar[bool] = False
 
     def __init__(self, options: MethodOptions, context: MethodContext) -> None:
         self.options = options
@@ -94,6 +101,22 @@ class Method(ABC):
 
     def modules(self) -> list[torch.nn.Module]:
         return [v for v in vars(self).values() if isinstance(v, torch.nn.Module)]
+
+    @contextlib.contextmanager
+    def encoder_cache(self, cache: Any) -> Iterator[bool]:
+        """Within the block, every network of this method that supports it reuses encoder outputs
+        through ``cache`` (an :class:`robustmm.models.cache.EncoderCache`); yields whether any does.
+        Does nothing unless the method sets :attr:`reuses_encoder_outputs`."""
+        nets = []
+        if self.reuses_encoder_outputs and cache is not None:
+            nets = [sub for module in self.modules() for sub in module.modules() if hasattr(sub, "use_encoder_cache")]
+        for net in nets:
+            net.use_encoder_cache(cache)
+        try:
+            yield bool(nets)
+        finally:
+            for net in nets:
+                net.use_encoder_cache(None)
 
     def to(self, device: torch.device) -> "Method":
         self.device = torch.device(device)
@@ -150,12 +173,13 @@ class Predictions:
 @torch.no_grad()
 def collect_predictions(predict: Callable[[Batch], dict[str, torch.Tensor]], data: Any, split: str,
                         device: torch.device, scenario: Scenario | None = None, seed: int = 0,
-                        batch_size: int | None = None) -> Predictions:
-    """Run ``predict`` over a split, optionally under a missing scenario (deterministic masks)."""
+                        batch_size: int | None = None, batches: Iterable[Batch] | None = None) -> Predictions:
+    """Run ``predict`` over a split, optionally under a missing scenario (deterministic masks).
+    ``batches``: the split's batches already loaded (evaluation loads them once for all scenarios)."""
     outs: dict[str, list[np.ndarray]] = {}
     targets, subjects, evaluable = [], [], []
     meta: dict[str, list] = {}
-    for batch in data.loader(split, shuffle=False, batch_size=batch_size):
+    for batch in (data.loader(split, shuffle=False, batch_size=batch_size) if batches is None else batches):
         if scenario is not None:
             evaluable.append(scenario.evaluable(batch).numpy())
             batch = scenario.apply(batch, data.modalities, seed)

@@ -58,8 +58,13 @@ class SupervisedModule(nn.Module):
             return batch
         return modality_dropout(batch, self.dropout, self.keep_complete, self.context, epoch)
 
+    def prepare_batch(self, batch: Batch, ctx) -> Batch:
+        """The dropout masks, drawn on the CPU before the batch is copied to the device."""
+        return self.drop(batch, ctx.epoch)
+
     def training_step(self, batch: Batch, ctx) -> Tensor:
-        batch = self.drop(batch, ctx.epoch)
+        if not getattr(ctx, "prepared", False):
+            batch = self.drop(batch, ctx.epoch)
         return self.task.loss(self.net(batch)["logits"], batch)
 
     def predict(self, batch: Batch) -> dict[str, Tensor]:
@@ -98,6 +103,7 @@ class _SingleNetworkMethod(Method):
     """A deployment network trained by one supervised stage."""
 
     options: Any
+    reuses_encoder_outputs = True  # one MultimodalNet; encoders never see the availability pattern
 
     def __init__(self, options, context: MethodContext) -> None:
         super().__init__(options, context)

@@ -418,6 +418,7 @@ class MMANet(Method):
 
     Options = MMANetOptions
     reuses = TEACHER_SOURCES
+    reuses_encoder_outputs = True  # predict runs the deployment MultimodalNet only
 
     def __init__(self, options: MMANetOptions, context: MethodContext) -> None:
         super().__init__(options, context)

@@ -20,6 +20,9 @@ from robustmm.data.batch import Batch
 from robustmm.metrics.classification import auc_score, binary_metrics
 
 _ADAPTERS: dict[str, type["TaskAdapter"]] = {}
+#: above this many evaluated subjects the pairwise C-index replicates (n x n matrices) fall back
+#: to the per-resample loop
+MAX_PAIRWISE = 4000
 
 
 def register_task(kind: str):
@@ -68,6 +71,13 @@ class TaskAdapter:
     def metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
                 idx: np.ndarray | None = None) -> dict[str, float]:
         raise NotImplementedError
+
+    def bootstrap_metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
+                          keep: np.ndarray, boots: np.ndarray) -> dict[str, np.ndarray] | None:
+        """Metrics of every bootstrap resample ``keep[boots[b]]`` at once, equal to calling
+        :meth:`metrics` per resample (see :mod:`robustmm.metrics.weighted`); ``None`` lets the
+        caller loop over the resamples."""
+        return None
 
     def validation_loss(self, outputs: dict[str, np.ndarray], target: Any) -> float:
         """The task loss recomputed from collected outputs (a smoother early-stopping signal than
@@ -118,6 +128,18 @@ class BinaryTask(TaskAdapter):
             out["c_index"] = c_index(np.asarray(meta["time"])[idx], np.asarray(meta["event"])[idx], score)
         return out
 
+    def bootstrap_metrics(self, outputs, target, meta, keep, boots):
+        from robustmm.metrics.weighted import count_matrix, weighted_binary_metrics, weighted_harrell_c
+
+        if keep.size > MAX_PAIRWISE and "time" in meta and "event" in meta:
+            return None
+        w = count_matrix(boots, keep.size)
+        out = weighted_binary_metrics(np.asarray(target)[keep], outputs["score"][keep], w, self.threshold)
+        if "time" in meta and "event" in meta:
+            out["c_index"] = weighted_harrell_c(np.asarray(meta["time"], float)[keep],
+                                                np.asarray(meta["event"], float)[keep], outputs["score"][keep], w)
+        return out
+
 
 @register_task("multiclass")
 class MulticlassTask(TaskAdapter):
@@ -139,6 +161,12 @@ class MulticlassTask(TaskAdapter):
                 "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
                 "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0))}
 
+    def bootstrap_metrics(self, outputs, target, meta, keep, boots):
+        from robustmm.metrics.weighted import count_matrix, weighted_multiclass
+
+        return weighted_multiclass(np.asarray(target)[keep], outputs["probs"][keep].argmax(1),
+                                   count_matrix(boots, keep.size))
+
 
 @register_task("regression")
 class RegressionTask(TaskAdapter):
@@ -155,6 +183,12 @@ class RegressionTask(TaskAdapter):
         y, p = np.asarray(target, float)[idx], outputs["pred"][idx]
         corr = float(np.corrcoef(y, p)[0, 1]) if y.std() > 0 and p.std() > 0 else float("nan")
         return {"mae": float(np.abs(y - p).mean()), "corr": corr}
+
+    def bootstrap_metrics(self, outputs, target, meta, keep, boots):
+        from robustmm.metrics.weighted import count_matrix, weighted_regression
+
+        return weighted_regression(np.asarray(target, float)[keep], outputs["pred"][keep],
+                                   count_matrix(boots, keep.size))
 
 
 __all__ = ["TaskAdapter", "task_adapter", "register_task", "c_index", "auc_score"]

@@ -151,6 +151,13 @@ class SegmentationTask(TaskAdapter):
         ordered = ["dice_mean", *(f"dice_{r}" for r in self.regions), "hd95_mean", *(f"hd95_{r}" for r in self.regions)]
         return {k: float(values[k][idx].mean()) for k in ordered}
 
+    def bootstrap_metrics(self, outputs, target, meta, keep, boots):
+        from robustmm.metrics.weighted import count_matrix, weighted_means
+
+        values = self.per_case(outputs, target, meta)
+        ordered = ["dice_mean", *(f"dice_{r}" for r in self.regions), "hd95_mean", *(f"hd95_{r}" for r in self.regions)]
+        return weighted_means({k: values[k][keep] for k in ordered}, count_matrix(boots, keep.size))
+
     def state_dict(self) -> dict:
         return {"roi_size": None if self.roi_size is None else list(self.roi_size)}
 

@@ -133,6 +133,28 @@ class SurvivalTask(TaskAdapter):
         idx = np.arange(len(time)) if idx is None else np.asarray(idx)
         t, e, risk = time[idx], event[idx], np.asarray(outputs["risk"], float)[idx]
         out = {"c_index": concordance(t, e, risk)}
+        out.update(self._ipcw_metrics(outputs, t, e, risk, idx))
+        return out
+
+    def bootstrap_metrics(self, outputs, target, meta, keep, boots):
+        """Harrell's C for all resamples at once; the IPCW metrics (sksurv) per resample."""
+        from robustmm.methods.task import MAX_PAIRWISE
+        from robustmm.metrics.weighted import count_matrix, weighted_harrell_c
+
+        if keep.size > MAX_PAIRWISE:
+            return None
+        time = np.asarray(target["time"], float)
+        event = np.asarray(target["event"], float)
+        risk = np.asarray(outputs["risk"], float)
+        out = {"c_index": weighted_harrell_c(time[keep], event[keep], risk[keep], count_matrix(boots, keep.size))}
+        for b, sel in enumerate(boots):
+            idx = keep[sel]
+            for k, v in self._ipcw_metrics(outputs, time[idx], event[idx], risk[idx], idx).items():
+                out.setdefault(k, np.full(len(boots), np.nan))[b] = v
+        return out
+
+    def _ipcw_metrics(self, outputs, t, e, risk, idx) -> dict[str, float]:
+        out: dict[str, float] = {}
         if self.train_time is None or self.eval_times is None:
             return out
         try:

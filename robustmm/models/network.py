@@ -125,13 +125,44 @@ class MultimodalNet(nn.Module):
             x = self.fill.fill_input(m, x, present, batch.feature_mask.get(m))
             run = torch.ones_like(present) if self.fill.kind == "mean" else present
             f = x.new_zeros((x.shape[0], self.embed_dim), dtype=torch.float32)
-            if run.any():
-                rows = run.nonzero(as_tuple=True)[0]
+            rows = _rows(run, getattr(batch, "host_present", {}).get(m), self.fill.kind == "mean")
+            if rows is not None:
                 valid = batch.valid.get(m)
-                out = self.encoders[m](x[rows], None if valid is None else valid[rows])
+
+                def encode_rows(r: Tensor, m=m, x=x, valid=valid) -> Tensor:
+                    return self.encoders[m](x[r], None if valid is None else valid[r])
+
+                cache = self.encoder_cache
+                if cache is not None and not self.training and "subject" in batch.meta:
+                    out = cache.encode(m, rows, self._cache_keys(m, batch, rows, present), encode_rows)
+                else:
+                    out = encode_rows(rows)
                 f = f.to(out.dtype).index_copy(0, rows, out)
             feats[m] = self.fill.fill_feature(m, f, present)
         return feats
+
+    #: an :class:`robustmm.models.cache.EncoderCache` while evaluation reuses encoder outputs
+    encoder_cache = None
+
+    def use_encoder_cache(self, cache) -> None:
+        """Reuse encoder outputs per (modality, subject, present, feature mask) in eval mode;
+        ``None`` turns it off."""
+        self.encoder_cache = cache
+
+    def _cache_keys(self, m: str, batch: Batch, rows: Tensor, present: Tensor) -> list[tuple]:
+        # the encoder input of a row is a function of the subject's raw input, whether the modality
+        # is present and its feature mask; an absent row under mean fill is the (subject-free) mean
+        # input, except for token ids, which keep the subject's ids with [UNK] in every position
+        subjects = batch.meta["subject"]
+        mask = batch.feature_mask.get(m)
+        token = self.specs[m].kind == "tokens"
+        keys = []
+        for r, p in zip(rows.tolist(), present[rows].tolist()):
+            if p or token:
+                keys.append(self.encoder_cache.row_key(m, str(subjects[r]), p, None if mask is None else mask[r]))
+            else:
+                keys.append(self.encoder_cache.row_key(m, None, False, None))
+        return [(id(self), *k) for k in keys]  # one namespace per network (a teacher has its own)
 
     def fuse(self, feats: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:
         return self.fusion(feats, present)
@@ -141,6 +172,19 @@ class MultimodalNet(nn.Module):
         fused = self.fuse(feats, batch.present)
         h = self.trunk(fused)
         return {"logits": self.head(h), "features": h, "fused": fused, "modality_features": feats}
+
+
+def _rows(run: Tensor, host: Tensor | None, everything: bool) -> Tensor | None:
+    """Indices of the rows to encode (None: none). From the host copy of ``present`` when the
+    batch carries one (see :func:`robustmm.engine.fastpath.to_device`): no device-to-host sync."""
+    if host is not None:
+        host = torch.ones_like(host) if everything else host
+        if not bool(host.any()):
+            return None
+        return host.nonzero(as_tuple=True)[0].to(run.device, non_blocking=True)
+    if not bool(run.any()):
+        return None
+    return run.nonzero(as_tuple=True)[0]
 
 
 @torch.no_grad()

@@ -119,12 +119,15 @@ def run_local_workers(command: Sequence[str], workers: int, first_index: int,
                       extra_env: dict[str, str] | None = None) -> list[int]:
     """Start ``workers`` processes running ``command --worker-index i`` and wait for them all.
 
-    Each gets an equal share of the CPU threads unless OMP_NUM_THREADS is set. An interrupt
+    Each uses 1 CPU thread unless ``training.threads`` or OMP_NUM_THREADS says otherwise (see
+    :mod:`robustmm.parallel`: trials in parallel beat threads within a trial). An interrupt
     (Ctrl-C or SIGTERM to this process) is passed on, so each worker queues its running trial
     again before it stops.
     """
     env = {**os.environ, **(extra_env or {})}
-    env.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // workers)))
+    env.setdefault("ROBUSTMM_THREADS", env.get("OMP_NUM_THREADS", "1"))
+    env.setdefault("OMP_NUM_THREADS", env["ROBUSTMM_THREADS"])
+    env["ROBUSTMM_WORKERS"] = str(workers)
     procs = [subprocess.Popen([*command, "--worker-index", str(first_index + i)], env=env) for i in range(workers)]
     try:
         return [p.wait() for p in procs]
