@@ -425,8 +425,9 @@ class Classical(Method):
 
     def report_items(self) -> dict[str, Any]:
         items = self.model.report()
-        items["feature_names"] = len(items["feature_names"])
-        return {**items, "training_seconds": self.seconds}
+        names = items.pop("feature_names")
+        per_modality = {m: sum(n.startswith(f"{m}:") for n in names) for m in self.model.modalities}
+        return {**items, "features_per_modality": per_modality, "training_seconds": self.seconds}
 
     def state_dict(self) -> dict[str, Any]:
         # scikit-learn estimators are kept as objects (in memory; never written with pickle)
