@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustmm.config.schema import MethodConfig, SplitConfig
+from robustmm.config.schema import AllSubsetsScenario, MethodConfig, SplitConfig
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
 from robustmm.data.datamodule import DataModule
@@ -20,7 +20,6 @@ from robustmm.methods.classical import ClassicalModel
 from robustmm.metrics.classification import auc_score
 from robustmm.metrics.survival import concordance
 from robustmm.missing.scenarios import build_scenarios
-from robustmm.config.schema import AllSubsetsScenario
 
 from toy_tables import ToyTables, small_model, small_training, toy_data
 
