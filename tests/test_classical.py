@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from robustmm.config.schema import MethodConfig, SplitConfig
+from robustmm.config.schema import AllSubsetsScenario, MethodConfig, SplitConfig
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
 from robustmm.data.datamodule import DataModule
@@ -20,7 +20,6 @@ from robustmm.methods.classical import ClassicalModel
 from robustmm.metrics.classification import auc_score
 from robustmm.metrics.survival import concordance
 from robustmm.missing.scenarios import build_scenarios
-from robustmm.config.schema import AllSubsetsScenario
 
 from toy_tables import ToyTables, small_model, small_training, toy_data
 
@@ -331,3 +330,19 @@ def test_pattern_without_training_subjects_reuses_its_largest_trainable_sub_patt
     assert method.models[("a", "b")] is method.models[("a",)]
     assert method.report_items()["models"] == 1
     assert torch.isfinite(out["score"]).all()
+
+
+def test_token_modality_becomes_a_bag_of_ids_without_specials_or_masked_tokens() -> None:
+    from robustmm.data.batch import Batch
+    from robustmm.methods.classical import raw_features
+
+    spec = ModalitySpec("text", "tokens", (6,), special_ids=(101, 102), unk_id=100, pad_id=0)
+    ids = torch.tensor([[101, 7, 7, 9, 102, 0], [101, 8, 102, 0, 0, 0], [101, 5, 102, 0, 0, 0]])
+    fmask = torch.tensor([[1, 1, 1, 0, 1, 1], [1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1]], dtype=torch.bool)
+    batch = Batch(inputs={"text": ids}, present={"text": torch.tensor([True, True, False])},
+                  feature_mask={"text": fmask}, meta={"subject": ["a", "b", "c"]})
+    values, observed = raw_features(spec, batch, voxels=16)
+    assert values.shape == (3, 16)
+    assert values[0, 7] == 1.0 and values[0, 9] == 0.0  # token 9 was masked; specials and padding never count
+    assert values[1, 8] == 1.0 and values[1].sum() == 1.0
+    assert observed[0].all() and observed[1].all() and not observed[2].any()  # absent -> unobserved

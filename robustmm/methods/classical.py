@@ -33,7 +33,7 @@ from __future__ import annotations
 import logging
 import time
 import warnings
-from typing import Any, Literal, Sequence
+from typing import Annotated, Any, Literal, Sequence
 
 import numpy as np
 import torch
@@ -59,7 +59,7 @@ class ClassicalOptions(MethodOptions):
     fill: Literal["mean", "mean+indicator"] = "mean"
     inner_folds: int = Field(5, ge=2, description="inner cross-validation folds on the training split")
     penalties: int = Field(20, ge=2, description="size of the penalty grid searched by the inner CV")
-    l1_ratios: list[float] = Field(default_factory=lambda: [0.1, 0.5, 1.0], min_length=1,
+    l1_ratios: list[Annotated[float, Field(gt=0, le=1)]] = Field(default_factory=lambda: [0.1, 0.5, 1.0], min_length=1,
                                    description="survival: elastic-net mixing values tried by the inner CV")
     modalities: list[str] | None = Field(None, description="use only these modalities (default: all)")
 
@@ -425,8 +425,9 @@ class Classical(Method):
 
     def report_items(self) -> dict[str, Any]:
         items = self.model.report()
-        items["feature_names"] = len(items["feature_names"])
-        return {**items, "training_seconds": self.seconds}
+        names = items.pop("feature_names")
+        per_modality = {m: sum(n.startswith(f"{m}:") for n in names) for m in self.model.modalities}
+        return {**items, "features_per_modality": per_modality, "training_seconds": self.seconds}
 
     def state_dict(self) -> dict[str, Any]:
         # scikit-learn estimators are kept as objects (in memory; never written with pickle)
