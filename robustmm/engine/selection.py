@@ -27,10 +27,11 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from robustmm.config.schema import SelectionConfig
-from robustmm.metrics.paired import higher_is_better
+from robustmm.metrics.paired import LOWER_IS_BETTER, higher_is_better
 
-#: monitored metrics that are minimised (besides those robustmm.metrics.paired knows by name)
-MINIMIZED = {"loss", "val_loss", "mae", "ibs", "brier", "nll", "hd95"}
+#: kept for the re-export in robustmm.engine.trainer; the direction of a metric is
+#: :func:`robustmm.metrics.paired.higher_is_better` (it also knows ``hd95_wt``, ``val_loss``...)
+MINIMIZED = LOWER_IS_BETTER
 
 
 @dataclass(frozen=True)
@@ -64,7 +65,7 @@ def resolve_policy(cfg: SelectionConfig, module: Any, epochs: int, monitor: str 
     back to the module's ``monitor`` attribute, then ``loss``."""
     chosen = monitor or (None if cfg.monitor == "primary" else cfg.monitor) or getattr(module, "monitor", None) or "loss"
     own_mode = getattr(module, "monitor_mode", None) if chosen == getattr(module, "monitor", None) else None
-    mode = own_mode or ("min" if chosen in MINIMIZED or not higher_is_better(chosen) else "max")
+    mode = own_mode or ("max" if higher_is_better(chosen) else "min")
     if cfg.steps is not None:
         if not steps_per_epoch:
             raise ValueError("training.selection.steps needs a training loader with a length")

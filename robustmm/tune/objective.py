@@ -18,8 +18,8 @@ import optuna
 
 from robustmm.config.loader import validate
 from robustmm.config.schema import StudyConfig
-from robustmm.engine.trainer import MINIMIZED
 from robustmm.errors import ConfigError
+from robustmm.metrics.paired import higher_is_better
 from robustmm.tune.config import ObjectiveSpec, SweepConfig
 from robustmm.tune.space import suggest_config
 from robustmm.tune.worker import SweepAbort
@@ -103,7 +103,7 @@ def pruning_signal(sweep: SweepConfig, objectives: list[ObjectiveSpec]) -> tuple
     (validation loss for a maximized AUC) is reported negated (sign -1)."""
     first = objectives[0]
     metric = sweep.pruner.metric or first.metric
-    metric_direction = "minimize" if metric in MINIMIZED else "maximize"
+    metric_direction = "maximize" if higher_is_better(metric) else "minimize"
     return (sweep.pruner.stage or str(first.method), metric,
             1.0 if metric_direction == first.resolved_direction() else -1.0)
 
