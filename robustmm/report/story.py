@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from robustmm.metrics.paired import higher_is_better
+from robustmm.report.tables import fmt_ci
 
 #: fewer evaluated subjects than this make a CI too wide to support a conclusion
 SMALL_N = 30
@@ -69,15 +70,6 @@ def glossary(metrics: list[str]) -> list[tuple[str, str]]:
         if text is not None:
             out.append((m, text))
     return out + TERMS
-
-
-def fmt_value(r: dict[str, Any], digits: int = 2) -> str:
-    if r.get("value") is None:
-        return "n/a"
-    text = f"{r['value']:.{digits}f}"
-    if r.get("ci_low") is not None and r.get("ci_high") is not None:
-        text += f" [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
-    return text
 
 
 def pct(x: float | None) -> str:
@@ -196,7 +188,7 @@ def headline(doc: dict[str, Any]) -> Headline:
             who = (f"{method} is highest {best_by}, but {runner['method']} ({runner['value']:.2f}) lies inside its CI"
                    if higher_is_better(metric) else
                    f"{method} is lowest {best_by}, but {runner['method']} ({runner['value']:.2f}) lies inside its CI")
-        text = (f"{label} {low_text}: {fmt_value(low)} (n = {low['n']}); {high_text}: {fmt_value(high)} "
+        text = (f"{label} {low_text}: {fmt_ci(low, 2)} (n = {low['n']}); {high_text}: {fmt_ci(high, 2)} "
                 f"(n = {high['n']}) — {who}.")
         return Headline(text, [low, high], group, modality)
     subsets = [r for r in rows if r.get("group") == "subsets"]
@@ -209,12 +201,12 @@ def headline(doc: dict[str, Any]) -> Headline:
         mine = sorted(by_method[method], key=lambda r: sign * r["value"])
         worst, best = mine[0], mine[-1]
         return Headline(f"{label} of {method} (best mean over {len(mine)} modality subsets): "
-                        f"{fmt_value(best)} under {best['scenario']} (n = {best['n']}), "
-                        f"{fmt_value(worst)} under {worst['scenario']} (n = {worst['n']}).", [best, worst])
+                        f"{fmt_ci(best, 2)} under {best['scenario']} (n = {best['n']}), "
+                        f"{fmt_ci(worst, 2)} under {worst['scenario']} (n = {worst['n']}).", [best, worst])
     scenario = rows[0]["scenario"]
     candidates = [r for r in rows if r["scenario"] == scenario]
     best = _best(candidates, metric)
-    return Headline(f"{label} on {scenario}: {fmt_value(best)} (n = {best['n']}) — {best['method']}"
+    return Headline(f"{label} on {scenario}: {fmt_ci(best, 2)} (n = {best['n']}) — {best['method']}"
                     + (f", the best of {len(candidates)} methods." if len(candidates) > 1 else "."), [best])
 
 
@@ -268,8 +260,9 @@ def flags(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[str, str
     if flat:
         lines.append(f"Identical value at every missing rate for {', '.join(flat[:5])}{' …' if len(flat) > 5 else ''}: "
                      "the predictions may not depend on the inputs (e.g. one class always).")
-    small = sorted({(r["scenario"], r["n"]) for r in records if r.get("n") is not None and r["n"] < SMALL_N},
-                   key=lambda x: x[1])
+    # first-seen order among equal n, so that a rebuilt report says the same (a set's order is not fixed)
+    small = sorted(dict.fromkeys((r["scenario"], r["n"]) for r in records if r.get("n") is not None
+                                 and r["n"] < SMALL_N), key=lambda x: x[1])
     for r in records:
         if r.get("n") is not None and r["n"] < SMALL_N:
             _note(notes, (r["method"], r["scenario"], r["metric"]), f"n = {r['n']} < {SMALL_N}")

@@ -19,12 +19,13 @@ def records_to_csv(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def fmt_ci(r: dict[str, Any]) -> str:
+def fmt_ci(r: dict[str, Any], digits: int = 3) -> str:
+    """``value [ci_low, ci_high]`` of a metrics record (``n/a`` without a value)."""
     if r.get("value") is None:
         return "n/a"
-    text = f"{r['value']:.3f}"
+    text = f"{r['value']:.{digits}f}"
     if r.get("ci_low") is not None and r.get("ci_high") is not None:
-        text += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        text += f" [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
     return text
 
 
