@@ -24,7 +24,6 @@ from robustmm.config.loader import format_validation_error, to_plain
 from robustmm.config.schema import StudyConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
-from robustmm.engine.selection import selection_table_html
 from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
 from robustmm.engine.fingerprint import study_hash
 from robustmm.errors import ConfigError, RunDirectoryError
@@ -201,8 +200,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     sections += task.summary_sections(records, run_dir / "plots")
     for method in fitted.values():
         sections += method.report_sections(data, run_dir / "plots")
-    selection = {k: selection[k] for k in fitted}
-    sections.append(("Model selection", selection_table_html(selection)))
+    selection = {k: selection[k] for k in fitted}  # shown by the report (robustmm.report.repeats)
     doc = {"study": cfg.name, "split": evaluate_split, "synthetic": synthetic, "primary_metric": task.primary_metric,
            "records": records,
            "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
@@ -270,8 +268,6 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
            "selection": {f"fold_{k}": json.loads((f.run_dir / "metrics.json").read_text()).get("selection", {})
                          for k, f in enumerate(folds)},
            "availability": merge_availability([json.loads((f.run_dir / "metrics.json").read_text()).get("availability", {})
-                                               for f in folds]),
-           "sections": [[f"Fold {k}", f"<a href='fold_{k}/report.html'>fold_{k}/report.html</a>"]
-                        for k in range(len(folds))]}
+                                               for f in folds])}
     summary = _write_outputs(run_dir, cfg, doc)
     return RunResult(run_dir, records, summary, folds[0].synthetic)

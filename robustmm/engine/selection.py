@@ -112,18 +112,3 @@ def describe(stage: str, policy: Policy, state: dict[str, Any], stopped: str) ->
     return Selection(stage, policy.monitor, policy.mode, best_epoch,
                      None if score is None or not math.isfinite(score) else float(score), epochs_run, steps,
                      policy.first_eligible, stopped, reason)
-
-
-def selection_table_html(selection: dict[str, list[dict[str, Any]]]) -> str:
-    """An HTML table of the restored epochs (for the report's sections)."""
-    import html
-
-    rows = []
-    for method, stages in selection.items():
-        for s in stages:
-            rows.append(f"<tr><td>{html.escape(method)}</td><td>{html.escape(s['stage'])}</td>"
-                        f"<td>{s['restored_epoch']}</td><td>{s['epochs_run']}</td><td>{s['optimizer_steps']}</td>"
-                        f"<td>{html.escape(s['reason'])}</td></tr>")
-    return ("<p>Every method's stages use the study's selection policy (training.selection); epochs are "
-            "counted from 0.</p><table class='training'><tr><th>method</th><th>stage</th><th>restored epoch</th>"
-            "<th>epochs run</th><th>optimizer steps</th><th>why</th></tr>" + "".join(rows) + "</table>")

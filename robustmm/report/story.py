@@ -44,7 +44,8 @@ TERMS = [
     ("n", "subjects evaluated in that scenario (a subset scenario keeps only subjects that have all its "
           "modalities)"),
     ("95% CI", "percentile bootstrap over the evaluated subjects; every method is resampled with the same "
-               "subjects (paired). With cross-validation: a t-interval over the fold means"),
+               "subjects (paired). With cross-validation or several seeds: a t-interval over the fold or seed "
+               "means"),
     ("without (total)", "fraction of the evaluated subjects without the modality: the natural part (no scan "
                         "collected) plus the simulated part added by the scenario"),
     ("naturally without", "the part of that fraction that is missing in the data themselves; a scenario never "
@@ -79,9 +80,9 @@ def pct(x: float | None) -> str:
 def ci_label(doc: dict[str, Any]) -> str | None:
     """How the document's intervals were made when not by the bootstrap over subjects."""
     if doc.get("seeds"):
-        return str(doc["seeds"].get("ci", "t-interval over seeds")).replace("95% ", "")
+        return str(doc["seeds"].get("ci", "t-interval over seed means")).replace("95% ", "")
     if doc.get("cross_validation"):
-        return "t-interval over folds"
+        return str(doc["cross_validation"].get("ci", "t-interval over fold means")).replace("95% ", "")
     return None
 
 
