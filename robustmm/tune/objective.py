@@ -54,16 +54,11 @@ def resolve_objectives(sweep: SweepConfig, cfg: StudyConfig) -> list[ObjectiveSp
 def known_scenarios(cfg: StudyConfig) -> list[str] | None:
     """Scenario names the study's evaluation will report (rate groups' ``<group>:AUILC`` too), when
     the data section declares its modalities without loading; None when that needs the data."""
-    from robustmm.data.declared import declared_modalities
-    from robustmm.missing.scenarios import build_scenarios
+    from robustmm.runguard import declared_scenarios
 
-    modalities = declared_modalities(cfg.data)
-    if modalities is None:
+    scenarios = declared_scenarios(cfg)
+    if scenarios is None:
         return None
-    try:
-        scenarios = build_scenarios(cfg.evaluation.scenarios, modalities)
-    except ValueError as exc:
-        raise ConfigError(f"evaluation.scenarios: {exc}") from None
     groups: dict[str, int] = {}
     for s in scenarios:
         if s.rate is not None:
