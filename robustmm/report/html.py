@@ -320,10 +320,12 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
                  + f"; brackets: 95% CI ({e(ci)}).</p>")
     parts.append(f"<p class='headline' id='headline'>{e(head.text)}</p>")
     if headline_figure:
+        caption_parts = (["shaded: subjects who have no such scan in the data (natural missingness)"] if head.modality
+                         else []) + (["dashed: chance level"] if primary.lower() in story.CHANCE else [])
+        caption = "; ".join(caption_parts)
         parts.append(f"<figure><img id='headline-figure' src='{e(headline_figure)}' alt='headline figure'>"
-                     "<figcaption>" + ("Shaded: subjects who have no such scan in the data (natural "
-                                       "missingness); " if head.modality else "")
-                     + "dashed: chance level.</figcaption></figure>")
+                     + (f"<figcaption>{caption[:1].upper()}{caption[1:]}.</figcaption>" if caption else "")
+                     + "</figure>")
     comparison = comparison_section(doc, head, availability, notes, ci)
     if comparison:
         parts.append(f"<h2>Method comparison</h2>{comparison}")

@@ -11,9 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-
-#: metrics whose chance level is 0.5 (a dashed line on the plots)
-CHANCE = {"auc": 0.5, "c_index": 0.5, "balanced_accuracy": 0.5, "td_auc": 0.5}
+from robustmm.report.story import CHANCE  # noqa: E402
 
 
 def _chance(ax, metric: str) -> None:

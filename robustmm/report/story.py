@@ -17,6 +17,9 @@ from robustmm.report.tables import fmt_ci
 #: fewer evaluated subjects than this make a CI too wide to support a conclusion
 SMALL_N = 30
 
+#: metrics whose chance level is 0.5 (a dashed line on the plots, named in the figure's caption)
+CHANCE = {"auc": 0.5, "c_index": 0.5, "balanced_accuracy": 0.5, "td_auc": 0.5}
+
 GLOSSARY = {
     "auc": "area under the ROC curve: the chance that a random converter (positive) gets a higher score than a "
            "random non-converter; 0.5 = chance, 1 = perfect",
