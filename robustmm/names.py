@@ -17,13 +17,21 @@ from robustmm.errors import RunDirectoryError
 SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}")
 
 
+def _suggest(text: str, unsafe: str) -> str:
+    """``; e.g. 'x_y'``: ``text`` with every run of unsafe characters made one '_' (empty when nothing is left)."""
+    fixed = re.sub(r"\.\.+", ".", re.sub(unsafe, "_", text))
+    fixed = re.sub(r"^[^A-Za-z0-9]+", "", fixed)[:128].rstrip("._ ")
+    return f"; e.g. {fixed!r}" if fixed else ""
+
+
 def check_name(value: str, what: str) -> str:
     """A name that becomes a file or folder name: letters, digits and ``. _ + = -``, starting with a
     letter or digit (so no ``/``, ``..``, spaces or hidden names). Raises ValueError otherwise."""
     text = str(value)
     if not SAFE_NAME.fullmatch(text) or ".." in text:
         raise ValueError(f"{what} {text!r} is used as a file/folder name and may only hold letters, digits and "
-                         "'. _ + = -' (starting with a letter or digit, no '..', at most 128 characters)")
+                         "'. _ + = -' (starting with a letter or digit, no '..', at most 128 characters)"
+                         + _suggest(text, r"[^A-Za-z0-9._+=-]+"))
     return text
 
 
@@ -36,7 +44,8 @@ def check_label(value: str, what: str) -> str:
     text = str(value)
     if not LABEL.fullmatch(text) or ".." in text:
         raise ValueError(f"{what} {text!r} may only hold letters, digits, spaces and '. _ + = @ , ( ) % -' "
-                         "(starting with a letter or digit, no '/' or '..', at most 128 characters)")
+                         "(starting with a letter or digit, no '/' or '..', at most 128 characters)"
+                         + _suggest(text, r"[^A-Za-z0-9 ._+=@,()%-]+"))
     return text
 
 
