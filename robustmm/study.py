@@ -29,6 +29,7 @@ from robustmm.engine.fingerprint import study_hash
 from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.evaluate.runner import evaluate
 from robustmm.io import remove_stale_tmp, write_json_atomic, write_text_atomic
+from robustmm.metrics.paired import t_interval
 from robustmm.names import inside
 from robustmm.methods import create_method
 from robustmm.methods.base import Method, MethodContext, method_class
@@ -242,9 +243,8 @@ def _write_outputs(run_dir: Path, cfg: StudyConfig, doc: dict[str, Any]) -> str:
 
 
 def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -> RunResult:
-    """Mean over folds per (method, scenario, metric); CI = mean -/+ t(0.975, k-1) * sd / sqrt(k)."""
-    from scipy import stats
-
+    """Mean over folds per (method, scenario, metric); CI: t-interval over the fold values at
+    ``evaluation.confidence``."""
     keyed: dict[tuple, list[dict]] = {}
     for fold in folds:
         for r in fold.records:
@@ -253,21 +253,20 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
     for (method, scenario, metric), rows in keyed.items():
         values = np.array([r["value"] for r in rows if r["value"] is not None], dtype=float)
         mean = float(values.mean()) if values.size else None
-        half = (float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
-                if values.size > 1 else None)
+        low, high = t_interval(values, cfg.evaluation.confidence)
         drops = [r["drop"] for r in rows if r.get("drop") is not None]
         records.append({"method": method, "scenario": scenario, "group": rows[0]["group"], "rate": rows[0]["rate"],
                         "metric": metric, "value": mean,
-                        "ci_low": None if half is None else mean - half, "ci_high": None if half is None else mean + half,
+                        "ci_low": low, "ci_high": high,
                         "n": int(sum(r["n"] for r in rows)), "drop": float(np.mean(drops)) if drops else None,
                         "folds": [r["value"] for r in rows]})
-    first = json.loads((folds[0].run_dir / "metrics.json").read_text())
+    fold_docs = [json.loads((f.run_dir / "metrics.json").read_text()) for f in folds]
+    first = fold_docs[0]
     doc = {"study": cfg.name, "synthetic": folds[0].synthetic, "primary_metric": first["primary_metric"],
-           "cross_validation": {"folds": len(folds), "ci": "t-interval over fold means"},
+           "cross_validation": {"folds": len(folds),
+                                "ci": f"{cfg.evaluation.confidence:.0%} t-interval over fold means"},
            "records": records, "methods": first.get("methods", {}), "data": first.get("data", {}),
-           "selection": {f"fold_{k}": json.loads((f.run_dir / "metrics.json").read_text()).get("selection", {})
-                         for k, f in enumerate(folds)},
-           "availability": merge_availability([json.loads((f.run_dir / "metrics.json").read_text()).get("availability", {})
-                                               for f in folds])}
+           "selection": {f"fold_{k}": d.get("selection", {}) for k, d in enumerate(fold_docs)},
+           "availability": merge_availability([d.get("availability", {}) for d in fold_docs])}
     summary = _write_outputs(run_dir, cfg, doc)
     return RunResult(run_dir, records, summary, folds[0].synthetic)

@@ -30,7 +30,7 @@ import numpy as np
 
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import RunDirectoryError
-from robustmm.metrics.paired import higher_is_better, paired_difference
+from robustmm.metrics.paired import higher_is_better, paired_difference, t_interval
 
 log = logging.getLogger("robustmm")
 
@@ -88,16 +88,6 @@ def reference_method(cfg: StudyConfig) -> str | None:
     return ref
 
 
-def _t_interval(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
-    from scipy import stats
-
-    if values.size < 2:
-        return None, None
-    half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
-    mean = float(values.mean())
-    return mean - half, mean + half
-
-
 def _num(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
@@ -137,7 +127,7 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
         v = values(key)
         finite = v[np.isfinite(v)]
         mean = float(finite.mean()) if finite.size else None
-        low, high = _t_interval(finite, confidence)
+        low, high = t_interval(finite, confidence)
         drops = [r["drop"] for r in rows.values() if r.get("drop") is not None]
         any_row = next(iter(rows.values()))
         records.append({"method": method, "scenario": scenario, "group": any_row["group"], "rate": any_row["rate"],

@@ -8,6 +8,7 @@ Everything here is computed from the metrics document (metrics.json) alone, so t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -83,9 +84,9 @@ def pct(x: float | None) -> str:
 def ci_label(doc: dict[str, Any]) -> str | None:
     """How the document's intervals were made when not by the bootstrap over subjects."""
     if doc.get("seeds"):
-        return str(doc["seeds"].get("ci", "t-interval over seed means")).replace("95% ", "")
+        return re.sub(r"^\d+% ", "", str(doc["seeds"].get("ci", "t-interval over seed means")))
     if doc.get("cross_validation"):
-        return str(doc["cross_validation"].get("ci", "t-interval over fold means")).replace("95% ", "")
+        return re.sub(r"^\d+% ", "", str(doc["cross_validation"].get("ci", "t-interval over fold means")))
     return None
 
 
