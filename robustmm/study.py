@@ -203,7 +203,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         sections += method.report_sections(data, run_dir / "plots")
     selection = {k: selection[k] for k in fitted}  # shown by the report (robustmm.report.repeats)
     doc = {"study": cfg.name, "split": evaluate_split, "synthetic": synthetic, "primary_metric": task.primary_metric,
-           "records": records,
+           "confidence": cfg.evaluation.confidence, "records": records,
            "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
            "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections],
            "availability": scenario_availability(scenarios, data, evaluate_split,
@@ -263,7 +263,7 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
     fold_docs = [json.loads((f.run_dir / "metrics.json").read_text()) for f in folds]
     first = fold_docs[0]
     doc = {"study": cfg.name, "synthetic": folds[0].synthetic, "primary_metric": first["primary_metric"],
-           "cross_validation": {"folds": len(folds),
+           "confidence": cfg.evaluation.confidence, "cross_validation": {"folds": len(folds),
                                 "ci": f"{cfg.evaluation.confidence:.0%} t-interval over fold means"},
            "records": records, "methods": first.get("methods", {}), "data": first.get("data", {}),
            "selection": {f"fold_{k}": d.get("selection", {}) for k, d in enumerate(fold_docs)},

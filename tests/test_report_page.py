@@ -225,6 +225,12 @@ def test_cross_validation_summary_says_t_interval(tmp_path: Path) -> None:
     summary = render(tmp_path, doc, make_plots=False)
     assert "auc (95% t-interval over fold means)" in summary and "bootstrap" not in summary.splitlines()[0]
     assert "brackets: 95% CI (t-interval over fold means)" in (tmp_path / "report.html").read_text()
+    # evaluation.confidence other than 0.95: every label says the level the intervals were made at
+    summary = render(tmp_path, {**doc, "confidence": 0.9,
+                                "cross_validation": {"folds": 5, "ci": "90% t-interval over fold means"}},
+                     make_plots=False)
+    assert summary.splitlines()[0] == "auc (90% t-interval over fold means) on the test split"
+    assert "brackets: 90% CI (t-interval over fold means)" in (tmp_path / "report.html").read_text()
 
 
 def test_headline_for_rate_grids_without_a_modality_and_for_subsets() -> None:

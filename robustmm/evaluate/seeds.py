@@ -139,7 +139,7 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
 
     doc = {"study": study or first.get("study"), "split": first.get("split", "test"),
            "synthetic": any(bool(d.get("synthetic")) for d in docs.values()),
-           "primary_metric": first["primary_metric"],
+           "primary_metric": first["primary_metric"], "confidence": confidence,
            "seeds": {"seeds": seeds, "ci": f"{confidence:.0%} t-interval over seed means",
                      "folders": [f"seed_{s}" for s in seeds]},
            "records": records,

@@ -172,7 +172,7 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
         return ""
     how = ("a bootstrap over the same resampled subjects (paired), so overlapping intervals do not by themselves "
            "mean no difference" if story.ci_label(doc) is None else f"a {ci}")
-    return (f"<p class='note'>Each method's 95% CI is {e(how)}. For a verdict per method, repeat the study over "
+    return (f"<p class='note'>Each method's {story.ci_level(doc)} CI is {e(how)}. For a verdict per method, repeat the study over "
             "several seeds (the comparison then shows paired differences). Best value per row in bold.</p>"
             + scenario_table(subset, primary, availability, notes))
 
@@ -317,7 +317,7 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
     parts.append(f"<h1>{e(title)}</h1>")
     parts.append(f"<p class='sub'>Primary metric <b>{e(primary)}</b> on the {e(split)} split"
                  + (f" ({cv.get('folds')}-fold cross-validation, mean over folds)" if cv else "")
-                 + f"; brackets: 95% CI ({e(ci)}).</p>")
+                 + f"; brackets: {story.ci_level(doc)} CI ({e(ci)}).</p>")
     parts.append(f"<p class='headline' id='headline'>{e(head.text)}</p>")
     if headline_figure:
         caption_parts = (["shaded: subjects who have no such scan in the data (natural missingness)"] if head.modality
@@ -340,7 +340,7 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
     metrics = [primary] + [m for m in dict.fromkeys(r["metric"] for r in records) if m != primary]
     parts.append("<h2>Detailed results</h2><p class='note'>One table per metric: every scenario, the fraction of "
                  "evaluated subjects without each modality (total, and the natural part), the number of subjects "
-                 "<i>n</i>, and each method's value [95% CI]. ⚠ marks a result to check (hover or tap).</p>")
+                 "<i>n</i>, and each method's value [CI]. ⚠ marks a result to check (hover or tap).</p>")
     for i, metric in enumerate(metrics):
         parts.append(f"<details{' open' if i == 0 else ''}><summary>{e(metric)}</summary>"
                      f"{scenario_table(records, metric, availability, notes)}</details>")

@@ -23,7 +23,8 @@ def _chance(ax, metric: str) -> None:
 
 
 def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availability: dict[str, Any],
-                  modality: str | None, path: Path, synthetic: bool, reference: str | None = None) -> Path | None:
+                  modality: str | None, path: Path, synthetic: bool, reference: str | None = None,
+                  level: str = "95%") -> Path | None:
     """The headline figure: metric vs the total fraction of subjects without ``modality`` (natural
     part shaded), one line per method with CI whiskers dodged so they do not hide each other,
     and the chance level. ``reference``: a complete-data scenario drawn as open markers at 0."""
@@ -77,7 +78,7 @@ def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availa
     ax.set_xlabel(f"{what} (fraction of the evaluated test subjects)" if modality else
                   f"rate at which {modality_label} is removed (on top of natural missingness)" if modality_label
                   else what)
-    ax.set_ylabel(f"{metric} (95% CI)")
+    ax.set_ylabel(f"{metric} ({level} CI)")
     ax.set_title(f"{metric} as {what} increases" + ("  [SYNTHETIC DATA]" if synthetic else ""), fontsize=10)
     if ref_n is not None:
         ax.plot([], [], marker="o", mfc="white", color="0.3", linestyle="none",

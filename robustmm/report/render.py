@@ -27,7 +27,8 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
             members = {r["scenario"] for r in records if r["group"] == head.group}
             reference = story.complete_reference(records, primary, availability, members) if head.modality else None
             made = plots.missing_curve(records, head.group, primary, availability, head.modality,
-                                       run_dir / "plots" / f"{head.group}_{primary}.png", synthetic, reference)
+                                       run_dir / "plots" / f"{head.group}_{primary}.png", synthetic, reference,
+                                       level=story.ci_level(doc))
             headline_figure = str(made.relative_to(run_dir)) if made else None
         for g in dict.fromkeys(r["group"] for r in records):
             if headline_figure is not None and g == head.group:  # the headline figure shows it
@@ -40,7 +41,8 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
         if headline_figure is None and figures:
             headline_figure = figures.pop(0)
     split = doc.get("split", "test")
-    summary = summary_table(records, primary, synthetic, split, ci=story.ci_label(doc))
+    summary = summary_table(records, primary, synthetic, split, ci=story.ci_label(doc),
+                            level=story.ci_level(doc))
     if doc.get("seeds"):  # the paired verdicts of a multi-seed run (robustmm.evaluate.seeds)
         summary += "\n\n" + repeats.verdict_text(doc)
     if make_html:

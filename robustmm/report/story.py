@@ -47,7 +47,8 @@ GLOSSARY = {
 TERMS = [
     ("n", "subjects evaluated in that scenario (a subset scenario keeps only subjects that have all its "
           "modalities)"),
-    ("95% CI", "percentile bootstrap over the evaluated subjects; every method is resampled with the same "
+    ("CI", "confidence interval at evaluation.confidence (95% by default): percentile bootstrap over the "
+           "evaluated subjects; every method is resampled with the same "
                "subjects (paired). With cross-validation or several seeds: a t-interval over the fold or seed "
                "means"),
     ("without (total)", "fraction of the evaluated subjects without the modality: the natural part (no scan "
@@ -79,6 +80,13 @@ def glossary(metrics: list[str]) -> list[tuple[str, str]]:
 
 def pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.0f}%"
+
+
+def ci_level(doc: dict[str, Any]) -> str:
+    """The level of the document's intervals, e.g. ``95%`` (``evaluation.confidence``; metrics.json
+    files written before it was stored used the default 0.95)."""
+    confidence = doc.get("confidence") or (doc.get("paired") or {}).get("confidence") or 0.95
+    return f"{confidence:.0%}"
 
 
 def ci_label(doc: dict[str, Any]) -> str | None:

@@ -46,8 +46,8 @@ def pivot(records: list[dict[str, Any]], metric: str) -> tuple[list[str], list[s
 
 
 def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool, split: str = "test",
-                  ci: str | None = None) -> str:
-    """``ci``: how the intervals were made (default: the bootstrap over subjects)."""
+                  ci: str | None = None, level: str = "95%") -> str:
+    """``ci``: how the intervals were made (default: the bootstrap over subjects); ``level``: their level."""
     rows, cols, cells = pivot(records, metric)
     header = ["scenario", "n"] + cols
     body = [[s, next((str(cells[(s, m)].get("n", "")) for m in cols if (s, m) in cells), "")]
@@ -57,7 +57,7 @@ def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool, s
     out = []
     if synthetic:
         out += ["!" * len(SYNTHETIC_BANNER), SYNTHETIC_BANNER, "!" * len(SYNTHETIC_BANNER)]
-    out += [f"{metric} (95% {ci or 'bootstrap CI'}) on the {split} split", line(header),
+    out += [f"{metric} ({level} {ci or 'bootstrap CI'}) on the {split} split", line(header),
             line(["-" * w for w in widths])]
     out += [line(b) for b in body]
     return "\n".join(out)
