@@ -85,8 +85,11 @@ def pct(x: float | None) -> str:
 def ci_level(doc: dict[str, Any]) -> str:
     """The level of the document's intervals, e.g. ``95%`` (``evaluation.confidence``; metrics.json
     files written before it was stored used the default 0.95)."""
-    confidence = doc.get("confidence") or (doc.get("paired") or {}).get("confidence") or 0.95
-    return f"{confidence:.0%}"
+    confidence = doc.get("confidence") or (doc.get("paired") or {}).get("confidence")
+    if confidence:
+        return f"{confidence:.0%}"
+    stated = re.match(r"\d+%", str((doc.get("seeds") or doc.get("cross_validation") or {}).get("ci", "")))
+    return stated.group(0) if stated else "95%"
 
 
 def ci_label(doc: dict[str, Any]) -> str | None:
