@@ -303,7 +303,11 @@ def test_multi_seed_document_paired_verdicts_and_headline_without_availability(t
            "paired": {"reference": "base", "confidence": 0.95, "records": paired}}
     head = story.headline(doc)
     assert head.text == ("AUC with PET as collected: 0.82 [0.77, 0.87] (n = 104); with no PET: 0.72 [0.67, 0.77] "
-                         "(n = 104) — new is highest with no PET, but base (0.70) lies inside its CI.")
+                         "(n = 104) — new, the best of 2 methods with no PET; paired over seeds it is better than "
+                         "base (difference +0.02 [+0.01, +0.04]).")
+    # without the paired verdict the overlap of the two intervals is what the sentence can say
+    unclear = {**doc, "paired": {**doc["paired"], "records": [{**paired[0], "verdict": "no clear difference"}]}}
+    assert story.headline(unclear).text.endswith("new is highest with no PET, but base (0.70) lies inside its CI.")
     summary = render(tmp_path, doc, make_plots=False)
     assert summary.splitlines()[0] == "auc (95% t-interval over seed means) on the test split"
     page = (tmp_path / "report.html").read_text()

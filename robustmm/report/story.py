@@ -132,6 +132,21 @@ def _runner_up(pool: list[dict], winner: dict, metric: str) -> dict | None:
     return second if winner["ci_low"] <= second["value"] <= winner["ci_high"] else None
 
 
+def _paired_verdict(doc: dict[str, Any], winner: dict, runner: dict) -> str | None:
+    """``difference [CI]`` of ``winner`` vs ``runner`` when the paired differences over seeds say
+    the winner is better (either way round), else None."""
+    for p in (doc.get("paired") or {}).get("records") or []:
+        if p["scenario"] != winner["scenario"] or p["metric"] != winner["metric"] or p.get("ci_low") is None:
+            continue
+        pair = (p["method"], p["reference"])
+        if (pair == (winner["method"], runner["method"]) and p["verdict"] == "better") or (
+                pair == (runner["method"], winner["method"]) and p["verdict"] == "worse"):
+            sign = 1 if p["method"] == winner["method"] else -1
+            low, high = sorted((sign * p["ci_low"], sign * p["ci_high"]))
+            return f"difference {sign * p['mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
+    return None
+
+
 def rate_group(records: list[dict[str, Any]], metric: str, availability: dict[str, Any]) -> str | None:
     """The missing-rate grid the study asks about: the first one that drops one named modality,
     else the first rate grid."""
@@ -200,7 +215,10 @@ def headline(doc: dict[str, Any]) -> Headline:
         best_by = f"by AUILC over rates {low_rate:g}-{high_rate:g}" if by_area else high_text
         who = f"{method}, the best of {n_methods} methods {best_by}" if n_methods > 1 else method
         runner = _runner_up(pool, winner, metric)
-        if runner is not None:
+        settled = _paired_verdict(doc, winner, runner) if runner is not None else None
+        if settled is not None:  # several seeds separate what one interval per method cannot
+            who += f"; paired over seeds it is better than {runner['method']} ({settled})"
+        elif runner is not None:
             who = (f"{method} is highest {best_by}, but {runner['method']} ({runner['value']:.2f}) lies inside its CI"
                    if higher_is_better(metric) else
                    f"{method} is lowest {best_by}, but {runner['method']} ({runner['value']:.2f}) lies inside its CI")
