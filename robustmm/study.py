@@ -39,7 +39,7 @@ from robustmm.report.caught import warnings_to_log
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
 from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
-from robustmm.report.tables import records_to_csv
+from robustmm.report.tables import metrics_csv
 from robustmm.runguard import check_before_data, check_modality_names, failed_run, finished_result
 
 log = logging.getLogger("robustmm")
@@ -124,13 +124,12 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device), "environment": environment()})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
         if cfg.seeds:  # the whole study once per seed into seed_<s>/, then mean ± sd and paired differences
-            from robustmm.evaluate.seeds import run_seeds, seed_records_csv
+            from robustmm.evaluate.seeds import run_seeds
 
             doc = run_seeds(cfg, run_dir, lambda c, d, again: run_study(
                 c, out=None if again else d, resume=d if again else None, progress=progress, callbacks=callbacks,
                 evaluate_split=evaluate_split))
             summary = _write_outputs(run_dir, cfg, doc)
-            write_text_atomic(run_dir / "metrics.csv", seed_records_csv(doc))
             return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
         if cfg.split.fold != "all":
             return _run_single(cfg, run_dir, device, progress, callbacks, evaluate_split)
@@ -238,7 +237,7 @@ def data_report(data: DataModule) -> dict[str, Any]:
 
 def _write_outputs(run_dir: Path, cfg: StudyConfig, doc: dict[str, Any]) -> str:
     write_json_atomic(run_dir / "metrics.json", doc)
-    write_text_atomic(run_dir / "metrics.csv", records_to_csv(doc["records"]))
+    write_text_atomic(run_dir / "metrics.csv", metrics_csv(doc))
     return render(run_dir, doc, cfg.report.plots, cfg.report.html)
 
 

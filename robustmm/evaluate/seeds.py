@@ -19,8 +19,6 @@ are shown (summary.txt, report.html) is robustmm.report.repeats.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import logging
 from pathlib import Path
@@ -154,20 +152,3 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
     if "cross_validation" in first:
         doc["cross_validation"] = first["cross_validation"]
     return doc
-
-
-def seed_records_csv(doc: dict[str, Any]) -> str:
-    """metrics.csv of a multi-seed run: mean, sd, CI over seeds, and the paired difference."""
-    paired = {(p["method"], p["scenario"], p["metric"]): p for p in doc["paired"]["records"]}
-    fields = ["method", "scenario", "group", "rate", "metric", "value", "sd", "ci_low", "ci_high", "n", "drop",
-              "n_seeds", "diff", "diff_ci_low", "diff_ci_high", "agree", "verdict"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for r in doc["records"]:
-        p = paired.get((r["method"], r["scenario"], r["metric"]), {})
-        row = {**{k: r.get(k) for k in fields}, "n_seeds": sum(v is not None for v in r["seeds"].values()),
-               "diff": p.get("mean"), "diff_ci_low": p.get("ci_low"), "diff_ci_high": p.get("ci_high"),
-               "agree": p.get("agree"), "verdict": p.get("verdict")}
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return buf.getvalue()

@@ -9,14 +9,35 @@ from typing import Any
 SYNTHETIC_BANNER = "SYNTHETIC DATA: these numbers come from a generated cohort, not from real patients."
 
 
-def records_to_csv(records: list[dict[str, Any]]) -> str:
+CSV_FIELDS = ["method", "scenario", "group", "rate", "metric", "value", "ci_low", "ci_high", "n", "drop"]
+#: metrics.csv of a multi-seed run: the mean, sd and CI over seeds and the paired difference
+SEED_CSV_FIELDS = ["method", "scenario", "group", "rate", "metric", "value", "sd", "ci_low", "ci_high", "n", "drop",
+                   "n_seeds", "diff", "diff_ci_low", "diff_ci_high", "agree", "verdict"]
+
+
+def records_to_csv(records: list[dict[str, Any]], fields: list[str] | None = None) -> str:
+    """metrics.csv: one row per record (``None`` -> empty cell)."""
     buf = io.StringIO()
-    fields = ["method", "scenario", "group", "rate", "metric", "value", "ci_low", "ci_high", "n", "drop"]
+    fields = fields or CSV_FIELDS
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in records:
         writer.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in fields})
     return buf.getvalue()
+
+
+def metrics_csv(doc: dict[str, Any]) -> str:
+    """metrics.csv of a run's metrics document; a multi-seed run's rows carry the paired difference."""
+    if not doc.get("seeds"):
+        return records_to_csv(doc["records"])
+    paired = {(p["method"], p["scenario"], p["metric"]): p for p in (doc.get("paired") or {}).get("records") or []}
+    rows = []
+    for r in doc["records"]:
+        p = paired.get((r["method"], r["scenario"], r["metric"]), {})
+        rows.append({**r, "n_seeds": sum(v is not None for v in (r.get("seeds") or {}).values()),
+                     "diff": p.get("mean"), "diff_ci_low": p.get("ci_low"), "diff_ci_high": p.get("ci_high"),
+                     "agree": p.get("agree"), "verdict": p.get("verdict")})
+    return records_to_csv(rows, SEED_CSV_FIELDS)
 
 
 def fmt_ci(r: dict[str, Any], digits: int = 3) -> str:
