@@ -25,9 +25,9 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
     if make_plots:
         if head.group is not None:
             members = {r["scenario"] for r in records if r["group"] == head.group}
-            reference = story.complete_reference(records, primary, availability, members) if head.modality else None
+            complete = story.complete_scenario(records, primary, availability, members) if head.modality else None
             made = plots.missing_curve(records, head.group, primary, availability, head.modality,
-                                       run_dir / "plots" / f"{head.group}_{primary}.png", synthetic, reference,
+                                       run_dir / "plots" / f"{head.group}_{primary}.png", synthetic, complete,
                                        level=story.ci_level(doc))
             headline_figure = str(made.relative_to(run_dir)) if made else None
         for g in dict.fromkeys(r["group"] for r in records):

@@ -159,7 +159,7 @@ def rate_group(records: list[dict[str, Any]], metric: str, availability: dict[st
     return groups[0] if groups else None
 
 
-def complete_reference(records, metric, availability, group_scenarios) -> str | None:
+def complete_scenario(records, metric, availability, group_scenarios) -> str | None:
     """A scenario where no evaluated subject misses any modality (the all-modality subset)."""
     for s in dict.fromkeys(r["scenario"] for r in _rows(records, metric)):
         a = availability.get(s)
@@ -192,15 +192,16 @@ def headline(doc: dict[str, Any]) -> Headline:
         winner = _best(pool, metric)
         method = winner["method"]
         mine = [r for r in members if r["method"] == method]
-        ref = complete_reference(records, metric, availability, {r["scenario"] for r in members}) if modality else None
-        low = next((r for r in rows if r["scenario"] == ref and r["method"] == method), None) if ref else None
+        complete = (complete_scenario(records, metric, availability, {r["scenario"] for r in members})
+                    if modality else None)
+        low = next((r for r in rows if r["scenario"] == complete and r["method"] == method), None) if complete else None
         low = low or next(r for r in mine if r["rate"] == low_rate)
         high = next(r for r in mine if r["rate"] == high_rate)
         if modality:
             mod = modality.upper() if len(modality) <= 4 else modality
             a_low, a_high = availability.get(low["scenario"]), availability.get(high["scenario"])
             nat = a_low["natural_missing"].get(modality) if a_low else None
-            if low["scenario"] == ref or (a_low is not None and not nat):
+            if low["scenario"] == complete or (a_low is not None and not nat):
                 low_text = f"with every {mod}"
             else:
                 low_text = f"with {mod} as collected" + (f" ({pct(nat)} without)" if nat else "")
