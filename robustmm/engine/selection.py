@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from robustmm.config.schema import SelectionConfig
+from robustmm.errors import ConfigError
 from robustmm.metrics.paired import LOWER_IS_BETTER, higher_is_better
 
 #: kept for the re-export in robustmm.engine.trainer; the direction of a metric is
@@ -68,7 +69,9 @@ def resolve_policy(cfg: SelectionConfig, module: Any, epochs: int, monitor: str 
     mode = own_mode or ("max" if higher_is_better(chosen) else "min")
     if cfg.steps is not None:
         if not steps_per_epoch:
-            raise ValueError("training.selection.steps needs a training loader with a length")
+            raise ConfigError("training.selection.steps: a training stage's loader has no length (or no batch), so "
+                              "the step budget cannot be turned into epochs; remove training.selection.steps and "
+                              "set training.epochs instead")
         epochs = max(1, math.ceil(cfg.steps / steps_per_epoch))
     first = max(0, min(cfg.min_epochs, epochs) - 1)
     return Policy(chosen, mode, first, cfg.patience, epochs, cfg.steps)

@@ -73,7 +73,8 @@ def run_seeds(cfg: StudyConfig, run_dir: Path, run_one: Callable[[StudyConfig, P
             run_one(seed_config(cfg, s), folder, again)
             doc = finished_seed(folder)
             if doc is None:
-                raise RunDirectoryError(f"seed {s} finished without writing {folder / 'metrics.json'}")
+                raise RunDirectoryError(f"seed {s} finished without writing {folder / 'metrics.json'}; see "
+                                        f"{folder / 'log.txt'}, then continue with --resume {run_dir}")
         docs[s] = doc
     return aggregate_seeds(docs, reference_method(cfg), cfg.evaluation.confidence, cfg.name)
 
