@@ -10,6 +10,7 @@ import argparse
 import logging
 import sys
 from pathlib import Path
+
 from robustmm import __version__
 from robustmm.errors import RobustMMError
 
@@ -30,7 +31,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     seeds = [f"seeds={args.seeds}"] if args.seeds else []  # "0-4" or "0,2,5": parsed by the schema
     cfg = load_study(args.study, [*args.set, *seeds], args.profile)
     result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
-                       rewrite_results=getattr(args, "rewrite_results", False))
+                       rewrite_results=args.rewrite_results)
     if result is None or not result.summary:  # a distributed rank other than 0: rank 0 prints the summary
         return 0
     print(result.summary)

@@ -1,4 +1,4 @@
-"""Atomic file writes, safe reads, and paths that stay inside their folder.
+"""Atomic file writes, leftovers of interrupted writes, and loading without running code.
 
 * A result file is either the old one or the complete new one (written to a hidden
   ``.<name>.XXXX.tmp`` next to it, then renamed). The file gets the permissions of an ordinary
@@ -7,7 +7,8 @@
   them when the folder is used again.
 * :func:`load_torch` never executes code from a file: ``torch.load(weights_only=True)``, and any
   failure becomes a :class:`~robustmm.errors.DataError` naming the file.
-* Names that become paths, and :func:`inside`: see :mod:`robustmm.names`.
+* Names that become paths, and paths that must stay inside their folder (``inside``): see
+  :mod:`robustmm.names`.
 """
 
 from __future__ import annotations

@@ -14,30 +14,37 @@ from pathlib import Path
 
 from robustmm.errors import RunDirectoryError
 
-SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=-]{0,127}")
+#: characters after the first (a letter or digit) of a file/folder name, and of a display name
+NAME_CHARS, LABEL_CHARS = "A-Za-z0-9._+=-", "A-Za-z0-9 ._+=@,()%-"
+SAFE_NAME = re.compile(rf"[A-Za-z0-9][{NAME_CHARS}]{{0,127}}")
+LABEL = re.compile(rf"[A-Za-z0-9][{LABEL_CHARS}]{{0,127}}")
+
+
+def _checked(value: str, pattern: re.Pattern, chars: str, problem: str) -> str:
+    """``value`` when ``pattern`` matches it whole and it holds no ``..``; otherwise ValueError with
+    ``problem`` and a suggestion: every run of other characters made one '_'."""
+    text = str(value)
+    if pattern.fullmatch(text) and ".." not in text:
+        return text
+    fixed = re.sub(r"\.\.+", ".", re.sub(f"[^{chars}]+", "_", text))
+    fixed = re.sub(r"^[^A-Za-z0-9]+", "", fixed)[:128].rstrip("._ ")
+    raise ValueError(problem + (f"; e.g. {fixed!r}" if fixed else ""))
 
 
 def check_name(value: str, what: str) -> str:
     """A name that becomes a file or folder name: letters, digits and ``. _ + = -``, starting with a
     letter or digit (so no ``/``, ``..``, spaces or hidden names). Raises ValueError otherwise."""
-    text = str(value)
-    if not SAFE_NAME.fullmatch(text) or ".." in text:
-        raise ValueError(f"{what} {text!r} is used as a file/folder name and may only hold letters, digits and "
-                         "'. _ + = -' (starting with a letter or digit, no '..', at most 128 characters)")
-    return text
-
-
-LABEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9 ._+=@,()%-]{0,127}")
+    return _checked(value, SAFE_NAME, NAME_CHARS,
+                    f"{what} {str(value)!r} is used as a file/folder name and may only hold letters, digits and "
+                    "'. _ + = -' (starting with a letter or digit, no '..', at most 128 characters)")
 
 
 def check_label(value: str, what: str) -> str:
     """A display name that may end up in a file name (scenario names in plot files): like
     :func:`check_name` but spaces, '@', ',', '(', ')' and '%' are allowed too."""
-    text = str(value)
-    if not LABEL.fullmatch(text) or ".." in text:
-        raise ValueError(f"{what} {text!r} may only hold letters, digits, spaces and '. _ + = @ , ( ) % -' "
-                         "(starting with a letter or digit, no '/' or '..', at most 128 characters)")
-    return text
+    return _checked(value, LABEL, LABEL_CHARS,
+                    f"{what} {str(value)!r} may only hold letters, digits, spaces and '. _ + = @ , ( ) % -' "
+                    "(starting with a letter or digit, no '/' or '..', at most 128 characters)")
 
 
 def inside(base: Path, *parts: str | os.PathLike) -> Path:

@@ -36,23 +36,28 @@ def check_modality_names(modalities: list[str], where: str) -> None:
             raise ConfigError(f"{where}: {exc}") from None
 
 
-def check_before_data(cfg: Any) -> list[str] | None:
-    """Checks that need no data (the device; scenario modality names); returns the declared
-    modalities (or None when unknown)."""
+def declared_scenarios(cfg: Any) -> list | None:
+    """The evaluation scenarios built from the modalities the data section declares (checked
+    names), without loading data; None when the modalities are only known after loading."""
     from robustmm.missing.scenarios import build_scenarios
 
-    from robustmm.engine.trainer import resolve_device
-
-    resolve_device(cfg.training.device)  # 'cuda' without a GPU: said before a run folder exists
     modalities = declared_modalities(cfg.data)
     if modalities is None:
         return None
     check_modality_names(modalities, f"data (kind {cfg.data.kind})")
     try:
-        build_scenarios(cfg.evaluation.scenarios, modalities)
+        return build_scenarios(cfg.evaluation.scenarios, modalities)
     except ValueError as exc:
         raise ConfigError(f"evaluation.scenarios: {exc}") from None
-    return modalities
+
+
+def check_before_data(cfg: Any) -> list[str] | None:
+    """Checks that need no data (the device; scenario modality names); returns the declared
+    modalities (or None when unknown)."""
+    from robustmm.engine.trainer import resolve_device
+
+    resolve_device(cfg.training.device)  # 'cuda' without a GPU: said before a run folder exists
+    return None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
 
 
 def finished_result(run_dir: Path) -> dict[str, Any] | None:

@@ -24,24 +24,24 @@ from robustmm.config.loader import format_validation_error, to_plain
 from robustmm.config.schema import StudyConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
-from robustmm.engine.selection import selection_table_html
 from robustmm.engine import distributed
-from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
 from robustmm.engine.fingerprint import study_hash
+from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
 from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.evaluate.runner import evaluate
 from robustmm.io import remove_stale_tmp, write_json_atomic, write_text_atomic
-from robustmm.names import inside
 from robustmm.methods import create_method
 from robustmm.methods.base import Method, MethodContext, method_class
 from robustmm.methods.task import task_adapter
+from robustmm.metrics.paired import t_interval
 from robustmm.missing.scenarios import build_scenarios
+from robustmm.names import inside
+from robustmm.parallel import run_threads
 from robustmm.report.caught import warnings_to_log
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
-from robustmm.parallel import run_threads
 from robustmm.report.render import render
 from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
-from robustmm.report.tables import records_to_csv
+from robustmm.report.tables import metrics_csv
 from robustmm.runguard import check_before_data, check_modality_names, failed_run, finished_result
 
 log = logging.getLogger("robustmm")
@@ -132,13 +132,12 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
                                              "environment": environment()})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
         if cfg.seeds:  # the whole study once per seed into seed_<s>/, then mean ± sd and paired differences
-            from robustmm.evaluate.seeds import run_seeds, seed_records_csv
+            from robustmm.evaluate.seeds import run_seeds
 
             doc = run_seeds(cfg, run_dir, lambda c, d, again: run_study(
                 c, out=None if again else d, resume=d if again else None, progress=progress, callbacks=callbacks,
                 evaluate_split=evaluate_split))
             summary = _write_outputs(run_dir, cfg, doc)
-            write_text_atomic(run_dir / "metrics.csv", seed_records_csv(doc))
             return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
         if cfg.split.fold != "all":
             return _run_single(cfg, run_dir, device, progress, callbacks, evaluate_split)
@@ -212,10 +211,9 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     sections += task.summary_sections(records, run_dir / "plots")
     for method in fitted.values():
         sections += method.report_sections(data, run_dir / "plots")
-    selection = {k: selection[k] for k in fitted}
-    sections.append(("Model selection", selection_table_html(selection)))
+    selection = {k: selection[k] for k in fitted}  # shown by the report (robustmm.report.repeats)
     doc = {"study": cfg.name, "split": evaluate_split, "synthetic": synthetic, "primary_metric": task.primary_metric,
-           "records": records,
+           "confidence": cfg.evaluation.confidence, "records": records,
            "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
            "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections],
            "availability": scenario_availability(scenarios, data, evaluate_split,
@@ -250,14 +248,13 @@ def data_report(data: DataModule) -> dict[str, Any]:
 
 def _write_outputs(run_dir: Path, cfg: StudyConfig, doc: dict[str, Any]) -> str:
     write_json_atomic(run_dir / "metrics.json", doc)
-    write_text_atomic(run_dir / "metrics.csv", records_to_csv(doc["records"]))
+    write_text_atomic(run_dir / "metrics.csv", metrics_csv(doc))
     return render(run_dir, doc, cfg.report.plots, cfg.report.html)
 
 
 def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -> RunResult:
-    """Mean over folds per (method, scenario, metric); CI = mean -/+ t(0.975, k-1) * sd / sqrt(k)."""
-    from scipy import stats
-
+    """Mean over folds per (method, scenario, metric); CI: t-interval over the fold values at
+    ``evaluation.confidence``."""
     keyed: dict[tuple, list[dict]] = {}
     for fold in folds:
         for r in fold.records:
@@ -266,23 +263,20 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
     for (method, scenario, metric), rows in keyed.items():
         values = np.array([r["value"] for r in rows if r["value"] is not None], dtype=float)
         mean = float(values.mean()) if values.size else None
-        half = (float(stats.t.ppf(0.975, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
-                if values.size > 1 else None)
+        low, high = t_interval(values, cfg.evaluation.confidence)
         drops = [r["drop"] for r in rows if r.get("drop") is not None]
         records.append({"method": method, "scenario": scenario, "group": rows[0]["group"], "rate": rows[0]["rate"],
                         "metric": metric, "value": mean,
-                        "ci_low": None if half is None else mean - half, "ci_high": None if half is None else mean + half,
+                        "ci_low": low, "ci_high": high,
                         "n": int(sum(r["n"] for r in rows)), "drop": float(np.mean(drops)) if drops else None,
                         "folds": [r["value"] for r in rows]})
-    first = json.loads((folds[0].run_dir / "metrics.json").read_text())
+    fold_docs = [json.loads((f.run_dir / "metrics.json").read_text()) for f in folds]
+    first = fold_docs[0]
     doc = {"study": cfg.name, "synthetic": folds[0].synthetic, "primary_metric": first["primary_metric"],
-           "cross_validation": {"folds": len(folds), "ci": "t-interval over fold means"},
+           "confidence": cfg.evaluation.confidence, "cross_validation": {"folds": len(folds),
+                                "ci": f"{cfg.evaluation.confidence:.0%} t-interval over fold means"},
            "records": records, "methods": first.get("methods", {}), "data": first.get("data", {}),
-           "selection": {f"fold_{k}": json.loads((f.run_dir / "metrics.json").read_text()).get("selection", {})
-                         for k, f in enumerate(folds)},
-           "availability": merge_availability([json.loads((f.run_dir / "metrics.json").read_text()).get("availability", {})
-                                               for f in folds]),
-           "sections": [[f"Fold {k}", f"<a href='fold_{k}/report.html'>fold_{k}/report.html</a>"]
-                        for k in range(len(folds))]}
+           "selection": {f"fold_{k}": d.get("selection", {}) for k, d in enumerate(fold_docs)},
+           "availability": merge_availability([d.get("availability", {}) for d in fold_docs])}
     summary = _write_outputs(run_dir, cfg, doc)
     return RunResult(run_dir, records, summary, folds[0].synthetic)

@@ -179,15 +179,42 @@ def test_flags_single_class_zero_width_and_small_n() -> None:
 
 
 def test_comparison_from_seeds_renders_verdicts() -> None:
-    records = [_rec(m, "natural", "auc", v, v - 0.1, v + 0.1, 104) for m, v in (("base", 0.7), ("new", 0.75))]
+    records = [{**_rec(m, "natural", "auc", v, v - 0.1, v + 0.1, 104), "sd": 0.02} for m, v in (("base", 0.7),
+                                                                                              ("new", 0.75))]
     doc = {"study": "s", "primary_metric": "auc", "synthetic": False, "records": records, "data": {},
-           "comparison": [{"method": "new", "reference": "base", "scenario": "natural", "metric": "auc",
-                           "mean": 0.05, "ci_low": 0.01, "ci_high": 0.09, "n": 5, "agree": 5, "verdict": "better"}]}
+           "seeds": {"seeds": [0, 1, 2, 3, 4], "ci": "95% t-interval over seed means"},
+           "paired": {"reference": "base", "confidence": 0.95, "records": [
+               {"method": "new", "reference": "base", "scenario": "natural", "metric": "auc", "mean": 0.05,
+                "ci_low": 0.01, "ci_high": 0.09, "n": 5, "agree": 5, "verdict": "better"}]}}
     page = build_page(doc, None, [], "")
-    assert "<td>+0.050 [+0.010, +0.090]</td><td>5</td><td>5/5</td><td>better</td>" in page
-    assert "Method comparison" in page
-    without = build_page({**doc, "comparison": None}, None, [], "")
+    assert ("<td>natural</td><td>new</td><td>0.750 ± 0.020</td><td>0.700 ± 0.020</td><td>+0.050 [+0.010, +0.090]"
+            "</td><td>5/5</td><td>better</td>") in page
+    assert page.count("+0.050 [+0.010, +0.090]") == 1  # one table of the paired differences, not two
+    assert "Method comparison" in page and "sides swapped for lower-is-better metrics" in page
+    without = build_page({**doc, "seeds": None, "paired": None}, None, [], "")
     assert "overlapping intervals" in without and "<td class='best'>0.750 [0.650, 0.850]" in without
+
+
+def test_selection_and_inner_runs_are_rendered_from_the_document() -> None:
+    """Model selection, the restored epochs per seed/fold and the links to the inner runs come from
+    metrics.json; sections an older metrics.json stored for them are not shown twice."""
+    stage = {"stage": "a", "restored_epoch": 3, "epochs_run": 6, "optimizer_steps": 60, "reason": "lowest loss"}
+    records = [_rec("a", "natural", "auc", 0.7, 0.6, 0.8, 104), _rec("b", "natural", "auc", 0.6, 0.5, 0.7, 104)]
+    one = {"study": "s", "primary_metric": "auc", "synthetic": False, "records": records, "data": {},
+           "selection": {"a": [stage]}, "sections": [["Model selection", "<p>old</p>"], ["Extra", "<p>kept</p>"]]}
+    page = build_page(one, None, [], "")
+    assert page.count("<h2>Model selection</h2>") == 1 and "<p>old</p>" not in page and "<p>kept</p>" in page
+    assert "<td>a</td><td>a</td><td>3</td><td>6</td><td>60</td><td>lowest loss</td>" in page
+    cv = {**one, "cross_validation": {"folds": 2, "ci": "t-interval over fold means"}, "sections": [],
+          "selection": {"fold_0": {"a": [stage]}, "fold_1": {"a": [{**stage, "restored_epoch": 4}]}}}
+    page = build_page(cv, None, [], "")
+    assert "Restored epochs over folds" in page and "<td>a</td><td>a</td><td>3</td><td>4</td>" in page
+    assert "fold_1/report.html" in page and "a t-interval over fold means" in page
+    seeds = {**cv, "seeds": {"seeds": [0, 1], "folders": ["seed_0", "seed_1"]},
+             "selection": {"seed_0": cv["selection"], "seed_1": cv["selection"]}}
+    page = build_page(seeds, None, [], "")
+    assert "Restored epochs over seeds" in page and "<td>fold_0:3 fold_1:4</td>" in page
+    assert "seed_1/report.html" in page and "fold_1/report.html" not in page
 
 
 def test_cross_validation_summary_says_t_interval(tmp_path: Path) -> None:
@@ -196,8 +223,14 @@ def test_cross_validation_summary_says_t_interval(tmp_path: Path) -> None:
     doc = {"study": "cv", "primary_metric": "auc", "synthetic": False, "records": records, "data": {},
            "cross_validation": {"folds": 5, "ci": "t-interval over fold means"}}
     summary = render(tmp_path, doc, make_plots=False)
-    assert "auc (95% t-interval over folds)" in summary and "bootstrap" not in summary.splitlines()[0]
-    assert "t-interval over the fold means" in (tmp_path / "report.html").read_text()
+    assert "auc (95% t-interval over fold means)" in summary and "bootstrap" not in summary.splitlines()[0]
+    assert "brackets: 95% CI (t-interval over fold means)" in (tmp_path / "report.html").read_text()
+    # evaluation.confidence other than 0.95: every label says the level the intervals were made at
+    summary = render(tmp_path, {**doc, "confidence": 0.9,
+                                "cross_validation": {"folds": 5, "ci": "90% t-interval over fold means"}},
+                     make_plots=False)
+    assert summary.splitlines()[0] == "auc (90% t-interval over fold means) on the test split"
+    assert "brackets: 90% CI (t-interval over fold means)" in (tmp_path / "report.html").read_text()
 
 
 def test_headline_for_rate_grids_without_a_modality_and_for_subsets() -> None:
@@ -270,9 +303,13 @@ def test_multi_seed_document_paired_verdicts_and_headline_without_availability(t
            "paired": {"reference": "base", "confidence": 0.95, "records": paired}}
     head = story.headline(doc)
     assert head.text == ("AUC with PET as collected: 0.82 [0.77, 0.87] (n = 104); with no PET: 0.72 [0.67, 0.77] "
-                         "(n = 104) — new is highest with no PET, but base (0.70) lies inside its CI.")
+                         "(n = 104) — new, the best of 2 methods with no PET; paired over seeds it is better than "
+                         "base (difference +0.02 [+0.01, +0.04]).")
+    # without the paired verdict the overlap of the two intervals is what the sentence can say
+    unclear = {**doc, "paired": {**doc["paired"], "records": [{**paired[0], "verdict": "no clear difference"}]}}
+    assert story.headline(unclear).text.endswith("new is highest with no PET, but base (0.70) lies inside its CI.")
     summary = render(tmp_path, doc, make_plots=False)
     assert summary.splitlines()[0] == "auc (95% t-interval over seed means) on the test split"
     page = (tmp_path / "report.html").read_text()
-    assert "<td>new</td><td>base</td><td>pet_missing@1</td><td>auc</td><td>+0.020 [+0.005, +0.035]</td>" in page
+    assert "<td>pet_missing@1</td><td>new</td><td>0.720</td><td>0.700</td><td>+0.020 [+0.005, +0.035]</td>" in page
     assert "<td>better</td>" in page and "t-interval over seed means" in page

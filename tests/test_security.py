@@ -151,6 +151,19 @@ def test_dot_dot_and_slashes_in_names_are_rejected(tmp_path: Path, override: str
         load_study(study, [override])
 
 
+def test_a_refused_name_comes_with_a_safe_suggestion() -> None:
+    from robustmm.names import check_label, check_name
+
+    for check, bad, hint in ((check_name, "ADNI MCI", "ADNI_MCI"), (check_name, "../../etc/x", "etc_x"),
+                             (check_name, "-x y", "x_y"), (check_label, "pet/../x", "pet_._x")):
+        with pytest.raises(ValueError, match=f"e.g. '{hint}'"):
+            check(bad, "name")
+        assert check(hint, "name") == hint  # the suggestion itself is accepted
+    with pytest.raises(ValueError) as err:
+        check_name("..", "study name")
+    assert "e.g." not in str(err.value)  # nothing usable is left to suggest
+
+
 def test_scenario_names_and_paths_stay_inside(tmp_path: Path) -> None:
     raw = {**BASE, "evaluation": {"scenarios": [{"kind": "natural", "name": "../../plots"}]}}
     with pytest.raises(Exception, match="scenario name"):

@@ -19,7 +19,8 @@ from robustmm.cli import main
 from robustmm.config import load_study
 from robustmm.config.schema import parse_seeds
 from robustmm.errors import ConfigError
-from robustmm.evaluate.seeds import aggregate_seeds, verdict_text
+from robustmm.evaluate.seeds import aggregate_seeds
+from robustmm.report.repeats import verdict_text
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -109,7 +110,7 @@ def test_seeds_run_writes_seed_folders_and_verdicts(tiny_study: Path, tmp_path: 
     assert set(doc["selection"]) == {"seed_0", "seed_1"}
     assert "verdict" in (out / "metrics.csv").read_text().splitlines()[0]
     html = (out / "report.html").read_text()
-    assert "Paired differences vs dropout_baseline" in html and "seed_1/report.html" in html
+    assert "method − dropout_baseline" in html and "seed_1/report.html" in html
     assert "verdict" in (out / "summary.txt").read_text()
 
 

@@ -77,6 +77,15 @@ def test_defaults_follow_the_number_of_objectives() -> None:
     assert draws[0] == draws[1] != draws[2]
 
 
+def test_default_direction_follows_the_metric_name() -> None:
+    """Per-region segmentation distances and error metrics are minimised, as the report and the
+    seed verdicts read them (robustmm.metrics.paired.higher_is_better)."""
+    objectives = [{"metric": m, "scenario": f"s{i}"} for i, m in
+                  enumerate(["dice_mean", "hd95_wt", "hd95_mean", "rmse", "val_loss", "c_index", "ibs"])]
+    sweep = parse_sweep({"params": {"a": {"kind": "float", "low": 0, "high": 1}}, "objectives": objectives}, "s")
+    assert sweep.directions == ["maximize", "minimize", "minimize", "minimize", "minimize", "maximize", "minimize"]
+
+
 def test_paths_address_list_items_by_id_and_create_sections() -> None:
     raw = {"methods": [{"name": "complete_only", "id": None}, {"name": "dropout_baseline", "id": "dropout"}],
            "training": {"lr": 0.1}}

@@ -61,6 +61,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     import numpy as np
 
     from robustmm.data.registry import build_dataset
+    from robustmm.report.datainfo import class_counts
 
     if not Path(args.path).exists():
         raise ConfigError(f"{args.path} does not exist; give the folder or file the study's data.root points to")
@@ -68,13 +69,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     n = len(ds)
     print(f"{args.path}: {n} subjects/items read as data.kind {args.kind}" + ("  (SYNTHETIC DATA)" if ds.synthetic else ""))
     task = ds.task
-    labels = ds.stratify_labels()
     print(f"task: {task.kind}" + (f" ({', '.join(task.class_names)})" if task.class_names else ""))
-    if labels is not None and task.kind in ("binary", "multiclass", "survival"):
-        values, counts = np.unique(np.asarray(labels), return_counts=True)
-        names = ({0: "censored", 1: "event"} if task.kind == "survival"
-                 else {i: name for i, name in enumerate(task.class_names)})
-        print("  " + ", ".join(f"{names.get(int(v), v)}: {c}" for v, c in zip(values, counts)))
+    classes = class_counts(ds)
+    if classes is not None:
+        print("  " + ", ".join(f"{name}: {c}" for name, c in classes["all"].items()))
     print("modalities (subjects with it):")
     for m, present in ds.natural_presence().items():
         spec = ds.modalities[m]

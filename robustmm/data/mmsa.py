@@ -640,13 +640,9 @@ def build_from_config(cfg: Any, progress: bool = True) -> MMSADataset:
 
 def _check_synthetic_file(folder: Path, file: str, synth: MMSASynthOptions) -> None:
     """Refuse a synthetic file written by another generator version or with other arguments."""
-    from robustmm.data.base import synthetic_marker
     from robustmm.data.registry import check_synthetic_matches
     from robustmm.data.synth.mmsa import GENERATOR_VERSION, validate_knobs
 
-    marker = synthetic_marker(folder)
-    if marker is None or marker.get("file") != file:
-        return  # real data, or the marker describes another file of the folder
     args = synth.model_dump()
     knobs = validate_knobs(**{k: args[k] for k in ("validation", "shortcut_words", "bias_words_per_sample",
                                                    "sentiment_word_rate", "signal_fraction", "view_noise")})
@@ -655,4 +651,4 @@ def _check_synthetic_file(folder: Path, file: str, synth: MMSASynthOptions) -> N
                 "n": [args["n_train"], args["n_valid"], args["n_test"]],
                 "bias_strength_train": args["bias_strength_train"], "bias_strength_test": args["bias_strength_test"],
                 **knobs}
-    check_synthetic_matches(folder, expected)
+    check_synthetic_matches(folder, expected, file=file)

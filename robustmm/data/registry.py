@@ -61,13 +61,15 @@ def create_once(target: Path, write: Callable[[Path], Any]) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def check_synthetic_matches(root: Path, expected: dict[str, Any], defaults: dict[str, Any] | None = None) -> None:
+def check_synthetic_matches(root: Path, expected: dict[str, Any], defaults: dict[str, Any] | None = None,
+                            file: str | None = None) -> None:
     """A synthetic folder made by another generator version or with other arguments than the
     study asks for would silently give different results: refuse it. ``defaults`` are the values
     of arguments added after a folder may have been written (a marker without them was written
-    with them at these values)."""
+    with them at these values). ``file``: the generated file the study reads; a marker naming
+    another file of the folder describes that file, not this one (nothing to check)."""
     marker = synthetic_marker(root)
-    if marker is None:
+    if marker is None or (file is not None and marker.get("file") not in (None, file)):
         return
     defaults = defaults or {}
     found = {k: marker.get(k, defaults.get(k)) for k in expected}

@@ -912,17 +912,13 @@ def build_dispro_from_config(cfg: Any, progress: bool = True) -> DisProDataset:
 
 def _check_porpoise_synthetic(root: Path, name: str, syn: PorpoiseSynthOptions) -> None:
     """Refuse a synthetic table written with other generator arguments (knobs included)."""
-    from robustmm.data.base import synthetic_marker
     from robustmm.data.registry import check_synthetic_matches
     from robustmm.data.synth.tcga import _porpoise_signal
 
     folder = root if root.is_dir() else root.parent
-    marker = synthetic_marker(folder)
-    if marker is None or marker.get("file") not in (None, name):
-        return
     check_synthetic_matches(folder, {"seed": syn.seed, "n_patients": syn.patients,
                                      "signal": _porpoise_signal(dict(syn.signal)), "shared": float(syn.shared)},
-                            defaults={"signal": _porpoise_signal(None), "shared": 1.0})
+                            defaults={"signal": _porpoise_signal(None), "shared": 1.0}, file=name)
 
 
 def _check_dispro_synthetic(root: Path, syn: DisProSynthOptions) -> None:

@@ -27,10 +27,12 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from robustmm.config.schema import SelectionConfig
-from robustmm.metrics.paired import higher_is_better
+from robustmm.errors import ConfigError
+from robustmm.metrics.paired import LOWER_IS_BETTER, higher_is_better
 
-#: monitored metrics that are minimised (besides those robustmm.metrics.paired knows by name)
-MINIMIZED = {"loss", "val_loss", "mae", "ibs", "brier", "nll", "hd95"}
+#: kept for the re-export in robustmm.engine.trainer; the direction of a metric is
+#: :func:`robustmm.metrics.paired.higher_is_better` (it also knows ``hd95_wt``, ``val_loss``...)
+MINIMIZED = LOWER_IS_BETTER
 
 
 @dataclass(frozen=True)
@@ -64,10 +66,12 @@ def resolve_policy(cfg: SelectionConfig, module: Any, epochs: int, monitor: str 
     back to the module's ``monitor`` attribute, then ``loss``."""
     chosen = monitor or (None if cfg.monitor == "primary" else cfg.monitor) or getattr(module, "monitor", None) or "loss"
     own_mode = getattr(module, "monitor_mode", None) if chosen == getattr(module, "monitor", None) else None
-    mode = own_mode or ("min" if chosen in MINIMIZED or not higher_is_better(chosen) else "max")
+    mode = own_mode or ("max" if higher_is_better(chosen) else "min")
     if cfg.steps is not None:
         if not steps_per_epoch:
-            raise ValueError("training.selection.steps needs a training loader with a length")
+            raise ConfigError("training.selection.steps: a training stage's loader has no length (or no batch), so "
+                              "the step budget cannot be turned into epochs; remove training.selection.steps and "
+                              "set training.epochs instead")
         epochs = max(1, math.ceil(cfg.steps / steps_per_epoch))
     first = max(0, min(cfg.min_epochs, epochs) - 1)
     return Policy(chosen, mode, first, cfg.patience, epochs, cfg.steps)
@@ -111,18 +115,3 @@ def describe(stage: str, policy: Policy, state: dict[str, Any], stopped: str) ->
     return Selection(stage, policy.monitor, policy.mode, best_epoch,
                      None if score is None or not math.isfinite(score) else float(score), epochs_run, steps,
                      policy.first_eligible, stopped, reason)
-
-
-def selection_table_html(selection: dict[str, list[dict[str, Any]]]) -> str:
-    """An HTML table of the restored epochs (for the report's sections)."""
-    import html
-
-    rows = []
-    for method, stages in selection.items():
-        for s in stages:
-            rows.append(f"<tr><td>{html.escape(method)}</td><td>{html.escape(s['stage'])}</td>"
-                        f"<td>{s['restored_epoch']}</td><td>{s['epochs_run']}</td><td>{s['optimizer_steps']}</td>"
-                        f"<td>{html.escape(s['reason'])}</td></tr>")
-    return ("<p>Every method's stages use the study's selection policy (training.selection); epochs are "
-            "counted from 0.</p><table class='training'><tr><th>method</th><th>stage</th><th>restored epoch</th>"
-            "<th>epochs run</th><th>optimizer steps</th><th>why</th></tr>" + "".join(rows) + "</table>")

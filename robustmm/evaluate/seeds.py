@@ -13,14 +13,12 @@ masks and bootstrap). The top-level metrics.json then holds, per (method, scenar
 
 Both methods of a pair share each seed's split and missing masks, so the difference cancels the
 noise the two runs have in common. Aggregation only reads the seeds' metrics.json files, so a
-resumed run aggregates to exactly the same document as an uninterrupted one.
+resumed run aggregates to exactly the same document as an uninterrupted one. How the verdicts
+are shown (summary.txt, report.html) is robustmm.report.repeats.
 """
 
 from __future__ import annotations
 
-import csv
-import html
-import io
 import json
 import logging
 from pathlib import Path
@@ -30,7 +28,7 @@ import numpy as np
 
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import RunDirectoryError
-from robustmm.metrics.paired import UNCLEAR, higher_is_better, paired_difference
+from robustmm.metrics.paired import higher_is_better, paired_difference, t_interval
 
 log = logging.getLogger("robustmm")
 
@@ -75,7 +73,8 @@ def run_seeds(cfg: StudyConfig, run_dir: Path, run_one: Callable[[StudyConfig, P
             run_one(seed_config(cfg, s), folder, again)
             doc = finished_seed(folder)
             if doc is None:
-                raise RunDirectoryError(f"seed {s} finished without writing {folder / 'metrics.json'}")
+                raise RunDirectoryError(f"seed {s} finished without writing {folder / 'metrics.json'}; see "
+                                        f"{folder / 'log.txt'}, then continue with --resume {run_dir}")
         docs[s] = doc
     return aggregate_seeds(docs, reference_method(cfg), cfg.evaluation.confidence, cfg.name)
 
@@ -86,16 +85,6 @@ def reference_method(cfg: StudyConfig) -> str | None:
     if ref == "auto":
         return "dropout_baseline" if "dropout_baseline" in ids else None
     return ref
-
-
-def _t_interval(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
-    from scipy import stats
-
-    if values.size < 2:
-        return None, None
-    half = float(stats.t.ppf(0.5 + confidence / 2, values.size - 1) * values.std(ddof=1) / np.sqrt(values.size))
-    mean = float(values.mean())
-    return mean - half, mean + half
 
 
 def _num(x: float) -> float | None:
@@ -137,7 +126,7 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
         v = values(key)
         finite = v[np.isfinite(v)]
         mean = float(finite.mean()) if finite.size else None
-        low, high = _t_interval(finite, confidence)
+        low, high = t_interval(finite, confidence)
         drops = [r["drop"] for r in rows.values() if r.get("drop") is not None]
         any_row = next(iter(rows.values()))
         records.append({"method": method, "scenario": scenario, "group": any_row["group"], "rate": any_row["rate"],
@@ -149,7 +138,7 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
 
     doc = {"study": study or first.get("study"), "split": first.get("split", "test"),
            "synthetic": any(bool(d.get("synthetic")) for d in docs.values()),
-           "primary_metric": first["primary_metric"],
+           "primary_metric": first["primary_metric"], "confidence": confidence,
            "seeds": {"seeds": seeds, "ci": f"{confidence:.0%} t-interval over seed means",
                      "folders": [f"seed_{s}" for s in seeds]},
            "records": records,
@@ -163,124 +152,4 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
            "availability": first.get("availability", {})}
     if "cross_validation" in first:
         doc["cross_validation"] = first["cross_validation"]
-    doc["sections"] = [[f"Paired differences vs {reference}", verdict_html(doc)]] if reference else []
-    doc["sections"] += [["Restored epochs over seeds", selection_html(doc)]]
-    doc["sections"] += [[f"Seed {s}", f"<a href='seed_{s}/report.html'>seed_{s}/report.html</a>"] for s in seeds]
-    doc["summary_extra"] = verdict_text(doc)
     return doc
-
-
-# --------------------------------------------------------------------------- presentation
-def _fmt(x: float | None, signed: bool = False) -> str:
-    if x is None:
-        return "n/a"
-    return f"{x:+.3f}" if signed else f"{x:.3f}"
-
-
-def _mean_sd(r: dict[str, Any] | None) -> str:
-    if r is None or r.get("value") is None:
-        return "n/a"
-    return _fmt(r["value"]) + ("" if r.get("sd") is None else f" ± {r['sd']:.3f}")
-
-
-def verdict_rows(doc: dict[str, Any], metric: str | None = None) -> list[list[str]]:
-    """Rows of the verdict table for ``metric`` (default: the primary metric)."""
-    metric = metric or doc["primary_metric"]
-    by_key = {(r["method"], r["scenario"], r["metric"]): r for r in doc["records"]}
-    rows = []
-    for p in doc["paired"]["records"]:
-        if p["metric"] != metric:
-            continue
-        interval = "n/a" if p["ci_low"] is None else f"[{_fmt(p['ci_low'], True)}, {_fmt(p['ci_high'], True)}]"
-        rows.append([p["scenario"], p["method"], _mean_sd(by_key.get((p["method"], p["scenario"], metric))),
-                     _mean_sd(by_key.get((p["reference"], p["scenario"], metric))),
-                     f"{_fmt(p['mean'], True)} {interval}", f"{p['agree']}/{p['n']}", p["verdict"]])
-    return rows
-
-
-HEADER = ["scenario", "method", "method mean ± sd", "reference mean ± sd", "difference [CI]", "agree", "verdict"]
-
-
-def verdict_text(doc: dict[str, Any]) -> str:
-    seeds = doc["seeds"]["seeds"]
-    ref = doc["paired"]["reference"]
-    metric = doc["primary_metric"]
-    head = (f"(the table above: mean over seeds [{doc['paired']['confidence']:.0%} t-interval over seeds])\n"
-            f"{metric}: mean ± sd over {len(seeds)} seeds {seeds}")
-    if ref is None:
-        return head + "; no reference method (set evaluation.compare_to for paired differences)"
-    rows = verdict_rows(doc)
-    conf = doc["paired"]["confidence"]
-    out = [f"{head}; paired difference vs {ref} (method - {ref}, {conf:.0%} t-interval over seeds; "
-           f"agree = seeds with the sign of the mean; verdict from the interval)"]
-    if not rows:
-        return out[0] + "\n(no method to compare)"
-    widths = [max(len(str(x)) for x in col) for col in zip(HEADER, *rows)]
-    line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
-    out += [line(HEADER), line(["-" * w for w in widths])] + [line(r) for r in rows]
-    if len(seeds) < 5:
-        out.append(f"(only {len(seeds)} seed(s): the interval is wide below 5 seeds and the verdict is "
-                   f"'{UNCLEAR}' below 2; use --seeds 0-4 or more)")
-    return "\n".join(out)
-
-
-def verdict_html(doc: dict[str, Any]) -> str:
-    parts = []
-    ref, conf = doc["paired"]["reference"], doc["paired"]["confidence"]
-    metrics = [doc["primary_metric"]] + sorted({p["metric"] for p in doc["paired"]["records"]} - {doc["primary_metric"]})
-    parts.append(f"<p>Per seed, both methods share the split and the missing masks; the difference is method - {html.escape(str(ref))}. "
-                 f"The interval is a {conf:.0%} Student-t interval over {len(doc['seeds']['seeds'])} seeds; the verdict is "
-                 "'better' or 'worse' only when the whole interval lies on one side of 0 (sides swapped for "
-                 "lower-is-better metrics), otherwise 'no clear difference'. 'agree' counts the seeds whose "
-                 "difference has the sign of the mean.</p>")
-    for metric in metrics:
-        rows = verdict_rows(doc, metric)
-        if not rows:
-            continue
-        body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
-        parts.append(f"<h3>{html.escape(metric)}</h3><table><tr>"
-                     + "".join(f"<th>{html.escape(h)}</th>" for h in HEADER) + f"</tr>{body}</table>")
-    return "".join(parts)
-
-
-def selection_html(doc: dict[str, Any]) -> str:
-    """Restored epoch per (method, stage) and seed."""
-    seeds = doc["seeds"]["folders"]
-    table: dict[tuple[str, str], dict[str, str]] = {}
-    for folder in seeds:
-        sel = doc["selection"].get(folder) or {}
-        nested = sel if all(isinstance(v, list) for v in sel.values()) else {}
-        if not nested:  # folds: {fold_k: {method: [...]}}
-            for fold, methods in sel.items():
-                for method, stages in (methods or {}).items():
-                    for st in stages:
-                        table.setdefault((method, st["stage"]), {})[folder] = (
-                            table.get((method, st["stage"]), {}).get(folder, "") + f"{fold}:{st['restored_epoch']} ")
-            continue
-        for method, stages in nested.items():
-            for st in stages:
-                table.setdefault((method, st["stage"]), {})[folder] = str(st["restored_epoch"])
-    head = "<tr><th>method</th><th>stage</th>" + "".join(f"<th>{html.escape(s)}</th>" for s in seeds) + "</tr>"
-    body = "".join(f"<tr><td>{html.escape(m)}</td><td>{html.escape(st)}</td>"
-                   + "".join(f"<td>{html.escape(cells.get(s, '').strip())}</td>" for s in seeds) + "</tr>"
-                   for (m, st), cells in table.items())
-    return ("<p>Epoch (from 0) each stage was restored from, by the study's selection policy "
-            "(training.selection); the reasons are in each seed's report and metrics.json.</p>"
-            f"<table>{head}{body}</table>")
-
-
-def seed_records_csv(doc: dict[str, Any]) -> str:
-    """metrics.csv of a multi-seed run: mean, sd, CI over seeds, and the paired difference."""
-    paired = {(p["method"], p["scenario"], p["metric"]): p for p in doc["paired"]["records"]}
-    fields = ["method", "scenario", "group", "rate", "metric", "value", "sd", "ci_low", "ci_high", "n", "drop",
-              "n_seeds", "diff", "diff_ci_low", "diff_ci_high", "agree", "verdict"]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
-    writer.writeheader()
-    for r in doc["records"]:
-        p = paired.get((r["method"], r["scenario"], r["metric"]), {})
-        row = {**{k: r.get(k) for k in fields}, "n_seeds": sum(v is not None for v in r["seeds"].values()),
-               "diff": p.get("mean"), "diff_ci_low": p.get("ci_low"), "diff_ci_high": p.get("ci_high"),
-               "agree": p.get("agree"), "verdict": p.get("verdict")}
-        writer.writerow({k: "" if v is None else v for k, v in row.items()})
-    return buf.getvalue()

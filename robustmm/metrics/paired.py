@@ -24,6 +24,18 @@ def higher_is_better(metric: str) -> bool:
     return not (base in LOWER_IS_BETTER or base.split("_")[0] in LOWER_IS_BETTER or base.endswith("_loss"))
 
 
+def t_interval(values, confidence: float = 0.95) -> tuple[float | None, float | None]:
+    """Student-t interval on the mean of ``values`` (runs: seeds or folds); (None, None) below 2 values."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    if x.size < 2:
+        return None, None
+    half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
+    mean = float(x.mean())
+    return mean - half, mean + half
+
+
 @dataclass(frozen=True)
 class PairedDifference:
     """``method - reference`` over paired runs; ``verdict`` is from the method's point of view."""
@@ -47,8 +59,6 @@ def paired_difference(method, reference, higher_better: bool = True, confidence:
     swapped for lower-is-better metrics) and ``no clear difference`` otherwise, including when
     there are fewer than 2 finite pairs. Pairs with a non-finite value are dropped.
     """
-    from scipy import stats
-
     a = np.asarray(method, dtype=float)
     b = np.asarray(reference, dtype=float)
     if a.shape != b.shape or a.ndim != 1:
@@ -62,8 +72,7 @@ def paired_difference(method, reference, higher_better: bool = True, confidence:
     if n < 2:
         return PairedDifference(mean, float("nan"), float("nan"), float("nan"), n, agree, UNCLEAR)
     sd = float(d.std(ddof=1))
-    half = float(stats.t.ppf(0.5 + confidence / 2, n - 1) * sd / np.sqrt(n))
-    low, high = mean - half, mean + half
+    low, high = t_interval(d, confidence)
     if low > 0:
         verdict = BETTER if higher_better else WORSE
     elif high < 0:

@@ -15,6 +15,26 @@ from typing import Any
 import numpy as np
 
 
+def class_counts(ds: Any, splits: dict[str, Any] | None = None) -> dict[str, dict[str, int]] | None:
+    """Subjects per class (survival: ``event`` / ``censored``), per split of ``splits`` (name ->
+    indices; default one entry ``all``); None for tasks without classes (regression, segmentation)
+    or datasets without labels. ``robustmm data check`` and the report both count with it."""
+    labels = ds.stratify_labels() if hasattr(ds, "stratify_labels") else None  # label-free datasets have none
+    task = getattr(ds, "task", None)
+    kind = getattr(task, "kind", "")
+    if labels is None or kind not in ("binary", "multiclass", "survival"):
+        return None
+    labels = np.asarray(labels)
+    parts = {k: np.asarray(v, dtype=np.int64) for k, v in splits.items()} if splits else {"all": slice(None)}
+    if kind == "survival":
+        return {k: {"event": int((labels[idx] > 0).sum()), "censored": int((labels[idx] <= 0).sum())}
+                for k, idx in parts.items()}
+    names = tuple(getattr(task, "class_names", ()) or ())
+    values = sorted({int(v) for v in labels.tolist()})
+    label = {v: (names[v] if v < len(names) else str(v)) for v in values}
+    return {k: {label[v]: int((labels[idx] == v).sum()) for v in values} for k, idx in parts.items()}
+
+
 def describe_splits(data: Any) -> dict[str, Any]:
     """Subjects per split and class, and per split the subjects having each modality."""
     ds = data.dataset
@@ -24,20 +44,9 @@ def describe_splits(data: Any) -> dict[str, Any]:
         "presence_by_split": {k: {m: int(np.asarray(p)[idx].sum()) for m, p in presence.items()}
                               for k, idx in splits.items()},
     }
-    labels = ds.stratify_labels() if hasattr(ds, "stratify_labels") else None  # label-free datasets have none
-    task = getattr(ds, "task", None)
-    names = tuple(getattr(task, "class_names", ()) or ())
-    kind = getattr(task, "kind", "")
-    if labels is not None and kind in ("binary", "multiclass"):
-        labels = np.asarray(labels)
-        values = sorted({int(v) for v in labels.tolist()})
-        label = {v: (names[v] if v < len(names) else str(v)) for v in values}
-        out["classes_by_split"] = {k: {label[v]: int((labels[idx] == v).sum()) for v in values}
-                                   for k, idx in splits.items()}
-    elif labels is not None and kind == "survival":
-        labels = np.asarray(labels)
-        out["classes_by_split"] = {k: {"event": int((labels[idx] > 0).sum()), "censored": int((labels[idx] <= 0).sum())}
-                                   for k, idx in splits.items()}
+    classes = class_counts(ds, splits)
+    if classes is not None:
+        out["classes_by_split"] = classes
     return out
 
 

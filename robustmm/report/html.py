@@ -14,7 +14,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from robustmm.report import story
+from robustmm.report import repeats, story
 from robustmm.report.tables import SYNTHETIC_BANNER, fmt_ci, pivot
 
 STYLE = """
@@ -137,30 +137,24 @@ def scenario_table(records, metric, availability, notes, best_marks: bool = True
 
 
 # ------------------------------------------------------------------ method comparison
-def comparison_section(doc: dict[str, Any], head: story.Headline, availability, notes) -> str:
+def comparison_section(doc: dict[str, Any], head: story.Headline, availability, notes, ci: str) -> str:
+    """Paired differences over seeds when the run has them, else the headline scenarios side by
+    side with each method's CI (``ci``: how those intervals were made)."""
     primary = doc["primary_metric"]
-    rows = doc.get("comparison") or (doc.get("paired") or {}).get("records")
-    if rows:
-        main = [r for r in rows if r.get("metric") == primary] or rows
-        rest = [r for r in rows if r not in main]
-
-        def render(items):
-            body = []
-            for r in items:
-                diff = "n/a" if r.get("mean") is None else (
-                    f"{r['mean']:+.3f}" + (f" [{r['ci_low']:+.3f}, {r['ci_high']:+.3f}]"
-                                           if r.get("ci_low") is not None and r.get("ci_high") is not None else ""))
-                agree = "" if r.get("agree") is None else f"{r['agree']}/{r.get('n', '')}"
-                body.append([r.get("method", ""), r.get("reference", ""), r.get("scenario", ""), r.get("metric", ""),
-                             diff, r.get("n", ""), agree, r.get("verdict", "")])
-            return _table(["method", "vs", "scenario", "metric", "difference [95% CI]", "n", "agree", "verdict"], body)
-
-        out = ("<p class='note'>Paired difference method − reference over repeated runs (seeds), with a t-interval; "
-               "the verdict says <i>better</i>/<i>worse</i> only when the whole interval is on one side of 0. "
-               "<i>n</i> = number of paired runs, <i>agree</i> = runs whose difference has the sign of the mean.</p>"
-               + render(main))
-        if rest:
-            out += f"<details><summary>other metrics ({len(rest)} rows)</summary>{render(rest)}</details>"
+    metrics = repeats.paired_metrics(doc)
+    if metrics:
+        paired = doc["paired"]
+        conf, ref = paired.get("confidence", 0.95), paired.get("reference")
+        out = (f"<p class='note'>Per seed, both methods share the split and the missing masks; the difference is "
+               f"method − {e(str(ref))}, with a {conf:.0%} Student-t interval over "
+               f"{len(doc['seeds']['seeds'])} seeds. The verdict is <i>better</i> or <i>worse</i> only when the "
+               "whole interval lies on one side of 0 (sides swapped for lower-is-better metrics), otherwise "
+               "<i>no clear difference</i>; <i>agree</i> counts the seeds whose difference has the sign of the "
+               "mean.</p>")
+        for i, metric in enumerate(metrics):
+            table = _table(repeats.VERDICT_HEADER, repeats.verdict_rows(doc, metric))
+            out += (f"<h3>{e(metric)}</h3>{table}" if i == 0 else
+                    f"<details><summary>{e(metric)}</summary>{table}</details>")
         return out
     # fallback: the headline scenarios side by side, per-method CIs
     keep = [r["scenario"] for r in head.records]
@@ -176,10 +170,36 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
                     key=lambda r: order[r["scenario"]])
     if len({r["method"] for r in subset}) < 2:
         return ""
-    return ("<p class='note'>Each method's 95% CI is a bootstrap over the same resampled subjects (paired), so "
-            "overlapping intervals do not by themselves mean no difference. For a verdict per method, repeat the "
-            "study over several seeds (the comparison then shows paired differences). Best value per row in bold.</p>"
+    how = ("a bootstrap over the same resampled subjects (paired), so overlapping intervals do not by themselves "
+           "mean no difference" if story.ci_label(doc) is None else f"a {ci}")
+    return (f"<p class='note'>Each method's {story.ci_level(doc)} CI is {e(how)}. For a verdict per method, repeat the study over "
+            "several seeds (the comparison then shows paired differences). Best value per row in bold.</p>"
             + scenario_table(subset, primary, availability, notes))
+
+
+# ------------------------------------------------------------------ model selection, seeds and folds
+#: titles of sections that metrics.json files written before the page derived them still hold
+_DERIVED_TITLES = re.compile(r"(Model selection|Restored epochs over seeds|Paired differences vs .*|(Seed|Fold) \d+)")
+
+
+def run_sections(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The restored epochs (one run, or per seed/fold) and links to the runs inside the folder."""
+    kind, folders = repeats.inner_runs(doc)
+    out = []
+    selection = doc.get("selection") or {}
+    if kind and selection:
+        header, rows = repeats.restored_over_runs(selection)
+        out.append((f"Restored epochs over {kind}s", "<p class='note'>Epoch (from 0) each stage was restored from, "
+                    "by the study's selection policy (training.selection); the reasons are in each run's report "
+                    "and metrics.json.</p>" + _table(header, rows)))
+    elif selection:
+        out.append(("Model selection", "<p class='note'>Every method's stages use the study's selection policy "
+                    "(training.selection); epochs are counted from 0.</p>"
+                    + _table(repeats.SELECTION_HEADER, repeats.selection_rows(selection), cls="training")))
+    if folders:
+        out.append((f"Runs of each {kind}", "<ul>" + "".join(
+            f"<li><a href='{e(f)}/report.html'>{e(f)}/report.html</a></li>" for f in folders) + "</ul>"))
+    return out
 
 
 # ------------------------------------------------------------------ data section
@@ -290,22 +310,23 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
     head = story.headline(doc)
     flag_lines, notes = story.flags(records)
     title = f"robustmm study: {doc.get('study', '')}"
-    ci = ("t-interval over the fold means" if cv and not doc.get("seeds") else
-          story.ci_label(doc) or "percentile bootstrap over subjects, paired across methods")
+    ci = story.ci_label(doc) or "percentile bootstrap over subjects, paired across methods"
     parts = [HEAD.format(title=e(title), style=STYLE)]
     if doc.get("synthetic"):
         parts.append(f"<div class='banner'>{e(SYNTHETIC_BANNER)}</div>")
     parts.append(f"<h1>{e(title)}</h1>")
     parts.append(f"<p class='sub'>Primary metric <b>{e(primary)}</b> on the {e(split)} split"
                  + (f" ({cv.get('folds')}-fold cross-validation, mean over folds)" if cv else "")
-                 + f"; brackets: 95% CI ({e(ci)}).</p>")
+                 + f"; brackets: {story.ci_level(doc)} CI ({e(ci)}).</p>")
     parts.append(f"<p class='headline' id='headline'>{e(head.text)}</p>")
     if headline_figure:
+        caption_parts = (["shaded: subjects who have no such scan in the data (natural missingness)"] if head.modality
+                         else []) + (["dashed: chance level"] if primary.lower() in story.CHANCE else [])
+        caption = "; ".join(caption_parts)
         parts.append(f"<figure><img id='headline-figure' src='{e(headline_figure)}' alt='headline figure'>"
-                     "<figcaption>" + ("Shaded: subjects who have no such scan in the data (natural "
-                                       "missingness); " if head.modality else "")
-                     + "dashed: chance level.</figcaption></figure>")
-    comparison = comparison_section(doc, head, availability, notes)
+                     + (f"<figcaption>{caption[:1].upper()}{caption[1:]}.</figcaption>" if caption else "")
+                     + "</figure>")
+    comparison = comparison_section(doc, head, availability, notes, ci)
     if comparison:
         parts.append(f"<h2>Method comparison</h2>{comparison}")
     if flag_lines:
@@ -313,12 +334,13 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
                      + "".join(f"<li>{e(x)}</li>" for x in flag_lines) + "</ul></div>")
     if figures:
         parts.append("<h2>Plots</h2>" + "".join(f"<img src='{e(p)}' alt='{e(Path(p).stem)}'>" for p in figures))
-    for section_title, body in doc.get("sections") or []:
+    stored = [(t, body) for t, body in doc.get("sections") or [] if not _DERIVED_TITLES.fullmatch(str(t))]
+    for section_title, body in stored + run_sections(doc):
         parts.append(f"<h2>{e(section_title)}</h2>{body}")
     metrics = [primary] + [m for m in dict.fromkeys(r["metric"] for r in records) if m != primary]
     parts.append("<h2>Detailed results</h2><p class='note'>One table per metric: every scenario, the fraction of "
                  "evaluated subjects without each modality (total, and the natural part), the number of subjects "
-                 "<i>n</i>, and each method's value [95% CI]. ⚠ marks a result to check (hover or tap).</p>")
+                 "<i>n</i>, and each method's value [CI]. ⚠ marks a result to check (hover or tap).</p>")
     for i, metric in enumerate(metrics):
         parts.append(f"<details{' open' if i == 0 else ''}><summary>{e(metric)}</summary>"
                      f"{scenario_table(records, metric, availability, notes)}</details>")

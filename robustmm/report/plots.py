@@ -11,9 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-
-#: metrics whose chance level is 0.5 (a dashed line on the plots)
-CHANCE = {"auc": 0.5, "c_index": 0.5, "balanced_accuracy": 0.5, "td_auc": 0.5}
+from robustmm.report.story import CHANCE  # noqa: E402
 
 
 def _chance(ax, metric: str) -> None:
@@ -25,10 +23,11 @@ def _chance(ax, metric: str) -> None:
 
 
 def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availability: dict[str, Any],
-                  modality: str | None, path: Path, synthetic: bool, reference: str | None = None) -> Path | None:
+                  modality: str | None, path: Path, synthetic: bool, complete: str | None = None,
+                  level: str = "95%") -> Path | None:
     """The headline figure: metric vs the total fraction of subjects without ``modality`` (natural
     part shaded), one line per method with CI whiskers dodged so they do not hide each other,
-    and the chance level. ``reference``: a complete-data scenario drawn as open markers at 0."""
+    and the chance level. ``complete``: the complete-data scenario, drawn as open markers at 0."""
     rows = [r for r in records if r["group"] == group and r["metric"] == metric and r["rate"] is not None
             and r.get("value") is not None]
     if len({r["rate"] for r in rows}) < 2:
@@ -45,7 +44,7 @@ def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availa
         return a["missing"][modality] if (a and modality) else r["rate"]
 
     methods = list(dict.fromkeys(r["method"] for r in rows))
-    ref_n = None
+    whole_n = None
     xs_all = sorted({x_of(r) for r in rows})
     span = (max(xs_all) - min(xs_all)) or 1.0
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
@@ -65,25 +64,25 @@ def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availa
         hi = [r["ci_high"] - r["value"] if r.get("ci_high") is not None else 0 for r in pts]
         line = ax.errorbar(x, y, yerr=[lo, hi], marker="o", markersize=4, capsize=2, linewidth=1.8, elinewidth=0.8,
                            label=method)
-        ref = next((r for r in records if r["scenario"] == reference and r["method"] == method
-                    and r["metric"] == metric and r.get("value") is not None), None)
-        if ref is not None:
-            err = [[ref["value"] - ref["ci_low"] if ref.get("ci_low") is not None else 0],
-                   [ref["ci_high"] - ref["value"] if ref.get("ci_high") is not None else 0]]
-            ax.errorbar([off], [ref["value"]], yerr=err, marker="o", markersize=6, mfc="white", capsize=2,
+        whole = next((r for r in records if r["scenario"] == complete and r["method"] == method
+                      and r["metric"] == metric and r.get("value") is not None), None)
+        if whole is not None:
+            err = [[whole["value"] - whole["ci_low"] if whole.get("ci_low") is not None else 0],
+                   [whole["ci_high"] - whole["value"] if whole.get("ci_high") is not None else 0]]
+            ax.errorbar([off], [whole["value"]], yerr=err, marker="o", markersize=6, mfc="white", capsize=2,
                         color=line[0].get_color(), elinewidth=0.8, linestyle="none")
-            ref_n = ref.get("n")
+            whole_n = whole.get("n")
     _chance(ax, metric)
     what = (f"subjects without {modality.upper() if len(modality) <= 4 else modality}" if modality else
             f"{group} rate")
     ax.set_xlabel(f"{what} (fraction of the evaluated test subjects)" if modality else
                   f"rate at which {modality_label} is removed (on top of natural missingness)" if modality_label
                   else what)
-    ax.set_ylabel(f"{metric} (95% CI)")
+    ax.set_ylabel(f"{metric} ({level} CI)")
     ax.set_title(f"{metric} as {what} increases" + ("  [SYNTHETIC DATA]" if synthetic else ""), fontsize=10)
-    if ref_n is not None:
+    if whole_n is not None:
         ax.plot([], [], marker="o", mfc="white", color="0.3", linestyle="none",
-                label=f"open: subjects with every modality (n = {ref_n})")
+                label=f"open: subjects with every modality (n = {whole_n})")
     if modality:
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)

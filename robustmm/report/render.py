@@ -7,13 +7,14 @@ from typing import Any
 
 from robustmm.io import write_text_atomic
 from robustmm.report import html as html_report
-from robustmm.report import plots, story
+from robustmm.report import plots, repeats, story
 from robustmm.report.rundir import CONFIG_FILE
 from robustmm.report.tables import summary_table
 
 
 def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_html: bool = True) -> str:
-    """``doc`` is the content of metrics.json (its ``sections`` are extra (title, HTML) parts).
+    """``doc`` is the content of metrics.json (its ``sections`` are the methods' and the task's extra
+    (title, HTML) parts).
     Returns the summary table text."""
     run_dir = Path(run_dir)
     records, primary, synthetic = doc["records"], doc["primary_metric"], bool(doc["synthetic"])
@@ -24,9 +25,10 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
     if make_plots:
         if head.group is not None:
             members = {r["scenario"] for r in records if r["group"] == head.group}
-            reference = story.complete_reference(records, primary, availability, members) if head.modality else None
+            complete = story.complete_scenario(records, primary, availability, members) if head.modality else None
             made = plots.missing_curve(records, head.group, primary, availability, head.modality,
-                                       run_dir / "plots" / f"{head.group}_{primary}.png", synthetic, reference)
+                                       run_dir / "plots" / f"{head.group}_{primary}.png", synthetic, complete,
+                                       level=story.ci_level(doc))
             headline_figure = str(made.relative_to(run_dir)) if made else None
         for g in dict.fromkeys(r["group"] for r in records):
             if headline_figure is not None and g == head.group:  # the headline figure shows it
@@ -39,9 +41,10 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
         if headline_figure is None and figures:
             headline_figure = figures.pop(0)
     split = doc.get("split", "test")
-    summary = summary_table(records, primary, synthetic, split, ci=story.ci_label(doc))
-    if doc.get("summary_extra"):  # e.g. the verdict table of a multi-seed run (robustmm.evaluate.seeds)
-        summary += "\n\n" + doc["summary_extra"]
+    summary = summary_table(records, primary, synthetic, split, ci=story.ci_label(doc),
+                            level=story.ci_level(doc))
+    if doc.get("seeds"):  # the paired verdicts of a multi-seed run (robustmm.evaluate.seeds)
+        summary += "\n\n" + repeats.verdict_text(doc)
     if make_html:
         config_path = run_dir / CONFIG_FILE
         config_text = config_path.read_text() if config_path.is_file() else ""

@@ -8,13 +8,18 @@ Everything here is computed from the metrics document (metrics.json) alone, so t
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from robustmm.metrics.paired import higher_is_better
+from robustmm.report.tables import fmt_ci
 
 #: fewer evaluated subjects than this make a CI too wide to support a conclusion
 SMALL_N = 30
+
+#: metrics whose chance level is 0.5 (a dashed line on the plots, named in the figure's caption)
+CHANCE = {"auc": 0.5, "c_index": 0.5, "balanced_accuracy": 0.5, "td_auc": 0.5}
 
 GLOSSARY = {
     "auc": "area under the ROC curve: the chance that a random converter (positive) gets a higher score than a "
@@ -42,8 +47,10 @@ GLOSSARY = {
 TERMS = [
     ("n", "subjects evaluated in that scenario (a subset scenario keeps only subjects that have all its "
           "modalities)"),
-    ("95% CI", "percentile bootstrap over the evaluated subjects; every method is resampled with the same "
-               "subjects (paired). With cross-validation: a t-interval over the fold means"),
+    ("CI", "confidence interval at evaluation.confidence (95% by default): percentile bootstrap over the "
+           "evaluated subjects; every method is resampled with the same "
+               "subjects (paired). With cross-validation or several seeds: a t-interval over the fold or seed "
+               "means"),
     ("without (total)", "fraction of the evaluated subjects without the modality: the natural part (no scan "
                         "collected) plus the simulated part added by the scenario"),
     ("naturally without", "the part of that fraction that is missing in the data themselves; a scenario never "
@@ -71,25 +78,26 @@ def glossary(metrics: list[str]) -> list[tuple[str, str]]:
     return out + TERMS
 
 
-def fmt_value(r: dict[str, Any], digits: int = 2) -> str:
-    if r.get("value") is None:
-        return "n/a"
-    text = f"{r['value']:.{digits}f}"
-    if r.get("ci_low") is not None and r.get("ci_high") is not None:
-        text += f" [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
-    return text
-
-
 def pct(x: float | None) -> str:
     return "" if x is None else f"{100 * x:.0f}%"
+
+
+def ci_level(doc: dict[str, Any]) -> str:
+    """The level of the document's intervals, e.g. ``95%`` (``evaluation.confidence``; metrics.json
+    files written before it was stored used the default 0.95)."""
+    confidence = doc.get("confidence") or (doc.get("paired") or {}).get("confidence")
+    if confidence:
+        return f"{confidence:.0%}"
+    stated = re.match(r"\d+%", str((doc.get("seeds") or doc.get("cross_validation") or {}).get("ci", "")))
+    return stated.group(0) if stated else "95%"
 
 
 def ci_label(doc: dict[str, Any]) -> str | None:
     """How the document's intervals were made when not by the bootstrap over subjects."""
     if doc.get("seeds"):
-        return str(doc["seeds"].get("ci", "t-interval over seeds")).replace("95% ", "")
+        return re.sub(r"^\d+% ", "", str(doc["seeds"].get("ci", "t-interval over seed means")))
     if doc.get("cross_validation"):
-        return "t-interval over folds"
+        return re.sub(r"^\d+% ", "", str(doc["cross_validation"].get("ci", "t-interval over fold means")))
     return None
 
 
@@ -124,6 +132,21 @@ def _runner_up(pool: list[dict], winner: dict, metric: str) -> dict | None:
     return second if winner["ci_low"] <= second["value"] <= winner["ci_high"] else None
 
 
+def _paired_verdict(doc: dict[str, Any], winner: dict, runner: dict) -> str | None:
+    """``difference [CI]`` of ``winner`` vs ``runner`` when the paired differences over seeds say
+    the winner is better (either way round), else None."""
+    for p in (doc.get("paired") or {}).get("records") or []:
+        if p["scenario"] != winner["scenario"] or p["metric"] != winner["metric"] or p.get("ci_low") is None:
+            continue
+        pair = (p["method"], p["reference"])
+        if (pair == (winner["method"], runner["method"]) and p["verdict"] == "better") or (
+                pair == (runner["method"], winner["method"]) and p["verdict"] == "worse"):
+            sign = 1 if p["method"] == winner["method"] else -1
+            low, high = sorted((sign * p["ci_low"], sign * p["ci_high"]))
+            return f"difference {sign * p['mean']:+.2f} [{low:+.2f}, {high:+.2f}]"
+    return None
+
+
 def rate_group(records: list[dict[str, Any]], metric: str, availability: dict[str, Any]) -> str | None:
     """The missing-rate grid the study asks about: the first one that drops one named modality,
     else the first rate grid."""
@@ -136,7 +159,7 @@ def rate_group(records: list[dict[str, Any]], metric: str, availability: dict[st
     return groups[0] if groups else None
 
 
-def complete_reference(records, metric, availability, group_scenarios) -> str | None:
+def complete_scenario(records, metric, availability, group_scenarios) -> str | None:
     """A scenario where no evaluated subject misses any modality (the all-modality subset)."""
     for s in dict.fromkeys(r["scenario"] for r in _rows(records, metric)):
         a = availability.get(s)
@@ -169,15 +192,16 @@ def headline(doc: dict[str, Any]) -> Headline:
         winner = _best(pool, metric)
         method = winner["method"]
         mine = [r for r in members if r["method"] == method]
-        ref = complete_reference(records, metric, availability, {r["scenario"] for r in members}) if modality else None
-        low = next((r for r in rows if r["scenario"] == ref and r["method"] == method), None) if ref else None
+        complete = (complete_scenario(records, metric, availability, {r["scenario"] for r in members})
+                    if modality else None)
+        low = next((r for r in rows if r["scenario"] == complete and r["method"] == method), None) if complete else None
         low = low or next(r for r in mine if r["rate"] == low_rate)
         high = next(r for r in mine if r["rate"] == high_rate)
         if modality:
             mod = modality.upper() if len(modality) <= 4 else modality
             a_low, a_high = availability.get(low["scenario"]), availability.get(high["scenario"])
             nat = a_low["natural_missing"].get(modality) if a_low else None
-            if low["scenario"] == ref or (a_low is not None and not nat):
+            if low["scenario"] == complete or (a_low is not None and not nat):
                 low_text = f"with every {mod}"
             else:
                 low_text = f"with {mod} as collected" + (f" ({pct(nat)} without)" if nat else "")
@@ -192,11 +216,14 @@ def headline(doc: dict[str, Any]) -> Headline:
         best_by = f"by AUILC over rates {low_rate:g}-{high_rate:g}" if by_area else high_text
         who = f"{method}, the best of {n_methods} methods {best_by}" if n_methods > 1 else method
         runner = _runner_up(pool, winner, metric)
-        if runner is not None:
+        settled = _paired_verdict(doc, winner, runner) if runner is not None else None
+        if settled is not None:  # several seeds separate what one interval per method cannot
+            who += f"; paired over seeds it is better than {runner['method']} ({settled})"
+        elif runner is not None:
             who = (f"{method} is highest {best_by}, but {runner['method']} ({runner['value']:.2f}) lies inside its CI"
                    if higher_is_better(metric) else
                    f"{method} is lowest {best_by}, but {runner['method']} ({runner['value']:.2f}) lies inside its CI")
-        text = (f"{label} {low_text}: {fmt_value(low)} (n = {low['n']}); {high_text}: {fmt_value(high)} "
+        text = (f"{label} {low_text}: {fmt_ci(low, 2)} (n = {low['n']}); {high_text}: {fmt_ci(high, 2)} "
                 f"(n = {high['n']}) — {who}.")
         return Headline(text, [low, high], group, modality)
     subsets = [r for r in rows if r.get("group") == "subsets"]
@@ -209,12 +236,12 @@ def headline(doc: dict[str, Any]) -> Headline:
         mine = sorted(by_method[method], key=lambda r: sign * r["value"])
         worst, best = mine[0], mine[-1]
         return Headline(f"{label} of {method} (best mean over {len(mine)} modality subsets): "
-                        f"{fmt_value(best)} under {best['scenario']} (n = {best['n']}), "
-                        f"{fmt_value(worst)} under {worst['scenario']} (n = {worst['n']}).", [best, worst])
+                        f"{fmt_ci(best, 2)} under {best['scenario']} (n = {best['n']}), "
+                        f"{fmt_ci(worst, 2)} under {worst['scenario']} (n = {worst['n']}).", [best, worst])
     scenario = rows[0]["scenario"]
     candidates = [r for r in rows if r["scenario"] == scenario]
     best = _best(candidates, metric)
-    return Headline(f"{label} on {scenario}: {fmt_value(best)} (n = {best['n']}) — {best['method']}"
+    return Headline(f"{label} on {scenario}: {fmt_ci(best, 2)} (n = {best['n']}) — {best['method']}"
                     + (f", the best of {len(candidates)} methods." if len(candidates) > 1 else "."), [best])
 
 
@@ -268,8 +295,9 @@ def flags(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[str, str
     if flat:
         lines.append(f"Identical value at every missing rate for {', '.join(flat[:5])}{' …' if len(flat) > 5 else ''}: "
                      "the predictions may not depend on the inputs (e.g. one class always).")
-    small = sorted({(r["scenario"], r["n"]) for r in records if r.get("n") is not None and r["n"] < SMALL_N},
-                   key=lambda x: x[1])
+    # first-seen order among equal n, so that a rebuilt report says the same (a set's order is not fixed)
+    small = sorted(dict.fromkeys((r["scenario"], r["n"]) for r in records if r.get("n") is not None
+                                 and r["n"] < SMALL_N), key=lambda x: x[1])
     for r in records:
         if r.get("n") is not None and r["n"] < SMALL_N:
             _note(notes, (r["method"], r["scenario"], r["metric"]), f"n = {r['n']} < {SMALL_N}")

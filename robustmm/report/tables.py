@@ -9,9 +9,16 @@ from typing import Any
 SYNTHETIC_BANNER = "SYNTHETIC DATA: these numbers come from a generated cohort, not from real patients."
 
 
-def records_to_csv(records: list[dict[str, Any]]) -> str:
+CSV_FIELDS = ["method", "scenario", "group", "rate", "metric", "value", "ci_low", "ci_high", "n", "drop"]
+#: metrics.csv of a multi-seed run: the mean, sd and CI over seeds and the paired difference
+SEED_CSV_FIELDS = ["method", "scenario", "group", "rate", "metric", "value", "sd", "ci_low", "ci_high", "n", "drop",
+                   "n_seeds", "diff", "diff_ci_low", "diff_ci_high", "agree", "verdict"]
+
+
+def records_to_csv(records: list[dict[str, Any]], fields: list[str] | None = None) -> str:
+    """metrics.csv: one row per record (``None`` -> empty cell)."""
     buf = io.StringIO()
-    fields = ["method", "scenario", "group", "rate", "metric", "value", "ci_low", "ci_high", "n", "drop"]
+    fields = fields or CSV_FIELDS
     writer = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore", lineterminator="\n")
     writer.writeheader()
     for r in records:
@@ -19,12 +26,27 @@ def records_to_csv(records: list[dict[str, Any]]) -> str:
     return buf.getvalue()
 
 
-def fmt_ci(r: dict[str, Any]) -> str:
+def metrics_csv(doc: dict[str, Any]) -> str:
+    """metrics.csv of a run's metrics document; a multi-seed run's rows carry the paired difference."""
+    if not doc.get("seeds"):
+        return records_to_csv(doc["records"])
+    paired = {(p["method"], p["scenario"], p["metric"]): p for p in (doc.get("paired") or {}).get("records") or []}
+    rows = []
+    for r in doc["records"]:
+        p = paired.get((r["method"], r["scenario"], r["metric"]), {})
+        rows.append({**r, "n_seeds": sum(v is not None for v in (r.get("seeds") or {}).values()),
+                     "diff": p.get("mean"), "diff_ci_low": p.get("ci_low"), "diff_ci_high": p.get("ci_high"),
+                     "agree": p.get("agree"), "verdict": p.get("verdict")})
+    return records_to_csv(rows, SEED_CSV_FIELDS)
+
+
+def fmt_ci(r: dict[str, Any], digits: int = 3) -> str:
+    """``value [ci_low, ci_high]`` of a metrics record (``n/a`` without a value)."""
     if r.get("value") is None:
         return "n/a"
-    text = f"{r['value']:.3f}"
+    text = f"{r['value']:.{digits}f}"
     if r.get("ci_low") is not None and r.get("ci_high") is not None:
-        text += f" [{r['ci_low']:.3f}, {r['ci_high']:.3f}]"
+        text += f" [{r['ci_low']:.{digits}f}, {r['ci_high']:.{digits}f}]"
     return text
 
 
@@ -45,8 +67,8 @@ def pivot(records: list[dict[str, Any]], metric: str) -> tuple[list[str], list[s
 
 
 def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool, split: str = "test",
-                  ci: str | None = None) -> str:
-    """``ci``: how the intervals were made (default: the bootstrap over subjects)."""
+                  ci: str | None = None, level: str = "95%") -> str:
+    """``ci``: how the intervals were made (default: the bootstrap over subjects); ``level``: their level."""
     rows, cols, cells = pivot(records, metric)
     header = ["scenario", "n"] + cols
     body = [[s, next((str(cells[(s, m)].get("n", "")) for m in cols if (s, m) in cells), "")]
@@ -56,7 +78,7 @@ def summary_table(records: list[dict[str, Any]], metric: str, synthetic: bool, s
     out = []
     if synthetic:
         out += ["!" * len(SYNTHETIC_BANNER), SYNTHETIC_BANNER, "!" * len(SYNTHETIC_BANNER)]
-    out += [f"{metric} (95% {ci or 'bootstrap CI'}) on the {split} split", line(header),
+    out += [f"{metric} ({level} {ci or 'bootstrap CI'}) on the {split} split", line(header),
             line(["-" * w for w in widths])]
     out += [line(b) for b in body]
     return "\n".join(out)

@@ -109,9 +109,9 @@ class ObjectiveSpec(Section):
     def resolved_direction(self) -> str:
         if self.direction is not None:
             return self.direction
-        from robustmm.engine.trainer import MINIMIZED  # the trainer's lower-is-better metrics
+        from robustmm.metrics.paired import higher_is_better  # by name: hd95_wt, val_loss, ibs ...
 
-        return "minimize" if self.metric in MINIMIZED else "maximize"
+        return "maximize" if higher_is_better(self.metric) else "minimize"
 
     def label(self) -> str:
         return self.name or f"{self.method}:{self.scenario}:{self.metric}"

@@ -18,8 +18,8 @@ import optuna
 
 from robustmm.config.loader import validate
 from robustmm.config.schema import StudyConfig
-from robustmm.engine.trainer import MINIMIZED
 from robustmm.errors import ConfigError
+from robustmm.metrics.paired import higher_is_better
 from robustmm.tune.config import ObjectiveSpec, SweepConfig
 from robustmm.tune.space import suggest_config
 from robustmm.tune.worker import SweepAbort
@@ -54,16 +54,11 @@ def resolve_objectives(sweep: SweepConfig, cfg: StudyConfig) -> list[ObjectiveSp
 def known_scenarios(cfg: StudyConfig) -> list[str] | None:
     """Scenario names the study's evaluation will report (rate groups' ``<group>:AUILC`` too), when
     the data section declares its modalities without loading; None when that needs the data."""
-    from robustmm.data.declared import declared_modalities
-    from robustmm.missing.scenarios import build_scenarios
+    from robustmm.runguard import declared_scenarios
 
-    modalities = declared_modalities(cfg.data)
-    if modalities is None:
+    scenarios = declared_scenarios(cfg)
+    if scenarios is None:
         return None
-    try:
-        scenarios = build_scenarios(cfg.evaluation.scenarios, modalities)
-    except ValueError as exc:
-        raise ConfigError(f"evaluation.scenarios: {exc}") from None
     groups: dict[str, int] = {}
     for s in scenarios:
         if s.rate is not None:
@@ -103,7 +98,7 @@ def pruning_signal(sweep: SweepConfig, objectives: list[ObjectiveSpec]) -> tuple
     (validation loss for a maximized AUC) is reported negated (sign -1)."""
     first = objectives[0]
     metric = sweep.pruner.metric or first.metric
-    metric_direction = "minimize" if metric in MINIMIZED else "maximize"
+    metric_direction = "maximize" if higher_is_better(metric) else "minimize"
     return (sweep.pruner.stage or str(first.method), metric,
             1.0 if metric_direction == first.resolved_direction() else -1.0)
 

@@ -197,14 +197,20 @@ def write_synthetic_dispro(
 DISPRO_WEIGHTS = {"shared": 1.0, "omics": 1.0, "wsi": 1.0}
 
 
-def _dispro_weights(given: dict[str, float] | None) -> dict[str, float]:
-    out = dict(DISPRO_WEIGHTS)
+def _part_weights(given: dict[str, float] | None, defaults: dict[str, float], knob: str, what: str) -> dict[str, float]:
+    """``defaults`` updated with ``given`` (a knob's non-negative weight per part, by name)."""
+    out = dict(defaults)
     for key, value in (given or {}).items():
         if key not in out:
-            raise ValueError(f"risk_weights: unknown part {key!r} (use {sorted(out)})")
+            raise ValueError(f"{knob}: unknown {what} {key!r} (use {list(out)})")
         if value < 0:
-            raise ValueError(f"risk_weights.{key} must be >= 0, got {value}")
+            raise ValueError(f"{knob}.{key} must be >= 0, got {value}")
         out[key] = float(value)
+    return out
+
+
+def _dispro_weights(given: dict[str, float] | None) -> dict[str, float]:
+    out = _part_weights(given, DISPRO_WEIGHTS, "risk_weights", "part")
     if sum(out.values()) == 0:
         raise ValueError("risk_weights: at least one weight must be > 0")
     return out
@@ -287,14 +293,7 @@ OMICS_GROUPS = ("rnaseq", "cnv", "mut")
 
 
 def _porpoise_signal(given: dict[str, float] | None) -> dict[str, float]:
-    out = {g: 1.0 for g in OMICS_GROUPS}
-    for key, value in (given or {}).items():
-        if key not in out:
-            raise ValueError(f"signal: unknown omics group {key!r} (use {list(OMICS_GROUPS)})")
-        if value < 0:
-            raise ValueError(f"signal.{key} must be >= 0, got {value}")
-        out[key] = float(value)
-    return out
+    return _part_weights(given, {g: 1.0 for g in OMICS_GROUPS}, "signal", "omics group")
 
 
 def _scaled(factor: float, x: np.ndarray) -> np.ndarray:
