@@ -311,8 +311,10 @@ def test_builder_creates_synthetic_cases_and_validates_options(tmp_path: Path) -
     ds = build_from_config(_cfg(root, {"spatial_size": [12, 12, 12]}, {"cases": 4, "shape": [16, 16, 16]}))
     assert len(ds) == 4 and ds.synthetic and ds.task.kind == "segmentation"
     assert ds.modalities["flair"].shape == (1, 12, 12, 12)
-    again = build_from_config(_cfg(root, {"spatial_size": [12, 12, 12]}, {"cases": 9}))  # existing root is reused
-    assert len(again) == 4
+    again = build_from_config(_cfg(root, {"spatial_size": [12, 12, 12]}, {"cases": 4, "shape": [16, 16, 16]}))
+    assert len(again) == 4  # the same arguments reuse the existing folder
+    with pytest.raises(DataError, match="Delete the folder"):  # other arguments never silently reuse it
+        build_from_config(_cfg(root, {"spatial_size": [12, 12, 12]}, {"cases": 9}))
 
 
 def test_training_crops_only_after_fit_and_common_shape(tmp_path: Path) -> None:
