@@ -20,16 +20,13 @@ skipped when the script is run again with the same settings (an interrupted benc
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from robustmm.config.loader import load_study
-from seed_runs import command_line, run_seeds, seed_parser
+from seed_runs import command_line, run_seeds, run_study_seed, seed_parser
 from robustmm.metrics.paired import paired_difference
-from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 #: one study run per seed trains every method on the same split, so every comparison is paired:
@@ -49,16 +46,9 @@ SUBSET_METRICS = ("auc", "balanced_accuracy", "brier")
 
 
 def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path, data_root: Path) -> dict:
-    overrides = [f"methods=[{', '.join(METHOD_ENTRIES.values())}]", f"seed={seed}",
-                 "training.threads=1", f"evaluation.bootstrap={bootstrap}", f"output_dir={out}",
-                 f"data.root={data_root}"]
-    if epochs is not None:
-        overrides.append(f"training.epochs={epochs}")
-    cfg = load_study(ROOT / "studies" / "adni_mci.yaml", overrides=overrides)
-    started = time.time()
-    result = run_study(cfg, progress=False)
-    return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1),
-            **parse_run(result.run_dir)}
+    return run_study_seed(ROOT / "studies" / "adni_mci.yaml", seed, parse_run,
+                          f"methods=[{', '.join(METHOD_ENTRIES.values())}]", f"output_dir={out}",
+                          f"data.root={data_root}", epochs=epochs, bootstrap=bootstrap)
 
 
 def parse_run(run_dir: Path) -> dict:

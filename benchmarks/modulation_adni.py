@@ -17,17 +17,14 @@ skipped when the script runs again with the same settings (an interrupted benchm
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from robustmm.config.loader import load_study
 from robustmm.data.batch import all_subsets
-from seed_runs import command_line, run_seeds, seed_parser
+from seed_runs import command_line, run_seeds, run_study_seed, seed_parser
 from robustmm.metrics.paired import higher_is_better, paired_difference
-from robustmm.study import run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = ROOT / "studies" / "adni_mci_modulation.yaml"
@@ -41,14 +38,8 @@ METRICS = ("auc", "balanced_accuracy", "brier")
 
 
 def run_seed(seed: int, epochs: int | None, bootstrap: int, runs: Path) -> dict:
-    overrides = [f"seed={seed}", "training.threads=1", f"evaluation.bootstrap={bootstrap}", f"output_dir={runs}",
-                 f"data.root={ROOT / 'datasets' / 'adni_synth'}"]
-    if epochs is not None:
-        overrides.append(f"training.epochs={epochs}")
-    cfg = load_study(STUDY, overrides=overrides)
-    started = time.time()
-    result = run_study(cfg, progress=False)
-    return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1), **parse_run(result.run_dir)}
+    return run_study_seed(STUDY, seed, parse_run, f"output_dir={runs}", f"data.root={ROOT / 'datasets' / 'adni_synth'}",
+                          epochs=epochs, bootstrap=bootstrap)
 
 
 def parse_run(run_dir: Path) -> dict:

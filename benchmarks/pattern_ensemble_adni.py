@@ -20,16 +20,13 @@ Results: benchmarks/results/pattern_ensemble_adni.{json,md}; finished seeds are 
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from robustmm.config.loader import load_study
 from robustmm.metrics.paired import paired_difference
-from robustmm.study import run_study
-from seed_runs import command_line, run_seeds, seed_parser
+from seed_runs import command_line, run_seeds, run_study_seed, seed_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 ENSEMBLE = "pattern_ensemble"
@@ -37,15 +34,8 @@ SINGLE = ("mri", "pet", "clinical")
 
 
 def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path, data_root: Path) -> dict:
-    overrides = [f"seed={seed}", "training.threads=1", f"evaluation.bootstrap={bootstrap}", f"output_dir={out}",
-                 f"data.root={data_root}", "report.plots=false"]
-    if epochs is not None:
-        overrides.append(f"training.epochs={epochs}")
-    cfg = load_study(ROOT / "studies" / "adni_mci.yaml", overrides=overrides)
-    started = time.time()
-    result = run_study(cfg, progress=False)
-    return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1),
-            **parse_run(result.run_dir)}
+    return run_study_seed(ROOT / "studies" / "adni_mci.yaml", seed, parse_run, f"output_dir={out}",
+                          f"data.root={data_root}", "report.plots=false", epochs=epochs, bootstrap=bootstrap)
 
 
 def parse_run(run_dir: Path) -> dict:

@@ -131,3 +131,20 @@ def run_seeds(results: Path, settings: dict, seeds: list[int], run_seed: Callabl
     write_text_atomic(results.with_suffix(".md"), text)
     print(text)
     return doc
+
+
+def run_study_seed(study: Path, seed: int, parse_run: Callable[[Path], dict], *overrides: str,
+                   epochs: int | None = None, bootstrap: int = 200) -> dict:
+    """One seed of ``study`` on 1 thread with ``overrides`` (``key=value``, as ``--set`` takes them):
+    the run folder, its wall seconds and ``parse_run(run_dir)``."""
+    import time
+
+    from robustmm.config.loader import load_study
+    from robustmm.study import run_study
+
+    sets = [f"seed={seed}", "training.threads=1", f"evaluation.bootstrap={bootstrap}", *overrides]
+    if epochs is not None:
+        sets.append(f"training.epochs={epochs}")
+    started = time.time()
+    result = run_study(load_study(study, overrides=sets), progress=False)
+    return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1), **parse_run(result.run_dir)}
