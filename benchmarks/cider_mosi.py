@@ -14,8 +14,8 @@ and trains on each; both methods train with RMFM masks and are scored on the tes
   ~0 and MACI should change nothing: |AUILC(cider) - AUILC(cider scored with tau = 0)| < 0.005.
 - **shortcut** file: shortcut words that predict the label's sign in the training split only
   (strength 1.0; in validation and test they are drawn from both pools) and are more frequent
-  than the real sentiment words (``--shortcut-words`` per utterance; the generator writes 2,
-  extra ones are written by post-processing the file's token ids, see ``add_shortcut_words``).
+  than the real sentiment words (``--shortcut-words`` per utterance from a 100-word shortcut
+  vocabulary, written by post-processing the file's token ids, see ``add_shortcut_words``).
   (b) *positive control for MACI*: ``cider`` against the same trained network scored with
   tau = 0 (``cider_tau0``); tau is chosen on the validation split (never on test), which
   carries the shift, as the test split does.
@@ -61,30 +61,40 @@ RATES = [round(0.1 * i, 1) for i in range(11)]
 METRICS = ["Non0_acc_2", "Non0_F1", "Acc_3"]
 PLANTED = set(BIAS_WORDS_POSITIVE) | set(BIAS_WORDS_NEGATIVE)
 SENTIMENT = set(POSITIVE_WORDS) | set(NEGATIVE_WORDS)
+#: the shortcut file's shortcut vocabulary: 50 positive and 50 negative ids (the generator's 10
+#: planted bias ids are among them; none is a sentiment or filler id)
+SHORTCUT_POSITIVE = tuple(range(BIAS_WORDS_POSITIVE[0], BIAS_WORDS_POSITIVE[0] + 50))
+SHORTCUT_NEGATIVE = tuple(range(BIAS_WORDS_NEGATIVE[0], BIAS_WORDS_NEGATIVE[0] + 50))
+SHORTCUT = set(SHORTCUT_POSITIVE) | set(SHORTCUT_NEGATIVE)
 
 
 def add_shortcut_words(path: Path, per_utterance: int, seed: int) -> None:
-    """Post-process a synthetic MMSA file (the real on-disk format): give every utterance
-    ``per_utterance`` shortcut words in all (the generator writes 2) by turning filler words
-    into more of them. In the training split the added words follow the label's sign (the
-    generator's strength-1.0 rule; neutral labels draw from both pools); in validation and test
-    they come from both pools uniformly. Only the token ids (``text_bert``) and ``raw_text``
-    change; the precomputed ``text`` features are left as written (this benchmark reads text as
-    ids)."""
+    """Post-process a synthetic MMSA file (the real on-disk format) into the shortcut file:
+    every utterance gets ``per_utterance`` shortcut words in all (the generator's 2 planted bias
+    words are re-drawn, more are made from filler words), drawn from a 100-word shortcut
+    vocabulary (:data:`SHORTCUT_POSITIVE` / :data:`SHORTCUT_NEGATIVE`). In the training split they
+    follow the label's sign (neutral labels draw from both pools); in validation and test they
+    come from both pools uniformly. With 100 shortcut ids, each is more frequent than any real
+    sentiment word, so MACI's 100-word bias dictionary can hold the shortcut and nothing else
+    (the generator's 10 bias ids leave 90 places that the frequent sentiment words fill, and a
+    counterfactual that keeps the sentiment words cannot isolate the shortcut). Only the token
+    ids (``text_bert``) and ``raw_text`` change; the precomputed ``text`` features are left as
+    written (this benchmark reads text as ids)."""
     with open(path, "rb") as fh:
         data = pickle.load(fh)  # our own file, written a moment ago by write_synthetic_mmsa
     rng = np.random.default_rng(stable_seed(seed, "shortcut_words"))
-    both = np.array(BIAS_WORDS_POSITIVE + BIAS_WORDS_NEGATIVE)
+    both = np.array(SHORTCUT_POSITIVE + SHORTCUT_NEGATIVE)
     for split, part in data.items():
         ids = part["text_bert"][:, 0, :]
         y = part["regression_labels"]
         for i in range(ids.shape[0]):
-            have = int(np.isin(ids[i], both).sum())
+            planted = np.flatnonzero(np.isin(ids[i], list(PLANTED)))
             filler = np.flatnonzero(np.isin(ids[i], FILLER_WORDS))
-            extra = min(max(per_utterance - have, 0), filler.size)
-            for pos in rng.choice(filler, size=extra, replace=False):
+            extra = min(max(per_utterance - planted.size, 0), filler.size)
+            positions = np.concatenate([planted, rng.choice(filler, size=extra, replace=False)])
+            for pos in positions:
                 if split == "train" and y[i] != 0:
-                    pool = BIAS_WORDS_POSITIVE if y[i] > 0 else BIAS_WORDS_NEGATIVE
+                    pool = SHORTCUT_POSITIVE if y[i] > 0 else SHORTCUT_NEGATIVE
                     ids[i, pos] = pool[rng.integers(len(pool))]
                 else:
                     ids[i, pos] = both[rng.integers(len(both))]
@@ -96,7 +106,7 @@ def add_shortcut_words(path: Path, per_utterance: int, seed: int) -> None:
     tmp.replace(path)
 
 
-def word_frequencies(data: DataModule) -> dict[str, float]:
+def word_frequencies(data: DataModule, shortcut: set[int]) -> dict[str, float]:
     """Mean training-split count per distinct word id, for the planted shortcut words and the
     real sentiment words, and the share of utterances' words that are of each kind."""
     counts: dict[int, int] = {}
@@ -106,7 +116,7 @@ def word_frequencies(data: DataModule) -> dict[str, float]:
         n_words += len(ids)
         for t in ids:
             counts[t] = counts.get(t, 0) + 1
-    planted = [counts.get(t, 0) for t in PLANTED]
+    planted = [counts.get(t, 0) for t in shortcut]
     sentiment = [counts.get(t, 0) for t in SENTIMENT]
     return {"shortcut_count_per_word": float(np.mean(planted)), "sentiment_count_per_word": float(np.mean(sentiment)),
             "shortcut_share_of_tokens": sum(planted) / n_words, "sentiment_share_of_tokens": sum(sentiment) / n_words}
@@ -173,20 +183,20 @@ def run_seed(seed: int, args) -> dict[str, Any]:
                                                          data, args, seed, work / "clean")
         run["clean"] = _score({"dropout_baseline": base, "cider": cider, "cider_tau0": _tau0(cider)}, dataset, data,
                               args, seed)
-        run["clean"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data))
+        run["clean"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data, PLANTED))
         # ---- shortcut file: control (b)
         path = write_synthetic_mmsa(work / "shortcut" / "aligned_50.pkl", bias_strength_train=1.0,
                                     bias_strength_test=0.0, **sizes)
-        if args.shortcut_words > 2:
-            add_shortcut_words(path, args.shortcut_words, seed)
+        add_shortcut_words(path, args.shortcut_words, seed)
         dataset = MMSADataset(path, text_mode="ids", target="class3")
         data = DataModule(dataset, SplitConfig(), seed, batch_size=32)
         cider, run["cpu_seconds"]["shortcut_cider"] = _fit("cider", MethodConfig(name="cider", **cider_opts), dataset,
                                                             data, args, seed, work / "shortcut")
         run["shortcut"] = _score({"cider": cider, "cider_tau0": _tau0(cider)}, dataset, data, args, seed)
         top = cider.bias_words.ids[:10]
-        run["shortcut"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data),
-                               planted_in_top10=sum(t in PLANTED for t in top),
+        run["shortcut"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data, SHORTCUT),
+                               planted_in_top10=sum(t in SHORTCUT for t in top),
+                               dictionary_shortcut_words=sum(t in SHORTCUT for t in cider.bias_words.ids),
                                dictionary_sentiment_words=sum(t in SENTIMENT for t in cider.bias_words.ids),
                                dictionary_size=len(cider.bias_words.ids))
     return run
@@ -256,8 +266,10 @@ def markdown(doc: dict) -> str:
              "## Files", "",
              "- **clean**: no shortcut (planted words drawn from both pools in every split); validation from the "
              "training distribution.",
-             f"- **shortcut**: {st['shortcut_words']} shortcut words per utterance that follow the label's sign in "
-             "training only (both pools in validation/test).", ""]
+             f"- **shortcut**: {st['shortcut_words']} shortcut words per utterance, from a 100-word shortcut "
+             "vocabulary (50 positive, 50 negative ids), that follow the label's sign in training only (both pools "
+             "in validation/test); written by post-processing the generated file's token ids "
+             "(benchmarks/cider_mosi.py: add_shortcut_words).", ""]
     fr_c = np.mean([r["clean"]["frequencies"]["shortcut_count_per_word"] for r in runs])
     fr_s = np.mean([r["shortcut"]["frequencies"]["shortcut_count_per_word"] for r in runs])
     fr_w = np.mean([r["shortcut"]["frequencies"]["sentiment_count_per_word"] for r in runs])
@@ -282,8 +294,9 @@ def markdown(doc: dict) -> str:
     lines += ["", "## Checks (Non0_acc_2)", ""]
     lines += [f"- {k}: **{v}**" for k, v in s["checks"].items()]
     lines += ["", f"tau chosen on validation per seed: clean {s['tau']['clean']}, shortcut {s['tau']['shortcut']}",
-              f"planted shortcut words among the 10 most frequent mined bias words: "
-              f"{[r['shortcut']['planted_in_top10'] for r in runs]}; real sentiment words in the mined dictionary: "
+              f"shortcut words among the 10 most frequent mined bias words: "
+              f"{[r['shortcut']['planted_in_top10'] for r in runs]}; shortcut words in the mined dictionary: "
+              f"{[r['shortcut'].get('dictionary_shortcut_words') for r in runs]}; real sentiment words in it: "
               f"{[r['shortcut']['dictionary_sentiment_words'] for r in runs]} of "
               f"{[r['shortcut']['dictionary_size'] for r in runs]}", "",
               "Non0_acc_2 by RMFM rate (mean over seeds):", "",
@@ -306,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--min-epochs", type=int, default=4)
-    parser.add_argument("--shortcut-words", type=int, default=4)
+    parser.add_argument("--shortcut-words", type=int, default=5)
     parser.add_argument("--text-recon-target", choices=["input", "contextual"], default="input")
     args = parser.parse_args(argv)
     args.epochs = args.epochs or 12
