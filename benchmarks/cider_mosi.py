@@ -146,6 +146,23 @@ def _tau0(method):
     return plain
 
 
+def _unk_counterfactual(method, data):
+    """The same trained network with MACI's counterfactual words replaced by [UNK] (RMFM's
+    missing-word fill, trained) instead of [MASK] (whose learned embedding is never trained when
+    text comes as ids); tau chosen again on the validation split."""
+    variant = copy.deepcopy(method)
+    variant.options = variant.options.model_copy(update={"counterfactual_fill": "unk"})
+    variant.net.counterfactual_fill = "unk"
+    variant._choose_tau(data)
+    return variant
+
+
+def _mean_real_rows(data) -> float:
+    """Mean number of real MCT query rows per utterance (aligned: 3 x the text length)."""
+    rows = [3 * float(b.valid["text"].float().sum(1).mean()) for b in data.loader("train")]
+    return float(np.mean(rows))
+
+
 def _score(methods: dict[str, Any], dataset, data, args, seed: int) -> dict[str, Any]:
     scenarios = build_scenarios([RMFMScenario(kind="rmfm", name="rmfm", rates=RATES)], list(dataset.modalities))
     result = evaluate(methods, task_adapter(dataset.task), data, scenarios, EvaluationConfig(bootstrap=args.bootstrap),
@@ -181,9 +198,16 @@ def run_seed(seed: int, args) -> dict[str, Any]:
             dataset, data, args, seed, work / "clean")
         cider, run["cpu_seconds"]["clean_cider"] = _fit("cider", MethodConfig(name="cider", **cider_opts), dataset,
                                                          data, args, seed, work / "clean")
-        run["clean"] = _score({"dropout_baseline": base, "cider": cider, "cider_tau0": _tau0(cider)}, dataset, data,
-                              args, seed)
-        run["clean"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data, PLANTED))
+        # diagnostic: L_attn weighted as before the reference normalisation (the row-mean KL)
+        rows = _mean_real_rows(data)
+        rowmean, run["cpu_seconds"]["clean_cider_attn_rowmean"] = _fit(
+            "cider_attn_rowmean", MethodConfig(name="cider", lambda_attn=0.1 / rows, **cider_opts), dataset, data,
+            args, seed, work / "clean")
+        unk = _unk_counterfactual(cider, data)
+        run["clean"] = _score({"dropout_baseline": base, "cider": cider, "cider_tau0": _tau0(cider),
+                               "cider_unkcf": unk, "cider_attn_rowmean": rowmean}, dataset, data, args, seed)
+        run["clean"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data, PLANTED),
+                            tau_unkcf=unk.tau, mean_real_query_rows=rows)
         # ---- shortcut file: control (b)
         path = write_synthetic_mmsa(work / "shortcut" / "aligned_50.pkl", bias_strength_train=1.0,
                                     bias_strength_test=0.0, **sizes)
@@ -192,7 +216,10 @@ def run_seed(seed: int, args) -> dict[str, Any]:
         data = DataModule(dataset, SplitConfig(), seed, batch_size=32)
         cider, run["cpu_seconds"]["shortcut_cider"] = _fit("cider", MethodConfig(name="cider", **cider_opts), dataset,
                                                             data, args, seed, work / "shortcut")
-        run["shortcut"] = _score({"cider": cider, "cider_tau0": _tau0(cider)}, dataset, data, args, seed)
+        unk = _unk_counterfactual(cider, data)
+        run["shortcut"] = _score({"cider": cider, "cider_tau0": _tau0(cider), "cider_unkcf": unk}, dataset, data,
+                                 args, seed)
+        run["shortcut"].update(tau_unkcf=unk.tau, tau_curve_unkcf=unk.tau_curve)
         top = cider.bias_words.ids[:10]
         run["shortcut"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data, SHORTCUT),
                                planted_in_top10=sum(t in SHORTCUT for t in top),
@@ -218,7 +245,8 @@ def _pairs(doc: dict, part: str, method: str, reference: str, metric: str, key: 
 def summarise(doc: dict) -> dict:
     runs = list(doc["runs"].values())
     summary: dict[str, Any] = {"mean_auilc": {}, "paired": {}}
-    for part, methods in (("clean", ("dropout_baseline", "cider", "cider_tau0")), ("shortcut", ("cider", "cider_tau0"))):
+    for part, methods in (("clean", ("dropout_baseline", "cider", "cider_tau0", "cider_unkcf", "cider_attn_rowmean")),
+                          ("shortcut", ("cider", "cider_tau0", "cider_unkcf"))):
         summary["mean_auilc"][part] = {m: {metric: float(np.mean([r[part]["auilc"][m][metric] for r in runs]))
                                            for metric in METRICS} for m in methods}
     summary["paired"] = {
@@ -227,6 +255,17 @@ def summarise(doc: dict) -> dict:
         "b_maci_cider_minus_tau0_shortcut_rate0": {m: _pairs(doc, "shortcut", "cider", "cider_tau0", m, "rate0")
                                                    for m in METRICS},
         "c_maci_cider_minus_tau0_clean": {m: _pairs(doc, "clean", "cider", "cider_tau0", m) for m in METRICS},
+        "b_maci_unkcf_minus_tau0_shortcut": {m: _pairs(doc, "shortcut", "cider_unkcf", "cider_tau0", m)
+                                             for m in METRICS},
+        "b_maci_unkcf_minus_tau0_shortcut_rate0": {m: _pairs(doc, "shortcut", "cider_unkcf", "cider_tau0", m, "rate0")
+                                                   for m in METRICS},
+        "c_maci_unkcf_minus_tau0_clean": {m: _pairs(doc, "clean", "cider_unkcf", "cider_tau0", m) for m in METRICS},
+        "diag_attn_rowmean_minus_baseline_clean": {m: _pairs(doc, "clean", "cider_attn_rowmean", "dropout_baseline", m)
+                                                   for m in METRICS},
+        "diag_cider_minus_attn_rowmean_clean": {m: _pairs(doc, "clean", "cider", "cider_attn_rowmean", m)
+                                                for m in METRICS},
+        "a_mssd_cider_minus_baseline_clean_rate0": {m: _pairs(doc, "clean", "cider", "dropout_baseline", m, "rate0")
+                                                    for m in METRICS},
     }
     a = summary["paired"]["a_mssd_cider_minus_baseline_clean"]["Non0_acc_2"]
     b = summary["paired"]["b_maci_cider_minus_tau0_shortcut"]["Non0_acc_2"]
@@ -238,7 +277,15 @@ def summarise(doc: dict) -> dict:
         "c_tau_zero_or_abs_difference_below_0.005": bool(all(r["clean"]["tau"] == 0 for r in runs)
                                                           or abs(c["mean"]) < 0.005),
     }
-    summary["tau"] = {"clean": [r["clean"]["tau"] for r in runs], "shortcut": [r["shortcut"]["tau"] for r in runs]}
+    bu = summary["paired"]["b_maci_unkcf_minus_tau0_shortcut"]["Non0_acc_2"]
+    cu = summary["paired"]["c_maci_unkcf_minus_tau0_clean"]["Non0_acc_2"]
+    summary["checks"].update({
+        "b_unkcf_above_tau0_interval_above_0": bool(bu["ci_low"] > 0),
+        "c_unkcf_tau_zero_or_abs_difference_below_0.005": bool(all(r["clean"]["tau_unkcf"] == 0 for r in runs)
+                                                                or abs(cu["mean"]) < 0.005)})
+    summary["tau"] = {"clean": [r["clean"]["tau"] for r in runs], "shortcut": [r["shortcut"]["tau"] for r in runs],
+                      "clean_unkcf": [r["clean"]["tau_unkcf"] for r in runs],
+                      "shortcut_unkcf": [r["shortcut"]["tau_unkcf"] for r in runs]}
     return {"summary": summary}
 
 
@@ -286,14 +333,24 @@ def markdown(doc: dict) -> str:
     titles = {"a_mssd_cider_minus_baseline_clean": "(a) MSSD positive control: cider - dropout_baseline, clean file, AUILC",
               "b_maci_cider_minus_tau0_shortcut": "(b) MACI positive control: cider - cider(tau=0), shortcut file, AUILC",
               "b_maci_cider_minus_tau0_shortcut_rate0": "(b') the same at RMFM rate 0 (complete test inputs)",
-              "c_maci_cider_minus_tau0_clean": "(c) MACI negative control: cider - cider(tau=0), clean file, AUILC"}
+              "c_maci_cider_minus_tau0_clean": "(c) MACI negative control: cider - cider(tau=0), clean file, AUILC",
+              "b_maci_unkcf_minus_tau0_shortcut": "(b-unk) MACI with [UNK] counterfactual fill - cider(tau=0), shortcut "
+                                                  "file, AUILC",
+              "b_maci_unkcf_minus_tau0_shortcut_rate0": "(b-unk') the same at RMFM rate 0",
+              "c_maci_unkcf_minus_tau0_clean": "(c-unk) [UNK] counterfactual fill - cider(tau=0), clean file, AUILC",
+              "a_mssd_cider_minus_baseline_clean_rate0": "(a') cider - dropout_baseline at RMFM rate 0, clean file",
+              "diag_cider_minus_attn_rowmean_clean": "diagnostic: cider (reference L_attn) - cider with L_attn weighted "
+                                                     "as the former row mean, clean file, AUILC",
+              "diag_attn_rowmean_minus_baseline_clean": "diagnostic: cider with row-mean L_attn weight - "
+                                                        "dropout_baseline, clean file, AUILC"}
     for key, title in titles.items():
         lines += ["", f"## {title}", "", "| metric | difference [95% CI] |", "|---|---|"]
         for m in METRICS:
             lines.append(f"| {m} | {_fmt(s['paired'][key][m])} |")
     lines += ["", "## Checks (Non0_acc_2)", ""]
     lines += [f"- {k}: **{v}**" for k, v in s["checks"].items()]
-    lines += ["", f"tau chosen on validation per seed: clean {s['tau']['clean']}, shortcut {s['tau']['shortcut']}",
+    lines += ["", f"tau chosen on validation per seed: clean {s['tau']['clean']}, shortcut {s['tau']['shortcut']}; "
+                  f"with the [UNK] fill: clean {s['tau']['clean_unkcf']}, shortcut {s['tau']['shortcut_unkcf']}",
               f"shortcut words among the 10 most frequent mined bias words: "
               f"{[r['shortcut']['planted_in_top10'] for r in runs]}; shortcut words in the mined dictionary: "
               f"{[r['shortcut'].get('dictionary_shortcut_words') for r in runs]}; real sentiment words in it: "
