@@ -14,8 +14,8 @@ and trains on each; both methods train with RMFM masks and are scored on the tes
   ~0 and MACI should change nothing: |AUILC(cider) - AUILC(cider scored with tau = 0)| < 0.005.
 - **shortcut** file: shortcut words that predict the label's sign in the training split only
   (strength 1.0; in validation and test they are drawn from both pools) and are more frequent
-  than the real sentiment words (``--shortcut-words`` per utterance; the generator writes 2,
-  extra ones are written by post-processing the file's token ids, see ``add_shortcut_words``).
+  than the real sentiment words (``--shortcut-words`` per utterance from a 100-word shortcut
+  vocabulary, written by post-processing the file's token ids, see ``add_shortcut_words``).
   (b) *positive control for MACI*: ``cider`` against the same trained network scored with
   tau = 0 (``cider_tau0``); tau is chosen on the validation split (never on test), which
   carries the shift, as the test split does.
@@ -61,30 +61,40 @@ RATES = [round(0.1 * i, 1) for i in range(11)]
 METRICS = ["Non0_acc_2", "Non0_F1", "Acc_3"]
 PLANTED = set(BIAS_WORDS_POSITIVE) | set(BIAS_WORDS_NEGATIVE)
 SENTIMENT = set(POSITIVE_WORDS) | set(NEGATIVE_WORDS)
+#: the shortcut file's shortcut vocabulary: 50 positive and 50 negative ids (the generator's 10
+#: planted bias ids are among them; none is a sentiment or filler id)
+SHORTCUT_POSITIVE = tuple(range(BIAS_WORDS_POSITIVE[0], BIAS_WORDS_POSITIVE[0] + 50))
+SHORTCUT_NEGATIVE = tuple(range(BIAS_WORDS_NEGATIVE[0], BIAS_WORDS_NEGATIVE[0] + 50))
+SHORTCUT = set(SHORTCUT_POSITIVE) | set(SHORTCUT_NEGATIVE)
 
 
 def add_shortcut_words(path: Path, per_utterance: int, seed: int) -> None:
-    """Post-process a synthetic MMSA file (the real on-disk format): give every utterance
-    ``per_utterance`` shortcut words in all (the generator writes 2) by turning filler words
-    into more of them. In the training split the added words follow the label's sign (the
-    generator's strength-1.0 rule; neutral labels draw from both pools); in validation and test
-    they come from both pools uniformly. Only the token ids (``text_bert``) and ``raw_text``
-    change; the precomputed ``text`` features are left as written (this benchmark reads text as
-    ids)."""
+    """Post-process a synthetic MMSA file (the real on-disk format) into the shortcut file:
+    every utterance gets ``per_utterance`` shortcut words in all (the generator's 2 planted bias
+    words are re-drawn, more are made from filler words), drawn from a 100-word shortcut
+    vocabulary (:data:`SHORTCUT_POSITIVE` / :data:`SHORTCUT_NEGATIVE`). In the training split they
+    follow the label's sign (neutral labels draw from both pools); in validation and test they
+    come from both pools uniformly. With 100 shortcut ids, each is more frequent than any real
+    sentiment word, so MACI's 100-word bias dictionary can hold the shortcut and nothing else
+    (the generator's 10 bias ids leave 90 places that the frequent sentiment words fill, and a
+    counterfactual that keeps the sentiment words cannot isolate the shortcut). Only the token
+    ids (``text_bert``) and ``raw_text`` change; the precomputed ``text`` features are left as
+    written (this benchmark reads text as ids)."""
     with open(path, "rb") as fh:
         data = pickle.load(fh)  # our own file, written a moment ago by write_synthetic_mmsa
     rng = np.random.default_rng(stable_seed(seed, "shortcut_words"))
-    both = np.array(BIAS_WORDS_POSITIVE + BIAS_WORDS_NEGATIVE)
+    both = np.array(SHORTCUT_POSITIVE + SHORTCUT_NEGATIVE)
     for split, part in data.items():
         ids = part["text_bert"][:, 0, :]
         y = part["regression_labels"]
         for i in range(ids.shape[0]):
-            have = int(np.isin(ids[i], both).sum())
+            planted = np.flatnonzero(np.isin(ids[i], list(PLANTED)))
             filler = np.flatnonzero(np.isin(ids[i], FILLER_WORDS))
-            extra = min(max(per_utterance - have, 0), filler.size)
-            for pos in rng.choice(filler, size=extra, replace=False):
+            extra = min(max(per_utterance - planted.size, 0), filler.size)
+            positions = np.concatenate([planted, rng.choice(filler, size=extra, replace=False)])
+            for pos in positions:
                 if split == "train" and y[i] != 0:
-                    pool = BIAS_WORDS_POSITIVE if y[i] > 0 else BIAS_WORDS_NEGATIVE
+                    pool = SHORTCUT_POSITIVE if y[i] > 0 else SHORTCUT_NEGATIVE
                     ids[i, pos] = pool[rng.integers(len(pool))]
                 else:
                     ids[i, pos] = both[rng.integers(len(both))]
@@ -96,7 +106,7 @@ def add_shortcut_words(path: Path, per_utterance: int, seed: int) -> None:
     tmp.replace(path)
 
 
-def word_frequencies(data: DataModule) -> dict[str, float]:
+def word_frequencies(data: DataModule, shortcut: set[int]) -> dict[str, float]:
     """Mean training-split count per distinct word id, for the planted shortcut words and the
     real sentiment words, and the share of utterances' words that are of each kind."""
     counts: dict[int, int] = {}
@@ -106,7 +116,7 @@ def word_frequencies(data: DataModule) -> dict[str, float]:
         n_words += len(ids)
         for t in ids:
             counts[t] = counts.get(t, 0) + 1
-    planted = [counts.get(t, 0) for t in PLANTED]
+    planted = [counts.get(t, 0) for t in shortcut]
     sentiment = [counts.get(t, 0) for t in SENTIMENT]
     return {"shortcut_count_per_word": float(np.mean(planted)), "sentiment_count_per_word": float(np.mean(sentiment)),
             "shortcut_share_of_tokens": sum(planted) / n_words, "sentiment_share_of_tokens": sum(sentiment) / n_words}
@@ -134,6 +144,23 @@ def _tau0(method):
     plain = copy.deepcopy(method)
     plain.options = plain.options.model_copy(update={"maci": False})
     return plain
+
+
+def _unk_counterfactual(method, data):
+    """The same trained network with MACI's counterfactual words replaced by [UNK] (RMFM's
+    missing-word fill, trained) instead of [MASK] (whose learned embedding is never trained when
+    text comes as ids); tau chosen again on the validation split."""
+    variant = copy.deepcopy(method)
+    variant.options = variant.options.model_copy(update={"counterfactual_fill": "unk"})
+    variant.net.counterfactual_fill = "unk"
+    variant._choose_tau(data)
+    return variant
+
+
+def _mean_real_rows(data) -> float:
+    """Mean number of real MCT query rows per utterance (aligned: 3 x the text length)."""
+    rows = [3 * float(b.valid["text"].float().sum(1).mean()) for b in data.loader("train")]
+    return float(np.mean(rows))
 
 
 def _score(methods: dict[str, Any], dataset, data, args, seed: int) -> dict[str, Any]:
@@ -171,22 +198,32 @@ def run_seed(seed: int, args) -> dict[str, Any]:
             dataset, data, args, seed, work / "clean")
         cider, run["cpu_seconds"]["clean_cider"] = _fit("cider", MethodConfig(name="cider", **cider_opts), dataset,
                                                          data, args, seed, work / "clean")
-        run["clean"] = _score({"dropout_baseline": base, "cider": cider, "cider_tau0": _tau0(cider)}, dataset, data,
-                              args, seed)
-        run["clean"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data))
+        # diagnostic: L_attn weighted as before the reference normalisation (the row-mean KL)
+        rows = _mean_real_rows(data)
+        rowmean, run["cpu_seconds"]["clean_cider_attn_rowmean"] = _fit(
+            "cider_attn_rowmean", MethodConfig(name="cider", lambda_attn=0.1 / rows, **cider_opts), dataset, data,
+            args, seed, work / "clean")
+        unk = _unk_counterfactual(cider, data)
+        run["clean"] = _score({"dropout_baseline": base, "cider": cider, "cider_tau0": _tau0(cider),
+                               "cider_unkcf": unk, "cider_attn_rowmean": rowmean}, dataset, data, args, seed)
+        run["clean"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data, PLANTED),
+                            tau_unkcf=unk.tau, mean_real_query_rows=rows)
         # ---- shortcut file: control (b)
         path = write_synthetic_mmsa(work / "shortcut" / "aligned_50.pkl", bias_strength_train=1.0,
                                     bias_strength_test=0.0, **sizes)
-        if args.shortcut_words > 2:
-            add_shortcut_words(path, args.shortcut_words, seed)
+        add_shortcut_words(path, args.shortcut_words, seed)
         dataset = MMSADataset(path, text_mode="ids", target="class3")
         data = DataModule(dataset, SplitConfig(), seed, batch_size=32)
         cider, run["cpu_seconds"]["shortcut_cider"] = _fit("cider", MethodConfig(name="cider", **cider_opts), dataset,
                                                             data, args, seed, work / "shortcut")
-        run["shortcut"] = _score({"cider": cider, "cider_tau0": _tau0(cider)}, dataset, data, args, seed)
+        unk = _unk_counterfactual(cider, data)
+        run["shortcut"] = _score({"cider": cider, "cider_tau0": _tau0(cider), "cider_unkcf": unk}, dataset, data,
+                                 args, seed)
+        run["shortcut"].update(tau_unkcf=unk.tau, tau_curve_unkcf=unk.tau_curve)
         top = cider.bias_words.ids[:10]
-        run["shortcut"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data),
-                               planted_in_top10=sum(t in PLANTED for t in top),
+        run["shortcut"].update(tau=cider.tau, tau_curve=cider.tau_curve, frequencies=word_frequencies(data, SHORTCUT),
+                               planted_in_top10=sum(t in SHORTCUT for t in top),
+                               dictionary_shortcut_words=sum(t in SHORTCUT for t in cider.bias_words.ids),
                                dictionary_sentiment_words=sum(t in SENTIMENT for t in cider.bias_words.ids),
                                dictionary_size=len(cider.bias_words.ids))
     return run
@@ -208,7 +245,8 @@ def _pairs(doc: dict, part: str, method: str, reference: str, metric: str, key: 
 def summarise(doc: dict) -> dict:
     runs = list(doc["runs"].values())
     summary: dict[str, Any] = {"mean_auilc": {}, "paired": {}}
-    for part, methods in (("clean", ("dropout_baseline", "cider", "cider_tau0")), ("shortcut", ("cider", "cider_tau0"))):
+    for part, methods in (("clean", ("dropout_baseline", "cider", "cider_tau0", "cider_unkcf", "cider_attn_rowmean")),
+                          ("shortcut", ("cider", "cider_tau0", "cider_unkcf"))):
         summary["mean_auilc"][part] = {m: {metric: float(np.mean([r[part]["auilc"][m][metric] for r in runs]))
                                            for metric in METRICS} for m in methods}
     summary["paired"] = {
@@ -217,6 +255,17 @@ def summarise(doc: dict) -> dict:
         "b_maci_cider_minus_tau0_shortcut_rate0": {m: _pairs(doc, "shortcut", "cider", "cider_tau0", m, "rate0")
                                                    for m in METRICS},
         "c_maci_cider_minus_tau0_clean": {m: _pairs(doc, "clean", "cider", "cider_tau0", m) for m in METRICS},
+        "b_maci_unkcf_minus_tau0_shortcut": {m: _pairs(doc, "shortcut", "cider_unkcf", "cider_tau0", m)
+                                             for m in METRICS},
+        "b_maci_unkcf_minus_tau0_shortcut_rate0": {m: _pairs(doc, "shortcut", "cider_unkcf", "cider_tau0", m, "rate0")
+                                                   for m in METRICS},
+        "c_maci_unkcf_minus_tau0_clean": {m: _pairs(doc, "clean", "cider_unkcf", "cider_tau0", m) for m in METRICS},
+        "diag_attn_rowmean_minus_baseline_clean": {m: _pairs(doc, "clean", "cider_attn_rowmean", "dropout_baseline", m)
+                                                   for m in METRICS},
+        "diag_cider_minus_attn_rowmean_clean": {m: _pairs(doc, "clean", "cider", "cider_attn_rowmean", m)
+                                                for m in METRICS},
+        "a_mssd_cider_minus_baseline_clean_rate0": {m: _pairs(doc, "clean", "cider", "dropout_baseline", m, "rate0")
+                                                    for m in METRICS},
     }
     a = summary["paired"]["a_mssd_cider_minus_baseline_clean"]["Non0_acc_2"]
     b = summary["paired"]["b_maci_cider_minus_tau0_shortcut"]["Non0_acc_2"]
@@ -228,7 +277,15 @@ def summarise(doc: dict) -> dict:
         "c_tau_zero_or_abs_difference_below_0.005": bool(all(r["clean"]["tau"] == 0 for r in runs)
                                                           or abs(c["mean"]) < 0.005),
     }
-    summary["tau"] = {"clean": [r["clean"]["tau"] for r in runs], "shortcut": [r["shortcut"]["tau"] for r in runs]}
+    bu = summary["paired"]["b_maci_unkcf_minus_tau0_shortcut"]["Non0_acc_2"]
+    cu = summary["paired"]["c_maci_unkcf_minus_tau0_clean"]["Non0_acc_2"]
+    summary["checks"].update({
+        "b_unkcf_above_tau0_interval_above_0": bool(bu["ci_low"] > 0),
+        "c_unkcf_tau_zero_or_abs_difference_below_0.005": bool(all(r["clean"]["tau_unkcf"] == 0 for r in runs)
+                                                                or abs(cu["mean"]) < 0.005)})
+    summary["tau"] = {"clean": [r["clean"]["tau"] for r in runs], "shortcut": [r["shortcut"]["tau"] for r in runs],
+                      "clean_unkcf": [r["clean"]["tau_unkcf"] for r in runs],
+                      "shortcut_unkcf": [r["shortcut"]["tau_unkcf"] for r in runs]}
     return {"summary": summary}
 
 
@@ -256,8 +313,10 @@ def markdown(doc: dict) -> str:
              "## Files", "",
              "- **clean**: no shortcut (planted words drawn from both pools in every split); validation from the "
              "training distribution.",
-             f"- **shortcut**: {st['shortcut_words']} shortcut words per utterance that follow the label's sign in "
-             "training only (both pools in validation/test).", ""]
+             f"- **shortcut**: {st['shortcut_words']} shortcut words per utterance, from a 100-word shortcut "
+             "vocabulary (50 positive, 50 negative ids), that follow the label's sign in training only (both pools "
+             "in validation/test); written by post-processing the generated file's token ids "
+             "(benchmarks/cider_mosi.py: add_shortcut_words).", ""]
     fr_c = np.mean([r["clean"]["frequencies"]["shortcut_count_per_word"] for r in runs])
     fr_s = np.mean([r["shortcut"]["frequencies"]["shortcut_count_per_word"] for r in runs])
     fr_w = np.mean([r["shortcut"]["frequencies"]["sentiment_count_per_word"] for r in runs])
@@ -274,16 +333,27 @@ def markdown(doc: dict) -> str:
     titles = {"a_mssd_cider_minus_baseline_clean": "(a) MSSD positive control: cider - dropout_baseline, clean file, AUILC",
               "b_maci_cider_minus_tau0_shortcut": "(b) MACI positive control: cider - cider(tau=0), shortcut file, AUILC",
               "b_maci_cider_minus_tau0_shortcut_rate0": "(b') the same at RMFM rate 0 (complete test inputs)",
-              "c_maci_cider_minus_tau0_clean": "(c) MACI negative control: cider - cider(tau=0), clean file, AUILC"}
+              "c_maci_cider_minus_tau0_clean": "(c) MACI negative control: cider - cider(tau=0), clean file, AUILC",
+              "b_maci_unkcf_minus_tau0_shortcut": "(b-unk) MACI with [UNK] counterfactual fill - cider(tau=0), shortcut "
+                                                  "file, AUILC",
+              "b_maci_unkcf_minus_tau0_shortcut_rate0": "(b-unk') the same at RMFM rate 0",
+              "c_maci_unkcf_minus_tau0_clean": "(c-unk) [UNK] counterfactual fill - cider(tau=0), clean file, AUILC",
+              "a_mssd_cider_minus_baseline_clean_rate0": "(a') cider - dropout_baseline at RMFM rate 0, clean file",
+              "diag_cider_minus_attn_rowmean_clean": "diagnostic: cider (reference L_attn) - cider with L_attn weighted "
+                                                     "as the former row mean, clean file, AUILC",
+              "diag_attn_rowmean_minus_baseline_clean": "diagnostic: cider with row-mean L_attn weight - "
+                                                        "dropout_baseline, clean file, AUILC"}
     for key, title in titles.items():
         lines += ["", f"## {title}", "", "| metric | difference [95% CI] |", "|---|---|"]
         for m in METRICS:
             lines.append(f"| {m} | {_fmt(s['paired'][key][m])} |")
     lines += ["", "## Checks (Non0_acc_2)", ""]
     lines += [f"- {k}: **{v}**" for k, v in s["checks"].items()]
-    lines += ["", f"tau chosen on validation per seed: clean {s['tau']['clean']}, shortcut {s['tau']['shortcut']}",
-              f"planted shortcut words among the 10 most frequent mined bias words: "
-              f"{[r['shortcut']['planted_in_top10'] for r in runs]}; real sentiment words in the mined dictionary: "
+    lines += ["", f"tau chosen on validation per seed: clean {s['tau']['clean']}, shortcut {s['tau']['shortcut']}; "
+                  f"with the [UNK] fill: clean {s['tau']['clean_unkcf']}, shortcut {s['tau']['shortcut_unkcf']}",
+              f"shortcut words among the 10 most frequent mined bias words: "
+              f"{[r['shortcut']['planted_in_top10'] for r in runs]}; shortcut words in the mined dictionary: "
+              f"{[r['shortcut'].get('dictionary_shortcut_words') for r in runs]}; real sentiment words in it: "
               f"{[r['shortcut']['dictionary_sentiment_words'] for r in runs]} of "
               f"{[r['shortcut']['dictionary_size'] for r in runs]}", "",
               "Non0_acc_2 by RMFM rate (mean over seeds):", "",
@@ -306,7 +376,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--min-epochs", type=int, default=4)
-    parser.add_argument("--shortcut-words", type=int, default=4)
+    parser.add_argument("--shortcut-words", type=int, default=5)
     parser.add_argument("--text-recon-target", choices=["input", "contextual"], default="input")
     args = parser.parse_args(argv)
     args.epochs = args.epochs or 12

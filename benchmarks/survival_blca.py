@@ -209,6 +209,18 @@ def markdown(summary: dict, runs: list[dict], settings: list[tuple[int, int]]) -
         for c in summary["dispro_vs"]:
             lines.append(f"| {c['versus']} | {c['setting']} | {c['scenario']} | {c['difference']:+.3f} "
                          f"[{c['ci_low']:+.3f}, {c['ci_high']:+.3f}] | {c['verdict']} |")
+    spread = [r for r in runs if r["setting"] == setting_name(0, 0)]
+    if spread:
+        lines += ["", "## Spread of the predicted risk (sd over test patients, complete training data and test fold)", "",
+                  "| method | " + " | ".join(f"fold {r['fold']}" for r in spread) + " |",
+                  "|---|" + "---|" * len(spread)]
+        for method in methods:
+            cells = [f"{np.std(r['predictions'][method]['complete']['risk']):.3f}"
+                     if method in r["predictions"] else "" for r in spread]
+            lines.append(f"| {method} | " + " | ".join(cells) + " |")
+        chosen = [r["reports"].get("dispro", {}).get("selection", {}).get("multipro_epoch") for r in spread]
+        if any(c is not None for c in chosen):
+            lines += ["", f"DisPro MultiPro epoch chosen on the validation NLL per fold: {chosen}"]
     if summary.get("dispro_vs_folds"):
         lines += ["", "## DisPro minus the other methods, paired over the 5 folds (t-interval)", "",
                   "| versus | training | test | mean difference [95% CI] | per fold | verdict |",

@@ -359,3 +359,21 @@ def test_contextual_text_reconstruction_target_for_token_ids() -> None:
     torch.testing.assert_close(module._teacher["text"], out["text_context"].detach())
     _, parts = module.training_step(batch, _Ctx(1))
     assert math.isfinite(parts["rec"])
+
+
+def test_counterfactual_fill_unk_uses_the_trained_missing_word_token() -> None:
+    batch, specs = _tiny_batch(text_features=False)
+    net = CIDerNet(specs, num_classes=2, hidden=8, layers=1, heads=2, vocab_size=200)
+    net.bias_word_ids = torch.tensor([8])
+    net.counterfactual_fill = "unk"
+    cf = net.prepare(batch, counterfactual=True)
+    # words 7 and 9 -> [UNK] (RMFM's fill for dropped words) instead of [MASK]; bias word 8 kept
+    assert cf.text.tolist() == [[CLS, UNK, 8, UNK, SEP, PAD], [CLS, 8, SEP, PAD, PAD, PAD]]
+    batch_f, specs_f = _tiny_batch(text_features=True)
+    netf = CIDerNet(specs_f, num_classes=2, hidden=8, layers=1, heads=2)
+    netf.bias_word_ids = torch.tensor([8])
+    with torch.no_grad():
+        netf.unknown_vector.fill_(-1.0)
+        netf.mask_vector.fill_(-2.0)
+    netf.counterfactual_fill = "unk"
+    assert torch.all(netf.prepare(batch_f, counterfactual=True).text[0, [1, 3]] == -1.0)

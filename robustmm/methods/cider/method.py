@@ -15,6 +15,7 @@ Study options (all optional)::
       lambda_rec: 0.6
       text_recon_target: input   # or contextual: the complete view's text GRU states (for ids)
       maci: true            # false: no counterfactual correction (tau = 0)
+      counterfactual_fill: mask   # or unk: RMFM's missing-word fill (text embedding learned from scratch)
       bias_top_k: 100       # bias-word dictionary size
       bias_cv: 0.1          # minimum coefficient of variation over classes
       tau_grid: [0.0, 0.1, ..., 3.0]
@@ -64,6 +65,9 @@ class CIDerOptions(MethodOptions):
     #: BERT outputs; useful when text comes as ids)
     text_recon_target: Literal["input", "contextual"] = "input"
     maci: bool = True
+    #: MACI's counterfactual fill: "mask" ([MASK], the reference) or "unk" (RMFM's missing-word
+    #: fill, which a text embedding learned from scratch has seen in training; see CIDerNet)
+    counterfactual_fill: Literal["mask", "unk"] = "mask"
     bias_cv: float = Field(0.1, ge=0.0)
     bias_top_k: int = Field(100, ge=1)
     tau_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_TAU_GRID))
@@ -106,6 +110,7 @@ class CIDer(Method):
         o = options
         self.net = CIDerNet(specs, self.num_classes, o.hidden, o.layers, o.heads, o.dropout, o.token_dim, o.vocab_size,
                             o.attn_dropout, o.text_recon_target)
+        self.net.counterfactual_fill = o.counterfactual_fill
         self.tau = 0.0
         self.tau_curve: dict[float, float] = {}
         self.bias_words = BiasWords([], {}, {})

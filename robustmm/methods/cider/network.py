@@ -90,6 +90,11 @@ class CIDerNet(nn.Module):
         #: the complete view's contextual text states (the text GRU outputs, width ``hidden``), the
         #: analogue of the reference's BERT outputs when text comes as ids
         self.text_recon_target = text_recon_target
+        #: what replaces the non-bias words of MACI's counterfactual text: "mask" ([MASK] / the
+        #: learned mask vector, the reference) or "unk" (what RMFM fills dropped words with, which
+        #: a network with a text embedding learned from scratch has been trained on; its [MASK]
+        #: embedding is never trained). Set by the method; a plain attribute, not saved.
+        self.counterfactual_fill = "mask"
         text = self.specs["text"]
         self.text_ids = text.kind == "tokens"
         self.unk_id = text.unk_id if text.unk_id is not None else 100
@@ -152,11 +157,13 @@ class CIDerNet(nn.Module):
         if self.text_ids:
             text = torch.where(dropped["text"], torch.full_like(text, self.unk_id), text.long())
             if counterfactual:
-                text = torch.where(masked, torch.full_like(text, MASK_TOKEN_ID), text)
+                fill = MASK_TOKEN_ID if self.counterfactual_fill == "mask" else self.unk_id
+                text = torch.where(masked, torch.full_like(text, fill), text)
         else:
             text = torch.where(dropped["text"].unsqueeze(-1), self.unknown_vector.to(text.dtype), text)
             if counterfactual:
-                text = torch.where(masked.unsqueeze(-1), self.mask_vector.to(text.dtype), text)
+                vector = self.mask_vector if self.counterfactual_fill == "mask" else self.unknown_vector
+                text = torch.where(masked.unsqueeze(-1), vector.to(text.dtype), text)
         audio, vision = (torch.where(dropped[m].unsqueeze(-1), torch.zeros_like(batch.inputs[m]), batch.inputs[m])
                          for m in ("audio", "vision"))
         return CIDerInputs(text, audio, vision, valid, dropped)
