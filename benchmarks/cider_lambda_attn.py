@@ -14,7 +14,6 @@ on the test split against the RMFM-trained dropout baseline (paired over seeds).
 from __future__ import annotations
 
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 

@@ -42,7 +42,7 @@ import torch
 from robustmm.config.schema import (EarlyStoppingConfig, EvaluationConfig, MethodConfig, ModelConfig, RMFMScenario,
                                     SequenceEncoderConfig, SplitConfig, TrainingConfig)
 from robustmm.data.datamodule import DataModule
-from robustmm.data.mmsa import MMSADataset
+from robustmm.data.mmsa import MMSADataset, converted_path, load_mmsa_npz, save_mmsa_npz
 from robustmm.data.synth.mmsa import (BIAS_WORDS_NEGATIVE, BIAS_WORDS_POSITIVE, FILLER_WORDS, NEGATIVE_WORDS,
                                       POSITIVE_WORDS, write_synthetic_mmsa)
 from robustmm.engine.trainer import Trainer, stable_seed
@@ -80,8 +80,7 @@ def add_shortcut_words(path: Path, per_utterance: int, seed: int) -> None:
     counterfactual that keeps the sentiment words cannot isolate the shortcut). Only the token
     ids (``text_bert``) and ``raw_text`` change; the precomputed ``text`` features are left as
     written (this benchmark reads text as ids)."""
-    with open(path, "rb") as fh:
-        data = pickle.load(fh)  # our own file, written a moment ago by write_synthetic_mmsa
+    data = load_mmsa_npz(converted_path(path))  # the safe copy write_synthetic_mmsa wrote beside the pickle
     rng = np.random.default_rng(stable_seed(seed, "shortcut_words"))
     both = np.array(SHORTCUT_POSITIVE + SHORTCUT_NEGATIVE)
     for split, part in data.items():
@@ -104,6 +103,7 @@ def add_shortcut_words(path: Path, per_utterance: int, seed: int) -> None:
     with open(tmp, "wb") as fh:
         pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
     tmp.replace(path)
+    save_mmsa_npz(data, converted_path(path), source=path)  # the loader reads this copy, never the pickle
 
 
 def word_frequencies(data: DataModule, shortcut: set[int]) -> dict[str, float]:
