@@ -29,7 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from survival_blca import harrell_c, run_fold  # noqa: E402
+from survival_blca import fold_bootstrap, run_fold  # noqa: E402
 
 from robustmm.io import write_json_atomic, write_text_atomic  # noqa: E402
 from robustmm.metrics.paired import paired_difference  # noqa: E402
@@ -38,24 +38,6 @@ ROOT = Path(__file__).resolve().parents[1]
 METHODS = ("complete_only", "dropout_baseline", "dispro", "classical", "pattern_ensemble")
 CLASSICAL = ("classical", "pattern_ensemble")
 FOLDS = 5
-
-
-def fold_bootstrap(by_fold: dict[int, dict], resamples: dict[int, np.ndarray], patients: dict[int, list[str]]):
-    """(per-fold C-index, (n_boot,) mean-over-folds bootstrap replicates) of one (method, scenario)."""
-    folds = sorted(by_fold)
-    n_boot = len(next(iter(resamples.values())))
-    point, boots = [], np.zeros((n_boot, len(folds)))
-    for j, k in enumerate(folds):
-        p = by_fold[k]
-        t, e, risk = (np.asarray(p[x], float) for x in ("time", "event", "risk"))
-        point.append(harrell_c(t, e, risk))
-        row_of = {s: i for i, s in enumerate(p["subjects"])}
-        where = np.asarray([row_of.get(s, -1) for s in patients[k]])
-        for b, draw in enumerate(resamples[k]):
-            rows = where[draw]
-            rows = rows[rows >= 0]
-            boots[b, j] = harrell_c(t[rows], e[rows], risk[rows])
-    return point, np.nanmean(boots, axis=1)
 
 
 def summarize(runs: list[dict], n_boot: int, seed: int = 0) -> dict:

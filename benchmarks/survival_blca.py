@@ -98,6 +98,27 @@ def run_fold(data_root: Path, rna: int, dna: int, fold: int, methods: list[str],
             "reports": {m: d["report"] for m, d in docs.items() if d["report"]}}
 
 
+def fold_bootstrap(by_fold: dict[int, dict], resamples: dict[int, np.ndarray], patients: dict[int, list[str]]):
+    """(per-fold C-index, (n_boot,) mean-over-folds bootstrap replicates) of one (method, setting,
+    scenario) cell; ``resamples[k]`` draws from ``patients[k]``, shared by every cell (paired)."""
+    folds = sorted(by_fold)
+    n_boot = len(next(iter(resamples.values())))
+    point, boots = [], np.zeros((n_boot, len(folds)))
+    for j, k in enumerate(folds):
+        p = by_fold[k]
+        t, e, risk = (np.asarray(p[x], float) for x in ("time", "event", "risk"))
+        c = harrell_c(t, e, risk)
+        assert abs(c - concordance(t, e, risk)) < 1e-9, "vectorized C-index disagrees with lifelines"
+        point.append(c)
+        row_of = {s: i for i, s in enumerate(p["subjects"])}
+        where = np.asarray([row_of.get(s, -1) for s in patients[k]])
+        for b, draw in enumerate(resamples[k]):
+            rows = where[draw]
+            rows = rows[rows >= 0]
+            boots[b, j] = harrell_c(t[rows], e[rows], risk[rows])
+    return point, np.nanmean(boots, axis=1)
+
+
 def summarize(runs: list[dict], n_boot: int, seed: int = 0) -> dict:
     """Mean-over-folds C-index per (method, setting, scenario) with a fold-stratified paired bootstrap."""
     folds = sorted({r["fold"] for r in runs})
@@ -116,21 +137,7 @@ def summarize(runs: list[dict], n_boot: int, seed: int = 0) -> dict:
     for (method, setting, scenario), by_fold in cells.items():
         if sorted(by_fold) != folds:
             continue
-        point = []
-        boots = np.zeros((n_boot, len(folds)))
-        for j, k in enumerate(folds):
-            p = by_fold[k]
-            t, e, risk = (np.asarray(p[x], float) for x in ("time", "event", "risk"))
-            c = harrell_c(t, e, risk)
-            assert abs(c - concordance(t, e, risk)) < 1e-9, "vectorized C-index disagrees with lifelines"
-            point.append(c)
-            row_of = {s: i for i, s in enumerate(p["subjects"])}
-            where = np.asarray([row_of.get(s, -1) for s in patients[k]])
-            for b, draw in enumerate(resamples[k]):
-                rows = where[draw]
-                rows = rows[rows >= 0]
-                boots[b, j] = harrell_c(t[rows], e[rows], risk[rows])
-        mean_boot = np.nanmean(boots, axis=1)
+        point, mean_boot = fold_bootstrap(by_fold, resamples, patients)
         replicates[(method, setting, scenario)] = mean_boot
         lo, hi = np.nanquantile(mean_boot, [0.025, 0.975])
         table.append({"method": method, "setting": setting, "scenario": scenario, "c_index": float(np.mean(point)),
