@@ -342,15 +342,11 @@ def test_default_slots_keep_every_grouped_token_and_cap_item_bags() -> None:
     assert MultiPro(toks, text, 4, 16, 8, 4, 0.0).slots == {"wsi": 8, "omics": 8, "rnaseq": 8}
 
 
-def test_selection_never_before_min_epochs_and_on_validation_loss() -> None:
-    from robustmm.config.schema import EarlyStoppingConfig, TrainingConfig
+def test_stage_selection_overrides_never_restore_before_min_epochs() -> None:
+    """DisPro's selection_metric / selection_min_epochs reach the trainer as a stage's own monitor
+    and min_epochs; the study's policy (here: C-index, min_epochs 1) applies otherwise."""
+    from robustmm.config.schema import SelectionConfig, TrainingConfig
     from robustmm.engine.trainer import Trainer
-    from robustmm.methods.dispro.selection import WARMUP_SCORE, SelectOnValidation, selection_score
-
-    assert selection_score({"loss": 1.5, "c_index": 0.7}, "loss", 0, 3) == WARMUP_SCORE
-    assert selection_score({"loss": 1.5, "c_index": 0.7}, "loss", 1, 3) == WARMUP_SCORE - 1
-    assert selection_score({"loss": 1.5, "c_index": 0.7}, "loss", 2, 3) == 1.5
-    assert selection_score({"loss": 1.5, "c_index": 0.7}, "c_index", 2, 3) == -0.7
 
     class Stage(torch.nn.Module):
         """Validation loss best at epoch 0 (a lucky start), then 2.0, 1.0, 1.5, 1.8; C-index best at 1."""
@@ -374,14 +370,16 @@ def test_selection_never_before_min_epochs_and_on_validation_loss() -> None:
 
     import tempfile
 
-    cfg = TrainingConfig(epochs=5, early_stopping=EarlyStoppingConfig(monitor="c_index", patience=3, min_epochs=1))
+    cfg = TrainingConfig(epochs=5, selection=SelectionConfig(monitor="c_index", patience=3, min_epochs=1))
     with tempfile.TemporaryDirectory() as tmp:
-        result = Trainer(cfg, Path(tmp), 0, progress=False).fit(SelectOnValidation(Stage(), "loss", 2), Data(), "s",
-                                                                monitor="selection")
-        assert result.best_epoch == 2  # the lowest loss from epoch 1 on (epoch 0's 0.1 is never chosen)
-        result = Trainer(cfg, Path(tmp) / "b", 0, progress=False).fit(SelectOnValidation(Stage(), "c_index", 2),
-                                                                      Data(), "s", monitor="selection")
-        assert result.best_epoch == 1
+        def fit(name: str, **kw):
+            return Trainer(cfg, Path(tmp) / name, 0, progress=False).fit(Stage(), Data(), "s", **kw)
+
+        assert fit("study").best_epoch == 1  # the study's monitor and min_epochs
+        assert fit("loss", monitor="loss").best_epoch == 0  # the lucky start, allowed by min_epochs 1
+        assert fit("loss_min2", monitor="loss", min_epochs=2).best_epoch == 2  # epoch 0 is never restored
+        assert fit("cidx_min3", monitor="c_index", min_epochs=3).best_epoch == 2
+        assert fit("too_short", monitor="loss", min_epochs=9).best_epoch == 4  # only the last epoch
 
 
 def test_dispro_needs_a_discrete_survival_task(tmp_path: Path) -> None:

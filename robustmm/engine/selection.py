@@ -8,7 +8,8 @@ One policy per study (``training.selection``), so methods are compared on equal 
   A stage a method trains with an explicit monitor (``trainer.fit(monitor=...)``) keeps it.
 * ``min_epochs``: epochs ``0 .. min_epochs-2`` are never restored and never count towards
   ``patience``: a noisy validation metric cannot hand back an epoch-0/1 model. When a stage has
-  fewer epochs than ``min_epochs``, only its last epoch is eligible.
+  fewer epochs than ``min_epochs``, only its last epoch is eligible. A stage may bring its own
+  (``trainer.fit(min_epochs=...)``, e.g. a method option), like its own monitor.
 * ``patience``: stop after this many eligible epochs without improvement.
 * ``steps``: every stage trains for exactly this many optimizer steps instead of ``epochs``
   (no early stop, the best eligible epoch is still restored). Every update counts: the
@@ -61,9 +62,9 @@ class Policy:
 
 
 def resolve_policy(cfg: SelectionConfig, module: Any, epochs: int, monitor: str | None = None,
-                   steps_per_epoch: int | None = None) -> Policy:
-    """``monitor`` (a stage's own, from ``trainer.fit``) wins over the study's; ``primary`` falls
-    back to the module's ``monitor`` attribute, then ``loss``."""
+                   steps_per_epoch: int | None = None, min_epochs: int | None = None) -> Policy:
+    """``monitor`` and ``min_epochs`` (a stage's own, from ``trainer.fit``) win over the study's;
+    ``primary`` falls back to the module's ``monitor`` attribute, then ``loss``."""
     chosen = monitor or (None if cfg.monitor == "primary" else cfg.monitor) or getattr(module, "monitor", None) or "loss"
     own_mode = getattr(module, "monitor_mode", None) if chosen == getattr(module, "monitor", None) else None
     mode = own_mode or ("max" if higher_is_better(chosen) else "min")
@@ -73,7 +74,8 @@ def resolve_policy(cfg: SelectionConfig, module: Any, epochs: int, monitor: str 
                               "the step budget cannot be turned into epochs; remove training.selection.steps and "
                               "set training.epochs instead")
         epochs = max(1, math.ceil(cfg.steps / steps_per_epoch))
-    first = max(0, min(cfg.min_epochs, epochs) - 1)
+    floor = cfg.min_epochs if min_epochs is None else min_epochs
+    first = max(0, min(floor, epochs) - 1)
     return Policy(chosen, mode, first, cfg.patience, epochs, cfg.steps)
 
 

@@ -146,14 +146,14 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self, module: nn.Module, data: Any, stage: str, epochs: int | None = None, lr: float | None = None,
-            monitor: str | None = None) -> FitResult:
+            monitor: str | None = None, min_epochs: int | None = None) -> FitResult:
         per_epoch = None
         if self.cfg.selection.steps is not None:
             try:
                 per_epoch = len(data.loader("train", shuffle=True, epoch=0))
             except TypeError:
                 per_epoch = None
-        policy = resolve_policy(self.cfg.selection, module, epochs or self.cfg.epochs, monitor, per_epoch)
+        policy = resolve_policy(self.cfg.selection, module, epochs or self.cfg.epochs, monitor, per_epoch, min_epochs)
         epochs, monitor = policy.epochs, policy.monitor
         module.to(self.device)
         prepare_network(module, self.cfg.channels_last, self.cfg.compile)

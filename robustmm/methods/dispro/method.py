@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from pathlib import Path
 from typing import Any
@@ -17,7 +18,6 @@ from robustmm.data.tcga import read_signatures
 from robustmm.errors import ConfigError
 from robustmm.methods.base import Method, MethodContext, MethodOptions, register_method
 from robustmm.methods.dispro.multipro import MultiPro, MultiProStage
-from robustmm.methods.dispro.selection import SelectOnValidation, with_batch_size
 from robustmm.methods.dispro.text import FrozenTextModel, load_text_model
 from robustmm.methods.dispro.tokens import build_tokenizer, chunk_groups, signature_groups, signature_matches
 from robustmm.methods.dispro.unipro import MODALITY_DESCRIPTIONS, PromptLearner, UniPro, UniProStage, class_prompts
@@ -62,10 +62,12 @@ class DisProOptions(MethodOptions):
     #: heads are trained even on complete training data (null: the training data as they are)
     modality_dropout: ScenarioConfig | None = Field(
         default_factory=lambda: RandomModalityScenario(kind="random_modality", rate=0.25))
-    #: epoch selection of both stages: the validation metric (loss = survival NLL, or c_index)
-    #: and the fewest epochs before a checkpoint may be selected (see selection.py)
-    selection_metric: Literal["loss", "c_index"] = "loss"
-    selection_min_epochs: int = Field(5, ge=1)
+    #: epoch selection of both stages, overriding the study's ``training.selection`` for this
+    #: method only (null: the study's): the validation metric (loss = survival NLL, a smoother
+    #: statistic than the C-index on a few dozen validation patients) and the fewest epochs
+    #: before a checkpoint may be restored
+    selection_metric: Literal["loss", "c_index"] | None = None
+    selection_min_epochs: int | None = Field(None, ge=1)
     #: training batch size of both stages (None: the study's training.batch_size); smaller
     #: batches give more optimizer steps per epoch on cohorts of a few hundred patients
     batch_size: int | None = Field(16, ge=1)
@@ -164,10 +166,9 @@ class DisPro(Method):
         method_id = self.context.method_id
         train_data = with_batch_size(data, o.batch_size)
         for m, uni in self.unipro.items():
-            stage = SelectOnValidation(UniProStage(uni, m, self.task, o.conditioned_weight), o.selection_metric,
-                                       o.selection_min_epochs)
-            result = trainer.fit(stage, train_data, stage=f"{method_id}.unipro.{m}", epochs=o.unipro_epochs,
-                                 lr=o.unipro_lr, monitor="selection")
+            result = trainer.fit(UniProStage(uni, m, self.task, o.conditioned_weight), train_data,
+                                 stage=f"{method_id}.unipro.{m}", epochs=o.unipro_epochs, lr=o.unipro_lr,
+                                 monitor=o.selection_metric, min_epochs=o.selection_min_epochs)
             best = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
             self.unipro_scores[m] = float(best.get("c_index", float("nan")))
             log.info("%s: UniPro %s validation C-index %.4f (epoch %d)", method_id, m, self.unipro_scores[m],
@@ -177,10 +178,10 @@ class DisPro(Method):
         self.multipro.load_unipro(dict(self.unipro.items()))
         dropout = (None if o.modality_dropout is None
                    else build_scenario(o.modality_dropout, list(self.context.modalities)))
-        stage = SelectOnValidation(MultiProStage(self.multipro, self.task, self.context.modalities, self.context.seed,
-                                                 o.aux_weight, dropout), o.selection_metric, o.selection_min_epochs)
+        stage = MultiProStage(self.multipro, self.task, self.context.modalities, self.context.seed, o.aux_weight,
+                              dropout)
         result = trainer.fit(stage, train_data, stage=f"{method_id}.multipro", epochs=o.multipro_epochs,
-                             lr=o.multipro_lr, monitor="selection")
+                             lr=o.multipro_lr, monitor=o.selection_metric, min_epochs=o.selection_min_epochs)
         self.multipro_epoch = result.best_epoch
         self.to(trainer.device)
 
@@ -230,7 +231,17 @@ class DisPro(Method):
                                  "fusion_layers": self.multipro.text.layers},
                 "tokens": tokens, "unipro_val_c_index": self.unipro_scores,
                 "multipro_trainable_parameters": trainable,
-                "selection": {"metric": f"validation {self.options.selection_metric}",
-                              "min_epochs": self.options.selection_min_epochs,
+                "selection": {"metric": f"validation {self.options.selection_metric}" if self.options.selection_metric
+                              else "the study's training.selection.monitor",
+                              "min_epochs": self.options.selection_min_epochs or "the study's training.selection",
                               "multipro_epoch": self.multipro_epoch},
                 "prediction": f"MultiPro hazards from the {self.options.readout} readout; no label read"}
+
+
+def with_batch_size(data: Any, batch_size: int | None) -> Any:
+    """A shallow view of a data module whose loaders use ``batch_size`` (None: unchanged)."""
+    if batch_size is None:
+        return data
+    view = copy.copy(data)
+    view.batch_size = batch_size
+    return view
