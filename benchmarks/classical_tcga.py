@@ -9,8 +9,8 @@ dropped for every test patient). Each (cohort, fold) runs the study through
 ``survival_blca.run_fold`` (the test predictions of every method are cached under ``--work``, so
 an interrupted benchmark continues where it stopped). C-index: mean over the 5 test folds, 95 %
 CI from a bootstrap of patients within each test fold (the same resamples for every method and
-scenario). Paired differences (classical or pattern_ensemble minus each other method) are given
-twice: that bootstrap, and a t-interval over the 5 per-fold differences
+scenario). Paired differences (classical or pattern_ensemble minus each other method, and dispro minus
+dropout_baseline and complete_only) are given twice: that bootstrap, and a t-interval over the 5 per-fold differences
 (:func:`robustmm.metrics.paired.paired_difference`). Writes benchmarks/results/classical_tcga.{json,md}.
 
     python benchmarks/classical_tcga.py                                   # 3 cohorts, all methods
@@ -61,22 +61,22 @@ def summarize(runs: list[dict], n_boot: int, seed: int = 0) -> dict:
         table.append({"method": method, "scenario": scenario, "c_index": float(np.mean(point)),
                       "ci_low": float(lo), "ci_high": float(hi), "folds": [float(c) for c in point]})
     comparisons = []
-    for method in CLASSICAL:
-        for other in METHODS:
-            if other == method or (other in CLASSICAL and method == "pattern_ensemble"):
+    pairs = [(method, other) for method in CLASSICAL for other in METHODS
+             if other != method and not (other in CLASSICAL and method == "pattern_ensemble")]
+    pairs += [("dispro", "dropout_baseline"), ("dispro", "complete_only")]  # the DisPro acceptance
+    for method, other in pairs:
+        for (m, scenario), boot in reps.items():
+            if m != method or (other, scenario) not in reps:
                 continue
-            for (m, scenario), boot in reps.items():
-                if m != method or (other, scenario) not in reps:
-                    continue
-                diff = boot - reps[(other, scenario)]
-                lo, hi = np.nanquantile(diff, [0.025, 0.975])
-                point = float(np.mean(per_fold[(method, scenario)]) - np.mean(per_fold[(other, scenario)]))
-                by_folds = paired_difference(per_fold[(method, scenario)], per_fold[(other, scenario)])
-                comparisons.append({
-                    "method": method, "versus": other, "scenario": scenario, "difference": point,
-                    "bootstrap_ci": [float(lo), float(hi)],
-                    "bootstrap_verdict": "better" if lo > 0 else ("worse" if hi < 0 else "no clear difference"),
-                    "folds_t": by_folds.to_dict()})
+            diff = boot - reps[(other, scenario)]
+            lo, hi = np.nanquantile(diff, [0.025, 0.975])
+            point = float(np.mean(per_fold[(method, scenario)]) - np.mean(per_fold[(other, scenario)]))
+            by_folds = paired_difference(per_fold[(method, scenario)], per_fold[(other, scenario)])
+            comparisons.append({
+                "method": method, "versus": other, "scenario": scenario, "difference": point,
+                "bootstrap_ci": [float(lo), float(hi)],
+                "bootstrap_verdict": "better" if lo > 0 else ("worse" if hi < 0 else "no clear difference"),
+                "folds_t": by_folds.to_dict()})
     return {"cells": table, "comparisons": comparisons}
 
 
