@@ -68,7 +68,8 @@ SHORTCUT_NEGATIVE = tuple(range(BIAS_WORDS_NEGATIVE[0], BIAS_WORDS_NEGATIVE[0] +
 SHORTCUT = set(SHORTCUT_POSITIVE) | set(SHORTCUT_NEGATIVE)
 
 
-def add_shortcut_words(path: Path, per_utterance: int, seed: int) -> None:
+def add_shortcut_words(path: Path, per_utterance: int, seed: int, aligned_splits: tuple[str, ...] = ("train",),
+                       strength: float = 1.0) -> None:
     """Post-process a synthetic MMSA file (the real on-disk format) into the shortcut file:
     every utterance gets ``per_utterance`` shortcut words in all (the generator's 2 planted bias
     words are re-drawn, more are made from filler words), drawn from a 100-word shortcut
@@ -83,21 +84,28 @@ def add_shortcut_words(path: Path, per_utterance: int, seed: int) -> None:
     data = load_mmsa_npz(converted_path(path))  # the safe copy write_synthetic_mmsa wrote beside the pickle
     rng = np.random.default_rng(stable_seed(seed, "shortcut_words"))
     both = np.array(SHORTCUT_POSITIVE + SHORTCUT_NEGATIVE)
+    d_text = next(iter(data.values()))["text"].shape[-1]
+    # each shortcut id's fixed "BERT-like" feature vector (scale of the generator's token embeddings)
+    vectors = np.random.default_rng(stable_seed(seed, "shortcut_vectors")).normal(size=(len(both), d_text))
+    row_of = {int(t): k for k, t in enumerate(both)}
     for split, part in data.items():
         ids = part["text_bert"][:, 0, :]
         y = part["regression_labels"]
+        text = part["text"]
         for i in range(ids.shape[0]):
             planted = np.flatnonzero(np.isin(ids[i], list(PLANTED)))
             filler = np.flatnonzero(np.isin(ids[i], FILLER_WORDS))
             extra = min(max(per_utterance - planted.size, 0), filler.size)
             positions = np.concatenate([planted, rng.choice(filler, size=extra, replace=False)])
             for pos in positions:
-                if split == "train" and y[i] != 0:
+                if split in aligned_splits and y[i] != 0 and rng.random() < strength:
                     pool = SHORTCUT_POSITIVE if y[i] > 0 else SHORTCUT_NEGATIVE
                     ids[i, pos] = pool[rng.integers(len(pool))]
                 else:
                     ids[i, pos] = both[rng.integers(len(both))]
+                text[i, pos] = vectors[row_of[int(ids[i, pos])]] + 0.5 * rng.normal(size=d_text)
         part["text_bert"][:, 0, :] = ids
+        part["text"] = text.astype(np.float32)
         part["raw_text"] = [" ".join(f"w{t}" for t in row[1:] if t not in (0, 101, 102)) for row in ids]
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as fh:
