@@ -106,6 +106,7 @@ def main():
         "no_rep": MethodConfig(name="cider", **{**opts, "lambda_rep": 0.0}),
         "no_attn": MethodConfig(name="cider", **{**opts, "lambda_attn": 0.0}),
         "no_rec": MethodConfig(name="cider", **{**opts, "lambda_rec": 0.0}),
+        "dropout_03": MethodConfig(name="cider", **{**opts, "dropout": 0.3}),
         "attn_001": MethodConfig(name="cider", **{**opts, "lambda_attn": 0.01}),
         "attn_0003": MethodConfig(name="cider", **{**opts, "lambda_attn": 0.003}),
     }
