@@ -65,7 +65,8 @@ def main():
         shutil.copytree(sc.parent, twin_dir)
         twin = twin_dir / sc.name
         add_shortcut_words(sc, args.shortcut_words, args.seed, strength=args.strength)
-        add_shortcut_words(twin, args.shortcut_words, args.seed, aligned_splits=("train", "test"), strength=args.strength)
+        add_shortcut_words(twin, args.shortcut_words, args.seed, aligned_splits=("train", "test"),
+                           strength=args.strength)
         ds = MMSADataset(sc, text_mode=args.text_mode, target="class3")
         data = DataModule(ds, SplitConfig(), args.seed, batch_size=32)
         ds_t = MMSADataset(twin, text_mode=args.text_mode, target="class3")

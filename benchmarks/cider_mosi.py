@@ -451,7 +451,8 @@ def main(argv: list[str] | None = None) -> int:
         c, sh = run["clean"]["auilc"], run["shortcut"]["auilc"]
         return (f"clean: cider {c['cider']['Non0_acc_2']:.3f} baseline {c['dropout_baseline']['Non0_acc_2']:.3f} "
                 f"tau0 {c['cider_tau0']['Non0_acc_2']:.3f} (tau {run['clean']['tau']}); shortcut: cider "
-                f"{sh['cider']['Non0_acc_2']:.3f} tau0 {sh['cider_tau0']['Non0_acc_2']:.3f} (tau {run['shortcut']['tau']})")
+                f"{sh['cider']['Non0_acc_2']:.3f} tau0 {sh['cider_tau0']['Non0_acc_2']:.3f} "
+                f"(tau {run['shortcut']['tau']})")
 
     doc_header = dict(command=command_line("cider_mosi", args, *extra))
     run_seeds(args.results, settings, args.seeds, lambda s: run_seed(s, args), summarise, markdown, progress,
