@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from robustmm.data.batch import Batch, ModalitySpec, collate
 from robustmm.methods.cider.layers import (BRANCHES, MODALITY_LETTERS, CompositeAttention, CompositeTransformer,
                                            WordAlignedAttention, masked_softmax)
-from robustmm.methods.cider.maci import best_tau, mine_bias_words
+from robustmm.methods.cider.maci import best_tau, mine_bias_words, reference_cv_classes
 from robustmm.methods.cider.mssd import (MSSDModule, TwoStepData, attention_loss, reconstruction_loss,
                                          representation_loss)
 from robustmm.methods.cider.network import MASK_TOKEN_ID, CausalModule, CIDerNet
@@ -176,6 +176,27 @@ def test_bias_word_mining_by_hand() -> None:
     assert mine_bias_words(ids[:, :3], valid[:, :3], labels, 3, cv_threshold=0.0).ids == [8, 7, 9, 11]  # 7 and 9: twice each
     with pytest.raises(ValueError):
         mine_bias_words(ids, valid, np.array([0, 0, 1, 2, 3]), num_classes=3)
+
+
+def test_bias_word_mining_reference_classes() -> None:
+    """The reference's 3-class CV uses the negative and positive counts only: an evenly used
+    word in a cohort with fewer neutral samples is not a bias word, a polar word is."""
+    # 4 negative, 2 neutral, 4 positive utterances; word 7 in every one (counts 4, 2, 4), word 8
+    # in the positive ones only, word 9 in the neutral ones only
+    labels = np.array([0, 0, 0, 0, 1, 1, 2, 2, 2, 2])
+    ids = np.array([[CLS, 7, 8 if y == 2 else (9 if y == 1 else 20 + i), SEP] for i, y in enumerate(labels)])
+    valid = ids != PAD
+    every = mine_bias_words(ids, valid, labels, 3)
+    # over all three classes: cv(7) = std(4, 2, 4) / mean = 0.943 / 3.333 = 0.283 >= 0.1
+    assert 7 in every.ids and every.cv[7] == pytest.approx(np.std([4, 2, 4]) / np.mean([4, 2, 4]))
+    polar = mine_bias_words(ids, valid, labels, 3, cv_classes=reference_cv_classes(3))
+    assert 7 not in polar.ids  # cv over (4, 4) = 0
+    assert polar.ids[0] == 8 and polar.cv[8] == pytest.approx(1.0)  # (0, 4): std 2 / mean 2
+    assert 9 not in polar.ids  # never in a negative or positive utterance: skipped
+    assert polar.counts[8] == [0, 0, 4]  # counts keep every class
+    assert reference_cv_classes(7) is None and reference_cv_classes(2) is None
+    with pytest.raises(ValueError):
+        mine_bias_words(ids, valid, labels, 3, cv_classes=(0, 3))
 
 
 def test_best_tau_prefers_the_smallest_of_equal_scores() -> None:

@@ -18,6 +18,7 @@ Study options (all optional)::
       counterfactual_fill: mask   # or unk: RMFM's missing-word fill (text embedding learned from scratch)
       bias_top_k: 100       # bias-word dictionary size
       bias_cv: 0.1          # minimum coefficient of variation over classes
+      bias_cv_classes: reference  # 3 classes: CV over negative/positive only (the reference); or all
       tau_grid: [0.0, 0.1, ..., 3.0]
       tau_rates: [0.0]      # RMFM rates of the validation split on which tau is chosen
 
@@ -40,7 +41,7 @@ from torch import Tensor
 from robustmm.data.batch import Batch
 from robustmm.errors import ConfigError
 from robustmm.methods.base import Method, MethodContext, MethodOptions, collect_predictions, register_method
-from robustmm.methods.cider.maci import DEFAULT_TAU_GRID, BiasWords, best_tau, mine_bias_words
+from robustmm.methods.cider.maci import DEFAULT_TAU_GRID, BiasWords, best_tau, mine_bias_words, reference_cv_classes
 from robustmm.methods.cider.mssd import MSSDModule, TwoStepData
 from robustmm.methods.cider.network import MODALITIES, CIDerNet
 from robustmm.methods.task import task_adapter
@@ -69,6 +70,9 @@ class CIDerOptions(MethodOptions):
     #: fill, which a text embedding learned from scratch has seen in training; see CIDerNet)
     counterfactual_fill: Literal["mask", "unk"] = "mask"
     bias_cv: float = Field(0.1, ge=0.0)
+    #: classes the CV is taken over: "reference" (negative and positive for the 3-class task,
+    #: every class otherwise) or "all"
+    bias_cv_classes: Literal["reference", "all"] = "reference"
     bias_top_k: int = Field(100, ge=1)
     tau_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_TAU_GRID))
     tau_rates: list[float] = Field(default_factory=lambda: [0.0])
@@ -165,8 +169,10 @@ class CIDer(Method):
         prototypes = {m: sums[m] / weights[m].clamp_min(1).unsqueeze(1) for m in MODALITIES}
         priors = class_counts / class_counts.sum().clamp_min(1)
         if self.options.maci:
+            cv_classes = reference_cv_classes(c) if self.options.bias_cv_classes == "reference" else None
             self.bias_words = mine_bias_words(np.concatenate(ids), np.concatenate(valid), np.concatenate(labels), c,
-                                              self.options.bias_cv, self.options.bias_top_k, self.net.special_ids)
+                                              self.options.bias_cv, self.options.bias_top_k, self.net.special_ids,
+                                              cv_classes)
         self.net.set_statistics(prototypes, priors, torch.tensor(self.bias_words.ids, dtype=torch.long))
 
     def _factual_and_counterfactual(self, batch: Batch) -> dict[str, Tensor]:
