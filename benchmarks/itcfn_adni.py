@@ -106,6 +106,8 @@ def markdown(doc: dict) -> str:
     s = doc["summary"]
     cohort = ", ".join(doc.get("overrides") or []) or "the default cohort (pet_from_mri: 0 semantics)"
     lines = ["# ITCFN on a synthetic ADNI cohort (SYNTHETIC DATA)", "",
+             "**SYNTHETIC DATA**: a simulated ADNI-layout cohort (robustmm/data/synth/adni.py), not patients.", "",
+             *([f"Command: `{doc['command']}`", ""] if doc.get("command") else []),
              f"Seeds {doc['seeds']}; CPU, torch threads = 1; {doc['host']}; study {doc['study']}; "
              f"cohort: {cohort}.", "",
              "Focal loss: the reference form (alpha 0.25 multiplies every sample). The fair comparison for "
@@ -140,7 +142,9 @@ def markdown(doc: dict) -> str:
             names = ("generated", *REFERENCES)
             lines.append(f"- seed {r['seed']}: MAE " + " / ".join(f"{q[k]['mae']:.5f}" for k in names)
                          + ", SSIM " + " / ".join(f"{q[k]['ssim']:.5f}" for k in names)
-                         + f"; generator {r['generator']['epochs_run']} epochs in {r['generator']['train_seconds']} s")
+                         + f"; generator {r['generator']['epochs_run']} epochs in {r['generator']['train_seconds']} s"
+                         + (f"; codebook on validation MRI: {cb['codes_used']} codes used, perplexity {cb['perplexity']}"
+                            if (cb := r['generator'].get('codebook_validation')) else ""))
     lines += ["", f"Generator training on CPU: {s['generator_train_seconds']} s (mean "
               f"{s['generator_train_seconds_mean']}).", "", "## Checks", ""]
     lines += [f"- {k}: {v}" for k, v in s["checks"].items()]
@@ -163,6 +167,7 @@ def main() -> None:
 
     def write() -> dict:  # after every seed: an interrupted benchmark keeps what it finished
         doc = {"study": str(STUDY.relative_to(ROOT)), "seeds": [r["seed"] for r in runs], "methods": methods,
+               "command": "python benchmarks/itcfn_adni.py " + " ".join(sys.argv[1:]),
                "overrides": args.overrides,
                "host": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
                "runs": runs, "summary": summarise(runs, methods)}
