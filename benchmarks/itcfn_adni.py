@@ -112,6 +112,9 @@ def markdown(doc: dict) -> str:
              f"cohort: {cohort}.", "",
              "Focal loss: the reference form (alpha 0.25 multiplies every sample). The fair comparison for "
              "generated PET is mean-filled PET (the generator starts from the train-mean PET template).", "",
+             "Why the generator stays at the template (codebook collapse at the former lr 2e-3, fixed; an L1 "
+             "objective in which an ideal generator gains < 0.1 % MAE on this cohort; a VQ-VAE whose output does "
+             "not follow the subject within the CPU budget): benchmarks/itcfn_diagnosis/README.md.", "",
              "## Paired verdicts (generated − reference test AUC; mean, 95 % t-interval over seeds, seeds "
              "agreeing in sign)", "", "| comparison | scenario | difference |", "|---|---|---|"]
     for key, d in s.get("paired", {}).items():
