@@ -163,10 +163,30 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "itcfn_adni")
     parser.add_argument("--data-root", type=Path, help="where the default synthetic cohort is (or is created); "
                         "default: the study's data.root")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                        help="runs nothing: merge the runs of earlier outputs of this script (e.g. seeds run as "
+                             "separate processes) into --out, with the summary and paired verdicts over all of them")
     args = parser.parse_args()
     torch.set_num_threads(1)
     methods = args.methods.split(",")
     runs = []
+    if args.combine:
+        parts = [json.loads(path.read_text()) for path in args.combine]
+        if len({json.dumps(p_["overrides"]) for p_ in parts}) > 1 or len({tuple(p_["methods"]) for p_ in parts}) > 1:
+            raise SystemExit("--combine: the outputs differ in --set overrides or methods; they are not one benchmark")
+        runs = sorted((r for p_ in parts for r in p_["runs"]), key=lambda r: r["seed"])
+        if len({r["seed"] for r in runs}) < len(runs):
+            raise SystemExit("--combine: a seed appears in more than one output")
+        methods, args.overrides = parts[0]["methods"], parts[0]["overrides"]
+        commands = [p_.get("command") for p_ in parts if p_.get("command")]
+        doc = {"study": parts[0]["study"], "seeds": [r["seed"] for r in runs], "methods": methods,
+               "command": " ; ".join(commands), "overrides": args.overrides, "host": parts[0]["host"], "runs": runs,
+               "summary": summarise(runs, methods)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str))
+        args.out.with_suffix(".md").write_text(markdown(doc))
+        print(markdown(doc))
+        return
 
     def write() -> dict:  # after every seed: an interrupted benchmark keeps what it finished
         doc = {"study": str(STUDY.relative_to(ROOT)), "seeds": [r["seed"] for r in runs], "methods": methods,
