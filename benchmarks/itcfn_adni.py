@@ -106,10 +106,15 @@ def markdown(doc: dict) -> str:
     s = doc["summary"]
     cohort = ", ".join(doc.get("overrides") or []) or "the default cohort (pet_from_mri: 0 semantics)"
     lines = ["# ITCFN on a synthetic ADNI cohort (SYNTHETIC DATA)", "",
+             "**SYNTHETIC DATA**: a simulated ADNI-layout cohort (robustmm/data/synth/adni.py), not patients.", "",
+             *([f"Command: `{doc['command']}`", ""] if doc.get("command") else []),
              f"Seeds {doc['seeds']}; CPU, torch threads = 1; {doc['host']}; study {doc['study']}; "
              f"cohort: {cohort}.", "",
              "Focal loss: the reference form (alpha 0.25 multiplies every sample). The fair comparison for "
              "generated PET is mean-filled PET (the generator starts from the train-mean PET template).", "",
+             "Why the generator stays at the template (codebook collapse at the former lr 2e-3, fixed; an L1 "
+             "objective in which an ideal generator gains < 0.1 % MAE on this cohort; a VQ-VAE whose output does "
+             "not follow the subject within the CPU budget): benchmarks/itcfn_diagnosis/README.md.", "",
              "## Paired verdicts (generated − reference test AUC; mean, 95 % t-interval over seeds, seeds "
              "agreeing in sign)", "", "| comparison | scenario | difference |", "|---|---|---|"]
     for key, d in s.get("paired", {}).items():
@@ -140,7 +145,9 @@ def markdown(doc: dict) -> str:
             names = ("generated", *REFERENCES)
             lines.append(f"- seed {r['seed']}: MAE " + " / ".join(f"{q[k]['mae']:.5f}" for k in names)
                          + ", SSIM " + " / ".join(f"{q[k]['ssim']:.5f}" for k in names)
-                         + f"; generator {r['generator']['epochs_run']} epochs in {r['generator']['train_seconds']} s")
+                         + f"; generator {r['generator']['epochs_run']} epochs in {r['generator']['train_seconds']} s"
+                         + (f"; codebook on validation MRI: {cb['codes_used']} codes used, perplexity {cb['perplexity']}"
+                            if (cb := r['generator'].get('codebook_validation')) else ""))
     lines += ["", f"Generator training on CPU: {s['generator_train_seconds']} s (mean "
               f"{s['generator_train_seconds_mean']}).", "", "## Checks", ""]
     lines += [f"- {k}: {v}" for k, v in s["checks"].items()]
@@ -156,13 +163,34 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS / "itcfn_adni")
     parser.add_argument("--data-root", type=Path, help="where the default synthetic cohort is (or is created); "
                         "default: the study's data.root")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                        help="runs nothing: merge the runs of earlier outputs of this script (e.g. seeds run as "
+                             "separate processes) into --out, with the summary and paired verdicts over all of them")
     args = parser.parse_args()
     torch.set_num_threads(1)
     methods = args.methods.split(",")
     runs = []
+    if args.combine:
+        parts = [json.loads(path.read_text()) for path in args.combine]
+        if len({json.dumps(p_["overrides"]) for p_ in parts}) > 1 or len({tuple(p_["methods"]) for p_ in parts}) > 1:
+            raise SystemExit("--combine: the outputs differ in --set overrides or methods; they are not one benchmark")
+        runs = sorted((r for p_ in parts for r in p_["runs"]), key=lambda r: r["seed"])
+        if len({r["seed"] for r in runs}) < len(runs):
+            raise SystemExit("--combine: a seed appears in more than one output")
+        methods, args.overrides = parts[0]["methods"], parts[0]["overrides"]
+        commands = [p_.get("command") for p_ in parts if p_.get("command")]
+        doc = {"study": parts[0]["study"], "seeds": [r["seed"] for r in runs], "methods": methods,
+               "command": " ; ".join(commands), "overrides": args.overrides, "host": parts[0]["host"], "runs": runs,
+               "summary": summarise(runs, methods)}
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str))
+        args.out.with_suffix(".md").write_text(markdown(doc))
+        print(markdown(doc))
+        return
 
     def write() -> dict:  # after every seed: an interrupted benchmark keeps what it finished
         doc = {"study": str(STUDY.relative_to(ROOT)), "seeds": [r["seed"] for r in runs], "methods": methods,
+               "command": "python benchmarks/itcfn_adni.py " + " ".join(sys.argv[1:]),
                "overrides": args.overrides,
                "host": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
                "runs": runs, "summary": summarise(runs, methods)}
