@@ -40,8 +40,15 @@ METHOD_ENTRIES = {
     "mmanet": "{name: mmanet}",
     "mmanet_off": "{name: mmanet, id: mmanet_off, lambda_mad: 0, lambda_mar: 0}",
     "modulation_ssf": "{name: modulation, id: modulation_ssf, variant: ssf}",
+    # only on request (--methods): mmanet_off with its own random streams (initialisation and per-epoch
+    # torch seeds from its run id), i.e. the setup before common random numbers: its difference to
+    # dropout_baseline is the noise of one training run, nothing else
+    "mmanet_off_own_streams": "{name: mmanet, id: mmanet_off_own_streams, lambda_mad: 0, lambda_mar: 0, "
+                              "random_streams: null}",
 }
 METHODS = tuple(METHOD_ENTRIES)
+#: what the benchmark trains unless --methods says otherwise
+DEFAULT_METHODS = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off", "modulation_ssf")
 #: control cohorts: data.synthetic knobs of robustmm.data.synth.adni and the role each plays (chosen
 #: from MMANet's mechanism; the default cohort's results were known when "positive" was chosen, the
 #: other two were run once each). MAR + MAD aim at modality subsets that a network leaning on a
@@ -65,7 +72,7 @@ COHORT_ROLES = {
 }
 
 
-SHOWN = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off")
+SHOWN = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off", "mmanet_off_own_streams")
 GROUP = "pet_missing"
 SUBSET_METRICS = ("auc", "balanced_accuracy", "brier")
 
@@ -152,6 +159,8 @@ def summarise(runs: dict[str, dict]) -> dict:
         # negative control: the same method with MAD and MAR off
         "mmanet_off_vs_dropout_baseline:mean_over_subsets": ("mmanet_off", "dropout_baseline", subset_mean),
         "mmanet_off_vs_dropout_baseline:auilc": ("mmanet_off", "dropout_baseline", lambda run, m: run["auilc"][m]),
+        "mmanet_off_own_streams_vs_dropout_baseline:mean_over_subsets": ("mmanet_off_own_streams",
+                                                                          "dropout_baseline", subset_mean),
         "mmanet_vs_mmanet_off:mean_over_subsets": ("mmanet", "mmanet_off", subset_mean),
         "mmanet_vs_mmanet_off:mined_subsets": ("mmanet", "mmanet_off", mined),
     }
@@ -200,6 +209,8 @@ def markdown(doc: dict) -> str:
              "mmanet_vs_dropout_baseline:all_modalities": "complete input",
              "mmanet_off_vs_dropout_baseline:mean_over_subsets": "negative control (mechanism off)",
              "mmanet_off_vs_dropout_baseline:auilc": "negative control (mechanism off)",
+             "mmanet_off_own_streams_vs_dropout_baseline:mean_over_subsets":
+                 "noise of one training run (identical training, own initialisation and dropout seeds)",
              "mmanet_vs_mmanet_off:mean_over_subsets": "effect of MAD + MAR",
              "mmanet_vs_mmanet_off:mined_subsets": "effect of MAD + MAR where MAR aims"}
     for key, d in summary["paired"].items():
@@ -292,9 +303,9 @@ def main() -> None:
                         help="data.root: the study's synthetic cohort is generated here once (a folder of the "
                              "benchmark's own, so it never clashes with datasets/adni_synth; default "
                              "runs/benchmarks/mmanet_adni/cohort, or cohort_<name> for a control cohort)")
-    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS),
-                        help="the methods to train (default: all; modulation_ssf is there for "
-                             "benchmarks/modulation_adni.py --from-runs)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(DEFAULT_METHODS),
+                        help=f"the methods to train (default: {' '.join(DEFAULT_METHODS)}; modulation_ssf is there "
+                             "for benchmarks/modulation_adni.py --from-runs)")
     parser.add_argument("--cohort", choices=list(COHORTS), default="default",
                         help="the synthetic cohort: default = the study's; a control cohort's results go to "
                              "benchmarks/results/mmanet_adni_<cohort>.{json,md}")
@@ -309,7 +320,7 @@ def main() -> None:
 
     schedule = "the study's own (training/cpu preset, early stopping on validation loss)" if args.epochs is None \
         else f"training.epochs={args.epochs} (reduced), early stopping on validation loss"
-    extra = ([] if methods == METHODS else [f"--methods {' '.join(methods)}"]) + (
+    extra = ([] if methods == DEFAULT_METHODS else [f"--methods {' '.join(methods)}"]) + (
         [] if args.cohort == "default" else [f"--cohort {args.cohort}"])
     command = command_line("mmanet_adni", args, *extra)
 
