@@ -45,6 +45,9 @@ METHOD_ENTRIES = {
     # dropout_baseline is the noise of one training run, nothing else
     "mmanet_off_own_streams": "{name: mmanet, id: mmanet_off_own_streams, lambda_mad: 0, lambda_mar: 0, "
                               "random_streams: null}",
+    # only on request: the two halves of the mechanism (same random streams as dropout_baseline)
+    "mmanet_mad_only": "{name: mmanet, id: mmanet_mad_only, lambda_mar: 0}",
+    "mmanet_mar_only": "{name: mmanet, id: mmanet_mar_only, lambda_mad: 0}",
 }
 METHODS = tuple(METHOD_ENTRIES)
 #: what the benchmark trains unless --methods says otherwise
@@ -72,7 +75,8 @@ COHORT_ROLES = {
 }
 
 
-SHOWN = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off", "mmanet_off_own_streams")
+SHOWN = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off", "mmanet_off_own_streams", "mmanet_mad_only",
+         "mmanet_mar_only")
 GROUP = "pet_missing"
 SUBSET_METRICS = ("auc", "balanced_accuracy", "brier")
 
@@ -162,6 +166,8 @@ def summarise(runs: dict[str, dict]) -> dict:
         "mmanet_off_own_streams_vs_dropout_baseline:mean_over_subsets": ("mmanet_off_own_streams",
                                                                           "dropout_baseline", subset_mean),
         "mmanet_vs_mmanet_off:mean_over_subsets": ("mmanet", "mmanet_off", subset_mean),
+        "mmanet_mad_only_vs_dropout_baseline:mean_over_subsets": ("mmanet_mad_only", "dropout_baseline", subset_mean),
+        "mmanet_mar_only_vs_dropout_baseline:mean_over_subsets": ("mmanet_mar_only", "dropout_baseline", subset_mean),
         "mmanet_vs_mmanet_off:mined_subsets": ("mmanet", "mmanet_off", mined),
     }
     out["paired"] = {key: paired(*spec) for key, spec in comparisons.items() if spec[0] in present and spec[1] in present}
@@ -215,6 +221,8 @@ def markdown(doc: dict) -> str:
              "mmanet_off_own_streams_vs_dropout_baseline:mean_over_subsets":
                  "noise of one training run (identical training, own initialisation and dropout seeds)",
              "mmanet_vs_mmanet_off:mean_over_subsets": "effect of MAD + MAR",
+             "mmanet_mad_only_vs_dropout_baseline:mean_over_subsets": "MAD alone (lambda_mar 0)",
+             "mmanet_mar_only_vs_dropout_baseline:mean_over_subsets": "MAR alone (lambda_mad 0)",
              "mmanet_vs_mmanet_off:mined_subsets": "effect of MAD + MAR where MAR aims"}
     for key, d in summary["paired"].items():
         name, what = key.split(":")
