@@ -299,7 +299,8 @@ def control_lines(doc: dict) -> list[str]:
                 continue
             other = json.loads(path.read_text())
             summary, command = other.get("summary", {}), other.get("command", "")
-        for key in ("mmanet_vs_dropout_baseline:mean_over_subsets", "mmanet_vs_dropout_baseline:mined_subsets"):
+        for key in ("mmanet_vs_dropout_baseline:mean_over_subsets", "mmanet_vs_dropout_baseline:mined_subsets",
+                    "mmanet_vs_dropout_baseline:auilc"):
             if key in summary.get("paired", {}):
                 what = key.split(":")[1].replace("_", " ")
                 role = COHORT_ROLES[cohort]
