@@ -12,6 +12,8 @@ modulation_ssf results of the same runs:
 
     python benchmarks/mmanet_adni.py                      # 5 seeds, the study's own schedule
     python benchmarks/mmanet_adni.py --seeds 0 1 --epochs 10
+    python benchmarks/mmanet_adni.py --methods complete_only dropout_baseline mmanet   # a subset of the methods
+    python benchmarks/mmanet_adni.py --cohort negative     # a control cohort (see COHORTS)
 
 Results: benchmarks/results/mmanet_adni.{json,md}. Finished seeds are kept in the JSON and
 skipped when the script is run again with the same settings (an interrupted benchmark resumes).
@@ -38,17 +40,53 @@ METHOD_ENTRIES = {
     "mmanet": "{name: mmanet}",
     "mmanet_off": "{name: mmanet, id: mmanet_off, lambda_mad: 0, lambda_mar: 0}",
     "modulation_ssf": "{name: modulation, id: modulation_ssf, variant: ssf}",
+    # only on request (--methods): mmanet_off with its own random streams (initialisation and per-epoch
+    # torch seeds from its run id), i.e. the setup before common random numbers: its difference to
+    # dropout_baseline is the noise of one training run, nothing else
+    "mmanet_off_own_streams": "{name: mmanet, id: mmanet_off_own_streams, lambda_mad: 0, lambda_mar: 0, "
+                              "random_streams: null}",
+    # only on request: the two halves of the mechanism (same random streams as dropout_baseline)
+    "mmanet_mad_only": "{name: mmanet, id: mmanet_mad_only, lambda_mar: 0}",
+    "mmanet_mar_only": "{name: mmanet, id: mmanet_mar_only, lambda_mad: 0}",
 }
 METHODS = tuple(METHOD_ENTRIES)
-SHOWN = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off")
+#: what the benchmark trains unless --methods says otherwise
+DEFAULT_METHODS = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off", "modulation_ssf")
+#: control cohorts: data.synthetic knobs of robustmm.data.synth.adni and the role each plays (chosen
+#: from MMANet's mechanism; the default cohort's results were known when "positive" was chosen, the
+#: other two were run once each). MAR + MAD aim at modality subsets that a network leaning on a
+#: dominant modality under-learns; MAD acts only on samples whose natural input is complete.
+#: default: PET dominant (oracle AUC 0.94) while MRI (oracle 0.76) and clinical (0.77) carry
+#: signal the networks under-learn (test AUC ~0.6 and ~0.7): the mechanism is present.
+#: positive: the same latents with PET for every subject (pet_missing 0), so MAD acts on every
+#: training sample instead of ~70 % and the teacher always sees its full input.
+#: negative: the same PET, but MRI and clinical made nearly uninformative (mri_noise 5,
+#: clinical_noise 6: oracle 0.54 and 0.64), so the weak subsets have next to nothing to recover:
+#: MMANet should not win there.
+COHORTS = {
+    "default": {},
+    "positive": {"pet_missing": 0.0},
+    "negative": {"mri_noise": 5.0, "clinical_noise": 6.0},
+}
+COHORT_ROLES = {
+    "default": "study cohort: PET dominant, MRI and clinical informative but under-learned (mechanism present)",
+    "positive": "positive control: as default, PET for every subject, so MAD acts on every training sample",
+    "negative": "negative control: MRI and clinical nearly uninformative, little for MAD + MAR to recover",
+}
+
+
+SHOWN = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off", "mmanet_off_own_streams", "mmanet_mad_only",
+         "mmanet_mar_only")
 GROUP = "pet_missing"
 SUBSET_METRICS = ("auc", "balanced_accuracy", "brier")
 
 
-def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path, data_root: Path) -> dict:
+def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path, data_root: Path,
+             methods: tuple[str, ...] = METHODS, knobs: dict | None = None) -> dict:
+    sets = [f"data.synthetic.{k}={v}" for k, v in (knobs or {}).items()]
     return run_study_seed(ROOT / "studies" / "adni_mci.yaml", seed, parse_run,
-                          f"methods=[{', '.join(METHOD_ENTRIES.values())}]", f"output_dir={out}",
-                          f"data.root={data_root}", epochs=epochs, bootstrap=bootstrap)
+                          f"methods=[{', '.join(METHOD_ENTRIES[m] for m in methods)}]", f"output_dir={out}",
+                          f"data.root={data_root}", *sets, epochs=epochs, bootstrap=bootstrap)
 
 
 def parse_run(run_dir: Path) -> dict:
@@ -73,7 +111,7 @@ def parse_run(run_dir: Path) -> dict:
     notes = {m: doc["methods"][m] for m in ("mmanet", "mmanet_off") if m in doc["methods"]}
     return {"auc": auc, "auilc": auilc, "subset_auc": subset["auc"], "subset_balanced_accuracy":
             subset["balanced_accuracy"], "subset_brier": subset["brier"],
-            "weak_subsets": notes["mmanet"]["weak_subsets"], "mmanet": notes,
+            "weak_subsets": notes.get("mmanet", {}).get("weak_subsets"), "mmanet": notes,
             "train_seconds": {m: timing.get(m) for m in METHODS},
             "synthetic": bool(doc["synthetic"]), "subjects": doc["data"]["samples"],
             "splits": doc["data"]["splits"]}
@@ -90,10 +128,17 @@ def subset_mean(run: dict, method: str, subsets: list[str] | None = None, key: s
     return float(np.mean([table[c] for c in names]))
 
 
+def methods_run(runs: dict[str, dict]) -> list[str]:
+    """The methods every seed has results for (``--methods`` may leave some out)."""
+    return [m for m in METHODS if all(run["subset_auc"].get(m) for run in runs.values())]
+
+
 def summarise(runs: dict[str, dict]) -> dict:
     seeds = sorted(runs, key=int)
-    rates = sorted({rate for s in seeds for rate in runs[s]["auc"]["mmanet"]}, key=float)
-    subsets = list(runs[seeds[0]]["subset_auc"]["mmanet"])
+    present = methods_run(runs)
+    first = present[0]
+    rates = sorted({rate for s in seeds for rate in runs[s]["auc"][first]}, key=float)
+    subsets = list(runs[seeds[0]]["subset_auc"][first])
     out = {m: {"auc": {rate: stats([runs[s]["auc"][m].get(rate) for s in seeds]) for rate in rates},
                "auilc": stats([runs[s]["auilc"].get(m) for s in seeds]),
                "subset_auc": {c: stats([runs[s]["subset_auc"][m].get(c) for s in seeds]) for c in subsets},
@@ -101,42 +146,56 @@ def summarise(runs: dict[str, dict]) -> dict:
                                             for c in subsets},
                "subset_brier": {c: stats([runs[s]["subset_brier"][m].get(c) for s in seeds]) for c in subsets},
                "mean_over_subsets": stats([subset_mean(runs[s], m) for s in seeds])}
-           for m in METHODS}
+           for m in present}
 
     def paired(method: str, reference: str, value) -> dict:
         return paired_difference([value(runs[s], method) for s in seeds],
                                  [value(runs[s], reference) for s in seeds]).to_dict()
 
     mined = lambda run, m: subset_mean(run, m, run["weak_subsets"])  # noqa: E731
-    out["paired"] = {
+    comparisons = {
         # positive control: MAD + MAR on the 7 subsets, and where MAR aims (the mined subsets)
-        "mmanet_vs_dropout_baseline:mean_over_subsets": paired("mmanet", "dropout_baseline", subset_mean),
-        "mmanet_vs_dropout_baseline:mined_subsets": paired("mmanet", "dropout_baseline", mined),
-        "mmanet_vs_dropout_baseline:auilc": paired("mmanet", "dropout_baseline",
-                                                   lambda run, m: run["auilc"][m]),
-        "mmanet_vs_dropout_baseline:all_modalities": paired(
+        "mmanet_vs_dropout_baseline:mean_over_subsets": ("mmanet", "dropout_baseline", subset_mean),
+        "mmanet_vs_dropout_baseline:mined_subsets": ("mmanet", "dropout_baseline", mined),
+        "mmanet_vs_dropout_baseline:auilc": ("mmanet", "dropout_baseline", lambda run, m: run["auilc"][m]),
+        "mmanet_vs_dropout_baseline:all_modalities": (
             "mmanet", "dropout_baseline", lambda run, m: run["subset_auc"][m]["mri+pet+clinical"]),
         # negative control: the same method with MAD and MAR off
-        "mmanet_off_vs_dropout_baseline:mean_over_subsets": paired("mmanet_off", "dropout_baseline", subset_mean),
-        "mmanet_off_vs_dropout_baseline:auilc": paired("mmanet_off", "dropout_baseline",
-                                                       lambda run, m: run["auilc"][m]),
-        "mmanet_vs_mmanet_off:mean_over_subsets": paired("mmanet", "mmanet_off", subset_mean),
-        "mmanet_vs_mmanet_off:mined_subsets": paired("mmanet", "mmanet_off", mined),
+        "mmanet_off_vs_dropout_baseline:mean_over_subsets": ("mmanet_off", "dropout_baseline", subset_mean),
+        "mmanet_off_vs_dropout_baseline:auilc": ("mmanet_off", "dropout_baseline", lambda run, m: run["auilc"][m]),
+        "mmanet_off_own_streams_vs_dropout_baseline:mean_over_subsets": ("mmanet_off_own_streams",
+                                                                          "dropout_baseline", subset_mean),
+        "mmanet_vs_mmanet_off:mean_over_subsets": ("mmanet", "mmanet_off", subset_mean),
+        "mmanet_mad_only_vs_dropout_baseline:mean_over_subsets": ("mmanet_mad_only", "dropout_baseline", subset_mean),
+        "mmanet_mar_only_vs_dropout_baseline:mean_over_subsets": ("mmanet_mar_only", "dropout_baseline", subset_mean),
+        "mmanet_vs_mmanet_off:mined_subsets": ("mmanet", "mmanet_off", mined),
     }
-    out["mmanet_minus"] = {b: stats([runs[s]["auilc"]["mmanet"] - runs[s]["auilc"][b] for s in seeds])
-                           for b in SHOWN if b != "mmanet"}
+    out["paired"] = {key: paired(*spec) for key, spec in comparisons.items() if spec[0] in present and spec[1] in present}
+    if "mmanet" in present and "dropout_baseline" in present:  # where the difference comes from
+        out["paired_subsets"] = {c: paired("mmanet", "dropout_baseline", lambda run, m, c=c: run["subset_auc"][m][c])
+                                 for c in subsets}
+    if "mmanet" in present:
+        out["mmanet_minus"] = {b: stats([runs[s]["auilc"]["mmanet"] - runs[s]["auilc"][b] for s in seeds])
+                               for b in SHOWN if b != "mmanet" and b in present}
     return out
 
 
 def markdown(doc: dict) -> str:
     summary, runs = doc["summary"], doc["runs"]
     seeds = sorted(runs, key=int)
-    rates = list(summary["mmanet"]["auc"])
+    shown = [m for m in SHOWN if m in summary]
+    first = shown[0]
+    rates = list(summary[first]["auc"])
+    cohort = doc.get("cohort", "default")
+    knobs = COHORTS.get(cohort, {})
     fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"  # noqa: E731
     pfmt = lambda d: (f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], {d['agree']}/{d['n']} seeds, "  # noqa: E731
                       f"**{d['verdict']}**")
     lines = [f"# MMANet on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
-             f"{len(runs)} seeds: {', '.join(seeds)})", "",
+             f"{'' if cohort == 'default' else f'{cohort} control cohort, '}{len(runs)} seeds: {', '.join(seeds)})", "",
+             f"Cohort: {cohort} (data.synthetic knobs: "
+             + (", ".join(f"{k} {v:g}" for k, v in knobs.items()) or "none, the study's cohort") + "; see COHORTS in "
+             "benchmarks/mmanet_adni.py for why). Methods run: " + ", ".join(shown) + ".", "",
              f"{next(iter(runs.values()))['subjects']} subjects; per seed about "
              + ", ".join(f"{k} {v}" for k, v in next(iter(runs.values()))["splits"].items()) + ".", "",
              f"Schedule: {doc['schedule']}. All methods of a seed are trained in one study run (same split, "
@@ -145,8 +204,12 @@ def markdown(doc: dict) -> str:
              "MMANet settings (defaults): student dropout = dropout_baseline's (random_subsets, keep_complete 0.3); "
              "lambda_mad 1 relative to the task loss (mad_scale task_loss); lambda_mar 0.5; warm-up 5 epochs, "
              "never selected; teacher = the better of complete_only and dropout_baseline on complete "
-             "validation subjects; MAD only on samples with complete natural input. `mmanet_off` is the same "
-             "method with lambda_mad = lambda_mar = 0.", "",
+             "validation subjects; MAD only on samples with complete natural input; common random numbers "
+             "(random_streams dropout_baseline): the student's initialisation and per-epoch torch seeds are "
+             "dropout_baseline's, so the paired difference measures MAD + MAR only. `mmanet_off` (the same method "
+             "with lambda_mad = lambda_mar = 0) therefore trains exactly dropout_baseline's network: identical losses "
+             "and parameters (tests/test_mmanet.py::test_mmanet_with_lambdas_zero_trains_exactly_the_dropout_"
+             "baselines_network)" + ("" if "mmanet_off" in shown else "; it is not run here") + ".", "",
              "## Paired verdicts", "",
              "| comparison | role | difference (method − reference) |", "|---|---|---|"]
     roles = {"mmanet_vs_dropout_baseline:mean_over_subsets": "positive control (acceptance)",
@@ -155,35 +218,43 @@ def markdown(doc: dict) -> str:
              "mmanet_vs_dropout_baseline:all_modalities": "complete input",
              "mmanet_off_vs_dropout_baseline:mean_over_subsets": "negative control (mechanism off)",
              "mmanet_off_vs_dropout_baseline:auilc": "negative control (mechanism off)",
+             "mmanet_off_own_streams_vs_dropout_baseline:mean_over_subsets":
+                 "noise of one training run (identical training, own initialisation and dropout seeds)",
              "mmanet_vs_mmanet_off:mean_over_subsets": "effect of MAD + MAR",
+             "mmanet_mad_only_vs_dropout_baseline:mean_over_subsets": "MAD alone (lambda_mar 0)",
+             "mmanet_mar_only_vs_dropout_baseline:mean_over_subsets": "MAR alone (lambda_mad 0)",
              "mmanet_vs_mmanet_off:mined_subsets": "effect of MAD + MAR where MAR aims"}
     for key, d in summary["paired"].items():
         name, what = key.split(":")
         lines.append(f"| {name.replace('_vs_', ' vs ')}, {what.replace('_', ' ')} AUC | {roles[key]} | {pfmt(d)} |")
+    if summary.get("paired_subsets"):
+        lines += ["", "mmanet − dropout_baseline test AUC per modality subset, paired over seeds:", "",
+                  "| subset | difference |", "|---|---|"]
+        lines += [f"| {c} | {pfmt(d)} |" for c, d in summary["paired_subsets"].items()]
     lines += ["", "Mean test AUC over the 7 modality subsets (mean ± sd over seeds): "
-              + "; ".join(f"{m} {fmt(summary[m]['mean_over_subsets'])}" for m in SHOWN) + ".", "",
+              + "; ".join(f"{m} {fmt(summary[m]['mean_over_subsets'])}" for m in shown) + ".", "",
               "## Test AUC per modality subset (subjects that have every modality of the subset)", "",
-              "| method | " + " | ".join(summary["mmanet"]["subset_auc"]) + " | mean |",
-              "|---|" + "---|" * (len(summary["mmanet"]["subset_auc"]) + 1)]
-    for m in SHOWN:
+              "| method | " + " | ".join(summary[first]["subset_auc"]) + " | mean |",
+              "|---|" + "---|" * (len(summary[first]["subset_auc"]) + 1)]
+    for m in shown:
         lines.append(f"| {m} | " + " | ".join(fmt(v) for v in summary[m]["subset_auc"].values())
                      + f" | {fmt(summary[m]['mean_over_subsets'])} |")
     for key, title in (("subset_balanced_accuracy", "Balanced accuracy (threshold 0.5)"),
                        ("subset_brier", "Brier score (lower is better)")):
-        lines += ["", f"{title} per subset:", "", "| method | " + " | ".join(summary["mmanet"][key]) + " |",
-                  "|---|" + "---|" * len(summary["mmanet"][key])]
-        lines += [f"| {m} | " + " | ".join(fmt(v) for v in summary[m][key].values()) + " |" for m in SHOWN]
+        lines += ["", f"{title} per subset:", "", "| method | " + " | ".join(summary[first][key]) + " |",
+                  "|---|" + "---|" * len(summary[first][key])]
+        lines += [f"| {m} | " + " | ".join(fmt(v) for v in summary[m][key].values()) + " |" for m in shown]
     lines += ["", "## PET-missing curve", "",
               "Test AUC with PET removed for a fraction of test subjects, and the AUILC of that curve:", "",
               "| method | " + " | ".join(f"PET missing {r}" for r in rates) + " | AUILC |",
               "|---|" + "---|" * (len(rates) + 1)]
-    for m in SHOWN:
+    for m in shown:
         cells = [fmt(summary[m]["auc"][r]) for r in rates] + [fmt(summary[m]["auilc"])]
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
     lines += ["", "## MMANet per seed: teacher, scale, mined subsets", "",
               "| seed | teacher | val AUC complete: candidates | teacher | student after warm-up | MAD weight | "
               "weak subsets | AUC on weak subsets mmanet / dropout_baseline |", "|---|---|---|---|---|---|---|---|"]
-    for s in seeds:
+    for s in (seeds if "mmanet" in shown else []):
         run = runs[s]
         note = run["mmanet"]["mmanet"]
         cands = note.get("teacher_candidates_val_auc_complete", {})
@@ -197,35 +268,91 @@ def markdown(doc: dict) -> str:
                      f"{', '.join(weak) or 'none'} | "
                      + (f"{subset_mean(run, 'mmanet', weak):.3f} / {subset_mean(run, 'dropout_baseline', weak):.3f}"
                         if weak else "") + " |")
-    lines += ["", "Training seconds per seed (" + " / ".join(METHODS) + "): "
-              + "; ".join(f"seed {s}: " + " / ".join(f"{runs[s]['train_seconds'].get(m) or 0:.0f}" for m in METHODS)
+    lines += control_lines(doc)
+    lines += ["", "Training seconds per seed (" + " / ".join(shown) + "): "
+              + "; ".join(f"seed {s}: " + " / ".join(f"{runs[s]['train_seconds'].get(m) or 0:.0f}" for m in shown)
                           for s in seeds) + ".",
               "", f"Command: `{doc['command']}`; {doc['environment']}.", ""]
     return "\n".join(lines)
 
 
+def results_path(cohort: str) -> Path:
+    name = "mmanet_adni" if cohort == "default" else f"mmanet_adni_{cohort}"
+    return ROOT / "benchmarks" / "results" / name
+
+
+def control_lines(doc: dict) -> list[str]:
+    """On the default cohort's page: the paired verdicts of every control cohort already run
+    (its results file next to this one), so positive and negative controls read side by side."""
+    if doc.get("cohort", "default") != "default":
+        return []
+    pfmt = lambda d: (f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], {d['agree']}/{d['n']} seeds, "  # noqa: E731
+                      f"**{d['verdict']}**")
+    rows = []
+    for cohort, knobs in COHORTS.items():
+        if cohort == "default":
+            summary = doc["summary"]
+            command = doc["command"]
+        else:
+            path = results_path(cohort).with_suffix(".json")
+            if not path.is_file():
+                continue
+            other = json.loads(path.read_text())
+            summary, command = other.get("summary", {}), other.get("command", "")
+        for key in ("mmanet_vs_dropout_baseline:mean_over_subsets", "mmanet_vs_dropout_baseline:mined_subsets",
+                    "mmanet_vs_dropout_baseline:auilc"):
+            if key in summary.get("paired", {}):
+                what = key.split(":")[1].replace("_", " ")
+                role = COHORT_ROLES[cohort]
+                rows.append(f"| {cohort} ({', '.join(f'{k} {v:g}' for k, v in knobs.items()) or 'study cohort'}) | "
+                            f"{role} | {what} | {pfmt(summary['paired'][key])} | `{command}` |")
+    if not rows:
+        return []
+    return ["", "## Controls: mmanet − dropout_baseline test AUC per cohort", "",
+            "| cohort (data.synthetic knobs) | role | AUC of | difference, paired over seeds | command |",
+            "|---|---|---|---|---|", *rows]
+
+
 def main() -> None:
     parser = seed_parser("mmanet_adni", __doc__.splitlines()[0], [0, 1, 2, 3, 4])
-    parser.add_argument("--data-root", type=Path, default=ROOT / "runs" / "benchmarks" / "mmanet_adni" / "cohort",
+    parser.add_argument("--data-root", type=Path, default=None,
                         help="data.root: the study's synthetic cohort is generated here once (a folder of the "
-                             "benchmark's own, so it never clashes with datasets/adni_synth)")
+                             "benchmark's own, so it never clashes with datasets/adni_synth; default "
+                             "runs/benchmarks/mmanet_adni/cohort, or cohort_<name> for a control cohort)")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(DEFAULT_METHODS),
+                        help=f"the methods to train (default: {' '.join(DEFAULT_METHODS)}; modulation_ssf is there "
+                             "for benchmarks/modulation_adni.py --from-runs)")
+    parser.add_argument("--cohort", choices=list(COHORTS), default="default",
+                        help="the synthetic cohort: default = the study's; a control cohort's results go to "
+                             "benchmarks/results/mmanet_adni_<cohort>.{json,md}")
     args = parser.parse_args()
+    if args.data_root is None:
+        args.data_root = ROOT / "runs" / "benchmarks" / "mmanet_adni" / (
+            "cohort" if args.cohort == "default" else f"cohort_{args.cohort}")
+    if args.results == ROOT / "benchmarks" / "results" / "mmanet_adni":
+        args.results = results_path(args.cohort)
+    methods = tuple(m for m in METHODS if m in args.methods)
     torch.set_num_threads(1)
 
     schedule = "the study's own (training/cpu preset, early stopping on validation loss)" if args.epochs is None \
         else f"training.epochs={args.epochs} (reduced), early stopping on validation loss"
-    command = command_line("mmanet_adni", args)
+    extra = ([] if methods == DEFAULT_METHODS else [f"--methods {' '.join(methods)}"]) + (
+        [] if args.cohort == "default" else [f"--cohort {args.cohort}"])
+    command = command_line("mmanet_adni", args, *extra)
 
     def refresh(run: dict) -> None:
         if (Path(run["run_dir"]) / "metrics.json").is_file():
             run.update(parse_run(Path(run["run_dir"])))
 
-    run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root),
-                             "methods": list(METHOD_ENTRIES.values())},
-              args.seeds, lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root),
+    knobs = COHORTS[args.cohort]
+    settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root),
+                "methods": [METHOD_ENTRIES[m] for m in methods], **({"knobs": knobs} if knobs else {})}
+    run_seeds(args.results, settings, args.seeds,
+              lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root, methods, knobs),
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
-              progress=lambda run: f"mean over subsets { {m: round(subset_mean(run, m), 3) for m in METHODS} } ({run['seconds']} s)", refresh_kept=refresh,
-              schedule=schedule, command=command)
+              progress=lambda run: f"mean over subsets { {m: round(subset_mean(run, m), 3) for m in methods} } "
+                                   f"({run['seconds']} s)", refresh_kept=refresh,
+              schedule=schedule, command=command, cohort=args.cohort)
 
 
 if __name__ == "__main__":

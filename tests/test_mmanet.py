@@ -403,3 +403,51 @@ def test_segmentation_mines_by_dice_gap_and_distils_fused_maps(tmp_path: Path) -
     assert method.miner.weak == [("t1", "t2")]  # the two sequences without signal
     last = method.loss_history[-1]
     assert last["train_mad"] > 0
+
+
+# ------------------------------------------------------------------------------------ common random numbers
+def _crn_fit(method_cls, options, run_id: str, data, path: Path, epochs: int = 4):
+    """Create and fit ``method_cls`` as a study does: torch seeded by (study seed, run id) first."""
+    from robustmm.config.schema import ModelConfig, SelectionConfig, TableEncoderConfig, TrainingConfig
+    from robustmm.engine.trainer import stable_seed
+    from robustmm.methods.base import MethodContext
+
+    training = TrainingConfig(epochs=epochs, batch_size=16, lr=0.01, device="cpu", warmup_epochs=0, scheduler="none",
+                              selection=SelectionConfig(monitor="loss", min_epochs=3, patience=100))
+    model = ModelConfig(embed_dim=8, trunk_hidden=16, dropout=0.3, table=TableEncoderConfig(hidden=[16]))
+    torch.manual_seed(stable_seed(0, run_id))
+    method = method_cls(options, MethodContext(run_id, data.modalities, data.task, model, training, seed=0))
+    trainer = Trainer(training, path, 0, progress=False)
+    method.fit(data, trainer)
+    return method, torch.load(path / f"{run_id}.pt", weights_only=False)
+
+
+def test_mmanet_with_lambdas_zero_trains_exactly_the_dropout_baselines_network(tmp_path: Path) -> None:
+    """MMANet and dropout_baseline differ only by MAD + MAR: with lambda_mad = lambda_mar = 0 (and
+    the default random_streams = dropout_baseline) every epoch's training loss and the trained
+    parameters are identical, though the two runs have different run ids (network dropout 0.3, so
+    the per-epoch torch seed matters). With the method's own streams they differ."""
+    from robustmm.methods.baseline import BaselineOptions, DropoutBaseline
+
+    data = toy_data(ToyTables({"a": 1.0, "b": 0.5, "c": 0.2}, n=120, missing={"b": 0.3}, seed=8))
+    baseline, base_ckpt = _crn_fit(DropoutBaseline, BaselineOptions(), "dropout_baseline", data,
+                                   tmp_path / "dropout_baseline")
+    off = MMANetOptions(lambda_mad=0.0, lambda_mar=0.0, warmup_epochs=1)
+    mmanet_off, off_ckpt = _crn_fit(MMANet, off, "mmanet_off", data, tmp_path / "mmanet_off")
+
+    base_losses = [h["train_loss"] for h in base_ckpt["history"]]
+    assert [h["train_loss"] for h in off_ckpt["history"]] == base_losses
+    assert [h["loss"] for h in off_ckpt["history"][1:]] == [h["loss"] for h in base_ckpt["history"][1:]]
+    assert off_ckpt["best_epoch"] == base_ckpt["best_epoch"]
+    theirs = baseline.net.state_dict()
+    assert all(torch.equal(v, theirs[k]) for k, v in mmanet_off.net.state_dict().items())
+    assert mmanet_off.report_items()["random_streams"] == "dropout_baseline"
+
+    own = MMANetOptions(lambda_mad=0.0, lambda_mar=0.0, warmup_epochs=1, random_streams=None)
+    _, own_ckpt = _crn_fit(MMANet, own, "mmanet_own", data, tmp_path / "mmanet_own")
+    assert [h["train_loss"] for h in own_ckpt["history"]] != base_losses
+    # and MAD + MAR on: the same start, then a different trajectory
+    on = MMANetOptions(warmup_epochs=1, require_better_teacher=False)
+    _, on_ckpt = _crn_fit(MMANet, on, "mmanet", data, tmp_path / "mmanet")
+    assert on_ckpt["history"][0]["train_loss"] == base_losses[0]
+    assert [h["train_loss"] for h in on_ckpt["history"][1:]] != base_losses[1:]

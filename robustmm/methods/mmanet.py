@@ -8,6 +8,11 @@ Training (one stage after the teacher):
   :func:`robustmm.methods.baseline.modality_dropout`): with probability 0.3 its natural
   modalities, else a uniformly drawn non-empty subset of them, fresh every epoch. So MMANet and
   ``dropout_baseline`` differ only by MAD and MAR;
+* common random numbers (option ``random_streams``, default ``dropout_baseline``): the student's
+  initialisation and every epoch's torch seed (network dropout) are those the study gives the
+  ``dropout_baseline`` run, so with ``lambda_mad = lambda_mar = 0`` MMANet trains exactly
+  ``dropout_baseline``'s network, step for step, and a paired difference between the two measures
+  MAD + MAR alone, not two different random draws;
 * the frozen teacher (option ``teacher``; default: of the study's ``complete_only`` and
   ``dropout_baseline`` networks, the one with the higher primary metric on the validation
   subjects with every modality) sees the natural input, and MAD uses only the samples whose
@@ -57,6 +62,7 @@ from torch import Tensor, nn
 
 from robustmm.config.loader import format_validation_error
 from robustmm.data.batch import Batch, all_subsets
+from robustmm.engine.trainer import stable_seed
 from robustmm.errors import ConfigError
 from robustmm.methods.base import Method, MethodContext, Predictions, collect_predictions, register_method
 from robustmm.methods.baseline import DropoutOptions, modality_dropout
@@ -142,6 +148,13 @@ class MMANetOptions(DropoutOptions):
     spatial_grid: int | list[int] = 4
     epochs: int | None = Field(None, ge=2)
     lr: float | None = Field(None, gt=0)
+    #: common random numbers: the run id whose random streams the student shares: its
+    #: initialisation is drawn after seeding torch as the study seeds that run, and each epoch's
+    #: torch seed (network dropout) is that run's training stage's. Default: dropout_baseline, so
+    #: with lambda_mad = lambda_mar = 0 this method trains dropout_baseline's network exactly and
+    #: a paired comparison with it measures MAD + MAR, not a different initialisation. null: the
+    #: method's own streams (seeded by its own run id)
+    random_streams: str | None = "dropout_baseline"
     #: only used when the study does not list complete_only and the teacher is trained here
     teacher_epochs: int | None = Field(None, ge=1)
     teacher_lr: float | None = Field(None, gt=0)
@@ -252,6 +265,17 @@ class WeakSubsetMiner:
         self.weak = None if state["weak"] is None else [tuple(w) for w in state["weak"]]
 
 
+def shared_stream_network(context: MethodContext, fill: str, random_streams: str | None) -> nn.Module:
+    """The deployment network, initialised from the torch seed the study gives run ``random_streams``
+    (as :func:`robustmm.study` seeds every method before creating it); the global RNG is left as it
+    was. ``None``: drawn from the current stream (this method's own seed)."""
+    if not random_streams:
+        return deployment_network(context, fill)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(stable_seed(context.seed, random_streams))
+        return deployment_network(context, fill)
+
+
 def worst_value(metric: str) -> float:
     return float("-inf") if higher_is_better(metric) else float("inf")
 
@@ -269,7 +293,7 @@ class MMANetModule(nn.Module):
     def __init__(self, net: nn.Module, regularizer: nn.Module, teacher: FrozenTeacher, task: TaskAdapter,
                  context: MethodContext, settings: MMANetSettings, warmup_epochs: int, miner: WeakSubsetMiner,
                  grid: int | list[int], dropout, keep_complete: float, teacher_score: float = float("nan"),
-                 require_better_teacher: bool = True) -> None:
+                 require_better_teacher: bool = True, random_streams: str | None = None) -> None:
         super().__init__()
         self.net = net
         self.regularizer = regularizer
@@ -284,6 +308,7 @@ class MMANetModule(nn.Module):
         self.keep_complete = keep_complete
         self.teacher_score = teacher_score
         self.require_better_teacher = require_better_teacher
+        self.random_streams = random_streams
         self.monitor = task.primary_metric
         self.loss_history: list[dict[str, float]] = []
         #: the student's primary metric on complete validation subjects at the end of warm-up
@@ -319,6 +344,8 @@ class MMANetModule(nn.Module):
                  self.mad_note)
 
     def on_epoch_start(self, ctx, data) -> None:
+        if self.random_streams:  # the trainer seeded torch for this stage; use the shared run's seed instead
+            torch.manual_seed(stable_seed(ctx.seed, self.random_streams, ctx.epoch))
         self._sums = {"ce": 0.0, "mad": 0.0, "weighted_mad": 0.0, "mar": 0.0, "weak_fraction": 0.0,
                       "mad_fraction": 0.0}
         self._steps = 0
@@ -424,7 +451,7 @@ class MMANet(Method):
         super().__init__(options, context)
         self.settings = resolve_settings(options, context.task.kind)
         self.task = task_adapter(context.task)
-        self.net = deployment_network(context, options.fill)
+        self.net = shared_stream_network(context, options.fill, options.random_streams)
         self.regularizer = regularizer_for(self.net, context.model)
         self.teacher: FrozenTeacher | None = None
         self.teacher_source = ""
@@ -481,7 +508,8 @@ class MMANet(Method):
         self.warmup_epochs = min(self.settings.warmup_epochs, epochs - 1)
         module = MMANetModule(self.net, self.regularizer, self.teacher, self.task, self.context, self.settings,
                               self.warmup_epochs, self.miner, self.options.spatial_grid, self.dropout,
-                              self.options.keep_complete, self.teacher_score, self.options.require_better_teacher)
+                              self.options.keep_complete, self.teacher_score, self.options.require_better_teacher,
+                              self.options.random_streams)
         trainer.fit(module, data, stage=self.context.method_id, epochs=self.options.epochs, lr=self.options.lr)
         self.loss_history = module.loss_history
         self.student_score, self.mad_weight, self.mad_note = module.student_score, module.mad_weight, module.mad_note
@@ -524,6 +552,7 @@ class MMANet(Method):
             "mad_weight": self.mad_weight,
             "mad_note": self.mad_note,
             "dropout": {"scenario": self.options.dropout.kind, "keep_complete": self.options.keep_complete},
+            "random_streams": self.options.random_streams,
             "weak_subsets": None if self.miner.weak is None else [format_subset(w) for w in self.miner.weak],
             "mining": {"criterion": self.miner.criterion, "split": "val", "rounds": self.miner.rounds,
                        "distances": {format_subset(c): d for c, d in self.miner.distances.items()}},
