@@ -396,6 +396,45 @@ def test_default_ssf_learning_rate_moves_the_modulation_far_enough_in_a_short_sc
     assert after_old > 0.15 * before  # lr 0.002: 0.27 of the gap left
 
 
+def test_each_pattern_keeps_its_own_best_validation_epoch_or_the_base(monkeypatch) -> None:
+    """Per-pattern selection (issue 15): a pattern keeps the parameters of the epoch with its own
+    lowest validation loss; a pattern that never beats the base network's validation loss keeps the
+    identity; the trainer sees the mean of the selected losses (so it only improves when some
+    pattern does). With one shared epoch pattern 0 would get epoch 1's parameters (mean loss 0.45
+    there vs 0.5 at epoch 0)."""
+    import types
+
+    from robustmm.methods.modulation import method as method_module
+    from robustmm.methods.modulation.method import ModulationTraining
+    from robustmm.methods.task import task_adapter
+    from robustmm.missing.scenarios import build_scenario
+    from robustmm.config.schema import RandomSubsetsScenario
+
+    net = modulated("ssf")
+    names = ["+".join(p) for p in net.patterns]
+    context = MethodContext("modulation", SPECS, TASK, SMALL, TrainingConfig(device="cpu"), seed=0)
+    module = ModulationTraining(net, task_adapter(TASK), context,
+                                build_scenario(RandomSubsetsScenario(kind="random_subsets"), list(SPECS)),
+                                base_scores={n: {"loss": 0.5, "auc": 0.7} for n in names})
+    losses = {0: {0: 0.40, 1: 0.60, 2: 0.60}, 1: {0: 0.45, 1: 0.30, 2: 0.70}}  # other patterns: 0.5, a tie
+    kept = {}
+    for epoch in (0, 1):
+        randomize(net.modulation.parameters(), seed=epoch)  # the parameters after this epoch's training
+        kept[epoch] = [[p.clone() for p in net.modulation.pattern_parameters(i)] for i in range(len(names))]
+        scores = {n: {"loss": losses[epoch].get(i, 0.5), "auc": 0.7} for i, n in enumerate(names)}
+        monkeypatch.setattr(method_module, "pattern_validation", lambda *args, scores=scores, **kw: scores)
+        summary = module.validation_metrics(None, types.SimpleNamespace(epoch=epoch, device=torch.device("cpu")))
+    assert summary["loss"] == pytest.approx(np.mean([0.40, 0.30] + [0.5] * (len(names) - 2)))
+    module.apply_selection()
+    assert module.selected_epoch.tolist() == [0, 1] + [-1] * (len(names) - 2)
+    for i, epoch in ((0, 0), (1, 1)):
+        assert all(torch.equal(p, q) for p, q in zip(net.modulation.pattern_parameters(i), kept[epoch][i]))
+    for i in range(2, len(names)):  # never better than the base: back to the identity
+        assert all(bool((p == 0).all()) for p in net.modulation.pattern_parameters(i))
+    # the selection is in the module's state (a trainer checkpoint restores it)
+    assert {"selected", "selected_score", "selected_epoch"} <= set(module.state_dict())
+
+
 # ----------------------------------------------------------------------------- configuration errors
 def test_option_errors_name_the_problem(tmp_path: Path) -> None:
     context = MethodContext("modulation", SPECS, TASK, SMALL, TrainingConfig(device="cpu"), seed=0)
