@@ -37,9 +37,16 @@ SUBSETS = ["+".join(s) for s in all_subsets(MODALITIES)]
 METRICS = ("auc", "balanced_accuracy", "brier")
 
 
-def run_seed(seed: int, epochs: int | None, bootstrap: int, runs: Path) -> dict:
-    return run_study_seed(STUDY, seed, parse_run, f"output_dir={runs}", f"data.root={ROOT / 'datasets' / 'adni_synth'}",
-                          epochs=epochs, bootstrap=bootstrap)
+#: evaluation scenarios of the benchmark (the tables below read no other)
+SCENARIOS = "evaluation.scenarios=[{kind: natural}, {kind: all_subsets}]"
+
+
+def run_seed(seed: int, epochs: int | None, bootstrap: int, runs: Path, data_root: Path,
+             synthetic: str | None = None) -> dict:
+    sets = [f"output_dir={runs}", f"data.root={data_root}", SCENARIOS]
+    if synthetic:
+        sets.append(f"data.synthetic={synthetic}")
+    return run_study_seed(STUDY, seed, parse_run, *sets, epochs=epochs, bootstrap=bootstrap)
 
 
 def parse_run(run_dir: Path) -> dict:
@@ -142,6 +149,15 @@ def markdown(doc: dict) -> str:
                   "|---|" + "---|" * len(METHODS)]
         lines += [f"| {s} | " + " | ".join(fmt(summary[key][m][s]) for m in METHODS) + " |"
                   for s in SUBSETS + ["natural"]]
+    lines += ["", "## Validation AUC per pattern (the model-selection split)", "",
+              "The frozen base (zero fill) and the modulated network on the validation subjects that have the "
+              "pattern, as the modulation's report gives them; mean ± sd over seeds.", "",
+              "| pattern | complete_only (base) | modulation_ssf | difference |", "|---|---|---|---|"]
+    for s in SUBSETS:
+        base = [runs[k]["validation_auc"][s]["base"] for k in sorted(runs, key=int)]
+        mod = [runs[k]["validation_auc"][s]["modulated"] for k in sorted(runs, key=int)]
+        lines.append(f"| {s} | {fmt(stats(base))} | {fmt(stats(mod))} | "
+                     f"{signed(stats([b - a for a, b in zip(base, mod)]))} |")
     lines += ["", "Training seconds per seed (complete_only / dropout_baseline / modulation): "
               + "; ".join(f"seed {k}: " + " / ".join(f"{runs[k]['train_seconds'][m] or 0:.0f}" for m in METHODS)
                           for k in sorted(runs, key=int)) + ".",
@@ -151,6 +167,11 @@ def markdown(doc: dict) -> str:
 
 def main() -> None:
     parser = seed_parser("modulation_adni", __doc__.splitlines()[0], [0, 1, 2, 3, 4])
+    parser.add_argument("--data-root", type=Path, default=ROOT / "datasets" / "adni_synth",
+                        help="the cohort folder (created on first use from --synthetic)")
+    parser.add_argument("--synthetic", default=None,
+                        help="data.synthetic of the study, e.g. '{subjects: 480, seed: 0, clinical_noise: 2.0}' "
+                             "(default: the study's, the default cohort)")
     parser.add_argument("--from-runs", type=Path, default=None,
                         help="a results JSON of benchmarks/mmanet_adni.py: read complete_only, dropout_baseline and "
                              "modulation_ssf from its per-seed study runs instead of training them again")
@@ -170,10 +191,18 @@ def main() -> None:
         settings = {"from_runs": str(rel), "run_dirs": {s: r["run_dir"] for s, r in source_doc["runs"].items()}}
         run_seed_fn = lambda seed: parse_run(Path(source_doc["runs"][str(seed)]["run_dir"]))  # noqa: E731
     else:
-        command = command_line("modulation_adni", args)
-        source = f"The study: {STUDY.relative_to(ROOT)}."
-        settings = {"epochs": args.epochs, "bootstrap": args.bootstrap}
-        run_seed_fn = lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs)  # noqa: E731
+        extra = ([f"--data-root {args.data_root}"] if args.data_root != ROOT / "datasets" / "adni_synth" else []) \
+            + ([f"--synthetic '{args.synthetic}'"] if args.synthetic else []) \
+            + ([f"--results {args.results.relative_to(ROOT)}"] if args.results.is_relative_to(ROOT)
+               and args.results != ROOT / "benchmarks" / "results" / "modulation_adni" else [])
+        command = command_line("modulation_adni", args, *extra)
+        source = (f"The study: {STUDY.relative_to(ROOT)} (complete_only, dropout_baseline, modulation_ssf), one run "
+                  f"per seed, evaluated on the natural test split and every modality subset; cohort "
+                  f"{args.synthetic or 'the study default (data.synthetic: {subjects: 480, seed: 0})'}.")
+        settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "synthetic": args.synthetic,
+                    "data_root": str(args.data_root)}
+        run_seed_fn = lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root,  # noqa: E731
+                                            args.synthetic)
     run_seeds(args.results, settings, args.seeds, run_seed_fn,
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
               progress=lambda run: f"{run.get('seconds', 0)} s", schedule=schedule, command=command, source=source)

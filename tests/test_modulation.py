@@ -384,16 +384,16 @@ def _gap_after_adam(lr: float, steps: int = 100) -> tuple[float, float]:
 def test_default_ssf_learning_rate_moves_the_modulation_far_enough_in_a_short_schedule() -> None:
     """Issue 15: at the study's lr (0.002, the old default) Adam moves each scale/shift by at most
     0.002 per step, so in the ~200 steps of the ADNI schedule a channel can neither flip sign nor
-    shift by O(1) (MRI-alone validation AUC 0.47 at lr 0.002, 0.68 at 0.1, whose linear-probe
-    ceiling was 0.70). The default ssf lr (configs/methods/modulation.yaml) must close, in 100
+    shift by O(1) (seed 0: MRI-alone validation AUC 0.47 at lr 0.002, 0.68 at 0.1; linear-probe
+    ceiling 0.70). The default ssf lr (configs/methods/modulation.yaml) must close, in 100
     steps, a gap that needs a channel's scale to go from 1 to -1; the old default must not."""
     settings = resolve_settings(ModulationOptions(variant="ssf"))
     assert settings.lr is not None, "ssf needs its own learning rate; the study's lr is far too small"
     before, after = _gap_after_adam(settings.lr)
     assert before > 1.0
-    assert after < 0.02 * before  # lr 0.1: 0.007 of the gap left; 0.01: 0.06
+    assert after < 0.1 * before  # lr 0.01: 0.06 of the gap left; 0.1: 0.007
     _, after_old = _gap_after_adam(0.002)
-    assert after_old > 0.15 * before  # lr 0.002: 0.27 of the gap left
+    assert after_old > 0.2 * before  # lr 0.002: 0.27 of the gap left
 
 
 def test_each_pattern_keeps_its_own_best_validation_epoch_or_the_base(monkeypatch) -> None:
