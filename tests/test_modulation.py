@@ -415,7 +415,8 @@ def test_each_pattern_keeps_its_own_best_validation_epoch_or_the_base(monkeypatc
     context = MethodContext("modulation", SPECS, TASK, SMALL, TrainingConfig(device="cpu"), seed=0)
     module = ModulationTraining(net, task_adapter(TASK), context,
                                 build_scenario(RandomSubsetsScenario(kind="random_subsets"), list(SPECS)),
-                                base_scores={n: {"loss": 0.5, "auc": 0.7} for n in names})
+                                base_scores={n: {"loss": 0.5, "auc": 0.7} for n in names}, select_on="monitor")
+    assert module.monitor == "loss"  # the study's training.selection.monitor (default primary: the AUC)
     losses = {0: {0: 0.40, 1: 0.60, 2: 0.60}, 1: {0: 0.45, 1: 0.30, 2: 0.70}}  # other patterns: 0.5, a tie
     kept = {}
     for epoch in (0, 1):

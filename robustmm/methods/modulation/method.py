@@ -30,7 +30,7 @@ import dataclasses
 import html
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -97,6 +97,11 @@ class ModulationOptions(MethodOptions):
     base_fill: FillKind = "zero"
     epochs: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
+    #: what each pattern's parameters are selected on, on its validation subjects: the task's
+    #: primary metric (default), or the study's training.selection.monitor (``monitor``). The
+    #: per-pattern task loss rewards collapsing a pattern the base mis-reads to the class prior
+    #: (issue 15: MRI alone, validation loss down while the validation AUC fell 0.44 -> 0.33).
+    select_on: Literal["primary", "monitor"] = "primary"
 
     @model_validator(mode="after")
     def _variant_options(self) -> "ModulationOptions":
@@ -191,23 +196,24 @@ class ModulationTraining(nn.Module):
     base network, scored before training) is one of the candidates. One shared stopping epoch
     would stop patterns that still improve and keep patterns that already overfit (issue 15: on
     the ADNI study the complete pattern and pet+clinical lost 0.02-0.03 validation AUC at the
-    epoch that was best on average). The selected parameters, their scores and epochs are
+    epoch that was best on average). The metric is the task's primary one unless ``select_on``
+    is ``monitor`` (then the study's training.selection.monitor). The selected parameters, their scores and epochs are
     buffers, so a trainer checkpoint (and ``--resume``) carries them; the trainer monitors the
-    mean over patterns of the selected scores, which changes only when some pattern improves, so
+    same metric, as the mean over patterns of the selected scores, which changes only when some pattern improves, so
     its early stopping waits ``patience`` epochs without any pattern improving, and its restored
     state holds every pattern's selection, which :meth:`apply_selection` then puts in place.
     FiLM's generator is shared by all patterns, so it keeps the trainer's single selection.
     """
 
     def __init__(self, net: ModulatedNetwork, task: TaskAdapter, context: MethodContext, patterns: Scenario,
-                 base_scores: dict[str, dict[str, float]] | None = None) -> None:
+                 base_scores: dict[str, dict[str, float]] | None = None, select_on: str = "primary") -> None:
         super().__init__()
         self.net = net
         self.task = task
         self.context = context
         self.patterns = patterns
         monitor = context.training.selection.monitor
-        self.monitor = task.primary_metric if monitor == "primary" else monitor
+        self.monitor = task.primary_metric if select_on == "primary" or monitor == "primary" else monitor
         self.higher_better = higher_is_better(self.monitor)
         self.per_pattern = net.modulation.variant != "film"
         names = ["+".join(p) for p in net.patterns]
@@ -339,9 +345,9 @@ class Modulation(Method):
             before = pattern_validation(lambda b: self.task.outputs(self.net(b)["logits"]), data, self.task,
                                         trainer.device, self.context.seed, self.net.patterns)
         module = ModulationTraining(self.net, self.task, self.context, self.pattern_scenario,
-                                    base_scores=before).to(trainer.device)
+                                    base_scores=before, select_on=self.options.select_on).to(trainer.device)
         result = trainer.fit(module, data, stage=self.context.method_id, epochs=self.options.epochs,
-                             lr=self.settings.lr)
+                             lr=self.settings.lr, monitor=module.monitor if module.per_pattern else None)
         module.apply_selection()
         self.selected_epochs = ({name: int(e) for name, e in zip(module.pattern_names, module.selected_epoch.tolist())}
                                 if module.per_pattern else {})
