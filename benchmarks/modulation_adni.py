@@ -6,11 +6,27 @@ draws; the synthetic cohort is the same for every seed) and writes the test AUC 
 on every modality subset as mean ± sd over seeds, the paired difference of modulation to each
 baseline, and the trainable-parameter fraction of the modulation:
 
-    python benchmarks/modulation_adni.py                      # seeds 0-4, the study's schedule
-    python benchmarks/modulation_adni.py --from-runs benchmarks/results/mmanet_adni.json
+    python benchmarks/modulation_adni.py                      # seeds 0-4, the default cohort
     python benchmarks/modulation_adni.py --seeds 0 --epochs 10
 
-Results: benchmarks/results/modulation_adni.{json,md}. Finished seeds are kept in the JSON and
+The controls of issue 15 (cohorts chosen on the validation headroom that
+``benchmarks/modulation_headroom_adni.py`` measures, see docs/protocols/modulation.md):
+
+    # positive control: strong clinical scores; the frozen base mis-combines MRI and PET once
+    # the clinical scores are zero-filled, while its features still carry the signal
+    python benchmarks/modulation_adni.py --bootstrap 0 --control positive \
+        --data-root datasets/adni_synth_clin05 --synthetic '{subjects: 480, seed: 0, clinical_noise: 0.5}' \
+        --results benchmarks/results/modulation_adni_positive --runs runs/benchmarks/modulation_adni_positive
+    # negative control: weak clinical scores; the base reads every pattern's features about as well
+    # as a linear probe on them does (no headroom on validation)
+    python benchmarks/modulation_adni.py --bootstrap 0 --control negative \
+        --data-root datasets/adni_synth_clin2 --synthetic '{subjects: 480, seed: 0, clinical_noise: 2.0}' \
+        --results benchmarks/results/modulation_adni_negative --runs runs/benchmarks/modulation_adni_negative
+
+``--from-runs benchmarks/results/mmanet_adni.json`` reads the three methods from the runs of
+that benchmark instead (when its run folders exist).
+
+Results: benchmarks/results/modulation_adni.{json,md} (or ``--results``). Finished seeds are kept in the JSON and
 skipped when the script runs again with the same settings (an interrupted benchmark resumes).
 """
 
@@ -35,6 +51,14 @@ SUBSETS = ["+".join(s) for s in all_subsets(MODALITIES)]
 
 
 METRICS = ("auc", "balanced_accuracy", "brier")
+ROLE_TEXT = {
+    "positive": "**positive control**: a cohort whose frozen complete-data base mis-reads patterns whose features "
+                "still carry the signal (validation headroom: benchmarks/results/modulation_adni_positive_headroom.md).",
+    "negative": "**negative control**: a cohort where the frozen base already reads every pattern about as well as a "
+                "linear probe on its features does (benchmarks/results/modulation_adni_negative_headroom.md); "
+                "modulation should not win here.",
+    "none": "the default cohort (validation headroom: benchmarks/results/modulation_adni_headroom.md).",
+}
 
 
 #: evaluation scenarios of the benchmark (the tables below read no other)
@@ -116,6 +140,7 @@ def markdown(doc: dict) -> str:
     first = first_run["modulation"]
     lines = [f"# Feature modulation (ssf) on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
              f"{len(runs)} seeds: {', '.join(sorted(runs, key=int))})", "",
+             f"Role: {ROLE_TEXT.get(doc.get('control') or 'none')}", "",
              f"Schedule: {doc['schedule']}. {doc.get('source', '')}", "",
              f"Modulated parts: {', '.join(first_run.get('targets') or ['?'])}; {first['parameters_per_pattern']:,} "
              f"trainable parameters per pattern = {100 * first['trainable_fraction']:.3f}% of the "
@@ -124,7 +149,10 @@ def markdown(doc: dict) -> str:
              f"{100 * first['trainable_fraction_all_patterns']:.2f}%.", "",
              "## Paired verdicts (modulation_ssf − reference; mean, 95 % t-interval over seeds, seeds agreeing "
              "in sign)", "", "| reference | on | role | difference |", "|---|---|---|---|"]
-    roles = {"vs_complete_only:mean_over_subsets": "positive control (acceptance)",
+    control = doc.get("control") or "none"
+    roles = {"vs_complete_only:mean_over_subsets": {"positive": "positive control (acceptance)",
+                                                    "negative": "negative control cohort (no headroom)"
+                                                    }.get(control, "all 7 subsets"),
              "vs_complete_only:missing_patterns": "the 6 patterns with a modality missing",
              "vs_complete_only:complete_pattern": "negative control (nothing missing)",
              "vs_complete_only:brier_mean_over_subsets": "calibration (Brier, lower is better)",
@@ -172,6 +200,8 @@ def main() -> None:
     parser.add_argument("--synthetic", default=None,
                         help="data.synthetic of the study, e.g. '{subjects: 480, seed: 0, clinical_noise: 2.0}' "
                              "(default: the study's, the default cohort)")
+    parser.add_argument("--control", choices=["positive", "negative", "none"], default="none",
+                        help="the role of the cohort in the report (issue 15's controls)")
     parser.add_argument("--from-runs", type=Path, default=None,
                         help="a results JSON of benchmarks/mmanet_adni.py: read complete_only, dropout_baseline and "
                              "modulation_ssf from its per-seed study runs instead of training them again")
@@ -191,10 +221,13 @@ def main() -> None:
         settings = {"from_runs": str(rel), "run_dirs": {s: r["run_dir"] for s, r in source_doc["runs"].items()}}
         run_seed_fn = lambda seed: parse_run(Path(source_doc["runs"][str(seed)]["run_dir"]))  # noqa: E731
     else:
-        extra = ([f"--data-root {args.data_root}"] if args.data_root != ROOT / "datasets" / "adni_synth" else []) \
+        shown_root = args.data_root.resolve().relative_to(ROOT) if args.data_root.resolve().is_relative_to(ROOT) \
+            else args.data_root
+        extra = ([f"--data-root {shown_root}"] if args.data_root.resolve() != ROOT / "datasets" / "adni_synth" else []) \
             + ([f"--synthetic '{args.synthetic}'"] if args.synthetic else []) \
-            + ([f"--results {args.results.relative_to(ROOT)}"] if args.results.is_relative_to(ROOT)
-               and args.results != ROOT / "benchmarks" / "results" / "modulation_adni" else [])
+            + ([f"--results {args.results.resolve().relative_to(ROOT)}"] if args.results.resolve().is_relative_to(ROOT)
+               and args.results.resolve() != ROOT / "benchmarks" / "results" / "modulation_adni" else [])
+        extra += [f"--control {args.control}"] if args.control != "none" else []
         command = command_line("modulation_adni", args, *extra)
         source = (f"The study: {STUDY.relative_to(ROOT)} (complete_only, dropout_baseline, modulation_ssf), one run "
                   f"per seed, evaluated on the natural test split and every modality subset; cohort "
@@ -205,7 +238,8 @@ def main() -> None:
                                             args.synthetic)
     run_seeds(args.results, settings, args.seeds, run_seed_fn,
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
-              progress=lambda run: f"{run.get('seconds', 0)} s", schedule=schedule, command=command, source=source)
+              progress=lambda run: f"{run.get('seconds', 0)} s", schedule=schedule, command=command, source=source,
+              control=args.control)
 
 
 if __name__ == "__main__":
