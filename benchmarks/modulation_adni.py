@@ -208,8 +208,10 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    schedule = ("the study's own (training/cpu preset: up to 40 epochs, early stopping on validation loss)"
-                if args.epochs is None else f"training.epochs={args.epochs} (reduced), early stopping on validation loss")
+    schedule = ("the study's own (training/cpu preset: up to 40 epochs; complete_only and dropout_baseline stop "
+                "early on the validation loss; modulation keeps, per pattern, the epoch with the best validation AUC "
+                "on that pattern, the untrained base included, and stops when no pattern improved for 10 epochs)"
+                if args.epochs is None else f"training.epochs={args.epochs} (reduced), early stopping on validation")
     if args.from_runs is not None:
         source_doc = json.loads(args.from_runs.read_text())
         rel = args.from_runs.resolve().relative_to(ROOT) if args.from_runs.resolve().is_relative_to(ROOT) \
