@@ -141,6 +141,7 @@ def markdown(doc: dict) -> str:
     lines = [f"# Feature modulation (ssf) on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
              f"{len(runs)} seeds: {', '.join(sorted(runs, key=int))})", "",
              f"Role: {ROLE_TEXT.get(doc.get('control') or 'none')}", "",
+             *([doc["note"], ""] if doc.get("note") else []),
              f"Schedule: {doc['schedule']}. {doc.get('source', '')}", "",
              f"Modulated parts: {', '.join(first_run.get('targets') or ['?'])}; {first['parameters_per_pattern']:,} "
              f"trainable parameters per pattern = {100 * first['trainable_fraction']:.3f}% of the "
@@ -202,6 +203,7 @@ def main() -> None:
                              "(default: the study's, the default cohort)")
     parser.add_argument("--control", choices=["positive", "negative", "none"], default="none",
                         help="the role of the cohort in the report (issue 15's controls)")
+    parser.add_argument("--note", default=None, help="a sentence printed under the role (e.g. how seeds were chosen)")
     parser.add_argument("--from-runs", type=Path, default=None,
                         help="a results JSON of benchmarks/mmanet_adni.py: read complete_only, dropout_baseline and "
                              "modulation_ssf from its per-seed study runs instead of training them again")
@@ -241,7 +243,7 @@ def main() -> None:
     run_seeds(args.results, settings, args.seeds, run_seed_fn,
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
               progress=lambda run: f"{run.get('seconds', 0)} s", schedule=schedule, command=command, source=source,
-              control=args.control)
+              control=args.control, note=args.note)
 
 
 if __name__ == "__main__":
