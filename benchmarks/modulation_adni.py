@@ -6,11 +6,27 @@ draws; the synthetic cohort is the same for every seed) and writes the test AUC 
 on every modality subset as mean ± sd over seeds, the paired difference of modulation to each
 baseline, and the trainable-parameter fraction of the modulation:
 
-    python benchmarks/modulation_adni.py                      # seeds 0-4, the study's schedule
-    python benchmarks/modulation_adni.py --from-runs benchmarks/results/mmanet_adni.json
+    python benchmarks/modulation_adni.py                      # seeds 0-4, the default cohort
     python benchmarks/modulation_adni.py --seeds 0 --epochs 10
 
-Results: benchmarks/results/modulation_adni.{json,md}. Finished seeds are kept in the JSON and
+The controls of issue 15 (cohorts chosen on the validation headroom that
+``benchmarks/modulation_headroom_adni.py`` measures, see docs/protocols/modulation.md):
+
+    # positive control: strong clinical scores; the frozen base mis-combines MRI and PET once
+    # the clinical scores are zero-filled, while its features still carry the signal
+    python benchmarks/modulation_adni.py --bootstrap 0 --control positive \
+        --data-root datasets/adni_synth_clin05 --synthetic '{subjects: 480, seed: 0, clinical_noise: 0.5}' \
+        --results benchmarks/results/modulation_adni_positive --runs runs/benchmarks/modulation_adni_positive
+    # negative control: weak clinical scores; the base reads every pattern's features about as well
+    # as a linear probe on them does (no headroom on validation)
+    python benchmarks/modulation_adni.py --bootstrap 0 --control negative \
+        --data-root datasets/adni_synth_clin2 --synthetic '{subjects: 480, seed: 0, clinical_noise: 2.0}' \
+        --results benchmarks/results/modulation_adni_negative --runs runs/benchmarks/modulation_adni_negative
+
+``--from-runs benchmarks/results/mmanet_adni.json`` reads the three methods from the runs of
+that benchmark instead (when its run folders exist).
+
+Results: benchmarks/results/modulation_adni.{json,md} (or ``--results``). Finished seeds are kept in the JSON and
 skipped when the script runs again with the same settings (an interrupted benchmark resumes).
 """
 
@@ -35,11 +51,26 @@ SUBSETS = ["+".join(s) for s in all_subsets(MODALITIES)]
 
 
 METRICS = ("auc", "balanced_accuracy", "brier")
+ROLE_TEXT = {
+    "positive": "**positive control**: a cohort whose frozen complete-data base mis-reads patterns whose features "
+                "still carry the signal (validation headroom: benchmarks/results/modulation_adni_positive_headroom.md).",
+    "negative": "**negative control**: a cohort where the frozen base already reads every pattern about as well as a "
+                "linear probe on its features does (benchmarks/results/modulation_adni_negative_headroom.md); "
+                "modulation should not win here.",
+    "none": "the default cohort (validation headroom: benchmarks/results/modulation_adni_headroom.md).",
+}
 
 
-def run_seed(seed: int, epochs: int | None, bootstrap: int, runs: Path) -> dict:
-    return run_study_seed(STUDY, seed, parse_run, f"output_dir={runs}", f"data.root={ROOT / 'datasets' / 'adni_synth'}",
-                          epochs=epochs, bootstrap=bootstrap)
+#: evaluation scenarios of the benchmark (the tables below read no other)
+SCENARIOS = "evaluation.scenarios=[{kind: natural}, {kind: all_subsets}]"
+
+
+def run_seed(seed: int, epochs: int | None, bootstrap: int, runs: Path, data_root: Path,
+             synthetic: str | None = None) -> dict:
+    sets = [f"output_dir={runs}", f"data.root={data_root}", SCENARIOS]
+    if synthetic:
+        sets.append(f"data.synthetic={synthetic}")
+    return run_study_seed(STUDY, seed, parse_run, *sets, epochs=epochs, bootstrap=bootstrap)
 
 
 def parse_run(run_dir: Path) -> dict:
@@ -109,6 +140,8 @@ def markdown(doc: dict) -> str:
     first = first_run["modulation"]
     lines = [f"# Feature modulation (ssf) on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
              f"{len(runs)} seeds: {', '.join(sorted(runs, key=int))})", "",
+             f"Role: {ROLE_TEXT.get(doc.get('control') or 'none')}", "",
+             *([doc["note"], ""] if doc.get("note") else []),
              f"Schedule: {doc['schedule']}. {doc.get('source', '')}", "",
              f"Modulated parts: {', '.join(first_run.get('targets') or ['?'])}; {first['parameters_per_pattern']:,} "
              f"trainable parameters per pattern = {100 * first['trainable_fraction']:.3f}% of the "
@@ -117,7 +150,10 @@ def markdown(doc: dict) -> str:
              f"{100 * first['trainable_fraction_all_patterns']:.2f}%.", "",
              "## Paired verdicts (modulation_ssf − reference; mean, 95 % t-interval over seeds, seeds agreeing "
              "in sign)", "", "| reference | on | role | difference |", "|---|---|---|---|"]
-    roles = {"vs_complete_only:mean_over_subsets": "positive control (acceptance)",
+    control = doc.get("control") or "none"
+    roles = {"vs_complete_only:mean_over_subsets": {"positive": "positive control (acceptance)",
+                                                    "negative": "negative control cohort (no headroom)"
+                                                    }.get(control, "all 7 subsets"),
              "vs_complete_only:missing_patterns": "the 6 patterns with a modality missing",
              "vs_complete_only:complete_pattern": "negative control (nothing missing)",
              "vs_complete_only:brier_mean_over_subsets": "calibration (Brier, lower is better)",
@@ -142,6 +178,15 @@ def markdown(doc: dict) -> str:
                   "|---|" + "---|" * len(METHODS)]
         lines += [f"| {s} | " + " | ".join(fmt(summary[key][m][s]) for m in METHODS) + " |"
                   for s in SUBSETS + ["natural"]]
+    lines += ["", "## Validation AUC per pattern (the model-selection split)", "",
+              "The frozen base (zero fill) and the modulated network on the validation subjects that have the "
+              "pattern, as the modulation's report gives them; mean ± sd over seeds.", "",
+              "| pattern | complete_only (base) | modulation_ssf | difference |", "|---|---|---|---|"]
+    for s in SUBSETS:
+        base = [runs[k]["validation_auc"][s]["base"] for k in sorted(runs, key=int)]
+        mod = [runs[k]["validation_auc"][s]["modulated"] for k in sorted(runs, key=int)]
+        lines.append(f"| {s} | {fmt(stats(base))} | {fmt(stats(mod))} | "
+                     f"{signed(stats([b - a for a, b in zip(base, mod)]))} |")
     lines += ["", "Training seconds per seed (complete_only / dropout_baseline / modulation): "
               + "; ".join(f"seed {k}: " + " / ".join(f"{runs[k]['train_seconds'][m] or 0:.0f}" for m in METHODS)
                           for k in sorted(runs, key=int)) + ".",
@@ -151,14 +196,24 @@ def markdown(doc: dict) -> str:
 
 def main() -> None:
     parser = seed_parser("modulation_adni", __doc__.splitlines()[0], [0, 1, 2, 3, 4])
+    parser.add_argument("--data-root", type=Path, default=ROOT / "datasets" / "adni_synth",
+                        help="the cohort folder (created on first use from --synthetic)")
+    parser.add_argument("--synthetic", default=None,
+                        help="data.synthetic of the study, e.g. '{subjects: 480, seed: 0, clinical_noise: 2.0}' "
+                             "(default: the study's, the default cohort)")
+    parser.add_argument("--control", choices=["positive", "negative", "none"], default="none",
+                        help="the role of the cohort in the report (issue 15's controls)")
+    parser.add_argument("--note", default=None, help="a sentence printed under the role (e.g. how seeds were chosen)")
     parser.add_argument("--from-runs", type=Path, default=None,
                         help="a results JSON of benchmarks/mmanet_adni.py: read complete_only, dropout_baseline and "
                              "modulation_ssf from its per-seed study runs instead of training them again")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    schedule = ("the study's own (training/cpu preset: up to 40 epochs, early stopping on validation loss)"
-                if args.epochs is None else f"training.epochs={args.epochs} (reduced), early stopping on validation loss")
+    schedule = ("the study's own (training/cpu preset: up to 40 epochs; complete_only and dropout_baseline stop "
+                "early on the validation loss; modulation keeps, per pattern, the epoch with the best validation AUC "
+                "on that pattern, the untrained base included, and stops when no pattern improved for 10 epochs)"
+                if args.epochs is None else f"training.epochs={args.epochs} (reduced), early stopping on validation")
     if args.from_runs is not None:
         source_doc = json.loads(args.from_runs.read_text())
         rel = args.from_runs.resolve().relative_to(ROOT) if args.from_runs.resolve().is_relative_to(ROOT) \
@@ -170,13 +225,25 @@ def main() -> None:
         settings = {"from_runs": str(rel), "run_dirs": {s: r["run_dir"] for s, r in source_doc["runs"].items()}}
         run_seed_fn = lambda seed: parse_run(Path(source_doc["runs"][str(seed)]["run_dir"]))  # noqa: E731
     else:
-        command = command_line("modulation_adni", args)
-        source = f"The study: {STUDY.relative_to(ROOT)}."
-        settings = {"epochs": args.epochs, "bootstrap": args.bootstrap}
-        run_seed_fn = lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs)  # noqa: E731
+        shown_root = args.data_root.resolve().relative_to(ROOT) if args.data_root.resolve().is_relative_to(ROOT) \
+            else args.data_root
+        extra = ([f"--data-root {shown_root}"] if args.data_root.resolve() != ROOT / "datasets" / "adni_synth" else []) \
+            + ([f"--synthetic '{args.synthetic}'"] if args.synthetic else []) \
+            + ([f"--results {args.results.resolve().relative_to(ROOT)}"] if args.results.resolve().is_relative_to(ROOT)
+               and args.results.resolve() != ROOT / "benchmarks" / "results" / "modulation_adni" else [])
+        extra += [f"--control {args.control}"] if args.control != "none" else []
+        command = command_line("modulation_adni", args, *extra)
+        source = (f"The study: {STUDY.relative_to(ROOT)} (complete_only, dropout_baseline, modulation_ssf), one run "
+                  f"per seed, evaluated on the natural test split and every modality subset; cohort "
+                  f"{args.synthetic or 'the study default (data.synthetic: {subjects: 480, seed: 0})'}.")
+        settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "synthetic": args.synthetic,
+                    "data_root": str(args.data_root)}
+        run_seed_fn = lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root,  # noqa: E731
+                                            args.synthetic)
     run_seeds(args.results, settings, args.seeds, run_seed_fn,
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
-              progress=lambda run: f"{run.get('seconds', 0)} s", schedule=schedule, command=command, source=source)
+              progress=lambda run: f"{run.get('seconds', 0)} s", schedule=schedule, command=command, source=source,
+              control=args.control, note=args.note)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from robustmm.methods import create_method
 from robustmm.methods.base import MethodContext
 from robustmm.methods.baseline import CompleteOnly, CompleteOnlyOptions
 from robustmm.methods.modulation import ModulatedNetwork, Modulation, ModulationOptions, find_sites
+from robustmm.methods.modulation.method import resolve_settings
 from robustmm.models.network import MultimodalNet
 
 REPO = Path(__file__).resolve().parents[1]
@@ -348,6 +349,91 @@ def test_modulation_recovers_a_missing_modalitys_constant_contribution() -> None
     assert before > 1e-3, "zero-filling the constant modality should move the frozen base's outputs"
     assert after < 0.2 * before  # the exact optimum is 0; Adam gets most of the way in 200 steps
     assert complete_after == 0.0  # the complete pattern's parameters were not trained
+
+
+def _gap_after_adam(lr: float, steps: int = 100) -> tuple[float, float]:
+    """Known answer needing an O(1) move: the target is the base network with one channel of the
+    trunk's last linear layer negated (weight and bias), which ssf on that layer reproduces
+    exactly with scale -1 (Δγ = -2, β = 0). Returns the squared gap to the target before and
+    after ``steps`` Adam steps at ``lr`` on the default ssf sites (fusion and trunk)."""
+    data = TinyCohort(32, seed=1)
+    batch = collate([data[i] for i in range(32)])
+    batch = batch.with_masks({m: torch.ones(32, dtype=torch.bool) for m in SPECS})
+    base = base_net(seed=2)
+    flipped = copy.deepcopy(base)
+    with torch.no_grad():
+        for net in (base, flipped):
+            net.head.weight[:, 0] = torch.tensor([-3.0, 3.0])  # the head reads channel 0 strongly
+        flipped.trunk.net[4].weight[0].neg_()
+        flipped.trunk.net[4].bias[0].neg_()
+        target = flipped(batch)["logits"]
+    settings = resolve_settings(ModulationOptions(variant="ssf"))
+    net = ModulatedNetwork(base, list(SPECS), "ssf", list(settings.layers), default_targets=settings.targets)
+    gap = lambda b: (net(b)["logits"] - target).pow(2).mean()  # noqa: E731
+    with torch.no_grad():
+        before = float(gap(batch))
+    optimizer = torch.optim.Adam(net.modulation.pattern_parameters(net.patterns.index(tuple(SPECS))), lr=lr)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        gap(batch).backward()
+        optimizer.step()
+    with torch.no_grad():
+        return before, float(gap(batch))
+
+
+def test_default_ssf_learning_rate_moves_the_modulation_far_enough_in_a_short_schedule() -> None:
+    """Issue 15: at the study's lr (0.002, the old default) Adam moves each scale/shift by at most
+    0.002 per step, so in the ~200 steps of the ADNI schedule a channel can neither flip sign nor
+    shift by O(1) (seed 0: MRI-alone validation AUC 0.47 at lr 0.002, 0.68 at 0.1; linear-probe
+    ceiling 0.70). The default ssf lr (configs/methods/modulation.yaml) must close, in 100
+    steps, a gap that needs a channel's scale to go from 1 to -1; the old default must not."""
+    settings = resolve_settings(ModulationOptions(variant="ssf"))
+    assert settings.lr is not None, "ssf needs its own learning rate; the study's lr is far too small"
+    before, after = _gap_after_adam(settings.lr)
+    assert before > 1.0
+    assert after < 0.1 * before  # lr 0.01: 0.06 of the gap left; 0.1: 0.007
+    _, after_old = _gap_after_adam(0.002)
+    assert after_old > 0.2 * before  # lr 0.002: 0.27 of the gap left
+
+
+def test_each_pattern_keeps_its_own_best_validation_epoch_or_the_base(monkeypatch) -> None:
+    """Per-pattern selection (issue 15): a pattern keeps the parameters of the epoch with its own
+    lowest validation loss; a pattern that never beats the base network's validation loss keeps the
+    identity; the trainer sees the mean of the selected losses (so it only improves when some
+    pattern does). With one shared epoch pattern 0 would get epoch 1's parameters (mean loss 0.45
+    there vs 0.5 at epoch 0)."""
+    import types
+
+    from robustmm.methods.modulation import method as method_module
+    from robustmm.methods.modulation.method import ModulationTraining
+    from robustmm.methods.task import task_adapter
+    from robustmm.missing.scenarios import build_scenario
+    from robustmm.config.schema import RandomSubsetsScenario
+
+    net = modulated("ssf")
+    names = ["+".join(p) for p in net.patterns]
+    context = MethodContext("modulation", SPECS, TASK, SMALL, TrainingConfig(device="cpu"), seed=0)
+    module = ModulationTraining(net, task_adapter(TASK), context,
+                                build_scenario(RandomSubsetsScenario(kind="random_subsets"), list(SPECS)),
+                                base_scores={n: {"loss": 0.5, "auc": 0.7} for n in names}, select_on="monitor")
+    assert module.monitor == "loss"  # the study's training.selection.monitor (default primary: the AUC)
+    losses = {0: {0: 0.40, 1: 0.60, 2: 0.60}, 1: {0: 0.45, 1: 0.30, 2: 0.70}}  # other patterns: 0.5, a tie
+    kept = {}
+    for epoch in (0, 1):
+        randomize(net.modulation.parameters(), seed=epoch)  # the parameters after this epoch's training
+        kept[epoch] = [[p.clone() for p in net.modulation.pattern_parameters(i)] for i in range(len(names))]
+        scores = {n: {"loss": losses[epoch].get(i, 0.5), "auc": 0.7} for i, n in enumerate(names)}
+        monkeypatch.setattr(method_module, "pattern_validation", lambda *args, scores=scores, **kw: scores)
+        summary = module.validation_metrics(None, types.SimpleNamespace(epoch=epoch, device=torch.device("cpu")))
+    assert summary["loss"] == pytest.approx(np.mean([0.40, 0.30] + [0.5] * (len(names) - 2)))
+    module.apply_selection()
+    assert module.selected_epoch.tolist() == [0, 1] + [-1] * (len(names) - 2)
+    for i, epoch in ((0, 0), (1, 1)):
+        assert all(torch.equal(p, q) for p, q in zip(net.modulation.pattern_parameters(i), kept[epoch][i]))
+    for i in range(2, len(names)):  # never better than the base: back to the identity
+        assert all(bool((p == 0).all()) for p in net.modulation.pattern_parameters(i))
+    # the selection is in the module's state (a trainer checkpoint restores it)
+    assert {"selected", "selected_score", "selected_epoch"} <= set(module.state_dict())
 
 
 # ----------------------------------------------------------------------------- configuration errors
