@@ -73,8 +73,9 @@ def auilc(methods, dataset, data, seed, split):
     return out
 
 
-def main():
-    p = argparse.ArgumentParser()
+def common_parser(description: str) -> argparse.ArgumentParser:
+    """The cohort size and training settings shared by the CIDer diagnostic scripts."""
+    p = argparse.ArgumentParser(description=description)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--n-train", type=int, default=300)
     p.add_argument("--n-valid", type=int, default=120)
@@ -88,6 +89,11 @@ def main():
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
+    return p
+
+
+def main():
+    p = common_parser(__doc__.splitlines()[0])
     p.add_argument("--variants", nargs="+", default=["base", "cider", "no_mssd", "no_rep", "no_attn", "no_rec"])
     p.add_argument("--knobs", default="{}", help="JSON: write_synthetic_mmsa keyword knobs")
     p.add_argument("--cider-extra", default="{}", help="JSON: extra CIDer options for every cider variant")

@@ -9,7 +9,6 @@ shortcut file. Also the clean file's tau = 0 network for reference. Prints one J
 
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import tempfile
@@ -23,25 +22,12 @@ from robustmm.data.datamodule import DataModule
 from robustmm.data.mmsa import MMSADataset
 from robustmm.data.synth.mmsa import write_synthetic_mmsa
 
-from benchmarks.cider_diagnose import auilc, fit
+from benchmarks.cider_diagnose import auilc, common_parser, fit
 from benchmarks.cider_mosi import SHORTCUT, _tau0, _unk_counterfactual, add_shortcut_words
 
 
 def main():
-    p = argparse.ArgumentParser()
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--n-train", type=int, default=300)
-    p.add_argument("--n-valid", type=int, default=120)
-    p.add_argument("--n-test", type=int, default=200)
-    p.add_argument("--seq-len", type=int, default=16)
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--patience", type=int, default=5)
-    p.add_argument("--min-epochs", type=int, default=4)
-    p.add_argument("--monitor", default="loss")
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--layers", type=int, default=2)
-    p.add_argument("--heads", type=int, default=4)
+    p = common_parser(__doc__.splitlines()[0])
     p.add_argument("--shortcut-words", type=int, default=5)
     p.add_argument("--knobs", default="{}")
     p.add_argument("--strength", type=float, default=1.0)
