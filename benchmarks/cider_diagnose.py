@@ -92,6 +92,15 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
+def emit(record: dict, out: Path | None) -> None:
+    """Print one JSON line and append it to ``out`` (when given)."""
+    line = json.dumps(record)
+    print(line)
+    if out:
+        with open(out, "a") as fh:
+            fh.write(line + "\n")
+
+
 def main():
     p = common_parser(__doc__.splitlines()[0])
     p.add_argument("--variants", nargs="+", default=["base", "cider", "no_mssd", "no_rep", "no_attn", "no_rec"])
@@ -132,11 +141,7 @@ def main():
         test = auilc(fitted, dataset, data, args.seed, "test")
     out = {"seed": args.seed, "args": {k: str(v) for k, v in vars(args).items()}, "val": val, "test": test,
            "fit": infos, "wall_s": round(time.time() - t0, 1)}
-    line = json.dumps(out)
-    print(line)
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(line + "\n")
+    emit(out, args.out)
 
 
 if __name__ == "__main__":

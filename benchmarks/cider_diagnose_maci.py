@@ -22,7 +22,7 @@ from robustmm.data.datamodule import DataModule
 from robustmm.data.mmsa import MMSADataset
 from robustmm.data.synth.mmsa import write_synthetic_mmsa
 
-from benchmarks.cider_diagnose import auilc, common_parser, fit
+from benchmarks.cider_diagnose import auilc, common_parser, emit, fit
 from benchmarks.cider_mosi import SHORTCUT, _tau0, _unk_counterfactual, add_shortcut_words
 
 
@@ -87,11 +87,7 @@ def main():
             res["clean_tau"] = c2.tau
             res["clean_fit"] = {k: v for k, v in info2.items() if k != "history"}
     res["wall_s"] = round(time.time() - t0, 1)
-    line = json.dumps(res)
-    print(line)
-    if args.out:
-        with open(args.out, "a") as fh:
-            fh.write(line + "\n")
+    emit(res, args.out)
 
 
 if __name__ == "__main__":
