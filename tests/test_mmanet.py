@@ -147,7 +147,7 @@ def test_mining_picks_the_noise_combination_and_training_uses_mad_and_mar(tmp_pa
     items = method.report_items()
     assert items["weak_subsets"] == ["+".join(w) for w in expected]
     assert json.loads(json.dumps(items)) == items  # JSON-safe for metrics.json
-    ckpt = torch.load(tmp_path / "mmanet.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "mmanet.pt", weights_only=True)
     assert [tuple(w) for w in ckpt["extra"]["miner"]["weak"]] == expected
 
     history = {h["epoch"]: h for h in method.loss_history}
@@ -216,7 +216,7 @@ def test_an_interrupted_run_resumes_mining_from_the_checkpoint(tmp_path: Path) -
 
     with pytest.raises(Interrupt):
         _fit(make(), data, tmp_path / "resumed", callbacks=[StopAfterEpoch1()])
-    partial = torch.load(tmp_path / "resumed" / "mmanet.pt", weights_only=False)["extra"]["miner"]
+    partial = torch.load(tmp_path / "resumed" / "mmanet.pt", weights_only=True)["extra"]["miner"]
     assert partial["rounds"] == 1 and partial["weak"] is None
 
     resumed = make()
@@ -298,7 +298,7 @@ def test_warmup_epochs_are_never_selected_and_mad_is_off_when_the_teacher_is_not
     method = MMANet(MMANetOptions(warmup_epochs=2), toy_context(data, "mmanet", epochs=4))
     method.complete_validation_score = lambda net, data, device: 0.0  # a teacher no better than anything
     _fit(method, data, tmp_path)
-    ckpt = torch.load(tmp_path / "mmanet.pt", weights_only=False)
+    ckpt = torch.load(tmp_path / "mmanet.pt", weights_only=True)
     assert ckpt["best_epoch"] >= 2
     assert method.mad_weight == 0.0 and "MAD off" in method.mad_note
     assert all(h["train_weighted_mad"] == 0 for h in method.loss_history)
@@ -419,7 +419,7 @@ def _crn_fit(method_cls, options, run_id: str, data, path: Path, epochs: int = 4
     method = method_cls(options, MethodContext(run_id, data.modalities, data.task, model, training, seed=0))
     trainer = Trainer(training, path, 0, progress=False)
     method.fit(data, trainer)
-    return method, torch.load(path / f"{run_id}.pt", weights_only=False)
+    return method, torch.load(path / f"{run_id}.pt", weights_only=True)
 
 
 def test_mmanet_with_lambdas_zero_trains_exactly_the_dropout_baselines_network(tmp_path: Path) -> None:

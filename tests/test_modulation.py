@@ -289,7 +289,7 @@ def test_training_changes_only_modulation_and_the_base_stays_bit_identical(tmp_p
     complete_only = CompleteOnly(CompleteOnlyOptions(), context)
     complete_only.fit(data, Trainer(cfg, tmp_path / "checkpoints" / "complete_only", 0, progress=False))
     checkpoint_file = tmp_path / "checkpoints" / "complete_only" / "complete_only.pt"
-    saved = torch.load(checkpoint_file, map_location="cpu", weights_only=False)["module"]
+    saved = torch.load(checkpoint_file, map_location="cpu", weights_only=True)["module"]
     saved = {k[len("net."):]: v for k, v in saved.items() if k.startswith("net.")}
 
     mod_context = MethodContext("modulation", SPECS, TASK, SMALL, cfg, seed=0, trained={"complete_only": complete_only})
@@ -483,7 +483,7 @@ def test_study_evaluates_modulation_on_every_subset_with_its_parameter_fraction(
     evaluated = {(r["method"], r["scenario"]) for r in result.records if r["metric"] == "auc"}
     assert {(m, s) for m in ("complete_only", "dropout_baseline", "ssf") for s in subsets} <= evaluated
     saved = torch.load(result.run_dir / "checkpoints" / "complete_only" / "complete_only.pt", map_location="cpu",
-                       weights_only=False)["module"]
+                       weights_only=True)["module"]
     base = result.methods["ssf"].net.base.state_dict()
     assert all(torch.equal(v.cpu(), saved[f"net.{k}"]) for k, v in base.items())
     doc = (result.run_dir / "metrics.json").read_text()

@@ -69,7 +69,7 @@ def test_same_seed_same_metrics_and_resume_after_kill(tiny_study: Path, tmp_path
     while time.time() < deadline and proc.poll() is None:
         if ckpt.is_file():
             try:
-                state = torch.load(ckpt, map_location="cpu", weights_only=False)
+                state = torch.load(ckpt, map_location="cpu", weights_only=True)
             except Exception:  # being replaced right now
                 continue
             if state["epoch"] >= 1:  # two epochs done

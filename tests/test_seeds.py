@@ -132,7 +132,7 @@ def test_kill_during_seed_1_then_resume_gives_the_uninterrupted_metrics(tiny_stu
     while time.time() < deadline and proc.poll() is None:
         if ckpt.is_file():
             try:
-                state = torch.load(ckpt, map_location="cpu", weights_only=False)
+                state = torch.load(ckpt, map_location="cpu", weights_only=True)
             except Exception:  # being replaced right now
                 continue
             if state["epoch"] >= 0:

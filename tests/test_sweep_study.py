@@ -81,7 +81,7 @@ def test_sweep_command_prunes_evaluates_best_on_test_and_reports(tiny_study: Pat
     assert sorted(bad.intermediate_values) == [0, 1] and bad.user_attrs["pruned_at"]["epoch"] == 1
     assert all(v < 0 for v in bad.intermediate_values.values())  # validation loss, negated for a maximized AUC
     history = torch.load(Path(bad.user_attrs["run_dir"]) / "checkpoints/dropout_baseline/dropout_baseline.pt",
-                         weights_only=False)["history"]
+                         weights_only=True)["history"]
     assert len(history) == 2
     assert all(sorted(t.intermediate_values) == [0, 1, 2, 3] for t in study.trials[:2])
 
