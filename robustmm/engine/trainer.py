@@ -146,7 +146,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self, module: nn.Module, data: Any, stage: str, epochs: int | None = None, lr: float | None = None,
-            monitor: str | None = None, min_epochs: int | None = None) -> FitResult:
+            monitor: str | None = None, min_epochs: int | None = None,
+            random_stream: str | None = None) -> FitResult:
+        """Train ``module`` on ``data`` under the study's selection policy. ``monitor`` / ``min_epochs``
+        override the policy for this stage; ``random_stream`` names the stage whose per-epoch torch
+        seeds this one uses (default: its own), for common random numbers between methods."""
         per_epoch = None
         if self.cfg.selection.steps is not None:
             try:
@@ -202,7 +206,7 @@ class Trainer:
                    leave=False)
         for epoch in bar:
             t0 = time.time()
-            torch.manual_seed(stable_seed(self.seed, stage, epoch))
+            torch.manual_seed(stable_seed(self.seed, random_stream or stage, epoch))
             ctx = StepContext(epoch, 0, self.device, self.seed, stage, epochs)
             if hasattr(module, "on_epoch_start"):
                 module.on_epoch_start(ctx, data)

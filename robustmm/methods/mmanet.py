@@ -293,7 +293,7 @@ class MMANetModule(nn.Module):
     def __init__(self, net: nn.Module, regularizer: nn.Module, teacher: FrozenTeacher, task: TaskAdapter,
                  context: MethodContext, settings: MMANetSettings, warmup_epochs: int, miner: WeakSubsetMiner,
                  grid: int | list[int], dropout, keep_complete: float, teacher_score: float = float("nan"),
-                 require_better_teacher: bool = True, random_streams: str | None = None) -> None:
+                 require_better_teacher: bool = True) -> None:
         super().__init__()
         self.net = net
         self.regularizer = regularizer
@@ -308,7 +308,6 @@ class MMANetModule(nn.Module):
         self.keep_complete = keep_complete
         self.teacher_score = teacher_score
         self.require_better_teacher = require_better_teacher
-        self.random_streams = random_streams
         self.monitor = task.primary_metric
         self.loss_history: list[dict[str, float]] = []
         #: the student's primary metric on complete validation subjects at the end of warm-up
@@ -344,8 +343,6 @@ class MMANetModule(nn.Module):
                  self.mad_note)
 
     def on_epoch_start(self, ctx, data) -> None:
-        if self.random_streams:  # the trainer seeded torch for this stage; use the shared run's seed instead
-            torch.manual_seed(stable_seed(ctx.seed, self.random_streams, ctx.epoch))
         self._sums = {"ce": 0.0, "mad": 0.0, "weighted_mad": 0.0, "mar": 0.0, "weak_fraction": 0.0,
                       "mad_fraction": 0.0}
         self._steps = 0
@@ -508,9 +505,9 @@ class MMANet(Method):
         self.warmup_epochs = min(self.settings.warmup_epochs, epochs - 1)
         module = MMANetModule(self.net, self.regularizer, self.teacher, self.task, self.context, self.settings,
                               self.warmup_epochs, self.miner, self.options.spatial_grid, self.dropout,
-                              self.options.keep_complete, self.teacher_score, self.options.require_better_teacher,
-                              self.options.random_streams)
-        trainer.fit(module, data, stage=self.context.method_id, epochs=self.options.epochs, lr=self.options.lr)
+                              self.options.keep_complete, self.teacher_score, self.options.require_better_teacher)
+        trainer.fit(module, data, stage=self.context.method_id, epochs=self.options.epochs, lr=self.options.lr,
+                    random_stream=self.options.random_streams)
         self.loss_history = module.loss_history
         self.student_score, self.mad_weight, self.mad_note = module.student_score, module.mad_weight, module.mad_note
         if self.miner.weak is None:
