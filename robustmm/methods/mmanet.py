@@ -78,7 +78,7 @@ from robustmm.methods.trio import (
     select_rows,
     subset_predictions,
 )
-from robustmm.metrics.paired import higher_is_better
+from robustmm.metrics.paired import worst_value
 from robustmm.missing.scenarios import Subset, build_scenario
 from robustmm.models.network import input_means
 
@@ -274,10 +274,6 @@ def shared_stream_network(context: MethodContext, fill: str, random_streams: str
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(stable_seed(context.seed, random_streams))
         return deployment_network(context, fill)
-
-
-def worst_value(metric: str) -> float:
-    return float("-inf") if higher_is_better(metric) else float("inf")
 
 
 class MMANetModule(nn.Module):

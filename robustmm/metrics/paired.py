@@ -24,6 +24,11 @@ def higher_is_better(metric: str) -> bool:
     return not (base in LOWER_IS_BETTER or base.split("_")[0] in LOWER_IS_BETTER or base.endswith("_loss"))
 
 
+def worst_value(metric: str) -> float:
+    """The score every real value of ``metric`` beats: -inf when higher is better, else +inf."""
+    return float("-inf") if higher_is_better(metric) else float("inf")
+
+
 def t_interval(values, confidence: float = 0.95) -> tuple[float | None, float | None]:
     """Student-t interval on the mean of ``values`` (runs: seeds or folds); (None, None) below 2 values."""
     from scipy import stats

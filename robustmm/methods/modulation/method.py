@@ -49,7 +49,7 @@ from robustmm.methods.modulation.network import ModulatedNetwork
 from robustmm.methods.modulation.sites import LayerKind
 from robustmm.methods.modulation.variants import Variant
 from robustmm.methods.task import TaskAdapter, task_adapter
-from robustmm.metrics.paired import higher_is_better
+from robustmm.metrics.paired import higher_is_better, worst_value
 from robustmm.missing.scenarios import Scenario, Subset, build_scenario
 from robustmm.models.factory import create_model
 from robustmm.models.network import FillKind
@@ -215,6 +215,7 @@ class ModulationTraining(nn.Module):
         monitor = context.training.selection.monitor
         self.monitor = task.primary_metric if select_on == "primary" or monitor == "primary" else monitor
         self.higher_better = higher_is_better(self.monitor)
+        self.worst = worst_value(self.monitor)
         self.per_pattern = net.modulation.variant != "film"
         names = ["+".join(p) for p in net.patterns]
         self.pattern_names = names
@@ -222,8 +223,7 @@ class ModulationTraining(nn.Module):
         self.selected_metrics: dict[str, dict[str, float]] = dict(base_scores or {})
         if self.per_pattern:
             start = torch.stack([self._flat(i) for i in range(len(names))])
-            worst = float("-inf") if self.higher_better else float("inf")
-            scores = [self._score(self.selected_metrics.get(n, {}), worst) for n in names]
+            scores = [self._score(self.selected_metrics.get(n, {})) for n in names]
             self.register_buffer("selected", start)
             self.register_buffer("selected_score", torch.tensor(scores, dtype=torch.float64))
             self.register_buffer("selected_epoch", torch.full((len(names),), -1, dtype=torch.long))
@@ -231,9 +231,9 @@ class ModulationTraining(nn.Module):
     def _flat(self, pattern: int) -> Tensor:
         return torch.cat([p.detach().reshape(-1) for p in self.net.modulation.pattern_parameters(pattern)]).float()
 
-    def _score(self, metrics: dict[str, float], default: float) -> float:
-        value = metrics.get(self.monitor, default)
-        return float(value) if np.isfinite(value) else default
+    def _score(self, metrics: dict[str, float]) -> float:
+        value = metrics.get(self.monitor, self.worst)
+        return float(value) if np.isfinite(value) else self.worst
 
     def _better(self, new: float, old: float) -> bool:
         return new > old if self.higher_better else new < old
@@ -253,11 +253,10 @@ class ModulationTraining(nn.Module):
                                         self.net.patterns)
         if not self.per_pattern:
             return summarize(by_pattern, self.task.primary_metric)
-        worst = float("-inf") if self.higher_better else float("inf")
         for i, name in enumerate(self.pattern_names):
             if name not in by_pattern:
                 continue
-            score = self._score(by_pattern[name], worst)
+            score = self._score(by_pattern[name])
             if self._better(score, float(self.selected_score[i])):
                 self.selected[i] = self._flat(i).to(self.selected.device)
                 self.selected_score[i] = score
