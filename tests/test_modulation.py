@@ -270,8 +270,10 @@ def test_every_default_variant_is_under_one_percent_per_pattern_and_modulates_th
     if variant != "film":
         assert items["parameters_per_pattern"] * items["patterns"] == items["parameters_all_patterns"]
     assert 0 < items["trainable_fraction"] < 0.01
-    assert items["targets"] == ["fusion", "trunk"]
+    assert items["targets"] == (["encoders.*.proj"] if variant == "ssf" else []) + ["fusion", "trunk"]
     assert any(site.startswith("trunk") for site in method.net.modulation.sites)
+    if variant == "ssf":  # each encoder's output layer: a pattern can re-weight one modality against another
+        assert {f"encoders/{m}/proj" for m in context.modalities} <= set(method.net.modulation.sites)
 
 
 # ----------------------------------------------------------------------------- training
@@ -355,7 +357,8 @@ def _gap_after_adam(lr: float, steps: int = 100) -> tuple[float, float]:
     """Known answer needing an O(1) move: the target is the base network with one channel of the
     trunk's last linear layer negated (weight and bias), which ssf on that layer reproduces
     exactly with scale -1 (Δγ = -2, β = 0). Returns the squared gap to the target before and
-    after ``steps`` Adam steps at ``lr`` on the default ssf sites (fusion and trunk)."""
+    after ``steps`` Adam steps at ``lr`` on ssf's default layer kinds in the trunk (more sites,
+    e.g. the encoders' outputs, would open other routes to the target and blur what lr measures)."""
     data = TinyCohort(32, seed=1)
     batch = collate([data[i] for i in range(32)])
     batch = batch.with_masks({m: torch.ones(32, dtype=torch.bool) for m in SPECS})
@@ -368,7 +371,7 @@ def _gap_after_adam(lr: float, steps: int = 100) -> tuple[float, float]:
         flipped.trunk.net[4].bias[0].neg_()
         target = flipped(batch)["logits"]
     settings = resolve_settings(ModulationOptions(variant="ssf"))
-    net = ModulatedNetwork(base, list(SPECS), "ssf", list(settings.layers), default_targets=settings.targets)
+    net = ModulatedNetwork(base, list(SPECS), "ssf", list(settings.layers), targets=["trunk"])
     gap = lambda b: (net(b)["logits"] - target).pow(2).mean()  # noqa: E731
     with torch.no_grad():
         before = float(gap(batch))
@@ -452,6 +455,21 @@ def test_option_errors_name_the_problem(tmp_path: Path) -> None:
     lora = create_method(MethodConfig(name="modulation", variant="lora", layers=["norm"]), context)
     with pytest.raises(ConfigError, match="finds no layer"):
         lora.wrap(base_net())
+    pattern = create_method(MethodConfig(name="modulation", targets=["encoders.*.projection"]), context)
+    with pytest.raises(ConfigError, match=r"\['encoders\.\*\.projection'\] name no part"):
+        pattern.wrap(base_net())
+
+
+def test_a_target_pattern_names_layers_by_their_dotted_path() -> None:
+    """'encoders.*.proj' is the output layer of every encoder and nothing else; a pattern that
+    matches a module and one inside it names each layer once."""
+    net = base_net()
+    names = [site.name for site, _ in find_sites(net, ["encoders.*.proj", "trunk"], ["linear", "norm"])]
+    encoders = [n for n in names if n.startswith("encoders.")]
+    assert encoders == [f"encoders.{m}.proj" for m in net.encoders]
+    assert names[len(encoders):] == [site.name for site, _ in find_sites(net, ["trunk"], ["linear", "norm"])]
+    nested = [site.name for site, _ in find_sites(net, ["encoders.*"], ["linear"])]
+    assert nested == [site.name for site, _ in find_sites(net, ["encoders"], ["linear"])]
 
 
 def test_sites_skip_layers_inside_attention_and_count_shared_layers_once() -> None:

@@ -1,9 +1,11 @@
 """Where modulation goes: the layers of a network, found by walking its module tree.
 
 A *site* is one layer whose output is modulated. Sites are found generically, by layer type,
-inside the named top-level parts of the network (``targets``), so the same code adapts any
-robustmm network (MultimodalNet's per-modality encoders and fusion block, a segmentation
-network's encoders and per-scale fusions) without knowing its architecture:
+inside the named parts of the network (``targets``), so the same code adapts any robustmm
+network (MultimodalNet's per-modality encoders and fusion block, a segmentation network's
+encoders and per-scale fusions) without knowing its architecture. A target is a top-level part
+(``trunk``) or a shell-style pattern over dotted module paths (``encoders.*.proj``: the output
+layer of every encoder):
 
 * ``linear``: :class:`torch.nn.Linear`, modulated over its last (feature) dimension;
 * ``conv``: 1-D/2-D/3-D convolutions, transposed ones included, over the channel dimension (1);
@@ -17,6 +19,7 @@ network's encoders and per-scale fusions) without knowing its architecture:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from fnmatch import fnmatchcase
 from typing import Literal, get_args
 
 from torch import Tensor, nn
@@ -89,40 +92,58 @@ def describe(name: str, module: nn.Module) -> Site:
                     f"(kinds: {LAYER_KINDS})")
 
 
+def _is_pattern(target: str) -> bool:
+    return any(ch in target for ch in ".*?[")
+
+
+def target_modules(net: nn.Module, target: str) -> list[tuple[str, nn.Module]]:
+    """The modules a target names: a top-level part, or every module whose dotted path matches
+    the pattern (outermost matches only, so a pattern never names a layer twice)."""
+    if not _is_pattern(target):
+        part = dict(net.named_children()).get(target)
+        return [] if part is None else [(target, part)]
+    matched: list[tuple[str, nn.Module]] = []
+    for name, module in net.named_modules():
+        if name and fnmatchcase(name, target) and not any(name.startswith(m + ".") for m, _ in matched):
+            matched.append((name, module))
+    return matched
+
+
 def resolve_targets(net: nn.Module, targets: list[str] | None, defaults: tuple[str, ...] | list[str] | None = None
                     ) -> list[str]:
-    """The top-level parts of ``net`` to modulate; ``None`` means those of ``defaults`` (else
-    :data:`DEFAULT_TARGETS`) that it has."""
+    """The parts of ``net`` to modulate; ``None`` means those of ``defaults`` (else
+    :data:`DEFAULT_TARGETS`) that it has. A target the study names must name something."""
     children = [name for name, _ in net.named_children()]
     if targets is None:
         defaults = DEFAULT_TARGETS if defaults is None else tuple(defaults)
-        found = [t for t in defaults if t in children]
+        found = [t for t in defaults if target_modules(net, t)]
         if not found:
             raise ValueError(f"{type(net).__name__} has none of the default modulation targets "
                              f"{list(defaults)}; set 'targets' to some of its parts {children}")
         return found
-    unknown = [t for t in targets if t not in children]
+    unknown = [t for t in targets if not target_modules(net, t)]
     if unknown:
-        raise ValueError(f"targets {unknown} are not parts of {type(net).__name__}; its parts are {children}")
+        raise ValueError(f"targets {unknown} name no part of {type(net).__name__}; its parts are {children} "
+                         f"(or give a pattern over dotted module paths, e.g. 'encoders.*.proj')")
     return list(targets)
 
 
 def find_sites(net: nn.Module, targets: list[str], kinds: list[str]) -> list[tuple[Site, nn.Module]]:
     """Every layer of a kind in ``kinds`` inside the parts ``targets`` of ``net``, in module
     order; a layer shared by several parts (e.g. one encoder for two modalities) appears once."""
-    parts = dict(net.named_children())
     seen: set[int] = set()
     attention_prefixes: list[str] = []
     sites: list[tuple[Site, nn.Module]] = []
     for target in targets:
-        for name, module in parts[target].named_modules(prefix=target):
-            if any(name.startswith(prefix + ".") for prefix in attention_prefixes):
-                continue
-            if isinstance(module, nn.MultiheadAttention):
-                attention_prefixes.append(name)
-            kind = layer_kind(module)
-            if kind is None or kind not in kinds or id(module) in seen:
-                continue
-            seen.add(id(module))
-            sites.append((describe(name, module), module))
+        for root, part in target_modules(net, target):
+            for name, module in part.named_modules(prefix=root):
+                if any(name.startswith(prefix + ".") for prefix in attention_prefixes):
+                    continue
+                if isinstance(module, nn.MultiheadAttention):
+                    attention_prefixes.append(name)
+                kind = layer_kind(module)
+                if kind is None or kind not in kinds or id(module) in seen:
+                    continue
+                seen.add(id(module))
+                sites.append((describe(name, module), module))
     return sites
