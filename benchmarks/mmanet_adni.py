@@ -63,15 +63,21 @@ DEFAULT_METHODS = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off", 
 #: negative: the same PET, but MRI and clinical made nearly uninformative (mri_noise 5,
 #: clinical_noise 6: oracle 0.54 and 0.64), so the weak subsets have next to nothing to recover:
 #: MMANet should not win there.
+#: pet_from_mri (added after the three above were run and MAD was measured pulling MRI-only towards
+#: the PET-reliant teacher): PET's label signal is a nonlinear function of an MRI latent
+#: (pet_from_mri 1), so the teacher's PET-ordered similarity structure is reachable from MRI and MAD
+#: can teach the MRI encoder what PET shows: the cohort built for MAD's mechanism.
 COHORTS = {
     "default": {},
     "positive": {"pet_missing": 0.0},
     "negative": {"mri_noise": 5.0, "clinical_noise": 6.0},
+    "pet_from_mri": {"pet_from_mri": 1.0},
 }
 COHORT_ROLES = {
     "default": "study cohort: PET dominant, MRI and clinical informative but under-learned (mechanism present)",
     "positive": "positive control: as default, PET for every subject, so MAD acts on every training sample",
     "negative": "negative control: MRI and clinical nearly uninformative, little for MAD + MAR to recover",
+    "pet_from_mri": "positive control: PET's signal is a function of MRI, so the teacher's structure is reachable from MRI",
 }
 
 
