@@ -254,6 +254,14 @@ def test_lambda_mad_times_mad_is_within_a_factor_of_two_of_the_task_loss_when_di
     assert absolute.mad_weight == 30.0
 
 
+@pytest.mark.parametrize("task_kind", ["binary", "multiclass", "segmentation", "survival"])
+def test_every_task_familys_default_mad_weight_is_relative_to_the_task_loss(task_kind: str) -> None:
+    """Issue 15: an absolute weight let MAD dominate the task loss on ADNI (lambda 30: ~18x) and
+    on BraTS (lambda 4: ~3.5x); no family's default may do that."""
+    settings = resolve_settings(MMANetOptions(), task_kind)
+    assert settings.mad_scale == "task_loss" and settings.lambda_mad == 1.0
+
+
 def test_mad_uses_only_samples_whose_natural_input_is_complete() -> None:
     from robustmm.losses import mad_loss
     from robustmm.methods.trio import complete_rows
