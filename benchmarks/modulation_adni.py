@@ -17,8 +17,9 @@ The controls of issue 15 (cohorts chosen on the validation headroom that
     python benchmarks/modulation_adni.py --bootstrap 0 --control positive \
         --data-root datasets/adni_synth_clin05 --synthetic '{subjects: 480, seed: 0, clinical_noise: 0.5}' \
         --results benchmarks/results/modulation_adni_positive --runs runs/benchmarks/modulation_adni_positive
-    # negative control: weak clinical scores; the base reads every pattern's features about as well
-    # as a linear probe on them does (no headroom on validation)
+    # low-headroom cohort (run first as a negative control): weak clinical scores; on validation a
+    # linear probe beats the base by +0.024 AUC here against +0.063 on the positive cohort. The
+    # mechanism-free control is the complete pattern of every cohort (nothing missing to adapt to)
     python benchmarks/modulation_adni.py --bootstrap 0 --control negative \
         --data-root datasets/adni_synth_clin2 --synthetic '{subjects: 480, seed: 0, clinical_noise: 2.0}' \
         --results benchmarks/results/modulation_adni_negative --runs runs/benchmarks/modulation_adni_negative
@@ -54,9 +55,10 @@ METRICS = ("auc", "balanced_accuracy", "brier")
 ROLE_TEXT = {
     "positive": "**positive control**: a cohort whose frozen complete-data base mis-reads patterns whose features "
                 "still carry the signal (validation headroom: benchmarks/results/modulation_adni_positive_headroom.md).",
-    "negative": "**negative control**: a cohort where the frozen base already reads every pattern about as well as a "
-                "linear probe on its features does (benchmarks/results/modulation_adni_negative_headroom.md); "
-                "modulation should not win here.",
+    "negative": "**low-headroom cohort** (run first as a negative control): weak clinical scores; a linear probe on "
+                "the frozen features beats the base by +0.024 validation AUC here against +0.063 on the positive "
+                "cohort (benchmarks/results/modulation_adni_negative_headroom.md), so modulation has less, not "
+                "nothing, to gain. The mechanism-free control is the complete pattern (nothing missing).",
     "none": "the default cohort (validation headroom: benchmarks/results/modulation_adni_headroom.md).",
 }
 
@@ -152,7 +154,7 @@ def markdown(doc: dict) -> str:
              "in sign)", "", "| reference | on | role | difference |", "|---|---|---|---|"]
     control = doc.get("control") or "none"
     roles = {"vs_complete_only:mean_over_subsets": {"positive": "positive control (acceptance)",
-                                                    "negative": "negative control cohort (no headroom)"
+                                                    "negative": "low-headroom cohort"
                                                     }.get(control, "all 7 subsets"),
              "vs_complete_only:missing_patterns": "the 6 patterns with a modality missing",
              "vs_complete_only:complete_pattern": "negative control (nothing missing)",
