@@ -42,6 +42,22 @@ Mechanism knobs (``data.synthetic`` keys of ``data.kind: mmsa``; version 2 of th
   sentiment words (``sentiment_word_rate``), which RMFM drops one by one.
 - ``view_noise`` (per modality, default text 1.0, audio 1.6, vision 1.6): noise sd of each
   modality's view of the label (the strength of each modality).
+- ``sentiment_vocab`` (default 30, at most 100): sentiment words per polarity (positive ids
+  2000..2000+k-1, negative 2100..2100+k-1). A larger vocabulary makes each word rarer, so a
+  network that learns token ids from scratch learns each word's polarity from fewer labels.
+- ``word_echo`` (audio / vision, default 0; aligned files only): the frame aligned with a
+  sentiment word also carries that word's polarity, ``echo * (+1 | -1) * direction_m`` (the
+  modality's sentiment direction). A word dropped by RMFM is then recoverable from its aligned
+  frame and vice versa: cross-modal, position-level redundancy of a *discrete* token's meaning,
+  which MSSD's reconstruction and representation targets can teach the text pathway.
+- ``label_flip`` (0 <= q < 0.5, default 0): the written train and valid labels have their sign
+  flipped with probability q (magnitude and neutral labels kept; the inputs carry the latent
+  label); test labels are the latent ones. Drawn from its own stream, so the inputs are those
+  of ``label_flip = 0``.
+
+With every knob at its default the files are byte-identical to version 2 (the new knobs draw
+nothing from the main stream), so the version stays 2. The oracle ceilings below model neither
+``word_echo`` nor ``label_flip`` (they understate the audio ceiling with an echo).
 
 Oracle ceilings (:func:`oracle_ceilings`, in ``SYNTHETIC_DATA.json`` under ``oracle``):
 Non0_acc_2 of a logistic regression on each modality's read-out of the planted signal (text:
@@ -430,7 +446,8 @@ should find them.
 
 ## Mechanism knobs of this file
 bias_words_per_sample={d['bias_words_per_sample']}, sentiment_word_rate={d['sentiment_word_rate']},
-signal_fraction={d['signal_fraction']}, view_noise={d['view_noise']}. See the docstring of
+signal_fraction={d['signal_fraction']}, view_noise={d['view_noise']}, sentiment_vocab={d['sentiment_vocab']},
+word_echo={d['word_echo']}, label_flip={d['label_flip']} (train/valid labels only). See the docstring of
 `robustmm.data.synth.mmsa` for their meaning; the oracle ceilings are in SYNTHETIC_DATA.json.
 """
 
