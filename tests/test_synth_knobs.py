@@ -240,12 +240,14 @@ def test_mmsa_word_echo_puts_each_sentiment_word_on_its_aligned_frame(tmp_path: 
     rng = np.random.default_rng(SMALL["seed"])  # the writer's first draws: text, then audio direction
     rng.normal(size=SMALL["dims"][0])
     d_a = 2.0 * rng.normal(size=SMALL["dims"][1])
+    e_a = mmsa.echo_directions(SMALL["seed"], {"audio": d_a, "vision": np.ones(SMALL["dims"][2])})["echo_audio"]
+    assert abs(e_a @ d_a) < 1e-4 * (d_a @ d_a) and np.linalg.norm(e_a) == pytest.approx(np.linalg.norm(d_a), rel=1e-5)
     ids = plain["train"]["text_bert"][:, 0]
     polarity = np.isin(ids, mmsa.POSITIVE_WORDS).astype(float) - np.isin(ids, mmsa.NEGATIVE_WORDS)
     assert (polarity != 0).sum() > 20
     # exactly the echo on sentiment-word frames, nothing elsewhere; vision and text untouched
     np.testing.assert_allclose(echo["train"]["audio"] - plain["train"]["audio"],
-                               0.5 * polarity[..., None] * d_a, atol=1e-5)
+                               0.5 * polarity[..., None] * e_a, atol=1e-5)
     np.testing.assert_array_equal(echo["train"]["vision"], plain["train"]["vision"])
     np.testing.assert_array_equal(echo["train"]["text_bert"], plain["train"]["text_bert"])
     with pytest.raises(ValueError, match="aligned"):

@@ -46,8 +46,8 @@ Mechanism knobs (``data.synthetic`` keys of ``data.kind: mmsa``; version 2 of th
   2000..2000+k-1, negative 2100..2100+k-1). A larger vocabulary makes each word rarer, so a
   network that learns token ids from scratch learns each word's polarity from fewer labels.
 - ``word_echo`` (audio / vision, default 0; aligned files only): the frame aligned with a
-  sentiment word also carries that word's polarity, ``echo * (+1 | -1) * direction_m`` (the
-  modality's sentiment direction). A word dropped by RMFM is then recoverable from its aligned
+  sentiment word also carries that word's polarity, ``echo * (+1 | -1) * echo_direction_m``
+  (:func:`echo_directions`: orthogonal to the modality's sentiment direction, same norm). A word dropped by RMFM is then recoverable from its aligned
   frame and vice versa: cross-modal, position-level redundancy of a *discrete* token's meaning,
   which MSSD's reconstruction and representation targets can teach the text pathway.
 - ``label_flip`` (0 <= q < 0.5, default 0): the written train and valid labels have their sign
@@ -234,7 +234,7 @@ def _write_split(
                                  for t in tokens], dtype=np.float32)[:, None]
             for m, frames in (("audio", audio), ("vision", vision)):
                 if echo[m] > 0:
-                    frames[i, :n_real] += echo[m] * polarity * directions[m]
+                    frames[i, :n_real] += echo[m] * polarity * directions[f"echo_{m}"]
 
     if label_rng is not None and knobs["label_flip"] > 0:
         # the inputs carry the latent sentiment y; the written label's sign is flipped with
@@ -319,6 +319,7 @@ def write_synthetic_mmsa(
         "audio": 2.0 * rng.normal(size=d_a).astype(np.float32),
         "vision": 2.0 * rng.normal(size=d_v).astype(np.float32),
     }
+    directions.update(echo_directions(seed, directions))
     embedding = rng.normal(size=(VOCAB_SIZE, d_t)).astype(np.float32)
     positive_words, negative_words = sentiment_pools(knobs["sentiment_vocab"])
     embedding[list(positive_words)] += directions["text"]
@@ -358,6 +359,24 @@ def write_synthetic_mmsa(
     write_synthetic_marker(path.parent, "robustmm.data.synth.mmsa.write_synthetic_mmsa", version=GENERATOR_VERSION,
                            **details, **extra)
     return path
+
+
+ECHO_STREAM = 7212  # seeds the word-echo directions ([seed, this])
+
+
+def echo_directions(seed: int, directions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``word_echo``'s direction per audio/vision modality: drawn from its own stream (the main
+    stream is untouched), made orthogonal to the modality's sentiment direction and scaled to its
+    norm, so the echo is not drowned in the utterance-level view (which varies along that
+    direction by the view noise)."""
+    rng = np.random.default_rng([seed, ECHO_STREAM])
+    out = {}
+    for m in ("audio", "vision"):
+        d = directions[m].astype(np.float64)
+        r = rng.normal(size=d.shape)
+        r -= (r @ d) / (d @ d) * d
+        out[f"echo_{m}"] = (r * np.linalg.norm(d) / np.linalg.norm(r)).astype(np.float32)
+    return out
 
 
 def validate_knobs(**given) -> dict:
