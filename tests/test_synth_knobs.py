@@ -254,6 +254,31 @@ def test_mmsa_word_echo_puts_each_sentiment_word_on_its_aligned_frame(tmp_path: 
         mmsa.write_synthetic_mmsa(tmp_path / "c" / "x.pkl", aligned=False, word_echo={"audio": 0.5}, **n, **SMALL)
 
 
+def test_mmsa_study_reads_the_new_knobs_and_older_markers(tmp_path: Path) -> None:
+    from robustmm.config.schema import GenericDataConfig
+    from robustmm.data.registry import build_dataset
+    from robustmm.errors import DataError
+
+    synth = dict(n_train=12, n_valid=5, n_test=6, seq_len=8, dims=[6, 3, 4], seed=2, word_echo={"audio": 1.0},
+                 label_flip=0.2, sentiment_vocab=40)
+    cfg = GenericDataConfig(kind="mmsa", root=tmp_path / "m", options={}, synthetic=synth)
+    build_dataset(cfg, progress=False)
+    marker = json.loads((tmp_path / "m" / "SYNTHETIC_DATA.json").read_text())
+    assert marker["word_echo"] == {"audio": 1.0, "vision": 0.0} and marker["label_flip"] == 0.2
+    build_dataset(cfg, progress=False)  # same arguments: reused
+    other = GenericDataConfig(kind="mmsa", root=tmp_path / "m", options={}, synthetic={**synth, "label_flip": 0.0})
+    with pytest.raises(DataError, match="label_flip"):
+        build_dataset(other, progress=False)
+    # a marker written before these knobs existed describes a file at their defaults
+    plain = dict(n_train=12, n_valid=5, n_test=6, seq_len=8, dims=[6, 3, 4], seed=2)
+    cfg = GenericDataConfig(kind="mmsa", root=tmp_path / "p", options={}, synthetic=plain)
+    build_dataset(cfg, progress=False)
+    path = tmp_path / "p" / "SYNTHETIC_DATA.json"
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("label_flip", "word_echo", "sentiment_vocab")}
+    path.write_text(json.dumps(old))
+    build_dataset(cfg, progress=False)
+
+
 def test_mmsa_study_refuses_a_file_of_another_version(tmp_path: Path) -> None:
     from robustmm.config.schema import GenericDataConfig
     from robustmm.data.registry import build_dataset

@@ -595,6 +595,7 @@ class MMSASynthOptions(BaseModel):
         default_factory=dict)
     view_noise: dict[Literal["text", "audio", "vision"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
     label_flip: float = Field(0.0, ge=0.0, lt=0.5)
+    sentiment_vocab: int = Field(30, ge=1, le=100)
     word_echo: dict[Literal["audio", "vision"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
 
 
@@ -648,12 +649,12 @@ def _check_synthetic_file(folder: Path, file: str, synth: MMSASynthOptions) -> N
     args = synth.model_dump()
     knobs = validate_knobs(**{k: args[k] for k in ("validation", "shortcut_words", "bias_words_per_sample",
                                                    "sentiment_word_rate", "signal_fraction", "view_noise",
-                                                   "label_flip", "word_echo")})
+                                                   "label_flip", "word_echo", "sentiment_vocab")})
     expected = {"version": GENERATOR_VERSION, "seed": args["seed"], "aligned": args["aligned"],
                 "seq_len": args["seq_len"], "dims": list(args["dims"]),
                 "n": [args["n_train"], args["n_valid"], args["n_test"]],
                 "bias_strength_train": args["bias_strength_train"], "bias_strength_test": args["bias_strength_test"],
                 **knobs}
-    # label_flip / word_echo came later: a marker without them was written at their defaults
-    check_synthetic_matches(folder, expected, defaults={"label_flip": 0.0, "word_echo": {"audio": 0.0, "vision": 0.0}},
-                            file=file)
+    # label_flip / word_echo / sentiment_vocab came later: a marker without them was written at their defaults
+    check_synthetic_matches(folder, expected, defaults={"label_flip": 0.0, "word_echo": {"audio": 0.0, "vision": 0.0},
+                                                        "sentiment_vocab": 30}, file=file)
