@@ -191,6 +191,94 @@ def test_mmsa_signal_fraction_sets_how_much_signal_survives_dropout(tmp_path: Pa
     assert full["0.9"]["audio"] - sparse["0.9"]["audio"] > 0.05      # but it does not survive dropout
 
 
+def _array_digest(data: dict) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    for split in ("train", "valid", "test"):
+        for key in sorted(data[split]):
+            value = data[split][key]
+            h.update(key.encode())
+            h.update(np.ascontiguousarray(value).tobytes() if isinstance(value, np.ndarray) else "|".join(value).encode())
+    return h.hexdigest()
+
+
+def test_mmsa_defaults_reproduce_the_version_2_files(tmp_path: Path) -> None:
+    # digest of this exact call written by the generator before label_flip / word_echo existed
+    n = dict(n_train=30, n_valid=10, n_test=10)
+    plain = _load(mmsa.write_synthetic_mmsa(tmp_path / "a" / "x.pkl", **n, **SMALL))
+    explicit = _load(mmsa.write_synthetic_mmsa(tmp_path / "b" / "x.pkl", label_flip=0.0,
+                                               word_echo={"audio": 0.0, "vision": 0.0}, **n, **SMALL))
+    assert _array_digest(plain) == "1bc6063d45af73f46b71e8c123e20062fbce75ccfd02c31631bb718350f43af8"
+    assert _array_digest(explicit) == _array_digest(plain)
+
+
+def test_mmsa_label_flip_flips_train_and_valid_signs_only(tmp_path: Path) -> None:
+    n = dict(n_train=400, n_valid=200, n_test=100)
+    clean = _load(mmsa.write_synthetic_mmsa(tmp_path / "a" / "x.pkl", **n, **SMALL))
+    noisy = _load(mmsa.write_synthetic_mmsa(tmp_path / "b" / "x.pkl", label_flip=0.3, **n, **SMALL))
+    for split in ("train", "valid", "test"):
+        for key in ("text", "text_bert", "audio", "vision"):  # inputs are those of the clean file
+            np.testing.assert_array_equal(noisy[split][key], clean[split][key])
+        y, y_noisy = clean[split]["regression_labels"], noisy[split]["regression_labels"]
+        np.testing.assert_array_equal(np.abs(y_noisy), np.abs(y))  # magnitude and neutral labels kept
+        flipped = (y_noisy != y)[y != 0].mean()
+        if split == "test":
+            assert flipped == 0.0
+        else:
+            assert 0.22 < flipped < 0.38, flipped  # 0.3 of the non-neutral labels, binomial spread
+        c = noisy[split]["classification_labels"]
+        np.testing.assert_array_equal(c, np.where(y_noisy < 0, 0, np.where(y_noisy == 0, 1, 2)))
+    with pytest.raises(ValueError, match="label_flip"):
+        mmsa.validate_knobs(label_flip=0.5)
+
+
+def test_mmsa_word_echo_puts_each_sentiment_word_on_its_aligned_frame(tmp_path: Path) -> None:
+    n = dict(n_train=60, n_valid=5, n_test=5)
+    plain = _load(mmsa.write_synthetic_mmsa(tmp_path / "a" / "x.pkl", **n, **SMALL))
+    echo = _load(mmsa.write_synthetic_mmsa(tmp_path / "b" / "x.pkl", word_echo={"audio": 0.5}, **n, **SMALL))
+    rng = np.random.default_rng(SMALL["seed"])  # the writer's first draws: text, then audio direction
+    rng.normal(size=SMALL["dims"][0])
+    d_a = 2.0 * rng.normal(size=SMALL["dims"][1])
+    e_a = mmsa.echo_directions(SMALL["seed"], {"audio": d_a, "vision": np.ones(SMALL["dims"][2])})["echo_audio"]
+    assert abs(e_a @ d_a) < 1e-4 * (d_a @ d_a) and np.linalg.norm(e_a) == pytest.approx(np.linalg.norm(d_a), rel=1e-5)
+    ids = plain["train"]["text_bert"][:, 0]
+    polarity = np.isin(ids, mmsa.POSITIVE_WORDS).astype(float) - np.isin(ids, mmsa.NEGATIVE_WORDS)
+    assert (polarity != 0).sum() > 20
+    # exactly the echo on sentiment-word frames, nothing elsewhere; vision and text untouched
+    np.testing.assert_allclose(echo["train"]["audio"] - plain["train"]["audio"],
+                               0.5 * polarity[..., None] * e_a, atol=1e-5)
+    np.testing.assert_array_equal(echo["train"]["vision"], plain["train"]["vision"])
+    np.testing.assert_array_equal(echo["train"]["text_bert"], plain["train"]["text_bert"])
+    with pytest.raises(ValueError, match="aligned"):
+        mmsa.write_synthetic_mmsa(tmp_path / "c" / "x.pkl", aligned=False, word_echo={"audio": 0.5}, **n, **SMALL)
+
+
+def test_mmsa_study_reads_the_new_knobs_and_older_markers(tmp_path: Path) -> None:
+    from robustmm.config.schema import GenericDataConfig
+    from robustmm.data.registry import build_dataset
+    from robustmm.errors import DataError
+
+    synth = dict(n_train=12, n_valid=5, n_test=6, seq_len=8, dims=[6, 3, 4], seed=2, word_echo={"audio": 1.0},
+                 label_flip=0.2, sentiment_vocab=40)
+    cfg = GenericDataConfig(kind="mmsa", root=tmp_path / "m", options={}, synthetic=synth)
+    build_dataset(cfg, progress=False)
+    marker = json.loads((tmp_path / "m" / "SYNTHETIC_DATA.json").read_text())
+    assert marker["word_echo"] == {"audio": 1.0, "vision": 0.0} and marker["label_flip"] == 0.2
+    build_dataset(cfg, progress=False)  # same arguments: reused
+    other = GenericDataConfig(kind="mmsa", root=tmp_path / "m", options={}, synthetic={**synth, "label_flip": 0.0})
+    with pytest.raises(DataError, match="label_flip"):
+        build_dataset(other, progress=False)
+    # a marker written before these knobs existed describes a file at their defaults
+    plain = dict(n_train=12, n_valid=5, n_test=6, seq_len=8, dims=[6, 3, 4], seed=2)
+    cfg = GenericDataConfig(kind="mmsa", root=tmp_path / "p", options={}, synthetic=plain)
+    build_dataset(cfg, progress=False)
+    path = tmp_path / "p" / "SYNTHETIC_DATA.json"
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("label_flip", "word_echo", "sentiment_vocab")}
+    path.write_text(json.dumps(old))
+    build_dataset(cfg, progress=False)
+
+
 def test_mmsa_study_refuses_a_file_of_another_version(tmp_path: Path) -> None:
     from robustmm.config.schema import GenericDataConfig
     from robustmm.data.registry import build_dataset

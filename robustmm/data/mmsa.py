@@ -594,6 +594,9 @@ class MMSASynthOptions(BaseModel):
     signal_fraction: dict[Literal["text", "audio", "vision"], Annotated[float, Field(gt=0.0, le=1.0)]] = Field(
         default_factory=dict)
     view_noise: dict[Literal["text", "audio", "vision"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+    label_flip: float = Field(0.0, ge=0.0, lt=0.5)
+    sentiment_vocab: int = Field(30, ge=1, le=100)
+    word_echo: dict[Literal["audio", "vision"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
 
 
 def _validated(model: type[BaseModel], raw: dict, prefix: str) -> Any:
@@ -645,10 +648,13 @@ def _check_synthetic_file(folder: Path, file: str, synth: MMSASynthOptions) -> N
 
     args = synth.model_dump()
     knobs = validate_knobs(**{k: args[k] for k in ("validation", "shortcut_words", "bias_words_per_sample",
-                                                   "sentiment_word_rate", "signal_fraction", "view_noise")})
+                                                   "sentiment_word_rate", "signal_fraction", "view_noise",
+                                                   "label_flip", "word_echo", "sentiment_vocab")})
     expected = {"version": GENERATOR_VERSION, "seed": args["seed"], "aligned": args["aligned"],
                 "seq_len": args["seq_len"], "dims": list(args["dims"]),
                 "n": [args["n_train"], args["n_valid"], args["n_test"]],
                 "bias_strength_train": args["bias_strength_train"], "bias_strength_test": args["bias_strength_test"],
                 **knobs}
-    check_synthetic_matches(folder, expected, file=file)
+    # label_flip / word_echo / sentiment_vocab came later: a marker without them was written at their defaults
+    check_synthetic_matches(folder, expected, defaults={"label_flip": 0.0, "word_echo": {"audio": 0.0, "vision": 0.0},
+                                                        "sentiment_vocab": 30}, file=file)

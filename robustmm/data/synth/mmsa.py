@@ -42,6 +42,22 @@ Mechanism knobs (``data.synthetic`` keys of ``data.kind: mmsa``; version 2 of th
   sentiment words (``sentiment_word_rate``), which RMFM drops one by one.
 - ``view_noise`` (per modality, default text 1.0, audio 1.6, vision 1.6): noise sd of each
   modality's view of the label (the strength of each modality).
+- ``sentiment_vocab`` (default 30, at most 100): sentiment words per polarity (positive ids
+  2000..2000+k-1, negative 2100..2100+k-1). A larger vocabulary makes each word rarer, so a
+  network that learns token ids from scratch learns each word's polarity from fewer labels.
+- ``word_echo`` (audio / vision, default 0; aligned files only): the frame aligned with a
+  sentiment word also carries that word's polarity, ``echo * (+1 | -1) * echo_direction_m``
+  (:func:`echo_directions`: orthogonal to the modality's sentiment direction, same norm). A word dropped by RMFM is then recoverable from its aligned
+  frame and vice versa: cross-modal, position-level redundancy of a *discrete* token's meaning,
+  which MSSD's reconstruction and representation targets can teach the text pathway.
+- ``label_flip`` (0 <= q < 0.5, default 0): the written train and valid labels have their sign
+  flipped with probability q (magnitude and neutral labels kept; the inputs carry the latent
+  label); test labels are the latent ones. Drawn from its own stream, so the inputs are those
+  of ``label_flip = 0``.
+
+With every knob at its default the files are byte-identical to version 2 (the new knobs draw
+nothing from the main stream), so the version stays 2. The oracle ceilings below model neither
+``word_echo`` nor ``label_flip`` (they understate the audio ceiling with an echo).
 
 Oracle ceilings (:func:`oracle_ceilings`, in ``SYNTHETIC_DATA.json`` under ``oracle``):
 Non0_acc_2 of a logistic regression on each modality's read-out of the planted signal (text:
@@ -79,7 +95,16 @@ MODALITIES = ("text", "audio", "vision")
 KNOB_DEFAULTS: dict = {
     "validation": "in_distribution", "shortcut_words": "every_split", "bias_words_per_sample": N_BIAS_WORDS_PER_SAMPLE,
     "sentiment_word_rate": 0.15, "signal_fraction": {m: 1.0 for m in MODALITIES}, "view_noise": dict(VIEW_NOISE),
+    "label_flip": 0.0, "word_echo": {m: 0.0 for m in ("audio", "vision")}, "sentiment_vocab": len(POSITIVE_WORDS),
 }
+MAX_SENTIMENT_VOCAB = 100  # ids 2000-2099 positive, 2100-2199 negative (below the bias words)
+
+
+def sentiment_pools(vocab: int = len(POSITIVE_WORDS)) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The positive and negative sentiment-word ids of a file written with ``sentiment_vocab``."""
+    return (tuple(range(POSITIVE_WORDS[0], POSITIVE_WORDS[0] + vocab)),
+            tuple(range(NEGATIVE_WORDS[0], NEGATIVE_WORDS[0] + vocab)))
+LABEL_FLIP_STREAM = 7211  # seeds the label-flip streams ([seed, this, split])
 NEUTRAL_FRACTION = 0.12  # labels forced to exactly 0.0 on top of the ones rounded to 0
 
 
@@ -100,9 +125,9 @@ def _bias_word(rng: np.random.Generator, label: float, strength: float) -> int:
 
 
 def _word_name(token: int) -> str:
-    if token in POSITIVE_WORDS:
+    if POSITIVE_WORDS[0] <= token < POSITIVE_WORDS[0] + MAX_SENTIMENT_VOCAB:
         return f"good{token - POSITIVE_WORDS[0]}"
-    if token in NEGATIVE_WORDS:
+    if NEGATIVE_WORDS[0] <= token < NEGATIVE_WORDS[0] + MAX_SENTIMENT_VOCAB:
         return f"bad{token - NEGATIVE_WORDS[0]}"
     if token in BIAS_WORDS_POSITIVE or token in BIAS_WORDS_NEGATIVE:
         return f"bias{token}"
@@ -124,7 +149,10 @@ def _write_split(
     directions: dict[str, np.ndarray],
     shortcut: bool = True,
     knobs: dict | None = None,
+    label_rng: np.random.Generator | None = None,
 ) -> dict:
+    """One split. ``label_rng`` (train/valid with ``label_flip`` > 0): the stream that flips the
+    written labels' signs; everything else is drawn from ``rng`` exactly as without it."""
     knobs = knobs or KNOB_DEFAULTS
     d_t, d_a, d_v = dims
     y = _labels(rng, n)
@@ -132,6 +160,11 @@ def _write_split(
     fraction = knobs["signal_fraction"]
     rate = float(knobs["sentiment_word_rate"])
     n_bias = int(knobs["bias_words_per_sample"])
+    positive_words, negative_words = sentiment_pools(int(knobs["sentiment_vocab"]))
+    echo = knobs["word_echo"]
+    echo_any = any(v > 0 for v in echo.values())
+    if echo_any and not aligned:
+        raise ValueError("word_echo needs an aligned file (one audio/vision frame per token)")
 
     def carriers(length: int, f: float) -> np.ndarray | float:
         """Per-position signal weight: 1 everywhere (f = 1), else 1/sqrt(f) on a random ~f of them."""
@@ -166,7 +199,7 @@ def _write_split(
         words: list[int] = []
         for _ in range(n_words):
             if v_t != 0.0 and rng.random() < p_sent:
-                pool = POSITIVE_WORDS if v_t > 0 else NEGATIVE_WORDS
+                pool = positive_words if v_t > 0 else negative_words
             else:
                 pool = FILLER_WORDS
             words.append(int(pool[rng.integers(len(pool))]))
@@ -195,7 +228,18 @@ def _write_split(
                           + rng.normal(size=(a_n, d_a)))
         vision[i, :v_n] = (carriers(v_n, fraction["vision"]) * (float(views["vision"][i]) / 3.0) * directions["vision"]
                            + rng.normal(size=(v_n, d_v)))
+        if echo_any:
+            # word_echo: the frame aligned with a sentiment word carries that word's polarity
+            polarity = np.array([1.0 if t in positive_words else -1.0 if t in negative_words else 0.0
+                                 for t in tokens], dtype=np.float32)[:, None]
+            for m, frames in (("audio", audio), ("vision", vision)):
+                if echo[m] > 0:
+                    frames[i, :n_real] += echo[m] * polarity * directions[f"echo_{m}"]
 
+    if label_rng is not None and knobs["label_flip"] > 0:
+        # the inputs carry the latent sentiment y; the written label's sign is flipped with
+        # probability label_flip (annotation noise), magnitude and neutral labels unchanged
+        y = np.where(label_rng.random(n) < knobs["label_flip"], -y, y).astype(np.float32) + np.float32(0.0)
     attention = (input_ids != PAD_ID).astype(np.int64)
     text_bert = np.stack([input_ids, attention, np.zeros_like(input_ids)], axis=1)
     classification = np.where(y < 0, 0, np.where(y == 0, 1, 2)).astype(np.int64)
@@ -235,6 +279,9 @@ def write_synthetic_mmsa(
     sentiment_word_rate: float = 0.15,
     signal_fraction: dict[str, float] | None = None,
     view_noise: dict[str, float] | None = None,
+    label_flip: float = 0.0,
+    word_echo: dict[str, float] | None = None,
+    sentiment_vocab: int = len(POSITIVE_WORDS),
     oracle: bool = True,
 ) -> Path:
     """Write a synthetic MMSA pickle (keys ``train``/``valid``/``test``) and return its path.
@@ -248,7 +295,8 @@ def write_synthetic_mmsa(
     """
     knobs = validate_knobs(validation=validation, shortcut_words=shortcut_words,
                            bias_words_per_sample=bias_words_per_sample, sentiment_word_rate=sentiment_word_rate,
-                           signal_fraction=signal_fraction, view_noise=view_noise)
+                           signal_fraction=signal_fraction, view_noise=view_noise, label_flip=label_flip,
+                           word_echo=word_echo, sentiment_vocab=sentiment_vocab)
     path = Path(path)
     if seq_len < 3:
         raise ValueError(f"seq_len must be >= 3 to hold [CLS], one word and [SEP], got {seq_len}")
@@ -271,18 +319,23 @@ def write_synthetic_mmsa(
         "audio": 2.0 * rng.normal(size=d_a).astype(np.float32),
         "vision": 2.0 * rng.normal(size=d_v).astype(np.float32),
     }
+    directions.update(echo_directions(seed, directions))
     embedding = rng.normal(size=(VOCAB_SIZE, d_t)).astype(np.float32)
-    embedding[list(POSITIVE_WORDS)] += directions["text"]
-    embedding[list(NEGATIVE_WORDS)] -= directions["text"]
+    positive_words, negative_words = sentiment_pools(knobs["sentiment_vocab"])
+    embedding[list(positive_words)] += directions["text"]
+    embedding[list(negative_words)] -= directions["text"]
 
     common = dict(aligned=aligned, seq_len=seq_len, audio_len=audio_len, vision_len=vision_len,
                   dims=(d_t, d_a, d_v), embedding=embedding, directions=directions, knobs=knobs)
     in_test = knobs["shortcut_words"] == "every_split"
     valid_like_train = knobs["validation"] == "in_distribution"
+    # label noise has its own streams, so the inputs (and test labels) equal those of label_flip = 0
+    flips = ({split: np.random.default_rng([seed, LABEL_FLIP_STREAM, k]) for k, split in enumerate(("train", "valid"))}
+             if knobs["label_flip"] > 0 else {})
     data = {
-        "train": _write_split(rng, "tr", n_train, bias_strength_train, **common),
+        "train": _write_split(rng, "tr", n_train, bias_strength_train, label_rng=flips.get("train"), **common),
         "valid": _write_split(rng, "va", n_valid, bias_strength_train if valid_like_train else bias_strength_test,
-                              shortcut=valid_like_train or in_test, **common),
+                              shortcut=valid_like_train or in_test, label_rng=flips.get("valid"), **common),
         "test": _write_split(rng, "te", n_test, bias_strength_test, shortcut=in_test, **common),
     }
 
@@ -308,6 +361,24 @@ def write_synthetic_mmsa(
     return path
 
 
+ECHO_STREAM = 7212  # seeds the word-echo directions ([seed, this])
+
+
+def echo_directions(seed: int, directions: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """``word_echo``'s direction per audio/vision modality: drawn from its own stream (the main
+    stream is untouched), made orthogonal to the modality's sentiment direction and scaled to its
+    norm, so the echo is not drowned in the utterance-level view (which varies along that
+    direction by the view noise)."""
+    rng = np.random.default_rng([seed, ECHO_STREAM])
+    out = {}
+    for m in ("audio", "vision"):
+        d = directions[m].astype(np.float64)
+        r = rng.normal(size=d.shape)
+        r -= (r @ d) / (d @ d) * d
+        out[f"echo_{m}"] = (r * np.linalg.norm(d) / np.linalg.norm(r)).astype(np.float32)
+    return out
+
+
 def validate_knobs(**given) -> dict:
     """The knobs with defaults filled in (per-modality dicts merged over the defaults)."""
     out = {k: (dict(v) if isinstance(v, dict) else v) for k, v in KNOB_DEFAULTS.items()}
@@ -317,9 +388,9 @@ def validate_knobs(**given) -> dict:
         if value is None:
             continue
         if isinstance(KNOB_DEFAULTS[key], dict):
-            unknown = set(value) - set(MODALITIES)
+            unknown = set(value) - set(KNOB_DEFAULTS[key])
             if unknown:
-                raise ValueError(f"{key}: unknown modalities {sorted(unknown)} (use {list(MODALITIES)})")
+                raise ValueError(f"{key}: unknown modalities {sorted(unknown)} (use {list(KNOB_DEFAULTS[key])})")
             out[key].update({m: float(v) for m, v in value.items()})
         else:
             out[key] = value
@@ -339,6 +410,15 @@ def validate_knobs(**given) -> dict:
     for m, v in out["view_noise"].items():
         if v < 0:
             raise ValueError(f"view_noise.{m} must be >= 0, got {v}")
+    for m, v in out["word_echo"].items():
+        if v < 0:
+            raise ValueError(f"word_echo.{m} must be >= 0, got {v}")
+    out["sentiment_vocab"] = int(out["sentiment_vocab"])
+    if not 1 <= out["sentiment_vocab"] <= MAX_SENTIMENT_VOCAB:
+        raise ValueError(f"sentiment_vocab must be in [1, {MAX_SENTIMENT_VOCAB}], got {out['sentiment_vocab']}")
+    out["label_flip"] = float(out["label_flip"])
+    if not 0.0 <= out["label_flip"] < 0.5:
+        raise ValueError(f"label_flip must be in [0, 0.5), got {out['label_flip']}")
     return out
 
 
@@ -385,7 +465,8 @@ should find them.
 
 ## Mechanism knobs of this file
 bias_words_per_sample={d['bias_words_per_sample']}, sentiment_word_rate={d['sentiment_word_rate']},
-signal_fraction={d['signal_fraction']}, view_noise={d['view_noise']}. See the docstring of
+signal_fraction={d['signal_fraction']}, view_noise={d['view_noise']}, sentiment_vocab={d['sentiment_vocab']},
+word_echo={d['word_echo']}, label_flip={d['label_flip']} (train/valid labels only). See the docstring of
 `robustmm.data.synth.mmsa` for their meaning; the oracle ceilings are in SYNTHETIC_DATA.json.
 """
 
