@@ -20,6 +20,15 @@ zero-filled, when run) test AUC with PET missing for 100 % of test subjects).
     # positive control (needs the cohort option pet_from_mri of robustmm/data/synth/adni.py):
     python benchmarks/itcfn_adni.py --set data.synthetic.pet_from_mri=1 \
         --data-root datasets/adni_synth_pet_from_mri --out benchmarks/results/itcfn_adni_pet_from_mri
+    # the cohorts built for the MRI->PET mechanism (pet_nuisance 0: the PET's own shift, texture,
+    # scale and voxel noise switched off, so the between-subject PET differences are the planted
+    # disease pattern): positive control and its negative control
+    python benchmarks/itcfn_adni.py --set data.synthetic.pet_from_mri=1 --set data.synthetic.pet_nuisance=0 \
+        --data-root datasets/adni_synth_pfm1_nuis0 --out benchmarks/results/itcfn_adni_pet_from_mri_pet_nuisance0
+    python benchmarks/itcfn_adni.py --set data.synthetic.pet_nuisance=0 \
+        --data-root datasets/adni_synth_nuis0 --out benchmarks/results/itcfn_adni_pet_nuisance0
+
+Each seed also records each classifier's reliance on PET (:func:`pet_reliance`).
 """
 
 from __future__ import annotations
