@@ -74,6 +74,63 @@ def test_adni_writer_records_knobs_and_ceilings(tmp_path: Path) -> None:
     assert not np.array_equal(nib.load(out / first).get_fdata(), nib.load(plain / first).get_fdata())
 
 
+def test_adni_pet_nuisance_default_cohort_is_unchanged(tmp_path: Path) -> None:
+    """Known answers: voxel hashes of a tiny default cohort written before pet_nuisance existed
+    (seed 3, 30 subjects, native shape (12, 14, 12)); the marker and README do not name the knob."""
+    import hashlib
+
+    import nibabel as nib
+
+    out = adni.write_synthetic_adni(tmp_path / "c", subjects=30, seed=3, native_shape=(12, 14, 12), oracle=False)
+    digest = {name: hashlib.sha256(np.asarray(nib.load(out / "images" / name.split("_T1")[0].split("_FDG")[0]
+                                                         / name).dataobj).tobytes()).hexdigest()[:16]
+              for name in ("100_S_1000_FDG.nii.gz", "100_S_1000_T1.nii.gz", "101_S_1001_FDG.nii.gz")}
+    assert digest == {"100_S_1000_FDG.nii.gz": "dd88a83bd8260507", "100_S_1000_T1.nii.gz": "add3103c424b71f0",
+                      "101_S_1001_FDG.nii.gz": "017c6ea05d235167"}
+    assert "pet_nuisance" not in json.loads((out / "SYNTHETIC_DATA.json").read_text())
+    assert "pet_nuisance" not in (out / "README.md").read_text()
+
+
+def test_adni_pet_nuisance_zero_leaves_only_the_planted_pattern(tmp_path: Path) -> None:
+    grid = adni._grid((12, 14, 12))
+    bank = adni._TextureBank(np.random.default_rng(0), (12, 14, 12))
+    # no nuisance and no latent noise: the PET is a function of the severity alone
+    quiet = [adni._pet(grid, 0.7, np.random.default_rng(s), bank, noise=0.0, nuisance=0.0) for s in (1, 2)]
+    np.testing.assert_array_equal(quiet[0], quiet[1])
+    assert not np.array_equal(quiet[0], adni._pet(grid, -0.7, np.random.default_rng(1), bank, 0.0, 0.0))
+    loud = [adni._pet(grid, 0.7, np.random.default_rng(s), bank, noise=0.0) for s in (1, 2)]
+    assert np.abs(loud[0] - loud[1]).mean() > 0.02
+    # the writer: same draws for every value, so only the PET volumes (and marker, README) change
+    a = adni.write_synthetic_adni(tmp_path / "a", subjects=12, seed=1, native_shape=(10, 12, 10), oracle=False,
+                                  pet_from_mri=1.0)
+    b = adni.write_synthetic_adni(tmp_path / "b", subjects=12, seed=1, native_shape=(10, 12, 10), oracle=False,
+                                  pet_from_mri=1.0, pet_nuisance=0.0)
+    assert (a / "ADNIMERGE.csv").read_bytes() == (b / "ADNIMERGE.csv").read_bytes()
+    manifest = pd.read_csv(a / "manifest.csv", keep_default_na=False)
+    import nibabel as nib
+
+    mri = manifest["mri_path"][0]
+    pet = next(p for p in manifest["pet_path"] if p)
+    np.testing.assert_array_equal(nib.load(a / mri).get_fdata(), nib.load(b / mri).get_fdata())
+    assert not np.array_equal(nib.load(a / pet).get_fdata(), nib.load(b / pet).get_fdata())
+    assert json.loads((b / "SYNTHETIC_DATA.json").read_text())["pet_nuisance"] == 0.0
+    assert "pet_nuisance=0.0" in (b / "README.md").read_text()
+    with pytest.raises(ValueError, match="pet_nuisance"):
+        adni.validate_knobs(pet_nuisance=-1.0)
+
+
+def test_adni_study_refuses_a_cohort_with_another_pet_nuisance(tmp_path: Path) -> None:
+    from robustmm.config.schema import AdniDataConfig
+    from robustmm.data.registry import build_dataset
+    from robustmm.errors import DataError
+
+    root = adni.write_synthetic_adni(tmp_path / "c", subjects=20, seed=0, native_shape=(10, 12, 10), oracle=False)
+    cfg = AdniDataConfig(root=root, synthetic={"subjects": 20, "seed": 0, "native_shape": [10, 12, 10],
+                                               "pet_nuisance": 0.25})
+    with pytest.raises(DataError, match="pet_nuisance"):
+        build_dataset(cfg, progress=False)
+
+
 def test_adni_study_refuses_a_cohort_written_with_other_knobs(tmp_path: Path) -> None:
     from robustmm.config.schema import AdniDataConfig
     from robustmm.data.registry import build_dataset, check_synthetic_matches
@@ -88,7 +145,7 @@ def test_adni_study_refuses_a_cohort_written_with_other_knobs(tmp_path: Path) ->
     marker = json.loads((root / "SYNTHETIC_DATA.json").read_text())
     for key in adni.KNOB_DEFAULTS:
         if key != "pet_missing":
-            marker.pop(key)
+            marker.pop(key, None)  # pet_nuisance is written only when not at its default
     (root / "SYNTHETIC_DATA.json").write_text(json.dumps(marker))
     check_synthetic_matches(root, {"version": adni.GENERATOR_VERSION, "pet_from_mri": 0.0, "pet_noise": 0.3},
                             defaults=adni.KNOB_DEFAULTS)

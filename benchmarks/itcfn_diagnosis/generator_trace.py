@@ -14,6 +14,10 @@ def r(a, b): return float(np.corrcoef(a, b)[0, 1])
 st = score(te["pet"]); print("REAL test PET: corr(proj, h(c))", r(st, h(te["c"])), "slope", np.polyfit(h(te["c"]), st, 1)[0])
 print("REAL test PET: corr(proj, label)", r(st, te["y"]))
 g = PetGenerator(tuple(tr["mri"].shape[1:])); g.set_template(template)
+import os
+if os.environ.get("ITCFN_DIAG_NO_VQ"):  # diagnostic: the same encoder/decoder with the quantiser bypassed
+    print("NO VQ: output = template + decoder(encoder(MRI))")
+    g.forward = lambda m, subject=True: (g.template.unsqueeze(0) + g.vqvae.decode(g.vqvae.encode(m)), torch.zeros(()))
 # receptive field: grad of one latent/output voxel wrt input
 x = tr["mri"][:1].clone().requires_grad_(True)
 enc = g.vqvae.encode(x); print("latent shape", tuple(enc.shape))

@@ -4,9 +4,12 @@ from robustmm.config import load_study
 from robustmm.data.registry import build_dataset
 from robustmm.data.datamodule import DataModule
 
-def load(root="datasets/adni_synth_pet_from_mri", rho=1, seed=0):
+def load(root="datasets/adni_synth_pet_from_mri", rho=1, seed=0, extra=()):
+    import os
+    root = os.environ.get("ITCFN_DIAG_ROOT", root)
+    extra = list(extra) + [x for x in os.environ.get("ITCFN_DIAG_SET", "").split(",") if x]
     cfg = load_study("studies/adni_mci_itcfn.yaml", [f"seed={seed}", "training.device=cpu", f"data.root={root}",
-                     f"data.synthetic.pet_from_mri={rho}"], None)
+                     f"data.synthetic.pet_from_mri={rho}", *extra], None)
     ds = build_dataset(cfg.data, progress=False)
     data = DataModule(ds, cfg.split, cfg.seed, 32, 0)
     out = {}

@@ -38,6 +38,8 @@ class AdniSynthConfig(Section):
     mri_noise: float = Field(0.0, ge=0.0)
     pet_noise: float = Field(0.3, ge=0.0)
     clinical_noise: float = Field(1.0, ge=0.0)
+    #: multiplier of the PET volume's own nuisance (shift, texture, scale, voxel noise) MRI cannot predict
+    pet_nuisance: float = Field(1.0, ge=0.0)
 
 
 class AdniDataConfig(Section):
