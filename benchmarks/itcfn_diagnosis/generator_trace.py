@@ -3,7 +3,9 @@ sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); 
 from load import load
 from robustmm.methods.itcfn.generator import PetGenerator
 cfg, data, d = load()
-tr, va, te = d["train"], d["val"], d["test"]
+import os
+# ITCFN_DIAG_EVAL=val: score the validation subjects instead of the test ones (for design decisions)
+tr, va, te = d["train"], d["val"], d["val"] if os.environ.get("ITCFN_DIAG_EVAL") == "val" else d["test"]
 h = lambda c: (c**2-1)/np.sqrt(2)
 template = tr["pet"].mean(0)
 Y = (tr["pet"] - template).reshape(len(tr["pet"]), -1).numpy(); hc = h(tr["c"]); hcc = hc - hc.mean()

@@ -40,6 +40,8 @@ class AdniSynthConfig(Section):
     clinical_noise: float = Field(1.0, ge=0.0)
     #: multiplier of the PET volume's own nuisance (shift, texture, scale, voxel noise) MRI cannot predict
     pet_nuisance: float = Field(1.0, ge=0.0)
+    #: 0: MRI shows PET's MRI-derived latent far from PET's regions; 1: on them (a local relation)
+    pet_locality: float = Field(0.0, ge=0.0, le=1.0)
 
 
 class AdniDataConfig(Section):

@@ -88,7 +88,14 @@ def _shifted(grid, rng: np.random.Generator, scale: float = 1.0):
     return tuple(g - d for g, d in zip(grid, dx))
 
 
-def _mri(grid, a: float, rng: np.random.Generator, textures: _TextureBank, c: float | None = None) -> np.ndarray:
+def _pet_regions(g) -> np.ndarray:
+    """Parietal and posterior-cingulate regions: where PET shows hypometabolism."""
+    return (_blob(g, (0.45, -0.35, 0.35), 0.16) + _blob(g, (-0.45, -0.35, 0.35), 0.16)
+            + _blob(g, (0.0, -0.3, 0.2), 0.12))
+
+
+def _mri(grid, a: float, rng: np.random.Generator, textures: _TextureBank, c: float | None = None,
+         locality: float = 0.0) -> np.ndarray:
     g = _shifted(grid, rng)
     x, y, z = g
     brain = 1.0 / (1.0 + np.exp(((x / 0.85) ** 2 + (y / 0.9) ** 2 + (z / 0.8) ** 2 - 1.0) * 12.0))
@@ -96,8 +103,11 @@ def _mri(grid, a: float, rng: np.random.Generator, textures: _TextureBank, c: fl
     hippo = _blob(g, (0.35, -0.1, -0.25), 0.11) + _blob(g, (-0.35, -0.1, -0.25), 0.11)
     ventricles = _blob(g, (0.12, 0.05, 0.1), 0.09 + 0.025 * max(a, -2.0)) + _blob(g, (-0.12, 0.05, 0.1), 0.09 + 0.025 * max(a, -2.0))
     img = brain * (tissue + 0.35 * hippo * (1.0 - 0.3 * a) - 0.45 * np.clip(ventricles, 0, 1))
-    if c is not None:  # pet_from_mri > 0: a periventricular region whose contrast is c (either sign)
-        img = img + brain * 0.12 * float(np.clip(c, -3.0, 3.0)) * _blob(g, (0.0, 0.35, 0.25), 0.12)
+    if c is not None:  # pet_from_mri > 0: a region whose contrast is c (either sign)
+        site = _blob(g, (0.0, 0.35, 0.25), 0.12)  # periventricular, far from PET's regions
+        if locality > 0.0:  # pet_locality: moved onto PET's regions (a local MRI -> PET relation)
+            site = (1.0 - locality) * site + locality * _pet_regions(g)
+        img = img + brain * 0.12 * float(np.clip(c, -3.0, 3.0)) * site
     img = img * rng.uniform(0.8, 1.25) + rng.normal(0.0, 0.04, size=x.shape)
     return np.clip(img, 0.0, None).astype(np.float32)
 
@@ -111,8 +121,7 @@ def _pet(grid, z_sev: float, rng: np.random.Generator, textures: _TextureBank, n
     x, y, z = g
     brain = 1.0 / (1.0 + np.exp(((x / 0.85) ** 2 + (y / 0.9) ** 2 + (z / 0.8) ** 2 - 1.0) * 12.0))
     base = 0.6 + 0.25 * _blob(g, (0, 0, 0.2), 0.5) + textures.draw(rng, 0.04 * nuisance)
-    regions = (_blob(g, (0.45, -0.35, 0.35), 0.16) + _blob(g, (-0.45, -0.35, 0.35), 0.16)
-               + _blob(g, (0.0, -0.3, 0.2), 0.12))
+    regions = _pet_regions(g)
     signal = z_sev + noise * rng.standard_normal()
     img = brain * (base + 0.5 * regions * (1.0 - 0.3 * np.tanh(signal)))
     scale = rng.uniform(0.7, 1.4)
@@ -137,6 +146,7 @@ def write_synthetic_adni(
     pet_noise: float = 0.3,
     clinical_noise: float = 1.0,
     pet_nuisance: float = 1.0,
+    pet_locality: float = 0.0,
     oracle: bool = True,
     progress: bool = False,
 ) -> Path:
@@ -150,7 +160,8 @@ def write_synthetic_adni(
     from tqdm.auto import tqdm
 
     knobs = validate_knobs(pet_from_mri=pet_from_mri, mri_noise=mri_noise, pet_noise=pet_noise,
-                           clinical_noise=clinical_noise, pet_missing=pet_missing, pet_nuisance=pet_nuisance)
+                           clinical_noise=clinical_noise, pet_missing=pet_missing, pet_nuisance=pet_nuisance,
+                           pet_locality=pet_locality)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
@@ -212,7 +223,7 @@ def write_synthetic_adni(
         mri_rel = f"images/{ptid}/{ptid}_T1.nii.gz"
         a_seen = float(a) if mri_noise == 0.0 else float(a + mri_noise * mri_eps[i, 0])
         c_seen = None if rho == 0.0 else float(c_all[i] + mri_noise * mri_eps[i, 1])
-        nib.save(nib.Nifti1Image(_mri(grid, a_seen, rng, textures, c_seen), affine_ras), out / mri_rel)
+        nib.save(nib.Nifti1Image(_mri(grid, a_seen, rng, textures, c_seen, knobs["pet_locality"]), affine_ras), out / mri_rel)
         pet_rel = ""
         if has_pet:
             pet_rel = f"images/{ptid}/{ptid}_FDG.nii.gz"
@@ -233,7 +244,7 @@ def write_synthetic_adni(
 
 #: knobs written into the marker / README only when they differ from their default, so that the
 #: default cohort stays byte-for-byte the one written before the knob existed
-QUIET_KNOBS = ("pet_nuisance",)
+QUIET_KNOBS = ("pet_nuisance", "pet_locality")
 
 #: the cohort README's paragraph for a non-default ``pet_nuisance`` (kept out of the module
 #: docstring, which the README quotes, so the default cohort's README is unchanged)
@@ -247,9 +258,17 @@ differences are the planted disease pattern, the cohort built for ITCFN's MRI->P
 The random draws are the same for every value: labels, MRI, clinical data do not change.
 """
 
+#: the cohort README's paragraph for a non-default ``pet_locality`` (as PET_NUISANCE_NOTE)
+PET_LOCALITY_NOTE = """``pet_locality`` (0..1, default 0; acts when pet_from_mri > 0): where the MRI shows the latent c
+whose nonlinear function h(c) is PET's MRI-derived signal. 0: a periventricular region, 13-16
+voxels from PET's hypometabolism regions, so the MRI -> PET relation is non-local; 1: the contrast
+sits on those same regions, a local (voxel-to-voxel, nonlinear) relation of the kind a
+convolutional MRI -> PET translator models. Labels, PET and clinical data do not change with it.
+"""
+
 #: data.synthetic knobs of the ADNI generator and their defaults (the version-2 cohort)
 KNOB_DEFAULTS = {"pet_from_mri": 0.0, "mri_noise": 0.0, "pet_noise": 0.3, "clinical_noise": 1.0, "pet_missing": 0.3,
-                 "pet_nuisance": 1.0}
+                 "pet_nuisance": 1.0, "pet_locality": 0.0}
 
 
 def validate_knobs(**knobs: float) -> dict[str, float]:
@@ -258,7 +277,7 @@ def validate_knobs(**knobs: float) -> dict[str, float]:
         if key not in KNOB_DEFAULTS:
             raise ValueError(f"unknown ADNI synthetic knob {key!r} (known: {sorted(KNOB_DEFAULTS)})")
         out[key] = float(value)
-    for key in ("pet_from_mri", "pet_missing"):
+    for key in ("pet_from_mri", "pet_missing", "pet_locality"):
         if not 0.0 <= out[key] <= 1.0:
             raise ValueError(f"{key} must be in [0, 1], got {out[key]}")
     for key in ("mri_noise", "pet_noise", "clinical_noise", "pet_nuisance"):
@@ -274,14 +293,14 @@ def _h(c):
 
 def simulate_latents(n: int, rng: np.random.Generator, *, pet_from_mri: float = 0.0, mri_noise: float = 0.0,
                      pet_noise: float = 0.3, clinical_noise: float = 1.0, pet_missing: float = 0.3,
-                     pet_nuisance: float = 1.0) -> dict[str, np.ndarray]:
+                     pet_nuisance: float = 1.0, pet_locality: float = 0.0) -> dict[str, np.ndarray]:
     """``n`` fresh subjects from the cohort's model, as the latent read-outs each modality carries
     (no volumes): ``label`` (pMCI), ``mri`` (n, 1 or 2), ``pet`` (n, 1), ``clinical`` (n, 7:
     age, APOE4, MMSE/ADAS13/CDR-SB read-outs of the cognitive score, TAU with 0 where not
     collected, the not-collected flag) and ``generated_pet`` (n, 1) = E[PET signal | MRI read-out],
     what an ideal MRI->PET generator outputs. ``pet_missing`` is not used (the ceilings are for
-    subjects with every modality), nor is ``pet_nuisance`` (it changes only the voxels around the
-    latent read-out)."""
+    subjects with every modality), nor are ``pet_nuisance`` and ``pet_locality`` (they change only
+    the voxels around the latent read-outs)."""
     rho, k = float(pet_from_mri), float(clinical_noise)
     a, b, c, e = rng.standard_normal((4, n))
     u = np.sqrt(1.0 - rho) * b + np.sqrt(rho) * _h(c)
@@ -359,4 +378,5 @@ def _readme(subjects: int, seed: int, pet_missing: float, shape, knobs: dict | N
         "empty pet_path = no PET), `images/<PTID>/<PTID>_T1.nii.gz` and `_FDG.nii.gz`.\n\n"
         "## Planted signal\n\n" + doc.split("\n\n", 1)[1] + "\n"
         + ("\n" + PET_NUISANCE_NOTE if "pet_nuisance" in knobs and _shown(knobs, "pet_nuisance") else "")
+        + ("\n" + PET_LOCALITY_NOTE if "pet_locality" in knobs and _shown(knobs, "pet_locality") else "")
     )
