@@ -73,6 +73,25 @@ def auilc(methods, dataset, data, seed, split):
     return out
 
 
+def shortcut_free_file(folder: Path, args, knobs: dict) -> tuple[MMSADataset, DataModule]:
+    """A synthetic MOSI-format file without the bias-word shortcut, sized by ``args``, and its splits."""
+    path = write_synthetic_mmsa(folder / "aligned_50.pkl", n_train=args.n_train, n_valid=args.n_valid,
+                                n_test=args.n_test, seq_len=args.seq_len, dims=(768, 5, 20), seed=args.seed,
+                                bias_strength_train=0.0, bias_strength_test=0.0, oracle=False, **knobs)
+    dataset = MMSADataset(path, text_mode=args.text_mode, target="class3")
+    return dataset, DataModule(dataset, SplitConfig(), args.seed, batch_size=32)
+
+
+def fit_variants(variants: dict, dataset, data, args, work) -> tuple[dict, dict]:
+    """Fit each of ``args.variants`` (``base`` is the dropout baseline, the rest CIDer variants);
+    returns the fitted methods and each one's training facts."""
+    fitted, infos = {}, {}
+    for v in args.variants:
+        run_id = ("dropout_baseline" if v == "base" else "cider") + "@" + v
+        fitted[v], infos[v] = fit(run_id, variants[v], dataset, data, args, args.seed, work)
+    return fitted, infos
+
+
 def common_parser(description: str) -> argparse.ArgumentParser:
     """The cohort size and training settings shared by the CIDer diagnostic scripts."""
     p = argparse.ArgumentParser(description=description)
@@ -128,15 +147,8 @@ def main():
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="cider_diag_") as tmp:
         work = Path(tmp)
-        path = write_synthetic_mmsa(work / "clean" / "aligned_50.pkl", n_train=args.n_train, n_valid=args.n_valid,
-                                    n_test=args.n_test, seq_len=args.seq_len, dims=(768, 5, 20), seed=args.seed,
-                                    bias_strength_train=0.0, bias_strength_test=0.0, oracle=False, **knobs)
-        dataset = MMSADataset(path, text_mode=args.text_mode, target="class3")
-        data = DataModule(dataset, SplitConfig(), args.seed, batch_size=32)
-        fitted, infos = {}, {}
-        for v in args.variants:
-            run_id = ("dropout_baseline" if v == "base" else "cider") + "@" + v
-            fitted[v], infos[v] = fit(run_id, variants[v], dataset, data, args, args.seed, work)
+        dataset, data = shortcut_free_file(work / "clean", args, knobs)
+        fitted, infos = fit_variants(variants, dataset, data, args, work)
         val = auilc(fitted, dataset, data, args.seed, "val")
         test = auilc(fitted, dataset, data, args.seed, "test")
     out = {"seed": args.seed, "args": {k: str(v) for k, v in vars(args).items()}, "val": val, "test": test,

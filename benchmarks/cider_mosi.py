@@ -64,9 +64,9 @@ from robustmm.metrics.paired import paired_difference
 from robustmm.missing.scenarios import build_scenarios
 
 try:  # run as a script from the repository root or from benchmarks/
-    from benchmarks.seed_runs import command_line, run_seeds, seed_parser
+    from benchmarks.seed_runs import command_line, record_cpu_seconds, run_seeds, seed_parser
 except ImportError:  # pragma: no cover
-    from seed_runs import command_line, run_seeds, seed_parser
+    from seed_runs import command_line, record_cpu_seconds, run_seeds, seed_parser
 
 RATES = [round(0.1 * i, 1) for i in range(11)]
 METRICS = ["Non0_acc_2", "Non0_F1", "Acc_3"]
@@ -421,8 +421,8 @@ def markdown(doc: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = seed_parser("cider_mosi", __doc__.split("\n\n")[0], [0, 1, 2, 3, 4])
+def add_size_arguments(parser) -> None:
+    """File sizes, CIDer's size and the early-stopping schedule, shared by the CIDer benchmarks."""
     parser.add_argument("--n-train", type=int, default=300)
     parser.add_argument("--n-valid", type=int, default=120)
     parser.add_argument("--n-test", type=int, default=200)
@@ -432,6 +432,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--min-epochs", type=int, default=4)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = seed_parser("cider_mosi", __doc__.split("\n\n")[0], [0, 1, 2, 3, 4])
+    add_size_arguments(parser)
     parser.add_argument("--shortcut-words", type=int, default=5)
     parser.add_argument("--shortcut-strength", type=float, default=0.8,
                         help="probability that a training shortcut word follows the label's sign")
@@ -457,16 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     doc_header = dict(command=command_line("cider_mosi", args, *extra))
     run_seeds(args.results, settings, args.seeds, lambda s: run_seed(s, args), summarise, markdown, progress,
               cpu_seconds=0.0, **doc_header)
-    # record the process time of this invocation
-    import json
-
-    path = args.results.with_suffix(".json")
-    doc = json.loads(path.read_text())
-    doc["cpu_seconds"] = round(time.process_time() - start, 1)
-    from robustmm.io import write_json_atomic, write_text_atomic
-
-    write_json_atomic(path, doc)
-    write_text_atomic(args.results.with_suffix(".md"), markdown(doc))
+    record_cpu_seconds(args.results, start, markdown)
     return 0
 
 

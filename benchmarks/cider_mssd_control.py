@@ -70,15 +70,14 @@ from robustmm.config.schema import MethodConfig, SplitConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.mmsa import MMSADataset
 from robustmm.data.synth.mmsa import write_synthetic_mmsa
-from robustmm.io import write_json_atomic, write_text_atomic
 
 try:  # run as a script from the repository root or from benchmarks/
-    from benchmarks.cider_mosi import METRICS, RATES, _fit, _score, _tau0
-    from benchmarks.seed_runs import command_line, run_seeds, seed_parser
+    from benchmarks.cider_mosi import METRICS, RATES, _fit, _score, _tau0, add_size_arguments
+    from benchmarks.seed_runs import command_line, record_cpu_seconds, run_seeds, seed_parser
     from robustmm.metrics.paired import paired_difference
 except ImportError:  # pragma: no cover
-    from cider_mosi import METRICS, RATES, _fit, _score, _tau0
-    from seed_runs import command_line, run_seeds, seed_parser
+    from cider_mosi import METRICS, RATES, _fit, _score, _tau0, add_size_arguments
+    from seed_runs import command_line, record_cpu_seconds, run_seeds, seed_parser
     from robustmm.metrics.paired import paired_difference
 
 #: the cohorts: name -> (generator knobs, role)
@@ -208,15 +207,7 @@ def markdown(doc: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = seed_parser("cider_mssd_control", __doc__.split("\n\n")[0], list(range(10, 20)))
-    parser.add_argument("--n-train", type=int, default=300)
-    parser.add_argument("--n-valid", type=int, default=120)
-    parser.add_argument("--n-test", type=int, default=200)
-    parser.add_argument("--seq-len", type=int, default=16)
-    parser.add_argument("--hidden", type=int, default=32)
-    parser.add_argument("--layers", type=int, default=2)
-    parser.add_argument("--heads", type=int, default=4)
-    parser.add_argument("--patience", type=int, default=5)
-    parser.add_argument("--min-epochs", type=int, default=4)
+    add_size_arguments(parser)
     parser.add_argument("--cohorts", default=json.dumps(COHORTS),
                         help="JSON: cohort -> [generator knobs, 'positive' | 'negative']")
     args = parser.parse_args(argv)
@@ -236,11 +227,7 @@ def main(argv: list[str] | None = None) -> int:
 
     run_seeds(args.results, settings, args.seeds, lambda s: run_seed(s, args), summarise, markdown, progress,
               command=command_line("cider_mssd_control", args, *extra))
-    path = args.results.with_suffix(".json")
-    doc = json.loads(path.read_text())
-    doc["cpu_seconds"] = round(time.process_time() - start, 1)
-    write_json_atomic(path, doc)
-    write_text_atomic(args.results.with_suffix(".md"), markdown(doc))
+    record_cpu_seconds(args.results, start, markdown)
     return 0
 
 

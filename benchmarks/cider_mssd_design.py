@@ -15,15 +15,12 @@ from pathlib import Path
 
 import torch
 
-from robustmm.config.schema import MethodConfig, SplitConfig
-from robustmm.data.datamodule import DataModule
-from robustmm.data.mmsa import MMSADataset
-from robustmm.data.synth.mmsa import write_synthetic_mmsa
+from robustmm.config.schema import MethodConfig
 
 try:
-    from benchmarks.cider_diagnose import auilc, common_parser, emit, fit
+    from benchmarks.cider_diagnose import auilc, common_parser, emit, fit_variants, shortcut_free_file
 except ImportError:  # pragma: no cover
-    from cider_diagnose import auilc, common_parser, emit, fit
+    from cider_diagnose import auilc, common_parser, emit, fit_variants, shortcut_free_file
 
 
 def main() -> None:
@@ -46,16 +43,9 @@ def main() -> None:
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="cider_design_") as tmp:
         work = Path(tmp)
-        path = write_synthetic_mmsa(work / "d" / "aligned_50.pkl", n_train=args.n_train, n_valid=args.n_valid,
-                                    n_test=args.n_test, seq_len=args.seq_len, dims=(768, 5, 20), seed=args.seed,
-                                    bias_strength_train=0.0, bias_strength_test=0.0, oracle=False, **knobs)
-        dataset = MMSADataset(path, text_mode=args.text_mode, target="class3")
-        data = DataModule(dataset, SplitConfig(), args.seed, batch_size=32)
-        fitted, infos = {}, {}
-        for v in args.variants:
-            run_id = ("dropout_baseline" if v == "base" else "cider") + "@" + v
-            fitted[v], info = fit(run_id, variants[v], dataset, data, args, args.seed, work)
-            infos[v] = {k: info[k] for k in ("best_epoch", "epochs_run", "steps", "cpu_s")}
+        dataset, data = shortcut_free_file(work / "d", args, knobs)
+        fitted, infos = fit_variants(variants, dataset, data, args, work)
+        infos = {v: {k: info[k] for k in ("best_epoch", "epochs_run", "steps", "cpu_s")} for v, info in infos.items()}
         val = auilc(fitted, dataset, data, args.seed, "val")
     emit({"seed": args.seed, "knobs": knobs, "n_train": args.n_train, "text_mode": args.text_mode,
           "cider_extra": args.cider_extra, "epochs": args.epochs, "val": val, "fit": infos,

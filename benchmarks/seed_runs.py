@@ -133,6 +133,18 @@ def run_seeds(results: Path, settings: dict, seeds: list[int], run_seed: Callabl
     return doc
 
 
+def record_cpu_seconds(results: Path, start: float, markdown: Callable[[dict], str]) -> None:
+    """Add the process time since ``start`` (``time.process_time()``) to ``results``.json as
+    ``cpu_seconds`` and rewrite its Markdown."""
+    import time
+
+    path = results.with_suffix(".json")
+    doc = json.loads(path.read_text())
+    doc["cpu_seconds"] = round(time.process_time() - start, 1)
+    write_json_atomic(path, doc)
+    write_text_atomic(results.with_suffix(".md"), markdown(doc))
+
+
 def run_study_seed(study: Path, seed: int, parse_run: Callable[[Path], dict], *overrides: str,
                    epochs: int | None = None, bootstrap: int = 200) -> dict:
     """One seed of ``study`` on 1 thread with ``overrides`` (``key=value``, as ``--set`` takes them):

@@ -209,3 +209,20 @@ def test_benchmark_table_cells() -> None:
     assert seed_runs.paired([10.0, 9.0, 9.5], [8.0, 7.0, 7.5], "hd95_tc")["verdict"] == "worse"
     lines = seed_runs.paired_table({"mmanet - dropout_baseline": {"AUILC": d}})
     assert lines[0] == "| comparison | AUILC |" and "better" in lines[2]
+
+
+def test_benchmark_records_its_process_time_and_rewrites_the_markdown(tmp_path: Path) -> None:
+    import time
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import seed_runs
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    results = tmp_path / "bench"
+    results.with_suffix(".json").write_text(json.dumps({"runs": {"0": {}}}))
+    start = time.process_time() - 2.0  # as if the benchmark had used two seconds of CPU
+    seed_runs.record_cpu_seconds(results, start, lambda doc: f"cpu {doc['cpu_seconds']:.0f} s\n")
+    doc = json.loads(results.with_suffix(".json").read_text())
+    assert doc["runs"] == {"0": {}} and 2.0 <= doc["cpu_seconds"] < 10.0
+    assert results.with_suffix(".md").read_text() == "cpu 2 s\n"

@@ -155,33 +155,27 @@ def test_adni_pet_locality_moves_the_mri_contrast_onto_pets_regions(tmp_path: Pa
         adni.validate_knobs(pet_locality=1.5)
 
 
-def test_adni_study_refuses_a_cohort_with_another_pet_nuisance(tmp_path: Path) -> None:
+@pytest.mark.parametrize("knob, value", [("pet_from_mri", 1.0), ("pet_nuisance", 0.25), ("pet_locality", 1.0)])
+def test_adni_study_refuses_a_cohort_written_with_another_knob_value(tmp_path: Path, knob: str, value: float) -> None:
     from robustmm.config.schema import AdniDataConfig
     from robustmm.data.registry import build_dataset
     from robustmm.errors import DataError
 
     root = adni.write_synthetic_adni(tmp_path / "c", subjects=20, seed=0, native_shape=(10, 12, 10), oracle=False)
-    cfg = AdniDataConfig(root=root, synthetic={"subjects": 20, "seed": 0, "native_shape": [10, 12, 10],
-                                               "pet_nuisance": 0.25})
-    with pytest.raises(DataError, match="pet_nuisance"):
+    cfg = AdniDataConfig(root=root, synthetic={"subjects": 20, "seed": 0, "native_shape": [10, 12, 10], knob: value})
+    with pytest.raises(DataError, match=knob):
         build_dataset(cfg, progress=False)
 
 
-def test_adni_study_refuses_a_cohort_written_with_other_knobs(tmp_path: Path) -> None:
-    from robustmm.config.schema import AdniDataConfig
-    from robustmm.data.registry import build_dataset, check_synthetic_matches
+def test_adni_marker_written_before_the_knobs_means_their_defaults(tmp_path: Path) -> None:
+    from robustmm.data.registry import check_synthetic_matches
     from robustmm.errors import DataError
 
     root = adni.write_synthetic_adni(tmp_path / "c", subjects=20, seed=0, native_shape=(10, 12, 10), oracle=False)
-    cfg = AdniDataConfig(root=root, synthetic={"subjects": 20, "seed": 0, "native_shape": [10, 12, 10],
-                                               "pet_from_mri": 1.0})
-    with pytest.raises(DataError, match="pet_from_mri"):
-        build_dataset(cfg, progress=False)
-    # a marker written before the knobs existed means the knobs' defaults: still accepted
     marker = json.loads((root / "SYNTHETIC_DATA.json").read_text())
     for key in adni.KNOB_DEFAULTS:
         if key != "pet_missing":
-            marker.pop(key, None)  # pet_nuisance is written only when not at its default
+            marker.pop(key, None)  # the quiet knobs are written only when not at their defaults
     (root / "SYNTHETIC_DATA.json").write_text(json.dumps(marker))
     check_synthetic_matches(root, {"version": adni.GENERATOR_VERSION, "pet_from_mri": 0.0, "pet_noise": 0.3},
                             defaults=adni.KNOB_DEFAULTS)
