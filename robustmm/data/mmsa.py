@@ -644,7 +644,7 @@ def build_from_config(cfg: Any, progress: bool = True) -> MMSADataset:
 def _check_synthetic_file(folder: Path, file: str, synth: MMSASynthOptions) -> None:
     """Refuse a synthetic file written by another generator version or with other arguments."""
     from robustmm.data.registry import check_synthetic_matches
-    from robustmm.data.synth.mmsa import GENERATOR_VERSION, validate_knobs
+    from robustmm.data.synth.mmsa import GENERATOR_VERSION, KNOB_DEFAULTS, validate_knobs
 
     args = synth.model_dump()
     knobs = validate_knobs(**{k: args[k] for k in ("validation", "shortcut_words", "bias_words_per_sample",
@@ -656,5 +656,5 @@ def _check_synthetic_file(folder: Path, file: str, synth: MMSASynthOptions) -> N
                 "bias_strength_train": args["bias_strength_train"], "bias_strength_test": args["bias_strength_test"],
                 **knobs}
     # label_flip / word_echo / sentiment_vocab came later: a marker without them was written at their defaults
-    check_synthetic_matches(folder, expected, defaults={"label_flip": 0.0, "word_echo": {"audio": 0.0, "vision": 0.0},
-                                                        "sentiment_vocab": 30}, file=file)
+    later = ("label_flip", "word_echo", "sentiment_vocab")
+    check_synthetic_matches(folder, expected, defaults={k: KNOB_DEFAULTS[k] for k in later}, file=file)
