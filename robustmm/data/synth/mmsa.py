@@ -239,6 +239,7 @@ def _write_split(
     if label_rng is not None and knobs["label_flip"] > 0:
         # the inputs carry the latent sentiment y; the written label's sign is flipped with
         # probability label_flip (annotation noise), magnitude and neutral labels unchanged
+        # (adding 0.0 turns a flipped neutral label's -0.0 back into 0.0)
         y = np.where(label_rng.random(n) < knobs["label_flip"], -y, y).astype(np.float32) + np.float32(0.0)
     attention = (input_ids != PAD_ID).astype(np.int64)
     text_bert = np.stack([input_ids, attention, np.zeros_like(input_ids)], axis=1)
