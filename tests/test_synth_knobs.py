@@ -155,7 +155,8 @@ def test_adni_pet_locality_moves_the_mri_contrast_onto_pets_regions(tmp_path: Pa
         adni.validate_knobs(pet_locality=1.5)
 
 
-@pytest.mark.parametrize("knob, value", [("pet_from_mri", 1.0), ("pet_nuisance", 0.25), ("pet_locality", 1.0)])
+@pytest.mark.parametrize("knob, value", [("pet_from_mri", 1.0), ("pet_nuisance", 0.25), ("pet_locality", 1.0),
+                                         ("mri_latent_contrast", 0.4)])
 def test_adni_study_refuses_a_cohort_written_with_another_knob_value(tmp_path: Path, knob: str, value: float) -> None:
     from robustmm.config.schema import AdniDataConfig
     from robustmm.data.registry import build_dataset
@@ -468,3 +469,35 @@ def test_data_report_carries_the_oracle(tmp_path: Path) -> None:
     splits = SimpleNamespace(as_dict=lambda: {"train": [0, 1], "test": [2]})
     data = SimpleNamespace(dataset=_DS(), splits=splits, modalities={})
     assert data_report(data)["oracle"]["ceilings"] == {"a": 0.7}
+
+
+def test_adni_mri_latent_contrast_scales_only_the_mri_contrast_of_c(tmp_path: Path) -> None:
+    import nibabel as nib
+
+    """The MRI of two cohorts that differ only in mri_latent_contrast differ by the c contrast, in
+    proportion to c (before the global scale and voxel noise, which draw the same numbers); PET
+    volumes and the table are byte-identical; the default is not written to the marker."""
+    kw = dict(subjects=12, seed=0, native_shape=(10, 12, 10), oracle=False, pet_from_mri=1.0)
+    a = adni.write_synthetic_adni(tmp_path / "a", **kw)
+    b = adni.write_synthetic_adni(tmp_path / "b", mri_latent_contrast=0.36, **kw)
+    assert (a / "ADNIMERGE.csv").read_bytes() == (b / "ADNIMERGE.csv").read_bytes()
+    for pet in (a / "images").rglob("*_FDG.nii.gz"):
+        assert pet.read_bytes() == (b / pet.relative_to(a)).read_bytes()
+    c = np.random.default_rng([0, 1]).standard_normal(12)
+    changes = []
+    for mri in sorted((a / "images").rglob("*_T1.nii.gz")):
+        i = int(mri.parent.name.split("_S_")[1]) - 1000  # PTIDs number the subjects from 1000
+        x = nib.load(mri).get_fdata()
+        y = nib.load(b / mri.relative_to(a)).get_fdata()
+        inside = (x > 0) & (y > 0)  # away from the clip at 0
+        change = float((y - x)[inside].sum())
+        assert np.sign(change) == np.sign(c[i])  # the contrast follows c's sign
+        changes.append(change / float(np.clip(c[i], -3, 3)))
+        assert (np.abs(y - x)[inside] > 1e-4).mean() < 0.2  # a local contrast, not the whole volume
+    # the same integrated contrast per unit of c for every subject, up to the subject's global
+    # intensity scale (0.8-1.25) and where its registration shift puts the region on the grid
+    assert max(changes) / min(changes) < 1.8
+    assert "mri_latent_contrast" not in json.loads((a / "SYNTHETIC_DATA.json").read_text())
+    assert json.loads((b / "SYNTHETIC_DATA.json").read_text())["mri_latent_contrast"] == 0.36
+    with pytest.raises(ValueError, match="mri_latent_contrast"):
+        adni.validate_knobs(mri_latent_contrast=-0.1)

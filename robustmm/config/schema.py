@@ -42,6 +42,8 @@ class AdniSynthConfig(Section):
     pet_nuisance: float = Field(1.0, ge=0.0)
     #: 0: MRI shows PET's MRI-derived latent far from PET's regions; 1: on them (a local relation)
     pet_locality: float = Field(0.0, ge=0.0, le=1.0)
+    #: amplitude of the MRI contrast that shows PET's MRI-derived latent (0.12: barely learnable)
+    mri_latent_contrast: float = Field(0.12, ge=0.0)
 
 
 class AdniDataConfig(Section):

@@ -95,7 +95,7 @@ def _pet_regions(g) -> np.ndarray:
 
 
 def _mri(grid, a: float, rng: np.random.Generator, textures: _TextureBank, c: float | None = None,
-         locality: float = 0.0) -> np.ndarray:
+         locality: float = 0.0, contrast: float = 0.12) -> np.ndarray:
     g = _shifted(grid, rng)
     x, y, z = g
     brain = 1.0 / (1.0 + np.exp(((x / 0.85) ** 2 + (y / 0.9) ** 2 + (z / 0.8) ** 2 - 1.0) * 12.0))
@@ -107,7 +107,7 @@ def _mri(grid, a: float, rng: np.random.Generator, textures: _TextureBank, c: fl
         site = _blob(g, (0.0, 0.35, 0.25), 0.12)  # periventricular, far from PET's regions
         if locality > 0.0:  # pet_locality: moved onto PET's regions (a local MRI -> PET relation)
             site = (1.0 - locality) * site + locality * _pet_regions(g)
-        img = img + brain * 0.12 * float(np.clip(c, -3.0, 3.0)) * site
+        img = img + brain * contrast * float(np.clip(c, -3.0, 3.0)) * site
     img = img * rng.uniform(0.8, 1.25) + rng.normal(0.0, 0.04, size=x.shape)
     return np.clip(img, 0.0, None).astype(np.float32)
 
@@ -147,6 +147,7 @@ def write_synthetic_adni(
     clinical_noise: float = 1.0,
     pet_nuisance: float = 1.0,
     pet_locality: float = 0.0,
+    mri_latent_contrast: float = 0.12,
     oracle: bool = True,
     progress: bool = False,
 ) -> Path:
@@ -161,7 +162,7 @@ def write_synthetic_adni(
 
     knobs = validate_knobs(pet_from_mri=pet_from_mri, mri_noise=mri_noise, pet_noise=pet_noise,
                            clinical_noise=clinical_noise, pet_missing=pet_missing, pet_nuisance=pet_nuisance,
-                           pet_locality=pet_locality)
+                           pet_locality=pet_locality, mri_latent_contrast=mri_latent_contrast)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
@@ -223,7 +224,8 @@ def write_synthetic_adni(
         mri_rel = f"images/{ptid}/{ptid}_T1.nii.gz"
         a_seen = float(a) if mri_noise == 0.0 else float(a + mri_noise * mri_eps[i, 0])
         c_seen = None if rho == 0.0 else float(c_all[i] + mri_noise * mri_eps[i, 1])
-        nib.save(nib.Nifti1Image(_mri(grid, a_seen, rng, textures, c_seen, knobs["pet_locality"]), affine_ras), out / mri_rel)
+        nib.save(nib.Nifti1Image(_mri(grid, a_seen, rng, textures, c_seen, knobs["pet_locality"],
+                                                 knobs["mri_latent_contrast"]), affine_ras), out / mri_rel)
         pet_rel = ""
         if has_pet:
             pet_rel = f"images/{ptid}/{ptid}_FDG.nii.gz"
@@ -244,7 +246,7 @@ def write_synthetic_adni(
 
 #: knobs written into the marker / README only when they differ from their default, so that the
 #: default cohort stays byte-for-byte the one written before the knob existed
-QUIET_KNOBS = ("pet_nuisance", "pet_locality")
+QUIET_KNOBS = ("pet_nuisance", "pet_locality", "mri_latent_contrast")
 
 #: the cohort README's paragraph for a non-default ``pet_nuisance`` (kept out of the module
 #: docstring, which the README quotes, so the default cohort's README is unchanged)
@@ -266,9 +268,18 @@ sits on those same regions, a local (voxel-to-voxel, nonlinear) relation of the 
 convolutional MRI -> PET translator models. Labels, PET and clinical data do not change with it.
 """
 
+#: the cohort README's paragraph for a non-default ``mri_latent_contrast`` (as PET_NUISANCE_NOTE)
+MRI_LATENT_CONTRAST_NOTE = """``mri_latent_contrast`` (default 0.12; acts when pet_from_mri > 0): amplitude of the MRI
+contrast that shows the latent c (image units; tissue is about 0.55-0.85, texture 0.05, voxel
+noise 0.04). At 0.12 the study's MRI encoder learns little of h(c) even when trained on h(c)
+itself; larger values make the MRI route to PET's signal learnable (a positive control for
+methods that carry PET knowledge to MRI: distillation, generation). Labels, PET and clinical
+data do not change with it.
+"""
+
 #: data.synthetic knobs of the ADNI generator and their defaults (the version-2 cohort)
 KNOB_DEFAULTS = {"pet_from_mri": 0.0, "mri_noise": 0.0, "pet_noise": 0.3, "clinical_noise": 1.0, "pet_missing": 0.3,
-                 "pet_nuisance": 1.0, "pet_locality": 0.0}
+                 "pet_nuisance": 1.0, "pet_locality": 0.0, "mri_latent_contrast": 0.12}
 
 
 def validate_knobs(**knobs: float) -> dict[str, float]:
@@ -280,7 +291,7 @@ def validate_knobs(**knobs: float) -> dict[str, float]:
     for key in ("pet_from_mri", "pet_missing", "pet_locality"):
         if not 0.0 <= out[key] <= 1.0:
             raise ValueError(f"{key} must be in [0, 1], got {out[key]}")
-    for key in ("mri_noise", "pet_noise", "clinical_noise", "pet_nuisance"):
+    for key in ("mri_noise", "pet_noise", "clinical_noise", "pet_nuisance", "mri_latent_contrast"):
         if out[key] < 0:
             raise ValueError(f"{key} must be >= 0, got {out[key]}")
     return out
@@ -293,14 +304,15 @@ def _h(c):
 
 def simulate_latents(n: int, rng: np.random.Generator, *, pet_from_mri: float = 0.0, mri_noise: float = 0.0,
                      pet_noise: float = 0.3, clinical_noise: float = 1.0, pet_missing: float = 0.3,
-                     pet_nuisance: float = 1.0, pet_locality: float = 0.0) -> dict[str, np.ndarray]:
+                     pet_nuisance: float = 1.0, pet_locality: float = 0.0,
+                     mri_latent_contrast: float = 0.12) -> dict[str, np.ndarray]:
     """``n`` fresh subjects from the cohort's model, as the latent read-outs each modality carries
     (no volumes): ``label`` (pMCI), ``mri`` (n, 1 or 2), ``pet`` (n, 1), ``clinical`` (n, 7:
     age, APOE4, MMSE/ADAS13/CDR-SB read-outs of the cognitive score, TAU with 0 where not
     collected, the not-collected flag) and ``generated_pet`` (n, 1) = E[PET signal | MRI read-out],
     what an ideal MRI->PET generator outputs. ``pet_missing`` is not used (the ceilings are for
-    subjects with every modality), nor are ``pet_nuisance`` and ``pet_locality`` (they change only
-    the voxels around the latent read-outs)."""
+    subjects with every modality), nor are ``pet_nuisance``, ``pet_locality`` and ``mri_latent_contrast`` (they
+    change only the voxels around the latent read-outs)."""
     rho, k = float(pet_from_mri), float(clinical_noise)
     a, b, c, e = rng.standard_normal((4, n))
     u = np.sqrt(1.0 - rho) * b + np.sqrt(rho) * _h(c)
@@ -379,4 +391,6 @@ def _readme(subjects: int, seed: int, pet_missing: float, shape, knobs: dict | N
         "## Planted signal\n\n" + doc.split("\n\n", 1)[1] + "\n"
         + ("\n" + PET_NUISANCE_NOTE if "pet_nuisance" in knobs and _shown(knobs, "pet_nuisance") else "")
         + ("\n" + PET_LOCALITY_NOTE if "pet_locality" in knobs and _shown(knobs, "pet_locality") else "")
+        + ("\n" + MRI_LATENT_CONTRAST_NOTE if "mri_latent_contrast" in knobs
+           and _shown(knobs, "mri_latent_contrast") else "")
     )
