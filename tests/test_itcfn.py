@@ -267,7 +267,7 @@ def _train_default_generator(mri, pet, lr: float, steps: int) -> PetGenerator:
 
 def _codes_used(gen: PetGenerator, mri: torch.Tensor) -> int:
     with torch.no_grad():
-        return len(gen.vqvae.index_quantize(mri).unique())
+        return len(gen.codes(mri).unique())
 
 
 def test_generator_default_lr_keeps_the_codebook_in_use() -> None:
@@ -428,3 +428,23 @@ def test_generate_command_writes_nifti_with_the_source_mri_affine_and_shape(itcf
 
     assert main(["generate", str(study), "--out", str(tmp_path / "x"), "--run", str(run), "--method", "zero"]) == 2
     assert "no trained generator" in capsys.readouterr().err
+
+
+def test_generator_centres_its_input_on_the_training_mean_mri() -> None:
+    """With centre_mri the VQ-VAE sees MRI minus the training-set mean MRI: a centred generator fed
+    mean + x gives what an uncentred one with the same weights gives for x; the codes agree too."""
+    torch.manual_seed(0)
+    mri_mean = 0.5 * torch.rand(*SHAPE) - 0.25
+    x = torch.rand(3, *SHAPE) - 0.5
+    centred = PetGenerator(SHAPE, channels=(8, 8), codebook_size=32, codebook_dim=8, subject_offset=False)
+    plain = PetGenerator(SHAPE, channels=(8, 8), codebook_size=32, codebook_dim=8, subject_offset=False,
+                         centre_mri=False)
+    centred.set_template(torch.zeros(SHAPE), mri_mean)
+    centred.init_codebook(mri_mean + x)
+    plain.load_state_dict(centred.state_dict())
+    centred.eval()
+    plain.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(centred(mri_mean + x)[0], plain(x)[0])
+        assert not torch.allclose(centred(x)[0], plain(x)[0])  # the mean is really subtracted
+    assert torch.equal(centred.codes(mri_mean + x), plain.codes(x))

@@ -67,6 +67,7 @@ class GeneratorOptions(MethodOptions):
     codebook_size: int = Field(1024, ge=2)
     codebook_dim: int = Field(32, ge=1)
     subject_offset: bool = True  # the subject's PET level read out from the whole MRI (ridge, after the VQ-VAE)
+    centre_mri: bool = True  # the VQ-VAE sees MRI minus the training-set mean MRI
     epochs: int = Field(12, ge=1)
     # 2e-3 collapsed the VQ-VAE within 5 Adam steps (encoder outputs moved off the codebook scale,
     # then every latent took one code: 1 of 1024 codes used, identical output for every subject);
@@ -310,7 +311,7 @@ class ITCFN(Method):
             return
         shape = data.modalities[opts.pet].shape
         self.generator = self._new_generator()
-        self.generator.set_template(self.volume_means[opts.pet])
+        self.generator.set_template(self.volume_means[opts.pet], self.volume_means[opts.mri])
         perceptual, perceptual_status = (offline_perceptual_loss(gopts.perceptual_network)
                                          if gopts.perceptual_weight > 0 else (None, "perceptual loss off (weight 0)"))
         log.info("%s: %s", self.context.method_id, perceptual_status)
@@ -348,7 +349,7 @@ class ITCFN(Method):
         every latent takes the same code and the VQ-VAE's output is the same for every subject)."""
         counts = torch.zeros(self.options.generator.codebook_size, dtype=torch.float64)
         for mri, _ in self._pair_batches(paired, "val", device):
-            codes = self.generator.vqvae.index_quantize(mri.float()).flatten().cpu()
+            codes = self.generator.codes(mri).flatten().cpu()
             counts += torch.bincount(codes, minlength=len(counts)).double()
         p = counts[counts > 0] / counts.sum().clamp_min(1)
         return {"codes_used": int((counts > 0).sum()), "perplexity": round(float(torch.exp(-(p * p.log()).sum())), 2)}
@@ -356,7 +357,7 @@ class ITCFN(Method):
     def _new_generator(self) -> PetGenerator:
         g = self.options.generator
         return PetGenerator(tuple(self.context.modalities[self.options.pet].shape), g.channels, g.res_layers,
-                            g.codebook_size, g.codebook_dim, g.subject_offset)
+                            g.codebook_size, g.codebook_dim, g.subject_offset, g.centre_mri)
 
     def _pair_batches(self, paired, split: str, device: torch.device):
         """(MRI, PET) batches of a split of the paired view, on ``device``."""
