@@ -96,8 +96,8 @@ SUBSET_METRICS = ("auc", "balanced_accuracy", "brier")
 
 
 def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path, data_root: Path,
-             methods: tuple[str, ...] = METHODS, knobs: dict | None = None) -> dict:
-    sets = [f"data.synthetic.{k}={v}" for k, v in (knobs or {}).items()]
+             methods: tuple[str, ...] = METHODS, knobs: dict | None = None, overrides: tuple[str, ...] = ()) -> dict:
+    sets = [f"data.synthetic.{k}={v}" for k, v in (knobs or {}).items()] + list(overrides)
     return run_study_seed(ROOT / "studies" / "adni_mci.yaml", seed, parse_run,
                           f"methods=[{', '.join(METHOD_ENTRIES[m] for m in methods)}]", f"output_dir={out}",
                           f"data.root={data_root}", *sets, epochs=epochs, bootstrap=bootstrap)
@@ -339,6 +339,8 @@ def main() -> None:
     parser.add_argument("--cohort", choices=list(COHORTS), default="default",
                         help="the synthetic cohort: default = the study's; a control cohort's results go to "
                              "benchmarks/results/mmanet_adni_<cohort>.{json,md}")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="a study override for every seed, e.g. training.selection.monitor=primary (repeatable)")
     args = parser.parse_args()
     if args.data_root is None:
         args.data_root = ROOT / "runs" / "benchmarks" / "mmanet_adni" / (
@@ -350,8 +352,10 @@ def main() -> None:
 
     schedule = "the study's own (training/cpu preset, early stopping on validation loss)" if args.epochs is None \
         else f"training.epochs={args.epochs} (reduced), early stopping on validation loss"
+    if args.overrides:
+        schedule += "; with the overrides " + ", ".join(f"`{o}`" for o in args.overrides)
     extra = ([] if methods == DEFAULT_METHODS else [f"--methods {' '.join(methods)}"]) + (
-        [] if args.cohort == "default" else [f"--cohort {args.cohort}"])
+        [] if args.cohort == "default" else [f"--cohort {args.cohort}"]) + [f"--set {o}" for o in args.overrides]
     command = command_line("mmanet_adni", args, *extra)
 
     def refresh(run: dict) -> None:
@@ -360,9 +364,11 @@ def main() -> None:
 
     knobs = COHORTS[args.cohort]
     settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root),
-                "methods": [METHOD_ENTRIES[m] for m in methods], **({"knobs": knobs} if knobs else {})}
+                "methods": [METHOD_ENTRIES[m] for m in methods], **({"knobs": knobs} if knobs else {}),
+                **({"overrides": args.overrides} if args.overrides else {})}
     run_seeds(args.results, settings, args.seeds,
-              lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root, methods, knobs),
+              lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root, methods, knobs,
+                                    tuple(args.overrides)),
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
               progress=lambda run: f"mean over subsets { {m: round(subset_mean(run, m), 3) for m in methods} } "
                                    f"({run['seconds']} s)", refresh_kept=refresh,
