@@ -244,10 +244,6 @@ def write_synthetic_adni(
     return out
 
 
-#: knobs written into the marker / README only when they differ from their default, so that the
-#: default cohort stays byte-for-byte the one written before the knob existed
-QUIET_KNOBS = ("pet_nuisance", "pet_locality", "mri_latent_contrast")
-
 #: the cohort README's paragraph for a non-default ``pet_nuisance`` (kept out of the module
 #: docstring, which the README quotes, so the default cohort's README is unchanged)
 PET_NUISANCE_NOTE = """``pet_nuisance`` (default 1): multiplier of the PET volume's own subject-specific variation
@@ -276,6 +272,12 @@ itself; larger values make the MRI route to PET's signal learnable (a positive c
 methods that carry PET knowledge to MRI: distillation, generation). Labels, PET and clinical
 data do not change with it.
 """
+
+#: quiet knobs: written into the marker / README (with their paragraph) only when they differ from
+#: their default, so that the default cohort stays byte-for-byte the one written before they existed
+QUIET_KNOB_NOTES = {"pet_nuisance": PET_NUISANCE_NOTE, "pet_locality": PET_LOCALITY_NOTE,
+                    "mri_latent_contrast": MRI_LATENT_CONTRAST_NOTE}
+QUIET_KNOBS = tuple(QUIET_KNOB_NOTES)
 
 #: data.synthetic knobs of the ADNI generator and their defaults (the version-2 cohort)
 KNOB_DEFAULTS = {"pet_from_mri": 0.0, "mri_noise": 0.0, "pet_noise": 0.3, "clinical_noise": 1.0, "pet_missing": 0.3,
@@ -389,8 +391,5 @@ def _readme(subjects: int, seed: int, pet_missing: float, shape, knobs: dict | N
         "Files: `ADNIMERGE.csv` (one row per visit), `manifest.csv` (PTID, mri_path, pet_path; "
         "empty pet_path = no PET), `images/<PTID>/<PTID>_T1.nii.gz` and `_FDG.nii.gz`.\n\n"
         "## Planted signal\n\n" + doc.split("\n\n", 1)[1] + "\n"
-        + ("\n" + PET_NUISANCE_NOTE if "pet_nuisance" in knobs and _shown(knobs, "pet_nuisance") else "")
-        + ("\n" + PET_LOCALITY_NOTE if "pet_locality" in knobs and _shown(knobs, "pet_locality") else "")
-        + ("\n" + MRI_LATENT_CONTRAST_NOTE if "mri_latent_contrast" in knobs
-           and _shown(knobs, "mri_latent_contrast") else "")
+        + "".join("\n" + note for key, note in QUIET_KNOB_NOTES.items() if key in knobs and _shown(knobs, key))
     )
