@@ -83,6 +83,12 @@ DEFAULT_METHODS = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off", 
 #: 10, pet_noise 10: oracle 0.52 and 0.55; clinical 0.77), 1200 subjects. Every subset with clinical
 #: data carries the same signal and the teacher knows nothing the student's clinical path cannot
 #: learn. Criterion: the interval is not above 0 on seeds 10-14.
+#: Result (instance norm, the volume encoders' default then): positive +0.031 [-0.030, +0.093], 5/5
+#: seeds but not met; negative -0.003 [-0.020, +0.014]. Then a training trace (seed 13, train and
+#: validation only) found the cause of the baseline's bad seeds: instance norm squashed the volume
+#: encoders' between-subject variation (PET-only logit sd 0.003-0.04 vs 1.3 for clinical; PET-only
+#: AUC flipping 0.87 <-> 0.15 between epochs). model/small3d now uses batch norm. Both 1200 cohorts
+#: are rerun with it on fresh seeds 15-19 (results *_batchnorm), criteria unchanged, fixed now.
 COHORTS = {
     "default": {},
     "positive": {"pet_missing": 0.0},
