@@ -24,6 +24,11 @@ The controls of issue 15 (cohorts chosen on the validation headroom that
         --data-root datasets/adni_synth_clin2 --synthetic '{subjects: 480, seed: 0, clinical_noise: 2.0}' \
         --results benchmarks/results/modulation_adni_negative --runs runs/benchmarks/modulation_adni_negative
 
+Rerun after the volume encoders' default norm became batch (model/small3d, commit c538751; every
+earlier result used instance norm), fixed before it ran: the positive cohort on fresh seeds 20-24,
+criteria unchanged (ssf - complete_only, mean over the 7 subsets: interval above 0; the complete
+pattern: no clear difference). Results: benchmarks/results/modulation_adni_positive_batchnorm.
+
 ``--from-runs benchmarks/results/mmanet_adni.json`` reads the three methods from the runs of
 that benchmark instead (when its run folders exist).
 
