@@ -248,7 +248,9 @@ def markdown(doc: dict) -> str:
              "baselines_network)" + ("" if "mmanet_off" in shown else "; it is not run here") + ".", "",
              "## Paired verdicts", "",
              "| comparison | role | difference (method − reference) |", "|---|---|---|"]
-    roles = {"mmanet_vs_dropout_baseline:mean_over_subsets": "positive control (acceptance)",
+    negative_cohort = COHORT_ROLES.get(cohort, "").startswith("negative")
+    roles = {"mmanet_vs_dropout_baseline:mean_over_subsets": "negative control (must not be better)" if negative_cohort
+             else "positive control (acceptance)",
              "mmanet_vs_dropout_baseline:mined_subsets": "where MAR aims",
              "mmanet_vs_dropout_baseline:auilc": "PET-missing curve",
              "mmanet_vs_dropout_baseline:all_modalities": "complete input",
