@@ -1,0 +1,87 @@
+"""How much each modality's embedding varies between subjects in a trained ADNI network.
+SYNTHETIC DATA (or any ADNI study run), validation subjects only.
+
+For one method of one run of ``studies/adni_mci.yaml`` the network is rebuilt from the checkpoint's
+restored state and, on the validation subjects that have each modality, this prints: the
+between-subject sd of that modality's embedding (mean over dimensions), the norm of its block of
+the trunk's first weight matrix, and for the single-modality subset the between-subject sd of the
+trunk's first pre-norm activation and of the logit (logit(pMCI) - logit(sMCI)). An embedding that
+hardly varies cannot move the prediction whatever the weights; a subset whose logit hardly varies
+ranks subjects by noise (issue 15: MRI-only AUC swings between runs).
+
+    python benchmarks/embedding_spread.py RUN_DIR --seed 0 --data-root runs/benchmarks/mmanet_adni/cohort
+
+Results: appended to benchmarks/results/embedding_spread.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from robustmm.config import load_study
+from robustmm.data.datamodule import DataModule
+from robustmm.data.registry import build_dataset
+from robustmm.io import load_torch
+from robustmm.missing.scenarios import Subset
+from robustmm.models.factory import create_model
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def spread(run_dir: Path, seed: int, data_root: str, method: str, overrides: list[str]) -> list[str]:
+    cfg = load_study(ROOT / "studies" / "adni_mci.yaml",
+                     [f"seed={seed}", "training.device=cpu", f"data.root={data_root}", *overrides], None)
+    dataset = build_dataset(cfg.data, progress=False)
+    data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, 0)
+    batch = data.full_batch("val")
+    modalities = dict(data.modalities)
+    state = load_torch(run_dir / "checkpoints" / method / f"{method}.pt")["best_state"]
+    net = create_model(modalities, dataset.task, cfg.model, fill="zero")
+    net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
+    net.eval()
+    first = net.trunk.net[0]
+    rows = []
+    with torch.no_grad():
+        features = net(batch)["modality_features"]
+        for i, m in enumerate(net.modality_names):
+            subset = Subset(modalities=(m,))
+            ok = subset.evaluable(batch)
+            out = net(subset.apply(batch, modalities, 0, 0))
+            logit = (out["logits"][:, 1] - out["logits"][:, 0])[ok]
+            block = first.weight[:, i * net.embed_dim:(i + 1) * net.embed_dim]
+            rows.append(f"| {m} | {features[m][batch.present[m]].std(0).mean():.3f} | {block.norm():.2f} | "
+                        f"{first(out['fused'])[ok].std(0).mean():.3f} | {logit.std():.3f} |")
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--seed", type=int, required=True, help="the run's study seed (its split)")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--method", default="dropout_baseline")
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="the run's data.synthetic knobs")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embedding_spread.md")
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    rows = spread(args.run_dir, args.seed, args.data_root, args.method, args.overrides)
+    config = (args.run_dir / "config.yaml").read_text()
+    norm = next((line.split(":", 1)[1].strip() for line in config.splitlines() if line.strip().startswith("norm:")), "?")
+    text = "\n".join([f"## {args.method}, study seed {args.seed}, {args.data_root}, volume norm {norm}", "",
+                      f"Command: `python benchmarks/embedding_spread.py RUN_DIR --seed {args.seed} --data-root "
+                      f"{args.data_root} --method {args.method}" + "".join(f" --set {o}" for o in args.overrides) + "`",
+                      "", "| modality | embedding sd between subjects | trunk weight block norm | "
+                      "single-modality pre-norm trunk sd | single-modality logit sd |", "|---|---|---|---|---|", *rows, ""])
+    print(text)
+    if not args.out.exists():
+        args.out.write_text("# Between-subject spread of each modality's embedding (SYNTHETIC DATA, validation "
+                            "subjects)\n\nWritten by benchmarks/embedding_spread.py.\n\n")
+    with args.out.open("a") as f:
+        f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
