@@ -21,21 +21,13 @@ from pathlib import Path
 
 import torch
 
-from robustmm.config import load_study
-from robustmm.data.datamodule import DataModule
-from robustmm.data.registry import build_dataset
+from adni_runs import ROOT, study_data, subset_scores, volume_norm_of_run
 from robustmm.io import load_torch
-from robustmm.missing.scenarios import Subset
 from robustmm.models.factory import create_model
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def spread(run_dir: Path, seed: int, data_root: str, method: str, overrides: list[str]) -> list[str]:
-    cfg = load_study(ROOT / "studies" / "adni_mci.yaml",
-                     [f"seed={seed}", "training.device=cpu", f"data.root={data_root}", *overrides], None)
-    dataset = build_dataset(cfg.data, progress=False)
-    data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, 0)
+    cfg, dataset, data = study_data(seed, data_root, [f"model.volume.norm={volume_norm_of_run(run_dir)}", *overrides])
     batch = data.full_batch("val")
     modalities = dict(data.modalities)
     state = load_torch(run_dir / "checkpoints" / method / f"{method}.pt")["best_state"]
@@ -47,13 +39,10 @@ def spread(run_dir: Path, seed: int, data_root: str, method: str, overrides: lis
     with torch.no_grad():
         features = net(batch)["modality_features"]
         for i, m in enumerate(net.modality_names):
-            subset = Subset(modalities=(m,))
-            ok = subset.evaluable(batch)
-            out = net(subset.apply(batch, modalities, 0, 0))
-            logit = (out["logits"][:, 1] - out["logits"][:, 0])[ok]
+            out, ok, logit = subset_scores(net, batch, modalities, (m,))
             block = first.weight[:, i * net.embed_dim:(i + 1) * net.embed_dim]
             rows.append(f"| {m} | {features[m][batch.present[m]].std(0).mean():.3f} | {block.norm():.2f} | "
-                        f"{first(out['fused'])[ok].std(0).mean():.3f} | {logit.std():.3f} |")
+                        f"{first(out['fused'])[ok].std(0).mean():.3f} | {logit.std(ddof=1):.3f} |")
     return rows
 
 
@@ -68,9 +57,8 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     rows = spread(args.run_dir, args.seed, args.data_root, args.method, args.overrides)
-    config = (args.run_dir / "config.yaml").read_text()
-    norm = next((line.split(":", 1)[1].strip() for line in config.splitlines() if line.strip().startswith("norm:")), "?")
-    text = "\n".join([f"## {args.method}, study seed {args.seed}, {args.data_root}, volume norm {norm}", "",
+    text = "\n".join([f"## {args.method}, study seed {args.seed}, {args.data_root}, "
+                      f"volume norm {volume_norm_of_run(args.run_dir)}", "",
                       f"Command: `python benchmarks/embedding_spread.py RUN_DIR --seed {args.seed} --data-root "
                       f"{args.data_root} --method {args.method}" + "".join(f" --set {o}" for o in args.overrides) + "`",
                       "", "| modality | embedding sd between subjects | trunk weight block norm | "

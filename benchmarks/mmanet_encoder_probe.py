@@ -17,9 +17,7 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from robustmm.config import load_study
-from robustmm.data.datamodule import DataModule
-from robustmm.data.registry import build_dataset
+from adni_runs import study_data, volume_norm_of_run
 from robustmm.io import load_torch
 from robustmm.models.encoders import VolumeEncoder
 
@@ -35,9 +33,8 @@ def main() -> None:
     p.add_argument("--methods", nargs="+", default=["complete_only", "dropout_baseline", "mmanet"])
     args = p.parse_args()
     torch.set_num_threads(1)
-    cfg = load_study(Path("studies/adni_mci.yaml"), [f"seed={args.seed}", "training.device=cpu",
-                                                     f"data.root={args.data_root}", *args.overrides], None)
-    data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, 32, 0)
+    cfg, _, data = study_data(args.seed, args.data_root,
+                              [f"model.volume.norm={volume_norm_of_run(args.run_dir)}", *args.overrides])
     batches = {split: data.full_batch(split) for split in ("train", "test")}
     spec = type("Spec", (), {"shape": tuple(batches["train"].inputs["mri"].shape[1:])})()
     for method in args.methods:

@@ -26,25 +26,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from robustmm.config import load_study
-from robustmm.data.datamodule import DataModule
-from robustmm.data.registry import build_dataset
+from adni_runs import ROOT, study_data, subset_scores
 from robustmm.methods.base import MethodContext
 from robustmm.methods.baseline import BaselineOptions, modality_dropout
 from robustmm.metrics.classification import auc_score
-from robustmm.missing.scenarios import Subset, build_scenario
+from robustmm.missing.scenarios import build_scenario
 from robustmm.models.factory import create_model
-
-ROOT = Path(__file__).resolve().parents[1]
 SUBSETS = (("pet",), ("mri",), ("clinical",), ("pet", "clinical"), ("mri", "pet", "clinical"))
 
 
 def trace(seed: int, norm: str, epochs: int, data_root: str, overrides: list[str]) -> list[dict]:
-    cfg = load_study(ROOT / "studies" / "adni_mci.yaml",
-                     [f"seed={seed}", "training.device=cpu", f"data.root={data_root}",
-                      f"model.volume.norm={norm}", *overrides], None)
-    dataset = build_dataset(cfg.data, progress=False)
-    data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, 0)
+    cfg, dataset, data = study_data(seed, data_root, [f"model.volume.norm={norm}", *overrides])
     modalities = dict(data.modalities)
     torch.manual_seed(seed)
     net = create_model(modalities, dataset.task, cfg.model, fill="zero")
@@ -73,13 +65,9 @@ def trace(seed: int, norm: str, epochs: int, data_root: str, overrides: list[str
         net.eval()
         row = {"epoch": epoch, "train_loss": float(np.mean(losses))}
         for subset in SUBSETS:
-            scenario = Subset(modalities=subset)
             for split, batch in splits.items():
-                ok = scenario.evaluable(batch).numpy()
-                with torch.no_grad():
-                    logits = net(scenario.apply(batch, modalities, 0, 0))["logits"]
-                score = (logits[:, 1] - logits[:, 0]).numpy()[ok]
-                row[f"{'+'.join(subset)}:{split}_auc"] = float(auc_score(batch.target.numpy()[ok], score))
+                _, ok, score = subset_scores(net, batch, modalities, subset)
+                row[f"{'+'.join(subset)}:{split}_auc"] = float(auc_score(batch.target.numpy()[ok.numpy()], score))
                 if split == "val":
                     row[f"{'+'.join(subset)}:val_sd"] = float(score.std())
         rows.append(row)
