@@ -10,7 +10,8 @@ One policy per study (``training.selection``), so methods are compared on equal 
   ``patience``: a noisy validation metric cannot hand back an epoch-0/1 model. When a stage has
   fewer epochs than ``min_epochs``, only its last epoch is eligible. A stage may bring its own
   (``trainer.fit(min_epochs=...)``, e.g. a method option), like its own monitor.
-* ``patience``: stop after this many eligible epochs without improvement.
+* ``patience``: stop after this many eligible epochs without improvement (a stage may bring its own,
+  e.g. ITCFN's generator, which runs its whole schedule).
 * ``steps``: every stage trains for exactly this many optimizer steps instead of ``epochs``
   (no early stop, the best eligible epoch is still restored). Every update counts: the
   trainer's own steps and those a module reports with ``ctx.count_optimizer_steps(n)`` (a
@@ -62,8 +63,9 @@ class Policy:
 
 
 def resolve_policy(cfg: SelectionConfig, module: Any, epochs: int, monitor: str | None = None,
-                   steps_per_epoch: int | None = None, min_epochs: int | None = None) -> Policy:
-    """``monitor`` and ``min_epochs`` (a stage's own, from ``trainer.fit``) win over the study's;
+                   steps_per_epoch: int | None = None, min_epochs: int | None = None,
+                   patience: int | None = None) -> Policy:
+    """``monitor``, ``min_epochs`` and ``patience`` (a stage's own, from ``trainer.fit``) win over the study's;
     ``primary`` falls back to the module's ``monitor`` attribute, then ``loss``."""
     chosen = monitor or (None if cfg.monitor == "primary" else cfg.monitor) or getattr(module, "monitor", None) or "loss"
     own_mode = getattr(module, "monitor_mode", None) if chosen == getattr(module, "monitor", None) else None
@@ -76,7 +78,7 @@ def resolve_policy(cfg: SelectionConfig, module: Any, epochs: int, monitor: str 
         epochs = max(1, math.ceil(cfg.steps / steps_per_epoch))
     floor = cfg.min_epochs if min_epochs is None else min_epochs
     first = max(0, min(floor, epochs) - 1)
-    return Policy(chosen, mode, first, cfg.patience, epochs, cfg.steps)
+    return Policy(chosen, mode, first, cfg.patience if patience is None else patience, epochs, cfg.steps)
 
 
 @dataclass

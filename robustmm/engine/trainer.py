@@ -114,13 +114,13 @@ class Trainer:
             return torch.autocast("cuda", dtype=dtype)
         return contextlib.nullcontext()
 
-    def _schedule(self, epochs: int) -> Callable[[int], float]:
+    def _schedule(self, epochs: int, kind: str) -> Callable[[int], float]:
         warm = min(self.cfg.warmup_epochs, max(epochs - 1, 0))
 
         def factor(epoch: int) -> float:
             if epoch < warm:
                 return (epoch + 1) / (warm + 1)
-            if self.cfg.scheduler == "none":
+            if kind == "none":
                 return 1.0
             progress = (epoch - warm) / max(epochs - warm, 1)
             return 0.5 * (1 + math.cos(math.pi * progress))
@@ -146,10 +146,11 @@ class Trainer:
 
     # ------------------------------------------------------------------ fit
     def fit(self, module: nn.Module, data: Any, stage: str, epochs: int | None = None, lr: float | None = None,
-            monitor: str | None = None, min_epochs: int | None = None,
-            random_stream: str | None = None) -> FitResult:
-        """Train ``module`` on ``data`` under the study's selection policy. ``monitor`` / ``min_epochs``
-        override the policy for this stage; ``random_stream`` names the stage whose per-epoch torch
+            monitor: str | None = None, min_epochs: int | None = None, patience: int | None = None,
+            random_stream: str | None = None, lr_schedule: str | None = None) -> FitResult:
+        """Train ``module`` on ``data`` under the study's selection policy. ``monitor`` / ``min_epochs`` /
+        ``patience`` override the policy for this stage, ``lr_schedule`` the study's learning-rate schedule
+        (``cosine`` or ``none``); ``random_stream`` names the stage whose per-epoch torch
         seeds this one uses (default: its own), for common random numbers between methods."""
         per_epoch = None
         if self.cfg.selection.steps is not None:
@@ -157,7 +158,8 @@ class Trainer:
                 per_epoch = len(data.loader("train", shuffle=True, epoch=0))
             except TypeError:
                 per_epoch = None
-        policy = resolve_policy(self.cfg.selection, module, epochs or self.cfg.epochs, monitor, per_epoch, min_epochs)
+        policy = resolve_policy(self.cfg.selection, module, epochs or self.cfg.epochs, monitor, per_epoch, min_epochs,
+                                patience)
         epochs, monitor = policy.epochs, policy.monitor
         module.to(self.device)
         prepare_network(module, self.cfg.channels_last, self.cfg.compile)
@@ -167,7 +169,7 @@ class Trainer:
                               else module.parameters()) if p.requires_grad]
         usage = distributed.GlobalUsage(params) if ddp is not None else None
         optimizer = torch.optim.AdamW(params, lr=lr or self.cfg.lr, weight_decay=self.cfg.weight_decay)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._schedule(epochs))
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, self._schedule(epochs, lr_schedule or self.cfg.scheduler))
         use_scaler = self.device.type == "cuda" and self.cfg.amp and not torch.cuda.is_bf16_supported()
         scaler = torch.amp.GradScaler("cuda", enabled=use_scaler)
 
