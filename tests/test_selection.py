@@ -82,6 +82,35 @@ def test_old_behaviour_with_min_epochs_1_restores_epoch_0(tmp_path: Path) -> Non
     assert result.best_epoch == 0 and result.epochs_run == 4
 
 
+def test_a_stage_with_its_own_patience_runs_its_whole_schedule_and_restores_the_best(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path, min_epochs=3, patience=3)
+    result = trainer.fit(_Module(CURVE), _Data(2), stage="m", patience=len(CURVE))
+    # the study's patience 3 would stop after epoch 7 (test above); the stage's own runs all 10
+    assert result.epochs_run == len(CURVE) and result.best_epoch == 4
+    assert trainer.selections[0]["stopped"] == "epochs"
+
+
+def test_a_stage_may_keep_a_constant_learning_rate_where_the_study_decays_it(tmp_path: Path, monkeypatch) -> None:
+    seen: list[float] = []
+    step = torch.optim.AdamW.step
+
+    def recording(self, *args, **kwargs):
+        seen.append(self.param_groups[0]["lr"])
+        return step(self, *args, **kwargs)
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", recording)
+    rates = {}
+    for schedule in (None, "none"):
+        cfg = TrainingConfig(epochs=len(CURVE), device="cpu", lr=0.01, warmup_epochs=0, scheduler="cosine",
+                             selection=SelectionConfig(min_epochs=1, patience=100))
+        trainer = Trainer(cfg, tmp_path / f"ckpt_{schedule}", seed=0, progress=False)
+        seen.clear()
+        trainer.fit(_Module(CURVE), _Data(1), stage="m", lr_schedule=schedule)
+        rates[schedule] = list(seen)
+    assert rates["none"] == pytest.approx([0.01] * len(CURVE))
+    assert rates[None][0] == pytest.approx(0.01) and rates[None][-1] < 0.001  # the study's cosine decay
+
+
 def test_primary_monitor_uses_the_module_metric(tmp_path: Path) -> None:
     trainer = _trainer(tmp_path, monitor="primary", min_epochs=3, patience=20)
     trainer.fit(_Module(CURVE), _Data(1), stage="m")
