@@ -169,11 +169,12 @@ def markdown(doc: dict) -> str:
              f"cohort: {cohort}.", "",
              "Focal loss: the reference form (alpha 0.25 multiplies every sample). The fair comparison for "
              "generated PET is mean-filled PET (the generator starts from the train-mean PET template).", "",
-             "Why the generator stays near the template (codebook collapse at the former lr 2e-3, fixed; on the "
-             "cohort as written about 97 % of the PET voxel MAE is PET's own nuisance that no MRI predicts, an "
-             "ideal generator gains 3 %; with that nuisance off (`pet_nuisance: 0`, 71 %) the VQ-VAE still does "
-             "not learn the MRI->PET map on the CPU schedule, and what moves its output is the linear subject "
-             "offset, i.e. the atrophy that MRI already shows): benchmarks/itcfn_diagnosis/README.md.", "",
+             "What held the generator at the train-mean template, and what was fixed (codebook collapse at the "
+             "former lr 2e-3; on the cohort as written about 97 % of the PET voxel MAE is PET's own nuisance that "
+             "no MRI predicts, `pet_nuisance: 0` removes it; the VQ-VAE sits at the template for ~700 Adam steps "
+             "before it follows its input, and the former 12-epoch schedule stopped long before that, now 60 "
+             "epochs at a constant rate; its seconds per seed are listed below): "
+             "benchmarks/itcfn_diagnosis/README.md.", "",
              "## Paired verdicts (generated − reference test AUC; mean, 95 % t-interval over seeds, seeds "
              "agreeing in sign)", "", "| comparison | scenario | difference |", "|---|---|---|"]
     for key, d in s.get("paired", {}).items():
