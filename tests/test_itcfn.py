@@ -384,6 +384,32 @@ def itcfn_run(tiny_adni_root, tmp_path_factory):
     return study, run
 
 
+def test_generator_stage_runs_its_whole_schedule_at_a_constant_rate(tiny_adni_root, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """The VQ-VAE sits at the template for hundreds of steps before it follows its input, so the
+    generator stage must not stop early on that plateau nor decay its rate (study: cosine)."""
+    from robustmm.cli import main
+    from robustmm.engine.trainer import Trainer
+
+    calls = {}
+    fit = Trainer.fit
+
+    def recording(self, module, data, stage, **kwargs):
+        calls[stage] = kwargs
+        return fit(self, module, data, stage, **kwargs)
+
+    monkeypatch.setattr(Trainer, "fit", recording)
+    study = tmp_path / "itcfn.yaml"
+    study.write_text(STUDY.format(root=tiny_adni_root, out=tmp_path / "runs"))
+    assert main(["run", str(study), "--out", str(tmp_path / "run"), "--quiet", "--set",
+                 "methods=[{name: itcfn, id: generated, fused_dim: 8, heads: 2, resnet_planes: [4, 4, 8, 8], "
+                 "generator: {epochs: 3, channels: [4, 8], codebook_size: 32, codebook_dim: 8}}]"]) == 0
+    assert calls["generator"]["patience"] == 3 and calls["generator"]["lr_schedule"] == "none"
+    assert calls["classifier"].get("patience") is None and calls["classifier"].get("lr_schedule") is None
+    selection = json.loads((tmp_path / "run" / "metrics.json").read_text())["selection"]["generated"]
+    assert [s["epochs_run"] for s in selection if s["stage"] == "generator"] == [3]
+
+
 def test_tiny_itcfn_study_reports_generation_quality_and_the_comparison(itcfn_run) -> None:
     _, run = itcfn_run
     doc = json.loads((run / "metrics.json").read_text())
