@@ -57,6 +57,7 @@ real_proj = ((vpet - template).reshape(len(vpet), -1) @ axis).numpy()
 template_mae = float((vpet - template).abs().mean())
 if cosine:
     opt = torch.optim.AdamW(g.parameters(), lr=lr, weight_decay=1e-4)
+    # Trainer._schedule's factor for training/cpu (warmup_epochs 1, scheduler cosine), written out: no Trainer here
     schedule = torch.optim.lr_scheduler.LambdaLR(opt, lambda e: 0.5 if e == 0 else 0.5 * (1 + np.cos(np.pi * (e - 1) / (epochs - 1))))
 else:
     opt = torch.optim.Adam(g.parameters(), lr=lr)
