@@ -1,0 +1,72 @@
+"""Validation AUC on every modality subset, per method of one ADNI study run. SYNTHETIC DATA (or
+any ADNI study run), validation subjects only: the numbers a design decision may look at.
+
+For each method the deployment network is rebuilt from the checkpoint's restored state and scored
+on the validation subjects that naturally have every modality of each subset (the others removed,
+as the evaluation's subset scenarios do); the last columns are the mean over the subsets and the
+restored epoch. Test subjects are never read.
+
+    python benchmarks/validation_subsets.py RUN_DIR --seed 0 --data-root datasets/adni_synth_pfm1_c04_n1200 \\
+        --set data.synthetic.pet_from_mri=1 --set data.synthetic.mri_latent_contrast=0.4 \\
+        --set data.synthetic.subjects=1200
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from sklearn.metrics import roc_auc_score
+
+from adni_runs import study_data, subset_scores, volume_norm_of_run
+from robustmm.data.batch import all_subsets
+from robustmm.io import load_torch
+from robustmm.models.factory import create_model
+
+PREFIX = "net."
+
+
+def validation_subset_auc(run_dir: Path, seed: int, data_root: str, overrides: list[str],
+                          methods: list[str]) -> dict[str, dict[str, float]]:
+    """Per method: validation AUC per subset ("mri+pet", ...), their mean ("mean") and the
+    restored epoch ("epoch")."""
+    cfg, dataset, data = study_data(seed, data_root, [f"model.volume.norm={volume_norm_of_run(run_dir)}", *overrides])
+    batch = data.full_batch("val")
+    modalities = dict(data.modalities)
+    target = batch.target.numpy()
+    table = {}
+    for method in methods:
+        checkpoint = load_torch(run_dir / "checkpoints" / method / f"{method}.pt")
+        net = create_model(modalities, dataset.task, cfg.model, fill="zero")
+        net.load_state_dict({k[len(PREFIX):]: v for k, v in checkpoint["best_state"].items() if k.startswith(PREFIX)})
+        net.eval()
+        row = {}
+        for subset in all_subsets(list(modalities)):
+            _, ok, score = subset_scores(net, batch, modalities, subset)
+            row["+".join(subset)] = float(roc_auc_score(target[ok.numpy()], score))
+        row["mean"] = float(np.mean(list(row.values())))
+        row["epoch"] = int(checkpoint["best_epoch"])
+        table[method] = row
+    return table
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("--seed", type=int, required=True, help="the run's study seed (its split)")
+    p.add_argument("--data-root", required=True)
+    p.add_argument("--set", dest="overrides", action="append", default=[], help="the run's data.synthetic knobs")
+    p.add_argument("--methods", nargs="+", default=["complete_only", "dropout_baseline", "mmanet"])
+    args = p.parse_args()
+    torch.set_num_threads(1)
+    table = validation_subset_auc(args.run_dir, args.seed, args.data_root, args.overrides, args.methods)
+    columns = list(next(iter(table.values())))
+    print("| method | " + " | ".join(columns) + " |")
+    print("|---|" + "---|" * len(columns))
+    for method, row in table.items():
+        print(f"| {method} | " + " | ".join(f"{row[c]:.3f}" if c != "epoch" else str(row[c]) for c in columns) + " |")
+
+
+if __name__ == "__main__":
+    main()
