@@ -16,24 +16,18 @@ Results: appended to benchmarks/results/embedding_spread.md.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import torch
 
-from adni_runs import ROOT, study_data, subset_scores, volume_norm_of_run
-from robustmm.io import load_torch
-from robustmm.models.factory import create_model
+from adni_runs import ROOT, restored_network, run_parser, study_data, subset_scores, volume_norm_of_run
 
 
 def spread(run_dir: Path, seed: int, data_root: str, method: str, overrides: list[str]) -> list[str]:
     cfg, dataset, data = study_data(seed, data_root, [f"model.volume.norm={volume_norm_of_run(run_dir)}", *overrides])
     batch = data.full_batch("val")
     modalities = dict(data.modalities)
-    state = load_torch(run_dir / "checkpoints" / method / f"{method}.pt")["best_state"]
-    net = create_model(modalities, dataset.task, cfg.model, fill="zero")
-    net.load_state_dict({k[len("net."):]: v for k, v in state.items() if k.startswith("net.")})
-    net.eval()
+    net, _ = restored_network(run_dir, method, data, dataset, cfg)
     first = net.trunk.net[0]
     rows = []
     with torch.no_grad():
@@ -47,12 +41,8 @@ def spread(run_dir: Path, seed: int, data_root: str, method: str, overrides: lis
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--seed", type=int, required=True, help="the run's study seed (its split)")
-    p.add_argument("--data-root", required=True)
+    p = run_parser(__doc__)
     p.add_argument("--method", default="dropout_baseline")
-    p.add_argument("--set", dest="overrides", action="append", default=[], help="the run's data.synthetic knobs")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "embedding_spread.md")
     args = p.parse_args()
     torch.set_num_threads(1)

@@ -10,14 +10,11 @@ own MRI-only AUC means the head does not use what the encoder knows.
 """
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
 
-from adni_runs import study_data, volume_norm_of_run
+from adni_runs import run_parser, study_data, volume_norm_of_run
 from robustmm.io import load_torch
 from robustmm.models.encoders import VolumeEncoder
 
@@ -25,11 +22,7 @@ PREFIX = "net.encoders.mri."
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--seed", type=int, required=True, help="the run's study seed (its split)")
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--set", dest="overrides", action="append", default=[], help="the run's data.synthetic knobs")
+    p = run_parser(__doc__)
     p.add_argument("--methods", nargs="+", default=["complete_only", "dropout_baseline", "mmanet"])
     args = p.parse_args()
     torch.set_num_threads(1)

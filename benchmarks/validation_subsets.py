@@ -12,19 +12,14 @@ restored epoch. Test subjects are never read.
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 from sklearn.metrics import roc_auc_score
 
-from adni_runs import study_data, subset_scores, volume_norm_of_run
+from adni_runs import restored_network, run_parser, study_data, subset_scores, volume_norm_of_run
 from robustmm.data.batch import all_subsets
-from robustmm.io import load_torch
-from robustmm.models.factory import create_model
-
-PREFIX = "net."
 
 
 def validation_subset_auc(run_dir: Path, seed: int, data_root: str, overrides: list[str],
@@ -37,26 +32,19 @@ def validation_subset_auc(run_dir: Path, seed: int, data_root: str, overrides: l
     target = batch.target.numpy()
     table = {}
     for method in methods:
-        checkpoint = load_torch(run_dir / "checkpoints" / method / f"{method}.pt")
-        net = create_model(modalities, dataset.task, cfg.model, fill="zero")
-        net.load_state_dict({k[len(PREFIX):]: v for k, v in checkpoint["best_state"].items() if k.startswith(PREFIX)})
-        net.eval()
+        net, epoch = restored_network(run_dir, method, data, dataset, cfg)
         row = {}
         for subset in all_subsets(list(modalities)):
             _, ok, score = subset_scores(net, batch, modalities, subset)
             row["+".join(subset)] = float(roc_auc_score(target[ok.numpy()], score))
         row["mean"] = float(np.mean(list(row.values())))
-        row["epoch"] = int(checkpoint["best_epoch"])
+        row["epoch"] = epoch
         table[method] = row
     return table
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("run_dir", type=Path)
-    p.add_argument("--seed", type=int, required=True, help="the run's study seed (its split)")
-    p.add_argument("--data-root", required=True)
-    p.add_argument("--set", dest="overrides", action="append", default=[], help="the run's data.synthetic knobs")
+    p = run_parser(__doc__)
     p.add_argument("--methods", nargs="+", default=["complete_only", "dropout_baseline", "mmanet"])
     args = p.parse_args()
     torch.set_num_threads(1)
