@@ -1,5 +1,6 @@
-"""What the ADNI diagnostic scripts share: the study's data for one seed, and a network's scores
-on one modality subset (the other modalities removed, as the evaluation's subset scenarios do)."""
+"""What the ADNI diagnostic scripts share: the arguments that name one study run, the study's data for
+one seed, a method's restored network from a run's checkpoint, and a network's scores on one modality
+subset (the other modalities removed, as the evaluation's subset scenarios do)."""
 
 from __future__ import annotations
 

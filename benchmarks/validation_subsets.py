@@ -4,7 +4,7 @@ any ADNI study run), validation subjects only: the numbers a design decision may
 For each method the deployment network is rebuilt from the checkpoint's restored state and scored
 on the validation subjects that naturally have every modality of each subset (the others removed,
 as the evaluation's subset scenarios do); the last columns are the mean over the subsets and the
-restored epoch. Test subjects are never read.
+restored epoch. Test subjects are never scored.
 
     python benchmarks/validation_subsets.py RUN_DIR --seed 0 --data-root datasets/adni_synth_pfm1_c04_n1200 \\
         --set data.synthetic.pet_from_mri=1 --set data.synthetic.mri_latent_contrast=0.4 \\
