@@ -26,6 +26,7 @@ from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
 from robustmm.engine import distributed
 from robustmm.engine.fingerprint import study_hash
+from robustmm.engine.selection import validation_scenarios
 from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
 from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.evaluate.runner import evaluate
@@ -175,6 +176,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
     except ValueError as exc:
         raise ConfigError(f"evaluation.scenarios: {exc}") from None
+    selection_scenarios = validation_scenarios(cfg.training.selection.scenarios, scenarios, data)
 
     fitted: dict[str, Method] = {}
     by_name: dict[str, Method] = {}
@@ -187,7 +189,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
                             trained=dict(by_name))
         method = create_method(mcfg, ctx, key=f"methods.{i}")
         trainer = Trainer(cfg.training, inside(run_dir, "checkpoints", mcfg.run_id), cfg.seed, progress, callbacks,
-                          fingerprint={"method": mcfg.run_id, "study": study_hash(to_plain(cfg))})
+                          fingerprint={"method": mcfg.run_id, "study": study_hash(to_plain(cfg))},
+                          selection_scenarios=selection_scenarios)
         t0 = time.time()
         log.info("training %s (%s)", mcfg.run_id, mcfg.name)
         method.fit(data, trainer)

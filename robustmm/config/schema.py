@@ -160,90 +160,6 @@ class ModelConfig(Section):
     segmentation: SegmentationNetConfig = Field(default_factory=SegmentationNetConfig)
 
 
-# --------------------------------------------------------------------------- training
-class EarlyStoppingConfig(Section):
-    """Deprecated spelling of :class:`SelectionConfig` (``training.early_stopping`` is read as
-    ``training.selection``; ``monitor: null`` means ``primary``)."""
-
-    #: validation metric to select the best epoch on; None = the task's primary metric
-    monitor: str | None = None
-    patience: int = Field(8, ge=1)
-    min_epochs: int = Field(5, ge=0)
-
-
-class SelectionConfig(Section):
-    """One model-selection policy for every method of a study (see robustmm.engine.selection).
-
-    Epochs before ``min_epochs`` are never restored and never stop training (a noisy validation
-    metric cannot return an epoch-0/1 model); ``steps`` gives every training stage the same
-    number of optimizer steps (every update a method makes counts) instead of ``epochs``."""
-
-    #: validation metric: ``loss`` (each method's validation loss), ``primary`` (the task's primary
-    #: metric, or the method's own choice) or any metric name the methods report
-    monitor: str = "loss"
-    min_epochs: int = Field(5, ge=1)
-    patience: int = Field(8, ge=1)
-    steps: int | None = Field(None, ge=1)
-
-
-def _selection_from_early_stopping(raw: Any) -> Any:
-    """``training.early_stopping`` (the old key) becomes ``training.selection`` with the old
-    meaning (no monitor = the task's primary metric); keys given there win over ``selection``."""
-    if not isinstance(raw, dict) or "early_stopping" not in raw:
-        return raw
-    raw = dict(raw)
-    old = raw.pop("early_stopping")
-    if isinstance(old, BaseModel):
-        old = old.model_dump(exclude_unset=True)
-    if not isinstance(old, dict):
-        return {**raw, "early_stopping": old}  # let validation name the bad value
-    sel = raw.get("selection") or {}
-    sel = sel.model_dump(exclude_unset=True) if isinstance(sel, BaseModel) else dict(sel)
-    moved = dict(old)
-    if moved.get("monitor", "unset" if sel else None) is None:  # the old default: the task's primary metric
-        moved["monitor"] = "primary"
-    if isinstance(moved.get("min_epochs"), int) and moved["min_epochs"] < 1:
-        moved["min_epochs"] = 1
-    raw["selection"] = {**sel, **moved}
-    return raw
-
-
-class TrainingConfig(Section):
-    epochs: int = Field(30, ge=1)
-    batch_size: int = Field(32, ge=1)
-    lr: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(1e-4, ge=0)
-    scheduler: Literal["cosine", "none"] = "cosine"
-    warmup_epochs: int = Field(1, ge=0)
-    grad_clip: float | None = 5.0
-    selection: SelectionConfig = Field(default_factory=SelectionConfig)
-    device: Literal["auto", "cpu", "cuda"] = "auto"
-    amp: bool = True
-    num_workers: int = Field(0, ge=0)
-    threads: int | None = Field(None, ge=1)
-    # accelerator fast path (robustmm/engine/fastpath.py)
-    #: false: cuDNN autotuning (cudnn.benchmark) and TF32, runs no longer bit-reproducible
-    deterministic: bool = True
-    #: volumes and 3-D conv weights in channels-last-3d memory layout
-    channels_last: bool = False
-    #: torch.compile the per-modality encoders
-    compile: bool = False
-    #: keep the whole training split on the GPU when it fits in half of the free memory
-    cohort_on_device: bool = False
-
-    @model_validator(mode="before")
-    @classmethod
-    def _old_early_stopping(cls, raw: Any) -> Any:
-        return _selection_from_early_stopping(raw)
-
-    @property
-    def early_stopping(self) -> EarlyStoppingConfig:
-        """The selection policy under its old name (read-only)."""
-        s = self.selection
-        return EarlyStoppingConfig(monitor=None if s.monitor == "primary" else s.monitor, patience=s.patience,
-                                   min_epochs=s.min_epochs)
-
-
 # --------------------------------------------------------------------------- missing scenarios
 class _ScenarioBase(Section):
     name: str | None = None
@@ -341,6 +257,95 @@ ScenarioConfig = Annotated[
     ],
     Field(discriminator="kind"),
 ]
+
+
+# --------------------------------------------------------------------------- training
+class EarlyStoppingConfig(Section):
+    """Deprecated spelling of :class:`SelectionConfig` (``training.early_stopping`` is read as
+    ``training.selection``; ``monitor: null`` means ``primary``)."""
+
+    #: validation metric to select the best epoch on; None = the task's primary metric
+    monitor: str | None = None
+    patience: int = Field(8, ge=1)
+    min_epochs: int = Field(5, ge=0)
+
+
+class SelectionConfig(Section):
+    """One model-selection policy for every method of a study (see robustmm.engine.selection).
+
+    Epochs before ``min_epochs`` are never restored and never stop training (a noisy validation
+    metric cannot return an epoch-0/1 model); ``steps`` gives every training stage the same
+    number of optimizer steps (every update a method makes counts) instead of ``epochs``;
+    ``scenarios`` says under which missingness the monitor is measured on the validation subjects."""
+
+    #: validation metric: ``loss`` (each method's validation loss), ``primary`` (the task's primary
+    #: metric, or the method's own choice) or any metric name the methods report
+    monitor: str = "loss"
+    min_epochs: int = Field(5, ge=1)
+    patience: int = Field(8, ge=1)
+    steps: int | None = Field(None, ge=1)
+    #: ``natural``: each validation subject with its own modalities; ``evaluation``: the mean of the
+    #: monitor over the study's evaluation scenarios (every rate and subset they expand to); or a
+    #: list of scenarios (as in ``evaluation.scenarios``), the mean over them
+    scenarios: Literal["natural", "evaluation"] | list[ScenarioConfig] = "natural"
+
+
+def _selection_from_early_stopping(raw: Any) -> Any:
+    """``training.early_stopping`` (the old key) becomes ``training.selection`` with the old
+    meaning (no monitor = the task's primary metric); keys given there win over ``selection``."""
+    if not isinstance(raw, dict) or "early_stopping" not in raw:
+        return raw
+    raw = dict(raw)
+    old = raw.pop("early_stopping")
+    if isinstance(old, BaseModel):
+        old = old.model_dump(exclude_unset=True)
+    if not isinstance(old, dict):
+        return {**raw, "early_stopping": old}  # let validation name the bad value
+    sel = raw.get("selection") or {}
+    sel = sel.model_dump(exclude_unset=True) if isinstance(sel, BaseModel) else dict(sel)
+    moved = dict(old)
+    if moved.get("monitor", "unset" if sel else None) is None:  # the old default: the task's primary metric
+        moved["monitor"] = "primary"
+    if isinstance(moved.get("min_epochs"), int) and moved["min_epochs"] < 1:
+        moved["min_epochs"] = 1
+    raw["selection"] = {**sel, **moved}
+    return raw
+
+
+class TrainingConfig(Section):
+    epochs: int = Field(30, ge=1)
+    batch_size: int = Field(32, ge=1)
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+    scheduler: Literal["cosine", "none"] = "cosine"
+    warmup_epochs: int = Field(1, ge=0)
+    grad_clip: float | None = 5.0
+    selection: SelectionConfig = Field(default_factory=SelectionConfig)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    amp: bool = True
+    num_workers: int = Field(0, ge=0)
+    threads: int | None = Field(None, ge=1)
+    # accelerator fast path (robustmm/engine/fastpath.py)
+    #: false: cuDNN autotuning (cudnn.benchmark) and TF32, runs no longer bit-reproducible
+    deterministic: bool = True
+    #: volumes and 3-D conv weights in channels-last-3d memory layout
+    channels_last: bool = False
+    #: torch.compile the per-modality encoders
+    compile: bool = False
+    #: keep the whole training split on the GPU when it fits in half of the free memory
+    cohort_on_device: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_early_stopping(cls, raw: Any) -> Any:
+        return _selection_from_early_stopping(raw)
+
+    @property
+    def early_stopping(self) -> EarlyStoppingConfig:
+        """The selection policy under its old name (read-only)."""
+        s = self.selection
+        return EarlyStoppingConfig(monitor=None if s.monitor == "primary" else s.monitor, patience=s.patience,
+                                   min_epochs=s.min_epochs)
 
 
 # --------------------------------------------------------------------------- methods / eval / study

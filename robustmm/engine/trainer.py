@@ -8,7 +8,10 @@ A method hands the trainer a *training module*: an ``nn.Module`` with
 
 and optionally ``trainable_parameters()``, ``on_epoch_start(ctx, data)``, ``extra_state()`` /
 ``load_extra_state(state)`` (e.g. a mined weak modality subset) and ``monitor`` / ``monitor_mode``
-attributes: the metric used when the study's ``training.selection.monitor`` is ``primary``.
+attributes: the metric used when the study's ``training.selection.monitor`` is ``primary``, and
+``validates_under_scenarios = True`` when ``validation_metrics`` may also be called on a
+:class:`~robustmm.engine.selection.ScenarioView` (``ctx.scenario`` names the scenario; side effects
+such as mining belong to the natural call, where it is None) for ``training.selection.scenarios``.
 Which epoch is restored follows the study's selection policy (robustmm.engine.selection); each
 fit appends a record of it to ``Trainer.selections``. A module that runs optimizer steps of its
 own reports them with ``ctx.count_optimizer_steps(n)`` so that step budgets count them.
@@ -36,7 +39,8 @@ from robustmm.config.schema import TrainingConfig
 from robustmm.engine import distributed
 from robustmm.engine.fastpath import DeviceCohort, LossMeter, configure_backends, prepare_network, to_device
 from robustmm.engine.fingerprint import check_fingerprint, make_fingerprint
-from robustmm.engine.selection import MINIMIZED, describe, resolve_policy
+from robustmm.engine.selection import MINIMIZED, describe, resolve_policy, scenario_metrics
+from robustmm.missing.scenarios import Scenario
 from robustmm.errors import CheckpointError, ConfigError
 from robustmm.io import load_torch, save_torch_atomic, to_safe
 from robustmm.parallel import apply_threads
@@ -61,6 +65,8 @@ class StepContext:
     reported_steps: int = 0
     #: True when the trainer already called the module's ``prepare_batch`` (CPU-side masks)
     prepared: bool = False
+    #: during validation: the selection scenario the data are under (None: each subject's own modalities)
+    scenario: str | None = None
 
     def count_optimizer_steps(self, n: int = 1) -> None:
         """A module that steps an optimizer of its own reports it here (selection.steps counts it)."""
@@ -92,10 +98,13 @@ def resolve_device(kind: str) -> torch.device:
 
 class Trainer:
     def __init__(self, cfg: TrainingConfig, checkpoint_dir: Path, seed: int, progress: bool = True,
-                 callbacks: list[TrainerCallback] | None = None, fingerprint: dict[str, Any] | None = None) -> None:
+                 callbacks: list[TrainerCallback] | None = None, fingerprint: dict[str, Any] | None = None,
+                 selection_scenarios: list[Scenario] | None = None) -> None:
         """``fingerprint``: what this trainer's checkpoints belong to, ``{"method": id, "study": hash}``
-        (see :mod:`robustmm.engine.fingerprint`); checked on resume."""
+        (see :mod:`robustmm.engine.fingerprint`); checked on resume. ``selection_scenarios``: those of
+        ``training.selection.scenarios`` (:func:`robustmm.engine.selection.validation_scenarios`)."""
         self.cfg = cfg
+        self.selection_scenarios = list(selection_scenarios or [])
         self.fingerprint = dict(fingerprint or {})
         self.checkpoint_dir = Path(checkpoint_dir)
         self.seed = seed
@@ -159,7 +168,7 @@ class Trainer:
             except TypeError:
                 per_epoch = None
         policy = resolve_policy(self.cfg.selection, module, epochs or self.cfg.epochs, monitor, per_epoch, min_epochs,
-                                patience)
+                                patience, self.selection_scenarios)
         epochs, monitor = policy.epochs, policy.monitor
         module.to(self.device)
         prepare_network(module, self.cfg.channels_last, self.cfg.compile)
@@ -252,12 +261,14 @@ class Trainer:
             module.eval()
             with torch.no_grad(), self.autocast():
                 metrics = dict(module.validation_metrics(data, ctx))
-            if monitor not in metrics:
-                raise ConfigError(f"{stage}: validation metrics {sorted(metrics)} lack the monitored '{monitor}'; "
-                                  "set training.selection.monitor to one of them")
+                if monitor not in metrics:
+                    raise ConfigError(f"{stage}: validation metrics {sorted(metrics)} lack the monitored "
+                                      f"'{monitor}'; set training.selection.monitor to one of them")
+                if policy.scenarios:
+                    metrics.update(scenario_metrics(module, data, ctx, self.selection_scenarios, monitor, self.seed))
             metrics["train_loss"] = distributed.mean_over_ranks(meter.mean())
             metrics = distributed.broadcast(metrics)  # rank 0 decides early stopping for every rank
-            score = metrics[monitor]
+            score = metrics[policy.key]
             improved = policy.eligible(epoch) and policy.better(score, state["best_score"])
             if improved:
                 state.update(best_score=score, best_epoch=epoch, bad_epochs=0,
@@ -267,8 +278,8 @@ class Trainer:
             state["epoch"] = epoch
             state["seconds"] += time.time() - t0
             state["history"].append({"epoch": epoch, **metrics})
-            bar.set_postfix({"train_loss": f"{metrics['train_loss']:.3f}", f"val_{monitor}": f"{score:.3f}"})
-            log.info("%s epoch %d: train_loss %.4f, val %s %.4f%s", stage, epoch, metrics["train_loss"], monitor,
+            bar.set_postfix({"train_loss": f"{metrics['train_loss']:.3f}", f"val_{policy.key}": f"{score:.3f}"})
+            log.info("%s epoch %d: train_loss %.4f, val %s %.4f%s", stage, epoch, metrics["train_loss"], policy.key,
                      score, " (best)" if improved else "")
             stop = budget_spent or (policy.steps is None and state["bad_epochs"] >= policy.patience)
             if stop:
@@ -280,7 +291,7 @@ class Trainer:
             for cb in self.callbacks:
                 cb.on_validation_end(stage, epoch, metrics)
             if stop:
-                log.info("%s: early stop at epoch %d (best %s %.4f at epoch %d)", stage, epoch, monitor,
+                log.info("%s: early stop at epoch %d (best %s %.4f at epoch %d)", stage, epoch, policy.key,
                          state["best_score"], state["best_epoch"])
                 break
         if state["best_state"] is not None:

@@ -43,6 +43,8 @@ class SupervisedModule(nn.Module):
     modalities, so the network still sees complete inputs during dropout training.
     """
 
+    validates_under_scenarios = True  # training.selection.scenarios (robustmm.engine.selection)
+
     def __init__(self, net: nn.Module, task: TaskAdapter, context: MethodContext,
                  dropout: Scenario | None = None, keep_complete: float = 0.0) -> None:
         super().__init__()

@@ -286,6 +286,9 @@ class MMANetModule(nn.Module):
     ``mad_scale`` is ``task_loss``.
     """
 
+    #: training.selection.scenarios; mining and the loss history belong to the natural validation pass
+    validates_under_scenarios = True
+
     def __init__(self, net: nn.Module, regularizer: nn.Module, teacher: FrozenTeacher, task: TaskAdapter,
                  context: MethodContext, settings: MMANetSettings, warmup_epochs: int, miner: WeakSubsetMiner,
                  grid: int | list[int], dropout, keep_complete: float, teacher_score: float = float("nan"),
@@ -396,7 +399,8 @@ class MMANetModule(nn.Module):
         preds = collect_predictions(predict, data, "val", ctx.device)
         metrics = dict(self.task.metrics(preds.outputs, preds.target, preds.meta))
         metrics["loss"] = self.task.validation_loss(preds.outputs, preds.target)
-        if self.miner.weak is None and ctx.epoch < self.warmup_epochs:
+        natural = getattr(ctx, "scenario", None) is None  # not a training.selection.scenarios pass
+        if natural and self.miner.weak is None and ctx.epoch < self.warmup_epochs:
             subsets = [*self.miner.candidates, self.miner.complete]
             by_subset = subset_predictions(predict, data, "val", ctx.device, subsets, self.context.seed)
             self.miner.accumulate(by_subset, self.task)
@@ -412,7 +416,8 @@ class MMANetModule(nn.Module):
                          {format_subset(c): round(d, 4) for c, d in self.miner.distances.items()}, self.monitor,
                          self.teacher_score, self.student_score)
         means = {f"train_{k}": v / max(self._steps, 1) for k, v in self._sums.items()}
-        self.loss_history.append({"epoch": ctx.epoch, **means})
+        if natural:
+            self.loss_history.append({"epoch": ctx.epoch, **means})
         if not self.distilling(ctx.epoch):
             # warm-up epochs are never selected: the shipped network is a distilled one
             metrics = {**{f"warmup_{k}": v for k, v in metrics.items()},

@@ -101,6 +101,8 @@ class MSSDModule(nn.Module):
     """The trainer's module for CIDer. ``distill=False`` keeps both steps but drops L_rep,
     L_attn and L_rec (the "without MSSD" ablation: masked-input augmentation only)."""
 
+    validates_under_scenarios = True  # training.selection.scenarios (robustmm.engine.selection)
+
     def __init__(self, net: CIDerNet, task: TaskAdapter, context: MethodContext, masking: Scenario,
                  lambda_rep: float, lambda_attn: float, lambda_rec: float, distill: bool = True) -> None:
         super().__init__()

@@ -148,6 +148,7 @@ class MultiProStage(nn.Module):
     optional ``dropout`` scenario). Early stopping on the validation C-index."""
 
     monitor = "c_index"
+    validates_under_scenarios = True  # training.selection.scenarios (robustmm.engine.selection)
 
     def __init__(self, multipro: MultiPro, task: Any, specs: dict, seed: int, aux_weight: float,
                  dropout: Scenario | None) -> None:

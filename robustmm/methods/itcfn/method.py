@@ -129,6 +129,8 @@ class ITCFNOptions(MethodOptions):
 class ClassifierTraining(nn.Module):
     """The Trainer's module for the classifier stage; PET stand-ins come from the method."""
 
+    validates_under_scenarios = True  # training.selection.scenarios (robustmm.engine.selection)
+
     def __init__(self, method: "ITCFN") -> None:
         super().__init__()
         self.net = method.net
