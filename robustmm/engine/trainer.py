@@ -40,9 +40,9 @@ from robustmm.engine import distributed
 from robustmm.engine.fastpath import DeviceCohort, LossMeter, configure_backends, prepare_network, to_device
 from robustmm.engine.fingerprint import check_fingerprint, make_fingerprint
 from robustmm.engine.selection import MINIMIZED, describe, resolve_policy, scenario_metrics
-from robustmm.missing.scenarios import Scenario
 from robustmm.errors import CheckpointError, ConfigError
 from robustmm.io import load_torch, save_torch_atomic, to_safe
+from robustmm.missing.scenarios import Scenario
 from robustmm.parallel import apply_threads
 
 log = logging.getLogger("robustmm")
