@@ -28,6 +28,11 @@ from robustmm.methods.base import MethodContext, create_method
 from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import build_scenarios
 
+try:  # run as a script from the repository root or from benchmarks/
+    from benchmarks.cider_mosi import rmfm_selection
+except ImportError:  # pragma: no cover
+    from cider_mosi import rmfm_selection
+
 RATES = [round(0.1 * i, 1) for i in range(11)]
 
 
@@ -52,7 +57,8 @@ def fit(run_id, mcfg, dataset, data, args, seed, work):
     ctx = MethodContext(run_id.split("@")[0], dataset.modalities, dataset.task, model, training, seed)
     method = create_method(mcfg, ctx)
     rec = Recorder()
-    trainer = Trainer(training, work / run_id, seed, progress=False, callbacks=[rec])
+    trainer = Trainer(training, work / run_id, seed, progress=False, callbacks=[rec],
+                      selection_scenarios=rmfm_selection(args, data))
     start = time.process_time()
     method.fit(data, trainer)
     sel = trainer.selections[-1]
@@ -108,6 +114,8 @@ def common_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--hidden", type=int, default=32)
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--select-on-rmfm", action="store_true",
+                   help="restore each variant at its lowest validation loss averaged over the RMFM rates")
     return p
 
 

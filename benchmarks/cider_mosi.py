@@ -56,6 +56,7 @@ from robustmm.data.datamodule import DataModule
 from robustmm.data.mmsa import MMSADataset, converted_path, load_mmsa_npz, save_mmsa_npz
 from robustmm.data.synth.mmsa import (BIAS_WORDS_NEGATIVE, BIAS_WORDS_POSITIVE, FILLER_WORDS, NEGATIVE_WORDS,
                                       POSITIVE_WORDS, write_synthetic_mmsa)
+from robustmm.engine.selection import validation_scenarios
 from robustmm.engine.trainer import Trainer, stable_seed
 from robustmm.evaluate.runner import evaluate
 from robustmm.methods.base import MethodContext, create_method
@@ -148,6 +149,15 @@ def _training(args) -> TrainingConfig:
                                                              min_epochs=args.min_epochs))
 
 
+def rmfm_selection(args, data) -> list | None:
+    """With ``--select-on-rmfm``: every method is restored at its lowest validation loss averaged over
+    the RMFM rates 0..1 (``training.selection.scenarios``), the curve the AUILC summarises, instead of
+    its validation loss on intact inputs."""
+    if not getattr(args, "select_on_rmfm", False):
+        return None
+    return validation_scenarios([RMFMScenario(kind="rmfm", name="rmfm", rates=RATES)], [], data)
+
+
 def _fit(run_id: str, mcfg: MethodConfig, dataset, data, args, seed: int, work: Path) -> tuple[Any, float]:
     model = ModelConfig(embed_dim=args.hidden, trunk_hidden=args.hidden, dropout=0.1,
                         sequence=SequenceEncoderConfig(kind="gru", hidden=args.hidden))
@@ -156,7 +166,7 @@ def _fit(run_id: str, mcfg: MethodConfig, dataset, data, args, seed: int, work: 
     ctx = MethodContext(run_id, dataset.modalities, dataset.task, model, training, seed)
     method = create_method(mcfg, ctx)
     start = time.process_time()
-    trainer = Trainer(training, work / run_id, seed, progress=False)
+    trainer = Trainer(training, work / run_id, seed, progress=False, selection_scenarios=rmfm_selection(args, data))
     method.fit(data, trainer)
     method.restored_epoch = trainer.selections[-1]["restored_epoch"]
     return method.eval(), round(time.process_time() - start, 1)
@@ -432,6 +442,8 @@ def add_size_arguments(parser) -> None:
     parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--patience", type=int, default=5)
     parser.add_argument("--min-epochs", type=int, default=4)
+    parser.add_argument("--select-on-rmfm", action="store_true",
+                        help="restore each method at its lowest validation loss averaged over the RMFM rates")
 
 
 def main(argv: list[str] | None = None) -> int:

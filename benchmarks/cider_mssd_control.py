@@ -182,8 +182,9 @@ def markdown(doc: dict) -> str:
              "(benchmarks/cider_mssd_design.py; seeds in DESIGN_RATIONALE). train/valid/test "
              f"{st['n_train']}/{st['n_valid']}/{st['n_test']} utterances, {st['seq_len']} positions, text as token "
              f"ids, target class3; hidden {st['hidden']}, MCT {st['layers']} x {st['heads']}, reference lambdas "
-             f"0.5/0.1/0.6; at most {st['epochs']} epochs, early stopping on validation loss (patience "
-             f"{st['patience']}, at least {st['min_epochs']} epochs). All methods train with RMFM masks; test split "
+             f"0.5/0.1/0.6; at most {st['epochs']} epochs, early stopping on validation loss"
+             + (" averaged over the 11 RMFM rates (training.selection.scenarios)" if st.get("select_on_rmfm") else "")
+             + f" (patience {st['patience']}, at least {st['min_epochs']} epochs). All methods train with RMFM masks; test split "
              "scored at RMFM rates 0.0..1.0, AUILC = trapezoid over the 11 rates. Differences: mean over seeds "
              "[95 % t-interval] (robustmm.metrics.paired.paired_difference).", "",
              f"Command: `{doc['command']}`; {doc['environment']}.", "", "## Cohorts", ""]
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     settings = {k: v for k, v in vars(args).items() if k not in ("seeds", "runs", "results", "bootstrap")}
     settings["bootstrap"] = args.bootstrap
-    extra = [f"--{k.replace('_', '-')} {v}" for k, v in settings.items()
+    extra = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in settings.items()
              if k not in ("epochs", "bootstrap", "cohorts") and v != parser.get_default(k)]
     start = time.process_time()
 

@@ -48,7 +48,7 @@ def main() -> None:
         infos = {v: {k: info[k] for k in ("best_epoch", "epochs_run", "steps", "cpu_s")} for v, info in infos.items()}
         val = auilc(fitted, dataset, data, args.seed, "val")
     emit({"seed": args.seed, "knobs": knobs, "n_train": args.n_train, "text_mode": args.text_mode,
-          "cider_extra": args.cider_extra, "epochs": args.epochs, "val": val, "fit": infos,
+          "cider_extra": args.cider_extra, "epochs": args.epochs, "select_on_rmfm": args.select_on_rmfm, "val": val, "fit": infos,
           "wall_s": round(time.time() - t0, 1)}, args.out)
 
 
