@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from seed_runs import command_line, run_seeds, run_study_seed, seed_parser
+from seed_runs import combine_results, command_line, run_seeds, run_study_seed, seed_parser
 from robustmm.metrics.paired import paired_difference
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -381,6 +381,9 @@ def main() -> None:
                              "benchmarks/results/mmanet_adni_<cohort>.{json,md}")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="a study override for every seed, e.g. training.selection.monitor=primary (repeatable)")
+    parser.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS",
+                        help="start --results from the runs of these earlier results files (same settings, other "
+                             "seeds), so --seeds covering all of them trains nothing new and summarises them together")
     args = parser.parse_args()
     if args.data_root is None:
         args.data_root = ROOT / "runs" / "benchmarks" / "mmanet_adni" / (
@@ -395,13 +398,16 @@ def main() -> None:
     if args.overrides:
         schedule += "; with the overrides " + ", ".join(f"`{o}`" for o in args.overrides)
     extra = ([] if methods == DEFAULT_METHODS else [f"--methods {' '.join(methods)}"]) + (
-        [] if args.cohort == "default" else [f"--cohort {args.cohort}"]) + [f"--set {o}" for o in args.overrides]
+        [] if args.cohort == "default" else [f"--cohort {args.cohort}"]) + [f"--set {o}" for o in args.overrides] + (
+        [f"--combine {' '.join(str(c) for c in args.combine)}"] if args.combine else [])
     command = command_line("mmanet_adni", args, *extra)
 
     def refresh(run: dict) -> None:
         if (Path(run["run_dir"]) / "metrics.json").is_file():
             run.update(parse_run(Path(run["run_dir"])))
 
+    if args.combine:
+        combine_results(args.combine, args.results)
     knobs = COHORTS[args.cohort]
     settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root),
                 "methods": [METHOD_ENTRIES[m] for m in methods], **({"knobs": knobs} if knobs else {}),

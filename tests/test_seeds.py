@@ -226,3 +226,30 @@ def test_benchmark_records_its_process_time_and_rewrites_the_markdown(tmp_path: 
     doc = json.loads(results.with_suffix(".json").read_text())
     assert doc["runs"] == {"0": {}} and 2.0 <= doc["cpu_seconds"] < 10.0
     assert results.with_suffix(".md").read_text() == "cpu 2 s\n"
+
+
+def test_benchmark_results_of_other_seeds_combine_and_are_kept(tmp_path: Path) -> None:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import seed_runs
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    settings = {"cohort": "c", "overrides": ["training.selection.scenarios=evaluation"]}
+    first, second, other = tmp_path / "first", tmp_path / "second", tmp_path / "other"
+    first.with_suffix(".json").write_text(json.dumps({"settings": settings, "runs": {"30": {"synthetic": True}}, "summary": 1}))
+    second.with_suffix(".json").write_text(json.dumps({"settings": settings, "runs": {"35": {"synthetic": True, "x": 2}}}))
+    other.with_suffix(".json").write_text(json.dumps({"settings": {**settings, "cohort": "d"}, "runs": {"36": {}}}))
+    both = tmp_path / "both"
+    seed_runs.combine_results([first, second], both)
+    assert json.loads(both.with_suffix(".json").read_text()) == {"settings": settings,
+                                                                 "runs": {"30": {"synthetic": True},
+                                                                          "35": {"synthetic": True, "x": 2}}}
+    trained = []
+    doc = seed_runs.run_seeds(both, settings, [30, 35], lambda seed: trained.append(seed),
+                              lambda doc: {"summary": sorted(doc["runs"])}, lambda doc: "table\n", str,
+                              refresh_kept=None)
+    assert trained == [] and doc["summary"] == ["30", "35"]
+    with pytest.raises(SystemExit, match="differ in their settings"):
+        seed_runs.combine_results([first, other], tmp_path / "bad")
+    with pytest.raises(SystemExit, match=r"seeds \['30'\] appear in more than one file"):
+        seed_runs.combine_results([first, first], tmp_path / "bad")
