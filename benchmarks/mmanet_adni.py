@@ -406,12 +406,12 @@ def main() -> None:
         if (Path(run["run_dir"]) / "metrics.json").is_file():
             run.update(parse_run(Path(run["run_dir"])))
 
-    if args.combine:
-        combine_results(args.combine, args.results)
     knobs = COHORTS[args.cohort]
     settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root),
                 "methods": [METHOD_ENTRIES[m] for m in methods], **({"knobs": knobs} if knobs else {}),
                 **({"overrides": args.overrides} if args.overrides else {})}
+    if args.combine:
+        combine_results(args.combine, args.results, settings)
     run_seeds(args.results, settings, args.seeds,
               lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root, methods, knobs,
                                     tuple(args.overrides)),

@@ -96,21 +96,26 @@ def paired_table(rows: dict[str, dict[str, dict]], row_title: str = "comparison"
     return lines
 
 
-def combine_results(parts: list[Path], results: Path) -> None:
-    """Write ``results``.json with the runs of earlier results files of one benchmark (seeds run as
+def combine_results(parts: list[Path], results: Path, settings: dict) -> None:
+    """Write ``results``.json with the runs of earlier results files of this benchmark (seeds run as
     separate processes, or a replication), so :func:`run_seeds` keeps them all and summarises them
-    together. The parts must have the same settings and no seed in common."""
-    docs = [json.loads(Path(part).with_suffix(".json").read_text()) for part in parts]
-    if any(doc.get("settings") != docs[0].get("settings") for doc in docs):
-        raise SystemExit("--combine: the results files differ in their settings (cohort, methods, overrides or "
-                         "schedule); they are not one benchmark")
+    together. Every part must have been run with ``settings`` (the benchmark's current ones) and the
+    parts must not share a seed; runs already in ``results`` with the same settings are kept."""
     runs: dict[str, dict] = {}
-    for part, doc in zip(parts, docs):
+    for part in parts:
+        doc = json.loads(Path(part).with_suffix(".json").read_text())
+        if doc.get("settings") != settings:
+            raise SystemExit(f"--combine: {part} was run with other settings (cohort, methods, overrides or schedule) "
+                             "than this command's; they are not one benchmark")
         common = sorted(set(runs) & set(doc["runs"]), key=int)
         if common:
             raise SystemExit(f"--combine: seeds {common} appear in more than one file (again in {part})")
         runs.update(doc["runs"])
-    write_json_atomic(results.with_suffix(".json"), {"settings": docs[0]["settings"], "runs": runs})
+    path = results.with_suffix(".json")
+    existing = json.loads(path.read_text()) if path.is_file() else {}
+    if existing.get("settings") == settings:
+        runs.update(existing["runs"])
+    write_json_atomic(path, {"settings": settings, "runs": runs})
 
 
 def environment() -> str:

@@ -38,17 +38,25 @@ def check_modality_names(modalities: list[str], where: str) -> None:
 
 def declared_scenarios(cfg: Any) -> list | None:
     """The evaluation scenarios built from the modalities the data section declares (checked
-    names), without loading data; None when the modalities are only known after loading."""
+    names; a list in ``training.selection.scenarios`` is checked too), without loading data; None
+    when the modalities are only known after loading."""
     from robustmm.missing.scenarios import build_scenarios
 
     modalities = declared_modalities(cfg.data)
     if modalities is None:
         return None
     check_modality_names(modalities, f"data (kind {cfg.data.kind})")
-    try:
-        return build_scenarios(cfg.evaluation.scenarios, modalities)
-    except ValueError as exc:
-        raise ConfigError(f"evaluation.scenarios: {exc}") from None
+
+    def built(key: str, configs: list) -> list:
+        try:
+            return build_scenarios(configs, modalities)
+        except ValueError as exc:
+            raise ConfigError(f"{key}: {exc}") from None
+
+    scenarios = built("evaluation.scenarios", cfg.evaluation.scenarios)
+    if isinstance(cfg.training.selection.scenarios, list):
+        built("training.selection.scenarios", cfg.training.selection.scenarios)
+    return scenarios
 
 
 def check_before_data(cfg: Any) -> list[str] | None:

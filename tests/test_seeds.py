@@ -236,20 +236,24 @@ def test_benchmark_results_of_other_seeds_combine_and_are_kept(tmp_path: Path) -
         sys.path.remove(str(REPO / "benchmarks"))
     settings = {"cohort": "c", "overrides": ["training.selection.scenarios=evaluation"]}
     first, second, other = tmp_path / "first", tmp_path / "second", tmp_path / "other"
-    first.with_suffix(".json").write_text(json.dumps({"settings": settings, "runs": {"30": {"synthetic": True}}, "summary": 1}))
-    second.with_suffix(".json").write_text(json.dumps({"settings": settings, "runs": {"35": {"synthetic": True, "x": 2}}}))
+    first.with_suffix(".json").write_text(json.dumps({"settings": settings, "runs": {"30": {"synthetic": True}},
+                                                      "summary": 1}))
+    second.with_suffix(".json").write_text(json.dumps({"settings": settings,
+                                                       "runs": {"35": {"synthetic": True, "x": 2}}}))
     other.with_suffix(".json").write_text(json.dumps({"settings": {**settings, "cohort": "d"}, "runs": {"36": {}}}))
     both = tmp_path / "both"
-    seed_runs.combine_results([first, second], both)
-    assert json.loads(both.with_suffix(".json").read_text()) == {"settings": settings,
-                                                                 "runs": {"30": {"synthetic": True},
-                                                                          "35": {"synthetic": True, "x": 2}}}
+    both.with_suffix(".json").write_text(json.dumps({"settings": settings, "runs": {"40": {"synthetic": True}}}))
+    seed_runs.combine_results([first, second], both, settings)
+    assert json.loads(both.with_suffix(".json").read_text()) == {
+        "settings": settings, "runs": {"30": {"synthetic": True}, "35": {"synthetic": True, "x": 2},
+                                       "40": {"synthetic": True}}}
     trained = []
-    doc = seed_runs.run_seeds(both, settings, [30, 35], lambda seed: trained.append(seed),
-                              lambda doc: {"summary": sorted(doc["runs"])}, lambda doc: "table\n", str,
-                              refresh_kept=None)
-    assert trained == [] and doc["summary"] == ["30", "35"]
-    with pytest.raises(SystemExit, match="differ in their settings"):
-        seed_runs.combine_results([first, other], tmp_path / "bad")
+    doc = seed_runs.run_seeds(both, settings, [30, 35, 40], lambda seed: trained.append(seed),
+                              lambda doc: {"summary": sorted(doc["runs"])}, lambda doc: "table\n", str)
+    assert trained == [] and doc["summary"] == ["30", "35", "40"]
+    with pytest.raises(SystemExit, match="other settings"):
+        seed_runs.combine_results([first, other], tmp_path / "bad", settings)
+    with pytest.raises(SystemExit, match="other settings"):
+        seed_runs.combine_results([first], tmp_path / "bad", {**settings, "cohort": "d"})
     with pytest.raises(SystemExit, match=r"seeds \['30'\] appear in more than one file"):
-        seed_runs.combine_results([first, first], tmp_path / "bad")
+        seed_runs.combine_results([first, first], tmp_path / "bad", settings)

@@ -3,7 +3,9 @@ missing scenarios (the mean over them), so the restored epoch follows what the r
 
 from __future__ import annotations
 
+import copy
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -11,10 +13,13 @@ import torch
 from torch import nn
 
 from robustmm.cli import main
-from robustmm.config.schema import AllSubsetsScenario, SelectionConfig, SubsetScenario, TrainingConfig
+from robustmm.config.schema import (AllSubsetsScenario, MethodConfig, NaturalScenario, SelectionConfig,
+                                    SubsetScenario, TrainingConfig)
+from robustmm.data.datamodule import Splits
 from robustmm.engine.selection import ScenarioView, validation_scenarios
 from robustmm.engine.trainer import Trainer
 from robustmm.errors import ConfigError
+from robustmm.methods.base import create_method
 from robustmm.methods.mmanet import MMANet, MMANetOptions
 from robustmm.missing.scenarios import Subset, build_scenarios
 from toy_tables import ToyTables, toy_context, toy_data
@@ -28,7 +33,7 @@ CURVES = {
 }
 
 
-class _PatternModule(nn.Module):
+class _SubsetCurveModule(nn.Module):
     """Its validation loss is the curve of the modalities present in the validation batches it is
     given (so it tells the natural data from a scenario's view); it records every call."""
 
@@ -52,7 +57,7 @@ class _PatternModule(nn.Module):
         return {"loss": CURVES[patterns.pop()][ctx.epoch]}
 
 
-class _NaturalOnlyModule(_PatternModule):
+class _NaturalOnlyModule(_SubsetCurveModule):
     validates_under_scenarios = False
 
 
@@ -60,11 +65,15 @@ def _toy(missing: dict[str, float] | None = None):
     return toy_data(ToyTables({"a": 1.0, "b": 1.0}, n=120, seed=2, missing=missing))
 
 
-def _trainer(path: Path, data, choice) -> Trainer:
-    cfg = TrainingConfig(epochs=6, batch_size=32, device="cpu", warmup_epochs=0, scheduler="none",
-                         selection=SelectionConfig(monitor="loss", min_epochs=1, patience=10, scenarios=choice))
-    scenarios = validation_scenarios(cfg.selection.scenarios, build_scenarios([AllSubsetsScenario(kind="all_subsets")],
-                                                                              ["a", "b"]), data)
+def _training(choice) -> TrainingConfig:
+    return TrainingConfig(epochs=6, batch_size=32, device="cpu", warmup_epochs=0, scheduler="none",
+                          selection=SelectionConfig(monitor="loss", min_epochs=1, patience=10, scenarios=choice))
+
+
+def _trainer(path: Path, data, choice, evaluation=(AllSubsetsScenario(kind="all_subsets"),)) -> Trainer:
+    """A trainer given the study's selection scenarios, with ``evaluation`` as the study's evaluation scenarios."""
+    cfg = _training(choice)
+    scenarios = validation_scenarios(cfg.selection.scenarios, build_scenarios(list(evaluation), ["a", "b"]), data)
     return Trainer(cfg, path, seed=0, progress=False, selection_scenarios=scenarios)
 
 
@@ -88,11 +97,11 @@ def test_view_yields_the_evaluable_validation_subjects_under_the_scenario_masks(
 def test_the_restored_epoch_is_the_best_mean_over_the_scenarios(tmp_path: Path) -> None:
     data = _toy()
     natural = _trainer(tmp_path / "natural", data, "natural")
-    assert natural.fit(_PatternModule(), data, stage="m").best_epoch == 2
+    assert natural.fit(_SubsetCurveModule(), data, stage="m").best_epoch == 2
     assert natural.selections[0]["scenarios"] == []
 
     trainer = _trainer(tmp_path / "subsets", data, "evaluation")
-    module = _PatternModule()
+    module = _SubsetCurveModule()
     result = trainer.fit(module, data, stage="m")
     assert result.best_epoch == 4
     assert result.best_score == pytest.approx((0.35 + 0.50 + 0.60) / 3)
@@ -121,7 +130,7 @@ def test_a_module_that_does_not_opt_in_keeps_the_natural_validation(tmp_path: Pa
 def test_a_stage_with_its_own_monitor_keeps_it(tmp_path: Path) -> None:
     data = _toy()
     trainer = _trainer(tmp_path, data, "evaluation")
-    assert trainer.fit(_PatternModule(), data, stage="m", monitor="loss").best_epoch == 2
+    assert trainer.fit(_SubsetCurveModule(), data, stage="m", monitor="loss").best_epoch == 2
     assert "this stage has its own monitor" in trainer.selections[0]["reason"]
 
 
@@ -141,11 +150,9 @@ def test_scenarios_no_validation_subject_can_meet_are_left_out() -> None:
 def test_mmanet_mines_and_logs_once_per_epoch_under_scenario_selection(tmp_path: Path) -> None:
     data = toy_data(ToyTables({"a": 1.0, "noise": 0.0}, seed=1))
     context = toy_context(data, "mmanet", epochs=5)
-    context.training.selection.scenarios = "evaluation"
+    context.training.selection.scenarios = [AllSubsetsScenario(kind="all_subsets")]
     method = MMANet(MMANetOptions(warmup_epochs=3, require_better_teacher=False), context)
-    scenarios = validation_scenarios("evaluation", build_scenarios([AllSubsetsScenario(kind="all_subsets")],
-                                                                   ["a", "noise"]), data)
-    trainer = Trainer(context.training, tmp_path, 0, progress=False, selection_scenarios=scenarios)
+    trainer = Trainer(context.training, tmp_path, 0, progress=False)  # the scenarios come from the config's list
     method.fit(data, trainer)
 
     assert method.miner.rounds == 3 and method.miner.weak == [("noise",)]
@@ -165,3 +172,78 @@ def test_a_study_selects_on_its_evaluation_scenarios(tiny_study: Path, tmp_path:
         assert stage["scenarios"] == names, method
         assert f"over {len(names)} scenarios" in stage["reason"]
     assert "mean validation loss over 5 scenarios" in (out / "report.html").read_text()
+
+
+def test_a_scenario_that_changes_nothing_reuses_the_natural_pass(tmp_path: Path) -> None:
+    data = _toy()
+    trainer = _trainer(tmp_path, data, "evaluation",
+                       (NaturalScenario(kind="natural"), AllSubsetsScenario(kind="all_subsets")))
+    module = _SubsetCurveModule()
+    result = trainer.fit(module, data, stage="m")
+    assert trainer.selections[0]["scenarios"] == ["natural", "a", "b", "a+b"]
+    assert module.calls[:4] == [(0, None), (0, "a"), (0, "b"), (0, "a+b")]  # no second natural pass
+    assert all(h["loss@natural"] == h["loss"] for h in result.history)
+    assert result.best_epoch == 4  # (0.35 + 0.35 + 0.50 + 0.60) / 4 is the lowest mean
+
+
+def test_a_stage_whose_validation_split_cannot_meet_a_scenario_leaves_it_out(tmp_path: Path, caplog) -> None:
+    data = _toy(missing={"b": 0.4})
+    without_b = copy.copy(data)  # a stage's own view of the data (as complete_cases() makes one)
+    val = data.splits.val
+    without_b.splits = Splits(data.splits.train, val[~data.dataset.present["b"][val]], data.splits.test)
+    trainer = _trainer(tmp_path / "one", data, "evaluation")
+    with caplog.at_level(logging.INFO, logger="robustmm"):
+        trainer.fit(_SubsetCurveModule(), without_b, stage="m")
+    assert trainer.selections[0]["scenarios"] == ["a"]
+    assert "selection scenarios ['b', 'a+b'] left out" in caplog.text
+
+    only_b = _trainer(tmp_path / "two", data, [SubsetScenario(kind="subset", modalities=["b"])])
+    assert only_b.fit(_SubsetCurveModule(), without_b, stage="m").best_epoch == 4  # natural: these subjects lack b
+    assert "no validation subject of this stage is evaluable under any of them" in only_b.selections[0]["reason"]
+
+
+def test_a_mean_that_is_never_finite_is_reported(tmp_path: Path, caplog) -> None:
+    class NoValueWithoutA(_SubsetCurveModule):
+        def validation_metrics(self, data, ctx):
+            metrics = super().validation_metrics(data, ctx)
+            return {"loss": float("nan")} if ctx.scenario == "b" else metrics
+
+    data = _toy()
+    trainer = _trainer(tmp_path, data, "evaluation")
+    with caplog.at_level(logging.WARNING, logger="robustmm"):
+        result = trainer.fit(NoValueWithoutA(), data, stage="m")
+    warnings = [r.getMessage() for r in caplog.records if "is not finite under" in r.getMessage()]
+    assert len(warnings) == 1 and "['b']" in warnings[0]  # once per stage, naming the scenario
+    assert trainer.selections[0]["score"] is None and result.best_epoch == 0
+
+
+def test_evaluation_scenarios_need_a_study_or_the_trainers_argument(tmp_path: Path) -> None:
+    data = _toy()
+    trainer = Trainer(_training("evaluation"), tmp_path, seed=0, progress=False)
+    with pytest.raises(ConfigError, match="'evaluation' needs the study's evaluation scenarios"):
+        trainer.fit(_SubsetCurveModule(), data, stage="m")
+    assert trainer.fit(_SubsetCurveModule(), data, stage="own", monitor="loss").best_epoch == 2  # its own monitor
+    listed = Trainer(_training([AllSubsetsScenario(kind="all_subsets")]), tmp_path / "l", seed=0, progress=False)
+    assert listed.fit(_SubsetCurveModule(), data, stage="m").best_epoch == 4
+
+
+def test_the_view_refuses_whole_split_helpers_and_copies() -> None:
+    data = _toy()
+    view = ScenarioView(data, Subset(name="a", modalities=("a",)), seed=0)
+    with pytest.raises(TypeError, match="through loader"):
+        view.full_batch("val")
+    with pytest.raises(TypeError, match="complete_cases"):
+        view.complete_cases()
+    assert copy.copy(view).scenario == view.scenario
+
+
+def test_pattern_ensemble_networks_keep_their_own_pattern_validation(tmp_path: Path) -> None:
+    data = toy_data(ToyTables({"a": 1.5, "b": 0.0}, n=200, missing={"b": 0.5}))
+    context = toy_context(data, "pattern_ensemble", epochs=2)
+    method = create_method(MethodConfig(name="pattern_ensemble", base="network", patterns="training", epochs=2),
+                           context)
+    trainer = _trainer(tmp_path, data, "evaluation")
+    method.fit(data, trainer)
+    assert len(trainer.selections) == 2
+    assert all(s["scenarios"] == [] and "validates on each subject's own modalities" in s["reason"]
+               for s in trainer.selections)

@@ -23,9 +23,10 @@ One policy per study (``training.selection``), so methods are compared on equal 
   evaluation applies it to the test subjects (its evaluable subjects, masks deterministic in
   (study seed, subject)), so the restored epoch is the one that does best on what the report
   shows (e.g. every modality subset), not only on each subject's own modalities. A module opts
-  in with ``validates_under_scenarios = True`` (its ``validation_metrics`` then runs once per
-  scenario, on a :class:`ScenarioView` of the data, with ``ctx.scenario`` set); other modules and
-  stages with their own monitor keep the natural validation.
+  in with ``validates_under_scenarios = True`` (its ``validation_metrics`` then runs once more per
+  scenario that changes the data, on a :class:`ScenarioView`, with ``ctx.scenario`` set); other
+  modules and stages with their own monitor keep the natural validation, and a scenario that no
+  validation subject of a stage can meet is left out of that stage's mean (:func:`meetable`).
 
 Each stage's outcome is a :class:`Selection` record: which epoch was restored and why. The run's
 metrics.json stores them under ``selection`` (method id -> list of stage records).
@@ -34,6 +35,7 @@ metrics.json stores them under ``selection`` (method id -> list of stage records
 from __future__ import annotations
 
 import dataclasses
+import logging
 import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
@@ -46,6 +48,8 @@ from robustmm.data.batch import Batch
 from robustmm.errors import ConfigError
 from robustmm.metrics.paired import LOWER_IS_BETTER, higher_is_better
 from robustmm.missing.scenarios import Scenario, build_scenarios
+
+log = logging.getLogger("robustmm")
 
 #: kept for the re-export in robustmm.engine.trainer; the direction of a metric is
 #: :func:`robustmm.metrics.paired.higher_is_better` (it also knows ``hd95_wt``, ``val_loss``...)
@@ -138,25 +142,41 @@ def validation_scenarios(choice: Any, evaluation: list[Scenario], data: Any) -> 
             chosen = build_scenarios(choice, list(data.modalities))
         except ValueError as exc:
             raise ConfigError(f"training.selection.scenarios: {exc}") from None
-    idx = np.asarray(data.indices("val"), dtype=np.int64)
-    presence = {m: torch.as_tensor(np.asarray(p)[idx].astype(bool)) for m, p in data.dataset.natural_presence().items()}
-    natural = Batch(inputs={}, present=presence)
-    kept = [s for s in chosen if bool(s.evaluable(natural).any())]
+    kept = meetable(chosen, data)
     if not kept:
         raise ConfigError("training.selection.scenarios: no validation subject is evaluable under any of "
                           f"{[s.name for s in chosen]}; use 'natural' or scenarios the validation subjects can meet")
     return kept
 
 
+def meetable(scenarios: list[Scenario], data: Any) -> list[Scenario]:
+    """The ``scenarios`` under which at least one subject of ``data``'s validation split is evaluable
+    (read from the natural presence, no data loaded); the others are logged and left out. Data
+    without ``indices`` / ``dataset`` (a stage's own view) are taken as they are."""
+    if not scenarios or not (hasattr(data, "indices") and hasattr(data, "dataset")):
+        return list(scenarios)
+    idx = np.asarray(data.indices("val"), dtype=np.int64)
+    presence = {m: torch.as_tensor(np.asarray(p)[idx].astype(bool)) for m, p in data.dataset.natural_presence().items()}
+    natural = Batch(inputs={}, present=presence)
+    kept = [s for s in scenarios if bool(s.evaluable(natural).any())]
+    if len(kept) < len(scenarios):
+        log.info("selection scenarios %s left out: no validation subject is evaluable under them",
+                 [s.name for s in scenarios if s not in kept])
+    return kept
+
+
 class ScenarioView:
     """The data as a module's ``validation_metrics`` reads them, with the validation subjects under one
     missing scenario: only its evaluable subjects, with its masks (deterministic in (seed, subject)),
-    as the evaluation treats the test subjects. Everything but ``loader`` is the wrapped data's."""
+    as the evaluation treats the test subjects. ``loader`` applies the scenario; whole-split helpers
+    that would bypass it (``full_batch``, ``complete_cases``) are refused; the rest is the wrapped data's."""
 
     def __init__(self, data: Any, scenario: Scenario, seed: int) -> None:
         self._data, self.scenario, self.seed = data, scenario, seed
 
     def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # not set yet (copy, pickle): never reach into the wrapped data
+            raise AttributeError(name)
         return getattr(self._data, name)
 
     def loader(self, split: str, *args: Any, **kwargs: Any) -> Iterator[Batch]:
@@ -168,14 +188,26 @@ class ScenarioView:
                 batch = batch.select(keep)
             yield self.scenario.apply(batch, self._data.modalities, self.seed)
 
+    def full_batch(self, split: str) -> Batch:
+        raise TypeError(f"selection scenario '{self.scenario.name}': validation_metrics must read the data "
+                        "through loader() (full_batch would skip the scenario's masks)")
 
-def scenario_metrics(module: Any, data: Any, ctx: Any, scenarios: list[Scenario], monitor: str,
-                     seed: int) -> dict[str, float]:
+    def complete_cases(self) -> Any:
+        raise TypeError(f"selection scenario '{self.scenario.name}': complete_cases() would skip the scenario; "
+                        "a module that needs it should not set validates_under_scenarios")
+
+
+def scenario_metrics(module: Any, data: Any, ctx: Any, scenarios: list[Scenario], monitor: str, seed: int,
+                     natural: dict[str, float]) -> dict[str, float]:
     """``monitor`` on the validation subjects under every scenario (``loss@pet_missing@0.4``...) and
     their mean (``loss@mean_over_scenarios``; NaN when one scenario's value is not finite, and a NaN
-    never beats a number, so an epoch that breaks one scenario is not restored)."""
+    never beats a number, so an epoch that breaks one scenario is not restored). A scenario that
+    changes nothing (natural data, a rate of 0) takes the value of the ``natural`` pass already run."""
     out: dict[str, float] = {}
     for scenario in scenarios:
+        if scenario.changes_nothing():
+            out[scenario_key(monitor, scenario.name)] = float(natural[monitor])
+            continue
         metrics = module.validation_metrics(ScenarioView(data, scenario, seed),
                                             dataclasses.replace(ctx, scenario=scenario.name))
         if monitor not in metrics:

@@ -23,6 +23,7 @@ stopped and reaches the same result as an uninterrupted run (epoch-seeded RNG an
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import math
@@ -39,7 +40,8 @@ from robustmm.config.schema import TrainingConfig
 from robustmm.engine import distributed
 from robustmm.engine.fastpath import DeviceCohort, LossMeter, configure_backends, prepare_network, to_device
 from robustmm.engine.fingerprint import check_fingerprint, make_fingerprint
-from robustmm.engine.selection import MINIMIZED, describe, resolve_policy, scenario_metrics
+from robustmm.engine.selection import (MINIMIZED, describe, meetable, resolve_policy, scenario_key,
+                                      scenario_metrics, validation_scenarios)
 from robustmm.errors import CheckpointError, ConfigError
 from robustmm.io import load_torch, save_torch_atomic, to_safe
 from robustmm.missing.scenarios import Scenario
@@ -102,9 +104,10 @@ class Trainer:
                  selection_scenarios: list[Scenario] | None = None) -> None:
         """``fingerprint``: what this trainer's checkpoints belong to, ``{"method": id, "study": hash}``
         (see :mod:`robustmm.engine.fingerprint`); checked on resume. ``selection_scenarios``: those of
-        ``training.selection.scenarios`` (:func:`robustmm.engine.selection.validation_scenarios`)."""
+        ``training.selection.scenarios`` (:func:`robustmm.engine.selection.validation_scenarios`); when not
+        given, a list in the config is built from each stage's data and ``evaluation`` is an error."""
         self.cfg = cfg
-        self.selection_scenarios = list(selection_scenarios or [])
+        self.selection_scenarios = None if selection_scenarios is None else list(selection_scenarios)
         self.fingerprint = dict(fingerprint or {})
         self.checkpoint_dir = Path(checkpoint_dir)
         self.seed = seed
@@ -167,9 +170,15 @@ class Trainer:
                 per_epoch = len(data.loader("train", shuffle=True, epoch=0))
             except TypeError:
                 per_epoch = None
+        configured = self._configured_scenarios(module, data, monitor)
+        scenarios = meetable(configured, data)  # this stage's validation split may be narrower than the study's
         policy = resolve_policy(self.cfg.selection, module, epochs or self.cfg.epochs, monitor, per_epoch, min_epochs,
-                                patience, self.selection_scenarios)
+                                patience, scenarios)
+        if configured and not scenarios:
+            policy = dataclasses.replace(policy, scenarios_note="no validation subject of this stage is evaluable "
+                                                                "under any of them")
         epochs, monitor = policy.epochs, policy.monitor
+        warned_not_finite = False
         module.to(self.device)
         prepare_network(module, self.cfg.channels_last, self.cfg.compile)
         dinfo = distributed.info()
@@ -265,7 +274,13 @@ class Trainer:
                     raise ConfigError(f"{stage}: validation metrics {sorted(metrics)} lack the monitored "
                                       f"'{monitor}'; set training.selection.monitor to one of them")
                 if policy.scenarios:
-                    metrics.update(scenario_metrics(module, data, ctx, self.selection_scenarios, monitor, self.seed))
+                    metrics.update(scenario_metrics(module, data, ctx, scenarios, monitor, self.seed, metrics))
+                    if not math.isfinite(metrics[policy.key]) and not warned_not_finite:
+                        warned_not_finite = True
+                        log.warning("%s epoch %d: validation %s is not finite under %s, so the mean over the "
+                                    "selection scenarios is not either and cannot be selected", stage, epoch,
+                                    monitor, [s.name for s in scenarios
+                                              if not math.isfinite(metrics[scenario_key(monitor, s.name)])])
             metrics["train_loss"] = distributed.mean_over_ranks(meter.mean())
             metrics = distributed.broadcast(metrics)  # rank 0 decides early stopping for every rank
             score = metrics[policy.key]
@@ -305,6 +320,21 @@ class Trainer:
             usage.close()
         distributed.barrier()
         return self._result(stage, state)
+
+    def _configured_scenarios(self, module: nn.Module, data: Any, monitor: str | None) -> list[Scenario]:
+        """The selection scenarios given to the trainer, else those the config lists (built from ``data``)."""
+        if self.selection_scenarios is not None:
+            return self.selection_scenarios
+        choice = self.cfg.selection.scenarios
+        if choice == "natural":
+            return []
+        if choice == "evaluation":
+            if monitor is None and getattr(module, "validates_under_scenarios", False):
+                raise ConfigError("training.selection.scenarios: 'evaluation' needs the study's evaluation "
+                                  "scenarios; a Trainer built outside a study takes them as selection_scenarios= "
+                                  "(robustmm.engine.selection.validation_scenarios), or list the scenarios instead")
+            return []
+        return validation_scenarios(choice, [], data)
 
     def _device_cohort(self, data: Any) -> DeviceCohort | None:
         """The training split on the device (``training.cohort_on_device``) when it fits."""

@@ -63,6 +63,8 @@ class PatternEnsembleOptions(MethodOptions):
 class _PatternModule(SupervisedModule):
     """A network trained and validated on exactly one pattern's modalities."""
 
+    validates_under_scenarios = False  # one pattern's network: another scenario's masks would be meaningless
+
     def validation_metrics(self, data, ctx) -> dict[str, float]:
         preds = collect_predictions(self.task.inference(self.predict), data, "val", ctx.device, self.dropout,
                                     self.context.seed)

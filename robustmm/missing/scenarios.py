@@ -61,6 +61,10 @@ class Scenario:
     def evaluable(self, batch: Batch) -> Tensor:
         return torch.ones(batch.size, dtype=torch.bool)
 
+    def changes_nothing(self) -> bool:
+        """True when applying the scenario returns every sample as it is (natural data, a rate of 0)."""
+        return False
+
     # ---- shared
     def apply(self, batch: Batch, specs: dict[str, ModalitySpec], seed: int, epoch: int | None = None) -> Batch:
         present = self._present(batch, specs, seed, epoch)
@@ -80,6 +84,9 @@ class Scenario:
 @dataclass(frozen=True)
 class Natural(Scenario):
     """The data as they are (natural missingness only)."""
+
+    def changes_nothing(self) -> bool:
+        return True
 
 
 @register("subset")
@@ -112,6 +119,9 @@ class ModalityRate(Scenario):
 
     modality: str = ""
     rate_value: float = 0.0
+
+    def changes_nothing(self) -> bool:
+        return self.rate_value == 0.0
 
     def _present(self, batch, specs, seed, epoch):
         _check_known([self.modality], batch)
@@ -153,6 +163,9 @@ class RandomModality(Scenario):
     if that would leave nothing, one randomly chosen available modality is kept."""
 
     rate_value: float = 0.0
+
+    def changes_nothing(self) -> bool:
+        return self.rate_value == 0.0
 
     def _present(self, batch, specs, seed, epoch):
         mods = batch.modalities
@@ -206,6 +219,9 @@ class RMFM(Scenario):
     shared_mask: bool = False
     training: bool = False
 
+    def changes_nothing(self) -> bool:
+        return not self.training and self.rate_value == 0.0 and all(r == 0.0 for _, r in self.modality_rates)
+
     def _rate_for(self, m: str) -> float:
         return dict(self.modality_rates).get(m, self.rate_value)
 
@@ -248,6 +264,9 @@ class TemporalBlock(Scenario):
 
     rate_value: float = 0.0
     modalities: tuple[str, ...] = ()
+
+    def changes_nothing(self) -> bool:
+        return self.rate_value == 0.0
 
     def _feature_mask(self, batch, present, specs, seed, epoch):
         mask = {m: v.clone() for m, v in batch.feature_mask.items()}
