@@ -247,3 +247,15 @@ def test_pattern_ensemble_networks_keep_their_own_pattern_validation(tmp_path: P
     assert len(trainer.selections) == 2
     assert all(s["scenarios"] == [] and "validates on each subject's own modalities" in s["reason"]
                for s in trainer.selections)
+
+
+def test_a_listed_scenario_naming_an_unknown_modality_fails_before_any_data_is_read(tiny_study: Path) -> None:
+    from robustmm.config import load_study
+    from robustmm.runguard import declared_scenarios
+
+    cfg = load_study(tiny_study, ["training.selection.scenarios=[{kind: subset, modalities: [mri, tau_pet]}]"])
+    with pytest.raises(ConfigError, match=r"training.selection.scenarios: .*\['tau_pet'\]"):
+        declared_scenarios(cfg)
+    ok = load_study(tiny_study, ["training.selection.scenarios=[{kind: subset, modalities: [mri]}]"])
+    assert [s.name for s in declared_scenarios(ok)] == ["natural", "pet_missing@0", "pet_missing@0.5",
+                                                         "pet_missing@1", "mri+clinical"]
