@@ -14,8 +14,10 @@ modulation_ssf results of the same runs:
     python benchmarks/mmanet_adni.py --seeds 0 1 --epochs 10
     python benchmarks/mmanet_adni.py --methods complete_only dropout_baseline mmanet   # a subset of the methods
     python benchmarks/mmanet_adni.py --cohort negative     # a control cohort (see COHORTS)
+    python benchmarks/mmanet_adni.py --seeds 0 1 --split val   # design: validation subjects only
 
-Results: benchmarks/results/mmanet_adni.{json,md}. Finished seeds are kept in the JSON and
+Results: benchmarks/results/mmanet_adni.{json,md} (``--split val``: ..._validation.{json,md}, every
+number on the validation subjects; the test split is never scored). Finished seeds are kept in the JSON and
 skipped when the script is run again with the same settings (an interrupted benchmark resumes).
 """
 
@@ -134,11 +136,12 @@ SUBSET_METRICS = ("auc", "balanced_accuracy", "brier")
 
 
 def run_seed(seed: int, epochs: int | None, bootstrap: int, out: Path, data_root: Path,
-             methods: tuple[str, ...] = METHODS, knobs: dict | None = None, overrides: tuple[str, ...] = ()) -> dict:
+             methods: tuple[str, ...] = METHODS, knobs: dict | None = None, overrides: tuple[str, ...] = (),
+             split: str = "test") -> dict:
     sets = [f"data.synthetic.{k}={v}" for k, v in (knobs or {}).items()] + list(overrides)
     return run_study_seed(ROOT / "studies" / "adni_mci.yaml", seed, parse_run,
                           f"methods=[{', '.join(METHOD_ENTRIES[m] for m in methods)}]", f"output_dir={out}",
-                          f"data.root={data_root}", *sets, epochs=epochs, bootstrap=bootstrap)
+                          f"data.root={data_root}", *sets, epochs=epochs, bootstrap=bootstrap, split=split)
 
 
 def parse_run(run_dir: Path) -> dict:
@@ -240,18 +243,21 @@ def markdown(doc: dict) -> str:
     rates = list(summary[first]["auc"])
     cohort = doc.get("cohort", "default")
     knobs = COHORTS.get(cohort, {})
+    where = "validation" if doc["settings"].get("split") == "val" else "test"
     fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"  # noqa: E731
     pfmt = lambda d: (f"{d['mean']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}], {d['agree']}/{d['n']} seeds, "  # noqa: E731
                       f"**{d['verdict']}**")
     lines = [f"# MMANet on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
              f"{'' if cohort == 'default' else f'{cohort} control cohort, '}{len(runs)} seeds: {', '.join(seeds)})", "",
+             *(["**VALIDATION SUBJECTS ONLY** (`--split val`, a design round): every number below is on the "
+                "validation split; the test split was not scored.", ""] if where == "validation" else []),
              f"Cohort: {cohort} (data.synthetic knobs: "
              + (", ".join(f"{k} {v:g}" for k, v in knobs.items()) or "none, the study's cohort") + "; see COHORTS in "
              "benchmarks/mmanet_adni.py for why). Methods run: " + ", ".join(shown) + ".", "",
              f"{next(iter(runs.values()))['subjects']} subjects; per seed about "
              + ", ".join(f"{k} {v}" for k, v in next(iter(runs.values()))["splits"].items()) + ".", "",
              f"Schedule: {doc['schedule']}. All methods of a seed are trained in one study run (same split, "
-             "same test masks), so differences are paired over seeds: mean difference, 95 % t-interval over "
+             f"same {where} masks), so differences are paired over seeds: mean difference, 95 % t-interval over "
              "seeds, seeds agreeing in sign, verdict (`robustmm.metrics.paired.paired_difference`).", "",
              "MMANet settings (defaults): student dropout = dropout_baseline's (random_subsets, keep_complete 0.3); "
              "lambda_mad 1 relative to the task loss (mad_scale task_loss); lambda_mar 0.5; warm-up 5 epochs, "
@@ -282,12 +288,12 @@ def markdown(doc: dict) -> str:
         name, what = key.split(":")
         lines.append(f"| {name.replace('_vs_', ' vs ')}, {what.replace('_', ' ')} AUC | {roles[key]} | {pfmt(d)} |")
     if summary.get("paired_subsets"):
-        lines += ["", "mmanet − dropout_baseline test AUC per modality subset, paired over seeds:", "",
+        lines += ["", f"mmanet − dropout_baseline {where} AUC per modality subset, paired over seeds:", "",
                   "| subset | difference |", "|---|---|"]
         lines += [f"| {c} | {pfmt(d)} |" for c, d in summary["paired_subsets"].items()]
-    lines += ["", "Mean test AUC over the 7 modality subsets (mean ± sd over seeds): "
+    lines += ["", f"Mean {where} AUC over the 7 modality subsets (mean ± sd over seeds): "
               + "; ".join(f"{m} {fmt(summary[m]['mean_over_subsets'])}" for m in shown) + ".", "",
-              "## Test AUC per modality subset (subjects that have every modality of the subset)", "",
+              f"## {where.capitalize()} AUC per modality subset (subjects that have every modality of the subset)", "",
               "| method | " + " | ".join(summary[first]["subset_auc"]) + " | mean |",
               "|---|" + "---|" * (len(summary[first]["subset_auc"]) + 1)]
     for m in shown:
@@ -299,7 +305,8 @@ def markdown(doc: dict) -> str:
                   "|---|" + "---|" * len(summary[first][key])]
         lines += [f"| {m} | " + " | ".join(fmt(v) for v in summary[m][key].values()) + " |" for m in shown]
     lines += ["", "## PET-missing curve", "",
-              "Test AUC with PET removed for a fraction of test subjects, and the AUILC of that curve:", "",
+              f"{where.capitalize()} AUC with PET removed for a fraction of {where} subjects, and the AUILC of that "
+              "curve:", "",
               "| method | " + " | ".join(f"PET missing {r}" for r in rates) + " | AUILC |",
               "|---|" + "---|" * (len(rates) + 1)]
     for m in shown:
@@ -384,12 +391,17 @@ def main() -> None:
     parser.add_argument("--combine", type=Path, nargs="+", metavar="RESULTS",
                         help="start --results from the runs of these earlier results files (same settings, other "
                              "seeds), so --seeds covering all of them trains nothing new and summarises them together")
+    parser.add_argument("--split", choices=["test", "val"], default="test",
+                        help="the subjects every number is computed on; val: a design round that never scores the "
+                             "test split (default results file gets the suffix _validation)")
     args = parser.parse_args()
     if args.data_root is None:
         args.data_root = ROOT / "runs" / "benchmarks" / "mmanet_adni" / (
             "cohort" if args.cohort == "default" else f"cohort_{args.cohort}")
     if args.results == ROOT / "benchmarks" / "results" / "mmanet_adni":
         args.results = results_path(args.cohort)
+        if args.split == "val":
+            args.results = args.results.with_name(args.results.name + "_validation")
     methods = tuple(m for m in METHODS if m in args.methods)
     torch.set_num_threads(1)
 
@@ -399,7 +411,8 @@ def main() -> None:
         schedule += "; with the overrides " + ", ".join(f"`{o}`" for o in args.overrides)
     extra = ([] if methods == DEFAULT_METHODS else [f"--methods {' '.join(methods)}"]) + (
         [] if args.cohort == "default" else [f"--cohort {args.cohort}"]) + [f"--set {o}" for o in args.overrides] + (
-        [f"--combine {' '.join(str(c) for c in args.combine)}"] if args.combine else [])
+        [f"--combine {' '.join(str(c) for c in args.combine)}"] if args.combine else []) + (
+        ["--split val"] if args.split == "val" else [])
     command = command_line("mmanet_adni", args, *extra)
 
     def refresh(run: dict) -> None:
@@ -409,12 +422,13 @@ def main() -> None:
     knobs = COHORTS[args.cohort]
     settings = {"epochs": args.epochs, "bootstrap": args.bootstrap, "data_root": str(args.data_root),
                 "methods": [METHOD_ENTRIES[m] for m in methods], **({"knobs": knobs} if knobs else {}),
-                **({"overrides": args.overrides} if args.overrides else {})}
+                **({"overrides": args.overrides} if args.overrides else {}),
+                **({"split": "val"} if args.split == "val" else {})}
     if args.combine:
         combine_results(args.combine, args.results, settings)
     run_seeds(args.results, settings, args.seeds,
               lambda seed: run_seed(seed, args.epochs, args.bootstrap, args.runs, args.data_root, methods, knobs,
-                                    tuple(args.overrides)),
+                                    tuple(args.overrides), args.split),
               summarise=lambda doc: {"summary": summarise(doc["runs"])}, markdown=markdown,
               progress=lambda run: f"mean over subsets { {m: round(subset_mean(run, m), 3) for m in methods} } "
                                    f"({run['seconds']} s)", refresh_kept=refresh,

@@ -168,9 +168,10 @@ def record_cpu_seconds(results: Path, start: float, markdown: Callable[[dict], s
 
 
 def run_study_seed(study: Path, seed: int, parse_run: Callable[[Path], dict], *overrides: str,
-                   epochs: int | None = None, bootstrap: int = 200) -> dict:
+                   epochs: int | None = None, bootstrap: int = 200, split: str = "test") -> dict:
     """One seed of ``study`` on 1 thread with ``overrides`` (``key=value``, as ``--set`` takes them):
-    the run folder, its wall seconds and ``parse_run(run_dir)``."""
+    the run folder, its wall seconds and ``parse_run(run_dir)``. ``split="val"`` scores the validation
+    subjects instead of the test subjects (a design round that must not see test numbers)."""
     import time
 
     from robustmm.config.loader import load_study
@@ -180,5 +181,5 @@ def run_study_seed(study: Path, seed: int, parse_run: Callable[[Path], dict], *o
     if epochs is not None:
         sets.append(f"training.epochs={epochs}")
     started = time.time()
-    result = run_study(load_study(study, overrides=sets), progress=False)
+    result = run_study(load_study(study, overrides=sets), progress=False, evaluate_split=split)
     return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1), **parse_run(result.run_dir)}
