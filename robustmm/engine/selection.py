@@ -41,13 +41,12 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Iterator
 
 import numpy as np
-import torch
 
 from robustmm.config.schema import SelectionConfig
 from robustmm.data.batch import Batch
 from robustmm.errors import ConfigError
 from robustmm.metrics.paired import LOWER_IS_BETTER, higher_is_better
-from robustmm.missing.scenarios import Scenario, build_scenarios
+from robustmm.missing.scenarios import Scenario, build_scenarios, presence_batch
 
 log = logging.getLogger("robustmm")
 
@@ -152,12 +151,10 @@ def validation_scenarios(choice: Any, evaluation: list[Scenario], data: Any) -> 
 def meetable(scenarios: list[Scenario], data: Any) -> list[Scenario]:
     """The ``scenarios`` under which at least one subject of ``data``'s validation split is evaluable
     (read from the natural presence, no data loaded); the others are logged and left out. Data
-    without ``indices`` / ``dataset`` (a stage's own view) are taken as they are."""
-    if not scenarios or not (hasattr(data, "indices") and hasattr(data, "dataset")):
+    without ``splits`` / ``dataset`` (a stage's own view) are taken as they are."""
+    if not scenarios or not (hasattr(data, "splits") and hasattr(data, "dataset")):
         return list(scenarios)
-    idx = np.asarray(data.indices("val"), dtype=np.int64)
-    presence = {m: torch.as_tensor(np.asarray(p)[idx].astype(bool)) for m, p in data.dataset.natural_presence().items()}
-    natural = Batch(inputs={}, present=presence)
+    natural = presence_batch(data, "val")
     kept = [s for s in scenarios if bool(s.evaluable(natural).any())]
     if len(kept) < len(scenarios):
         log.info("selection scenarios %s left out: no validation subject is evaluable under them",

@@ -32,6 +32,31 @@ def sample_rng(*keys: object) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int.from_bytes(digest, "little")))
 
 
+@dataclass
+class PresenceBatch:
+    """The part of a Batch a scenario's ``_present`` / ``evaluable`` read: which modalities each
+    subject naturally has, known without loading any input (:func:`presence_batch`)."""
+
+    present: dict[str, Tensor]
+    subjects: list[str]
+
+    @property
+    def size(self) -> int:
+        return len(self.subjects)
+
+    @property
+    def modalities(self) -> list[str]:
+        return list(self.present)
+
+
+def presence_batch(data, split: str) -> PresenceBatch:
+    """The natural availability of ``split``'s subjects (a data module's ``splits`` / ``dataset``)."""
+    idx = np.asarray(data.splits.as_dict()[split], dtype=np.int64)
+    ids = data.dataset.subject_ids()
+    present = {m: torch.as_tensor(np.asarray(p)[idx].astype(bool)) for m, p in data.dataset.natural_presence().items()}
+    return PresenceBatch(present, [ids[i] for i in idx])
+
+
 def register(kind: str):
     def deco(cls: type["Scenario"]) -> type["Scenario"]:
         cls.kind = kind

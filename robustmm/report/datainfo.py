@@ -9,10 +9,11 @@ The masks are those the evaluation uses: a scenario's ``present`` mask is a pure
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+
+from robustmm.missing.scenarios import presence_batch
 
 
 def class_counts(ds: Any, splits: dict[str, Any] | None = None) -> dict[str, dict[str, int]] | None:
@@ -50,34 +51,13 @@ def describe_splits(data: Any) -> dict[str, Any]:
     return out
 
 
-@dataclass
-class _PresenceBatch:
-    """The part of a Batch a scenario's ``_present``/``evaluable`` reads."""
-
-    present: dict[str, Any]
-    subjects: list[str]
-
-    @property
-    def size(self) -> int:
-        return len(self.subjects)
-
-    @property
-    def modalities(self) -> list[str]:
-        return list(self.present)
-
-
 def scenario_availability(scenarios: list, data: Any, split: str, seed: int) -> dict[str, dict[str, Any]]:
     """scenario name -> {"n": evaluated subjects, "missing": {modality: fraction without it},
     "natural_missing": {modality: fraction without it naturally}} over the evaluated subjects
     of ``split``. Scenarios that drop features rather than whole modalities keep ``present``
     as it is; a scenario whose masks cannot be recomputed here is left out."""
-    import torch
-
-    ds = data.dataset
-    idx = np.asarray(data.splits.as_dict()[split], dtype=np.int64)
-    ids = ds.subject_ids()
-    natural = {m: torch.as_tensor(np.asarray(p)[idx].astype(bool)) for m, p in ds.natural_presence().items()}
-    batch = _PresenceBatch(natural, [ids[i] for i in idx])
+    batch = presence_batch(data, split)
+    natural = batch.present
     out: dict[str, dict[str, Any]] = {}
     for s in scenarios:
         try:
