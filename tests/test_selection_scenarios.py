@@ -259,3 +259,42 @@ def test_a_listed_scenario_naming_an_unknown_modality_fails_before_any_data_is_r
     ok = load_study(tiny_study, ["training.selection.scenarios=[{kind: subset, modalities: [mri]}]"])
     assert [s.name for s in declared_scenarios(ok)] == ["natural", "pet_missing@0", "pet_missing@0.5",
                                                          "pet_missing@1", "mri+clinical"]
+
+
+def _fit_counting_validation_rows(data, tmp_path: Path) -> tuple[dict, dict, dict[str, int]]:
+    """dropout_baseline fitted with the subsets as selection scenarios: its selection record, its
+    restored parameters and the rows each encoder encoded in eval mode (the validation rounds)."""
+    context = toy_context(data, "dropout_baseline", epochs=3)
+    context.training.selection.scenarios = [AllSubsetsScenario(kind="all_subsets")]
+    torch.manual_seed(0)  # the same initial network in both fits
+    method = create_method(MethodConfig(name="dropout_baseline"), context)
+    rows = {m: 0 for m in data.modalities}
+
+    def count(m):
+        def hook(encoder, args, output):
+            if not encoder.training:
+                rows[m] += int(output.shape[0])
+        return hook
+
+    for m in data.modalities:
+        method.net.encoders[m].register_forward_hook(count(m))
+    trainer = Trainer(context.training, tmp_path, 0, progress=False)
+    method.fit(data, trainer)
+    return trainer.selections[-1], method.net.state_dict(), rows
+
+
+def test_a_validation_round_encodes_each_subject_once_and_selects_the_same(tmp_path: Path, monkeypatch) -> None:
+    from robustmm.methods.baseline import SupervisedModule
+
+    data = _toy()
+    n_val = len(data.indices("val"))
+    cached, cached_weights, cached_rows = _fit_counting_validation_rows(data, tmp_path / "cached")
+    # natural pass, then the subsets a, b, a+b: every present (subject, modality) is encoded once a round
+    assert cached_rows == {"a": 3 * n_val, "b": 3 * n_val}
+
+    monkeypatch.setattr(SupervisedModule, "reuses_encoder_outputs", False)
+    uncached, uncached_weights, uncached_rows = _fit_counting_validation_rows(data, tmp_path / "uncached")
+    assert uncached_rows == {"a": 3 * 3 * n_val, "b": 3 * 3 * n_val}  # natural, a (or b), a+b
+    assert cached["scenarios"] == ["a", "b", "a+b"]
+    assert (cached["restored_epoch"], cached["score"]) == (uncached["restored_epoch"], uncached["score"])
+    assert all(torch.equal(cached_weights[k], uncached_weights[k]) for k in cached_weights)

@@ -12,6 +12,9 @@ attributes: the metric used when the study's ``training.selection.monitor`` is `
 ``validates_under_scenarios = True`` when ``validation_metrics`` may also be called on a
 :class:`~robustmm.engine.selection.ScenarioView` (``ctx.scenario`` names the scenario; side effects
 such as mining belong to the natural call, where it is None) for ``training.selection.scenarios``.
+``reuses_encoder_outputs = True`` (as on :class:`~robustmm.methods.base.Method`: encoder outputs
+depend only on each sample's own input) lets every pass of one validation round share an
+:class:`~robustmm.models.cache.EncoderCache`, so the scenario passes do not re-run the encoders.
 Which epoch is restored follows the study's selection policy (robustmm.engine.selection); each
 fit appends a record of it to ``Trainer.selections``. A module that runs optimizer steps of its
 own reports them with ``ctx.count_optimizer_steps(n)`` so that step budgets count them.
@@ -45,6 +48,7 @@ from robustmm.engine.selection import (MINIMIZED, describe, meetable, resolve_po
 from robustmm.errors import CheckpointError, ConfigError
 from robustmm.io import load_torch, save_torch_atomic, to_safe
 from robustmm.missing.scenarios import Scenario
+from robustmm.models.cache import EncoderCache, attached
 from robustmm.parallel import apply_threads
 
 log = logging.getLogger("robustmm")
@@ -268,7 +272,9 @@ class Trainer:
             meter.check(stage, epoch)
             scheduler.step()
             module.eval()
-            with torch.no_grad(), self.autocast():
+            # one cache per validation round: the weights are fixed until the next training epoch
+            cache = EncoderCache() if getattr(module, "reuses_encoder_outputs", False) else None
+            with torch.no_grad(), self.autocast(), attached([module], cache):
                 metrics = dict(module.validation_metrics(data, ctx))
                 if monitor not in metrics:
                     raise ConfigError(f"{stage}: validation metrics {sorted(metrics)} lack the monitored "

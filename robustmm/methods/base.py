@@ -29,6 +29,7 @@ from robustmm.data.base import TaskSpec
 from robustmm.data.batch import Batch, ModalitySpec
 from robustmm.errors import ConfigError
 from robustmm.missing.scenarios import Scenario
+from robustmm.models.cache import attached
 
 log = logging.getLogger("robustmm")
 
@@ -107,16 +108,8 @@ class Method(ABC):
         """Within the block, every network of this method that supports it reuses encoder outputs
         through ``cache`` (an :class:`robustmm.models.cache.EncoderCache`); yields whether any does.
         Does nothing unless the method sets :attr:`reuses_encoder_outputs`."""
-        nets = []
-        if self.reuses_encoder_outputs and cache is not None:
-            nets = [sub for module in self.modules() for sub in module.modules() if hasattr(sub, "use_encoder_cache")]
-        for net in nets:
-            net.use_encoder_cache(cache)
-        try:
-            yield bool(nets)
-        finally:
-            for net in nets:
-                net.use_encoder_cache(None)
+        with attached(self.modules() if self.reuses_encoder_outputs else [], cache) as used:
+            yield used
 
     def to(self, device: torch.device) -> "Method":
         self.device = torch.device(device)

@@ -288,6 +288,9 @@ class MMANetModule(nn.Module):
 
     #: training.selection.scenarios; mining and the loss history belong to the natural validation pass
     validates_under_scenarios = True
+    #: the deployment net and the regularizer share MultimodalNet encoders that never see the availability
+    #: pattern, so a validation round (mining, selection scenarios) encodes each subject once
+    reuses_encoder_outputs = True
 
     def __init__(self, net: nn.Module, regularizer: nn.Module, teacher: FrozenTeacher, task: TaskAdapter,
                  context: MethodContext, settings: MMANetSettings, warmup_epochs: int, miner: WeakSubsetMiner,

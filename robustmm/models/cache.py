@@ -11,16 +11,21 @@ that input depends only on the subject, whether the modality is present and its 
 so a subject's MRI is encoded once per method for the whole scenario grid, and a scenario that
 changes a feature mask (RMFM, temporal blocks) re-encodes only the modality whose mask changed.
 
+Model selection does the same within one validation round: the weights do not change between the
+natural pass and the ``training.selection.scenarios`` passes (or MMANet's subset mining), so the
+trainer gives each round a fresh cache (:mod:`robustmm.engine.trainer`).
+
 A network opts in through ``use_encoder_cache`` (see :class:`robustmm.models.network.MultimodalNet`);
-a method opts in through :attr:`robustmm.methods.base.Method.reuses_encoder_outputs`. The cache is
-only consulted in eval mode (dropout would make rows differ between calls) and its outputs are
-detached.
+a method opts in through :attr:`robustmm.methods.base.Method.reuses_encoder_outputs`, a training
+module through the same attribute. The cache is only consulted in eval mode (dropout would make
+rows differ between calls) and its outputs are detached.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter
-from typing import Callable, Hashable
+from typing import Callable, Hashable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -67,3 +72,18 @@ class EncoderCache:
                 self.per_subject[(modality, str(keys[j][-3]))] += 1
         self.hits += len(keys) - len(todo)
         return torch.stack([self.store[k] for k in keys])
+
+
+@contextlib.contextmanager
+def attached(modules: Iterable[torch.nn.Module], cache: EncoderCache | None) -> Iterator[bool]:
+    """Within the block, every network in ``modules`` (searched recursively) that supports it reuses
+    encoder outputs through ``cache``; yields whether any does. ``cache=None`` attaches nothing."""
+    nets = [] if cache is None else [sub for module in modules for sub in module.modules()
+                                     if hasattr(sub, "use_encoder_cache")]
+    for net in nets:
+        net.use_encoder_cache(cache)
+    try:
+        yield bool(nets)
+    finally:
+        for net in nets:
+            net.use_encoder_cache(None)
