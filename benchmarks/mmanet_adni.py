@@ -172,6 +172,17 @@ def parse_run(run_dir: Path) -> dict:
             "splits": doc["data"]["splits"]}
 
 
+def student_dropout(runs: dict[str, dict]) -> str:
+    """MMANet's training dropout as its runs recorded it (every seed's), e.g. ``random_subsets, keep_complete 0.3``."""
+    found = {json.dumps(run["mmanet"].get("mmanet", {}).get("dropout"), sort_keys=True) for run in runs.values()}
+    if len(found) != 1:
+        return "differs between seeds: " + "; ".join(sorted(found))
+    dropout = json.loads(found.pop())
+    if dropout is None:
+        return "not recorded: no mmanet run"
+    return ", ".join([dropout.pop("scenario")] + [f"{k} {v}" for k, v in dropout.items()])
+
+
 def stats(values: list[float | None]) -> dict:
     v = np.asarray([x for x in values if x is not None], float)
     return {"mean": float(v.mean()), "sd": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size)}
@@ -259,7 +270,8 @@ def markdown(doc: dict) -> str:
              f"Schedule: {doc['schedule']}. All methods of a seed are trained in one study run (same split, "
              f"same {where} masks), so differences are paired over seeds: mean difference, 95 % t-interval over "
              "seeds, seeds agreeing in sign, verdict (`robustmm.metrics.paired.paired_difference`).", "",
-             "MMANet settings (defaults): student dropout = dropout_baseline's (random_subsets, keep_complete 0.3); "
+             f"MMANet settings (defaults unless the overrides say otherwise): student dropout = dropout_baseline's "
+             f"({student_dropout(runs)}); "
              "lambda_mad 1 relative to the task loss (mad_scale task_loss); lambda_mar 0.5; warm-up 5 epochs, "
              "never selected; teacher = the better of complete_only and dropout_baseline on complete "
              "validation subjects; MAD only on samples with complete natural input; common random numbers "

@@ -552,7 +552,9 @@ class MMANet(Method):
             "mad_scale": self.settings.mad_scale,
             "mad_weight": self.mad_weight,
             "mad_note": self.mad_note,
-            "dropout": {"scenario": self.options.dropout.kind, "keep_complete": self.options.keep_complete},
+            "dropout": {"scenario": self.options.dropout.kind,  # with its rate(s), when the kind has them
+                        **self.options.dropout.model_dump(exclude={"kind"}, exclude_none=True),
+                        "keep_complete": self.options.keep_complete},
             "random_streams": self.options.random_streams,
             "weak_subsets": None if self.miner.weak is None else [format_subset(w) for w in self.miner.weak],
             "mining": {"criterion": self.miner.criterion, "split": "val", "rounds": self.miner.rounds,
