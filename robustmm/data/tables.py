@@ -652,6 +652,15 @@ class TableDataset(MultimodalDataset):
             raise IndexError(f"train_indices out of range for a dataset of {len(self)} items")
         return idx
 
+    def _train_columns(self, name: str, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Modality ``name`` on the training rows that have it (float64), its observed (non-NaN) cells,
+        their count per column and the per-column mean of the observed cells (0 where none)."""
+        train = self._raw[name][idx[self._present[name][idx]]].astype(np.float64)
+        observed = ~np.isnan(train)
+        counts = observed.sum(axis=0)
+        sums = np.where(observed, train, 0.0).sum(axis=0)
+        return train, observed, counts, np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+
     def fit_imputer(self, train_indices: Sequence[int] | np.ndarray) -> dict[str, dict[str, Any]]:
         """Fill NaN cells of present modalities with the train-set column mean.
 
@@ -663,12 +672,7 @@ class TableDataset(MultimodalDataset):
         self.impute_means = {}
         summary: dict[str, dict[str, Any]] = {}
         for name, raw in self._raw.items():
-            rows = idx[self._present[name][idx]]
-            train = raw[rows].astype(np.float64)
-            observed = ~np.isnan(train)
-            counts = observed.sum(axis=0)
-            sums = np.where(observed, train, 0.0).sum(axis=0)
-            means = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+            _, _, counts, means = self._train_columns(name, idx)
             self.impute_means[name] = means.astype(np.float32)
             holes = np.isnan(raw) & self._present[name][:, None]
             per_col = holes.sum(axis=0)
@@ -689,12 +693,7 @@ class TableDataset(MultimodalDataset):
         idx = self._train_index(train_indices)
         self.scale_mean, self.scale_std = {}, {}
         for name, raw in self._raw.items():
-            rows = idx[self._present[name][idx]]
-            train = raw[rows].astype(np.float64)
-            observed = ~np.isnan(train)
-            counts = observed.sum(axis=0)
-            sums = np.where(observed, train, 0.0).sum(axis=0)
-            mean = np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
+            train, observed, counts, mean = self._train_columns(name, idx)
             sq = np.where(observed, (train - mean) ** 2, 0.0).sum(axis=0)
             std = np.sqrt(np.divide(sq, counts - 1, out=np.zeros_like(sq), where=counts > 1))
             cont = self._continuous[name]
