@@ -692,7 +692,7 @@ class TableDataset(MultimodalDataset):
         """
         idx = self._train_index(train_indices)
         self.scale_mean, self.scale_std = {}, {}
-        for name, raw in self._raw.items():
+        for name in self._raw:
             train, observed, counts, mean = self._train_columns(name, idx)
             sq = np.where(observed, (train - mean) ** 2, 0.0).sum(axis=0)
             std = np.sqrt(np.divide(sq, counts - 1, out=np.zeros_like(sq), where=counts > 1))
