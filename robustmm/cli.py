@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from robustmm import __version__
+from robustmm.commands import require_new_folder
 from robustmm.errors import RobustMMError
 
 log = logging.getLogger("robustmm")
@@ -51,8 +52,7 @@ def cmd_synth_adni(args: argparse.Namespace) -> int:
     from robustmm.data.synth.adni import write_synthetic_adni
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise RobustMMError(f"--out {out} exists and is not empty; choose a new folder")
+    require_new_folder(out)
     write_synthetic_adni(out, args.subjects, args.seed, args.pet_missing, tuple(args.shape), progress=not args.quiet)
     print(f"wrote a synthetic ADNI-format cohort of {args.subjects} subjects to {out} (see {out / 'README.md'})")
     return 0

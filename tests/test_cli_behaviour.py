@@ -129,3 +129,20 @@ def test_filters_set_by_the_user_keep_precedence() -> None:
         with pytest.raises(RuntimeWarning):
             with warnings_to_log():
                 warnings.warn("must raise", RuntimeWarning)
+
+
+@pytest.mark.parametrize("command", [["data", "synth", "adni", "--subjects", "4"], ["data", "synth", "brats"],
+                                     ["data", "synth", "dispro"], ["data", "synth", "porpoise"]])
+def test_synth_refuses_an_output_that_is_a_file_or_a_non_empty_folder(command, tmp_path: Path, capsys) -> None:
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert main([*command, "--out", str(a_file)]) == 2
+    assert f"--out {a_file} is a file; choose a new folder" in capsys.readouterr().err
+    assert a_file.read_text() == "keep me"
+
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    (folder / "keep.txt").write_text("keep me")
+    assert main([*command, "--out", str(folder)]) == 2
+    assert f"--out {folder} exists and is not empty" in capsys.readouterr().err
+    assert [p.name for p in folder.iterdir()] == ["keep.txt"]

@@ -466,7 +466,7 @@ def test_cli_synth_dispro(tmp_path: Path, capsys: pytest.CaptureFixture) -> None
     ds = _load(out)
     assert len(ds) == 20 and ds.synthetic and int((~ds.natural_presence()["omics"]).sum()) == 2
     assert main(["data", "synth", "dispro", "--out", str(out)]) == 2  # never writes into a non-empty folder
-    assert "not an empty folder" in capsys.readouterr().err
+    assert "exists and is not empty" in capsys.readouterr().err
     assert main(["data", "synth", "dispro", "--out", str(tmp_path / "x"), "--wsi-missing", "0.8",
                  "--omics-missing", "0.5"]) == 2
 

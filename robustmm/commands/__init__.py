@@ -4,6 +4,9 @@ with ``register(sub, data, synth)`` (see ``robustmm.cli.command_modules``)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from robustmm.errors import RobustMMError
 
 
 def data_group(data: argparse._SubParsersAction, name: str, help: str) -> argparse._SubParsersAction:
@@ -14,3 +17,10 @@ def data_group(data: argparse._SubParsersAction, name: str, help: str) -> argpar
         parser = data.add_parser(name, help=help)
         return parser.add_subparsers(dest=f"{name}_kind", required=True)
     return next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+
+
+def require_new_folder(out: Path, option: str = "--out") -> None:
+    """Refuse an output folder that exists and is not empty (or is a file): nothing is overwritten."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        kind = "is a file" if not out.is_dir() else "exists and is not empty"
+        raise RobustMMError(f"{option} {out} {kind}; choose a new folder (nothing is overwritten)")

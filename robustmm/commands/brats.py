@@ -12,7 +12,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from robustmm.commands import data_group
+from robustmm.commands import data_group, require_new_folder
 from robustmm.errors import RobustMMError
 
 
@@ -20,8 +20,7 @@ def cmd_synth_brats(args: argparse.Namespace) -> int:
     from robustmm.data.synth.brats import write_synthetic_brats
 
     out = Path(args.out)
-    if out.exists() and any(out.iterdir()):
-        raise RobustMMError(f"--out {out} exists and is not empty; choose a new folder (nothing is overwritten)")
+    require_new_folder(out)
     try:
         write_synthetic_brats(out, n_cases=args.cases, shape=tuple(args.shape), seed=args.seed, naming=args.naming)
     except ValueError as exc:

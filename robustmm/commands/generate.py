@@ -103,6 +103,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.study}: generate writes PET for MRI + PET data (data.kind: adni); "
                           f"this study has data.kind: {cfg.data.kind}")
     out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise RobustMMError(f"--out {out} is a file; choose a new folder (nothing is overwritten)")
     if out.exists() and any(out.iterdir()) and not ((out / MANIFEST).is_file() or (out / "checkpoints").is_dir()):
         raise RobustMMError(f"--out {out} exists and holds other files; choose a new folder")
     mcfg = _pick_method(cfg, args.method)

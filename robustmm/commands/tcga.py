@@ -6,7 +6,7 @@ import argparse
 import json
 from pathlib import Path
 
-from robustmm.commands import data_group
+from robustmm.commands import data_group, require_new_folder
 from robustmm.errors import RobustMMError
 
 
@@ -23,16 +23,11 @@ def cmd_prepare_tcga(args: argparse.Namespace) -> int:
     return 0
 
 
-def _empty_target(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise RobustMMError(f"--out {out} exists and is not an empty folder; choose a new folder")
-
-
 def cmd_synth_dispro(args: argparse.Namespace) -> int:
     from robustmm.data.synth.tcga import write_synthetic_dispro
 
     out = Path(args.out)
-    _empty_target(out)
+    require_new_folder(out)
     try:
         write_synthetic_dispro(out, args.patients, args.folds, args.seed, args.wsi_dim, tuple(args.patches),
                                args.pathways, tuple(args.genes), args.wsi_missing, args.omics_missing)
@@ -47,7 +42,7 @@ def cmd_synth_porpoise(args: argparse.Namespace) -> int:
     from robustmm.data.synth.tcga import write_synthetic_porpoise
 
     out = Path(args.out)
-    _empty_target(out)
+    require_new_folder(out)
     path = write_synthetic_porpoise(out / f"tcga_{args.cohort}_all_clean.csv.zip", args.patients, args.seed,
                                     n_rnaseq=args.rnaseq, n_cnv=args.cnv, n_mut=args.mut,
                                     age_missing=args.age_missing)
