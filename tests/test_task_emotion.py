@@ -122,3 +122,27 @@ def test_mmsa_dataset_gives_networks_their_usual_head(tmp_path: Path) -> None:
         preds = task.outputs(net(batch)["logits"].detach())
         metrics = task.metrics({k: v.numpy() for k, v in preds.items()}, batch.target.numpy(), batch.meta)
         assert task.primary_metric in metrics
+
+
+@pytest.mark.parametrize("spec", [CLASS3, CLASS7, REGRESSION], ids=["class3", "class7", "regression"])
+def test_every_sentiment_metric_gets_bootstrap_replicates(spec) -> None:
+    """The report's intervals come from these replicates; each must equal the metric of its resample
+    (the parent task's vectorised bootstrap scores accuracy / mae instead and left every one NaN)."""
+    from robustmm.evaluate.runner import bootstrap_samples
+    from robustmm.methods.base import Predictions
+
+    rng = np.random.default_rng(0)
+    task = task_adapter(spec)
+    y = np.round(rng.uniform(-3, 3, 60) * 2) / 2
+    logits = rng.normal(size=(60, spec.num_classes)) if spec.kind == "multiclass" else y[:, None] + rng.normal(size=(60, 1))
+    target = np.clip(np.round(y), -3, 3).astype(int) + 3 if spec.num_classes == 7 else np.sign(y).astype(int) + 1
+    preds = Predictions(_outputs(task, logits.tolist()), target if spec.kind == "multiclass" else y,
+                        [f"u{i}" for i in range(60)], {"regression_label": y.tolist()}, np.ones(60, bool))
+    keep = np.arange(60)
+    boots = rng.integers(0, 60, size=(5, 60))
+    names = list(task.metrics(preds.outputs, preds.target, preds.meta))
+    samples = bootstrap_samples(task, preds, keep, boots, names)
+    for name in names:
+        expected = [task.metrics(preds.outputs, preds.target, preds.meta, keep[b])[name] for b in boots]
+        np.testing.assert_allclose(samples[name], expected, err_msg=name)
+        assert np.isfinite(samples[name]).all(), name

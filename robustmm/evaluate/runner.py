@@ -123,7 +123,7 @@ def bootstrap_samples(task: TaskAdapter, preds: Predictions, keep: np.ndarray, b
     form where it has one (see :meth:`TaskAdapter.bootstrap_metrics`), else one call per resample."""
     fast = getattr(task, "bootstrap_metrics", None)
     out = fast(preds.outputs, preds.target, preds.meta, keep, boots) if fast is not None else None
-    if out is None:
+    if out is None or not set(names) <= set(out):  # a fast path for other metrics would leave these NaN
         out = loop_bootstrap(task, preds.outputs, preds.target, preds.meta, keep, boots)
     return {k: np.asarray(out.get(k, np.full(len(boots), np.nan)), dtype=float) for k in names}
 

@@ -33,8 +33,17 @@ def _sentiment_scores(meta: dict[str, list], idx: np.ndarray) -> np.ndarray:
     return np.asarray(meta["regression_label"], dtype=np.float64)[idx]
 
 
+class _PerResampleBootstrap:
+    """The sentiment metrics have no vectorised bootstrap form, and the parent task's would score its own
+    metrics (accuracy, mae), not these: the evaluation computes them once per resample."""
+
+    def bootstrap_metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
+                          keep: np.ndarray, boots: np.ndarray) -> None:
+        return None
+
+
 @register_task("sentiment_regression")
-class SentimentRegressionTask(RegressionTask):
+class SentimentRegressionTask(_PerResampleBootstrap, RegressionTask):
     """Regression head on the sentiment score, scored with MMSA's regression metrics."""
 
     primary_metric = "Non0_acc_2"
@@ -45,7 +54,7 @@ class SentimentRegressionTask(RegressionTask):
         return emotion_metrics(outputs["pred"][idx], _sentiment_scores(meta, idx))
 
 
-class _SentimentClassTask(MulticlassTask):
+class _SentimentClassTask(_PerResampleBootstrap, MulticlassTask):
     num_sentiment_classes = 3
 
     def metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
