@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from pydantic import ValidationError
 
-from robustmm.config.loader import format_validation_error, to_plain
+from robustmm.config.loader import config_differences, describe_differences, format_validation_error, to_plain
 from robustmm.config.schema import StudyConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
@@ -107,9 +107,9 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
         saved = check_resumable(resume)
         saved.pop("run", None)
         if saved != resolved:
-            diff = sorted(k for k in set(saved) | set(resolved) if saved.get(k) != resolved.get(k))
             raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
-                                    f"(sections {diff}); resume with the same study and --set options")
+                                    f"({describe_differences(config_differences(saved, resolved))}); resume with "
+                                    "the same study and --set options")
         run_dir = Path(resume)
         for stale in remove_stale_tmp(run_dir):
             log.info("removed %s, left by an interrupted save", stale)

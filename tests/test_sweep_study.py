@@ -139,7 +139,7 @@ def test_bad_objective_scenario_stops_the_sweep_with_the_available_names(tiny_st
 
 
 @pytest.mark.slow
-def test_rerunning_a_finished_sweep_repeats_nothing(tiny_study: Path, tmp_path: Path) -> None:
+def test_rerunning_a_finished_sweep_repeats_nothing(tiny_study: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "again"
     args = ["sweep", str(tiny_study), "--out", str(out), "--quiet", "--set", "sweep.n_trials=2"]
     assert main(args) == 0
@@ -149,6 +149,10 @@ def test_rerunning_a_finished_sweep_repeats_nothing(tiny_study: Path, tmp_path: 
     assert main(args) == 0 and main(args + ["--final-only"]) == 0
     assert len(study.get_trials()) == 2 and final_log.read_text() == before
     assert main(args[:-1] + ["sweep.n_trials=3"]) == 0  # a larger budget runs only the difference
+    assert [t.number for t in study.get_trials()] == [0, 1, 2]
+    # a changed study would rank its trials against the others: refused, naming the key, nothing run
+    assert main(args[:-1] + ["sweep.n_trials=4", "--set", "training.epochs=3"]) == 2
+    assert "was started with another study (training.epochs: 4 -> 3)" in capsys.readouterr().err
     assert [t.number for t in study.get_trials()] == [0, 1, 2]
 
 

@@ -277,3 +277,26 @@ def _model_candidates(tp: Any) -> list[type[BaseModel]]:
 def to_plain(cfg: BaseModel) -> dict[str, Any]:
     """JSON/YAML-safe dict of a validated config (paths as strings, tuples as lists)."""
     return cfg.model_dump(mode="json")
+
+
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """Where two plain configs differ, as ``key.path: old -> new`` (values shortened), in key order."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: list[str] = []
+        for key in sorted(set(old) | set(new), key=str):
+            out += config_differences(old.get(key), new.get(key), f"{prefix}.{key}" if prefix else str(key))
+        return out
+    if old == new:
+        return []
+
+    def short(value: Any) -> str:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+
+    return [f"{prefix or '(whole config)'}: {short(old)} -> {short(new)}"]
+
+
+def describe_differences(differences: list[str], most: int = 4) -> str:
+    """The first ``most`` differences, joined, with a count of the rest."""
+    shown = "; ".join(differences[:most])
+    return shown + (f"; and {len(differences) - most} more" if len(differences) > most else "")

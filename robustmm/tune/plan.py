@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from robustmm.config.loader import to_plain, validate
+from robustmm.config.loader import config_differences, describe_differences, to_plain, validate
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import RunDirectoryError
 from robustmm.io import write_json_atomic, write_text_atomic
@@ -91,6 +91,7 @@ def claim_folder(plan: SweepPlan) -> bool:
                 f"sweep folder {plan.sweep_dir} belongs to study '{doc.get('study_name')}' in "
                 f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
                 "Give another --out, or the same --study-name and --storage to continue that sweep")
+        check_same_study(plan)
         return False
     if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
         raise RunDirectoryError(f"{plan.sweep_dir} exists and is not a sweep folder; give a new --out")
@@ -106,6 +107,31 @@ def claim_folder(plan: SweepPlan) -> bool:
         "objectives": plan.labels,
     })
     return True
+
+
+#: what a worker continuing a sweep may set differently: how many more trials and for how long
+CONTINUATION_KEYS = ("n_trials", "timeout")
+
+
+def check_same_study(plan: SweepPlan) -> None:
+    """A sweep folder is continued only with the study it started with (trials of two studies would be
+    ranked against each other); only the trial budget may change."""
+    path = plan.sweep_dir / BASE_CONFIG
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunDirectoryError(f"{path} cannot be read ({exc}); is {plan.sweep_dir} a sweep folder?") from None
+
+    def comparable(raw: dict[str, Any]) -> dict[str, Any]:
+        sweep = {k: v for k, v in (raw.get("sweep") or {}).items() if k not in CONTINUATION_KEYS}
+        return {**raw, "sweep": sweep}
+
+    differences = config_differences(comparable(saved or {}), comparable(to_plain(plan.cfg)))
+    if differences:
+        raise RunDirectoryError(
+            f"sweep folder {plan.sweep_dir} was started with another study ({describe_differences(differences)}); "
+            "continue it with the same study file and --set options (only --n-trials / --timeout may change), "
+            "or give a new --out")
 
 
 def release_folder(plan: SweepPlan) -> None:
