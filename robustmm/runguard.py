@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from robustmm.data.declared import declared_modalities
-from robustmm.errors import ConfigError, RobustMMError, RunDirectoryError
+from robustmm.errors import ConfigError, DataError, RobustMMError, RunDirectoryError
 from robustmm.names import check_label
 
 log = logging.getLogger("robustmm")
@@ -65,6 +65,10 @@ def check_before_data(cfg: Any) -> list[str] | None:
     from robustmm.engine.trainer import resolve_device
 
     resolve_device(cfg.training.device)  # 'cuda' without a GPU: said before a run folder exists
+    root = Path(cfg.data.root)
+    if cfg.data.synthetic is None and not root.exists():  # a fix that changes data.root could not --resume
+        raise DataError(f"data root {root} does not exist; set data.root (in the study file or with --set "
+                        "data.root=PATH) to your data, or give data.synthetic to create a synthetic cohort there")
     return None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
 
 
@@ -98,7 +102,11 @@ def failed_run(exc: BaseException, run_dir: Path, resumed: bool) -> None:
         if resumed or has_results:
             hint = (f" (the run folder {run_dir} is unchanged apart from its log; fix the problem and run the "
                     f"same command again)")
+        elif not any((Path(run_dir) / "checkpoints").glob("*")):
+            hint = (f" (the run stopped before training anything; its folder {run_dir} holds only its config and log "
+                    f"and can be removed; fix the problem and start again; details in {Path(run_dir) / 'log.txt'})")
         else:
-            hint = (f" (the run stopped; its folder {run_dir} holds no results and can be removed, or fix the "
-                    f"problem and continue it with --resume {run_dir}; details in {Path(run_dir) / 'log.txt'})")
+            hint = (f" (the run stopped; its folder {run_dir} holds no results and can be removed, or, when the fix "
+                    f"leaves the study unchanged, continue it with --resume {run_dir}; details in "
+                    f"{Path(run_dir) / 'log.txt'})")
         exc.args = (f"{exc.args[0]}{hint}", *exc.args[1:])

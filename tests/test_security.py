@@ -372,11 +372,18 @@ def test_files_get_the_users_umask_and_stale_tmp_files_are_removed(tmp_path: Pat
 
 def test_failed_run_logs_the_error_and_finished_run_is_not_rewritten(tiny_study: Path, tmp_path: Path,
                                                                      capsys) -> None:
-    failed = tmp_path / "failed"
-    line = one_error_line(capsys, ["run", str(tiny_study), "--out", str(failed), "--quiet",
+    never = tmp_path / "never"  # a data root that does not exist is said before a run folder exists
+    line = one_error_line(capsys, ["run", str(tiny_study), "--out", str(never), "--quiet", "--set", "data.synthetic=null",
                                    "--set", f"data.root={tmp_path / 'nowhere'}"])
-    assert "can be removed" in line and str(failed) in line
-    assert "does not exist" in (failed / "log.txt").read_text()
+    assert "nowhere does not exist; set data.root" in line and not never.exists()
+
+    failed = tmp_path / "failed"  # a root without the data fails after the folder exists: it is logged there
+    (tmp_path / "empty").mkdir()
+    line = one_error_line(capsys, ["run", str(tiny_study), "--out", str(failed), "--quiet", "--set", "data.synthetic=null",
+                                   "--set", f"data.root={tmp_path / 'empty'}"])
+    assert "stopped before training anything" in line and "can be removed" in line and str(failed) in line
+    assert "--resume" not in line  # fixing data.root changes the study, so it could not be resumed
+    assert "run failed" in (failed / "log.txt").read_text()
 
     out = tmp_path / "run"
     assert main(["run", str(tiny_study), "--out", str(out), "--quiet", "--set", "training.epochs=2"]) == 0

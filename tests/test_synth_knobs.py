@@ -180,8 +180,9 @@ def test_adni_marker_written_before_the_knobs_means_their_defaults(tmp_path: Pat
     (root / "SYNTHETIC_DATA.json").write_text(json.dumps(marker))
     check_synthetic_matches(root, {"version": adni.GENERATOR_VERSION, "pet_from_mri": 0.0, "pet_noise": 0.3},
                             defaults=adni.KNOB_DEFAULTS)
-    with pytest.raises(DataError):
-        check_synthetic_matches(root, {"pet_from_mri": 0.5}, defaults=adni.KNOB_DEFAULTS)
+    with pytest.raises(DataError, match=r"other arguments: pet_from_mri 0.0 \(study: 0.5\)\. Delete") as err:
+        check_synthetic_matches(root, {"pet_noise": 0.3, "pet_from_mri": 0.5}, defaults=adni.KNOB_DEFAULTS)
+    assert "pet_noise" not in str(err.value)  # only what differs is named
 
 
 def test_pet_from_mri_preset_loads() -> None:

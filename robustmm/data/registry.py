@@ -74,9 +74,9 @@ def check_synthetic_matches(root: Path, expected: dict[str, Any], defaults: dict
     defaults = defaults or {}
     found = {k: marker.get(k, defaults.get(k)) for k in expected}
     if found != expected:
-        raise DataError(f"{root} holds a synthetic cohort generated with {found}, but the study asks for "
-                        f"{expected}. Delete the folder (it is regenerated on the next run) or set data.root "
-                        "to another folder")
+        differ = ", ".join(f"{k} {found[k]!r} (study: {expected[k]!r})" for k in expected if found[k] != expected[k])
+        raise DataError(f"{root} holds a synthetic cohort generated with other arguments: {differ}. Delete the "
+                        "folder (it is regenerated on the next run) or set data.root to another folder")
 
 
 @register_data("adni")
