@@ -368,8 +368,12 @@ def test_cli_prepare_tcga_and_synth_porpoise(tmp_path: Path, capsys: pytest.Capt
     file = tmp_path / "dl" / "tcga_syn_all_clean.csv.zip"
     args = ["data", "prepare", "tcga", "--cohort", "syn", "--from", str(file), "--datasets", str(tmp_path / "ds")]
     assert main(args) == 0
-    assert "30 patients" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "30 patients" in out and "SYNTHETIC DATA" in out
     assert (tmp_path / "ds" / "tcga_syn" / file.name).read_bytes() == file.read_bytes()
+    # the prepared copy stays marked synthetic, so its checks and reports say so
+    assert main(["data", "check", "tcga_porpoise", str(tmp_path / "ds" / "tcga_syn"), "--option", "cohort=syn"]) == 0
+    assert "SYNTHETIC DATA" in capsys.readouterr().out
     assert main(args) == 0 and "already present" in capsys.readouterr().out
     assert main(["data", "prepare", "tcga", "--cohort", "blca", "--from", str(file)]) == 2
     assert "cohort" in capsys.readouterr().err

@@ -17,7 +17,8 @@ def cmd_prepare_tcga(args: argparse.Namespace) -> int:
     verb = "copied" if report["status"] == "copied" else "already present (identical)"
     print(f"TCGA-{report['cohort'].upper()}: {report['patients']} patients ({report['deaths']} deaths, "
           f"{report['censored']} censored), {report['slides']} slide rows; omics columns {report['columns']}")
-    print(f"{verb}: {report['path']}")
+    print(f"{verb}: {report['path']}" + (" (SYNTHETIC DATA: the generator's marker was copied with it)"
+                                         if report["synthetic"] else ""))
     print(f"use it with data.kind: tcga_porpoise, data.root: {Path(report['path']).parent}, "
           f"data.options.cohort: {report['cohort']}")
     return 0

@@ -45,9 +45,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustmm.config.loader import format_validation_error
 
-from robustmm.data.base import MultimodalDataset, TaskSpec
+from robustmm.data.base import SYNTHETIC_MARKER, MultimodalDataset, TaskSpec, synthetic_marker
 from robustmm.data.batch import ModalitySpec
-from robustmm.io import apply_umask, remove_stale_tmp
+from robustmm.io import apply_umask, remove_stale_tmp, write_json_atomic
 from robustmm.data.tables import (
     ColumnSelector,
     TableDataset,
@@ -260,6 +260,13 @@ def prepare_tcga(cohort: str, from_file: str | Path, datasets_dir: str | Path = 
             if os.path.exists(tmp):
                 os.unlink(tmp)
         status = "copied"
+    synthetic = synthetic_marker(src.parent)
+    if synthetic is not None:  # a generated table stays marked: every check and report must say SYNTHETIC DATA
+        kept = synthetic_marker(out_dir)
+        if kept is not None and kept != synthetic:
+            raise DataError(f"{out_dir / SYNTHETIC_MARKER} already exists and differs from {src.parent / SYNTHETIC_MARKER}; "
+                            "move or delete the existing folder first")
+        write_json_atomic(out_dir / SYNTHETIC_MARKER, synthetic)
     deaths = int((pd.to_numeric(patients["censorship"]) == 0).sum())
     report: dict[str, Any] = {
         "cohort": cohort,
@@ -271,6 +278,7 @@ def prepare_tcga(cohort: str, from_file: str | Path, datasets_dir: str | Path = 
         "censored": int(len(patients) - deaths),
         "columns": counts,
         "sha256": digest,
+        "synthetic": synthetic is not None,
     }
     info = out_dir / "PREPARED.json"
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".tmp_", suffix=".json")
