@@ -346,3 +346,17 @@ def test_token_modality_becomes_a_bag_of_ids_without_specials_or_masked_tokens()
     assert values[0, 7] == 1.0 and values[0, 9] == 0.0  # token 9 was masked; specials and padding never count
     assert values[1, 8] == 1.0 and values[1].sum() == 1.0
     assert observed[0].all() and observed[1].all() and not observed[2].any()  # absent -> unobserved
+
+
+def test_logistic_penalty_is_chosen_for_calibrated_probabilities_not_ranking_alone() -> None:
+    """Selecting C on AUC made every C that ranks alike tie, and the smallest won: probabilities near the
+    base rate, every subject predicted negative at threshold 0.5 (balanced accuracy 0.5 at AUC 0.9)."""
+    from robustmm.metrics.classification import binary_metrics
+
+    data = toy_data(ToyTables({"a": 1.0, "noise": 0.0}, n=400, seed=3, positive_rate=0.3))
+    method = make(data, "classical")
+    method.fit(data, trainer=None)
+    p = collect_predictions(method.predict, data, "test", torch.device("cpu"))
+    metrics = binary_metrics(np.asarray(p.target), p.outputs["score"], 0.5)
+    assert metrics["auc"] > 0.9 and metrics["balanced_accuracy"] > 0.8, metrics
+    assert float(np.std(p.outputs["score"])) > 0.2

@@ -322,10 +322,9 @@ class ClassicalModel:
         if present.size < 2:
             raise DataError(f"the classical logistic model needs two classes in the training split; counts {counts.tolist()}")
         folds = max(2, min(self.options.inner_folds, int(present.min())))
-        binary = self.task.task.num_classes == 2
         self.estimator = LogisticRegressionCV(Cs=self.options.penalties, cv=StratifiedKFold(folds, shuffle=True,
                                                                                         random_state=self.seed),
-                                              scoring="roc_auc" if binary else "neg_log_loss", max_iter=5000)
+                                              scoring="neg_log_loss", max_iter=5000)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             self.estimator.fit(x, y)
