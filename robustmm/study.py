@@ -266,7 +266,7 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
     for (method, scenario, metric), rows in keyed.items():
         values = np.array([r["value"] for r in rows if r["value"] is not None], dtype=float)
         mean = float(values.mean()) if values.size else None
-        low, high = t_interval(values, cfg.evaluation.confidence)
+        low, high = t_interval(values, cfg.evaluation.confidence, metric)
         drops = [r["drop"] for r in rows if r.get("drop") is not None]
         records.append({"method": method, "scenario": scenario, "group": rows[0]["group"], "rate": rows[0]["rate"],
                         "metric": metric, "value": mean,

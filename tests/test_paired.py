@@ -35,3 +35,22 @@ def test_one_pair_or_non_finite_pairs_give_no_verdict():
 def test_metric_direction_by_name():
     assert higher_is_better("auc") and higher_is_better("c_index") and higher_is_better("dice_wt")
     assert not higher_is_better("ibs") and not higher_is_better("hd95_tc") and not higher_is_better("mae")
+
+
+def test_two_pairs_or_identical_differences_give_no_verdict():
+    # two seeds whose AUC differences happen to be equal: a zero-width interval, not evidence
+    res = paired_difference([0.80, 0.70], [0.738, 0.638])
+    assert res.sd == pytest.approx(0.0, abs=1e-12) and res.verdict == UNCLEAR
+    assert paired_difference([0.9, 0.91], [0.1, 0.12]).verdict == UNCLEAR  # 2 pairs, 1 degree of freedom
+    assert paired_difference([0.9, 0.91, 0.92], [0.1, 0.12, 0.1]).verdict == BETTER
+
+
+def test_intervals_of_fractions_stay_in_the_unit_interval():
+    from robustmm.metrics.paired import is_fraction, t_interval
+
+    assert t_interval([0.2, 0.95], metric="auc") == (0.0, 1.0)
+    low, high = t_interval([0.2, 0.95])  # no metric named: the plain t-interval
+    assert low < 0 and high > 1
+    assert t_interval([0.5, 0.6, 0.55], metric="mae") == pytest.approx(t_interval([0.5, 0.6, 0.55]))
+    assert all(map(is_fraction, ["auc", "dice_wt", "Non0_acc_2", "Acc_7", "c_index", "balanced_accuracy"]))
+    assert not any(map(is_fraction, ["mae", "hd95_tc", "loss", "corr", "ibs_scaled"]))

@@ -206,7 +206,7 @@ def test_benchmark_table_cells() -> None:
     assert seed_runs.mean_sd([None]) == "n/a" and seed_runs.mean_sd([0.5]) == "0.500"
     d = seed_runs.paired([0.8, 0.9, 0.85], [0.7, 0.8, 0.8], "auc")
     assert seed_runs.paired_cell(d) == "+0.083 [+0.012, +0.155], 3/3, better"
-    assert seed_runs.paired([10.0, 9.0, 9.5], [8.0, 7.0, 7.5], "hd95_tc")["verdict"] == "worse"
+    assert seed_runs.paired([10.0, 9.0, 9.6], [8.0, 7.0, 7.5], "hd95_tc")["verdict"] == "worse"
     lines = seed_runs.paired_table({"mmanet - dropout_baseline": {"AUILC": d}})
     assert lines[0] == "| comparison | AUILC |" and "better" in lines[2]
 

@@ -126,7 +126,7 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
         v = values(key)
         finite = v[np.isfinite(v)]
         mean = float(finite.mean()) if finite.size else None
-        low, high = t_interval(finite, confidence)
+        low, high = t_interval(finite, confidence, metric)
         drops = [r["drop"] for r in rows.values() if r.get("drop") is not None]
         any_row = next(iter(rows.values()))
         records.append({"method": method, "scenario": scenario, "group": any_row["group"], "rate": any_row["rate"],

@@ -16,6 +16,12 @@ import numpy as np
 LOWER_IS_BETTER = frozenset({"ibs", "brier", "mae", "mse", "rmse", "hd95", "loss", "nll", "drop", "ece"})
 
 BETTER, WORSE, UNCLEAR = "better", "worse", "no clear difference"
+#: fewer pairs give no verdict: with 2 the t-interval has 1 degree of freedom, and 2 equal differences of a
+#: discrete metric (AUC on a few subjects) make a zero-width interval by coincidence
+MIN_PAIRS_FOR_VERDICT = 3
+#: metrics that are fractions (their mean over runs, and its interval, stay in [0, 1])
+FRACTIONS = frozenset({"auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "precision", "ppv",
+                       "npv", "f1", "macro_f1", "brier", "c_index", "dice", "ece"})
 
 
 def higher_is_better(metric: str) -> bool:
@@ -29,8 +35,16 @@ def worst_value(metric: str) -> float:
     return float("-inf") if higher_is_better(metric) else float("inf")
 
 
-def t_interval(values, confidence: float = 0.95) -> tuple[float | None, float | None]:
-    """Student-t interval on the mean of ``values`` (runs: seeds or folds); (None, None) below 2 values."""
+def is_fraction(metric: str) -> bool:
+    """Whether ``metric`` (by name; ``auc``, ``dice_wt``, ``Non0_acc_2``, ``Acc_7``...) lies in [0, 1]."""
+    base = metric.split(":")[0].split("@")[0].lower()
+    return (base in FRACTIONS or base.split("_")[0] in FRACTIONS
+            or base.startswith(("non0_", "has0_", "acc_", "f1_")))
+
+
+def t_interval(values, confidence: float = 0.95, metric: str | None = None) -> tuple[float | None, float | None]:
+    """Student-t interval on the mean of ``values`` (runs: seeds or folds); (None, None) below 2 values.
+    For a fraction ``metric`` the interval is cut to [0, 1] (a few runs give wide intervals)."""
     from scipy import stats
 
     x = np.asarray(values, dtype=float)
@@ -38,6 +52,8 @@ def t_interval(values, confidence: float = 0.95) -> tuple[float | None, float | 
         return None, None
     half = float(stats.t.ppf(0.5 + confidence / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size))
     mean = float(x.mean())
+    if metric is not None and is_fraction(metric):
+        return max(mean - half, 0.0), min(mean + half, 1.0)
     return mean - half, mean + half
 
 
@@ -62,7 +78,8 @@ def paired_difference(method, reference, higher_better: bool = True, confidence:
 
     The verdict is ``better``/``worse`` when the whole interval lies on one side of 0 (sides
     swapped for lower-is-better metrics) and ``no clear difference`` otherwise, including when
-    there are fewer than 2 finite pairs. Pairs with a non-finite value are dropped.
+    there are fewer than :data:`MIN_PAIRS_FOR_VERDICT` finite pairs or every pair differs by exactly
+    the same amount (a zero-width interval). Pairs with a non-finite value are dropped.
     """
     a = np.asarray(method, dtype=float)
     b = np.asarray(reference, dtype=float)
@@ -78,7 +95,9 @@ def paired_difference(method, reference, higher_better: bool = True, confidence:
         return PairedDifference(mean, float("nan"), float("nan"), float("nan"), n, agree, UNCLEAR)
     sd = float(d.std(ddof=1))
     low, high = t_interval(d, confidence)
-    if low > 0:
+    if n < MIN_PAIRS_FOR_VERDICT or sd == 0:
+        verdict = UNCLEAR
+    elif low > 0:
         verdict = BETTER if higher_better else WORSE
     elif high < 0:
         verdict = WORSE if higher_better else BETTER
