@@ -84,6 +84,14 @@ def test_overrides(tmp_path: Path) -> None:
         load_study(p, ["training.epochs"])
     with pytest.raises(ConfigError, match="not an index"):
         load_study(p, ["methods.3.fill=mean"])
+    # a problem an override made is said to come from the command line, not from the file
+    msg = str(pytest.raises(ConfigError, load_study, p, ["training.epoch=3"]).value)
+    assert "unknown key 'training.epoch'" in msg and "(from the command line: training.epoch=3)" in msg
+    msg = str(pytest.raises(ConfigError, load_study, p, ["data.volume_shape=[8, 8]"]).value)
+    assert "'data.volume_shape' has too few values: item 3 is missing (from the command line" in msg
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE + "training: {epoch: 3}\n"),
+                            ["training.epochs=2"]).value)
+    assert "unknown key 'training.epoch'" in msg and "command line" not in msg  # this one is in the file
 
 
 def test_method_options_are_validated_before_any_work(tmp_path: Path) -> None:

@@ -167,21 +167,36 @@ def load_study(
         if profile not in profiles:
             raise ConfigError(f"{path}: profile '{profile}' is not defined; profiles: {sorted(profiles) or 'none'}")
         raw = deep_merge(raw, profiles[profile])
+    origins = {}
     for text in overrides or []:
         keys, value = parse_override(text)
         apply_override(raw, keys, value)
+        origins[".".join(keys)] = text.strip()
     # data roots stay relative to the working directory, like every other CLI path
-    return validate(StudyConfig, raw, source=str(path))
+    return validate(StudyConfig, raw, source=str(path), origins=origins)
 
 
-def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: str = "") -> Any:
+def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: str = "",
+             origins: dict[str, str] | None = None) -> Any:
     try:
         return model.model_validate(raw)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, model, source, prefix)) from None
+        raise ConfigError(format_validation_error(err, model, source, prefix, origins)) from None
 
 
-def format_validation_error(err: ValidationError, model: type[BaseModel], source: str, prefix: str = "") -> str:
+def _origin(key: str, origins: dict[str, str]) -> str:
+    """Where the value at ``key`` came from when not from the file: the override whose key path is
+    ``key`` or encloses it (or lies inside it)."""
+    for path, text in origins.items():
+        if key == path or key.startswith(path + ".") or path.startswith(key + "."):
+            return f" (from the command line: {text})"
+    return ""
+
+
+def format_validation_error(err: ValidationError, model: type[BaseModel], source: str, prefix: str = "",
+                            origins: dict[str, str] | None = None) -> str:
+    """One line per problem, naming the key path; ``origins`` (key path -> ``key=value`` as given on the
+    command line) marks the problems an override caused, which the file itself does not contain."""
     lines = [f"{source}: invalid configuration"]
     for e in err.errors():
         loc = _display_loc(model, e["loc"])
@@ -192,13 +207,16 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             hint = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
             msg = f"unknown key '{key}'"
             msg += f"; did you mean '{hint[0]}'?" if hint else (f"; valid keys here: {sorted(valid)}" if valid else "")
+        elif kind == "missing" and loc and loc[-1].isdigit():  # a fixed-length list given too few items
+            parent = key.rsplit(".", 1)[0]
+            msg = f"'{parent}' has too few values: item {int(loc[-1]) + 1} is missing"
         elif kind == "missing":
             msg = f"missing required key '{key}'"
         else:
             got = e.get("input")
             shown = repr(got) if not isinstance(got, dict) else "a mapping"
             msg = f"'{key}': {e['msg']} (got {shown})"
-        lines.append("  - " + msg)
+        lines.append("  - " + msg + _origin(key, origins or {}))
     return "\n".join(lines)
 
 
