@@ -60,16 +60,17 @@ def declared_scenarios(cfg: Any) -> list | None:
 
 
 def check_before_data(cfg: Any) -> list[str] | None:
-    """Checks that need no data (the device; scenario modality names); returns the declared
-    modalities (or None when unknown)."""
+    """Checks that need no data (the device; scenario modality names; that the data root exists), all
+    said before a run folder exists; returns the declared modalities (or None when unknown)."""
     from robustmm.engine.trainer import resolve_device
 
-    resolve_device(cfg.training.device)  # 'cuda' without a GPU: said before a run folder exists
+    resolve_device(cfg.training.device)  # 'cuda' without a GPU
+    modalities = None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
     root = Path(cfg.data.root)
     if cfg.data.synthetic is None and not root.exists():  # a fix that changes data.root could not --resume
         raise DataError(f"data root {root} does not exist; set data.root (in the study file or with --set "
                         "data.root=PATH) to your data, or give data.synthetic to create a synthetic cohort there")
-    return None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
+    return modalities
 
 
 def finished_result(run_dir: Path) -> dict[str, Any] | None:

@@ -146,3 +146,20 @@ def test_synth_refuses_an_output_that_is_a_file_or_a_non_empty_folder(command, t
     assert main([*command, "--out", str(folder)]) == 2
     assert f"--out {folder} exists and is not empty" in capsys.readouterr().err
     assert [p.name for p in folder.iterdir()] == ["keep.txt"]
+
+
+def test_run_and_report_name_what_is_wrong_with_the_folder_given(tmp_path: Path, capsys) -> None:
+    study = str(REPO / "studies" / "adni_mci.yaml")
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    assert main(["run", study, "--out", str(a_file)]) == 2
+    err = capsys.readouterr().err
+    assert "is a file" in err and "--resume" not in err and a_file.read_text() == "keep me"
+    other = tmp_path / "other"
+    other.mkdir()
+    assert main(["run", study, "--out", str(other)]) == 2
+    assert "--resume" not in capsys.readouterr().err  # not a run folder: nothing to continue
+    assert main(["run", study, "--resume", str(tmp_path / "nowhere")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "nowhere")]) == 2
+    assert "no such folder; give a finished run folder (with metrics.json) or a sweep folder" in capsys.readouterr().err

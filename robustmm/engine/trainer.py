@@ -217,7 +217,7 @@ class Trainer:
             optimizer.load_state_dict(ckpt["optimizer"])
             scheduler.load_state_dict(ckpt["scheduler"])
             state.update({k: ckpt[k] for k in state if k in ckpt})
-            log.info("%s: resuming after epoch %d from %s", stage, state["epoch"] + 1, path)
+            log.info("%s: resuming after epoch %d (epochs count from 0) from %s", stage, state["epoch"], path)
 
         stopped = "epochs"
         first_epoch = state["epoch"] + 1

@@ -14,12 +14,15 @@ FOLDER_RENDERERS = {"sweep.json": "robustmm.tune.report:render_sweep_folder"}
 
 
 def rebuild_report(folder: Path) -> Path:
+    if not Path(folder).is_dir():
+        raise RunDirectoryError(f"{folder}: no such folder; give a finished run folder (with metrics.json) or a "
+                                "sweep folder")
     for marker, target in FOLDER_RENDERERS.items():
         if (Path(folder) / marker).is_file():
             module, function = target.split(":")
             return getattr(importlib.import_module(module), function)(Path(folder))
     metrics = Path(folder) / "metrics.json"
     if not metrics.is_file():
-        raise RunDirectoryError(f"{folder} has no metrics.json; give a finished run folder")
+        raise RunDirectoryError(f"{folder} has no metrics.json; give a finished run folder or a sweep folder")
     render(Path(folder), json.loads(metrics.read_text()))
     return Path(folder) / "report.html"

@@ -26,8 +26,10 @@ def new_run_dir(output_dir: Path, study: str, out: Path | None = None) -> Path:
     if out is not None:
         out = Path(out)
         if out.exists():
-            raise RunDirectoryError(f"--out {out} already exists; robustmm never overwrites a run. Choose a new "
-                                    f"folder, or continue that run with --resume {out}")
+            continue_it = (f", or continue that run with --resume {out}" if (out / CONFIG_FILE).is_file() else "")
+            what = "is a file" if not out.is_dir() else "already exists"
+            raise RunDirectoryError(f"--out {out} {what}; robustmm never overwrites anything. Choose a new "
+                                    f"folder{continue_it}")
         out.mkdir(parents=True)
         return out
     base = Path(output_dir) / study
@@ -45,6 +47,9 @@ def new_run_dir(output_dir: Path, study: str, out: Path | None = None) -> Path:
 def check_resumable(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     cfg = run_dir / CONFIG_FILE
+    if not run_dir.is_dir():
+        raise RunDirectoryError(f"--resume {run_dir}: no such folder; give the run folder to continue (its path was "
+                                "printed when the run started)")
     if not cfg.is_file():
         raise RunDirectoryError(f"--resume {run_dir}: no {CONFIG_FILE} there; is it a robustmm run folder?")
     return yaml.safe_load(cfg.read_text())
