@@ -217,6 +217,7 @@ def test_pattern_ensemble_trains_one_model_per_training_pattern() -> None:
     items = method.report_items()
     assert items["models"] == 4 and set(items["per_pattern"]) == {"+".join(p) for p in expected}
     assert items["training_seconds"] >= 0
+    assert method.deferred_training_seconds() == 0.0  # every model was trained in fit
 
 
 def test_pattern_ensemble_routes_each_sample_to_its_patterns_model_trained_once() -> None:
@@ -235,6 +236,9 @@ def test_pattern_ensemble_routes_each_sample_to_its_patterns_model_trained_once(
     costs = dict(method.costs)
     again = method.predict(mixed)
     assert method.costs == costs  # no model trained twice
+    # trained after fit, so timing.json adds them to the method's training time
+    assert method.deferred_training_seconds() == pytest.approx(sum(c["seconds"] for c in costs.values()))
+    assert all(c["deferred"] for c in costs.values())
     torch.testing.assert_close(out["score"], again["score"])
     ref = method.models[("b",)].predict(mixed.select(only_b))["score"]
     torch.testing.assert_close(out["score"][only_b], ref)

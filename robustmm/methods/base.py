@@ -111,6 +111,11 @@ class Method(ABC):
         with attached(self.modules() if self.reuses_encoder_outputs else [], cache) as used:
             yield used
 
+    def deferred_training_seconds(self) -> float:
+        """Training done after ``fit`` returned (e.g. models trained when the evaluation first needs them);
+        the run's timing.json adds it to the method's training time."""
+        return 0.0
+
     def to(self, device: torch.device) -> "Method":
         self.device = torch.device(device)
         for module in self.modules():

@@ -92,6 +92,7 @@ class PatternEnsemble(Method):
         self._data = None
         self._trainer = None
         self._means = None
+        self._fitting = False
 
     # ------------------------------------------------------------------ training
     def fit(self, data, trainer) -> None:
@@ -100,8 +101,16 @@ class PatternEnsemble(Method):
         if self.options.base == "network" and self.options.fill == "mean":
             self._means = input_means(data.loader("train"), data.modalities)
         if self.options.patterns == "training":
-            for pattern in self.training_patterns(data):
-                self.model_for(pattern)
+            self._fitting = True
+            try:
+                for pattern in self.training_patterns(data):
+                    self.model_for(pattern)
+            finally:
+                self._fitting = False
+
+    def deferred_training_seconds(self) -> float:
+        """Training time spent after ``fit``: models of patterns first met during the evaluation."""
+        return round(sum(c["seconds"] for c in self.costs.values() if c.get("deferred")), 2)
 
     def training_patterns(self, data) -> list[Pattern]:
         """Distinct natural availability patterns of the training subjects, most frequent first."""
@@ -172,7 +181,8 @@ class PatternEnsemble(Method):
         seconds = round(time.time() - t0, 2)
         self.models[pattern] = model
         self.costs[pattern] = {"training_subjects": int(len(view.splits.train)),
-                               "validation_subjects": int(len(view.splits.val)), "seconds": seconds}
+                               "validation_subjects": int(len(view.splits.val)), "seconds": seconds,
+                               "deferred": not self._fitting}
         log.info("pattern_ensemble: model %d for %s (%d training subjects, %.1f s)", len(self.models),
                  pattern_name(pattern), len(view.splits.train), seconds)
         return model
