@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
 from robustmm import __version__
-from robustmm.commands import require_new_folder
+from robustmm.commands import positive_int, require_new_folder, sigterm_interrupts
 from robustmm.errors import RobustMMError
 
 log = logging.getLogger("robustmm")
@@ -31,8 +32,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return launch_local(args.nproc, args)
     seeds = [f"seeds={args.seeds}"] if args.seeds else []  # "0-4" or "0,2,5": parsed by the schema
     cfg = load_study(args.study, [*args.set, *seeds], args.profile)
-    result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
-                       rewrite_results=args.rewrite_results)
+    with sigterm_interrupts():  # a killed run logs that it was interrupted and how to continue it
+        result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
+                           rewrite_results=args.rewrite_results)
     if result is None or not result.summary:  # a distributed rank other than 0: rank 0 prints the summary
         return 0
     print(result.summary)
@@ -107,12 +109,12 @@ def build_parser() -> argparse.ArgumentParser:
                           "mean ± sd over seeds with paired differences against evaluation.compare_to")
     run.add_argument("--rewrite-results", action="store_true",
                      help="with --resume on a finished run: evaluate again and rewrite its results")
-    run.add_argument("--nproc", type=int, metavar="N",
+    run.add_argument("--nproc", type=positive_int, metavar="N",
                      help="train with N processes on this machine (torchrun + DistributedDataParallel; one per GPU)")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="rebuild report.html of a run folder")
-    report.add_argument("folder", help="run folder (with metrics.json)")
+    report.add_argument("folder", help="a finished run folder (with metrics.json) or a sweep folder")
     report.set_defaults(func=cmd_report)
 
     data = sub.add_parser("data", help="create, prepare or convert data").add_subparsers(dest="data_command",
@@ -156,6 +158,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("robustmm: interrupted; continue with 'robustmm run STUDY --resume RUN_DIR'", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except BrokenPipeError:  # the output was piped into a reader that stopped (e.g. `| head`)
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that Python's flush at exit does not fail again
+        return 0
 
 
 if __name__ == "__main__":

@@ -91,3 +91,18 @@ def test_resume_refuses_a_different_study(tiny_study: Path, tmp_path: Path, caps
     (out / "config.yaml").write_text("name: other\n")
     assert run_cli(str(tiny_study), "--resume", str(out)) == 2
     assert "differs from the one that run started with" in capsys.readouterr().err
+
+
+def test_a_terminated_run_logs_how_to_continue(tiny_study: Path, tmp_path: Path) -> None:
+    """SIGTERM (a scheduler's kill, ``timeout``) is handled as Ctrl-C: the log says how to continue."""
+    out = tmp_path / "t"
+    proc = subprocess.Popen([sys.executable, "-m", "robustmm.cli", "run", str(tiny_study), "--out", str(out),
+                             "--quiet", "--set", "training.epochs=50"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None and not any((out / "checkpoints").rglob("*.pt")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "continue with --resume" in (out / "log.txt").read_text()

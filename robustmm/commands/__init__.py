@@ -4,7 +4,10 @@ with ``register(sub, data, synth)`` (see ``robustmm.cli.command_modules``)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 from pathlib import Path
+from typing import Iterator
 
 from robustmm.errors import RobustMMError
 
@@ -24,3 +27,25 @@ def require_new_folder(out: Path, option: str = "--out") -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         kind = "is a file" if not out.is_dir() else "exists and is not empty"
         raise RobustMMError(f"{option} {out} {kind}; choose a new folder (nothing is overwritten)")
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+    return value
+
+
+@contextlib.contextmanager
+def sigterm_interrupts() -> Iterator[None]:
+    """Within the block SIGTERM (a scheduler's kill, ``timeout``) raises KeyboardInterrupt, so the run or
+    sweep logs the interruption and says how to continue, as for Ctrl-C."""
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -4,25 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import sys
 from pathlib import Path
 
+from robustmm.commands import positive_int, sigterm_interrupts
 from robustmm.errors import RobustMMError
 
 STORAGE_ENV = "ROBUSTMM_SWEEP_STORAGE"
 EXIT_INTERRUPTED = 130
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
-    return value
-
-
-def _interrupt_on_sigterm(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -57,18 +48,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             detail = f": {trial.user_attrs['error']}"
         print(f"trial {trial.number} {trial.state.name.lower()}{detail}", flush=True)
 
-    previous = signal.signal(signal.SIGTERM, _interrupt_on_sigterm)
     try:
-        # the storage URL may hold a password: workers get it in their environment, not in argv
-        result = run_sweep(plan, workers=args.workers, worker_index=args.worker_index, final=not args.no_final,
-                           final_only=args.final_only, progress=not args.quiet, worker_command=worker_command,
-                           worker_env={STORAGE_ENV: plan.storage_url}, on_trial_end=show)
+        with sigterm_interrupts():
+            # the storage URL may hold a password: workers get it in their environment, not in argv
+            result = run_sweep(plan, workers=args.workers, worker_index=args.worker_index, final=not args.no_final,
+                               final_only=args.final_only, progress=not args.quiet, worker_command=worker_command,
+                               worker_env={STORAGE_ENV: plan.storage_url}, on_trial_end=show)
     except KeyboardInterrupt:
         print("robustmm: sweep interrupted; running trials were queued again. Continue with the same command.",
               file=sys.stderr)
         return EXIT_INTERRUPTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
     if args.no_final:
         return 0
     print(result.summary)
@@ -94,14 +83,14 @@ def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction,
                                    "and writes report.html in the sweep folder. Start the same command on any "
                                    "number of machines with one --storage to share the work.")
     p.add_argument("study", type=Path, help="study YAML file with a 'sweep:' section")
-    p.add_argument("--n-trials", type=_positive_int, help="trials in the whole sweep (all workers together)")
+    p.add_argument("--n-trials", type=positive_int, help="trials in the whole sweep (all workers together)")
     p.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
     p.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
                    help=f"Optuna storage shared by the workers: sqlite:///FILE, postgresql://USER@HOST/DB, "
                         f"mysql+pymysql://..., or journal:FILE (default: SQLite in the sweep folder; also "
                         f"read from ${STORAGE_ENV})")
     p.add_argument("--study-name", help="Optuna study name (default: sweep.study_name, else the study's name)")
-    p.add_argument("--workers", type=_positive_int, default=1, help="worker processes to start on this machine")
+    p.add_argument("--workers", type=positive_int, default=1, help="worker processes to start on this machine")
     p.add_argument("--out", type=Path, help="sweep folder (default: <output_dir>/<study>/sweeps/<study-name>)")
     p.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
                    help="override a config value (repeatable), e.g. --set sweep.heartbeat.interval=10")
