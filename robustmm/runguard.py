@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from robustmm.data.declared import declared_modalities
+from robustmm.data.registry import FILE_KINDS
 from robustmm.errors import ConfigError, DataError, RobustMMError, RunDirectoryError
 from robustmm.names import check_label
 
@@ -67,7 +68,8 @@ def check_before_data(cfg: Any) -> list[str] | None:
     resolve_device(cfg.training.device)  # 'cuda' without a GPU
     modalities = None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
     root = Path(cfg.data.root)
-    if cfg.data.synthetic is None and not root.exists():  # a fix that changes data.root could not --resume
+    if cfg.data.kind in FILE_KINDS and cfg.data.synthetic is None and not root.exists():
+        # said before the run folder exists: a fix that changes data.root could not --resume it
         raise DataError(f"data root {root} does not exist; set data.root (in the study file or with --set "
                         "data.root=PATH) to your data, or give data.synthetic to create a synthetic cohort there")
     return modalities

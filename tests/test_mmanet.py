@@ -320,7 +320,7 @@ def test_a_study_lists_complete_only_dropout_baseline_and_mmanet(tmp_path: Path,
     monkeypatch.setattr(study, "build_dataset", lambda cfg, progress=True: dataset)
     cfg = StudyConfig.model_validate({
         "name": "toy_mmanet", "seed": 0, "output_dir": str(tmp_path),
-        "data": {"kind": "table", "root": "in-memory"},
+        "data": {"kind": "table", "root": str(tmp_path)},  # build_dataset is replaced: nothing is read
         "model": small_model().model_dump(), "training": small_training(4).model_dump(),
         "methods": [{"name": "complete_only"}, {"name": "dropout_baseline"},
                     {"name": "mmanet", "warmup_epochs": 2}],

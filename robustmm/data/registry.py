@@ -31,6 +31,10 @@ _LAZY = {
 }
 
 
+#: the built-in data kinds, each read from files under data.root (a kind registered by a user may not be)
+FILE_KINDS = frozenset({"adni", *_LAZY})
+
+
 def build_dataset(cfg: Any, progress: bool = True) -> MultimodalDataset:
     if cfg.kind not in _BUILDERS and cfg.kind in _LAZY:
         import importlib
