@@ -7,6 +7,7 @@ message and exit with status 2, without a traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
@@ -20,6 +21,7 @@ log = logging.getLogger("robustmm")
 
 EXIT_USER_ERROR = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, as a shell reports it
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -32,7 +34,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         return launch_local(args.nproc, args)
     seeds = [f"seeds={args.seeds}"] if args.seeds else []  # "0-4" or "0,2,5": parsed by the schema
     cfg = load_study(args.study, [*args.set, *seeds], args.profile)
-    with sigterm_interrupts():  # a killed run logs that it was interrupted and how to continue it
+    # a killed run logs that it was interrupted and how to continue it; torchrun's ranks are stopped by torchrun
+    # (a rank blocked in a collective could not act on it)
+    from robustmm.engine.distributed import launched_by_torchrun
+
+    with contextlib.nullcontext() if launched_by_torchrun() else sigterm_interrupts():
         result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
                            rewrite_results=args.rewrite_results)
     if result is None or not result.summary:  # a distributed rank other than 0: rank 0 prints the summary
@@ -158,10 +164,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("robustmm: interrupted; continue with 'robustmm run STUDY --resume RUN_DIR'", file=sys.stderr)
         return EXIT_INTERRUPTED
-    except BrokenPipeError:  # the output was piped into a reader that stopped (e.g. `| head`)
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())  # so that Python's flush at exit does not fail again
-        return 0
+    except BrokenPipeError:
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:  # our output was piped into a reader that stopped (e.g. `| head`)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # so that Python's flush at exit does not fail again
+            return EXIT_BROKEN_PIPE
+        raise  # another pipe broke (a worker, a socket): a real error
 
 
 if __name__ == "__main__":

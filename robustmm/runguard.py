@@ -105,7 +105,7 @@ def failed_run(exc: BaseException, run_dir: Path, resumed: bool) -> None:
         if resumed or has_results:
             hint = (f" (the run folder {run_dir} is unchanged apart from its log; fix the problem and run the "
                     f"same command again)")
-        elif not any((Path(run_dir) / "checkpoints").glob("*")):
+        elif not any(Path(run_dir).rglob("checkpoints/*")):  # fold_<k>/ and seed_<s>/ runs have their own
             hint = (f" (the run stopped before training anything; its folder {run_dir} holds only its config and log "
                     f"and can be removed; fix the problem and start again; details in {Path(run_dir) / 'log.txt'})")
         else:

@@ -92,6 +92,9 @@ def test_overrides(tmp_path: Path) -> None:
     msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE + "training: {epoch: 3}\n"),
                             ["training.epochs=2"]).value)
     assert "unknown key 'training.epoch'" in msg and "command line" not in msg  # this one is in the file
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE.replace("kind: adni", "kind: adnii")),
+                            ["data.root=/elsewhere"]).value)
+    assert "command line" not in msg  # the kind is the file's; an override below it did not cause it
 
 
 def test_method_options_are_validated_before_any_work(tmp_path: Path) -> None:

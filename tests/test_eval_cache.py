@@ -118,3 +118,34 @@ def test_feature_mask_change_reencodes_only_that_modality() -> None:
             assert torch.allclose(got, want, atol=1e-6)
     assert cache.calls["mri"] == 1 and cache.rows["mri"] == n
     assert cache.calls["tab"] == 3
+
+
+def test_absent_rows_of_different_lengths_do_not_share_an_encoded_mean_input() -> None:
+    """Mean fill: an absent sequence row is the mean input, but its encoder pools over the row's own
+    valid positions, so two absent rows of different lengths must not share one cached output."""
+    from robustmm.data.base import TaskSpec
+    from robustmm.data.batch import Batch, ModalitySpec
+    from robustmm.config.schema import ModelConfig
+    from robustmm.models.cache import EncoderCache
+    from robustmm.models.network import MultimodalNet
+
+    specs = {"audio": ModalitySpec("audio", "sequence", (8, 3)), "tab": ModalitySpec("tab", "table", (4,))}
+    cfg = ModelConfig.model_validate({"embed_dim": 8, "trunk_hidden": 8})
+    torch.manual_seed(0)
+    net = MultimodalNet(specs, TaskSpec(kind="binary", num_classes=2), cfg, fill="mean").eval()
+    net.fill.set_means({"audio": torch.randn(8, 3), "tab": torch.randn(4)})
+    n = 4
+    valid = torch.zeros(n, 8, dtype=torch.bool)
+    for i, length in enumerate((6, 2, 6, 8)):
+        valid[i, :length] = True
+    batch = Batch(inputs={"audio": torch.randn(n, 8, 3), "tab": torch.randn(n, 4)},
+                  present={"audio": torch.zeros(n, dtype=torch.bool), "tab": torch.ones(n, dtype=torch.bool)},
+                  valid={"audio": valid}, target=torch.zeros(n, dtype=torch.long),
+                  meta={"subject": [f"s{i}" for i in range(n)]})
+    with torch.no_grad():
+        want = net(batch)["logits"]
+        cache = EncoderCache()
+        net.use_encoder_cache(cache)
+        got = net(batch)["logits"]
+    torch.testing.assert_close(got, want)
+    assert cache.rows["audio"] == 3  # lengths 6, 2 and 8; the second length-6 row reuses the first

@@ -54,3 +54,9 @@ def test_intervals_of_fractions_stay_in_the_unit_interval():
     assert t_interval([0.5, 0.6, 0.55], metric="mae") == pytest.approx(t_interval([0.5, 0.6, 0.55]))
     assert all(map(is_fraction, ["auc", "dice_wt", "Non0_acc_2", "Acc_7", "c_index", "balanced_accuracy"]))
     assert not any(map(is_fraction, ["mae", "hd95_tc", "loss", "corr", "ibs_scaled"]))
+
+
+def test_differences_equal_up_to_rounding_give_no_verdict():
+    # 0.80 - 0.738, 0.70 - 0.638, 0.90 - 0.838 differ only in the last bits of a float
+    res = paired_difference([0.80, 0.70, 0.90], [0.738, 0.638, 0.838])
+    assert res.n == 3 and res.verdict == UNCLEAR

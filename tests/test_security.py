@@ -385,6 +385,16 @@ def test_failed_run_logs_the_error_and_finished_run_is_not_rewritten(tiny_study:
     assert "--resume" not in line  # fixing data.root changes the study, so it could not be resumed
     assert "run failed" in (failed / "log.txt").read_text()
 
+    from robustmm.errors import DataError
+    from robustmm.runguard import failed_run
+
+    folds = tmp_path / "cv"  # a cross-validation run whose first fold trained keeps its checkpoints
+    (folds / "fold_0" / "checkpoints" / "dropout_baseline").mkdir(parents=True)
+    (folds / "fold_0" / "checkpoints" / "dropout_baseline" / "dropout_baseline.pt").write_bytes(b"x")
+    error = DataError("fold 1 failed")
+    failed_run(error, folds, resumed=False)
+    assert "before training anything" not in str(error) and f"--resume {folds}" in str(error)
+
     out = tmp_path / "run"
     assert main(["run", str(tiny_study), "--out", str(out), "--quiet", "--set", "training.epochs=2"]) == 0
     capsys.readouterr()

@@ -106,6 +106,16 @@ def test_prepare_tcga(tmp_path: Path, porpoise_file: Path) -> None:
     assert not list((datasets / "tcga_syn").glob(".tmp_*"))
 
 
+def test_prepare_tcga_keeps_only_the_marker_that_describes_the_file(tmp_path: Path) -> None:
+    src = write_synthetic_porpoise(tmp_path / "dl" / "tcga_syn_all_clean.csv.zip", n_patients=30, seed=1)
+    marker = json.loads((src.parent / "SYNTHETIC_DATA.json").read_text())
+    assert prepare_tcga("syn", src, tmp_path / "a")["synthetic"]
+    # the same folder's marker describing another file says nothing about this one
+    (src.parent / "SYNTHETIC_DATA.json").write_text(json.dumps({**marker, "file": "tcga_other_all_clean.csv.zip"}))
+    report = prepare_tcga("syn", src, tmp_path / "b")
+    assert not report["synthetic"] and not (tmp_path / "b" / "tcga_syn" / "SYNTHETIC_DATA.json").exists()
+
+
 # ------------------------------------------------------------------------------------------------
 # DisPro layout
 

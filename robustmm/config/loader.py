@@ -186,9 +186,9 @@ def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: s
 
 def _origin(key: str, origins: dict[str, str]) -> str:
     """Where the value at ``key`` came from when not from the file: the override whose key path is
-    ``key`` or encloses it (or lies inside it)."""
+    ``key`` or encloses it."""
     for path, text in origins.items():
-        if key == path or key.startswith(path + ".") or path.startswith(key + "."):
+        if key == path or key.startswith(path + "."):
             return f" (from the command line: {text})"
     return ""
 

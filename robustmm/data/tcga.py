@@ -261,6 +261,8 @@ def prepare_tcga(cohort: str, from_file: str | Path, datasets_dir: str | Path = 
                 os.unlink(tmp)
         status = "copied"
     synthetic = synthetic_marker(src.parent)
+    if synthetic is not None and synthetic.get("file") not in (None, src.name):
+        synthetic = None  # the marker describes another file of that folder
     if synthetic is not None:  # a generated table stays marked: every check and report must say SYNTHETIC DATA
         kept = synthetic_marker(out_dir)
         if kept is not None and kept != synthetic:

@@ -44,7 +44,8 @@ class SupervisedModule(nn.Module):
     """
 
     validates_under_scenarios = True  # training.selection.scenarios (robustmm.engine.selection)
-    #: built only by _SingleNetworkMethod: one MultimodalNet whose encoders never see the availability pattern
+    #: one MultimodalNet whose encoders never see the availability pattern (the single-network methods,
+    #: pattern_ensemble's per-pattern networks)
     reuses_encoder_outputs = True
 
     def __init__(self, net: nn.Module, task: TaskAdapter, context: MethodContext,

@@ -95,7 +95,7 @@ def paired_difference(method, reference, higher_better: bool = True, confidence:
         return PairedDifference(mean, float("nan"), float("nan"), float("nan"), n, agree, UNCLEAR)
     sd = float(d.std(ddof=1))
     low, high = t_interval(d, confidence)
-    if n < MIN_PAIRS_FOR_VERDICT or sd == 0:
+    if n < MIN_PAIRS_FOR_VERDICT or float(np.ptp(d)) <= 1e-9 * max(1.0, abs(mean)):  # equal up to rounding
         verdict = UNCLEAR
     elif low > 0:
         verdict = BETTER if higher_better else WORSE

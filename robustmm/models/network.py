@@ -152,16 +152,18 @@ class MultimodalNet(nn.Module):
     def _cache_keys(self, m: str, batch: Batch, rows: Tensor, present: Tensor) -> list[tuple]:
         # the encoder input of a row is a function of the subject's raw input, whether the modality
         # is present and its feature mask; an absent row under mean fill is the (subject-free) mean
-        # input, except for token ids, which keep the subject's ids with [UNK] in every position
+        # input, except for token ids, which keep the subject's ids with [UNK] in every position; the
+        # encoders of sequences and bags also read the row's valid-position mask, so it is in the key
         subjects = batch.meta["subject"]
         mask = batch.feature_mask.get(m)
+        valid = batch.valid.get(m) if self.specs[m].kind in ("sequence", "bag") else None  # tables ignore it
         token = self.specs[m].kind == "tokens"
         keys = []
         for r, p in zip(rows.tolist(), present[rows].tolist()):
             if p or token:
                 keys.append(self.encoder_cache.row_key(m, str(subjects[r]), p, None if mask is None else mask[r]))
             else:
-                keys.append(self.encoder_cache.row_key(m, None, False, None))
+                keys.append(self.encoder_cache.row_key(m, None, False, None if valid is None else valid[r]))
         return [(id(self), *k) for k in keys]  # one namespace per network (a teacher has its own)
 
     def fuse(self, feats: dict[str, Tensor], present: dict[str, Tensor]) -> Tensor:

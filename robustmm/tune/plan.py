@@ -109,8 +109,10 @@ def claim_folder(plan: SweepPlan) -> bool:
     return True
 
 
-#: what a worker continuing a sweep may set differently: how many more trials and for how long
-CONTINUATION_KEYS = ("n_trials", "timeout")
+#: what a worker continuing a sweep may set differently: the trial budget, and where and how this worker
+#: runs (its storage URL, which may carry a password, is checked through the folder's marker instead)
+CONTINUATION_KEYS = {"sweep": ("n_trials", "timeout", "heartbeat", "storage", "study_name", "output_dir"),
+                     "training": ("device", "threads", "num_workers")}
 
 
 def check_same_study(plan: SweepPlan) -> None:
@@ -123,14 +125,15 @@ def check_same_study(plan: SweepPlan) -> None:
         raise RunDirectoryError(f"{path} cannot be read ({exc}); is {plan.sweep_dir} a sweep folder?") from None
 
     def comparable(raw: dict[str, Any]) -> dict[str, Any]:
-        sweep = {k: v for k, v in (raw.get("sweep") or {}).items() if k not in CONTINUATION_KEYS}
-        return {**raw, "sweep": sweep}
+        return {**raw, **{section: {k: v for k, v in (raw.get(section) or {}).items() if k not in keys}
+                          for section, keys in CONTINUATION_KEYS.items()}}
 
     differences = config_differences(comparable(saved or {}), comparable(to_plain(plan.cfg)))
     if differences:
         raise RunDirectoryError(
             f"sweep folder {plan.sweep_dir} was started with another study ({describe_differences(differences)}); "
-            "continue it with the same study file and --set options (only --n-trials / --timeout may change), "
+            "continue it with the same study file and --set options (only the trial budget and where this worker "
+            "runs may change), "
             "or give a new --out")
 
 
