@@ -120,7 +120,7 @@ def markdown(doc: dict) -> str:
                       f"{ens['mean_training_seconds']:.1f} s of training per fold (mean)."]
         sel = summary.get("classical_selection")
         if sel:
-            lines += [f"classical penalty chosen per fold (l1 ratio, alpha, inner-CV C-index): "
+            lines += ["classical penalty chosen per fold (l1 ratio, alpha, inner-CV C-index): "
                       + "; ".join(f"{s['l1_ratio']}, {s['alpha']:.3g}, {s['inner_cv_c_index']:.3f}" for s in sel)]
         lines.append("")
     lines += [f"Command: `{doc['command']}`; {doc['environment']}."]

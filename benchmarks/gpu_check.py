@@ -96,7 +96,6 @@ class BankDataset(MultimodalDataset):
 
 
 def data_module(dataset, train: int, val: int, test: int, batch_size: int, workers: int, device: torch.device):
-    from robustmm.config.schema import SplitConfig
     from robustmm.data.datamodule import DataModule, Splits
 
     dm = DataModule.__new__(DataModule)

@@ -32,8 +32,8 @@ def test_help_and_config_validation_import_no_torch() -> None:
     helps = ("for argv in (['--help'], ['run', '--help'], ['data', 'synth', 'brats', '--help'], "
              "['data', 'check', 'adni', '--help'], ['sweep', '--help'], ['generate', '--help']):\n"
              "    try:\n        main(argv)\n    except SystemExit:\n        pass")
-    assert _loaded_after(f"from robustmm.cli import main\nimport io, contextlib\n"
-                         f"with contextlib.redirect_stdout(io.StringIO()):\n"
+    assert _loaded_after("from robustmm.cli import main\nimport io, contextlib\n"
+                         "with contextlib.redirect_stdout(io.StringIO()):\n"
                          + "\n".join("    " + line for line in helps.splitlines())) == []
     assert _loaded_after("from robustmm.config import load_study\nload_study('studies/adni_mci.yaml', [], None)\n"
                          "load_study('studies/brats_missing.yaml', [], None)") == []

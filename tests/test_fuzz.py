@@ -8,7 +8,6 @@ generated study files and >= 200 mutated tables, derandomized (the same examples
 from __future__ import annotations
 
 import copy
-import io
 import math
 import string
 from pathlib import Path

@@ -1,4 +1,4 @@
-import sys, numpy as np, torch
+import sys, torch
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); torch.set_num_threads(1)
 from load import load
 cfg, data, d = load()

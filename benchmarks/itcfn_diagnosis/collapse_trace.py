@@ -1,4 +1,4 @@
-import sys, time, numpy as np, torch, torch.nn.functional as F
+import sys, torch, torch.nn.functional as F
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); torch.set_num_threads(1); torch.manual_seed(0)
 from load import load
 from robustmm.methods.itcfn.generator import PetGenerator

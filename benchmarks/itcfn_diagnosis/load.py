@@ -1,4 +1,4 @@
-import sys, numpy as np, torch
+import sys, numpy as np
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parents[2]))
 from robustmm.config import load_study
 from robustmm.data.registry import build_dataset

@@ -1,4 +1,4 @@
-import sys, time, numpy as np, torch, torch.nn.functional as F
+import sys, numpy as np, torch, torch.nn.functional as F
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); torch.set_num_threads(1)
 from load import load
 rho = int(sys.argv[1]) if len(sys.argv) > 1 else 1

@@ -37,6 +37,5 @@ sign = torch.from_numpy(np.sign(corr.reshape(tr["pet"].shape[1:])))
 print("n mask voxels", int(mask.sum()), "of", mask.numel())
 print("template MAE in mask", float((template - te["pet"])[:, mask].abs().mean()), "ideal MAE in mask", float((p - te["pet"])[:, mask].abs().mean()))
 # distance between MRI c-blob and PET signal voxels (voxel grid)
-import numpy.linalg as la
 mi = np.argwhere(cm.reshape(tr["mri"].shape[1:]) > 0.3).mean(0); pi = np.argwhere(np.abs(corr.reshape(tr["pet"].shape[1:])) > 0.3)
 print("MRI c-blob centre", mi, "PET signal voxels extent", pi.min(0), pi.max(0), "centre", pi.mean(0))

@@ -9,7 +9,6 @@ from pathlib import Path
 import nibabel as nib
 import numpy as np
 import torch
-from monai.data import MetaTensor
 from monai.transforms import Compose, EnsureChannelFirst, Orientation, Resize, ScaleIntensityRangePercentiles
 
 from robustmm.errors import DataError
