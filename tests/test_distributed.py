@@ -70,3 +70,30 @@ def test_two_process_gloo_run_matches_one_process(tiny_study: Path, tmp_path: Pa
     assert r3.returncode == 0, r3.stderr[-3000:]
     c = {(r["method"], r["scenario"], r["metric"]): r["value"] for r in json.loads((two / "metrics.json").read_text())["records"]}
     assert c == b
+
+
+def test_the_launcher_passes_sigterm_on_and_waits_for_the_ranks(tmp_path: Path) -> None:
+    """`robustmm run --nproc N` killed with SIGTERM: torchrun gets it (and stops its ranks) before the
+    launcher returns, instead of the launcher dying and leaving the ranks training."""
+    import signal
+    import threading
+    import time
+
+    from robustmm.engine.distributed import run_forwarding_sigterm
+
+    started = tmp_path / "started"
+    child = ("import signal, sys, time, pathlib\n"
+             "signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))\n"
+             f"pathlib.Path({str(started)!r}).touch()\n"
+             "time.sleep(60)\n")
+
+    def terminate_when_started() -> None:
+        deadline = time.time() + 30
+        while not started.exists() and time.time() < deadline:
+            time.sleep(0.02)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=terminate_when_started, daemon=True).start()
+    before = signal.getsignal(signal.SIGTERM)
+    assert run_forwarding_sigterm([sys.executable, "-c", child]) == 7
+    assert signal.getsignal(signal.SIGTERM) is before

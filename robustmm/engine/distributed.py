@@ -222,7 +222,6 @@ def wrap(module: nn.Module, device: torch.device) -> nn.Module:
 
 def launch_local(nproc: int, args: Any) -> int:
     """``robustmm run --nproc N``: the same command under ``torchrun --standalone`` with N processes."""
-    import subprocess
     import sys
 
     if launched_by_torchrun():
@@ -239,4 +238,22 @@ def launch_local(nproc: int, args: Any) -> int:
     for flag in ("quiet", "rewrite_results"):
         if getattr(args, flag, False):
             cmd.append("--" + flag.replace("_", "-"))
-    return subprocess.call(cmd)
+    return run_forwarding_sigterm(cmd)
+
+
+def run_forwarding_sigterm(cmd: list[str]) -> int:
+    """Run ``cmd`` and return its exit code; a SIGTERM sent to this process is passed on to it (torchrun
+    passes it to its ranks) and waited for, so killing the launcher never leaves ranks training behind."""
+    import signal
+    import subprocess
+
+    proc = subprocess.Popen(cmd)
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
+    try:
+        while True:
+            try:
+                return proc.wait()
+            except KeyboardInterrupt:  # Ctrl-C reached the whole process group: let the child stop first
+                continue
+    finally:
+        signal.signal(signal.SIGTERM, previous)
