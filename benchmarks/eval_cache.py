@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
+from seed_runs import default_study_data  # noqa: E402  (after sys.path gets the repository)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -40,8 +42,6 @@ def main() -> None:
 
     from robustmm.config.loader import load_study
     from robustmm.config.schema import MethodConfig
-    from robustmm.data.datamodule import DataModule
-    from robustmm.data.registry import build_dataset
     from robustmm.evaluate.runner import evaluate
     from robustmm.methods import create_method
     from robustmm.methods.base import MethodContext
@@ -50,9 +50,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_root or Path(tmp) / "adni_synth"
-        cfg = load_study(ROOT / "studies" / "adni_mci.yaml",
-                         [f"data.root={root}", f"data.synthetic.subjects={args.subjects}", "evaluation.bootstrap=0"])
-        data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, cfg.training.batch_size, 0)
+        cfg, data = default_study_data(root, args.subjects, "evaluation.bootstrap=0")
         scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
         methods = {}
         for name in ("complete_only", "dropout_baseline"):

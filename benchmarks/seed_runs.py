@@ -183,3 +183,15 @@ def run_study_seed(study: Path, seed: int, parse_run: Callable[[Path], dict], *o
     started = time.time()
     result = run_study(load_study(study, overrides=sets), progress=False, evaluate_split=split)
     return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1), **parse_run(result.run_dir)}
+
+
+def default_study_data(root: Path, subjects: int, *overrides: str):
+    """The default ADNI study (``studies/adni_mci.yaml``) with its synthetic cohort of ``subjects`` under
+    ``root`` (generated on first use) and ``overrides``: the resolved study and its data module."""
+    from robustmm.config.loader import load_study
+    from robustmm.data.datamodule import DataModule
+    from robustmm.data.registry import build_dataset
+
+    study = Path(__file__).resolve().parents[1] / "studies" / "adni_mci.yaml"
+    cfg = load_study(study, [f"data.root={root}", f"data.synthetic.subjects={subjects}", *overrides])
+    return cfg, DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, cfg.training.batch_size, 0)

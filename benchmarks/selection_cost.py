@@ -29,6 +29,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+
+from seed_runs import default_study_data  # noqa: E402  (after sys.path gets the repository)
 MODES = ("natural", "scenarios_shared", "scenarios_unshared")
 
 
@@ -41,10 +43,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from robustmm.config.loader import load_study
     from robustmm.config.schema import MethodConfig
-    from robustmm.data.datamodule import DataModule
-    from robustmm.data.registry import build_dataset
     from robustmm.engine.selection import validation_scenarios
     from robustmm.engine.trainer import Trainer
     from robustmm.methods import create_method
@@ -54,10 +53,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         root = args.data_root or Path(tmp) / "adni_synth"
-        cfg = load_study(ROOT / "studies" / "adni_mci.yaml",
-                         [f"data.root={root}", f"data.synthetic.subjects={args.subjects}",
-                          f"training.epochs={args.epochs}", "training.threads=1"])
-        data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, cfg.training.batch_size, 0)
+        cfg, data = default_study_data(root, args.subjects, f"training.epochs={args.epochs}", "training.threads=1")
         evaluation = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
         every = validation_scenarios("evaluation", evaluation, data)
 
