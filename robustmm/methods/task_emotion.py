@@ -13,7 +13,8 @@ network builds its usual head, and names one of these adapters for loss and metr
 Every metric is computed against the raw sentiment score that the loader puts in
 ``meta["regression_label"]`` (``Non0`` drops exactly the samples whose score is 0, which class
 indices alone cannot tell for 7 classes). Definitions: :mod:`robustmm.metrics.emotion`. The
-evaluation runner adds AUILC over every rate grid for every metric.
+evaluation runner adds AUILC over every rate grid for every metric, and bootstraps these metrics once
+per resample (the parent tasks' vectorised bootstrap scores their own metrics, so the runner falls back).
 """
 
 from __future__ import annotations
@@ -33,17 +34,8 @@ def _sentiment_scores(meta: dict[str, list], idx: np.ndarray) -> np.ndarray:
     return np.asarray(meta["regression_label"], dtype=np.float64)[idx]
 
 
-class _PerResampleBootstrap:
-    """The sentiment metrics have no vectorised bootstrap form, and the parent task's would score its own
-    metrics (accuracy, mae), not these: the evaluation computes them once per resample."""
-
-    def bootstrap_metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
-                          keep: np.ndarray, boots: np.ndarray) -> None:
-        return None
-
-
 @register_task("sentiment_regression")
-class SentimentRegressionTask(_PerResampleBootstrap, RegressionTask):
+class SentimentRegressionTask(RegressionTask):
     """Regression head on the sentiment score, scored with MMSA's regression metrics."""
 
     primary_metric = "Non0_acc_2"
@@ -54,7 +46,7 @@ class SentimentRegressionTask(_PerResampleBootstrap, RegressionTask):
         return emotion_metrics(outputs["pred"][idx], _sentiment_scores(meta, idx))
 
 
-class _SentimentClassTask(_PerResampleBootstrap, MulticlassTask):
+class _SentimentClassTask(MulticlassTask):
     num_sentiment_classes = 3
 
     def metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
