@@ -178,6 +178,21 @@ def test_flags_single_class_zero_width_and_small_n() -> None:
     assert notes[("b", "g@0.5", "acc")] == "same value at every rate"
 
 
+def test_glossary_explains_every_reported_metric_by_its_own_entry() -> None:
+    from robustmm.metrics.emotion import HIGHER_IS_BETTER
+
+    reported = [*HIGHER_IS_BETTER, "auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1",
+                "brier", "c_index", "td_auc", "ibs", "dice_wt", "hd95_et"]
+    text = dict(story.glossary(reported))
+    assert set(reported) <= set(text)
+    # the sentiment pairs are binary, not "accuracy over classes", and Non0 says it scores fewer than n
+    assert "non-neutral subjects only" in text["Non0_acc_2"] and "fewer than n" in text["Non0_F1"]
+    assert text["Has0_acc_2"].startswith("negative vs non-negative")
+    assert text["Non0_acc_2_polar"].startswith("as Non0_acc_2,")
+    assert "sentiment classes" in text["Acc_7"] and "neutral" in text["F1_3"]
+    assert "positive class" in text["f1"] and "lower is better" in text["brier"]
+
+
 def test_comparison_from_seeds_renders_verdicts() -> None:
     records = [{**_rec(m, "natural", "auc", v, v - 0.1, v + 0.1, 104), "sd": 0.02} for m, v in (("base", 0.7),
                                                                                               ("new", 0.75))]

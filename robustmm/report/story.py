@@ -29,6 +29,8 @@ GLOSSARY = {
     "sensitivity": "fraction of positives (e.g. converters) predicted positive (recall)",
     "specificity": "fraction of negatives predicted negative",
     "f1": "harmonic mean of precision and sensitivity for the positive class",
+    "brier": "mean squared difference between the predicted probability and the outcome (0 or 1); lower is better, "
+             "0.25 = always predicting 0.5 (a calibration measure: it moves when only the scores' scale moves)",
     "macro_f1": "F1 averaged over classes",
     "c_index": "Harrell's concordance between the predicted risk and the observed time to event: the chance that, "
                "of two comparable subjects, the one with the event first has the higher risk; 0.5 = chance. In a "
@@ -39,9 +41,19 @@ GLOSSARY = {
     "corr": "Pearson correlation between prediction and truth",
     "dice": "overlap of predicted and true region, 2|A∩B|/(|A|+|B|); 1 = perfect",
     "hd95": "95th percentile of the surface distance between predicted and true region (voxels/mm); lower is better",
-    "acc_2": "binary (positive vs negative sentiment) accuracy",
+    "non0_acc_2": "positive vs negative sentiment accuracy over the non-neutral subjects only (truly neutral ones are "
+                  "not scored, so fewer than n count); for a classification head a predicted neutral is wrong",
+    "non0_f1": "weighted F1 of positive vs negative sentiment over the non-neutral subjects only (fewer than n count)",
+    "non0_acc_2_polar": "as Non0_acc_2, but the best negative score is compared with the best positive one, so a "
+                        "non-neutral subject always gets a polar answer",
+    "non0_f1_polar": "as Non0_F1, with the polar answer of Non0_acc_2_polar",
+    "has0_acc_2": "negative vs non-negative sentiment accuracy over every subject (neutral counts as non-negative)",
+    "has0_f1": "weighted F1 of negative vs non-negative sentiment over every subject",
+    "has0_acc_2_argmax": "as Has0_acc_2, but the predicted class is non-negative when the top class is neutral or "
+                         "positive",
+    "has0_f1_argmax": "as Has0_F1, with the prediction of Has0_acc_2_argmax",
     "acc_": "accuracy over sentiment classes (the number says how many)",
-    "f1_": "F1 score (weighted over classes)",
+    "f1_3": "F1 over the negative / neutral / positive sentiment classes (weighted by class frequency)",
 }
 
 TERMS = [
@@ -67,8 +79,9 @@ def glossary(metrics: list[str]) -> list[tuple[str, str]]:
     for m in metrics:
         key = m.lower()
         text = GLOSSARY.get(key)
-        if text is None:
-            text = next((v for k, v in GLOSSARY.items() if key.startswith(k) or (k in key and k.endswith("_"))), None)
+        if text is None:  # the most specific entry: a prefix (c_index_...), or a family such as "acc_" inside the name
+            matches = [k for k in GLOSSARY if key.startswith(k) or (k in key and k.endswith("_"))]
+            text = GLOSSARY[max(matches, key=len)] if matches else None
         if text is None and "dice" in key:
             text = GLOSSARY["dice"]
         if text is None and "hd95" in key:
