@@ -193,6 +193,20 @@ def test_glossary_explains_every_reported_metric_by_its_own_entry() -> None:
     assert "positive class" in text["f1"] and "lower is better" in text["brier"]
 
 
+def test_oracle_section_names_its_sample_sizes_and_splits_region_ceilings_into_columns() -> None:
+    from robustmm.data.synth.oracle import summary
+    from robustmm.report.html import data_section
+
+    adni = data_section({"oracle": summary("auc", "logistic regression", {"mri": 0.7, "mri+pet": 0.8}, 5000, 0,
+                                           "a note")})
+    assert "fitted on 5000 simulated subjects and scored on 5000 others" in adni and "None" not in adni
+    assert "<td>mri+pet</td><td>0.8</td><td>5000</td>" in adni and "not a bound on every model" in adni
+    brats = data_section({"oracle": {"metric": "dice", "model": "linear discriminant analysis", "voxels_fit": 900,
+                                     "voxels_scored": 900, "ceilings": {"flair": {"WT": 0.8, "TC": 0.3, "ET": 0.2}}}})
+    assert "<th>subset</th><th>WT</th><th>TC</th><th>ET</th><th>n</th>" in brats
+    assert "<td>flair</td><td>0.8</td><td>0.3</td><td>0.2</td><td>900</td>" in brats and "900 simulated voxels" in brats
+
+
 def test_comparison_from_seeds_renders_verdicts() -> None:
     records = [{**_rec(m, "natural", "auc", v, v - 0.1, v + 0.1, 104), "sd": 0.02} for m, v in (("base", 0.7),
                                                                                               ("new", 0.75))]
