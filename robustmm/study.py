@@ -29,7 +29,7 @@ from robustmm.engine.fingerprint import study_hash
 from robustmm.engine.selection import validation_scenarios
 from robustmm.engine.trainer import Trainer, TrainerCallback, resolve_device, stable_seed
 from robustmm.errors import ConfigError, RunDirectoryError
-from robustmm.evaluate.runner import evaluate
+from robustmm.evaluate.runner import evaluate, skipped_anywhere
 from robustmm.io import remove_stale_tmp, write_json_atomic, write_text_atomic
 from robustmm.methods import create_method
 from robustmm.methods.base import Method, MethodContext, method_class
@@ -216,7 +216,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         sections += method.report_sections(data, run_dir / "plots")
     selection = {k: selection[k] for k in fitted}  # shown by the report (robustmm.report.repeats)
     doc = {"study": cfg.name, "split": evaluate_split, "synthetic": synthetic, "primary_metric": task.primary_metric,
-           "confidence": cfg.evaluation.confidence, "records": records,
+           "confidence": cfg.evaluation.confidence, "records": records, "skipped_scenarios": evaluation.skipped,
            "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
            "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections],
            "availability": scenario_availability(scenarios, data, evaluate_split,
@@ -280,7 +280,8 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
     doc = {"study": cfg.name, "synthetic": folds[0].synthetic, "primary_metric": first["primary_metric"],
            "confidence": cfg.evaluation.confidence, "cross_validation": {"folds": len(folds),
                                 "ci": f"{cfg.evaluation.confidence:.0%} t-interval over fold means"},
-           "records": records, "methods": first.get("methods", {}), "data": first.get("data", {}),
+           "records": records, "skipped_scenarios": skipped_anywhere(fold_docs),
+           "methods": first.get("methods", {}), "data": first.get("data", {}),
            "selection": {f"fold_{k}": d.get("selection", {}) for k, d in enumerate(fold_docs)},
            "availability": merge_availability([d.get("availability", {}) for d in fold_docs])}
     summary = _write_outputs(run_dir, cfg, doc)

@@ -277,8 +277,20 @@ def test_headline_for_rate_grids_without_a_modality_and_for_subsets() -> None:
     subsets = [_rec("a", s, "dice_mean", v, v - 0.1, v + 0.1, 40, "subsets") for s, v in
                (("flair", 0.5), ("t1", 0.3), ("flair+t1", 0.6))]
     head = story.headline({"records": subsets, "primary_metric": "dice_mean"})
-    assert head.text == ("dice_mean of a (best mean over 3 modality subsets): 0.60 [0.50, 0.70] under flair+t1 "
-                         "(n = 40), 0.30 [0.20, 0.40] under t1 (n = 40).")
+    assert head.text == ("dice_mean, mean over 3 modality subsets: a 0.47. a per subset: 0.60 [0.50, 0.70] under "
+                         "flair+t1 (n = 40) to 0.30 [0.20, 0.40] under t1 (n = 40).")
+    # a second method: how far behind it is subset by subset, and the subsets left out
+    subsets += [_rec("b", s, "dice_mean", v, v - 0.1, v + 0.1, 40, "subsets") for s, v in
+                (("flair", 0.35), ("t1", 0.25), ("flair+t1", 0.55))]
+    head = story.headline({"records": subsets, "primary_metric": "dice_mean",
+                           "skipped_scenarios": [{"scenario": "t2", "group": "subsets"}]})
+    assert head.text.startswith("dice_mean, mean over 3 modality subsets (1 more had no evaluable subject): a 0.47, "
+                                "the highest of 2 methods; next b 0.38, inside a's CI on 2 of the 3 subsets. ")
+    paired = {"records": [{"method": "a", "reference": "b", "scenario": s, "metric": "dice_mean", "mean": d,
+                           "ci_low": d - 0.1 + (v == "better") * 0.09, "ci_high": d + 0.1, "verdict": v}
+                          for s, d, v in (("flair", 0.15, "better"), ("t1", 0.05, "no clear difference"))]}
+    head = story.headline({"records": subsets, "primary_metric": "dice_mean", "paired": paired})
+    assert "next b 0.38; paired over seeds a is better on 1 of the 3 subsets. " in head.text
     mae = [_rec(m, "natural", "mae", v, v - 0.1, v + 0.1, 50) for m, v in (("a", 0.9), ("b", 0.7))]
     assert story.headline({"records": mae, "primary_metric": "mae"}).text.startswith(
         "MAE on natural: 0.70 [0.60, 0.80] (n = 50) — b, the best of 2 methods")  # lower is better

@@ -10,7 +10,7 @@ every record also carries its drop from the complete-data reference scenario.
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -58,6 +58,18 @@ class Evaluation:
     records: list[MetricRecord]
     #: method -> predictions under the complete-data reference scenario (for task figures)
     reference: dict[str, Predictions]
+    #: scenarios left out because no subject of the split could be evaluated under them
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def skipped_anywhere(docs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The scenarios skipped in any of several runs' metrics documents (folds or seeds), each with
+    the number of runs that skipped it (``in``) out of ``of``."""
+    out: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        for s in doc.get("skipped_scenarios") or []:
+            out.setdefault(s["scenario"], {**s, "in": 0, "of": len(docs)})["in"] += 1
+    return list(out.values())
 
 
 def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios: list[Scenario],
@@ -69,6 +81,7 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
     reference: dict[str, Predictions] = {}
     alpha = (1 - cfg.confidence) / 2
     records: list[MetricRecord] = []
+    skipped: list[dict[str, str]] = []
     replicates: dict[tuple[str, str], dict[str, np.ndarray]] = {}
     use_cache = getattr(cfg, "encoder_cache", True)
     batches = SplitBatches(data, split) if use_cache else None
@@ -84,7 +97,9 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
                 reference[method_id] = preds
             keep = np.flatnonzero(preds.evaluable)
             if keep.size == 0:
-                log.warning("scenario %s: no evaluable test subject, skipped", scenario.name)
+                log.warning("scenario %s: no evaluable %s subject, skipped", scenario.name, split)
+                if not any(k["scenario"] == scenario.name for k in skipped):
+                    skipped.append({"scenario": scenario.name, "group": scenario.group})
                 continue
             point = task.metrics(preds.outputs, preds.target, preds.meta, keep)
             # seeded by the evaluable subjects: identical resamples for every method and every rate
@@ -102,7 +117,7 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
                  {k: dict(c.calls) for k, c in caches.items() if c.calls} or "by no method")
     _add_drops(records, ref)
     records += _auilc_records(records, replicates, scenarios, alpha)
-    return Evaluation(records, reference)
+    return Evaluation(records, reference, skipped)
 
 
 def predict_scenario(method: Method, task: TaskAdapter, data: Any, split: str, scenario: Scenario, seed: int,

@@ -28,6 +28,7 @@ import numpy as np
 
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import RunDirectoryError
+from robustmm.evaluate.runner import skipped_anywhere
 from robustmm.metrics.paired import higher_is_better, paired_difference, t_interval
 
 log = logging.getLogger("robustmm")
@@ -141,7 +142,7 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
            "primary_metric": first["primary_metric"], "confidence": confidence,
            "seeds": {"seeds": seeds, "ci": f"{confidence:.0%} t-interval over seed means",
                      "folders": [f"seed_{s}" for s in seeds]},
-           "records": records,
+           "records": records, "skipped_scenarios": skipped_anywhere(list(docs.values())),
            "paired": {"reference": reference, "confidence": confidence,
                       "difference": "method - reference, per seed; verdict from the t-interval over seeds",
                       "records": paired},

@@ -318,7 +318,7 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
     split = doc.get("split", "test")
     cv = doc.get("cross_validation")
     head = story.headline(doc)
-    flag_lines, notes = story.flags(records)
+    flag_lines, notes = story.flags(records, doc.get("skipped_scenarios"))
     title = f"robustmm study: {doc.get('study', '')}"
     ci = story.ci_label(doc) or "percentile bootstrap over subjects, paired across methods"
     parts = [HEAD.format(title=e(title), style=STYLE)]

@@ -50,5 +50,7 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
         config_text = config_path.read_text() if config_path.is_file() else ""
         html_report.write_report(run_dir / "report.html", doc, headline_figure, figures, config_text)
     summary += "\n\n" + head.text
+    if (skipped := story.skipped_text(doc.get("skipped_scenarios"))) is not None:
+        summary += "\n" + skipped
     write_text_atomic(run_dir / "summary.txt", summary + "\n")
     return summary

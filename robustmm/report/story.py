@@ -241,21 +241,46 @@ def headline(doc: dict[str, Any]) -> Headline:
         return Headline(text, [low, high], group, modality)
     subsets = [r for r in rows if r.get("group") == "subsets"]
     if len({r["scenario"] for r in subsets}) > 1:
-        by_method: dict[str, list[dict]] = {}
-        for r in subsets:
-            by_method.setdefault(r["method"], []).append(r)
-        sign = 1 if higher_is_better(metric) else -1
-        method = max(by_method, key=lambda m: sign * sum(r["value"] for r in by_method[m]) / len(by_method[m]))
-        mine = sorted(by_method[method], key=lambda r: sign * r["value"])
-        worst, best = mine[0], mine[-1]
-        return Headline(f"{label} of {method} (best mean over {len(mine)} modality subsets): "
-                        f"{fmt_ci(best, 2)} under {best['scenario']} (n = {best['n']}), "
-                        f"{fmt_ci(worst, 2)} under {worst['scenario']} (n = {worst['n']}).", [best, worst])
+        return _subsets_headline(doc, subsets, metric, label)
     scenario = rows[0]["scenario"]
     candidates = [r for r in rows if r["scenario"] == scenario]
     best = _best(candidates, metric)
     return Headline(f"{label} on {scenario}: {fmt_ci(best, 2)} (n = {best['n']}) — {best['method']}"
                     + (f", the best of {len(candidates)} methods." if len(candidates) > 1 else "."), [best])
+
+
+def _subsets_headline(doc: dict[str, Any], subsets: list[dict], metric: str, label: str) -> Headline:
+    """The method with the best mean over the modality subsets, how far the next one is behind it
+    subset by subset, and the winner's best and worst subset."""
+    by_method: dict[str, dict[str, dict]] = {}
+    for r in subsets:
+        by_method.setdefault(r["method"], {})[r["scenario"]] = r
+    sign = 1 if higher_is_better(metric) else -1
+    means = {m: sum(r["value"] for r in rows.values()) / len(rows) for m, rows in by_method.items()}
+    ranked = sorted(means, key=lambda m: -sign * means[m])
+    method, mine = ranked[0], by_method[ranked[0]]
+    skipped = [s for s in doc.get("skipped_scenarios") or [] if s.get("group") == "subsets"]
+    over = f"{len(mine)} modality subsets" + (f" ({len(skipped)} more had no evaluable subject)" if skipped else "")
+    text = f"{label}, mean over {over}: {method} {means[method]:.2f}"
+    if len(ranked) > 1:
+        runner = ranked[1]
+        shared = [s for s in mine if s in by_method[runner]]
+        pairs = {(p["method"], p["reference"]) for p in (doc.get("paired") or {}).get("records") or []}
+        best_word = "highest" if sign > 0 else "lowest"
+        text += f", the {best_word} of {len(ranked)} methods; next {runner} {means[runner]:.2f}"
+        if {(method, runner), (runner, method)} & pairs:  # the seeds' paired differences decide
+            apart = [s for s in shared if _paired_verdict(doc, mine[s], by_method[runner][s]) is not None]
+            text += f"; paired over seeds {method} is better on {len(apart) or 'none'} of the {len(shared)} subsets"
+        else:
+            inside = [s for s in shared if mine[s].get("ci_low") is not None
+                      and mine[s]["ci_low"] <= by_method[runner][s]["value"] <= mine[s]["ci_high"]]
+            text += (f", inside {method}'s CI on every subset" if len(inside) == len(shared) else
+                     f", inside {method}'s CI on {len(inside)} of the {len(shared)} subsets")
+    order = sorted(mine.values(), key=lambda r: sign * r["value"])
+    worst, best = order[0], order[-1]
+    text += (f". {method} per subset: {fmt_ci(best, 2)} under {best['scenario']} (n = {best['n']}) to "
+             f"{fmt_ci(worst, 2)} under {worst['scenario']} (n = {worst['n']}).")
+    return Headline(text, [best, worst])
 
 
 # ------------------------------------------------------------------ flags
@@ -267,10 +292,21 @@ def _note(notes: dict, key: tuple, text: str) -> None:
     notes[key] = f"{notes[key]}; {text}" if key in notes else text
 
 
-def flags(records: list[dict[str, Any]]) -> tuple[list[str], dict[tuple[str, str, str], str]]:
-    """Plain-language warnings and, per (method, scenario, metric), a short cell note."""
+def skipped_text(skipped: list[dict[str, Any]] | None) -> str | None:
+    """One sentence naming the scenarios that no subject could be evaluated under (None if none)."""
+    if not skipped:
+        return None
+    names = [s["scenario"] + (f" (in {s['in']} of {s['of']} runs)" if s.get("of", 1) > 1 else "") for s in skipped]
+    return (f"No evaluable subject under {len(names)} scenario(s), left out of every table, mean and plot: "
+            f"{', '.join(names[:8])}{' …' if len(names) > 8 else ''} (every subject lacks a modality they need).")
+
+
+def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = None
+          ) -> tuple[list[str], dict[tuple[str, str, str], str]]:
+    """Plain-language warnings and, per (method, scenario, metric), a short cell note; ``skipped``:
+    the document's ``skipped_scenarios``."""
     notes: dict[tuple[str, str, str], str] = {}
-    lines: list[str] = []
+    lines: list[str] = [text] if (text := skipped_text(skipped)) else []
     by_cell: dict[tuple[str, str], dict[str, dict]] = {}
     for r in records:
         by_cell.setdefault((r["method"], r["scenario"]), {})[r["metric"]] = r
