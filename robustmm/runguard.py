@@ -57,7 +57,28 @@ def declared_scenarios(cfg: Any) -> list | None:
     scenarios = built("evaluation.scenarios", cfg.evaluation.scenarios)
     if isinstance(cfg.training.selection.scenarios, list):
         built("training.selection.scenarios", cfg.training.selection.scenarios)
+    check_method_scenarios(cfg, modalities)
     return scenarios
+
+
+def check_method_scenarios(cfg: Any, modalities: list[str] | dict) -> None:
+    """Build every scenario among the methods' options (training dropout, pattern scenarios) against
+    the data's modality names, or, given their specs (a dict), their kinds too; ConfigError with the
+    option's key path when one cannot be built."""
+    from robustmm.config.schema import ScenarioBase
+    from robustmm.methods.base import method_class
+    from robustmm.missing.scenarios import build_scenarios
+
+    for i, m in enumerate(cfg.methods):
+        options = method_class(m.name).Options.model_validate(m.options)
+        for field in type(options).model_fields:
+            value = getattr(options, field)
+            for scenario in value if isinstance(value, list) else [value]:
+                if isinstance(scenario, ScenarioBase):
+                    try:
+                        build_scenarios([scenario], modalities)
+                    except ValueError as exc:
+                        raise ConfigError(f"methods.{i}.{field} (method '{m.run_id}'): {exc}") from None
 
 
 def check_before_data(cfg: Any) -> list[str] | None:

@@ -43,7 +43,8 @@ from robustmm.report.datainfo import describe_splits, merge_availability, scenar
 from robustmm.report.render import render
 from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
 from robustmm.report.tables import metrics_csv
-from robustmm.runguard import check_before_data, check_modality_names, failed_run, finished_result
+from robustmm.runguard import (check_before_data, check_method_scenarios, check_modality_names, failed_run,
+                               finished_result)
 
 log = logging.getLogger("robustmm")
 
@@ -173,10 +174,11 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     synthetic = bool(dataset.synthetic)
     check_modality_names(list(data.modalities), f"data (kind {cfg.data.kind})")
     try:
-        scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
+        scenarios = build_scenarios(cfg.evaluation.scenarios, dict(data.modalities))  # kinds checked too
     except ValueError as exc:
         raise ConfigError(f"evaluation.scenarios: {exc}") from None
     selection_scenarios = validation_scenarios(cfg.training.selection.scenarios, scenarios, data)
+    check_method_scenarios(cfg, dict(data.modalities))
 
     fitted: dict[str, Method] = {}
     by_name: dict[str, Method] = {}

@@ -229,3 +229,22 @@ def test_rmfm_on_an_mmsa_file_keeps_special_tokens(tmp_path: Path) -> None:
         out = RMFM(rate_value=1.0).apply(batch, ds.modalities, seed=0)
         ids = torch.from_numpy(np.concatenate([ds.token_ids(s) for s in ("train", "val", "test")]))
         assert torch.equal(out.feature_mask["text"], (ids == CLS) | (ids == SEP)), mode
+
+
+def test_feature_scenarios_are_refused_on_data_without_positions() -> None:
+    from robustmm.config.schema import TemporalBlockScenario
+
+    volumes = {m: ModalitySpec(m, "volume", (1, 8, 8, 8)) for m in ("flair", "t1")}
+    rmfm = RMFMScenario(kind="rmfm", rates=[0.5])
+    block = TemporalBlockScenario(kind="temporal_block", rates=[0.5])
+    with pytest.raises(ValueError, match="no modality of these data has positions to drop"):
+        build_scenarios([rmfm], volumes)  # on volumes it would change nothing
+    with pytest.raises(ValueError, match="temporal_block drops time steps .* these data have none"):
+        build_scenarios([block], volumes)
+    with pytest.raises(ValueError, match=r"\['clinical'\] are not sequences or tokens"):
+        build_scenarios([TemporalBlockScenario(kind="temporal_block", rates=[0.5], modalities=["clinical"])],
+                        {**SPECS, "clinical": ModalitySpec("clinical", "table", (4,))})
+    # names only (before the data are read): no kind check; with table columns or sequences: fine
+    assert len(build_scenarios([rmfm, block], list(volumes))) == 2
+    assert len(build_scenarios([rmfm], {**volumes, "clinical": ModalitySpec("clinical", "table", (4,))})) == 1
+    assert len(build_scenarios([rmfm, block], SPECS)) == 2

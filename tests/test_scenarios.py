@@ -215,3 +215,25 @@ def test_build_scenarios_expands_grids_and_validates_names() -> None:
         build_scenario(RandomModalityScenario(kind="random_modality", rates=[0.1, 0.2]), mods)
     assert isinstance(build_scenario(RMFMScenario(kind="rmfm", training=True), mods), RMFM)
     assert isinstance(build_scenario(TemporalBlockScenario(kind="temporal_block", rate=0.2), mods), TemporalBlock)
+
+
+def test_a_method_dropout_naming_an_unknown_modality_is_refused_before_any_folder(tmp_path) -> None:
+    from robustmm.config.loader import load_study
+    from robustmm.errors import ConfigError
+    from robustmm.runguard import check_before_data
+
+    path = tmp_path / "study.yaml"
+    study = f"""
+name: dropcheck
+data: {{kind: adni, root: {tmp_path}}}
+methods:
+  - name: complete_only
+  - name: dropout_baseline
+    dropout: {{kind: subset, modalities: [mri, dwi]}}
+"""
+    path.write_text(study)
+    with pytest.raises(ConfigError, match=r"methods\.1\.dropout \(method 'dropout_baseline'\): scenarios name "
+                                          r"modalities \['dwi'\]"):
+        check_before_data(load_study(path))
+    path.write_text(study.replace("mri, dwi", "mri, pet"))
+    check_before_data(load_study(path))

@@ -161,7 +161,7 @@ class ModelConfig(Section):
 
 
 # --------------------------------------------------------------------------- missing scenarios
-class _ScenarioBase(Section):
+class ScenarioBase(Section):
     name: str | None = None
 
     @field_validator("name")
@@ -175,20 +175,20 @@ class _ScenarioBase(Section):
                              "'rates' (a list of values in [0, 1])")
 
 
-class NaturalScenario(_ScenarioBase):
+class NaturalScenario(ScenarioBase):
     kind: Literal["natural"]
 
 
-class SubsetScenario(_ScenarioBase):
+class SubsetScenario(ScenarioBase):
     kind: Literal["subset"]
     modalities: list[str]
 
 
-class AllSubsetsScenario(_ScenarioBase):
+class AllSubsetsScenario(ScenarioBase):
     kind: Literal["all_subsets"]
 
 
-class ModalityRateScenario(_ScenarioBase):
+class ModalityRateScenario(ScenarioBase):
     kind: Literal["modality_rate"]
     modality: str
     rate: float | None = Field(None, ge=0.0, le=1.0)
@@ -201,11 +201,11 @@ class ModalityRateScenario(_ScenarioBase):
         return self
 
 
-class RandomSubsetsScenario(_ScenarioBase):
+class RandomSubsetsScenario(ScenarioBase):
     kind: Literal["random_subsets"]
 
 
-class RandomModalityScenario(_ScenarioBase):
+class RandomModalityScenario(ScenarioBase):
     kind: Literal["random_modality"]
     rate: float | None = Field(None, ge=0.0, le=1.0)
     rates: list[Rate] | None = None
@@ -216,7 +216,7 @@ class RandomModalityScenario(_ScenarioBase):
         return self
 
 
-class RMFMScenario(_ScenarioBase):
+class RMFMScenario(ScenarioBase):
     kind: Literal["rmfm"]
     rate: float | None = Field(None, ge=0.0, le=1.0)
     rates: list[Rate] | None = None
@@ -232,7 +232,7 @@ class RMFMScenario(_ScenarioBase):
         return self
 
 
-class TemporalBlockScenario(_ScenarioBase):
+class TemporalBlockScenario(ScenarioBase):
     kind: Literal["temporal_block"]
     rate: float | None = Field(None, ge=0.0, le=1.0)
     rates: list[Rate] | None = None

@@ -138,7 +138,7 @@ def validation_scenarios(choice: Any, evaluation: list[Scenario], data: Any) -> 
         chosen = list(evaluation)
     else:
         try:
-            chosen = build_scenarios(choice, list(data.modalities))
+            chosen = build_scenarios(choice, dict(data.modalities))
         except ValueError as exc:
             raise ConfigError(f"training.selection.scenarios: {exc}") from None
     kept = meetable(chosen, data)

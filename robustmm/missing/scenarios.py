@@ -90,6 +90,10 @@ class Scenario:
         """True when applying the scenario returns every sample as it is (natural data, a rate of 0)."""
         return False
 
+    def check_specs(self, specs: dict[str, ModalitySpec]) -> None:
+        """Raise ValueError when the scenario cannot act on data of these modality kinds (a
+        feature-level scenario on volumes would otherwise change nothing, or fail mid-run)."""
+
     # ---- shared
     def apply(self, batch: Batch, specs: dict[str, ModalitySpec], seed: int, epoch: int | None = None) -> Batch:
         present = self._present(batch, specs, seed, epoch)
@@ -250,10 +254,16 @@ class RMFM(Scenario):
     def _rate_for(self, m: str) -> float:
         return dict(self.modality_rates).get(m, self.rate_value)
 
-    def _selected(self, batch: Batch, specs: dict[str, ModalitySpec]) -> list[str]:
-        mods = list(self.modalities) or [m for m in batch.modalities if specs[m].has_positions]
-        _check_known(mods, batch)
-        bad = [m for m in mods if not specs[m].has_positions]
+    def check_specs(self, specs: dict[str, ModalitySpec]) -> None:
+        self._selected(specs)
+
+    def _selected(self, specs: dict[str, ModalitySpec]) -> list[str]:
+        mods = list(self.modalities) or [m for m in specs if specs[m].has_positions]
+        if not mods:
+            raise ValueError(f"rmfm: no modality of these data has positions to drop (time steps, tokens, table "
+                             f"columns or bag items; kinds: {({m: v.kind for m, v in specs.items()})}); use "
+                             "modality_rate or subset scenarios for them")
+        bad = [m for m in mods if m in specs and not specs[m].has_positions]
         if bad:
             raise ValueError(f"rmfm: modalities {bad} have no positions to drop (kinds: "
                              f"{[specs[m].kind for m in bad]}); use modality_rate or subset for them")
@@ -261,7 +271,8 @@ class RMFM(Scenario):
 
     def _feature_mask(self, batch, present, specs, seed, epoch):
         mask = {m: v.clone() for m, v in batch.feature_mask.items()}
-        mods = self._selected(batch, specs)
+        mods = self._selected({m: specs[m] for m in batch.modalities})
+        _check_known(mods, batch)
         for i, subject in enumerate(batch.subjects):
             shared_u = None
             for m in mods:
@@ -293,9 +304,22 @@ class TemporalBlock(Scenario):
     def changes_nothing(self) -> bool:
         return self.rate_value == 0.0
 
+    def check_specs(self, specs: dict[str, ModalitySpec]) -> None:
+        self._selected(specs)
+
+    def _selected(self, specs: dict[str, ModalitySpec]) -> list[str]:
+        mods = list(self.modalities) or [m for m in specs if specs[m].kind in ("sequence", "tokens")]
+        bad = [m for m in mods if m in specs and specs[m].kind not in ("sequence", "tokens")]
+        if not mods or bad:
+            raise ValueError(f"temporal_block drops time steps of sequences or tokens, and "
+                             f"{'these data have none' if not mods else f'{bad} are not sequences or tokens'} "
+                             f"(kinds: {({m: v.kind for m, v in specs.items()})}); use rmfm for table columns, "
+                             "modality_rate or subset scenarios for volumes")
+        return mods
+
     def _feature_mask(self, batch, present, specs, seed, epoch):
         mask = {m: v.clone() for m, v in batch.feature_mask.items()}
-        mods = list(self.modalities) or [m for m in batch.modalities if specs[m].kind in ("sequence", "tokens")]
+        mods = self._selected({m: specs[m] for m in batch.modalities})
         _check_known(mods, batch)
         for i, subject in enumerate(batch.subjects):
             length = int(min(batch.valid[m][i].sum() for m in mods))
@@ -330,8 +354,12 @@ def _fmt(rate: float) -> str:
     return f"{rate:g}"
 
 
-def build_scenarios(configs: list, modalities: list[str]) -> list[Scenario]:
-    """Expand scenario configs (rate grids, all_subsets) into concrete scenarios."""
+def build_scenarios(configs: list, modalities: list[str] | dict[str, ModalitySpec]) -> list[Scenario]:
+    """Expand scenario configs (rate grids, all_subsets) into concrete scenarios. With the data's
+    modality specs (a dict) instead of only their names, each scenario is also checked against the
+    modality kinds (:meth:`Scenario.check_specs`)."""
+    specs = modalities if isinstance(modalities, dict) else None
+    modalities = list(modalities)
     unknown_mods = []
     out: list[Scenario] = []
     for cfg in configs:
@@ -380,10 +408,12 @@ def build_scenarios(configs: list, modalities: list[str]) -> list[Scenario]:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise ValueError(f"scenario names must be unique; give 'name:' to tell apart {dupes}")
+    for scenario in out if specs is not None else []:
+        scenario.check_specs(specs)
     return out
 
 
-def build_scenario(cfg, modalities: list[str]) -> Scenario:
+def build_scenario(cfg, modalities: list[str] | dict[str, ModalitySpec]) -> Scenario:
     """One scenario (training-time dropout): a config that expands to exactly one."""
     built = build_scenarios([cfg], modalities)
     if len(built) != 1:
