@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from robustmm.metrics.paired import UNCLEAR
+from robustmm.metrics.paired import MIN_PAIRS_FOR_VERDICT, UNCLEAR
 
 VERDICT_HEADER = ["scenario", "method", "method mean ± sd", "reference mean ± sd", "difference [CI]", "agree",
                   "verdict"]
@@ -78,7 +78,7 @@ def verdict_text(doc: dict[str, Any]) -> str:
     out += [line(VERDICT_HEADER), line(["-" * w for w in widths])] + [line(r) for r in rows]
     if len(seeds) < 5:
         out.append(f"(only {len(seeds)} seed(s): the interval is wide below 5 seeds and the verdict is "
-                   f"'{UNCLEAR}' below 2; use --seeds 0-4 or more)")
+                   f"'{UNCLEAR}' below {MIN_PAIRS_FOR_VERDICT}; use --seeds 0-4 or more)")
     return "\n".join(out)
 
 
