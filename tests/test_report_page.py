@@ -207,6 +207,22 @@ def test_oracle_section_names_its_sample_sizes_and_splits_region_ceilings_into_c
     assert "<td>flair</td><td>0.8</td><td>0.3</td><td>0.2</td><td>900</td>" in brats and "900 simulated voxels" in brats
 
 
+def test_undefined_values_are_plotted_around_and_flagged(tmp_path: Path) -> None:
+    # a C-index without a death among the test patients is None; one fold of five could not compute it
+    records = [_rec("cox", s, "c_index", None, None, None, 2, "subsets") for s in ("complete", "without_cnv")]
+    records += [_rec("cox", f"cnv_missing@{r:g}", "c_index", v, None, None, 2, "cnv_missing", r)
+                for r, v in ((0.0, None), (0.5, 0.6), (1.0, 0.55))]
+    records.append({**_rec("cox", "natural", "c_index", 0.62, 0.5, 0.7, 120), "folds": [0.6, 0.7, None, 0.6, 0.58]})
+    doc = {"records": records, "primary_metric": "c_index", "synthetic": True}
+    render(tmp_path, doc)  # raised TypeError in the subset bars
+    lines, notes = story.flags(records)
+    assert lines[0].startswith("3 value(s) could not be computed and show as n/a")
+    assert notes[("cox", "complete", "c_index")].startswith("undefined")
+    assert lines[1].startswith("1 value(s) are means over fewer folds or seeds than the study ran")
+    assert notes[("cox", "natural", "c_index")].startswith("mean over 4 of 5 runs")
+    assert "could not be computed" in (tmp_path / "report.html").read_text()
+
+
 def test_comparison_from_seeds_renders_verdicts() -> None:
     records = [{**_rec(m, "natural", "auc", v, v - 0.1, v + 0.1, 104), "sd": 0.02} for m, v in (("base", 0.7),
                                                                                               ("new", 0.75))]

@@ -100,7 +100,8 @@ def _save(fig, path: Path) -> Path:
 
 def rate_curves(records: list[dict[str, Any]], group: str, metric: str, path: Path, synthetic: bool) -> Path | None:
     """Metric vs missing rate per method with CI bands."""
-    rows = [r for r in records if r["group"] == group and r["metric"] == metric and r["rate"] is not None]
+    rows = [r for r in records if r["group"] == group and r["metric"] == metric and r["rate"] is not None
+            and r.get("value") is not None]
     if len({r["rate"] for r in rows}) < 2:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
@@ -124,7 +125,7 @@ def rate_curves(records: list[dict[str, Any]], group: str, metric: str, path: Pa
 def subset_bars(records: list[dict[str, Any]], group: str, metric: str, path: Path, synthetic: bool) -> Path | None:
     """Grouped bars: one group of bars per modality subset, one bar per method, CI whiskers."""
     rows = [r for r in records if r["group"] == group and r["metric"] == metric and r["rate"] is None
-            and not r["scenario"].endswith(":AUILC")]
+            and not r["scenario"].endswith(":AUILC") and r.get("value") is not None]
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
     methods = list(dict.fromkeys(r["method"] for r in rows))
     if len(scenarios) < 2:

@@ -323,6 +323,24 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
         lines.append(f"Single-class predictions (sensitivity or specificity 0 at the threshold) in {len(single)} "
                      f"result(s): {', '.join(single[:6])}{' …' if len(single) > 6 else ''}. Their threshold metrics "
                      "say nothing about discrimination; look at AUC.")
+    undefined = [r for r in records if r.get("value") is None]
+    for r in undefined:
+        _note(notes, (r["method"], r["scenario"], r["metric"]), "undefined")
+    if undefined:
+        lines.append(f"{len(undefined)} value(s) could not be computed and show as n/a (e.g. a C-index without an "
+                     "event among the evaluated subjects, an AUC with one class only): "
+                     + ", ".join(f"{r['method']}/{r['scenario']}/{r['metric']}" for r in undefined[:5])
+                     + (" …" if len(undefined) > 5 else ""))
+    partial = []
+    for r in records:
+        runs = r.get("folds") or list((r.get("seeds") or {}).values())
+        lost = sum(v is None or v != v for v in runs)  # None, or NaN where a seed could not compute it
+        if lost and r.get("value") is not None:
+            partial.append(f"{r['method']}/{r['scenario']}/{r['metric']}")
+            _note(notes, (r["method"], r["scenario"], r["metric"]), f"mean over {len(runs) - lost} of {len(runs)} runs")
+    if partial:
+        lines.append(f"{len(partial)} value(s) are means over fewer folds or seeds than the study ran, because the "
+                     f"others could not compute them: {', '.join(partial[:5])}{' …' if len(partial) > 5 else ''}")
     zero = [r for r in records if r.get("ci_low") is not None and r.get("ci_high") is not None
             and r["ci_high"] - r["ci_low"] == 0]
     for r in zero:
