@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import logging
 import os
+import shlex
 import sys
 from pathlib import Path
 
@@ -38,14 +39,32 @@ def cmd_run(args: argparse.Namespace) -> int:
     # (a rank blocked in a collective could not act on it)
     from robustmm.engine.distributed import launched_by_torchrun
 
-    with contextlib.nullcontext() if launched_by_torchrun() else sigterm_interrupts():
-        result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
-                           rewrite_results=args.rewrite_results)
+    try:
+        with contextlib.nullcontext() if launched_by_torchrun() else sigterm_interrupts():
+            result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
+                               rewrite_results=args.rewrite_results)
+    except KeyboardInterrupt as exc:
+        run_dir = getattr(exc, "run_dir", None)
+        if run_dir is None:  # before a run folder existed
+            raise
+        print(f"robustmm: interrupted; continue with: {resume_command(args, run_dir)}", file=sys.stderr)
+        return EXIT_INTERRUPTED
     if result is None or not result.summary:  # a distributed rank other than 0: rank 0 prints the summary
         return 0
     print(result.summary)
     print(f"\nrun folder: {result.run_dir}  (report: {result.run_dir / 'report.html'})")
     return 0
+
+
+def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
+    """The command that continues ``run_dir``: the same study file and options, with --resume."""
+    words = ["robustmm", "run", str(args.study)]
+    words += ["--profile", args.profile] if args.profile else []
+    for override in args.set:
+        words += ["--set", override]
+    words += ["--seeds", args.seeds] if args.seeds else []
+    words += ["--nproc", str(args.nproc)] if getattr(args, "nproc", None) else []
+    return shlex.join([*words, "--resume", str(run_dir)])
 
 
 def cmd_report(args: argparse.Namespace) -> int:
@@ -162,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"robustmm: error: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("robustmm: interrupted; continue with 'robustmm run STUDY --resume RUN_DIR'", file=sys.stderr)
+        print("robustmm: interrupted", file=sys.stderr)  # a run with a folder, and a sweep, say how to continue
         return EXIT_INTERRUPTED
     except BrokenPipeError:
         try:

@@ -115,7 +115,9 @@ def finished_result(run_dir: Path) -> dict[str, Any] | None:
 def failed_run(exc: BaseException, run_dir: Path, resumed: bool) -> None:
     """Log the error into the run's log.txt and, for a user error, add what to do with the folder."""
     if isinstance(exc, KeyboardInterrupt):
-        log.error("interrupted; continue with --resume %s", run_dir)
+        log.error("interrupted; continue with --resume %s and the study file and --set / --profile / --seeds "
+                  "options it started with", run_dir)
+        exc.run_dir = Path(run_dir)  # the outermost run (not a fold or seed inside it) is the last to set it
         return
     log.error("run failed: %s: %s", type(exc).__name__, exc)
     if not isinstance(exc, RobustMMError):

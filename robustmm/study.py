@@ -83,6 +83,16 @@ def training_order(cfg: StudyConfig) -> list[int]:
     return first + [i for i in range(len(cfg.methods)) if i not in first]
 
 
+def check_same_study(resume: Path, resolved: dict[str, Any]) -> None:
+    """Refuse to continue ``resume`` with a study that differs from the one it started with."""
+    saved = check_resumable(resume)
+    saved.pop("run", None)
+    if saved != resolved:
+        raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
+                                f"({describe_differences(config_differences(saved, resolved))}); resume with the "
+                                "same study file and --set / --profile / --seeds options")
+
+
 def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
               callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test",
               rewrite_results: bool = False) -> RunResult:
@@ -98,6 +108,8 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
         raise ConfigError(f"--out {out} and --resume {resume} exclude each other: --resume continues the run in its "
                           "own folder; drop --out (or drop --resume to start a new run in --out)")
     validate_method_options(cfg)
+    if resume is not None:  # a study that differs is named as such, before checks that the difference may fail
+        check_same_study(resume, to_plain(cfg))
     check_before_data(cfg)
     if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
         return distributed.run_session(
@@ -105,12 +117,6 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
     resolved = to_plain(cfg)
     if resume is not None:
-        saved = check_resumable(resume)
-        saved.pop("run", None)
-        if saved != resolved:
-            raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
-                                    f"({describe_differences(config_differences(saved, resolved))}); resume with "
-                                    "the same study and --set options")
         run_dir = Path(resume)
         for stale in remove_stale_tmp(run_dir):
             log.info("removed %s, left by an interrupted save", stale)

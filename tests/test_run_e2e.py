@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -91,6 +92,10 @@ def test_resume_refuses_a_different_study(tiny_study: Path, tmp_path: Path, caps
     (out / "config.yaml").write_text("name: other\n")
     assert run_cli(str(tiny_study), "--resume", str(out)) == 2
     assert "differs from the one that run started with" in capsys.readouterr().err
+    # a resume without the --set the run started with is named as a different study, not as the data check it fails
+    assert run_cli(str(tiny_study), "--set", f"data.root={tmp_path / 'nowhere'}", "--resume", str(out)) == 2
+    err = capsys.readouterr().err
+    assert "differs from the one that run started with" in err and "does not exist" not in err
 
 
 def test_a_terminated_run_logs_how_to_continue(tiny_study: Path, tmp_path: Path) -> None:
@@ -106,3 +111,7 @@ def test_a_terminated_run_logs_how_to_continue(tiny_study: Path, tmp_path: Path)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "continue with --resume" in (out / "log.txt").read_text()
+    # the printed command repeats the study and its --set options (without them the study would differ)
+    command = err.strip().splitlines()[-1].split("continue with: ", 1)[1]
+    assert command == shlex.join(["robustmm", "run", str(tiny_study), "--set", "training.epochs=50", "--resume",
+                                  str(out)])
