@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Annotated, Any, Iterator, Literal, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -552,7 +552,8 @@ class BraTSSynthOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cases: int = Field(40, ge=4)
-    shape: tuple[int, int, int] = (40, 40, 40)
+    #: at least 8 voxels per axis: the generator's brain, tumour and bias field need that room
+    shape: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = (40, 40, 40)
     seed: int = 0
     naming: Literal["2018", "2023"] = "2018"
     #: mechanism knob (robustmm.data.synth.brats): the sequences that show each tumour region,
