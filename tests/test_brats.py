@@ -140,7 +140,9 @@ def test_missing_sequence_file(tmp_path: Path) -> None:
     root, case, folder = _one_case(tmp_path)
     (folder / f"{case}_t1ce.nii.gz").unlink()
     msg = _assert_data_error(root, case, f"{case}_t1ce.nii.gz")
-    assert "allow_missing_sequences" in msg
+    # the option as a study and the CLI spell it (not the Python keyword)
+    assert "data.options.allow_missing_sequences: true" in msg and "--allow-missing-sequences" in msg
+    assert "allow_missing_sequences=True" not in msg
     ds = BraTSDataset(root, allow_missing_sequences=True)
     assert ds.natural_presence()["t1ce"].tolist() == [False]
     assert ds.natural_presence()["flair"].tolist() == [True]
@@ -187,7 +189,23 @@ def test_unknown_label_values(tmp_path: Path) -> None:
     seg[0, 0, 1] = 7
     nib.save(nib.Nifti1Image(seg, img.affine), str(seg_path))
     msg = _assert_data_error(root, case, f"{case}_seg.nii.gz")
-    assert "[5, 7]" in msg
+    assert "[5, 7]" in msg and "allowed values: [0, 1, 2, 4]" in msg
+    assert "label_convention" not in msg  # no convention has 5 or 7: suggesting one would mislead
+
+
+def test_only_the_other_conventions_enhancing_value_suggests_that_convention(tmp_path: Path) -> None:
+    root, case, folder = _one_case(tmp_path)  # 2018 naming: enhancing = 4; the 2023 files use 3
+    seg_path = folder / f"{case}_seg.nii.gz"
+    img = nib.load(str(seg_path))
+    seg = np.asarray(img.dataobj).copy()
+    seg[0, 0, 0] = 3
+    nib.save(nib.Nifti1Image(seg, img.affine), str(seg_path))
+    msg = _assert_data_error(root, case, f"{case}_seg.nii.gz")
+    assert "data.options.label_convention: '2023'" in msg and "--label-convention 2023" in msg
+    seg[0, 0, 1] = 7  # 3 and 7: the 2023 convention would not explain the 7
+    nib.save(nib.Nifti1Image(seg, img.affine), str(seg_path))
+    msg = _assert_data_error(root, case, f"{case}_seg.nii.gz")
+    assert "[3, 7]" in msg and "label_convention" not in msg
 
 
 def test_label_convention_auto_and_override(tmp_path: Path) -> None:
@@ -201,7 +219,7 @@ def test_label_convention_auto_and_override(tmp_path: Path) -> None:
     seg[seg == 3] = 4
     nib.save(nib.Nifti1Image(seg, img.affine), str(seg_path))
     msg = _assert_data_error(root, case, f"{case}-seg.nii.gz")
-    assert "label_convention='2018'" in msg
+    assert "data.options.label_convention: '2018'" in msg and "--label-convention 2018" in msg
     ds = BraTSDataset(root, label_convention="2018", crop_foreground=False)
     assert ds.label_conventions() == ["2018"]
     assert int(ds[0]["target"][2].sum()) == n_enh

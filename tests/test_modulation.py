@@ -16,7 +16,7 @@ from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec, collate
 from robustmm.data.datamodule import DataModule
 from robustmm.engine.trainer import Trainer
-from robustmm.errors import ConfigError
+from robustmm.errors import ConfigError, DataError
 from robustmm.methods import create_method
 from robustmm.methods.base import MethodContext
 from robustmm.methods.baseline import CompleteOnly, CompleteOnlyOptions
@@ -452,6 +452,13 @@ def test_option_errors_name_the_problem(tmp_path: Path) -> None:
     missing = create_method(MethodConfig(name="modulation", base_checkpoint=str(tmp_path / "nope.pt")), context)
     with pytest.raises(ConfigError, match="does not exist"):
         missing.fit(None, None)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    damaged = create_method(MethodConfig(name="modulation", base_checkpoint=str(corrupt)), context)
+    with pytest.raises(DataError) as err:
+        damaged.fit(None, None)
+    assert str(err.value).count(str(corrupt)) == 1, err.value  # the path was printed twice
+    assert "base_checkpoint" in str(err.value)
     lora = create_method(MethodConfig(name="modulation", variant="lora", layers=["norm"]), context)
     with pytest.raises(ConfigError, match="finds no layer"):
         lora.wrap(base_net())

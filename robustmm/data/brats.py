@@ -177,8 +177,9 @@ def check_case(case_id: str, folder: Path, naming: str, files: dict[str, Path], 
     if missing and not allow_missing_sequences:
         names = [_expected_name(case_id, naming, s) for s in missing]
         raise DataError(
-            f"case {case_id}: missing sequence file(s) {names} in {folder}; add them, remove the case, or pass "
-            f"allow_missing_sequences=True to treat them as naturally missing"
+            f"case {case_id}: missing sequence file(s) {names} in {folder}; add them, remove the case, or treat "
+            f"them as naturally missing (study: data.options.allow_missing_sequences: true; robustmm data check "
+            f"brats: --allow-missing-sequences)"
         )
     if len(missing) == len(SEQUENCES):
         raise DataError(f"case {case_id}: no sequence file in {folder}, only the segmentation; remove the case")
@@ -292,10 +293,14 @@ class LoadBraTSCased(MapTransform):
         if bad:
             shown = [int(v) if float(v).is_integer() else v for v in bad]
             other = "2023" if record["convention"] == "2018" else "2018"
+            fix = f"fix the file (allowed values: {sorted(allowed)})"
+            if shown == [ENHANCING_LABEL[other]]:  # only the other convention's enhancing label: it may be that
+                fix += (f", or, if it uses the BraTS {other} convention (enhancing = {ENHANCING_LABEL[other]}), set "
+                        f"data.options.label_convention: '{other}' in the study (robustmm data check brats: "
+                        f"--label-convention {other})")
             raise DataError(
                 f"case {case_id}: {Path(seg_path).name} ({seg_path}) has label values {shown} outside the BraTS "
-                f"{record['convention']} convention {sorted(allowed)}; fix the file, or pass label_convention='{other}' "
-                f"if it uses enhancing = {ENHANCING_LABEL[other]}"
+                f"{record['convention']} convention {sorted(allowed)}; {fix}"
             )
         return label
 

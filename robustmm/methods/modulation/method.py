@@ -136,7 +136,8 @@ def load_base_checkpoint(path: Path, context: MethodContext, fill: FillKind) -> 
     if not Path(path).is_file():
         raise ConfigError(f"{where} does not exist; point it at a complete_only checkpoint, e.g. "
                           "runs/<study>/<time>/checkpoints/complete_only/complete_only.pt")
-    state = load_torch(path, where)  # weights_only: a checkpoint never runs code
+    # load_torch names the file itself after ``what``
+    state = load_torch(path, f"method '{context.method_id}': base_checkpoint")  # weights_only: never runs code
     if isinstance(state, dict) and "module" in state:
         if not state.get("complete"):
             raise ConfigError(f"{where} is from a training stage that did not finish (last epoch "
