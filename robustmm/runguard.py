@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from robustmm.data.declared import declared_modalities
-from robustmm.data.registry import FILE_KINDS
+from robustmm.data.registry import FILE_KINDS, check_synthetic_options
 from robustmm.errors import ConfigError, DataError, RobustMMError, RunDirectoryError
 from robustmm.names import check_label
 
@@ -82,11 +82,12 @@ def check_method_scenarios(cfg: Any, modalities: list[str] | dict) -> None:
 
 
 def check_before_data(cfg: Any) -> list[str] | None:
-    """Checks that need no data (the device; scenario modality names; that the data root exists), all
-    said before a run folder exists; returns the declared modalities (or None when unknown)."""
+    """Checks that need no data (the device; scenario modality names; data.synthetic; that the data root
+    exists), all said before a run folder exists; returns the declared modalities (or None when unknown)."""
     from robustmm.engine.trainer import resolve_device
 
     resolve_device(cfg.training.device)  # 'cuda' without a GPU
+    check_synthetic_options(cfg.data)
     modalities = None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
     root = Path(cfg.data.root)
     if cfg.data.kind in FILE_KINDS and cfg.data.synthetic is None and not root.exists():

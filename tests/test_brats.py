@@ -140,7 +140,9 @@ def test_missing_sequence_file(tmp_path: Path) -> None:
     root, case, folder = _one_case(tmp_path)
     (folder / f"{case}_t1ce.nii.gz").unlink()
     msg = _assert_data_error(root, case, f"{case}_t1ce.nii.gz")
-    assert "allow_missing_sequences" in msg
+    # the option as a study and the CLI spell it (not the Python keyword)
+    assert "data.options.allow_missing_sequences: true" in msg and "--allow-missing-sequences" in msg
+    assert "allow_missing_sequences=True" not in msg
     ds = BraTSDataset(root, allow_missing_sequences=True)
     assert ds.natural_presence()["t1ce"].tolist() == [False]
     assert ds.natural_presence()["flair"].tolist() == [True]
@@ -187,7 +189,23 @@ def test_unknown_label_values(tmp_path: Path) -> None:
     seg[0, 0, 1] = 7
     nib.save(nib.Nifti1Image(seg, img.affine), str(seg_path))
     msg = _assert_data_error(root, case, f"{case}_seg.nii.gz")
-    assert "[5, 7]" in msg
+    assert "[5, 7]" in msg and "allowed values: [0, 1, 2, 4]" in msg
+    assert "label_convention" not in msg  # no convention has 5 or 7: suggesting one would mislead
+
+
+def test_only_the_other_conventions_enhancing_value_suggests_that_convention(tmp_path: Path) -> None:
+    root, case, folder = _one_case(tmp_path)  # 2018 naming: enhancing = 4; the 2023 files use 3
+    seg_path = folder / f"{case}_seg.nii.gz"
+    img = nib.load(str(seg_path))
+    seg = np.asarray(img.dataobj).copy()
+    seg[0, 0, 0] = 3
+    nib.save(nib.Nifti1Image(seg, img.affine), str(seg_path))
+    msg = _assert_data_error(root, case, f"{case}_seg.nii.gz")
+    assert "data.options.label_convention: '2023'" in msg and "--label-convention 2023" in msg
+    seg[0, 0, 1] = 7  # 3 and 7: the 2023 convention would not explain the 7
+    nib.save(nib.Nifti1Image(seg, img.affine), str(seg_path))
+    msg = _assert_data_error(root, case, f"{case}_seg.nii.gz")
+    assert "[3, 7]" in msg and "label_convention" not in msg
 
 
 def test_label_convention_auto_and_override(tmp_path: Path) -> None:
@@ -201,7 +219,7 @@ def test_label_convention_auto_and_override(tmp_path: Path) -> None:
     seg[seg == 3] = 4
     nib.save(nib.Nifti1Image(seg, img.affine), str(seg_path))
     msg = _assert_data_error(root, case, f"{case}-seg.nii.gz")
-    assert "label_convention='2018'" in msg
+    assert "data.options.label_convention: '2018'" in msg and "--label-convention 2018" in msg
     ds = BraTSDataset(root, label_convention="2018", crop_foreground=False)
     assert ds.label_conventions() == ["2018"]
     assert int(ds[0]["target"][2].sum()) == n_enh
@@ -336,3 +354,66 @@ def test_synthetic_crop_resize_and_training_crops(tmp_path: Path) -> None:
     a, b = uniform[0], again[0]
     assert a["inputs"]["flair"].shape == (1, 16, 12, 16) and a["target"].shape == (3, 16, 12, 16)
     assert torch.equal(a["inputs"]["t1ce"], b["inputs"]["t1ce"])  # crops are reproducible given the seed
+
+
+# ----------------------------------------------------------------------------- data check brats
+
+
+def _set_label(seg_path: Path, value: int) -> None:
+    img = nib.load(str(seg_path))
+    seg = np.asarray(img.dataobj).copy()
+    seg[0, 0, 0] = value
+    nib.save(nib.Nifti1Image(seg, img.affine), str(seg_path))
+
+
+def test_check_reads_every_case_and_lists_every_bad_one(tmp_path: Path, capsys) -> None:
+    """Bad files after the first case (a label 7, a truncated sequence) were reported as OK."""
+    from robustmm.cli import main
+
+    root = write_synthetic_brats(tmp_path / "brats", n_cases=4, shape=SMALL, seed=1, oracle=False)
+    assert main(["data", "check", "brats", str(root), "--quiet"]) == 0
+    _set_label(root / "SynthBraTS_002" / "SynthBraTS_002_seg.nii.gz", 7)
+    t2 = root / "SynthBraTS_003" / "SynthBraTS_003_t2.nii.gz"
+    raw = gzip.decompress(t2.read_bytes())
+    t2.write_bytes(gzip.compress(raw[: len(raw) // 2]))  # header intact, voxels cut
+    capsys.readouterr()
+    assert main(["data", "check", "brats", str(root), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "2 of 4 cases have problems" in err
+    assert "SynthBraTS_002_seg.nii.gz" in err and "[7]" in err
+    assert "SynthBraTS_003_t2.nii.gz" in err and "truncated" in err
+    assert "Traceback" not in err
+
+
+def test_check_lists_every_bad_file_of_a_case(tmp_path: Path) -> None:
+    from robustmm.data.brats import check_cases
+
+    root = write_synthetic_brats(tmp_path / "brats", n_cases=1, shape=SMALL, seed=1, oracle=False)
+    folder = root / "SynthBraTS_000"
+    _set_label(folder / "SynthBraTS_000_seg.nii.gz", 9)
+    (folder / "SynthBraTS_000_t1.nii.gz").write_bytes(gzip.compress(b"\0" * 400))  # unreadable header
+    (folder / "SynthBraTS_000_flair.nii.gz").write_bytes(b"")
+    [(case, record, problems)] = list(check_cases(root, progress=False))
+    assert case == "SynthBraTS_000" and record is None  # headers unusable: reported, voxels not read
+    assert len(problems) == 1 and "SynthBraTS_000_" in problems[0]
+
+    root2 = write_synthetic_brats(tmp_path / "brats2", n_cases=1, shape=SMALL, seed=1, oracle=False)
+    folder = root2 / "SynthBraTS_000"
+    _set_label(folder / "SynthBraTS_000_seg.nii.gz", 9)
+    for seq in ("t1", "flair"):
+        path = folder / f"SynthBraTS_000_{seq}.nii.gz"
+        raw = gzip.decompress(path.read_bytes())
+        path.write_bytes(gzip.compress(raw[: len(raw) // 2]))
+    [(_, record, problems)] = list(check_cases(root2, progress=False))
+    assert record is not None
+    assert [p.split(" (")[0].split(": ", 1)[1] for p in problems] == [
+        "SynthBraTS_000_seg.nii.gz", "cannot read voxels of SynthBraTS_000_flair.nii.gz",
+        "cannot read voxels of SynthBraTS_000_t1.nii.gz"]
+
+
+def test_check_passes_the_real_cases(shared_data: Path, capsys) -> None:
+    from robustmm.cli import main
+
+    assert main(["data", "check", "brats", str(shared_data / "brats_cases"), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "2 cases" in out and "every case read in full" in out

@@ -474,3 +474,28 @@ def test_generator_centres_its_input_on_the_training_mean_mri() -> None:
         torch.testing.assert_close(centred(mri_mean + x)[0], plain(x)[0])
         assert not torch.allclose(centred(x)[0], plain(x)[0])  # the mean is really subtracted
     assert torch.equal(centred.codes(mri_mean + x), plain.codes(x))
+
+
+def test_generate_writes_its_manifest_and_quality_atomically(tmp_path: Path, monkeypatch) -> None:
+    """generated.csv and generation_quality.json were written in place: a run killed mid-write left a
+    part of a file. Now a failed write (here: the rename) leaves the previous files whole."""
+    import os
+
+    from robustmm.commands import generate
+
+    rows = [{"subject": "S1", "mri_path": "/d/S1.nii.gz", "generated_pet": "S1_PET_generated.nii.gz",
+             "has_real_pet": False}]
+    generate.write_results(tmp_path, rows, {"generator": {"mae": 0.1}})
+    before = {name: (tmp_path / name).read_text() for name in (generate.MANIFEST, "generation_quality.json")}
+    assert before[generate.MANIFEST].splitlines()[1] == "S1,/d/S1.nii.gz,S1_PET_generated.nii.gz,False"
+    assert json.loads(before["generation_quality.json"]) == {"generator": {"mae": 0.1}}
+
+    def killed(src, dst):
+        raise OSError("killed before the rename")
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(OSError):
+        generate.write_results(tmp_path, rows * 3, {"generator": {"mae": 0.2}})
+    monkeypatch.undo()
+    assert {name: (tmp_path / name).read_text() for name in before} == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temporary file left

@@ -16,7 +16,7 @@ from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec, collate
 from robustmm.data.datamodule import DataModule
 from robustmm.engine.trainer import Trainer
-from robustmm.errors import ConfigError
+from robustmm.errors import ConfigError, DataError
 from robustmm.methods import create_method
 from robustmm.methods.base import MethodContext
 from robustmm.methods.baseline import CompleteOnly, CompleteOnlyOptions
@@ -439,6 +439,50 @@ def test_each_pattern_keeps_its_own_best_validation_epoch_or_the_base(monkeypatc
     assert {"selected", "selected_score", "selected_epoch"} <= set(module.state_dict())
 
 
+@pytest.mark.parametrize("later_auc,keeps_base", [(0.6, True), (0.95, False)])
+def test_film_selects_on_select_on_and_falls_back_to_the_base(tmp_path: Path, monkeypatch, caplog,
+                                                             later_auc: float, keeps_base: bool) -> None:
+    """FiLM's generator is shared, so it keeps one epoch for every pattern; it used to monitor the
+    study's monitor (loss here) instead of select_on (the AUC) and had no way back to the base.
+    Known answer: the base network scores AUC 0.9 on every pattern; if every trained epoch scores
+    0.6 the identity comes back, if they score 0.95 the trained generator is kept."""
+    import logging
+
+    from robustmm.methods.modulation import method as method_module
+
+    data, cfg = tiny_training(tmp_path, epochs=2)  # the study's monitor: loss
+    calls = []
+
+    def scores(predict, data, task, device, seed, patterns):
+        calls.append(1)
+        auc = 0.9 if len(calls) == 1 else later_auc  # the first call scores the untrained base
+        return {"+".join(p): {"auc": auc, "loss": 0.1 * len(calls)} for p in patterns}
+
+    monkeypatch.setattr(method_module, "pattern_validation", scores)
+    complete_only = CompleteOnly(CompleteOnlyOptions(), MethodContext("complete_only", SPECS, TASK, SMALL, cfg, seed=0))
+    complete_only.net = base_net()
+    context = MethodContext("mod_film", SPECS, TASK, SMALL, cfg, seed=0, trained={"complete_only": complete_only})
+    method = create_method(MethodConfig(name="modulation", variant="film", lr=0.05), context)
+    with caplog.at_level(logging.INFO, logger="robustmm"):
+        method.fit(data, Trainer(cfg, tmp_path / "checkpoints" / "mod_film", 0, progress=False))
+    epochs = [r.getMessage() for r in caplog.records if r.getMessage().startswith("mod_film epoch")]
+    assert epochs and all("val auc" in m for m in epochs), epochs  # select_on: primary, not the study's loss
+    kept = method.selected_epochs
+    assert set(kept) == {"+".join(p) for p in method.net.patterns}
+    batch = mixed_batch()
+    with torch.no_grad():
+        same_as_base = torch.allclose(method.eval().predict(batch)["score"],
+                                      method.task.outputs(base_net().eval()(batch)["logits"])["score"], atol=1e-6)
+    if keeps_base:
+        assert set(kept.values()) == {-1}
+        assert same_as_base  # the identity modulation: the base network's outputs
+        assert all(v["modulated"] == v["base"] == 0.9 for v in method.validation.values())
+    else:
+        assert set(kept.values()) == {0}  # the first epoch reaches 0.95; the second only ties it
+        assert not same_as_base
+        assert all(v["modulated"] == 0.95 for v in method.validation.values())
+
+
 # ----------------------------------------------------------------------------- configuration errors
 def test_option_errors_name_the_problem(tmp_path: Path) -> None:
     context = MethodContext("modulation", SPECS, TASK, SMALL, TrainingConfig(device="cpu"), seed=0)
@@ -452,6 +496,13 @@ def test_option_errors_name_the_problem(tmp_path: Path) -> None:
     missing = create_method(MethodConfig(name="modulation", base_checkpoint=str(tmp_path / "nope.pt")), context)
     with pytest.raises(ConfigError, match="does not exist"):
         missing.fit(None, None)
+    corrupt = tmp_path / "corrupt.pt"
+    corrupt.write_bytes(b"not a checkpoint")
+    damaged = create_method(MethodConfig(name="modulation", base_checkpoint=str(corrupt)), context)
+    with pytest.raises(DataError) as err:
+        damaged.fit(None, None)
+    assert str(err.value).count(str(corrupt)) == 1, err.value  # the path was printed twice
+    assert "base_checkpoint" in str(err.value)
     lora = create_method(MethodConfig(name="modulation", variant="lora", layers=["norm"]), context)
     with pytest.raises(ConfigError, match="finds no layer"):
         lora.wrap(base_net())

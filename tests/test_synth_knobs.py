@@ -502,3 +502,55 @@ def test_adni_mri_latent_contrast_scales_only_the_mri_contrast_of_c(tmp_path: Pa
     assert json.loads((b / "SYNTHETIC_DATA.json").read_text())["mri_latent_contrast"] == 0.36
     with pytest.raises(ValueError, match="mri_latent_contrast"):
         adni.validate_knobs(mri_latent_contrast=-0.1)
+
+
+# ------------------------------------------------------- options the generators cannot use
+
+_UNUSABLE = [
+    ("brats", {"shape": [6, 24, 24]}, "data.synthetic.shape.0"),
+    ("dispro", {"patches": [60, 20]}, "patches is a range"),
+    ("dispro", {"genes_per_pathway": [12, 3]}, "genes_per_pathway is a range"),
+    ("dispro", {"patients": 10, "folds": 6}, "10 patients are too few for 6 folds"),
+    ("dispro", {"wsi_missing": 0.6, "omics_missing": 0.6}, "wsi_missing + omics_missing = 1.2"),
+    ("mmsa", {"audio_len": 7}, "aligned files have one audio/vision frame per token"),
+    ("mmsa", {"aligned": False, "word_echo": {"audio": 1.0}}, "word_echo needs aligned: true"),
+    ("mmsa", {"dims": [0, 5, 20]}, "data.synthetic.dims.0"),
+]
+
+
+@pytest.mark.parametrize("kind,synthetic,said", _UNUSABLE)
+def test_synthetic_options_the_generator_cannot_use_are_a_config_error(kind: str, synthetic: dict, said: str) -> None:
+    from robustmm.data.registry import check_synthetic_options
+    from robustmm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"data \\(kind {kind}\\)") as err:
+        check_synthetic_options(SimpleNamespace(kind=kind, synthetic=synthetic))
+    assert said in str(err.value)
+
+
+def test_bounded_synthetic_values_are_ones_the_generators_refuse(tmp_path: Path) -> None:
+    """The bounds are the generators' own limits: these values fail there too, and shape 8 works."""
+    with pytest.raises(ValueError, match="shape must be three sizes >= 8"):
+        brats.write_synthetic_brats(tmp_path / "b", 4, (6, 24, 24))
+    brats.write_synthetic_brats(tmp_path / "b8", 1, (8, 8, 8), oracle=False)  # the bound itself is usable
+    for patches, genes in (((60, 20), (3, 12)), ((2, 4), (12, 3))):
+        with pytest.raises(ValueError):
+            tcga.write_synthetic_dispro(tmp_path / "d", 20, 2, 0, 8, patches, 3, genes, 0, 0)
+    with pytest.raises(ValueError, match="2 patients per fold"):
+        tcga.write_synthetic_dispro(tmp_path / "d", 10, 6, 0, 8, (2, 4), 3, (3, 4), 0, 0)
+    with pytest.raises(ValueError, match="aligned files"):
+        mmsa.write_synthetic_mmsa(tmp_path / "m.pkl", n_train=10, n_valid=5, n_test=5, audio_len=7)
+
+
+def test_a_brats_study_with_a_too_small_synthetic_shape_stops_before_any_folder(tmp_path: Path) -> None:
+    from robustmm.config.loader import load_study
+    from robustmm.errors import ConfigError
+    from robustmm.study import run_study
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_study(repo / "studies" / "brats_missing.yaml",
+                     overrides=["data.synthetic.shape=[6,24,24]", "data.synthetic.cases=4",
+                                f"data.root={tmp_path / 'brats'}"])
+    with pytest.raises(ConfigError, match=r"'data.synthetic.shape.0': Input should be greater than or equal to 8"):
+        run_study(cfg, out=tmp_path / "run", progress=False)
+    assert not (tmp_path / "brats").exists() and not (tmp_path / "run").exists()

@@ -2,8 +2,9 @@
 
 - ``robustmm data synth brats --out DIR``: synthetic BraTS-format cases (four co-registered
   NIfTI sequences + segmentation per case folder) with planted sequence-specific contrast;
-- ``robustmm data check brats DIR``: check a BraTS folder (file names, label convention,
-  shapes and affines of every case, from the NIfTI headers) before a study reads it.
+- ``robustmm data check brats DIR``: check a BraTS folder before a study reads it: file names,
+  label convention, shapes and affines, then every file of every case read (label values,
+  readable and finite voxels), one case at a time; every bad case is listed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from robustmm.commands import data_group, require_new_folder
-from robustmm.errors import RobustMMError
+from robustmm.errors import DataError, RobustMMError
 
 
 def cmd_synth_brats(args: argparse.Namespace) -> int:
@@ -31,19 +32,31 @@ def cmd_synth_brats(args: argparse.Namespace) -> int:
 
 
 def cmd_check_brats(args: argparse.Namespace) -> int:
-    from robustmm.data.brats import SEQUENCES, BraTSDataset
+    from robustmm.data.brats import ENHANCING_LABEL, SEQUENCES, check_cases
 
-    # cache_rate 0: nothing is cached; names, shapes and affines of every case are checked on the
-    # headers, and the first case is read to learn the volume shape
-    ds = BraTSDataset(args.root, label_convention=args.label_convention,
-                      allow_missing_sequences=args.allow_missing_sequences, cache_rate=0.0)
-    conventions = Counter(ds.label_conventions())
-    presence = ds.natural_presence()
-    print(f"{args.root}: {len(ds)} cases; label conventions "
-          + ", ".join(f"{k} (enhancing = {4 if k == '2018' else 3}): {v}" for k, v in sorted(conventions.items())))
+    # every file of every case is read, one case at a time (memory stays at one volume), and every
+    # bad case is reported, not only the first
+    conventions: Counter = Counter()
+    present: Counter = Counter()
+    bad: list[str] = []
+    n = n_bad = 0
+    for case, record, problems in check_cases(args.root, label_convention=args.label_convention,
+                                               allow_missing_sequences=args.allow_missing_sequences,
+                                               progress=not args.quiet):
+        n += 1
+        n_bad += bool(problems)
+        bad += problems
+        if record is not None:
+            conventions[record["convention"]] += 1
+            present.update(s for s in SEQUENCES if s in record)
+    if bad:
+        raise DataError(f"{args.root}: {n_bad} of {n} cases have problems (every file was read):\n"
+                        + "\n".join(f"  - {p}" for p in bad))
+    print(f"{args.root}: {n} cases; label conventions "
+          + ", ".join(f"{k} (enhancing = {ENHANCING_LABEL[k]}): {v}" for k, v in sorted(conventions.items())))
     for seq in SEQUENCES:
-        print(f"  {seq}: present in {int(presence[seq].sum())} of {len(ds)} cases")
-    print("names, shapes and affines are consistent; label values are checked as each case is read")
+        print(f"  {seq}: present in {present[seq]} of {n} cases")
+    print("every case read in full: names, shapes, affines, label values and finite voxels are consistent")
     return 0
 
 
@@ -59,9 +72,10 @@ def register(sub, data, synth) -> None:
     brats.set_defaults(func=cmd_synth_brats)
 
     checks = data_group(data, "check", "check a dataset folder before a study reads it")
-    check_brats = checks.add_parser("brats", help="BraTS folder: names, conventions, shapes and affines per case")
+    check_brats = checks.add_parser("brats", help="BraTS folder: names, conventions, shapes, affines, label values and voxels of every case")
     check_brats.add_argument("root", type=Path, help="folder with one subfolder per case")
     check_brats.add_argument("--label-convention", choices=["auto", "2018", "2023"], default="auto")
     check_brats.add_argument("--allow-missing-sequences", action="store_true",
                              help="report cases that lack a sequence instead of failing")
+    check_brats.add_argument("--quiet", action="store_true", help="no progress bar")
     check_brats.set_defaults(func=cmd_check_brats)

@@ -11,7 +11,6 @@ without a PET scan get one; ``--all`` writes every subject (to compare with the 
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from robustmm.errors import ConfigError, RobustMMError
@@ -83,8 +82,20 @@ def _checkpoints(out: Path, run: Path | None, method_id: str) -> Path:
     return folder
 
 
-def cmd_generate(args: argparse.Namespace) -> int:
+def write_results(out: Path, rows: list[dict], quality: dict) -> None:
+    """The manifest and the generation quality, each atomically (an interrupted run leaves the old
+    file or the new one, never a part)."""
     import pandas as pd
+
+    from robustmm.io import write_json_atomic, write_text_atomic
+
+    table = pd.DataFrame(rows, columns=["subject", "mri_path", "generated_pet", "has_real_pet"])
+    write_text_atomic(out / MANIFEST, table.to_csv(index=False))
+    if quality:
+        write_json_atomic(out / "generation_quality.json", quality)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
     import torch
     from tqdm.auto import tqdm
 
@@ -136,10 +147,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         write_generated_pet(paths[subject], target, shape, method.generate_pet, f"subject {subject} (MRI)")
         rows.append({"subject": subject, "mri_path": str(paths[subject]), "generated_pet": target.name,
                      "has_real_pet": real})
-    pd.DataFrame(rows, columns=["subject", "mri_path", "generated_pet", "has_real_pet"]).to_csv(out / MANIFEST,
-                                                                                             index=False)
-    if method.quality:
-        (out / "generation_quality.json").write_text(json.dumps(method.quality, indent=2))
+    write_results(out, rows, method.quality)
     print(f"wrote {len(rows)} generated PET volume(s) to {out} (list: {out / MANIFEST})")
     if dataset.synthetic:
         print("SYNTHETIC DATA: the MRI came from a generated cohort, not from real patients.")

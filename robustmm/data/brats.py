@@ -28,7 +28,7 @@ from __future__ import annotations
 import copy
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Literal, Sequence
+from typing import Annotated, Any, Iterator, Literal, Sequence
 
 import nibabel as nib
 import numpy as np
@@ -153,6 +153,107 @@ def _read_header(path: Path, case_id: str) -> tuple[tuple[int, ...], np.ndarray]
     return shape, affine
 
 
+def _no_cases(root: Path) -> DataError:
+    return DataError(f"no BraTS cases under {root}: expected subfolders like <case>/<case>_flair.nii.gz (2018–2020) "
+                     f"or <case>/<case>-t2f.nii.gz (2023)")
+
+
+def case_folders(root: Path) -> list[Path]:
+    """The subfolders of a BraTS root that may hold a case (hidden ones skipped), sorted."""
+    if not Path(root).is_dir():
+        raise DataError(f"BraTS root {root} is not a folder; point it at the folder holding one subfolder per case")
+    return sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
+
+
+def check_case(case_id: str, folder: Path, naming: str, files: dict[str, Path], *,
+               label_convention: LabelConvention = "auto", allow_missing_sequences: bool = False) -> dict[str, Any]:
+    """One case's record (file paths, label convention) after checking its names and headers."""
+    if "seg" not in files:
+        raise DataError(
+            f"case {case_id}: segmentation file {_expected_name(case_id, naming, 'seg')} is missing in {folder}; "
+            f"add it (unlabelled cases are not supported)"
+        )
+    missing = [s for s in SEQUENCES if s not in files]
+    if missing and not allow_missing_sequences:
+        names = [_expected_name(case_id, naming, s) for s in missing]
+        raise DataError(
+            f"case {case_id}: missing sequence file(s) {names} in {folder}; add them, remove the case, or treat "
+            f"them as naturally missing (study: data.options.allow_missing_sequences: true; robustmm data check "
+            f"brats: --allow-missing-sequences)"
+        )
+    if len(missing) == len(SEQUENCES):
+        raise DataError(f"case {case_id}: no sequence file in {folder}, only the segmentation; remove the case")
+    convention = naming if label_convention == "auto" else label_convention
+    ref_role = next(s for s in SEQUENCES if s in files)
+    ref_shape, ref_affine = _read_header(files[ref_role], case_id)
+    for role in [*SEQUENCES, "seg"]:
+        if role not in files or role == ref_role:
+            continue
+        shape, affine = _read_header(files[role], case_id)
+        if shape != ref_shape:
+            raise DataError(
+                f"case {case_id}: {files[role].name} has shape {shape} but {files[ref_role].name} has {ref_shape}; "
+                f"all sequences and the segmentation of a case must be co-registered on one grid (resample them)"
+            )
+        if not np.allclose(affine, ref_affine, atol=AFFINE_ATOL):
+            raise DataError(
+                f"case {case_id}: affine of {files[role].name} differs from {files[ref_role].name} "
+                f"(max abs difference {np.abs(affine - ref_affine).max():.4g} > {AFFINE_ATOL}); "
+                f"co-register / resample the sequences onto one grid"
+            )
+    record: dict[str, Any] = {
+        "case": case_id,
+        "convention": convention,
+        "et_label": ENHANCING_LABEL[convention],
+        "label": str(files["seg"]),
+    }
+    record.update({s: str(files[s]) for s in SEQUENCES if s in files})
+    return record
+
+
+def check_cases(root: str | Path, *, label_convention: LabelConvention = "auto",
+                allow_missing_sequences: bool = False, progress: bool = True
+                ) -> Iterator[tuple[str, dict[str, Any] | None, list[str]]]:
+    """Every case folder under ``root`` read in full, one case at a time (memory: one volume):
+    names and headers, the segmentation's label values, every sequence's voxels. Yields
+    (case or folder name, record or None when the names/headers are unusable, problems)."""
+    from tqdm.auto import tqdm
+
+    loader = LoadBraTSCased()
+    seen: dict[str, Path] = {}
+    found = 0  # folders holding NIfTI files
+    for folder in tqdm(case_folders(Path(root)), desc="checking BraTS cases", unit="case", disable=not progress):
+        try:
+            scanned = _scan_case_folder(folder)
+            if scanned is None:
+                continue
+            case_id, naming, files = scanned
+            if case_id in seen:
+                raise DataError(f"case {case_id} appears in two folders ({seen[case_id]} and {folder}); keep one copy")
+            seen[case_id] = folder
+            record = check_case(case_id, folder, naming, files, label_convention=label_convention,
+                                allow_missing_sequences=allow_missing_sequences)
+        except DataError as exc:
+            found += 1
+            yield folder.name, None, [str(exc)]
+            continue
+        found += 1
+        problems = []
+        for role in ("label", *SEQUENCES):
+            if role not in record:
+                continue
+            try:
+                if role == "label":
+                    loader.read_label(record)
+                else:
+                    loader.read_sequence(record[role], case_id)
+            except DataError as exc:
+                problems.append(str(exc))
+        yield case_id, record, problems
+    if not found:
+        raise _no_cases(Path(root))
+
+
 # ----------------------------------------------------------------------------- transforms
 
 
@@ -182,35 +283,47 @@ class LoadBraTSCased(MapTransform):
             raise DataError(f"case {case_id}: {name} ({path}) has shape {tuple(img.shape[1:])}, expected a 3-D volume")
         return img
 
-    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
-        d = dict(data)
-        case_id = d["case"]
-        seg_path = d["label"]
+    def read_label(self, record: dict[str, Any]) -> MetaTensor:
+        """The case's segmentation, its label values checked against the record's convention."""
+        case_id, seg_path = record["case"], record["label"]
         label = self._load(seg_path, case_id)
         values = torch.unique(label.as_tensor())
-        allowed = allowed_labels(d["convention"])
+        allowed = allowed_labels(record["convention"])
         bad = sorted({float(v) for v in values.tolist()} - {float(a) for a in allowed})
         if bad:
             shown = [int(v) if float(v).is_integer() else v for v in bad]
-            other = "2023" if d["convention"] == "2018" else "2018"
+            other = "2023" if record["convention"] == "2018" else "2018"
+            fix = f"fix the file (allowed values: {sorted(allowed)})"
+            if shown == [ENHANCING_LABEL[other]]:  # only the other convention's enhancing label: it may be that
+                fix += (f", or, if it uses the BraTS {other} convention (enhancing = {ENHANCING_LABEL[other]}), set "
+                        f"data.options.label_convention: '{other}' in the study (robustmm data check brats: "
+                        f"--label-convention {other})")
             raise DataError(
                 f"case {case_id}: {Path(seg_path).name} ({seg_path}) has label values {shown} outside the BraTS "
-                f"{d['convention']} convention {sorted(allowed)}; fix the file, or pass label_convention='{other}' "
-                f"if it uses enhancing = {ENHANCING_LABEL[other]}"
+                f"{record['convention']} convention {sorted(allowed)}; {fix}"
             )
+        return label
+
+    def read_sequence(self, path: str, case_id: str) -> MetaTensor:
+        """One sequence's voxels, refused when any is NaN or infinite."""
+        img = self._load(path, case_id)
+        if not torch.isfinite(img.as_tensor()).all():
+            raise DataError(
+                f"case {case_id}: {Path(path).name} ({path}) contains NaN or infinite voxels; fix or re-export the file"
+            )
+        return img
+
+    def __call__(self, data: dict[str, Any]) -> dict[str, Any]:
+        d = dict(data)
+        case_id = d["case"]
+        label = self.read_label(d)
         if d["et_label"] != 4:
             # 2023 files: move enhancing to 4 so the 2018 region transform applies unchanged
             label = torch.where(label == d["et_label"], torch.full_like(label, 4.0), label)
         channels = []
         for seq in SEQUENCES:
             if seq in d:
-                img = self._load(d[seq], case_id)
-                if not torch.isfinite(img.as_tensor()).all():
-                    raise DataError(
-                        f"case {case_id}: {Path(d[seq]).name} ({d[seq]}) contains NaN or infinite voxels; "
-                        f"fix or re-export the file"
-                    )
-                channels.append(img)
+                channels.append(self.read_sequence(d[seq], case_id))
                 del d[seq]
             else:
                 channels.append(MetaTensor(torch.zeros_like(label.as_tensor()), affine=label.affine.clone()))
@@ -388,10 +501,8 @@ class BraTSDataset(MultimodalDataset):
     # -- discovery and header checks (no voxel reads)
 
     def _discover(self, cases: Sequence[str] | None) -> list[dict[str, Any]]:
-        if not self.root.is_dir():
-            raise DataError(f"BraTS root {self.root} is not a folder; point it at the folder holding one subfolder per case")
         found: dict[str, tuple[Path, str, dict[str, Path]]] = {}
-        for folder in sorted(p for p in self.root.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        for folder in case_folders(self.root):
             scanned = _scan_case_folder(folder)
             if scanned is None:
                 continue
@@ -402,10 +513,7 @@ class BraTSDataset(MultimodalDataset):
                 )
             found[case_id] = (folder, naming, files)
         if not found:
-            raise DataError(
-                f"no BraTS cases under {self.root}: expected subfolders like <case>/<case>_flair.nii.gz (2018–2020) "
-                f"or <case>/<case>-t2f.nii.gz (2023)"
-            )
+            raise _no_cases(self.root)
         if cases is not None:
             unknown = [c for c in cases if c not in found]
             if unknown:
@@ -417,49 +525,8 @@ class BraTSDataset(MultimodalDataset):
             ids = list(cases)
         else:
             ids = sorted(found)
-        return [self._check_case(c, *found[c]) for c in ids]
-
-    def _check_case(self, case_id: str, folder: Path, naming: str, files: dict[str, Path]) -> dict[str, Any]:
-        if "seg" not in files:
-            raise DataError(
-                f"case {case_id}: segmentation file {_expected_name(case_id, naming, 'seg')} is missing in {folder}; "
-                f"add it (unlabelled cases are not supported)"
-            )
-        missing = [s for s in SEQUENCES if s not in files]
-        if missing and not self.allow_missing_sequences:
-            names = [_expected_name(case_id, naming, s) for s in missing]
-            raise DataError(
-                f"case {case_id}: missing sequence file(s) {names} in {folder}; add them, remove the case, or pass "
-                f"allow_missing_sequences=True to treat them as naturally missing"
-            )
-        if len(missing) == len(SEQUENCES):
-            raise DataError(f"case {case_id}: no sequence file in {folder}, only the segmentation; remove the case")
-        convention = naming if self.label_convention == "auto" else self.label_convention
-        ref_role = next(s for s in SEQUENCES if s in files)
-        ref_shape, ref_affine = _read_header(files[ref_role], case_id)
-        for role in [*SEQUENCES, "seg"]:
-            if role not in files or role == ref_role:
-                continue
-            shape, affine = _read_header(files[role], case_id)
-            if shape != ref_shape:
-                raise DataError(
-                    f"case {case_id}: {files[role].name} has shape {shape} but {files[ref_role].name} has {ref_shape}; "
-                    f"all sequences and the segmentation of a case must be co-registered on one grid (resample them)"
-                )
-            if not np.allclose(affine, ref_affine, atol=AFFINE_ATOL):
-                raise DataError(
-                    f"case {case_id}: affine of {files[role].name} differs from {files[ref_role].name} "
-                    f"(max abs difference {np.abs(affine - ref_affine).max():.4g} > {AFFINE_ATOL}); "
-                    f"co-register / resample the sequences onto one grid"
-                )
-        record: dict[str, Any] = {
-            "case": case_id,
-            "convention": convention,
-            "et_label": ENHANCING_LABEL[convention],
-            "label": str(files["seg"]),
-        }
-        record.update({s: str(files[s]) for s in SEQUENCES if s in files})
-        return record
+        return [check_case(c, *found[c], label_convention=self.label_convention,
+                           allow_missing_sequences=self.allow_missing_sequences) for c in ids]
 
     # -- Dataset API
 
@@ -552,7 +619,8 @@ class BraTSSynthOptions(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     cases: int = Field(40, ge=4)
-    shape: tuple[int, int, int] = (40, 40, 40)
+    #: at least 8 voxels per axis: the generator's brain, tumour and bias field need that room
+    shape: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = (40, 40, 40)
     seed: int = 0
     naming: Literal["2018", "2023"] = "2018"
     #: mechanism knob (robustmm.data.synth.brats): the sequences that show each tumour region,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -26,6 +27,58 @@ class Splits:
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
+def _parts(n: int, test_size: float) -> tuple[int, int]:
+    """(kept, taken): the sizes ``train_test_split(test_size=...)`` gives ``n`` items (its own rounding)."""
+    return math.floor((1.0 - test_size) * n), math.ceil(test_size * n)
+
+
+def _val_size(cfg: SplitConfig) -> float:
+    """The fraction of the train+validation subjects that becomes validation."""
+    rest = 1 - 1 / cfg.folds if cfg.folds is not None else 1 - cfg.test_fraction
+    return cfg.val_fraction / rest
+
+
+def _sizes_fit(n: int, cfg: SplitConfig) -> bool:
+    """Do ``n`` subjects give every split (of every fold) at least one subject?"""
+    if cfg.folds is not None:
+        if n < cfg.folds:
+            return False
+        train_val = n - math.ceil(n / cfg.folds)  # the largest test fold leaves the fewest
+    else:
+        train_val = _parts(n, cfg.test_fraction)[0]
+    return min(_parts(train_val, _val_size(cfg))) >= 1
+
+
+def check_split_sizes(n: int, cfg: SplitConfig) -> None:
+    """Refuse a subject count too small for the split settings, naming both and the fix."""
+    if _sizes_fit(n, cfg):
+        return
+    need = next(m for m in range(n + 1, 100_000) if _sizes_fit(m, cfg))
+    if cfg.folds is not None and n < cfg.folds:
+        raise DataError(f"the data have {n} subject(s), too few for split.folds={cfg.folds} (each fold's test part "
+                        f"needs a subject); use at least {need} subjects, or lower split.folds to at most {n}"
+                        + ("" if n >= 3 else " (and use at least 3 subjects: train, validation, test)"))
+    if cfg.folds is not None:
+        given, lower = f"split.folds={cfg.folds} and split.val_fraction={cfg.val_fraction:g}", "split.val_fraction"
+    else:
+        given = f"split.val_fraction={cfg.val_fraction:g} and split.test_fraction={cfg.test_fraction:g}"
+        lower = "split.val_fraction / split.test_fraction"
+    # below 3 subjects no setting helps: the three splits need one subject each
+    raise DataError(f"the data have {n} subject(s), too few for {given}: training, validation and test each need "
+                    f"at least one subject (splits are by subject), and these leave the training split empty; use "
+                    f"at least {need} subjects" + (f", or lower {lower}" if n >= 3 else ""))
+
+
+def _split(idx: np.ndarray, test_size: float, strat: np.ndarray | None, seed: int) -> list[np.ndarray]:
+    """``train_test_split``, stratified only when every class can appear in both parts (sklearn
+    refuses otherwise: a class of one, or fewer subjects in a part than classes)."""
+    if strat is not None:
+        classes = np.unique(strat, return_counts=True)[1]
+        if classes.min() < 2 or min(_parts(len(idx), test_size)) < len(classes):
+            strat = None
+    return train_test_split(idx, test_size=test_size, stratify=strat, random_state=seed)
+
+
 def subject_splits(dataset: MultimodalDataset, cfg: SplitConfig, seed: int) -> Splits:
     """Item indices per split; a subject's items never straddle splits; stratified by label."""
     fixed = dataset.predefined_splits()
@@ -33,23 +86,20 @@ def subject_splits(dataset: MultimodalDataset, cfg: SplitConfig, seed: int) -> S
         return Splits(*(np.asarray(fixed[k], dtype=np.int64) for k in ("train", "val", "test")))
     ids = np.asarray(dataset.subject_ids())
     subjects, first = np.unique(ids, return_index=True)
+    check_split_sizes(len(subjects), cfg)
     labels = dataset.stratify_labels()
     strat = labels[first] if labels is not None else None
     if strat is not None and np.min(np.unique(strat, return_counts=True)[1]) < 3:
         strat = None  # too few of a class to stratify; plain random split by subject
     if cfg.folds is not None:
         folds = StratifiedKFold(n_splits=cfg.folds, shuffle=True, random_state=seed)
+        if strat is not None and np.max(np.unique(strat, return_counts=True)[1]) < cfg.folds:
+            strat = None  # no class fills every fold (sklearn refuses); plain folds by subject
         y = strat if strat is not None else np.zeros(len(subjects))
         train_val, test = list(folds.split(subjects, y))[cfg.fold]
-        tv_strat = None if strat is None else strat[train_val]
-        train, val = train_test_split(train_val, test_size=cfg.val_fraction / (1 - 1 / cfg.folds),
-                                      stratify=tv_strat, random_state=seed)
     else:
-        idx = np.arange(len(subjects))
-        train_val, test = train_test_split(idx, test_size=cfg.test_fraction, stratify=strat, random_state=seed)
-        tv_strat = None if strat is None else strat[train_val]
-        train, val = train_test_split(train_val, test_size=cfg.val_fraction / (1 - cfg.test_fraction),
-                                      stratify=tv_strat, random_state=seed)
+        train_val, test = _split(np.arange(len(subjects)), cfg.test_fraction, strat, seed)
+    train, val = _split(train_val, _val_size(cfg), None if strat is None else strat[train_val], seed)
 
     def items(subject_idx: np.ndarray) -> np.ndarray:
         chosen = set(subjects[subject_idx].tolist())

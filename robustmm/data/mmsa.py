@@ -48,7 +48,7 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
@@ -582,7 +582,7 @@ class MMSASynthOptions(BaseModel):
     seq_len: int = Field(50, ge=3)
     audio_len: int | None = Field(None, ge=1)
     vision_len: int | None = Field(None, ge=1)
-    dims: tuple[int, int, int] = (768, 5, 20)
+    dims: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (768, 5, 20)
     seed: int = 0
     bias_strength_train: float = Field(0.8, ge=0.0, le=1.0)
     bias_strength_test: float = Field(0.0, ge=0.0, le=1.0)
@@ -597,6 +597,15 @@ class MMSASynthOptions(BaseModel):
     label_flip: float = Field(0.0, ge=0.0, lt=0.5)
     sentiment_vocab: int = Field(30, ge=1, le=100)
     word_echo: dict[Literal["audio", "vision"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _what_the_generator_needs(self) -> "MMSASynthOptions":
+        if self.aligned and {self.audio_len, self.vision_len} - {None, self.seq_len}:
+            raise ValueError(f"aligned files have one audio/vision frame per token: audio_len and vision_len must be "
+                             f"null or seq_len ({self.seq_len}); set aligned: false for other lengths")
+        if not self.aligned and any(v > 0 for v in self.word_echo.values()):
+            raise ValueError("word_echo needs aligned: true (one audio/vision frame per token)")
+        return self
 
 
 def _validated(model: type[BaseModel], raw: dict, prefix: str) -> Any:

@@ -31,6 +31,15 @@ _LAZY = {
 }
 
 
+#: the model of data.synthetic per data kind (ADNI's is part of the study schema)
+_SYNTHETIC_OPTIONS = {
+    "tcga_porpoise": "robustmm.data.tcga:PorpoiseSynthOptions",
+    "dispro": "robustmm.data.tcga:DisProSynthOptions",
+    "mmsa": "robustmm.data.mmsa:MMSASynthOptions",
+    "brats": "robustmm.data.brats:BraTSSynthOptions",
+}
+
+
 #: the built-in data kinds, each read from files under data.root (a kind registered by a user may not be)
 FILE_KINDS = frozenset({"adni", *_LAZY})
 
@@ -44,6 +53,26 @@ def build_dataset(cfg: Any, progress: bool = True) -> MultimodalDataset:
     if cfg.kind not in _BUILDERS:
         raise ConfigError(f"data.kind '{cfg.kind}' has no loader in this installation (known: {sorted(_BUILDERS)})")
     return _BUILDERS[cfg.kind](cfg, progress)
+
+
+def check_synthetic_options(cfg: Any) -> None:
+    """``data.synthetic`` checked against its kind's model when the study is read, so that a value
+    the generator cannot use is refused before a run folder (or the data folder) is made."""
+    if cfg.synthetic is None or cfg.kind not in _SYNTHETIC_OPTIONS:
+        return
+    import importlib
+
+    from pydantic import ValidationError
+
+    from robustmm.config.loader import format_validation_error
+
+    module, name = _SYNTHETIC_OPTIONS[cfg.kind].split(":")
+    model = getattr(importlib.import_module(module), name)
+    try:
+        model.model_validate(cfg.synthetic)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, model, f"data (kind {cfg.kind})",
+                                                  prefix="data.synthetic")) from None
 
 
 def create_once(target: Path, write: Callable[[Path], Any]) -> None:

@@ -41,8 +41,9 @@ from typing import Annotated, Any, Literal, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from robustmm.config.schema import PositiveInt
 from robustmm.config.loader import format_validation_error
 
 from robustmm.data.base import SYNTHETIC_MARKER, MultimodalDataset, TaskSpec, synthetic_marker
@@ -829,13 +830,27 @@ class DisProSynthOptions(_Options):
     folds: int = Field(5, ge=2)
     seed: int = 0
     wsi_feat_dim: int = Field(32, ge=2)
-    patches: tuple[int, int] = (20, 60)
+    patches: tuple[PositiveInt, PositiveInt] = (20, 60)
     pathways: int = Field(8, ge=2)
-    genes_per_pathway: tuple[int, int] = (3, 12)
+    genes_per_pathway: tuple[PositiveInt, PositiveInt] = (3, 12)
     wsi_missing: float = Field(0.0, ge=0.0, le=1.0)
     omics_missing: float = Field(0.0, ge=0.0, le=1.0)
     #: mechanism knob (robustmm.data.synth.tcga): weights of z_shared / z_omics / z_wsi in the risk
     risk_weights: dict[Literal["shared", "omics", "wsi"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _what_the_generator_needs(self) -> "DisProSynthOptions":
+        for key in ("patches", "genes_per_pathway"):
+            low, high = getattr(self, key)
+            if low > high:
+                raise ValueError(f"{key} is a range [min, max]; got min {low} > max {high}")
+        if self.patients < 2 * self.folds:
+            raise ValueError(f"{self.patients} patients are too few for {self.folds} folds (2 per fold at least): "
+                             f"raise patients to {2 * self.folds} or lower folds")
+        if self.wsi_missing + self.omics_missing > 1:
+            raise ValueError(f"wsi_missing + omics_missing = {self.wsi_missing + self.omics_missing:g} > 1, but no "
+                             "patient misses both; lower one of them")
+        return self
 
 
 def _synthetic_options(model: type[BaseModel], raw: dict[str, Any]) -> Any:

@@ -16,8 +16,10 @@ missing modalities (docs/protocols/modulation.md; Reza, Prater-Bennette and Asif
    and the study's task loss trains the parameters of the sample's pattern only.
 4. Model selection on the validation split, per pattern: every pattern is evaluated on the
    validation subjects that naturally have it, and keeps the parameters of its own best epoch by
-   the study's monitor (the base network, i.e. the identity, included); early stopping waits
-   until no pattern has improved for ``patience`` epochs (see :class:`ModulationTraining`).
+   ``select_on`` (the base network, i.e. the identity, included); early stopping waits until no
+   pattern has improved for ``patience`` epochs (see :class:`ModulationTraining`). ``film`` shares
+   one generator across patterns, so it keeps one epoch for all of them (best mean over patterns
+   on the same metric), or the base network when no epoch beats it.
 
 The report shows, per method, the trainable-parameter fraction (one pattern's parameters, as
 the paper counts them, and all patterns together) and the validation score of the base network
@@ -136,7 +138,8 @@ def load_base_checkpoint(path: Path, context: MethodContext, fill: FillKind) -> 
     if not Path(path).is_file():
         raise ConfigError(f"{where} does not exist; point it at a complete_only checkpoint, e.g. "
                           "runs/<study>/<time>/checkpoints/complete_only/complete_only.pt")
-    state = load_torch(path, where)  # weights_only: a checkpoint never runs code
+    # load_torch names the file itself after ``what``
+    state = load_torch(path, f"method '{context.method_id}': base_checkpoint")  # weights_only: never runs code
     if isinstance(state, dict) and "module" in state:
         if not state.get("complete"):
             raise ConfigError(f"{where} is from a training stage that did not finish (last epoch "
@@ -202,7 +205,9 @@ class ModulationTraining(nn.Module):
     same metric, as the mean over patterns of the selected scores, which changes only when some pattern improves, so
     its early stopping waits ``patience`` epochs without any pattern improving, and its restored
     state holds every pattern's selection, which :meth:`apply_selection` then puts in place.
-    FiLM's generator is shared by all patterns, so it keeps the trainer's single selection.
+    FiLM's generator is shared by all patterns, so no pattern can keep an epoch of its own: the
+    trainer selects one epoch on the same metric (mean over patterns), and :meth:`beats_base` says
+    whether it beat the base network there (else the method goes back to the identity).
     """
 
     def __init__(self, net: ModulatedNetwork, task: TaskAdapter, context: MethodContext, patterns: Scenario,
@@ -219,6 +224,8 @@ class ModulationTraining(nn.Module):
         self.per_pattern = net.modulation.variant != "film"
         names = ["+".join(p) for p in net.patterns]
         self.pattern_names = names
+        #: the base network's (the identity's) score, as the trainer scores an epoch: mean over patterns
+        self.base_score = self._score(summarize(base_scores or {}, task.primary_metric))
         #: the metrics of every pattern's selected parameters (a resumed run refills it as patterns improve)
         self.selected_metrics: dict[str, dict[str, float]] = dict(base_scores or {})
         if self.per_pattern:
@@ -237,6 +244,10 @@ class ModulationTraining(nn.Module):
 
     def _better(self, new: float, old: float) -> bool:
         return new > old if self.higher_better else new < old
+
+    def beats_base(self, score: float) -> bool:
+        """Does the shared selection's score (the trainer's best) beat the untrained base network?"""
+        return self._better(self._score({self.monitor: score}), self.base_score)
 
     def trainable_parameters(self):
         return self.net.modulation.parameters()
@@ -301,7 +312,7 @@ class Modulation(Method):
         self.base_fill: str = options.base_fill
         #: pattern -> validation primary metric of the base network and of the modulated one
         self.validation: dict[str, dict[str, float]] = {}
-        #: pattern -> the epoch whose parameters it kept (-1: none beat the base; empty for film)
+        #: pattern -> the epoch whose parameters it kept (-1: none beat the base; film: one epoch for all)
         self.selected_epochs: dict[str, int] = {}
 
     # ------------------------------------------------------------------ building
@@ -345,13 +356,22 @@ class Modulation(Method):
                                         trainer.device, self.context.seed, self.net.patterns)
         module = ModulationTraining(self.net, self.task, self.context, self.pattern_scenario,
                                     base_scores=before, select_on=self.options.select_on).to(trainer.device)
+        identity = {k: v.clone() for k, v in self.net.modulation.state_dict().items()}
         result = trainer.fit(module, data, stage=self.context.method_id, epochs=self.options.epochs,
-                             lr=self.settings.lr, monitor=module.monitor if module.per_pattern else None)
+                             lr=self.settings.lr, monitor=module.monitor)
         module.apply_selection()
-        self.selected_epochs = ({name: int(e) for name, e in zip(module.pattern_names, module.selected_epoch.tolist())}
-                                if module.per_pattern else {})
-        best = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
         primary = self.task.primary_metric
+        best = next((h for h in result.history if h["epoch"] == result.best_epoch), {})
+        if module.per_pattern:
+            self.selected_epochs = {name: int(e) for name, e in zip(module.pattern_names, module.selected_epoch.tolist())}
+        elif module.beats_base(result.best_score):  # film: one epoch shared by every pattern
+            self.selected_epochs = {name: result.best_epoch for name in module.pattern_names}
+        else:
+            log.info("%s: no epoch beat the base network on validation %s (mean over patterns); keeping the base "
+                     "network (identity modulation)", self.context.method_id, module.monitor)
+            self.net.modulation.load_state_dict(identity)
+            self.selected_epochs = {name: -1 for name in module.pattern_names}
+            best = summarize(before, primary)
         shown = [primary, *(k for k in PATTERN_REPORT_METRICS if any(k in m for m in before.values()))]
         self.validation = {name: {"base": metrics.get(primary, float("nan")),
                                   "modulated": best.get(f"{primary}@{name}", float("nan")),
