@@ -206,6 +206,33 @@ def test_target_mappings(aligned_file: Path, tmp_path: Path) -> None:
     assert reg.stratify_labels()[:5].tolist() == [0, 0, 1, 2, 2]
 
 
+
+def test_class_counts_are_of_the_target_classes(aligned_file: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    from robustmm.cli import main
+    from robustmm.report.datainfo import class_counts
+
+    def set_labels(d: dict) -> None:
+        d["train"]["regression_labels"][:] = [-1.0] * 4 + [2.0] * 20
+        d["valid"]["regression_labels"][:] = 0.0
+        d["test"]["regression_labels"][:] = [-2.6] * 3 + [3.0] * 7  # -2.6 rounds to -3
+
+    path = _edited(aligned_file, tmp_path, set_labels)
+    splits = {"train": range(24), "val": range(24, 32), "test": range(32, 42)}
+    counts7 = class_counts(MMSADataset(path, target="class7"), splits)
+    assert counts7 == {"train": {"-3": 0, "-2": 0, "-1": 4, "0": 0, "1": 0, "2": 20, "3": 0},
+                       "val": {"-3": 0, "-2": 0, "-1": 0, "0": 8, "1": 0, "2": 0, "3": 0},
+                       "test": {"-3": 3, "-2": 0, "-1": 0, "0": 0, "1": 0, "2": 0, "3": 7}}
+    assert class_counts(MMSADataset(path, target="binary")) == {"all": {"negative": 7, "non-negative": 35}}
+    assert class_counts(MMSADataset(path, target="class3")) == {
+        "all": {"negative": 7, "neutral": 8, "positive": 27}}
+    regression = MMSADataset(path)
+    assert class_counts(regression) is None  # no classes to count
+    assert regression.stratify_labels().tolist() == [0] * 4 + [2] * 20 + [1] * 8 + [0] * 3 + [2] * 7
+    assert main(["data", "check", "mmsa", str(path), "--option", "target=class7", "--option", "trust_pickle=true",
+                 "--quiet"]) == 0
+    assert "-3: 3, -2: 0, -1: 4, 0: 8, 1: 0, 2: 20, 3: 7" in capsys.readouterr().out
+
 def test_unaligned_lengths_and_neg_inf(unaligned_file: Path, tmp_path: Path) -> None:
     raw = _load(unaligned_file)
 

@@ -525,8 +525,15 @@ class MMSADataset(MultimodalDataset):
         return {m: np.concatenate([s.valid[m].any(axis=1) for s in self._splits]) for m in self.modalities}
 
     def stratify_labels(self) -> np.ndarray:
-        """3-way sentiment class of every item (the file's splits are fixed anyway)."""
+        """3-way sentiment class of every item, whatever the target: the sign classes are never too
+        rare to stratify, unlike the extreme class7 classes (the file's splits are fixed anyway)."""
         return np.concatenate([sentiment_class3(s.labels) for s in self._splits])
+
+    def class_labels(self) -> np.ndarray | None:
+        """The target class of every item (None for the regression target, which has no classes)."""
+        if self.target_kind == "regression":
+            return None
+        return np.concatenate([self._targets[s.name] for s in self._splits])
 
     def predefined_splits(self) -> dict[str, list[int]]:
         return {s.name: list(range(self._offsets[k], self._offsets[k + 1])) for k, s in enumerate(self._splits)}
