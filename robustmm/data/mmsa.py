@@ -614,7 +614,7 @@ class MMSASynthOptions(BaseModel):
     seq_len: int = Field(50, ge=3)
     audio_len: int | None = Field(None, ge=1)
     vision_len: int | None = Field(None, ge=1)
-    dims: tuple[int, int, int] = (768, 5, 20)
+    dims: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (768, 5, 20)
     seed: int = 0
     bias_strength_train: float = Field(0.8, ge=0.0, le=1.0)
     bias_strength_test: float = Field(0.0, ge=0.0, le=1.0)
