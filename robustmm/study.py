@@ -186,6 +186,9 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     selection_scenarios = validation_scenarios(cfg.training.selection.scenarios, scenarios, data)
     check_method_scenarios(cfg, dict(data.modalities))
 
+    for mcfg in cfg.methods:  # every method's data requirements, before the first one trains
+        cls = method_class(mcfg.name)
+        cls.check_data(cls.Options.model_validate(mcfg.options), data, mcfg.run_id)
     fitted: dict[str, Method] = {}
     by_name: dict[str, Method] = {}
     timings: dict[str, float] = {}

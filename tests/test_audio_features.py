@@ -104,6 +104,32 @@ def test_errors(tmp_path: Path) -> None:
         compute_audio_features(broken, tmp_path / "x.pkl", kind="spectrogram")  # type: ignore[arg-type]
 
 
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(n_mels=0), r"n_mels=0 \(--n-mels\) must be a positive integer"),  # wrote 0 columns
+    (dict(n_mels=-3), r"n_mels=-3 \(--n-mels\) must be a positive integer"),  # RuntimeError traceback
+    (dict(sample_rate=0), r"--sample-rate\) must be a positive integer"),
+    (dict(kind="mfcc", n_mfcc=0), r"--n-mfcc\) must be a positive integer"),
+    (dict(frame_ms=float("nan")), r"--frame-ms\) must be a positive number"),
+    (dict(hop_ms=-10.0), r"--hop-ms\) must be a positive number"),
+    # 100 Hz: a 2-sample frame has 2 frequency bins and every mel band is empty (constant features)
+    (dict(sample_rate=100), r"no frequency bin.*raise --sample-rate"),
+    # 16 kHz, 25 ms: 201 bins; 128 bands leave some empty (torchaudio only warns), 89 is the most that fit
+    (dict(n_mels=128), r"no frequency bin.*at most --n-mels 89"),
+    (dict(n_mels=10 ** 9), r"at most --n-mels 89"),  # bounded search, no huge filterbank
+])
+def test_numeric_options_are_checked_before_anything_is_written(wav_dir: Path, tmp_path: Path, kwargs: dict,
+                                                                 message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        compute_audio_features(wav_dir, tmp_path / "x.pkl", **kwargs)
+    assert not (tmp_path / "x.pkl").exists()
+
+
+def test_most_mel_bands_that_fit_are_accepted(wav_dir: Path, tmp_path: Path) -> None:
+    result = compute_audio_features(wav_dir, tmp_path / "x.pkl", n_mels=89)
+    assert result["features"]["loud"].shape == (101, 89)
+    assert (result["features"]["loud"].std(axis=0) > 0).all()  # no constant band
+
 def test_cli_features_audio(wav_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from robustmm.cli import main
 
@@ -119,3 +145,8 @@ def test_cli_features_audio(wav_dir: Path, tmp_path: Path, capsys: pytest.Captur
     assert main(["data", "features", "audio", "--wav-dir", str(tmp_path / "nope"), "--out",
                  str(tmp_path / "y.pkl")]) == 2
     assert "does not exist" in capsys.readouterr().err
+    assert main(["data", "features", "audio", "--wav-dir", str(wav_dir), "--out", str(tmp_path / "z.pkl"),
+                 "--n-mels", "-3"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("robustmm: error: n_mels=-3 (--n-mels)") and "Traceback" not in err
+    assert not (tmp_path / "z.pkl").exists()

@@ -50,3 +50,18 @@ def test_ood_study_runs_end_to_end(tmp_path: Path) -> None:
     assert cider["tau"] in (0.0, 0.5, 1.0) and cider["tau_selected_on"].startswith("validation")
     assert (result.run_dir / "plots" / "cider_tau.png").is_file()
     assert "counterfactual strength" in (result.run_dir / "report.html").read_text()
+
+
+def test_a_too_small_vocab_size_stops_the_study_before_any_method_trains(tmp_path: Path) -> None:
+    from robustmm.data.mmsa import MMSADataset
+    from robustmm.errors import ConfigError
+
+    cfg = load_study(REPO / "studies" / "mosi_rmfm.yaml",
+                     [f"data.root={tmp_path / 'mosi'}", f"output_dir={tmp_path / 'runs'}", *TINY,
+                      "methods.1.vocab_size=50"])
+    with pytest.raises(ConfigError) as info:
+        run_study(cfg, progress=False)
+    ds = MMSADataset(tmp_path / "mosi" / "aligned_50.pkl")
+    largest = max(int(ds.token_ids(split).max()) for split in ("train", "val", "test"))
+    assert f"option vocab_size is 50, but the largest token id of the data is {largest};" in str(info.value)
+    assert not list((tmp_path / "runs").rglob("checkpoints/*/*"))  # the baseline (trained first) never started

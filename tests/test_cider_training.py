@@ -128,3 +128,25 @@ def test_options_and_data_are_checked(aligned_file: Path) -> None:
         _method(ds, _training(), tau_rates=[1.5])
     with pytest.raises(ConfigError, match="class3 or class7"):
         _method(MMSADataset(aligned_file, text_mode="features", target="regression"), _training())
+
+
+def test_vocab_size_is_checked_against_every_id_the_embedding_looks_up() -> None:
+    from types import SimpleNamespace
+
+    from robustmm.data.batch import ModalitySpec
+    from robustmm.methods.cider.method import CIDer, CIDerOptions
+
+    ids = {"train": torch.tensor([[101, 7, 20, 102, 0]]), "val": torch.tensor([[101, 3, 102, 0, 0]]),
+           "test": torch.tensor([[101, 9, 102, 0, 0]])}  # largest data id: 102
+    data = SimpleNamespace(
+        modalities={"text": ModalitySpec("text", "tokens", (5,), special_ids=(101, 102), unk_id=100, pad_id=0)},
+        loader=lambda split: [SimpleNamespace(inputs={"text": ids[split]})])
+    with pytest.raises(ConfigError, match=r"vocab_size is 50, but the largest token id of the data is 102;.*at "
+                                          r"least 103"):
+        CIDer.check_data(CIDerOptions(vocab_size=50, maci=False), data, "cider")
+    with pytest.raises(ConfigError, match=r"\[MASK\], MACI's counterfactual fill is 103 \(the data's largest id is "
+                                          r"102\).*at least 104"):
+        CIDer.check_data(CIDerOptions(vocab_size=103), data, "cider")
+    CIDer.check_data(CIDerOptions(vocab_size=103, maci=False), data, "cider")  # no [MASK] without MACI
+    CIDer.check_data(CIDerOptions(vocab_size=103, counterfactual_fill="unk"), data, "cider")
+    CIDer.check_data(CIDerOptions(vocab_size=104), data, "cider")

@@ -206,6 +206,33 @@ def test_target_mappings(aligned_file: Path, tmp_path: Path) -> None:
     assert reg.stratify_labels()[:5].tolist() == [0, 0, 1, 2, 2]
 
 
+
+def test_class_counts_are_of_the_target_classes(aligned_file: Path, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture) -> None:
+    from robustmm.cli import main
+    from robustmm.report.datainfo import class_counts
+
+    def set_labels(d: dict) -> None:
+        d["train"]["regression_labels"][:] = [-1.0] * 4 + [2.0] * 20
+        d["valid"]["regression_labels"][:] = 0.0
+        d["test"]["regression_labels"][:] = [-2.6] * 3 + [3.0] * 7  # -2.6 rounds to -3
+
+    path = _edited(aligned_file, tmp_path, set_labels)
+    splits = {"train": range(24), "val": range(24, 32), "test": range(32, 42)}
+    counts7 = class_counts(MMSADataset(path, target="class7"), splits)
+    assert counts7 == {"train": {"-3": 0, "-2": 0, "-1": 4, "0": 0, "1": 0, "2": 20, "3": 0},
+                       "val": {"-3": 0, "-2": 0, "-1": 0, "0": 8, "1": 0, "2": 0, "3": 0},
+                       "test": {"-3": 3, "-2": 0, "-1": 0, "0": 0, "1": 0, "2": 0, "3": 7}}
+    assert class_counts(MMSADataset(path, target="binary")) == {"all": {"negative": 7, "non-negative": 35}}
+    assert class_counts(MMSADataset(path, target="class3")) == {
+        "all": {"negative": 7, "neutral": 8, "positive": 27}}
+    regression = MMSADataset(path)
+    assert class_counts(regression) is None  # no classes to count
+    assert regression.stratify_labels().tolist() == [0] * 4 + [2] * 20 + [1] * 8 + [0] * 3 + [2] * 7
+    assert main(["data", "check", "mmsa", str(path), "--option", "target=class7", "--option", "trust_pickle=true",
+                 "--quiet"]) == 0
+    assert "-3: 3, -2: 0, -1: 4, 0: 8, 1: 0, 2: 20, 3: 7" in capsys.readouterr().out
+
 def test_unaligned_lengths_and_neg_inf(unaligned_file: Path, tmp_path: Path) -> None:
     raw = _load(unaligned_file)
 
@@ -374,3 +401,41 @@ def test_cli_synth_mmsa(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(args) == 2  # never overwrites
     assert main(["data", "synth", "mmsa", "--out", str(tmp_path / "b.pkl"), "--bias-train", "2"]) == 2
     assert "bias_strength_train" in capsys.readouterr().err
+
+
+def test_cli_synth_mmsa_refuses_what_a_study_refuses(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    from robustmm.cli import main
+
+    out = tmp_path / "mosi" / "aligned_50.pkl"
+    for extra, message in ((["--dims", "768", "0", "20"], "--dims AUDIO (dims): Input should be greater than or equal to 1"),
+                           (["--n-train", "0"], "--n-train (n_train): Input should be greater than or equal to 10")):
+        argv = ["data", "synth", "mmsa", "--out", str(out), "--n-train", "10", "--n-valid", "5", "--n-test", "5",
+                "--seq-len", "8", "--dims", "6", "3", "4"]
+        assert main(argv + extra) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("robustmm: error: ") and message in err and "Traceback" not in err
+        assert not out.parent.exists()  # checked before anything is written
+
+
+def test_failed_synthetic_write_leaves_nothing_behind(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                      capsys: pytest.CaptureFixture) -> None:
+    import robustmm.data.synth.mmsa as synth
+    from robustmm.cli import main
+
+    def fail(**_: object) -> dict:
+        raise RuntimeError("oracle failed")
+
+    folder = tmp_path / "mosi"
+    folder.mkdir()
+    (folder / "other.txt").write_text("kept")
+    argv = ["data", "synth", "mmsa", "--out", str(folder / "aligned_50.pkl"), "--n-train", "10", "--n-valid", "5",
+            "--n-test", "5", "--seq-len", "8", "--dims", "6", "3", "4"]
+    with monkeypatch.context() as patch:
+        patch.setattr(synth, "oracle_ceilings", fail)
+        with pytest.raises(RuntimeError, match="oracle failed"):
+            main(argv)
+    assert sorted(p.name for p in folder.iterdir()) == ["other.txt"]  # no partial files, no staging folder
+    assert main(argv) == 0  # so a rerun is not refused with "exists"
+    assert sorted(p.name for p in folder.iterdir()) == ["SYNTHETIC_DATA.json", "aligned_50.README.md",
+                                                       "aligned_50.npz", "aligned_50.pkl", "other.txt"]
+    assert len(_MMSADataset(folder / "aligned_50.pkl")) == 20  # the moved .npz matches its moved pickle

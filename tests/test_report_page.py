@@ -185,8 +185,8 @@ def test_glossary_explains_every_reported_metric_by_its_own_entry() -> None:
                 "brier", "c_index", "td_auc", "ibs", "dice_wt", "hd95_et"]
     text = dict(story.glossary(reported))
     assert set(reported) <= set(text)
-    # the sentiment pairs are binary, not "accuracy over classes", and Non0 says it scores fewer than n
-    assert "non-neutral subjects only" in text["Non0_acc_2"] and "fewer than n" in text["Non0_F1"]
+    # the sentiment pairs are binary, not "accuracy over classes", and Non0 says its n counts the scored ones
+    assert "non-neutral subjects only" in text["Non0_acc_2"] and "its n counts them" in text["Non0_F1"]
     assert text["Has0_acc_2"].startswith("negative vs non-negative")
     assert text["Non0_acc_2_polar"].startswith("as Non0_acc_2,")
     assert "sentiment classes" in text["Acc_7"] and "neutral" in text["F1_3"]

@@ -8,6 +8,7 @@ ended in tracebacks.
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shutil
@@ -111,6 +112,33 @@ def test_convert_mmsa_writes_a_safe_npz_that_the_loader_prefers(tmp_path: Path, 
     # converting again needs --force; one error line, no traceback
     assert "exists" in one_error_line(capsys, ["data", "convert", "mmsa", str(user)])
 
+
+
+def test_pickle_edited_to_the_same_size_is_not_read_from_its_stale_npz(tmp_path: Path, capsys) -> None:
+    path = write_synthetic_mmsa(tmp_path / "s" / "aligned_50.pkl", **SMALL_MMSA)
+    before = path.stat()
+    data = pickle.loads(path.read_bytes())
+    old_label = float(data["test"]["regression_labels"][0])
+    data["test"]["regression_labels"][0] = -old_label if old_label else 1.5  # same dtype and shape
+    path.write_bytes(pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # an edit that keeps size and time
+    assert path.stat().st_size == before.st_size
+    with pytest.raises(DataError, match=r"same size, other content.*--force"):
+        MMSADataset(path)
+    assert main(["data", "convert", "mmsa", str(path), "--force"]) == 0
+    assert MMSADataset(path).regression_labels("test")[0] == data["test"]["regression_labels"][0]
+    capsys.readouterr()
+    # a copy written before the hash was recorded cannot be checked: refused, with the way on
+    npz = converted_path(path)
+    with np.load(npz, allow_pickle=False) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(str(arrays["__robustmm_mmsa__"]))
+    del meta["source_sha256"]
+    arrays["__robustmm_mmsa__"] = np.asarray(json.dumps(meta))
+    with open(npz, "wb") as fh:
+        np.savez(fh, **arrays)
+    message = one_error_line(capsys, ["data", "check", "mmsa", str(path), "--quiet"])
+    assert "recorded no sha256" in message and f"robustmm data convert mmsa {path} --force" in message
 
 def test_pt_with_a_side_effect_is_not_executed(tmp_path: Path) -> None:
     marker = tmp_path / "owned"

@@ -146,3 +146,33 @@ def test_every_sentiment_metric_gets_bootstrap_replicates(spec) -> None:
         expected = [task.metrics(preds.outputs, preds.target, preds.meta, keep[b])[name] for b in boots]
         np.testing.assert_allclose(samples[name], expected, err_msg=name)
         assert np.isfinite(samples[name]).all(), name
+
+
+def test_non0_records_count_the_subjects_they_score(tmp_path: Path) -> None:
+    """metrics.json's n of a Non0 metric is the number of non-neutral test subjects (it was every
+    test subject); the other metrics, AUILC rows included, keep the evaluated count."""
+    from robustmm.config import load_study
+    from robustmm.config.schema import MethodConfig
+    from robustmm.data.datamodule import DataModule
+    from robustmm.data.registry import build_dataset
+    from robustmm.evaluate.runner import evaluate
+    from robustmm.methods.base import MethodContext, create_method
+    from robustmm.missing.scenarios import build_scenarios
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_study(repo / "studies" / "mosi_rmfm.yaml", [
+        f"data.root={tmp_path / 'mosi'}", "data.synthetic={n_train: 12, n_valid: 6, n_test: 30, seq_len: 8, "
+        "dims: [6, 3, 4], seed: 0}", "evaluation.bootstrap=10", "model.embed_dim=8", "model.trunk_hidden=8",
+        "model.sequence.hidden=8"])
+    data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, 16, 0)
+    polar = int(np.count_nonzero(data.dataset.regression_labels("test")))
+    assert 0 < polar < 30  # the synthetic file has neutral test subjects
+    ctx = MethodContext("base", data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
+    method = create_method(MethodConfig(name="dropout_baseline"), ctx)
+    method.task.fit(data)
+    scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
+    records = evaluate({"base": method.eval()}, method.task, data, scenarios, cfg.evaluation, cfg.seed).records
+    non0 = [r for r in records if r.metric.startswith("Non0")]
+    assert non0 and {r.n for r in non0} == {polar}
+    assert any(r.scenario.endswith(":AUILC") for r in non0)
+    assert {r.n for r in records if r.metric in ("Has0_acc_2", "Acc_3")} == {30}

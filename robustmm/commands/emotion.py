@@ -12,7 +12,37 @@ import argparse
 from pathlib import Path
 
 from robustmm.commands import data_group
-from robustmm.errors import RobustMMError
+from robustmm.errors import ConfigError, RobustMMError
+
+
+# data.synthetic key -> the option of ``robustmm data synth mmsa`` that sets it
+SYNTH_FLAGS = {"n_train": "--n-train", "n_valid": "--n-valid", "n_test": "--n-test", "aligned": "--unaligned",
+               "seq_len": "--seq-len", "audio_len": "--audio-len", "vision_len": "--vision-len", "dims": "--dims",
+               "seed": "--seed", "bias_strength_train": "--bias-train", "bias_strength_test": "--bias-test"}
+DIMS = ("TEXT", "AUDIO", "VISION")
+
+
+def _synth_options(args: argparse.Namespace):
+    """The arguments checked by the model a study's ``data.synthetic`` goes through, so the command
+    never writes a file a study would refuse (e.g. --n-train 0, a feature size of 0)."""
+    from pydantic import ValidationError
+
+    from robustmm.data.mmsa import MMSASynthOptions
+
+    given = dict(n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test, aligned=not args.unaligned,
+                 seq_len=args.seq_len, audio_len=args.audio_len, vision_len=args.vision_len, dims=args.dims,
+                 seed=args.seed, bias_strength_train=args.bias_train, bias_strength_test=args.bias_test)
+    try:
+        return MMSASynthOptions(**given)
+    except ValidationError as err:
+        problems = []
+        for e in err.errors():
+            key, *rest = e["loc"] or ("",)
+            where = SYNTH_FLAGS.get(str(key), str(key))
+            if key == "dims" and rest and isinstance(rest[0], int):
+                where += f" {DIMS[rest[0]]}"
+            problems.append(f"{where} ({key}): {e['msg']}")
+        raise ConfigError(f"robustmm data synth mmsa: {'; '.join(problems)}") from None
 
 
 def cmd_synth_mmsa(args: argparse.Namespace) -> int:
@@ -23,11 +53,9 @@ def cmd_synth_mmsa(args: argparse.Namespace) -> int:
         raise RobustMMError(f"--out {out} exists; choose a new file name (nothing is overwritten)")
     if out.suffix.lower() not in (".pkl", ".pickle"):
         raise RobustMMError(f"--out {out} should name a .pkl file, e.g. {out / 'aligned_50.pkl'}")
+    options = _synth_options(args)
     try:
-        write_synthetic_mmsa(out, n_train=args.n_train, n_valid=args.n_valid, n_test=args.n_test,
-                             aligned=not args.unaligned, seq_len=args.seq_len, audio_len=args.audio_len,
-                             vision_len=args.vision_len, dims=tuple(args.dims), seed=args.seed,
-                             bias_strength_train=args.bias_train, bias_strength_test=args.bias_test)
+        write_synthetic_mmsa(out, **options.model_dump())
     except ValueError as exc:
         raise RobustMMError(f"robustmm data synth mmsa: {exc}") from None
     layout = "unaligned" if args.unaligned else "aligned"

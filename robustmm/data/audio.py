@@ -12,6 +12,10 @@ duration / hop. Log-mel = ln(mel power + 1e-6); MFCC = DCT-II of that log-mel
 (``torchaudio.transforms.MFCC`` with ``log_mels=True``). Multi-channel audio is averaged to
 mono first.
 
+The options are checked before any clip is read: positive numbers, n_mfcc <= n_mels, and every
+mel band must cover a frequency bin of the frame's FFT (torchaudio only warns; an empty band, from
+too many bands or too low a sample rate, is a constant column).
+
 Reading: ``torchaudio.load`` is tried first. From torchaudio 2.9 on it needs the separate
 TorchCodec package; when that (or any other backend) is missing the file is read with
 ``soundfile`` if installed, else ``scipy.io.wavfile`` (PCM 8/16/32-bit and float WAV). On the
@@ -20,8 +24,10 @@ reference machine (torchaudio 2.11 without TorchCodec, no soundfile) scipy does 
 
 from __future__ import annotations
 
+import math
 import os
 import pickle
+import warnings
 from pathlib import Path
 from typing import Literal
 
@@ -82,6 +88,42 @@ def read_wav(path: str | Path) -> tuple[torch.Tensor, int]:
                     "Check that it is a valid PCM or float WAV file, or re-export it (e.g. ffmpeg -i in -ac 1 out.wav).")
 
 
+def _check_positive(integer: bool = True, **values: float) -> None:
+    """Each named value must be a positive (integer when ``integer``) finite number."""
+    for name, value in values.items():
+        ok = isinstance(value, int) if integer else isinstance(value, (int, float)) and math.isfinite(value)
+        if isinstance(value, bool) or not ok or value <= 0:
+            what = "a positive integer" if integer else "a positive number"
+            raise ConfigError(f"{name}={value!r} (--{name.replace('_', '-')}) must be {what}.")
+
+
+def _empty_mel_bands(n_mels: int, n_fft: int, sample_rate: int) -> bool:
+    """Whether a mel filter (as MelSpectrogram builds them) covers no FFT bin; torchaudio only
+    warns about it, and such a band is a constant feature column."""
+    import torchaudio.functional as AF
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the warning this check replaces with an error
+        fb = AF.melscale_fbanks(n_fft // 2 + 1, 0.0, sample_rate / 2, n_mels, sample_rate)
+    return bool((fb.max(dim=0).values == 0).any())
+
+
+def _check_mel_bands(n_mels: int, n_fft: int, sample_rate: int, frame_ms: float) -> None:
+    """Refuse mel bands without any frequency bin (too many bands for the frame's n_fft // 2 + 1 bins,
+    or a sample rate too low), naming the largest --n-mels that fits."""
+    # a bin lies inside at most two triangular filters: more bands than 2 * bins leave some empty
+    # (and bound the search below, whatever --n-mels asks for)
+    most = 2 * (n_fft // 2 + 1)
+    if n_mels <= most and not _empty_mel_bands(n_mels, n_fft, sample_rate):
+        return
+    fits = next((k for k in range(min(n_mels - 1, most), 0, -1) if not _empty_mel_bands(k, n_fft, sample_rate)), 0)
+    way = (f"use at most --n-mels {fits}, or raise --sample-rate or --frame-ms" if fits else
+           "raise --sample-rate (16000 is usual for speech) or --frame-ms")
+    raise ConfigError(f"n_mels={n_mels} (--n-mels) at --sample-rate {sample_rate} Hz with --frame-ms {frame_ms} "
+                      f"(n_fft={n_fft}, {n_fft // 2 + 1} frequency bins): some mel bands would cover no frequency "
+                      f"bin and give constant features; {way}.")
+
+
 def compute_audio_features(
     wav_dir: str | Path,
     out_file: str | Path,
@@ -103,19 +145,24 @@ def compute_audio_features(
     wav_dir, out_file = Path(wav_dir), Path(out_file)
     if kind not in ("logmel", "mfcc"):
         raise ConfigError(f"audio feature kind {kind!r} is unknown: use 'logmel' or 'mfcc'.")
+    _check_positive(n_mels=n_mels, sample_rate=sample_rate, **({"n_mfcc": n_mfcc} if kind == "mfcc" else {}))
+    _check_positive(frame_ms=frame_ms, hop_ms=hop_ms, integer=False)
     if kind == "mfcc" and n_mfcc > n_mels:
-        raise ConfigError(f"n_mfcc={n_mfcc} is larger than n_mels={n_mels}: MFCCs are taken from the mel bands; "
-                        "lower n_mfcc or raise n_mels.")
+        raise ConfigError(f"n_mfcc={n_mfcc} (--n-mfcc) is larger than n_mels={n_mels} (--n-mels): MFCCs are taken "
+                          "from the mel bands; lower --n-mfcc or raise --n-mels.")
+    win_length = int(round(sample_rate * frame_ms / 1000.0))
+    hop_length = int(round(sample_rate * hop_ms / 1000.0))
+    if win_length < 2 or hop_length < 1:
+        raise ConfigError(f"frame_ms={frame_ms} (--frame-ms) / hop_ms={hop_ms} (--hop-ms) give fewer than 2 / 1 "
+                          f"samples at {sample_rate} Hz (--sample-rate); raise them or the sample rate.")
+    _check_mel_bands(n_mels, win_length, sample_rate, frame_ms)
+
     if not wav_dir.is_dir():
         raise DataError(f"wav folder {wav_dir} does not exist or is not a folder; pass --wav-dir with the .wav files.")
     files = sorted(p for p in wav_dir.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
     if not files:
         raise DataError(f"wav folder {wav_dir} holds no .wav files; point --wav-dir at the folder with the clips.")
 
-    win_length = int(round(sample_rate * frame_ms / 1000.0))
-    hop_length = int(round(sample_rate * hop_ms / 1000.0))
-    if win_length < 2 or hop_length < 1:
-        raise ConfigError(f"frame_ms={frame_ms} / hop_ms={hop_ms} give fewer than 2 / 1 samples at {sample_rate} Hz.")
     mel_kwargs = dict(n_fft=win_length, win_length=win_length, hop_length=hop_length, n_mels=n_mels, center=True)
     if kind == "logmel":
         mel = AT.MelSpectrogram(sample_rate=sample_rate, **mel_kwargs)

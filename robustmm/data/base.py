@@ -51,6 +51,12 @@ class MultimodalDataset(Dataset):
         """Per item label used to stratify splits (class, or event flag), or None."""
         return None
 
+    def class_labels(self) -> np.ndarray | None:
+        """Per item class index of the task (event flag for survival), what reports count per split
+        and class; None when the target has no classes. Defaults to :meth:`stratify_labels`; a
+        dataset that stratifies by something else than its target overrides it."""
+        return self.stratify_labels()
+
     def predefined_splits(self) -> dict[str, list[int]] | None:
         """Item indices per split ("train"/"val"/"test") when the format fixes them."""
         return None

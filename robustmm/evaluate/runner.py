@@ -107,10 +107,11 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
                                       stable_int(eval_seed, tuple(preds.subjects[i] for i in keep)))
             samples = bootstrap_samples(task, preds, keep, boots, list(point))
             replicates[(method_id, scenario.name)] = samples
+            counts = task.metric_counts(list(point), preds.target, preds.meta, keep)
             for k, v in point.items():
                 lo, hi = _quantiles(samples[k], alpha)
                 records.append(MetricRecord(method_id, scenario.name, scenario.group, scenario.rate, k, float(v),
-                                            lo, hi, int(keep.size)))
+                                            lo, hi, counts.get(k, int(keep.size))))
     bar.close()
     if caches:
         log.info("evaluation: encoder outputs reused %s",
@@ -239,6 +240,7 @@ def _auilc_records(records, replicates, scenarios, alpha) -> list[MetricRecord]:
                 lo, hi = _quantiles(boot, alpha)
                 out.append(MetricRecord(method, f"{group}:AUILC", group, None, metric,
                                         auilc(values, rates), lo, hi,
-                                        next(r.n for r in records if r.method == method and r.scenario == members[0].name),
+                                        next(r.n for r in records if r.method == method and r.scenario == members[0].name
+                                             and r.metric == metric),
                                         values[-1] - values[0]))
     return out

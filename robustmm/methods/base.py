@@ -72,6 +72,12 @@ class Method(ABC):
         self.context = context
         self.device = torch.device("cpu")
 
+    @classmethod
+    def check_data(cls, options: MethodOptions, data: Any, method_id: str) -> None:
+        """Raise a ConfigError/DataError (naming the option) for data this method cannot train on.
+        The study calls it for every method before the first one trains, so a mismatch of a later
+        method does not come after the earlier ones' training. Default: nothing to check."""
+
     @abstractmethod
     def fit(self, data: Any, trainer: Any) -> None:
         """Train every stage (each stage resumes from its own checkpoint)."""

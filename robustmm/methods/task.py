@@ -72,6 +72,11 @@ class TaskAdapter:
                 idx: np.ndarray | None = None) -> dict[str, float]:
         raise NotImplementedError
 
+    def metric_counts(self, names: list[str], target: Any, meta: dict[str, list], idx: np.ndarray) -> dict[str, int]:
+        """Samples each metric of ``names`` scores among ``idx``, for the metrics that leave some of
+        them out (a record's ``n``); the others score all of ``idx``."""
+        return {}
+
     def bootstrap_metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
                           keep: np.ndarray, boots: np.ndarray) -> dict[str, np.ndarray] | None:
         """Metrics of every bootstrap resample ``keep[boots[b]]`` at once, equal to calling

@@ -12,7 +12,7 @@ network builds its usual head, and names one of these adapters for loss and metr
 
 Every metric is computed against the raw sentiment score that the loader puts in
 ``meta["regression_label"]`` (``Non0`` drops exactly the samples whose score is 0, which class
-indices alone cannot tell for 7 classes). Definitions: :mod:`robustmm.metrics.emotion`. The
+indices alone cannot tell for 7 classes; a ``Non0`` record's ``n`` counts the ones it scores). Definitions: :mod:`robustmm.metrics.emotion`. The
 evaluation runner adds AUILC over every rate grid for every metric, and bootstraps these metrics once
 per resample (the parent tasks' vectorised bootstrap scores their own metrics, so the runner falls back).
 """
@@ -34,6 +34,12 @@ def _sentiment_scores(meta: dict[str, list], idx: np.ndarray) -> np.ndarray:
     return np.asarray(meta["regression_label"], dtype=np.float64)[idx]
 
 
+def _non0_counts(names: list[str], meta: dict[str, list], idx: np.ndarray) -> dict[str, int]:
+    """Non0 metrics score only the subjects whose sentiment score is not 0."""
+    polar = int(np.count_nonzero(_sentiment_scores(meta, idx)))
+    return {k: polar for k in names if k.startswith("Non0")}
+
+
 @register_task("sentiment_regression")
 class SentimentRegressionTask(RegressionTask):
     """Regression head on the sentiment score, scored with MMSA's regression metrics."""
@@ -45,6 +51,9 @@ class SentimentRegressionTask(RegressionTask):
         idx = np.arange(len(target)) if idx is None else idx
         return emotion_metrics(outputs["pred"][idx], _sentiment_scores(meta, idx))
 
+    def metric_counts(self, names: list[str], target: Any, meta: dict[str, list], idx: np.ndarray) -> dict[str, int]:
+        return _non0_counts(names, meta, idx)
+
 
 class _SentimentClassTask(MulticlassTask):
     num_sentiment_classes = 3
@@ -55,6 +64,9 @@ class _SentimentClassTask(MulticlassTask):
         # class scores, not argmax indices: the reference Has0 compares the negative and positive scores
         return emotion_metrics_from_classes(outputs["logits"][idx], _sentiment_scores(meta, idx),
                                             self.num_sentiment_classes)
+
+    def metric_counts(self, names: list[str], target: Any, meta: dict[str, list], idx: np.ndarray) -> dict[str, int]:
+        return _non0_counts(names, meta, idx)
 
 
 @register_task("sentiment_class3")

@@ -19,8 +19,9 @@ from robustmm.missing.scenarios import presence_batch
 def class_counts(ds: Any, splits: dict[str, Any] | None = None) -> dict[str, dict[str, int]] | None:
     """Subjects per class (survival: ``event`` / ``censored``), per split of ``splits`` (name ->
     indices; default one entry ``all``); None for tasks without classes (regression, segmentation)
-    or datasets without labels. ``robustmm data check`` and the report both count with it."""
-    labels = ds.stratify_labels() if hasattr(ds, "stratify_labels") else None  # label-free datasets have none
+    or datasets without labels. Every class of the task is listed, also one without subjects.
+    ``robustmm data check`` and the report both count with it."""
+    labels = ds.class_labels() if hasattr(ds, "class_labels") else None  # label-free datasets have none
     task = getattr(ds, "task", None)
     kind = getattr(task, "kind", "")
     if labels is None or kind not in ("binary", "multiclass", "survival"):
@@ -31,7 +32,7 @@ def class_counts(ds: Any, splits: dict[str, Any] | None = None) -> dict[str, dic
         return {k: {"event": int((labels[idx] > 0).sum()), "censored": int((labels[idx] <= 0).sum())}
                 for k, idx in parts.items()}
     names = tuple(getattr(task, "class_names", ()) or ())
-    values = sorted({int(v) for v in labels.tolist()})
+    values = sorted(set(range(len(names))) | {int(v) for v in labels.tolist()})
     label = {v: (names[v] if v < len(names) else str(v)) for v in values}
     return {k: {label[v]: int((labels[idx] == v).sum()) for v in values} for k, idx in parts.items()}
 

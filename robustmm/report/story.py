@@ -42,8 +42,8 @@ GLOSSARY = {
     "dice": "overlap of predicted and true region, 2|A∩B|/(|A|+|B|); 1 = perfect",
     "hd95": "95th percentile of the surface distance between predicted and true region (voxels/mm); lower is better",
     "non0_acc_2": "positive vs negative sentiment accuracy over the non-neutral subjects only (truly neutral ones are "
-                  "not scored, so fewer than n count); for a classification head a predicted neutral is wrong",
-    "non0_f1": "weighted F1 of positive vs negative sentiment over the non-neutral subjects only (fewer than n count)",
+                  "not scored; its n counts the scored ones); for a classification head a predicted neutral is wrong",
+    "non0_f1": "weighted F1 of positive vs negative sentiment over the non-neutral subjects only (its n counts them)",
     "non0_acc_2_polar": "as Non0_acc_2, but the best negative score is compared with the best positive one, so a "
                         "non-neutral subject always gets a polar answer",
     "non0_f1_polar": "as Non0_F1, with the polar answer of Non0_acc_2_polar",
@@ -58,7 +58,7 @@ GLOSSARY = {
 
 TERMS = [
     ("n", "subjects evaluated in that scenario (a subset scenario keeps only subjects that have all its "
-          "modalities)"),
+          "modalities); a metric that leaves some out, such as Non0, counts only those it scores"),
     ("CI", "confidence interval at evaluation.confidence (95% by default): percentile bootstrap over the "
            "evaluated subjects; every method is resampled with the same "
                "subjects (paired). With cross-validation or several seeds: a t-interval over the fold or seed "

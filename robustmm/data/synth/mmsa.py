@@ -71,11 +71,13 @@ from __future__ import annotations
 
 import os
 import pickle
+import shutil
+import tempfile
 from pathlib import Path
 
 import numpy as np
 
-from robustmm.data.base import write_synthetic_marker
+from robustmm.data.base import SYNTHETIC_MARKER, write_synthetic_marker
 from robustmm.data.mmsa import converted_path, save_mmsa_npz
 
 CLS_ID, SEP_ID, PAD_ID, UNK_ID = 101, 102, 0, 100
@@ -290,7 +292,7 @@ def write_synthetic_mmsa(
     Aligned files have audio/vision of length ``seq_len`` and no ``*_lengths`` keys; unaligned
     files default to MOSI's lengths (375 audio, 500 vision frames) and write
     ``audio_lengths``/``vision_lengths``. A ``<stem>.README.md`` describing the planted signal
-    and the folder's synthetic-data marker are written next to the file. The keyword-only
+    and the folder's synthetic-data marker are written next to the file, all four or none. The keyword-only
     mechanism knobs are described in the module docstring; ``oracle=False`` skips the oracle
     ceilings in the marker.
     """
@@ -340,25 +342,33 @@ def write_synthetic_mmsa(
         "test": _write_split(rng, "te", n_test, bias_strength_test, shortcut=in_test, **common),
     }
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    with open(tmp, "wb") as fh:
-        pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
-    os.replace(tmp, path)
-    save_mmsa_npz(data, converted_path(path), source=path)  # the safe copy loaders read (no unpickling)
-
     details = dict(file=path.name, seed=seed, aligned=aligned, seq_len=seq_len, audio_len=audio_len,
                    vision_len=vision_len, dims=[d_t, d_a, d_v], n=[n_train, n_valid, n_test],
                    bias_strength_train=bias_strength_train, bias_strength_test=bias_strength_test, **knobs)
-    (path.parent / f"{path.stem}.README.md").write_text(_readme(details))
     extra = {}
     if oracle:
         extra["oracle"] = oracle_ceilings(seed=seed, aligned=aligned, seq_len=seq_len, audio_len=audio_len,
                                           vision_len=vision_len, dims=(d_t, d_a, d_v),
                                           bias_strength_train=bias_strength_train,
                                           bias_strength_test=bias_strength_test, **knobs)
-    write_synthetic_marker(path.parent, "robustmm.data.synth.mmsa.write_synthetic_mmsa", version=GENERATOR_VERSION,
-                           **details, **extra)
+
+    # the files are written into a hidden sibling folder and moved next to each other only when
+    # all four are complete, the pickle last (its presence means the set is whole): a failure or
+    # an interrupt leaves nothing that would make a rerun refuse an existing --out
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
+    try:
+        staged = staging / path.name
+        with open(staged, "wb") as fh:
+            pickle.dump(data, fh, protocol=pickle.HIGHEST_PROTOCOL)
+        save_mmsa_npz(data, converted_path(staged), source=staged)  # the safe copy loaders read (no unpickling)
+        (staging / f"{path.stem}.README.md").write_text(_readme(details))
+        write_synthetic_marker(staging, "robustmm.data.synth.mmsa.write_synthetic_mmsa", version=GENERATOR_VERSION,
+                               **details, **extra)
+        for name in (converted_path(path).name, f"{path.stem}.README.md", SYNTHETIC_MARKER, path.name):
+            os.replace(staging / name, path.parent / name)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return path
 
 

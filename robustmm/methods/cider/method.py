@@ -43,7 +43,7 @@ from robustmm.errors import ConfigError
 from robustmm.methods.base import Method, MethodContext, MethodOptions, collect_predictions, register_method
 from robustmm.methods.cider.maci import DEFAULT_TAU_GRID, BiasWords, best_tau, mine_bias_words, reference_cv_classes
 from robustmm.methods.cider.mssd import MSSDModule, TwoStepData
-from robustmm.methods.cider.network import MODALITIES, CIDerNet
+from robustmm.methods.cider.network import MASK_TOKEN_ID, MODALITIES, CIDerNet
 from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import RMFM
 
@@ -118,6 +118,28 @@ class CIDer(Method):
         self.tau = 0.0
         self.tau_curve: dict[float, float] = {}
         self.bias_words = BiasWords([], {}, {})
+
+    @classmethod
+    def check_data(cls, options: CIDerOptions, data: Any, method_id: str) -> None:
+        """Token-id text: every id the embedding looks up (the data's, the unknown-word fill, the
+        counterfactual [MASK]) must be below ``vocab_size``; a larger one stops training midway
+        with an IndexError."""
+        text = data.modalities.get("text")
+        if text is None or text.kind != "tokens":
+            return  # the constructor names what the modalities lack
+        largest = max((int(batch.inputs["text"].max()) for split in ("train", "val", "test")
+                       for batch in data.loader(split)), default=-1)
+        needed = {"the largest token id of the data": largest,
+                  "the unknown-word id (data.options.unk_id)": 100 if text.unk_id is None else text.unk_id,
+                  "the padding id (data.options.pad_id)": 0 if text.pad_id is None else text.pad_id}
+        if options.maci and options.counterfactual_fill == "mask":
+            needed["[MASK], MACI's counterfactual fill"] = MASK_TOKEN_ID
+        what, top = max(needed.items(), key=lambda kv: kv[1])
+        if top >= options.vocab_size:
+            data_max = "" if top == largest else f" (the data's largest id is {largest})"
+            raise ConfigError(f"method '{method_id}' (cider): option vocab_size is {options.vocab_size}, but "
+                              f"{what} is {top}{data_max}; the token embedding needs vocab_size above every id: "
+                              f"set vocab_size to at least {top + 1} (30522 for BERT ids)")
 
     # ------------------------------------------------------------------ training
     def fit(self, data: Any, trainer: Any) -> None:
