@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from robustmm.data.declared import declared_modalities
-from robustmm.data.registry import FILE_KINDS, check_synthetic_options
+from robustmm.data.registry import FILE_KINDS, check_data_options
 from robustmm.errors import ConfigError, DataError, RobustMMError, RunDirectoryError
 from robustmm.names import check_label
 
@@ -87,7 +87,7 @@ def check_before_data(cfg: Any) -> list[str] | None:
     from robustmm.engine.trainer import resolve_device
 
     resolve_device(cfg.training.device)  # 'cuda' without a GPU
-    check_synthetic_options(cfg.data)
+    check_data_options(cfg.data)
     modalities = None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
     root = Path(cfg.data.root)
     if cfg.data.kind in FILE_KINDS and cfg.data.synthetic is None and not root.exists():

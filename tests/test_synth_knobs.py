@@ -520,11 +520,27 @@ _UNUSABLE = [
 
 @pytest.mark.parametrize("kind,synthetic,said", _UNUSABLE)
 def test_synthetic_options_the_generator_cannot_use_are_a_config_error(kind: str, synthetic: dict, said: str) -> None:
-    from robustmm.data.registry import check_synthetic_options
+    from robustmm.data.registry import check_data_options
     from robustmm.errors import ConfigError
 
     with pytest.raises(ConfigError, match=f"data \\(kind {kind}\\)") as err:
-        check_synthetic_options(SimpleNamespace(kind=kind, synthetic=synthetic))
+        check_data_options(SimpleNamespace(kind=kind, synthetic=synthetic))
+    assert said in str(err.value)
+
+
+@pytest.mark.parametrize("kind,options,said", [
+    ("brats", {"spatial_size": [16, 16]}, "data.options.spatial_size"),
+    ("brats", {"label_convention": "2021"}, "data.options.label_convention"),
+    ("mmsa", {"target": "class5"}, "data.options.target"),
+    ("tcga_porpoise", {"cohortt": "blca"}, "data.options.cohortt"),
+    ("table", {"nan_policy": "drop"}, "data.options.nan_policy"),
+])
+def test_data_options_are_checked_when_the_study_is_read(kind: str, options: dict, said: str) -> None:
+    from robustmm.data.registry import check_data_options
+    from robustmm.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=f"data \\(kind {kind}\\)") as err:
+        check_data_options(SimpleNamespace(kind=kind, options=options, synthetic=None))
     assert said in str(err.value)
 
 

@@ -31,12 +31,14 @@ _LAZY = {
 }
 
 
-#: the model of data.synthetic per data kind (ADNI's is part of the study schema)
-_SYNTHETIC_OPTIONS = {
-    "tcga_porpoise": "robustmm.data.tcga:PorpoiseSynthOptions",
-    "dispro": "robustmm.data.tcga:DisProSynthOptions",
-    "mmsa": "robustmm.data.mmsa:MMSASynthOptions",
-    "brats": "robustmm.data.brats:BraTSSynthOptions",
+#: data kind -> the models of its data.options and data.synthetic ("module:Class"; None: it has none;
+#: ADNI's are part of the study schema)
+_OPTION_MODELS = {
+    "table": ("robustmm.data.tables:TableOptions", None),
+    "tcga_porpoise": ("robustmm.data.tcga:PorpoiseOptions", "robustmm.data.tcga:PorpoiseSynthOptions"),
+    "dispro": ("robustmm.data.tcga:DisProOptions", "robustmm.data.tcga:DisProSynthOptions"),
+    "mmsa": ("robustmm.data.mmsa:MMSAOptions", "robustmm.data.mmsa:MMSASynthOptions"),
+    "brats": ("robustmm.data.brats:BraTSOptions", "robustmm.data.brats:BraTSSynthOptions"),
 }
 
 
@@ -55,24 +57,27 @@ def build_dataset(cfg: Any, progress: bool = True) -> MultimodalDataset:
     return _BUILDERS[cfg.kind](cfg, progress)
 
 
-def check_synthetic_options(cfg: Any) -> None:
-    """``data.synthetic`` checked against its kind's model when the study is read, so that a value
-    the generator cannot use is refused before a run folder (or the data folder) is made."""
-    if cfg.synthetic is None or cfg.kind not in _SYNTHETIC_OPTIONS:
-        return
+def check_data_options(cfg: Any) -> None:
+    """``data.options`` and ``data.synthetic`` checked against their kind's models when the study is
+    read, so that a bad value is refused before a run folder (or the data folder) is made (the
+    builder validates them again)."""
     import importlib
 
     from pydantic import ValidationError
 
     from robustmm.config.loader import format_validation_error
 
-    module, name = _SYNTHETIC_OPTIONS[cfg.kind].split(":")
-    model = getattr(importlib.import_module(module), name)
-    try:
-        model.model_validate(cfg.synthetic)
-    except ValidationError as err:
-        raise ConfigError(format_validation_error(err, model, f"data (kind {cfg.kind})",
-                                                  prefix="data.synthetic")) from None
+    values = (getattr(cfg, "options", None) or {}, getattr(cfg, "synthetic", None))
+    for key, target, value in zip(("data.options", "data.synthetic"), _OPTION_MODELS.get(cfg.kind, (None, None)),
+                                  values):
+        if target is None or value is None:
+            continue
+        module, name = target.split(":")
+        model = getattr(importlib.import_module(module), name)
+        try:
+            model.model_validate(dict(value))
+        except ValidationError as err:
+            raise ConfigError(format_validation_error(err, model, f"data (kind {cfg.kind})", prefix=key)) from None
 
 
 def create_once(target: Path, write: Callable[[Path], Any]) -> None:
