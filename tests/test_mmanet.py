@@ -320,7 +320,10 @@ def test_a_study_lists_complete_only_dropout_baseline_and_mmanet(tmp_path: Path,
     monkeypatch.setattr(study, "build_dataset", lambda cfg, progress=True: dataset)
     cfg = StudyConfig.model_validate({
         "name": "toy_mmanet", "seed": 0, "output_dir": str(tmp_path),
-        "data": {"kind": "table", "root": str(tmp_path)},  # build_dataset is replaced: nothing is read
+        # build_dataset is replaced: nothing is read, the options only have to be valid ones
+        "data": {"kind": "table", "root": str(tmp_path), "options": {
+            "id_column": "id", "modalities": {m: {"prefix": f"{m}_"} for m in "abc"},
+            "target": {"kind": "binary", "column": "y"}}},
         "model": small_model().model_dump(), "training": small_training(4).model_dump(),
         "methods": [{"name": "complete_only"}, {"name": "dropout_baseline"},
                     {"name": "mmanet", "warmup_epochs": 2}],
