@@ -293,3 +293,59 @@ def test_dispro_configuration_errors(dispro_root: Path, tmp_path: Path) -> None:
     flipped = DisProDataset(root, 0, "train", modalities=("omics",), id_column="case", event_column=None,
                             censorship_column="Status")
     assert flipped.events.sum() == DisProDataset(dispro_root, 0, "train", modalities=("omics",)).events.sum()
+
+
+# ------------------------------------------------------------------------------------------------
+# what the loader did: imputed cells, signature genes that match nothing, every bag read by the check
+
+
+def _check(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
+    from robustmm.cli import main
+
+    rc = main(["data", "check", *args, "--quiet"])
+    captured = capsys.readouterr()
+    return rc, captured.out + captured.err
+
+
+def test_imputed_cells_reach_data_check_and_the_run_report(porpoise_file: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    from robustmm.config.schema import GenericDataConfig, SplitConfig
+    from robustmm.data.datamodule import DataModule
+    from robustmm.data.registry import build_dataset
+    from robustmm.report.html import data_section
+    from robustmm.study import data_report
+
+    n_age = int(load_porpoise_table(porpoise_file)["age"].isna().sum())
+    assert n_age > 0
+    rc, out = _check(capsys, "tcga_porpoise", str(porpoise_file))
+    assert rc == 0 and f"imputed: {n_age} cell(s) of age (filled with the training-split mean)" in out
+    ds = build_dataset(GenericDataConfig(kind="tcga_porpoise", root=porpoise_file))
+    loader = data_report(DataModule(ds, SplitConfig(), seed=0))["loader"]
+    assert loader["imputed_cells"] == {"age": n_age}
+    assert "<td>age</td><td>" + str(n_age) in data_section({"loader": loader})
+    # generic tables too; a column with no training value says it is filled with 0
+    table = pd.DataFrame({"pid": [f"p{i}" for i in range(12)], "a": [np.nan, 1.0] * 6, "b": np.arange(12.0),
+                          "t": np.arange(1.0, 13.0), "e": [1, 0, 1] * 4})
+    table.loc[[3, 5], "b"] = np.nan
+    (tmp_path / "real").mkdir()  # away from the synthetic table's marker
+    table.to_csv(tmp_path / "real" / "t.csv", index=False)
+    rc, out = _check(capsys, "table", str(tmp_path / "real" / "t.csv"), "--option", "id_column=pid",
+                     "--option", "modalities={x: {columns: [a, b]}}",
+                     "--option", "target={kind: survival, time: t, event: e}")
+    assert rc == 0 and "imputed: 6 cell(s) of a" in out and "imputed: 2 cell(s) of b" in out
+    tds = build_dataset(GenericDataConfig(kind="table", root=tmp_path / "real" / "t.csv", options={
+        "id_column": "pid", "modalities": {"x": {"columns": ["a", "b"]}},
+        "target": {"kind": "survival", "time": "t", "event": "e"}}))
+    tds.fit(np.arange(0, 12, 2))  # 'a' is empty on every training row
+    assert tds.report.imputed == {"a": 6, "b": 2}
+    assert any("'a'" not in n and "a have no observed value in the training split" in n for n in tds.report.notes)
+    tds.fit(np.arange(12))
+    assert not any("training split" in n for n in tds.report.notes)  # a refit replaces the note
+
+
+@pytest.mark.shared_data
+def test_real_luad_missing_ages_are_reported(shared_data: Path, capsys: pytest.CaptureFixture) -> None:
+    rc, out = _check(capsys, "tcga_porpoise", str(shared_data / "tcga_porpoise" / "tcga_luad_all_clean.csv.zip"))
+    assert rc == 0 and "imputed: 10 cell(s) of age" in out
+
+
