@@ -307,6 +307,12 @@ def _check(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
     return rc, captured.out + captured.err
 
 
+def _signatures(path: Path, columns: dict[str, list[str]]) -> Path:
+    longest = max(map(len, columns.values()))
+    pd.DataFrame({k: v + [None] * (longest - len(v)) for k, v in columns.items()}).to_csv(path, index=False)
+    return path
+
+
 def test_imputed_cells_reach_data_check_and_the_run_report(porpoise_file: Path, tmp_path: Path,
                                                            capsys: pytest.CaptureFixture) -> None:
     from robustmm.config.schema import GenericDataConfig, SplitConfig
@@ -349,3 +355,45 @@ def test_real_luad_missing_ages_are_reported(shared_data: Path, capsys: pytest.C
     assert rc == 0 and "imputed: 10 cell(s) of age" in out
 
 
+def test_unmatched_signature_genes_are_reported_in_check_log_and_run(porpoise_file: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import json as json_
+
+    from robustmm.config.loader import validate
+    from robustmm.config.schema import StudyConfig
+    from robustmm.study import run_study
+
+    sig = _signatures(tmp_path / "sig.csv", {"PW_OK": ["G000", "G001", "FOO1"], "PW_NONE": ["BAR2", "BAZ3"]})
+    with caplog.at_level("WARNING", logger="robustmm"):
+        rc, out = _check(capsys, "tcga_porpoise", str(porpoise_file), "--option", f"signatures={sig}")
+    assert rc == 0
+    genes = "3 of 5 signature gene(s) match nothing in the omics columns (rnaseq, cnv, mut) and are left out " \
+            "(e.g. FOO1, BAR2, BAZ3)"
+    dropped = "1 pathway(s) have no gene in the omics columns (rnaseq, cnv, mut) and are dropped: PW_NONE"
+    assert f"note: data.options.signatures {sig}: {genes}" in out and dropped in out
+    assert genes in caplog.text and dropped in caplog.text
+    cfg = validate(StudyConfig, {
+        "name": "t", "output_dir": str(tmp_path / "runs"),
+        "data": {"kind": "tcga_porpoise", "root": str(porpoise_file),
+                 "options": {"modalities": ["clinical", "rnaseq"], "signatures": str(sig)}},
+        "model": {"embed_dim": 4, "trunk_hidden": 4, "table": {"hidden": [4]}},
+        "training": {"epochs": 1, "batch_size": 16, "device": "cpu", "early_stopping": {"min_epochs": 1}},
+        "methods": [{"name": "dropout_baseline"}], "report": {"plots": False},
+        "evaluation": {"bootstrap": 0, "scenarios": [{"kind": "natural"}]}}, source="test")
+    run = run_study(cfg, progress=False).run_dir
+    notes = json_.loads((run / "metrics.json").read_text())["data"]["loader"]["notes"]
+    assert any("PW_NONE" in n for n in notes) and any("FOO1, BAR2" in n for n in notes)
+    assert "PW_NONE" in (run / "report.html").read_text() and "PW_NONE" in (run / "log.txt").read_text()
+
+
+def test_dispro_pathway_of_unknown_genes_is_reported(dispro_root: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    root = _copy(dispro_root, tmp_path)
+    sig = pd.read_csv(root / "signatures.csv")
+    _signatures(root / "signatures.csv", {**{c: sig[c].dropna().tolist() for c in sig}, "PW_FOO": ["FOO1", "BAR2"]})
+    rc, out = _check(capsys, "dispro", str(root))
+    assert rc == 0 and "1 pathway(s) have no gene in" in out and "dropped: PW_FOO" in out
+    assert "4 of " in out and "(e.g. UNMEASURED1, UNMEASURED2, FOO1, BAR2)" in out
+    assert DisProDataset(root, 0, "all", modalities=("omics",)).report.notes == [
+        line[len("note: "):] for line in out.splitlines() if line.startswith("note: ")]

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -45,7 +46,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from robustmm.config.loader import format_validation_error
 
-from robustmm.data.base import SYNTHETIC_MARKER, MultimodalDataset, TaskSpec, synthetic_marker
+from robustmm.data.base import SYNTHETIC_MARKER, DataReport, MultimodalDataset, TaskSpec, synthetic_marker
 from robustmm.data.batch import ModalitySpec
 from robustmm.io import apply_umask, remove_stale_tmp, write_json_atomic
 from robustmm.data.tables import (
@@ -63,6 +64,8 @@ from robustmm.data.tables import (
     validate_survival,
 )
 from robustmm.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------------------------
 # (a) PORPOISE tables
@@ -313,6 +316,21 @@ def read_signatures(path: str | Path) -> tuple[list[str], list[list[str]]]:
     return names, genes
 
 
+def signature_notes(source: str, unmatched: Sequence[str], n_genes: int, dropped: Sequence[str],
+                    where: str) -> list[str]:
+    """Notes (also logged as warnings) on signature genes that match nothing in ``where`` and on
+    pathways left without any gene, so that a misspelt or foreign signatures file is seen."""
+    notes = []
+    if unmatched:
+        notes.append(f"{source}: {len(unmatched)} of {n_genes} signature gene(s) match nothing in {where} and are "
+                     f"left out (e.g. {_ids(unmatched)})")
+    if dropped:
+        notes.append(f"{source}: {len(dropped)} pathway(s) have no gene in {where} and are dropped: {_ids(dropped)}")
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
 def _stable_seed(*parts: Any) -> int:
     return zlib.crc32("|".join(str(p) for p in parts).encode()) & 0x7FFFFFFF
 
@@ -395,6 +413,7 @@ class DisProDataset(MultimodalDataset):
 
         rows = self._read_splits(id_column, time_column, event_column, censorship_column, fold_column)
         self._locate_files(rows, id_column, wsi_column, omics_column, modalities)
+        self.report = DataReport(subjects_in_table=len(rows), subjects_used=len(rows))
 
         self.modalities: dict[str, ModalitySpec] = {}
         for name in modalities:
@@ -579,6 +598,9 @@ class DisProDataset(MultimodalDataset):
             raise DataError(f"{signatures}: no signature gene appears in {first}; check that the gene symbols of "
                             f"the signatures and of the omics files use the same naming")
         self.unmeasured_genes = list(dict.fromkeys(self.unmeasured_genes))
+        self.report.notes += signature_notes(str(signatures), self.unmeasured_genes,
+                                             len({x for g in genes for x in g}), self.dropped_pathways,
+                                             f"{first} (the omics file that fixes the gene layout)")
         self.pathway_sizes = [len(g) for g in layout]
         g_max = max(self.pathway_sizes)
         self.gene_mask = torch.zeros(len(layout), g_max, dtype=torch.bool)
@@ -879,11 +901,21 @@ def build_porpoise_from_config(cfg: Any, progress: bool = True) -> PorpoiseDatas
         except DataError as err:
             raise DataError(f"data.options.signatures: {err}") from None
         omics = [n for m in opts.modalities if m != "clinical" for n in dataset.feature_names.get(m, [])]
-        genes = {g.upper() for gs in dataset.signatures[1] for g in gs}
-        if omics and not any(re.sub(r"_[^_]*$", "", n).upper() in genes for n in omics):
-            raise DataError(f"data.options.signatures: no gene of {opts.signatures} matches an omics column (columns "
-                            f"look like {omics[:3]}); the rows must be gene symbols such as TP53, matching "
-                            f"TP53_rnaseq / TP53_cnv / TP53_mut")
+        if omics:
+            # a column matches by its name or its name without the last _suffix (as DisPro's groups do)
+            symbols = {s for n in omics for s in (n.upper(), re.sub(r"_[^_]*$", "", n).upper())}
+            names, genes = dataset.signatures
+            unmatched = list(dict.fromkeys(g for gs in genes for g in gs if g.upper() not in symbols))
+            every = {g for gs in genes for g in gs}
+            if len(unmatched) == len(every):
+                raise DataError(f"data.options.signatures: no gene of {opts.signatures} matches an omics column "
+                                f"(columns look like {omics[:3]}); the rows must be gene symbols such as TP53, "
+                                f"matching TP53_rnaseq / TP53_cnv / TP53_mut")
+            missed = set(unmatched)
+            dropped = [p for p, gs in zip(names, genes) if all(g in missed for g in gs)]
+            groups = ", ".join(m for m in opts.modalities if m != "clinical")
+            dataset.report.notes += signature_notes(f"data.options.signatures {opts.signatures}", unmatched,
+                                                    len(every), dropped, f"the omics columns ({groups})")
     return dataset
 
 
