@@ -397,3 +397,47 @@ def test_dispro_pathway_of_unknown_genes_is_reported(dispro_root: Path, tmp_path
     assert "4 of " in out and "(e.g. UNMEASURED1, UNMEASURED2, FOO1, BAR2)" in out
     assert DisProDataset(root, 0, "all", modalities=("omics",)).report.notes == [
         line[len("note: "):] for line in out.splitlines() if line.startswith("note: ")]
+
+
+class _RunsCode:
+    """Unpickling this creates ``path`` (stands for any command a crafted file could run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def _last_slide(root: Path) -> Path:
+    return sorted((root / "wsi").glob("*.pt"))[-1]
+
+
+def test_dispro_check_reads_every_bag(dispro_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    marker = tmp_path / "owned"
+    evil = _copy(dispro_root, tmp_path / "evil")
+    torch.save({"x": _RunsCode(marker)}, _last_slide(evil))
+    rc, out = _check(capsys, "dispro", str(evil))
+    assert rc == 2 and "refused" in out and _last_slide(evil).name in out and "weights_only" not in out
+    assert not marker.exists() and "Traceback" not in out
+    narrow = _copy(dispro_root, tmp_path / "narrow")
+    torch.save(torch.zeros(5, 16), _last_slide(narrow))
+    rc, out = _check(capsys, "dispro", str(narrow))
+    assert rc == 2 and "16 features per patch, expected 32" in out
+
+
+def test_zero_wsi_features_are_refused_at_synth_and_load_time(dispro_root: Path, tmp_path: Path) -> None:
+    from robustmm.config.schema import GenericDataConfig
+    from robustmm.data.registry import build_dataset
+    from robustmm.errors import ConfigError
+
+    with pytest.raises(ValueError, match="wsi_feat_dim"):
+        write_synthetic_dispro(tmp_path / "zero", n_patients=10, n_folds=2, wsi_feat_dim=0, oracle=False)
+    with pytest.raises(ConfigError, match="data.synthetic.patches.*1 <= min <= max"):
+        build_dataset(GenericDataConfig(kind="dispro", root=tmp_path / "syn", synthetic={"patches": [5, 2]}))
+    assert not (tmp_path / "syn").exists()
+    root = _copy(dispro_root, tmp_path / "empty")
+    for f in (root / "wsi").glob("*.pt"):
+        torch.save(torch.zeros(7, 0), f)
+    with pytest.raises(DataError, match="0 features per patch"):
+        DisProDataset(root, 0, "all")

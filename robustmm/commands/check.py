@@ -68,6 +68,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not Path(args.path).exists():
         raise ConfigError(f"{args.path} does not exist; give the folder or file the study's data.root points to")
     ds = build_dataset(_data_config(args), progress=not args.quiet)
+    if hasattr(ds, "read_all"):  # datasets whose files are opened per sample (DisPro's bags)
+        ds.read_all(progress=not args.quiet)
     n = len(ds)
     print(f"{args.path}: {n} subjects/items read as data.kind {args.kind}" + ("  (SYNTHETIC DATA)" if ds.synthetic else ""))
     task = ds.task

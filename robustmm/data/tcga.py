@@ -32,6 +32,7 @@ import hashlib
 import json
 import logging
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -42,7 +43,7 @@ from typing import Annotated, Any, Literal, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from robustmm.config.loader import format_validation_error
 
@@ -559,6 +560,12 @@ class DisProDataset(MultimodalDataset):
     def _load_slide(self, file: Path, pid: str) -> torch.Tensor:
         try:
             x = torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            # torch's own text suggests weights_only=False, i.e. running the file's code: name the object only
+            lines = [line for line in str(exc).splitlines() if "GLOBAL" in line] or [type(exc).__name__]
+            raise DataError(f"{file} (patient {pid}): refused: the file holds Python objects other than tensors "
+                            f"({lines[0].strip()[:200]}) and loading them could run code from it; save the patch "
+                            f"features as a plain tensor (torch.save(features, path))") from None
         except Exception as exc:  # torch raises many types for corrupt files
             raise DataError(f"{file} (patient {pid}): cannot load the patch-feature tensor ({exc}); re-extract "
                             f"the features or remove the file from the WSI column") from exc
@@ -567,6 +574,9 @@ class DisProDataset(MultimodalDataset):
         if not isinstance(x, torch.Tensor) or x.dim() != 2:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise DataError(f"{file} (patient {pid}): expected a 2-D tensor (patches x features), got {shape}")
+        if x.shape[1] == 0:  # a bag without features would train a model on nothing, silently
+            raise DataError(f"{file} (patient {pid}): the tensor has 0 features per patch (shape {tuple(x.shape)}); "
+                            f"re-extract the patch features")
         return x.float()
 
     def _probe_wsi_dim(self) -> int:
@@ -671,13 +681,9 @@ class DisProDataset(MultimodalDataset):
         out[self._gene_rows, self._gene_cols] = torch.from_numpy(self._omics_vector(index))
         return out, torch.ones(p, dtype=torch.bool)
 
-    def _wsi(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        out = torch.zeros(self.max_patches, self.wsi_feat_dim)
-        valid = torch.zeros(self.max_patches, dtype=torch.bool)
-        slides = self._slides[index]
-        if not slides or not self._present["wsi"][index]:  # naturally or training-set missing
-            return out, valid, 0
-        pid = self._subjects[index]
+    def _slide_bag(self, index: int) -> torch.Tensor:
+        """Every patch of the patient's slides (N, F), each slide checked against ``wsi_feat_dim``."""
+        slides, pid = self._slides[index], self._subjects[index]
         parts = []
         for f in slides:
             x = self._load_slide(f, pid)
@@ -686,10 +692,31 @@ class DisProDataset(MultimodalDataset):
                                 f"{self.wsi_feat_dim} like the other slides; extract all slides with one model")
             parts.append(x)
         bag = torch.cat(parts, dim=0)
-        n = bag.shape[0]
-        if n == 0:
+        if bag.shape[0] == 0:
             raise DataError(f"{[str(f) for f in slides]} (patient {pid}): the slides hold no patch; remove them "
                             f"from the WSI column to mark the WSI as missing")
+        return bag
+
+    def read_all(self, progress: bool = True) -> None:
+        """Read every slide bag and omics file the way samples are read, one patient at a time (a
+        bag is dropped before the next is loaded), so that ``robustmm data check`` finds a refused,
+        corrupt or mis-shaped file before a study does."""
+        from tqdm.auto import tqdm
+
+        for i in tqdm(range(len(self)), desc="reading files", unit="patient", disable=not progress, leave=False):
+            if "wsi" in self.modalities and self._slides[i]:
+                self._slide_bag(i)
+            if "omics" in self.modalities and self._omics_files[i] is not None:
+                self._omics_vector(i)
+
+    def _wsi(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        out = torch.zeros(self.max_patches, self.wsi_feat_dim)
+        valid = torch.zeros(self.max_patches, dtype=torch.bool)
+        if not self._slides[index] or not self._present["wsi"][index]:  # naturally or training-set missing
+            return out, valid, 0
+        pid = self._subjects[index]
+        bag = self._slide_bag(index)
+        n = bag.shape[0]
         if n > self.max_patches:
             if self.train:
                 rng = np.random.default_rng(_stable_seed(self.seed, self.epoch, pid))
@@ -858,6 +885,13 @@ class DisProSynthOptions(_Options):
     omics_missing: float = Field(0.0, ge=0.0, le=1.0)
     #: mechanism knob (robustmm.data.synth.tcga): weights of z_shared / z_omics / z_wsi in the risk
     risk_weights: dict[Literal["shared", "omics", "wsi"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
+
+    @field_validator("patches", "genes_per_pathway")
+    @classmethod
+    def _min_max(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= value[0] <= value[1]:
+            raise ValueError(f"give [min, max] with 1 <= min <= max, got {list(value)}")
+        return value
 
 
 def _synthetic_options(model: type[BaseModel], raw: dict[str, Any]) -> Any:

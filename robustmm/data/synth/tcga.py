@@ -101,6 +101,11 @@ def write_synthetic_dispro(
         raise ValueError("wsi_missing and omics_missing must be in [0, 1] with a sum <= 1 (no patient misses both)")
     if n_folds < 2 or n_patients < 2 * n_folds:
         raise ValueError(f"need n_folds >= 2 and at least 2 patients per fold (n_patients={n_patients})")
+    if wsi_feat_dim < 1 or n_pathways < 1:  # a bag of 0 features would train on nothing, silently
+        raise ValueError(f"wsi_feat_dim and n_pathways must be >= 1 (got {wsi_feat_dim}, {n_pathways})")
+    for what, (low, high) in (("patches", patches), ("genes_per_pathway", genes_per_pathway)):
+        if not 1 <= low <= high:
+            raise ValueError(f"{what} must be (min, max) with 1 <= min <= max, got ({low}, {high})")
     root = Path(root)
     (root / "omics").mkdir(parents=True, exist_ok=True)
     (root / "wsi").mkdir(parents=True, exist_ok=True)
