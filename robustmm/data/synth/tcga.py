@@ -238,6 +238,11 @@ def write_synthetic_porpoise(path: str | Path, n_patients: int = 80, seed: int =
     ``.csv.zip``) that is plain CSV text. ``age_missing`` leaves that fraction of ages empty
     (as in TCGA-LUAD). The synthetic marker goes next to the file.
     """
+    if n_patients < 1 or n_rnaseq < len(RNA_WEIGHTS) or n_cnv < 3 or n_mut < 2:  # the signal columns
+        raise ValueError(f"need n_patients >= 1, n_rnaseq >= {len(RNA_WEIGHTS)}, n_cnv >= 3 and n_mut >= 2 (got "
+                         f"{n_patients}, {n_rnaseq}, {n_cnv}, {n_mut})")
+    if not 0.0 <= age_missing <= 1.0:
+        raise ValueError(f"age_missing must be in [0, 1], got {age_missing}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     signal = _porpoise_signal(signal)
