@@ -441,3 +441,19 @@ def test_zero_wsi_features_are_refused_at_synth_and_load_time(dispro_root: Path,
         torch.save(torch.zeros(7, 0), f)
     with pytest.raises(DataError, match="0 features per patch"):
         DisProDataset(root, 0, "all")
+
+
+def test_synthetic_porpoise_files_get_the_users_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = write_synthetic_porpoise(tmp_path / "a" / "tcga_syn_all_clean.csv.zip", n_patients=20, oracle=False)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        assert stat.S_IMODE((path.parent / "SYNTHETIC_DATA.json").stat().st_mode) == 0o644
+        os.umask(0o007)
+        path = write_synthetic_porpoise(tmp_path / "b" / "tcga_syn_all_clean.csv.zip", n_patients=20, oracle=False)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+    finally:
+        os.umask(old)

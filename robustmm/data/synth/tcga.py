@@ -50,6 +50,7 @@ import pandas as pd
 import torch
 
 from robustmm.data.base import write_synthetic_marker
+from robustmm.io import apply_umask
 
 
 def _survival(rng: np.random.Generator, risk: np.ndarray, beta: float = 1.2,
@@ -286,6 +287,7 @@ def write_synthetic_porpoise(path: str | Path, n_patients: int = 80, seed: int =
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(inner, text.getvalue())
+        apply_umask(tmp)  # mkstemp made it 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
