@@ -163,3 +163,49 @@ def test_run_and_report_name_what_is_wrong_with_the_folder_given(tmp_path: Path,
     assert "no such folder" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "nowhere")]) == 2
     assert "no such folder; give a finished run folder (with metrics.json) or a sweep folder" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("kind, args, message", [
+    ("porpoise", ["--rnaseq", "0"], "argument --rnaseq: must be at least 5 (got 0)"),
+    ("porpoise", ["--patients", "-5"], "argument --patients: must be at least 20 (got -5)"),
+    ("porpoise", ["--age-missing", "1.5"], "argument --age-missing: must be a fraction in [0, 1] (got 1.5)"),
+    ("porpoise", ["--cohort", "../x"], "use lower-case letters and digits only"),
+    ("dispro", ["--patches", "10", "5"], "argument --patches: MIN 10 is larger than MAX 5; give MIN <= MAX"),
+    ("dispro", ["--genes", "5", "2"], "argument --genes: MIN 5 is larger than MAX 2"),
+    ("dispro", ["--patches", "0", "5"], "argument --patches: must be at least 1 (got 0)"),
+    ("dispro", ["--wsi-dim", "0"], "argument --wsi-dim: must be at least 2 (got 0)"),
+    ("dispro", ["--omics-missing", "nan"], "must be a fraction in [0, 1]"),
+])
+def test_synth_arguments_are_checked_before_anything_is_written(kind, args, message, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(SystemExit) as exit_:
+        main(["data", "synth", kind, "--out", str(out), *args])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failed_synth_leaves_nothing_behind_and_can_be_run_again(tmp_path: Path, capsys, monkeypatch) -> None:
+    import torch
+
+    from robustmm.data.synth import tcga
+
+    out = tmp_path / "out"
+    # patients per fold: only the generator can tell
+    assert main(["data", "synth", "dispro", "--out", str(out), "--patients", "10", "--folds", "6"]) == 2
+    assert "2 patients per fold" in capsys.readouterr().err and list(tmp_path.iterdir()) == []
+    saved = []
+
+    def fail_after_some(obj, path):  # stands for a full disk or a kill in the middle of the bags
+        if len(saved) == 3:
+            raise OSError("No space left on device")
+        saved.append(path)
+        torch.save(obj, path)
+
+    monkeypatch.setattr(tcga.torch, "save", fail_after_some)
+    with pytest.raises(OSError):
+        main(["data", "synth", "dispro", "--out", str(out), "--patients", "10", "--folds", "2"])
+    assert len(saved) == 3 and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    out.mkdir()  # an empty folder is as good as none
+    assert main(["data", "synth", "dispro", "--out", str(out), "--patients", "10", "--folds", "2"]) == 0
+    assert (out / "splits.csv").is_file() and list(tmp_path.iterdir()) == [out]

@@ -293,3 +293,167 @@ def test_dispro_configuration_errors(dispro_root: Path, tmp_path: Path) -> None:
     flipped = DisProDataset(root, 0, "train", modalities=("omics",), id_column="case", event_column=None,
                             censorship_column="Status")
     assert flipped.events.sum() == DisProDataset(dispro_root, 0, "train", modalities=("omics",)).events.sum()
+
+
+# ------------------------------------------------------------------------------------------------
+# what the loader did: imputed cells, signature genes that match nothing, every bag read by the check
+
+
+def _check(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str]:
+    from robustmm.cli import main
+
+    rc = main(["data", "check", *args, "--quiet"])
+    captured = capsys.readouterr()
+    return rc, captured.out + captured.err
+
+
+def _signatures(path: Path, columns: dict[str, list[str]]) -> Path:
+    longest = max(map(len, columns.values()))
+    pd.DataFrame({k: v + [None] * (longest - len(v)) for k, v in columns.items()}).to_csv(path, index=False)
+    return path
+
+
+def test_imputed_cells_reach_data_check_and_the_run_report(porpoise_file: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    from robustmm.config.schema import GenericDataConfig, SplitConfig
+    from robustmm.data.datamodule import DataModule
+    from robustmm.data.registry import build_dataset
+    from robustmm.report.html import data_section
+    from robustmm.study import data_report
+
+    n_age = int(load_porpoise_table(porpoise_file)["age"].isna().sum())
+    assert n_age > 0
+    rc, out = _check(capsys, "tcga_porpoise", str(porpoise_file))
+    assert rc == 0 and f"imputed: {n_age} cell(s) of age (filled with the training-split mean)" in out
+    ds = build_dataset(GenericDataConfig(kind="tcga_porpoise", root=porpoise_file))
+    loader = data_report(DataModule(ds, SplitConfig(), seed=0))["loader"]
+    assert loader["imputed_cells"] == {"age": n_age}
+    assert "<td>age</td><td>" + str(n_age) in data_section({"loader": loader})
+    # generic tables too; a column with no training value says it is filled with 0
+    table = pd.DataFrame({"pid": [f"p{i}" for i in range(12)], "a": [np.nan, 1.0] * 6, "b": np.arange(12.0),
+                          "t": np.arange(1.0, 13.0), "e": [1, 0, 1] * 4})
+    table.loc[[3, 5], "b"] = np.nan
+    (tmp_path / "real").mkdir()  # away from the synthetic table's marker
+    table.to_csv(tmp_path / "real" / "t.csv", index=False)
+    rc, out = _check(capsys, "table", str(tmp_path / "real" / "t.csv"), "--option", "id_column=pid",
+                     "--option", "modalities={x: {columns: [a, b]}}",
+                     "--option", "target={kind: survival, time: t, event: e}")
+    assert rc == 0 and "imputed: 6 cell(s) of a" in out and "imputed: 2 cell(s) of b" in out
+    tds = build_dataset(GenericDataConfig(kind="table", root=tmp_path / "real" / "t.csv", options={
+        "id_column": "pid", "modalities": {"x": {"columns": ["a", "b"]}},
+        "target": {"kind": "survival", "time": "t", "event": "e"}}))
+    tds.fit(np.arange(0, 12, 2))  # 'a' is empty on every training row
+    assert tds.report.imputed == {"a": 6, "b": 2}
+    assert any("'a'" not in n and "a have no observed value in the training split" in n for n in tds.report.notes)
+    tds.fit(np.arange(12))
+    assert not any("training split" in n for n in tds.report.notes)  # a refit replaces the note
+
+
+@pytest.mark.shared_data
+def test_real_luad_missing_ages_are_reported(shared_data: Path, capsys: pytest.CaptureFixture) -> None:
+    rc, out = _check(capsys, "tcga_porpoise", str(shared_data / "tcga_porpoise" / "tcga_luad_all_clean.csv.zip"))
+    assert rc == 0 and "imputed: 10 cell(s) of age" in out
+
+
+def test_unmatched_signature_genes_are_reported_in_check_log_and_run(porpoise_file: Path, tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture,
+                                                                      caplog: pytest.LogCaptureFixture) -> None:
+    import json as json_
+
+    from robustmm.config.loader import validate
+    from robustmm.config.schema import StudyConfig
+    from robustmm.study import run_study
+
+    sig = _signatures(tmp_path / "sig.csv", {"PW_OK": ["G000", "G001", "FOO1"], "PW_NONE": ["BAR2", "BAZ3"]})
+    with caplog.at_level("WARNING", logger="robustmm"):
+        rc, out = _check(capsys, "tcga_porpoise", str(porpoise_file), "--option", f"signatures={sig}")
+    assert rc == 0
+    genes = "3 of 5 signature gene(s) match nothing in the omics columns (rnaseq, cnv, mut) and are left out " \
+            "(e.g. FOO1, BAR2, BAZ3)"
+    dropped = "1 pathway(s) have no gene in the omics columns (rnaseq, cnv, mut) and are dropped: PW_NONE"
+    assert f"note: data.options.signatures {sig}: {genes}" in out and dropped in out
+    assert genes in caplog.text and dropped in caplog.text
+    cfg = validate(StudyConfig, {
+        "name": "t", "output_dir": str(tmp_path / "runs"),
+        "data": {"kind": "tcga_porpoise", "root": str(porpoise_file),
+                 "options": {"modalities": ["clinical", "rnaseq"], "signatures": str(sig)}},
+        "model": {"embed_dim": 4, "trunk_hidden": 4, "table": {"hidden": [4]}},
+        "training": {"epochs": 1, "batch_size": 16, "device": "cpu", "early_stopping": {"min_epochs": 1}},
+        "methods": [{"name": "dropout_baseline"}], "report": {"plots": False},
+        "evaluation": {"bootstrap": 0, "scenarios": [{"kind": "natural"}]}}, source="test")
+    run = run_study(cfg, progress=False).run_dir
+    notes = json_.loads((run / "metrics.json").read_text())["data"]["loader"]["notes"]
+    assert any("PW_NONE" in n for n in notes) and any("FOO1, BAR2" in n for n in notes)
+    assert "PW_NONE" in (run / "report.html").read_text() and "PW_NONE" in (run / "log.txt").read_text()
+
+
+def test_dispro_pathway_of_unknown_genes_is_reported(dispro_root: Path, tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture) -> None:
+    root = _copy(dispro_root, tmp_path)
+    sig = pd.read_csv(root / "signatures.csv")
+    _signatures(root / "signatures.csv", {**{c: sig[c].dropna().tolist() for c in sig}, "PW_FOO": ["FOO1", "BAR2"]})
+    rc, out = _check(capsys, "dispro", str(root))
+    assert rc == 0 and "1 pathway(s) have no gene in" in out and "dropped: PW_FOO" in out
+    assert "4 of " in out and "(e.g. UNMEASURED1, UNMEASURED2, FOO1, BAR2)" in out
+    assert DisProDataset(root, 0, "all", modalities=("omics",)).report.notes == [
+        line[len("note: "):] for line in out.splitlines() if line.startswith("note: ")]
+
+
+class _RunsCode:
+    """Unpickling this creates ``path`` (stands for any command a crafted file could run)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self):
+        return (Path.touch, (self.path,))
+
+
+def _last_slide(root: Path) -> Path:
+    return sorted((root / "wsi").glob("*.pt"))[-1]
+
+
+def test_dispro_check_reads_every_bag(dispro_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    marker = tmp_path / "owned"
+    evil = _copy(dispro_root, tmp_path / "evil")
+    torch.save({"x": _RunsCode(marker)}, _last_slide(evil))
+    rc, out = _check(capsys, "dispro", str(evil))
+    assert rc == 2 and "refused" in out and _last_slide(evil).name in out and "weights_only" not in out
+    assert not marker.exists() and "Traceback" not in out
+    narrow = _copy(dispro_root, tmp_path / "narrow")
+    torch.save(torch.zeros(5, 16), _last_slide(narrow))
+    rc, out = _check(capsys, "dispro", str(narrow))
+    assert rc == 2 and "16 features per patch, expected 32" in out
+
+
+def test_zero_wsi_features_are_refused_at_synth_and_load_time(dispro_root: Path, tmp_path: Path) -> None:
+    from robustmm.config.schema import GenericDataConfig
+    from robustmm.data.registry import build_dataset
+    from robustmm.errors import ConfigError
+
+    with pytest.raises(ValueError, match="wsi_feat_dim"):
+        write_synthetic_dispro(tmp_path / "zero", n_patients=10, n_folds=2, wsi_feat_dim=0, oracle=False)
+    with pytest.raises(ConfigError, match="data.synthetic.patches.*1 <= min <= max"):
+        build_dataset(GenericDataConfig(kind="dispro", root=tmp_path / "syn", synthetic={"patches": [5, 2]}))
+    assert not (tmp_path / "syn").exists()
+    root = _copy(dispro_root, tmp_path / "empty")
+    for f in (root / "wsi").glob("*.pt"):
+        torch.save(torch.zeros(7, 0), f)
+    with pytest.raises(DataError, match="0 features per patch"):
+        DisProDataset(root, 0, "all")
+
+
+def test_synthetic_porpoise_files_get_the_users_umask(tmp_path: Path) -> None:
+    import os
+    import stat
+
+    old = os.umask(0o022)
+    try:
+        path = write_synthetic_porpoise(tmp_path / "a" / "tcga_syn_all_clean.csv.zip", n_patients=20, oracle=False)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o644
+        assert stat.S_IMODE((path.parent / "SYNTHETIC_DATA.json").stat().st_mode) == 0o644
+        os.umask(0o007)
+        path = write_synthetic_porpoise(tmp_path / "b" / "tcga_syn_all_clean.csv.zip", n_patients=20, oracle=False)
+        assert stat.S_IMODE(path.stat().st_mode) == 0o660
+    finally:
+        os.umask(old)

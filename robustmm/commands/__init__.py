@@ -7,7 +7,7 @@ import argparse
 import contextlib
 import signal
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 from robustmm.errors import RobustMMError
 
@@ -29,12 +29,53 @@ def require_new_folder(out: Path, option: str = "--out") -> None:
         raise RobustMMError(f"{option} {out} {kind}; choose a new folder (nothing is overwritten)")
 
 
-def positive_int(text: str) -> int:
-    """argparse type of a count that must be at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1 (got {value})")
+def write_new_folder(out: Path, write: Callable[[Path], Any]) -> None:
+    """``write(folder)`` generates into a temporary sibling of ``out`` that is renamed to ``out`` at the
+    end (:func:`~robustmm.data.registry.create_once`): a refused argument or an interrupted write leaves
+    nothing behind, so the same command can simply be run again. ``out`` is new or an empty folder."""
+    from robustmm.data.registry import create_once
+
+    require_new_folder(out)
+    create_once(out, write)
+
+
+def int_at_least(low: int) -> Callable[[str], int]:
+    """argparse type of an integer that must be at least ``low``."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low} (got {value})")
+        return value
+
+    return parse
+
+
+#: argparse type of a count that must be at least 1
+positive_int = int_at_least(1)
+
+
+def fraction(text: str) -> float:
+    """argparse type of a fraction in [0, 1]."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a fraction in [0, 1] (got {text})")
     return value
+
+
+class MinMax(argparse.Action):
+    """A ``nargs=2`` MIN MAX option, refused unless MIN <= MAX."""
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        low, high = values
+        if low > high:
+            parser.error(f"argument {option_string}: MIN {low} is larger than MAX {high}; give MIN <= MAX")
+        setattr(namespace, self.dest, list(values))
 
 
 @contextlib.contextmanager

@@ -15,6 +15,8 @@ from pathlib import Path
 from robustmm.commands import data_group
 from robustmm.errors import ConfigError
 
+_SHOWN = 20  # imputed columns listed one by one
+
 KINDS = {
     "adni": "ADNI layout: ADNIMERGE-like table + manifest (or patterns) + NIfTI volumes",
     "table": "one CSV/TSV/Parquet table, modalities as column groups",
@@ -66,6 +68,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not Path(args.path).exists():
         raise ConfigError(f"{args.path} does not exist; give the folder or file the study's data.root points to")
     ds = build_dataset(_data_config(args), progress=not args.quiet)
+    if hasattr(ds, "read_all"):  # datasets whose files are opened per sample (DisPro's bags)
+        ds.read_all(progress=not args.quiet)
     n = len(ds)
     print(f"{args.path}: {n} subjects/items read as data.kind {args.kind}" + ("  (SYNTHETIC DATA)" if ds.synthetic else ""))
     task = ds.task
@@ -83,8 +87,12 @@ def cmd_check(args: argparse.Namespace) -> int:
         info = report.to_dict()
         for reason, v in (info.get("excluded") or {}).items():
             print(f"excluded: {v.get('count', v) if isinstance(v, dict) else len(v)} ({reason})")
-        for column, cells in (info.get("imputed_cells") or {}).items():
-            print(f"imputed: {cells} cell(s) of {column}")
+        imputed = info.get("imputed_cells") or {}
+        for column, cells in list(imputed.items())[:_SHOWN]:
+            print(f"imputed: {cells} cell(s) of {column} (filled with the training-split mean)")
+        if len(imputed) > _SHOWN:  # omics tables can have thousands of such columns
+            rest = list(imputed.values())[_SHOWN:]
+            print(f"imputed: {sum(rest)} cell(s) of {len(rest)} more column(s)")
         for note in info.get("notes") or []:
             print(f"note: {note}")
     print("the data can be read; a study with this data section will find the same subjects")

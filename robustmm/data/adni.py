@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import difflib
 import logging
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ import pandas as pd
 import torch
 
 from robustmm.config.schema import AdniDataConfig
-from robustmm.data.base import MultimodalDataset, TaskSpec
+from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
 from robustmm.data.volumes import cache_key, load_volumes
 from robustmm.errors import DataError
@@ -41,29 +40,6 @@ DEMENTIA = {"dementia", "ad", "alzheimer's disease"}
 MCI = {"mci", "emci", "lmci"}
 PMCI_NAMES = {"1", "pmci", "progressive", "converter", "true", "yes"}
 SMCI_NAMES = {"0", "smci", "stable", "nonconverter", "non-converter", "false", "no"}
-
-
-@dataclass
-class DataReport:
-    """What the loader did to the data (shown in the run's report)."""
-
-    subjects_in_table: int = 0
-    subjects_used: int = 0
-    excluded: dict[str, list[str]] = field(default_factory=dict)
-    imputed: dict[str, int] = field(default_factory=dict)
-    notes: list[str] = field(default_factory=list)
-
-    def exclude(self, reason: str, subject: str) -> None:
-        self.excluded.setdefault(reason, []).append(subject)
-
-    def to_dict(self) -> dict:
-        return {
-            "subjects_in_table": self.subjects_in_table,
-            "subjects_used": self.subjects_used,
-            "excluded": {k: {"count": len(v), "subjects": v[:20]} for k, v in self.excluded.items()},
-            "imputed_cells": self.imputed,
-            "notes": self.notes,
-        }
 
 
 class AdniDataset(MultimodalDataset):

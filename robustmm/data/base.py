@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
@@ -25,6 +25,30 @@ class TaskSpec:
     kind: TaskKind
     num_classes: int = 2
     class_names: tuple[str, ...] = ()
+
+
+@dataclass
+class DataReport:
+    """What the loader did to the data: exclusions, imputed cells (column -> cells filled with the
+    training-split mean) and notes. ``robustmm data check`` prints it and the run's report shows it."""
+
+    subjects_in_table: int = 0
+    subjects_used: int = 0
+    excluded: dict[str, list[str]] = field(default_factory=dict)
+    imputed: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def exclude(self, reason: str, subject: str) -> None:
+        self.excluded.setdefault(reason, []).append(subject)
+
+    def to_dict(self) -> dict:
+        return {
+            "subjects_in_table": self.subjects_in_table,
+            "subjects_used": self.subjects_used,
+            "excluded": {k: {"count": len(v), "subjects": v[:20]} for k, v in self.excluded.items()},
+            "imputed_cells": self.imputed,
+            "notes": self.notes,
+        }
 
 
 class MultimodalDataset(Dataset):

@@ -82,9 +82,10 @@ def check_data_options(cfg: Any) -> None:
 
 def create_once(target: Path, write: Callable[[Path], Any]) -> None:
     """Write a generated dataset into a temporary sibling folder, then rename it into place,
-    so an interrupted generation never leaves a half-written dataset behind."""
+    so an interrupted generation never leaves a half-written dataset behind. An empty folder
+    at ``target`` is replaced (the rename may take its place); anything else is kept as it is."""
     target = Path(target)
-    if target.exists():
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
         return
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))

@@ -26,7 +26,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from robustmm.config.loader import format_validation_error
-from robustmm.data.base import MultimodalDataset, TaskSpec
+from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
 
@@ -475,6 +475,9 @@ class TableDataset(MultimodalDataset):
         self.train_missing = parse_train_missing(train_missing or {}, list(self.modalities), self.source_name)
         self.train_missing_seed = int(train_missing_seed)
         self.train_missing_counts: dict[str, int] = {}
+        # what fit_imputer will fill (known before any split; fit recounts after train_missing)
+        self.report = DataReport(subjects_in_table=n, subjects_used=n, imputed=self._holes())
+        self._imputer_notes: list[str] = []
 
     # -- construction helpers -------------------------------------------------------------------
 
@@ -661,12 +664,21 @@ class TableDataset(MultimodalDataset):
         sums = np.where(observed, train, 0.0).sum(axis=0)
         return train, observed, counts, np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
 
+    def _holes(self) -> dict[str, int]:
+        """Feature -> NaN cells of subjects that have the modality (what the imputer fills)."""
+        out: dict[str, int] = {}
+        for name, raw in self._raw.items():
+            per_col = (np.isnan(raw) & self._present[name][:, None]).sum(axis=0)
+            out.update({self.feature_names[name][j]: int(per_col[j]) for j in np.flatnonzero(per_col)})
+        return out
+
     def fit_imputer(self, train_indices: Sequence[int] | np.ndarray) -> dict[str, dict[str, Any]]:
         """Fill NaN cells of present modalities with the train-set column mean.
 
         Returns a summary per modality: ``n_cells`` (NaN cells filled over the whole dataset),
         ``columns`` ({feature: {"mean": train mean, "n_missing": cells}}), and
-        ``no_train_values`` (columns with no observed train value, filled with 0).
+        ``no_train_values`` (columns with no observed train value, filled with 0). The filled
+        cells per column, and a note on columns filled with 0, go to :attr:`report`.
         """
         idx = self._train_index(train_indices)
         self.impute_means = {}
@@ -683,6 +695,13 @@ class TableDataset(MultimodalDataset):
                 "columns": cols,
                 "no_train_values": [self.feature_names[name][j] for j in np.flatnonzero(counts == 0)],
             }
+        self.report.imputed = self._holes()
+        empty = [c for name, s in summary.items() for c in s["no_train_values"] if c in s["columns"]]
+        # a refit (another split) replaces its own note, never one of the loader's
+        self.report.notes = [n for n in self.report.notes if n not in self._imputer_notes]
+        self._imputer_notes = [f"column(s) {_ids(empty)} have no observed value in the training split; their "
+                               f"missing cells are filled with 0"] if empty else []
+        self.report.notes += self._imputer_notes
         return summary
 
     def fit_scaler(self, train_indices: Sequence[int] | np.ndarray) -> dict[str, dict[str, np.ndarray]]:

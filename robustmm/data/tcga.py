@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
+import pickle
 import re
 import shutil
 import tempfile
@@ -46,7 +48,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from robustmm.config.schema import PositiveInt
 from robustmm.config.loader import format_validation_error
 
-from robustmm.data.base import SYNTHETIC_MARKER, MultimodalDataset, TaskSpec, synthetic_marker
+from robustmm.data.base import SYNTHETIC_MARKER, DataReport, MultimodalDataset, TaskSpec, synthetic_marker
 from robustmm.data.batch import ModalitySpec
 from robustmm.io import apply_umask, remove_stale_tmp, write_json_atomic
 from robustmm.data.tables import (
@@ -64,6 +66,8 @@ from robustmm.data.tables import (
     validate_survival,
 )
 from robustmm.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
 
 # ----------------------------------------------------------------------------------------------
 # (a) PORPOISE tables
@@ -314,6 +318,21 @@ def read_signatures(path: str | Path) -> tuple[list[str], list[list[str]]]:
     return names, genes
 
 
+def signature_notes(source: str, unmatched: Sequence[str], n_genes: int, dropped: Sequence[str],
+                    where: str) -> list[str]:
+    """Notes (also logged as warnings) on signature genes that match nothing in ``where`` and on
+    pathways left without any gene, so that a misspelt or foreign signatures file is seen."""
+    notes = []
+    if unmatched:
+        notes.append(f"{source}: {len(unmatched)} of {n_genes} signature gene(s) match nothing in {where} and are "
+                     f"left out (e.g. {_ids(unmatched)})")
+    if dropped:
+        notes.append(f"{source}: {len(dropped)} pathway(s) have no gene in {where} and are dropped: {_ids(dropped)}")
+    for note in notes:
+        log.warning("%s", note)
+    return notes
+
+
 def _stable_seed(*parts: Any) -> int:
     return zlib.crc32("|".join(str(p) for p in parts).encode()) & 0x7FFFFFFF
 
@@ -396,6 +415,7 @@ class DisProDataset(MultimodalDataset):
 
         rows = self._read_splits(id_column, time_column, event_column, censorship_column, fold_column)
         self._locate_files(rows, id_column, wsi_column, omics_column, modalities)
+        self.report = DataReport(subjects_in_table=len(rows), subjects_used=len(rows))
 
         self.modalities: dict[str, ModalitySpec] = {}
         for name in modalities:
@@ -541,6 +561,12 @@ class DisProDataset(MultimodalDataset):
     def _load_slide(self, file: Path, pid: str) -> torch.Tensor:
         try:
             x = torch.load(file, map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:
+            # torch's own text suggests weights_only=False, i.e. running the file's code: name the object only
+            lines = [line for line in str(exc).splitlines() if "GLOBAL" in line] or [type(exc).__name__]
+            raise DataError(f"{file} (patient {pid}): refused: the file holds Python objects other than tensors "
+                            f"({lines[0].strip()[:200]}) and loading them could run code from it; save the patch "
+                            f"features as a plain tensor (torch.save(features, path))") from None
         except Exception as exc:  # torch raises many types for corrupt files
             raise DataError(f"{file} (patient {pid}): cannot load the patch-feature tensor ({exc}); re-extract "
                             f"the features or remove the file from the WSI column") from exc
@@ -549,6 +575,9 @@ class DisProDataset(MultimodalDataset):
         if not isinstance(x, torch.Tensor) or x.dim() != 2:
             shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
             raise DataError(f"{file} (patient {pid}): expected a 2-D tensor (patches x features), got {shape}")
+        if x.shape[1] == 0:  # a bag without features would train a model on nothing, silently
+            raise DataError(f"{file} (patient {pid}): the tensor has 0 features per patch (shape {tuple(x.shape)}); "
+                            f"re-extract the patch features")
         return x.float()
 
     def _probe_wsi_dim(self) -> int:
@@ -580,6 +609,9 @@ class DisProDataset(MultimodalDataset):
             raise DataError(f"{signatures}: no signature gene appears in {first}; check that the gene symbols of "
                             f"the signatures and of the omics files use the same naming")
         self.unmeasured_genes = list(dict.fromkeys(self.unmeasured_genes))
+        self.report.notes += signature_notes(str(signatures), self.unmeasured_genes,
+                                             len({x for g in genes for x in g}), self.dropped_pathways,
+                                             f"{first} (the omics file that fixes the gene layout)")
         self.pathway_sizes = [len(g) for g in layout]
         g_max = max(self.pathway_sizes)
         self.gene_mask = torch.zeros(len(layout), g_max, dtype=torch.bool)
@@ -650,13 +682,9 @@ class DisProDataset(MultimodalDataset):
         out[self._gene_rows, self._gene_cols] = torch.from_numpy(self._omics_vector(index))
         return out, torch.ones(p, dtype=torch.bool)
 
-    def _wsi(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-        out = torch.zeros(self.max_patches, self.wsi_feat_dim)
-        valid = torch.zeros(self.max_patches, dtype=torch.bool)
-        slides = self._slides[index]
-        if not slides or not self._present["wsi"][index]:  # naturally or training-set missing
-            return out, valid, 0
-        pid = self._subjects[index]
+    def _slide_bag(self, index: int) -> torch.Tensor:
+        """Every patch of the patient's slides (N, F), each slide checked against ``wsi_feat_dim``."""
+        slides, pid = self._slides[index], self._subjects[index]
         parts = []
         for f in slides:
             x = self._load_slide(f, pid)
@@ -665,10 +693,31 @@ class DisProDataset(MultimodalDataset):
                                 f"{self.wsi_feat_dim} like the other slides; extract all slides with one model")
             parts.append(x)
         bag = torch.cat(parts, dim=0)
-        n = bag.shape[0]
-        if n == 0:
+        if bag.shape[0] == 0:
             raise DataError(f"{[str(f) for f in slides]} (patient {pid}): the slides hold no patch; remove them "
                             f"from the WSI column to mark the WSI as missing")
+        return bag
+
+    def read_all(self, progress: bool = True) -> None:
+        """Read every slide bag and omics file the way samples are read, one patient at a time (a
+        bag is dropped before the next is loaded), so that ``robustmm data check`` finds a refused,
+        corrupt or mis-shaped file before a study does."""
+        from tqdm.auto import tqdm
+
+        for i in tqdm(range(len(self)), desc="reading files", unit="patient", disable=not progress, leave=False):
+            if "wsi" in self.modalities and self._slides[i]:
+                self._slide_bag(i)
+            if "omics" in self.modalities and self._omics_files[i] is not None:
+                self._omics_vector(i)
+
+    def _wsi(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
+        out = torch.zeros(self.max_patches, self.wsi_feat_dim)
+        valid = torch.zeros(self.max_patches, dtype=torch.bool)
+        if not self._slides[index] or not self._present["wsi"][index]:  # naturally or training-set missing
+            return out, valid, 0
+        pid = self._subjects[index]
+        bag = self._slide_bag(index)
+        n = bag.shape[0]
         if n > self.max_patches:
             if self.train:
                 rng = np.random.default_rng(_stable_seed(self.seed, self.epoch, pid))
@@ -894,11 +943,21 @@ def build_porpoise_from_config(cfg: Any, progress: bool = True) -> PorpoiseDatas
         except DataError as err:
             raise DataError(f"data.options.signatures: {err}") from None
         omics = [n for m in opts.modalities if m != "clinical" for n in dataset.feature_names.get(m, [])]
-        genes = {g.upper() for gs in dataset.signatures[1] for g in gs}
-        if omics and not any(re.sub(r"_[^_]*$", "", n).upper() in genes for n in omics):
-            raise DataError(f"data.options.signatures: no gene of {opts.signatures} matches an omics column (columns "
-                            f"look like {omics[:3]}); the rows must be gene symbols such as TP53, matching "
-                            f"TP53_rnaseq / TP53_cnv / TP53_mut")
+        if omics:
+            # a column matches by its name or its name without the last _suffix (as DisPro's groups do)
+            symbols = {s for n in omics for s in (n.upper(), re.sub(r"_[^_]*$", "", n).upper())}
+            names, genes = dataset.signatures
+            unmatched = list(dict.fromkeys(g for gs in genes for g in gs if g.upper() not in symbols))
+            every = {g for gs in genes for g in gs}
+            if len(unmatched) == len(every):
+                raise DataError(f"data.options.signatures: no gene of {opts.signatures} matches an omics column "
+                                f"(columns look like {omics[:3]}); the rows must be gene symbols such as TP53, "
+                                f"matching TP53_rnaseq / TP53_cnv / TP53_mut")
+            missed = set(unmatched)
+            dropped = [p for p, gs in zip(names, genes) if all(g in missed for g in gs)]
+            groups = ", ".join(m for m in opts.modalities if m != "clinical")
+            dataset.report.notes += signature_notes(f"data.options.signatures {opts.signatures}", unmatched,
+                                                    len(every), dropped, f"the omics columns ({groups})")
     return dataset
 
 

@@ -50,6 +50,7 @@ import pandas as pd
 import torch
 
 from robustmm.data.base import write_synthetic_marker
+from robustmm.io import apply_umask
 
 
 def _survival(rng: np.random.Generator, risk: np.ndarray, beta: float = 1.2,
@@ -101,6 +102,11 @@ def write_synthetic_dispro(
         raise ValueError("wsi_missing and omics_missing must be in [0, 1] with a sum <= 1 (no patient misses both)")
     if n_folds < 2 or n_patients < 2 * n_folds:
         raise ValueError(f"need n_folds >= 2 and at least 2 patients per fold (n_patients={n_patients})")
+    if wsi_feat_dim < 1 or n_pathways < 1:  # a bag of 0 features would train on nothing, silently
+        raise ValueError(f"wsi_feat_dim and n_pathways must be >= 1 (got {wsi_feat_dim}, {n_pathways})")
+    for what, (low, high) in (("patches", patches), ("genes_per_pathway", genes_per_pathway)):
+        if not 1 <= low <= high:
+            raise ValueError(f"{what} must be (min, max) with 1 <= min <= max, got ({low}, {high})")
     root = Path(root)
     (root / "omics").mkdir(parents=True, exist_ok=True)
     (root / "wsi").mkdir(parents=True, exist_ok=True)
@@ -233,6 +239,11 @@ def write_synthetic_porpoise(path: str | Path, n_patients: int = 80, seed: int =
     ``.csv.zip``) that is plain CSV text. ``age_missing`` leaves that fraction of ages empty
     (as in TCGA-LUAD). The synthetic marker goes next to the file.
     """
+    if n_patients < 1 or n_rnaseq < len(RNA_WEIGHTS) or n_cnv < 3 or n_mut < 2:  # the signal columns
+        raise ValueError(f"need n_patients >= 1, n_rnaseq >= {len(RNA_WEIGHTS)}, n_cnv >= 3 and n_mut >= 2 (got "
+                         f"{n_patients}, {n_rnaseq}, {n_cnv}, {n_mut})")
+    if not 0.0 <= age_missing <= 1.0:
+        raise ValueError(f"age_missing must be in [0, 1], got {age_missing}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     signal = _porpoise_signal(signal)
@@ -276,6 +287,7 @@ def write_synthetic_porpoise(path: str | Path, n_patients: int = 80, seed: int =
     try:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(inner, text.getvalue())
+        apply_umask(tmp)  # mkstemp made it 0600
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
