@@ -72,9 +72,12 @@ def test_defaults_follow_the_number_of_objectives() -> None:
     assert (multi.sampler_kind, multi.pruner_kind, multi.directions) == ("nsga2", "none", ["maximize", "minimize"])
     seeded = parse_sweep({"params": {"a": {"kind": "float", "low": 0, "high": 1}}, "objectives": [{"metric": "auc"}],
                           "sampler": {"kind": "random", "seed": 7}}, "s")
-    # two workers with one seed would propose the same points: worker k samples with seed + k
-    draws = [optuna.create_study(sampler=build_sampler(seeded, k)).ask().suggest_float("a", 0, 1) for k in (0, 0, 1)]
-    assert draws[0] == draws[1] != draws[2]
+    # a worker process's seed follows (seed, worker index, trials taken when it started): a fresh sweep
+    # repeats itself; workers starting together differ by index, and a continuation by the count
+    starts = [(0, 0), (0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (2, 0)]
+    draws = [optuna.create_study(sampler=build_sampler(seeded, k, taken)).ask().suggest_float("a", 0, 1)
+             for k, taken in starts]
+    assert draws[0] == draws[1] and len(set(draws[1:])) == len(starts) - 1
 
 
 def test_default_direction_follows_the_metric_name() -> None:

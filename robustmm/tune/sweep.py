@@ -26,7 +26,7 @@ from robustmm.tune.objective import StudyObjective
 from robustmm.tune.plan import SweepPlan, claim_folder, release_folder
 from robustmm.tune.report import render_report, summary_text, write_snapshot
 from robustmm.tune.space import encoded_initial_trials
-from robustmm.tune.storage import open_storage
+from robustmm.tune.storage import SweepStorage, open_storage
 from robustmm.tune.worker import BUDGET_ATTR, WorkerReport, open_study, run_worker, try_lock
 
 log = logging.getLogger("robustmm")
@@ -48,6 +48,16 @@ class SweepResult:
 
 def unfinished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+
+
+def taken_trials(storage: SweepStorage, study_name: str) -> int:
+    """How many of the study's trials have left the queue (running or finished); 0 for a new study."""
+    try:
+        study_id = storage.backend.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    states = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return len(storage.backend.get_all_trials(study_id, deepcopy=False, states=states))
 
 
 def attach_worker_log(sweep_dir: Path) -> logging.Handler:
@@ -81,9 +91,9 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
                 handler.close()
                 release_folder(plan)
             raise
-        study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials,
-                           build_sampler(plan.sweep, worker_index), build_pruner(plan.sweep),
-                           encoded_initial_trials(plan.sweep))
+        sampler = build_sampler(plan.sweep, worker_index, taken_trials(storage, plan.study_name))
+        study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials, sampler,
+                           build_pruner(plan.sweep), encoded_initial_trials(plan.sweep))
         result = SweepResult(plan, study, finished=False, finalized=False)
         if not final_only:
             if workers > 1:
