@@ -476,6 +476,18 @@ def test_a_sweep_folder_linked_outside_its_parent_is_refused(tmp_path: Path, mon
         plan_sweep(load_study(tmp_path / "sw.yaml"), "sw.yaml", study_name="linked")
 
 
+def test_objective_metric_of_another_task_is_found_before_the_first_trial(tmp_path: Path, capsys) -> None:
+    # auc is a metric of binary tasks; a survival study reports c_index, td_auc and ibs
+    raw = copy_with(SWEEP_STUDY, ("data",), {"kind": "tcga_porpoise", "root": "nowhere", "options": {"cohort": "syn"}})
+    raw["evaluation"]["scenarios"] = [{"kind": "natural"}]
+    study = tmp_path / "surv.yaml"
+    study.write_text(yaml.safe_dump(raw))
+    err = one_error_line(capsys, ["sweep", str(study), "--out", str(tmp_path / "s"), "--quiet", "--set",
+                                  "sweep.objectives=[{metric: auc, scenario: natural, method: dropout_baseline}]"])
+    assert "sweep.objectives.0.metric: 'auc' is not a metric of this study" in err and "'c_index'" in err
+    assert not (tmp_path / "s").exists()  # no trial, no folder to block the corrected command
+
+
 def test_a_trial_failed_by_a_lost_worker_says_why(tmp_path: Path) -> None:
     import optuna
     from optuna.trial import TrialState

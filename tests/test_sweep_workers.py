@@ -320,3 +320,31 @@ def test_continuing_a_seeded_sweep_draws_new_points(tmp_path: Path, monkeypatch:
     assert len(resumed) == 8 and len(set(resumed)) == 8  # trials 6, 7 are new points too
     # another machine's worker joining the continued sweep
     assert len(set(drawn(run(10, worker_index=1)))) == 10
+
+
+@pytest.mark.parametrize("storage", ["default", "journal"])
+def test_a_setup_error_before_any_finished_trial_says_how_to_start_again(tmp_path: Path, storage: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # a mistake only a trial can find (here: an unknown pruning metric) leaves a folder that the corrected
+    # command would refuse as another study: the error says what to remove
+    from robustmm.config import load_study
+    from robustmm.tune import sweep as sweep_module
+    from robustmm.tune.plan import plan_sweep
+
+    def setup_error(*args):
+        def objective(trial: optuna.Trial) -> float:
+            raise SweepAbort("sweep.pruner.metric 'los' is not a validation metric")
+        return objective
+
+    monkeypatch.setattr(sweep_module, "StudyObjective", setup_error)
+    path = tmp_path / "study.yaml"
+    path.write_text(SEEDED_STUDY)
+    out = tmp_path / "sweep"
+    url = None if storage == "default" else f"journal:{tmp_path / 'elsewhere.journal'}"
+    plan = plan_sweep(load_study(path), str(path), storage=url, out=out)
+    with pytest.raises(SweepAbort) as err:
+        sweep_module.run_sweep(plan, final=False, progress=False)
+    msg = str(err.value)
+    assert msg.startswith("sweep.pruner.metric 'los'") and f"remove the sweep folder {out}" in msg
+    assert ("optuna delete-study --study-name seeded" in msg) == (storage == "journal")
+    assert msg.endswith("another --out" if storage == "default" else "another --out and --study-name")

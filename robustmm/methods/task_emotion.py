@@ -45,6 +45,9 @@ class SentimentRegressionTask(RegressionTask):
         idx = np.arange(len(target)) if idx is None else idx
         return emotion_metrics(outputs["pred"][idx], _sentiment_scores(meta, idx))
 
+    def metric_names(self) -> tuple[str, ...]:
+        return ("Has0_acc_2", "Has0_F1", "Non0_acc_2", "Non0_F1", "Acc_3", "Acc_5", "Acc_7", "F1_3", "MAE", "Corr")
+
 
 class _SentimentClassTask(MulticlassTask):
     num_sentiment_classes = 3
@@ -55,6 +58,11 @@ class _SentimentClassTask(MulticlassTask):
         # class scores, not argmax indices: the reference Has0 compares the negative and positive scores
         return emotion_metrics_from_classes(outputs["logits"][idx], _sentiment_scores(meta, idx),
                                             self.num_sentiment_classes)
+
+    def metric_names(self) -> tuple[str, ...]:
+        accuracies = ("Acc_3",) if self.num_sentiment_classes == 3 else ("Acc_3", "Acc_5", "Acc_7")
+        return ("Has0_acc_2", "Has0_F1", "Non0_acc_2", "Non0_F1", "Non0_acc_2_polar", "Non0_F1_polar",
+                "Has0_acc_2_argmax", "Has0_F1_argmax", *accuracies, "F1_3")
 
 
 @register_task("sentiment_class3")
