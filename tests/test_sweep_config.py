@@ -101,7 +101,7 @@ def test_paths_address_list_items_by_id_and_create_sections() -> None:
     assert raw["methods"][0] == {"name": "complete_only", "id": None, "fill": "mean", "epochs": 3}
     assert raw["training"] == {"lr": 0.1, "early_stopping": {"patience": 2}}
     assert get_path(raw, "methods.dropout.keep_complete") == 0.25
-    with pytest.raises(ConfigError, match="no list element with id 'mmanet'"):
+    with pytest.raises(ConfigError, match="'mmanet' is neither an index \\(0-1\\) nor an id"):
         set_path(raw, "methods.mmanet.alpha", 1.0)
     with pytest.raises(ConfigError, match="'training.lr' is a value"):
         set_path(raw, "training.lr.value", 1.0)
