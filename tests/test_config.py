@@ -46,6 +46,27 @@ def test_every_shipped_study_and_profile_validates(study: Path) -> None:
         validate_method_options(cfg)
         assert cfg.methods, f"{study.name} (profile {profile}) lists no method"
 
+def test_overrides_name_list_items_by_method_id(tmp_path: Path) -> None:
+    p = write(tmp_path, BASE.replace("methods: [{name: dropout_baseline}]", """methods:
+  - {name: complete_only}
+  - {name: dropout_baseline}
+  - {name: dropout_baseline, id: zero_fill}
+  - {name: dispro}
+"""))
+    cfg = load_study(p, ["methods.dispro.unipro_epochs=1", "methods.zero_fill.fill=zero", "methods.0.fill=mean"])
+    assert [m.options for m in cfg.methods] == [{"fill": "mean"}, {}, {"fill": "zero"}, {"unipro_epochs": 1}]
+    # a name that is not an id: the method with an id is named by its id (its index is suggested)
+    one = write(tmp_path, BASE.replace("methods: [{name: dropout_baseline}]",
+                                       "methods: [{name: complete_only}, {name: dispro, id: d}]"))
+    msg = str(pytest.raises(ConfigError, load_study, one, ["methods.dispro.unipro_epochs=1"]).value)
+    assert msg.startswith("--set methods.dispro.unipro_epochs: 'dispro' is neither an index (0-1) nor an id")
+    assert "ids: ['complete_only', 'd']" in msg and "the item named 'dispro' is index 1 (id 'd')" in msg
+    twice = write(tmp_path, BASE.replace("methods: [{name: dropout_baseline}]",
+                                         "methods: [{name: dispro}, {name: dispro}]"))
+    msg = str(pytest.raises(ConfigError, load_study, twice, ["methods.dispro.unipro_epochs=1"]).value)
+    assert "2 items have id 'dispro'; name one by its index ([0, 1])" in msg
+
+
 def test_misspelt_key_names_path_and_suggests(tmp_path: Path) -> None:
     p = write(tmp_path, BASE + "training: {epoch: 3}\n")
     with pytest.raises(ConfigError) as err:
@@ -82,7 +103,7 @@ def test_overrides(tmp_path: Path) -> None:
     assert tuple(cfg.data.volume_shape) == (8, 8, 8)
     with pytest.raises(ConfigError, match="key.path=value"):
         load_study(p, ["training.epochs"])
-    with pytest.raises(ConfigError, match="not an index"):
+    with pytest.raises(ConfigError, match="index 3 is past the end of a list of 1 items"):
         load_study(p, ["methods.3.fill=mean"])
     # a problem an override made is said to come from the command line, not from the file
     msg = str(pytest.raises(ConfigError, load_study, p, ["training.epoch=3"]).value)

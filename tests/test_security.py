@@ -477,6 +477,45 @@ def test_objective_scenario_typo_is_found_before_the_first_trial(tmp_path: Path,
     assert not (tmp_path / "s").exists()  # no trial, no folder: the data root does not even exist
 
 
+@pytest.mark.parametrize("argv, named", [(["--set", "sweep.study_name=../../../../escaped"], "sweep.study_name"),
+                                         (["--study-name", "../../../escaped"], "--study-name"),
+                                         (["--study-name", "{tmp}/escaped"], "--study-name")])
+def test_sweep_names_that_are_paths_are_refused(tmp_path: Path, monkeypatch, capsys, argv: list[str],
+                                                named: str) -> None:
+    # the study name becomes the sweep folder runs/<study>/sweeps/<study_name>
+    work = tmp_path / "a" / "b" / "c"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    (work / "sw.yaml").write_text(yaml.safe_dump(SWEEP_STUDY))
+    argv = [a.format(tmp=tmp_path) for a in argv]  # the old code wrote there: keep it in tmp_path
+    err = one_error_line(capsys, ["sweep", "sw.yaml", "--n-trials", "1", "--quiet", *argv])
+    assert named in err and "file/folder name" in err and "escaped'" in err
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "c", "sw.yaml"]  # nothing written
+
+
+def test_a_sweep_folder_linked_outside_its_parent_is_refused(tmp_path: Path, monkeypatch) -> None:
+    from robustmm.tune.plan import plan_sweep
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sw.yaml").write_text(yaml.safe_dump(SWEEP_STUDY))
+    (tmp_path / "runs" / "sw" / "sweeps").mkdir(parents=True)
+    (tmp_path / "runs" / "sw" / "sweeps" / "linked").symlink_to(tmp_path)
+    with pytest.raises(RobustMMError, match="outside"):
+        plan_sweep(load_study(tmp_path / "sw.yaml"), "sw.yaml", study_name="linked")
+
+
+def test_objective_metric_of_another_task_is_found_before_the_first_trial(tmp_path: Path, capsys) -> None:
+    # auc is a metric of binary tasks; a survival study reports c_index, td_auc and ibs
+    raw = copy_with(SWEEP_STUDY, ("data",), {"kind": "tcga_porpoise", "root": "nowhere", "options": {"cohort": "syn"}})
+    raw["evaluation"]["scenarios"] = [{"kind": "natural"}]
+    study = tmp_path / "surv.yaml"
+    study.write_text(yaml.safe_dump(raw))
+    err = one_error_line(capsys, ["sweep", str(study), "--out", str(tmp_path / "s"), "--quiet", "--set",
+                                  "sweep.objectives=[{metric: auc, scenario: natural, method: dropout_baseline}]"])
+    assert "sweep.objectives.0.metric: 'auc' is not a metric of this study" in err and "'c_index'" in err
+    assert not (tmp_path / "s").exists()  # no trial, no folder to block the corrected command
+
+
 def test_a_trial_failed_by_a_lost_worker_says_why(tmp_path: Path) -> None:
     import optuna
     from optuna.trial import TrialState

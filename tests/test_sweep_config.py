@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -72,9 +73,12 @@ def test_defaults_follow_the_number_of_objectives() -> None:
     assert (multi.sampler_kind, multi.pruner_kind, multi.directions) == ("nsga2", "none", ["maximize", "minimize"])
     seeded = parse_sweep({"params": {"a": {"kind": "float", "low": 0, "high": 1}}, "objectives": [{"metric": "auc"}],
                           "sampler": {"kind": "random", "seed": 7}}, "s")
-    # two workers with one seed would propose the same points: worker k samples with seed + k
-    draws = [optuna.create_study(sampler=build_sampler(seeded, k)).ask().suggest_float("a", 0, 1) for k in (0, 0, 1)]
-    assert draws[0] == draws[1] != draws[2]
+    # a worker process's seed follows (seed, worker index, trials taken when it started): a fresh sweep
+    # repeats itself; workers starting together differ by index, and a continuation by the count
+    starts = [(0, 0), (0, 0), (1, 0), (0, 1), (1, 1), (0, 2), (2, 0)]
+    draws = [optuna.create_study(sampler=build_sampler(seeded, k, taken)).ask().suggest_float("a", 0, 1)
+             for k, taken in starts]
+    assert draws[0] == draws[1] and len(set(draws[1:])) == len(starts) - 1
 
 
 def test_default_direction_follows_the_metric_name() -> None:
@@ -97,7 +101,7 @@ def test_paths_address_list_items_by_id_and_create_sections() -> None:
     assert raw["methods"][0] == {"name": "complete_only", "id": None, "fill": "mean", "epochs": 3}
     assert raw["training"] == {"lr": 0.1, "early_stopping": {"patience": 2}}
     assert get_path(raw, "methods.dropout.keep_complete") == 0.25
-    with pytest.raises(ConfigError, match="no list element with id 'mmanet'"):
+    with pytest.raises(ConfigError, match="'mmanet' is neither an index \\(0-1\\) nor an id"):
         set_path(raw, "methods.mmanet.alpha", 1.0)
     with pytest.raises(ConfigError, match="'training.lr' is a value"):
         set_path(raw, "training.lr.value", 1.0)
@@ -202,3 +206,59 @@ def test_report_falls_back_to_the_trials_snapshot(tmp_path: Path) -> None:
     assert loaded.trials[1].user_attrs["error"] == "RuntimeError: boom"
     assert loaded.user_attrs["robustmm:test:0"] == {"test": {"auc": 0.7}}
     assert [t.number for t in loaded.best_trials] == [0]
+
+
+SURVIVAL_STUDY = """
+name: surv
+data: {kind: tcga_porpoise, root: nowhere, options: {cohort: syn, survival_head: HEAD}}
+methods: [{name: dropout_baseline}]
+evaluation: {scenarios: [{kind: natural}]}
+sweep:
+  params: {training.lr: {kind: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+  objectives: [{metric: METRIC}]
+"""
+
+
+@pytest.mark.parametrize("head, metric, hint", [("discrete", "auc", "did you mean 'td_auc'?"),
+                                                ("discrete", "cindex", "did you mean 'c_index'?"),
+                                                ("cox", "ibs", "metrics: ['c_index', 'td_auc']")])
+def test_an_objective_metric_the_task_does_not_report_fails_before_any_trial(tmp_path: Path, head: str, metric: str,
+                                                                             hint: str) -> None:
+    # a survival study reports C-index, td-AUC and (with survival curves, not with a Cox head) IBS
+    path = tmp_path / "surv.yaml"
+    path.write_text(SURVIVAL_STUDY.replace("HEAD", head).replace("METRIC", metric))
+    msg = str(pytest.raises(ConfigError, plan_sweep, load_study(path), str(path)).value)
+    assert f"sweep.objectives.0.metric: '{metric}' is not a metric of this study (data.kind tcga_porpoise)" in msg
+    assert hint in msg
+    path.write_text(SURVIVAL_STUDY.replace("HEAD", head).replace("METRIC", "c_index"))
+    assert plan_sweep(load_study(path), str(path)).objectives[0].metric == "c_index"
+
+
+def test_declared_metric_names_cover_what_each_task_reports() -> None:
+    # the up-front objective check trusts metric_names(): every metric a task computes must be listed
+    from robustmm.data.base import TaskSpec
+    from robustmm.data.mmsa import sentiment_task
+    from robustmm.methods.task import task_adapter
+
+    rng = np.random.default_rng(0)
+    n = 40
+    score = rng.random(n)
+    sentiment = rng.uniform(-3, 3, n).round(1)
+    time, event = rng.exponential(10, n), (rng.random(n) < 0.7).astype(float)
+    cases = [
+        (TaskSpec("binary"), {"score": score}, (score > 0.5).astype(int), {"time": time, "event": event}),
+        (TaskSpec("multiclass", 3), {"probs": rng.dirichlet(np.ones(3), n)}, rng.integers(0, 3, n), {}),
+        (TaskSpec("regression", 1), {"pred": score}, rng.random(n), {}),
+        (sentiment_task("regression"), {"pred": sentiment[::-1].copy()}, sentiment, {"regression_label": sentiment}),
+        *[(sentiment_task(t), {"logits": rng.normal(size=(n, k))}, rng.integers(0, k, n),
+           {"regression_label": sentiment}) for t, k in (("class3", 3), ("class7", 7))],
+    ]
+    for head in (4, 1):
+        survival = task_adapter(TaskSpec("survival", head))
+        survival.set_training_data(time, event)
+        outputs = {"risk": score} if head == 1 else {"risk": score, "survival": np.sort(rng.random((n, head)))[:, ::-1]}
+        reported = survival.metrics(outputs, {"time": time, "event": event}, {})
+        assert set(reported) == set(survival.metric_names())
+    for spec, outputs, target, meta in cases:
+        adapter = task_adapter(spec)
+        assert set(adapter.metrics(outputs, target, meta)) <= set(adapter.metric_names()), spec

@@ -262,3 +262,89 @@ def test_joining_with_a_larger_budget_queues_the_difference_once(tmp_path: Path)
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 2
     with pytest.raises(Exception, match="optimizes \\['minimize'\\]"):
         open_study(storage, "grow", ["maximize"], 5)
+
+
+SEEDED_STUDY = """
+name: seeded
+data: {kind: adni, root: nowhere}
+methods: [{name: dropout_baseline}]
+sweep:
+  n_trials: 2
+  params: {training.lr: {kind: float, low: 1.0e-4, high: 1.0e-2, log: true}}
+  objectives: [{metric: auc}]
+  sampler: {kind: random, seed: 0}
+  pruner: {kind: none}
+"""
+
+
+def test_continuing_a_seeded_sweep_draws_new_points(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # every run_sweep call stands for a new `robustmm sweep` process; trials only draw their parameters
+    from robustmm.config import load_study
+    from robustmm.tune import sweep as sweep_module
+    from robustmm.tune.plan import plan_sweep
+
+    interrupt_at: set[int] = set()
+
+    def cheap_objective(base, sweep, objectives, sweep_dir, source):
+        def objective(trial: optuna.Trial) -> float:
+            lr = suggest_config(base, sweep, trial)["training"]["lr"]
+            if trial.number in interrupt_at:
+                raise KeyboardInterrupt  # SIGTERM: the trial is queued again
+            return lr
+        return objective
+
+    monkeypatch.setattr(sweep_module, "StudyObjective", cheap_objective)
+    path = tmp_path / "study.yaml"
+    path.write_text(SEEDED_STUDY)
+    cfg = load_study(path)
+
+    def run(n_trials: int, worker_index: int = 0) -> optuna.Study:
+        plan = plan_sweep(cfg, str(path), n_trials=n_trials, out=tmp_path / "sweep")
+        return sweep_module.run_sweep(plan, worker_index=worker_index, final=False, progress=False).study
+
+    def drawn(study: optuna.Study) -> list[float]:  # retries repeat their failed trial's point on purpose
+        return [t.params["training.lr"] for t in study.get_trials() if "failed_trial" not in t.system_attrs]
+
+    first = drawn(run(2))
+    assert len(set(first)) == 2
+    # a fresh sweep with the same seed is reproducible
+    assert drawn(sweep_module.run_sweep(plan_sweep(cfg, str(path), out=tmp_path / "again"), final=False,
+                                        progress=False).study) == first
+    continued = drawn(run(4))
+    assert continued[:2] == first and len(set(continued)) == 4  # trials 2, 3 are new points
+    interrupt_at.add(5)
+    with pytest.raises(KeyboardInterrupt):
+        run(8)  # trial 4 ran, 5 was interrupted (and queued again), 6 and 7 wait
+    interrupt_at.clear()
+    resumed = drawn(run(8))
+    assert len(resumed) == 8 and len(set(resumed)) == 8  # trials 6, 7 are new points too
+    # another machine's worker joining the continued sweep
+    assert len(set(drawn(run(10, worker_index=1)))) == 10
+
+
+@pytest.mark.parametrize("storage", ["default", "journal"])
+def test_a_setup_error_before_any_finished_trial_says_how_to_start_again(tmp_path: Path, storage: str,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # a mistake only a trial can find (here: an unknown pruning metric) leaves a folder that the corrected
+    # command would refuse as another study: the error says what to remove
+    from robustmm.config import load_study
+    from robustmm.tune import sweep as sweep_module
+    from robustmm.tune.plan import plan_sweep
+
+    def setup_error(*args):
+        def objective(trial: optuna.Trial) -> float:
+            raise SweepAbort("sweep.pruner.metric 'los' is not a validation metric")
+        return objective
+
+    monkeypatch.setattr(sweep_module, "StudyObjective", setup_error)
+    path = tmp_path / "study.yaml"
+    path.write_text(SEEDED_STUDY)
+    out = tmp_path / "sweep"
+    url = None if storage == "default" else f"journal:{tmp_path / 'elsewhere.journal'}"
+    plan = plan_sweep(load_study(path), str(path), storage=url, out=out)
+    with pytest.raises(SweepAbort) as err:
+        sweep_module.run_sweep(plan, final=False, progress=False)
+    msg = str(err.value)
+    assert msg.startswith("sweep.pruner.metric 'los'") and f"remove the sweep folder {out}" in msg
+    assert ("optuna delete-study --study-name seeded" in msg) == (storage == "journal")
+    assert msg.endswith("another --out" if storage == "default" else "another --out and --study-name")

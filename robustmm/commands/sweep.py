@@ -97,7 +97,7 @@ def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction,
     p.add_argument("--profile", help="apply a named profile of the study")
     p.add_argument("--worker-index", type=int, default=0,
                    help="offset of this machine's workers for sampler seeds (give each machine a distinct one "
-                        "when sweep.sampler.seed is set)")
+                        "when sweep.sampler.seed is set; see docs/sweeps.md)")
     p.add_argument("--no-final", action="store_true",
                    help="only run trials: no test evaluation and no report (used for extra workers)")
     p.add_argument("--final-only", action="store_true",

@@ -136,7 +136,7 @@ def apply_override(cfg: dict[str, Any], path: list[str], value: Any) -> None:
     node: Any = cfg
     for i, part in enumerate(path[:-1]):
         if isinstance(node, list):
-            node = node[_list_index(part, node, path[: i + 1])]
+            node = node[_list_index(part, node, path)]
         else:
             node = node.setdefault(part, {})
             if not isinstance(node, (dict, list)):
@@ -149,9 +149,33 @@ def apply_override(cfg: dict[str, Any], path: list[str], value: Any) -> None:
 
 
 def _list_index(part: str, node: list, path: list[str]) -> int:
-    if not part.isdigit() or int(part) >= len(node):
-        raise ConfigError(f"--set {'.'.join(path)}: '{part}' is not an index of a list of {len(node)} items")
-    return int(part)
+    try:
+        return list_position(node, part)
+    except ValueError as exc:
+        raise ConfigError(f"--set {'.'.join(path)}: {exc}") from None
+
+
+def list_position(node: list, segment: str) -> int:
+    """The list element a dotted-path segment names: an index, or the element's id (a mapping's ``id``,
+    else its ``name``: ``methods.dispro`` is the method named dispro). ValueError says which segments
+    would do."""
+    if segment.isdigit():
+        if int(segment) >= len(node):
+            raise ValueError(f"index {segment} is past the end of a list of {len(node)} items")
+        return int(segment)
+    items = [item if isinstance(item, dict) else {} for item in node]
+    ids = [item.get("id") or item.get("name") for item in items]
+    found = [i for i, ident in enumerate(ids) if ident == segment]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ValueError(f"{len(found)} items have id '{segment}'; name one by its index ({found})")
+    # a method with an id is addressed by that id, not by its name
+    named = [i for i, item in enumerate(items) if item.get("name") == segment]
+    hint = f"; the item named '{segment}' is index {named[0]} (id '{ids[named[0]]}')" if len(named) == 1 else ""
+    known = [i for i in ids if i is not None]
+    raise ValueError(f"'{segment}' is neither an index (0-{len(node) - 1}) nor an id of the list"
+                     + (f" (ids: {known})" if known else "") + hint)
 
 
 def load_study(

@@ -1,7 +1,8 @@
-"""Modality names a data section declares without reading any data.
+"""Modality names and the task a data section declares without reading any data.
 
 Lets ``robustmm run`` / ``sweep`` check the scenarios' modality names (and expand scenario
-names) at config time, before a possibly long data load. ``None`` = not known without loading.
+names) and a sweep's objective metrics at config time, before a possibly long data load.
+``None`` = not known without loading.
 """
 
 from __future__ import annotations
@@ -32,6 +33,42 @@ def declared_modalities(data_cfg: Any) -> list[str] | None:
         if kind == "dispro":
             mods = options.get("modalities", ["wsi", "omics"])
             return [str(m) for m in mods] if isinstance(mods, list) and mods else None
+    except Exception:  # noqa: BLE001 - a bad option is reported by the adapter itself, with its key path
+        return None
+    return None
+
+
+def declared_task(data_cfg: Any) -> Any:
+    """The :class:`~robustmm.data.base.TaskSpec` the data section implies (enough for the task adapter's
+    metric names), or None when only the data say (or an option is invalid: the adapter reports that)."""
+    from robustmm.data.base import TaskSpec
+
+    kind = getattr(data_cfg, "kind", None)
+    options = getattr(data_cfg, "options", None) or {}
+    try:
+        if kind == "adni":
+            return TaskSpec("binary", 2)
+        if kind in ("tcga_porpoise", "dispro", "table"):
+            from robustmm.data.tables import TableOptions, survival_bins
+
+            if kind == "table":
+                opts = TableOptions.model_validate(dict(options))
+            else:
+                from robustmm.data.tcga import DisProOptions, PorpoiseOptions
+
+                opts = (PorpoiseOptions if kind == "tcga_porpoise" else DisProOptions).model_validate(dict(options))
+            target = opts.target.kind if kind == "table" else "survival"
+            if target == "survival":
+                return TaskSpec("survival", survival_bins(opts.n_bins, opts.survival_head))
+            return TaskSpec(target)
+        if kind == "mmsa":
+            from robustmm.data.mmsa import MMSAOptions, sentiment_task
+
+            return sentiment_task(MMSAOptions.model_validate(dict(options)).target)
+        if kind == "brats":
+            from robustmm.data.brats import REGIONS
+
+            return TaskSpec("segmentation", len(REGIONS), tuple(REGIONS))
     except Exception:  # noqa: BLE001 - a bad option is reported by the adapter itself, with its key path
         return None
     return None

@@ -333,12 +333,7 @@ class MMSADataset(MultimodalDataset):
             "audio": ModalitySpec("audio", "sequence", tuple(first.audio.shape[1:])),
             "vision": ModalitySpec("vision", "sequence", tuple(first.vision.shape[1:])),
         }
-        self.task = {
-            "regression": SentimentTaskSpec("regression", 1, adapter="sentiment_regression"),
-            "class3": SentimentTaskSpec("multiclass", 3, CLASS3_NAMES, adapter="sentiment_class3"),
-            "class7": SentimentTaskSpec("multiclass", 7, CLASS7_NAMES, adapter="sentiment_class7"),
-            "binary": TaskSpec("binary", 2, BINARY_NAMES),
-        }[target]
+        self.task = sentiment_task(target)
 
     # ------------------------------------------------------------------ reading / validation
     def _err(self, split_key: str, key: str, problem: str, fix: str) -> DataError:
@@ -584,6 +579,16 @@ class MMSADataset(MultimodalDataset):
 
 # ---------------------------------------------------------------------- study config -> dataset
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".npz")
+
+
+def sentiment_task(target: str) -> TaskSpec:
+    """The task of ``data.options.target``."""
+    return {
+        "regression": SentimentTaskSpec("regression", 1, adapter="sentiment_regression"),
+        "class3": SentimentTaskSpec("multiclass", 3, CLASS3_NAMES, adapter="sentiment_class3"),
+        "class7": SentimentTaskSpec("multiclass", 7, CLASS7_NAMES, adapter="sentiment_class7"),
+        "binary": TaskSpec("binary", 2, BINARY_NAMES),
+    }[target]
 
 
 class MMSAOptions(BaseModel):

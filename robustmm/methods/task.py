@@ -17,7 +17,7 @@ from torch import Tensor
 
 from robustmm.data.base import TaskSpec
 from robustmm.data.batch import Batch
-from robustmm.metrics.classification import auc_score, binary_metrics
+from robustmm.metrics.classification import BINARY_METRICS, auc_score, binary_metrics
 
 _ADAPTERS: dict[str, type["TaskAdapter"]] = {}
 #: above this many evaluated subjects the pairwise C-index replicates (n x n matrices) fall back
@@ -77,6 +77,12 @@ class TaskAdapter:
         them out (a record's ``n``); the others score all of ``idx``."""
         return {}
 
+    def metric_names(self) -> tuple[str, ...] | None:
+        """Every metric :meth:`metrics` can report (some only when the data allow it), known from the
+        task alone, so that a sweep objective naming another one fails before any trial trains;
+        None when the adapter does not say."""
+        return None
+
     def bootstrap_metrics(self, outputs: dict[str, np.ndarray], target: Any, meta: dict[str, list],
                           keep: np.ndarray, boots: np.ndarray) -> dict[str, np.ndarray] | None:
         """Metrics of every bootstrap resample ``keep[boots[b]]`` at once, equal to calling
@@ -133,6 +139,9 @@ class BinaryTask(TaskAdapter):
             out["c_index"] = c_index(np.asarray(meta["time"])[idx], np.asarray(meta["event"])[idx], score)
         return out
 
+    def metric_names(self) -> tuple[str, ...]:
+        return (*BINARY_METRICS, "c_index")  # c_index when the data carry time and event
+
     def bootstrap_metrics(self, outputs, target, meta, keep, boots):
         from robustmm.metrics.weighted import count_matrix, weighted_binary_metrics, weighted_harrell_c
 
@@ -166,6 +175,9 @@ class MulticlassTask(TaskAdapter):
                 "balanced_accuracy": float(balanced_accuracy_score(y, pred)),
                 "macro_f1": float(f1_score(y, pred, average="macro", zero_division=0))}
 
+    def metric_names(self) -> tuple[str, ...]:
+        return ("accuracy", "balanced_accuracy", "macro_f1")
+
     def bootstrap_metrics(self, outputs, target, meta, keep, boots):
         from robustmm.metrics.weighted import count_matrix, weighted_multiclass
 
@@ -188,6 +200,9 @@ class RegressionTask(TaskAdapter):
         y, p = np.asarray(target, float)[idx], outputs["pred"][idx]
         corr = float(np.corrcoef(y, p)[0, 1]) if y.std() > 0 and p.std() > 0 else float("nan")
         return {"mae": float(np.abs(y - p).mean()), "corr": corr}
+
+    def metric_names(self) -> tuple[str, ...]:
+        return ("mae", "corr")
 
     def bootstrap_metrics(self, outputs, target, meta, keep, boots):
         from robustmm.metrics.weighted import count_matrix, weighted_regression

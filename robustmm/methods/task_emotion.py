@@ -54,6 +54,9 @@ class SentimentRegressionTask(RegressionTask):
     def metric_counts(self, names: list[str], target: Any, meta: dict[str, list], idx: np.ndarray) -> dict[str, int]:
         return _non0_counts(names, meta, idx)
 
+    def metric_names(self) -> tuple[str, ...]:
+        return ("Has0_acc_2", "Has0_F1", "Non0_acc_2", "Non0_F1", "Acc_3", "Acc_5", "Acc_7", "F1_3", "MAE", "Corr")
+
 
 class _SentimentClassTask(MulticlassTask):
     num_sentiment_classes = 3
@@ -67,6 +70,11 @@ class _SentimentClassTask(MulticlassTask):
 
     def metric_counts(self, names: list[str], target: Any, meta: dict[str, list], idx: np.ndarray) -> dict[str, int]:
         return _non0_counts(names, meta, idx)
+
+    def metric_names(self) -> tuple[str, ...]:
+        accuracies = ("Acc_3",) if self.num_sentiment_classes == 3 else ("Acc_3", "Acc_5", "Acc_7")
+        return ("Has0_acc_2", "Has0_F1", "Non0_acc_2", "Non0_F1", "Non0_acc_2_polar", "Non0_F1_polar",
+                "Has0_acc_2_argmax", "Has0_F1_argmax", *accuracies, "F1_3")
 
 
 @register_task("sentiment_class3")

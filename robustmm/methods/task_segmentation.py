@@ -145,18 +145,19 @@ class SegmentationTask(TaskAdapter):
         self._cache = (outputs, target, values)
         return values
 
+    def metric_names(self) -> tuple[str, ...]:
+        return ("dice_mean", *(f"dice_{r}" for r in self.regions), "hd95_mean", *(f"hd95_{r}" for r in self.regions))
+
     def metrics(self, outputs, target, meta, idx=None):
         values = self.per_case(outputs, target, meta)
         idx = np.arange(len(next(iter(values.values())))) if idx is None else np.asarray(idx)
-        ordered = ["dice_mean", *(f"dice_{r}" for r in self.regions), "hd95_mean", *(f"hd95_{r}" for r in self.regions)]
-        return {k: float(values[k][idx].mean()) for k in ordered}
+        return {k: float(values[k][idx].mean()) for k in self.metric_names()}
 
     def bootstrap_metrics(self, outputs, target, meta, keep, boots):
         from robustmm.metrics.weighted import count_matrix, weighted_means
 
         values = self.per_case(outputs, target, meta)
-        ordered = ["dice_mean", *(f"dice_{r}" for r in self.regions), "hd95_mean", *(f"hd95_{r}" for r in self.regions)]
-        return weighted_means({k: values[k][keep] for k in ordered}, count_matrix(boots, keep.size))
+        return weighted_means({k: values[k][keep] for k in self.metric_names()}, count_matrix(boots, keep.size))
 
     def state_dict(self) -> dict:
         return {"roi_size": None if self.roi_size is None else list(self.roi_size)}

@@ -136,6 +136,9 @@ class SurvivalTask(TaskAdapter):
         out.update(self._ipcw_metrics(outputs, t, e, risk, idx))
         return out
 
+    def metric_names(self) -> tuple[str, ...]:
+        return ("c_index", "td_auc") + (() if self.cox else ("ibs",))  # a Cox head gives no survival curve
+
     def bootstrap_metrics(self, outputs, target, meta, keep, boots):
         """Harrell's C for all resamples at once; the IPCW metrics (sksurv) per resample."""
         from robustmm.methods.task import MAX_PAIRWISE

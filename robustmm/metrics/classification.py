@@ -16,6 +16,10 @@ def auc_score(y: np.ndarray, score: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+#: the keys of :func:`binary_metrics`, in order
+BINARY_METRICS = ("auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier")
+
+
 def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> dict[str, float]:
     """AUC (from scores), accuracy, balanced accuracy, sensitivity, specificity, F1 and the Brier
     score mean((score - y)^2) (calibration: a method that mostly recalibrates scores, such as

@@ -20,15 +20,17 @@ pydantic and optuna, so sweep workers can start without loading torch.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import optuna
-from pydantic import Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from robustmm.config.loader import format_validation_error
 from robustmm.config.schema import Section
 from robustmm.errors import ConfigError
+from robustmm.names import check_name
 
 class _ParamBase(Section):
     #: only suggest this parameter when every listed config path holds one of the given values
@@ -120,7 +122,8 @@ class ObjectiveSpec(Section):
 class SamplerConfig(Section):
     #: default: tpe for one objective, nsga2 (Pareto) for several
     kind: Literal["tpe", "random", "cmaes", "gp", "nsga2", "nsga3", "grid"] | None = None
-    #: with a seed, worker k samples with seed + k (workers must not repeat each other's draws)
+    #: with a seed, each worker process samples with a seed derived from (seed, worker index, trials
+    #: already taken from the queue when it starts): see :func:`sampler_seed`
     seed: int | None = None
     #: keyword arguments of the Optuna sampler class (e.g. n_startup_trials for tpe)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -180,6 +183,12 @@ class SweepConfig(Section):
     #: test evaluation uses the study's evaluation.bootstrap
     trial_bootstrap: int = Field(0, ge=0)
 
+    @field_validator("study_name")
+    @classmethod
+    def _safe_study_name(cls, value: str | None) -> str | None:
+        # the default sweep folder is <output_dir>/<study>/sweeps/<study_name>
+        return None if value is None else check_name(value, "sweep study name")
+
     @model_validator(mode="after")
     def _consistent(self) -> "SweepConfig":
         multi = len(self.objectives) > 1
@@ -233,14 +242,27 @@ def parse_sweep(raw: dict[str, Any] | None, source: str) -> SweepConfig:
         cfg = SweepConfig.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, SweepConfig, source, prefix="sweep")) from None
-    build_sampler(cfg, worker_index=0)  # fail on bad sampler options before any trial runs
+    build_sampler(cfg, worker_index=0, taken=0)  # fail on bad sampler options before any trial runs
     build_pruner(cfg)
     return cfg
 
 
-def build_sampler(cfg: SweepConfig, worker_index: int) -> optuna.samplers.BaseSampler:
+def sampler_seed(seed: int, worker_index: int, taken: int) -> int:
+    """The seed of one worker process: a stable hash of the study's sampler seed, the worker index and
+    how many trials had left the queue (running or finished) when the process started.
+
+    A fresh sweep (nothing taken yet) is reproducible; a continued sweep, or a worker joining later,
+    starts a new random stream instead of repeating the points drawn before (the count grows with
+    every trial a worker takes); workers starting together see the same count and differ by index.
+    """
+    digest = hashlib.sha256(f"robustmm-sampler:{seed}:{worker_index}:{taken}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")  # numpy seeds must be below 2**32
+
+
+def build_sampler(cfg: SweepConfig, worker_index: int, taken: int) -> optuna.samplers.BaseSampler:
+    """The sampler of one worker process; ``taken``: trials of the study no longer waiting when it started."""
     options = dict(cfg.sampler.options)
-    seed = None if cfg.sampler.seed is None else cfg.sampler.seed + worker_index
+    seed = None if cfg.sampler.seed is None else sampler_seed(cfg.sampler.seed, worker_index, taken)
     kind = cfg.sampler_kind
     samplers = optuna.samplers
     if kind == "grid":

@@ -48,6 +48,7 @@ def resolve_objectives(sweep: SweepConfig, cfg: StudyConfig) -> list[ObjectiveSp
             raise ConfigError(f"sweep.objectives.{i}.method: '{method}' is not a method id of the study ({ids})")
         out.append(objective.model_copy(update={"method": method}))
     _check_scenarios(out, cfg)
+    _check_metrics(out, cfg)
     return out
 
 
@@ -79,6 +80,35 @@ def _check_scenarios(objectives: list[ObjectiveSpec], cfg: StudyConfig) -> None:
             raise ConfigError(f"sweep.objectives.{i}.scenario: '{objective.scenario}' is not a scenario the study "
                               f"evaluates" + (f"; did you mean '{hint[0]}'?" if hint else "") +
                               f" (scenarios: {names})")
+
+
+def known_metrics(cfg: StudyConfig) -> list[str] | None:
+    """Metric names the study's evaluation can report, when the data section implies its task without
+    loading; None when that needs the data."""
+    from robustmm.data.declared import declared_task
+    from robustmm.methods.task import task_adapter
+
+    task = declared_task(cfg.data)
+    if task is None:
+        return None
+    names = task_adapter(task, cfg.evaluation.threshold).metric_names()
+    return None if names is None else list(names)
+
+
+def _check_metrics(objectives: list[ObjectiveSpec], cfg: StudyConfig) -> None:
+    """An objective metric the task does not report (e.g. auc of a survival study) is found now, not
+    after the first trial has trained."""
+    import difflib
+
+    names = known_metrics(cfg)
+    if names is None:
+        return
+    for i, objective in enumerate(objectives):
+        if objective.metric not in names:
+            hint = difflib.get_close_matches(objective.metric, names, n=1)
+            raise ConfigError(f"sweep.objectives.{i}.metric: '{objective.metric}' is not a metric of this study "
+                              f"(data.kind {cfg.data.kind})" + (f"; did you mean '{hint[0]}'?" if hint else "") +
+                              f" (metrics: {names})")
 
 
 def objective_value(records: list[dict[str, Any]], objective: ObjectiveSpec) -> float:

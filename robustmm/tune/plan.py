@@ -16,8 +16,9 @@ import yaml
 
 from robustmm.config.loader import config_differences, describe_differences, to_plain, validate
 from robustmm.config.schema import StudyConfig
-from robustmm.errors import RunDirectoryError
+from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.io import write_json_atomic, write_text_atomic
+from robustmm.names import check_name, inside
 from robustmm.tune.config import ObjectiveSpec, SweepConfig, parse_sweep
 from robustmm.tune.objective import resolve_objectives
 from robustmm.tune.space import check_space
@@ -72,8 +73,13 @@ def plan_sweep(cfg: StudyConfig, source: str, n_trials: int | None = None, timeo
     if timeout is not None:
         updates["timeout"] = timeout
     sweep = sweep.model_copy(update=updates)
+    if study_name is not None:
+        try:
+            check_name(study_name, "--study-name")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     name = study_name or sweep.study_name or cfg.name
-    sweep_dir = Path(out or sweep.output_dir or Path(cfg.output_dir) / cfg.name / "sweeps" / name)
+    sweep_dir = Path(out or sweep.output_dir or inside(Path(cfg.output_dir) / cfg.name / "sweeps", name))
     url = storage or sweep.storage or default_storage_url(sweep_dir)
     plan = SweepPlan(cfg, sweep, source, name, url, sweep_dir, resolve_objectives(sweep, cfg))
     check_space(plan.trial_base(), sweep, plan.validate_trial_config)

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import optuna
 
+from robustmm.config.loader import list_position
 from robustmm.errors import ConfigError
 from robustmm.tune.config import CategoricalParam, FloatParam, IntParam, SweepConfig
 
@@ -45,15 +46,10 @@ def decode(param: Any, stored: Any) -> Any:
 
 # --------------------------------------------------------------------------- paths
 def _list_index(node: list, segment: str, path: str) -> int:
-    if segment.isdigit():
-        if int(segment) >= len(node):
-            raise ConfigError(f"sweep.params: '{path}': index {segment} is past the end of a list of {len(node)}")
-        return int(segment)
-    ids = [(item.get("id") or item.get("name")) if isinstance(item, dict) else None for item in node]
-    if segment not in ids:
-        raise ConfigError(f"sweep.params: '{path}': no list element with id '{segment}' "
-                          f"(use an index or one of {[i for i in ids if i is not None]})")
-    return ids.index(segment)
+    try:
+        return list_position(node, segment)
+    except ValueError as exc:
+        raise ConfigError(f"sweep.params: '{path}': {exc}") from None
 
 
 def get_path(raw: dict[str, Any], path: str) -> Any:

@@ -26,8 +26,8 @@ from robustmm.tune.objective import StudyObjective
 from robustmm.tune.plan import SweepPlan, claim_folder, release_folder
 from robustmm.tune.report import render_report, summary_text, write_snapshot
 from robustmm.tune.space import encoded_initial_trials
-from robustmm.tune.storage import open_storage
-from robustmm.tune.worker import BUDGET_ATTR, WorkerReport, open_study, run_worker, try_lock
+from robustmm.tune.storage import SweepStorage, default_storage_url, open_storage, redact
+from robustmm.tune.worker import BUDGET_ATTR, SweepAbort, WorkerReport, open_study, run_worker, try_lock
 
 log = logging.getLogger("robustmm")
 
@@ -48,6 +48,16 @@ class SweepResult:
 
 def unfinished(study: optuna.Study) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING, TrialState.RUNNING)))
+
+
+def taken_trials(storage: SweepStorage, study_name: str) -> int:
+    """How many of the study's trials have left the queue (running or finished); 0 for a new study."""
+    try:
+        study_id = storage.backend.get_study_id_from_name(study_name)
+    except KeyError:
+        return 0
+    states = (TrialState.RUNNING, TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return len(storage.backend.get_all_trials(study_id, deepcopy=False, states=states))
 
 
 def attach_worker_log(sweep_dir: Path) -> logging.Handler:
@@ -81,9 +91,9 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
                 handler.close()
                 release_folder(plan)
             raise
-        study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials,
-                           build_sampler(plan.sweep, worker_index), build_pruner(plan.sweep),
-                           encoded_initial_trials(plan.sweep))
+        sampler = build_sampler(plan.sweep, worker_index, taken_trials(storage, plan.study_name))
+        study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials, sampler,
+                           build_pruner(plan.sweep), encoded_initial_trials(plan.sweep))
         result = SweepResult(plan, study, finished=False, finalized=False)
         if not final_only:
             if workers > 1:
@@ -92,7 +102,11 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
                 result.worker_exit_codes = run_local_workers(worker_command, workers, worker_index, worker_env)
             else:
                 objective = StudyObjective(plan.trial_base(), plan.sweep, plan.objectives, plan.sweep_dir, plan.source)
-                result.worker = run_worker(study, storage, objective, plan.sweep.timeout, on_trial_end)
+                try:
+                    result.worker = run_worker(study, storage, objective, plan.sweep.timeout, on_trial_end)
+                except SweepAbort as exc:
+                    add_restart_hint(exc, plan, study)
+                    raise
                 log.info(result.worker.summary())
         write_snapshot(study, plan.sweep_dir)
         result.finished = unfinished(study) == 0
@@ -113,6 +127,20 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
     finally:
         logging.getLogger("robustmm").removeHandler(handler)
         handler.close()
+
+
+def add_restart_hint(exc: SweepAbort, plan: SweepPlan, study: optuna.Study) -> None:
+    """A setup mistake found before any trial finished: the fixed command would be refused as another
+    study in this folder, so say how to start again (nothing is lost)."""
+    if study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        return
+    fix, other = f"remove the sweep folder {plan.sweep_dir}", "--out"
+    if plan.storage_url != default_storage_url(plan.sweep_dir):  # the study lives outside the folder
+        fix += (f" and the study (optuna delete-study --study-name {plan.study_name} --storage "
+                f"{redact(plan.storage_url)})")
+        other = "--out and --study-name"
+    exc.args = (f"{exc.args[0]}. No trial of this sweep has finished, so nothing is lost: {fix} before running "
+                f"the corrected command, or give it another {other}", *exc.args[1:])
 
 
 def run_local_workers(command: Sequence[str], workers: int, first_index: int,
