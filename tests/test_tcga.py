@@ -457,3 +457,13 @@ def test_synthetic_porpoise_files_get_the_users_umask(tmp_path: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o660
     finally:
         os.umask(old)
+
+
+def test_porpoise_cohort_errors_name_the_study_key_and_the_check_option(tmp_path: Path) -> None:
+    from robustmm.data.tcga import _find_porpoise_file
+
+    (tmp_path / "tcga_blca_all_clean.csv.zip").write_bytes(b"")
+    with pytest.raises(DataError, match=r"data\.options\.cohort: blca; with data check --option cohort=blca"):
+        _find_porpoise_file(tmp_path, None)
+    with pytest.raises(DataError, match=r"says cohort 'blca' but data\.options\.cohort is 'luad'; set the cohort"):
+        _find_porpoise_file(tmp_path / "tcga_blca_all_clean.csv.zip", "luad")

@@ -43,7 +43,7 @@ from typing import Annotated, Any, Literal, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from robustmm.config.schema import PositiveInt
 from robustmm.config.loader import format_validation_error
@@ -81,11 +81,13 @@ def _find_porpoise_file(path: Path, cohort: str | None) -> Path:
     if path.is_file():
         named = re.match(r"tcga_([a-z0-9]+)_", path.name.lower())
         if cohort and named and named.group(1) != cohort.lower():
-            raise DataError(f"{path}: the file name says cohort {named.group(1)!r} but cohort={cohort!r}")
+            raise DataError(f"{path}: the file name says cohort {named.group(1)!r} but data.options.cohort is "
+                            f"{cohort!r}; set the cohort to {named.group(1)!r} or point data.root at that cohort's file")
         return path
     if path.is_dir():
         if not cohort:
-            raise DataError(f"{path} is a folder: pass cohort=... (e.g. 'blca') to pick tcga_<cohort>_*.csv[.zip]")
+            raise DataError(f"{path} is a folder: name the cohort to pick tcga_<cohort>_*.csv[.zip] (in a study "
+                            "data.options.cohort: blca; with data check --option cohort=blca)")
         hits = sorted(p for p in path.iterdir()
                       if re.fullmatch(rf"tcga_{re.escape(cohort.lower())}_.*\.(csv|csv\.zip|zip|csv\.gz)", p.name.lower()))
         if len(hits) != 1:
@@ -887,12 +889,15 @@ class DisProSynthOptions(_Options):
     #: mechanism knob (robustmm.data.synth.tcga): weights of z_shared / z_omics / z_wsi in the risk
     risk_weights: dict[Literal["shared", "omics", "wsi"], Annotated[float, Field(ge=0.0)]] = Field(default_factory=dict)
 
+    @field_validator("patches", "genes_per_pathway")
+    @classmethod
+    def _min_max(cls, value: tuple[int, int]) -> tuple[int, int]:
+        if not 1 <= value[0] <= value[1]:
+            raise ValueError(f"give [min, max] with 1 <= min <= max, got {list(value)}")
+        return value
+
     @model_validator(mode="after")
     def _what_the_generator_needs(self) -> "DisProSynthOptions":
-        for key in ("patches", "genes_per_pathway"):
-            low, high = getattr(self, key)
-            if low > high:
-                raise ValueError(f"{key} is a range [min, max]; got min {low} > max {high}")
         if self.patients < 2 * self.folds:
             raise ValueError(f"{self.patients} patients are too few for {self.folds} folds (2 per fold at least): "
                              f"raise patients to {2 * self.folds} or lower folds")
