@@ -209,3 +209,10 @@ def test_a_failed_synth_leaves_nothing_behind_and_can_be_run_again(tmp_path: Pat
     out.mkdir()  # an empty folder is as good as none
     assert main(["data", "synth", "dispro", "--out", str(out), "--patients", "10", "--folds", "2"]) == 0
     assert (out / "splits.csv").is_file() and list(tmp_path.iterdir()) == [out]
+    # an empty folder behind a link (or a mount point) cannot be renamed over: it is filled in place
+    real, link = tmp_path / "real", tmp_path / "link"
+    real.mkdir()
+    link.symlink_to(real)
+    assert main(["data", "synth", "porpoise", "--out", str(link), "--patients", "40"]) == 0
+    assert link.is_symlink() and sorted(p.name for p in real.iterdir()) == ["SYNTHETIC_DATA.json",
+                                                                            "tcga_syn_all_clean.csv.zip"]

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
-from robustmm.data.base import MultimodalDataset, synthetic_marker
+from robustmm.data.base import SYNTHETIC_MARKER, MultimodalDataset, synthetic_marker
 from robustmm.errors import ConfigError, DataError
 
 _BUILDERS: dict[str, Callable[[Any, bool], MultimodalDataset]] = {}
@@ -82,8 +82,9 @@ def check_data_options(cfg: Any) -> None:
 
 def create_once(target: Path, write: Callable[[Path], Any]) -> None:
     """Write a generated dataset into a temporary sibling folder, then rename it into place,
-    so an interrupted generation never leaves a half-written dataset behind. An empty folder
-    at ``target`` is replaced (the rename may take its place); anything else is kept as it is."""
+    so an interrupted generation never leaves a half-written dataset behind. An existing empty
+    folder at ``target`` (possibly a link or a mount point, which a rename cannot replace) is
+    filled entry by entry, the ``SYNTHETIC_DATA.json`` marker last; anything else is kept as it is."""
     target = Path(target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         return
@@ -91,6 +92,9 @@ def create_once(target: Path, write: Callable[[Path], Any]) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         write(tmp / "data")
+        if target.is_dir():
+            _fill_empty_folder(tmp / "data", target)
+            return
         try:
             (tmp / "data").rename(target)
         except OSError:
@@ -98,6 +102,22 @@ def create_once(target: Path, write: Callable[[Path], Any]) -> None:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _fill_empty_folder(source: Path, target: Path) -> None:
+    entries = sorted(source.iterdir(), key=lambda p: p.name == SYNTHETIC_MARKER)
+    moved: list[Path] = []
+    try:
+        for entry in entries:
+            moved.append(Path(shutil.move(str(entry), str(target / entry.name))))
+    except OSError as exc:
+        for done in moved:  # leave the folder empty, as found, so that a later run writes it again
+            if done.is_dir():
+                shutil.rmtree(done, ignore_errors=True)
+            else:
+                done.unlink(missing_ok=True)
+        raise DataError(f"could not write the generated data into {target} ({exc}); check that the folder is "
+                        "writable, or give another folder") from None
 
 
 def check_synthetic_matches(root: Path, expected: dict[str, Any], defaults: dict[str, Any] | None = None,
