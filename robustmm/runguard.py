@@ -66,17 +66,17 @@ def check_method_scenarios(cfg: Any, modalities: list[str] | dict) -> None:
     the data's modality names, or, given their specs (a dict), their kinds too; ConfigError with the
     option's key path when one cannot be built."""
     from robustmm.config.schema import ScenarioBase
-    from robustmm.methods.base import method_class
-    from robustmm.missing.scenarios import build_scenarios
+    from robustmm.methods.base import method_options
+    from robustmm.missing.scenarios import build_scenario
 
     for i, m in enumerate(cfg.methods):
-        options = method_class(m.name).Options.model_validate(m.options)
+        options = method_options(m, f"methods.{i}")
         for field in type(options).model_fields:
             value = getattr(options, field)
             for scenario in value if isinstance(value, list) else [value]:
                 if isinstance(scenario, ScenarioBase):
                     try:
-                        build_scenarios([scenario], modalities)
+                        build_scenario(scenario, modalities)  # a training scenario is a single one
                     except ValueError as exc:
                         raise ConfigError(f"methods.{i}.{field} (method '{m.run_id}'): {exc}") from None
 

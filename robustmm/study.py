@@ -18,9 +18,8 @@ from typing import Any
 
 import numpy as np
 import torch
-from pydantic import ValidationError
 
-from robustmm.config.loader import config_differences, describe_differences, format_validation_error, to_plain
+from robustmm.config.loader import config_differences, describe_differences, to_plain
 from robustmm.config.schema import StudyConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
@@ -32,7 +31,7 @@ from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.evaluate.runner import evaluate, skipped_anywhere
 from robustmm.io import remove_stale_tmp, write_json_atomic, write_text_atomic
 from robustmm.methods import create_method
-from robustmm.methods.base import Method, MethodContext, method_class
+from robustmm.methods.base import Method, MethodContext, method_class, method_options
 from robustmm.methods.task import task_adapter
 from robustmm.metrics.paired import t_interval
 from robustmm.missing.scenarios import build_scenarios
@@ -69,11 +68,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 def validate_method_options(cfg: StudyConfig) -> None:
     """Fail on a bad method option before any data are read or anything is trained."""
     for i, m in enumerate(cfg.methods):
-        cls = method_class(m.name)
-        try:
-            cls.Options.model_validate(m.options)
-        except ValidationError as err:
-            raise ConfigError(format_validation_error(err, cls.Options, f"method '{m.run_id}'", f"methods.{i}")) from None
+        method_options(m, f"methods.{i}")
 
 
 def training_order(cfg: StudyConfig) -> list[int]:
@@ -186,9 +181,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     selection_scenarios = validation_scenarios(cfg.training.selection.scenarios, scenarios, data)
     check_method_scenarios(cfg, dict(data.modalities))
 
-    for mcfg in cfg.methods:  # every method's data requirements, before the first one trains
-        cls = method_class(mcfg.name)
-        cls.check_data(cls.Options.model_validate(mcfg.options), data, mcfg.run_id)
+    for i, mcfg in enumerate(cfg.methods):  # every method's data requirements, before the first one trains
+        method_class(mcfg.name).check_data(method_options(mcfg, f"methods.{i}"), data, mcfg.run_id)
     fitted: dict[str, Method] = {}
     by_name: dict[str, Method] = {}
     timings: dict[str, float] = {}

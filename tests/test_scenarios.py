@@ -237,3 +237,18 @@ methods:
         check_before_data(load_study(path))
     path.write_text(study.replace("mri, dwi", "mri, pet"))
     check_before_data(load_study(path))
+
+
+def test_method_scenarios_checked_at_read_are_single_scenarios_and_bad_options_are_config_errors() -> None:
+    from types import SimpleNamespace
+
+    from robustmm.config.schema import MethodConfig
+    from robustmm.errors import ConfigError
+    from robustmm.runguard import check_method_scenarios
+
+    grid = MethodConfig(name="dropout_baseline", dropout={"kind": "modality_rate", "modality": "pet", "rates": [0.2, 0.5]})
+    with pytest.raises(ConfigError, match=r"methods\.0\.dropout .*must be a single scenario"):
+        check_method_scenarios(SimpleNamespace(methods=[grid]), ["mri", "pet", "clinical"])
+    bogus = MethodConfig(name="dropout_baseline", fill="bogus")  # reached by a sweep before the option check
+    with pytest.raises(ConfigError, match=r"methods\.0\.fill"):
+        check_method_scenarios(SimpleNamespace(methods=[bogus]), ["mri", "pet", "clinical"])

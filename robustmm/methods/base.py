@@ -154,13 +154,17 @@ def method_class(name: str) -> type[Method]:
     return _METHODS[name]
 
 
-def create_method(cfg: MethodConfig, context: MethodContext, key: str = "methods") -> Method:
+def method_options(cfg: MethodConfig, key: str = "methods") -> MethodOptions:
+    """The validated options of the method ``cfg`` (``key``: its path in the study, for the error)."""
     cls = method_class(cfg.name)
     try:
-        options = cls.Options.model_validate(cfg.options)
+        return cls.Options.model_validate(cfg.options)
     except ValidationError as err:
         raise ConfigError(format_validation_error(err, cls.Options, f"method '{cfg.run_id}'", key)) from None
-    return cls(options, context)
+
+
+def create_method(cfg: MethodConfig, context: MethodContext, key: str = "methods") -> Method:
+    return method_class(cfg.name)(method_options(cfg, key), context)
 
 
 @dataclass
