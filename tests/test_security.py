@@ -139,6 +139,11 @@ def test_pickle_edited_to_the_same_size_is_not_read_from_its_stale_npz(tmp_path:
         np.savez(fh, **arrays)
     message = one_error_line(capsys, ["data", "check", "mmsa", str(path), "--quiet"])
     assert "recorded no sha256" in message and f"robustmm data convert mmsa {path} --force" in message
+    # robustmm wrote this one (its SYNTHETIC marker names it): regenerating it is the other way on
+    assert f"delete the folder {path.parent} and let the study's data.synthetic write it again" in message
+    (path.parent / "SYNTHETIC_DATA.json").unlink()
+    assert "delete the folder" not in one_error_line(capsys, ["data", "check", "mmsa", str(path), "--quiet"])
+
 
 def test_pt_with_a_side_effect_is_not_executed(tmp_path: Path) -> None:
     marker = tmp_path / "owned"

@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from robustmm.data.base import MultimodalDataset, TaskSpec
+from robustmm.data.base import MultimodalDataset, TaskSpec, synthetic_marker
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
 
@@ -199,7 +199,11 @@ def load_mmsa_npz(path: str | Path, source: Path | None = None) -> dict:
 def _check_source(path: Path, source: Path, meta: dict) -> None:
     """Refuse a ``.npz`` converted from another version of ``source``. The size is compared first
     (free); the sha256 always follows, since an edit may keep the size and the modification time."""
-    again = f"convert it again with 'robustmm data convert mmsa {source} --force', or delete {path}"
+    again = f"convert it again with 'robustmm data convert mmsa {source} --force'"
+    marker = synthetic_marker(source.parent)
+    if marker is not None and marker.get("file") in (None, source.name):
+        again += (f", or, as robustmm generated it, delete the folder {source.parent} and let the study's "
+                  "data.synthetic write it again (the same arguments give the same file)")
     size = source.stat().st_size
     if meta["source_size"] != size:
         raise DataError(f"MMSA file {path} was converted from a different version of {source} (size "
