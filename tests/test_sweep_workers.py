@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -21,6 +22,8 @@ from pathlib import Path
 
 import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
 from robustmm.tune.config import HeartbeatConfig, build_pruner, parse_sweep
@@ -348,3 +351,8 @@ def test_a_setup_error_before_any_finished_trial_says_how_to_start_again(tmp_pat
     assert msg.startswith("sweep.pruner.metric 'los'") and f"remove the sweep folder {out}" in msg
     assert ("optuna delete-study --study-name seeded" in msg) == (storage == "journal")
     assert msg.endswith("another --out" if storage == "default" else "another --out and --study-name")
+    if storage == "journal":  # the command given works as printed: the study is gone afterwards
+        command = msg.split("the study (", 1)[1].split(") before", 1)[0]
+        subprocess.run(shlex.split(command), check=True, capture_output=True)
+        journal = JournalStorage(JournalFileBackend(url[len("journal:"):]))
+        assert optuna.get_all_study_names(journal) == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -26,7 +27,7 @@ from robustmm.tune.objective import StudyObjective
 from robustmm.tune.plan import SweepPlan, claim_folder, release_folder
 from robustmm.tune.report import render_report, summary_text, write_snapshot
 from robustmm.tune.space import encoded_initial_trials
-from robustmm.tune.storage import SweepStorage, default_storage_url, open_storage, redact
+from robustmm.tune.storage import JOURNAL_PREFIX, SweepStorage, default_storage_url, open_storage, redact
 from robustmm.tune.worker import BUDGET_ATTR, SweepAbort, WorkerReport, open_study, run_worker, try_lock
 
 log = logging.getLogger("robustmm")
@@ -136,11 +137,21 @@ def add_restart_hint(exc: SweepAbort, plan: SweepPlan, study: optuna.Study) -> N
         return
     fix, other = f"remove the sweep folder {plan.sweep_dir}", "--out"
     if plan.storage_url != default_storage_url(plan.sweep_dir):  # the study lives outside the folder
-        fix += (f" and the study (optuna delete-study --study-name {plan.study_name} --storage "
-                f"{redact(plan.storage_url)})")
+        fix += f" and the study ({delete_study_command(plan.study_name, plan.storage_url)})"
         other = "--out and --study-name"
     exc.args = (f"{exc.args[0]}. No trial of this sweep has finished, so nothing is lost: {fix} before running "
                 f"the corrected command, or give it another {other}", *exc.args[1:])
+
+
+def delete_study_command(study_name: str, storage_url: str) -> str:
+    """Optuna's command that deletes ``study_name`` from robustmm's storage ``storage_url``."""
+    if storage_url.startswith(JOURNAL_PREFIX):  # robustmm's own scheme: optuna wants the path and a class hint
+        path = storage_url[len(JOURNAL_PREFIX):]
+        return shlex.join(["optuna", "delete-study", "--study-name", study_name, "--storage", path,
+                           "--storage-class", "JournalFileBackend"])
+    shown = redact(storage_url)
+    command = shlex.join(["optuna", "delete-study", "--study-name", study_name, "--storage", shown])
+    return command + (" (with the password in place of ***)" if shown != storage_url else "")
 
 
 def run_local_workers(command: Sequence[str], workers: int, first_index: int,
