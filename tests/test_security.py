@@ -498,6 +498,15 @@ def test_sweep_names_that_are_paths_are_refused(tmp_path: Path, monkeypatch, cap
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["a", "b", "c", "sw.yaml"]  # nothing written
 
 
+def test_a_sweep_name_that_is_no_folder_name_is_fine_with_an_explicit_folder(tmp_path: Path, monkeypatch) -> None:
+    from robustmm.tune.plan import plan_sweep
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sw.yaml").write_text(yaml.safe_dump(SWEEP_STUDY))
+    plan = plan_sweep(load_study(tmp_path / "sw.yaml"), "sw.yaml", study_name="adni lr/v2", out=tmp_path / "s")
+    assert plan.study_name == "adni lr/v2" and plan.sweep_dir == tmp_path / "s"  # only the study's name in Optuna
+
+
 def test_a_sweep_folder_linked_outside_its_parent_is_refused(tmp_path: Path, monkeypatch) -> None:
     from robustmm.tune.plan import plan_sweep
 

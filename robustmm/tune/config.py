@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import optuna
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from robustmm.config.loader import format_validation_error
 from robustmm.config.schema import Section
 from robustmm.errors import ConfigError
-from robustmm.names import check_name
 
 class _ParamBase(Section):
     #: only suggest this parameter when every listed config path holds one of the given values
@@ -182,12 +181,6 @@ class SweepConfig(Section):
     #: bootstrap replicates during trials (objectives use point values; 0 saves time); the final
     #: test evaluation uses the study's evaluation.bootstrap
     trial_bootstrap: int = Field(0, ge=0)
-
-    @field_validator("study_name")
-    @classmethod
-    def _safe_study_name(cls, value: str | None) -> str | None:
-        # the default sweep folder is <output_dir>/<study>/sweeps/<study_name>
-        return None if value is None else check_name(value, "sweep study name")
 
     @model_validator(mode="after")
     def _consistent(self) -> "SweepConfig":

@@ -73,12 +73,13 @@ def plan_sweep(cfg: StudyConfig, source: str, n_trials: int | None = None, timeo
     if timeout is not None:
         updates["timeout"] = timeout
     sweep = sweep.model_copy(update=updates)
-    if study_name is not None:
-        try:
-            check_name(study_name, "--study-name")
-        except ValueError as exc:
-            raise ConfigError(str(exc)) from None
     name = study_name or sweep.study_name or cfg.name
+    if out is None and sweep.output_dir is None:  # the name becomes the folder <output_dir>/<study>/sweeps/<name>
+        try:
+            check_name(name, "--study-name" if study_name else "sweep.study_name")
+        except ValueError as exc:
+            raise ConfigError(f"{exc}; or give the sweep folder with --out (the name is then only the study's "
+                              "name in the storage)") from None
     sweep_dir = Path(out or sweep.output_dir or inside(Path(cfg.output_dir) / cfg.name / "sweeps", name))
     url = storage or sweep.storage or default_storage_url(sweep_dir)
     plan = SweepPlan(cfg, sweep, source, name, url, sweep_dir, resolve_objectives(sweep, cfg))
