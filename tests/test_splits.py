@@ -43,6 +43,13 @@ def test_fractions_that_leave_no_training_subject_say_to_lower_them() -> None:
         subject_splits(Subjects(4), SplitConfig(val_fraction=0.4, test_fraction=0.55), seed=0)
 
 
+def test_sizes_are_counted_the_way_sklearn_rounds() -> None:
+    # 20 subjects, test 0.5: 10 left; validation takes ceil(0.9 * 10) = 9 and leaves 1 to train (sklearn's
+    # n - ceil(t * n), where floor((1 - t) * n) gave 0 and refused a split sklearn makes)
+    splits = subject_splits(Subjects(20), SplitConfig(val_fraction=0.45, test_fraction=0.5), seed=0)
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (1, 9, 10)
+
+
 def test_three_subjects_are_enough_for_the_default_fractions() -> None:
     splits = subject_splits(Subjects(3), SplitConfig(val_fraction=0.15, test_fraction=0.25), seed=0)
     assert sorted(np.concatenate([splits.train, splits.val, splits.test]).tolist()) == [0, 1, 2]

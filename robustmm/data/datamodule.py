@@ -29,7 +29,8 @@ class Splits:
 
 def _parts(n: int, test_size: float) -> tuple[int, int]:
     """(kept, taken): the sizes ``train_test_split(test_size=...)`` gives ``n`` items (its own rounding)."""
-    return math.floor((1.0 - test_size) * n), math.ceil(test_size * n)
+    taken = math.ceil(test_size * n)
+    return n - taken, taken
 
 
 def _val_size(cfg: SplitConfig) -> float:
