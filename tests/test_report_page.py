@@ -176,6 +176,9 @@ def test_flags_single_class_zero_width_and_small_n() -> None:
     assert notes[("a", "pet", "auc")] == "n = 12 < 30"
     assert "Identical value at every missing rate for b/g/acc" in text
     assert notes[("b", "g@0.5", "acc")] == "same value at every rate"
+    # one scenario whose metrics score different numbers of subjects (Non0 leaves the neutral ones out) is one
+    sentiment = [_rec("c", "rmfm@0.5", "Acc_3", 0.6, 0.5, 0.7, 25), _rec("c", "rmfm@0.5", "Non0_acc_2", 0.7, 0.6, 0.8, 20)]
+    assert "in 1 scenario(s) (smallest n = 20, rmfm@0.5)" in " ".join(story.flags(sentiment)[0])
 
 
 def test_glossary_explains_every_reported_metric_by_its_own_entry() -> None:

@@ -256,6 +256,9 @@ def _subsets_headline(doc: dict[str, Any], subsets: list[dict], metric: str, lab
     for r in subsets:
         by_method.setdefault(r["method"], {})[r["scenario"]] = r
     sign = 1 if higher_is_better(metric) else -1
+    common = set.intersection(*(set(rows) for rows in by_method.values()))  # every method over the same subsets
+    if common:
+        by_method = {m: {s: r for s, r in rows.items() if s in common} for m, rows in by_method.items()}
     means = {m: sum(r["value"] for r in rows.values()) / len(rows) for m, rows in by_method.items()}
     ranked = sorted(means, key=lambda m: -sign * means[m])
     method, mine = ranked[0], by_method[ranked[0]]
@@ -362,9 +365,13 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
     if flat:
         lines.append(f"Identical value at every missing rate for {', '.join(flat[:5])}{' …' if len(flat) > 5 else ''}: "
                      "the predictions may not depend on the inputs (e.g. one class always).")
-    # first-seen order among equal n, so that a rebuilt report says the same (a set's order is not fixed)
-    small = sorted(dict.fromkeys((r["scenario"], r["n"]) for r in records if r.get("n") is not None
-                                 and r["n"] < SMALL_N), key=lambda x: x[1])
+    # one entry per scenario at its smallest n (Non0 metrics score fewer subjects than the others); first-seen
+    # order among equal n, so that a rebuilt report says the same (a set's order is not fixed)
+    smallest: dict[str, int] = {}
+    for r in records:
+        if r.get("n") is not None and r["n"] < SMALL_N:
+            smallest[r["scenario"]] = min(r["n"], smallest.get(r["scenario"], r["n"]))
+    small = sorted(smallest.items(), key=lambda x: x[1])
     for r in records:
         if r.get("n") is not None and r["n"] < SMALL_N:
             _note(notes, (r["method"], r["scenario"], r["metric"]), f"n = {r['n']} < {SMALL_N}")
