@@ -63,7 +63,9 @@ def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
     for override in args.set:
         words += ["--set", override]
     words += ["--seeds", args.seeds] if args.seeds else []
-    words += ["--nproc", str(args.nproc)] if getattr(args, "nproc", None) else []
+    # a rank started by `--nproc N` has no --nproc of its own: torchrun's WORLD_SIZE says N
+    nproc = getattr(args, "nproc", None) or int(os.environ.get("WORLD_SIZE", "1"))
+    words += ["--nproc", str(nproc)] if nproc > 1 else []
     return shlex.join([*words, "--resume", str(run_dir)])
 
 

@@ -216,3 +216,16 @@ def test_a_failed_synth_leaves_nothing_behind_and_can_be_run_again(tmp_path: Pat
     assert main(["data", "synth", "porpoise", "--out", str(link), "--patients", "40"]) == 0
     assert link.is_symlink() and sorted(p.name for p in real.iterdir()) == ["SYNTHETIC_DATA.json",
                                                                             "tcga_syn_all_clean.csv.zip"]
+
+
+def test_resume_command_repeats_the_options_and_the_process_count(monkeypatch) -> None:
+    import argparse
+
+    from robustmm.cli import resume_command
+
+    args = argparse.Namespace(study="my study.yaml", profile="full", set=["training.lr=0.01"], seeds="0-4", nproc=None)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    assert resume_command(args, Path("runs/x")) == ("robustmm run 'my study.yaml' --profile full --set training.lr=0.01 "
+                                                    "--seeds 0-4 --resume runs/x")
+    monkeypatch.setenv("WORLD_SIZE", "4")  # printed by rank 0 of `--nproc 4`, whose own argv has no --nproc
+    assert resume_command(args, Path("runs/x")).endswith("--seeds 0-4 --nproc 4 --resume runs/x")
