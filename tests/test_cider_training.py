@@ -150,3 +150,11 @@ def test_vocab_size_is_checked_against_every_id_the_embedding_looks_up() -> None
     CIDer.check_data(CIDerOptions(vocab_size=103, maci=False), data, "cider")  # no [MASK] without MACI
     CIDer.check_data(CIDerOptions(vocab_size=103, counterfactual_fill="unk"), data, "cider")
     CIDer.check_data(CIDerOptions(vocab_size=104), data, "cider")
+
+    def no_pass(split):
+        raise AssertionError("the token arrays in memory answer without a pass over the data")
+
+    from_arrays = SimpleNamespace(modalities=data.modalities, loader=no_pass,
+                                  dataset=SimpleNamespace(largest_token_id=lambda: 102))
+    with pytest.raises(ConfigError, match=r"the largest token id of the data is 102"):
+        CIDer.check_data(CIDerOptions(vocab_size=50, maci=False), from_arrays, "cider")

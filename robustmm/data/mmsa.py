@@ -541,6 +541,12 @@ class MMSADataset(MultimodalDataset):
             "meta": meta,
         }
 
+    def largest_token_id(self) -> int | None:
+        """The largest text token id over every split (None when text comes as features)."""
+        if self.text_mode != "ids":
+            return None
+        return max((int(s.text.max()) for s in self._splits if s.text.size), default=-1)
+
     def subject_ids(self) -> list[str]:
         """The ``id`` field ("video$_$clip") of every item; the file fixes the splits."""
         return [i for s in self._splits for i in s.ids]

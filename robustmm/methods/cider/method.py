@@ -127,8 +127,10 @@ class CIDer(Method):
         text = data.modalities.get("text")
         if text is None or text.kind != "tokens":
             return  # the constructor names what the modalities lack
-        largest = max((int(batch.inputs["text"].max()) for split in ("train", "val", "test")
-                       for batch in data.loader(split)), default=-1)
+        dataset = getattr(data, "dataset", None)
+        largest = (dataset.largest_token_id() if hasattr(dataset, "largest_token_id") else
+                   max((int(batch.inputs["text"].max()) for split in ("train", "val", "test")  # any other dataset
+                        for batch in data.loader(split)), default=-1))
         needed = {"the largest token id of the data": largest,
                   "the unknown-word id (data.options.unk_id)": 100 if text.unk_id is None else text.unk_id,
                   "the padding id (data.options.pad_id)": 0 if text.pad_id is None else text.pad_id}
