@@ -173,6 +173,20 @@ def test_upper_bound_reads_the_real_pet_the_scenario_hides() -> None:
         ITCFNOptions(upper_bound=True, use_pet=False)
 
 
+@pytest.mark.parametrize("fill, trains_generator", [("mean", False), ("zero", False), ("generated", True)])
+def test_only_a_generated_fill_trains_a_generator(fill: str, trains_generator: bool, monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    bound = _method(upper_bound=True, pet_fill=fill)
+    trained = []
+    monkeypatch.setattr(bound, "prepare", lambda data: None)
+    monkeypatch.setattr(bound, "fit_generator", lambda data, trainer: trained.append(True))
+    data = SimpleNamespace(complete_cases=lambda: "complete cases")
+    trainer = SimpleNamespace(device=torch.device("cpu"), fit=lambda *a, **k: SimpleNamespace(best_epoch=0, best_score=0.0))
+    bound.fit(data, trainer)
+    assert bool(trained) == trains_generator  # the upper bound with mean fill trained a 60-epoch generator it never used
+
+
 # ----------------------------------------------------------------------------- generator
 class _Ctx:
     def __init__(self, epoch: int) -> None:

@@ -45,7 +45,7 @@ def _pick_method(cfg, wanted: str | None):
         return chosen
     for m in candidates:
         opts = ITCFN.Options.model_validate(m.options)
-        if opts.use_pet and (opts.pet_fill == "generated" or opts.upper_bound):
+        if opts.needs_generator:
             return m
     raise ConfigError("the study has no itcfn method with a PET generator (add one with 'pet_fill: generated', "
                       "or name it with --method)")

@@ -278,7 +278,7 @@ class ITCFN(Method):
     def fit(self, data, trainer) -> None:
         opts = self.options
         self.prepare(data)
-        if opts.needs_generator or opts.upper_bound:
+        if opts.needs_generator:  # an upper bound with mean or zero fill never generates a PET
             self.fit_generator(data, trainer)
         train_data = data.complete_cases() if opts.upper_bound else data
         self.net.to(trainer.device)
