@@ -222,6 +222,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     selection = {k: selection[k] for k in fitted}  # shown by the report (robustmm.report.repeats)
     doc = {"study": cfg.name, "split": evaluate_split, "synthetic": synthetic, "primary_metric": task.primary_metric,
            "confidence": cfg.evaluation.confidence, "records": records, "skipped_scenarios": evaluation.skipped,
+           "upper_bounds": [k for k, m in fitted.items() if m.upper_bound],
            "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
            "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections],
            "availability": scenario_availability(scenarios, data, evaluate_split,
@@ -286,6 +287,7 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
            "confidence": cfg.evaluation.confidence, "cross_validation": {"folds": len(folds),
                                 "ci": f"{cfg.evaluation.confidence:.0%} t-interval over fold means"},
            "records": records, "skipped_scenarios": skipped_anywhere(fold_docs),
+           "upper_bounds": first.get("upper_bounds", []),
            "methods": first.get("methods", {}), "data": first.get("data", {}),
            "selection": {f"fold_{k}": d.get("selection", {}) for k, d in enumerate(fold_docs)},
            "availability": merge_availability([d.get("availability", {}) for d in fold_docs])}

@@ -226,6 +226,18 @@ def test_undefined_values_are_plotted_around_and_flagged(tmp_path: Path) -> None
     assert "could not be computed" in (tmp_path / "report.html").read_text()
 
 
+def test_an_upper_bound_is_not_ranked_in_the_answer() -> None:
+    # ITCFN's upper bound reads the real PET the scenario hides: its "no PET" score is not a no-PET score
+    records = [_rec(m, f"pet_missing@{r:g}", "auc", v - r / 5, v - r / 5 - 0.05, v - r / 5 + 0.05, 104, "pet_missing", r)
+               for m, v in (("itcfn_mean", 0.8), ("itcfn_upper_bound", 0.9)) for r in (0.0, 0.5, 1.0)]
+    doc = {"records": records, "primary_metric": "auc", "upper_bounds": ["itcfn_upper_bound"]}
+    text = story.headline(doc).text
+    assert "with no PET: 0.60 [0.55, 0.65] (n = 104) — itcfn_mean." in text
+    assert text.endswith("(itcfn_upper_bound: an upper bound that sees inputs the scenarios hide, shown in the tables "
+                         "but not ranked.)")
+    assert "itcfn_upper_bound, the best of 2 methods" in story.headline({**doc, "upper_bounds": []}).text
+
+
 def test_comparison_from_seeds_renders_verdicts() -> None:
     records = [{**_rec(m, "natural", "auc", v, v - 0.1, v + 0.1, 104), "sd": 0.02} for m, v in (("base", 0.7),
                                                                                               ("new", 0.75))]

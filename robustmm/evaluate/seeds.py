@@ -143,6 +143,7 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
            "seeds": {"seeds": seeds, "ci": f"{confidence:.0%} t-interval over seed means",
                      "folders": [f"seed_{s}" for s in seeds]},
            "records": records, "skipped_scenarios": skipped_anywhere(list(docs.values())),
+           "upper_bounds": first.get("upper_bounds", []),
            "paired": {"reference": reference, "confidence": confidence,
                       "difference": "method - reference, per seed; verdict from the t-interval over seeds",
                       "records": paired},

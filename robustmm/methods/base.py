@@ -117,6 +117,12 @@ class Method(ABC):
         with attached(self.modules() if self.reuses_encoder_outputs else [], cache) as used:
             yield used
 
+    @property
+    def upper_bound(self) -> bool:
+        """True for a reference that sees inputs the missing scenarios hide (e.g. ITCFN's real-PET upper
+        bound): the report shows it but does not rank it against deployable methods."""
+        return False
+
     def deferred_training_seconds(self) -> float:
         """Training done after ``fit`` returned (e.g. models trained when the evaluation first needs them);
         the run's timing.json adds it to the method's training time."""

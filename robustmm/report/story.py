@@ -182,6 +182,14 @@ def complete_scenario(records, metric, availability, group_scenarios) -> str | N
 
 
 def headline(doc: dict[str, Any]) -> Headline:
+    bounds = sorted(set(doc.get("upper_bounds") or []))
+    if bounds and any(r["method"] not in bounds for r in doc["records"]):  # rank the deployable methods only
+        head = headline({**doc, "upper_bounds": [], "records": [r for r in doc["records"] if r["method"] not in bounds],
+                         "paired": {**(doc.get("paired") or {}), "records": [
+                             p for p in (doc.get("paired") or {}).get("records") or [] if p["method"] not in bounds]}})
+        head.text += (f" ({', '.join(bounds)}: an upper bound that sees inputs the scenarios hide, shown in the "
+                      "tables but not ranked.)")
+        return head
     records, metric = doc["records"], doc["primary_metric"]
     availability = doc.get("availability") or {}
     rows = _rows(records, metric)

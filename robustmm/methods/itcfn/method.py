@@ -404,6 +404,10 @@ class ITCFN(Method):
         self.quality = dict(state.get("quality", {}))
         self.generator_info = dict(state.get("generator_info", {}))
 
+    @property
+    def upper_bound(self) -> bool:
+        return self.options.upper_bound
+
     def report_items(self) -> dict[str, Any]:
         opts = self.options
         items: dict[str, Any] = {"modalities": self.modalities, "pet_fill": opts.pet_fill if opts.use_pet else None,
