@@ -70,7 +70,7 @@ TERMS = [
     ("AUILC", "area under the metric-vs-missing-rate curve (trapezoid over the rate grid); over a 0-1 grid it is "
               "the average score across missing rates"),
     ("drop", "score under the scenario minus the score with complete data (signed: negative means worse for "
-             "metrics where higher is better)"),
+             "metrics where higher is better); on an AUILC row, the score at the grid's last rate minus its first"),
 ]
 
 
