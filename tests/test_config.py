@@ -133,3 +133,11 @@ def test_cli_reports_user_errors_without_traceback(tmp_path: Path, capsys) -> No
     err = capsys.readouterr().err
     assert "training.epoch" in err and "Traceback" not in err
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+
+
+def test_the_removed_visit_column_key_says_what_to_do(tmp_path: Path) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text("name: x\ndata: {kind: adni, root: nowhere, visit_column: VISCODE}\nmethods: [{name: complete_only}]\n")
+    with pytest.raises(ConfigError, match=r"data\.visit_column is no longer a key: visits are ordered by "
+                                          r"data\.months_column \(M\); delete the line"):
+        load_study(study)

@@ -54,7 +54,6 @@ class AdniDataConfig(Section):
     mri_pattern: str | None = None
     pet_pattern: str | None = None
     subject_column: str = "PTID"
-    visit_column: str = "VISCODE"
     months_column: str = "M"
     diagnosis_column: str = "DX"
     label_column: str | None = None
@@ -69,6 +68,14 @@ class AdniDataConfig(Section):
     #: processes preprocessing volumes on first use (default: the available cores)
     preprocess_workers: int | None = Field(None, ge=1)
     synthetic: AdniSynthConfig | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _removed_keys(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and "visit_column" in raw:  # documented once, never read
+            raise ValueError("data.visit_column is no longer a key: visits are ordered by data.months_column "
+                             "(M); delete the line")
+        return raw
 
 
 class TableModalityConfig(Section):
