@@ -118,7 +118,9 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
         done = None if rewrite_results else finished_result(run_dir)
         if done is not None:
             log.info("%s is finished; its results are left unchanged", run_dir)
-            summary = (f"run {run_dir} is already finished; its results were left unchanged (metrics.json, "
+            stored = run_dir / "summary.txt"
+            summary = ((stored.read_text().rstrip() + "\n\n" if stored.is_file() else "")
+                       + f"run {run_dir} is already finished; its results were left unchanged (metrics.json, "
                        "report.html). Add --rewrite-results to evaluate it again and rewrite them.")
             return RunResult(run_dir, done["records"], summary, bool(done.get("synthetic")))
     else:

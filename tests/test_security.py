@@ -434,7 +434,8 @@ def test_failed_run_logs_the_error_and_finished_run_is_not_rewritten(tiny_study:
     before = (out / "metrics.json").read_bytes(), (out / "metrics.json").stat().st_mtime_ns
     (out / "checkpoints" / ".dropout_baseline.pt.x1y2z3w4.tmp").write_text("left by a SIGKILL")
     assert main(["run", str(tiny_study), "--resume", str(out), "--quiet", "--set", "training.epochs=2"]) == 0
-    assert "already finished" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "already finished" in printed and (out / "summary.txt").read_text().strip() in printed  # its stored table
     assert ((out / "metrics.json").read_bytes(), (out / "metrics.json").stat().st_mtime_ns) == before
     assert not (out / "checkpoints" / ".dropout_baseline.pt.x1y2z3w4.tmp").exists()
 

@@ -357,7 +357,7 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
     for r in zero:
         _note(notes, (r["method"], r["scenario"], r["metric"]), "CI of width 0")
     if zero:
-        lines.append(f"{len(zero)} CI(s) of width 0 (every bootstrap resample gave the same value, usually a "
+        lines.append(f"{len(zero)} CI(s) of width 0 (every bootstrap resample, or every seed or fold, gave the same value, usually a "
                      "degenerate prediction): " + ", ".join(f"{r['method']}/{r['scenario']}/{r['metric']}"
                                                           for r in zero[:5]) + (" …" if len(zero) > 5 else ""))
     flat = []
