@@ -30,7 +30,7 @@ methods: [{name: dropout_baseline}]
 
 def test_default_study_resolves_presets_and_profile() -> None:
     cfg = load_study(REPO / "studies" / "adni_mci.yaml")
-    assert cfg.training.epochs == 40  # from configs/training/cpu.yaml
+    assert cfg.training.epochs == 40  # from robustmm/presets/training/cpu.yaml
     assert [s.kind for s in cfg.evaluation.scenarios] == ["natural", "modality_rate", "all_subsets"]
     full = load_study(REPO / "studies" / "adni_mci.yaml", profile="full")
     assert tuple(full.data.volume_shape) == (96, 128, 96)

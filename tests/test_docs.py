@@ -11,7 +11,7 @@ import pytest
 from docs_check import REPO, check_cited_paths, check_document
 
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
-YAML_FILES = sorted((REPO / "studies").glob("*.yaml")) + sorted((REPO / "configs").rglob("*.yaml"))
+YAML_FILES = sorted((REPO / "studies").glob("*.yaml")) + sorted((REPO / "robustmm" / "presets").rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda p: str(p.relative_to(REPO)))

@@ -388,7 +388,7 @@ def test_default_ssf_learning_rate_moves_the_modulation_far_enough_in_a_short_sc
     """Issue 15: at the study's lr (0.002, the old default) Adam moves each scale/shift by at most
     0.002 per step, so in the ~200 steps of the ADNI schedule a channel can neither flip sign nor
     shift by O(1) (seed 0: MRI-alone validation AUC 0.47 at lr 0.002, 0.68 at 0.1; linear-probe
-    ceiling 0.70). The default ssf lr (configs/methods/modulation.yaml) must close, in 100
+    ceiling 0.70). The default ssf lr (robustmm/presets/methods/modulation.yaml) must close, in 100
     steps, a gap that needs a channel's scale to go from 1 to -1; the old default must not."""
     settings = resolve_settings(ModulationOptions(variant="ssf"))
     assert settings.lr is not None, "ssf needs its own learning rate; the study's lr is far too small"

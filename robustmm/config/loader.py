@@ -17,8 +17,18 @@ from pydantic import BaseModel, ValidationError
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import ConfigError
 
-PRESET_DIR_NAME = "configs"
-_REPO_CONFIGS = Path(__file__).resolve().parents[2] / PRESET_DIR_NAME
+#: the presets that ship inside the package (``include: [model/small3d]`` is
+#: robustmm/presets/model/small3d.yaml); found relative to the package, so editable and plain
+#: installs alike have them (pyproject.toml packages them as package data)
+PACKAGE_PRESETS = Path(__file__).resolve().parents[1] / "presets"
+#: a project's own presets: a folder of this name next to its studies/ folder or in the working
+#: directory, searched before the package's (a name there overrides a shipped preset)
+PROJECT_PRESET_DIR_NAME = "configs"
+
+
+def preset_file(name: str) -> Path:
+    """The shipped preset ``name`` (e.g. ``methods/mmanet``) as a file path."""
+    return PACKAGE_PRESETS / f"{name}.yaml"
 
 
 class _UniqueKeyLoader(yaml.SafeLoader):
@@ -91,8 +101,10 @@ def deep_merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def preset_dirs(study_path: Path) -> list[Path]:
-    """Where ``include: [name]`` is looked up: next to the study's project, cwd, the repo."""
-    candidates = [study_path.resolve().parent.parent / PRESET_DIR_NAME, Path.cwd() / PRESET_DIR_NAME, _REPO_CONFIGS]
+    """Where ``include: [name]`` is looked up, first match wins: a ``configs/`` folder next to the
+    study's studies/ folder, one in the working directory, then the presets shipped in the package."""
+    candidates = [study_path.resolve().parent.parent / PROJECT_PRESET_DIR_NAME,
+                  Path.cwd() / PROJECT_PRESET_DIR_NAME, PACKAGE_PRESETS]
     seen: list[Path] = []
     for c in candidates:
         if c.is_dir() and c not in seen:

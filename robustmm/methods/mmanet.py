@@ -42,7 +42,7 @@ Both are computed on the validation subjects that naturally have every modality.
 distances, the weak set and per-epoch loss means live in the stage checkpoint (a resumed run
 continues mining or keeps the mined set) and in ``report_items()``.
 
-Hyperparameters a study leaves unset come from ``configs/methods/mmanet.yaml`` for the task's
+Hyperparameters a study leaves unset come from ``robustmm/presets/methods/mmanet.yaml`` for the task's
 family (classification, segmentation, other).
 """
 
@@ -60,7 +60,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from torch import Tensor, nn
 
-from robustmm.config.loader import format_validation_error
+from robustmm.config.loader import format_validation_error, preset_file
 from robustmm.data.batch import Batch, all_subsets
 from robustmm.engine.trainer import stable_seed
 from robustmm.errors import ConfigError
@@ -84,7 +84,7 @@ from robustmm.models.network import input_means
 
 log = logging.getLogger("robustmm")
 
-DEFAULTS_FILE = Path(__file__).resolve().parents[2] / "configs" / "methods" / "mmanet.yaml"
+DEFAULTS_FILE = preset_file("methods/mmanet")
 MiningCriterion = Literal["label_kl", "metric_gap"]
 MadScale = Literal["task_loss", "absolute"]
 TeacherChoice = Literal["best_on_validation", "complete_only", "dropout_baseline"]
@@ -119,7 +119,7 @@ class MMANetSettings(BaseModel):
 
 
 class MMANetOptions(DropoutOptions):
-    """Unset (null) hyperparameters take the task family's value in configs/methods/mmanet.yaml.
+    """Unset (null) hyperparameters take the task family's value in robustmm/presets/methods/mmanet.yaml.
 
     ``dropout`` / ``keep_complete`` (from :class:`~robustmm.methods.baseline.DropoutOptions`, the
     same defaults as ``dropout_baseline``) make the student's training inputs: so MMANet and

@@ -40,7 +40,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from torch import Tensor, nn
 
-from robustmm.config.loader import format_validation_error
+from robustmm.config.loader import format_validation_error, preset_file
 from robustmm.config.schema import RandomSubsetsScenario, ScenarioConfig
 from robustmm.data.batch import Batch
 from robustmm.io import load_torch
@@ -58,7 +58,7 @@ from robustmm.models.network import FillKind
 
 log = logging.getLogger("robustmm")
 
-DEFAULTS_FILE = Path(__file__).resolve().parents[3] / "configs" / "methods" / "modulation.yaml"
+DEFAULTS_FILE = preset_file("methods/modulation")
 #: stage name (checkpoint file stem) of a base network this method trains itself
 BASE_STAGE = "base"
 #: threshold and calibration metrics reported per pattern next to the primary one (when the task
@@ -68,7 +68,7 @@ PATTERN_REPORT_METRICS = ("balanced_accuracy", "brier")
 
 
 class VariantSettings(BaseModel):
-    """A variant's hyperparameters after the defaults of configs/methods/modulation.yaml apply."""
+    """A variant's hyperparameters after the defaults of robustmm/presets/methods/modulation.yaml apply."""
 
     model_config = ConfigDict(extra="forbid")
     layers: list[LayerKind] = Field(min_length=1)
@@ -80,11 +80,11 @@ class VariantSettings(BaseModel):
 
 
 class ModulationOptions(MethodOptions):
-    """Unset (null) options take the variant's value in configs/methods/modulation.yaml."""
+    """Unset (null) options take the variant's value in robustmm/presets/methods/modulation.yaml."""
 
     variant: Variant = "ssf"
     #: top-level parts of the base network to modulate (every one must exist); null: the variant's
-    #: ``targets`` in configs/methods/modulation.yaml that the network has (by default its fusion
+    #: ``targets`` in robustmm/presets/methods/modulation.yaml that the network has (by default its fusion
     #: block(s) and trunk: ``fusion``, ``trunk``; ``fusions``, ``decoder`` for segmentation)
     targets: list[str] | None = Field(None, min_length=1)
     layers: list[LayerKind] | None = Field(None, min_length=1)

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 
 LayerKind = Literal["linear", "conv", "norm", "attention"]
 LAYER_KINDS: tuple[str, ...] = get_args(LayerKind)
-#: network parts modulated when neither the study nor configs/methods/modulation.yaml names any:
+#: network parts modulated when neither the study nor robustmm/presets/methods/modulation.yaml names any:
 #: where the modalities meet and everything after it, i.e. the fusion block(s) and the shared
 #: trunk of MultimodalNet (``fusion``, ``trunk``) and the per-scale fusions and decoder of the
 #: segmentation networks (``fusions``, ``decoder``). A missing modality changes the fused
