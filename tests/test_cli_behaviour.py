@@ -229,3 +229,50 @@ def test_resume_command_repeats_the_options_and_the_process_count(monkeypatch) -
                                                     "--seeds 0-4 --resume runs/x")
     monkeypatch.setenv("WORLD_SIZE", "4")  # printed by rank 0 of `--nproc 4`, whose own argv has no --nproc
     assert resume_command(args, Path("runs/x")).endswith("--seeds 0-4 --nproc 4 --resume runs/x")
+
+
+def test_data_check_adni_fits_the_training_split_as_a_study_does(tiny_adni_root: Path, tiny_study: Path,
+                                                                 tmp_path: Path, capsys) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from robustmm.config.schema import AdniDataConfig, SplitConfig
+    from robustmm.data.adni import AdniDataset
+    from robustmm.data.datamodule import DataModule, subject_splits
+
+    shape = ["--option", "volume_shape=[16,16,16]", "--quiet"]
+    ds = AdniDataset(AdniDataConfig(root=tiny_adni_root, volume_shape=(16, 16, 16), cache=False), progress=False)
+    data = DataModule(ds, SplitConfig(), seed=0)
+    imputed = ds.report.imputed
+    assert imputed  # the generator leaves TAU / PTAU empty for some subjects
+    assert main(["data", "check", "adni", str(tiny_adni_root), *shape]) == 0
+    out = capsys.readouterr().out
+    for column, cells in imputed.items():
+        assert f"imputed: {cells} cell(s) of {column} (filled with the training-split mean)" in out
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.as_dict().items())
+    assert f"split (seed 0): {sizes}; fitted on the training split" in out
+    # nan_policy: error stops the check as it stops the run
+    assert main(["data", "check", "adni", str(tiny_adni_root), *shape, "--option", "nan_policy=error"]) == 2
+    err = capsys.readouterr().err
+    assert "NaN in clinical column(s) ['TAU', 'PTAU']" in err and "Traceback" not in err
+    # MMSE empty for exactly the subjects of the default training split: refused with the defaults,
+    # read with the study's seed (another training split)
+    root = tmp_path / "cohort"
+    shutil.copytree(tiny_adni_root, root)
+    train = {ds.subjects[i] for i in subject_splits(ds, SplitConfig(), 0).train}
+    table = pd.read_csv(root / "ADNIMERGE.csv")
+    table.loc[table["PTID"].isin(train), "MMSE"] = None
+    table.to_csv(root / "ADNIMERGE.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one error line: no numpy warning about the empty column before it
+        assert main(["data", "check", "adni", str(root), *shape]) == 2
+    assert "clinical column(s) ['MMSE'] are empty for every training subject" in capsys.readouterr().err
+    assert main(["data", "check", "adni", str(root), "--study", str(tiny_study), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "split (seed 3): " in out and "cell(s) of MMSE" in out
+    # every training split of a study with split.fold: all is fitted
+    folds = ["--set", "split.folds=3", "--set", "split.fold=all"]
+    assert main(["data", "check", "adni", str(tiny_adni_root), "--study", str(tiny_study), *folds, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"split (seed 3, fold {k}): " in out for k in range(3))
