@@ -133,3 +133,12 @@ def test_cli_reports_user_errors_without_traceback(tmp_path: Path, capsys) -> No
     err = capsys.readouterr().err
     assert "training.epoch" in err and "Traceback" not in err
     assert main(["run", str(tmp_path / "missing.yaml")]) == 2
+
+
+@pytest.mark.parametrize("study", ["adni_mci.yaml", "brats_missing.yaml"])
+def test_a_negative_synthetic_seed_is_refused_when_the_study_is_read(study: str) -> None:
+    from robustmm.data.registry import check_data_options
+
+    # numpy's generators refuse it: the run stopped with a ValueError traceback after making its folder
+    with pytest.raises(ConfigError, match="seed"):  # ADNI's by the schema, BraTS's before the run folder
+        check_data_options(load_study(REPO / "studies" / study, ["data.synthetic.seed=-1"]).data)
