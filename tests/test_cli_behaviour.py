@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 import warnings
@@ -131,7 +132,7 @@ def test_filters_set_by_the_user_keep_precedence() -> None:
                 warnings.warn("must raise", RuntimeWarning)
 
 
-@pytest.mark.parametrize("command", [["data", "synth", "adni", "--subjects", "4"], ["data", "synth", "brats"],
+@pytest.mark.parametrize("command", [["data", "synth", "adni", "--subjects", "20"], ["data", "synth", "brats"],
                                      ["data", "synth", "dispro"], ["data", "synth", "porpoise"]])
 def test_synth_refuses_an_output_that_is_a_file_or_a_non_empty_folder(command, tmp_path: Path, capsys) -> None:
     a_file = tmp_path / "notes.txt"
@@ -175,6 +176,13 @@ def test_run_and_report_name_what_is_wrong_with_the_folder_given(tmp_path: Path,
     ("dispro", ["--patches", "0", "5"], "argument --patches: must be at least 1 (got 0)"),
     ("dispro", ["--wsi-dim", "0"], "argument --wsi-dim: must be at least 2 (got 0)"),
     ("dispro", ["--omics-missing", "nan"], "must be a fraction in [0, 1]"),
+    ("adni", ["--shape", "0", "4", "4"], "argument --shape: must be at least 1 (got 0)"),
+    ("adni", ["--seed", "-1"], "argument --seed: must be at least 0 (got -1)"),
+    ("adni", ["--pet-missing", "1.5"], "argument --pet-missing: must be a fraction in [0, 1] (got 1.5)"),
+    ("adni", ["--subjects", "0"], "argument --subjects: must be at least 20 (got 0)"),
+    ("brats", ["--shape", "7", "16", "16"], "argument --shape: must be at least 8 (got 7)"),
+    ("brats", ["--cases", "3"], "argument --cases: must be at least 4 (got 3)"),
+    ("brats", ["--seed", "-2"], "argument --seed: must be at least 0 (got -2)"),
 ])
 def test_synth_arguments_are_checked_before_anything_is_written(kind, args, message, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
@@ -276,3 +284,51 @@ def test_data_check_adni_fits_the_training_split_as_a_study_does(tiny_adni_root:
     assert main(["data", "check", "adni", str(tiny_adni_root), "--study", str(tiny_study), *folds, "--quiet"]) == 0
     out = capsys.readouterr().out
     assert all(f"split (seed 3, fold {k}): " in out for k in range(3))
+
+
+@pytest.mark.parametrize("kind, args, module, count", [
+    ("adni", ["--subjects", "20", "--shape", "8", "8", "8", "--quiet"], "adni", 5),
+    ("brats", ["--cases", "4", "--shape", "8", "8", "8"], "brats", 6),
+])
+def test_synth_adni_and_brats_write_all_or_nothing(kind, args, module, count, tmp_path: Path, monkeypatch,
+                                                   capsys) -> None:
+    import importlib
+
+    synth = importlib.import_module(f"robustmm.data.synth.{module}")
+    save = synth.nib.save
+    saved = []
+
+    def fail_after_some(image, path):  # a full disk in the middle of the volumes
+        if len(saved) == count:
+            raise OSError("No space left on device")
+        saved.append(path)
+        save(image, path)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(synth.nib, "save", fail_after_some)
+    with pytest.raises(OSError):
+        main(["data", "synth", kind, "--out", str(out), *args])
+    assert len(saved) == count and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert main(["data", "synth", kind, "--out", str(out), *args]) == 0
+    assert (out / "README.md").is_file() and list(tmp_path.iterdir()) == [out]
+
+
+def test_synth_killed_with_sigterm_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # the third volume written sends SIGTERM to the process itself (a scheduler's kill)
+    script = ("import os, signal, sys\nfrom robustmm.data.synth import adni\nfrom robustmm.cli import main\n"
+              "save, saved = adni.nib.save, []\n"
+              "def kill_after_some(image, path):\n"
+              "    saved.append(path)\n"
+              "    if len(saved) == 3:\n"
+              "        os.kill(os.getpid(), signal.SIGTERM)\n"
+              "    save(image, path)\n"
+              "adni.nib.save = kill_after_some\n"
+              f"sys.exit(main(['data', 'synth', 'adni', '--out', {str(out)!r}, '--subjects', '20', "
+              "'--shape', '8', '8', '8', '--quiet']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 130, done.stderr
+    assert "robustmm: interrupted" in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []
