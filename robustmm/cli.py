@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from robustmm import __version__
-from robustmm.commands import positive_int, require_new_folder, sigterm_interrupts
+from robustmm.commands import fraction, int_at_least, positive_int, sigterm_interrupts, write_new_folder
 from robustmm.errors import RobustMMError
 
 log = logging.getLogger("robustmm")
@@ -81,8 +81,8 @@ def cmd_synth_adni(args: argparse.Namespace) -> int:
     from robustmm.data.synth.adni import write_synthetic_adni
 
     out = Path(args.out)
-    require_new_folder(out)
-    write_synthetic_adni(out, args.subjects, args.seed, args.pet_missing, tuple(args.shape), progress=not args.quiet)
+    write_new_folder(out, lambda d: write_synthetic_adni(d, args.subjects, args.seed, args.pet_missing,
+                                                         tuple(args.shape), progress=not args.quiet))
     print(f"wrote a synthetic ADNI-format cohort of {args.subjects} subjects to {out} (see {out / 'README.md'})")
     return 0
 
@@ -150,10 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
         dest="kind", required=True)
     adni = synth.add_parser("adni", help="ADNI layout: ADNIMERGE-like table + manifest + NIfTI")
     adni.add_argument("--out", required=True, help="folder to create")
-    adni.add_argument("--subjects", type=int, default=480, help="number of subjects")
-    adni.add_argument("--seed", type=int, default=0, help="random seed of the generator")
-    adni.add_argument("--pet-missing", type=float, default=0.3, help="fraction of subjects without PET")
-    adni.add_argument("--shape", type=int, nargs=3, default=[40, 48, 40], help="native volume shape")
+    # the bounds are those of the study's data.synthetic (robustmm.config.schema.AdniSynthConfig)
+    adni.add_argument("--subjects", type=int_at_least(20), default=480, help="number of subjects, at least 20")
+    adni.add_argument("--seed", type=int_at_least(0), default=0, help="random seed of the generator, at least 0")
+    adni.add_argument("--pet-missing", type=fraction, default=0.3, help="fraction of subjects without PET, in [0, 1]")
+    adni.add_argument("--shape", type=positive_int, nargs=3, default=[40, 48, 40], metavar=("D", "H", "W"),
+                      help="native volume shape, at least 1 per axis")
     adni.add_argument("--quiet", action="store_true", help="no progress bar")
     adni.set_defaults(func=cmd_synth_adni)
     for module in command_modules():

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import subprocess
 import sys
 import warnings
@@ -131,7 +132,7 @@ def test_filters_set_by_the_user_keep_precedence() -> None:
                 warnings.warn("must raise", RuntimeWarning)
 
 
-@pytest.mark.parametrize("command", [["data", "synth", "adni", "--subjects", "4"], ["data", "synth", "brats"],
+@pytest.mark.parametrize("command", [["data", "synth", "adni", "--subjects", "20"], ["data", "synth", "brats"],
                                      ["data", "synth", "dispro"], ["data", "synth", "porpoise"]])
 def test_synth_refuses_an_output_that_is_a_file_or_a_non_empty_folder(command, tmp_path: Path, capsys) -> None:
     a_file = tmp_path / "notes.txt"
@@ -175,6 +176,13 @@ def test_run_and_report_name_what_is_wrong_with_the_folder_given(tmp_path: Path,
     ("dispro", ["--patches", "0", "5"], "argument --patches: must be at least 1 (got 0)"),
     ("dispro", ["--wsi-dim", "0"], "argument --wsi-dim: must be at least 2 (got 0)"),
     ("dispro", ["--omics-missing", "nan"], "must be a fraction in [0, 1]"),
+    ("adni", ["--shape", "0", "4", "4"], "argument --shape: must be at least 1 (got 0)"),
+    ("adni", ["--seed", "-1"], "argument --seed: must be at least 0 (got -1)"),
+    ("adni", ["--pet-missing", "1.5"], "argument --pet-missing: must be a fraction in [0, 1] (got 1.5)"),
+    ("adni", ["--subjects", "0"], "argument --subjects: must be at least 20 (got 0)"),
+    ("brats", ["--shape", "7", "16", "16"], "argument --shape: must be at least 8 (got 7)"),
+    ("brats", ["--cases", "3"], "argument --cases: must be at least 4 (got 3)"),
+    ("brats", ["--seed", "-2"], "argument --seed: must be at least 0 (got -2)"),
 ])
 def test_synth_arguments_are_checked_before_anything_is_written(kind, args, message, tmp_path: Path, capsys) -> None:
     out = tmp_path / "out"
@@ -229,3 +237,98 @@ def test_resume_command_repeats_the_options_and_the_process_count(monkeypatch) -
                                                     "--seeds 0-4 --resume runs/x")
     monkeypatch.setenv("WORLD_SIZE", "4")  # printed by rank 0 of `--nproc 4`, whose own argv has no --nproc
     assert resume_command(args, Path("runs/x")).endswith("--seeds 0-4 --nproc 4 --resume runs/x")
+
+
+def test_data_check_adni_fits_the_training_split_as_a_study_does(tiny_adni_root: Path, tiny_study: Path,
+                                                                 tmp_path: Path, capsys) -> None:
+    import shutil
+
+    import pandas as pd
+
+    from robustmm.config.schema import AdniDataConfig, SplitConfig
+    from robustmm.data.adni import AdniDataset
+    from robustmm.data.datamodule import DataModule, subject_splits
+
+    shape = ["--option", "volume_shape=[16,16,16]", "--quiet"]
+    ds = AdniDataset(AdniDataConfig(root=tiny_adni_root, volume_shape=(16, 16, 16), cache=False), progress=False)
+    data = DataModule(ds, SplitConfig(), seed=0)
+    imputed = ds.report.imputed
+    assert imputed  # the generator leaves TAU / PTAU empty for some subjects
+    assert main(["data", "check", "adni", str(tiny_adni_root), *shape]) == 0
+    out = capsys.readouterr().out
+    for column, cells in imputed.items():
+        assert f"imputed: {cells} cell(s) of {column} (filled with the training-split mean)" in out
+    sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.as_dict().items())
+    assert f"split (seed 0): {sizes}; fitted on the training split" in out
+    # nan_policy: error stops the check as it stops the run
+    assert main(["data", "check", "adni", str(tiny_adni_root), *shape, "--option", "nan_policy=error"]) == 2
+    err = capsys.readouterr().err
+    assert "NaN in clinical column(s) ['TAU', 'PTAU']" in err and "Traceback" not in err
+    # MMSE empty for exactly the subjects of the default training split: refused with the defaults,
+    # read with the study's seed (another training split)
+    root = tmp_path / "cohort"
+    shutil.copytree(tiny_adni_root, root)
+    train = {ds.subjects[i] for i in subject_splits(ds, SplitConfig(), 0).train}
+    table = pd.read_csv(root / "ADNIMERGE.csv")
+    table.loc[table["PTID"].isin(train), "MMSE"] = None
+    table.to_csv(root / "ADNIMERGE.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # one error line: no numpy warning about the empty column before it
+        assert main(["data", "check", "adni", str(root), *shape]) == 2
+    assert "clinical column(s) ['MMSE'] are empty for every training subject" in capsys.readouterr().err
+    assert main(["data", "check", "adni", str(root), "--study", str(tiny_study), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "split (seed 3): " in out and "cell(s) of MMSE" in out
+    # every training split of a study with split.fold: all is fitted
+    folds = ["--set", "split.folds=3", "--set", "split.fold=all"]
+    assert main(["data", "check", "adni", str(tiny_adni_root), "--study", str(tiny_study), *folds, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert all(f"split (seed 3, fold {k}): " in out for k in range(3))
+
+
+@pytest.mark.parametrize("kind, args, module, count", [
+    ("adni", ["--subjects", "20", "--shape", "8", "8", "8", "--quiet"], "adni", 5),
+    ("brats", ["--cases", "4", "--shape", "8", "8", "8"], "brats", 6),
+])
+def test_synth_adni_and_brats_write_all_or_nothing(kind, args, module, count, tmp_path: Path, monkeypatch,
+                                                   capsys) -> None:
+    import importlib
+
+    synth = importlib.import_module(f"robustmm.data.synth.{module}")
+    save = synth.nib.save
+    saved = []
+
+    def fail_after_some(image, path):  # a full disk in the middle of the volumes
+        if len(saved) == count:
+            raise OSError("No space left on device")
+        saved.append(path)
+        save(image, path)
+
+    out = tmp_path / "out"
+    monkeypatch.setattr(synth.nib, "save", fail_after_some)
+    with pytest.raises(OSError):
+        main(["data", "synth", kind, "--out", str(out), *args])
+    assert len(saved) == count and list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert main(["data", "synth", kind, "--out", str(out), *args]) == 0
+    assert (out / "README.md").is_file() and list(tmp_path.iterdir()) == [out]
+
+
+def test_synth_killed_with_sigterm_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # the third volume written sends SIGTERM to the process itself (a scheduler's kill)
+    script = ("import os, signal, sys\nfrom robustmm.data.synth import adni\nfrom robustmm.cli import main\n"
+              "save, saved = adni.nib.save, []\n"
+              "def kill_after_some(image, path):\n"
+              "    saved.append(path)\n"
+              "    if len(saved) == 3:\n"
+              "        os.kill(os.getpid(), signal.SIGTERM)\n"
+              "    save(image, path)\n"
+              "adni.nib.save = kill_after_some\n"
+              f"sys.exit(main(['data', 'synth', 'adni', '--out', {str(out)!r}, '--subjects', '20', "
+              "'--shape', '8', '8', '8', '--quiet']))\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"})
+    assert done.returncode == 130, done.stderr
+    assert "robustmm: interrupted" in done.stderr and "Traceback" not in done.stderr
+    assert list(tmp_path.iterdir()) == []

@@ -141,3 +141,12 @@ def test_the_removed_visit_column_key_says_what_to_do(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"data\.visit_column is no longer a key: visits are ordered by "
                                           r"data\.months_column \(M\); delete the line"):
         load_study(study)
+
+
+@pytest.mark.parametrize("study", ["adni_mci.yaml", "brats_missing.yaml"])
+def test_a_negative_synthetic_seed_is_refused_when_the_study_is_read(study: str) -> None:
+    from robustmm.data.registry import check_data_options
+
+    # numpy's generators refuse it: the run stopped with a ValueError traceback after making its folder
+    with pytest.raises(ConfigError, match="seed"):  # ADNI's by the schema, BraTS's before the run folder
+        check_data_options(load_study(REPO / "studies" / study, ["data.synthetic.seed=-1"]).data)

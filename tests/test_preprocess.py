@@ -94,3 +94,12 @@ def test_reorientation_and_resize_equal_monai_for_flipped_and_permuted_axes() ->
         np.testing.assert_allclose(ours, torch.as_tensor(ref).numpy(), atol=1e-6)
     # same shape: no resampling
     np.testing.assert_array_equal(to_ras_resized(data, affines[0], (20, 18, 22))[0], data)
+
+
+def test_a_flipped_axis_of_size_one_is_reoriented() -> None:
+    from robustmm.data.volumes import to_ras_resized
+
+    # LPS volume with single-voxel x and y axes: the flipped views had a negative stride torch refused
+    data = np.arange(3, dtype=np.float32).reshape(1, 1, 3)
+    out = to_ras_resized(data, np.diag([-1.0, -1.0, 1.0, 1.0]), (1, 1, 3))
+    np.testing.assert_array_equal(out[0], data)

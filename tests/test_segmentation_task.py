@@ -344,15 +344,15 @@ def test_cli_synth_and_check_brats(tmp_path: Path, capsys) -> None:
     from robustmm.cli import main
 
     out = tmp_path / "cases"
-    synth = ["data", "synth", "brats", "--out", str(out), "--cases", "2", "--shape", "12", "12", "12",
+    synth = ["data", "synth", "brats", "--out", str(out), "--cases", "4", "--shape", "12", "12", "12",
              "--naming", "2023"]
     assert main(synth) == 0
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["BraTS-SYN-00000-000", "BraTS-SYN-00001-000"]
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [f"BraTS-SYN-0000{i}-000" for i in range(4)]
     assert main(synth) == 2  # never writes into a non-empty folder
     assert main(["data", "check", "brats", str(out)]) == 0
-    assert "2 cases; label conventions 2023 (enhancing = 3): 2" in capsys.readouterr().out
+    assert "4 cases; label conventions 2023 (enhancing = 3): 4" in capsys.readouterr().out
     (out / "BraTS-SYN-00001-000" / "BraTS-SYN-00001-000-t1n.nii.gz").unlink()
     assert main(["data", "check", "brats", str(out)]) == 2
     assert "BraTS-SYN-00001-000-t1n.nii.gz" in capsys.readouterr().err
     assert main(["data", "check", "brats", str(out), "--allow-missing-sequences"]) == 0
-    assert "t1: present in 1 of 2 cases" in capsys.readouterr().out
+    assert "t1: present in 3 of 4 cases" in capsys.readouterr().out

@@ -36,7 +36,8 @@ def write_new_folder(out: Path, write: Callable[[Path], Any]) -> None:
     from robustmm.data.registry import create_once
 
     require_new_folder(out)
-    create_once(out, write)
+    with sigterm_interrupts():  # a kill (SIGTERM) unwinds too, so the temporary folder is removed
+        create_once(out, write)
 
 
 def int_at_least(low: int) -> Callable[[str], int]:

@@ -13,7 +13,7 @@ import argparse
 from collections import Counter
 from pathlib import Path
 
-from robustmm.commands import data_group, require_new_folder
+from robustmm.commands import data_group, int_at_least, write_new_folder
 from robustmm.errors import DataError, RobustMMError
 
 
@@ -21,9 +21,9 @@ def cmd_synth_brats(args: argparse.Namespace) -> int:
     from robustmm.data.synth.brats import write_synthetic_brats
 
     out = Path(args.out)
-    require_new_folder(out)
     try:
-        write_synthetic_brats(out, n_cases=args.cases, shape=tuple(args.shape), seed=args.seed, naming=args.naming)
+        write_new_folder(out, lambda d: write_synthetic_brats(d, n_cases=args.cases, shape=tuple(args.shape),
+                                                              seed=args.seed, naming=args.naming))
     except ValueError as exc:
         raise RobustMMError(f"robustmm data synth brats: {exc}") from None
     print(f"wrote {args.cases} synthetic BraTS {args.naming}-format cases of shape {tuple(args.shape)} to {out} "
@@ -63,10 +63,11 @@ def cmd_check_brats(args: argparse.Namespace) -> int:
 def register(sub, data, synth) -> None:
     brats = synth.add_parser("brats", help="BraTS layout: case folders of FLAIR/T1ce/T1/T2 + segmentation (NIfTI)")
     brats.add_argument("--out", required=True, help="folder to create (one subfolder per case)")
-    brats.add_argument("--cases", type=int, default=40)
-    brats.add_argument("--shape", type=int, nargs=3, default=[40, 40, 40], metavar=("D", "H", "W"),
-                       help="volume shape of every case")
-    brats.add_argument("--seed", type=int, default=0)
+    # the bounds are those of the study's data.synthetic (robustmm.data.brats.BraTSSynthOptions)
+    brats.add_argument("--cases", type=int_at_least(4), default=40, help="number of cases, at least 4")
+    brats.add_argument("--shape", type=int_at_least(8), nargs=3, default=[40, 40, 40], metavar=("D", "H", "W"),
+                       help="volume shape of every case, at least 8 per axis")
+    brats.add_argument("--seed", type=int_at_least(0), default=0, help="at least 0")
     brats.add_argument("--naming", choices=["2018", "2023"], default="2018",
                        help="2018-2020 names (_flair, labels 1/2/4) or 2023 names (-t2f, labels 1/2/3)")
     brats.set_defaults(func=cmd_synth_brats)

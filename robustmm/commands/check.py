@@ -26,17 +26,24 @@ KINDS = {
 }
 
 
-def _data_config(args: argparse.Namespace):
+def _study(args: argparse.Namespace):
+    """The study of --study (with --set/--profile), or None."""
+    if args.study is None:
+        return None
+    from robustmm.config import load_study
+
+    return load_study(args.study, args.set, args.profile)
+
+
+def _data_config(args: argparse.Namespace, cfg):
     import yaml
     from pydantic import TypeAdapter, ValidationError
 
     from robustmm.config.schema import DataConfig
 
-    if args.study is not None:
-        from robustmm.config import load_study
+    if cfg is not None:
         from robustmm.config.loader import to_plain
 
-        cfg = load_study(args.study, args.set, args.profile)
         if cfg.data.kind != args.kind:
             raise ConfigError(f"--study {args.study} reads data.kind '{cfg.data.kind}', not '{args.kind}'; use "
                               f"'robustmm data check {cfg.data.kind} ...'")
@@ -59,6 +66,39 @@ def _data_config(args: argparse.Namespace):
         raise ConfigError(f"robustmm data check {args.kind}: {problems}") from None
 
 
+def _training_splits(cfg) -> list[tuple[str, object, int]]:
+    """(label, split settings, seed) of every training split a study of ``cfg`` fits the data on:
+    each fold of ``split.fold: all``, each seed of ``seeds`` (the defaults without --study)."""
+    from robustmm.config.schema import SplitConfig, StudyConfig
+
+    if cfg is None:
+        split, seeds = SplitConfig(), [StudyConfig.model_fields["seed"].default]
+    else:
+        split, seeds = cfg.split, cfg.seeds or [cfg.seed]
+    folds = range(split.folds) if split.fold == "all" else [split.fold]
+    return [(f"seed {seed}" + (f", fold {k}" if split.folds is not None else ""),
+             split.model_copy(update={"fold": k}), seed) for seed in seeds for k in folds]
+
+
+def fit_as_a_study_would(ds, cfg) -> list[str]:
+    """Split ``ds`` and fit it on the training split as a study of ``cfg`` does (DataModule): the
+    split-size checks, nan_policy, columns empty for every training subject and the imputed cells
+    depend on it. Returns one line per training split."""
+    from robustmm.data.datamodule import DataModule
+    from robustmm.errors import DataError
+
+    runs = _training_splits(cfg)
+    lines = []
+    for label, split, seed in runs:
+        try:
+            data = DataModule(ds, split, seed)
+        except DataError as exc:
+            raise DataError(f"{exc} (training split of {label})" if len(runs) > 1 else str(exc)) from None
+        sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.as_dict().items())
+        lines.append(f"split ({label}): {sizes}; fitted on the training split")
+    return lines
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -67,9 +107,12 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     if not Path(args.path).exists():
         raise ConfigError(f"{args.path} does not exist; give the folder or file the study's data.root points to")
-    ds = build_dataset(_data_config(args), progress=not args.quiet)
+    cfg = _study(args)
+    ds = build_dataset(_data_config(args, cfg), progress=not args.quiet)
     if hasattr(ds, "read_all"):  # datasets whose files are opened per sample (DisPro's bags)
         ds.read_all(progress=not args.quiet)
+    # imputation and the NaN checks happen when a study fits the data on its training split
+    fitted = fit_as_a_study_would(ds, cfg)
     n = len(ds)
     print(f"{args.path}: {n} subjects/items read as data.kind {args.kind}" + ("  (SYNTHETIC DATA)" if ds.synthetic else ""))
     task = ds.task
@@ -82,6 +125,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         spec = ds.modalities[m]
         k = int(np.asarray(present).sum())
         print(f"  {m:<12} {spec.kind:<8} {'x'.join(map(str, spec.shape)):<14} {k} of {n} ({k / max(n, 1):.0%})")
+    for line in fitted:
+        print(line)
     report = getattr(ds, "report", None)
     if report is not None and hasattr(report, "to_dict"):
         info = report.to_dict()

@@ -28,7 +28,7 @@ class AdniSynthConfig(Section):
     """How to create the synthetic ADNI-format cohort when ``data.root`` does not exist."""
 
     subjects: int = Field(480, ge=20)
-    seed: int = 0
+    seed: int = Field(0, ge=0)  # numpy's generators refuse negative seeds
     pet_missing: float = Field(0.3, ge=0.0, le=1.0)
     native_shape: tuple[PositiveInt, PositiveInt, PositiveInt] = (40, 48, 40)
     # mechanism knobs (robustmm.data.synth.adni; defaults = the version-2 cohort)

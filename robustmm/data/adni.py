@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import difflib
 import logging
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -309,7 +310,9 @@ class AdniDataset(MultimodalDataset):
             subject = self.subjects[int(np.flatnonzero(self._clin_nan[:, j])[0])]
             raise DataError(f"{self._table_path}: NaN in clinical column(s) {nan_cols} (e.g. '{nan_cols[0]}' of "
                             f"subject {subject}); set data.nan_policy: impute to fill with training means")
-        with np.errstate(invalid="ignore"):
+        # a column empty for every training subject warns here; it is refused just below
+        with np.errstate(invalid="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean = np.nanmean(np.where(np.isfinite(train), train, np.nan), axis=0)
             std = np.nanstd(np.where(np.isfinite(train), train, np.nan), axis=0)
         all_nan = [self.clinical_names[j] for j in range(len(mean)) if not np.isfinite(mean[j])]

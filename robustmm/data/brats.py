@@ -621,7 +621,7 @@ class BraTSSynthOptions(BaseModel):
     cases: int = Field(40, ge=4)
     #: at least 8 voxels per axis: the generator's brain, tumour and bias field need that room
     shape: tuple[Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)], Annotated[int, Field(ge=8)]] = (40, 40, 40)
-    seed: int = 0
+    seed: int = Field(0, ge=0)  # numpy's generators refuse negative seeds
     naming: Literal["2018", "2023"] = "2018"
     #: mechanism knob (robustmm.data.synth.brats): the sequences that show each tumour region,
     #: e.g. {oedema: [flair], enhancing: [t1ce], necrosis: [t1ce]}; unnamed regions keep the default

@@ -92,7 +92,8 @@ def to_ras_resized(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, 
     RAS (the transform MONAI's ``Orientation`` applies) and trilinear resizing as MONAI's ``Resize``
     does it (``interpolate``, ``align_corners=False``, no anti-aliasing); (1, *shape) float32."""
     ornt = nib.orientations.ornt_transform(nib.io_orientation(affine), nib.orientations.axcodes2ornt("RAS"))
-    x = torch.from_numpy(np.ascontiguousarray(nib.orientations.apply_orientation(data, ornt), dtype=np.float32))
+    # a fresh C-order copy: ascontiguousarray keeps a flipped size-1 axis's negative stride, which torch refuses
+    x = torch.from_numpy(np.array(nib.orientations.apply_orientation(data, ornt), dtype=np.float32, order="C"))
     if tuple(x.shape) != tuple(shape):
         x = torch.nn.functional.interpolate(x[None, None], size=tuple(shape), mode="trilinear", align_corners=False)[0, 0]
     return x[None].numpy()
