@@ -47,8 +47,11 @@ def resolve_objectives(sweep: SweepConfig, cfg: StudyConfig) -> list[ObjectiveSp
         elif method not in ids:
             raise ConfigError(f"sweep.objectives.{i}.method: '{method}' is not a method id of the study ({ids})")
         out.append(objective.model_copy(update={"method": method}))
-    _check_scenarios(out, cfg)
-    _check_metrics(out, cfg)
+    # a misspelt scenario, or a metric the task does not report (auc of a survival study), is found now,
+    # not after the first trial has trained
+    _check_known(out, "scenario", known_scenarios(cfg), "is not a scenario the study evaluates", "scenarios")
+    _check_known(out, "metric", known_metrics(cfg), f"is not a metric of this study (data.kind {cfg.data.kind})",
+                 "metrics")
     return out
 
 
@@ -67,21 +70,6 @@ def known_scenarios(cfg: StudyConfig) -> list[str] | None:
     return [s.name for s in scenarios] + [f"{g}:AUILC" for g, n in groups.items() if n >= 2]
 
 
-def _check_scenarios(objectives: list[ObjectiveSpec], cfg: StudyConfig) -> None:
-    """A misspelt objective scenario is found now, not after the first trial has run."""
-    import difflib
-
-    names = known_scenarios(cfg)
-    if names is None:
-        return
-    for i, objective in enumerate(objectives):
-        if objective.scenario not in names:
-            hint = difflib.get_close_matches(objective.scenario, names, n=1)
-            raise ConfigError(f"sweep.objectives.{i}.scenario: '{objective.scenario}' is not a scenario the study "
-                              f"evaluates" + (f"; did you mean '{hint[0]}'?" if hint else "") +
-                              f" (scenarios: {names})")
-
-
 def known_metrics(cfg: StudyConfig) -> list[str] | None:
     """Metric names the study's evaluation can report, when the data section implies its task without
     loading; None when that needs the data."""
@@ -95,20 +83,17 @@ def known_metrics(cfg: StudyConfig) -> list[str] | None:
     return None if names is None else list(names)
 
 
-def _check_metrics(objectives: list[ObjectiveSpec], cfg: StudyConfig) -> None:
-    """An objective metric the task does not report (e.g. auc of a survival study) is found now, not
-    after the first trial has trained."""
+def _check_known(objectives: list[ObjectiveSpec], field: str, names: list[str] | None, problem: str,
+                 listed: str) -> None:
+    """Each objective's ``field`` must be one of ``names`` (None: not known before the data are read)."""
     import difflib
 
-    names = known_metrics(cfg)
-    if names is None:
-        return
-    for i, objective in enumerate(objectives):
-        if objective.metric not in names:
-            hint = difflib.get_close_matches(objective.metric, names, n=1)
-            raise ConfigError(f"sweep.objectives.{i}.metric: '{objective.metric}' is not a metric of this study "
-                              f"(data.kind {cfg.data.kind})" + (f"; did you mean '{hint[0]}'?" if hint else "") +
-                              f" (metrics: {names})")
+    for i, objective in enumerate(objectives if names is not None else []):
+        value = getattr(objective, field)
+        if value not in names:
+            hint = difflib.get_close_matches(value, names, n=1)
+            raise ConfigError(f"sweep.objectives.{i}.{field}: '{value}' {problem}"
+                              + (f"; did you mean '{hint[0]}'?" if hint else "") + f" ({listed}: {names})")
 
 
 def objective_value(records: list[dict[str, Any]], objective: ObjectiveSpec) -> float:
