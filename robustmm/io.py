@@ -50,7 +50,7 @@ def apply_umask(path: str | os.PathLike, mode: int = 0o666) -> None:
     os.chmod(path, mode & ~current_umask())
 
 
-def _atomic(path: Path, write: Callable[[str], None]) -> None:
+def write_atomic(path: Path, write: Callable[[str], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -65,7 +65,7 @@ def _atomic(path: Path, write: Callable[[str], None]) -> None:
 
 
 def save_torch_atomic(obj: Any, path: Path) -> None:
-    _atomic(path, lambda tmp: torch.save(obj, tmp))
+    write_atomic(path, lambda tmp: torch.save(obj, tmp))
 
 
 def write_text_atomic(path: Path, text: str) -> None:
@@ -73,7 +73,7 @@ def write_text_atomic(path: Path, text: str) -> None:
         with open(tmp, "w", encoding="utf-8") as fh:
             fh.write(text)
 
-    _atomic(path, write)
+    write_atomic(path, write)
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:

@@ -143,7 +143,7 @@ def save_mmsa_npz(data: dict, out: str | Path, source: str | Path | None = None)
     """Write the splits of an MMSA dict as a ``.npz`` (numbers and text only; read with
     ``allow_pickle=False``). ``source`` is recorded with its size and sha256, so that a changed
     source is noticed, also when an edit keeps its size."""
-    from robustmm.io import _atomic
+    from robustmm.io import write_atomic
 
     out = Path(out)
     src = Path(source) if source is not None else out
@@ -168,7 +168,7 @@ def save_mmsa_npz(data: dict, out: str | Path, source: str | Path | None = None)
         with open(tmp, "wb") as fh:
             np.savez(fh, **arrays)
 
-    _atomic(out, write)
+    write_atomic(out, write)
     return out
 
 

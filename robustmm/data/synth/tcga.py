@@ -40,8 +40,6 @@ censoring.
 from __future__ import annotations
 
 import io
-import os
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -50,7 +48,7 @@ import pandas as pd
 import torch
 
 from robustmm.data.base import write_synthetic_marker
-from robustmm.io import apply_umask
+from robustmm.io import write_atomic
 
 
 def _survival(rng: np.random.Generator, risk: np.ndarray, beta: float = 1.2,
@@ -282,16 +280,12 @@ def write_synthetic_porpoise(path: str | Path, n_patients: int = 80, seed: int =
     text = io.StringIO()
     frame.to_csv(text)  # keeps the unnamed index column, like the published files
     inner = "./" + (path.name if path.name.endswith(".csv.zip") else path.name + ".csv.zip")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+
+    def write_zip(tmp: str) -> None:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as archive:
             archive.writestr(inner, text.getvalue())
-        apply_umask(tmp)  # mkstemp made it 0600
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+
+    write_atomic(path, write_zip)
     extra = ({"oracle": oracle_ceilings_porpoise(seed, signal=signal, shared=shared, age_missing=age_missing)}
              if oracle else {})
     write_synthetic_marker(path.parent, "robustmm.data.synth.tcga.write_synthetic_porpoise", seed=seed,
