@@ -664,11 +664,15 @@ class TableDataset(MultimodalDataset):
         sums = np.where(observed, train, 0.0).sum(axis=0)
         return train, observed, counts, np.divide(sums, counts, out=np.zeros_like(sums), where=counts > 0)
 
+    def _missing_cells(self, name: str) -> np.ndarray:
+        """Per column of modality ``name``: NaN cells of subjects that have it (what the imputer fills)."""
+        return (np.isnan(self._raw[name]) & self._present[name][:, None]).sum(axis=0)
+
     def _holes(self) -> dict[str, int]:
-        """Feature -> NaN cells of subjects that have the modality (what the imputer fills)."""
+        """Feature -> NaN cells of subjects that have the modality."""
         out: dict[str, int] = {}
-        for name, raw in self._raw.items():
-            per_col = (np.isnan(raw) & self._present[name][:, None]).sum(axis=0)
+        for name in self._raw:
+            per_col = self._missing_cells(name)
             out.update({self.feature_names[name][j]: int(per_col[j]) for j in np.flatnonzero(per_col)})
         return out
 
@@ -683,11 +687,10 @@ class TableDataset(MultimodalDataset):
         idx = self._train_index(train_indices)
         self.impute_means = {}
         summary: dict[str, dict[str, Any]] = {}
-        for name, raw in self._raw.items():
+        for name in self._raw:
             _, _, counts, means = self._train_columns(name, idx)
             self.impute_means[name] = means.astype(np.float32)
-            holes = np.isnan(raw) & self._present[name][:, None]
-            per_col = holes.sum(axis=0)
+            per_col = self._missing_cells(name)
             cols = {self.feature_names[name][j]: {"mean": float(means[j]), "n_missing": int(per_col[j])}
                     for j in np.flatnonzero(per_col)}
             summary[name] = {
@@ -695,7 +698,7 @@ class TableDataset(MultimodalDataset):
                 "columns": cols,
                 "no_train_values": [self.feature_names[name][j] for j in np.flatnonzero(counts == 0)],
             }
-        self.report.imputed = self._holes()
+        self.report.imputed = {f: c["n_missing"] for s in summary.values() for f, c in s["columns"].items()}
         empty = [c for name, s in summary.items() for c in s["no_train_values"] if c in s["columns"]]
         # a refit (another split) replaces its own note, never one of the loader's
         self.report.notes = [n for n in self.report.notes if n not in self._imputer_notes]
