@@ -43,7 +43,7 @@ from robustmm.errors import ConfigError
 from robustmm.methods.base import Method, MethodContext, MethodOptions, collect_predictions, register_method
 from robustmm.methods.cider.maci import DEFAULT_TAU_GRID, BiasWords, best_tau, mine_bias_words, reference_cv_classes
 from robustmm.methods.cider.mssd import MSSDModule, TwoStepData
-from robustmm.methods.cider.network import MASK_TOKEN_ID, MODALITIES, CIDerNet
+from robustmm.methods.cider.network import MASK_TOKEN_ID, MODALITIES, CIDerNet, token_ids
 from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import RMFM
 
@@ -131,9 +131,9 @@ class CIDer(Method):
         largest = (dataset.largest_token_id() if hasattr(dataset, "largest_token_id") else
                    max((int(batch.inputs["text"].max()) for split in ("train", "val", "test")  # any other dataset
                         for batch in data.loader(split)), default=-1))
-        needed = {"the largest token id of the data": largest,
-                  "the unknown-word id (data.options.unk_id)": 100 if text.unk_id is None else text.unk_id,
-                  "the padding id (data.options.pad_id)": 0 if text.pad_id is None else text.pad_id}
+        unk_id, pad_id = token_ids(text)
+        needed = {"the largest token id of the data": largest, "the unknown-word id (data.options.unk_id)": unk_id,
+                  "the padding id (data.options.pad_id)": pad_id}
         if options.maci and options.counterfactual_fill == "mask":
             needed["[MASK], MACI's counterfactual fill"] = MASK_TOKEN_ID
         what, top = max(needed.items(), key=lambda kv: kv[1])

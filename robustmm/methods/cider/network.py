@@ -73,6 +73,11 @@ class CausalModule(nn.Module):
         return torch.log(probs.clamp_min(1e-12))
 
 
+def token_ids(text) -> tuple[int, int]:
+    """(unknown-word id, padding id) of a text modality spec; BERT's 100 and 0 when it names none."""
+    return (100 if text.unk_id is None else text.unk_id), (0 if text.pad_id is None else text.pad_id)
+
+
 class CIDerNet(nn.Module):
     """One network for both MSSD views; ``forward`` returns ``log_probs`` (B, C), ``rep`` (the
     residual-MLP output r', B x 3d), ``scores`` (raw MCT scores of the last layer, B x H x N x N),
@@ -97,8 +102,7 @@ class CIDerNet(nn.Module):
         self.counterfactual_fill = "mask"
         text = self.specs["text"]
         self.text_ids = text.kind == "tokens"
-        self.unk_id = text.unk_id if text.unk_id is not None else 100
-        self.pad_id = text.pad_id if text.pad_id is not None else 0
+        self.unk_id, self.pad_id = token_ids(text)
         #: ids a counterfactual keeps and bias-word mining skips: BERT's and the dataset's own
         self.special_ids = tuple(sorted({*BERT_SPECIAL_IDS, *text.special_ids, self.unk_id, self.pad_id}))
         if self.text_ids:
