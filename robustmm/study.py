@@ -103,14 +103,14 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
         raise ConfigError(f"--out {out} and --resume {resume} exclude each other: --resume continues the run in its "
                           "own folder; drop --out (or drop --resume to start a new run in --out)")
     validate_method_options(cfg)
+    resolved = to_plain(cfg)
     if resume is not None:  # a study that differs is named as such, before checks that the difference may fail
-        check_same_study(resume, to_plain(cfg))
+        check_same_study(resume, resolved)
     check_before_data(cfg)
     if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
         return distributed.run_session(
             cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split, rewrite_results),
             lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
-    resolved = to_plain(cfg)
     if resume is not None:
         run_dir = Path(resume)
         for stale in remove_stale_tmp(run_dir):

@@ -109,8 +109,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise ConfigError(f"{args.path} does not exist; give the folder or file the study's data.root points to")
     cfg = _study(args)
     ds = build_dataset(_data_config(args, cfg), progress=not args.quiet)
-    if hasattr(ds, "read_all"):  # datasets whose files are opened per sample (DisPro's bags)
-        ds.read_all(progress=not args.quiet)
+    ds.read_all(progress=not args.quiet)  # files opened per sample (DisPro's bags)
     # imputation and the NaN checks happen when a study fits the data on its training split
     fitted = fit_as_a_study_would(ds, cfg)
     n = len(ds)

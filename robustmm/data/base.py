@@ -85,6 +85,10 @@ class MultimodalDataset(Dataset):
         """Item indices per split ("train"/"val"/"test") when the format fixes them."""
         return None
 
+    def read_all(self, progress: bool = True) -> None:
+        """Read every file that items open lazily (``robustmm data check``); nothing to do for a
+        dataset that reads its files when it is built."""
+
     @property
     def synthetic(self) -> bool:
         """True when the data were written by a robustmm synthetic generator."""
