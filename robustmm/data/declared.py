@@ -48,23 +48,21 @@ def declared_task(data_cfg: Any) -> Any:
     try:
         if kind == "adni":
             return TaskSpec("binary", 2)
+        if kind in ("tcga_porpoise", "dispro", "table", "mmsa"):
+            from robustmm.data.registry import options_model
+
+            opts = options_model(kind).model_validate(dict(options))
         if kind in ("tcga_porpoise", "dispro", "table"):
-            from robustmm.data.tables import TableOptions, survival_bins
+            from robustmm.data.tables import survival_bins
 
-            if kind == "table":
-                opts = TableOptions.model_validate(dict(options))
-            else:
-                from robustmm.data.tcga import DisProOptions, PorpoiseOptions
-
-                opts = (PorpoiseOptions if kind == "tcga_porpoise" else DisProOptions).model_validate(dict(options))
             target = opts.target.kind if kind == "table" else "survival"
             if target == "survival":
                 return TaskSpec("survival", survival_bins(opts.n_bins, opts.survival_head))
             return TaskSpec(target)
         if kind == "mmsa":
-            from robustmm.data.mmsa import MMSAOptions, sentiment_task
+            from robustmm.data.mmsa import sentiment_task
 
-            return sentiment_task(MMSAOptions.model_validate(dict(options)).target)
+            return sentiment_task(opts.target)
         if kind == "brats":
             from robustmm.data.brats import REGIONS
 

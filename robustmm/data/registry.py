@@ -48,36 +48,44 @@ FILE_KINDS = frozenset({"adni", *_LAZY})
 
 def build_dataset(cfg: Any, progress: bool = True) -> MultimodalDataset:
     if cfg.kind not in _BUILDERS and cfg.kind in _LAZY:
-        import importlib
-
-        module, fn = _LAZY[cfg.kind].split(":")
-        _BUILDERS[cfg.kind] = getattr(importlib.import_module(module), fn)
+        _BUILDERS[cfg.kind] = _resolve(_LAZY[cfg.kind])
     if cfg.kind not in _BUILDERS:
         raise ConfigError(f"data.kind '{cfg.kind}' has no loader in this installation (known: {sorted(_BUILDERS)})")
     return _BUILDERS[cfg.kind](cfg, progress)
+
+
+def _resolve(target: str) -> Any:
+    """The object a "module:name" string names (imported on first use)."""
+    import importlib
+
+    module, name = target.split(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def options_model(kind: str, section: str = "options") -> Any:
+    """The model of ``data.options`` (``section="synthetic"``: of ``data.synthetic``) of a built-in
+    data kind, or None."""
+    target = _OPTION_MODELS.get(kind, (None, None))[("options", "synthetic").index(section)]
+    return None if target is None else _resolve(target)
 
 
 def check_data_options(cfg: Any) -> None:
     """``data.options`` and ``data.synthetic`` checked against their kind's models when the study is
     read, so that a bad value is refused before a run folder (or the data folder) is made (the
     builder validates them again)."""
-    import importlib
-
     from pydantic import ValidationError
 
     from robustmm.config.loader import format_validation_error
 
-    values = (getattr(cfg, "options", None) or {}, getattr(cfg, "synthetic", None))
-    for key, target, value in zip(("data.options", "data.synthetic"), _OPTION_MODELS.get(cfg.kind, (None, None)),
-                                  values):
-        if target is None or value is None:
+    for section in ("options", "synthetic"):
+        model, value = options_model(cfg.kind, section), getattr(cfg, section, None)
+        if model is None or (value is None and section == "synthetic"):
             continue
-        module, name = target.split(":")
-        model = getattr(importlib.import_module(module), name)
         try:
-            model.model_validate(dict(value))
+            model.model_validate(dict(value or {}))
         except ValidationError as err:
-            raise ConfigError(format_validation_error(err, model, f"data (kind {cfg.kind})", prefix=key)) from None
+            raise ConfigError(format_validation_error(err, model, f"data (kind {cfg.kind})",
+                                                      prefix=f"data.{section}")) from None
 
 
 def create_once(target: Path, write: Callable[[Path], Any]) -> None:
