@@ -124,3 +124,26 @@ def test_wheel_ships_presets_and_a_plain_install_resolves_includes(tmp_path: Pat
     check = subprocess.run([sys.executable, "-c", _CHECK_INSTALLED, str(site)], cwd=work, env=env,
                            capture_output=True, text=True, timeout=300)
     assert check.returncode == 0 and check.stdout.strip() == "ok", check.stdout + check.stderr
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_git_commit_is_recorded_only_for_robustmms_own_checkout(tmp_path):
+    """An installed copy inside someone else's repository must not report that repository's commit."""
+    from robustmm.report.rundir import git_commit
+
+    def git(*args):
+        subprocess.run(["git", "-C", str(tmp_path), *args], check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "README").write_text("user project\n")
+    git("add", "README")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    head = subprocess.run(["git", "-C", str(tmp_path), "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    installed = tmp_path / ".venv" / "lib" / "python3" / "site-packages"
+    installed.mkdir(parents=True)
+
+    assert git_commit(tmp_path) == head
+    assert git_commit(installed) is None
+    (tmp_path / "README").write_text("edited\n")
+    assert git_commit(tmp_path) == head + "+dirty"

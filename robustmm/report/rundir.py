@@ -66,17 +66,26 @@ def environment() -> dict[str, Any]:
             "git_commit": git_commit()}
 
 
-def git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[2]
+def git_commit(source_root: Path | None = None) -> str | None:
+    """The commit of robustmm's own checkout, or None for an installed copy.
+
+    Only a repository whose top level is the source root counts: a wheel installed into a
+    virtual environment inside the user's project would otherwise report the project's commit.
+    """
+    root = Path(source_root) if source_root is not None else Path(__file__).resolve().parents[2]
     try:
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
+        top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"],
+                             capture_output=True, text=True, timeout=5)
+        if top.returncode != 0:
+            return None
+        toplevel, commit = top.stdout.splitlines()[:2]
+        if Path(toplevel).resolve() != root.resolve():
+            return None
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
                                capture_output=True, text=True, timeout=5)
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, subprocess.SubprocessError, ValueError):
         return None
-    if out.returncode != 0:
-        return None
-    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    return commit + ("+dirty" if dirty.stdout.strip() else "")
 
 
 def write_config(run_dir: Path, resolved: dict[str, Any], run_info: dict[str, Any]) -> None:
