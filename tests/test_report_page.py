@@ -238,6 +238,19 @@ def test_an_upper_bound_is_not_ranked_in_the_answer() -> None:
     assert "itcfn_upper_bound, the best of 2 methods" in story.headline({**doc, "upper_bounds": []}).text
 
 
+def test_an_upper_bound_is_never_marked_best_in_the_tables() -> None:
+    from robustmm.report.html import scenario_table
+
+    records = [_rec(m, "pet_missing@1", "auc", v, v - 0.05, v + 0.05, 104, "pet_missing", 1.0)
+               for m, v in (("itcfn_mean", 0.6), ("itcfn_zero", 0.55), ("itcfn_upper_bound", 0.9))]
+    ranked = scenario_table(records, "auc", {}, {}, frozenset({"itcfn_upper_bound"}))
+    assert "<td class='best'>0.600 [0.550, 0.650]</td>" in ranked
+    assert ranked.count("class='best'") == 1
+    assert "itcfn_upper_bound (upper bound, not ranked)" in ranked
+    unranked = scenario_table(records, "auc", {}, {})
+    assert "<td class='best'>0.900 [0.850, 0.950]</td>" in unranked
+
+
 def test_comparison_from_seeds_renders_verdicts() -> None:
     records = [{**_rec(m, "natural", "auc", v, v - 0.1, v + 0.1, 104), "sd": 0.02} for m, v in (("base", 0.7),
                                                                                               ("new", 0.75))]

@@ -96,14 +96,15 @@ def _missing_text(a: dict[str, Any] | None, key: str) -> str:
     return ", ".join(parts) if parts else "none"
 
 
-def _scenario_rows(records, metric, availability, notes, best_marks: bool) -> tuple[list[str], list[list[str]]]:
+def _scenario_rows(records, metric, availability, notes, upper_bounds) -> tuple[list[str], list[list[str]]]:
     rows, cols, cells = pivot(records, metric)
     higher = story.higher_is_better(metric)
     out = []
     for s in rows:
-        present = [cells[(s, m)] for m in cols if (s, m) in cells and cells[(s, m)].get("value") is not None]
+        present = [cells[(s, m)] for m in cols
+                   if m not in upper_bounds and (s, m) in cells and cells[(s, m)].get("value") is not None]
         best = None
-        if best_marks and len(present) > 1:
+        if len(present) > 1:
             best = (max if higher else min)(present, key=lambda r: r["value"])["method"]
         n = next((cells[(s, m)].get("n") for m in cols if (s, m) in cells), "")
         a = availability.get(s)
@@ -128,11 +129,14 @@ def _scenario_rows(records, metric, availability, notes, best_marks: bool) -> tu
             cls = " class='best'" if m == best else ""
             row.append(f"<td{cls}>{e(fmt_ci(r))}{flag}</td>")
         out.append(row)
-    return ["scenario", "without (total)", "naturally without", "n"] + cols, out
+    return (["scenario", "without (total)", "naturally without", "n"]
+            + [f"{m} (upper bound, not ranked)" if m in upper_bounds else m for m in cols], out)
 
 
-def scenario_table(records, metric, availability, notes, best_marks: bool = True) -> str:
-    header, rows = _scenario_rows(records, metric, availability, notes, best_marks)
+def scenario_table(records, metric, availability, notes, upper_bounds=frozenset()) -> str:
+    """One row per scenario, one column per method; the best ranked value of a row in bold (an
+    upper bound sees inputs the others do not, so it is shown but never marked best)."""
+    header, rows = _scenario_rows(records, metric, availability, notes, upper_bounds)
     return _table(header, [[e(c) if not c.startswith("<td") else c for c in r[:4]] + r[4:] for r in rows], raw=True)
 
 
@@ -174,7 +178,7 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
            "mean no difference" if story.ci_label(doc) is None else f"a {ci}")
     return (f"<p class='note'>Each method's {story.ci_level(doc)} CI is {e(how)}. For a verdict per method, repeat the study over "
             "several seeds (the comparison then shows paired differences). Best value per row in bold.</p>"
-            + scenario_table(subset, primary, availability, notes))
+            + scenario_table(subset, primary, availability, notes, frozenset(doc.get("upper_bounds") or ())))
 
 
 # ------------------------------------------------------------------ model selection, seeds and folds
@@ -351,9 +355,10 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
     parts.append("<h2>Detailed results</h2><p class='note'>One table per metric: every scenario, the fraction of "
                  "evaluated subjects without each modality (total, and the natural part), the number of subjects "
                  "<i>n</i>, and each method's value [CI]. ⚠ marks a result to check (hover or tap).</p>")
+    bounds = frozenset(doc.get("upper_bounds") or ())
     for i, metric in enumerate(metrics):
         parts.append(f"<details{' open' if i == 0 else ''}><summary>{e(metric)}</summary>"
-                     f"{scenario_table(records, metric, availability, notes)}</details>")
+                     f"{scenario_table(records, metric, availability, notes, bounds)}</details>")
     parts.append("<h2>Glossary</h2><dl>" + "".join(f"<dt>{e(k)}</dt><dd>{e(v)}</dd>"
                                                    for k, v in story.glossary(metrics)) + "</dl>")
     which = ("<p class='note'>Splits and counts below are those of fold 0; every fold has its own test "
