@@ -53,3 +53,38 @@ def test_report_plots_are_written_atomically(tmp_path: Path, monkeypatch) -> Non
         render(run, json.loads((run / "metrics.json").read_text()))
     assert figure.read_bytes() == before
     assert sorted(p.name for p in (run / "plots").iterdir()) == ["km_a.png", "pet_missing_auc.png"]
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda run: (run / "metrics.json").write_text('{"records": ['),
+     "metrics.json cannot be read (Expecting value"),
+    (lambda run: (run / "metrics.json").write_text("[1, 2]"),
+     "metrics.json is not a robustmm metrics file (a JSON list, not an object)"),
+    (lambda run: (run / "metrics.json").write_text('{"records": [], "synthetic": false}'),
+     "metrics.json is not a robustmm metrics file: 'primary_metric' is missing"),
+    (lambda run: (run / "metrics.json").write_text('{"records": {}, "primary_metric": "auc", "synthetic": false}'),
+     "metrics.json is not a robustmm metrics file: 'records' is a dict, not a list"),
+    (lambda run: (run / "config.yaml").unlink(),
+     "has metrics.json but no config.yaml, whose resolved study the report shows; put the run's config.yaml back"),
+])
+def test_report_refuses_a_damaged_run_folder_and_changes_nothing(tmp_path: Path, capsys, damage, message) -> None:
+    run = _run_folder(tmp_path / "run")
+    damage(run)
+    files = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
+    assert main(["report", str(run)]) == 2
+    assert message in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == files
+
+
+def test_report_on_an_unfinished_run_says_how_to_finish_it(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "run"
+    _run_folder(run / "seed_0")
+    (run / "seed_1").mkdir()
+    (run / "config.yaml").write_text(CONFIG)
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert (f"{run} has no metrics.json; the run did not finish (its results are written once every method is "
+            f"evaluated): continue it with `robustmm run STUDY --resume {run}`") in err
+    assert f"can be reported on their own: {run / 'seed_0'}\n" in err
+    assert main(["report", str(tmp_path)]) == 2  # not a run folder at all
+    assert f"{tmp_path} has no metrics.json; give a finished run folder or a sweep folder" in capsys.readouterr().err

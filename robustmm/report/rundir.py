@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -17,6 +18,9 @@ from robustmm.errors import RunDirectoryError
 from robustmm.io import write_text_atomic
 
 CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+#: a fold of a cross-validation run: it has no config.yaml of its own (the run's is in the folder above)
+FOLD_FOLDER = re.compile(r"fold_\d+")
 LOG_FILE = "log.txt"
 PACKAGES = ("robustmm", "torch", "monai", "nibabel", "numpy", "scikit-learn", "lifelines", "optuna", "pydantic")
 
