@@ -55,6 +55,15 @@ def test_report_plots_are_written_atomically(tmp_path: Path, monkeypatch) -> Non
     assert sorted(p.name for p in (run / "plots").iterdir()) == ["km_a.png", "pet_missing_auc.png"]
 
 
+def test_a_fold_report_shows_the_configuration_of_its_cross_validation_run(tmp_path: Path) -> None:
+    run = _run_folder(tmp_path / "cv")
+    fold = run / "fold_1"
+    shutil.copytree(run, fold, ignore=shutil.ignore_patterns("fold_*", "config.yaml"))
+    assert main(["report", str(fold)]) == 0
+    page = (fold / "report.html").read_text()
+    assert "<pre># fold_1 of the cross-validation run whose resolved study (../config.yaml) follows\n" + CONFIG in page
+
+
 @pytest.mark.parametrize("damage, message", [
     (lambda run: (run / "metrics.json").write_text('{"records": ['),
      "metrics.json cannot be read (Expecting value"),

@@ -83,6 +83,18 @@ def git_commit() -> str | None:
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
+def config_text(run_dir: Path) -> str:
+    """The resolved study a run folder's report shows: its config.yaml, or for a fold of a
+    cross-validation run the run's config.yaml above it; "" when there is none."""
+    run_dir = Path(run_dir)
+    if (run_dir / CONFIG_FILE).is_file():
+        return (run_dir / CONFIG_FILE).read_text()
+    if FOLD_FOLDER.fullmatch(run_dir.name) and (run_dir.parent / CONFIG_FILE).is_file():
+        return (f"# {run_dir.name} of the cross-validation run whose resolved study (../{CONFIG_FILE}) follows\n"
+                + (run_dir.parent / CONFIG_FILE).read_text())
+    return ""
+
+
 def write_config(run_dir: Path, resolved: dict[str, Any], run_info: dict[str, Any]) -> None:
     doc = {**resolved, "run": run_info}
     write_text_atomic(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(doc, sort_keys=False))
