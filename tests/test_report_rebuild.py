@@ -39,6 +39,29 @@ def _run_folder(folder: Path) -> Path:
     return folder
 
 
+def test_rebuilt_report_equals_the_runs_and_keeps_figures_only_the_run_could_draw(tmp_path: Path, caplog) -> None:
+    run = _run_folder(tmp_path / "run")
+    written, metrics = (run / "report.html").read_bytes(), (run / "metrics.json").read_bytes()
+    assert "data-file='plots/km_a.png' src='data:image/png;base64," in written.decode()
+
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.html").read_bytes() == written and (run / "metrics.json").read_bytes() == metrics
+
+    shutil.rmtree(run / "plots")  # the headline figure is drawn again; the section figure comes from report.html
+    assert main(["report", str(run)]) == 0
+    assert (run / "report.html").read_bytes() == written and (run / "metrics.json").read_bytes() == metrics
+    assert (run / "plots" / "pet_missing_auc.png").is_file()
+
+    shutil.rmtree(run / "plots")  # neither the file nor an earlier report: the page says so, no broken image
+    (run / "report.html").unlink()
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "src='plots/km_a.png'" not in page
+    assert "Figure plots/km_a.png is missing from the run folder, and no earlier report.html held it" in page
+    assert "figure plots/km_a.png is missing" in caplog.text
+    assert (run / "metrics.json").read_bytes() == metrics
+
+
 def test_report_plots_are_written_atomically(tmp_path: Path, monkeypatch) -> None:
     run = _run_folder(tmp_path / "run")
     figure = run / "plots" / "pet_missing_auc.png"
@@ -97,3 +120,13 @@ def test_report_on_an_unfinished_run_says_how_to_finish_it(tmp_path: Path, capsy
     assert f"can be reported on their own: {run / 'seed_0'}\n" in err
     assert main(["report", str(tmp_path)]) == 2  # not a run folder at all
     assert f"{tmp_path} has no metrics.json; give a finished run folder or a sweep folder" in capsys.readouterr().err
+
+
+def test_images_outside_the_run_folder_are_not_inlined(tmp_path: Path) -> None:
+    from robustmm.report.html import inline_images
+
+    (tmp_path / "secret.png").write_bytes(b"\x89PNG not part of the run")
+    (tmp_path / "run" / "plots").mkdir(parents=True)
+    (tmp_path / "run" / "plots" / "a.png").write_bytes(b"\x89PNG")
+    page = inline_images("<img src='../secret.png' alt='x'><img src='plots/a.png' alt='a'>", tmp_path / "run")
+    assert page.startswith("<img src='../secret.png' alt='x'><img data-file='plots/a.png' src='data:image/png;base64,")
