@@ -27,6 +27,18 @@ def test_auilc_equals_the_rmfm_formula_on_the_eleven_rate_grid() -> None:
         auilc([0.5], [0.0])
 
 
+def test_auilc_refuses_rates_that_make_no_curve() -> None:
+    """Percentages, a rate given twice (the area then depends on the order of the two values) and a
+    NaN rate are errors, not numbers; a NaN value makes the area NaN."""
+    with pytest.raises(ValueError, match=r"rates are missing fractions in \[0, 1\], got \[0.0, 50.0, 100.0\]"):
+        auilc([0.9, 0.8, 0.6], [0, 50, 100])
+    with pytest.raises(ValueError, match="rates are missing fractions"):
+        auilc([0.9, 0.8, 0.6], [0, float("nan"), 1])
+    with pytest.raises(ValueError, match=r"each rate once, got \[0.0, 0.0, 1.0\]"):
+        auilc([0.9, 0.8, 0.6], [0, 0, 1])
+    assert np.isnan(auilc([0.9, float("nan"), 0.6], [0, 0.5, 1]))
+
+
 def test_auc_matches_sklearn_with_ties() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
