@@ -130,3 +130,14 @@ def test_images_outside_the_run_folder_are_not_inlined(tmp_path: Path) -> None:
     (tmp_path / "run" / "plots" / "a.png").write_bytes(b"\x89PNG")
     page = inline_images("<img src='../secret.png' alt='x'><img src='plots/a.png' alt='a'>", tmp_path / "run")
     assert page.startswith("<img src='../secret.png' alt='x'><img data-file='plots/a.png' src='data:image/png;base64,")
+
+
+def test_report_on_a_sweep_folder_without_its_base_study_says_so(tmp_path: Path, capsys) -> None:
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text(json.dumps({"kind": "robustmm-sweep", "study_name": "s",
+                                                  "storage": f"sqlite:///{sweep / 'optuna.db'}"}))
+    assert main(["report", str(sweep)]) == 2
+    assert (f"{sweep / 'config.yaml'} cannot be read ([Errno 2] No such file or directory: "
+            f"'{sweep / 'config.yaml'}'); it holds the sweep's base study") in capsys.readouterr().err
+    assert sorted(p.name for p in sweep.iterdir()) == ["sweep.json"]
