@@ -141,3 +141,29 @@ def test_report_on_a_sweep_folder_without_its_base_study_says_so(tmp_path: Path,
     assert (f"{sweep / 'config.yaml'} cannot be read ([Errno 2] No such file or directory: "
             f"'{sweep / 'config.yaml'}'); it holds the sweep's base study") in capsys.readouterr().err
     assert sorted(p.name for p in sweep.iterdir()) == ["sweep.json"]
+
+
+SWEEP_STUDY = """
+name: s
+data: {kind: adni, root: nowhere}
+methods: [{name: dropout_baseline}]
+evaluation: {scenarios: [{kind: natural}]}
+sweep:
+  params: {training.lr: {kind: float, low: 1.0e-4, high: 1.0e-2}}
+  objectives: [{metric: auc, scenario: natural}]
+"""
+
+
+@pytest.mark.parametrize("snapshot", ['{"directions": [', '{"study_name": "s"}'])
+def test_report_on_a_sweep_without_storage_and_with_a_damaged_snapshot_says_so(tmp_path: Path, capsys,
+                                                                              snapshot: str) -> None:
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / "sweep.json").write_text(json.dumps({"kind": "robustmm-sweep", "study_name": "s",
+                                                  "storage": f"sqlite:///{tmp_path / 'gone.db'}"}))
+    (sweep / "config.yaml").write_text(SWEEP_STUDY)
+    (sweep / "trials.json").write_text(snapshot)
+    assert main(["report", str(sweep)]) == 2
+    assert (f"the storage is unavailable (sqlite:///{tmp_path / 'gone.db'} does not exist here) and "
+            f"{sweep / 'trials.json'} is damaged (") in capsys.readouterr().err
+    assert sorted(p.name for p in sweep.iterdir()) == ["config.yaml", "sweep.json", "trials.json"]

@@ -105,8 +105,15 @@ def load_study_for_report(folder: Path, storage: str | None = None) -> tuple[opt
 
         raise RunDirectoryError(f"cannot read sweep {folder}: the storage is unavailable ({problem}) and there is "
                                 f"no {SNAPSHOT} snapshot yet")
-    doc = json.loads(snapshot.read_text())
-    return study_from_snapshot(doc), f"snapshot {SNAPSHOT} of {doc['taken']} (storage unavailable: {problem})"
+    try:
+        doc = json.loads(snapshot.read_text())
+        return study_from_snapshot(doc), f"snapshot {SNAPSHOT} of {doc['taken']} (storage unavailable: {problem})"
+    except (ValueError, KeyError, TypeError) as exc:  # unreadable, or not a snapshot this module wrote
+        from robustmm.errors import RunDirectoryError
+
+        raise RunDirectoryError(f"cannot read sweep {folder}: the storage is unavailable ({problem}) and {snapshot} "
+                                f"is damaged ({type(exc).__name__}: {exc}); point ROBUSTMM_SWEEP_STORAGE (robustmm sweep: "
+                                "--storage) at the sweep's storage") from None
 
 
 # --------------------------------------------------------------------------- plots
