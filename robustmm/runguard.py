@@ -22,10 +22,9 @@ from robustmm.data.declared import declared_modalities
 from robustmm.data.registry import FILE_KINDS, check_data_options
 from robustmm.errors import ConfigError, DataError, RobustMMError, RunDirectoryError
 from robustmm.names import check_label
+from robustmm.report.rundir import METRICS_FILE
 
 log = logging.getLogger("robustmm")
-
-METRICS_FILE = "metrics.json"
 
 
 def check_modality_names(modalities: list[str], where: str) -> None:

@@ -89,3 +89,13 @@ def test_means_propagate_nan_and_inf_like_mean() -> None:
     assert np.array_equal(fast[np.isinf(slow)], slow[np.isinf(slow)])
     ok = np.isfinite(slow)
     assert ok.any() and np.max(np.abs(fast[ok] - slow[ok])) <= 1e-12
+
+
+def test_bootstrap_ci_refuses_indices_drawn_for_another_n() -> None:
+    from robustmm.metrics.bootstrap import bootstrap_ci, bootstrap_indices
+
+    values = np.arange(5.0)
+    with pytest.raises(ValueError, match=r"a \(resamples, n\) array of rows 0..4 .* rows up to 6"):
+        bootstrap_ci(lambda idx: {"mean": float(values[idx].mean())}, 5, bootstrap_indices(7, 50, 0))
+    lo_hi = bootstrap_ci(lambda idx: {"mean": float(values[idx].mean())}, 5, bootstrap_indices(5, 200, 0))["mean"]
+    assert lo_hi[0] == 2.0 and 0.0 <= lo_hi[1] < 2.0 < lo_hi[2] <= 4.0

@@ -513,3 +513,25 @@ def test_generate_writes_its_manifest_and_quality_atomically(tmp_path: Path, mon
     monkeypatch.undo()
     assert {name: (tmp_path / name).read_text() for name in before} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temporary file left
+
+
+def test_generator_note_in_the_report_is_html_text(tmp_path: Path, monkeypatch) -> None:
+    """The perceptual-loss status quotes the exception that turned it off; a URLError reads
+    '<urlopen error ...>', which the page must show, not take for a tag."""
+    from types import SimpleNamespace
+
+    from robustmm.methods.itcfn import method as itcfn_method
+
+    monkeypatch.setattr(itcfn_method, "mid_slice_figure", lambda *args, **kwargs: None)
+    volume = torch.zeros(1, 1, 2, 2, 2)
+    batch = Batch(inputs={"mri": volume, "pet": volume}, present={"mri": torch.ones(1, dtype=torch.bool),
+                                                                   "pet": torch.ones(1, dtype=torch.bool)},
+                  meta={"subject": ["s1"]})
+    status = "perceptual loss off: loading 'x' failed (URLError: <urlopen error [Errno -3] no network>)"
+    method = SimpleNamespace(generator=object(), options=SimpleNamespace(mri="mri", pet="pet"),
+                             quality={"test_subjects": 1, "generated": {"mae": 0.1, "psnr": 20.0, "ssim": 0.5}},
+                             generator_info={"perceptual": status}, generate_pet=lambda mri: mri,
+                             context=SimpleNamespace(method_id="generated"))
+    data = SimpleNamespace(loader=lambda split, shuffle: [batch], dataset=SimpleNamespace(synthetic=True))
+    [(_, body)] = ITCFN.report_sections(method, data, tmp_path)
+    assert "(URLError: &lt;urlopen error [Errno -3] no network&gt;)" in body and "<urlopen" not in body

@@ -27,6 +27,18 @@ def test_auilc_equals_the_rmfm_formula_on_the_eleven_rate_grid() -> None:
         auilc([0.5], [0.0])
 
 
+def test_auilc_refuses_rates_that_make_no_curve() -> None:
+    """Percentages, a rate given twice (the area then depends on the order of the two values) and a
+    NaN rate are errors, not numbers; a NaN value makes the area NaN."""
+    with pytest.raises(ValueError, match=r"rates are missing fractions in \[0, 1\], got \[0.0, 50.0, 100.0\]"):
+        auilc([0.9, 0.8, 0.6], [0, 50, 100])
+    with pytest.raises(ValueError, match="rates are missing fractions"):
+        auilc([0.9, 0.8, 0.6], [0, float("nan"), 1])
+    with pytest.raises(ValueError, match=r"each rate once, got \[0.0, 0.0, 1.0\]"):
+        auilc([0.9, 0.8, 0.6], [0, 0, 1])
+    assert np.isnan(auilc([0.9, float("nan"), 0.6], [0, 0.5, 1]))
+
+
 def test_auc_matches_sklearn_with_ties() -> None:
     rng = np.random.default_rng(0)
     y = rng.integers(0, 2, 200)
@@ -53,3 +65,25 @@ def test_c_index_orders_risk_against_time() -> None:
     event = np.array([1.0, 1.0, 1.0, 0.0])
     assert c_index(time, event, np.array([4.0, 3.0, 2.0, 1.0])) == pytest.approx(1.0)
     assert c_index(time, event, np.array([1.0, 2.0, 3.0, 4.0])) == pytest.approx(0.0)
+
+
+def test_binary_metrics_refuse_labels_other_than_0_1_and_unequal_lengths() -> None:
+    """Labels 1/2 read as "not 0" gave every subject the positive class (AUC NaN), and a third class
+    joined the positives (AUC 1.0 here)."""
+    score = [0.1, 0.2, 0.3, 0.4]
+    for labels in ([1, 2, 2, 1], [0, 1, 2, 1], [0, 1, float("nan"), 1]):
+        for metric in (auc_score, binary_metrics):
+            with pytest.raises(ValueError, match="labels must be 0 or 1"):
+                metric(labels, score)
+    for metric in (auc_score, binary_metrics):
+        with pytest.raises(ValueError, match=r"of one length, got shapes \(3,\) and \(4,\)"):
+            metric([0, 1, 1], score)
+    assert auc_score([True, False, True, False], score) == pytest.approx(1 / 4)  # 0.3 above 0.2: 1 of 4 pairs
+
+
+def test_binary_metrics_of_a_nan_score_are_nan_not_a_negative_prediction() -> None:
+    m = binary_metrics([0, 1, 0, 1], [0.1, float("nan"), 0.3, 0.9])
+    assert set(m) == {"auc", "accuracy", "balanced_accuracy", "sensitivity", "specificity", "f1", "brier"}
+    assert all(np.isnan(v) for v in m.values())  # was accuracy 0.75, sensitivity 0.5 with the NaN as a 0
+    assert np.isnan(auc_score([0, 1, 0, 1], [0.1, float("nan"), 0.3, 0.9]))
+    assert all(np.isnan(v) for v in binary_metrics([], []).values())  # accuracy was 0.0

@@ -60,3 +60,19 @@ def test_differences_equal_up_to_rounding_give_no_verdict():
     # 0.80 - 0.738, 0.70 - 0.638, 0.90 - 0.838 differ only in the last bits of a float
     res = paired_difference([0.80, 0.70, 0.90], [0.738, 0.638, 0.838])
     assert res.n == 3 and res.verdict == UNCLEAR
+
+
+@pytest.mark.parametrize("confidence", [95, 0, 1.0, -0.5])
+def test_confidence_outside_0_1_is_refused(confidence):
+    """95 (a percentage) gave a NaN interval and 0 a zero-width one with a verdict 'better'."""
+    from robustmm.metrics import bootstrap_ci, bootstrap_indices
+    from robustmm.metrics.paired import t_interval
+
+    a, b = [0.80, 0.82, 0.79, 0.85, 0.81], [0.75, 0.78, 0.77, 0.80, 0.74]
+    with pytest.raises(ValueError, match="confidence must lie strictly between 0 and 1"):
+        paired_difference(a, b, confidence=confidence)
+    with pytest.raises(ValueError, match="confidence must lie strictly between 0 and 1"):
+        t_interval(a, confidence)
+    with pytest.raises(ValueError, match="confidence must lie strictly between 0 and 1"):
+        bootstrap_ci(lambda idx: {"mean": float(np.mean(np.asarray(a)[idx]))}, 5, bootstrap_indices(5, 20, 0),
+                     confidence)

@@ -181,6 +181,42 @@ def test_flags_single_class_zero_width_and_small_n() -> None:
     assert "in 1 scenario(s) (smallest n = 20, rmfm@0.5)" in " ".join(story.flags(sentiment)[0])
 
 
+def test_flags_single_class_runs_behind_a_mean_over_seeds_or_folds() -> None:
+    """A mean over runs hides the seeds or folds that predicted one class; runs that all predicted
+    both classes are not flagged."""
+    def over(kind, rec, values):
+        return {**rec, kind: dict(zip("012", values)) if kind == "seeds" else list(values)}
+
+    records = [over("seeds", _rec("a", "natural", "sensitivity", 1 / 3, 0.0, 1.0, 104), [0.0, 0.5, 0.5]),
+               over("seeds", _rec("a", "natural", "specificity", 0.77, 0.3, 1.0, 104), [1.0, 0.6, 0.7]),
+               over("seeds", _rec("a", "natural", "accuracy", 0.7, 0.5, 0.9, 104), [0.6, 0.7, 0.8]),
+               over("folds", _rec("b", "natural", "sensitivity", 0.5, 0.0, 1.0, 104), [0.0, 1.0]),
+               over("folds", _rec("b", "natural", "specificity", 0.5, 0.0, 1.0, 104), [1.0, 0.0]),
+               over("seeds", _rec("c", "natural", "sensitivity", 0.2, 0.1, 0.3, 104), [0.2, 0.3, 0.1]),
+               over("seeds", _rec("c", "natural", "specificity", 0.97, 0.9, 1.0, 104), [0.9, 1.0, 1.0])]
+    lines, notes = story.flags(records)
+    assert lines[0].startswith("Single-class predictions (sensitivity or specificity 0 at the threshold) in 2 "
+                               "result(s): a under natural (in 1 of 3 runs), b under natural (in 2 of 2 runs).")
+    assert notes[("a", "natural", "accuracy")] == "predicts one class only in 1 of 3 runs"
+    assert not any(key[0] == "c" for key in notes)
+
+
+def test_flags_zero_width_ci_also_over_identical_seeds_and_n_below_30_only() -> None:
+    """Identical values over seeds give a t-interval a few ulps wide (their mean is rounded): still
+    width 0. A narrow but real interval, a missing one and n = 30 are not flagged."""
+    from robustmm.metrics.paired import t_interval
+
+    low, high = t_interval([0.7, 0.7, 0.7], 0.95, "auc")
+    records = [_rec("a", "natural", "auc", 0.7, low, high, 30), _rec("b", "natural", "auc", 0.7, 0.699, 0.701, 30),
+               _rec("c", "natural", "auc", 0.7, None, None, 30), _rec("a", "pet", "auc", 0.7, 0.6, 0.8, 29)]
+    lines, notes = story.flags(records)
+    assert lines == ["1 CI(s) of width 0 (every bootstrap resample, or every seed or fold, gave the same value, "
+                     "usually a degenerate prediction): a/natural/auc",
+                     "Fewer than 30 evaluated subjects in 1 scenario(s) (smallest n = 29, pet): intervals are wide "
+                     "and can be unreliable."]
+    assert notes == {("a", "natural", "auc"): "CI of width 0", ("a", "pet", "auc"): "n = 29 < 30"}
+
+
 def test_glossary_explains_every_reported_metric_by_its_own_entry() -> None:
     from robustmm.metrics.emotion import HIGHER_IS_BETTER
 

@@ -217,6 +217,19 @@ def test_build_scenarios_expands_grids_and_validates_names() -> None:
     assert isinstance(build_scenario(TemporalBlockScenario(kind="temporal_block", rate=0.2), mods), TemporalBlock)
 
 
+def test_build_scenarios_takes_the_study_file_form_of_a_scenario() -> None:
+    """The public API takes a scenario as a study file writes it, validated as the study is."""
+    built = build_scenarios([{"kind": "natural"}, {"kind": "modality_rate", "modality": "pet", "rates": [0, 0.5, 1]},
+                             AllSubsetsScenario(kind="all_subsets")], ["mri", "pet"])
+    assert [s.name for s in built] == ["natural", "pet_missing@0", "pet_missing@0.5", "pet_missing@1", "mri", "pet",
+                                       "mri+pet"]
+    assert [s.rate for s in built[1:4]] == [0, 0.5, 1]
+    with pytest.raises(ValueError, match=r"scenario 0 .*: rates.1: Input should be less than or equal to 1"):
+        build_scenarios([{"kind": "modality_rate", "modality": "pet", "rates": [0, 1.5]}], ["mri", "pet"])
+    with pytest.raises(ValueError, match=r"scenario 1 .*: nme: Extra inputs are not permitted"):
+        build_scenarios([{"kind": "natural"}, {"kind": "natural", "nme": "x"}], ["mri", "pet"])
+
+
 def test_a_method_dropout_naming_an_unknown_modality_is_refused_before_any_folder(tmp_path) -> None:
     from robustmm.config.loader import load_study
     from robustmm.errors import ConfigError

@@ -7,6 +7,12 @@ from typing import Callable
 import numpy as np
 
 
+def check_confidence(confidence: float) -> None:
+    """A confidence level is a fraction strictly between 0 and 1 (0.95, not 95)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie strictly between 0 and 1, e.g. 0.95; got {confidence!r}")
+
+
 def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n) resampling indices; pass the same array to every method for paired CIs."""
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
@@ -22,6 +28,11 @@ def bootstrap_ci(
 
     Resamples where a metric is undefined (e.g. one class only) are ignored for that metric.
     """
+    check_confidence(confidence)
+    indices = np.asarray(indices)
+    if indices.ndim != 2 or (indices.size and not 0 <= indices.min() <= indices.max() < n):
+        raise ValueError(f"indices must be a (resamples, n) array of rows 0..{n - 1} (bootstrap_indices(n, ...)), "
+                         f"got shape {indices.shape}" + (f" with rows up to {indices.max()}" if indices.size else ""))
     point = metric_fn(np.arange(n))
     samples: dict[str, list[float]] = {k: [] for k in point}
     for idx in indices:

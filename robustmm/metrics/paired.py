@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from robustmm.metrics.bootstrap import check_confidence
+
 #: Metrics where a smaller value is better; every other metric is taken as higher-is-better.
 LOWER_IS_BETTER = frozenset({"ibs", "brier", "mae", "mse", "rmse", "hd95", "loss", "nll", "drop", "ece"})
 
@@ -47,6 +49,7 @@ def t_interval(values, confidence: float = 0.95, metric: str | None = None) -> t
     For a fraction ``metric`` the interval is cut to [0, 1] (a few runs give wide intervals)."""
     from scipy import stats
 
+    check_confidence(confidence)
     x = np.asarray(values, dtype=float)
     if x.size < 2:
         return None, None
@@ -81,6 +84,7 @@ def paired_difference(method, reference, higher_better: bool = True, confidence:
     there are fewer than :data:`MIN_PAIRS_FOR_VERDICT` finite pairs or every pair differs by exactly
     the same amount (a zero-width interval). Pairs with a non-finite value are dropped.
     """
+    check_confidence(confidence)
     a = np.asarray(method, dtype=float)
     b = np.asarray(reference, dtype=float)
     if a.shape != b.shape or a.ndim != 1:

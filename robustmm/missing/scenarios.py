@@ -14,6 +14,7 @@ every epoch draws fresh masks, evaluation passes ``epoch=None``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -354,10 +355,27 @@ def _fmt(rate: float) -> str:
     return f"{rate:g}"
 
 
+def _parse_config(cfg: Mapping, index: int):
+    """A scenario config given as a mapping, validated as a study's ``evaluation.scenarios`` entry."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from robustmm.config.schema import ScenarioConfig
+
+    try:
+        return TypeAdapter(ScenarioConfig).validate_python(cfg)
+    except ValidationError as err:  # the first part of each location is the kind, which the message names
+        problems = "; ".join((".".join(map(str, e["loc"][1:])) + ": " if len(e["loc"]) > 1 else "") + e["msg"]
+                             for e in err.errors())
+        raise ValueError(f"scenario {index} {dict(cfg)}: {problems}") from None
+
+
 def build_scenarios(configs: list, modalities: list[str] | dict[str, ModalitySpec]) -> list[Scenario]:
-    """Expand scenario configs (rate grids, all_subsets) into concrete scenarios. With the data's
-    modality specs (a dict) instead of only their names, each scenario is also checked against the
-    modality kinds (:meth:`Scenario.check_specs`)."""
+    """Expand scenario configs (rate grids, all_subsets) into concrete scenarios. A config is a
+    study's ``evaluation.scenarios`` entry, parsed or as a mapping, e.g. ``{"kind": "modality_rate",
+    "modality": "pet", "rates": [0, 0.5, 1]}``. With the data's modality specs (a dict) instead of
+    only their names, each scenario is also checked against the modality kinds
+    (:meth:`Scenario.check_specs`)."""
+    configs = [_parse_config(cfg, i) if isinstance(cfg, Mapping) else cfg for i, cfg in enumerate(configs)]
     specs = modalities if isinstance(modalities, dict) else None
     modalities = list(modalities)
     unknown_mods = []

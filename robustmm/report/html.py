@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,7 @@ HEAD = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<style>{style}</style></head><body>")
 
 e = html.escape
+log = logging.getLogger("robustmm")
 
 
 def _table(header: list[str], rows: list[list[str]], raw: bool = False, cls: str = "") -> str:
@@ -70,20 +72,45 @@ def metric_table(records: list[dict[str, Any]], metric: str) -> str:
     return _table(["scenario", "n"] + cols, body)
 
 
-def inline_images(page: str, base: Path) -> str:
-    """``src`` attributes that name a PNG/JPEG/SVG under ``base`` become data URIs (one file to share);
-    the file's name stays in ``data-file``."""
-    kinds = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
+_IMG = re.compile(r"<img\b[^>]*>")
+_SRC = re.compile(r"src=(['\"])(.*?)\1")
+_INLINED = re.compile(r"data-file=(['\"])(.*?)\1 src=\1(data:[^'\"]*)\1")
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
-    def swap(match: re.Match) -> str:
-        quote, src = match.group(1), html.unescape(match.group(2))
-        path = (base / src) if not src.startswith(("data:", "http:", "https:", "/")) else None
-        if path is None or path.suffix.lower() not in kinds or not path.is_file():
-            return match.group(0)
-        data = base64.b64encode(path.read_bytes()).decode()
-        return f"data-file={quote}{match.group(2)}{quote} src={quote}data:{kinds[path.suffix.lower()]};base64,{data}{quote}"
 
-    return re.sub(r"src=(['\"])(.*?)\1", swap, page)
+def inline_images(page: str, base: Path, stored: dict[str, str] | None = None) -> str:
+    """``src`` attributes of images that name a PNG/JPEG/SVG under ``base`` become data URIs (one
+    file to share); the file's name stays in ``data-file``. A file no longer there is taken from
+    ``stored`` (what an earlier report.html held, :func:`inlined_images`: figures drawn from the
+    trained methods cannot be drawn again from metrics.json), else the image becomes a note."""
+    stored = stored or {}
+
+    def swap(tag: re.Match) -> str:
+        src = _SRC.search(tag.group(0))
+        if src is None:
+            return tag.group(0)
+        quote, name = src.group(1), html.unescape(src.group(2))
+        path = base / name
+        if (name.startswith(("data:", "http:", "https:", "/")) or path.suffix.lower() not in IMAGE_TYPES
+                or not path.resolve().is_relative_to(base.resolve())):
+            return tag.group(0)
+        if path.is_file():
+            data = f"data:{IMAGE_TYPES[path.suffix.lower()]};base64,{base64.b64encode(path.read_bytes()).decode()}"
+        elif name in stored:
+            data = stored[name]
+        else:
+            log.warning("%s: figure %s is missing and was left out of the report", base, name)
+            return (f"<p class='note'>Figure {e(name)} is missing from the run folder, and no earlier report.html "
+                    "held it (figures drawn from the trained methods are not redrawn from metrics.json).</p>")
+        attrs = f"data-file={quote}{src.group(2)}{quote} src={quote}{data}{quote}"
+        return tag.group(0)[:src.start()] + attrs + tag.group(0)[src.end():]
+
+    return _IMG.sub(swap, page)
+
+
+def inlined_images(page: str) -> dict[str, str]:
+    """The images ``page`` (a report.html) holds inline: file name (``data-file``) -> data URI."""
+    return {html.unescape(m.group(2)): m.group(3) for m in _INLINED.finditer(page)}
 
 
 # ------------------------------------------------------------------ availability columns
@@ -377,7 +404,11 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
 
 def write_report(path: Path, doc: dict[str, Any], headline_figure: str | None, figures: list[str],
                  config_yaml: str) -> None:
+    """Write report.html; figures deleted from the folder since an earlier report.html was written
+    are kept from that report."""
     from robustmm.io import write_text_atomic
 
+    path = Path(path)
+    stored = inlined_images(path.read_text(encoding="utf-8", errors="replace")) if path.is_file() else {}
     page = build_page(doc, headline_figure, figures, config_yaml)
-    write_text_atomic(path, inline_images(page, Path(path).parent))
+    write_text_atomic(path, inline_images(page, path.parent, stored))

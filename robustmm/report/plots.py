@@ -11,6 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
+from robustmm.io import write_atomic  # noqa: E402
 from robustmm.report.story import CHANCE  # noqa: E402
 
 
@@ -91,9 +92,8 @@ def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availa
 
 
 def _save(fig, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
     plt.close(fig)
     return path
 

@@ -5,24 +5,63 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
+from typing import Any
 
 from robustmm.errors import RunDirectoryError
 from robustmm.report.render import render
+from robustmm.report.rundir import CONFIG_FILE, FOLD_FOLDER, METRICS_FILE
 
 #: folders other than run folders, recognised by a marker file -> "module:function" rendering them
 FOLDER_RENDERERS = {"sweep.json": "robustmm.tune.report:render_sweep_folder"}
+#: the keys of metrics.json that every report reads
+REQUIRED_KEYS = {"records": list, "primary_metric": str, "synthetic": bool}
 
 
 def rebuild_report(folder: Path) -> Path:
-    if not Path(folder).is_dir():
+    folder = Path(folder)
+    if not folder.is_dir():
         raise RunDirectoryError(f"{folder}: no such folder; give a finished run folder (with metrics.json) or a "
                                 "sweep folder")
     for marker, target in FOLDER_RENDERERS.items():
-        if (Path(folder) / marker).is_file():
+        if (folder / marker).is_file():
             module, function = target.split(":")
-            return getattr(importlib.import_module(module), function)(Path(folder))
-    metrics = Path(folder) / "metrics.json"
-    if not metrics.is_file():
-        raise RunDirectoryError(f"{folder} has no metrics.json; give a finished run folder or a sweep folder")
-    render(Path(folder), json.loads(metrics.read_text()))
-    return Path(folder) / "report.html"
+            return getattr(importlib.import_module(module), function)(folder)
+    doc = read_metrics(folder)
+    if not (folder / CONFIG_FILE).is_file() and not FOLD_FOLDER.fullmatch(folder.name):
+        # the page shows the resolved study; rebuilding would drop it from the report.html that has it
+        raise RunDirectoryError(f"{folder} has {METRICS_FILE} but no {CONFIG_FILE}, whose resolved study the report "
+                                f"shows; put the run's {CONFIG_FILE} back (its report.html holds a copy under "
+                                "'Configuration') and run the command again")
+    render(folder, doc)
+    return folder / "report.html"
+
+
+def read_metrics(folder: Path) -> dict[str, Any]:
+    """The metrics document of the finished run ``folder``; an unfinished or damaged one is a
+    RunDirectoryError saying what to do."""
+    path = folder / METRICS_FILE
+    if not path.is_file():
+        what = (_unfinished(folder) if (folder / CONFIG_FILE).is_file()
+                else "give a finished run folder or a sweep folder")
+        raise RunDirectoryError(f"{folder} has no {METRICS_FILE}; {what}")
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunDirectoryError(f"{path} cannot be read ({exc}); it is written once, at the end of the run, so a "
+                                "damaged copy cannot be rebuilt from: restore it from a backup") from None
+    if not isinstance(doc, dict):
+        raise RunDirectoryError(f"{path} is not a robustmm metrics file (a JSON {type(doc).__name__}, not an object)")
+    for key, kind in REQUIRED_KEYS.items():
+        if not isinstance(doc.get(key), kind):
+            found = "missing" if key not in doc else f"a {type(doc[key]).__name__}, not a {kind.__name__}"
+            raise RunDirectoryError(f"{path} is not a robustmm metrics file: '{key}' is {found}")
+    return doc
+
+
+def _unfinished(folder: Path) -> str:
+    """What to do with a run folder whose run has not finished (its results are written at the end)."""
+    done = sorted(str(p.parent) for p in folder.glob(f"*/{METRICS_FILE}"))
+    return ("the run did not finish (its results are written once every method is evaluated): continue it with "
+            f"`robustmm run STUDY --resume {folder}` and the --set / --profile / --seeds options it started with"
+            + (f"; these runs inside it are finished and can be reported on their own: {', '.join(done)}"
+               if done else ""))

@@ -8,7 +8,7 @@ from typing import Any
 from robustmm.io import write_text_atomic
 from robustmm.report import html as html_report
 from robustmm.report import plots, repeats, story
-from robustmm.report.rundir import CONFIG_FILE
+from robustmm.report.rundir import config_text
 from robustmm.report.tables import summary_table
 
 
@@ -46,9 +46,7 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
     if doc.get("seeds"):  # the paired verdicts of a multi-seed run (robustmm.evaluate.seeds)
         summary += "\n\n" + repeats.verdict_text(doc)
     if make_html:
-        config_path = run_dir / CONFIG_FILE
-        config_text = config_path.read_text() if config_path.is_file() else ""
-        html_report.write_report(run_dir / "report.html", doc, headline_figure, figures, config_text)
+        html_report.write_report(run_dir / "report.html", doc, headline_figure, figures, config_text(run_dir))
     summary += "\n\n" + head.text
     if (skipped := story.skipped_text(doc.get("skipped_scenarios"))) is not None:
         summary += "\n" + skipped

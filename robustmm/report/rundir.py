@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as _dt
 import logging
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
@@ -17,6 +18,9 @@ from robustmm.errors import RunDirectoryError
 from robustmm.io import write_text_atomic
 
 CONFIG_FILE = "config.yaml"
+METRICS_FILE = "metrics.json"
+#: a fold of a cross-validation run: it has no config.yaml of its own (the run's is in the folder above)
+FOLD_FOLDER = re.compile(r"fold_\d+")
 LOG_FILE = "log.txt"
 PACKAGES = ("robustmm", "torch", "monai", "nibabel", "numpy", "scikit-learn", "lifelines", "optuna", "pydantic")
 
@@ -86,6 +90,18 @@ def git_commit(source_root: Path | None = None) -> str | None:
     except (OSError, subprocess.SubprocessError, ValueError):
         return None
     return commit + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def config_text(run_dir: Path) -> str:
+    """The resolved study a run folder's report shows: its config.yaml, or for a fold of a
+    cross-validation run the run's config.yaml above it; "" when there is none."""
+    run_dir = Path(run_dir)
+    if (run_dir / CONFIG_FILE).is_file():
+        return (run_dir / CONFIG_FILE).read_text()
+    if FOLD_FOLDER.fullmatch(run_dir.name) and (run_dir.parent / CONFIG_FILE).is_file():
+        return (f"# {run_dir.name} of the cross-validation run whose resolved study (../{CONFIG_FILE}) follows\n"
+                + (run_dir.parent / CONFIG_FILE).read_text())
+    return ""
 
 
 def write_config(run_dir: Path, resolved: dict[str, Any], run_info: dict[str, Any]) -> None:

@@ -303,6 +303,22 @@ def _note(notes: dict, key: tuple, text: str) -> None:
     notes[key] = f"{notes[key]}; {text}" if key in notes else text
 
 
+def _per_run(r: dict[str, Any]) -> dict[str, float | None]:
+    """The value of each fold or seed behind a mean over runs ({} for a single run)."""
+    return {str(k): v for k, v in enumerate(r["folds"])} if r.get("folds") else dict(r.get("seeds") or {})
+
+
+def _one_class(sensitivity: float | None, specificity: float | None) -> bool:
+    return (sensitivity is not None and specificity is not None
+            and {round(sensitivity, 9), round(specificity, 9)} == {0.0, 1.0})
+
+
+def _zero_width(r: dict[str, Any]) -> bool:
+    """A CI of width 0; a t-interval over identical values is a few ulps wide (their mean is rounded)."""
+    return (r.get("ci_low") is not None and r.get("ci_high") is not None
+            and r["ci_high"] - r["ci_low"] <= 1e-9 * max(1.0, abs(r.get("value") or 0.0)))
+
+
 def skipped_text(skipped: list[dict[str, Any]] | None) -> str | None:
     """One sentence naming the scenarios that no subject could be evaluated under (None if none)."""
     if not skipped:
@@ -324,12 +340,20 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
     single = []
     for (method, scenario), metrics in by_cell.items():
         sens, spec = metrics.get("sensitivity"), metrics.get("specificity")
-        if sens and spec and sens.get("value") is not None and spec.get("value") is not None:
-            if {round(sens["value"], 9), round(spec["value"], 9)} == {0.0, 1.0}:
-                single.append(f"{method} under {scenario}")
-                for m in metrics:
-                    if m.lower() in THRESHOLD_METRICS:
-                        _note(notes, (method, scenario, m), "predicts one class only")
+        if not (sens and spec):
+            continue
+        if _one_class(sens.get("value"), spec.get("value")):
+            share = ""
+        else:  # a mean over folds or seeds hides the runs that predicted one class
+            runs, spec_runs = _per_run(sens), _per_run(spec)
+            count = sum(_one_class(v, spec_runs.get(k)) for k, v in runs.items())
+            if not count:
+                continue
+            share = f"in {count} of {len(runs)} runs"
+        single.append(f"{method} under {scenario}" + (f" ({share})" if share else ""))
+        for m in metrics:
+            if m.lower() in THRESHOLD_METRICS:
+                _note(notes, (method, scenario, m), f"predicts one class only {share}".strip())
     if single:
         lines.append(f"Single-class predictions (sensitivity or specificity 0 at the threshold) in {len(single)} "
                      f"result(s): {', '.join(single[:6])}{' …' if len(single) > 6 else ''}. Their threshold metrics "
@@ -344,7 +368,7 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
                      + (" …" if len(undefined) > 5 else ""))
     partial = []
     for r in records:
-        runs = r.get("folds") or list((r.get("seeds") or {}).values())
+        runs = list(_per_run(r).values())
         lost = sum(v is None or v != v for v in runs)  # None, or NaN where a seed could not compute it
         if lost and r.get("value") is not None:
             partial.append(f"{r['method']}/{r['scenario']}/{r['metric']}")
@@ -352,8 +376,7 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
     if partial:
         lines.append(f"{len(partial)} value(s) are means over fewer folds or seeds than the study ran, because the "
                      f"others could not compute them: {', '.join(partial[:5])}{' …' if len(partial) > 5 else ''}")
-    zero = [r for r in records if r.get("ci_low") is not None and r.get("ci_high") is not None
-            and r["ci_high"] - r["ci_low"] == 0]
+    zero = [r for r in records if _zero_width(r)]
     for r in zero:
         _note(notes, (r["method"], r["scenario"], r["metric"]), "CI of width 0")
     if zero:

@@ -176,7 +176,11 @@ def plan_from_folder(folder: Path, storage: str | None = None) -> SweepPlan:
     """The plan of an existing sweep folder (its saved base study), for the report and --final-only."""
     folder = Path(folder)
     doc = read_marker(folder)
-    raw = yaml.safe_load((folder / BASE_CONFIG).read_text())
+    try:
+        raw = yaml.safe_load((folder / BASE_CONFIG).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise RunDirectoryError(f"{folder / BASE_CONFIG} cannot be read ({exc}); it holds the sweep's base study, "
+                                "which the report and --final-only read: put it back") from None
     cfg = validate(StudyConfig, raw, source=str(folder / BASE_CONFIG))
     sweep = parse_sweep(cfg.sweep, str(folder / BASE_CONFIG))
     return SweepPlan(cfg, sweep, doc.get("study_file", str(folder)), doc["study_name"], storage or doc["storage"], folder,

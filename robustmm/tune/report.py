@@ -24,7 +24,7 @@ import optuna  # noqa: E402
 from optuna.distributions import distribution_to_json, json_to_distribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
-from robustmm.io import write_json_atomic, write_text_atomic  # noqa: E402
+from robustmm.io import write_atomic, write_json_atomic, write_text_atomic  # noqa: E402
 from robustmm.report.html import STYLE, metric_table  # noqa: E402
 from robustmm.report.tables import SYNTHETIC_BANNER  # noqa: E402
 from robustmm.tune.final import final_trials, test_results  # noqa: E402
@@ -105,16 +105,22 @@ def load_study_for_report(folder: Path, storage: str | None = None) -> tuple[opt
 
         raise RunDirectoryError(f"cannot read sweep {folder}: the storage is unavailable ({problem}) and there is "
                                 f"no {SNAPSHOT} snapshot yet")
-    doc = json.loads(snapshot.read_text())
-    return study_from_snapshot(doc), f"snapshot {SNAPSHOT} of {doc['taken']} (storage unavailable: {problem})"
+    try:
+        doc = json.loads(snapshot.read_text())
+        return study_from_snapshot(doc), f"snapshot {SNAPSHOT} of {doc['taken']} (storage unavailable: {problem})"
+    except (ValueError, KeyError, TypeError) as exc:  # unreadable, or not a snapshot this module wrote
+        from robustmm.errors import RunDirectoryError
+
+        raise RunDirectoryError(f"cannot read sweep {folder}: the storage is unavailable ({problem}) and {snapshot} "
+                                f"is damaged ({type(exc).__name__}: {exc}); point ROBUSTMM_SWEEP_STORAGE (robustmm sweep: "
+                                "--storage) at the sweep's storage") from None
 
 
 # --------------------------------------------------------------------------- plots
 def _save_axes(axes: Any, path: Path) -> Path:
     fig = np.atleast_1d(axes).ravel()[0].figure
     fig.set_size_inches(7, 4.5)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png"))
     plt.close(fig)
     return path
 

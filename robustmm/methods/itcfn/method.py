@@ -22,6 +22,7 @@ or generated input (a zero- or mean-filled PET carries nothing to align).
 from __future__ import annotations
 
 import copy
+import html
 import logging
 from pathlib import Path
 from typing import Any, Literal
@@ -442,6 +443,6 @@ class ITCFN(Method):
         info = self.generator_info
         note = (f"<p>Generator: {info.get('training_pairs')} training pairs, {info.get('epochs_run')} epochs "
                 f"(best validation MAE at epoch {info.get('best_epoch')}), {info.get('train_seconds')} s; "
-                f"{info.get('perceptual')}.</p>")
+                f"{html.escape(str(info.get('perceptual')))}.</p>")
         return [(f"{self.context.method_id}: generated PET (MMG)",
                  table + note + f"<img src='plots/{name}' alt='generated PET mid-slices'>")]
