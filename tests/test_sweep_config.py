@@ -262,3 +262,14 @@ def test_declared_metric_names_cover_what_each_task_reports() -> None:
     for spec, outputs, target, meta in cases:
         adapter = task_adapter(spec)
         assert set(adapter.metrics(outputs, target, meta)) <= set(adapter.metric_names()), spec
+
+
+def test_a_masked_storage_password_is_asked_for_through_the_environment(tmp_path: Path) -> None:
+    """`robustmm report` has no --storage option: the message must name what it reads."""
+    from robustmm.errors import RunDirectoryError
+    from robustmm.tune.report import load_study_for_report
+
+    (tmp_path / "sweep.json").write_text(json.dumps({"kind": "robustmm-sweep", "study_name": "pg",
+                                                     "storage": "postgresql://robustmm:***@dbhost/sweeps"}))
+    with pytest.raises(RunDirectoryError, match="set ROBUSTMM_SWEEP_STORAGE to the full URL"):
+        load_study_for_report(tmp_path)

@@ -90,7 +90,8 @@ def load_study_for_report(folder: Path, storage: str | None = None) -> tuple[opt
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file() and (folder / "optuna.db").is_file():
         url = f"sqlite:///{(folder / 'optuna.db').resolve()}"  # the folder was moved
     if "***" in url:
-        problem = "the storage URL needs a password (pass --storage or ROBUSTMM_SWEEP_STORAGE)"
+        problem = ("the storage URL needs a password: set ROBUSTMM_SWEEP_STORAGE to the full URL (robustmm sweep: "
+                   "or --storage)")
     elif url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
         problem = f"{url} does not exist here"
     else:
