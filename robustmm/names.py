@@ -57,3 +57,19 @@ def inside(base: Path, *parts: str | os.PathLike) -> Path:
     return target
 
 
+def check_links_inside(folder: Path, what: str) -> None:
+    """Refuse a folder robustmm is about to write into again (``--resume``, ``robustmm report``) when a
+    link in it points outside it: a ``log.txt`` or ``plots/`` linked elsewhere would make the run append
+    or write there. Links that stay inside the folder are fine."""
+    base = Path(folder).resolve()
+    for parent, dirs, files in os.walk(base):  # links to folders are listed but not followed
+        for name in dirs + files:
+            link = Path(parent) / name
+            if not link.is_symlink():
+                continue
+            target = link.resolve()
+            if target != base and base not in target.parents:
+                raise RunDirectoryError(f"{what} {folder}: {link.relative_to(base)} is a link to {target}, outside "
+                                        "the folder, and "
+                                        "robustmm writes only inside it; replace the link with a copy of what it "
+                                        "points to, or remove it")

@@ -214,6 +214,76 @@ def test_generate_refuses_subject_ids_that_are_paths() -> None:
     assert not _safe_subject("../../etc/x") and not _safe_subject("a/b") and not _safe_subject("..")
 
 
+def _curve_doc(group: str, sections: list | None = None) -> dict:
+    """A metrics.json document with one rate curve of ``group`` (as a run writes it)."""
+    records = [{"method": "m", "scenario": f"{group}@{r:g}", "group": group, "rate": r, "metric": "auc",
+                "value": 0.8 - r / 4, "ci_low": 0.7 - r / 4, "ci_high": 0.9 - r / 4, "n": 40, "drop": None}
+               for r in (0.0, 0.5, 1.0)]
+    return {"study": "s", "primary_metric": "auc", "synthetic": True, "records": records, "data": {},
+            "sections": sections or []}
+
+
+def test_report_of_a_metrics_file_from_elsewhere_writes_and_reads_only_inside_its_folder(tmp_path: Path,
+                                                                                        capsys) -> None:
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    run.mkdir()
+    outside.mkdir()
+    # plot names come from the records' groups: a crafted group wrote the plot outside the run folder
+    write_json_atomic(run / "metrics.json", _curve_doc("../../outside/escaped"))
+    line = one_error_line(capsys, ["report", str(run)])
+    assert "outside" in line and list(outside.iterdir()) == []
+    # an image a section names outside the folder is not copied into the page
+    (outside / "private.png").write_bytes(b"\x89PNG private pixels")
+    write_json_atomic(run / "metrics.json", _curve_doc("pet_missing", [["Extra", "<img src='../outside/private.png'>"]]))
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "src='../outside/private.png'" in page and "base64,iVBORw0KGgo" in page  # the curve is inlined
+    assert base64_of(b"\x89PNG private pixels") not in page
+
+
+def base64_of(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def test_links_out_of_a_run_folder_are_refused_before_anything_is_written(tmp_path: Path, monkeypatch,
+                                                                        capsys) -> None:
+    from robustmm.config.loader import to_plain
+    from robustmm.report.rundir import write_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("id,x,y\n")  # no rows: the resumed run fails after opening its log
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({**BASE, "data": {**BASE["data"], "options": {
+        "id_column": "id", "modalities": {"a": {"columns": ["x"]}}, "target": {"kind": "binary", "column": "y"}}}}))
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    run.mkdir()
+    outside.mkdir()
+    write_config(run, to_plain(load_study(study)), {})
+    victim = outside / "victim.txt"
+    victim.write_text("precious\n")
+    (run / "log.txt").symlink_to(victim)  # the resumed run appended its log (and its error) to the file
+    line = one_error_line(capsys, ["run", str(study), "--resume", str(run), "--quiet"])
+    assert "--resume" in line and "log.txt is a link to" in line and "outside the folder" in line
+    assert victim.read_text() == "precious\n"
+
+    (run / "log.txt").unlink()
+    (run / "plots").symlink_to(outside, target_is_directory=True)  # the rebuilt plots went there
+    write_json_atomic(run / "metrics.json", _curve_doc("pet_missing"))
+    line = one_error_line(capsys, ["report", str(run)])
+    assert "plots is a link to" in line
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+
+    (run / "plots").unlink()  # links that stay inside the folder are fine
+    (run / "figures").mkdir()
+    (run / "plots").symlink_to(run / "figures", target_is_directory=True)
+    from robustmm.names import check_links_inside
+
+    check_links_inside(run, "--resume")
+    assert main(["report", str(run)]) == 0 and list((run / "figures").glob("*.png"))
+
+
 # ------------------------------------------------------------------ duplicates
 def test_duplicate_ptid_in_the_manifest_is_refused(tmp_path: Path) -> None:
     rows, pet = trajectories()

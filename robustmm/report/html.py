@@ -70,15 +70,20 @@ def metric_table(records: list[dict[str, Any]], metric: str) -> str:
     return _table(["scenario", "n"] + cols, body)
 
 
+def _within(path: Path, base: Path) -> bool:
+    return Path(base).resolve() in path.resolve().parents
+
+
 def inline_images(page: str, base: Path) -> str:
     """``src`` attributes that name a PNG/JPEG/SVG under ``base`` become data URIs (one file to share);
-    the file's name stays in ``data-file``."""
+    the file's name stays in ``data-file``. A file outside ``base`` (``../``, a link) is never read into
+    the page: sections come from metrics.json, which ``robustmm report`` may read from elsewhere."""
     kinds = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".svg": "image/svg+xml"}
 
     def swap(match: re.Match) -> str:
         quote, src = match.group(1), html.unescape(match.group(2))
         path = (base / src) if not src.startswith(("data:", "http:", "https:", "/")) else None
-        if path is None or path.suffix.lower() not in kinds or not path.is_file():
+        if path is None or path.suffix.lower() not in kinds or not path.is_file() or not _within(path, base):
             return match.group(0)
         data = base64.b64encode(path.read_bytes()).decode()
         return f"data-file={quote}{match.group(2)}{quote} src={quote}data:{kinds[path.suffix.lower()]};base64,{data}{quote}"

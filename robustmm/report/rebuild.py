@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from robustmm.errors import RunDirectoryError
+from robustmm.names import check_links_inside
 from robustmm.report.render import render
 
 #: folders other than run folders, recognised by a marker file -> "module:function" rendering them
@@ -17,6 +18,7 @@ def rebuild_report(folder: Path) -> Path:
     if not Path(folder).is_dir():
         raise RunDirectoryError(f"{folder}: no such folder; give a finished run folder (with metrics.json) or a "
                                 "sweep folder")
+    check_links_inside(Path(folder), "robustmm report")
     for marker, target in FOLDER_RENDERERS.items():
         if (Path(folder) / marker).is_file():
             module, function = target.split(":")

@@ -18,7 +18,7 @@ from robustmm.config.loader import config_differences, describe_differences, to_
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.io import write_json_atomic, write_text_atomic
-from robustmm.names import check_name, inside
+from robustmm.names import check_links_inside, check_name, inside
 from robustmm.tune.config import ObjectiveSpec, SweepConfig, parse_sweep
 from robustmm.tune.objective import resolve_objectives
 from robustmm.tune.space import check_space
@@ -99,6 +99,7 @@ def claim_folder(plan: SweepPlan) -> bool:
                 f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
                 "Give another --out, or the same --study-name and --storage to continue that sweep")
         check_same_study(plan)
+        check_links_inside(plan.sweep_dir, "sweep folder")
         return False
     if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
         raise RunDirectoryError(f"{plan.sweep_dir} exists and is not a sweep folder; give a new --out")
