@@ -114,6 +114,25 @@ def test_convert_mmsa_writes_a_safe_npz_that_the_loader_prefers(tmp_path: Path, 
 
 
 
+def test_synth_mmsa_never_replaces_the_files_next_to_its_out(tmp_path: Path, capsys) -> None:
+    def synth(out: Path) -> list[str]:
+        return ["data", "synth", "mmsa", "--out", str(out), "--n-train", "10", "--n-valid", "5", "--n-test", "5",
+                "--seq-len", "8", "--dims", "6", "3", "4"]
+
+    folder = tmp_path / "mosi"
+    folder.mkdir()
+    mine = folder / "aligned_50.npz"  # the user's converted real file, which a study can name directly
+    mine.write_bytes(b"the user's data")
+    line = one_error_line(capsys, synth(folder / "aligned_50.pkl"))
+    assert "already holds aligned_50.npz" in line and "choose a new folder" in line
+    assert mine.read_bytes() == b"the user's data" and [p.name for p in folder.iterdir()] == ["aligned_50.npz"]
+    # a second synthetic file in one folder replaced the first one's marker (its arguments and ceilings)
+    assert main(synth(tmp_path / "s" / "a.pkl")) == 0
+    marker = (tmp_path / "s" / "SYNTHETIC_DATA.json").read_text()
+    assert "SYNTHETIC_DATA.json" in one_error_line(capsys, synth(tmp_path / "s" / "b.pkl"))
+    assert (tmp_path / "s" / "SYNTHETIC_DATA.json").read_text() == marker and not (tmp_path / "s" / "b.pkl").exists()
+
+
 def test_pickle_edited_to_the_same_size_is_not_read_from_its_stale_npz(tmp_path: Path, capsys) -> None:
     path = write_synthetic_mmsa(tmp_path / "s" / "aligned_50.pkl", **SMALL_MMSA)
     before = path.stat()
