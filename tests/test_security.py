@@ -303,6 +303,28 @@ def test_links_out_of_a_run_folder_are_refused_before_anything_is_written(tmp_pa
     assert main(["report", str(run)]) == 0 and list((run / "figures").glob("*.png"))
 
 
+def test_an_out_that_cannot_become_a_folder_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("id,x,y\n")
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({**BASE, "data": {**BASE["data"], "options": {
+        "id_column": "id", "modalities": {"a": {"columns": ["x"]}}, "target": {"kind": "binary", "column": "y"}}}}))
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SWEEP_STUDY))
+    broken = tmp_path / "results"
+    broken.symlink_to(tmp_path / "unmounted")  # e.g. a link to a disk that is not mounted
+    (tmp_path / "a_file").write_text("x")
+    for argv, says in ((["run", str(study), "--out", str(broken)], "is a link to"),
+                       (["run", str(study), "--out", str(broken / "run")], "File exists"),
+                       (["run", str(study), "--out", str(tmp_path / "a_file" / "run")], "Not a directory"),
+                       (["data", "synth", "porpoise", "--out", str(broken)], "is a link to"),
+                       (["data", "synth", "mmsa", "--out", str(broken / "a.pkl"), "--n-train", "10"], "is a link to"),
+                       (["sweep", "sweep.yaml", "--out", str(broken), "--quiet"], "is a link to")):
+        line = one_error_line(capsys, argv)
+        assert says in line and "choose another folder" in line, line
+    assert not (tmp_path / "unmounted").exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a_file", "results", "s.yaml", "sweep.yaml", "t.csv"]
+
+
 # ------------------------------------------------------------------ duplicates
 def test_duplicate_ptid_in_the_manifest_is_refused(tmp_path: Path) -> None:
     rows, pet = trajectories()

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from robustmm.errors import RunDirectoryError
-from robustmm.io import write_text_atomic
+from robustmm.io import create_folder, write_text_atomic
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.txt"
@@ -30,14 +30,13 @@ def new_run_dir(output_dir: Path, study: str, out: Path | None = None) -> Path:
             what = "is a file" if not out.is_dir() else "already exists"
             raise RunDirectoryError(f"--out {out} {what}; robustmm never overwrites anything. Choose a new "
                                     f"folder{continue_it}")
-        out.mkdir(parents=True)
-        return out
-    base = Path(output_dir) / study
+        return create_folder(out, "--out")
+    base = create_folder(Path(output_dir) / study, "output_dir", exist_ok=True)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     for i in range(1000):
         candidate = base / (stamp if i == 0 else f"{stamp}-{i}")
         try:
-            candidate.mkdir(parents=True, exist_ok=False)
+            candidate.mkdir(exist_ok=False)
             return candidate
         except FileExistsError:
             continue

@@ -17,7 +17,7 @@ import yaml
 from robustmm.config.loader import config_differences, describe_differences, to_plain, validate
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import ConfigError, RunDirectoryError
-from robustmm.io import write_json_atomic, write_text_atomic
+from robustmm.io import create_folder, write_json_atomic, write_text_atomic
 from robustmm.names import check_links_inside, check_name, inside
 from robustmm.tune.config import ObjectiveSpec, SweepConfig, parse_sweep
 from robustmm.tune.objective import resolve_objectives
@@ -103,7 +103,7 @@ def claim_folder(plan: SweepPlan) -> bool:
         return False
     if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
         raise RunDirectoryError(f"{plan.sweep_dir} exists and is not a sweep folder; give a new --out")
-    plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+    create_folder(plan.sweep_dir, "sweep folder", exist_ok=True)
     write_text_atomic(plan.sweep_dir / BASE_CONFIG, yaml.safe_dump(to_plain(plan.cfg), sort_keys=False))
     write_json_atomic(marker, {
         "kind": MARKER_KIND,

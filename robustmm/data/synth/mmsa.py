@@ -79,6 +79,7 @@ import numpy as np
 
 from robustmm.data.base import SYNTHETIC_MARKER, write_synthetic_marker
 from robustmm.data.mmsa import converted_path, save_mmsa_npz
+from robustmm.io import create_folder
 
 CLS_ID, SEP_ID, PAD_ID, UNK_ID = 101, 102, 0, 100
 POSITIVE_WORDS: tuple[int, ...] = tuple(range(2000, 2030))
@@ -362,7 +363,7 @@ def write_synthetic_mmsa(
     # the files are written into a hidden sibling folder and moved next to each other only when
     # all four are complete: a failure or an interrupt leaves nothing that would make a rerun refuse
     # an existing --out
-    path.parent.mkdir(parents=True, exist_ok=True)
+    create_folder(path.parent, str(path), exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
     try:
         staged = staging / path.name
