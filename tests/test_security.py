@@ -561,6 +561,23 @@ def test_failed_run_logs_the_error_and_finished_run_is_not_rewritten(tiny_study:
     assert not (out / "metrics.json").exists()
 
 
+def test_the_recorded_git_commit_is_robustmm_s_own(tmp_path: Path) -> None:
+    import subprocess
+
+    from robustmm.report.rundir import PACKAGE_PARENT, git_commit
+
+    project = tmp_path / "project"  # the user's own repository, with robustmm installed in its environment
+    site = project / ".venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    git = ["git", "-C", str(project), "-c", "user.name=u", "-c", "user.email=u@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "the user's work"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert git_commit(site) is None  # recorded the project's commit as robustmm's
+    assert git_commit(project) == head  # a checkout records its own commit
+    assert PACKAGE_PARENT == Path(__file__).resolve().parents[1]  # this checkout
+
+
 # ------------------------------------------------------------------ sweeps
 SWEEP_STUDY = {
     "name": "sw", "data": {"kind": "adni", "root": "nowhere"}, "training": {"device": "cpu"},

@@ -18,6 +18,8 @@ from robustmm.io import create_folder, write_text_atomic
 
 CONFIG_FILE = "config.yaml"
 LOG_FILE = "log.txt"
+#: the folder that holds the robustmm package: the repository root when run from a checkout
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 PACKAGES = ("robustmm", "torch", "monai", "nibabel", "numpy", "scikit-learn", "lifelines", "optuna", "pydantic")
 
 
@@ -65,8 +67,12 @@ def environment() -> dict[str, Any]:
             "git_commit": git_commit()}
 
 
-def git_commit() -> str | None:
-    root = Path(__file__).resolve().parents[2]
+def git_commit(root: Path = PACKAGE_PARENT) -> str | None:
+    """The commit (``+dirty`` with uncommitted changes) of the robustmm checkout ``root``; None when
+    robustmm does not run from a checkout. An installed copy inside another repository (a project's
+    virtual environment) would otherwise record that repository's commit as robustmm's."""
+    if not (root / ".git").exists():  # a folder, or a file in a git worktree
+        return None
     try:
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5)
         dirty = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
