@@ -86,6 +86,26 @@ def test_mmsa_pickle_with_a_side_effect_is_not_executed(tmp_path: Path) -> None:
     assert marker.exists()
 
 
+def test_a_text_encoder_folder_with_its_own_code_is_refused_without_asking(tmp_path: Path, monkeypatch) -> None:
+    from robustmm.methods.dispro.text import FrozenTextModel
+
+    marker = tmp_path / "owned"
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    code = (f"open({str(marker)!r}, 'w').close()\nfrom transformers import PretrainedConfig\n\n\n"
+            "class FooConfig(PretrainedConfig):\n    model_type = 'foo'\n")
+    for module in ("configuration_foo", "modeling_foo", "tokenization_foo"):
+        (folder / f"{module}.py").write_text(code)
+    (folder / "config.json").write_text(json.dumps({"model_type": "foo", "auto_map": {
+        "AutoConfig": "configuration_foo.FooConfig", "AutoModel": "modeling_foo.FooModel",
+        "AutoTokenizer": ["tokenization_foo.FooTokenizer", None]}}))
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "y")  # a user who types y
+    with pytest.raises(ConfigError, match="cannot load the model or tokenizer"):
+        FrozenTextModel(folder)
+    assert asked == [] and not marker.exists()  # transformers asked, and "y" ran the folder's code
+
+
 def test_convert_mmsa_writes_a_safe_npz_that_the_loader_prefers(tmp_path: Path, capsys) -> None:
     synth = write_synthetic_mmsa(tmp_path / "s" / "aligned_50.pkl", **SMALL_MMSA)
     assert converted_path(synth).is_file()  # the synthetic writer leaves the safe copy too
