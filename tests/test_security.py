@@ -598,6 +598,19 @@ def test_the_recorded_git_commit_is_robustmm_s_own(tmp_path: Path) -> None:
     assert PACKAGE_PARENT == Path(__file__).resolve().parents[1]  # this checkout
 
 
+@pytest.mark.parametrize("content, says", [(b"", "is empty"), (b"- 1\n", "holds a list"),
+                                           (b"name: [x\n", "cannot be read"), (b"\xff\xfe", "cannot be read")])
+def test_resume_of_a_folder_whose_config_is_damaged_is_one_error_line(tmp_path: Path, capsys, content: bytes,
+                                                                     says: str) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump(BASE))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(content)
+    line = one_error_line(capsys, ["run", str(study), "--resume", str(run), "--quiet"])
+    assert says in line and "config.yaml" in line and str(run) in line
+
+
 # ------------------------------------------------------------------ sweeps
 SWEEP_STUDY = {
     "name": "sw", "data": {"kind": "adni", "root": "nowhere"}, "training": {"device": "cpu"},

@@ -53,7 +53,17 @@ def check_resumable(run_dir: Path) -> dict[str, Any]:
                                 "printed when the run started)")
     if not cfg.is_file():
         raise RunDirectoryError(f"--resume {run_dir}: no {CONFIG_FILE} there; is it a robustmm run folder?")
-    return yaml.safe_load(cfg.read_text())
+    try:
+        saved = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirectoryError(f"--resume {run_dir}: {cfg} cannot be read ({problem}); is it a robustmm run "
+                                "folder? A run whose config.yaml is damaged cannot be continued: start a new "
+                                "one") from None
+    if not isinstance(saved, dict):
+        what = "is empty" if saved is None else f"holds a {type(saved).__name__}, not a study"
+        raise RunDirectoryError(f"--resume {run_dir}: {cfg} {what}; is it a robustmm run folder?")
+    return saved
 
 
 def environment() -> dict[str, Any]:
