@@ -611,6 +611,14 @@ def test_resume_of_a_folder_whose_config_is_damaged_is_one_error_line(tmp_path: 
     assert says in line and "config.yaml" in line and str(run) in line
 
 
+@pytest.mark.parametrize("content, says", [("", "cannot be read"), ("[]", "not a robustmm metrics file"),
+                                           ('{"records": [], "primary_metric": "auc"}', "lacks records, primary")])
+def test_report_of_a_damaged_metrics_file_is_one_error_line(tmp_path: Path, capsys, content: str, says: str) -> None:
+    (tmp_path / "metrics.json").write_text(content)
+    line = one_error_line(capsys, ["report", str(tmp_path)])
+    assert says in line and str(tmp_path / "metrics.json") in line and not (tmp_path / "report.html").exists()
+
+
 # ------------------------------------------------------------------ sweeps
 SWEEP_STUDY = {
     "name": "sw", "data": {"kind": "adni", "root": "nowhere"}, "training": {"device": "cpu"},

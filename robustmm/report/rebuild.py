@@ -26,5 +26,13 @@ def rebuild_report(folder: Path) -> Path:
     metrics = Path(folder) / "metrics.json"
     if not metrics.is_file():
         raise RunDirectoryError(f"{folder} has no metrics.json; give a finished run folder or a sweep folder")
-    render(Path(folder), json.loads(metrics.read_text()))
+    try:
+        doc = json.loads(metrics.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:  # ValueError: not JSON, or not UTF-8
+        raise RunDirectoryError(f"{metrics} cannot be read ({exc}); give a finished run folder") from None
+    if not (isinstance(doc, dict) and isinstance(doc.get("records"), list) and "primary_metric" in doc
+            and "synthetic" in doc):
+        raise RunDirectoryError(f"{metrics} is not a robustmm metrics file (it lacks records, primary_metric or "
+                                "synthetic); give a finished run folder")
+    render(Path(folder), doc)
     return Path(folder) / "report.html"
