@@ -47,6 +47,15 @@ def check_label(value: str, what: str) -> str:
                     "(starting with a letter or digit, no '/' or '..', at most 128 characters)")
 
 
+def check_relative(value: str, what: str) -> str:
+    """A path given relative to a folder, which robustmm may write there (e.g. a synthetic file named by
+    the study): not empty, not absolute, no ``..``. Raises ValueError otherwise."""
+    path = Path(str(value))
+    if not str(value).strip() or path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{what} {str(value)!r} must be a path inside its folder: relative, without '..'")
+    return str(value)
+
+
 def inside(base: Path, *parts: str | os.PathLike) -> Path:
     """``base / parts``, refused when it resolves outside ``base`` (``..``, absolute parts, links)."""
     base_resolved = Path(base).resolve()

@@ -246,6 +246,27 @@ def test_scenario_names_and_paths_stay_inside(tmp_path: Path) -> None:
             inside(tmp_path, bad)
 
 
+@pytest.mark.parametrize("data, key", [
+    ({"kind": "mmsa", "root": "datasets/mosi", "options": {"file": "../../escaped.pkl"},
+      "synthetic": {"n_train": 10, "n_valid": 5, "n_test": 5, "seq_len": 8, "dims": [6, 3, 4]}}, "data.options.file"),
+    ({"kind": "mmsa", "root": "datasets/mosi", "options": {"file": "{tmp}/escaped.pkl"},
+      "synthetic": {"n_train": 10, "n_valid": 5, "n_test": 5, "seq_len": 8, "dims": [6, 3, 4]}}, "data.options.file"),
+    ({"kind": "tcga_porpoise", "root": "datasets/blca", "options": {"cohort": "x/../../../escaped"},
+      "synthetic": {"patients": 20}}, "data.options.cohort")])
+def test_synthetic_file_names_from_the_data_options_stay_inside_data_root(tmp_path: Path, monkeypatch, capsys,
+                                                                         data: dict, key: str) -> None:
+    # the synthetic writer put its file, .npz, README and SYNTHETIC_DATA.json (marking the folder) there
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    data = json.loads(json.dumps(data).replace("{tmp}", str(tmp_path)))
+    (work / "s.yaml").write_text(yaml.safe_dump({"name": "s", "data": data, "training": {"device": "cpu"},
+                                                 "methods": [{"name": "dropout_baseline"}]}))
+    line = one_error_line(capsys, ["run", "s.yaml", "--out", "run", "--quiet"])
+    assert key in line and "escaped" in line
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/b", "a/b/s.yaml"]
+
+
 def test_generate_refuses_subject_ids_that_are_paths() -> None:
     from robustmm.commands.generate import _safe_subject
 
