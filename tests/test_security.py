@@ -721,6 +721,17 @@ def test_objective_metric_of_another_task_is_found_before_the_first_trial(tmp_pa
     assert not (tmp_path / "s").exists()  # no trial, no folder to block the corrected command
 
 
+@pytest.mark.parametrize("content, says", [(b"", "holds no study"), (b"name: [x\n", "cannot be read"),
+                                           (b"\xff\xfe", "cannot be read")])
+def test_report_of_a_sweep_folder_whose_config_is_damaged_is_one_error_line(tmp_path: Path, capsys, content: bytes,
+                                                                           says: str) -> None:
+    write_json_atomic(tmp_path / "sweep.json", {"kind": "robustmm-sweep", "study_name": "s",
+                                                "storage": f"sqlite:///{tmp_path / 'optuna.db'}"})
+    (tmp_path / "config.yaml").write_bytes(content)
+    line = one_error_line(capsys, ["report", str(tmp_path)])
+    assert says in line and str(tmp_path / "config.yaml") in line
+
+
 def test_a_trial_failed_by_a_lost_worker_says_why(tmp_path: Path) -> None:
     import optuna
     from optuna.trial import TrialState

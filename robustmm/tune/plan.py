@@ -126,17 +126,13 @@ CONTINUATION_KEYS = {"sweep": ("n_trials", "timeout", "heartbeat", "storage", "s
 def check_same_study(plan: SweepPlan) -> None:
     """A sweep folder is continued only with the study it started with (trials of two studies would be
     ranked against each other); only the trial budget may change."""
-    path = plan.sweep_dir / BASE_CONFIG
-    try:
-        saved = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunDirectoryError(f"{path} cannot be read ({exc}); is {plan.sweep_dir} a sweep folder?") from None
+    saved = read_base_config(plan.sweep_dir)
 
     def comparable(raw: dict[str, Any]) -> dict[str, Any]:
         return {**raw, **{section: {k: v for k, v in (raw.get(section) or {}).items() if k not in keys}
                           for section, keys in CONTINUATION_KEYS.items()}}
 
-    differences = config_differences(comparable(saved or {}), comparable(to_plain(plan.cfg)))
+    differences = config_differences(comparable(saved), comparable(to_plain(plan.cfg)))
     if differences:
         raise RunDirectoryError(
             f"sweep folder {plan.sweep_dir} was started with another study ({describe_differences(differences)}); "
@@ -162,6 +158,19 @@ def release_folder(plan: SweepPlan) -> None:
         pass
 
 
+def read_base_config(folder: Path) -> dict[str, Any]:
+    """The resolved base study a sweep folder was started with (its config.yaml)."""
+    path = Path(folder) / BASE_CONFIG
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirectoryError(f"{path} cannot be read ({problem}); is {folder} a sweep folder?") from None
+    if not isinstance(saved, dict):
+        raise RunDirectoryError(f"{path} holds no study; is {folder} a sweep folder?")
+    return saved
+
+
 def read_marker(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MARKER
     try:
@@ -177,8 +186,7 @@ def plan_from_folder(folder: Path, storage: str | None = None) -> SweepPlan:
     """The plan of an existing sweep folder (its saved base study), for the report and --final-only."""
     folder = Path(folder)
     doc = read_marker(folder)
-    raw = yaml.safe_load((folder / BASE_CONFIG).read_text())
-    cfg = validate(StudyConfig, raw, source=str(folder / BASE_CONFIG))
+    cfg = validate(StudyConfig, read_base_config(folder), source=str(folder / BASE_CONFIG))
     sweep = parse_sweep(cfg.sweep, str(folder / BASE_CONFIG))
     return SweepPlan(cfg, sweep, doc.get("study_file", str(folder)), doc["study_name"], storage or doc["storage"], folder,
                      resolve_objectives(sweep, cfg))
