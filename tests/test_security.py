@@ -732,6 +732,26 @@ def test_report_of_a_sweep_folder_whose_config_is_damaged_is_one_error_line(tmp_
     assert says in line and str(tmp_path / "config.yaml") in line
 
 
+def test_report_of_a_sweep_folder_from_elsewhere_writes_into_no_storage(tmp_path: Path, capsys) -> None:
+    import sqlite3
+
+    from robustmm.config.loader import to_plain
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(to_plain(StudyConfig.model_validate(SWEEP_STUDY))))
+    mine = tmp_path / "mine.db"  # any SQLite file of the user's: its marker may name it
+    with sqlite3.connect(mine) as db:
+        db.execute("CREATE TABLE notes (x)")
+    journal = tmp_path / "elsewhere" / "sweep.journal"
+    for url, says in ((f"sqlite:///{mine}", "is not an Optuna storage"), (f"journal:{journal}", "does not exist")):
+        write_json_atomic(folder / "sweep.json", {"kind": "robustmm-sweep", "study_name": "s", "storage": url})
+        assert says in one_error_line(capsys, ["report", str(folder)])
+    with sqlite3.connect(mine) as db:  # Optuna's tables were created in it
+        assert [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["notes"]
+    assert not (tmp_path / "elsewhere").exists()
+
+
 def test_a_trial_failed_by_a_lost_worker_says_why(tmp_path: Path) -> None:
     import optuna
     from optuna.trial import TrialState
