@@ -79,6 +79,5 @@ def check_links_inside(folder: Path, what: str) -> None:
             target = link.resolve()
             if target != base and base not in target.parents:
                 raise RunDirectoryError(f"{what} {folder}: {link.relative_to(base)} is a link to {target}, outside "
-                                        "the folder, and "
-                                        "robustmm writes only inside it; replace the link with a copy of what it "
-                                        "points to, or remove it")
+                                        "the folder, and robustmm writes only inside it; replace the link with a copy "
+                                        "of what it points to, or remove it")
