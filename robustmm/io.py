@@ -25,7 +25,7 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from robustmm.errors import DataError
+from robustmm.errors import DataError, RunDirectoryError
 
 #: hidden temporary files written by this module (``.<name>.<random>.tmp``) and by data preparation
 #: (``.tmp_<random><suffix>``)
@@ -48,6 +48,22 @@ def current_umask() -> int:
 def apply_umask(path: str | os.PathLike, mode: int = 0o666) -> None:
     """Give a file made by ``mkstemp`` (mode 0600) the mode ``open()`` would have given it."""
     os.chmod(path, mode & ~current_umask())
+
+
+def create_folder(path: str | os.PathLike, what: str, exist_ok: bool = False) -> Path:
+    """``path`` made a folder, parents included. What the OS refuses (a file or a broken link on the
+    way, no permission, ``path`` already there unless ``exist_ok``) is a RunDirectoryError naming
+    ``what`` (e.g. ``--out``), not a traceback."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():  # mkdir would only say "File exists"
+        raise RunDirectoryError(f"{what}: {path} is a link to {os.readlink(path)}, which does not exist; remove the "
+                                "link or choose another folder")
+    try:
+        path.mkdir(parents=True, exist_ok=exist_ok)
+    except OSError as exc:
+        raise RunDirectoryError(f"{what}: cannot create the folder {path} ({exc.strerror}: {exc.filename}); choose "
+                                "another folder, or remove the file or broken link that stands on its path") from None
+    return path
 
 
 def write_atomic(path: Path, write: Callable[[str], None]) -> None:

@@ -47,6 +47,15 @@ def check_label(value: str, what: str) -> str:
                     "(starting with a letter or digit, no '/' or '..', at most 128 characters)")
 
 
+def check_relative(value: str, what: str) -> str:
+    """A path given relative to a folder, which robustmm may write there (e.g. a synthetic file named by
+    the study): not empty, not absolute, no ``..``. Raises ValueError otherwise."""
+    path = Path(str(value))
+    if not str(value).strip() or path.is_absolute() or ".." in path.parts:
+        raise ValueError(f"{what} {str(value)!r} must be a path inside its folder: relative, without '..'")
+    return str(value)
+
+
 def inside(base: Path, *parts: str | os.PathLike) -> Path:
     """``base / parts``, refused when it resolves outside ``base`` (``..``, absolute parts, links)."""
     base_resolved = Path(base).resolve()
@@ -57,3 +66,18 @@ def inside(base: Path, *parts: str | os.PathLike) -> Path:
     return target
 
 
+def check_links_inside(folder: Path, what: str) -> None:
+    """Refuse a folder robustmm is about to write into again (``--resume``, ``robustmm report``) when a
+    link in it points outside it: a ``log.txt`` or ``plots/`` linked elsewhere would make the run append
+    or write there. Links that stay inside the folder are fine."""
+    base = Path(folder).resolve()
+    for parent, dirs, files in os.walk(base):  # links to folders are listed but not followed
+        for name in dirs + files:
+            link = Path(parent) / name
+            if not link.is_symlink():
+                continue
+            target = link.resolve()
+            if target != base and base not in target.parents:
+                raise RunDirectoryError(f"{what} {folder}: {link.relative_to(base)} is a link to {target}, outside "
+                                        "the folder, and robustmm writes only inside it; replace the link with a copy "
+                                        "of what it points to, or remove it")

@@ -35,7 +35,7 @@ from robustmm.methods.base import Method, MethodContext, method_class, method_op
 from robustmm.methods.task import task_adapter
 from robustmm.metrics.paired import t_interval
 from robustmm.missing.scenarios import build_scenarios
-from robustmm.names import inside
+from robustmm.names import check_links_inside, inside
 from robustmm.parallel import run_threads
 from robustmm.report.caught import warnings_to_log
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
@@ -106,6 +106,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     resolved = to_plain(cfg)
     if resume is not None:  # a study that differs is named as such, before checks that the difference may fail
         check_same_study(resume, resolved)
+        check_links_inside(resume, "--resume")
     check_before_data(cfg)
     if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
         return distributed.run_session(

@@ -197,6 +197,21 @@ def test_one_class_only(tmp_path: Path) -> None:
         load(root)
 
 
+def test_a_data_folder_that_cannot_hold_the_cache_is_read_without_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    import robustmm.io
+
+    def read_only(path, write):  # a shared, read-only copy of ADNI
+        raise PermissionError(13, "Permission denied", str(Path(path).parent))
+
+    root = make(tmp_path)
+    monkeypatch.setattr(robustmm.io, "write_atomic", read_only)
+    with caplog.at_level("WARNING"):
+        ds = AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)  # failed with PermissionError
+    assert np.array_equal(ds.mri.numpy(), load(root).mri.numpy())  # the same volumes as without a cache
+    assert "could not write the volume cache" in caplog.text and "data.cache: false" in caplog.text
+
+
 def test_cache_is_reused_and_invalidated(tmp_path: Path) -> None:
     root = make(tmp_path)
     first = AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)

@@ -139,7 +139,8 @@ def test_report_on_a_sweep_folder_without_its_base_study_says_so(tmp_path: Path,
                                                   "storage": f"sqlite:///{sweep / 'optuna.db'}"}))
     assert main(["report", str(sweep)]) == 2
     assert (f"{sweep / 'config.yaml'} cannot be read ([Errno 2] No such file or directory: "
-            f"'{sweep / 'config.yaml'}'); it holds the sweep's base study") in capsys.readouterr().err
+            f"'{sweep / 'config.yaml'}'); it holds the sweep's base study, which the report and a continued sweep "
+            "read: put it back") in capsys.readouterr().err
     assert sorted(p.name for p in sweep.iterdir()) == ["sweep.json"]
 
 

@@ -86,6 +86,26 @@ def test_mmsa_pickle_with_a_side_effect_is_not_executed(tmp_path: Path) -> None:
     assert marker.exists()
 
 
+def test_a_text_encoder_folder_with_its_own_code_is_refused_without_asking(tmp_path: Path, monkeypatch) -> None:
+    from robustmm.methods.dispro.text import FrozenTextModel
+
+    marker = tmp_path / "owned"
+    folder = tmp_path / "encoder"
+    folder.mkdir()
+    code = (f"open({str(marker)!r}, 'w').close()\nfrom transformers import PretrainedConfig\n\n\n"
+            "class FooConfig(PretrainedConfig):\n    model_type = 'foo'\n")
+    for module in ("configuration_foo", "modeling_foo", "tokenization_foo"):
+        (folder / f"{module}.py").write_text(code)
+    (folder / "config.json").write_text(json.dumps({"model_type": "foo", "auto_map": {
+        "AutoConfig": "configuration_foo.FooConfig", "AutoModel": "modeling_foo.FooModel",
+        "AutoTokenizer": ["tokenization_foo.FooTokenizer", None]}}))
+    asked = []
+    monkeypatch.setattr("builtins.input", lambda prompt="": asked.append(prompt) or "y")  # a user who types y
+    with pytest.raises(ConfigError, match="cannot load the model or tokenizer"):
+        FrozenTextModel(folder)
+    assert asked == [] and not marker.exists()  # transformers asked, and "y" ran the folder's code
+
+
 def test_convert_mmsa_writes_a_safe_npz_that_the_loader_prefers(tmp_path: Path, capsys) -> None:
     synth = write_synthetic_mmsa(tmp_path / "s" / "aligned_50.pkl", **SMALL_MMSA)
     assert converted_path(synth).is_file()  # the synthetic writer leaves the safe copy too
@@ -112,6 +132,25 @@ def test_convert_mmsa_writes_a_safe_npz_that_the_loader_prefers(tmp_path: Path, 
     # converting again needs --force; one error line, no traceback
     assert "exists" in one_error_line(capsys, ["data", "convert", "mmsa", str(user)])
 
+
+
+def test_synth_mmsa_never_replaces_the_files_next_to_its_out(tmp_path: Path, capsys) -> None:
+    def synth(out: Path) -> list[str]:
+        return ["data", "synth", "mmsa", "--out", str(out), "--n-train", "10", "--n-valid", "5", "--n-test", "5",
+                "--seq-len", "8", "--dims", "6", "3", "4"]
+
+    folder = tmp_path / "mosi"
+    folder.mkdir()
+    mine = folder / "aligned_50.npz"  # the user's converted real file, which a study can name directly
+    mine.write_bytes(b"the user's data")
+    line = one_error_line(capsys, synth(folder / "aligned_50.pkl"))
+    assert "already holds aligned_50.npz" in line and "choose a new folder" in line
+    assert mine.read_bytes() == b"the user's data" and [p.name for p in folder.iterdir()] == ["aligned_50.npz"]
+    # a second synthetic file in one folder replaced the first one's marker (its arguments and ceilings)
+    assert main(synth(tmp_path / "s" / "a.pkl")) == 0
+    marker = (tmp_path / "s" / "SYNTHETIC_DATA.json").read_text()
+    assert "SYNTHETIC_DATA.json" in one_error_line(capsys, synth(tmp_path / "s" / "b.pkl"))
+    assert (tmp_path / "s" / "SYNTHETIC_DATA.json").read_text() == marker and not (tmp_path / "s" / "b.pkl").exists()
 
 
 def test_pickle_edited_to_the_same_size_is_not_read_from_its_stale_npz(tmp_path: Path, capsys) -> None:
@@ -207,11 +246,125 @@ def test_scenario_names_and_paths_stay_inside(tmp_path: Path) -> None:
             inside(tmp_path, bad)
 
 
+@pytest.mark.parametrize("data, key", [
+    ({"kind": "mmsa", "root": "datasets/mosi", "options": {"file": "../../escaped.pkl"},
+      "synthetic": {"n_train": 10, "n_valid": 5, "n_test": 5, "seq_len": 8, "dims": [6, 3, 4]}}, "data.options.file"),
+    ({"kind": "mmsa", "root": "datasets/mosi", "options": {"file": "{tmp}/escaped.pkl"},
+      "synthetic": {"n_train": 10, "n_valid": 5, "n_test": 5, "seq_len": 8, "dims": [6, 3, 4]}}, "data.options.file"),
+    ({"kind": "tcga_porpoise", "root": "datasets/blca", "options": {"cohort": "x/../../../escaped"},
+      "synthetic": {"patients": 20}}, "data.options.cohort")])
+def test_synthetic_file_names_from_the_data_options_stay_inside_data_root(tmp_path: Path, monkeypatch, capsys,
+                                                                         data: dict, key: str) -> None:
+    # the synthetic writer put its file, .npz, README and SYNTHETIC_DATA.json (marking the folder) there
+    work = tmp_path / "a" / "b"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    data = json.loads(json.dumps(data).replace("{tmp}", str(tmp_path)))
+    (work / "s.yaml").write_text(yaml.safe_dump({"name": "s", "data": data, "training": {"device": "cpu"},
+                                                 "methods": [{"name": "dropout_baseline"}]}))
+    line = one_error_line(capsys, ["run", "s.yaml", "--out", "run", "--quiet"])
+    assert key in line and "escaped" in line
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["a", "a/b", "a/b/s.yaml"]
+
+
 def test_generate_refuses_subject_ids_that_are_paths() -> None:
     from robustmm.commands.generate import _safe_subject
 
     assert _safe_subject("002_S_0295")
     assert not _safe_subject("../../etc/x") and not _safe_subject("a/b") and not _safe_subject("..")
+
+
+def _curve_doc(group: str, sections: list | None = None) -> dict:
+    """A metrics.json document with one rate curve of ``group`` (as a run writes it)."""
+    records = [{"method": "m", "scenario": f"{group}@{r:g}", "group": group, "rate": r, "metric": "auc",
+                "value": 0.8 - r / 4, "ci_low": 0.7 - r / 4, "ci_high": 0.9 - r / 4, "n": 40, "drop": None}
+               for r in (0.0, 0.5, 1.0)]
+    return {"study": "s", "primary_metric": "auc", "synthetic": True, "records": records, "data": {},
+            "sections": sections or []}
+
+
+def test_report_of_a_metrics_file_from_elsewhere_writes_and_reads_only_inside_its_folder(tmp_path: Path,
+                                                                                        capsys) -> None:
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    run.mkdir()
+    outside.mkdir()
+    (run / "config.yaml").write_text("name: s\n")
+    # plot names come from the records' groups: a crafted group wrote the plot outside the run folder
+    write_json_atomic(run / "metrics.json", _curve_doc("../../outside/escaped"))
+    line = one_error_line(capsys, ["report", str(run)])
+    assert "outside" in line and list(outside.iterdir()) == []
+    # an image a section names outside the folder is not copied into the page
+    (outside / "private.png").write_bytes(b"\x89PNG private pixels")
+    write_json_atomic(run / "metrics.json", _curve_doc("pet_missing", [["Extra", "<img src='../outside/private.png'>"]]))
+    assert main(["report", str(run)]) == 0
+    page = (run / "report.html").read_text()
+    assert "src='../outside/private.png'" in page and "base64,iVBORw0KGgo" in page  # the curve is inlined
+    assert base64_of(b"\x89PNG private pixels") not in page
+
+
+def base64_of(data: bytes) -> str:
+    import base64
+
+    return base64.b64encode(data).decode()
+
+
+def test_links_out_of_a_run_folder_are_refused_before_anything_is_written(tmp_path: Path, monkeypatch,
+                                                                        capsys) -> None:
+    from robustmm.config.loader import to_plain
+    from robustmm.report.rundir import write_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("id,x,y\n")  # no rows: the resumed run fails after opening its log
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({**BASE, "data": {**BASE["data"], "options": {
+        "id_column": "id", "modalities": {"a": {"columns": ["x"]}}, "target": {"kind": "binary", "column": "y"}}}}))
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    run.mkdir()
+    outside.mkdir()
+    write_config(run, to_plain(load_study(study)), {})
+    victim = outside / "victim.txt"
+    victim.write_text("precious\n")
+    (run / "log.txt").symlink_to(victim)  # the resumed run appended its log (and its error) to the file
+    line = one_error_line(capsys, ["run", str(study), "--resume", str(run), "--quiet"])
+    assert "--resume" in line and "log.txt is a link to" in line and "outside the folder" in line
+    assert victim.read_text() == "precious\n"
+
+    (run / "log.txt").unlink()
+    (run / "plots").symlink_to(outside, target_is_directory=True)  # the rebuilt plots went there
+    write_json_atomic(run / "metrics.json", _curve_doc("pet_missing"))
+    line = one_error_line(capsys, ["report", str(run)])
+    assert "plots is a link to" in line
+    assert sorted(p.name for p in outside.iterdir()) == ["victim.txt"]
+
+    (run / "plots").unlink()  # links that stay inside the folder are fine
+    (run / "figures").mkdir()
+    (run / "plots").symlink_to(run / "figures", target_is_directory=True)
+    from robustmm.names import check_links_inside
+
+    check_links_inside(run, "--resume")
+    assert main(["report", str(run)]) == 0 and list((run / "figures").glob("*.png"))
+
+
+def test_an_out_that_cannot_become_a_folder_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("id,x,y\n")
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({**BASE, "data": {**BASE["data"], "options": {
+        "id_column": "id", "modalities": {"a": {"columns": ["x"]}}, "target": {"kind": "binary", "column": "y"}}}}))
+    (tmp_path / "sweep.yaml").write_text(yaml.safe_dump(SWEEP_STUDY))
+    broken = tmp_path / "results"
+    broken.symlink_to(tmp_path / "unmounted")  # e.g. a link to a disk that is not mounted
+    (tmp_path / "a_file").write_text("x")
+    for argv, says in ((["run", str(study), "--out", str(broken)], "is a link to"),
+                       (["run", str(study), "--out", str(broken / "run")], "File exists"),
+                       (["run", str(study), "--out", str(tmp_path / "a_file" / "run")], "Not a directory"),
+                       (["data", "synth", "porpoise", "--out", str(broken)], "is a link to"),
+                       (["data", "synth", "mmsa", "--out", str(broken / "a.pkl"), "--n-train", "10"], "is a link to"),
+                       (["sweep", "sweep.yaml", "--out", str(broken), "--quiet"], "is a link to")):
+        line = one_error_line(capsys, argv)
+        assert says in line and "choose another folder" in line, line
+    assert not (tmp_path / "unmounted").exists() and sorted(p.name for p in tmp_path.iterdir()) == [
+        "a_file", "results", "s.yaml", "sweep.yaml", "t.csv"]
 
 
 # ------------------------------------------------------------------ duplicates
@@ -450,6 +603,36 @@ def test_failed_run_logs_the_error_and_finished_run_is_not_rewritten(tiny_study:
     assert not (out / "metrics.json").exists()
 
 
+def test_the_recorded_git_commit_is_robustmm_s_own(tmp_path: Path) -> None:
+    import subprocess
+
+    from robustmm.report.rundir import PACKAGE_PARENT, git_commit
+
+    project = tmp_path / "project"  # the user's own repository, with robustmm installed in its environment
+    site = project / ".venv" / "lib" / "python3.11" / "site-packages"
+    site.mkdir(parents=True)
+    git = ["git", "-C", str(project), "-c", "user.name=u", "-c", "user.email=u@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "commit", "-q", "--allow-empty", "-m", "the user's work"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    assert git_commit(site) is None  # recorded the project's commit as robustmm's
+    assert git_commit(project) == head  # a checkout records its own commit
+    assert PACKAGE_PARENT == Path(__file__).resolve().parents[1]  # this checkout
+
+
+@pytest.mark.parametrize("content, says", [(b"", "is empty"), (b"- 1\n", "holds a list"),
+                                           (b"name: [x\n", "cannot be read"), (b"\xff\xfe", "cannot be read")])
+def test_resume_of_a_folder_whose_config_is_damaged_is_one_error_line(tmp_path: Path, capsys, content: bytes,
+                                                                     says: str) -> None:
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump(BASE))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(content)
+    line = one_error_line(capsys, ["run", str(study), "--resume", str(run), "--quiet"])
+    assert says in line and "config.yaml" in line and str(run) in line
+
+
 # ------------------------------------------------------------------ sweeps
 SWEEP_STUDY = {
     "name": "sw", "data": {"kind": "adni", "root": "nowhere"}, "training": {"device": "cpu"},
@@ -529,6 +712,37 @@ def test_objective_metric_of_another_task_is_found_before_the_first_trial(tmp_pa
                                   "sweep.objectives=[{metric: auc, scenario: natural, method: dropout_baseline}]"])
     assert "sweep.objectives.0.metric: 'auc' is not a metric of this study" in err and "'c_index'" in err
     assert not (tmp_path / "s").exists()  # no trial, no folder to block the corrected command
+
+
+@pytest.mark.parametrize("content, says", [(b"", "holds no study"), (b"name: [x\n", "cannot be read"),
+                                           (b"\xff\xfe", "cannot be read")])
+def test_report_of_a_sweep_folder_whose_config_is_damaged_is_one_error_line(tmp_path: Path, capsys, content: bytes,
+                                                                           says: str) -> None:
+    write_json_atomic(tmp_path / "sweep.json", {"kind": "robustmm-sweep", "study_name": "s",
+                                                "storage": f"sqlite:///{tmp_path / 'optuna.db'}"})
+    (tmp_path / "config.yaml").write_bytes(content)
+    line = one_error_line(capsys, ["report", str(tmp_path)])
+    assert says in line and str(tmp_path / "config.yaml") in line
+
+
+def test_report_of_a_sweep_folder_from_elsewhere_writes_into_no_storage(tmp_path: Path, capsys) -> None:
+    import sqlite3
+
+    from robustmm.config.loader import to_plain
+
+    folder = tmp_path / "sweep"
+    folder.mkdir()
+    (folder / "config.yaml").write_text(yaml.safe_dump(to_plain(StudyConfig.model_validate(SWEEP_STUDY))))
+    mine = tmp_path / "mine.db"  # any SQLite file of the user's: its marker may name it
+    with sqlite3.connect(mine) as db:
+        db.execute("CREATE TABLE notes (x)")
+    journal = tmp_path / "elsewhere" / "sweep.journal"
+    for url, says in ((f"sqlite:///{mine}", "is not an Optuna storage"), (f"journal:{journal}", "does not exist")):
+        write_json_atomic(folder / "sweep.json", {"kind": "robustmm-sweep", "study_name": "s", "storage": url})
+        assert says in one_error_line(capsys, ["report", str(folder)])
+    with sqlite3.connect(mine) as db:  # Optuna's tables were created in it
+        assert [row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")] == ["notes"]
+    assert not (tmp_path / "elsewhere").exists()
 
 
 def test_a_trial_failed_by_a_lost_worker_says_why(tmp_path: Path) -> None:

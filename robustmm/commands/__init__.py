@@ -37,7 +37,7 @@ def write_new_folder(out: Path, write: Callable[[Path], Any]) -> None:
 
     require_new_folder(out)
     with sigterm_interrupts():  # a kill (SIGTERM) unwinds too, so the temporary folder is removed
-        create_once(out, write)
+        create_once(out, write, "--out")
 
 
 def int_at_least(low: int) -> Callable[[str], int]:

@@ -14,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from robustmm.errors import ConfigError, RobustMMError
-from robustmm.names import check_name, inside
+from robustmm.names import check_links_inside, check_name, inside
 
 MANIFEST = "generated.csv"
 
@@ -118,6 +118,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise RobustMMError(f"--out {out} is a file; choose a new folder (nothing is overwritten)")
     if out.exists() and any(out.iterdir()) and not ((out / MANIFEST).is_file() or (out / "checkpoints").is_dir()):
         raise RobustMMError(f"--out {out} exists and holds other files; choose a new folder")
+    if out.is_dir():  # an earlier --out is written into again
+        check_links_inside(out, "--out")
     mcfg = _pick_method(cfg, args.method)
     dataset = build_dataset(cfg.data, progress=not args.quiet)
     # checked before any training: each id names an output file

@@ -262,7 +262,11 @@ class AdniDataset(MultimodalDataset):
         pet_row = torch.full((n,), -1, dtype=torch.int64)
         pet_row[torch.as_tensor(with_pet, dtype=torch.int64)] = torch.arange(len(with_pet))
         if self.cfg.cache:
-            save_torch_atomic({"mri": mri, "pet": pet, "pet_row": pet_row}, cache)
+            try:
+                save_torch_atomic({"mri": mri, "pet": pet, "pet_row": pet_row}, cache)
+            except OSError as exc:  # e.g. a shared read-only copy of the data: the run does not need the cache
+                log.warning("could not write the volume cache %s (%s); the volumes are preprocessed again on every "
+                            "run (set data.cache: false to skip the cache)", cache, exc.strerror or exc)
         return mri, pet, pet_row
 
     def _pet(self, i: int) -> torch.Tensor:

@@ -49,11 +49,12 @@ from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from robustmm.data.base import MultimodalDataset, TaskSpec, synthetic_marker
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
+from robustmm.names import check_relative
 
 log = logging.getLogger(__name__)
 
@@ -615,6 +616,11 @@ class MMSAOptions(BaseModel):
     pad_id: int = 0
     #: open a pickle without a converted .npz next to it (pickles can run code: trusted files only)
     trust_pickle: bool = False
+
+    @field_validator("file")
+    @classmethod
+    def _file_inside_root(cls, value: str) -> str:
+        return check_relative(value, "file")  # data.synthetic writes it (and its .npz, README, marker) there
 
 
 class MMSASynthOptions(BaseModel):

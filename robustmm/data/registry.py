@@ -9,6 +9,7 @@ from typing import Any, Callable
 
 from robustmm.data.base import SYNTHETIC_MARKER, MultimodalDataset, synthetic_marker
 from robustmm.errors import ConfigError, DataError
+from robustmm.io import create_folder
 
 _BUILDERS: dict[str, Callable[[Any, bool], MultimodalDataset]] = {}
 
@@ -88,15 +89,18 @@ def check_data_options(cfg: Any) -> None:
                                                       prefix=f"data.{section}")) from None
 
 
-def create_once(target: Path, write: Callable[[Path], Any]) -> None:
+def create_once(target: Path, write: Callable[[Path], Any], what: str = "data.root") -> None:
     """Write a generated dataset into a temporary sibling folder, then rename it into place,
     so an interrupted generation never leaves a half-written dataset behind. An existing empty
     folder at ``target`` (possibly a link or a mount point, which a rename cannot replace) is
-    filled entry by entry, the ``SYNTHETIC_DATA.json`` marker last; anything else is kept as it is."""
+    filled entry by entry, the ``SYNTHETIC_DATA.json`` marker last; anything else is kept as it is.
+    ``what`` names ``target`` in the error when the folder cannot be made (e.g. a broken link)."""
     target = Path(target)
     if target.exists() and (not target.is_dir() or any(target.iterdir())):
         return
-    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink() and not target.exists():  # the rename at the end would fail after all the work
+        create_folder(target, what)  # raises, naming the broken link
+    create_folder(target.parent, what, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         write(tmp / "data")

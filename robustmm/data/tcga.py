@@ -66,6 +66,7 @@ from robustmm.data.tables import (
     validate_survival,
 )
 from robustmm.errors import ConfigError, DataError
+from robustmm.names import check_name
 
 log = logging.getLogger(__name__)
 
@@ -827,6 +828,12 @@ class PorpoiseOptions(_Options):
     #: signature, gene symbols down the rows); methods that group omics columns (DisPro) group
     #: the ``<gene>_rnaseq`` / ``_cnv`` / ``_mut`` columns by it. The features are unchanged.
     signatures: str | None = None
+
+    @field_validator("cohort")
+    @classmethod
+    def _cohort_code(cls, value: str | None) -> str | None:
+        # part of a file name (tcga_<cohort>_all_clean.csv.zip), which data.synthetic writes
+        return None if value is None else check_name(value, "cohort")
 
 
 class PorpoiseSynthOptions(_Options):

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from robustmm.errors import RunDirectoryError
+from robustmm.names import check_links_inside
 from robustmm.report.render import render
 from robustmm.report.rundir import CONFIG_FILE, FOLD_FOLDER, METRICS_FILE
 
@@ -22,6 +23,7 @@ def rebuild_report(folder: Path) -> Path:
     if not folder.is_dir():
         raise RunDirectoryError(f"{folder}: no such folder; give a finished run folder (with metrics.json) or a "
                                 "sweep folder")
+    check_links_inside(Path(folder), "robustmm report")
     for marker, target in FOLDER_RENDERERS.items():
         if (folder / marker).is_file():
             module, function = target.split(":")

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from robustmm.io import write_text_atomic
+from robustmm.names import inside
 from robustmm.report import html as html_report
 from robustmm.report import plots, repeats, story
 from robustmm.report.rundir import config_text
@@ -22,18 +23,18 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
     head = story.headline(doc)
     headline_figure: str | None = None
     figures: list[str] = []
-    if make_plots:
+    if make_plots:  # plot names come from metrics.json, which `robustmm report` may read from elsewhere: inside()
         if head.group is not None:
             members = {r["scenario"] for r in records if r["group"] == head.group}
             complete = story.complete_scenario(records, primary, availability, members) if head.modality else None
             made = plots.missing_curve(records, head.group, primary, availability, head.modality,
-                                       run_dir / "plots" / f"{head.group}_{primary}.png", synthetic, complete,
+                                       inside(run_dir, "plots", f"{head.group}_{primary}.png"), synthetic, complete,
                                        level=story.ci_level(doc))
             headline_figure = str(made.relative_to(run_dir)) if made else None
         for g in dict.fromkeys(r["group"] for r in records):
             if headline_figure is not None and g == head.group:  # the headline figure shows it
                 continue
-            target = run_dir / "plots" / f"{g}_{primary}.png"
+            target = inside(run_dir, "plots", f"{g}_{primary}.png")
             made = (plots.rate_curves(records, g, primary, target, synthetic)
                     or plots.subset_bars(records, g, primary, target, synthetic))
             if made:

@@ -15,13 +15,15 @@ from typing import Any
 import yaml
 
 from robustmm.errors import RunDirectoryError
-from robustmm.io import write_text_atomic
+from robustmm.io import create_folder, write_text_atomic
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 #: a fold of a cross-validation run: it has no config.yaml of its own (the run's is in the folder above)
 FOLD_FOLDER = re.compile(r"fold_\d+")
 LOG_FILE = "log.txt"
+#: the folder that holds the robustmm package: the repository root when run from a checkout
+PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 PACKAGES = ("robustmm", "torch", "monai", "nibabel", "numpy", "scikit-learn", "lifelines", "optuna", "pydantic")
 
 
@@ -34,14 +36,13 @@ def new_run_dir(output_dir: Path, study: str, out: Path | None = None) -> Path:
             what = "is a file" if not out.is_dir() else "already exists"
             raise RunDirectoryError(f"--out {out} {what}; robustmm never overwrites anything. Choose a new "
                                     f"folder{continue_it}")
-        out.mkdir(parents=True)
-        return out
-    base = Path(output_dir) / study
+        return create_folder(out, "--out")
+    base = create_folder(Path(output_dir) / study, "output_dir", exist_ok=True)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     for i in range(1000):
         candidate = base / (stamp if i == 0 else f"{stamp}-{i}")
         try:
-            candidate.mkdir(parents=True, exist_ok=False)
+            candidate.mkdir(exist_ok=False)
             return candidate
         except FileExistsError:
             continue
@@ -56,7 +57,17 @@ def check_resumable(run_dir: Path) -> dict[str, Any]:
                                 "printed when the run started)")
     if not cfg.is_file():
         raise RunDirectoryError(f"--resume {run_dir}: no {CONFIG_FILE} there; is it a robustmm run folder?")
-    return yaml.safe_load(cfg.read_text())
+    try:
+        saved = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirectoryError(f"--resume {run_dir}: {cfg} cannot be read ({problem}); is it a robustmm run "
+                                "folder? A run whose config.yaml is damaged cannot be continued: start a new "
+                                "one") from None
+    if not isinstance(saved, dict):
+        what = "is empty" if saved is None else f"holds a {type(saved).__name__}, not a study"
+        raise RunDirectoryError(f"--resume {run_dir}: {cfg} {what}; is it a robustmm run folder?")
+    return saved
 
 
 def environment() -> dict[str, Any]:
@@ -70,13 +81,13 @@ def environment() -> dict[str, Any]:
             "git_commit": git_commit()}
 
 
-def git_commit(source_root: Path | None = None) -> str | None:
-    """The commit of robustmm's own checkout, or None for an installed copy.
-
-    Only a repository whose top level is the source root counts: a wheel installed into a
-    virtual environment inside the user's project would otherwise report the project's commit.
-    """
-    root = Path(source_root) if source_root is not None else Path(__file__).resolve().parents[2]
+def git_commit(root: Path = PACKAGE_PARENT) -> str | None:
+    """The commit (``+dirty`` with uncommitted changes) of the robustmm checkout ``root``; None when
+    robustmm does not run from a checkout. Only a repository whose top level is ``root`` counts: an
+    installed copy inside another repository (a project's virtual environment) would otherwise
+    record that repository's commit as robustmm's."""
+    if not (root / ".git").exists():  # a folder, or a file in a git worktree
+        return None
     try:
         top = subprocess.run(["git", "-C", str(root), "rev-parse", "--show-toplevel", "HEAD"],
                              capture_output=True, text=True, timeout=5)

