@@ -96,19 +96,8 @@ class CIDer(Method):
 
     def __init__(self, options: CIDerOptions, context: MethodContext) -> None:
         super().__init__(options, context)
+        self.check_modalities_and_task(context.modalities, context.task, context.method_id)
         specs = context.modalities
-        missing = [m for m in MODALITIES if m not in specs]
-        if missing or len(specs) != 3:
-            raise ConfigError(f"method '{context.method_id}' (cider) needs exactly the modalities text, audio and "
-                              f"vision; the data have {sorted(specs)}")
-        if specs["text"].kind not in ("tokens", "sequence") or any(specs[m].kind != "sequence"
-                                                                   for m in ("audio", "vision")):
-            raise ConfigError(f"method '{context.method_id}' (cider): text must be token ids or a feature sequence "
-                              f"and audio/vision sequences (got {[specs[m].kind for m in MODALITIES]})")
-        if context.task.kind not in ("binary", "multiclass"):
-            raise ConfigError(f"method '{context.method_id}' (cider) is a classifier (its causal module averages over "
-                              f"classes); the task is {context.task.kind!r}. For MMSA data use "
-                              "data.options.target: class3 or class7")
         self.task = task_adapter(context.task)
         self.num_classes = context.task.num_classes
         o = options
@@ -119,14 +108,31 @@ class CIDer(Method):
         self.tau_curve: dict[float, float] = {}
         self.bias_words = BiasWords([], {}, {})
 
+    @staticmethod
+    def check_modalities_and_task(specs: dict[str, Any], task: Any, method_id: str) -> None:
+        """CIDer's network is built for text, audio and vision sequences and a classification head."""
+        missing = [m for m in MODALITIES if m not in specs]
+        if missing or len(specs) != 3:
+            raise ConfigError(f"method '{method_id}' (cider) needs exactly the modalities text, audio and "
+                              f"vision; the data have {sorted(specs)}")
+        if specs["text"].kind not in ("tokens", "sequence") or any(specs[m].kind != "sequence"
+                                                                   for m in ("audio", "vision")):
+            raise ConfigError(f"method '{method_id}' (cider): text must be token ids or a feature sequence "
+                              f"and audio/vision sequences (got {[specs[m].kind for m in MODALITIES]})")
+        if task.kind not in ("binary", "multiclass"):
+            raise ConfigError(f"method '{method_id}' (cider) is a classifier (its causal module averages over "
+                              f"classes); the task is {task.kind!r}. For MMSA data use "
+                              "data.options.target: class3 or class7")
+
     @classmethod
     def check_data(cls, options: CIDerOptions, data: Any, method_id: str) -> None:
-        """Token-id text: every id the embedding looks up (the data's, the unknown-word fill, the
-        counterfactual [MASK]) must be below ``vocab_size``; a larger one stops training midway
-        with an IndexError."""
-        text = data.modalities.get("text")
-        if text is None or text.kind != "tokens":
-            return  # the constructor names what the modalities lack
+        """The modalities and the task (see :meth:`check_modalities_and_task`); for token-id text,
+        every id the embedding looks up (the data's, the unknown-word fill, the counterfactual
+        [MASK]) must be below ``vocab_size``: a larger one stops training midway with an IndexError."""
+        cls.check_modalities_and_task(dict(data.modalities), data.task, method_id)
+        text = data.modalities["text"]
+        if text.kind != "tokens":
+            return
         dataset = getattr(data, "dataset", None)
         largest = (dataset.largest_token_id() if hasattr(dataset, "largest_token_id") else
                    max((int(batch.inputs["text"].max()) for split in ("train", "val", "test")  # any other dataset
