@@ -183,3 +183,17 @@ def test_check_data_refuses_other_modalities_or_a_non_classification_task() -> N
         CIDer.check_data(CIDerOptions(), table_audio, "c")
     with pytest.raises(ConfigError, match="the task is 'regression'"):
         CIDer.check_data(CIDerOptions(), SimpleNamespace(modalities=sequences, task=TaskSpec("regression", 1)), "c")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"tau_grid": [0.0, float("nan")]}, r"'methods\.1\.tau_grid\.1': Input should be a finite number \(got nan\)"),
+    ({"tau_grid": []}, r"'methods\.1\.tau_grid': List should have at least 1 item"),
+    ({"tau_rates": [0.0, 1.5]}, r"'methods\.1\.tau_rates\.1': Input should be less than or equal to 1 \(got 1\.5\)"),
+    ({"lambda_rep": float("inf")}, r"'methods\.1\.lambda_rep': Input should be a finite number \(got inf\)"),
+])
+def test_option_values_name_their_key(options: dict, message: str) -> None:
+    from robustmm.config.schema import MethodConfig
+    from robustmm.methods.base import method_options
+
+    with pytest.raises(ConfigError, match=message):
+        method_options(MethodConfig(name="cider", **options), "methods.1")

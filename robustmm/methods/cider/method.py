@@ -31,7 +31,7 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -74,8 +74,10 @@ class CIDerOptions(MethodOptions):
     #: every class otherwise) or "all"
     bias_cv_classes: Literal["reference", "all"] = "reference"
     bias_top_k: int = Field(100, ge=1)
-    tau_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_TAU_GRID))
-    tau_rates: list[float] = Field(default_factory=lambda: [0.0])
+    tau_grid: list[Annotated[float, Field(ge=0.0)]] = Field(default_factory=lambda: list(DEFAULT_TAU_GRID),
+                                                           min_length=1)
+    #: RMFM rates of the validation split on which tau is chosen
+    tau_rates: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=lambda: [0.0], min_length=1)
     epochs: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
 
@@ -83,10 +85,6 @@ class CIDerOptions(MethodOptions):
     def _consistent(self) -> "CIDerOptions":
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-        if not self.tau_grid or min(self.tau_grid) < 0:
-            raise ValueError("tau_grid must list at least one tau >= 0")
-        if not self.tau_rates or any(not 0.0 <= r <= 1.0 for r in self.tau_rates):
-            raise ValueError("tau_rates must list RMFM rates in [0, 1]")
         return self
 
 
