@@ -39,6 +39,7 @@ skipped when the script runs again with the same settings (an interrupted benchm
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -202,7 +203,7 @@ def markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = seed_parser("modulation_adni", __doc__.splitlines()[0], [0, 1, 2, 3, 4])
+    parser = seed_parser("modulation_adni", __doc__.split("\n\n")[0], [0, 1, 2, 3, 4])
     parser.add_argument("--data-root", type=Path, default=ROOT / "datasets" / "adni_synth",
                         help="the cohort folder (created on first use from --synthetic)")
     parser.add_argument("--synthetic", default=None,
@@ -235,7 +236,7 @@ def main() -> None:
         shown_root = args.data_root.resolve().relative_to(ROOT) if args.data_root.resolve().is_relative_to(ROOT) \
             else args.data_root
         extra = ([f"--data-root {shown_root}"] if args.data_root.resolve() != ROOT / "datasets" / "adni_synth" else []) \
-            + ([f"--synthetic '{args.synthetic}'"] if args.synthetic else []) \
+            + ([f"--synthetic {shlex.quote(args.synthetic)}"] if args.synthetic else []) \
             + ([f"--results {args.results.resolve().relative_to(ROOT)}"] if args.results.resolve().is_relative_to(ROOT)
                and args.results.resolve() != ROOT / "benchmarks" / "results" / "modulation_adni" else [])
         extra += [f"--control {args.control}"] if args.control != "none" else []

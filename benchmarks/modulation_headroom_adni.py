@@ -110,7 +110,7 @@ def markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, default=ROOT / "benchmarks" / "results" / "modulation_adni.json")
     args = parser.parse_args()
     torch.set_num_threads(1)

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from robustmm.config import load_study
+from robustmm.io import write_json_atomic, write_text_atomic
 from robustmm.methods.base import collect_predictions
 from robustmm.metrics.paired import paired_difference
 from robustmm.metrics.survival import concordance
@@ -89,7 +90,7 @@ def run_fold(data_root: Path, rna: int, dna: int, fold: int, methods: list[str],
             doc = {"seconds": {**seconds, "methods_in_run": len(result.methods)}, "predictions": preds,
                    "train_missing_counts": getattr(result.data.dataset, "train_missing_counts", {}),
                    "report": method.report_items()}
-            (out_dir / f"predictions_{method_id}.json").write_text(json.dumps(doc))
+            write_json_atomic(out_dir / f"predictions_{method_id}.json", doc)  # resume reads it: never half a file
     docs = {m: json.loads((out_dir / f"predictions_{m}.json").read_text()) for m in methods}
     return {"setting": setting_name(rna, dna), "fold": fold, "train_missing": missing,
             "train_missing_counts": next(iter(docs.values()))["train_missing_counts"],
@@ -274,9 +275,8 @@ def main() -> None:
            "dispro_reports": {f"{r['setting']}/fold_{r['fold']}": r["reports"].get("dispro") for r in runs
                               if "dispro" in r["reports"]},
            "train_missing_counts": {f"{r['setting']}/fold_{r['fold']}": r["train_missing_counts"] for r in runs}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "survival_blca.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.out / "survival_blca.md").write_text(markdown(summary, runs, settings))
+    write_json_atomic(args.out / "survival_blca.json", doc)
+    write_text_atomic(args.out / "survival_blca.md", markdown(summary, runs, settings))
     print(markdown(summary, runs, settings))
 
 
