@@ -138,6 +138,12 @@ def summarise(runs: dict[str, dict]) -> dict:
             "max_trainable_fraction": max(fractions)}
 
 
+def role(doc: dict) -> str:
+    """The cohort's role in the report; a cohort of one's own (``--synthetic``) without a role is not the default."""
+    control, cohort = doc.get("control") or "none", doc.get("settings", {}).get("synthetic")
+    return f"none; the cohort `data.synthetic: {cohort}`." if control == "none" and cohort else ROLE_TEXT[control]
+
+
 def markdown(doc: dict) -> str:
     summary, runs = doc["summary"], doc["runs"]
     fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"  # noqa: E731
@@ -148,7 +154,7 @@ def markdown(doc: dict) -> str:
     first = first_run["modulation"]
     lines = [f"# Feature modulation (ssf) on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
              f"{len(runs)} seeds: {', '.join(sorted(runs, key=int))})", "",
-             f"Role: {ROLE_TEXT.get(doc.get('control') or 'none')}", "",
+             f"Role: {role(doc)}", "",
              *([doc["note"], ""] if doc.get("note") else []),
              f"Schedule: {doc['schedule']}. {doc.get('source', '')}", "",
              f"Modulated parts: {', '.join(first_run.get('targets') or ['?'])}; {first['parameters_per_pattern']:,} "

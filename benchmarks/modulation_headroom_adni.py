@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -116,10 +117,11 @@ def main() -> None:
     torch.set_num_threads(1)
     source = json.loads(args.source.read_text())
     settings = source["settings"]
-    doc = {"source": str(args.source.resolve().relative_to(ROOT)), "synthetic": source["synthetic"],
+    shown = args.source.resolve()  # a source outside the repository is named by its absolute path
+    shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+    doc = {"source": str(shown), "synthetic": source["synthetic"],
            "cohort": settings.get("synthetic") or "default cohort",
-           "command": f"python benchmarks/modulation_headroom_adni.py --source "
-                      f"{args.source.resolve().relative_to(ROOT)}",
+           "command": f"python benchmarks/modulation_headroom_adni.py --source {shlex.quote(str(shown))}",
            "seeds": {}}
     for seed, run in sorted(source["runs"].items(), key=lambda kv: int(kv[0])):
         doc["seeds"][seed] = seed_headroom(int(seed), run, settings)
