@@ -9,6 +9,8 @@ Study options (all optional)::
       heads: 8
       dropout: 0.1          # residual, feed-forward and output dropout
       attn_dropout: 0.0     # on the MCT attention weights
+      token_dim: 64         # token-id text: size of the learned token embedding
+      vocab_size: 30522     # token-id text: every id must be below it (checked before training)
       mssd: true            # false: no L_rep / L_attn / L_rec (both steps kept)
       lambda_rep: 0.5
       lambda_attn: 0.1
@@ -21,6 +23,8 @@ Study options (all optional)::
       bias_cv_classes: reference  # 3 classes: CV over negative/positive only (the reference); or all
       tau_grid: [0.0, 0.1, ..., 3.0]
       tau_rates: [0.0]      # RMFM rates of the validation split on which tau is chosen
+      epochs: null          # null: training.epochs
+      lr: null              # null: training.lr
 
 Needs the modalities ``text`` (token ids or BERT features), ``audio`` and ``vision``
 (sequences) and a classification task (e.g. MMSA ``target: class3`` or ``class7``).
