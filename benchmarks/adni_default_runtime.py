@@ -3,7 +3,7 @@
     python benchmarks/adni_default_runtime.py [--seed S]
 
 Runs `robustmm run studies/adni_mci.yaml` in a child process on a freshly generated cohort and
-writes benchmarks/results/adni_default_runtime.json: wall seconds, peak RSS of the run, the
+writes benchmarks/results/adni_default_runtime.json (or ``--out``): wall seconds, peak RSS of the run, the
 machine's CPU count, and the acceptance AUCs (PET present / PET dropped for every test subject).
 """
 
@@ -21,7 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+
+from robustmm.io import write_json_atomic  # noqa: E402  (after sys.path gets the repository)
 
 
 def auc(records: list[dict], method: str, scenario: str) -> dict:
@@ -32,6 +35,7 @@ def auc(records: list[dict], method: str, scenario: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS / "adni_default_runtime.json", help="results file")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         run_dir = Path(tmp) / "run"
@@ -58,11 +62,9 @@ def main() -> None:
                     "pet_missing@1": auc(records, m, "pet_missing@1")}
                 for m in ("complete_only", "dropout_baseline")},
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    out = RESULTS / "adni_default_runtime.json"
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    write_json_atomic(args.out, result)
     print(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    print(f"wrote {args.out}")
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ def study_data(seed: int, data_root: str, overrides: list[str] | tuple[str, ...]
 def run_parser(doc: str) -> argparse.ArgumentParser:
     """The arguments every script that reads one study run takes: the run folder, its study seed, its
     data root and its ``--set`` overrides (the cohort's ``data.synthetic`` knobs)."""
-    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("run_dir", type=Path)
     p.add_argument("--seed", type=int, required=True, help="the run's study seed (its split)")
     p.add_argument("--data-root", required=True)

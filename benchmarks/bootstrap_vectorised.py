@@ -4,7 +4,7 @@
 
 The default study's metric set (binary task with time to conversion: AUC, accuracy family,
 Harrell's C) plus multiclass and regression, on synthetic predictions with ties. Writes
-benchmarks/results/bootstrap_vectorised.json.
+benchmarks/results/bootstrap_vectorised.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
+from robustmm.io import write_json_atomic  # noqa: E402  (after sys.path gets the repository)
+
 
 def _best(fn, repeats: int) -> float:
     times = []
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=100)
     parser.add_argument("--resamples", type=int, default=500)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS / "bootstrap_vectorised.json", help="results file")
     args = parser.parse_args()
     from robustmm.data.base import TaskSpec
     from robustmm.evaluate.runner import loop_bootstrap
@@ -70,8 +73,7 @@ def main() -> None:
         out["cases"][name] = {"metrics": sorted(slow), "loop_seconds": round(t_loop, 4),
                               "vectorised_seconds": round(t_vec, 5), "speedup": round(t_loop / t_vec, 1),
                               "max_abs_difference": diff}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "bootstrap_vectorised.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json_atomic(args.out, out)
     print(json.dumps(out, indent=2))
 
 

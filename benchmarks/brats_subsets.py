@@ -39,10 +39,10 @@ METRICS = [*(f"dice_{r}" for r in REGIONS), "dice_mean", "hd95_mean"]
 WT_TARGET = 0.80
 
 
-def run_seed(seed: int, methods: list[str], epochs: int | None, bootstrap: int, runs: Path) -> dict:
+def run_seed(seed: int, methods: list[str], epochs: int | None, bootstrap: int, runs: Path, data_root: Path) -> dict:
     listed = ", ".join("{name: " + m + "}" for m in methods)
     overrides = [f"methods=[{listed}]", f"seed={seed}", "training.threads=1", f"evaluation.bootstrap={bootstrap}",
-                 f"output_dir={runs}", f"data.root={ROOT / 'datasets' / 'brats_synth'}"]
+                 f"output_dir={runs}", f"data.root={data_root}"]
     if epochs is not None:
         overrides.append(f"training.epochs={epochs}")
     cfg = load_study(ROOT / "studies" / "brats_missing.yaml", overrides=overrides)
@@ -146,8 +146,10 @@ def markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = seed_parser("brats_subsets", __doc__.splitlines()[0], [0, 1, 2])
+    parser = seed_parser("brats_subsets", __doc__.split("\n\n")[0], [0, 1, 2])
     parser.add_argument("--methods", nargs="+", default=list(METHODS))
+    parser.add_argument("--data-root", type=Path, default=ROOT / "datasets" / "brats_synth",
+                        help="the synthetic BraTS cases (generated there on first use)")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -161,7 +163,7 @@ def main() -> None:
                 "paired": paired_verdicts(doc["runs"], args.methods)}
 
     run_seeds(args.results, {"epochs": args.epochs, "bootstrap": args.bootstrap, "methods": args.methods}, args.seeds,
-              lambda seed: run_seed(seed, args.methods, args.epochs, args.bootstrap, args.runs),
+              lambda seed: run_seed(seed, args.methods, args.epochs, args.bootstrap, args.runs, args.data_root),
               summarise=summarise_doc, markdown=markdown,
               progress=lambda run: ", ".join(f"{m} WT {run['table'][m][COMPLETE]['dice_WT']:.3f}" for m in args.methods)
               + f" ({run['seconds']} s)", schedule=schedule, command=command)

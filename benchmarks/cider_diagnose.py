@@ -30,8 +30,10 @@ from robustmm.missing.scenarios import build_scenarios
 
 try:  # run as a script from the repository root or from benchmarks/
     from benchmarks.cider_mosi import rmfm_selection
+    from benchmarks.seed_runs import append_text_atomic
 except ImportError:  # pragma: no cover
     from cider_mosi import rmfm_selection
+    from seed_runs import append_text_atomic
 
 RATES = [round(0.1 * i, 1) for i in range(11)]
 
@@ -124,12 +126,11 @@ def emit(record: dict, out: Path | None) -> None:
     line = json.dumps(record)
     print(line)
     if out:
-        with open(out, "a") as fh:
-            fh.write(line + "\n")
+        append_text_atomic(out, line + "\n")
 
 
 def main():
-    p = common_parser(__doc__.splitlines()[0])
+    p = common_parser(__doc__.split("\n\n")[0])
     p.add_argument("--variants", nargs="+", default=["base", "cider", "no_mssd", "no_rep", "no_attn", "no_rec"])
     p.add_argument("--knobs", default="{}", help="JSON: write_synthetic_mmsa keyword knobs")
     p.add_argument("--cider-extra", default="{}", help="JSON: extra CIDer options for every cider variant")

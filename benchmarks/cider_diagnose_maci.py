@@ -22,12 +22,16 @@ from robustmm.data.datamodule import DataModule
 from robustmm.data.mmsa import MMSADataset
 from robustmm.data.synth.mmsa import write_synthetic_mmsa
 
-from benchmarks.cider_diagnose import auilc, common_parser, emit, fit
-from benchmarks.cider_mosi import SHORTCUT, _tau0, _unk_counterfactual, add_shortcut_words
+try:  # run as a script from the repository root or from benchmarks/
+    from benchmarks.cider_diagnose import auilc, common_parser, emit, fit
+    from benchmarks.cider_mosi import SHORTCUT, _tau0, _unk_counterfactual, add_shortcut_words
+except ImportError:  # pragma: no cover
+    from cider_diagnose import auilc, common_parser, emit, fit
+    from cider_mosi import SHORTCUT, _tau0, _unk_counterfactual, add_shortcut_words
 
 
 def main():
-    p = common_parser(__doc__.splitlines()[0])
+    p = common_parser(__doc__.split("\n\n")[0])
     p.add_argument("--shortcut-words", type=int, default=5)
     p.add_argument("--knobs", default="{}")
     p.add_argument("--strength", type=float, default=1.0)

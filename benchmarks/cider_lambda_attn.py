@@ -31,10 +31,10 @@ from robustmm.missing.scenarios import build_scenarios
 
 try:
     from benchmarks.cider_mosi import RATES, _fit
-    from benchmarks.seed_runs import command_line, run_seeds, seed_parser
+    from benchmarks.seed_runs import changed_options, command_line, run_seeds, seed_parser
 except ImportError:  # pragma: no cover
     from cider_mosi import RATES, _fit
-    from seed_runs import command_line, run_seeds, seed_parser
+    from seed_runs import changed_options, command_line, run_seeds, seed_parser
 
 GRID = [0.1, 0.01, 0.003]
 METRIC = "Non0_acc_2"
@@ -88,8 +88,8 @@ def markdown(doc: dict) -> str:
     s, runs = doc["summary"], list(doc["runs"].values())
     d1, d2 = s["cider_chosen_minus_baseline"], s["cider_chosen_minus_cider_0.1"]
     lines = ["# CIDer: lambda_attn chosen on validation (shortcut-free synthetic MOSI file, RMFM)", "",
-             "SYNTHETIC DATA. Same files and settings as control (a) of cider_mosi.md (MACI off). Grid "
-             f"{GRID}; the weight with the best validation RMFM AUILC ({METRIC}) is kept; test AUILC only for it.", "",
+             "SYNTHETIC DATA. The files and settings of control (a) of cider_mosi.md (MACI off), at the sizes of the "
+             f"command below. Grid {GRID}; the weight with the best validation RMFM AUILC ({METRIC}) is kept; test AUILC only for it.", "",
              f"Command: `{doc['command']}`; {doc['environment']}.", "",
              "| seed | validation AUILC per lambda_attn | chosen | test: baseline | test: cider (chosen) | test: cider (0.1) |",
              "|---|---|---|---|---|---|"]
@@ -117,7 +117,8 @@ def main(argv: list[str] | None = None) -> int:
     settings = {k: v for k, v in vars(args).items() if k not in ("seeds", "runs", "results")}
     run_seeds(args.results, settings, args.seeds, lambda s: run_seed(s, args), summarise, markdown,
               lambda r: f"chosen {r['chosen_lambda_attn']}, test {r['test_auilc']}",
-              command=command_line("cider_lambda_attn", args))
+              command=command_line("cider_lambda_attn", args, *changed_options(
+                  parser, args, skip=("seeds", "runs", "results", "epochs", "bootstrap"))))
     return 0
 
 

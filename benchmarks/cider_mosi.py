@@ -65,9 +65,9 @@ from robustmm.metrics.paired import paired_difference
 from robustmm.missing.scenarios import build_scenarios
 
 try:  # run as a script from the repository root or from benchmarks/
-    from benchmarks.seed_runs import command_line, record_cpu_seconds, run_seeds, seed_parser
+    from benchmarks.seed_runs import changed_options, command_line, record_cpu_seconds, run_seeds, seed_parser
 except ImportError:  # pragma: no cover
-    from seed_runs import command_line, record_cpu_seconds, run_seeds, seed_parser
+    from seed_runs import changed_options, command_line, record_cpu_seconds, run_seeds, seed_parser
 
 RATES = [round(0.1 * i, 1) for i in range(11)]
 METRICS = ["Non0_acc_2", "Non0_F1", "Acc_3"]
@@ -460,8 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     settings = {k: v for k, v in vars(args).items() if k not in ("seeds", "runs", "results", "bootstrap")}
     settings["bootstrap"] = args.bootstrap
-    extra = [f"--{k.replace('_', '-')} {v}" for k, v in settings.items()
-             if k not in ("epochs", "bootstrap") and v != parser.get_default(k)]
+    extra = changed_options(parser, args, skip=("seeds", "runs", "results", "epochs", "bootstrap"))
     start = time.process_time()
 
     def progress(run: dict) -> str:

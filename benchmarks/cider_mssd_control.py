@@ -84,11 +84,11 @@ from robustmm.data.synth.mmsa import write_synthetic_mmsa
 
 try:  # run as a script from the repository root or from benchmarks/
     from benchmarks.cider_mosi import METRICS, RATES, _fit, _score, _tau0, add_size_arguments
-    from benchmarks.seed_runs import command_line, record_cpu_seconds, run_seeds, seed_parser
+    from benchmarks.seed_runs import changed_options, command_line, record_cpu_seconds, run_seeds, seed_parser
     from robustmm.metrics.paired import paired_difference
 except ImportError:  # pragma: no cover
     from cider_mosi import METRICS, RATES, _fit, _score, _tau0, add_size_arguments
-    from seed_runs import command_line, record_cpu_seconds, run_seeds, seed_parser
+    from seed_runs import changed_options, command_line, record_cpu_seconds, run_seeds, seed_parser
     from robustmm.metrics.paired import paired_difference
 
 #: the cohorts: name -> (generator knobs, role)
@@ -228,8 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     settings = {k: v for k, v in vars(args).items() if k not in ("seeds", "runs", "results", "bootstrap")}
     settings["bootstrap"] = args.bootstrap
-    extra = [f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in settings.items()
-             if k not in ("epochs", "bootstrap", "cohorts") and v != parser.get_default(k)]
+    extra = changed_options(parser, args, skip=("seeds", "runs", "results", "epochs", "bootstrap", "cohorts"))
     start = time.process_time()
 
     def progress(run: dict) -> str:

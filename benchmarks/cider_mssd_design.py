@@ -24,7 +24,7 @@ except ImportError:  # pragma: no cover
 
 
 def main() -> None:
-    p = common_parser(__doc__.splitlines()[0])
+    p = common_parser(__doc__.split("\n\n")[0])
     p.add_argument("--knobs", default="{}", help="JSON: write_synthetic_mmsa keyword knobs")
     p.add_argument("--cider-extra", default="{}", help="JSON: extra CIDer options")
     p.add_argument("--text-mode", default="ids", choices=["ids", "features"])

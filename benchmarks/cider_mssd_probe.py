@@ -54,7 +54,7 @@ def polar_accuracy(method, data, drop: tuple[str, ...], words: bool, vocab: int)
 
 
 def main() -> None:
-    p = common_parser(__doc__.splitlines()[0])
+    p = common_parser(__doc__.split("\n\n")[0])
     p.add_argument("--knobs", default="{}")
     p.add_argument("--out", type=Path)
     args = p.parse_args()

@@ -20,6 +20,7 @@ dropout_baseline and complete_only) are given twice: that bootstrap, and a t-int
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -87,7 +88,8 @@ def markdown(doc: dict) -> str:
              "missing modality gets its training mean. `pattern_ensemble`: one such model per availability pattern "
              "met at test time, trained on the training patients with that pattern's modalities. The neural methods "
              "are those of studies/tcga_blca_survival.yaml with its CPU settings. Complete training data.", "",
-             "Cells: mean C-index over the 5 test folds [95% CI, bootstrap of patients within each test fold].", ""]
+             f"Cells: mean C-index over the {len(doc['folds'])} test fold(s) {doc['folds']} [95% CI, bootstrap of "
+             "patients within each test fold].", ""]
     for cohort, summary in doc["cohorts"].items():
         cells = {(c["method"], c["scenario"]): c for c in summary["cells"]}
         methods = [m for m in METHODS if any(k[0] == m for k in cells)]
@@ -98,15 +100,15 @@ def markdown(doc: dict) -> str:
             row = [cells.get((m, s)) for s in scenarios]
             lines.append(f"| {m} | " + " | ".join(f"{c['c_index']:.3f} [{c['ci_low']:.3f}, {c['ci_high']:.3f}]"
                                                   if c else "" for c in row) + " |")
-        lines += ["", "Complete test folds, per fold:", "", "| method | " + " | ".join(f"fold {k}" for k in range(FOLDS))
-                  + " |", "|---|" + "---|" * FOLDS]
+        lines += ["", "Complete test folds, per fold:", "", "| method | " + " | ".join(f"fold {k}" for k in doc["folds"])
+                  + " |", "|---|" + "---|" * len(doc["folds"])]
         for m in methods:
             c = cells.get((m, "complete"))
             if c:
                 lines.append(f"| {m} | " + " | ".join(f"{v:.3f}" for v in c["folds"]) + " |")
         if summary["comparisons"]:
             lines += ["", "Paired differences (method minus versus): bootstrap of patients within folds, and a "
-                      "t-interval over the 5 per-fold differences:", "",
+                      f"t-interval over the {len(doc['folds'])} per-fold differences:", "",
                       "| method | versus | test | difference | bootstrap 95% CI | verdict | folds t 95% CI | verdict |",
                       "|---|---|---|---|---|---|---|---|"]
             for c in summary["comparisons"]:
@@ -145,9 +147,7 @@ def main() -> None:
     folds = [int(k) for k in args.folds.split(",") if k]
     doc = {"study": "studies/tcga_blca_survival.yaml", "data": str(args.data), "folds": folds,
            "bootstrap": args.bootstrap, "cohorts": {},
-           "command": "python benchmarks/classical_tcga.py " + " ".join(
-               f"--{k} {v}" for k, v in (("cohorts", args.cohorts), ("methods", args.methods),
-                                         ("bootstrap", args.bootstrap))),
+           "command": "python benchmarks/classical_tcga.py " + shlex.join(sys.argv[1:]),
            "environment": f"torch {torch.__version__}, {platform.machine()}, 1 thread, CPU (shared 2-core machine)"}
     for cohort in cohorts:
         runs = []

@@ -16,11 +16,13 @@ Results: appended to benchmarks/results/embedding_spread.md.
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import torch
 
 from adni_runs import ROOT, restored_network, run_parser, study_data, subset_scores, volume_norm_of_run
+from seed_runs import append_text_atomic
 
 
 def spread(run_dir: Path, seed: int, data_root: str, method: str, overrides: list[str]) -> list[str]:
@@ -50,15 +52,12 @@ def main() -> None:
     text = "\n".join([f"## {args.method}, study seed {args.seed}, {args.data_root}, "
                       f"volume norm {volume_norm_of_run(args.run_dir)}", "",
                       f"Command: `python benchmarks/embedding_spread.py RUN_DIR --seed {args.seed} --data-root "
-                      f"{args.data_root} --method {args.method}" + "".join(f" --set {o}" for o in args.overrides) + "`",
+                      f"{args.data_root} --method {args.method}" + "".join(f" --set {shlex.quote(o)}" for o in args.overrides) + "`",
                       "", "| modality | embedding sd between subjects | trunk weight block norm | "
                       "single-modality pre-norm trunk sd | single-modality logit sd |", "|---|---|---|---|---|", *rows, ""])
     print(text)
-    if not args.out.exists():
-        args.out.write_text("# Between-subject spread of each modality's embedding (SYNTHETIC DATA, validation "
-                            "subjects)\n\nWritten by benchmarks/embedding_spread.py.\n\n")
-    with args.out.open("a") as f:
-        f.write(text + "\n")
+    append_text_atomic(args.out, text + "\n", header="# Between-subject spread of each modality's embedding (SYNTHETIC "
+                       "DATA, validation subjects)\n\nWritten by benchmarks/embedding_spread.py.\n\n")
 
 
 if __name__ == "__main__":

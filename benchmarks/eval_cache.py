@@ -8,7 +8,7 @@ dropout_baseline, randomly initialised: training does not change forward cost) a
 evaluation's forward passes (``evaluation.bootstrap: 0``) with ``evaluation.encoder_cache`` on and
 off, checking that the scores agree; then the whole evaluation with the study's bootstrap (500)
 before (no reuse, one metric call per resample) and now (reuse + vectorised bootstrap).
-Writes benchmarks/results/eval_cache.json.
+Writes benchmarks/results/eval_cache.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
+from robustmm.io import write_json_atomic  # noqa: E402  (after sys.path gets the repository)
 from seed_runs import default_study_data  # noqa: E402  (after sys.path gets the repository)
 
 
@@ -37,6 +38,7 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=480)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--data-root", type=Path, default=None, help="reuse a generated cohort")
+    parser.add_argument("--out", type=Path, default=RESULTS / "eval_cache.json", help="results file")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -104,8 +106,7 @@ def main() -> None:
                             "max_abs_difference_values_and_ci": full_diff},
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.platform(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "eval_cache.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json_atomic(args.out, out)
     print(json.dumps(out, indent=2))
 
 

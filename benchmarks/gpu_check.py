@@ -24,7 +24,6 @@ benchmarks/results/gpu_check.json and .md (or ``--out DIR``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import sys
@@ -42,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 
 # ----------------------------------------------------------------------------- synthetic data
 from robustmm.data.base import MultimodalDataset  # noqa: E402
+from robustmm.io import write_json_atomic, write_text_atomic  # noqa: E402
 
 
 class BankDataset(MultimodalDataset):
@@ -316,7 +316,7 @@ def brats(args, device: torch.device, tmp: Path) -> dict:
 
 
 def markdown(doc: dict) -> str:
-    lines = [f"# GPU check ({doc['device']})", "", f"Total {doc['seconds']} s. {doc['note']}", "",
+    lines = [f"# GPU check ({doc['device']}; SYNTHETIC tensors)", "", f"Total {doc['seconds']} s. {doc['note']}", "",
              "| run | samples/s | GPU busy | peak GPU GB | H2D MB/step | epoch s | validation s |",
              "|---|---|---|---|---|---|---|"]
     runs = [("ADNI full, default", doc["adni"]["default"]), ("ADNI full, fast path", doc["adni"]["fast_path"]),
@@ -361,10 +361,9 @@ def main(argv: list[str] | None = None) -> int:
                         "= mean NVML utilisation sampled every 0.1 s."),
                "adni": adni(args, device, Path(tmp)), "brats": brats(args, device, Path(tmp))}
     doc["seconds"] = round(time.perf_counter() - t0, 1)
-    args.out.mkdir(parents=True, exist_ok=True)
     stem = "gpu_check_dry_run" if dry else "gpu_check"
-    (args.out / f"{stem}.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.out / f"{stem}.md").write_text(markdown(doc))
+    write_json_atomic(args.out / f"{stem}.json", doc)
+    write_text_atomic(args.out / f"{stem}.md", markdown(doc))
     print(markdown(doc))
     return 0
 

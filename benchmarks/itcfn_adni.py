@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 import sys
 import tempfile
 import time
@@ -49,6 +50,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from robustmm.config import load_study  # noqa: E402
+from robustmm.io import write_json_atomic, write_text_atomic  # noqa: E402
 from robustmm.metrics.paired import paired_difference  # noqa: E402
 from robustmm.study import run_study  # noqa: E402
 
@@ -256,21 +258,19 @@ def main() -> None:
         doc = {"study": parts[0]["study"], "seeds": [r["seed"] for r in runs], "methods": methods,
                "command": " ; ".join(commands), "overrides": args.overrides, "host": parts[0]["host"], "runs": runs,
                "summary": summarise(runs, methods)}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str))
-        args.out.with_suffix(".md").write_text(markdown(doc))
+        write_json_atomic(args.out.with_suffix(".json"), doc)
+        write_text_atomic(args.out.with_suffix(".md"), markdown(doc))
         print(markdown(doc))
         return
 
     def write() -> dict:  # after every seed: an interrupted benchmark keeps what it finished
         doc = {"study": str(STUDY.relative_to(ROOT)), "seeds": [r["seed"] for r in runs], "methods": methods,
-               "command": "python benchmarks/itcfn_adni.py " + " ".join(sys.argv[1:]),
+               "command": "python benchmarks/itcfn_adni.py " + shlex.join(sys.argv[1:]),
                "overrides": args.overrides,
                "host": f"{platform.machine()} {platform.processor() or ''} torch {torch.__version__}".strip(),
                "runs": runs, "summary": summarise(runs, methods)}
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.with_suffix(".json").write_text(json.dumps(doc, indent=2, default=str))
-        args.out.with_suffix(".md").write_text(markdown(doc))
+        write_json_atomic(args.out.with_suffix(".json"), doc)
+        write_text_atomic(args.out.with_suffix(".md"), markdown(doc))
         return doc
 
     with tempfile.TemporaryDirectory(prefix="itcfn_bench_") as tmp:

@@ -24,6 +24,7 @@ skipped when the script is run again with the same settings (an interrupted benc
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -387,7 +388,7 @@ def control_lines(doc: dict) -> list[str]:
 
 
 def main() -> None:
-    parser = seed_parser("mmanet_adni", __doc__.splitlines()[0], [0, 1, 2, 3, 4])
+    parser = seed_parser("mmanet_adni", __doc__.split("\n\n")[0], [0, 1, 2, 3, 4])
     parser.add_argument("--data-root", type=Path, default=None,
                         help="data.root: the study's synthetic cohort is generated here once (a folder of the "
                              "benchmark's own, so it never clashes with datasets/adni_synth; default "
@@ -422,7 +423,7 @@ def main() -> None:
     if args.overrides:
         schedule += "; with the overrides " + ", ".join(f"`{o}`" for o in args.overrides)
     extra = ([] if methods == DEFAULT_METHODS else [f"--methods {' '.join(methods)}"]) + (
-        [] if args.cohort == "default" else [f"--cohort {args.cohort}"]) + [f"--set {o}" for o in args.overrides] + (
+        [] if args.cohort == "default" else [f"--cohort {args.cohort}"]) + [f"--set {shlex.quote(o)}" for o in args.overrides] + (
         [f"--combine {' '.join(str(c) for c in args.combine)}"] if args.combine else []) + (
         ["--split val"] if args.split == "val" else [])
     command = command_line("mmanet_adni", args, *extra)

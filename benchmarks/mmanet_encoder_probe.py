@@ -10,6 +10,10 @@ own MRI-only AUC means the head does not use what the encoder knows.
 """
 from __future__ import annotations
 
+import shlex
+import sys
+from pathlib import Path
+
 import torch
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import roc_auc_score
@@ -17,6 +21,7 @@ from sklearn.metrics import roc_auc_score
 from adni_runs import run_parser, study_data, volume_norm_of_run
 from robustmm.io import load_torch
 from robustmm.models.encoders import VolumeEncoder
+from seed_runs import append_text_atomic
 
 PREFIX = "net.encoders.mri."
 
@@ -24,12 +29,14 @@ PREFIX = "net.encoders.mri."
 def main() -> None:
     p = run_parser(__doc__)
     p.add_argument("--methods", nargs="+", default=["complete_only", "dropout_baseline", "mmanet"])
+    p.add_argument("--out", type=Path, help="also append the results, with their command, to this Markdown file")
     args = p.parse_args()
     torch.set_num_threads(1)
-    cfg, _, data = study_data(args.seed, args.data_root,
-                              [f"model.volume.norm={volume_norm_of_run(args.run_dir)}", *args.overrides])
+    cfg, dataset, data = study_data(args.seed, args.data_root,
+                                    [f"model.volume.norm={volume_norm_of_run(args.run_dir)}", *args.overrides])
     batches = {split: data.full_batch(split) for split in ("train", "test")}
     spec = type("Spec", (), {"shape": tuple(batches["train"].inputs["mri"].shape[1:])})()
+    lines = []
     for method in args.methods:
         state = load_torch(args.run_dir / "checkpoints" / method / f"{method}.pt")["best_state"]
         encoder = VolumeEncoder(spec, cfg.model)
@@ -40,7 +47,12 @@ def main() -> None:
         target = {s: b.target.numpy() for s, b in batches.items()}
         probe = LogisticRegression(C=0.1, max_iter=2000).fit(features["train"], target["train"])
         auc = roc_auc_score(target["test"], probe.decision_function(features["test"]))
-        print(f"{method}: linear probe on the MRI encoder's features, test AUC {auc:.3f}")
+        lines.append(f"- {method}: linear probe on the MRI encoder's features, test AUC {auc:.3f}")
+        print(lines[-1])
+    if args.out:
+        append_text_atomic(args.out, "\n".join([
+            f"MRI encoder probe{' (SYNTHETIC DATA)' if dataset.synthetic else ''}, run {args.run_dir}.", "",
+            f"Command: `python benchmarks/mmanet_encoder_probe.py {shlex.join(sys.argv[1:])}`", "", *lines, "", ""]))
 
 
 if __name__ == "__main__":

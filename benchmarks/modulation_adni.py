@@ -39,6 +39,7 @@ skipped when the script runs again with the same settings (an interrupted benchm
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -137,6 +138,12 @@ def summarise(runs: dict[str, dict]) -> dict:
             "max_trainable_fraction": max(fractions)}
 
 
+def role(doc: dict) -> str:
+    """The cohort's role in the report; a cohort of one's own (``--synthetic``) without a role is not the default."""
+    control, cohort = doc.get("control") or "none", doc.get("settings", {}).get("synthetic")
+    return f"none; the cohort `data.synthetic: {cohort}`." if control == "none" and cohort else ROLE_TEXT[control]
+
+
 def markdown(doc: dict) -> str:
     summary, runs = doc["summary"], doc["runs"]
     fmt = lambda s: f"{s['mean']:.3f} ± {s['sd']:.3f}"  # noqa: E731
@@ -147,7 +154,7 @@ def markdown(doc: dict) -> str:
     first = first_run["modulation"]
     lines = [f"# Feature modulation (ssf) on the ADNI study ({'SYNTHETIC cohort, ' if doc['synthetic'] else ''}"
              f"{len(runs)} seeds: {', '.join(sorted(runs, key=int))})", "",
-             f"Role: {ROLE_TEXT.get(doc.get('control') or 'none')}", "",
+             f"Role: {role(doc)}", "",
              *([doc["note"], ""] if doc.get("note") else []),
              f"Schedule: {doc['schedule']}. {doc.get('source', '')}", "",
              f"Modulated parts: {', '.join(first_run.get('targets') or ['?'])}; {first['parameters_per_pattern']:,} "
@@ -202,7 +209,7 @@ def markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = seed_parser("modulation_adni", __doc__.splitlines()[0], [0, 1, 2, 3, 4])
+    parser = seed_parser("modulation_adni", __doc__.split("\n\n")[0], [0, 1, 2, 3, 4])
     parser.add_argument("--data-root", type=Path, default=ROOT / "datasets" / "adni_synth",
                         help="the cohort folder (created on first use from --synthetic)")
     parser.add_argument("--synthetic", default=None,
@@ -235,7 +242,7 @@ def main() -> None:
         shown_root = args.data_root.resolve().relative_to(ROOT) if args.data_root.resolve().is_relative_to(ROOT) \
             else args.data_root
         extra = ([f"--data-root {shown_root}"] if args.data_root.resolve() != ROOT / "datasets" / "adni_synth" else []) \
-            + ([f"--synthetic '{args.synthetic}'"] if args.synthetic else []) \
+            + ([f"--synthetic {shlex.quote(args.synthetic)}"] if args.synthetic else []) \
             + ([f"--results {args.results.resolve().relative_to(ROOT)}"] if args.results.resolve().is_relative_to(ROOT)
                and args.results.resolve() != ROOT / "benchmarks" / "results" / "modulation_adni" else [])
         extra += [f"--control {args.control}"] if args.control != "none" else []

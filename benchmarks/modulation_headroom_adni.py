@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -110,16 +111,17 @@ def markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", type=Path, default=ROOT / "benchmarks" / "results" / "modulation_adni.json")
     args = parser.parse_args()
     torch.set_num_threads(1)
     source = json.loads(args.source.read_text())
     settings = source["settings"]
-    doc = {"source": str(args.source.resolve().relative_to(ROOT)), "synthetic": source["synthetic"],
+    shown = args.source.resolve()  # a source outside the repository is named by its absolute path
+    shown = shown.relative_to(ROOT) if shown.is_relative_to(ROOT) else shown
+    doc = {"source": str(shown), "synthetic": source["synthetic"],
            "cohort": settings.get("synthetic") or "default cohort",
-           "command": f"python benchmarks/modulation_headroom_adni.py --source "
-                      f"{args.source.resolve().relative_to(ROOT)}",
+           "command": f"python benchmarks/modulation_headroom_adni.py --source {shlex.quote(str(shown))}",
            "seeds": {}}
     for seed, run in sorted(source["runs"].items(), key=lambda kv: int(kv[0])):
         doc["seeds"][seed] = seed_headroom(int(seed), run, settings)

@@ -23,6 +23,7 @@ import argparse
 import hashlib
 import json
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -45,7 +46,7 @@ PAIR = ("dropout_baseline", "complete_only")  # method, reference
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seeds", default="0-4")
     parser.add_argument("--set", action="append", default=[], help="extra study override (repeatable)")
     parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "benchmarks" / "noise_floor")
@@ -68,7 +69,7 @@ def main() -> None:
         path = result.run_dir / f"seed_{s}" / "timing.json"
         if path.is_file():
             timings[str(s)] = json.loads(path.read_text())
-    out = {"command": "python benchmarks/noise_floor.py --seeds " + args.seeds + "".join(f" --set {o}" for o in args.set),
+    out = {"command": "python benchmarks/noise_floor.py --seeds " + args.seeds + "".join(f" --set {shlex.quote(o)}" for o in args.set),
            "study": str(STUDY.relative_to(ROOT)), "overrides": overrides, "run_dir": str(result.run_dir),
            "seeds": cfg.seeds, "synthetic": doc["synthetic"],
            "environment": f"torch {torch.__version__}, {platform.machine()}, 1 thread, CPU",

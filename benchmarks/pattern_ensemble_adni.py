@@ -111,7 +111,7 @@ def markdown(doc: dict) -> str:
 
 
 def main() -> None:
-    parser = seed_parser("pattern_ensemble_adni", __doc__.splitlines()[0], [0, 1, 2, 3, 4])
+    parser = seed_parser("pattern_ensemble_adni", __doc__.split("\n\n")[0], [0, 1, 2, 3, 4])
     parser.set_defaults(bootstrap=0)
     parser.add_argument("--data-root", type=Path,
                         default=ROOT / "runs" / "benchmarks" / "pattern_ensemble_adni" / "cohort",

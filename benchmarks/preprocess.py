@@ -10,7 +10,7 @@ without MONAI's metadata bookkeeping (same values), one percentile call per volu
 pool of ``--workers`` (default: the available cores), absent PET not stored. ``cpu_seconds``
 separates the work saved per volume from the parallelism (on a loaded machine the wall-time
 ratio is bounded by the CPU share the pool gets). Both read the same NIfTI files of a synthetic default-study cohort.
-Writes benchmarks/results/preprocess.json.
+Writes benchmarks/results/preprocess.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -30,6 +30,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+
+from robustmm.io import write_json_atomic  # noqa: E402  (after sys.path gets the repository)
 
 
 def serial_path(mri: list[Path], pet: list[Path | None], shape) -> tuple[torch.Tensor, torch.Tensor]:
@@ -63,6 +65,7 @@ def main() -> None:
     parser.add_argument("--subjects", type=int, default=480)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--data-root", type=Path, default=None, help="an existing synthetic cohort")
+    parser.add_argument("--out", type=Path, default=RESULTS / "preprocess.json", help="results file")
     args = parser.parse_args()
     torch.set_num_threads(1)
     from robustmm.config.loader import load_study
@@ -110,8 +113,7 @@ def main() -> None:
                       "parallel_absent_pet": round((b_mri.numel() + b_pet.numel()) * 4 / 2**20, 1)},
         "load_average_during_run": os.getloadavg(), "cpu_count": os.cpu_count(), "machine": platform.platform(),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "preprocess.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json_atomic(args.out, out)
     print(json.dumps(out, indent=2))
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import platform
+import shlex
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +45,18 @@ def command_line(name: str, args: argparse.Namespace, *extra: str) -> str:
     parts = [f"--seeds {' '.join(map(str, args.seeds))}", *extra]
     parts += ([f"--epochs {args.epochs}"] if args.epochs else []) + [f"--bootstrap {args.bootstrap}"]
     return f"python benchmarks/{name}.py " + " ".join(parts)
+
+
+def changed_options(parser: argparse.ArgumentParser, args: argparse.Namespace, skip: tuple[str, ...] = ()) -> list[str]:
+    """The options of ``args`` that differ from ``parser``'s defaults as they are typed (a flag alone,
+    a value shell-quoted), for :func:`command_line`'s ``extra``; ``skip``: destinations left out."""
+    changed = []
+    for dest, value in vars(args).items():
+        if dest in skip or value == parser.get_default(dest):
+            continue
+        option = "--" + dest.replace("_", "-")
+        changed.append(option if value is True else f"{option} {shlex.quote(str(value))}")
+    return changed
 
 
 # --------------------------------------------------------------------------- table cells over seeds
@@ -153,6 +166,13 @@ def run_seeds(results: Path, settings: dict, seeds: list[int], run_seed: Callabl
     write_text_atomic(results.with_suffix(".md"), text)
     print(text)
     return doc
+
+
+def append_text_atomic(path: Path, text: str, header: str = "") -> None:
+    """Append ``text`` to ``path`` (``header`` first when the file is new) by rewriting the whole file
+    atomically, so an interrupted benchmark never leaves half a record behind."""
+    path = Path(path)
+    write_text_atomic(path, (path.read_text() if path.is_file() else header) + text)
 
 
 def record_cpu_seconds(results: Path, start: float, markdown: Callable[[dict], str]) -> None:

@@ -9,7 +9,7 @@ with the encoder outputs shared (the default for networks whose encoders never s
 pattern); the same with sharing turned off. Every fit starts from the same initial network; the two
 scenario-aware fits must restore the same epoch with the same score and the same weights (checked).
 The three are interleaved ``--repeats`` times and the median kept, on 1 thread.
-Writes benchmarks/results/selection_cost.json.
+Writes benchmarks/results/selection_cost.json (or ``--out``).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
+from robustmm.io import write_json_atomic  # noqa: E402  (after sys.path gets the repository)
 from seed_runs import default_study_data  # noqa: E402  (after sys.path gets the repository)
 MODES = ("natural", "scenarios_shared", "scenarios_unshared")
 
@@ -40,6 +42,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--data-root", type=Path, default=None, help="reuse a generated cohort")
+    parser.add_argument("--out", type=Path, default=RESULTS / "selection_cost.json", help="results file")
     args = parser.parse_args()
     torch.set_num_threads(1)
 
@@ -95,10 +98,9 @@ def main() -> None:
         "extra_seconds_over_natural": {m: round(median[m] - median["natural"], 2) for m in MODES[1:]},
         "shared_and_unshared_restore_the_same_weights": True,
         "torch_threads": torch.get_num_threads(), "cpu_count": os.cpu_count(), "machine": platform.platform(),
-        "command": "python benchmarks/selection_cost.py " + " ".join(sys.argv[1:]),
+        "command": "python benchmarks/selection_cost.py " + shlex.join(sys.argv[1:]),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "selection_cost.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json_atomic(args.out, out)
     print(json.dumps(out, indent=2))
 
 

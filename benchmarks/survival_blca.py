@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -28,6 +30,7 @@ import numpy as np
 import torch
 
 from robustmm.config import load_study
+from robustmm.io import write_json_atomic, write_text_atomic
 from robustmm.methods.base import collect_predictions
 from robustmm.metrics.paired import paired_difference
 from robustmm.metrics.survival import concordance
@@ -89,7 +92,7 @@ def run_fold(data_root: Path, rna: int, dna: int, fold: int, methods: list[str],
             doc = {"seconds": {**seconds, "methods_in_run": len(result.methods)}, "predictions": preds,
                    "train_missing_counts": getattr(result.data.dataset, "train_missing_counts", {}),
                    "report": method.report_items()}
-            (out_dir / f"predictions_{method_id}.json").write_text(json.dumps(doc))
+            write_json_atomic(out_dir / f"predictions_{method_id}.json", doc)  # resume reads it: never half a file
     docs = {m: json.loads((out_dir / f"predictions_{m}.json").read_text()) for m in methods}
     return {"setting": setting_name(rna, dna), "fold": fold, "train_missing": missing,
             "train_missing_counts": next(iter(docs.values()))["train_missing_counts"],
@@ -183,13 +186,14 @@ def compute_totals(runs: list[dict]) -> tuple[float, float]:
     return cpu, wall
 
 
-def markdown(summary: dict, runs: list[dict], settings: list[tuple[int, int]]) -> str:
+def markdown(summary: dict, runs: list[dict], settings: list[tuple[int, int]], command: str) -> str:
     cells = {(c["method"], c["setting"], c["scenario"]): c for c in summary["cells"]}
     methods = list(dict.fromkeys(c["method"] for c in summary["cells"]))
     scenarios = list(dict.fromkeys(c["scenario"] for c in summary["cells"]))
+    folds = sorted({r["fold"] for r in runs})
     lines = ["# TCGA-BLCA survival: train/test missing grid (5-fold CV, C-index)", "",
              "Real TCGA-BLCA patients (PORPOISE table: clinical, rnaseq, cnv, mut). Each cell: mean C-index over "
-             "the 5 test folds [95% CI, bootstrap of patients within each test fold]. Rows: method and training "
+             f"the {len(folds)} test fold(s) {folds} [95% CI, bootstrap of patients within each test fold]. Rows: method and training "
              "setting (rnaA_dnaB = A% of training patients without rnaseq, another B% without cnv+mut). Columns: "
              "test setting (every test patient).", ""]
     lines.append("| method | training | " + " | ".join(scenarios) + " |")
@@ -229,7 +233,7 @@ def markdown(summary: dict, runs: list[dict], settings: list[tuple[int, int]]) -
         if any(c is not None for c in chosen):
             lines += ["", f"DisPro MultiPro epoch chosen on the validation NLL per fold: {chosen}"]
     if summary.get("dispro_vs_folds"):
-        lines += ["", "## DisPro minus the other methods, paired over the 5 folds (t-interval)", "",
+        lines += ["", f"## DisPro minus the other methods, paired over the {len(folds)} folds (t-interval)", "",
                   "| versus | training | test | mean difference [95% CI] | per fold | verdict |",
                   "|---|---|---|---|---|---|"]
         for c in summary["dispro_vs_folds"]:
@@ -238,7 +242,7 @@ def markdown(summary: dict, runs: list[dict], settings: list[tuple[int, int]]) -
                          f"{', '.join(f'{v:+.3f}' for v in c['per_fold'])} | dispro {c['verdict']} |")
     cpu, wall = compute_totals(runs)
     lines += ["", f"Compute: {len(runs)} (setting, fold) pairs, {cpu / 60:.1f} CPU minutes, {wall / 60:.1f} wall "
-              f"minutes (1 thread, shared 2-core machine)."]
+              f"minutes (1 thread, shared 2-core machine).", "", f"Command: `{command}`"]
     return "\n".join(lines) + "\n"
 
 
@@ -267,17 +271,17 @@ def main() -> None:
             runs.append(run_fold(args.data, rna, dna, fold, methods, args.work, args.set))
             print(f"{setting_name(rna, dna)} fold {fold}: {time.time() - started:.0f} s", flush=True)
     summary = summarize(runs, args.bootstrap)
-    doc = {"study": str(STUDY.relative_to(ROOT)), "data": str(args.data), "folds": folds,
+    doc = {"study": str(STUDY.relative_to(ROOT)), "command": "python benchmarks/survival_blca.py " + shlex.join(sys.argv[1:]),
+           "data": str(args.data), "folds": folds,
            "settings": [setting_name(*s) for s in settings], "bootstrap": args.bootstrap,
            "overrides": args.set, **summary,
            "compute": dict(zip(("cpu_seconds", "wall_seconds"), compute_totals(runs))),
            "dispro_reports": {f"{r['setting']}/fold_{r['fold']}": r["reports"].get("dispro") for r in runs
                               if "dispro" in r["reports"]},
            "train_missing_counts": {f"{r['setting']}/fold_{r['fold']}": r["train_missing_counts"] for r in runs}}
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "survival_blca.json").write_text(json.dumps(doc, indent=2) + "\n")
-    (args.out / "survival_blca.md").write_text(markdown(summary, runs, settings))
-    print(markdown(summary, runs, settings))
+    write_json_atomic(args.out / "survival_blca.json", doc)
+    write_text_atomic(args.out / "survival_blca.md", markdown(summary, runs, settings, doc["command"]))
+    print(markdown(summary, runs, settings, doc["command"]))
 
 
 if __name__ == "__main__":

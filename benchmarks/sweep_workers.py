@@ -5,7 +5,7 @@
 A tiny synthetic ADNI study (24^3 volumes, 120 subjects, dropout_baseline, 6 epochs) swept
 with ``robustmm sweep --no-final`` once with ``--workers 1`` and once with ``--workers 2``
 (default threads: 1 per worker for 2 workers; the available cores for 1 worker). Writes
-benchmarks/results/sweep_workers.json with both wall times, their ratio and the load average.
+benchmarks/results/sweep_workers.json (or ``--out``) with both wall times, their ratio and the load average.
 """
 
 from __future__ import annotations
@@ -21,7 +21,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
+
+from robustmm.io import write_json_atomic  # noqa: E402  (after sys.path gets the repository)
 
 STUDY = """
 name: sweep_bench
@@ -68,6 +71,7 @@ def sweep(study: Path, out: Path, workers: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--out", type=Path, default=RESULTS / "sweep_workers.json", help="results file")
     args = parser.parse_args()
     from robustmm.parallel import available_cores
 
@@ -88,8 +92,7 @@ def main() -> None:
            "ratio_2_over_1": round(two / one, 3), "holds": two <= one,
            "load_average_before": load_before, "load_average_after": load_after,
            "cpu_count": os.cpu_count(), "machine": platform.platform()}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "sweep_workers.json").write_text(json.dumps(out, indent=2) + "\n")
+    write_json_atomic(args.out, out)
     print(json.dumps(out, indent=2))
 
 

@@ -12,6 +12,8 @@ restored epoch. Test subjects are never scored.
 """
 from __future__ import annotations
 
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +22,13 @@ from sklearn.metrics import roc_auc_score
 
 from adni_runs import restored_network, run_parser, study_data, subset_scores, volume_norm_of_run
 from robustmm.data.batch import all_subsets
+from seed_runs import append_text_atomic
 
 
 def validation_subset_auc(run_dir: Path, seed: int, data_root: str, overrides: list[str],
-                          methods: list[str]) -> dict[str, dict[str, float]]:
+                          methods: list[str]) -> tuple[dict[str, dict[str, float]], bool]:
     """Per method: validation AUC per subset ("mri+pet", ...), their mean ("mean") and the
-    restored epoch ("epoch")."""
+    restored epoch ("epoch"); and whether the data are synthetic."""
     cfg, dataset, data = study_data(seed, data_root, [f"model.volume.norm={volume_norm_of_run(run_dir)}", *overrides])
     batch = data.full_batch("val")
     modalities = dict(data.modalities)
@@ -40,20 +43,26 @@ def validation_subset_auc(run_dir: Path, seed: int, data_root: str, overrides: l
         row["mean"] = float(np.mean(list(row.values())))
         row["epoch"] = epoch
         table[method] = row
-    return table
+    return table, bool(dataset.synthetic)
 
 
 def main() -> None:
     p = run_parser(__doc__)
     p.add_argument("--methods", nargs="+", default=["complete_only", "dropout_baseline", "mmanet"])
+    p.add_argument("--out", type=Path, help="also append the table, with its command, to this Markdown file")
     args = p.parse_args()
     torch.set_num_threads(1)
-    table = validation_subset_auc(args.run_dir, args.seed, args.data_root, args.overrides, args.methods)
+    table, synthetic = validation_subset_auc(args.run_dir, args.seed, args.data_root, args.overrides, args.methods)
     columns = list(next(iter(table.values())))
-    print("| method | " + " | ".join(columns) + " |")
-    print("|---|" + "---|" * len(columns))
+    lines = ["| method | " + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
     for method, row in table.items():
-        print(f"| {method} | " + " | ".join(f"{row[c]:.3f}" if c != "epoch" else str(row[c]) for c in columns) + " |")
+        lines.append(f"| {method} | " + " | ".join(f"{row[c]:.3f}" if c != "epoch" else str(row[c]) for c in columns)
+                     + " |")
+    print("\n".join(lines))
+    if args.out:
+        append_text_atomic(args.out, "\n".join([
+            f"Validation AUC per modality subset{' (SYNTHETIC DATA)' if synthetic else ''}, run {args.run_dir}.", "",
+            f"Command: `python benchmarks/validation_subsets.py {shlex.join(sys.argv[1:])}`", "", *lines, "", ""]))
 
 
 if __name__ == "__main__":

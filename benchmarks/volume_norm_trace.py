@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +33,8 @@ from robustmm.methods.baseline import BaselineOptions, modality_dropout
 from robustmm.metrics.classification import auc_score
 from robustmm.missing.scenarios import build_scenario
 from robustmm.models.factory import create_model
+from seed_runs import append_text_atomic
+
 SUBSETS = (("pet",), ("mri",), ("clinical",), ("pet", "clinical"), ("mri", "pet", "clinical"))
 
 
@@ -87,7 +90,7 @@ def markdown(rows: list[dict], norm: str, command: str) -> str:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seed", type=int, default=0, help="study seed (split, initialisation, dropout masks)")
     p.add_argument("--data-root", default="datasets/adni_synth")
     p.add_argument("--set", dest="overrides", action="append", default=[], help="a study override (repeatable)")
@@ -97,15 +100,12 @@ def main() -> None:
     args = p.parse_args()
     torch.set_num_threads(1)
     command = (f"python benchmarks/volume_norm_trace.py --seed {args.seed} --data-root {args.data_root} "
-               + " ".join(f"--set {o}" for o in args.overrides) + f" --epochs {args.epochs} --norm {' '.join(args.norm)}")
-    if not args.out.exists():
-        args.out.write_text("# Volume-encoder norm and a dropout-trained ADNI network (SYNTHETIC DATA)\n\n"
-                            "Written by benchmarks/volume_norm_trace.py: training and validation subjects only, "
-                            "1 thread, CPU.\n\n")
+               + " ".join(f"--set {shlex.quote(o)}" for o in args.overrides) + f" --epochs {args.epochs} --norm {' '.join(args.norm)}")
+    header = ("# Volume-encoder norm and a dropout-trained ADNI network (SYNTHETIC DATA)\n\n"
+              "Written by benchmarks/volume_norm_trace.py: training and validation subjects only, 1 thread, CPU.\n\n")
     for norm in args.norm:
         text = markdown(trace(args.seed, norm, args.epochs, args.data_root, args.overrides), norm, command)
-        with args.out.open("a") as f:
-            f.write(text)
+        append_text_atomic(args.out, text, header)
 
 
 if __name__ == "__main__":

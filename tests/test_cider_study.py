@@ -65,3 +65,15 @@ def test_a_too_small_vocab_size_stops_the_study_before_any_method_trains(tmp_pat
     largest = max(int(ds.token_ids(split).max()) for split in ("train", "val", "test"))
     assert f"option vocab_size is 50, but the largest token id of the data is {largest};" in str(info.value)
     assert not list((tmp_path / "runs").rglob("checkpoints/*/*"))  # the baseline (trained first) never started
+
+
+def test_a_regression_target_stops_the_study_before_any_method_trains(tmp_path: Path) -> None:
+    """CIDer is a classifier: the study says so before the baseline (trained first) spends its time."""
+    from robustmm.errors import ConfigError
+
+    cfg = load_study(REPO / "studies" / "mosi_rmfm.yaml",
+                     [f"data.root={tmp_path / 'mosi'}", f"output_dir={tmp_path / 'runs'}", *TINY,
+                      "data.options.target=regression"])
+    with pytest.raises(ConfigError, match=r"method 'cider' \(cider\) is a classifier.*the task is 'regression'"):
+        run_study(cfg, progress=False)
+    assert not list((tmp_path / "runs").rglob("checkpoints/*/*"))

@@ -133,14 +133,16 @@ def test_options_and_data_are_checked(aligned_file: Path) -> None:
 def test_vocab_size_is_checked_against_every_id_the_embedding_looks_up() -> None:
     from types import SimpleNamespace
 
+    from robustmm.data.base import TaskSpec
     from robustmm.data.batch import ModalitySpec
     from robustmm.methods.cider.method import CIDer, CIDerOptions
 
     ids = {"train": torch.tensor([[101, 7, 20, 102, 0]]), "val": torch.tensor([[101, 3, 102, 0, 0]]),
            "test": torch.tensor([[101, 9, 102, 0, 0]])}  # largest data id: 102
-    data = SimpleNamespace(
-        modalities={"text": ModalitySpec("text", "tokens", (5,), special_ids=(101, 102), unk_id=100, pad_id=0)},
-        loader=lambda split: [SimpleNamespace(inputs={"text": ids[split]})])
+    modalities = {"text": ModalitySpec("text", "tokens", (5,), special_ids=(101, 102), unk_id=100, pad_id=0),
+                  "audio": ModalitySpec("audio", "sequence", (5, 2)), "vision": ModalitySpec("vision", "sequence", (5, 3))}
+    data = SimpleNamespace(modalities=modalities, task=TaskSpec("multiclass", 3),
+                           loader=lambda split: [SimpleNamespace(inputs={"text": ids[split]})])
     with pytest.raises(ConfigError, match=r"vocab_size is 50, but the largest token id of the data is 102;.*at "
                                           r"least 103"):
         CIDer.check_data(CIDerOptions(vocab_size=50, maci=False), data, "cider")
@@ -154,7 +156,44 @@ def test_vocab_size_is_checked_against_every_id_the_embedding_looks_up() -> None
     def no_pass(split):
         raise AssertionError("the token arrays in memory answer without a pass over the data")
 
-    from_arrays = SimpleNamespace(modalities=data.modalities, loader=no_pass,
+    from_arrays = SimpleNamespace(modalities=data.modalities, task=data.task, loader=no_pass,
                                   dataset=SimpleNamespace(largest_token_id=lambda: 102))
     with pytest.raises(ConfigError, match=r"the largest token id of the data is 102"):
         CIDer.check_data(CIDerOptions(vocab_size=50, maci=False), from_arrays, "cider")
+
+
+def test_check_data_refuses_other_modalities_or_a_non_classification_task() -> None:
+    """The study calls check_data before any method trains, so these must be said there."""
+    from types import SimpleNamespace
+
+    from robustmm.data.base import TaskSpec
+    from robustmm.data.batch import ModalitySpec
+    from robustmm.methods.cider.method import CIDer, CIDerOptions
+
+    sequences = {m: ModalitySpec(m, "sequence", (5, 2)) for m in ("text", "audio", "vision")}
+    ok = SimpleNamespace(modalities=sequences, task=TaskSpec("multiclass", 3))
+    CIDer.check_data(CIDerOptions(), ok, "c")  # feature text: nothing more to check
+    without_vision = SimpleNamespace(modalities={k: v for k, v in sequences.items() if k != "vision"},
+                                     task=ok.task)
+    with pytest.raises(ConfigError, match=r"method 'c' \(cider\) needs exactly the modalities text, audio and vision; "
+                                          r"the data have \['audio', 'text'\]"):
+        CIDer.check_data(CIDerOptions(), without_vision, "c")
+    table_audio = SimpleNamespace(modalities={**sequences, "audio": ModalitySpec("audio", "table", (4,))}, task=ok.task)
+    with pytest.raises(ConfigError, match="audio/vision sequences"):
+        CIDer.check_data(CIDerOptions(), table_audio, "c")
+    with pytest.raises(ConfigError, match="the task is 'regression'"):
+        CIDer.check_data(CIDerOptions(), SimpleNamespace(modalities=sequences, task=TaskSpec("regression", 1)), "c")
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"tau_grid": [0.0, float("nan")]}, r"'methods\.1\.tau_grid\.1': Input should be a finite number \(got nan\)"),
+    ({"tau_grid": []}, r"'methods\.1\.tau_grid': List should have at least 1 item"),
+    ({"tau_rates": [0.0, 1.5]}, r"'methods\.1\.tau_rates\.1': Input should be less than or equal to 1 \(got 1\.5\)"),
+    ({"lambda_rep": float("inf")}, r"'methods\.1\.lambda_rep': Input should be a finite number \(got inf\)"),
+])
+def test_option_values_name_their_key(options: dict, message: str) -> None:
+    from robustmm.config.schema import MethodConfig
+    from robustmm.methods.base import method_options
+
+    with pytest.raises(ConfigError, match=message):
+        method_options(MethodConfig(name="cider", **options), "methods.1")

@@ -302,6 +302,60 @@ def test_signatures_from_data_options_group_omics_columns(tmp_path: Path) -> Non
                                         options={"signatures": str(tmp_path / "absent.csv")}))
 
 
+def test_method_signatures_report_unmatched_genes_as_the_data_option_does(tmp_path: Path,
+                                                                         caplog: pytest.LogCaptureFixture) -> None:
+    """The method's ``signatures: {rnaseq: file}``: genes that match no rnaseq column and pathways
+    left without one are logged and put in the data report's notes (they were dropped silently); a
+    file with no matching gene, a missing file, a non-table modality and an unknown modality are
+    refused by check_data, which the study calls before any method trains."""
+    from types import SimpleNamespace
+
+    from robustmm.config.schema import MethodConfig, SplitConfig
+    from robustmm.data.batch import ModalitySpec
+    from robustmm.methods.base import method_options
+    from robustmm.methods.dispro.method import DisPro
+
+    ds = build_dataset(GenericDataConfig(kind="tcga_porpoise", root=tmp_path / "syn",
+                                         synthetic={"patients": 40, "seed": 4}, options={"clip": 5}))
+    data = DataModule(ds, SplitConfig(folds=4, fold=0), seed=0, batch_size=8)
+    sig = tmp_path / "rna.csv"
+    pd.DataFrame({"kept": ["G000", "NOPE1", "G001"], "gone": ["NOPE2", "NOPE1", ""]}).to_csv(sig, index=False)
+
+    def check(**options):
+        DisPro.check_data(method_options(MethodConfig(**{**SMALL_DISPRO, **options}), "methods.0"), data, "dispro")
+
+    notes_before = list(ds.report.notes)
+    with caplog.at_level("WARNING", logger="robustmm"):
+        check(signatures={"rnaseq": str(sig)})
+    new = ds.report.notes[len(notes_before):]
+    assert new == [f"method 'dispro' option signatures.rnaseq ({sig}): 2 of 4 signature gene(s) match nothing in the "
+                   f"columns of rnaseq and are left out (e.g. NOPE1, NOPE2)",
+                   f"method 'dispro' option signatures.rnaseq ({sig}): 1 pathway(s) have no gene in the columns of "
+                   f"rnaseq and are dropped: gone"]
+    assert [r.getMessage() for r in caplog.records if "signatures.rnaseq" in r.getMessage()] == new
+    bad = tmp_path / "bad.csv"
+    pd.DataFrame({"p": ["XYZ1", "XYZ2"]}).to_csv(bad, index=False)
+    with pytest.raises(DataError, match=r"method 'dispro' option signatures.rnaseq: no gene of .*bad.csv matches a "
+                                        r"column of rnaseq \(columns look like \['G000_rnaseq'"):
+        check(signatures={"rnaseq": str(bad)})
+    with pytest.raises(DataError, match=r"method 'dispro' option signatures.cnv: .*absent.csv: signatures file not "
+                                        r"found"):
+        check(signatures={"cnv": str(tmp_path / "absent.csv")})
+    with pytest.raises(ConfigError, match=r"option signatures names modalities the data do not have \['rna'\]"):
+        check(signatures={"rna": str(sig)})
+    with pytest.raises(ConfigError, match=r"option prompt_names names modalities the data do not have \['rna'\]"):
+        check(prompt_names={"rna": "gene expression"})
+    bag = SimpleNamespace(modalities={**data.modalities, "wsi": ModalitySpec("wsi", "bag", (5, 8))}, task=data.task,
+                          dataset=ds)
+    with pytest.raises(ConfigError, match=r"option signatures groups the columns of table modalities; "
+                                          r"\{'wsi': 'bag'\} are not tables"):
+        DisPro.check_data(method_options(MethodConfig(**SMALL_DISPRO, signatures={"wsi": str(sig)}), "methods.0"),
+                          bag, "dispro")
+    with pytest.raises(ConfigError, match=r"method 'dispro' \(dispro\): text_encoder .* is not a local folder"):
+        check(text_encoder=str(tmp_path / "no_model"))
+    assert ds.report.notes[len(notes_before):] == new  # the refused checks added nothing
+
+
 def test_readouts_carry_token_signal(tmp_path: Path) -> None:
     """The pooled readouts change when a patient's tokens change even where [CLS] hardly does."""
     from robustmm.config.schema import MethodConfig, ModelConfig, SplitConfig, TrainingConfig

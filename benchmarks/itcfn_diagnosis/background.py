@@ -1,4 +1,7 @@
-import sys, torch
+"""The share of the train-mean PET template's MAE that lies in background voxels (template < -0.9 / -0.8).
+SYNTHETIC DATA (the cohort of load.py); run from the repository root."""
+import argparse, sys, torch
+argparse.ArgumentParser(description=__doc__).parse_args()
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); torch.set_num_threads(1)
 from load import load
 cfg, data, d = load()

@@ -1,11 +1,16 @@
-import sys, torch, torch.nn.functional as F
+"""Codebook / encoder collapse over the first 60 Adam steps of the default VQ-VAE generator.
+SYNTHETIC DATA (the cohort of load.py); run from the repository root."""
+import argparse, sys, torch, torch.nn.functional as F
+_parser = argparse.ArgumentParser(description=__doc__)
+_parser.add_argument("lr", type=float, help="Adam learning rate")
+args = _parser.parse_args()
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); torch.set_num_threads(1); torch.manual_seed(0)
 from load import load
 from robustmm.methods.itcfn.generator import PetGenerator
 cfg, data, d = load()
 tr, va = d["train"], d["val"]
 template = tr["pet"].mean(0)
-lr = float(sys.argv[1])
+lr = args.lr
 g = PetGenerator(tuple(tr["mri"].shape[1:])); g.set_template(template)
 print(g.vqvae.encoder.blocks[-1], g.vqvae.quantizer.quantizer.commitment_cost, g.vqvae.quantizer.quantizer.decay)
 g.init_codebook(tr["mri"][:8])

@@ -1,4 +1,13 @@
-import sys, time, numpy as np, torch, torch.nn.functional as F
+"""The VQ-VAE trained as the generator stage trains it (L1 + VQ, no adversarial term): test MAE, codes
+used, between-subject sd of the output, correlation of its h(c)-pattern projection with h(c).
+SYNTHETIC DATA (the cohort of load.py); run from the repository root. ITCFN_DIAG_EVAL=val scores the
+validation subjects, ITCFN_DIAG_NO_VQ=1 bypasses the quantiser; the weights go to
+/tmp/itcfn_diagnosis_g12.pt."""
+import argparse, sys, time, numpy as np, torch, torch.nn.functional as F
+_parser = argparse.ArgumentParser(description=__doc__)
+_parser.add_argument("lr", type=float, help="Adam learning rate")
+_parser.add_argument("epochs", type=int)
+args = _parser.parse_args()
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); torch.set_num_threads(1); torch.manual_seed(0)
 from load import load
 from robustmm.methods.itcfn.generator import PetGenerator
@@ -26,7 +35,7 @@ enc = g.vqvae.encode(x); print("latent shape", tuple(enc.shape))
 enc[0, :, 4, 5, 4].sum().backward(); nz = np.argwhere(x.grad[0, 0].abs().numpy() > 0); print("latent RF extent (voxels)", nz.max(0) - nz.min(0) + 1)
 x.grad = None; out, _ = g(x, subject=False); out[0, 0, 16, 20, 16].backward(); nz = np.argwhere(x.grad[0, 0].abs().numpy() > 0); print("output voxel RF extent", nz.max(0) - nz.min(0) + 1)
 g.init_codebook(tr["mri"][:8])
-opt = torch.optim.Adam(g.parameters(), lr=float(sys.argv[1])); EPOCHS=int(sys.argv[2])
+opt = torch.optim.Adam(g.parameters(), lr=args.lr); EPOCHS = args.epochs
 q = g.vqvae.quantizer
 def codes(m):
     with torch.no_grad():

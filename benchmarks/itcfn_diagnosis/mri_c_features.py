@@ -1,4 +1,7 @@
-import sys, numpy as np, torch
+"""How well single MRI features at 1x / 2x / 4x pooling show the latent c and c^2 (PET's MRI-derived
+signal h(c)). SYNTHETIC DATA (the cohort of load.py); run from the repository root."""
+import argparse, sys, numpy as np, torch
+argparse.ArgumentParser(description=__doc__).parse_args()
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); torch.set_num_threads(1)
 from load import load
 cfg, data, d = load()

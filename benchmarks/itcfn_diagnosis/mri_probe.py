@@ -9,6 +9,7 @@ The cohort comes from ITCFN_DIAG_ROOT / ITCFN_DIAG_SET (see load.py); ``TSEED`` 
 
     python benchmarks/itcfn_diagnosis/mri_probe.py label|hc EPOCHS
 """
+import argparse
 import os
 import sys
 
@@ -24,11 +25,15 @@ from load import load  # noqa: E402
 from robustmm.config import load_study  # noqa: E402
 from robustmm.models.encoders import VolumeEncoder  # noqa: E402
 
+_parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+_parser.add_argument("mode", choices=("label", "hc"), help="the target: the label or the true h(c)")
+_parser.add_argument("epochs", type=int)
+args = _parser.parse_args()
 torch.set_num_threads(1)
 _, _, d = load(seed=int(os.environ.get("SSEED", "0")))
 tr, va, te = d["train"], d["val"], d["test"]
 torch.manual_seed(int(os.environ.get("TSEED", "0")))
-mode, epochs = sys.argv[1], int(sys.argv[2])
+mode, epochs = args.mode, args.epochs
 model_cfg = load_study("studies/adni_mci.yaml", ["training.device=cpu"], None).model
 
 

@@ -9,6 +9,7 @@ switched off one at a time to see which dominates the voxel MAE.
 
     PYTHONPATH=$PWD OMP_NUM_THREADS=1 python benchmarks/itcfn_diagnosis/nuisance_budget.py
 """
+import argparse
 import sys
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def simulate(n, seed, noise=True, texture=True, shift=True, scale=True, pet_kwar
     orig = (synth._shifted, synth._TextureBank.draw)
     try:
         if not shift:
-            synth._shifted = lambda g, r: (r.normal(0, 0.03, size=3), g)[1]
+            synth._shifted = lambda g, r, scale=1.0: (r.normal(0, 0.03, size=3), g)[1]
         if not texture:
             synth._TextureBank.draw = lambda self, r, s: (r.integers(12), r.integers(0, NATIVE), 0.0)[2]
         for i in range(n):
@@ -75,6 +76,8 @@ def budget(name, **kw):
 
 
 if __name__ == "__main__":
+    argparse.ArgumentParser(description=__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter).parse_args()
     budget("cohort as written")
     budget("no voxel noise", noise=False)
     budget("no texture", texture=False)

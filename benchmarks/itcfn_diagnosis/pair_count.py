@@ -11,6 +11,7 @@ direction fitted on the training pairs.
 ``cosine``: the study trainer's optimiser and schedule (AdamW, weight decay 1e-4, one warm-up epoch, cosine
 decay over EPOCHS) instead of Adam at a constant learning rate.
 """
+import argparse
 import os
 import sys
 import time
@@ -25,11 +26,16 @@ from robustmm.data.datamodule import DataModule  # noqa: E402
 from robustmm.data.registry import build_dataset  # noqa: E402
 from robustmm.methods.itcfn.generator import PetGenerator  # noqa: E402
 
+_parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+_parser.add_argument("pairs", type=int, help="training pairs used (the first N)")
+_parser.add_argument("epochs", type=int)
+_parser.add_argument("lr", type=float, nargs="?", default=2e-4)
+_parser.add_argument("schedule", nargs="?", choices=("cosine",), help="the study trainer's schedule")
+args = _parser.parse_args()
 torch.set_num_threads(1)
 torch.manual_seed(0)
-pairs, epochs = int(sys.argv[1]), int(sys.argv[2])
-lr = float(sys.argv[3]) if len(sys.argv) > 3 else 2e-4
-cosine = sys.argv[4:] == ["cosine"]
+pairs, epochs, lr = args.pairs, args.epochs, args.lr
+cosine = args.schedule == "cosine"
 cfg = load_study("studies/adni_mci_itcfn.yaml", ["seed=0", "training.device=cpu",
                  f"data.root={os.environ['ITCFN_DIAG_ROOT']}",
                  *[x for x in os.environ.get("ITCFN_DIAG_SET", "").split(",") if x]], None)

@@ -1,7 +1,14 @@
-import sys, numpy as np, torch, torch.nn.functional as F
+"""Closed-form ridge read-outs of the PET residual from MRI (linear, linear + squares) at several
+penalties. SYNTHETIC DATA (the cohort of load.py); run from the repository root."""
+import argparse, sys, numpy as np, torch, torch.nn.functional as F
+_parser = argparse.ArgumentParser(description=__doc__)
+_parser.add_argument("rho", type=int, nargs="?", default=1, choices=(0, 1),
+                     help="data.synthetic.pet_from_mri of the cohort (1: datasets/adni_synth_pet_from_mri, "
+                          "0: datasets/adni_synth)")
+args = _parser.parse_args()
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); torch.set_num_threads(1)
 from load import load
-rho = int(sys.argv[1]) if len(sys.argv) > 1 else 1
+rho = args.rho
 cfg, data, d = load("datasets/adni_synth_pet_from_mri" if rho else "datasets/adni_synth", rho)
 tr, va, te = d["train"], d["val"], d["test"]
 h = lambda c: (c**2-1)/np.sqrt(2)

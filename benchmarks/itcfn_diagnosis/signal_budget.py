@@ -1,4 +1,8 @@
-import sys, time, numpy as np, torch
+"""How much of the PET voxel MAE the MRI-derived signal can explain (per-voxel least squares on the true
+h(c)) and where it lives. SYNTHETIC DATA (the cohort of load.py); run from the repository root. Writes
+/tmp/itcfn_diagnosis_corr.npy and /tmp/itcfn_diagnosis_mcorr.npy (voxel correlation maps)."""
+import argparse, sys, time, numpy as np, torch
+argparse.ArgumentParser(description=__doc__).parse_args()
 sys.path.insert(0, str(__import__("pathlib").Path(__file__).resolve().parent)); torch.set_num_threads(1)
 from load import load
 t=time.time(); cfg, data, d = load(); print("load", time.time()-t, {k: v["mri"].shape for k, v in d.items()})

@@ -10,6 +10,7 @@ output is its bias, the same volume for every subject).
 
     python benchmarks/itcfn_diagnosis/translator_toy.py LR EPOCHS
 """
+import argparse
 import os
 import sys
 import time
@@ -21,6 +22,10 @@ from monai.networks.nets import VQVAE
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from load import load  # noqa: E402
 
+_parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+_parser.add_argument("lr", type=float)
+_parser.add_argument("epochs", type=int)
+args = _parser.parse_args()
 torch.set_num_threads(1)
 torch.manual_seed(int(os.environ.get("TSEED", "0")))
 _, _, d = load()
@@ -46,9 +51,9 @@ def alive(mri):
     return float((h > 0).float().mean())
 
 
-opt = torch.optim.Adam(net.parameters(), lr=float(sys.argv[1]))
+opt = torch.optim.Adam(net.parameters(), lr=args.lr)
 start = time.time()
-for epoch in range(int(sys.argv[2])):
+for epoch in range(args.epochs):
     net.train()
     perm = torch.randperm(len(tr["mri"]))
     for i in range(0, len(perm), 8):

@@ -37,9 +37,10 @@ _METHODS: dict[str, type["Method"]] = {}
 
 
 class MethodOptions(BaseModel):
-    """Base of every method's options (unknown keys are errors)."""
+    """Base of every method's options (unknown keys are errors, and so are inf and nan, which no
+    weight, rate or learning rate can take)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 @dataclass

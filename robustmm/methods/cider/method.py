@@ -9,6 +9,8 @@ Study options (all optional)::
       heads: 8
       dropout: 0.1          # residual, feed-forward and output dropout
       attn_dropout: 0.0     # on the MCT attention weights
+      token_dim: 64         # token-id text: size of the learned token embedding
+      vocab_size: 30522     # token-id text: every id must be below it (checked before training)
       mssd: true            # false: no L_rep / L_attn / L_rec (both steps kept)
       lambda_rep: 0.5
       lambda_attn: 0.1
@@ -21,6 +23,8 @@ Study options (all optional)::
       bias_cv_classes: reference  # 3 classes: CV over negative/positive only (the reference); or all
       tau_grid: [0.0, 0.1, ..., 3.0]
       tau_rates: [0.0]      # RMFM rates of the validation split on which tau is chosen
+      epochs: null          # null: training.epochs
+      lr: null              # null: training.lr
 
 Needs the modalities ``text`` (token ids or BERT features), ``audio`` and ``vision``
 (sequences) and a classification task (e.g. MMSA ``target: class3`` or ``class7``).
@@ -31,7 +35,7 @@ from __future__ import annotations
 import html
 import math
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import torch
@@ -74,8 +78,10 @@ class CIDerOptions(MethodOptions):
     #: every class otherwise) or "all"
     bias_cv_classes: Literal["reference", "all"] = "reference"
     bias_top_k: int = Field(100, ge=1)
-    tau_grid: list[float] = Field(default_factory=lambda: list(DEFAULT_TAU_GRID))
-    tau_rates: list[float] = Field(default_factory=lambda: [0.0])
+    tau_grid: list[Annotated[float, Field(ge=0.0)]] = Field(default_factory=lambda: list(DEFAULT_TAU_GRID),
+                                                           min_length=1)
+    #: RMFM rates of the validation split on which tau is chosen
+    tau_rates: list[Annotated[float, Field(ge=0.0, le=1.0)]] = Field(default_factory=lambda: [0.0], min_length=1)
     epochs: int | None = Field(None, ge=1)
     lr: float | None = Field(None, gt=0)
 
@@ -83,10 +89,6 @@ class CIDerOptions(MethodOptions):
     def _consistent(self) -> "CIDerOptions":
         if self.hidden % self.heads:
             raise ValueError(f"hidden ({self.hidden}) must be divisible by heads ({self.heads})")
-        if not self.tau_grid or min(self.tau_grid) < 0:
-            raise ValueError("tau_grid must list at least one tau >= 0")
-        if not self.tau_rates or any(not 0.0 <= r <= 1.0 for r in self.tau_rates):
-            raise ValueError("tau_rates must list RMFM rates in [0, 1]")
         return self
 
 
@@ -96,19 +98,8 @@ class CIDer(Method):
 
     def __init__(self, options: CIDerOptions, context: MethodContext) -> None:
         super().__init__(options, context)
+        self.check_modalities_and_task(context.modalities, context.task, context.method_id)
         specs = context.modalities
-        missing = [m for m in MODALITIES if m not in specs]
-        if missing or len(specs) != 3:
-            raise ConfigError(f"method '{context.method_id}' (cider) needs exactly the modalities text, audio and "
-                              f"vision; the data have {sorted(specs)}")
-        if specs["text"].kind not in ("tokens", "sequence") or any(specs[m].kind != "sequence"
-                                                                   for m in ("audio", "vision")):
-            raise ConfigError(f"method '{context.method_id}' (cider): text must be token ids or a feature sequence "
-                              f"and audio/vision sequences (got {[specs[m].kind for m in MODALITIES]})")
-        if context.task.kind not in ("binary", "multiclass"):
-            raise ConfigError(f"method '{context.method_id}' (cider) is a classifier (its causal module averages over "
-                              f"classes); the task is {context.task.kind!r}. For MMSA data use "
-                              "data.options.target: class3 or class7")
         self.task = task_adapter(context.task)
         self.num_classes = context.task.num_classes
         o = options
@@ -119,14 +110,31 @@ class CIDer(Method):
         self.tau_curve: dict[float, float] = {}
         self.bias_words = BiasWords([], {}, {})
 
+    @staticmethod
+    def check_modalities_and_task(specs: dict[str, Any], task: Any, method_id: str) -> None:
+        """CIDer's network is built for text, audio and vision sequences and a classification head."""
+        missing = [m for m in MODALITIES if m not in specs]
+        if missing or len(specs) != 3:
+            raise ConfigError(f"method '{method_id}' (cider) needs exactly the modalities text, audio and "
+                              f"vision; the data have {sorted(specs)}")
+        if specs["text"].kind not in ("tokens", "sequence") or any(specs[m].kind != "sequence"
+                                                                   for m in ("audio", "vision")):
+            raise ConfigError(f"method '{method_id}' (cider): text must be token ids or a feature sequence "
+                              f"and audio/vision sequences (got {[specs[m].kind for m in MODALITIES]})")
+        if task.kind not in ("binary", "multiclass"):
+            raise ConfigError(f"method '{method_id}' (cider) is a classifier (its causal module averages over "
+                              f"classes); the task is {task.kind!r}. For MMSA data use "
+                              "data.options.target: class3 or class7")
+
     @classmethod
     def check_data(cls, options: CIDerOptions, data: Any, method_id: str) -> None:
-        """Token-id text: every id the embedding looks up (the data's, the unknown-word fill, the
-        counterfactual [MASK]) must be below ``vocab_size``; a larger one stops training midway
-        with an IndexError."""
-        text = data.modalities.get("text")
-        if text is None or text.kind != "tokens":
-            return  # the constructor names what the modalities lack
+        """The modalities and the task (see :meth:`check_modalities_and_task`); for token-id text,
+        every id the embedding looks up (the data's, the unknown-word fill, the counterfactual
+        [MASK]) must be below ``vocab_size``: a larger one stops training midway with an IndexError."""
+        cls.check_modalities_and_task(dict(data.modalities), data.task, method_id)
+        text = data.modalities["text"]
+        if text.kind != "tokens":
+            return
         dataset = getattr(data, "dataset", None)
         largest = (dataset.largest_token_id() if hasattr(dataset, "largest_token_id") else
                    max((int(batch.inputs["text"].max()) for split in ("train", "val", "test")  # any other dataset

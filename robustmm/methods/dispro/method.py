@@ -14,12 +14,18 @@ from torch import Tensor, nn
 
 from robustmm.config.schema import RandomModalityScenario, ScenarioConfig
 from robustmm.data.batch import Batch
-from robustmm.data.tcga import read_signatures
-from robustmm.errors import ConfigError
+from robustmm.data.tcga import read_signatures, signature_notes
+from robustmm.errors import ConfigError, DataError
 from robustmm.methods.base import Method, MethodContext, MethodOptions, register_method
 from robustmm.methods.dispro.multipro import MultiPro, MultiProStage
 from robustmm.methods.dispro.text import FrozenTextModel, load_text_model
-from robustmm.methods.dispro.tokens import build_tokenizer, chunk_groups, signature_groups, signature_matches
+from robustmm.methods.dispro.tokens import (
+    build_tokenizer,
+    chunk_groups,
+    signature_coverage,
+    signature_groups,
+    signature_matches,
+)
 from robustmm.methods.dispro.unipro import MODALITY_DESCRIPTIONS, PromptLearner, UniPro, UniProStage, class_prompts
 from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import build_scenario
@@ -90,16 +96,7 @@ class DisPro(Method):
 
     def __init__(self, options: DisProOptions, context: MethodContext) -> None:
         super().__init__(options, context)
-        if context.task.kind != "survival" or context.task.num_classes < 2:
-            raise ConfigError(f"method '{context.method_id}' (dispro) needs a discrete-time survival task with >= 2 "
-                              f"bins (got {context.task.kind} with {context.task.num_classes} outputs); use "
-                              f"survival_head: discrete in data.options")
-        if len(context.modalities) < 2:
-            raise ConfigError(f"method '{context.method_id}' (dispro) needs at least two modalities, the data have "
-                              f"{list(context.modalities)}")
-        unknown = sorted(set(options.signatures) - set(context.modalities))
-        if unknown:
-            raise ConfigError(f"method '{context.method_id}': signatures name unknown modalities {unknown}")
+        self.check_modalities_and_task(options, context.modalities, context.task, context.method_id)
         self.task = task_adapter(context.task)
         self.n_bins = context.task.num_classes
         self.text: FrozenTextModel | None = None
@@ -110,6 +107,59 @@ class DisPro(Method):
         self.unipro: nn.ModuleDict | None = None
         self.multipro: MultiPro | None = None
         self.multipro_epoch = -1
+
+    @staticmethod
+    def check_modalities_and_task(options: DisProOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
+        """A discrete-time survival task, two modalities or more, and options that name only the
+        data's modalities (signatures: table modalities)."""
+        if task.kind != "survival" or task.num_classes < 2:
+            raise ConfigError(f"method '{method_id}' (dispro) needs a discrete-time survival task with >= 2 "
+                              f"bins (got {task.kind} with {task.num_classes} outputs); use "
+                              f"survival_head: discrete in data.options")
+        if len(specs) < 2:
+            raise ConfigError(f"method '{method_id}' (dispro) needs at least two modalities, the data have "
+                              f"{list(specs)}")
+        for option in ("signatures", "prompt_names"):
+            unknown = sorted(set(getattr(options, option)) - set(specs))
+            if unknown:
+                raise ConfigError(f"method '{method_id}': option {option} names modalities the data do not have "
+                                  f"{unknown} (the data have {list(specs)})")
+        not_tables = {m: specs[m].kind for m in options.signatures if specs[m].kind != "table"}
+        if not_tables:
+            raise ConfigError(f"method '{method_id}': option signatures groups the columns of table modalities; "
+                              f"{not_tables} are not tables")
+
+    @classmethod
+    def check_data(cls, options: DisProOptions, data: Any, method_id: str) -> None:
+        """Before any method of the study trains: the task and modalities, the text encoder (loaded
+        once per process, so nothing is wasted) and each ``signatures`` file against its table's
+        columns. Genes that match no column and pathways left without one go to the log and the
+        data report, as for ``data.options.signatures``; a file of which no gene matches is an error."""
+        cls.check_modalities_and_task(options, dict(data.modalities), data.task, method_id)
+        try:
+            load_text_model(options.text_encoder, options.fusion_layers)
+        except ConfigError as exc:
+            raise ConfigError(f"method '{method_id}' (dispro): {exc}") from None
+        dataset = getattr(data, "dataset", None)
+        for m, path in options.signatures.items():
+            names = getattr(dataset, "feature_names", {}).get(m)
+            if names is None:
+                raise ConfigError(f"method '{method_id}': signatures for {m!r} need a table dataset with column names")
+            try:
+                names_and_genes = read_signatures(Path(path))
+            except DataError as exc:
+                raise DataError(f"method '{method_id}' option signatures.{m}: {exc}") from None
+            pathways = list(zip(*names_and_genes))
+            unmatched, dropped = signature_coverage(names, pathways)
+            if len(dropped) == len(pathways):
+                raise DataError(f"method '{method_id}' option signatures.{m}: no gene of {path} matches a column of "
+                                f"{m} (columns look like {list(names[:3])}); the rows must be gene symbols such as "
+                                f"TP53, matching columns TP53 or TP53_{m}")
+            notes = signature_notes(f"method '{method_id}' option signatures.{m} ({path})", unmatched,
+                                    len({g for _, genes in pathways for g in genes}), dropped, f"the columns of {m}")
+            report = getattr(dataset, "report", None)
+            if report is not None:
+                report.notes += notes
 
     # ------------------------------------------------------------------ construction
     def _column_groups(self, data: Any) -> None:

@@ -54,6 +54,17 @@ def signature_matches(feature_names: Sequence[str], genes: Sequence[Sequence[str
     return any(_symbols(str(n)) & wanted for n in feature_names)
 
 
+def signature_coverage(feature_names: Sequence[str], pathways: Sequence[tuple[str, Sequence[str]]]
+                       ) -> tuple[list[str], list[str]]:
+    """The signature genes that match no column (matched as :func:`signature_groups` does) and the
+    pathways none of whose genes matches one, each in file order."""
+    symbols = {s for name in feature_names for s in _symbols(str(name))}
+    unmatched = list(dict.fromkeys(str(g) for _, genes in pathways for g in genes if str(g).upper() not in symbols))
+    missed = set(unmatched)
+    dropped = [pathway for pathway, genes in pathways if all(str(g) in missed for g in genes)]
+    return unmatched, dropped
+
+
 def signature_groups(feature_names: Sequence[str], pathways: Sequence[tuple[str, Sequence[str]]],
                      min_columns: int) -> tuple[list[list[int]], list[str]]:
     """Column groups from pathways (overlaps allowed); unassigned columns form extra chunks of
