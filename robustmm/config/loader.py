@@ -250,8 +250,10 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             msg = f"missing required key '{key}'"
         else:
             got = e.get("input")
-            shown = repr(got) if not isinstance(got, dict) else "a mapping"
-            msg = f"'{key}': {e['msg']} (got {shown})"
+            if isinstance(got, dict) and kind in ("value_error", "assertion_error"):
+                msg = f"'{key}': {e['msg']}"  # a check across keys: its message names the values
+            else:
+                msg = f"'{key}': {e['msg']} (got {'a mapping' if isinstance(got, dict) else repr(got)})"
         lines.append("  - " + msg + _origin(key, origins or {}))
     return "\n".join(lines)
 
