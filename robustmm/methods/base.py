@@ -69,15 +69,25 @@ class Method(ABC):
     reuses_encoder_outputs: ClassVar[bool] = False
 
     def __init__(self, options: MethodOptions, context: MethodContext) -> None:
+        self.check_setup(options, context.modalities, context.task, context.method_id)
         self.options = options
         self.context = context
         self.device = torch.device("cpu")
 
     @classmethod
+    def check_setup(cls, options: MethodOptions, specs: dict[str, ModalitySpec], task: TaskSpec,
+                    method_id: str) -> None:
+        """Raise a ConfigError for modalities, a task or options this method cannot be built for
+        (nothing is read from the data). Runs from :meth:`check_data` before any method of the study
+        trains, and at construction for direct use of the class. Default: nothing to check."""
+
+    @classmethod
     def check_data(cls, options: MethodOptions, data: Any, method_id: str) -> None:
         """Raise a ConfigError/DataError (naming the option) for data this method cannot train on.
         The study calls it for every method before the first one trains, so a mismatch of a later
-        method does not come after the earlier ones' training. Default: nothing to check."""
+        method does not come after the earlier ones' training. Default: :meth:`check_setup` on the
+        data's modalities and task; a method that also reads the data extends it."""
+        cls.check_setup(options, dict(data.modalities), data.task, method_id)
 
     @abstractmethod
     def fit(self, data: Any, trainer: Any) -> None:

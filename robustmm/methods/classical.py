@@ -64,10 +64,10 @@ class ClassicalOptions(MethodOptions):
     modalities: list[str] | None = Field(None, description="use only these modalities (default: all)")
 
 
-def refuse_task(method: str, context: MethodContext) -> None:
-    kind = getattr(context.task, "adapter", "") or context.task.kind
-    if context.task.kind in REFUSED_TASKS or kind in REFUSED_TASKS:
-        raise ConfigError(f"method '{context.method_id}' ({method}) does not support {context.task.kind} studies: it "
+def refuse_task(method: str, task: Any, method_id: str) -> None:
+    kind = getattr(task, "adapter", "") or task.kind
+    if task.kind in REFUSED_TASKS or kind in REFUSED_TASKS:
+        raise ConfigError(f"method '{method_id}' ({method}) does not support {task.kind} studies: it "
                           f"fits one linear model per sample prediction, not a voxel-wise label map. Remove it from "
                           f"the study's methods (segmentation studies can use dropout_baseline, mmanet, ...)")
 
@@ -399,15 +399,19 @@ class Classical(Method):
 
     def __init__(self, options: ClassicalOptions, context: MethodContext) -> None:
         super().__init__(options, context)
-        refuse_task("classical", context)
         chosen = options.modalities or list(context.modalities)
-        unknown = [m for m in chosen if m not in context.modalities]
-        if unknown:
-            raise ConfigError(f"method '{context.method_id}': option modalities names {unknown}, not modalities of "
-                              f"the data {list(context.modalities)}")
         self.task = task_adapter(context.task)
         self.model = ClassicalModel({m: context.modalities[m] for m in chosen}, self.task, options, context.seed)
         self.seconds = 0.0
+
+    @classmethod
+    def check_setup(cls, options: ClassicalOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
+        """Not a segmentation task, and option modalities names only the data's modalities."""
+        refuse_task("classical", task, method_id)
+        unknown = [m for m in options.modalities or () if m not in specs]
+        if unknown:
+            raise ConfigError(f"method '{method_id}': option modalities names {unknown}, not modalities of the data "
+                              f"{list(specs)}")
 
     def fit(self, data, trainer) -> None:
         t0 = time.time()

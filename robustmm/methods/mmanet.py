@@ -457,9 +457,6 @@ class MMANet(Method):
         self.teacher: FrozenTeacher | None = None
         self.teacher_source = ""
         modalities = list(context.modalities)
-        if len(modalities) < 2:
-            raise ConfigError(f"method '{context.method_id}' (mmanet) needs at least two modalities; "
-                              f"the data have {modalities}")
         self.miner = WeakSubsetMiner(mining_candidates(modalities, options.mining_candidates), tuple(modalities),
                                      self.settings.mining, self.settings.add_single_modalities)
         self.warmup_epochs = self.settings.warmup_epochs
@@ -473,6 +470,15 @@ class MMANet(Method):
             self.dropout = build_scenario(options.dropout, modalities)
         except ValueError as exc:
             raise ConfigError(f"method '{context.method_id}': dropout: {exc}") from None
+
+    @classmethod
+    def check_setup(cls, options: MMANetOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
+        """Two modalities or more (one has no subset to mine or distil) and readable defaults for the
+        task's family."""
+        if len(specs) < 2:
+            raise ConfigError(f"method '{method_id}' (mmanet) needs at least two modalities; the data have "
+                              f"{list(specs)}")
+        resolve_settings(options, task.kind)
 
     def complete_validation_score(self, net: nn.Module, data, device: torch.device) -> float:
         """The primary metric of ``net`` on the validation subjects that have every modality."""

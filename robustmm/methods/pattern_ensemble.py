@@ -85,7 +85,6 @@ class PatternEnsemble(Method):
 
     def __init__(self, options: PatternEnsembleOptions, context: MethodContext) -> None:
         super().__init__(options, context)
-        refuse_task("pattern_ensemble", context)
         self.task = task_adapter(context.task)
         self.models: dict[Pattern, Any] = {}
         self.costs: dict[Pattern, dict[str, Any]] = {}
@@ -93,6 +92,10 @@ class PatternEnsemble(Method):
         self._trainer = None
         self._means = None
         self._fitting = False
+
+    @classmethod
+    def check_setup(cls, options: PatternEnsembleOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
+        refuse_task("pattern_ensemble", task, method_id)
 
     # ------------------------------------------------------------------ training
     def fit(self, data, trainer) -> None:

@@ -98,7 +98,6 @@ class CIDer(Method):
 
     def __init__(self, options: CIDerOptions, context: MethodContext) -> None:
         super().__init__(options, context)
-        self.check_modalities_and_task(context.modalities, context.task, context.method_id)
         specs = context.modalities
         self.task = task_adapter(context.task)
         self.num_classes = context.task.num_classes
@@ -110,8 +109,8 @@ class CIDer(Method):
         self.tau_curve: dict[float, float] = {}
         self.bias_words = BiasWords([], {}, {})
 
-    @staticmethod
-    def check_modalities_and_task(specs: dict[str, Any], task: Any, method_id: str) -> None:
+    @classmethod
+    def check_setup(cls, options: CIDerOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
         """CIDer's network is built for text, audio and vision sequences and a classification head."""
         missing = [m for m in MODALITIES if m not in specs]
         if missing or len(specs) != 3:
@@ -128,10 +127,10 @@ class CIDer(Method):
 
     @classmethod
     def check_data(cls, options: CIDerOptions, data: Any, method_id: str) -> None:
-        """The modalities and the task (see :meth:`check_modalities_and_task`); for token-id text,
+        """The modalities and the task (see :meth:`check_setup`); for token-id text,
         every id the embedding looks up (the data's, the unknown-word fill, the counterfactual
         [MASK]) must be below ``vocab_size``: a larger one stops training midway with an IndexError."""
-        cls.check_modalities_and_task(dict(data.modalities), data.task, method_id)
+        super().check_data(options, data, method_id)
         text = data.modalities["text"]
         if text.kind != "tokens":
             return

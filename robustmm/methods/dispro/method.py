@@ -96,7 +96,6 @@ class DisPro(Method):
 
     def __init__(self, options: DisProOptions, context: MethodContext) -> None:
         super().__init__(options, context)
-        self.check_modalities_and_task(options, context.modalities, context.task, context.method_id)
         self.task = task_adapter(context.task)
         self.n_bins = context.task.num_classes
         self.text: FrozenTextModel | None = None
@@ -108,8 +107,8 @@ class DisPro(Method):
         self.multipro: MultiPro | None = None
         self.multipro_epoch = -1
 
-    @staticmethod
-    def check_modalities_and_task(options: DisProOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
+    @classmethod
+    def check_setup(cls, options: DisProOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
         """A discrete-time survival task, two modalities or more, and options that name only the
         data's modalities (signatures: table modalities)."""
         if task.kind != "survival" or task.num_classes < 2:
@@ -135,7 +134,7 @@ class DisPro(Method):
         once per process, so nothing is wasted) and each ``signatures`` file against its table's
         columns. Genes that match no column and pathways left without one go to the log and the
         data report, as for ``data.options.signatures``; a file of which no gene matches is an error."""
-        cls.check_modalities_and_task(options, dict(data.modalities), data.task, method_id)
+        super().check_data(options, data, method_id)
         try:
             load_text_model(options.text_encoder, options.fusion_layers)
         except ConfigError as exc:

@@ -179,21 +179,7 @@ class ITCFN(Method):
 
     def __init__(self, options: ITCFNOptions, context: MethodContext) -> None:
         super().__init__(options, context)
-        if context.task.kind not in ("binary", "multiclass"):
-            raise ConfigError(f"method '{context.method_id}' (itcfn) classifies; the data's task is "
-                              f"'{context.task.kind}' (use it with binary or multiclass data, e.g. data.kind: adni)")
         specs = context.modalities
-        roles = {"mri": options.mri, "pet": options.pet, "clinical": options.clinical}
-        for role, name in roles.items():
-            if name is None:
-                continue
-            if name not in specs:
-                raise ConfigError(f"method '{context.method_id}': {role}: '{name}' is not a modality of the data "
-                                  f"(modalities: {list(specs)}); set methods[].{role}")
-            want = "table" if role == "clinical" else "volume"
-            if specs[name].kind != want:
-                raise ConfigError(f"method '{context.method_id}': {role} modality '{name}' is a {specs[name].kind}, "
-                                  f"not a {want}")
         self.modalities = [m for m in (options.mri, options.pet if options.use_pet else None, options.clinical) if m]
         self.volumes = [m for m in self.modalities if specs[m].kind == "volume"]
         self.task = task_adapter(context.task)
@@ -208,6 +194,23 @@ class ITCFN(Method):
         self.mri_rescale: tuple[float, float] = (1.0, 0.0)
         self.quality: dict[str, Any] = {}
         self.generator_info: dict[str, Any] = {}
+
+    @classmethod
+    def check_setup(cls, options: ITCFNOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
+        """A classification task, and the mri/pet/clinical options naming volume/volume/table modalities."""
+        if task.kind not in ("binary", "multiclass"):
+            raise ConfigError(f"method '{method_id}' (itcfn) classifies; the data's task is '{task.kind}' (use it "
+                              "with binary or multiclass data, e.g. data.kind: adni)")
+        roles = {"mri": options.mri, "pet": options.pet, "clinical": options.clinical}
+        for role, name in roles.items():
+            if name is None:
+                continue
+            if name not in specs:
+                raise ConfigError(f"method '{method_id}': {role}: '{name}' is not a modality of the data "
+                                  f"(modalities: {list(specs)}); set methods[].{role}")
+            want = "table" if role == "clinical" else "volume"
+            if specs[name].kind != want:
+                raise ConfigError(f"method '{method_id}': {role} modality '{name}' is a {specs[name].kind}, not a {want}")
 
     # ------------------------------------------------------------------ inputs
     def complete_inputs(self, batch: Batch) -> tuple[dict[str, Tensor], dict[str, Tensor], dict[str, Tensor]]:

@@ -315,6 +315,11 @@ class Modulation(Method):
         #: pattern -> the epoch whose parameters it kept (-1: none beat the base; film: one epoch for all)
         self.selected_epochs: dict[str, int] = {}
 
+    @classmethod
+    def check_setup(cls, options: ModulationOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
+        """The variant's defaults can be read (a missing or broken section is an error)."""
+        resolve_settings(options)
+
     # ------------------------------------------------------------------ building
     def wrap(self, base: nn.Module) -> ModulatedNetwork:
         try:
