@@ -8,7 +8,6 @@ from types import SimpleNamespace
 
 import pytest
 
-import robustmm.methods  # noqa: F401  (registers the methods)
 from robustmm.config import load_study
 from robustmm.config.schema import MethodConfig
 from robustmm.data.base import TaskSpec
