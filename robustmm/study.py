@@ -31,7 +31,7 @@ from robustmm.errors import ConfigError, RunDirectoryError
 from robustmm.evaluate.runner import evaluate, skipped_anywhere
 from robustmm.io import remove_stale_tmp, write_json_atomic, write_text_atomic
 from robustmm.methods import create_method
-from robustmm.methods.base import Method, MethodContext, method_class, method_options
+from robustmm.methods.base import Method, MethodContext, check_methods, method_class, method_options
 from robustmm.methods.task import task_adapter
 from robustmm.metrics.paired import t_interval
 from robustmm.missing.scenarios import build_scenarios
@@ -184,8 +184,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     selection_scenarios = validation_scenarios(cfg.training.selection.scenarios, scenarios, data)
     check_method_scenarios(cfg, dict(data.modalities))
 
-    for i, mcfg in enumerate(cfg.methods):  # every method's data requirements, before the first one trains
-        method_class(mcfg.name).check_data(method_options(mcfg, f"methods.{i}"), data, mcfg.run_id)
+    check_methods(cfg.methods, data)  # every method's data requirements, before the first one trains
     fitted: dict[str, Method] = {}
     by_name: dict[str, Method] = {}
     timings: dict[str, float] = {}

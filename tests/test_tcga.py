@@ -467,3 +467,30 @@ def test_porpoise_cohort_errors_name_the_study_key_and_the_check_option(tmp_path
         _find_porpoise_file(tmp_path, None)
     with pytest.raises(DataError, match=r"says cohort 'blca' but data\.options\.cohort is 'luad'; set the cohort"):
         _find_porpoise_file(tmp_path / "tcga_blca_all_clean.csv.zip", "luad")
+
+
+def test_data_check_with_a_study_runs_its_methods_data_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    """`data check --study` reports what the study's methods find in the data (here DisPro's
+    method-level signatures), as the run would before its first method trains."""
+    import yaml
+
+    from robustmm.config import load_study
+    from robustmm.data.registry import build_dataset
+
+    monkeypatch.chdir(tmp_path)
+    _signatures(tmp_path / "rna.csv", {"kept": ["G000", "NOPE1", "G001"], "gone": ["NOPE2", "NOPE1"]})
+    study = {"name": "dc", "data": {"kind": "tcga_porpoise", "root": "syn", "synthetic": {"patients": 40, "seed": 4},
+                                    "options": {"clip": 5, "cohort": "syn"}},
+             "split": {"folds": 4, "fold": 0},
+             "methods": [{"name": "dispro", "dim": 16, "slots": 4, "context_length": 2, "fusion_layers": 1, "signatures": {"rnaseq": "rna.csv"}}]}
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump(study))
+    build_dataset(load_study(tmp_path / "s.yaml").data)  # writes the synthetic cohort
+    rc, out = _check(capsys, "tcga_porpoise", "syn", "--study", "s.yaml")
+    assert rc == 0
+    assert ("note: method 'dispro' option signatures.rnaseq (rna.csv): 2 of 4 signature gene(s) match nothing in "
+            "the columns of rnaseq and are left out (e.g. NOPE1, NOPE2)") in out
+    assert "1 pathway(s) have no gene in the columns of rnaseq and are dropped: gone" in out
+    _signatures(tmp_path / "rna.csv", {"p": ["XYZ1"]})
+    rc, out = _check(capsys, "tcga_porpoise", "syn", "--study", "s.yaml")
+    assert rc == 2 and "no gene of rna.csv matches a column of rnaseq" in out

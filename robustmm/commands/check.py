@@ -83,9 +83,11 @@ def _training_splits(cfg) -> list[tuple[str, object, int]]:
 def fit_as_a_study_would(ds, cfg) -> list[str]:
     """Split ``ds`` and fit it on the training split as a study of ``cfg`` does (DataModule): the
     split-size checks, nan_policy, columns empty for every training subject and the imputed cells
-    depend on it. Returns one line per training split."""
+    depend on it; then, with a study, every method's data checks (as before a study's first method
+    trains). Returns one line per training split."""
     from robustmm.data.datamodule import DataModule
     from robustmm.errors import DataError
+    from robustmm.methods.base import check_methods
 
     runs = _training_splits(cfg)
     lines = []
@@ -96,6 +98,8 @@ def fit_as_a_study_would(ds, cfg) -> list[str]:
             raise DataError(f"{exc} (training split of {label})" if len(runs) > 1 else str(exc)) from None
         sizes = ", ".join(f"{k} {len(v)}" for k, v in data.splits.as_dict().items())
         lines.append(f"split ({label}): {sizes}; fitted on the training split")
+    if cfg is not None:
+        check_methods(cfg.methods, data)
     return lines
 
 

@@ -171,6 +171,13 @@ def method_class(name: str) -> type[Method]:
     return _METHODS[name]
 
 
+def check_methods(methods: list[MethodConfig], data: Any) -> None:
+    """Every method's :meth:`Method.check_data` on ``data`` (a DataModule), in study order: what a
+    study runs before its first method trains, and ``robustmm data check --study``."""
+    for i, cfg in enumerate(methods):
+        method_class(cfg.name).check_data(method_options(cfg, f"methods.{i}"), data, cfg.run_id)
+
+
 def method_options(cfg: MethodConfig, key: str = "methods") -> MethodOptions:
     """The validated options of the method ``cfg`` (``key``: its path in the study, for the error)."""
     cls = method_class(cfg.name)
