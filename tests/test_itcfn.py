@@ -470,6 +470,27 @@ def test_generate_command_writes_nifti_with_the_source_mri_affine_and_shape(itcf
     assert "no trained generator" in capsys.readouterr().err
 
 
+def test_generate_never_trains_into_the_run_it_reads(itcfn_run, tmp_path: Path, capsys) -> None:
+    """--run is read only: a run killed while training its generator holds an unfinished
+    generator.pt, which generate resumed, training and saving into that other run's folder."""
+    from robustmm.cli import main
+
+    study, run = itcfn_run
+    other = tmp_path / "killed_run"
+    ckpt = torch.load(run / "checkpoints" / "generated" / "generator.pt", weights_only=True)
+    ckpt.update(complete=False, epoch=0)  # as saved after the first of two epochs
+    (other / "checkpoints" / "generated").mkdir(parents=True)
+    torch.save(ckpt, other / "checkpoints" / "generated" / "generator.pt")
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+
+    out = tmp_path / "generated"
+    assert main(["generate", str(study), "--out", str(out), "--run", str(other), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "has not finished training" in err and str(other) in err and "--resume" in err
+    assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+    assert not out.exists()
+
+
 def test_generator_centres_its_input_on_the_training_mean_mri() -> None:
     """With centre_mri the VQ-VAE sees MRI minus the training-set mean MRI: a centred generator fed
     mean + x gives what an uncentred one with the same weights gives for x; the codes agree too."""
