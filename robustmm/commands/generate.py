@@ -72,6 +72,17 @@ def _safe_subject(subject: str) -> bool:
         return False
 
 
+def _same_file_on_a_case_insensitive_disk(subjects: list[str]) -> list[tuple[str, str]]:
+    """Pairs of subject ids that differ only in letter case (their output files would be one)."""
+    first_of: dict[str, str] = {}
+    pairs = []
+    for subject in subjects:
+        earlier = first_of.setdefault(subject.casefold(), subject)
+        if earlier != subject:
+            pairs.append((earlier, subject))
+    return pairs
+
+
 def _checkpoints(out: Path, run: Path | None, method_id: str) -> Path:
     if run is None:
         return out / "checkpoints" / method_id
@@ -133,6 +144,15 @@ def cmd_generate(args: argparse.Namespace) -> int:
     torch.manual_seed(stable_seed(cfg.seed, mcfg.run_id))  # as robustmm run: the same generator
     context = MethodContext(mcfg.run_id, data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
     method = create_method(mcfg, context)
+    has_pet = dataset.natural_presence()[method.options.pet]
+    chosen = {s: bool(real) for s, real in zip(dataset.subject_ids(), has_pet) if args.all or not real}
+    same_file = _same_file_on_a_case_insensitive_disk(list(chosen))
+    if same_file:  # checked before any training and writing: macOS and Windows disks ignore letter case
+        (first, second), more = same_file[0], len(same_file) - 1
+        raise RobustMMError(f"subjects '{first}' and '{second}' differ only in letter case, so their files "
+                            f"{first}_PET_generated.nii.gz and {second}_PET_generated.nii.gz are one file on a "
+                            f"case-insensitive disk (macOS, Windows){f' ({more} more such pair(s))' if more else ''}; "
+                            "rename one of them in the table and manifest")
     method.prepare(data)
     trainer = Trainer(cfg.training, _checkpoints(out, args.run, mcfg.run_id), cfg.seed, progress=not args.quiet,
                       fingerprint={"method": mcfg.run_id, "study": study_hash(to_plain(cfg))})
@@ -144,9 +164,6 @@ def cmd_generate(args: argparse.Namespace) -> int:
     method.fit_generator(data, trainer)
     method.to(trainer.device).eval()
 
-    pet = method.options.pet
-    has_pet = dataset.natural_presence()[pet]
-    chosen = {s: bool(real) for s, real in zip(dataset.subject_ids(), has_pet) if args.all or not real}
     paths = _mri_paths(cfg.data, list(chosen))
     shape = tuple(cfg.data.volume_shape)
     rows = []
