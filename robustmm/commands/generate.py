@@ -25,7 +25,8 @@ def register(sub, data, synth) -> None:
     gen.add_argument("study", type=Path, help="study YAML file with an itcfn method that generates PET")
     gen.add_argument("--out", type=Path, required=True, help="folder for the NIfTI files (new, or an earlier --out)")
     gen.add_argument("--method", metavar="ID", help="which itcfn method's generator (default: the first one)")
-    gen.add_argument("--run", type=Path, metavar="RUN_DIR", help="take the trained generator from this finished run folder (read only)")
+    gen.add_argument("--run", type=Path, metavar="RUN_DIR",
+                     help="take the trained generator from this finished run folder (read only)")
     gen.add_argument("--all", action="store_true", help="every subject, not only those without PET")
     gen.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config value")
     gen.add_argument("--profile", help="apply a named profile of the study")
