@@ -283,6 +283,8 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
                         "ci_low": low, "ci_high": high,
                         "n": int(sum(r["n"] for r in rows)), "drop": float(np.mean(drops)) if drops else None,
                         "folds": [r["value"] for r in rows]})
+        if any(r.get("predicted_classes") is not None for r in rows):  # per fold, like the values
+            records[-1]["predicted_classes"] = [r.get("predicted_classes") for r in rows]
     fold_docs = [json.loads((f.run_dir / "metrics.json").read_text()) for f in folds]
     first = fold_docs[0]
     doc = {"study": cfg.name, "synthetic": folds[0].synthetic, "primary_metric": first["primary_metric"],

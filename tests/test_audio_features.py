@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import math
 import pickle
+import signal
 import wave
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from robustmm.data.audio import compute_audio_features, read_wav
+from robustmm.data.audio import compute_audio_features, read_audio_features, read_wav
 from robustmm.errors import ConfigError, DataError
 
 
@@ -47,14 +48,13 @@ def test_read_wav_scales_pcm(wav_dir: Path) -> None:
 
 
 def test_logmel_frames_loudness_and_pitch(wav_dir: Path, tmp_path: Path) -> None:
-    out = tmp_path / "feats" / "audio.pkl"
+    out = tmp_path / "feats" / "audio.npz"
     result = compute_audio_features(wav_dir, out, kind="logmel", n_mels=40)
-    with open(out, "rb") as fh:
-        stored = pickle.load(fh)
+    stored = read_audio_features(out)
     assert sorted(stored["features"]) == ["high", "loud", "low_rate", "quiet", "stereo"]
     assert stored["lengths"] == result["lengths"]
     assert stored["config"]["n_fft"] == 400 and stored["config"]["hop_length"] == 160
-    assert not any(p.name.startswith("audio.pkl.tmp") for p in out.parent.iterdir())
+    assert [p.name for p in out.parent.iterdir()] == ["audio.npz"]  # no temporary file left
 
     f = stored["features"]
     for clip, seconds in (("quiet", 1.0), ("loud", 1.0), ("high", 0.5), ("low_rate", 0.5), ("stereo", 0.3)):
@@ -77,7 +77,7 @@ def test_logmel_frames_loudness_and_pitch(wav_dir: Path, tmp_path: Path) -> None
 
 
 def test_mfcc_shape(wav_dir: Path, tmp_path: Path) -> None:
-    result = compute_audio_features(wav_dir, tmp_path / "mfcc.pkl", kind="mfcc", n_mels=40, n_mfcc=13)
+    result = compute_audio_features(wav_dir, tmp_path / "mfcc.npz", kind="mfcc", n_mels=40, n_mfcc=13)
     assert result["features"]["loud"].shape == (101, 13)
     # c0 follows overall log energy
     assert result["features"]["loud"][:, 0].mean() > result["features"]["quiet"][:, 0].mean()
@@ -87,21 +87,21 @@ def test_errors(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(DataError, match="no .wav files"):
-        compute_audio_features(empty, tmp_path / "x.pkl")
+        compute_audio_features(empty, tmp_path / "x.npz")
     with pytest.raises(DataError, match="does not exist"):
-        compute_audio_features(tmp_path / "missing", tmp_path / "x.pkl")
+        compute_audio_features(tmp_path / "missing", tmp_path / "x.npz")
 
     broken = tmp_path / "broken"
     broken.mkdir()
     write_sine(broken / "good.wav", 0.2, 440.0, 0.3)
     (broken / "bad.wav").write_bytes(b"RIFF....garbage, not a wav file")
     with pytest.raises(DataError) as info:
-        compute_audio_features(broken, tmp_path / "x.pkl")
+        compute_audio_features(broken, tmp_path / "x.npz")
     assert "bad.wav" in str(info.value)
-    assert not (tmp_path / "x.pkl").exists()
+    assert not (tmp_path / "x.npz").exists()
 
     with pytest.raises(ConfigError):
-        compute_audio_features(broken, tmp_path / "x.pkl", kind="spectrogram")  # type: ignore[arg-type]
+        compute_audio_features(broken, tmp_path / "x.npz", kind="spectrogram")  # type: ignore[arg-type]
 
 
 
@@ -121,32 +121,86 @@ def test_errors(tmp_path: Path) -> None:
 def test_numeric_options_are_checked_before_anything_is_written(wav_dir: Path, tmp_path: Path, kwargs: dict,
                                                                  message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        compute_audio_features(wav_dir, tmp_path / "x.pkl", **kwargs)
-    assert not (tmp_path / "x.pkl").exists()
+        compute_audio_features(wav_dir, tmp_path / "x.npz", **kwargs)
+    assert not (tmp_path / "x.npz").exists()
 
 
 def test_most_mel_bands_that_fit_are_accepted(wav_dir: Path, tmp_path: Path) -> None:
-    result = compute_audio_features(wav_dir, tmp_path / "x.pkl", n_mels=89)
+    result = compute_audio_features(wav_dir, tmp_path / "x.npz", n_mels=89)
     assert result["features"]["loud"].shape == (101, 89)
     assert (result["features"]["loud"].std(axis=0) > 0).all()  # no constant band
 
 def test_cli_features_audio(wav_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     from robustmm.cli import main
 
-    out = tmp_path / "cli" / "mfcc.pkl"
+    out = tmp_path / "cli" / "mfcc.npz"
     assert main(["data", "features", "audio", "--wav-dir", str(wav_dir), "--out", str(out), "--kind", "mfcc",
                  "--n-mfcc", "13"]) == 0
-    with open(out, "rb") as fh:
-        stored = pickle.load(fh)
+    stored = read_audio_features(out)
     assert stored["config"]["kind"] == "mfcc" and stored["features"]["loud"].shape == (101, 13)
     assert "5 clips" in capsys.readouterr().out
     # an existing output is never overwritten; a bad folder is a user error (exit status 2)
     assert main(["data", "features", "audio", "--wav-dir", str(wav_dir), "--out", str(out)]) == 2
     assert main(["data", "features", "audio", "--wav-dir", str(tmp_path / "nope"), "--out",
-                 str(tmp_path / "y.pkl")]) == 2
+                 str(tmp_path / "y.npz")]) == 2
     assert "does not exist" in capsys.readouterr().err
-    assert main(["data", "features", "audio", "--wav-dir", str(wav_dir), "--out", str(tmp_path / "z.pkl"),
+    assert main(["data", "features", "audio", "--wav-dir", str(wav_dir), "--out", str(tmp_path / "z.npz"),
                  "--n-mels", "-3"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("robustmm: error: n_mels=-3 (--n-mels)") and "Traceback" not in err
-    assert not (tmp_path / "z.pkl").exists()
+    assert not (tmp_path / "z.npz").exists()
+
+
+def test_features_are_plain_arrays_read_without_unpickling(wav_dir: Path, tmp_path: Path) -> None:
+    """The output was a pickle, which opening could run code from (and which robustmm refuses to open
+    elsewhere). Now it is a .npz that numpy reads with allow_pickle=False."""
+    out = tmp_path / "audio.npz"
+    result = compute_audio_features(wav_dir, out, n_mels=20)
+    with np.load(out, allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["config", "features", "ids", "lengths"]
+        ids, lengths, stacked = archive["ids"].tolist(), archive["lengths"], archive["features"]
+    assert ids == ["high", "loud", "low_rate", "quiet", "stereo"] and stacked.shape == (lengths.sum(), 20)
+    start = int(lengths[: ids.index("loud")].sum())
+    np.testing.assert_array_equal(stacked[start:start + lengths[ids.index("loud")]], result["features"]["loud"])
+    stored = read_audio_features(out)
+    assert stored["lengths"] == result["lengths"] and stored["config"] == result["config"]
+    for clip, frames in result["features"].items():
+        np.testing.assert_array_equal(stored["features"][clip], frames)
+
+    with pytest.raises(ConfigError, match=r"\.npz file; name it e\.g\. .*x\.npz"):
+        compute_audio_features(wav_dir, tmp_path / "x.pkl")  # checked before any clip is read
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audio.npz"]
+    pickled = tmp_path / "old.npz"
+    with open(pickled, "wb") as fh:
+        pickle.dump(result, fh)
+    with pytest.raises(DataError, match=r"audio features file .*old\.npz cannot be read"):
+        read_audio_features(pickled)
+
+
+def test_two_files_of_one_clip_id_are_refused(tmp_path: Path) -> None:
+    """a.wav and a.WAV are both clip 'a': the second silently replaced the first."""
+    folder = tmp_path / "wavs"
+    folder.mkdir()
+    write_sine(folder / "a.wav", 0.2, 440.0, 0.3)
+    write_sine(folder / "a.WAV", 0.2, 880.0, 0.3)
+    with pytest.raises(DataError, match=r"\['a\.WAV', 'a\.wav'\] give the same clip id 'a'"):
+        compute_audio_features(folder, tmp_path / "x.npz")
+    assert not (tmp_path / "x.npz").exists()
+
+
+def test_a_killed_write_leaves_no_temporary_file(wav_dir: Path, tmp_path: Path, monkeypatch,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    """FILE.tmp<pid> stayed next to --out when the command was killed (SIGTERM) while writing."""
+    from robustmm.cli import main
+
+    def killed(fh, **arrays):
+        fh.write(b"half a file")
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(np, "savez", killed)
+    out = tmp_path / "out" / "audio.npz"
+    handler = signal.getsignal(signal.SIGTERM)
+    assert main(["data", "features", "audio", "--wav-dir", str(wav_dir), "--out", str(out)]) != 0
+    assert "interrupted" in capsys.readouterr().err
+    assert list(out.parent.iterdir()) == []
+    assert signal.getsignal(signal.SIGTERM) == handler  # the command's own handler is gone again

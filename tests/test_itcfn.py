@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import nibabel as nib
@@ -468,6 +469,53 @@ def test_generate_command_writes_nifti_with_the_source_mri_affine_and_shape(itcf
 
     assert main(["generate", str(study), "--out", str(tmp_path / "x"), "--run", str(run), "--method", "zero"]) == 2
     assert "no trained generator" in capsys.readouterr().err
+
+
+def test_generate_never_trains_into_the_run_it_reads(itcfn_run, tmp_path: Path, capsys) -> None:
+    """--run is read only: a run killed while training its generator holds an unfinished
+    generator.pt, which generate resumed, training and saving into that other run's folder."""
+    from robustmm.cli import main
+
+    study, run = itcfn_run
+    other = tmp_path / "killed_run"
+    ckpt = torch.load(run / "checkpoints" / "generated" / "generator.pt", weights_only=True)
+    ckpt.update(complete=False, epoch=0)  # as saved after the first of two epochs
+    (other / "checkpoints" / "generated").mkdir(parents=True)
+    torch.save(ckpt, other / "checkpoints" / "generated" / "generator.pt")
+    before = {p: p.read_bytes() for p in other.rglob("*") if p.is_file()}
+
+    out = tmp_path / "generated"
+    assert main(["generate", str(study), "--out", str(out), "--run", str(other), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "has not finished training" in err and str(other) in err and "--resume" in err
+    assert {p: p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+    assert not out.exists()
+
+
+def test_generate_refuses_subject_ids_that_differ_only_in_letter_case(tiny_adni_root, tmp_path: Path,
+                                                                      capsys) -> None:
+    """'100_S_1000' and '100_s_1000' name two files on Linux but one on a macOS or Windows disk, where
+    the second subject's generated PET silently replaced the first's. Refused before any training."""
+    import shutil
+
+    from robustmm.cli import main
+
+    root = tmp_path / "cohort"
+    shutil.copytree(tiny_adni_root, root)
+    ids = pd.read_csv(root / "manifest.csv", dtype=str)["PTID"].tolist()
+    renamed = {ids[i + 1]: ids[i].lower() for i in range(0, len(ids) - 1, 2)}  # every pair's second: a case twin
+    for table in ("manifest.csv", "ADNIMERGE.csv"):
+        frame = pd.read_csv(root / table, dtype=str, keep_default_na=False)
+        frame["PTID"] = frame["PTID"].replace(renamed)
+        frame.to_csv(root / table, index=False)
+    study = tmp_path / "itcfn.yaml"
+    study.write_text(STUDY.format(root=root, out=tmp_path / "runs"))
+    out = tmp_path / "generated"
+    assert main(["generate", str(study), "--out", str(out), "--all", "--quiet"]) == 2
+    err = capsys.readouterr().err
+    pair = re.search(r"subjects '(\S+)' and '(\S+)' differ only in letter case", err)
+    assert pair and pair[1] != pair[2] and pair[1].lower() == pair[2] and "rename one of them" in err
+    assert not out.exists()
 
 
 def test_generator_centres_its_input_on_the_training_mean_mri() -> None:

@@ -201,6 +201,24 @@ def test_flags_single_class_runs_behind_a_mean_over_seeds_or_folds() -> None:
     assert not any(key[0] == "c" for key in notes)
 
 
+def test_flags_one_class_of_several_for_everyone_also_behind_a_mean_over_runs() -> None:
+    """Records of tasks with several classes carry the number of classes predicted (per fold or seed
+    behind a mean); 1 is flagged on every metric of the cell, more than 1 is not."""
+    def rec(method, metric, classes, **runs):
+        return {**_rec(method, "natural", metric, 0.4, 0.3, 0.5, 60), "predicted_classes": classes, **runs}
+
+    records = [rec("a", "Acc_7", 1), rec("a", "F1_3", 1), rec("b", "Acc_7", 4),
+               rec("c", "accuracy", {"0": 1, "1": 3, "2": 2}, seeds={"0": 0.3, "1": 0.5, "2": 0.4}),
+               rec("d", "accuracy", [1, 1], folds=[0.4, 0.4]), rec("e", "accuracy", [2, None], folds=[0.5, None])]
+    lines, notes = story.flags(records)
+    assert lines[0] == ("Single-class predictions (the same class for every evaluated subject) in 3 result(s): a under "
+                        "natural, c under natural (in 1 of 3 runs), d under natural (in 2 of 2 runs). Their metrics "
+                        "only say how common that class is among the subjects, not what the model tells apart.")
+    assert notes[("a", "natural", "Acc_7")] == notes[("a", "natural", "F1_3")] == "predicts one class only"
+    assert notes[("c", "natural", "accuracy")] == "predicts one class only in 1 of 3 runs"
+    assert not any(key[0] in "be" and text.startswith("predicts") for key, text in notes.items())
+
+
 def test_flags_zero_width_ci_also_over_identical_seeds_and_n_below_30_only() -> None:
     """Identical values over seeds give a t-interval a few ulps wide (their mean is rounded): still
     width 0. A narrow but real interval, a missing one and n = 30 are not flagged."""

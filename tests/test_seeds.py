@@ -56,6 +56,33 @@ def _doc(values: dict[tuple[str, str], float]) -> dict:
             "selection": {"a": [{"stage": "a", "restored_epoch": 5}]}}
 
 
+def test_predicted_class_counts_are_kept_per_seed() -> None:
+    """The report flags a seed whose model gave everyone the same class; with folds inside each seed,
+    a seed counts as one class only when every fold predicted one class."""
+    docs = {s: _doc({("a", "accuracy"): 0.5, ("b", "auc"): 0.7}) for s in (0, 1, 2)}
+    for s, classes in zip(docs, (1, [1, 1], [1, 3])):
+        docs[s]["records"][0]["predicted_classes"] = classes
+    rec = {r["method"]: r for r in aggregate_seeds(docs, None)["records"]}
+    assert rec["a"]["predicted_classes"] == {"0": 1, "1": 1, "2": 3}
+    assert "predicted_classes" not in rec["b"]  # a binary task: sensitivity and specificity say it
+
+
+def test_predicted_class_counts_are_kept_per_fold(tiny_study: Path, tmp_path: Path) -> None:
+    """The same for a mean over folds: the fold values' list gets its predicted-class counts."""
+    from robustmm.study import RunResult, _write_cv_outputs
+
+    cfg = load_study(tiny_study, ["report.plots=false", "report.html=false"])
+    folds = []
+    for k, classes in enumerate((1, 3)):
+        doc = _doc({("a", "accuracy"): 0.5, ("b", "auc"): 0.7})
+        doc["records"][0]["predicted_classes"] = classes
+        (tmp_path / f"fold_{k}").mkdir()
+        (tmp_path / f"fold_{k}" / "metrics.json").write_text(json.dumps(doc))
+        folds.append(RunResult(tmp_path / f"fold_{k}", doc["records"], "", True))
+    rec = {r["method"]: r for r in _write_cv_outputs(tmp_path, cfg, folds).records}
+    assert rec["a"]["predicted_classes"] == [1, 3] and "predicted_classes" not in rec["b"]
+
+
 def test_mean_sd_and_paired_verdict_have_known_values() -> None:
     a, ref = [0.8, 0.9, 0.85], [0.7, 0.8, 0.8]  # differences 0.1, 0.1, 0.05
     docs = {s: _doc({("a", "auc"): a[i], ("ref", "auc"): ref[i], ("a", "ibs"): a[i], ("ref", "ibs"): ref[i]})

@@ -231,6 +231,40 @@ def test_read_table_formats(tmp_path) -> None:
     assert len(ds) == 6 and ds.source_name.endswith("t.tsv")
 
 
+def test_zip_nested_deeper_than_one_zip_is_refused_with_the_file(tmp_path, monkeypatch) -> None:
+    """A zip in a zip in a zip ... was opened recursively without a limit: deep nesting (a hostile
+    file) ended in a RecursionError traceback. One zip inside the table's zip is read, no deeper."""
+    text = frame().to_csv(index=False).encode()
+
+    def wrapped(layers: int, member: str = "t.csv.zip") -> bytes:
+        data = text
+        for layer in range(layers):
+            buf = io.BytesIO()
+            with zipfile.ZipFile(buf, "w") as z:
+                z.writestr(member if layer else "t.csv", data)
+            data = buf.getvalue()
+        return data
+
+    (tmp_path / "one.zip").write_bytes(wrapped(2))  # the table's zip holding a zip: read
+    assert read_table(tmp_path / "one.zip").shape == frame().shape
+    for layers in (3, 2000):
+        path = tmp_path / f"deep{layers}.zip"
+        path.write_bytes(wrapped(layers))
+        with pytest.raises(DataError, match=rf"deep{layers}\.zip:t\.csv\.zip:t\.csv\.zip: .*zip archive nested "
+                                            r"in a zip nested in a zip.*unzip"):
+            read_table(path)
+    # members are read into memory, never extracted: a '..' or absolute member name writes nothing
+    def extracting(*args, **kwargs):
+        raise AssertionError("a zip member was extracted to disk")
+
+    monkeypatch.setattr(zipfile.ZipFile, "extract", extracting)
+    monkeypatch.setattr(zipfile.ZipFile, "extractall", extracting)
+    for member in ("../../escaped.csv", "/tmp/escaped.csv"):
+        with zipfile.ZipFile(tmp_path / "names.zip", "w") as z:
+            z.writestr(member, text)
+        assert read_table(tmp_path / "names.zip").shape == frame().shape
+
+
 def test_missing_id_column_names_file(tmp_path) -> None:
     frame().to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(DataError, match=r"t\.csv.*'subject'"):

@@ -176,3 +176,52 @@ def test_non0_records_count_the_subjects_they_score(tmp_path: Path) -> None:
     assert non0 and {r.n for r in non0} == {polar}
     assert any(r.scenario.endswith(":AUILC") for r in non0)
     assert {r.n for r in records if r.metric in ("Has0_acc_2", "Acc_3")} == {30}
+
+
+@pytest.mark.parametrize("target, classes", [("class3", 3), ("class7", 7)])
+def test_a_model_that_predicts_one_sentiment_class_for_everyone_is_flagged(tmp_path: Path, target: str,
+                                                                            classes: int) -> None:
+    """Check before citing flagged single-class predictions of binary tasks only (from sensitivity and
+    specificity): a class3 / class7 model that gives every test subject the same class went unflagged.
+    Its records now carry the number of classes predicted; a model that follows the labels is not flagged."""
+    from robustmm.config import load_study
+    from robustmm.config.schema import MethodConfig
+    from robustmm.data.datamodule import DataModule
+    from robustmm.data.registry import build_dataset
+    from robustmm.evaluate.runner import evaluate
+    from robustmm.methods.base import MethodContext, create_method
+    from robustmm.missing.scenarios import build_scenarios
+    from robustmm.report import story
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_study(repo / "studies" / "mosi_rmfm.yaml", [
+        f"data.root={tmp_path / 'mosi'}", f"data.options.target={target}",
+        "data.synthetic={n_train: 12, n_valid: 6, n_test: 30, seq_len: 8, dims: [6, 3, 4], seed: 0}",
+        "evaluation.bootstrap=10", "evaluation.scenarios=[{kind: natural}]", "model.embed_dim=8",
+        "model.trunk_hidden=8", "model.sequence.hidden=8"])
+    data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, 16, 0)
+    scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
+
+    def records_of(predict_logits) -> list[dict]:
+        ctx = MethodContext("m", data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
+        method = create_method(MethodConfig(name="dropout_baseline"), ctx)
+        method.task.fit(data)
+        method.predict = lambda batch: method.task.outputs(predict_logits(batch))
+        return [r.to_dict() for r in evaluate({"m": method.eval()}, method.task, data, scenarios, cfg.evaluation,
+                                              cfg.seed).records]
+
+    positive = records_of(lambda batch: torch.eye(classes)[classes - 1].repeat(batch.size, 1))
+    assert {r["predicted_classes"] for r in positive} == {1}
+    lines, notes = story.flags(positive)
+    assert ("Single-class predictions (the same class for every evaluated subject) in 1 result(s): m under "
+            "natural.") in " ".join(lines)
+    assert notes[("m", "natural", "Acc_3")].startswith("predicts one class only")
+    assert notes[("m", "natural", "Non0_acc_2")].startswith("predicts one class only")
+
+    truth = np.unique(data.dataset.labels("test")).size
+    assert truth > 1
+    following = records_of(lambda batch: 5 * torch.eye(classes)[batch.target.long()])
+    assert {r["predicted_classes"] for r in following} == {truth}
+    lines, notes = story.flags(following)
+    assert not any("Single-class" in line for line in lines)
+    assert not any(text.startswith("predicts one class") for text in notes.values())

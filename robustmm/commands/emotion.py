@@ -2,8 +2,9 @@
 
 - ``robustmm data synth mmsa --out FILE``: a synthetic CMU-MOSI/MOSEI-style pickle in the MMSA
   layout (planted signal in text, audio and vision; label-correlated bias words);
-- ``robustmm data features audio --wav-dir DIR --out FILE``: log-mel or MFCC frame sequences
-  from a folder of .wav files, to build the audio stream from recordings.
+- ``robustmm data features audio --wav-dir DIR --out FILE.npz``: log-mel or MFCC frame sequences
+  from a folder of .wav files, to build the audio stream from recordings (a ``.npz`` of plain
+  arrays, see ``robustmm.data.audio``).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustmm.commands import data_group
+from robustmm.commands import data_group, sigterm_interrupts
 from robustmm.errors import ConfigError, RobustMMError
 
 
@@ -70,8 +71,9 @@ def cmd_features_audio(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if out.exists():
         raise RobustMMError(f"--out {out} exists; choose a new file name (nothing is overwritten)")
-    result = compute_audio_features(args.wav_dir, out, kind=args.kind, n_mels=args.n_mels, n_mfcc=args.n_mfcc,
-                                    frame_ms=args.frame_ms, hop_ms=args.hop_ms, sample_rate=args.sample_rate)
+    with sigterm_interrupts():  # a kill (SIGTERM) unwinds too, so the temporary file is removed
+        result = compute_audio_features(args.wav_dir, out, kind=args.kind, n_mels=args.n_mels, n_mfcc=args.n_mfcc,
+                                        frame_ms=args.frame_ms, hop_ms=args.hop_ms, sample_rate=args.sample_rate)
     lengths = list(result["lengths"].values())
     dim = next(iter(result["features"].values())).shape[1]
     print(f"wrote {args.kind} features of {len(lengths)} clips ({dim} per frame, {min(lengths)}-{max(lengths)} "
@@ -102,7 +104,10 @@ def register(sub, data, synth) -> None:
     features = data_group(data, "features", "compute model inputs from raw recordings")
     audio = features.add_parser("audio", help="log-mel filterbank or MFCC sequences from .wav files (torchaudio)")
     audio.add_argument("--wav-dir", required=True, help="folder with the .wav clips (clip id = file name)")
-    audio.add_argument("--out", required=True, help="pickle to create: {features, lengths, config}")
+    audio.add_argument("--out", required=True,
+                       help="new .npz file (read with numpy.load(FILE, allow_pickle=False) or "
+                            "robustmm.data.audio.read_audio_features): ids, lengths, features (every clip's "
+                            "frames one after another), config (JSON)")
     audio.add_argument("--kind", choices=["logmel", "mfcc"], default="logmel")
     audio.add_argument("--n-mels", type=int, default=40)
     audio.add_argument("--n-mfcc", type=int, default=13)

@@ -2,7 +2,8 @@
 
 Uses the MRI -> PET generator of an ``itcfn`` method of the study (the first one that generates
 PET, or ``--method ID``). The generator is trained (or resumed) in ``DIR/checkpoints`` exactly as
-``robustmm run`` would train it, or taken from a finished run with ``--run RUN_DIR``. Files are
+``robustmm run`` would train it, or taken from a finished run with ``--run RUN_DIR`` (read only: a
+run whose generator did not finish is refused, never trained further). Files are
 ``DIR/<subject>_PET_generated.nii.gz`` on the grid of that subject's MRI (its affine and header;
 see ``robustmm.methods.itcfn.export``), listed in ``DIR/generated.csv``. By default only subjects
 without a PET scan get one; ``--all`` writes every subject (to compare with the real scans).
@@ -24,7 +25,8 @@ def register(sub, data, synth) -> None:
     gen.add_argument("study", type=Path, help="study YAML file with an itcfn method that generates PET")
     gen.add_argument("--out", type=Path, required=True, help="folder for the NIfTI files (new, or an earlier --out)")
     gen.add_argument("--method", metavar="ID", help="which itcfn method's generator (default: the first one)")
-    gen.add_argument("--run", type=Path, metavar="RUN_DIR", help="take the trained generator from this run folder")
+    gen.add_argument("--run", type=Path, metavar="RUN_DIR",
+                     help="take the trained generator from this finished run folder (read only)")
     gen.add_argument("--all", action="store_true", help="every subject, not only those without PET")
     gen.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="override a config value")
     gen.add_argument("--profile", help="apply a named profile of the study")
@@ -69,6 +71,17 @@ def _safe_subject(subject: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+def _same_file_on_a_case_insensitive_disk(subjects: list[str]) -> list[tuple[str, str]]:
+    """Pairs of subject ids that differ only in letter case (their output files would be one)."""
+    first_of: dict[str, str] = {}
+    pairs = []
+    for subject in subjects:
+        earlier = first_of.setdefault(subject.casefold(), subject)
+        if earlier != subject:
+            pairs.append((earlier, subject))
+    return pairs
 
 
 def _checkpoints(out: Path, run: Path | None, method_id: str) -> Path:
@@ -132,15 +145,26 @@ def cmd_generate(args: argparse.Namespace) -> int:
     torch.manual_seed(stable_seed(cfg.seed, mcfg.run_id))  # as robustmm run: the same generator
     context = MethodContext(mcfg.run_id, data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
     method = create_method(mcfg, context)
+    has_pet = dataset.natural_presence()[method.options.pet]
+    chosen = {s: bool(real) for s, real in zip(dataset.subject_ids(), has_pet) if args.all or not real}
+    same_file = _same_file_on_a_case_insensitive_disk(list(chosen))
+    if same_file:  # checked before any training and writing: macOS and Windows disks ignore letter case
+        (first, second), more = same_file[0], len(same_file) - 1
+        raise RobustMMError(f"subjects '{first}' and '{second}' differ only in letter case, so their files "
+                            f"{first}_PET_generated.nii.gz and {second}_PET_generated.nii.gz are one file on a "
+                            f"case-insensitive disk (macOS, Windows){f' ({more} more such pair(s))' if more else ''}; "
+                            "rename one of them in the table and manifest")
     method.prepare(data)
     trainer = Trainer(cfg.training, _checkpoints(out, args.run, mcfg.run_id), cfg.seed, progress=not args.quiet,
                       fingerprint={"method": mcfg.run_id, "study": study_hash(to_plain(cfg))})
+    if args.run is not None and not trainer.is_complete("generator"):  # resuming it would write into --run
+        raise RobustMMError(f"--run {args.run}: the generator of method '{mcfg.run_id}' has not finished training "
+                            f"({trainer.checkpoint_path('generator')} is from an interrupted run); generate only "
+                            f"reads --run: finish that run with 'robustmm run {args.study} --resume {args.run}', "
+                            "or omit --run to train a generator under --out")
     method.fit_generator(data, trainer)
     method.to(trainer.device).eval()
 
-    pet = method.options.pet
-    has_pet = dataset.natural_presence()[pet]
-    chosen = {s: bool(real) for s, real in zip(dataset.subject_ids(), has_pet) if args.all or not real}
     paths = _mri_paths(cfg.data, list(chosen))
     shape = tuple(cfg.data.volume_shape)
     rows = []

@@ -1,10 +1,17 @@
 """Frame-level audio features (log-mel filterbank or MFCC) from a folder of .wav files.
 
-Backs ``robustmm data features audio --wav-dir DIR --out FILE``. The output is a pickle::
+Backs ``robustmm data features audio --wav-dir DIR --out FILE.npz``. The output is a ``.npz`` of
+plain arrays, readable with ``numpy.load(FILE, allow_pickle=False)`` (a pickle, as written before,
+could run code when opened; nothing reads this file but the user's own code)::
 
-    {"features": {clip_id: float32 array (T, F)},   # clip_id = file name without ".wav"
-     "lengths":  {clip_id: int},                     # T of each clip
-     "config":   {kind, sample_rate, n_mels, n_mfcc, frame_ms, hop_ms, n_fft, hop_length}}
+    ids       str (N,)          clip ids (file name without ".wav"), in file-name order
+    lengths   int64 (N,)        T of each clip
+    features  float32 (sum T, F) every clip's frames, one after another in the order of ids
+    config    str ()            JSON: format, kind, sample_rate, n_mels, n_mfcc, frame_ms, hop_ms,
+                                n_fft, hop_length
+
+:func:`read_audio_features` turns it back into ``{"features": {clip_id: (T, F) array},
+"lengths": {clip_id: T}, "config": {...}}``, the dict :func:`compute_audio_features` returns.
 
 Framing: window ``frame_ms`` (Hann), hop ``hop_ms``, centred frames (reflect padding), so a
 clip of ``N`` samples (after resampling) has ``1 + N // hop_length`` frames, about
@@ -24,9 +31,8 @@ reference machine (torchaudio 2.11 without TorchCodec, no soundfile) scipy does 
 
 from __future__ import annotations
 
+import json
 import math
-import os
-import pickle
 import warnings
 from pathlib import Path
 from typing import Literal
@@ -38,6 +44,8 @@ from robustmm.errors import ConfigError, DataError
 
 FeatureKind = Literal["logmel", "mfcc"]
 LOG_EPS = 1e-6
+#: ``config["format"]`` of a features file; a reader refuses any other
+FEATURES_FORMAT = "robustmm-audio-features-1"
 
 
 def _read_torchaudio(path: Path) -> tuple[torch.Tensor, int]:
@@ -134,15 +142,21 @@ def compute_audio_features(
     hop_ms: float = 10.0,
     sample_rate: int = 16000,
 ) -> dict:
-    """Compute features for every ``*.wav`` in ``wav_dir`` and write them to ``out_file``.
+    """Compute features for every ``*.wav`` in ``wav_dir`` and write them to the ``.npz`` ``out_file``.
 
-    Returns the dict that was written (see module docstring). The file is written to a
-    temporary name next to ``out_file`` and renamed, so a crash never leaves half a file.
+    Returns the features as :func:`read_audio_features` reads them back (see module docstring). The
+    file is written to a hidden temporary file next to ``out_file`` and renamed, so a failed or
+    interrupted write never leaves half a file (the temporary file is removed).
     """
     import torchaudio.functional as AF
     import torchaudio.transforms as AT
 
+    from robustmm.io import write_atomic
+
     wav_dir, out_file = Path(wav_dir), Path(out_file)
+    if out_file.suffix.lower() != ".npz":
+        raise ConfigError(f"--out {out_file}: the features are written as a .npz file; name it e.g. "
+                          f"{out_file.with_suffix('.npz')}")
     if kind not in ("logmel", "mfcc"):
         raise ConfigError(f"audio feature kind {kind!r} is unknown: use 'logmel' or 'mfcc'.")
     _check_positive(n_mels=n_mels, sample_rate=sample_rate, **({"n_mfcc": n_mfcc} if kind == "mfcc" else {}))
@@ -162,6 +176,13 @@ def compute_audio_features(
     files = sorted(p for p in wav_dir.iterdir() if p.is_file() and p.suffix.lower() == ".wav")
     if not files:
         raise DataError(f"wav folder {wav_dir} holds no .wav files; point --wav-dir at the folder with the clips.")
+    by_id: dict[str, list[str]] = {}
+    for path in files:
+        by_id.setdefault(path.stem, []).append(path.name)
+    same = [names for names in by_id.values() if len(names) > 1]  # a.wav and a.WAV: one clip id
+    if same:
+        raise DataError(f"wav folder {wav_dir}: {same[0]} give the same clip id '{Path(same[0][0]).stem}'; rename "
+                        "or remove one of them.")
 
     mel_kwargs = dict(n_fft=win_length, win_length=win_length, hop_length=hop_length, n_mels=n_mels, center=True)
     if kind == "logmel":
@@ -195,17 +216,44 @@ def compute_audio_features(
     result = {
         "features": features,
         "lengths": {k: int(v.shape[0]) for k, v in features.items()},
-        "config": {"kind": kind, "sample_rate": sample_rate, "n_mels": n_mels,
+        "config": {"format": FEATURES_FORMAT, "kind": kind, "sample_rate": sample_rate, "n_mels": n_mels,
                    "n_mfcc": n_mfcc if kind == "mfcc" else None, "frame_ms": frame_ms, "hop_ms": hop_ms,
                    "n_fft": win_length, "hop_length": hop_length},
     }
-    out_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_file.with_name(f"{out_file.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as fh:
-            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(tmp, out_file)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    ids = list(features)
+    arrays = {"ids": np.asarray(ids, dtype=str),
+              "lengths": np.asarray([result["lengths"][k] for k in ids], dtype=np.int64),
+              "features": np.concatenate([features[k] for k in ids], axis=0),
+              "config": np.asarray(json.dumps(result["config"]))}
+
+    def write(tmp: str) -> None:
+        with open(tmp, "wb") as fh:  # a file object: np.savez would append ".npz" to a name
+            np.savez(fh, **arrays)
+
+    write_atomic(out_file, write)
     return result
+
+
+def read_audio_features(path: str | Path) -> dict:
+    """The features written by :func:`compute_audio_features`, read without unpickling anything:
+    ``{"features": {clip_id: float32 (T, F)}, "lengths": {clip_id: T}, "config": {...}}``."""
+    path = Path(path)
+    fix = "write it again with 'robustmm data features audio --wav-dir DIR --out FILE.npz'"
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in ("ids", "lengths", "features", "config")}
+        config = json.loads(str(arrays["config"]))
+    except Exception as exc:  # noqa: BLE001 - missing file, zip/np/JSON errors, a key absent
+        raise DataError(f"audio features file {path} cannot be read ({type(exc).__name__}: {exc}); {fix}") from None
+    ids, lengths, stacked = arrays["ids"], arrays["lengths"], arrays["features"]
+    if not isinstance(config, dict) or config.get("format") != FEATURES_FORMAT:
+        raise DataError(f"audio features file {path} is not a robustmm audio features file (no format "
+                        f"'{FEATURES_FORMAT}' in its config); {fix}")
+    if (ids.ndim != 1 or lengths.shape != ids.shape or stacked.ndim != 2 or lengths.dtype.kind not in "iu"
+            or (lengths < 0).any() or int(lengths.sum()) != stacked.shape[0] or len(set(ids.tolist())) != len(ids)):
+        raise DataError(f"audio features file {path}: its ids ({ids.shape}), lengths ({lengths.shape}) and "
+                        f"features ({stacked.shape}) do not fit together (unique ids, one length per id, lengths "
+                        f"summing to the feature rows); {fix}")
+    parts = np.split(stacked, np.cumsum(lengths)[:-1]) if len(ids) else []
+    return {"features": dict(zip(ids.tolist(), parts)),
+            "lengths": {k: int(n) for k, n in zip(ids.tolist(), lengths)}, "config": config}

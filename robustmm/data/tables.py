@@ -51,17 +51,26 @@ def _ids(values: Iterable[Any], limit: int = _MAX_IDS) -> str:
 # reading files
 
 
-def _read_csv_bytes(data: bytes, name: str, sep: str | None) -> pd.DataFrame:
-    """Parse CSV text; a member that is itself a zip archive is opened recursively."""
+#: zip archives read inside a table's zip (published TCGA tables name their CSV member *.csv.zip);
+#: a deeper nesting is refused, not recursed into
+_MAX_ZIP_NESTING = 1
+
+
+def _read_csv_bytes(data: bytes, name: str, sep: str | None, nesting: int) -> pd.DataFrame:
+    """Parse CSV text; a member that is itself a zip archive is opened, ``nesting`` zips deep."""
     if data[:4] == b"PK\x03\x04":
-        return _read_zip(zipfile.ZipFile(io.BytesIO(data)), name)
+        if nesting >= _MAX_ZIP_NESTING:
+            raise DataError(f"{name}: a zip archive nested in a zip nested in a zip; robustmm reads a table's zip "
+                            "and one zip inside it, no deeper: unzip the layers and pass the CSV file")
+        return _read_zip(zipfile.ZipFile(io.BytesIO(data)), name, nesting + 1)
     try:
         return pd.read_csv(io.BytesIO(data), sep=sep if sep else ",", low_memory=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{name}: cannot parse the table ({exc}); check that it is plain CSV text") from exc
 
 
-def _read_zip(archive: zipfile.ZipFile, name: str) -> pd.DataFrame:
+def _read_zip(archive: zipfile.ZipFile, name: str, nesting: int = 0) -> pd.DataFrame:
+    """The one table of ``archive``, read in memory (members are never extracted to disk)."""
     members = [m for m in archive.namelist() if not m.endswith("/") and "__MACOSX" not in m]
     tables = [m for m in members if re.search(r"\.(csv|tsv|txt)(\.zip)?$", m, re.IGNORECASE)]
     candidates = tables or members
@@ -72,14 +81,15 @@ def _read_zip(archive: zipfile.ZipFile, name: str) -> pd.DataFrame:
         )
     member = candidates[0]
     sep = "\t" if re.search(r"\.tsv(\.zip)?$", member, re.IGNORECASE) else ","
-    return _read_csv_bytes(archive.read(member), f"{name}:{member}", sep)
+    return _read_csv_bytes(archive.read(member), f"{name}:{member}", sep, nesting)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
     """Read a CSV, TSV (.tsv/.txt), parquet, gzip-compressed or zipped table into a DataFrame.
 
     A ``.zip`` must contain one table; its member may itself be named ``*.csv.zip`` and be
-    either plain CSV text or another zip archive (both occur in published TCGA tables).
+    either plain CSV text or another zip archive (both occur in published TCGA tables), which
+    must then hold the CSV text (a third zip is refused).
     """
     path = Path(path)
     if not path.is_file():

@@ -40,9 +40,15 @@ class MetricRecord:
     ci_high: float
     n: int
     drop: float | None = None
+    #: distinct classes predicted among the evaluated subjects (only tasks that predict one of several
+    #: classes; 1: the same class for everyone, which the report flags)
+    predicted_classes: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        out = {k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in asdict(self).items()}
+        if out["predicted_classes"] is None:
+            del out["predicted_classes"]
+        return out
 
 
 def reference_scenario(scenarios: list[Scenario], modalities: list[str]) -> Scenario | None:
@@ -108,10 +114,11 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
             samples = bootstrap_samples(task, preds, keep, boots, list(point))
             replicates[(method_id, scenario.name)] = samples
             counts = task.metric_counts(list(point), preds.target, preds.meta, keep)
+            classes = task.predicted_classes(preds.outputs, keep)
             for k, v in point.items():
                 lo, hi = _quantiles(samples[k], alpha)
                 records.append(MetricRecord(method_id, scenario.name, scenario.group, scenario.rate, k, float(v),
-                                            lo, hi, counts.get(k, int(keep.size))))
+                                            lo, hi, counts.get(k, int(keep.size)), predicted_classes=classes))
     bar.close()
     if caches:
         log.info("evaluation: encoder outputs reused %s",

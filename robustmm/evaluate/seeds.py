@@ -88,6 +88,15 @@ def reference_method(cfg: StudyConfig) -> str | None:
     return ref
 
 
+def _run_classes(value: int | list[int | None] | None) -> int | None:
+    """A seed's predicted-class count: its record's, or with folds the largest over them (1 only when
+    every fold predicted a single class, as a fold mean of sensitivity and specificity shows it)."""
+    if isinstance(value, list):
+        counts = [c for c in value if c is not None]
+        return max(counts) if counts else None
+    return value
+
+
 def _num(x: float) -> float | None:
     return float(x) if np.isfinite(x) else None
 
@@ -136,6 +145,9 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
                         "n": any_row.get("n"), "drop": float(np.mean(drops)) if drops else None,
                         "seeds": {str(s): _num(x) for s, x in zip(seeds, v)},
                         "verdict": verdicts.get(key)})
+        classes = {str(s): _run_classes(rows[s].get("predicted_classes")) if s in rows else None for s in seeds}
+        if any(c is not None for c in classes.values()):  # per seed, like the values
+            records[-1]["predicted_classes"] = classes
 
     doc = {"study": study or first.get("study"), "split": first.get("split", "test"),
            "synthetic": any(bool(d.get("synthetic")) for d in docs.values()),

@@ -77,6 +77,11 @@ class TaskAdapter:
         them out (a record's ``n``); the others score all of ``idx``."""
         return {}
 
+    def predicted_classes(self, outputs: dict[str, np.ndarray], idx: np.ndarray) -> int | None:
+        """How many distinct classes are predicted among ``idx`` (None: the task does not predict one of
+        several classes; the binary task's single-class check reads sensitivity and specificity)."""
+        return None
+
     def metric_names(self) -> tuple[str, ...] | None:
         """Every metric :meth:`metrics` can report (some only when the data allow it), known from the
         task alone, so that a sweep objective naming another one fails before any trial trains;
@@ -177,6 +182,9 @@ class MulticlassTask(TaskAdapter):
 
     def metric_names(self) -> tuple[str, ...]:
         return ("accuracy", "balanced_accuracy", "macro_f1")
+
+    def predicted_classes(self, outputs, idx):
+        return int(np.unique(outputs["probs"][idx].argmax(1)).size)
 
     def bootstrap_metrics(self, outputs, target, meta, keep, boots):
         from robustmm.metrics.weighted import count_matrix, weighted_multiclass

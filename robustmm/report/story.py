@@ -308,6 +308,17 @@ def _per_run(r: dict[str, Any]) -> dict[str, float | None]:
     return {str(k): v for k, v in enumerate(r["folds"])} if r.get("folds") else dict(r.get("seeds") or {})
 
 
+def _classes_per_run(r: dict[str, Any]) -> dict[str, int | None]:
+    """A record's number of distinct predicted classes per run: {"": k} for a single run, per fold or seed
+    behind a mean over runs, {} for a task that predicts no classes (or a binary one, see _one_class)."""
+    value = r.get("predicted_classes")
+    if isinstance(value, list):
+        return {str(k): v for k, v in enumerate(value)}
+    if isinstance(value, dict):
+        return dict(value)
+    return {} if value is None else {"": value}
+
+
 def _one_class(sensitivity: float | None, specificity: float | None) -> bool:
     return (sensitivity is not None and specificity is not None
             and {round(sensitivity, 9), round(specificity, 9)} == {0.0, 1.0})
@@ -358,6 +369,20 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
         lines.append(f"Single-class predictions (sensitivity or specificity 0 at the threshold) in {len(single)} "
                      f"result(s): {', '.join(single[:6])}{' …' if len(single) > 6 else ''}. Their threshold metrics "
                      "say nothing about discrimination; look at AUC.")
+    same_class = []  # tasks with several classes (multiclass, sentiment classes): every metric is at stake
+    for (method, scenario), metrics in by_cell.items():
+        runs = next((c for r in metrics.values() if (c := _classes_per_run(r))), {})
+        count = sum(k == 1 for k in runs.values())
+        if not count:
+            continue
+        share = f"in {count} of {len(runs)} runs" if len(runs) > 1 else ""
+        same_class.append(f"{method} under {scenario}" + (f" ({share})" if share else ""))
+        for m in metrics:
+            _note(notes, (method, scenario, m), f"predicts one class only {share}".strip())
+    if same_class:
+        lines.append(f"Single-class predictions (the same class for every evaluated subject) in {len(same_class)} "
+                     f"result(s): {', '.join(same_class[:6])}{' …' if len(same_class) > 6 else ''}. Their metrics "
+                     "only say how common that class is among the subjects, not what the model tells apart.")
     undefined = [r for r in records if r.get("value") is None]
     for r in undefined:
         _note(notes, (r["method"], r["scenario"], r["metric"]), "undefined")
