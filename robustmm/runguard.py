@@ -37,6 +37,15 @@ def check_modality_names(modalities: list[str], where: str) -> None:
             raise ConfigError(f"{where}: {exc}") from None
 
 
+def in_study(cfg: Any, key: str) -> str:
+    """``key`` prefixed with the study file it was read from, and marked when the command line set it
+    (or a key inside it)."""
+    from robustmm.config.loader import command_line_origin
+
+    source = getattr(cfg, "source", None)
+    return f"{source}: " * bool(source) + key + command_line_origin(key, getattr(cfg, "origins", {}), below=True)
+
+
 def declared_scenarios(cfg: Any) -> list | None:
     """The evaluation scenarios built from the modalities the data section declares (checked
     names; a list in ``training.selection.scenarios`` is checked too), without loading data; None
@@ -49,10 +58,15 @@ def declared_scenarios(cfg: Any) -> list | None:
     check_modality_names(modalities, f"data (kind {cfg.data.kind})")
 
     def built(key: str, configs: list) -> list:
+        for i, one in enumerate(configs):  # name the scenario at fault by its index
+            try:
+                build_scenarios([one], modalities)
+            except ValueError as exc:
+                raise ConfigError(f"{in_study(cfg, f'{key}.{i}')}: {exc}") from None
         try:
             return build_scenarios(configs, modalities)
-        except ValueError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
+        except ValueError as exc:  # names two scenarios share
+            raise ConfigError(f"{in_study(cfg, key)}: {exc}") from None
 
     scenarios = built("evaluation.scenarios", cfg.evaluation.scenarios)
     if isinstance(cfg.training.selection.scenarios, list):
@@ -70,7 +84,7 @@ def check_method_scenarios(cfg: Any, modalities: list[str] | dict) -> None:
     from robustmm.missing.scenarios import build_scenario
 
     for i, m in enumerate(cfg.methods):
-        options = method_options(m, f"methods.{i}")
+        options = method_options(m, f"methods.{i}", getattr(cfg, "source", None), getattr(cfg, "origins", None))
         for field in type(options).model_fields:
             value = getattr(options, field)
             for scenario in value if isinstance(value, list) else [value]:
@@ -78,7 +92,8 @@ def check_method_scenarios(cfg: Any, modalities: list[str] | dict) -> None:
                     try:
                         build_scenario(scenario, modalities)  # a training scenario is a single one
                     except ValueError as exc:
-                        raise ConfigError(f"methods.{i}.{field} (method '{m.run_id}'): {exc}") from None
+                        raise ConfigError(f"{in_study(cfg, f'methods.{i}.{field}')} (method '{m.run_id}'): "
+                                          f"{exc}") from None
 
 
 def check_before_data(cfg: Any) -> list[str] | None:
@@ -87,7 +102,7 @@ def check_before_data(cfg: Any) -> list[str] | None:
     from robustmm.engine.trainer import resolve_device
 
     resolve_device(cfg.training.device)  # 'cuda' without a GPU
-    check_data_options(cfg.data)
+    check_data_options(cfg.data, cfg.source, cfg.origins)
     modalities = None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
     root = Path(cfg.data.root)
     if cfg.data.kind in FILE_KINDS and cfg.data.synthetic is None and not root.exists():

@@ -127,6 +127,40 @@ def test_method_options_are_validated_before_any_work(tmp_path: Path) -> None:
         validate_method_options(cfg)
 
 
+@pytest.mark.parametrize("study", sorted((REPO / "studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_an_unknown_method_names_the_study_file_the_key_and_the_override(study: Path) -> None:
+    # the message said only "unknown method 'dropout_baselin'": neither the file nor methods.0.name
+    cfg = load_study(study, ["methods.0.name=dropout_baselin"])
+    msg = str(pytest.raises(ConfigError, validate_method_options, cfg).value)
+    assert msg.startswith(f"{study}: 'methods.0.name': unknown method 'dropout_baselin'; did you mean "
+                          "'dropout_baseline'?")
+    assert msg.endswith("(from the command line: methods.0.name=dropout_baselin)")
+
+
+def test_checks_after_reading_name_the_study_file_and_an_override_by_method_id(tmp_path: Path) -> None:
+    from robustmm.runguard import check_before_data
+
+    p = write(tmp_path, BASE)
+    cfg = load_study(p, ["methods.dropout_baseline.fil=zero"])  # the method named by its id
+    msg = str(pytest.raises(ConfigError, validate_method_options, cfg).value)
+    assert msg.startswith(f"{p}: method 'dropout_baseline': invalid configuration")
+    assert ("unknown key 'methods.0.fil'; did you mean 'fill'? (from the command line: "
+            "methods.dropout_baseline.fil=zero)") in msg
+    mosi = REPO / "studies" / "mosi_rmfm.yaml"
+    msg = str(pytest.raises(ConfigError, check_before_data, load_study(mosi, ["data.options.fil=x"])).value)
+    assert msg.startswith(f"{mosi}: data (kind mmsa): invalid configuration")
+    assert "unknown key 'data.options.fil'; did you mean 'file'? (from the command line: data.options.fil=x)" in msg
+    adni = REPO / "studies" / "adni_mci.yaml"
+    msg = str(pytest.raises(ConfigError, check_before_data,
+                            load_study(adni, ["evaluation.scenarios.1.modality=pett"])).value)
+    assert msg.startswith(f"{adni}: evaluation.scenarios.1 (from the command line: "
+                          "evaluation.scenarios.1.modality=pett): scenarios name modalities ['pett']")
+    assert msg.endswith("did you mean 'pet' for 'pett'?")
+    # an unknown key that only an override below it made is the command line's, not the file's
+    msg = str(pytest.raises(ConfigError, load_study, p, ["trainng.epochs=3"]).value)
+    assert "unknown key 'trainng'; did you mean 'training'? (from the command line: trainng.epochs=3)" in msg
+
+
 def test_cli_reports_user_errors_without_traceback(tmp_path: Path, capsys) -> None:
     p = write(tmp_path, BASE + "training: {epoch: 3}\n")
     assert main(["run", str(p)]) == 2

@@ -144,20 +144,27 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def apply_override(cfg: dict[str, Any], path: list[str], value: Any) -> None:
+def apply_override(cfg: dict[str, Any], path: list[str], value: Any) -> list[str]:
+    """Set ``value`` at ``path``; returns the path with list elements named by their index (as the
+    validation errors name them: ``methods.dispro.lr`` -> ``methods.2.lr``)."""
     node: Any = cfg
+    resolved: list[str] = []
     for i, part in enumerate(path[:-1]):
         if isinstance(node, list):
-            node = node[_list_index(part, node, path)]
+            index = _list_index(part, node, path)
+            node, part = node[index], str(index)
         else:
             node = node.setdefault(part, {})
             if not isinstance(node, (dict, list)):
                 raise ConfigError(f"--set {'.'.join(path)}: '{'.'.join(path[: i + 1])}' is a value, not a section")
+        resolved.append(part)
     last = path[-1]
     if isinstance(node, list):
-        node[_list_index(last, node, path)] = value
+        index = _list_index(last, node, path)
+        node[index], last = value, str(index)
     else:
         node[last] = value
+    return [*resolved, last]
 
 
 def _list_index(part: str, node: list, path: list[str]) -> int:
@@ -206,10 +213,11 @@ def load_study(
     origins = {}
     for text in overrides or []:
         keys, value = parse_override(text)
-        apply_override(raw, keys, value)
-        origins[".".join(keys)] = text.strip()
+        origins[".".join(apply_override(raw, keys, value))] = text.strip()
     # data roots stay relative to the working directory, like every other CLI path
-    return validate(StudyConfig, raw, source=str(path), origins=origins)
+    cfg = validate(StudyConfig, raw, source=str(path), origins=origins)
+    cfg._source, cfg._origins = str(path), origins
+    return cfg
 
 
 def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: str = "",
@@ -220,11 +228,12 @@ def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: s
         raise ConfigError(format_validation_error(err, model, source, prefix, origins)) from None
 
 
-def _origin(key: str, origins: dict[str, str]) -> str:
+def command_line_origin(key: str, origins: dict[str, str], below: bool = False) -> str:
     """Where the value at ``key`` came from when not from the file: the override whose key path is
-    ``key`` or encloses it."""
+    ``key`` or encloses it, or with ``below`` one inside it (an unknown key an override made, a
+    scenario an override changed)."""
     for path, text in origins.items():
-        if key == path or key.startswith(path + "."):
+        if key == path or key.startswith(path + ".") or (below and path.startswith(key + ".")):
             return f" (from the command line: {text})"
     return ""
 
@@ -238,11 +247,13 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
         loc = _display_loc(model, e["loc"])
         key = ".".join(([prefix] if prefix else []) + loc)
         kind = e["type"]
+        below = False
         if kind == "extra_forbidden":
             valid = _fields_at(model, e["loc"][:-1])
             hint = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
             msg = f"unknown key '{key}'"
             msg += f"; did you mean '{hint[0]}'?" if hint else (f"; valid keys here: {sorted(valid)}" if valid else "")
+            below = True  # an override below a key the file does not have made it
         elif kind == "missing" and loc and loc[-1].isdigit():  # a fixed-length list given too few items
             parent = key.rsplit(".", 1)[0]
             msg = f"'{parent}' has too few values: item {int(loc[-1]) + 1} is missing"
@@ -252,7 +263,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             got = e.get("input")
             shown = repr(got) if not isinstance(got, dict) else "a mapping"
             msg = f"'{key}': {e['msg']} (got {shown})"
-        lines.append("  - " + msg + _origin(key, origins or {}))
+        lines.append("  - " + msg + command_line_origin(key, origins or {}, below))
     return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from robustmm.names import check_label, check_name
 
@@ -414,6 +414,18 @@ class StudyConfig(Section):
     #: run the whole study once per seed into seed_<s>/ and aggregate over seeds
     #: (``[0, 1, 2]``, ``"0-4"`` or ``"0,2,5"``); ``seed`` is then unused
     seeds: list[int] | None = None
+    #: the study file and the key paths set on the command line (robustmm.config.loader.load_study), so
+    #: that checks made after reading (method options, data options, scenarios) name them in their errors
+    _source: str | None = PrivateAttr(None)
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+    @property
+    def origins(self) -> dict[str, str]:
+        return self._origins
 
     @field_validator("seeds", mode="before")
     @classmethod
