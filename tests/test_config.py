@@ -81,6 +81,44 @@ def test_unknown_top_level_and_nested_scenario_key(tmp_path: Path) -> None:
     assert "evaluation.scenarios.0.rats" in msg and "'rates'" in msg
 
 
+def test_a_misspelt_or_missing_kind_is_named_with_the_kinds_there_are(tmp_path: Path) -> None:
+    # pydantic's own text ("Input tag 'adnii' found using 'kind' does not match ...") suggested nothing
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE.replace("kind: adni", "kind: adnii"))).value)
+    assert "'data.kind': unknown kind 'adnii'; did you mean 'adni'? (kinds: adni, table, tcga_porpoise" in msg
+    p = write(tmp_path, BASE + "evaluation: {scenarios: [{kind: natural}, {kind: modality_rat, modality: pet}]}\n")
+    assert "'evaluation.scenarios.1.kind': unknown kind 'modality_rat'; did you mean 'modality_rate'?" in str(
+        pytest.raises(ConfigError, load_study, p).value)
+    p = write(tmp_path, BASE + "evaluation: {scenarios: [{rate: 0.5}]}\n")
+    assert "'evaluation.scenarios.0' needs a 'kind' key (one of: natural, subset, all_subsets," in str(
+        pytest.raises(ConfigError, load_study, p).value)
+
+
+def test_a_check_of_the_whole_study_reads_as_one_sentence(tmp_path: Path) -> None:
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE),
+                            ["evaluation.compare_to=dropout_baselin"]).value)
+    # was "  - '': Value error, evaluation.compare_to ... (got a mapping)"
+    assert msg.splitlines()[1] == ("  - evaluation.compare_to 'dropout_baselin' is not a method id of this study "
+                                   "(['dropout_baseline']); use one of them, 'auto' or null")
+
+
+def test_no_far_fetched_key_suggestion_and_a_profile_typo_is_suggested(tmp_path: Path) -> None:
+    # 'rate' is no key of a natural scenario; 'name' (half the letters) was offered as the spelling meant
+    p = write(tmp_path, BASE + "evaluation: {scenarios: [{kind: natural}]}\n")
+    msg = str(pytest.raises(ConfigError, load_study, p, ["evaluation.scenarios.0.rate=0.5"]).value)
+    assert "unknown key 'evaluation.scenarios.0.rate'; valid keys here: ['kind', 'name']" in msg
+    p = write(tmp_path, BASE + "profiles: {full: {training: {epochs: 9}}, quick: {}}\n")
+    msg = str(pytest.raises(ConfigError, load_study, p, None, "ful").value)
+    assert msg == f"{p}: profile 'ful' is not defined; did you mean 'full'? (profiles: ['full', 'quick'])"
+
+
+@pytest.mark.parametrize("key", ["training..epochs", "training.epochs.", ".seed"])
+def test_an_override_key_path_with_an_empty_part_is_refused(tmp_path: Path, key: str) -> None:
+    # 'training..epochs=3' was read as a key '' inside training: "unknown key 'training.'"
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE), [f"{key}=3"]).value)
+    assert msg == (f"--set '{key}=3': the key path '{key}' has an empty part (two dots in a row, or a dot at an end); "
+                   "write it like training.epochs")
+
+
 def test_wrong_type_and_missing_required_key(tmp_path: Path) -> None:
     p = write(tmp_path, "name: s\ndata: {kind: adni}\nmethods: [{name: a}]\ntraining: {epochs: many}\n")
     msg = str(pytest.raises(ConfigError, load_study, p).value)

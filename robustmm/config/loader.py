@@ -137,6 +137,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, value = text.split("=", 1)
     if not key.strip():
         raise ConfigError(f"--set '{text}' has an empty key path")
+    if "" in key.strip().split("."):
+        raise ConfigError(f"--set '{text}': the key path '{key.strip()}' has an empty part (two dots in a row, or a "
+                          "dot at an end); write it like training.epochs")
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:
@@ -208,7 +211,10 @@ def load_study(
     profiles = raw.pop("profiles", {}) or {}
     if profile is not None:
         if profile not in profiles:
-            raise ConfigError(f"{path}: profile '{profile}' is not defined; profiles: {sorted(profiles) or 'none'}")
+            hint = difflib.get_close_matches(profile, [str(p) for p in profiles], n=1)
+            raise ConfigError(f"{path}: profile '{profile}' is not defined"
+                              + (f"; did you mean '{hint[0]}'?" if hint else "")
+                              + f" (profiles: {sorted(profiles) or 'none'})")
         raw = deep_merge(raw, profiles[profile])
     origins = {}
     for text in overrides or []:
@@ -250,15 +256,26 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
         below = False
         if kind == "extra_forbidden":
             valid = _fields_at(model, e["loc"][:-1])
-            hint = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+            hint = difflib.get_close_matches(loc[-1], valid, n=1)
             msg = f"unknown key '{key}'"
             msg += f"; did you mean '{hint[0]}'?" if hint else (f"; valid keys here: {sorted(valid)}" if valid else "")
             below = True  # an override below a key the file does not have made it
+        elif kind == "union_tag_invalid":  # e.g. data.kind or a scenario's kind misspelt
+            tags = [t.strip().strip("'") for t in e["ctx"]["expected_tags"].split(",")]
+            tag = e["ctx"]["tag"]
+            hint = difflib.get_close_matches(str(tag), tags, n=1)
+            key = f"{key}.kind" if key else "kind"
+            msg = (f"'{key}': unknown kind '{tag}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+                   + f" (kinds: {', '.join(tags)})")
+        elif kind == "union_tag_not_found":
+            msg = f"'{key}' needs a 'kind' key (one of: {', '.join(_kinds_at(model, e['loc']))})"
         elif kind == "missing" and loc and loc[-1].isdigit():  # a fixed-length list given too few items
             parent = key.rsplit(".", 1)[0]
             msg = f"'{parent}' has too few values: item {int(loc[-1]) + 1} is missing"
         elif kind == "missing":
             msg = f"missing required key '{key}'"
+        elif not key:  # a check of the whole study (its message names the keys)
+            msg = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
         else:
             got = e.get("input")
             shown = repr(got) if not isinstance(got, dict) else "a mapping"
@@ -285,6 +302,14 @@ def _is_union_tag(model: Any, parent: tuple, part: str) -> bool:
     current = _annotation_at(model, parent)
     return any(part in typing.get_args(c.model_fields["kind"].annotation)
                for c in _model_candidates(current) if "kind" in c.model_fields)
+
+
+def _kinds_at(model: Any, loc: tuple) -> list[str]:
+    """The ``kind`` values the union at ``loc`` accepts (e.g. every scenario kind)."""
+    import typing
+
+    return [k for c in _model_candidates(_annotation_at(model, loc)) if "kind" in c.model_fields
+            for k in typing.get_args(c.model_fields["kind"].annotation)]
 
 
 def _annotation_at(model: Any, loc: tuple) -> Any:
