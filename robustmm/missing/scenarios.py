@@ -397,6 +397,7 @@ def build_scenarios(configs: list, modalities: list[str] | dict[str, ModalitySpe
                                 modalities=mods, shared_mask=cfg.shared_mask, training=cfg.training))
         elif kind == "temporal_block":
             group = cfg.name or "temporal_block"
+            unknown_mods += [m for m in cfg.modalities or () if m not in modalities]
             for r in _rates(cfg):
                 out.append(TemporalBlock(name=f"{group}@{_fmt(r)}", group=group, rate=r, rate_value=r,
                                          modalities=tuple(cfg.modalities or ())))
