@@ -96,13 +96,44 @@ def check_method_scenarios(cfg: Any, modalities: list[str] | dict) -> None:
                                           f"{exc}") from None
 
 
+def known_metrics(cfg: Any) -> list[str] | None:
+    """Metric names the study's evaluation can report, when the data section implies its task without
+    loading; None when that needs the data."""
+    from robustmm.data.declared import declared_task
+    from robustmm.methods.task import task_adapter
+
+    task = declared_task(cfg.data)
+    if task is None:
+        return None
+    names = task_adapter(task, cfg.evaluation.threshold).metric_names()
+    return None if names is None else list(names)
+
+
+def check_monitor(cfg: Any) -> None:
+    """``training.selection.monitor`` must be a metric the validation reports (the task's metrics and
+    ``loss``); checked when the task is known without the data, so a misspelt name stops the run
+    before a run folder is made (a method's own per-pattern names, ``auc@mri+pet``, are left to it)."""
+    import difflib
+
+    monitor = cfg.training.selection.monitor
+    names = known_metrics(cfg)
+    if names is None or monitor in ("loss", "primary", *names) or "@" in monitor:
+        return
+    valid = ["loss", "primary", *names]
+    hint = difflib.get_close_matches(monitor, valid, n=1)
+    raise ConfigError(f"{in_study(cfg, 'training.selection.monitor')}: '{monitor}' is not a validation metric of "
+                      f"this study (data.kind {cfg.data.kind})" + (f"; did you mean '{hint[0]}'?" if hint else "")
+                      + f" (use one of {valid})")
+
+
 def check_before_data(cfg: Any) -> list[str] | None:
-    """Checks that need no data (the device; scenario modality names; data.synthetic; that the data root
-    exists), all said before a run folder exists; returns the declared modalities (or None when unknown)."""
+    """Checks that need no data (the device; scenario modality names; data.synthetic; the selection
+    monitor; that the data root exists), all said before a run folder exists; returns the declared modalities (or None when unknown)."""
     from robustmm.engine.trainer import resolve_device
 
     resolve_device(cfg.training.device)  # 'cuda' without a GPU
     check_data_options(cfg.data, cfg.source, cfg.origins)
+    check_monitor(cfg)
     modalities = None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
     root = Path(cfg.data.root)
     if cfg.data.kind in FILE_KINDS and cfg.data.synthetic is None and not root.exists():
