@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -33,7 +34,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from robustmm.engine.distributed import launch_local
 
         return launch_local(args.nproc, args)
-    seeds = [f"seeds={args.seeds}"] if args.seeds else []  # "0-4" or "0,2,5": parsed by the schema
+    # "0-4" or "0,2,5", parsed by the schema; quoted so that YAML does not read 010 as 8 or 1:30 as 90
+    seeds = [f"seeds={json.dumps(args.seeds)}"] if args.seeds is not None else []
     cfg = load_study(args.study, [*args.set, *seeds], args.profile)
     # a killed run logs that it was interrupted and how to continue it; torchrun's ranks are stopped by torchrun
     # (a rank blocked in a collective could not act on it)
@@ -62,7 +64,7 @@ def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
     words += ["--profile", args.profile] if args.profile else []
     for override in args.set:
         words += ["--set", override]
-    words += ["--seeds", args.seeds] if args.seeds else []
+    words += ["--seeds", args.seeds] if args.seeds is not None else []
     # a rank started by `--nproc N` has no --nproc of its own: torchrun's WORLD_SIZE says N
     nproc = getattr(args, "nproc", None) or int(os.environ.get("WORLD_SIZE", "1"))
     words += ["--nproc", str(nproc)] if nproc > 1 else []
