@@ -82,6 +82,10 @@ def check_same_study(resume: Path, resolved: dict[str, Any]) -> None:
     """Refuse to continue ``resume`` with a study that differs from the one it started with."""
     saved = check_resumable(resume)
     saved.pop("run", None)
+    if saved.get("name") != resolved["name"]:  # another study's run: its many differences would bury that
+        raise RunDirectoryError(f"--resume {resume} is a run of study '{saved.get('name')}', not of "
+                                f"'{resolved['name']}'; resume it with the study file it started with, or start a "
+                                "new run (without --resume)")
     if saved != resolved:
         raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
                                 f"({describe_differences(config_differences(saved, resolved))}); resume with the "

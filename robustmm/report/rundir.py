@@ -48,11 +48,21 @@ def check_resumable(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     cfg = run_dir / CONFIG_FILE
     if not run_dir.is_dir():
-        raise RunDirectoryError(f"--resume {run_dir}: no such folder; give the run folder to continue (its path was "
+        what = "is a file, not a run folder" if run_dir.exists() else "no such folder"
+        raise RunDirectoryError(f"--resume {run_dir}: {what}; give the run folder to continue (its path was "
                                 "printed when the run started)")
     if not cfg.is_file():
         raise RunDirectoryError(f"--resume {run_dir}: no {CONFIG_FILE} there; is it a robustmm run folder?")
-    return yaml.safe_load(cfg.read_text())
+    try:
+        doc = yaml.safe_load(cfg.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise RunDirectoryError(f"--resume {run_dir}: {cfg} cannot be read ({problem}); the run cannot be "
+                                "continued without it: start a new run") from None
+    if not isinstance(doc, dict):
+        raise RunDirectoryError(f"--resume {run_dir}: {cfg} does not hold a run's configuration; the run cannot be "
+                                "continued without it: start a new run")
+    return doc
 
 
 def environment() -> dict[str, Any]:
