@@ -196,3 +196,18 @@ def test_every_monitor_the_shipped_studies_use_passes_the_check() -> None:
     for study in sorted((REPO / "studies").glob("*.yaml")):
         for monitor in ("loss", "primary", load_study(study).training.selection.monitor):
             check_monitor(load_study(study, [f"training.selection.monitor={monitor}"]))
+
+
+def test_a_selection_override_wins_over_the_files_old_early_stopping_key(tmp_path: Path) -> None:
+    # the old key's values win over selection's, so --set training.selection.patience=3 was silently ignored
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\ndata: {kind: adni, root: x}\nmethods: [{name: dropout_baseline}]\n"
+                     "training: {early_stopping: {monitor: loss, patience: 10, min_epochs: 2}}\n")
+    sel = load_study(study, ["training.selection.patience=3"]).training.selection
+    assert (sel.monitor, sel.patience, sel.min_epochs) == ("loss", 3, 2)
+    sel = load_study(study, ["training.selection={patience: 4}"]).training.selection  # the whole section replaced
+    assert (sel.monitor, sel.patience, sel.min_epochs) == ("loss", 4, SelectionConfig().min_epochs)
+    sel = load_study(study, ["training.early_stopping.patience=5"]).training.selection  # the old name still reads
+    assert (sel.patience, sel.min_epochs) == (5, 2)
+    sel = load_study(REPO / "studies" / "adni_mci.yaml", ["training.early_stopping.min_epochs=1"]).training.selection
+    assert (sel.monitor, sel.patience, sel.min_epochs) == ("loss", 10, 1)  # over the preset's selection

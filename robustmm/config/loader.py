@@ -177,6 +177,20 @@ def _list_index(part: str, node: list, path: list[str]) -> int:
         raise ConfigError(f"--set {'.'.join(path)}: {exc}") from None
 
 
+def _drop_old_selection_key(raw: dict[str, Any], keys: list[str]) -> None:
+    """An override of ``training.selection`` (or a key of it) also replaces what the file's
+    ``training.early_stopping`` (the old name, whose keys win over ``selection``'s) says there, so
+    that the command line wins as everywhere else."""
+    training = raw.get("training")
+    old = training.get("early_stopping") if isinstance(training, dict) else None
+    if keys[:2] != ["training", "selection"] or not isinstance(old, dict):
+        return
+    if len(keys) == 2:
+        del training["early_stopping"]
+    else:
+        old.pop(keys[2], None)
+
+
 def list_position(node: list, segment: str) -> int:
     """The list element a dotted-path segment names: an index, or the element's id (a mapping's ``id``,
     else its ``name``: ``methods.dispro`` is the method named dispro). ValueError says which segments
@@ -219,7 +233,9 @@ def load_study(
     origins = {}
     for text in overrides or []:
         keys, value = parse_override(text)
-        origins[".".join(apply_override(raw, keys, value))] = text.strip()
+        keys = apply_override(raw, keys, value)
+        origins[".".join(keys)] = text.strip()
+        _drop_old_selection_key(raw, keys)
     # data roots stay relative to the working directory, like every other CLI path
     cfg = validate(StudyConfig, raw, source=str(path), origins=origins)
     cfg._source, cfg._origins = str(path), origins
