@@ -128,18 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate every method of a study, write a report")
     run.add_argument("study", type=Path, help="study YAML file")
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                     help="override a config value (repeatable), e.g. --set training.epochs=5")
-    run.add_argument("--profile", help="apply a named profile of the study (e.g. full)")
-    run.add_argument("--out", type=Path, help="run folder to create (must not exist)")
+                     help="override a config value (repeatable; applied after --profile, and the last one of a "
+                          "key wins), e.g. --set training.epochs=5")
+    run.add_argument("--profile", help="apply a named profile of the study (e.g. full) (default: none)")
+    run.add_argument("--out", type=Path, help="run folder to create (must not exist) (default: "
+                                              "<output_dir>/<name>/<timestamp>; output_dir: runs unless the study "
+                                              "sets it)")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--seeds", metavar="SEEDS",
                      help="run the whole study once per seed (e.g. 0-4 or 0,2,5) into seed_<s>/ and report "
-                          "mean ± sd over seeds with paired differences against evaluation.compare_to")
+                          "mean ± sd over seeds with paired differences against evaluation.compare_to (default: the "
+                          "study's seeds, else one run with its seed)")
     run.add_argument("--rewrite-results", action="store_true",
                      help="with --resume on a finished run: evaluate again and rewrite its results")
     run.add_argument("--nproc", type=positive_int, metavar="N",
-                     help="train with N processes on this machine (torchrun + DistributedDataParallel; one per GPU)")
+                     help="train with N processes on this machine (torchrun + DistributedDataParallel; one per GPU) "
+                          "(default: 1)")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="rebuild report.html of a run folder")

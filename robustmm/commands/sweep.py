@@ -83,7 +83,8 @@ def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction,
                                    "and writes report.html in the sweep folder. Start the same command on any "
                                    "number of machines with one --storage to share the work.")
     p.add_argument("study", type=Path, help="study YAML file with a 'sweep:' section")
-    p.add_argument("--n-trials", type=positive_int, help="trials in the whole sweep (all workers together)")
+    p.add_argument("--n-trials", type=positive_int,
+                   help="trials in the whole sweep (all workers together) (default: sweep.n_trials, else 20)")
     p.add_argument("--timeout", type=positive_number,
                    help="seconds after which this worker starts no new trial (default: sweep.timeout, else none)")
     p.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
