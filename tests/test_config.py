@@ -119,6 +119,27 @@ def test_an_override_key_path_with_an_empty_part_is_refused(tmp_path: Path, key:
                    "write it like training.epochs")
 
 
+@pytest.mark.parametrize("text, profile, message", [
+    ("include: 3\n", None, "'include' must be a preset name or a list of them, e.g. include: [model/small3d"),
+    ("include: [{training: cpu}]\n", None, "'include' must be a preset name or a list of them"),
+    ("profiles: [full]\n", None, "'profiles' must map profile names to settings, e.g. profiles: {full: {training: "
+                                  "{epochs: 120}}} (got list)"),
+    ("profiles: {full: [1]}\n", "full", "profile 'full' must be a mapping of the settings it changes"),
+])
+def test_include_and_profiles_of_the_wrong_type_are_named(tmp_path: Path, text: str, profile: str | None,
+                                                          message: str, capsys) -> None:
+    # each was a TypeError or AttributeError traceback
+    p = write(tmp_path, BASE + text)
+    assert main(["run", str(p), *(["--profile", profile] if profile else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustmm: error: {p}: {message}") and "Traceback" not in err
+
+
+def test_an_empty_profile_changes_nothing(tmp_path: Path) -> None:
+    p = write(tmp_path, BASE + "profiles: {quick: null, full: {training: {epochs: 9}}}\n")
+    assert load_study(p, profile="quick") == load_study(p)
+
+
 def test_wrong_type_and_missing_required_key(tmp_path: Path) -> None:
     p = write(tmp_path, "name: s\ndata: {kind: adni}\nmethods: [{name: a}]\ntraining: {epochs: many}\n")
     msg = str(pytest.raises(ConfigError, load_study, p).value)

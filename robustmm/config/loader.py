@@ -116,6 +116,9 @@ def resolve_includes(raw: dict[str, Any], study_path: Path) -> dict[str, Any]:
     names = raw.pop("include", []) or []
     if isinstance(names, str):
         names = [names]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{study_path}: 'include' must be a preset name or a list of them, e.g. include: "
+                          f"[model/small3d, training/cpu] (got {names!r})")
     merged: dict[str, Any] = {}
     dirs = preset_dirs(study_path)
     for name in names:
@@ -223,13 +226,19 @@ def load_study(
     path = Path(path)
     raw = resolve_includes(read_yaml(path), path)
     profiles = raw.pop("profiles", {}) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: 'profiles' must map profile names to settings, e.g. profiles: {{full: {{training: "
+                          f"{{epochs: 120}}}}}} (got {type(profiles).__name__})")
     if profile is not None:
         if profile not in profiles:
             hint = difflib.get_close_matches(profile, [str(p) for p in profiles], n=1)
             raise ConfigError(f"{path}: profile '{profile}' is not defined"
                               + (f"; did you mean '{hint[0]}'?" if hint else "")
                               + f" (profiles: {sorted(profiles) or 'none'})")
-        raw = deep_merge(raw, profiles[profile])
+        if not isinstance(profiles[profile] or {}, dict):
+            raise ConfigError(f"{path}: profile '{profile}' must be a mapping of the settings it changes, e.g. "
+                              f"{profile}: {{training: {{epochs: 120}}}} (got {type(profiles[profile]).__name__})")
+        raw = deep_merge(raw, profiles[profile] or {})
     origins = {}
     for text in overrides or []:
         keys, value = parse_override(text)
