@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import shlex
@@ -33,7 +34,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         from robustmm.engine.distributed import launch_local
 
         return launch_local(args.nproc, args)
-    seeds = [f"seeds={args.seeds}"] if args.seeds else []  # "0-4" or "0,2,5": parsed by the schema
+    # "0-4" or "0,2,5", parsed by the schema; quoted so that YAML does not read 010 as 8 or 1:30 as 90
+    seeds = [f"seeds={json.dumps(args.seeds)}"] if args.seeds is not None else []
     cfg = load_study(args.study, [*args.set, *seeds], args.profile)
     # a killed run logs that it was interrupted and how to continue it; torchrun's ranks are stopped by torchrun
     # (a rank blocked in a collective could not act on it)
@@ -62,7 +64,7 @@ def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
     words += ["--profile", args.profile] if args.profile else []
     for override in args.set:
         words += ["--set", override]
-    words += ["--seeds", args.seeds] if args.seeds else []
+    words += ["--seeds", args.seeds] if args.seeds is not None else []
     # a rank started by `--nproc N` has no --nproc of its own: torchrun's WORLD_SIZE says N
     nproc = getattr(args, "nproc", None) or int(os.environ.get("WORLD_SIZE", "1"))
     words += ["--nproc", str(nproc)] if nproc > 1 else []
@@ -126,18 +128,23 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="train and evaluate every method of a study, write a report")
     run.add_argument("study", type=Path, help="study YAML file")
     run.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE",
-                     help="override a config value (repeatable), e.g. --set training.epochs=5")
-    run.add_argument("--profile", help="apply a named profile of the study (e.g. full)")
-    run.add_argument("--out", type=Path, help="run folder to create (must not exist)")
+                     help="override a config value (repeatable; applied after --profile, and the last one of a "
+                          "key wins), e.g. --set training.epochs=5")
+    run.add_argument("--profile", help="apply a named profile of the study (e.g. full) (default: none)")
+    run.add_argument("--out", type=Path, help="run folder to create (must not exist) (default: "
+                                              "<output_dir>/<name>/<timestamp>; output_dir: runs unless the study "
+                                              "sets it)")
     run.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.add_argument("--seeds", metavar="SEEDS",
                      help="run the whole study once per seed (e.g. 0-4 or 0,2,5) into seed_<s>/ and report "
-                          "mean ± sd over seeds with paired differences against evaluation.compare_to")
+                          "mean ± sd over seeds with paired differences against evaluation.compare_to (default: the "
+                          "study's seeds, else one run with its seed)")
     run.add_argument("--rewrite-results", action="store_true",
                      help="with --resume on a finished run: evaluate again and rewrite its results")
     run.add_argument("--nproc", type=positive_int, metavar="N",
-                     help="train with N processes on this machine (torchrun + DistributedDataParallel; one per GPU)")
+                     help="train with N processes on this machine (torchrun + DistributedDataParallel; one per GPU) "
+                          "(default: 1)")
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser("report", help="rebuild report.html of a run folder")

@@ -36,6 +36,15 @@ def check_modality_names(modalities: list[str], where: str) -> None:
             raise ConfigError(f"{where}: {exc}") from None
 
 
+def in_study(cfg: Any, key: str) -> str:
+    """``key`` prefixed with the study file it was read from, and marked when the command line set it
+    (or a key inside it)."""
+    from robustmm.config.loader import command_line_origin
+
+    source = getattr(cfg, "source", None)
+    return f"{source}: " * bool(source) + key + command_line_origin(key, getattr(cfg, "origins", {}), below=True)
+
+
 def declared_scenarios(cfg: Any) -> list | None:
     """The evaluation scenarios built from the modalities the data section declares (checked
     names; a list in ``training.selection.scenarios`` is checked too), without loading data; None
@@ -48,10 +57,15 @@ def declared_scenarios(cfg: Any) -> list | None:
     check_modality_names(modalities, f"data (kind {cfg.data.kind})")
 
     def built(key: str, configs: list) -> list:
+        for i, one in enumerate(configs):  # name the scenario at fault by its index
+            try:
+                build_scenarios([one], modalities)
+            except ValueError as exc:
+                raise ConfigError(f"{in_study(cfg, f'{key}.{i}')}: {exc}") from None
         try:
             return build_scenarios(configs, modalities)
-        except ValueError as exc:
-            raise ConfigError(f"{key}: {exc}") from None
+        except ValueError as exc:  # names two scenarios share
+            raise ConfigError(f"{in_study(cfg, key)}: {exc}") from None
 
     scenarios = built("evaluation.scenarios", cfg.evaluation.scenarios)
     if isinstance(cfg.training.selection.scenarios, list):
@@ -69,7 +83,7 @@ def check_method_scenarios(cfg: Any, modalities: list[str] | dict) -> None:
     from robustmm.missing.scenarios import build_scenario
 
     for i, m in enumerate(cfg.methods):
-        options = method_options(m, f"methods.{i}")
+        options = method_options(m, f"methods.{i}", getattr(cfg, "source", None), getattr(cfg, "origins", None))
         for field in type(options).model_fields:
             value = getattr(options, field)
             for scenario in value if isinstance(value, list) else [value]:
@@ -77,16 +91,48 @@ def check_method_scenarios(cfg: Any, modalities: list[str] | dict) -> None:
                     try:
                         build_scenario(scenario, modalities)  # a training scenario is a single one
                     except ValueError as exc:
-                        raise ConfigError(f"methods.{i}.{field} (method '{m.run_id}'): {exc}") from None
+                        raise ConfigError(f"{in_study(cfg, f'methods.{i}.{field}')} (method '{m.run_id}'): "
+                                          f"{exc}") from None
+
+
+def known_metrics(cfg: Any) -> list[str] | None:
+    """Metric names the study's evaluation can report, when the data section implies its task without
+    loading; None when that needs the data."""
+    from robustmm.data.declared import declared_task
+    from robustmm.methods.task import task_adapter
+
+    task = declared_task(cfg.data)
+    if task is None:
+        return None
+    names = task_adapter(task, cfg.evaluation.threshold).metric_names()
+    return None if names is None else list(names)
+
+
+def check_monitor(cfg: Any) -> None:
+    """``training.selection.monitor`` must be a metric the validation reports (the task's metrics and
+    ``loss``); checked when the task is known without the data, so a misspelt name stops the run
+    before a run folder is made (a method's own per-pattern names, ``auc@mri+pet``, are left to it)."""
+    import difflib
+
+    monitor = cfg.training.selection.monitor
+    names = known_metrics(cfg)
+    if names is None or monitor in ("loss", "primary", *names) or "@" in monitor:
+        return
+    valid = ["loss", "primary", *names]
+    hint = difflib.get_close_matches(monitor, valid, n=1)
+    raise ConfigError(f"{in_study(cfg, 'training.selection.monitor')}: '{monitor}' is not a validation metric of "
+                      f"this study (data.kind {cfg.data.kind})" + (f"; did you mean '{hint[0]}'?" if hint else "")
+                      + f" (use one of {valid})")
 
 
 def check_before_data(cfg: Any) -> list[str] | None:
-    """Checks that need no data (the device; scenario modality names; data.synthetic; that the data root
-    exists), all said before a run folder exists; returns the declared modalities (or None when unknown)."""
+    """Checks that need no data (the device; scenario modality names; data.synthetic; the selection
+    monitor; that the data root exists), all said before a run folder exists; returns the declared modalities (or None when unknown)."""
     from robustmm.engine.trainer import resolve_device
 
     resolve_device(cfg.training.device)  # 'cuda' without a GPU
-    check_data_options(cfg.data)
+    check_data_options(cfg.data, cfg.source, cfg.origins)
+    check_monitor(cfg)
     modalities = None if declared_scenarios(cfg) is None else declared_modalities(cfg.data)
     root = Path(cfg.data.root)
     if cfg.data.kind in FILE_KINDS and cfg.data.synthetic is None and not root.exists():

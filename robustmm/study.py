@@ -43,7 +43,7 @@ from robustmm.report.render import render
 from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
 from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (check_before_data, check_method_scenarios, check_modality_names, failed_run,
-                               finished_result)
+                               finished_result, in_study)
 
 log = logging.getLogger("robustmm")
 
@@ -68,7 +68,7 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 def validate_method_options(cfg: StudyConfig) -> None:
     """Fail on a bad method option before any data are read or anything is trained."""
     for i, m in enumerate(cfg.methods):
-        method_options(m, f"methods.{i}")
+        method_options(m, f"methods.{i}", cfg.source, cfg.origins)
 
 
 def training_order(cfg: StudyConfig) -> list[int]:
@@ -82,6 +82,10 @@ def check_same_study(resume: Path, resolved: dict[str, Any]) -> None:
     """Refuse to continue ``resume`` with a study that differs from the one it started with."""
     saved = check_resumable(resume)
     saved.pop("run", None)
+    if saved.get("name") != resolved["name"]:  # another study's run: its many differences would bury that
+        raise RunDirectoryError(f"--resume {resume} is a run of study '{saved.get('name')}', not of "
+                                f"'{resolved['name']}'; resume it with the study file it started with, or start a "
+                                "new run (without --resume)")
     if saved != resolved:
         raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
                                 f"({describe_differences(config_differences(saved, resolved))}); resume with the "
@@ -180,7 +184,7 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     try:
         scenarios = build_scenarios(cfg.evaluation.scenarios, dict(data.modalities))  # kinds checked too
     except ValueError as exc:
-        raise ConfigError(f"evaluation.scenarios: {exc}") from None
+        raise ConfigError(f"{in_study(cfg, 'evaluation.scenarios')}: {exc}") from None
     selection_scenarios = validation_scenarios(cfg.training.selection.scenarios, scenarios, data)
     check_method_scenarios(cfg, dict(data.modalities))
 

@@ -191,7 +191,7 @@ def test_check_data_refuses_other_modalities_or_a_non_classification_task() -> N
     ({"tau_rates": [0.0, 1.5]}, r"'methods\.1\.tau_rates\.1': Input should be less than or equal to 1 \(got 1\.5\)"),
     ({"lambda_rep": float("inf")}, r"'methods\.1\.lambda_rep': Input should be a finite number \(got inf\)"),
     # a check across keys names its values; the mapping it received is not news
-    ({"hidden": 30, "heads": 4}, r"'methods\.1': Value error, hidden \(30\) must be divisible by heads \(4\)$"),
+    ({"hidden": 30, "heads": 4}, r"'methods\.1': hidden \(30\) must be divisible by heads \(4\)$"),
 ])
 def test_option_values_name_their_key(options: dict, message: str) -> None:
     from robustmm.config.schema import MethodConfig

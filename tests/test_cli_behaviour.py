@@ -84,6 +84,26 @@ def test_every_option_help_shows_its_default() -> None:
     assert "(default: 40)" in _sub_help(["data", "synth", "brats"])
 
 
+def test_options_whose_default_comes_from_elsewhere_say_which_and_it_is_the_real_one() -> None:
+    # these had no default in --help (None to argparse), though each falls back to something
+    from robustmm.config.schema import StudyConfig
+    from robustmm.tune.config import SweepConfig
+
+    run = " ".join(_sub_help(["run"]).split())
+    assert "(default: <output_dir>/<name>/<timestamp>; output_dir: runs unless the study sets it)" in run
+    assert StudyConfig.model_fields["output_dir"].default == Path("runs")
+    assert "(default: the study's seeds, else one run with its seed)" in run
+    assert "(default: none)" in run and "(default: 1)" in run  # --profile, --nproc
+    assert "the last one of a key wins" in run
+    from robustmm.config import load_study
+
+    epochs = ["training.epochs=3", "training.epochs=5"]  # the profile full says 120
+    assert load_study(REPO / "studies" / "adni_mci.yaml", epochs, profile="full").training.epochs == 5
+    sweep = " ".join(_sub_help(["sweep"]).split())
+    assert f"(default: sweep.n_trials, else {SweepConfig.model_fields['n_trials'].default})" in sweep
+    assert SweepConfig.model_fields["timeout"].default is None and "(default: sweep.timeout, else none)" in sweep
+
+
 def _sub_help(argv: list[str]) -> str:
     parser = build_parser()
     for name in argv:

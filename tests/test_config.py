@@ -81,6 +81,65 @@ def test_unknown_top_level_and_nested_scenario_key(tmp_path: Path) -> None:
     assert "evaluation.scenarios.0.rats" in msg and "'rates'" in msg
 
 
+def test_a_misspelt_or_missing_kind_is_named_with_the_kinds_there_are(tmp_path: Path) -> None:
+    # pydantic's own text ("Input tag 'adnii' found using 'kind' does not match ...") suggested nothing
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE.replace("kind: adni", "kind: adnii"))).value)
+    assert "'data.kind': unknown kind 'adnii'; did you mean 'adni'? (kinds: adni, table, tcga_porpoise" in msg
+    p = write(tmp_path, BASE + "evaluation: {scenarios: [{kind: natural}, {kind: modality_rat, modality: pet}]}\n")
+    assert "'evaluation.scenarios.1.kind': unknown kind 'modality_rat'; did you mean 'modality_rate'?" in str(
+        pytest.raises(ConfigError, load_study, p).value)
+    p = write(tmp_path, BASE + "evaluation: {scenarios: [{rate: 0.5}]}\n")
+    assert "'evaluation.scenarios.0' needs a 'kind' key (one of: natural, subset, all_subsets," in str(
+        pytest.raises(ConfigError, load_study, p).value)
+
+
+def test_a_check_of_the_whole_study_reads_as_one_sentence(tmp_path: Path) -> None:
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE),
+                            ["evaluation.compare_to=dropout_baselin"]).value)
+    # was "  - '': Value error, evaluation.compare_to ... (got a mapping)"
+    assert msg.splitlines()[1] == ("  - evaluation.compare_to 'dropout_baselin' is not a method id of this study "
+                                   "(['dropout_baseline']); use one of them, 'auto' or null")
+
+
+def test_no_far_fetched_key_suggestion_and_a_profile_typo_is_suggested(tmp_path: Path) -> None:
+    # 'rate' is no key of a natural scenario; 'name' (half the letters) was offered as the spelling meant
+    p = write(tmp_path, BASE + "evaluation: {scenarios: [{kind: natural}]}\n")
+    msg = str(pytest.raises(ConfigError, load_study, p, ["evaluation.scenarios.0.rate=0.5"]).value)
+    assert "unknown key 'evaluation.scenarios.0.rate'; valid keys here: ['kind', 'name']" in msg
+    p = write(tmp_path, BASE + "profiles: {full: {training: {epochs: 9}}, quick: {}}\n")
+    msg = str(pytest.raises(ConfigError, load_study, p, None, "ful").value)
+    assert msg == f"{p}: profile 'ful' is not defined; did you mean 'full'? (profiles: ['full', 'quick'])"
+
+
+@pytest.mark.parametrize("key", ["training..epochs", "training.epochs.", ".seed"])
+def test_an_override_key_path_with_an_empty_part_is_refused(tmp_path: Path, key: str) -> None:
+    # 'training..epochs=3' was read as a key '' inside training: "unknown key 'training.'"
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE), [f"{key}=3"]).value)
+    assert msg == (f"--set '{key}=3': the key path '{key}' has an empty part (two dots in a row, or a dot at an end); "
+                   "write it like training.epochs")
+
+
+@pytest.mark.parametrize("text, profile, message", [
+    ("include: 3\n", None, "'include' must be a preset name or a list of them, e.g. include: [model/small3d"),
+    ("include: [{training: cpu}]\n", None, "'include' must be a preset name or a list of them"),
+    ("profiles: [full]\n", None, "'profiles' must map profile names to settings, e.g. profiles: {full: {training: "
+                                  "{epochs: 120}}} (got list)"),
+    ("profiles: {full: [1]}\n", "full", "profile 'full' must be a mapping of the settings it changes"),
+])
+def test_include_and_profiles_of_the_wrong_type_are_named(tmp_path: Path, text: str, profile: str | None,
+                                                          message: str, capsys) -> None:
+    # each was a TypeError or AttributeError traceback
+    p = write(tmp_path, BASE + text)
+    assert main(["run", str(p), *(["--profile", profile] if profile else [])]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"robustmm: error: {p}: {message}") and "Traceback" not in err
+
+
+def test_an_empty_profile_changes_nothing(tmp_path: Path) -> None:
+    p = write(tmp_path, BASE + "profiles: {quick: null, full: {training: {epochs: 9}}}\n")
+    assert load_study(p, profile="quick") == load_study(p)
+
+
 def test_wrong_type_and_missing_required_key(tmp_path: Path) -> None:
     p = write(tmp_path, "name: s\ndata: {kind: adni}\nmethods: [{name: a}]\ntraining: {epochs: many}\n")
     msg = str(pytest.raises(ConfigError, load_study, p).value)
@@ -125,6 +184,40 @@ def test_method_options_are_validated_before_any_work(tmp_path: Path) -> None:
     cfg = load_study(write(tmp_path, BASE.replace("dropout_baseline", "dropout_baselin")))
     with pytest.raises(ConfigError, match="did you mean 'dropout_baseline'"):
         validate_method_options(cfg)
+
+
+@pytest.mark.parametrize("study", sorted((REPO / "studies").glob("*.yaml")), ids=lambda p: p.stem)
+def test_an_unknown_method_names_the_study_file_the_key_and_the_override(study: Path) -> None:
+    # the message said only "unknown method 'dropout_baselin'": neither the file nor methods.0.name
+    cfg = load_study(study, ["methods.0.name=dropout_baselin"])
+    msg = str(pytest.raises(ConfigError, validate_method_options, cfg).value)
+    assert msg.startswith(f"{study}: 'methods.0.name': unknown method 'dropout_baselin'; did you mean "
+                          "'dropout_baseline'?")
+    assert msg.endswith("(from the command line: methods.0.name=dropout_baselin)")
+
+
+def test_checks_after_reading_name_the_study_file_and_an_override_by_method_id(tmp_path: Path) -> None:
+    from robustmm.runguard import check_before_data
+
+    p = write(tmp_path, BASE)
+    cfg = load_study(p, ["methods.dropout_baseline.fil=zero"])  # the method named by its id
+    msg = str(pytest.raises(ConfigError, validate_method_options, cfg).value)
+    assert msg.startswith(f"{p}: method 'dropout_baseline': invalid configuration")
+    assert ("unknown key 'methods.0.fil'; did you mean 'fill'? (from the command line: "
+            "methods.dropout_baseline.fil=zero)") in msg
+    mosi = REPO / "studies" / "mosi_rmfm.yaml"
+    msg = str(pytest.raises(ConfigError, check_before_data, load_study(mosi, ["data.options.fil=x"])).value)
+    assert msg.startswith(f"{mosi}: data (kind mmsa): invalid configuration")
+    assert "unknown key 'data.options.fil'; did you mean 'file'? (from the command line: data.options.fil=x)" in msg
+    adni = REPO / "studies" / "adni_mci.yaml"
+    msg = str(pytest.raises(ConfigError, check_before_data,
+                            load_study(adni, ["evaluation.scenarios.1.modality=pett"])).value)
+    assert msg.startswith(f"{adni}: evaluation.scenarios.1 (from the command line: "
+                          "evaluation.scenarios.1.modality=pett): scenarios name modalities ['pett']")
+    assert msg.endswith("did you mean 'pet' for 'pett'?")
+    # an unknown key that only an override below it made is the command line's, not the file's
+    msg = str(pytest.raises(ConfigError, load_study, p, ["trainng.epochs=3"]).value)
+    assert "unknown key 'trainng'; did you mean 'training'? (from the command line: trainng.epochs=3)" in msg
 
 
 def test_cli_reports_user_errors_without_traceback(tmp_path: Path, capsys) -> None:

@@ -12,8 +12,11 @@ import time
 from pathlib import Path
 
 import torch
+import yaml
 
 from robustmm.cli import main
+from robustmm.config import load_study
+from robustmm.config.loader import to_plain
 
 
 def run_cli(*args: str) -> int:
@@ -91,11 +94,12 @@ def test_resume_refuses_a_different_study(tiny_study: Path, tmp_path: Path, caps
     out.mkdir()
     (out / "config.yaml").write_text("name: other\n")
     assert run_cli(str(tiny_study), "--resume", str(out)) == 2
-    assert "differs from the one that run started with" in capsys.readouterr().err
+    assert f"--resume {out} is a run of study 'other', not of 'tiny_adni'" in capsys.readouterr().err
     # a resume without the --set the run started with is named as a different study, not as the data check it fails
+    (out / "config.yaml").write_text(yaml.safe_dump(to_plain(load_study(tiny_study))))
     assert run_cli(str(tiny_study), "--set", f"data.root={tmp_path / 'nowhere'}", "--resume", str(out)) == 2
     err = capsys.readouterr().err
-    assert "differs from the one that run started with" in err and "does not exist" not in err
+    assert "differs from the one that run started with (data.root: " in err and "does not exist" not in err
 
 
 def test_a_terminated_run_logs_how_to_continue(tiny_study: Path, tmp_path: Path) -> None:

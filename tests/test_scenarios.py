@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -228,6 +229,21 @@ def test_build_scenarios_takes_the_study_file_form_of_a_scenario() -> None:
         build_scenarios([{"kind": "modality_rate", "modality": "pet", "rates": [0, 1.5]}], ["mri", "pet"])
     with pytest.raises(ValueError, match=r"scenario 1 .*: nme: Extra inputs are not permitted"):
         build_scenarios([{"kind": "natural"}, {"kind": "natural", "nme": "x"}], ["mri", "pet"])
+
+
+def test_a_temporal_block_naming_an_unknown_modality_is_refused_when_the_study_is_read() -> None:
+    # it was accepted and failed with a ValueError traceback at evaluation, after every method had trained
+    from robustmm.config.loader import load_study
+    from robustmm.errors import ConfigError
+    from robustmm.runguard import check_before_data
+
+    with pytest.raises(ValueError, match=r"modalities \['txt'\] that the data do not have .*did you mean 'text'"):
+        build_scenarios([TemporalBlockScenario(kind="temporal_block", rate=0.5, modalities=["text", "txt"])],
+                        ["text", "audio", "vision"])
+    study = Path(__file__).resolve().parents[1] / "studies" / "mosi_rmfm.yaml"
+    cfg = load_study(study, ["evaluation.scenarios.1={kind: temporal_block, rates: [0.5], modalities: [txt]}"])
+    with pytest.raises(ConfigError, match=r"mosi_rmfm.yaml: evaluation.scenarios.1 \(from the command line"):
+        check_before_data(cfg)
 
 
 def test_a_method_dropout_naming_an_unknown_modality_is_refused_before_any_folder(tmp_path) -> None:

@@ -512,6 +512,24 @@ def test_listed_tracebacks_are_one_error_line(tmp_path: Path, capsys) -> None:
             resolve_device("cuda")
 
 
+@pytest.mark.parametrize("config, message", [  # damaged ones: test_resume_of_a_folder_whose_config_is_damaged...
+    (b"name: other\nseed: 0\n", "is a run of study 'other', not of 't'; resume it with the study file it started "
+                                 "with, or start a new run (without --resume)")])
+def test_resuming_a_damaged_or_another_studys_run_folder_is_one_error_line(config: bytes, message: str,
+                                                                           tmp_path: Path, capsys) -> None:
+    # an empty or damaged config.yaml was a TypeError / AttributeError / YAMLError traceback; another study's
+    # run was told apart by its 30-odd key differences, sorted so that 'name' was not among those shown
+    study = tmp_path / "good.yaml"
+    study.write_text(yaml.safe_dump({"name": "t", "data": {"kind": "adni", "root": str(tmp_path / "nowhere")},
+                                     "methods": [{"name": "dropout_baseline"}], "training": {"device": "cpu"}}))
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_bytes(config)
+    assert message in one_error_line(capsys, ["run", str(study), "--resume", str(run)])
+    assert [p.name for p in run.iterdir()] == ["config.yaml"] and (run / "config.yaml").read_bytes() == config
+    assert "is a file, not a run folder" in one_error_line(capsys, ["run", str(study), "--resume", str(study)])
+
+
 def test_empty_manifest_and_header_only_table(tmp_path: Path) -> None:
     rows, pet = trajectories()
     root = write_cohort(tmp_path / "c", rows, pet)

@@ -47,6 +47,34 @@ def test_study_seeds_key_and_cli_form(tiny_study: Path) -> None:
         load_study(tiny_study, ["evaluation.compare_to=mmanet"])
 
 
+def test_cli_seeds_are_read_as_written(tiny_study: Path, monkeypatch, capsys) -> None:
+    # --seeds went through YAML: 010 ran seed 8 (octal), 1:30 seed 90 (sexagesimal), 0x1 seed 1
+    import robustmm.study
+    from robustmm.cli import main
+
+    ran = []
+    monkeypatch.setattr(robustmm.study, "run_study", lambda cfg, **kw: ran.append(cfg.seeds))
+    assert main(["run", str(tiny_study), "--seeds", "010,3"]) == 0 and ran == [[10, 3]]
+    for text in ("1:30", "0x1", ""):
+        assert main(["run", str(tiny_study), "--seeds", text]) == 2
+        assert f"cannot read seeds '{text}'" in capsys.readouterr().err
+    assert ran == [[10, 3]]
+
+
+def test_seeds_numpy_cannot_take_are_refused_when_the_study_is_read(tiny_study: Path) -> None:
+    # seed: -1 stopped the run with scikit-learn's traceback after its folder was made
+    for value in (-1, 2**32):
+        with pytest.raises(ConfigError, match="'seed': Input should be"):
+            load_study(tiny_study, [f"seed={value}"])
+    with pytest.raises(ConfigError, match=r"seed range '4294967290-4294967296' ends past the largest seed 4294967295"):
+        load_study(tiny_study, ["seeds=4294967290-4294967296"])
+    with pytest.raises(ConfigError, match=r"seeds must be in \[0, 4294967295\] \(got \[4294967296\]\)"):
+        load_study(tiny_study, ["seeds=[1, 4294967296]"])
+    assert load_study(tiny_study, ["seed=4294967295"]).seed == 2**32 - 1
+    with pytest.raises(ValueError, match=r"seed\(s\) \[7\] listed twice"):  # found in one pass over a long range
+        parse_seeds("0-50000,7")
+
+
 # --------------------------------------------------------------------------- aggregation
 def _doc(values: dict[tuple[str, str], float]) -> dict:
     return {"study": "s", "synthetic": True, "primary_metric": "auc",

@@ -171,3 +171,43 @@ def test_shipped_studies_never_select_epoch_0_or_1(study: Path) -> None:
         cfg = load_study(study, profile=profile)
         sel = cfg.training.selection
         assert sel.min_epochs >= 3, (study.name, profile, sel)
+
+
+@pytest.mark.parametrize("study, monitor, meant", [("adni_mci.yaml", "acuracy", "accuracy"),
+                                                   ("tcga_blca_survival.yaml", "auc", "td_auc"),
+                                                   ("mosi_rmfm.yaml", "non0_acc_2", "Non0_acc_2")])
+def test_a_misspelt_monitor_stops_the_run_before_its_folder(study: str, monitor: str, meant: str, tmp_path: Path,
+                                                             capsys) -> None:
+    # it was found by the first validation round, after the data were read and the run folder made
+    from robustmm.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", str(REPO / "studies" / study), "--set", f"training.selection.monitor={monitor}",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (f"studies/{study}: training.selection.monitor (from the command line: training.selection.monitor="
+            f"{monitor}): '{monitor}' is not a validation metric of this study") in err
+    assert f"did you mean '{meant}'?" in err and not out.exists()
+
+
+def test_every_monitor_the_shipped_studies_use_passes_the_check() -> None:
+    from robustmm.runguard import check_monitor
+
+    for study in sorted((REPO / "studies").glob("*.yaml")):
+        for monitor in ("loss", "primary", load_study(study).training.selection.monitor):
+            check_monitor(load_study(study, [f"training.selection.monitor={monitor}"]))
+
+
+def test_a_selection_override_wins_over_the_files_old_early_stopping_key(tmp_path: Path) -> None:
+    # the old key's values win over selection's, so --set training.selection.patience=3 was silently ignored
+    study = tmp_path / "s.yaml"
+    study.write_text("name: s\ndata: {kind: adni, root: x}\nmethods: [{name: dropout_baseline}]\n"
+                     "training: {early_stopping: {monitor: loss, patience: 10, min_epochs: 2}}\n")
+    sel = load_study(study, ["training.selection.patience=3"]).training.selection
+    assert (sel.monitor, sel.patience, sel.min_epochs) == ("loss", 3, 2)
+    sel = load_study(study, ["training.selection={patience: 4}"]).training.selection  # the whole section replaced
+    assert (sel.monitor, sel.patience, sel.min_epochs) == ("loss", 4, SelectionConfig().min_epochs)
+    sel = load_study(study, ["training.early_stopping.patience=5"]).training.selection  # the old name still reads
+    assert (sel.patience, sel.min_epochs) == (5, 2)
+    sel = load_study(REPO / "studies" / "adni_mci.yaml", ["training.early_stopping.min_epochs=1"]).training.selection
+    assert (sel.monitor, sel.patience, sel.min_epochs) == ("loss", 10, 1)  # over the preset's selection

@@ -254,7 +254,7 @@ def test_a_listed_scenario_naming_an_unknown_modality_fails_before_any_data_is_r
     from robustmm.runguard import declared_scenarios
 
     cfg = load_study(tiny_study, ["training.selection.scenarios=[{kind: subset, modalities: [mri, tau_pet]}]"])
-    with pytest.raises(ConfigError, match=r"training.selection.scenarios: .*\['tau_pet'\]"):
+    with pytest.raises(ConfigError, match=r"training.selection.scenarios.0 .*\['tau_pet'\]"):
         declared_scenarios(cfg)
     ok = load_study(tiny_study, ["training.selection.scenarios=[{kind: subset, modalities: [mri]}]"])
     assert [s.name for s in declared_scenarios(ok)] == ["natural", "pet_missing@0", "pet_missing@0.5",

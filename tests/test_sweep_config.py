@@ -186,6 +186,24 @@ def test_worked_example_study_is_valid() -> None:
     assert pareto.sweep.directions == ["maximize", "maximize"] and pareto.sweep.sampler_kind == "nsga2"
 
 
+@pytest.mark.parametrize("timeout", ["-5", "0", "nan", "soon"])
+def test_a_sweep_timeout_that_is_not_a_positive_number_is_refused(timeout: str, tmp_path: Path, capsys) -> None:
+    # --timeout -5 stopped every worker before its first trial; nan never stopped one (sweep.timeout is > 0)
+    from pydantic import ValidationError
+
+    from robustmm.cli import main
+
+    path = REPO / "studies" / "adni_mci_sweep.yaml"
+    with pytest.raises(SystemExit) as exit_:
+        main(["sweep", str(path), f"--timeout={timeout}", "--out", str(tmp_path / "sweep")])
+    assert exit_.value.code == 2 and "argument --timeout: " in capsys.readouterr().err
+    assert not (tmp_path / "sweep").exists()
+    with pytest.raises(ValidationError, match="timeout"):  # the Python API checks it as the study file's
+        plan_sweep(load_study(path), str(path), timeout=float(timeout) if timeout != "soon" else timeout,
+                   out=tmp_path / "sweep")
+    assert plan_sweep(load_study(path), str(path), timeout=60.0, n_trials=3, out=tmp_path / "s").sweep.timeout == 60
+
+
 def test_report_falls_back_to_the_trials_snapshot(tmp_path: Path) -> None:
     from robustmm.tune.report import load_study_for_report, write_snapshot
 

@@ -69,6 +69,17 @@ def fraction(text: str) -> float:
     return value
 
 
+def positive_number(text: str) -> float:
+    """argparse type of a number above 0 (seconds, ...)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not value > 0.0:  # NaN fails too
+        raise argparse.ArgumentTypeError(f"must be a number above 0 (got {text})")
+    return value
+
+
 class MinMax(argparse.Action):
     """A ``nargs=2`` MIN MAX option, refused unless MIN <= MAX."""
 

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from robustmm.commands import positive_int, sigterm_interrupts
+from robustmm.commands import positive_int, positive_number, sigterm_interrupts
 from robustmm.errors import RobustMMError
 
 STORAGE_ENV = "ROBUSTMM_SWEEP_STORAGE"
@@ -83,8 +83,10 @@ def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction,
                                    "and writes report.html in the sweep folder. Start the same command on any "
                                    "number of machines with one --storage to share the work.")
     p.add_argument("study", type=Path, help="study YAML file with a 'sweep:' section")
-    p.add_argument("--n-trials", type=positive_int, help="trials in the whole sweep (all workers together)")
-    p.add_argument("--timeout", type=float, help="seconds after which this worker starts no new trial")
+    p.add_argument("--n-trials", type=positive_int,
+                   help="trials in the whole sweep (all workers together) (default: sweep.n_trials, else 20)")
+    p.add_argument("--timeout", type=positive_number,
+                   help="seconds after which this worker starts no new trial (default: sweep.timeout, else none)")
     p.add_argument("--storage", default=os.environ.get(STORAGE_ENV),
                    help=f"Optuna storage shared by the workers: sqlite:///FILE, postgresql://USER@HOST/DB, "
                         f"mysql+pymysql://..., or journal:FILE (default: SQLite in the sweep folder; also "

@@ -116,6 +116,9 @@ def resolve_includes(raw: dict[str, Any], study_path: Path) -> dict[str, Any]:
     names = raw.pop("include", []) or []
     if isinstance(names, str):
         names = [names]
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{study_path}: 'include' must be a preset name or a list of them, e.g. include: "
+                          f"[model/small3d, training/cpu] (got {names!r})")
     merged: dict[str, Any] = {}
     dirs = preset_dirs(study_path)
     for name in names:
@@ -137,6 +140,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, value = text.split("=", 1)
     if not key.strip():
         raise ConfigError(f"--set '{text}' has an empty key path")
+    if "" in key.strip().split("."):
+        raise ConfigError(f"--set '{text}': the key path '{key.strip()}' has an empty part (two dots in a row, or a "
+                          "dot at an end); write it like training.epochs")
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:
@@ -144,20 +150,27 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), parsed
 
 
-def apply_override(cfg: dict[str, Any], path: list[str], value: Any) -> None:
+def apply_override(cfg: dict[str, Any], path: list[str], value: Any) -> list[str]:
+    """Set ``value`` at ``path``; returns the path with list elements named by their index (as the
+    validation errors name them: ``methods.dispro.lr`` -> ``methods.2.lr``)."""
     node: Any = cfg
+    resolved: list[str] = []
     for i, part in enumerate(path[:-1]):
         if isinstance(node, list):
-            node = node[_list_index(part, node, path)]
+            index = _list_index(part, node, path)
+            node, part = node[index], str(index)
         else:
             node = node.setdefault(part, {})
             if not isinstance(node, (dict, list)):
                 raise ConfigError(f"--set {'.'.join(path)}: '{'.'.join(path[: i + 1])}' is a value, not a section")
+        resolved.append(part)
     last = path[-1]
     if isinstance(node, list):
-        node[_list_index(last, node, path)] = value
+        index = _list_index(last, node, path)
+        node[index], last = value, str(index)
     else:
         node[last] = value
+    return [*resolved, last]
 
 
 def _list_index(part: str, node: list, path: list[str]) -> int:
@@ -165,6 +178,20 @@ def _list_index(part: str, node: list, path: list[str]) -> int:
         return list_position(node, part)
     except ValueError as exc:
         raise ConfigError(f"--set {'.'.join(path)}: {exc}") from None
+
+
+def _drop_old_selection_key(raw: dict[str, Any], keys: list[str]) -> None:
+    """An override of ``training.selection`` (or a key of it) also replaces what the file's
+    ``training.early_stopping`` (the old name, whose keys win over ``selection``'s) says there, so
+    that the command line wins as everywhere else."""
+    training = raw.get("training")
+    old = training.get("early_stopping") if isinstance(training, dict) else None
+    if keys[:2] != ["training", "selection"] or not isinstance(old, dict):
+        return
+    if len(keys) == 2:
+        del training["early_stopping"]
+    else:
+        old.pop(keys[2], None)
 
 
 def list_position(node: list, segment: str) -> int:
@@ -199,17 +226,29 @@ def load_study(
     path = Path(path)
     raw = resolve_includes(read_yaml(path), path)
     profiles = raw.pop("profiles", {}) or {}
+    if not isinstance(profiles, dict):
+        raise ConfigError(f"{path}: 'profiles' must map profile names to settings, e.g. profiles: {{full: {{training: "
+                          f"{{epochs: 120}}}}}} (got {type(profiles).__name__})")
     if profile is not None:
         if profile not in profiles:
-            raise ConfigError(f"{path}: profile '{profile}' is not defined; profiles: {sorted(profiles) or 'none'}")
-        raw = deep_merge(raw, profiles[profile])
+            hint = difflib.get_close_matches(profile, [str(p) for p in profiles], n=1)
+            raise ConfigError(f"{path}: profile '{profile}' is not defined"
+                              + (f"; did you mean '{hint[0]}'?" if hint else "")
+                              + f" (profiles: {sorted(profiles) or 'none'})")
+        if not isinstance(profiles[profile] or {}, dict):
+            raise ConfigError(f"{path}: profile '{profile}' must be a mapping of the settings it changes, e.g. "
+                              f"{profile}: {{training: {{epochs: 120}}}} (got {type(profiles[profile]).__name__})")
+        raw = deep_merge(raw, profiles[profile] or {})
     origins = {}
     for text in overrides or []:
         keys, value = parse_override(text)
-        apply_override(raw, keys, value)
+        keys = apply_override(raw, keys, value)
         origins[".".join(keys)] = text.strip()
+        _drop_old_selection_key(raw, keys)
     # data roots stay relative to the working directory, like every other CLI path
-    return validate(StudyConfig, raw, source=str(path), origins=origins)
+    cfg = validate(StudyConfig, raw, source=str(path), origins=origins)
+    cfg._source, cfg._origins = str(path), origins
+    return cfg
 
 
 def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: str = "",
@@ -220,11 +259,12 @@ def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: s
         raise ConfigError(format_validation_error(err, model, source, prefix, origins)) from None
 
 
-def _origin(key: str, origins: dict[str, str]) -> str:
+def command_line_origin(key: str, origins: dict[str, str], below: bool = False) -> str:
     """Where the value at ``key`` came from when not from the file: the override whose key path is
-    ``key`` or encloses it."""
+    ``key`` or encloses it, or with ``below`` one inside it (an unknown key an override made, a
+    scenario an override changed)."""
     for path, text in origins.items():
-        if key == path or key.startswith(path + "."):
+        if key == path or key.startswith(path + ".") or (below and path.startswith(key + ".")):
             return f" (from the command line: {text})"
     return ""
 
@@ -238,23 +278,36 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
         loc = _display_loc(model, e["loc"])
         key = ".".join(([prefix] if prefix else []) + loc)
         kind = e["type"]
+        below = False
         if kind == "extra_forbidden":
             valid = _fields_at(model, e["loc"][:-1])
-            hint = difflib.get_close_matches(loc[-1], valid, n=1, cutoff=0.5)
+            hint = difflib.get_close_matches(loc[-1], valid, n=1)
             msg = f"unknown key '{key}'"
             msg += f"; did you mean '{hint[0]}'?" if hint else (f"; valid keys here: {sorted(valid)}" if valid else "")
+            below = True  # an override below a key the file does not have made it
+        elif kind == "union_tag_invalid":  # e.g. data.kind or a scenario's kind misspelt
+            tags = [t.strip().strip("'") for t in e["ctx"]["expected_tags"].split(",")]
+            tag = e["ctx"]["tag"]
+            hint = difflib.get_close_matches(str(tag), tags, n=1)
+            key = f"{key}.kind" if key else "kind"
+            msg = (f"'{key}': unknown kind '{tag}'" + (f"; did you mean '{hint[0]}'?" if hint else "")
+                   + f" (kinds: {', '.join(tags)})")
+        elif kind == "union_tag_not_found":
+            msg = f"'{key}' needs a 'kind' key (one of: {', '.join(_kinds_at(model, e['loc']))})"
         elif kind == "missing" and loc and loc[-1].isdigit():  # a fixed-length list given too few items
             parent = key.rsplit(".", 1)[0]
             msg = f"'{parent}' has too few values: item {int(loc[-1]) + 1} is missing"
         elif kind == "missing":
             msg = f"missing required key '{key}'"
+        elif not key:  # a check of the whole study (its message names the keys)
+            msg = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
         else:
             got = e.get("input")
-            if isinstance(got, dict) and kind in ("value_error", "assertion_error"):
-                msg = f"'{key}': {e['msg']}"  # a check across keys: its message names the values
+            if isinstance(got, dict) and kind == "value_error":  # a check across keys: its message names them
+                msg = f"'{key}': {e['ctx']['error']}"
             else:
                 msg = f"'{key}': {e['msg']} (got {'a mapping' if isinstance(got, dict) else repr(got)})"
-        lines.append("  - " + msg + _origin(key, origins or {}))
+        lines.append("  - " + msg + command_line_origin(key, origins or {}, below))
     return "\n".join(lines)
 
 
@@ -276,6 +329,14 @@ def _is_union_tag(model: Any, parent: tuple, part: str) -> bool:
     current = _annotation_at(model, parent)
     return any(part in typing.get_args(c.model_fields["kind"].annotation)
                for c in _model_candidates(current) if "kind" in c.model_fields)
+
+
+def _kinds_at(model: Any, loc: tuple) -> list[str]:
+    """The ``kind`` values the union at ``loc`` accepts (e.g. every scenario kind)."""
+    import typing
+
+    return [k for c in _model_candidates(_annotation_at(model, loc)) if "kind" in c.model_fields
+            for k in typing.get_args(c.model_fields["kind"].annotation)]
 
 
 def _annotation_at(model: Any, loc: tuple) -> Any:

@@ -7,10 +7,11 @@ options are validated by each method's own ``Options`` model (see ``robustmm.met
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from robustmm.names import check_label, check_name
 
@@ -398,9 +399,13 @@ class ReportConfig(Section):
     html: bool = True
 
 
+#: the largest seed: numpy's and scikit-learn's generators take seeds in [0, 2**32 - 1]
+MAX_SEED = 2**32 - 1
+
+
 class StudyConfig(Section):
     name: str
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=MAX_SEED)
     output_dir: Path = Path("runs")
     data: DataConfig
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -414,6 +419,18 @@ class StudyConfig(Section):
     #: run the whole study once per seed into seed_<s>/ and aggregate over seeds
     #: (``[0, 1, 2]``, ``"0-4"`` or ``"0,2,5"``); ``seed`` is then unused
     seeds: list[int] | None = None
+    #: the study file and the key paths set on the command line (robustmm.config.loader.load_study), so
+    #: that checks made after reading (method options, data options, scenarios) name them in their errors
+    _source: str | None = PrivateAttr(None)
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @property
+    def source(self) -> str | None:
+        return self._source
+
+    @property
+    def origins(self) -> dict[str, str]:
+        return self._origins
 
     @field_validator("seeds", mode="before")
     @classmethod
@@ -462,12 +479,14 @@ def parse_seeds(value: Any) -> list[int]:
                 raise ValueError(f"cannot read seeds '{item}': write a list like 0,2,5 or a range like 0-4")
             if sep and int(hi) < int(lo):
                 raise ValueError(f"seed range '{part}' runs backwards; write {hi}-{lo}")
+            if sep and int(hi) > MAX_SEED:  # said before the range is made
+                raise ValueError(f"seed range '{part}' ends past the largest seed {MAX_SEED}")
             seeds.extend(range(int(lo), int(hi) + 1) if sep else [int(lo)])
     if not seeds:
         raise ValueError("give at least one seed")
-    if any(s < 0 for s in seeds):
-        raise ValueError(f"seeds must be >= 0 (got {seeds})")
-    dupes = sorted({s for s in seeds if seeds.count(s) > 1})
+    if any(s < 0 or s > MAX_SEED for s in seeds):
+        raise ValueError(f"seeds must be in [0, {MAX_SEED}] (got {[s for s in seeds if s < 0 or s > MAX_SEED]})")
+    dupes = sorted(s for s, n in Counter(seeds).items() if n > 1)
     if dupes:
         raise ValueError(f"seed(s) {dupes} listed twice")
     return seeds

@@ -70,10 +70,11 @@ def options_model(kind: str, section: str = "options") -> Any:
     return None if target is None else _resolve(target)
 
 
-def check_data_options(cfg: Any) -> None:
+def check_data_options(cfg: Any, source: str | None = None, origins: dict[str, str] | None = None) -> None:
     """``data.options`` and ``data.synthetic`` checked against their kind's models when the study is
     read, so that a bad value is refused before a run folder (or the data folder) is made (the
-    builder validates them again)."""
+    builder validates them again). ``source`` (the study file) and ``origins`` (key paths set on the
+    command line) go into the error."""
     from pydantic import ValidationError
 
     from robustmm.config.loader import format_validation_error
@@ -85,8 +86,9 @@ def check_data_options(cfg: Any) -> None:
         try:
             model.model_validate(dict(value or {}))
         except ValidationError as err:
-            raise ConfigError(format_validation_error(err, model, f"data (kind {cfg.kind})",
-                                                      prefix=f"data.{section}")) from None
+            what = f"data (kind {cfg.kind})"
+            raise ConfigError(format_validation_error(err, model, f"{source}: {what}" if source else what,
+                                                      prefix=f"data.{section}", origins=origins)) from None
 
 
 def create_once(target: Path, write: Callable[[Path], Any], what: str = "data.root") -> None:

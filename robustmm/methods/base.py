@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from robustmm.config.loader import format_validation_error
+from robustmm.config.loader import command_line_origin, format_validation_error
 from robustmm.config.schema import MethodConfig, ModelConfig, TrainingConfig
 from robustmm.data.base import TaskSpec
 from robustmm.data.batch import Batch, ModalitySpec
@@ -178,13 +178,21 @@ def check_methods(methods: list[MethodConfig], data: Any) -> None:
         method_class(cfg.name).check_data(method_options(cfg, f"methods.{i}"), data, cfg.run_id)
 
 
-def method_options(cfg: MethodConfig, key: str = "methods") -> MethodOptions:
-    """The validated options of the method ``cfg`` (``key``: its path in the study, for the error)."""
-    cls = method_class(cfg.name)
+def method_options(cfg: MethodConfig, key: str = "methods", source: str | None = None,
+                   origins: dict[str, str] | None = None) -> MethodOptions:
+    """The validated options of the method ``cfg`` (``key``: its path in the study, ``source``: the
+    study file, ``origins``: the key paths set on the command line, for the error)."""
+    try:
+        cls = method_class(cfg.name)
+    except ConfigError as exc:
+        where = f"{source}: " if source else ""
+        raise ConfigError(f"{where}'{key}.name': {exc}"
+                          + command_line_origin(f"{key}.name", origins or {})) from None
     try:
         return cls.Options.model_validate(cfg.options)
     except ValidationError as err:
-        raise ConfigError(format_validation_error(err, cls.Options, f"method '{cfg.run_id}'", key)) from None
+        what = f"{source}: method '{cfg.run_id}'" if source else f"method '{cfg.run_id}'"
+        raise ConfigError(format_validation_error(err, cls.Options, what, key, origins)) from None
 
 
 def create_method(cfg: MethodConfig, context: MethodContext, key: str = "methods") -> Method:

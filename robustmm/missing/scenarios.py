@@ -13,6 +13,7 @@ every epoch draws fresh masks, evaluation passes ``epoch=None``.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -414,14 +415,17 @@ def build_scenarios(configs: list, modalities: list[str] | dict[str, ModalitySpe
                                 modalities=mods, shared_mask=cfg.shared_mask, training=cfg.training))
         elif kind == "temporal_block":
             group = cfg.name or "temporal_block"
+            unknown_mods += [m for m in cfg.modalities or () if m not in modalities]
             for r in _rates(cfg):
                 out.append(TemporalBlock(name=f"{group}@{_fmt(r)}", group=group, rate=r, rate_value=r,
                                          modalities=tuple(cfg.modalities or ())))
         else:  # pragma: no cover - the schema rejects other kinds
             raise ValueError(f"unknown scenario kind {kind!r}")
     if unknown_mods:
+        close = {m: difflib.get_close_matches(m, modalities, n=1) for m in sorted(set(unknown_mods))}
+        hints = [f"'{hint[0]}' for '{m}'" for m, hint in close.items() if hint]
         raise ValueError(f"scenarios name modalities {sorted(set(unknown_mods))} that the data do not have "
-                         f"(modalities: {modalities})")
+                         f"(modalities: {modalities})" + (f"; did you mean {', '.join(hints)}?" if hints else ""))
     names = [s.name for s in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

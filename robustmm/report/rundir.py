@@ -53,7 +53,8 @@ def check_resumable(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     cfg = run_dir / CONFIG_FILE
     if not run_dir.is_dir():
-        raise RunDirectoryError(f"--resume {run_dir}: no such folder; give the run folder to continue (its path was "
+        what = "is a file, not a run folder" if run_dir.exists() else "no such folder"
+        raise RunDirectoryError(f"--resume {run_dir}: {what}; give the run folder to continue (its path was "
                                 "printed when the run started)")
     if not cfg.is_file():
         raise RunDirectoryError(f"--resume {run_dir}: no {CONFIG_FILE} there; is it a robustmm run folder?")

@@ -20,6 +20,7 @@ from robustmm.config.loader import validate
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import ConfigError
 from robustmm.metrics.paired import higher_is_better
+from robustmm.runguard import known_metrics
 from robustmm.tune.config import ObjectiveSpec, SweepConfig
 from robustmm.tune.space import suggest_config
 from robustmm.tune.worker import SweepAbort
@@ -68,19 +69,6 @@ def known_scenarios(cfg: StudyConfig) -> list[str] | None:
         if s.rate is not None:
             groups[s.group] = groups.get(s.group, 0) + 1
     return [s.name for s in scenarios] + [f"{g}:AUILC" for g, n in groups.items() if n >= 2]
-
-
-def known_metrics(cfg: StudyConfig) -> list[str] | None:
-    """Metric names the study's evaluation can report, when the data section implies its task without
-    loading; None when that needs the data."""
-    from robustmm.data.declared import declared_task
-    from robustmm.methods.task import task_adapter
-
-    task = declared_task(cfg.data)
-    if task is None:
-        return None
-    names = task_adapter(task, cfg.evaluation.threshold).metric_names()
-    return None if names is None else list(names)
 
 
 def _check_known(objectives: list[ObjectiveSpec], field: str, names: list[str] | None, problem: str,

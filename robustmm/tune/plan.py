@@ -72,7 +72,9 @@ def plan_sweep(cfg: StudyConfig, source: str, n_trials: int | None = None, timeo
         updates["n_trials"] = n_trials
     if timeout is not None:
         updates["timeout"] = timeout
-    sweep = sweep.model_copy(update=updates)
+    sweep = sweep.model_copy()
+    for key, value in updates.items():  # validated on assignment, as in the study file
+        setattr(sweep, key, value)
     name = study_name or sweep.study_name or cfg.name
     if out is None and sweep.output_dir is None:  # the name becomes the folder <output_dir>/<study>/sweeps/<name>
         try:
