@@ -17,7 +17,7 @@ from pathlib import Path
 
 from robustmm import __version__
 from robustmm.commands import fraction, int_at_least, positive_int, sigterm_interrupts, write_new_folder
-from robustmm.errors import RobustMMError
+from robustmm.errors import ConfigError, RobustMMError
 
 log = logging.getLogger("robustmm")
 
@@ -30,6 +30,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from robustmm.config import load_study
     from robustmm.study import run_study
 
+    if args.rewrite_results and args.resume is None:
+        raise ConfigError("--rewrite-results rewrites the results of a finished run: give that run with --resume RUN_DIR")
     if getattr(args, "nproc", None) and args.nproc > 1:
         from robustmm.engine.distributed import launch_local
 

@@ -352,3 +352,12 @@ def test_synth_killed_with_sigterm_leaves_nothing(tmp_path: Path) -> None:
     assert done.returncode == 130, done.stderr
     assert "robustmm: interrupted" in done.stderr and "Traceback" not in done.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_rewrite_results_without_resume_is_refused(tmp_path: Path, capsys) -> None:
+    # it was ignored: a new run was trained from scratch
+    assert main(["run", str(Path(__file__).resolve().parents[1] / "studies" / "adni_mci.yaml"), "--rewrite-results",
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "--rewrite-results rewrites the results of a finished run: give that run with --resume" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
