@@ -408,7 +408,8 @@ def test_cli_synth_mmsa_refuses_what_a_study_refuses(tmp_path: Path, capsys: pyt
 
     out = tmp_path / "mosi" / "aligned_50.pkl"
     for extra, message in ((["--dims", "768", "0", "20"], "--dims AUDIO (dims): Input should be greater than or equal to 1"),
-                           (["--n-train", "0"], "--n-train (n_train): Input should be greater than or equal to 10")):
+                           (["--n-train", "0"], "--n-train (n_train): Input should be greater than or equal to 10"),
+                           (["--seed", "-1"], "--seed (seed): Input should be greater than or equal to 0")):
         argv = ["data", "synth", "mmsa", "--out", str(out), "--n-train", "10", "--n-valid", "5", "--n-test", "5",
                 "--seq-len", "8", "--dims", "6", "3", "4"]
         assert main(argv + extra) == 2

@@ -84,17 +84,18 @@ def cmd_features_audio(args: argparse.Namespace) -> int:
 def register(sub, data, synth) -> None:
     mmsa = synth.add_parser("mmsa", help="MMSA layout (CMU-MOSI/MOSEI feature pickle) with planted signal")
     mmsa.add_argument("--out", required=True, help="pickle file to create, e.g. datasets/mosi/aligned_50.pkl")
-    mmsa.add_argument("--n-train", type=int, default=300)
-    mmsa.add_argument("--n-valid", type=int, default=80)
-    mmsa.add_argument("--n-test", type=int, default=200)
+    # the bounds are those of the study's data.synthetic (robustmm.data.mmsa.MMSASynthOptions), checked there
+    mmsa.add_argument("--n-train", type=int, default=300, help="training utterances, at least 10")
+    mmsa.add_argument("--n-valid", type=int, default=80, help="validation utterances, at least 5")
+    mmsa.add_argument("--n-test", type=int, default=200, help="test utterances, at least 5")
     mmsa.add_argument("--unaligned", action="store_true",
                       help="audio/vision with their own lengths (audio_lengths/vision_lengths keys)")
-    mmsa.add_argument("--seq-len", type=int, default=50, help="padded text length")
+    mmsa.add_argument("--seq-len", type=int, default=50, help="padded text length, at least 3")
     mmsa.add_argument("--audio-len", type=int, help="padded audio length (unaligned; default 375)")
     mmsa.add_argument("--vision-len", type=int, help="padded vision length (unaligned; default 500)")
     mmsa.add_argument("--dims", type=int, nargs=3, default=[768, 5, 20], metavar=("TEXT", "AUDIO", "VISION"),
                       help="feature sizes (MOSI: 768 5 20, MOSEI: 768 74 35)")
-    mmsa.add_argument("--seed", type=int, default=0)
+    mmsa.add_argument("--seed", type=int, default=0, help="0 to 2**32-1")
     mmsa.add_argument("--bias-train", type=float, default=0.8,
                       help="how strongly bias words follow the label in train (0..1)")
     mmsa.add_argument("--bias-test", type=float, default=0.0,

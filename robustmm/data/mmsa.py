@@ -636,7 +636,7 @@ class MMSASynthOptions(BaseModel):
     audio_len: int | None = Field(None, ge=1)
     vision_len: int | None = Field(None, ge=1)
     dims: tuple[Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)], Annotated[int, Field(ge=1)]] = (768, 5, 20)
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)  # numpy's seed range
     bias_strength_train: float = Field(0.8, ge=0.0, le=1.0)
     bias_strength_test: float = Field(0.0, ge=0.0, le=1.0)
     # mechanism knobs (see robustmm.data.synth.mmsa; defaults = generator version 2)
