@@ -97,3 +97,60 @@ def test_the_launcher_passes_sigterm_on_and_waits_for_the_ranks(tmp_path: Path) 
     before = signal.getsignal(signal.SIGTERM)
     assert run_forwarding_sigterm([sys.executable, "-c", child]) == 7
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+SESSION_SCRIPT = """
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+import torch.distributed as dist
+
+from robustmm.engine import distributed
+
+fail_after_share = sys.argv[1] == "during"
+
+
+def main():
+    if fail_after_share:
+        distributed.share_run(SimpleNamespace(training=SimpleNamespace(batch_size=4)), Path("."))
+    raise RuntimeError("rank 0 failed " + sys.argv[1] + " the run")
+
+
+def follow(cfg, run_dir):
+    dist.all_reduce(torch.zeros(1))  # a collective of the run that the failed rank 0 never joins
+    return None
+
+
+distributed.run_session("cpu", main, follow)
+"""
+
+
+def _torchrun_script(script: Path, *args: str, timeout: float) -> tuple[int | None, str]:
+    """Run ``script`` under a 2-process torchrun; (exit code, stderr), exit code None after ``timeout``
+    seconds (torchrun is then sent SIGTERM, which it passes on to the ranks it started)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(script), *args], cwd=script.parent, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+        return proc.returncode, err
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        _, err = proc.communicate()
+        return None, err
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_failure_on_rank_0_ends_every_rank_with_its_error(tmp_path: Path, when: str) -> None:
+    """Rank 0 failing while the other ranks wait in a collective of the run (or for a run to follow) ends
+    the job with rank 0's error, instead of rank 0 waiting in its release broadcast until the 30-minute
+    process-group timeout."""
+    script = tmp_path / "session.py"
+    script.write_text(SESSION_SCRIPT)
+    code, err = _torchrun_script(script, when, timeout=120)
+    assert code is not None, "the ranks hung after rank 0 failed:\n" + err[-3000:]
+    assert code != 0
+    assert f"rank 0 failed {when} the run" in err

@@ -91,13 +91,20 @@ def run_session(device_kind: str, main: Callable[[], Any], follow: Callable[[Any
     and each single run it trains is announced to the other ranks by :func:`share_run`); the
     other ranks run ``follow(cfg, run_dir)`` for every announced run until rank 0 is done."""
     init_from_env(device_kind)
-    _SESSION["active"] = True
+    _SESSION.update(active=True, shared=False)
     try:
         if info().is_main:
             try:
-                return main()
-            finally:
-                broadcast(None)  # release the other ranks (also when rank 0 failed before training)
+                result = main()
+            except BaseException:
+                # before the first run the other ranks wait for a message: release them. Once a run was shared
+                # they may be inside any collective of it, which a release broadcast would wait on forever;
+                # this process exiting ends theirs (their peer is gone, and torchrun stops a failed job's ranks)
+                if not _SESSION["shared"]:
+                    broadcast(None)
+                raise
+            broadcast(None)  # rank 0 is done: release the other ranks
+            return result
         last = None
         while True:
             message = broadcast(None)
@@ -119,6 +126,7 @@ def share_run(cfg: Any, run_dir: Path) -> None:
 
         raise ConfigError(f"training.batch_size {cfg.training.batch_size} is smaller than the {i.world} processes; "
                           "each process needs at least one sample of every global batch")
+    _SESSION["shared"] = True
     broadcast((cfg, Path(run_dir)))
 
 
