@@ -154,3 +154,41 @@ def test_a_failure_on_rank_0_ends_every_rank_with_its_error(tmp_path: Path, when
     assert code is not None, "the ranks hung after rank 0 failed:\n" + err[-3000:]
     assert code != 0
     assert f"rank 0 failed {when} the run" in err
+
+
+@pytest.mark.parametrize("problem", ["bad key", "existing --out", "--out with --resume"])
+def test_nproc_says_a_user_error_once_before_starting_processes(tiny_study: Path, tmp_path: Path, monkeypatch,
+                                                                capsys, problem: str) -> None:
+    """`--nproc N` checks the request as a single process does (exit 2, one message) instead of starting N ranks
+    that each print it under torchrun's traceback and exit 1."""
+    from robustmm import cli
+    from robustmm.engine import distributed
+
+    def no_launch(cmd):
+        raise AssertionError(f"torchrun started: {cmd}")
+
+    monkeypatch.setattr(distributed, "run_forwarding_sigterm", no_launch)
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    extra = {"bad key": ["--out", str(tmp_path / "new"), "--set", "training.epoch=3"],
+             "existing --out": ["--out", str(existing)],
+             "--out with --resume": ["--out", str(tmp_path / "new"), "--resume", str(existing)]}[problem]
+    assert cli.main(["run", str(tiny_study), "--nproc", "2", *extra]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("robustmm: error:") == 1
+    assert {"bad key": "unknown key 'training.epoch'", "existing --out": "already exists",
+            "--out with --resume": "exclude each other"}[problem] in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_more_processes_per_machine_than_gpus_is_refused(monkeypatch) -> None:
+    from robustmm.engine import distributed
+    from robustmm.errors import ConfigError
+
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 2)
+    distributed.check_processes_per_node(2, "auto")
+    distributed.check_processes_per_node(8, "cpu")  # CPU processes need no GPU
+    for kind in ("auto", "cuda"):
+        with pytest.raises(ConfigError, match=r"3 processes on this machine, but it has 2 GPU\(s\).*at most 2"):
+            distributed.check_processes_per_node(3, kind)

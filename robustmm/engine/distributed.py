@@ -69,6 +69,7 @@ def init_from_env(device_kind: str = "auto") -> DistInfo:
         return info()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     use_cuda = device_kind != "cpu" and torch.cuda.is_available()
+    check_processes_per_node(int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1)), device_kind)
     if use_cuda:
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=dt.timedelta(minutes=30))
@@ -76,6 +77,19 @@ def init_from_env(device_kind: str = "auto") -> DistInfo:
     log.info("distributed: rank %d of %d (local rank %d, backend %s)", out.rank, out.world, out.local_rank,
              dist.get_backend())
     return out
+
+
+def check_processes_per_node(nproc: int, device_kind: str) -> None:
+    """Training on CUDA takes one GPU per process: refuse more processes on a machine than it has GPUs."""
+    if device_kind == "cpu" or not torch.cuda.is_available():
+        return
+    gpus = torch.cuda.device_count()
+    if nproc > gpus:
+        from robustmm.errors import ConfigError
+
+        raise ConfigError(f"{nproc} processes on this machine, but it has {gpus} GPU(s) and each process trains on "
+                          f"its own: start at most {gpus} (--nproc / torchrun --nproc_per_node), or train on the "
+                          "CPU with --set training.device=cpu")
 
 
 _SESSION = {"active": False}
