@@ -192,3 +192,19 @@ def test_more_processes_per_machine_than_gpus_is_refused(monkeypatch) -> None:
     for kind in ("auto", "cuda"):
         with pytest.raises(ConfigError, match=r"3 processes on this machine, but it has 2 GPU\(s\).*at most 2"):
             distributed.check_processes_per_node(3, kind)
+
+
+def test_nproc_passes_every_option_of_the_command_to_the_ranks(tiny_study: Path, tmp_path: Path, monkeypatch) -> None:
+    from robustmm import cli
+    from robustmm.engine import distributed
+
+    launched = []
+    monkeypatch.setattr(distributed, "run_forwarding_sigterm", lambda cmd: launched.append(cmd) or 0)
+    out = tmp_path / "new"
+    assert cli.main(["run", str(tiny_study), "--nproc", "3", "--set", "training.epochs=2", "--seeds", "0-1",
+                     "--out", str(out), "--quiet", "-v"]) == 0
+    [cmd] = launched
+    assert cmd[cmd.index("-m") + 1] == "torch.distributed.run" and "--nproc_per_node=3" in cmd
+    tail = cmd[cmd.index("robustmm"):]
+    assert tail == ["robustmm", "run", str(tiny_study), "--set", "training.epochs=2", "--out", str(out),
+                    "--seeds", "0-1", "--quiet", "--verbose"]

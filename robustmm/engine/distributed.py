@@ -257,7 +257,7 @@ def launch_local(nproc: int, args: Any) -> int:
     for flag in ("profile", "out", "resume", "seeds"):
         if getattr(args, flag, None) is not None:
             cmd += [f"--{flag}", str(getattr(args, flag))]
-    for flag in ("quiet", "rewrite_results"):
+    for flag in ("quiet", "rewrite_results", "verbose"):
         if getattr(args, flag, False):
             cmd.append("--" + flag.replace("_", "-"))
     return run_forwarding_sigterm(cmd)
