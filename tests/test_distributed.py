@@ -208,3 +208,22 @@ def test_nproc_passes_every_option_of_the_command_to_the_ranks(tiny_study: Path,
     tail = cmd[cmd.index("robustmm"):]
     assert tail == ["robustmm", "run", str(tiny_study), "--set", "training.epochs=2", "--out", str(out),
                     "--seeds", "0-1", "--quiet", "--verbose"]
+
+
+def test_batch_norm_under_ddp_is_named_as_a_difference_from_one_process() -> None:
+    from torch import nn
+
+    from robustmm.config.schema import ModelConfig
+    from robustmm.data.batch import ModalitySpec
+    from robustmm.engine.distributed import batch_norm_note
+    from robustmm.models.encoders import VolumeEncoder
+
+    spec = ModalitySpec("mri", "volume", (1, 8, 8, 8))
+
+    def encoder(norm: str) -> nn.Module:
+        cfg = ModelConfig.model_validate({"embed_dim": 4, "volume": {"channels": [4], "strides": [2], "norm": norm}})
+        return VolumeEncoder(spec, cfg)
+
+    note = batch_norm_note(encoder("batch"))
+    assert note is not None and "each process's slice" in note and "features." in note
+    assert batch_norm_note(encoder("instance")) is None and batch_norm_note(encoder("group")) is None

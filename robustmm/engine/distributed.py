@@ -11,7 +11,8 @@ other ranks, which build the same data and methods (same seed); the trainer wrap
 in :class:`~torch.nn.parallel.DistributedDataParallel` and gives each rank its share of every
 *global* batch: the single-process run's batch (same shuffling, ``training.batch_size`` samples)
 is cut into ``world_size`` consecutive slices, and each rank's mean loss is weighted by its slice's
-share so that DDP's gradient average equals the gradient of the global batch's mean loss.
+share so that DDP's gradient average equals the gradient of the global batch's mean loss (batch-norm
+statistics and losses over pairs of samples stay per slice: :func:`batch_norm_note`).
 Validation runs on every rank (methods may update state from it, e.g. MMANet's mining) and
 rank 0's metrics decide early stopping for all. Rank 0 alone creates the run folder, writes
 checkpoints, evaluates and writes the report; a resumed run loads the same checkpoints on every
@@ -233,10 +234,26 @@ class GlobalUsage:
             h.remove()
 
 
+def batch_norm_note(module: nn.Module) -> str | None:
+    """What DDP changes for ``module``'s batch-norm layers (None when it has none)."""
+    layers = [name for name, sub in module.named_modules() if isinstance(sub, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return None
+    # SyncBatchNorm is no way out: it needs every rank in each layer's collective, and an encoder runs only on
+    # ranks whose slice holds its modality
+    return (f"{len(layers)} batch-norm layer(s) (e.g. {layers[0]}) normalise each process's slice of the global "
+            "batch, not the whole batch, so results differ from a single process by more than floating-point "
+            "order; model.volume.norm: group or instance has no batch statistics")
+
+
 def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     """DDP around ``module``'s training step (unused parameters allowed: a dropped modality's
     encoder does not run in every step)."""
     from torch.nn.parallel import DistributedDataParallel
+
+    note = batch_norm_note(module)
+    if note:
+        log.warning("distributed training: %s", note)
 
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     return DistributedDataParallel(StepModule(module), device_ids=ids, find_unused_parameters=True)
