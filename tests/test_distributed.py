@@ -164,7 +164,7 @@ def test_nproc_says_a_user_error_once_before_starting_processes(tiny_study: Path
     from robustmm import cli
     from robustmm.engine import distributed
 
-    def no_launch(cmd):
+    def no_launch(cmd, env=None):
         raise AssertionError(f"torchrun started: {cmd}")
 
     monkeypatch.setattr(distributed, "run_forwarding_sigterm", no_launch)
@@ -199,7 +199,7 @@ def test_nproc_passes_every_option_of_the_command_to_the_ranks(tiny_study: Path,
     from robustmm.engine import distributed
 
     launched = []
-    monkeypatch.setattr(distributed, "run_forwarding_sigterm", lambda cmd: launched.append(cmd) or 0)
+    monkeypatch.setattr(distributed, "run_forwarding_sigterm", lambda cmd, env=None: launched.append(cmd) or 0)
     out = tmp_path / "new"
     assert cli.main(["run", str(tiny_study), "--nproc", "3", "--set", "training.epochs=2", "--seeds", "0-1",
                      "--out", str(out), "--quiet", "-v"]) == 0
@@ -227,3 +227,20 @@ def test_batch_norm_under_ddp_is_named_as_a_difference_from_one_process() -> Non
     note = batch_norm_note(encoder("batch"))
     assert note is not None and "each process's slice" in note and "features." in note
     assert batch_norm_note(encoder("instance")) is None and batch_norm_note(encoder("group")) is None
+
+
+def test_nproc_ranks_share_the_cores_instead_of_torchruns_one_thread(tiny_study: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """torchrun gives every rank OMP_NUM_THREADS=1 when it is unset; `--nproc N` passes the README's default
+    (available cores // N) instead, and leaves a value the user set alone."""
+    from robustmm import cli, parallel
+    from robustmm.engine import distributed
+
+    envs = []
+    monkeypatch.setattr(distributed, "run_forwarding_sigterm", lambda cmd, env=None: envs.append(env) or 0)
+    monkeypatch.setattr(parallel, "available_cores", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cli.main(["run", str(tiny_study), "--nproc", "2", "--out", str(tmp_path / "a")]) == 0
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cli.main(["run", str(tiny_study), "--nproc", "2", "--out", str(tmp_path / "b")]) == 0
+    assert [env["OMP_NUM_THREADS"] for env in envs] == ["4", "3"]

@@ -277,16 +277,21 @@ def launch_local(nproc: int, args: Any) -> int:
     for flag in ("quiet", "rewrite_results", "verbose"):
         if getattr(args, flag, False):
             cmd.append("--" + flag.replace("_", "-"))
-    return run_forwarding_sigterm(cmd)
+    from robustmm.parallel import default_threads
+
+    # torchrun sets an unset OMP_NUM_THREADS to 1 for every rank, which would win over the ranks' default share
+    env = {**os.environ}
+    env.setdefault("OMP_NUM_THREADS", str(default_threads(nproc)))
+    return run_forwarding_sigterm(cmd, env)
 
 
-def run_forwarding_sigterm(cmd: list[str]) -> int:
+def run_forwarding_sigterm(cmd: list[str], env: dict[str, str] | None = None) -> int:
     """Run ``cmd`` and return its exit code; a SIGTERM sent to this process is passed on to it (torchrun
     passes it to its ranks) and waited for, so killing the launcher never leaves ranks training behind."""
     import signal
     import subprocess
 
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, env=env)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
     try:
         while True:
