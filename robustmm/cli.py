@@ -32,12 +32,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     seeds = [f"seeds={args.seeds}"] if args.seeds else []  # "0-4" or "0,2,5": parsed by the schema
     cfg = load_study(args.study, [*args.set, *seeds], args.profile)
     if getattr(args, "nproc", None) and args.nproc > 1:
-        from robustmm.engine.distributed import check_processes_per_node, launch_local
+        from robustmm.engine.distributed import check_batch_size, check_processes_per_node, launch_local
         from robustmm.study import check_run_request
 
         # said once, before N processes start (each would print it, under torchrun's own traceback)
         check_run_request(cfg, args.out, args.resume)
         check_processes_per_node(args.nproc, cfg.training.device)
+        check_batch_size(cfg.training.batch_size, args.nproc)
         return launch_local(args.nproc, args)
     # a killed run logs that it was interrupted and how to continue it; torchrun's ranks are stopped by torchrun
     # (a rank blocked in a collective could not act on it)

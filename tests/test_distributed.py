@@ -156,7 +156,7 @@ def test_a_failure_on_rank_0_ends_every_rank_with_its_error(tmp_path: Path, when
     assert f"rank 0 failed {when} the run" in err
 
 
-@pytest.mark.parametrize("problem", ["bad key", "existing --out", "--out with --resume"])
+@pytest.mark.parametrize("problem", ["bad key", "existing --out", "--out with --resume", "batch below nproc"])
 def test_nproc_says_a_user_error_once_before_starting_processes(tiny_study: Path, tmp_path: Path, monkeypatch,
                                                                 capsys, problem: str) -> None:
     """`--nproc N` checks the request as a single process does (exit 2, one message) instead of starting N ranks
@@ -172,12 +172,14 @@ def test_nproc_says_a_user_error_once_before_starting_processes(tiny_study: Path
     existing.mkdir()
     extra = {"bad key": ["--out", str(tmp_path / "new"), "--set", "training.epoch=3"],
              "existing --out": ["--out", str(existing)],
-             "--out with --resume": ["--out", str(tmp_path / "new"), "--resume", str(existing)]}[problem]
+             "--out with --resume": ["--out", str(tmp_path / "new"), "--resume", str(existing)],
+             "batch below nproc": ["--out", str(tmp_path / "new"), "--set", "training.batch_size=1"]}[problem]
     assert cli.main(["run", str(tiny_study), "--nproc", "2", *extra]) == cli.EXIT_USER_ERROR
     err = capsys.readouterr().err
     assert err.count("robustmm: error:") == 1
     assert {"bad key": "unknown key 'training.epoch'", "existing --out": "already exists",
-            "--out with --resume": "exclude each other"}[problem] in err
+            "--out with --resume": "exclude each other",
+            "batch below nproc": "training.batch_size 1 is smaller than the 2 processes"}[problem] in err
     assert not (tmp_path / "new").exists()
 
 
@@ -244,3 +246,24 @@ def test_nproc_ranks_share_the_cores_instead_of_torchruns_one_thread(tiny_study:
     monkeypatch.setenv("OMP_NUM_THREADS", "3")
     assert cli.main(["run", str(tiny_study), "--nproc", "2", "--out", str(tmp_path / "b")]) == 0
     assert [env["OMP_NUM_THREADS"] for env in envs] == ["4", "3"]
+
+
+def test_a_training_split_smaller_than_the_processes_is_an_error_not_an_epoch_without_steps(tiny_study: Path,
+                                                                                           tmp_path: Path) -> None:
+    from robustmm.config.loader import load_study
+    from robustmm.data.datamodule import DataModule
+    from robustmm.data.registry import build_dataset
+    from robustmm.engine.distributed import DistInfo
+    from robustmm.engine.trainer import Trainer
+    from robustmm.errors import ConfigError
+
+    cfg = load_study(tiny_study, [])
+    data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, 64, 0)
+    n_train = len(data.indices("train"))
+    assert n_train < 64
+    trainer = Trainer(cfg.training, tmp_path, cfg.seed, progress=False)
+    batches, _ = trainer._train_batches(data, 0, DistInfo(world=n_train, rank=1), None, "stage")
+    assert len(batches) == 1  # as many processes as samples: one sample each
+    with pytest.raises(ConfigError, match=rf"stage: its training split has {n_train} samples, fewer than the "
+                                          rf"{n_train + 1} processes"):
+        trainer._train_batches(data, 0, DistInfo(world=n_train + 1, rank=0), None, "stage")

@@ -80,6 +80,14 @@ def init_from_env(device_kind: str = "auto") -> DistInfo:
     return out
 
 
+def check_batch_size(batch_size: int, world: int) -> None:
+    if batch_size < world:
+        from robustmm.errors import ConfigError
+
+        raise ConfigError(f"training.batch_size {batch_size} is smaller than the {world} processes; "
+                          "each process needs at least one sample of every global batch")
+
+
 def check_processes_per_node(nproc: int, device_kind: str) -> None:
     """Training on CUDA takes one GPU per process: refuse more processes on a machine than it has GPUs."""
     if device_kind == "cpu" or not torch.cuda.is_available():
@@ -136,11 +144,7 @@ def share_run(cfg: Any, run_dir: Path) -> None:
     i = info()
     if not (_SESSION["active"] and i.enabled and i.is_main):
         return
-    if cfg.training.batch_size < i.world:
-        from robustmm.errors import ConfigError
-
-        raise ConfigError(f"training.batch_size {cfg.training.batch_size} is smaller than the {i.world} processes; "
-                          "each process needs at least one sample of every global batch")
+    check_batch_size(cfg.training.batch_size, i.world)
     _SESSION["shared"] = True
     broadcast((cfg, Path(run_dir)))
 
