@@ -289,6 +289,12 @@ class Trainer:
                                               if not math.isfinite(metrics[scenario_key(monitor, s.name)])])
             metrics["train_loss"] = distributed.mean_over_ranks(meter.mean())
             metrics = distributed.broadcast(metrics)  # rank 0 decides early stopping for every rank
+            if dinfo.enabled and hasattr(module, "extra_state"):
+                # and what the module keeps (e.g. MMANet's MAD weight, set from its own slice's losses), as its
+                # checkpoint does: ranks train one objective, and a resumed run the uninterrupted run's
+                extra = distributed.broadcast(module.extra_state())
+                if not dinfo.is_main:
+                    module.load_extra_state(extra)
             score = metrics[policy.key]
             improved = policy.eligible(epoch) and policy.better(score, state["best_score"])
             if improved:
