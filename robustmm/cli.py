@@ -32,13 +32,18 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.rewrite_results and args.resume is None:
         raise ConfigError("--rewrite-results rewrites the results of a finished run: give that run with --resume RUN_DIR")
-    if getattr(args, "nproc", None) and args.nproc > 1:
-        from robustmm.engine.distributed import launch_local
-
-        return launch_local(args.nproc, args)
     # "0-4" or "0,2,5", parsed by the schema; quoted so that YAML does not read 010 as 8 or 1:30 as 90
     seeds = [f"seeds={json.dumps(args.seeds)}"] if args.seeds is not None else []
     cfg = load_study(args.study, [*args.set, *seeds], args.profile)
+    if getattr(args, "nproc", None) and args.nproc > 1:
+        from robustmm.engine.distributed import check_batch_size, check_processes_per_node, launch_local
+        from robustmm.study import check_run_request
+
+        # said once, before N processes start (each would print it, under torchrun's own traceback)
+        check_run_request(cfg, args.out, args.resume)
+        check_processes_per_node(args.nproc, cfg.training.device)
+        check_batch_size(cfg.training.batch_size, args.nproc)
+        return launch_local(args.nproc, args)
     # a killed run logs that it was interrupted and how to continue it; torchrun's ranks are stopped by torchrun
     # (a rank blocked in a collective could not act on it)
     from robustmm.engine.distributed import launched_by_torchrun

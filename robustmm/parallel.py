@@ -78,7 +78,7 @@ def resolve_threads(requested: int | None) -> tuple[int, str]:
 
 
 def apply_threads(requested: int | None) -> int:
-    """Set torch's intra-op threads (and, before torch starts its pools, inter-op threads)."""
+    """Set torch's intra-op threads (the inter-op pool keeps torch's default)."""
     import torch
 
     threads, _ = resolve_threads(requested)

@@ -40,7 +40,8 @@ from robustmm.parallel import run_threads
 from robustmm.report.caught import warnings_to_log
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
-from robustmm.report.rundir import attach_log, check_resumable, environment, new_run_dir, write_config
+from robustmm.report.rundir import (attach_log, check_out_is_new, check_resumable, environment, new_run_dir,
+                                   write_config)
 from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (check_before_data, check_method_scenarios, check_modality_names, failed_run,
                                finished_result, in_study)
@@ -92,6 +93,23 @@ def check_same_study(resume: Path, resolved: dict[str, Any]) -> None:
                                 "same study file and --set / --profile / --seeds options")
 
 
+def check_run_request(cfg: StudyConfig, out: Path | None, resume: Path | None) -> dict[str, Any]:
+    """The checks of ``run_study`` that need no data and create nothing (also made by ``--nproc`` before it
+    starts its processes); returns the resolved study."""
+    if out is not None and resume is not None:
+        raise ConfigError(f"--out {out} and --resume {resume} exclude each other: --resume continues the run in its "
+                          "own folder; drop --out (or drop --resume to start a new run in --out)")
+    validate_method_options(cfg)
+    resolved = to_plain(cfg)
+    if resume is not None:  # a study that differs is named as such, before checks that the difference may fail
+        check_same_study(resume, resolved)
+        check_links_inside(resume, "--resume")
+    if out is not None:
+        check_out_is_new(Path(out))
+    check_before_data(cfg)
+    return resolved
+
+
 def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
               callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test",
               rewrite_results: bool = False) -> RunResult:
@@ -103,15 +121,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     paired differences against a reference method (robustmm.evaluate.seeds). Resuming a finished
     run returns its stored results and writes nothing, unless ``rewrite_results``.
     """
-    if out is not None and resume is not None:
-        raise ConfigError(f"--out {out} and --resume {resume} exclude each other: --resume continues the run in its "
-                          "own folder; drop --out (or drop --resume to start a new run in --out)")
-    validate_method_options(cfg)
-    resolved = to_plain(cfg)
-    if resume is not None:  # a study that differs is named as such, before checks that the difference may fail
-        check_same_study(resume, resolved)
-        check_links_inside(resume, "--resume")
-    check_before_data(cfg)
+    resolved = check_run_request(cfg, out, resume)
     if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
         return distributed.run_session(
             cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split, rewrite_results),

@@ -97,3 +97,190 @@ def test_the_launcher_passes_sigterm_on_and_waits_for_the_ranks(tmp_path: Path) 
     before = signal.getsignal(signal.SIGTERM)
     assert run_forwarding_sigterm([sys.executable, "-c", child]) == 7
     assert signal.getsignal(signal.SIGTERM) is before
+
+
+SESSION_SCRIPT = """
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import torch
+import torch.distributed as dist
+
+from robustmm.engine import distributed
+
+fail_after_share = sys.argv[1] == "during"
+
+
+def main():
+    if fail_after_share:
+        distributed.share_run(SimpleNamespace(training=SimpleNamespace(batch_size=4)), Path("."))
+    raise RuntimeError("rank 0 failed " + sys.argv[1] + " the run")
+
+
+def follow(cfg, run_dir):
+    dist.all_reduce(torch.zeros(1))  # a collective of the run that the failed rank 0 never joins
+    return None
+
+
+distributed.run_session("cpu", main, follow)
+"""
+
+
+def _torchrun_script(script: Path, *args: str, timeout: float) -> tuple[int | None, str]:
+    """Run ``script`` under a 2-process torchrun; (exit code, stderr), exit code None after ``timeout``
+    seconds (torchrun is then sent SIGTERM, which it passes on to the ranks it started)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
+                             str(script), *args], cwd=script.parent, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        _, err = proc.communicate(timeout=timeout)
+        return proc.returncode, err
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        _, err = proc.communicate()
+        return None, err
+
+
+@pytest.mark.parametrize("when", ["before", "during"])
+def test_a_failure_on_rank_0_ends_every_rank_with_its_error(tmp_path: Path, when: str) -> None:
+    """Rank 0 failing while the other ranks wait in a collective of the run (or for a run to follow) ends
+    the job with rank 0's error, instead of rank 0 waiting in its release broadcast until the 30-minute
+    process-group timeout."""
+    script = tmp_path / "session.py"
+    script.write_text(SESSION_SCRIPT)
+    code, err = _torchrun_script(script, when, timeout=120)
+    assert code is not None, "the ranks hung after rank 0 failed:\n" + err[-3000:]
+    assert code != 0
+    assert f"rank 0 failed {when} the run" in err
+
+
+@pytest.mark.parametrize("problem", ["bad key", "existing --out", "--out with --resume", "batch below nproc"])
+def test_nproc_says_a_user_error_once_before_starting_processes(tiny_study: Path, tmp_path: Path, monkeypatch,
+                                                                capsys, problem: str) -> None:
+    """`--nproc N` checks the request as a single process does (exit 2, one message) instead of starting N ranks
+    that each print it under torchrun's traceback and exit 1."""
+    from robustmm import cli
+    from robustmm.engine import distributed
+
+    def no_launch(cmd, env=None):
+        raise AssertionError(f"torchrun started: {cmd}")
+
+    monkeypatch.setattr(distributed, "run_forwarding_sigterm", no_launch)
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    extra = {"bad key": ["--out", str(tmp_path / "new"), "--set", "training.epoch=3"],
+             "existing --out": ["--out", str(existing)],
+             "--out with --resume": ["--out", str(tmp_path / "new"), "--resume", str(existing)],
+             "batch below nproc": ["--out", str(tmp_path / "new"), "--set", "training.batch_size=1"]}[problem]
+    assert cli.main(["run", str(tiny_study), "--nproc", "2", *extra]) == cli.EXIT_USER_ERROR
+    err = capsys.readouterr().err
+    assert err.count("robustmm: error:") == 1
+    assert {"bad key": "unknown key 'training.epoch'", "existing --out": "already exists",
+            "--out with --resume": "exclude each other",
+            "batch below nproc": "training.batch_size 1 is smaller than the 2 processes"}[problem] in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_more_processes_per_machine_than_gpus_is_refused(monkeypatch) -> None:
+    from robustmm.engine import distributed
+    from robustmm.errors import ConfigError
+
+    monkeypatch.setattr(distributed.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(distributed.torch.cuda, "device_count", lambda: 2)
+    distributed.check_processes_per_node(2, "auto")
+    distributed.check_processes_per_node(8, "cpu")  # CPU processes need no GPU
+    for kind in ("auto", "cuda"):
+        with pytest.raises(ConfigError, match=r"3 processes on this machine, but it has 2 GPU\(s\).*at most 2"):
+            distributed.check_processes_per_node(3, kind)
+
+
+def test_nproc_passes_every_option_of_the_command_to_the_ranks(tiny_study: Path, tmp_path: Path, monkeypatch) -> None:
+    from robustmm import cli
+    from robustmm.engine import distributed
+
+    launched = []
+    monkeypatch.setattr(distributed, "run_forwarding_sigterm", lambda cmd, env=None: launched.append(cmd) or 0)
+    out = tmp_path / "new"
+    assert cli.main(["run", str(tiny_study), "--nproc", "3", "--set", "training.epochs=2", "--seeds", "0-1",
+                     "--out", str(out), "--quiet", "-v"]) == 0
+    [cmd] = launched
+    assert cmd[cmd.index("-m") + 1] == "torch.distributed.run" and "--nproc_per_node=3" in cmd
+    tail = cmd[cmd.index("robustmm"):]
+    assert tail == ["robustmm", "run", str(tiny_study), "--set", "training.epochs=2", "--out", str(out),
+                    "--seeds", "0-1", "--quiet", "--verbose"]
+
+
+def test_batch_norm_under_ddp_is_named_as_a_difference_from_one_process() -> None:
+    from torch import nn
+
+    from robustmm.config.schema import ModelConfig
+    from robustmm.data.batch import ModalitySpec
+    from robustmm.engine.distributed import batch_norm_note
+    from robustmm.models.encoders import VolumeEncoder
+
+    spec = ModalitySpec("mri", "volume", (1, 8, 8, 8))
+
+    def encoder(norm: str) -> nn.Module:
+        cfg = ModelConfig.model_validate({"embed_dim": 4, "volume": {"channels": [4], "strides": [2], "norm": norm}})
+        return VolumeEncoder(spec, cfg)
+
+    note = batch_norm_note(encoder("batch"))
+    assert note is not None and "each process's slice" in note and "features." in note
+    assert batch_norm_note(encoder("instance")) is None and batch_norm_note(encoder("group")) is None
+
+
+def test_nproc_ranks_share_the_cores_instead_of_torchruns_one_thread(tiny_study: Path, tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    """torchrun gives every rank OMP_NUM_THREADS=1 when it is unset; `--nproc N` passes the README's default
+    (available cores // N) instead, and leaves a value the user set alone."""
+    from robustmm import cli, parallel
+    from robustmm.engine import distributed
+
+    envs = []
+    monkeypatch.setattr(distributed, "run_forwarding_sigterm", lambda cmd, env=None: envs.append(env) or 0)
+    monkeypatch.setattr(parallel, "available_cores", lambda: 8)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    assert cli.main(["run", str(tiny_study), "--nproc", "2", "--out", str(tmp_path / "a")]) == 0
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert cli.main(["run", str(tiny_study), "--nproc", "2", "--out", str(tmp_path / "b")]) == 0
+    assert [env["OMP_NUM_THREADS"] for env in envs] == ["4", "3"]
+
+
+def test_a_training_split_smaller_than_the_processes_is_an_error_not_an_epoch_without_steps(tiny_study: Path,
+                                                                                           tmp_path: Path) -> None:
+    from robustmm.config.loader import load_study
+    from robustmm.data.datamodule import DataModule
+    from robustmm.data.registry import build_dataset
+    from robustmm.engine.distributed import DistInfo
+    from robustmm.engine.trainer import Trainer
+    from robustmm.errors import ConfigError
+
+    cfg = load_study(tiny_study, [])
+    data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, 64, 0)
+    n_train = len(data.indices("train"))
+    assert n_train < 64
+    trainer = Trainer(cfg.training, tmp_path, cfg.seed, progress=False)
+    batches, _ = trainer._train_batches(data, 0, DistInfo(world=n_train, rank=1), None, "stage")
+    assert len(batches) == 1  # as many processes as samples: one sample each
+    with pytest.raises(ConfigError, match=rf"stage: its training split has {n_train} samples, fewer than the "
+                                          rf"{n_train + 1} processes"):
+        trainer._train_batches(data, 0, DistInfo(world=n_train + 1, rank=0), None, "stage")
+
+
+@pytest.mark.slow
+def test_every_rank_trains_mmanet_with_rank_0s_mad_weight(tiny_study: Path, tmp_path: Path) -> None:
+    """MMANet sets its MAD weight from the losses of the slices a rank trained on; each rank used its own
+    (2.43 and 4.05 on this study), while the checkpoint, and so a resumed run, holds rank 0's."""
+    import re
+
+    study = tmp_path / "mmanet.yaml"
+    study.write_text(tiny_study.read_text().replace(
+        "  - name: dropout_baseline\n",
+        "  - name: dropout_baseline\n  - {name: mmanet, warmup_epochs: 1, require_better_teacher: false}\n"))
+    r = _run([str(study), "--out", str(tmp_path / "run"), "--nproc", "2", "-v", "--set", "training.epochs=3",
+              "--set", "training.threads=1", "--set", "evaluation.bootstrap=20"], tmp_path)
+    assert r.returncode == 0, r.stderr[-3000:]
+    weights = re.findall(r"mmanet: distillation starts; MAD weight ([0-9.]+)", r.stderr + r.stdout)
+    assert len(weights) == 2 and weights[0] == weights[1], weights

@@ -11,7 +11,8 @@ other ranks, which build the same data and methods (same seed); the trainer wrap
 in :class:`~torch.nn.parallel.DistributedDataParallel` and gives each rank its share of every
 *global* batch: the single-process run's batch (same shuffling, ``training.batch_size`` samples)
 is cut into ``world_size`` consecutive slices, and each rank's mean loss is weighted by its slice's
-share so that DDP's gradient average equals the gradient of the global batch's mean loss.
+share so that DDP's gradient average equals the gradient of the global batch's mean loss (batch-norm
+statistics and losses over pairs of samples stay per slice: :func:`batch_norm_note`).
 Validation runs on every rank (methods may update state from it, e.g. MMANet's mining) and
 rank 0's metrics decide early stopping for all. Rank 0 alone creates the run folder, writes
 checkpoints, evaluates and writes the report; a resumed run loads the same checkpoints on every
@@ -69,6 +70,7 @@ def init_from_env(device_kind: str = "auto") -> DistInfo:
         return info()
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     use_cuda = device_kind != "cpu" and torch.cuda.is_available()
+    check_processes_per_node(int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1)), device_kind)
     if use_cuda:
         torch.cuda.set_device(local_rank)
     dist.init_process_group("nccl" if use_cuda else "gloo", timeout=dt.timedelta(minutes=30))
@@ -76,6 +78,27 @@ def init_from_env(device_kind: str = "auto") -> DistInfo:
     log.info("distributed: rank %d of %d (local rank %d, backend %s)", out.rank, out.world, out.local_rank,
              dist.get_backend())
     return out
+
+
+def check_batch_size(batch_size: int, world: int) -> None:
+    if batch_size < world:
+        from robustmm.errors import ConfigError
+
+        raise ConfigError(f"training.batch_size {batch_size} is smaller than the {world} processes; "
+                          "each process needs at least one sample of every global batch")
+
+
+def check_processes_per_node(nproc: int, device_kind: str) -> None:
+    """Training on CUDA takes one GPU per process: refuse more processes on a machine than it has GPUs."""
+    if device_kind == "cpu" or not torch.cuda.is_available():
+        return
+    gpus = torch.cuda.device_count()
+    if nproc > gpus:
+        from robustmm.errors import ConfigError
+
+        raise ConfigError(f"{nproc} processes on this machine, but it has {gpus} GPU(s) and each process trains on "
+                          f"its own: start at most {gpus} (--nproc / torchrun --nproc_per_node), or train on the "
+                          "CPU with --set training.device=cpu")
 
 
 _SESSION = {"active": False}
@@ -91,13 +114,20 @@ def run_session(device_kind: str, main: Callable[[], Any], follow: Callable[[Any
     and each single run it trains is announced to the other ranks by :func:`share_run`); the
     other ranks run ``follow(cfg, run_dir)`` for every announced run until rank 0 is done."""
     init_from_env(device_kind)
-    _SESSION["active"] = True
+    _SESSION.update(active=True, shared=False)
     try:
         if info().is_main:
             try:
-                return main()
-            finally:
-                broadcast(None)  # release the other ranks (also when rank 0 failed before training)
+                result = main()
+            except BaseException:
+                # before the first run the other ranks wait for a message: release them. Once a run was shared
+                # they may be inside any collective of it, which a release broadcast would wait on forever;
+                # this process exiting ends theirs (their peer is gone, and torchrun stops a failed job's ranks)
+                if not _SESSION["shared"]:
+                    broadcast(None)
+                raise
+            broadcast(None)  # rank 0 is done: release the other ranks
+            return result
         last = None
         while True:
             message = broadcast(None)
@@ -114,11 +144,8 @@ def share_run(cfg: Any, run_dir: Path) -> None:
     i = info()
     if not (_SESSION["active"] and i.enabled and i.is_main):
         return
-    if cfg.training.batch_size < i.world:
-        from robustmm.errors import ConfigError
-
-        raise ConfigError(f"training.batch_size {cfg.training.batch_size} is smaller than the {i.world} processes; "
-                          "each process needs at least one sample of every global batch")
+    check_batch_size(cfg.training.batch_size, i.world)
+    _SESSION["shared"] = True
     broadcast((cfg, Path(run_dir)))
 
 
@@ -211,10 +238,26 @@ class GlobalUsage:
             h.remove()
 
 
+def batch_norm_note(module: nn.Module) -> str | None:
+    """What DDP changes for ``module``'s batch-norm layers (None when it has none)."""
+    layers = [name for name, sub in module.named_modules() if isinstance(sub, nn.modules.batchnorm._BatchNorm)]
+    if not layers:
+        return None
+    # SyncBatchNorm is no way out: it needs every rank in each layer's collective, and an encoder runs only on
+    # ranks whose slice holds its modality
+    return (f"{len(layers)} batch-norm layer(s) (e.g. {layers[0]}) normalise each process's slice of the global "
+            "batch, not the whole batch, so results differ from a single process by more than floating-point "
+            "order; model.volume.norm: group or instance has no batch statistics")
+
+
 def wrap(module: nn.Module, device: torch.device) -> nn.Module:
     """DDP around ``module``'s training step (unused parameters allowed: a dropped modality's
     encoder does not run in every step)."""
     from torch.nn.parallel import DistributedDataParallel
+
+    note = batch_norm_note(module)
+    if note:
+        log.warning("distributed training: %s", note)
 
     ids = [device.index if device.index is not None else torch.cuda.current_device()] if device.type == "cuda" else None
     return DistributedDataParallel(StepModule(module), device_ids=ids, find_unused_parameters=True)
@@ -235,19 +278,24 @@ def launch_local(nproc: int, args: Any) -> int:
     for flag in ("profile", "out", "resume", "seeds"):
         if getattr(args, flag, None) is not None:
             cmd += [f"--{flag}", str(getattr(args, flag))]
-    for flag in ("quiet", "rewrite_results"):
+    for flag in ("quiet", "rewrite_results", "verbose"):
         if getattr(args, flag, False):
             cmd.append("--" + flag.replace("_", "-"))
-    return run_forwarding_sigterm(cmd)
+    from robustmm.parallel import default_threads
+
+    # torchrun sets an unset OMP_NUM_THREADS to 1 for every rank, which would win over the ranks' default share
+    env = {**os.environ}
+    env.setdefault("OMP_NUM_THREADS", str(default_threads(nproc)))
+    return run_forwarding_sigterm(cmd, env)
 
 
-def run_forwarding_sigterm(cmd: list[str]) -> int:
+def run_forwarding_sigterm(cmd: list[str], env: dict[str, str] | None = None) -> int:
     """Run ``cmd`` and return its exit code; a SIGTERM sent to this process is passed on to it (torchrun
     passes it to its ranks) and waited for, so killing the launcher never leaves ranks training behind."""
     import signal
     import subprocess
 
-    proc = subprocess.Popen(cmd)
+    proc = subprocess.Popen(cmd, env=env)
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: proc.send_signal(signum))
     try:
         while True:

@@ -237,7 +237,7 @@ class Trainer:
             module.train()
             meter = LossMeter(self.device)
             budget_spent = False
-            batches, weights = self._train_batches(data, epoch, dinfo, cohort)
+            batches, weights = self._train_batches(data, epoch, dinfo, cohort, stage)
             for step, batch in enumerate(batches):
                 ctx.step = step
                 if hasattr(module, "prepare_batch"):  # masks drawn on the CPU, before the copy
@@ -289,6 +289,12 @@ class Trainer:
                                               if not math.isfinite(metrics[scenario_key(monitor, s.name)])])
             metrics["train_loss"] = distributed.mean_over_ranks(meter.mean())
             metrics = distributed.broadcast(metrics)  # rank 0 decides early stopping for every rank
+            if dinfo.enabled and hasattr(module, "extra_state"):
+                # and what the module keeps (e.g. MMANet's MAD weight, set from its own slice's losses), as its
+                # checkpoint does: ranks train one objective, and a resumed run the uninterrupted run's
+                extra = distributed.broadcast(module.extra_state())
+                if not dinfo.is_main:
+                    module.load_extra_state(extra)
             score = metrics[policy.key]
             improved = policy.eligible(epoch) and policy.better(score, state["best_score"])
             if improved:
@@ -354,10 +360,13 @@ class Trainer:
             return None
         return DeviceCohort(data, "train", self.device, self.cfg.channels_last)
 
-    def _train_batches(self, data: Any, epoch: int, dinfo, cohort: DeviceCohort | None):
+    def _train_batches(self, data: Any, epoch: int, dinfo, cohort: DeviceCohort | None, stage: str):
         """This epoch's training batches (this rank's share under DDP) and their loss weights."""
         if dinfo.enabled or cohort is not None:  # index lists in the single-process loader's order
             loader = data.loader("train", shuffle=True, epoch=epoch, shard=(dinfo.world, dinfo.rank))
+            if len(loader.batch_sampler) == 0 and len(data.indices("train")) > 0:  # else it would train no step
+                raise ConfigError(f"{stage}: its training split has {len(data.indices('train'))} samples, fewer than "
+                                  f"the {dinfo.world} processes, so no process gets a sample; start fewer processes")
             weights = loader.batch_sampler.weights if dinfo.enabled else None
             if cohort is not None:
                 return cohort.batches(loader.batch_sampler.parts), weights

@@ -30,13 +30,8 @@ PACKAGES = ("robustmm", "torch", "monai", "nibabel", "numpy", "scikit-learn", "l
 def new_run_dir(output_dir: Path, study: str, out: Path | None = None) -> Path:
     """``out`` if given (must not exist), else ``output_dir/study/<timestamp>`` (unique)."""
     if out is not None:
-        out = Path(out)
-        if out.exists():
-            continue_it = (f", or continue that run with --resume {out}" if (out / CONFIG_FILE).is_file() else "")
-            what = "is a file" if not out.is_dir() else "already exists"
-            raise RunDirectoryError(f"--out {out} {what}; robustmm never overwrites anything. Choose a new "
-                                    f"folder{continue_it}")
-        return create_folder(out, "--out")
+        check_out_is_new(Path(out))
+        return create_folder(Path(out), "--out")
     base = create_folder(Path(output_dir) / study, "output_dir", exist_ok=True)
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     for i in range(1000):
@@ -47,6 +42,15 @@ def new_run_dir(output_dir: Path, study: str, out: Path | None = None) -> Path:
         except FileExistsError:
             continue
     raise RunDirectoryError(f"could not create a new run folder under {base}")
+
+
+def check_out_is_new(out: Path) -> None:
+    """``--out`` names a folder to create: refuse one that exists."""
+    if out.exists():
+        continue_it = (f", or continue that run with --resume {out}" if (out / CONFIG_FILE).is_file() else "")
+        what = "is a file" if not out.is_dir() else "already exists"
+        raise RunDirectoryError(f"--out {out} {what}; robustmm never overwrites anything. Choose a new "
+                                f"folder{continue_it}")
 
 
 def check_resumable(run_dir: Path) -> dict[str, Any]:
