@@ -225,3 +225,41 @@ def test_a_model_that_predicts_one_sentiment_class_for_everyone_is_flagged(tmp_p
     lines, notes = story.flags(following)
     assert not any("Single-class" in line for line in lines)
     assert not any(text.startswith("predicts one class") for text in notes.values())
+
+
+def test_a_regression_model_that_puts_everyone_on_one_side_of_0_is_flagged(tmp_path: Path) -> None:
+    """sentiment_regression: the polarity (Has0's two classes) stands for the predicted class."""
+    from robustmm.config import load_study
+    from robustmm.config.schema import MethodConfig
+    from robustmm.data.datamodule import DataModule
+    from robustmm.data.registry import build_dataset
+    from robustmm.evaluate.runner import evaluate
+    from robustmm.methods.base import MethodContext, create_method
+    from robustmm.missing.scenarios import build_scenarios
+    from robustmm.report import story
+
+    repo = Path(__file__).resolve().parents[1]
+    cfg = load_study(repo / "studies" / "mosi_rmfm.yaml", [
+        f"data.root={tmp_path / 'mosi'}", "data.options.target=regression",
+        "data.synthetic={n_train: 12, n_valid: 6, n_test: 30, seq_len: 8, dims: [6, 3, 4], seed: 0}",
+        "evaluation.bootstrap=10", "evaluation.scenarios=[{kind: natural}]", "model.embed_dim=8",
+        "model.trunk_hidden=8", "model.sequence.hidden=8"])
+    data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, 16, 0)
+    scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
+
+    def records_of(predict) -> list[dict]:
+        ctx = MethodContext("m", data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
+        method = create_method(MethodConfig(name="dropout_baseline"), ctx)
+        method.task.fit(data)
+        method.predict = lambda batch: method.task.outputs(predict(batch))
+        return [r.to_dict() for r in evaluate({"m": method.eval()}, method.task, data, scenarios, cfg.evaluation,
+                                              cfg.seed).records]
+
+    positive = records_of(lambda batch: torch.full((batch.size, 1), 1.5))
+    assert {r["predicted_classes"] for r in positive} == {1}
+    lines, notes = story.flags(positive)
+    assert "Single-class predictions (the same class for every evaluated subject) in 1 result(s)" in " ".join(lines)
+    assert notes[("m", "natural", "Non0_acc_2")].startswith("predicts one class only")
+    both_signs = records_of(lambda batch: torch.linspace(-1.0, 1.0, batch.size).unsqueeze(1))
+    assert {r["predicted_classes"] for r in both_signs} == {2}
+    assert not any("Single-class" in line for line in story.flags(both_signs)[0])

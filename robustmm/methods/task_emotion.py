@@ -57,6 +57,11 @@ class SentimentRegressionTask(RegressionTask):
     def metric_names(self) -> tuple[str, ...]:
         return ("Has0_acc_2", "Has0_F1", "Non0_acc_2", "Non0_F1", "Acc_3", "Acc_5", "Acc_7", "F1_3", "MAE", "Corr")
 
+    def predicted_classes(self, outputs: dict[str, np.ndarray], idx: np.ndarray) -> int:
+        """Polarities predicted among ``idx`` (Has0's two classes, score < 0 and >= 0): a model that puts
+        every subject on one side of 0 gets the single-class flag, as a classifier would."""
+        return int(np.unique(np.ravel(outputs["pred"][idx]) >= 0).size)
+
 
 class _SentimentClassTask(MulticlassTask):
     num_sentiment_classes = 3
