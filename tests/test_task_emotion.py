@@ -178,12 +178,9 @@ def test_non0_records_count_the_subjects_they_score(tmp_path: Path) -> None:
     assert {r.n for r in records if r.metric in ("Has0_acc_2", "Acc_3")} == {30}
 
 
-@pytest.mark.parametrize("target, classes", [("class3", 3), ("class7", 7)])
-def test_a_model_that_predicts_one_sentiment_class_for_everyone_is_flagged(tmp_path: Path, target: str,
-                                                                            classes: int) -> None:
-    """Check before citing flagged single-class predictions of binary tasks only (from sensitivity and
-    specificity): a class3 / class7 model that gives every test subject the same class went unflagged.
-    Its records now carry the number of classes predicted; a model that follows the labels is not flagged."""
+def _tiny_mosi(tmp_path: Path, target: str):
+    """(data, records_of): a tiny synthetic MOSI study of ``target`` and a function that evaluates a
+    model whose outputs come from ``predict(batch)`` under the natural scenario, as record dicts."""
     from robustmm.config import load_study
     from robustmm.config.schema import MethodConfig
     from robustmm.data.datamodule import DataModule
@@ -191,7 +188,6 @@ def test_a_model_that_predicts_one_sentiment_class_for_everyone_is_flagged(tmp_p
     from robustmm.evaluate.runner import evaluate
     from robustmm.methods.base import MethodContext, create_method
     from robustmm.missing.scenarios import build_scenarios
-    from robustmm.report import story
 
     repo = Path(__file__).resolve().parents[1]
     cfg = load_study(repo / "studies" / "mosi_rmfm.yaml", [
@@ -202,14 +198,26 @@ def test_a_model_that_predicts_one_sentiment_class_for_everyone_is_flagged(tmp_p
     data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, 16, 0)
     scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
 
-    def records_of(predict_logits) -> list[dict]:
+    def records_of(predict) -> list[dict]:
         ctx = MethodContext("m", data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
         method = create_method(MethodConfig(name="dropout_baseline"), ctx)
         method.task.fit(data)
-        method.predict = lambda batch: method.task.outputs(predict_logits(batch))
+        method.predict = lambda batch: method.task.outputs(predict(batch))
         return [r.to_dict() for r in evaluate({"m": method.eval()}, method.task, data, scenarios, cfg.evaluation,
                                               cfg.seed).records]
 
+    return data, records_of
+
+
+@pytest.mark.parametrize("target, classes", [("class3", 3), ("class7", 7)])
+def test_a_model_that_predicts_one_sentiment_class_for_everyone_is_flagged(tmp_path: Path, target: str,
+                                                                            classes: int) -> None:
+    """Check before citing flagged single-class predictions of binary tasks only (from sensitivity and
+    specificity): a class3 / class7 model that gives every test subject the same class went unflagged.
+    Its records now carry the number of classes predicted; a model that follows the labels is not flagged."""
+    from robustmm.report import story
+
+    data, records_of = _tiny_mosi(tmp_path, target)
     positive = records_of(lambda batch: torch.eye(classes)[classes - 1].repeat(batch.size, 1))
     assert {r["predicted_classes"] for r in positive} == {1}
     lines, notes = story.flags(positive)
@@ -229,32 +237,9 @@ def test_a_model_that_predicts_one_sentiment_class_for_everyone_is_flagged(tmp_p
 
 def test_a_regression_model_that_puts_everyone_on_one_side_of_0_is_flagged(tmp_path: Path) -> None:
     """sentiment_regression: the polarity (Has0's two classes) stands for the predicted class."""
-    from robustmm.config import load_study
-    from robustmm.config.schema import MethodConfig
-    from robustmm.data.datamodule import DataModule
-    from robustmm.data.registry import build_dataset
-    from robustmm.evaluate.runner import evaluate
-    from robustmm.methods.base import MethodContext, create_method
-    from robustmm.missing.scenarios import build_scenarios
     from robustmm.report import story
 
-    repo = Path(__file__).resolve().parents[1]
-    cfg = load_study(repo / "studies" / "mosi_rmfm.yaml", [
-        f"data.root={tmp_path / 'mosi'}", "data.options.target=regression",
-        "data.synthetic={n_train: 12, n_valid: 6, n_test: 30, seq_len: 8, dims: [6, 3, 4], seed: 0}",
-        "evaluation.bootstrap=10", "evaluation.scenarios=[{kind: natural}]", "model.embed_dim=8",
-        "model.trunk_hidden=8", "model.sequence.hidden=8"])
-    data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, 16, 0)
-    scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
-
-    def records_of(predict) -> list[dict]:
-        ctx = MethodContext("m", data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
-        method = create_method(MethodConfig(name="dropout_baseline"), ctx)
-        method.task.fit(data)
-        method.predict = lambda batch: method.task.outputs(predict(batch))
-        return [r.to_dict() for r in evaluate({"m": method.eval()}, method.task, data, scenarios, cfg.evaluation,
-                                              cfg.seed).records]
-
+    _, records_of = _tiny_mosi(tmp_path, "regression")
     positive = records_of(lambda batch: torch.full((batch.size, 1), 1.5))
     assert {r["predicted_classes"] for r in positive} == {1}
     lines, notes = story.flags(positive)
