@@ -156,7 +156,7 @@ def test_adni_pet_locality_moves_the_mri_contrast_onto_pets_regions(tmp_path: Pa
 
 
 @pytest.mark.parametrize("knob, value", [("pet_from_mri", 1.0), ("pet_nuisance", 0.25), ("pet_locality", 1.0),
-                                         ("mri_latent_contrast", 0.4)])
+                                         ("mri_latent_contrast", 0.4), ("label_noise", 1.0)])
 def test_adni_study_refuses_a_cohort_written_with_another_knob_value(tmp_path: Path, knob: str, value: float) -> None:
     from robustmm.config.schema import AdniDataConfig
     from robustmm.data.registry import build_dataset
@@ -502,6 +502,41 @@ def test_adni_mri_latent_contrast_scales_only_the_mri_contrast_of_c(tmp_path: Pa
     assert json.loads((b / "SYNTHETIC_DATA.json").read_text())["mri_latent_contrast"] == 0.36
     with pytest.raises(ValueError, match="mri_latent_contrast"):
         adni.validate_knobs(mri_latent_contrast=-0.1)
+
+
+def test_adni_label_noise_changes_only_who_converts(tmp_path: Path) -> None:
+    """Two cohorts differing only in label_noise have the same volumes and the same table apart from
+    the diagnoses after baseline; with no noise pMCI is exactly z > 0.25, so PET's FDG summary (a
+    noisy read-out of z) ranks the labels better than with much noise, on the same subjects."""
+    import pandas as pd
+
+    from robustmm.metrics.classification import auc_score
+
+    kw = dict(subjects=300, seed=3, native_shape=(8, 10, 8), oracle=False, pet_missing=0.0)
+    a = adni.write_synthetic_adni(tmp_path / "a", label_noise=0.0, **kw)
+    b = adni.write_synthetic_adni(tmp_path / "b", label_noise=2.0, **kw)
+    for image in (a / "images").rglob("*.nii.gz"):
+        assert image.read_bytes() == (b / image.relative_to(a)).read_bytes()
+    ta, tb = pd.read_csv(a / "ADNIMERGE.csv"), pd.read_csv(b / "ADNIMERGE.csv")
+    assert ta.drop(columns="DX").equals(tb.drop(columns="DX"))
+    assert not ta["DX"].equals(tb["DX"])
+
+    def fdg_auc(table):
+        last = table[table["M"] <= 36].sort_values("M").groupby("RID").last()
+        baseline = table[table["M"] == 0].set_index("RID")
+        mci = baseline["DX"] == "MCI"
+        followed = table.groupby("RID")["M"].max() >= 36
+        keep = mci & followed
+        converted = (last["DX"] == "Dementia")[keep].astype(int).to_numpy()
+        return auc_score(converted, -baseline["FDG"][keep].to_numpy())
+
+    assert fdg_auc(ta) > 0.9 > fdg_auc(tb) + 0.1
+    assert "label_noise" not in json.loads((adni.write_synthetic_adni(tmp_path / "d", **kw) / "SYNTHETIC_DATA.json")
+                                           .read_text())
+    assert json.loads((b / "SYNTHETIC_DATA.json").read_text())["label_noise"] == 2.0
+    assert "label_noise=2.0" in (b / "README.md").read_text()
+    with pytest.raises(ValueError, match="label_noise"):
+        adni.validate_knobs(label_noise=-0.1)
 
 
 # ------------------------------------------------------- options the generators cannot use

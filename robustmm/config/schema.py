@@ -45,6 +45,8 @@ class AdniSynthConfig(Section):
     pet_locality: float = Field(0.0, ge=0.0, le=1.0)
     #: amplitude of the MRI contrast that shows PET's MRI-derived latent (0.12: barely learnable)
     mri_latent_contrast: float = Field(0.12, ge=0.0)
+    #: sd of the conversion noise relative to the latent severity (larger: noisier labels)
+    label_noise: float = Field(0.4, ge=0.0)
 
 
 class AdniDataConfig(Section):

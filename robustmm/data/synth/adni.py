@@ -148,6 +148,7 @@ def write_synthetic_adni(
     pet_nuisance: float = 1.0,
     pet_locality: float = 0.0,
     mri_latent_contrast: float = 0.12,
+    label_noise: float = 0.4,
     oracle: bool = True,
     progress: bool = False,
 ) -> Path:
@@ -162,7 +163,8 @@ def write_synthetic_adni(
 
     knobs = validate_knobs(pet_from_mri=pet_from_mri, mri_noise=mri_noise, pet_noise=pet_noise,
                            clinical_noise=clinical_noise, pet_missing=pet_missing, pet_nuisance=pet_nuisance,
-                           pet_locality=pet_locality, mri_latent_contrast=mri_latent_contrast)
+                           pet_locality=pet_locality, mri_latent_contrast=mri_latent_contrast,
+                           label_noise=label_noise)
     out = Path(out_dir)
     if out.exists() and any(out.iterdir()):
         raise FileExistsError(f"{out} exists and is not empty; choose a new folder")
@@ -189,7 +191,7 @@ def write_synthetic_adni(
         ptid = f"{100 + i % 900:03d}_S_{rid:04d}"
         a, b, e = rng.standard_normal(3)
         z_sev = 0.6 * a + 0.8 * b if rho == 0.0 else 0.6 * a + 0.8 * (np.sqrt(1 - rho) * b + np.sqrt(rho) * _h(c_all[i]))
-        t_conv = 36.0 * np.exp(-0.9 * (z_sev + 0.4 * e - 0.25))
+        t_conv = 36.0 * np.exp(-0.9 * (z_sev + label_noise * e - 0.25))
         baseline_dx = "CN" if rng.random() < 0.04 else "MCI"
         last_visit = 48 if rng.random() > 0.15 else int(rng.choice([12, 18, 24]))
         has_pet = rng.random() >= pet_missing
@@ -275,13 +277,18 @@ data do not change with it.
 
 #: quiet knobs: written into the marker / README (with their paragraph) only when they differ from
 #: their default, so that the default cohort stays byte-for-byte the one written before they existed
+#: the cohort README's paragraph for a non-default ``label_noise`` (as PET_NUISANCE_NOTE)
+LABEL_NOISE_NOTE = """``label_noise`` (default 0.4): sd of the conversion noise e in ``z + label_noise * e > 0.25``. Larger
+values make pMCI a noisier read-out of the latent severity z that PET, MRI and the clinical scores
+measure, so the labels carry less about z than a model that sees PET does. The random draws are the
+same for every value: only which subjects convert within 36 months changes."""
 QUIET_KNOB_NOTES = {"pet_nuisance": PET_NUISANCE_NOTE, "pet_locality": PET_LOCALITY_NOTE,
-                    "mri_latent_contrast": MRI_LATENT_CONTRAST_NOTE}
+                    "mri_latent_contrast": MRI_LATENT_CONTRAST_NOTE, "label_noise": LABEL_NOISE_NOTE}
 QUIET_KNOBS = tuple(QUIET_KNOB_NOTES)
 
 #: data.synthetic knobs of the ADNI generator and their defaults (the version-2 cohort)
 KNOB_DEFAULTS = {"pet_from_mri": 0.0, "mri_noise": 0.0, "pet_noise": 0.3, "clinical_noise": 1.0, "pet_missing": 0.3,
-                 "pet_nuisance": 1.0, "pet_locality": 0.0, "mri_latent_contrast": 0.12}
+                 "pet_nuisance": 1.0, "pet_locality": 0.0, "mri_latent_contrast": 0.12, "label_noise": 0.4}
 
 
 def validate_knobs(**knobs: float) -> dict[str, float]:
@@ -293,7 +300,7 @@ def validate_knobs(**knobs: float) -> dict[str, float]:
     for key in ("pet_from_mri", "pet_missing", "pet_locality"):
         if not 0.0 <= out[key] <= 1.0:
             raise ValueError(f"{key} must be in [0, 1], got {out[key]}")
-    for key in ("mri_noise", "pet_noise", "clinical_noise", "pet_nuisance", "mri_latent_contrast"):
+    for key in ("mri_noise", "pet_noise", "clinical_noise", "pet_nuisance", "mri_latent_contrast", "label_noise"):
         if out[key] < 0:
             raise ValueError(f"{key} must be >= 0, got {out[key]}")
     return out
@@ -307,7 +314,7 @@ def _h(c):
 def simulate_latents(n: int, rng: np.random.Generator, *, pet_from_mri: float = 0.0, mri_noise: float = 0.0,
                      pet_noise: float = 0.3, clinical_noise: float = 1.0, pet_missing: float = 0.3,
                      pet_nuisance: float = 1.0, pet_locality: float = 0.0,
-                     mri_latent_contrast: float = 0.12) -> dict[str, np.ndarray]:
+                     mri_latent_contrast: float = 0.12, label_noise: float = 0.4) -> dict[str, np.ndarray]:
     """``n`` fresh subjects from the cohort's model, as the latent read-outs each modality carries
     (no volumes): ``label`` (pMCI), ``mri`` (n, 1 or 2), ``pet`` (n, 1), ``clinical`` (n, 7:
     age, APOE4, MMSE/ADAS13/CDR-SB read-outs of the cognitive score, TAU with 0 where not
@@ -319,7 +326,7 @@ def simulate_latents(n: int, rng: np.random.Generator, *, pet_from_mri: float = 
     a, b, c, e = rng.standard_normal((4, n))
     u = np.sqrt(1.0 - rho) * b + np.sqrt(rho) * _h(c)
     z = 0.6 * a + 0.8 * u
-    label = (z + 0.4 * e > 0.25).astype(int)
+    label = (z + label_noise * e > 0.25).astype(int)
     s2 = float(mri_noise) ** 2
     a_seen = a + mri_noise * rng.standard_normal(n)
     c_seen = c + mri_noise * rng.standard_normal(n)
