@@ -62,6 +62,30 @@ def test_rebuilt_report_equals_the_runs_and_keeps_figures_only_the_run_could_dra
     assert (run / "metrics.json").read_bytes() == metrics
 
 
+
+def test_rebuild_honours_the_runs_report_plots_false(tmp_path: Path, capsys) -> None:
+    run = tmp_path / "cv"
+    run.mkdir()
+    (run / "config.yaml").write_text(CONFIG + "report:\n  plots: false\n  html: true\n")
+    doc = {"study": "tiny", "primary_metric": "auc", "synthetic": True,
+           "records": [_rec("a", f"pet_missing@{r:g}", 0.8 - r / 5, r) for r in (0.0, 0.5, 1.0)]}
+    for folder in (run, run / "fold_0"):  # a fold follows the cross-validation run's config.yaml
+        folder.mkdir(exist_ok=True)
+        write_json_atomic(folder / "metrics.json", doc)
+        render(folder, doc, make_plots=False)
+        written = (folder / "report.html").read_bytes()
+        assert main(["report", str(folder)]) == 0
+        assert not (folder / "plots").exists() and (folder / "report.html").read_bytes() == written
+
+    (run / "config.yaml").write_text(CONFIG + "report:\n  plots: 'no'\n")
+    assert main(["report", str(run)]) == 2
+    assert (f"{run / 'config.yaml'}: 'report.plots' is not true or false; restore the run's config.yaml"
+            in capsys.readouterr().err)
+    (run / "config.yaml").write_text("report: [\n")
+    assert main(["report", str(run)]) == 2
+    assert f"{run / 'config.yaml'} cannot be read (" in capsys.readouterr().err
+    assert not (run / "plots").exists()
+
 def test_report_plots_are_written_atomically(tmp_path: Path, monkeypatch) -> None:
     run = _run_folder(tmp_path / "run")
     figure = run / "plots" / "pet_missing_auc.png"

@@ -7,6 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from robustmm.errors import RunDirectoryError
 from robustmm.names import check_links_inside
 from robustmm.report.render import render
@@ -34,8 +36,32 @@ def rebuild_report(folder: Path) -> Path:
         raise RunDirectoryError(f"{folder} has {METRICS_FILE} but no {CONFIG_FILE}, whose resolved study the report "
                                 f"shows; put the run's {CONFIG_FILE} back (its report.html holds a copy under "
                                 "'Configuration') and run the command again")
-    render(folder, doc)
+    render(folder, doc, make_plots=plots_setting(folder))
     return folder / "report.html"
+
+
+def plots_setting(folder: Path) -> bool:
+    """The run's ``report.plots`` from its config.yaml (a fold's: the cross-validation run's above it), so
+    a rebuilt page equals the one the run wrote; True when there is no config.yaml or it predates the key."""
+    path = folder / CONFIG_FILE
+    if not path.is_file():
+        path = folder.parent / CONFIG_FILE
+        if not (FOLD_FOLDER.fullmatch(folder.name) and path.is_file()):
+            return True
+    try:
+        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RunDirectoryError(f"{path} cannot be read ({problem}); the report follows its 'report' settings: "
+                                "restore the run's config.yaml (its report.html holds a copy under "
+                                "'Configuration') and run the command again") from None
+    report = saved.get("report", {}) if isinstance(saved, dict) else None
+    plots = report.get("plots", True) if isinstance(report, dict) else None
+    if not isinstance(plots, bool):
+        what = "'report.plots' is not true or false" if isinstance(saved, dict) else "is not a resolved study"
+        raise RunDirectoryError(f"{path}: {what}; restore the run's config.yaml (its report.html holds a copy under "
+                                "'Configuration') and run the command again")
+    return plots
 
 
 def read_metrics(folder: Path) -> dict[str, Any]:
