@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import struct
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -10,6 +12,7 @@ import pandas as pd
 import pytest
 import torch
 
+from robustmm.data import tables
 from robustmm.data.batch import collate
 from robustmm.data.tables import ColumnSelector, TableDataset, assign_bins, quartile_bins, read_table
 from robustmm.errors import DataError
@@ -264,6 +267,59 @@ def test_zip_nested_deeper_than_one_zip_is_refused_with_the_file(tmp_path, monke
             z.writestr(member, text)
         assert read_table(tmp_path / "names.zip").shape == frame().shape
 
+
+
+def test_zip_members_larger_than_the_cap_are_refused_with_archive_and_member(tmp_path, monkeypatch) -> None:
+    """A zip member was decompressed whole into memory, however large: a zip bomb filled the memory."""
+    text = frame().to_csv(index=False).encode()
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("t.csv", text + b"\n" * 10_000)
+    with zipfile.ZipFile(tmp_path / "nested.zip", "w") as z:
+        z.writestr("t.csv.zip", inner.getvalue())
+    with zipfile.ZipFile(tmp_path / "big.zip", "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("t.csv", text + b"\n" * 10_000)
+    assert read_table(tmp_path / "big.zip").shape == frame().shape  # under the default cap
+    monkeypatch.setattr(tables, "MAX_ZIP_MEMBER_BYTES", 5_000)
+    with pytest.raises(DataError, match=rf"big\.zip: member t\.csv declares {len(text) + 10_000} bytes "
+                                        r"uncompressed; robustmm decompresses at most 5000 bytes .* extract it "
+                                        "yourself"):
+        read_table(tmp_path / "big.zip")
+    with pytest.raises(DataError, match=r"nested\.zip:t\.csv\.zip: member t\.csv declares"):
+        read_table(tmp_path / "nested.zip")  # the outer member (about 1 kB compressed) is under the cap
+
+
+def test_a_zip_header_understating_the_size_cannot_bypass_the_cap(tmp_path, monkeypatch) -> None:
+    bomb = io.BytesIO()
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("t.csv", b"a\n" + b"0\n" * 2**24)  # 32 MiB of text, 32 kB compressed
+    data = bytearray(bomb.getvalue())
+    central = data.find(b"PK\x01\x02")
+    data[central + 24:central + 28] = struct.pack("<I", 10)  # the declared uncompressed size
+    (tmp_path / "bomb.zip").write_bytes(data)
+    tracemalloc.start()
+    try:  # zipfile stops at the declared size, but a whole-member read decompresses everything first
+        with pytest.raises(DataError, match=r"bomb\.zip: not a valid zip archive \(Bad CRC-32"):
+            read_table(tmp_path / "bomb.zip")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 8 * 2**20
+
+    class Understating:  # an archive reader that returns more than the header declares
+        def namelist(self):
+            return ["t.csv"]
+
+        def getinfo(self, member):
+            return zipfile.ZipInfo(member)
+
+        def open(self, member):
+            return io.BytesIO(b"0\n" * 3_000)
+
+    monkeypatch.setattr(tables, "MAX_ZIP_MEMBER_BYTES", 5_000)
+    with pytest.raises(DataError, match=r"x\.zip: member t\.csv decompresses to more bytes than its header "
+                                        r"declares \(0\); robustmm decompresses at most 5000 bytes"):
+        tables._read_zip(Understating(), "x.zip")
 
 def test_missing_id_column_names_file(tmp_path) -> None:
     frame().to_csv(tmp_path / "t.csv", index=False)

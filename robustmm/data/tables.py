@@ -54,19 +54,48 @@ def _ids(values: Iterable[Any], limit: int = _MAX_IDS) -> str:
 #: zip archives read inside a table's zip (published TCGA tables name their CSV member *.csv.zip);
 #: a deeper nesting is refused, not recursed into
 _MAX_ZIP_NESTING = 1
+#: the most bytes a zip member may hold uncompressed, as its header declares and as actually read
+#: (a zip bomb would otherwise fill the memory); the PORPOISE TCGA tables hold under 20 MB
+MAX_ZIP_MEMBER_BYTES = 4 * 2**30
+#: decompressed bytes per read: zipfile decompresses up to the amount asked for in one go, so a
+#: single whole-member read of a lying header could allocate gigabytes before noticing
+_ZIP_CHUNK = 2**20
 
 
-def _read_csv_bytes(data: bytes, name: str, sep: str | None, nesting: int) -> pd.DataFrame:
+def _read_csv_bytes(data: io.BytesIO, name: str, sep: str | None, nesting: int) -> pd.DataFrame:
     """Parse CSV text; a member that is itself a zip archive is opened, ``nesting`` zips deep."""
-    if data[:4] == b"PK\x03\x04":
+    magic = data.read(4)
+    data.seek(0)
+    if magic == b"PK\x03\x04":
         if nesting >= _MAX_ZIP_NESTING:
             raise DataError(f"{name}: a zip archive nested in a zip nested in a zip; robustmm reads a table's zip "
                             "and one zip inside it, no deeper: unzip the layers and pass the CSV file")
-        return _read_zip(zipfile.ZipFile(io.BytesIO(data)), name, nesting + 1)
+        return _read_zip(zipfile.ZipFile(data), name, nesting + 1)
     try:
-        return pd.read_csv(io.BytesIO(data), sep=sep if sep else ",", low_memory=False)
+        return pd.read_csv(data, sep=sep if sep else ",", low_memory=False)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{name}: cannot parse the table ({exc}); check that it is plain CSV text") from exc
+
+
+def _read_member(archive: zipfile.ZipFile, member: str, name: str) -> io.BytesIO:
+    """``member`` of ``archive`` decompressed into memory, refused beyond MAX_ZIP_MEMBER_BYTES."""
+    def too_large(what: str) -> DataError:
+        return DataError(f"{name}: member {member} {what}; robustmm decompresses at most {MAX_ZIP_MEMBER_BYTES} "
+                         "bytes from a zip member, so that a zip bomb cannot fill the memory. If you trust the "
+                         "file, extract it yourself (e.g. `unzip`) and pass the extracted table, which is read "
+                         "without this limit")
+
+    declared = archive.getinfo(member).file_size
+    if declared > MAX_ZIP_MEMBER_BYTES:
+        raise too_large(f"declares {declared} bytes uncompressed")
+    data = io.BytesIO()
+    with archive.open(member) as stream:
+        while chunk := stream.read(_ZIP_CHUNK):
+            data.write(chunk)
+            if data.tell() > MAX_ZIP_MEMBER_BYTES:  # the header may understate the size
+                raise too_large(f"decompresses to more bytes than its header declares ({declared})")
+    data.seek(0)
+    return data
 
 
 def _read_zip(archive: zipfile.ZipFile, name: str, nesting: int = 0) -> pd.DataFrame:
@@ -81,7 +110,7 @@ def _read_zip(archive: zipfile.ZipFile, name: str, nesting: int = 0) -> pd.DataF
         )
     member = candidates[0]
     sep = "\t" if re.search(r"\.tsv(\.zip)?$", member, re.IGNORECASE) else ","
-    return _read_csv_bytes(archive.read(member), f"{name}:{member}", sep, nesting)
+    return _read_csv_bytes(_read_member(archive, member, name), f"{name}:{member}", sep, nesting)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
