@@ -1,7 +1,7 @@
 """Atomic file writes, leftovers of interrupted writes, and loading without running code.
 
 * A result file is either the old one or the complete new one (written to a hidden
-  ``.<name>.XXXX.tmp`` next to it, then renamed). The file gets the permissions of an ordinary
+  ``.<name>.XXXX.tmp`` next to it, synced to the disk, then renamed: :func:`replace_synced`). The file gets the permissions of an ordinary
   ``open()`` under the user's umask (``mkstemp`` alone would give 0600).
 * A save killed with SIGKILL can leave such a ``.tmp`` file; :func:`remove_stale_tmp` deletes
   them when the folder is used again.
@@ -66,6 +66,28 @@ def create_folder(path: str | os.PathLike, what: str, exist_ok: bool = False) ->
     return path
 
 
+def replace_synced(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
+    """``os.replace(tmp, path)`` once ``tmp``'s content is on the disk, then the folder's entry too
+    (best effort). Without the first fsync a power loss soon after the rename can leave ``path``
+    empty: file systems may write the rename before the data (delayed allocation)."""
+    fd = os.open(tmp, os.O_RDONLY)  # the file is closed, so its data is in the OS, not in a user buffer
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, path)
+    try:  # makes the rename itself durable; some systems (and file systems) cannot open or sync a folder
+        fd = os.open(Path(path).parent, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, write: Callable[[str], None]) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -74,7 +96,7 @@ def write_atomic(path: Path, write: Callable[[str], None]) -> None:
     try:
         write(tmp)
         apply_umask(tmp)
-        os.replace(tmp, path)
+        replace_synced(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -574,6 +574,45 @@ def test_files_get_the_users_umask_and_stale_tmp_files_are_removed(tmp_path: Pat
     assert all(p.exists() for p in keep) and not any(p.exists() for p in stale)
 
 
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="names an open file through /proc (Linux)")
+@pytest.mark.parametrize("writer", ["results", "tcga_prepare", "mmsa_synth"])
+def test_atomic_writes_reach_the_disk_before_the_rename(tmp_path: Path, monkeypatch, writer: str) -> None:
+    """A temporary file was renamed over its target without an fsync: after a power loss soon after,
+    the target could be an empty file (the rename reached the disk before the data)."""
+    from robustmm.data.synth.tcga import write_synthetic_porpoise
+    from robustmm.data.tcga import prepare_tcga
+
+    table = tmp_path / "src" / "tcga_syn_all_clean.csv.zip"
+    if writer == "tcga_prepare":
+        write_synthetic_porpoise(table, n_patients=30, seed=1)
+    events: list[tuple[str, ...]] = []
+    fsync, replace = os.fsync, os.replace
+
+    def recording_fsync(fd: int) -> None:
+        events.append(("fsync", os.path.realpath(f"/proc/self/fd/{fd}")))
+        fsync(fd)
+
+    def recording_replace(src, dst) -> None:
+        events.append(("replace", os.path.realpath(src), os.path.realpath(dst)))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "replace", recording_replace)
+    out = tmp_path / "out"
+    if writer == "results":
+        write_json_atomic(out / "metrics.json", {"x": 1})
+    elif writer == "tcga_prepare":
+        prepare_tcga("syn", table, out)
+    else:
+        write_synthetic_mmsa(out / "aligned_50.pkl", n_train=24, n_valid=8, n_test=10, seq_len=12, dims=(8, 5, 6))
+    renames = [i for i, event in enumerate(events) if event[0] == "replace"]
+    assert renames
+    for i in renames:
+        _, src, dst = events[i]
+        assert ("fsync", src) in events[:i]  # the temporary file's data first
+        assert events[i + 1] == ("fsync", os.path.dirname(dst))  # then the folder entry the rename made
+
 def test_failed_run_logs_the_error_and_finished_run_is_not_rewritten(tiny_study: Path, tmp_path: Path,
                                                                      capsys) -> None:
     never = tmp_path / "never"  # a data root that does not exist is said before a run folder exists

@@ -50,7 +50,7 @@ from robustmm.config.loader import format_validation_error
 
 from robustmm.data.base import SYNTHETIC_MARKER, DataReport, MultimodalDataset, TaskSpec, synthetic_marker
 from robustmm.data.batch import ModalitySpec
-from robustmm.io import apply_umask, remove_stale_tmp, write_json_atomic
+from robustmm.io import apply_umask, remove_stale_tmp, replace_synced, write_json_atomic
 from robustmm.data.tables import (
     ColumnSelector,
     TableDataset,
@@ -263,7 +263,7 @@ def prepare_tcga(cohort: str, from_file: str | Path, datasets_dir: str | Path = 
         try:
             shutil.copyfile(src, tmp)
             apply_umask(tmp)
-            os.replace(tmp, dest)
+            replace_synced(tmp, dest)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
@@ -295,7 +295,7 @@ def prepare_tcga(cohort: str, from_file: str | Path, datasets_dir: str | Path = 
     with os.fdopen(fd, "w") as fh:
         json.dump({**report, "source": str(src.resolve()), "format": "porpoise"}, fh, indent=2)
     apply_umask(tmp)
-    os.replace(tmp, info)
+    replace_synced(tmp, info)
     return report
 
 

@@ -69,7 +69,6 @@ rates, and with / without the bias-word shortcut.
 
 from __future__ import annotations
 
-import os
 import pickle
 import shutil
 import tempfile
@@ -79,7 +78,7 @@ import numpy as np
 
 from robustmm.data.base import SYNTHETIC_MARKER, write_synthetic_marker
 from robustmm.data.mmsa import converted_path, save_mmsa_npz
-from robustmm.io import create_folder
+from robustmm.io import create_folder, replace_synced
 
 CLS_ID, SEP_ID, PAD_ID, UNK_ID = 101, 102, 0, 100
 POSITIVE_WORDS: tuple[int, ...] = tuple(range(2000, 2030))
@@ -374,7 +373,7 @@ def write_synthetic_mmsa(
         write_synthetic_marker(staging, "robustmm.data.synth.mmsa.write_synthetic_mmsa", version=GENERATOR_VERSION,
                                **details, **extra)
         for name in written:
-            os.replace(staging / name, path.parent / name)
+            replace_synced(staging / name, path.parent / name)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return path
