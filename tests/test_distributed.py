@@ -33,6 +33,66 @@ def test_global_batch_shards_cover_each_batch_once() -> None:
     assert len(GlobalBatchShards(list(range(9)), 8, 2, 0)) == 1  # last batch of 1 < 2 ranks: dropped
 
 
+
+def test_logged_train_loss_is_the_global_batches_mean_when_slices_differ_in_size(tmp_path: Path, monkeypatch) -> None:
+    """Each rank's epoch loss was an unweighted mean of its slice means, and the ranks' values were
+    averaged: with slices of 2 and 3 samples the logged train_loss was not the one-process value.
+    The ranks run one after the other here; only the collectives are stood in for (a loss that does
+    not depend on the weights makes the ranks' training independent)."""
+    import torch
+
+    from robustmm.config.schema import TrainingConfig
+    from robustmm.data.batch import collate
+    from robustmm.engine import distributed
+    from robustmm.engine.trainer import Trainer
+
+    values = [0.0, 0.0, 0.0, 10.0, 10.0, 1.0, 2.0, 3.0, 4.0, 5.0]  # two global batches of 5
+
+    class Stage(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def training_step(self, batch, ctx):
+            return batch.target.float().mean() + 0 * self.w.sum()  # the mean over the batch (or slice)
+
+        def validation_metrics(self, data, ctx):
+            return {"loss": 0.0}
+
+    class Loader(list):
+        def __init__(self, sampler) -> None:
+            self.batch_sampler = sampler
+            super().__init__(collate([{"inputs": {"x": torch.zeros(1)}, "present": {"x": True}, "target": values[i],
+                                       "meta": {"subject": str(i)}} for i in part]) for part in sampler)
+
+    class Data:
+        def loader(self, split, shuffle=False, epoch=0, shard=(1, 0)):
+            return Loader(GlobalBatchShards(list(range(len(values))), 5, *shard))
+
+    def train_loss(name: str) -> float:
+        result = Trainer(TrainingConfig(epochs=1), tmp_path / name, 0, progress=False).fit(Stage(), Data(), "s")
+        return result.history[0]["train_loss"]
+
+    one = train_loss("one")
+    assert one == pytest.approx((4.0 + 3.0) / 2)  # the mean over global batches of each batch's mean loss
+
+    class NoUsage:
+        def __init__(self, params) -> None:
+            pass
+
+        reset = apply = close = lambda self: None
+
+    monkeypatch.setattr(distributed, "wrap", lambda module, device: distributed.StepModule(module))
+    monkeypatch.setattr(distributed, "GlobalUsage", NoUsage)
+    for name in ("mean_over_ranks", "broadcast"):  # this rank's own value; the test averages the ranks
+        monkeypatch.setattr(distributed, name, lambda value, *args: value)
+    monkeypatch.setattr(distributed, "barrier", lambda: None)
+    per_rank = []
+    for rank in (0, 1):
+        monkeypatch.setattr(distributed, "info", lambda rank=rank: distributed.DistInfo(world=2, rank=rank))
+        per_rank.append(train_loss(f"rank{rank}"))
+    assert sum(per_rank) / 2 == pytest.approx(one)
+
 def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     return subprocess.run([sys.executable, "-m", "robustmm", "run", *args, "--quiet"], cwd=cwd, env=env,

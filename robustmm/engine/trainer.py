@@ -248,11 +248,13 @@ class Trainer:
                 loss, _ = out if isinstance(out, tuple) else (out, {})
                 if loss is None:
                     continue
+                if weights is not None:  # this rank's share of the global batch (DDP averages ranks)
+                    loss = loss * weights[step]
+                # weighted, so the mean over ranks of the meter is the global batches' mean loss (one process's),
+                # not an unweighted mean over slices of different sizes
                 meter.add(loss, step)
                 if self.device.type != "cuda":  # free on the CPU: stop before a NaN step
                     meter.check(stage, epoch)
-                if weights is not None:  # this rank's share of the global batch (DDP averages ranks)
-                    loss = loss * weights[step]
                 optimizer.zero_grad(set_to_none=True)
                 if usage is not None:
                     usage.reset()
