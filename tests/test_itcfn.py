@@ -437,6 +437,7 @@ def test_tiny_itcfn_study_reports_generation_quality_and_the_comparison(itcfn_ru
     assert set(quality) == {"generated", "train_mean_pet", "mri_rescaled", "test_subjects"}
     assert all(set(quality[k]) == {"mae", "psnr", "ssim"} for k in ("generated", "train_mean_pet", "mri_rescaled"))
     assert "perceptual loss off" in items["generated"]["generator"]["perceptual"]
+    assert "generator.trust_hub_code: true" in items["generated"]["generator"]["perceptual"]  # the default: off
     assert items["upper"]["generator"]["reused_from"] == "generated"
     assert "generator" not in items["zero"]
     assert (run / "checkpoints" / "generated" / "generator.pt").is_file()
@@ -562,6 +563,31 @@ def test_generate_writes_its_manifest_and_quality_atomically(tmp_path: Path, mon
     assert {name: (tmp_path / name).read_text() for name in before} == before
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(before)  # no temporary file left
 
+
+
+def test_perceptual_loss_runs_the_hub_cache_code_only_after_an_opt_in(tmp_path: Path, monkeypatch) -> None:
+    """MONAI's PerceptualLoss calls torch.hub.load(trust_repo=True), which runs the hubconf.py in the
+    torch hub cache: it ran whenever that folder existed, without the user asking for it."""
+    from robustmm.methods.itcfn.generator import offline_perceptual_loss
+
+    repo = tmp_path / "Project-MONAI_perceptual-models_main"
+    repo.mkdir()
+    (repo / "hubconf.py").write_text(
+        "import pathlib\n"
+        "pathlib.Path(__file__).with_name('ran').write_text('hubconf.py ran')\n"
+        "def medicalnet_resnet10_23datasets(*args, **kwargs):\n"
+        "    raise RuntimeError('no weights here')\n")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    network = "medicalnet_resnet10_23datasets"
+    assert ITCFNOptions().generator.trust_hub_code is False
+    loss, status = offline_perceptual_loss(network, trust_hub_code=False)
+    assert loss is None and not (repo / "ran").exists()
+    assert status.startswith(f"perceptual loss off: MONAI builds it by running the Python code (hubconf.py) of {repo}")
+    assert "set the method option generator.trust_hub_code: true" in status
+
+    loss, status = offline_perceptual_loss(network, trust_hub_code=True)  # opted in: MONAI's own loading
+    assert loss is None and (repo / "ran").read_text() == "hubconf.py ran"
+    assert status == f"perceptual loss off: loading '{network}' from {tmp_path} failed (RuntimeError: no weights here)"
 
 def test_generator_note_in_the_report_is_html_text(tmp_path: Path, monkeypatch) -> None:
     """The perceptual-loss status quotes the exception that turned it off; a URLError reads

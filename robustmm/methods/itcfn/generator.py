@@ -22,8 +22,10 @@ with MONAI's least-squares ``PatchAdversarialLoss`` against a ``PatchDiscriminat
 discriminator share the Trainer's single optimizer: the discriminator's loss sees the generated
 volume detached, and the generator's adversarial term runs the discriminator with detached
 parameters (``torch.func.functional_call``), so each loss only moves its own network. The
-perceptual term needs pretrained weights; it is used only when MONAI can load them without a
-network connection, and is otherwise switched off with a log line saying so.
+perceptual term needs pretrained weights, which MONAI loads by running the ``hubconf.py`` of a
+repository in the torch hub cache; it is used only with the opt-in ``generator.trust_hub_code: true``
+and when MONAI can load the weights without a network connection, and is otherwise switched off
+with a log line saying so.
 """
 
 from __future__ import annotations
@@ -195,12 +197,17 @@ def build_discriminator(volume_shape: tuple[int, ...], channels: int, layers: in
                               norm="INSTANCE")
 
 
-def offline_perceptual_loss(network: str) -> tuple[nn.Module | None, str]:
-    """MONAI's PerceptualLoss if its pretrained weights load without a network, else (None, why)."""
-    from monai.losses import PerceptualLoss
-
+def offline_perceptual_loss(network: str, trust_hub_code: bool) -> tuple[nn.Module | None, str]:
+    """MONAI's PerceptualLoss if the user trusts the hub repository's code and its pretrained weights
+    load without a network, else (None, why)."""
     hub = Path(torch.hub.get_dir())
     repo = hub / "Project-MONAI_perceptual-models_main"
+    if not trust_hub_code:  # MONAI calls torch.hub.load(trust_repo=True): the cached hubconf.py would run
+        return None, (f"perceptual loss off: MONAI builds it by running the Python code (hubconf.py) of {repo}, "
+                      "which robustmm does not run without an opt-in; if you trust that folder's code, set the method "
+                      "option generator.trust_hub_code: true (--set methods.<method id>.generator.trust_hub_code=true)")
+    from monai.losses import PerceptualLoss
+
     if not repo.is_dir():
         return None, (f"perceptual loss off: the weights of '{network}' are not available offline "
                       f"({repo} is absent; torch.hub would download them)")

@@ -86,6 +86,8 @@ class GeneratorOptions(MethodOptions):
     discriminator_channels: int = Field(16, ge=1)
     discriminator_layers: int = Field(2, ge=1)
     perceptual_weight: float = Field(0.001, ge=0)
+    # the perceptual loss runs code from the torch hub cache (MONAI's PerceptualLoss): never without an opt-in
+    trust_hub_code: bool = False
     perceptual_network: Literal["medicalnet_resnet10_23datasets", "medicalnet_resnet50_23datasets",
                                 "radimagenet_resnet50"] = "medicalnet_resnet10_23datasets"
 
@@ -323,7 +325,7 @@ class ITCFN(Method):
         shape = data.modalities[opts.pet].shape
         self.generator = self._new_generator()
         self.generator.set_template(self.volume_means[opts.pet], self.volume_means[opts.mri])
-        perceptual, perceptual_status = (offline_perceptual_loss(gopts.perceptual_network)
+        perceptual, perceptual_status = (offline_perceptual_loss(gopts.perceptual_network, gopts.trust_hub_code)
                                          if gopts.perceptual_weight > 0 else (None, "perceptual loss off (weight 0)"))
         log.info("%s: %s", self.context.method_id, perceptual_status)
         module = GeneratorTraining(self.generator, build_discriminator(shape, gopts.discriminator_channels,
