@@ -8,6 +8,7 @@ is the second line of defence at write time. No heavy imports here (the config s
 
 from __future__ import annotations
 
+import fnmatch
 import os
 import re
 from pathlib import Path
@@ -66,10 +67,13 @@ def inside(base: Path, *parts: str | os.PathLike) -> Path:
     return target
 
 
-def check_links_inside(folder: Path, what: str) -> None:
+def check_links_inside(folder: Path, what: str, in_place: tuple[str, ...] = ()) -> None:
     """Refuse a folder robustmm is about to write into again (``--resume``, ``robustmm report``) when a
     link in it points outside it: a ``log.txt`` or ``plots/`` linked elsewhere would make the run append
-    or write there. Links that stay inside the folder are fine."""
+    or write there. Links that stay inside the folder are fine. ``in_place``: name patterns of the files
+    the caller appends to or rewrites in place (not by a rename); one that has other hard links is
+    refused too, since such a write changes every name of the file, also one outside the folder (other
+    files may be hard links: a rename replaces them, as the sweep's final runs rely on for checkpoints)."""
     base = Path(folder).resolve()
     for parent, dirs, files in os.walk(base):  # links to folders are listed but not followed
         for name in dirs + files:
@@ -81,3 +85,15 @@ def check_links_inside(folder: Path, what: str) -> None:
                 raise RunDirectoryError(f"{what} {folder}: {link.relative_to(base)} is a link to {target}, outside "
                                         "the folder, and robustmm writes only inside it; replace the link with a copy "
                                         "of what it points to, or remove it")
+        for name in files:
+            path = Path(parent) / name
+            if not any(fnmatch.fnmatchcase(name, p) for p in in_place) or not path.exists():
+                continue
+            links = path.stat().st_nlink  # of the file itself, also when reached through a link inside
+            if links > 1:
+                shown = Path(folder) / path.relative_to(base)
+                raise RunDirectoryError(
+                    f"{what} {folder}: {path.relative_to(base)} has {links - 1} other hard link(s), perhaps outside "
+                    "the folder, and robustmm appends to it or rewrites it in place, which would change every linked "
+                    f"copy; give it a copy of its own (cp {shown} {shown}.copy && mv {shown}.copy {shown}) and run "
+                    "the command again")

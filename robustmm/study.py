@@ -40,8 +40,8 @@ from robustmm.parallel import run_threads
 from robustmm.report.caught import warnings_to_log
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
-from robustmm.report.rundir import (attach_log, check_out_is_new, check_resumable, environment, new_run_dir,
-                                   write_config)
+from robustmm.report.rundir import (LOG_FILE, attach_log, check_out_is_new, check_resumable, environment,
+                                   new_run_dir, write_config)
 from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (check_before_data, check_method_scenarios, check_modality_names, failed_run,
                                finished_result, in_study)
@@ -103,7 +103,7 @@ def check_run_request(cfg: StudyConfig, out: Path | None, resume: Path | None) -
     resolved = to_plain(cfg)
     if resume is not None:  # a study that differs is named as such, before checks that the difference may fail
         check_same_study(resume, resolved)
-        check_links_inside(resume, "--resume")
+        check_links_inside(resume, "--resume", in_place=(LOG_FILE,))  # the log is appended to
     if out is not None:
         check_out_is_new(Path(out))
     check_before_data(cfg)

@@ -345,6 +345,45 @@ def test_links_out_of_a_run_folder_are_refused_before_anything_is_written(tmp_pa
     assert main(["report", str(run)]) == 0 and list((run / "figures").glob("*.png"))
 
 
+
+def test_a_hard_linked_log_is_refused_before_the_run_appends_to_it(tmp_path: Path, monkeypatch, capsys) -> None:
+    """log.txt is opened for appending: a hard link to a file outside the run folder (st_nlink 2) passed the
+    symlink check, and the resumed run wrote its log into that file."""
+    from robustmm.config.loader import to_plain
+    from robustmm.names import check_links_inside
+    from robustmm.report.rundir import write_config
+    from robustmm.tune.plan import claim_folder, plan_sweep
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "t.csv").write_text("id,x,y\n")  # no rows: the resumed run fails after opening its log
+    study = tmp_path / "s.yaml"
+    study.write_text(yaml.safe_dump({**BASE, "data": {**BASE["data"], "options": {
+        "id_column": "id", "modalities": {"a": {"columns": ["x"]}}, "target": {"kind": "binary", "column": "y"}}}}))
+    run, outside = tmp_path / "run", tmp_path / "outside"
+    run.mkdir()
+    outside.mkdir()
+    write_config(run, to_plain(load_study(study)), {})
+    victim = outside / "victim.txt"
+    victim.write_text("precious\n")
+    os.link(victim, run / "log.txt")
+    line = one_error_line(capsys, ["run", str(study), "--resume", str(run), "--quiet"])
+    assert f"--resume {run}: log.txt has 1 other hard link(s), perhaps outside the folder" in line
+    assert f"cp {run / 'log.txt'} {run / 'log.txt'}.copy && mv" in line
+    assert victim.read_text() == "precious\n"
+
+    (run / "log.txt").unlink()  # files replaced by a rename may be hard links (the sweep links checkpoints)
+    (run / "checkpoints").mkdir()
+    os.link(victim, run / "checkpoints" / "m.pt")
+    check_links_inside(run, "--resume", in_place=("log.txt",))
+
+    (tmp_path / "sw.yaml").write_text(yaml.safe_dump(SWEEP_STUDY))
+    plan = plan_sweep(load_study(tmp_path / "sw.yaml"), "sw.yaml", out=tmp_path / "sweep")
+    assert claim_folder(plan) is True
+    (plan.sweep_dir / "logs").mkdir()
+    os.link(victim, plan.sweep_dir / "logs" / "worker-host-1.log")  # a continued sweep's workers append there
+    with pytest.raises(RobustMMError, match=r"sweep folder .*: logs/worker-host-1\.log has 2 other hard link"):
+        claim_folder(plan)
+
 def test_an_out_that_cannot_become_a_folder_is_one_error_line(tmp_path: Path, monkeypatch, capsys) -> None:
     monkeypatch.chdir(tmp_path)
     (tmp_path / "t.csv").write_text("id,x,y\n")

@@ -101,7 +101,8 @@ def claim_folder(plan: SweepPlan) -> bool:
                 f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
                 "Give another --out, or the same --study-name and --storage to continue that sweep")
         check_same_study(plan)
-        check_links_inside(plan.sweep_dir, "sweep folder")
+        # the workers' logs/*.log are appended to, the default storage optuna.db rewritten by SQLite
+        check_links_inside(plan.sweep_dir, "sweep folder", in_place=("*.log", "optuna.db"))
         return False
     if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
         raise RunDirectoryError(f"{plan.sweep_dir} exists and is not a sweep folder; give a new --out")
