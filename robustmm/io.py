@@ -102,6 +102,16 @@ def write_atomic(path: Path, write: Callable[[str], None]) -> None:
             os.unlink(tmp)
 
 
+def save_figure(fig: Any, path: Path, dpi: int = 100, **savefig_options: Any) -> Path:
+    """Write a matplotlib figure to ``path`` as PNG atomically (a resume never leaves half a plot or
+    writes through a link to the old file) and close it."""
+    import matplotlib.pyplot as plt
+
+    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format="png", **savefig_options))
+    plt.close(fig)
+    return Path(path)
+
+
 def save_torch_atomic(obj: Any, path: Path) -> None:
     write_atomic(path, lambda tmp: torch.save(obj, tmp))
 

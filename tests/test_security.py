@@ -868,3 +868,33 @@ def copy_with(raw: dict, path: tuple, value) -> dict:
         node = node[p]
     node[path[-1]] = value
     return out
+
+
+@pytest.mark.parametrize("plot", ["kaplan_meier", "segmentation_heatmap", "itcfn_slices"])
+def test_method_plots_replace_a_hard_linked_png_instead_of_writing_through_it(tmp_path: Path, plot: str) -> None:
+    """Method and metric figures were drawn with a plain savefig into plots/: on a resume, a PNG
+    hard-linked to a file outside the run folder had that file overwritten (and a crash mid-write
+    left half a PNG). They are written to a temporary file and renamed over the old one now."""
+    import matplotlib.pyplot as plt
+    import torch
+
+    from robustmm.methods.itcfn.generator import mid_slice_figure
+    from robustmm.methods.task_segmentation import subset_heatmap
+    from robustmm.metrics.survival import km_risk_groups
+
+    outside = tmp_path / "outside.png"
+    outside.write_bytes(b"not yours")
+    path = tmp_path / "run" / "plots" / "figure.png"
+    path.parent.mkdir(parents=True)
+    os.link(outside, path)
+    if plot == "kaplan_meier":
+        km_risk_groups([1.0, 2.0, 3.0, 4.0], [1, 0, 1, 1], [0.1, 0.2, 0.9, 0.8], out_png=path)
+    elif plot == "segmentation_heatmap":
+        subset_heatmap({"m": np.full((2, 3), 0.5)}, ["flair", "t1"], ["ET", "TC", "WT"], path)
+    else:
+        volume = torch.zeros(2, 1, 4, 4, 4)
+        mid_slice_figure(volume, volume, volume, ["a", "b"], path, synthetic=True)
+    assert outside.read_bytes() == b"not yours"
+    assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_nlink == 1
+    assert not [p for p in path.parent.iterdir() if p != path]  # no temporary file left behind
+    assert plt.get_fignums() == []

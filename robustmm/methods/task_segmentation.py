@@ -30,6 +30,7 @@ from torch import Tensor
 
 from robustmm.data.base import TaskSpec
 from robustmm.data.batch import Batch
+from robustmm.io import save_figure
 from robustmm.methods.task import TaskAdapter, register_task
 from robustmm.metrics.segmentation import (
     dice_per_region,
@@ -255,11 +256,8 @@ def overlay_grid(logits: dict[str, np.ndarray], target: np.ndarray, meta: dict[s
                 ax.set_title(name, fontsize=9)
             if col == 0:
                 ax.set_ylabel(f"{subjects[i]}\nz={z}", fontsize=8)
-    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def subset_heatmap(values: dict[str, np.ndarray], scenarios: list[str], columns: list[str], path: Path) -> Path:
@@ -283,10 +281,7 @@ def subset_heatmap(values: dict[str, np.ndarray], scenarios: list[str], columns:
         ax.set_yticklabels(scenarios, fontsize=7)
         ax.set_title(f"Dice: {method}", fontsize=9)
     fig.colorbar(image, ax=axes[0].tolist(), shrink=0.8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def _num(v: Any) -> float:

@@ -19,6 +19,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from robustmm.io import save_figure
+
 
 def _as_arrays(time: Sequence[float], event: Sequence[float], *others: Sequence[float]) -> list[np.ndarray]:
     arrays = [np.asarray(time, dtype=float).reshape(-1), np.asarray(event, dtype=float).reshape(-1)]
@@ -186,9 +188,5 @@ def km_risk_groups(time: Sequence[float], event: Sequence[float], risk: Sequence
         ax.set_ylim(0, 1.05)
         p_text = "n/a" if np.isnan(p) else f"{p:.2g}"
         ax.set_title(f"{title + ': ' if title else ''}log-rank p = {p_text}")
-        out_png = Path(out_png)
-        out_png.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out_png.with_name(f".{out_png.name}.tmp.png")
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        tmp.replace(out_png)
+        save_figure(fig, Path(out_png), dpi=120, bbox_inches="tight")
     return out

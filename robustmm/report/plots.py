@@ -11,7 +11,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import matplotlib.ticker  # noqa: E402
 
-from robustmm.io import write_atomic  # noqa: E402
+from robustmm.io import save_figure  # noqa: E402
 from robustmm.report.story import CHANCE  # noqa: E402
 
 
@@ -93,9 +93,7 @@ def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availa
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=110, format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=110)
 
 
 def rate_curves(records: list[dict[str, Any]], group: str, metric: str, path: Path, synthetic: bool) -> Path | None:

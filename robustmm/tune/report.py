@@ -24,7 +24,7 @@ import optuna  # noqa: E402
 from optuna.distributions import distribution_to_json, json_to_distribution  # noqa: E402
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
-from robustmm.io import write_atomic, write_json_atomic, write_text_atomic  # noqa: E402
+from robustmm.io import save_figure, write_json_atomic, write_text_atomic  # noqa: E402
 from robustmm.report.html import STYLE, metric_table  # noqa: E402
 from robustmm.report.tables import SYNTHETIC_BANNER  # noqa: E402
 from robustmm.tune.final import final_trials, test_results  # noqa: E402
@@ -140,9 +140,7 @@ def _is_optuna_sqlite(path: Path) -> bool:
 def _save_axes(axes: Any, path: Path) -> Path:
     fig = np.atleast_1d(axes).ravel()[0].figure
     fig.set_size_inches(7, 4.5)
-    write_atomic(path, lambda tmp: fig.savefig(tmp, dpi=100, bbox_inches="tight", format="png"))
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, bbox_inches="tight")
 
 
 def sweep_plots(study: optuna.Study, labels: list[str], plots_dir: Path,

@@ -47,6 +47,7 @@ from robustmm.errors import ConfigError
 from robustmm.methods.base import Method, MethodContext, MethodOptions, collect_predictions, register_method
 from robustmm.methods.cider.maci import DEFAULT_TAU_GRID, BiasWords, best_tau, mine_bias_words, reference_cv_classes
 from robustmm.methods.cider.mssd import MSSDModule, TwoStepData
+from robustmm.io import save_figure
 from robustmm.methods.cider.network import MASK_TOKEN_ID, MODALITIES, CIDerNet, token_ids
 from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import RMFM
@@ -277,10 +278,8 @@ class CIDer(Method):
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
         name = f"{self.context.method_id}_tau.png"
-        plots_dir.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
-        fig.savefig(plots_dir / name, dpi=110)
-        plt.close(fig)
+        save_figure(fig, plots_dir / name, dpi=110)
         words = ", ".join(str(w["token_id"]) for w in self.bias_words.describe(10))
         body = (f"<p>MACI: tau = {self.tau:g}, chosen on the validation split (RMFM rates "
                 f"{html.escape(str(self.options.tau_rates))}); {len(self.bias_words.ids)} bias words mined from the "

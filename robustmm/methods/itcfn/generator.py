@@ -34,6 +34,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,6 +43,8 @@ from monai.metrics import MAEMetric, PSNRMetric, SSIMMetric
 from monai.networks.nets import VQVAE, PatchDiscriminator
 from torch import Tensor, nn
 from torch.func import functional_call
+
+from robustmm.io import save_figure
 
 log = logging.getLogger("robustmm")
 
@@ -356,10 +359,7 @@ def mid_slice_figure(mri: Tensor, real: Tensor, generated: Tensor, subjects: lis
                 ax.set_ylabel(subject, fontsize=7)
     fig.suptitle("Generated PET on held-out test subjects" + ("  [SYNTHETIC DATA]" if synthetic else ""), fontsize=10)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def quality_table_html(quality: dict[str, dict[str, float]], n: int) -> str:
