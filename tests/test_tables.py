@@ -317,9 +317,30 @@ def test_a_zip_header_understating_the_size_cannot_bypass_the_cap(tmp_path, monk
             return io.BytesIO(b"0\n" * 3_000)
 
     monkeypatch.setattr(tables, "MAX_ZIP_MEMBER_BYTES", 5_000)
-    with pytest.raises(DataError, match=r"x\.zip: member t\.csv decompresses to more bytes than its header "
-                                        r"declares \(0\); robustmm decompresses at most 5000 bytes"):
+    with pytest.raises(DataError, match=r"x\.zip: member t\.csv decompresses to more than 5000 bytes \(its "
+                                        r"header declares 0\); robustmm decompresses at most 5000 bytes"):
         tables._read_zip(Understating(), "x.zip")
+
+
+@pytest.mark.parametrize("suffix, opener", [(".gz", "gzip"), (".bz2", "bz2"), (".xz", "lzma")])
+def test_compressed_tables_are_decompressed_under_the_same_cap(tmp_path, monkeypatch, suffix, opener) -> None:
+    """pandas decompressed .gz/.bz2/.xz tables without a limit: a few kB could fill the memory."""
+    import importlib
+
+    text = frame().to_csv(index=False).encode()
+    path = tmp_path / f"t.csv{suffix}"
+    with importlib.import_module(opener).open(path, "wb") as fh:
+        fh.write(text)
+    assert read_table(path).equals(frame())  # under the default cap, the same table
+    monkeypatch.setattr(tables, "MAX_ZIP_MEMBER_BYTES", len(text) - 1)
+    monkeypatch.setattr(tables, "_ZIP_CHUNK", 16)
+    with pytest.raises(DataError, match=rf"t\.csv\{suffix}: decompresses to more than {len(text) - 1} bytes; .* "
+                                        "decompress it yourself"):
+        read_table(path)
+    path.write_bytes(b"not compressed")
+    with pytest.raises(DataError, match=rf"t\.csv\{suffix}: cannot read the table"):
+        read_table(path)
+
 
 def test_missing_id_column_names_file(tmp_path) -> None:
     frame().to_csv(tmp_path / "t.csv", index=False)

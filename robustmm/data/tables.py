@@ -12,8 +12,11 @@ and :meth:`fit_scaler`, so validation and test rows never leak into preprocessin
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import hashlib
 import io
+import lzma
 import re
 import zipfile
 from dataclasses import dataclass
@@ -54,12 +57,26 @@ def _ids(values: Iterable[Any], limit: int = _MAX_IDS) -> str:
 #: zip archives read inside a table's zip (published TCGA tables name their CSV member *.csv.zip);
 #: a deeper nesting is refused, not recursed into
 _MAX_ZIP_NESTING = 1
-#: the most bytes a zip member may hold uncompressed, as its header declares and as actually read
-#: (a zip bomb would otherwise fill the memory); the PORPOISE TCGA tables hold under 20 MB
+#: the most bytes a zip member or a .gz/.bz2/.xz table may hold uncompressed, as a zip header
+#: declares and as actually read (a decompression bomb would otherwise fill the memory); the
+#: PORPOISE TCGA tables hold under 20 MB
 MAX_ZIP_MEMBER_BYTES = 4 * 2**30
-#: decompressed bytes per read: zipfile decompresses up to the amount asked for in one go, so a
-#: single whole-member read of a lying header could allocate gigabytes before noticing
+#: decompressed bytes per read: decompressors produce up to the amount asked for in one go, so a
+#: single whole-file read of a lying header could allocate gigabytes before noticing
 _ZIP_CHUNK = 2**20
+#: single-file compressions pandas would otherwise decompress without a limit
+_COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
+
+
+def _bounded_read(stream: Any, too_large: Any) -> io.BytesIO:
+    """All of ``stream`` in memory, ``too_large(what)`` raised past MAX_ZIP_MEMBER_BYTES."""
+    data = io.BytesIO()
+    while chunk := stream.read(_ZIP_CHUNK):
+        data.write(chunk)
+        if data.tell() > MAX_ZIP_MEMBER_BYTES:
+            raise too_large(f"decompresses to more than {MAX_ZIP_MEMBER_BYTES} bytes")
+    data.seek(0)
+    return data
 
 
 def _read_csv_bytes(data: io.BytesIO, name: str, sep: str | None, nesting: int) -> pd.DataFrame:
@@ -88,14 +105,8 @@ def _read_member(archive: zipfile.ZipFile, member: str, name: str) -> io.BytesIO
     declared = archive.getinfo(member).file_size
     if declared > MAX_ZIP_MEMBER_BYTES:
         raise too_large(f"declares {declared} bytes uncompressed")
-    data = io.BytesIO()
-    with archive.open(member) as stream:
-        while chunk := stream.read(_ZIP_CHUNK):
-            data.write(chunk)
-            if data.tell() > MAX_ZIP_MEMBER_BYTES:  # the header may understate the size
-                raise too_large(f"decompresses to more bytes than its header declares ({declared})")
-    data.seek(0)
-    return data
+    with archive.open(member) as stream:  # read with the cap too: the header may understate the size
+        return _bounded_read(stream, lambda what: too_large(f"{what} (its header declares {declared})"))
 
 
 def _read_zip(archive: zipfile.ZipFile, name: str, nesting: int = 0) -> pd.DataFrame:
@@ -111,6 +122,16 @@ def _read_zip(archive: zipfile.ZipFile, name: str, nesting: int = 0) -> pd.DataF
     member = candidates[0]
     sep = "\t" if re.search(r"\.tsv(\.zip)?$", member, re.IGNORECASE) else ","
     return _read_csv_bytes(_read_member(archive, member, name), f"{name}:{member}", sep, nesting)
+
+
+def _read_compressed(path: Path, sep: str) -> pd.DataFrame:
+    def too_large(what: str) -> DataError:
+        return DataError(f"{path}: {what}; robustmm decompresses at most {MAX_ZIP_MEMBER_BYTES} bytes from a "
+                         "compressed table, so that a decompression bomb cannot fill the memory. If you trust the "
+                         "file, decompress it yourself and pass the plain table, which is read without this limit")
+
+    with _COMPRESSED[path.suffix.lower()](path, "rb") as stream:
+        return pd.read_csv(_bounded_read(stream, too_large), sep=sep, low_memory=False)
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -135,10 +156,12 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
         sep = "\t" if re.search(r"\.(tsv|txt)(\.gz|\.bz2|\.xz)?$", name) else ","
+        if path.suffix.lower() in _COMPRESSED:
+            return _read_compressed(path, sep)
         return pd.read_csv(path, sep=sep, low_memory=False)
     except DataError:
         raise
-    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, EOFError, lzma.LZMAError) as exc:
         raise DataError(f"{path}: cannot read the table ({exc}); check the file format") from exc
 
 
