@@ -222,3 +222,38 @@ def test_cache_is_reused_and_invalidated(tmp_path: Path) -> None:
     shutil.copy(root / "img" / "A_T1.nii.gz", root / "img" / "B_T1.nii.gz")  # content changed
     AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)
     assert len(list((root / ".robustmm_cache").glob("*.pt"))) == 2
+
+
+# ------------------------------------------------------------------ real ADNIMERGE quirks
+def test_older_adnimerge_diagnosis_codes_are_read_as_the_diagnosis_reached(tmp_path: Path) -> None:
+    # ADNIMERGE before 2017 wrote transitions in DX ('MCI to Dementia' at the converting visit, often
+    # with DX empty afterwards); DX_bl uses EMCI/LMCI/SMC/AD
+    rows, pet = trajectories()
+    rows += [visit("G", 0, "LMCI"), visit("G", 12, "MCI to Dementia"), visit("G", 24, ""), visit("G", 36, "")]
+    rows += [visit("H", 0, "EMCI"), visit("H", 12, "AD"), visit("H", 24, "AD")]
+    rows += [visit("I", 0, "NL to MCI"), visit("I", 12, "MCI"), visit("I", 40, "MCI to NL")]
+    rows += [visit("J", 0, "SMC"), visit("J", 36, "NL")]
+    ds = AdniDataset(cfg(write_cohort(tmp_path / "c", rows, {**pet, "G": True, "H": False, "I": False, "J": False})),
+                     progress=False)
+    got = dict(zip(ds.subjects, zip(ds.labels.tolist(), ds.times.tolist(), ds.events.tolist())))
+    assert got["G"] == (1, 12.0, 1.0) and got["H"] == (1, 12.0, 1.0) and got["I"] == (0, 40.0, 0.0)
+    assert "J" in ds.report.to_dict()["excluded"]["not MCI at baseline"]["subjects"]
+
+
+def test_an_unknown_diagnosis_value_is_refused_with_subject_and_column(tmp_path: Path) -> None:
+    # a code robustmm cannot read (here DXCHANGE's 5 = 'MCI to Dementia') must not count as 'no dementia'
+    rows, pet = trajectories()
+    for r in rows:
+        if r["PTID"] == "A" and r["M"] == 24:
+            r["DX"] = 5
+    with pytest.raises(DataError, match=r"column 'DX' has value '5' .*subject A.*CN, MCI, Dementia"):
+        load(write_cohort(tmp_path / "c", rows, pet))
+
+
+def test_an_empty_baseline_diagnosis_is_its_own_exclusion_reason(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    for r in rows:
+        if r["PTID"] == "B" and r["M"] == 0:
+            r["DX"] = ""
+    excluded = load(write_cohort(tmp_path / "c", rows, pet)).report.to_dict()["excluded"]
+    assert excluded["no diagnosis at baseline"]["subjects"] == ["B"]

@@ -6,7 +6,9 @@ sMCI (0) = MCI at baseline, no dementia within the horizon, and followed up to a
 horizon. Anyone else (not MCI at baseline, or lost to follow-up before the horizon without
 converting) has no label and is excluded, with a count in the data report. An explicit label
 column on the baseline row overrides the derivation. Time to conversion: months of the first
-dementia visit (event 1), else the last follow-up (event 0).
+dementia visit (event 1), else the last follow-up (event 0). Diagnoses are read from ADNIMERGE's
+codes (DX: CN/MCI/Dementia; DX_bl: EMCI/LMCI/SMC/AD; older DX: NL and transitions such as
+"MCI to Dementia", read as the diagnosis reached); any other value stops loading.
 
 Naturally missing PET is ``present = False`` (never zeros that look like a scan).
 
@@ -37,8 +39,11 @@ from robustmm.io import load_torch, save_torch_atomic
 
 log = logging.getLogger(__name__)
 
+# diagnosis codes of ADNIMERGE's DX (CN, MCI, Dementia), DX_bl (CN, SMC, EMCI, LMCI, AD) and older
+# DX (NL, ...), lower-cased; an older DX transition ("MCI to Dementia") counts as the diagnosis reached
 DEMENTIA = {"dementia", "ad", "alzheimer's disease"}
 MCI = {"mci", "emci", "lmci"}
+NORMAL = {"cn", "nl", "smc"}
 PMCI_NAMES = {"1", "pmci", "progressive", "converter", "true", "yes"}
 SMCI_NAMES = {"0", "smci", "stable", "nonconverter", "non-converter", "false", "no"}
 
@@ -146,15 +151,16 @@ class AdniDataset(MultimodalDataset):
         c = self.cfg
         subjects, labels, times, events, base_rows = [], [], [], [], []
         self.report.subjects_in_table = table[c.subject_column].nunique()
+        diagnoses = self._diagnoses(table)
         for subject, visits in table.groupby(c.subject_column, sort=True):
             visits = visits.dropna(subset=[c.months_column]).sort_values(c.months_column)
             if visits.empty:
                 self.report.exclude("no visit with months since baseline", subject)
                 continue
             base = visits.iloc[0]
-            dx = visits[c.diagnosis_column].astype(str).str.strip().str.lower()
+            dx = diagnoses.loc[visits.index]
             months = visits[c.months_column].to_numpy(dtype=float)
-            conv = np.flatnonzero(dx.isin(DEMENTIA).to_numpy())
+            conv = np.flatnonzero((dx == "dementia").to_numpy())
             event_time = months[conv[0]] if conv.size else None
             if c.label_column:
                 label = _parse_label(base[c.label_column], subject, c.label_column, self._table_path)
@@ -162,7 +168,10 @@ class AdniDataset(MultimodalDataset):
                     self.report.exclude(f"empty {c.label_column}", subject)
                     continue
             else:
-                if dx.iloc[0] not in MCI:
+                if dx.iloc[0] == "":
+                    self.report.exclude("no diagnosis at baseline", subject)
+                    continue
+                if dx.iloc[0] != "mci":
                     self.report.exclude("not MCI at baseline", subject)
                     continue
                 if event_time is not None and event_time <= c.horizon_months:
@@ -179,6 +188,24 @@ class AdniDataset(MultimodalDataset):
             base_rows.append(base)
         baseline = pd.DataFrame(base_rows).set_index(c.subject_column, drop=False) if base_rows else pd.DataFrame()
         return subjects, labels, times, events, baseline
+
+    def _diagnoses(self, table: pd.DataFrame) -> pd.Series:
+        """Each row's diagnosis as 'dementia', 'mci', 'normal' or '' (empty). A code outside the known
+        ones is refused: counted as 'no dementia' it would make a converter stable."""
+        col = self.cfg.diagnosis_column
+        raw = table[col].astype(str).str.strip()
+        text = raw.str.lower().str.replace(r"^.*\bto\s+", "", regex=True).where(table[col].notna(), "")
+        groups = {**{v: "dementia" for v in DEMENTIA}, **{v: "mci" for v in MCI}, **{v: "normal" for v in NORMAL}}
+        out = text.map(groups).where(text != "", "")
+        unknown = out.isna()
+        if unknown.any():
+            values = list(dict.fromkeys(raw[unknown]))
+            subjects = list(dict.fromkeys(table.loc[unknown, self.cfg.subject_column]))
+            raise DataError(f"{self._table_path}: column '{col}' has value {values[0]!r} (subject {subjects[0]}; "
+                            f"{int(unknown.sum())} row(s), values {values[:5]}) that is no diagnosis robustmm knows. "
+                            "Use CN, MCI, Dementia (ADNIMERGE DX), EMCI, LMCI, SMC, AD (DX_bl), NL or an older "
+                            "transition such as 'MCI to Dementia', or set data.diagnosis_column to such a column")
+        return out
 
     # ------------------------------------------------------------------ images
     def _locate_images(self, subjects: list[str], table_subjects: set[str]
