@@ -257,3 +257,11 @@ def test_an_empty_baseline_diagnosis_is_its_own_exclusion_reason(tmp_path: Path)
             r["DX"] = ""
     excluded = load(write_cohort(tmp_path / "c", rows, pet)).report.to_dict()["excluded"]
     assert excluded["no diagnosis at baseline"]["subjects"] == ["B"]
+
+
+def test_a_subject_without_a_baseline_visit_is_excluded_not_read_from_a_later_visit(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    rows = [r for r in rows if not (r["PTID"] == "B" and r["M"] == 0)]  # B's first row is month 12
+    ds = load(write_cohort(tmp_path / "c", rows, pet))
+    assert "B" not in ds.subjects
+    assert ds.report.to_dict()["excluded"]["no baseline visit (M = 0)"]["subjects"] == ["B"]

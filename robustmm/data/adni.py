@@ -3,8 +3,8 @@ FDG-PET NIfTI per subject (found through a manifest CSV or folder patterns).
 
 Label: pMCI (1) = MCI at baseline and dementia at a visit within ``horizon_months``;
 sMCI (0) = MCI at baseline, no dementia within the horizon, and followed up to at least the
-horizon. Anyone else (not MCI at baseline, or lost to follow-up before the horizon without
-converting) has no label and is excluded, with a count in the data report. An explicit label
+horizon. Anyone else (no baseline visit at month 0, not MCI at baseline, or lost to follow-up
+before the horizon without converting) has no label and is excluded, with a count in the data report. An explicit label
 column on the baseline row overrides the derivation. Time to conversion: months of the first
 dementia visit (event 1), else the last follow-up (event 0). Diagnoses are read from ADNIMERGE's
 codes (DX: CN/MCI/Dementia; DX_bl: EMCI/LMCI/SMC/AD; older DX: NL and transitions such as
@@ -168,6 +168,9 @@ class AdniDataset(MultimodalDataset):
                     self.report.exclude(f"empty {c.label_column}", subject)
                     continue
             else:
+                if months[0] != 0:  # the horizon counts from month 0: a later first visit is not the baseline
+                    self.report.exclude(f"no baseline visit ({c.months_column} = 0)", subject)
+                    continue
                 if dx.iloc[0] == "":
                     self.report.exclude("no diagnosis at baseline", subject)
                     continue
