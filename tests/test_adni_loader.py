@@ -265,3 +265,23 @@ def test_a_subject_without_a_baseline_visit_is_excluded_not_read_from_a_later_vi
     ds = load(write_cohort(tmp_path / "c", rows, pet))
     assert "B" not in ds.subjects
     assert ds.report.to_dict()["excluded"]["no baseline visit (M = 0)"]["subjects"] == ["B"]
+
+
+def test_viscode_style_months_are_read_and_other_codes_refused(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    ref = load(write_cohort(tmp_path / "ref", rows, pet))
+    for r in rows:
+        r["M"] = r["VISCODE"]  # 'bl', 'm06', 'm12', ...
+    ds = load(write_cohort(tmp_path / "v", rows, pet))
+    assert ds.subjects == ref.subjects and ds.labels.tolist() == ref.labels.tolist()
+    assert ds.times.tolist() == ref.times.tolist()
+    rows[0]["M"] = "sc"
+    with pytest.raises(DataError, match=r"column 'M' has value 'sc' for subject A.*bl, m06"):
+        load(write_cohort(tmp_path / "s", rows, pet))
+
+
+def test_visit_rows_without_months_are_reported(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    rows.append(visit("B", 0, "Dementia", M=None))
+    ds = load(write_cohort(tmp_path / "c", rows, pet))
+    assert any("1 visit row(s) with no M" in note for note in ds.report.notes)

@@ -117,8 +117,31 @@ class AdniDataset(MultimodalDataset):
             raise DataError(f"{path}: missing column(s) {hint_txt}. Fix the table or the data.*_column / "
                             "data.clinical_columns keys")
         table[c.subject_column] = table[c.subject_column].astype(str)
-        table[c.months_column] = pd.to_numeric(table[c.months_column], errors="coerce")
+        table[c.months_column] = self._months(table)
         return self._repeated_visits(table)
+
+    def _months(self, table: pd.DataFrame) -> pd.Series:
+        """Months since baseline per row: numbers, or VISCODE codes ('bl' = 0, 'm06' = 6). Any other
+        value is refused (read as no month, a 'bl' row would silently lose the baseline); empty
+        cells leave their rows out, with a note."""
+        c = self.cfg
+        raw = table[c.months_column]
+        text = raw.astype(str).str.strip().str.lower()
+        code = text.str.extract(r"^(?:m(\d+)|(bl))$")
+        months = pd.to_numeric(raw, errors="coerce")
+        months = months.where(months.notna(), pd.to_numeric(code[0], errors="coerce").where(code[1].isna(), 0.0))
+        bad = months.isna() & raw.notna() & (text != "")
+        if bad.any():
+            raise DataError(f"{self._table_path}: column '{c.months_column}' has value {raw[bad].iloc[0]!r} for "
+                            f"subject {table.loc[bad, c.subject_column].iloc[0]} ({int(bad.sum())} such row(s)); "
+                            "it must hold months since baseline: numbers, or VISCODE codes bl, m06, m12, ... "
+                            "Fix or drop those rows, or set data.months_column to ADNIMERGE's M")
+        if months.isna().any():
+            note = (f"{int(months.isna().sum())} visit row(s) with no {c.months_column} are left out (they cannot "
+                    "be placed in time)")
+            self.report.notes.append(note)
+            log.info("%s: %s", self._table_path, note)
+        return months
 
     def _repeated_visits(self, table: pd.DataFrame) -> pd.DataFrame:
         """One row per (subject, visit): identical repeats counted once, conflicting ones refused."""
