@@ -285,3 +285,14 @@ def test_visit_rows_without_months_are_reported(tmp_path: Path) -> None:
     rows.append(visit("B", 0, "Dementia", M=None))
     ds = load(write_cohort(tmp_path / "c", rows, pet))
     assert any("1 visit row(s) with no M" in note for note in ds.report.notes)
+
+
+def test_manifest_paths_with_windows_separators_and_spaces(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    (root / "img").rename(root / "my images")
+    man = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    for col in ("mri_path", "pet_path"):
+        man[col] = man[col].str.replace("img/", "my images\\", regex=False)
+    man.to_csv(root / "manifest.csv", index=False)
+    ds = load(root)
+    assert ds.subjects == ["A", "B", "C", "F"] and ds.has_pet.tolist() == [True, False, True, False]
