@@ -64,9 +64,25 @@ def _read_csv_bytes(data: bytes, name: str, sep: str | None, nesting: int) -> pd
                             "and one zip inside it, no deeper: unzip the layers and pass the CSV file")
         return _read_zip(zipfile.ZipFile(io.BytesIO(data)), name, nesting + 1)
     try:
-        return pd.read_csv(io.BytesIO(data), sep=sep if sep else ",", low_memory=False)
+        frame = pd.read_csv(io.BytesIO(data), sep=sep if sep else ",", low_memory=False)
+        _refuse_repeated_columns(frame, lambda: pd.read_csv(io.BytesIO(data), sep=sep if sep else ",", header=None,
+                                                            nrows=1, dtype=str), name)
+        return frame
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{name}: cannot parse the table ({exc}); check that it is plain CSV text") from exc
+
+
+def _refuse_repeated_columns(frame: pd.DataFrame, header: Any, name: str) -> None:
+    """A name given twice in the header is an error: pandas renames the copy X.1, which a modality
+    selector skips or keeps without notice. ``header`` reads the raw first row, only when a column
+    name looks renamed (names that merely end in .1 exist, e.g. RP11-193H5.1_mut)."""
+    if not any(re.search(r"\.\d+$", str(c)) for c in frame.columns):
+        return
+    names = [str(v) for v in header().iloc[0].tolist() if isinstance(v, str)]
+    repeated = [n for n, k in pd.Series(names).value_counts(sort=False).items() if k > 1]
+    if repeated:
+        raise DataError(f"{name}: column(s) {_ids(repeated)} appear more than once in the header; robustmm does "
+                        "not guess which copy is right: keep one column per name (drop or merge the copies)")
 
 
 def _read_zip(archive: zipfile.ZipFile, name: str, nesting: int = 0) -> pd.DataFrame:
@@ -106,7 +122,9 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if name.endswith((".parquet", ".pq")):
             return pd.read_parquet(path)
         sep = "\t" if re.search(r"\.(tsv|txt)(\.gz|\.bz2|\.xz)?$", name) else ","
-        return pd.read_csv(path, sep=sep, low_memory=False)
+        frame = pd.read_csv(path, sep=sep, low_memory=False)
+        _refuse_repeated_columns(frame, lambda: pd.read_csv(path, sep=sep, header=None, nrows=1, dtype=str), str(path))
+        return frame
     except DataError:
         raise
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError) as exc:
