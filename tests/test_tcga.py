@@ -494,3 +494,19 @@ def test_data_check_with_a_study_runs_its_methods_data_checks(tmp_path: Path, mo
     _signatures(tmp_path / "rna.csv", {"p": ["XYZ1"]})
     rc, out = _check(capsys, "tcga_porpoise", "syn", "--study", "s.yaml")
     assert rc == 2 and "no gene of rna.csv matches a column of rnaseq" in out
+
+
+def test_non_finite_patch_features_are_refused_by_check_and_loader(dispro_root: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """A slide whose feature extractor wrote NaN or inf reached the model as it was."""
+    root = _copy(dispro_root, tmp_path / "nan")
+    slide = _last_slide(root)
+    bag = torch.load(slide, weights_only=True)
+    bag[1, 2], bag[3, 0] = float("nan"), float("-inf")
+    torch.save(bag, slide)
+    rc, out = _check(capsys, "dispro", str(root))
+    assert rc == 2 and f"{slide.name}" in out and "2 patch feature value(s) are NaN or infinite" in out
+    ds = DisProDataset(root, 0, "all")
+    owner = next(i for i, files in enumerate(ds._slides) if slide in files)
+    with pytest.raises(DataError, match=rf"{slide.name} \(patient {ds.subject_ids()[owner]}\).*NaN or infinite"):
+        ds[owner]

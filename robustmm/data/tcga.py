@@ -581,6 +581,10 @@ class DisProDataset(MultimodalDataset):
         if x.shape[1] == 0:  # a bag without features would train a model on nothing, silently
             raise DataError(f"{file} (patient {pid}): the tensor has 0 features per patch (shape {tuple(x.shape)}); "
                             f"re-extract the patch features")
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise DataError(f"{file} (patient {pid}): {bad} patch feature value(s) are NaN or infinite; re-extract "
+                            f"the features or remove the file from the WSI column")
         return x.float()
 
     def _probe_wsi_dim(self) -> int:
