@@ -274,6 +274,18 @@ def test_zeroed_non_finite_values_reach_the_data_report_and_data_check(unaligned
     assert f"note: MMSA file {path}, {note}" in capsys.readouterr().out
 
 
+def test_a_missing_file_names_the_option_that_picks_the_file_in_a_folder(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """A folder without aligned_50.pkl was answered with a Python function to call, not with the
+    option that names another file in it (or the command that writes a synthetic one)."""
+    from robustmm.cli import main
+
+    assert main(["data", "check", "mmsa", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"MMSA file {tmp_path / 'aligned_50.pkl'} does not exist" in err
+    assert "data.options.file" in err and "--option file=" in err and "robustmm data synth mmsa" in err
+
+
 def test_aligned_other_length_without_lengths_is_all_valid(aligned_file: Path, tmp_path: Path) -> None:
     def longer_vision(d: dict) -> None:
         for k in d:

@@ -223,8 +223,10 @@ def read_mmsa_pickle(path: str | Path) -> dict:
     only for files the user trusts (``trust_pickle``, ``robustmm data convert mmsa``)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"MMSA file {path} does not exist. Pass the path of aligned_50.pkl or unaligned_50.pkl "
-                        "(or write a synthetic one with robustmm.data.synth.mmsa.write_synthetic_mmsa).")
+        raise DataError(f"MMSA file {path} does not exist. Point data.root at the file (aligned_50.pkl, "
+                        "unaligned_50.pkl or its .npz), or at its folder and name the file with data.options.file "
+                        "(robustmm data check mmsa: --option file=NAME); 'robustmm data synth mmsa --out FILE' "
+                        "writes a synthetic one.")
     try:
         with open(path, "rb") as fh:
             data = pickle.load(fh)
