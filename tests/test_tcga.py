@@ -510,3 +510,20 @@ def test_non_finite_patch_features_are_refused_by_check_and_loader(dispro_root: 
     owner = next(i for i, files in enumerate(ds._slides) if slide in files)
     with pytest.raises(DataError, match=rf"{slide.name} \(patient {ds.subject_ids()[owner]}\).*NaN or infinite"):
         ds[owner]
+
+
+def test_an_omics_gene_repeated_with_other_values_is_refused(dispro_root: Path, tmp_path: Path) -> None:
+    """A patient's omics CSV listing a gene twice used the first row, silently, whatever the second said."""
+    root = _copy(dispro_root, tmp_path)
+    ds = DisProDataset(root, 0, "all")
+    i = next(k for k in range(len(ds)) if ds._omics_files[k] is not None)
+    pid, file, gene = ds.subject_ids()[i], ds._omics_files[i], ds.layout_genes[0]
+    expected = ds[i]["inputs"]["omics"]
+    rows = pd.read_csv(file)
+    pd.concat([rows, rows[rows["Gene"] == gene]]).to_csv(file, index=False)
+    assert torch.equal(DisProDataset(root, 0, "all")[i]["inputs"]["omics"], expected)  # identical repeat: read once
+    other = pd.concat([rows, rows[rows["Gene"] == gene].assign(Value=123.0)])
+    other.to_csv(file, index=False)
+    with pytest.raises(DataError, match=rf"{file.name} \(patient {pid}\): gene\(s\) {gene} .*more than once with "
+                                        r"different values"):
+        DisProDataset(root, 0, "all")[i]
