@@ -296,3 +296,12 @@ def test_manifest_paths_with_windows_separators_and_spaces(tmp_path: Path) -> No
     man.to_csv(root / "manifest.csv", index=False)
     ds = load(root)
     assert ds.subjects == ["A", "B", "C", "F"] and ds.has_pet.tolist() == [True, False, True, False]
+
+
+def test_a_clinical_column_repeated_in_the_table_header_is_refused(tmp_path: Path) -> None:
+    # pandas renames the second MMSE to MMSE.1 and data.clinical_columns would pick the first, silently
+    root = make(tmp_path)
+    text = (root / "ADNIMERGE.csv").read_text().replace(",ADAS13,", ",MMSE,", 1)
+    (root / "ADNIMERGE.csv").write_text(text)
+    with pytest.raises(DataError, match=r"ADNIMERGE\.csv: column\(s\) MMSE appear more than once"):
+        load(root)

@@ -33,6 +33,7 @@ import torch
 from robustmm.config.schema import AdniDataConfig
 from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
+from robustmm.data.tables import read_table
 from robustmm.data.volumes import cache_key, load_volumes
 from robustmm.errors import DataError
 from robustmm.io import load_torch, save_torch_atomic
@@ -104,7 +105,9 @@ class AdniDataset(MultimodalDataset):
         if not path.is_file():
             raise DataError(f"clinical table {path} does not exist; set data.table (relative to data.root)")
         try:
-            table = pd.read_csv(path, low_memory=False)
+            table = read_table(path)
+        except DataError:
+            raise
         except Exception as exc:
             raise DataError(f"cannot read clinical table {path}: {exc}") from None
         c = self.cfg
