@@ -291,3 +291,18 @@ def test_a_column_name_repeated_in_the_header_is_refused(tmp_path) -> None:
         read_table(tmp_path / "t.zip")
     df.rename(columns={x_cols[1]: "X.1", x_cols[0]: "X"}).to_csv(tmp_path / "ok.csv", index=False)
     assert "X.1" in read_table(tmp_path / "ok.csv").columns
+
+
+def test_a_subject_with_no_modality_at_all_is_refused_by_the_datamodule() -> None:
+    """A row whose every feature cell is empty had every modality 'naturally missing' and was kept:
+    the model scored it from nothing, and the data check said nothing."""
+    from robustmm.config.schema import SplitConfig
+    from robustmm.data.datamodule import DataModule
+
+    df = pd.concat([frame()] * 3, ignore_index=True)
+    df["pid"] = [f"s{i}" for i in range(len(df))]
+    features = [c for c in df.columns if c not in ("pid", "label", "months", "dead")]
+    df.loc[[4, 9], features] = np.nan
+    with pytest.raises(DataError, match=r"<DataFrame>: 2 subject\(s\) have no modality at all \(s4, s9: "):
+        DataModule(make(df), SplitConfig(), seed=0)
+    DataModule(make(df.drop(index=[4, 9])), SplitConfig(), seed=0)

@@ -527,3 +527,16 @@ def test_an_omics_gene_repeated_with_other_values_is_refused(dispro_root: Path, 
     with pytest.raises(DataError, match=rf"{file.name} \(patient {pid}\): gene\(s\) {gene} .*more than once with "
                                         r"different values"):
         DisProDataset(root, 0, "all")[i]
+
+
+def test_a_patient_without_wsi_and_omics_is_refused_by_data_check(dispro_root: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    root = _copy(dispro_root, tmp_path)
+    pid = pd.read_csv(root / "splits.csv", keep_default_na=False)["ID"].iloc[2]
+
+    def empty_both(splits: pd.DataFrame) -> None:
+        splits.loc[splits["ID"] == pid, ["WSI", "Omics"]] = ""
+
+    _edit_splits(root, empty_both)
+    rc, out = _check(capsys, "dispro", str(root))
+    assert rc == 2 and f"1 subject(s) have no modality at all ({pid}: every one of ['omics', 'wsi']" in out
