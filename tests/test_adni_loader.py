@@ -222,3 +222,86 @@ def test_cache_is_reused_and_invalidated(tmp_path: Path) -> None:
     shutil.copy(root / "img" / "A_T1.nii.gz", root / "img" / "B_T1.nii.gz")  # content changed
     AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)
     assert len(list((root / ".robustmm_cache").glob("*.pt"))) == 2
+
+
+# ------------------------------------------------------------------ real ADNIMERGE quirks
+def test_older_adnimerge_diagnosis_codes_are_read_as_the_diagnosis_reached(tmp_path: Path) -> None:
+    # ADNIMERGE before 2017 wrote transitions in DX ('MCI to Dementia' at the converting visit, often
+    # with DX empty afterwards); DX_bl uses EMCI/LMCI/SMC/AD
+    rows, pet = trajectories()
+    rows += [visit("G", 0, "LMCI"), visit("G", 12, "MCI to Dementia"), visit("G", 24, ""), visit("G", 36, "")]
+    rows += [visit("H", 0, "EMCI"), visit("H", 12, "AD"), visit("H", 24, "AD")]
+    rows += [visit("I", 0, "NL to MCI"), visit("I", 12, "MCI"), visit("I", 40, "MCI to NL")]
+    rows += [visit("J", 0, "SMC"), visit("J", 36, "NL")]
+    ds = AdniDataset(cfg(write_cohort(tmp_path / "c", rows, {**pet, "G": True, "H": False, "I": False, "J": False})),
+                     progress=False)
+    got = dict(zip(ds.subjects, zip(ds.labels.tolist(), ds.times.tolist(), ds.events.tolist())))
+    assert got["G"] == (1, 12.0, 1.0) and got["H"] == (1, 12.0, 1.0) and got["I"] == (0, 40.0, 0.0)
+    assert "J" in ds.report.to_dict()["excluded"]["not MCI at baseline"]["subjects"]
+
+
+def test_an_unknown_diagnosis_value_is_refused_with_subject_and_column(tmp_path: Path) -> None:
+    # a code robustmm cannot read (here DXCHANGE's 5 = 'MCI to Dementia') must not count as 'no dementia'
+    rows, pet = trajectories()
+    for r in rows:
+        if r["PTID"] == "A" and r["M"] == 24:
+            r["DX"] = 5
+    with pytest.raises(DataError, match=r"column 'DX' has value '5' .*subject A.*CN, MCI, Dementia"):
+        load(write_cohort(tmp_path / "c", rows, pet))
+
+
+def test_an_empty_baseline_diagnosis_is_its_own_exclusion_reason(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    for r in rows:
+        if r["PTID"] == "B" and r["M"] == 0:
+            r["DX"] = ""
+    excluded = load(write_cohort(tmp_path / "c", rows, pet)).report.to_dict()["excluded"]
+    assert excluded["no diagnosis at baseline"]["subjects"] == ["B"]
+
+
+def test_a_subject_without_a_baseline_visit_is_excluded_not_read_from_a_later_visit(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    rows = [r for r in rows if not (r["PTID"] == "B" and r["M"] == 0)]  # B's first row is month 12
+    ds = load(write_cohort(tmp_path / "c", rows, pet))
+    assert "B" not in ds.subjects
+    assert ds.report.to_dict()["excluded"]["no baseline visit (M = 0)"]["subjects"] == ["B"]
+
+
+def test_viscode_style_months_are_read_and_other_codes_refused(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    ref = load(write_cohort(tmp_path / "ref", rows, pet))
+    for r in rows:
+        r["M"] = r["VISCODE"]  # 'bl', 'm06', 'm12', ...
+    ds = load(write_cohort(tmp_path / "v", rows, pet))
+    assert ds.subjects == ref.subjects and ds.labels.tolist() == ref.labels.tolist()
+    assert ds.times.tolist() == ref.times.tolist()
+    rows[0]["M"] = "sc"
+    with pytest.raises(DataError, match=r"column 'M' has value 'sc' for subject A.*bl, m06"):
+        load(write_cohort(tmp_path / "s", rows, pet))
+
+
+def test_visit_rows_without_months_are_reported(tmp_path: Path) -> None:
+    rows, pet = trajectories()
+    rows.append(visit("B", 0, "Dementia", M=None))
+    ds = load(write_cohort(tmp_path / "c", rows, pet))
+    assert any("1 visit row(s) with no M" in note for note in ds.report.notes)
+
+
+def test_manifest_paths_with_windows_separators_and_spaces(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    (root / "img").rename(root / "my images")
+    man = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    for col in ("mri_path", "pet_path"):
+        man[col] = man[col].str.replace("img/", "my images\\", regex=False)
+    man.to_csv(root / "manifest.csv", index=False)
+    ds = load(root)
+    assert ds.subjects == ["A", "B", "C", "F"] and ds.has_pet.tolist() == [True, False, True, False]
+
+
+def test_a_clinical_column_repeated_in_the_table_header_is_refused(tmp_path: Path) -> None:
+    # pandas renames the second MMSE to MMSE.1 and data.clinical_columns would pick the first, silently
+    root = make(tmp_path)
+    text = (root / "ADNIMERGE.csv").read_text().replace(",ADAS13,", ",MMSE,", 1)
+    (root / "ADNIMERGE.csv").write_text(text)
+    with pytest.raises(DataError, match=r"ADNIMERGE\.csv: column\(s\) MMSE appear more than once"):
+        load(root)

@@ -153,6 +153,16 @@ def test_missing_sequence_file(tmp_path: Path) -> None:
     assert sample["inputs"]["t1ce"].shape == sample["inputs"]["flair"].shape
 
 
+def test_a_sequence_saved_both_as_nii_and_nii_gz_is_refused(tmp_path: Path) -> None:
+    """An uncompressed copy next to the .nii.gz (e.g. left by an editing tool) was chosen or skipped
+    by file-name order, silently; the two may differ."""
+    root, case, folder = _one_case(tmp_path, naming="2023")
+    img = nib.load(folder / f"{case}-t2w.nii.gz")
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj) * 2, img.affine), folder / f"{case}-t2w.nii")
+    msg = _assert_data_error(root, case, f"{case}-t2w.nii.gz")
+    assert f"{case}-t2w.nii and {case}-t2w.nii.gz" in msg and "keep one" in msg
+
+
 def test_missing_segmentation_file(tmp_path: Path) -> None:
     root, case, folder = _one_case(tmp_path, naming="2023")
     (folder / f"{case}-seg.nii.gz").unlink()

@@ -258,6 +258,34 @@ def test_unaligned_lengths_and_neg_inf(unaligned_file: Path, tmp_path: Path) -> 
     assert ds.natural_presence()["audio"].sum() == len(ds) - 1
 
 
+def test_zeroed_non_finite_values_reach_the_data_report_and_data_check(unaligned_file: Path, tmp_path: Path,
+                                                                       capsys: pytest.CaptureFixture) -> None:
+    """The count of -inf/NaN feature values set to 0 was only logged: the run's data report and
+    the lines of 'robustmm data check' did not show it."""
+    from robustmm.cli import main
+
+    def plant(d: dict) -> None:
+        d["train"]["vision"][0, 0, :2] = -np.inf
+
+    path = _edited(unaligned_file, tmp_path, plant)
+    note = "split 'train': 2 non-finite vision value(s) set to 0"
+    assert any(note in n for n in MMSADataset(path).report.to_dict()["notes"])
+    assert main(["data", "check", "mmsa", str(path), "--option", "trust_pickle=true", "--quiet"]) == 0
+    assert f"note: MMSA file {path}, {note}" in capsys.readouterr().out
+
+
+def test_a_missing_file_names_the_option_that_picks_the_file_in_a_folder(tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """A folder without aligned_50.pkl was answered with a Python function to call, not with the
+    option that names another file in it (or the command that writes a synthetic one)."""
+    from robustmm.cli import main
+
+    assert main(["data", "check", "mmsa", str(tmp_path), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"MMSA file {tmp_path / 'aligned_50.pkl'} does not exist" in err
+    assert "data.options.file" in err and "--option file=" in err and "robustmm data synth mmsa" in err
+
+
 def test_aligned_other_length_without_lengths_is_all_valid(aligned_file: Path, tmp_path: Path) -> None:
     def longer_vision(d: dict) -> None:
         for k in d:

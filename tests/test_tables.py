@@ -346,3 +346,40 @@ def test_missing_id_column_names_file(tmp_path) -> None:
     frame().to_csv(tmp_path / "t.csv", index=False)
     with pytest.raises(DataError, match=r"t\.csv.*'subject'"):
         TableDataset(tmp_path / "t.csv", "subject", {"x": {"suffix": "_x"}}, BINARY)
+
+
+def test_a_column_name_repeated_in_the_header_is_refused(tmp_path) -> None:
+    """pandas renames a repeated header name X to X.1, which a suffix selector then skipped: one of
+    two TP53_rnaseq columns vanished from the modality without a word. Names that merely end in
+    .<digit> (RP11-193H5.1_mut in the real LUAD table, X.1 here) are read as they are."""
+    df = frame()
+    text = df.to_csv(index=False)
+    header, body = text.split("\n", 1)
+    cols = header.split(",")
+    x_cols = [c for c in cols if c.endswith("_x")]
+    repeated = ",".join(x_cols[0] if c == x_cols[1] else c for c in cols) + "\n" + body
+    for name, data in (("t.csv", repeated), ("t.tsv", repeated.replace(",", "\t"))):
+        (tmp_path / name).write_text(data)
+        with pytest.raises(DataError, match=rf"{name}: column\(s\) {x_cols[0]} appear more than once"):
+            read_table(tmp_path / name)
+    with zipfile.ZipFile(tmp_path / "t.zip", "w") as z:
+        z.writestr("t.csv.zip", repeated)
+    with pytest.raises(DataError, match=rf"t\.zip:t\.csv\.zip: column\(s\) {x_cols[0]} appear more than once"):
+        read_table(tmp_path / "t.zip")
+    df.rename(columns={x_cols[1]: "X.1", x_cols[0]: "X"}).to_csv(tmp_path / "ok.csv", index=False)
+    assert "X.1" in read_table(tmp_path / "ok.csv").columns
+
+
+def test_a_subject_with_no_modality_at_all_is_refused_by_the_datamodule() -> None:
+    """A row whose every feature cell is empty had every modality 'naturally missing' and was kept:
+    the model scored it from nothing, and the data check said nothing."""
+    from robustmm.config.schema import SplitConfig
+    from robustmm.data.datamodule import DataModule
+
+    df = pd.concat([frame()] * 3, ignore_index=True)
+    df["pid"] = [f"s{i}" for i in range(len(df))]
+    features = [c for c in df.columns if c not in ("pid", "label", "months", "dead")]
+    df.loc[[4, 9], features] = np.nan
+    with pytest.raises(DataError, match=r"<DataFrame>: 2 subject\(s\) have no modality at all \(s4, s9: "):
+        DataModule(make(df), SplitConfig(), seed=0)
+    DataModule(make(df.drop(index=[4, 9])), SplitConfig(), seed=0)

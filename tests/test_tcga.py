@@ -494,3 +494,49 @@ def test_data_check_with_a_study_runs_its_methods_data_checks(tmp_path: Path, mo
     _signatures(tmp_path / "rna.csv", {"p": ["XYZ1"]})
     rc, out = _check(capsys, "tcga_porpoise", "syn", "--study", "s.yaml")
     assert rc == 2 and "no gene of rna.csv matches a column of rnaseq" in out
+
+
+def test_non_finite_patch_features_are_refused_by_check_and_loader(dispro_root: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """A slide whose feature extractor wrote NaN or inf reached the model as it was."""
+    root = _copy(dispro_root, tmp_path / "nan")
+    slide = _last_slide(root)
+    bag = torch.load(slide, weights_only=True)
+    bag[1, 2], bag[3, 0] = float("nan"), float("-inf")
+    torch.save(bag, slide)
+    rc, out = _check(capsys, "dispro", str(root))
+    assert rc == 2 and f"{slide.name}" in out and "2 patch feature value(s) are NaN or infinite" in out
+    ds = DisProDataset(root, 0, "all")
+    owner = next(i for i, files in enumerate(ds._slides) if slide in files)
+    with pytest.raises(DataError, match=rf"{slide.name} \(patient {ds.subject_ids()[owner]}\).*NaN or infinite"):
+        ds[owner]
+
+
+def test_an_omics_gene_repeated_with_other_values_is_refused(dispro_root: Path, tmp_path: Path) -> None:
+    """A patient's omics CSV listing a gene twice used the first row, silently, whatever the second said."""
+    root = _copy(dispro_root, tmp_path)
+    ds = DisProDataset(root, 0, "all")
+    i = next(k for k in range(len(ds)) if ds._omics_files[k] is not None)
+    pid, file, gene = ds.subject_ids()[i], ds._omics_files[i], ds.layout_genes[0]
+    expected = ds[i]["inputs"]["omics"]
+    rows = pd.read_csv(file)
+    pd.concat([rows, rows[rows["Gene"] == gene]]).to_csv(file, index=False)
+    assert torch.equal(DisProDataset(root, 0, "all")[i]["inputs"]["omics"], expected)  # identical repeat: read once
+    other = pd.concat([rows, rows[rows["Gene"] == gene].assign(Value=123.0)])
+    other.to_csv(file, index=False)
+    with pytest.raises(DataError, match=rf"{file.name} \(patient {pid}\): gene\(s\) {gene} .*more than once with "
+                                        r"different values"):
+        DisProDataset(root, 0, "all")[i]
+
+
+def test_a_patient_without_wsi_and_omics_is_refused_by_data_check(dispro_root: Path, tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    root = _copy(dispro_root, tmp_path)
+    pid = pd.read_csv(root / "splits.csv", keep_default_na=False)["ID"].iloc[2]
+
+    def empty_both(splits: pd.DataFrame) -> None:
+        splits.loc[splits["ID"] == pid, ["WSI", "Omics"]] = ""
+
+    _edit_splits(root, empty_both)
+    rc, out = _check(capsys, "dispro", str(root))
+    assert rc == 2 and f"1 subject(s) have no modality at all ({pid}: every one of ['omics', 'wsi']" in out

@@ -1,6 +1,6 @@
 """``robustmm data check KIND PATH``: read a dataset exactly as a study would and print what was
 found (subjects, classes, modality availability, exclusions, imputed cells), for every data kind
-(``brats`` has its own header-only check in ``robustmm.commands.brats``).
+(``brats`` has its own check, which reads every file of every case, in ``robustmm.commands.brats``).
 
 The loader's options come from ``--study`` (its ``data:`` section, with ``--set``/``--profile``)
 and/or ``--option KEY=VALUE``; PATH replaces ``data.root``. Nothing is written into PATH: the
@@ -21,8 +21,8 @@ KINDS = {
     "adni": "ADNI layout: ADNIMERGE-like table + manifest (or patterns) + NIfTI volumes",
     "table": "one CSV/TSV/Parquet table, modalities as column groups",
     "tcga_porpoise": "TCGA PORPOISE table (clinical, rnaseq, cnv, mut)",
-    "dispro": "DisPro layout: per-patient pathology feature bags + reports + folds",
-    "mmsa": "MMSA (CMU-MOSI/MOSEI) feature pickle",
+    "dispro": "DisPro layout: splits/folds CSV + per-patient pathology feature bags + omics CSVs",
+    "mmsa": "MMSA (CMU-MOSI/MOSEI) feature pickle or its .npz conversion",
 }
 
 

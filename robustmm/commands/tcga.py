@@ -75,7 +75,7 @@ def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction,
     dispro.add_argument("--out", required=True, help="folder to create")
     dispro.add_argument("--patients", type=int_at_least(10), default=60, help="at least 10, and 2 per fold")
     dispro.add_argument("--folds", type=int_at_least(2), default=5, help="at least 2")
-    dispro.add_argument("--seed", type=int_at_least(0), default=0)
+    dispro.add_argument("--seed", type=int_at_least(0), default=0, help="at least 0")
     dispro.add_argument("--wsi-dim", type=int_at_least(2), default=32, help="features per WSI patch, at least 2")
     dispro.add_argument("--patches", type=positive_int, nargs=2, action=MinMax, default=[20, 60],
                         metavar=("MIN", "MAX"), help="patches per patient, 1 <= MIN <= MAX")
@@ -92,7 +92,7 @@ def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction,
     porpoise.add_argument("--out", required=True, help="folder to create")
     porpoise.add_argument("--cohort", type=cohort_code, default="syn", help="lower-case letters and digits")
     porpoise.add_argument("--patients", type=int_at_least(20), default=120, help="at least 20")
-    porpoise.add_argument("--seed", type=int_at_least(0), default=0)
+    porpoise.add_argument("--seed", type=int_at_least(0), default=0, help="at least 0")
     porpoise.add_argument("--rnaseq", type=int_at_least(5), default=40, help="_rnaseq columns, at least 5")
     porpoise.add_argument("--cnv", type=int_at_least(3), default=12, help="_cnv columns, at least 3")
     porpoise.add_argument("--mut", type=int_at_least(2), default=10, help="_mut columns, at least 2")

@@ -3,10 +3,12 @@ FDG-PET NIfTI per subject (found through a manifest CSV or folder patterns).
 
 Label: pMCI (1) = MCI at baseline and dementia at a visit within ``horizon_months``;
 sMCI (0) = MCI at baseline, no dementia within the horizon, and followed up to at least the
-horizon. Anyone else (not MCI at baseline, or lost to follow-up before the horizon without
-converting) has no label and is excluded, with a count in the data report. An explicit label
+horizon. Anyone else (no baseline visit at month 0, not MCI at baseline, or lost to follow-up
+before the horizon without converting) has no label and is excluded, with a count in the data report. An explicit label
 column on the baseline row overrides the derivation. Time to conversion: months of the first
-dementia visit (event 1), else the last follow-up (event 0).
+dementia visit (event 1), else the last follow-up (event 0). Diagnoses are read from ADNIMERGE's
+codes (DX: CN/MCI/Dementia; DX_bl: EMCI/LMCI/SMC/AD; older DX: NL and transitions such as
+"MCI to Dementia", read as the diagnosis reached); any other value stops loading.
 
 Naturally missing PET is ``present = False`` (never zeros that look like a scan).
 
@@ -22,7 +24,7 @@ from __future__ import annotations
 import difflib
 import logging
 import warnings
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import numpy as np
 import pandas as pd
@@ -31,14 +33,18 @@ import torch
 from robustmm.config.schema import AdniDataConfig
 from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
+from robustmm.data.tables import read_table
 from robustmm.data.volumes import cache_key, load_volumes
 from robustmm.errors import DataError
 from robustmm.io import load_torch, save_torch_atomic
 
 log = logging.getLogger(__name__)
 
+# diagnosis codes of ADNIMERGE's DX (CN, MCI, Dementia), DX_bl (CN, SMC, EMCI, LMCI, AD) and older
+# DX (NL, ...), lower-cased; an older DX transition ("MCI to Dementia") counts as the diagnosis reached
 DEMENTIA = {"dementia", "ad", "alzheimer's disease"}
 MCI = {"mci", "emci", "lmci"}
+NORMAL = {"cn", "nl", "smc"}
 PMCI_NAMES = {"1", "pmci", "progressive", "converter", "true", "yes"}
 SMCI_NAMES = {"0", "smci", "stable", "nonconverter", "non-converter", "false", "no"}
 
@@ -99,7 +105,9 @@ class AdniDataset(MultimodalDataset):
         if not path.is_file():
             raise DataError(f"clinical table {path} does not exist; set data.table (relative to data.root)")
         try:
-            table = pd.read_csv(path, low_memory=False)
+            table = read_table(path)
+        except DataError:
+            raise
         except Exception as exc:
             raise DataError(f"cannot read clinical table {path}: {exc}") from None
         c = self.cfg
@@ -112,8 +120,31 @@ class AdniDataset(MultimodalDataset):
             raise DataError(f"{path}: missing column(s) {hint_txt}. Fix the table or the data.*_column / "
                             "data.clinical_columns keys")
         table[c.subject_column] = table[c.subject_column].astype(str)
-        table[c.months_column] = pd.to_numeric(table[c.months_column], errors="coerce")
+        table[c.months_column] = self._months(table)
         return self._repeated_visits(table)
+
+    def _months(self, table: pd.DataFrame) -> pd.Series:
+        """Months since baseline per row: numbers, or VISCODE codes ('bl' = 0, 'm06' = 6). Any other
+        value is refused (read as no month, a 'bl' row would silently lose the baseline); empty
+        cells leave their rows out, with a note."""
+        c = self.cfg
+        raw = table[c.months_column]
+        text = raw.astype(str).str.strip().str.lower()
+        code = text.str.extract(r"^(?:m(\d+)|(bl))$")
+        months = pd.to_numeric(raw, errors="coerce")
+        months = months.where(months.notna(), pd.to_numeric(code[0], errors="coerce").where(code[1].isna(), 0.0))
+        bad = months.isna() & raw.notna() & (text != "")
+        if bad.any():
+            raise DataError(f"{self._table_path}: column '{c.months_column}' has value {raw[bad].iloc[0]!r} for "
+                            f"subject {table.loc[bad, c.subject_column].iloc[0]} ({int(bad.sum())} such row(s)); "
+                            "it must hold months since baseline: numbers, or VISCODE codes bl, m06, m12, ... "
+                            "Fix or drop those rows, or set data.months_column to ADNIMERGE's M")
+        if months.isna().any():
+            note = (f"{int(months.isna().sum())} visit row(s) with no {c.months_column} are left out (they cannot "
+                    "be placed in time)")
+            self.report.notes.append(note)
+            log.info("%s: %s", self._table_path, note)
+        return months
 
     def _repeated_visits(self, table: pd.DataFrame) -> pd.DataFrame:
         """One row per (subject, visit): identical repeats counted once, conflicting ones refused."""
@@ -146,15 +177,16 @@ class AdniDataset(MultimodalDataset):
         c = self.cfg
         subjects, labels, times, events, base_rows = [], [], [], [], []
         self.report.subjects_in_table = table[c.subject_column].nunique()
+        diagnoses = self._diagnoses(table)
         for subject, visits in table.groupby(c.subject_column, sort=True):
             visits = visits.dropna(subset=[c.months_column]).sort_values(c.months_column)
             if visits.empty:
                 self.report.exclude("no visit with months since baseline", subject)
                 continue
             base = visits.iloc[0]
-            dx = visits[c.diagnosis_column].astype(str).str.strip().str.lower()
+            dx = diagnoses.loc[visits.index]
             months = visits[c.months_column].to_numpy(dtype=float)
-            conv = np.flatnonzero(dx.isin(DEMENTIA).to_numpy())
+            conv = np.flatnonzero((dx == "dementia").to_numpy())
             event_time = months[conv[0]] if conv.size else None
             if c.label_column:
                 label = _parse_label(base[c.label_column], subject, c.label_column, self._table_path)
@@ -162,7 +194,13 @@ class AdniDataset(MultimodalDataset):
                     self.report.exclude(f"empty {c.label_column}", subject)
                     continue
             else:
-                if dx.iloc[0] not in MCI:
+                if months[0] != 0:  # the horizon counts from month 0: a later first visit is not the baseline
+                    self.report.exclude(f"no baseline visit ({c.months_column} = 0)", subject)
+                    continue
+                if dx.iloc[0] == "":
+                    self.report.exclude("no diagnosis at baseline", subject)
+                    continue
+                if dx.iloc[0] != "mci":
                     self.report.exclude("not MCI at baseline", subject)
                     continue
                 if event_time is not None and event_time <= c.horizon_months:
@@ -179,6 +217,24 @@ class AdniDataset(MultimodalDataset):
             base_rows.append(base)
         baseline = pd.DataFrame(base_rows).set_index(c.subject_column, drop=False) if base_rows else pd.DataFrame()
         return subjects, labels, times, events, baseline
+
+    def _diagnoses(self, table: pd.DataFrame) -> pd.Series:
+        """Each row's diagnosis as 'dementia', 'mci', 'normal' or '' (empty). A code outside the known
+        ones is refused: counted as 'no dementia' it would make a converter stable."""
+        col = self.cfg.diagnosis_column
+        raw = table[col].astype(str).str.strip()
+        text = raw.str.lower().str.replace(r"^.*\bto\s+", "", regex=True).where(table[col].notna(), "")
+        groups = {**{v: "dementia" for v in DEMENTIA}, **{v: "mci" for v in MCI}, **{v: "normal" for v in NORMAL}}
+        out = text.map(groups).where(text != "", "")
+        unknown = out.isna()
+        if unknown.any():
+            values = list(dict.fromkeys(raw[unknown]))
+            subjects = list(dict.fromkeys(table.loc[unknown, self.cfg.subject_column]))
+            raise DataError(f"{self._table_path}: column '{col}' has value {values[0]!r} (subject {subjects[0]}; "
+                            f"{int(unknown.sum())} row(s), values {values[:5]}) that is no diagnosis robustmm knows. "
+                            "Use CN, MCI, Dementia (ADNIMERGE DX), EMCI, LMCI, SMC, AD (DX_bl), NL or an older "
+                            "transition such as 'MCI to Dementia', or set data.diagnosis_column to such a column")
+        return out
 
     # ------------------------------------------------------------------ images
     def _locate_images(self, subjects: list[str], table_subjects: set[str]
@@ -208,8 +264,8 @@ class AdniDataset(MultimodalDataset):
             for s, r in rows.items():
                 if not r["mri_path"]:
                     raise DataError(f"{path}: subject {s} has an empty mri_path; every subject needs a T1 MRI")
-                mri[s] = self.root / r["mri_path"]
-                pet[s] = self.root / r["pet_path"] if r.get("pet_path") else None
+                mri[s] = self._manifest_file(r["mri_path"])
+                pet[s] = self._manifest_file(r["pet_path"]) if r.get("pet_path") else None
             source = path
         else:
             if not c.mri_pattern:
@@ -240,6 +296,14 @@ class AdniDataset(MultimodalDataset):
                 raise DataError(f"subject {s}: PET file {pet[s]} listed in {source} does not exist "
                                 "(leave pet_path empty for subjects without PET)")
         return {s: mri[s] for s in subjects if s in mri}, {s: pet.get(s) for s in subjects if s in mri}
+
+    def _manifest_file(self, text: str) -> Path:
+        """A manifest path under data.root; a path written on Windows (backslashes) is read as one
+        when the path as written does not exist."""
+        path = self.root / text
+        if "\\" in text and not path.exists():
+            return self.root / PureWindowsPath(text).as_posix()
+        return path
 
     def _load_volumes(self, mri_paths: list[Path], pet_paths: list[Path | None], progress: bool):
         """(mri (n, 1, D, H, W), pet (n_with_pet, 1, D, H, W), pet row per subject or -1): volumes

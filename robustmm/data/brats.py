@@ -96,6 +96,9 @@ def _scan_case_folder(folder: Path) -> tuple[str, str, dict[str, Path]] | None:
     stems = {}
     for f in sorted(folder.iterdir()):
         stem = _strip_nifti_ext(f.name) if f.is_file() else None
+        if stem in stems:
+            raise DataError(f"case folder {folder}: {stems[stem].name} and {f.name} are one file name with two "
+                            f"extensions, and they may differ; keep one of them")
         if stem is not None:
             stems[stem] = f
     if not stems:

@@ -109,6 +109,22 @@ def subject_splits(dataset: MultimodalDataset, cfg: SplitConfig, seed: int) -> S
     return Splits(items(np.sort(train)), items(np.sort(val)), items(np.sort(test)))
 
 
+def refuse_subjects_without_modalities(dataset: MultimodalDataset) -> None:
+    """A subject with no modality naturally present would be scored from nothing (a scenario never
+    removes every modality; the data must not either)."""
+    presence = dataset.natural_presence()
+    if not presence:
+        return
+    none = ~np.any(np.stack([np.asarray(v, dtype=bool) for v in presence.values()]), axis=0)
+    if none.any():
+        ids = [str(s) for s in np.asarray(dataset.subject_ids())[none]]
+        shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+        where = getattr(dataset, "source_name", None) or getattr(dataset, "root", "the data")
+        raise DataError(f"{where}: {len(ids)} subject(s) have no modality at all ({shown}: every one of "
+                        f"{sorted(presence)} is missing or empty), so a model would score them from nothing. Remove "
+                        "them from the data, or supply one of their modalities")
+
+
 class DataModule:
     """A dataset, its subject-level splits and loaders yielding :class:`Batch` objects."""
 
@@ -119,6 +135,7 @@ class DataModule:
         self.batch_size = batch_size
         self.num_workers = num_workers
         self.pin_memory = pin_memory
+        refuse_subjects_without_modalities(dataset)
         self.splits = subject_splits(dataset, split, seed)
         for name, idx in self.splits.as_dict().items():
             if len(idx) == 0:

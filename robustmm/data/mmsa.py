@@ -14,7 +14,7 @@ Conventions:
   valid positions when the sequence has the text length, else every position.
 - ``present[m]`` is False only when a sample has no valid position at all for ``m``.
 - Non-finite audio/vision values (MOSI audio has -inf) are set to 0 when loading; the counts
-  are logged and kept in :attr:`MMSADataset.nonfinite_counts`.
+  are logged, kept in :attr:`MMSADataset.nonfinite_counts` and noted in the data report.
 - targets: ``regression`` = the label as a float32 scalar tensor; ``class3`` = 0 negative
   (y < 0), 1 neutral (y == 0), 2 positive (y > 0); ``class7`` = round(clip(y, -3, 3)) + 3 with
   numpy's round-half-to-even (as MMSA's metrics); ``binary`` = 0 negative (y < 0),
@@ -51,7 +51,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from robustmm.data.base import MultimodalDataset, TaskSpec, synthetic_marker
+from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec, synthetic_marker
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
 from robustmm.names import check_relative
@@ -223,8 +223,10 @@ def read_mmsa_pickle(path: str | Path) -> dict:
     only for files the user trusts (``trust_pickle``, ``robustmm data convert mmsa``)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"MMSA file {path} does not exist. Pass the path of aligned_50.pkl or unaligned_50.pkl "
-                        "(or write a synthetic one with robustmm.data.synth.mmsa.write_synthetic_mmsa).")
+        raise DataError(f"MMSA file {path} does not exist. Point data.root at the file (aligned_50.pkl, "
+                        "unaligned_50.pkl or its .npz), or at its folder and name the file with data.options.file "
+                        "(robustmm data check mmsa: --option file=NAME); 'robustmm data synth mmsa --out FILE' "
+                        "writes a synthetic one.")
     try:
         with open(path, "rb") as fh:
             data = pickle.load(fh)
@@ -307,6 +309,7 @@ class MMSADataset(MultimodalDataset):
         self.target_kind: TargetKind = target
         self.cls_id, self.sep_id, self.unk_id, self.pad_id = cls_id, sep_id, unk_id, pad_id
         self.nonfinite_counts: dict[tuple[str, str], int] = {}
+        self.report = DataReport()
         self._raw_keys: list[set[str]] = []
 
         data = load_mmsa_pickle(self.root, trust_pickle=trust_pickle)
@@ -325,6 +328,7 @@ class MMSADataset(MultimodalDataset):
         self._offsets = [0]
         for s in self._splits:
             self._offsets.append(self._offsets[-1] + s.n)
+        self.report.subjects_in_table = self.report.subjects_used = self._offsets[-1]
         self._targets = {s.name: self._make_targets(s.labels) for s in self._splits}
 
         first = self._splits[0]
@@ -485,7 +489,9 @@ class MMSADataset(MultimodalDataset):
                 count += k
         if count:
             self.nonfinite_counts[(split, modality)] = count
-            log.warning("MMSA file %s, split '%s': set %d non-finite %s value(s) to 0", self.root, split, count, modality)
+            note = f"MMSA file {self.root}, split '{split}': {count} non-finite {modality} value(s) set to 0"
+            self.report.notes.append(note)
+            log.warning("%s", note)
         return x
 
     def _check_consistent_shapes(self) -> None:

@@ -89,7 +89,7 @@ def _read_csv_bytes(data: io.BytesIO, name: str, sep: str | None, nesting: int) 
                             "and one zip inside it, no deeper: unzip the layers and pass the CSV file")
         return _read_zip(zipfile.ZipFile(data), name, nesting + 1)
     try:
-        return pd.read_csv(data, sep=sep if sep else ",", low_memory=False)
+        return _read_csv_checked(data, sep if sep else ",", name)
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
         raise DataError(f"{name}: cannot parse the table ({exc}); check that it is plain CSV text") from exc
 
@@ -107,6 +107,32 @@ def _read_member(archive: zipfile.ZipFile, member: str, name: str) -> io.BytesIO
         raise too_large(f"declares {declared} bytes uncompressed")
     with archive.open(member) as stream:  # read with the cap too: the header may understate the size
         return _bounded_read(stream, lambda what: too_large(f"{what} (its header declares {declared})"))
+
+
+def _refuse_repeated_columns(frame: pd.DataFrame, header: Any, name: str) -> None:
+    """A name given twice in the header is an error: pandas renames the copy X.1, which a modality
+    selector skips or keeps without notice. ``header`` reads the raw first row, only when a column
+    name looks renamed (names that merely end in .1 exist, e.g. RP11-193H5.1_mut)."""
+    if not any(re.search(r"\.\d+$", str(c)) for c in frame.columns):
+        return
+    names = [str(v) for v in header().iloc[0].tolist() if isinstance(v, str)]
+    repeated = [n for n, k in pd.Series(names).value_counts(sort=False).items() if k > 1]
+    if repeated:
+        raise DataError(f"{name}: column(s) {_ids(repeated)} appear more than once in the header; robustmm does "
+                        "not guess which copy is right: keep one column per name (drop or merge the copies)")
+
+
+def _read_csv_checked(source: Any, sep: str, name: str) -> pd.DataFrame:
+    """``pd.read_csv`` of a path or an in-memory file, refusing a header that names a column twice."""
+    frame = pd.read_csv(source, sep=sep, low_memory=False)
+
+    def header() -> pd.DataFrame:
+        if hasattr(source, "seek"):
+            source.seek(0)
+        return pd.read_csv(source, sep=sep, header=None, nrows=1, dtype=str)
+
+    _refuse_repeated_columns(frame, header, name)
+    return frame
 
 
 def _read_zip(archive: zipfile.ZipFile, name: str, nesting: int = 0) -> pd.DataFrame:
@@ -131,7 +157,7 @@ def _read_compressed(path: Path, sep: str) -> pd.DataFrame:
                          "file, decompress it yourself and pass the plain table, which is read without this limit")
 
     with _COMPRESSED[path.suffix.lower()](path, "rb") as stream:
-        return pd.read_csv(_bounded_read(stream, too_large), sep=sep, low_memory=False)
+        return _read_csv_checked(_bounded_read(stream, too_large), sep, str(path))
 
 
 def read_table(path: str | Path) -> pd.DataFrame:
@@ -158,7 +184,7 @@ def read_table(path: str | Path) -> pd.DataFrame:
         sep = "\t" if re.search(r"\.(tsv|txt)(\.gz|\.bz2|\.xz)?$", name) else ","
         if path.suffix.lower() in _COMPRESSED:
             return _read_compressed(path, sep)
-        return pd.read_csv(path, sep=sep, low_memory=False)
+        return _read_csv_checked(path, sep, str(path))
     except DataError:
         raise
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError, OSError, EOFError, lzma.LZMAError) as exc:

@@ -581,6 +581,10 @@ class DisProDataset(MultimodalDataset):
         if x.shape[1] == 0:  # a bag without features would train a model on nothing, silently
             raise DataError(f"{file} (patient {pid}): the tensor has 0 features per patch (shape {tuple(x.shape)}); "
                             f"re-extract the patch features")
+        bad = int((~torch.isfinite(x)).sum())
+        if bad:
+            raise DataError(f"{file} (patient {pid}): {bad} patch feature value(s) are NaN or infinite; re-extract "
+                            f"the features or remove the file from the WSI column")
         return x.float()
 
     def _probe_wsi_dim(self) -> int:
@@ -638,8 +642,6 @@ class DisProDataset(MultimodalDataset):
                             f"Pass gene_column/value_column if the file uses other names")
         frame = frame.dropna(subset=[self.gene_column])
         frame[self.gene_column] = frame[self.gene_column].astype(str).str.strip()
-        # duplicated gene symbols: the first row wins, as documented
-        frame = frame.drop_duplicates(self.gene_column, keep="first")
         values = pd.to_numeric(frame[self.value_column], errors="coerce")
         return pd.Series(values.to_numpy(np.float64), index=frame[self.gene_column].to_numpy())
 
@@ -666,6 +668,14 @@ class DisProDataset(MultimodalDataset):
         file, pid = self._omics_files[index], self._subjects[index]
         assert file is not None
         series = self._read_omics_frame(file, pid)
+        if series.index.has_duplicates:  # a gene listed twice is read once, if both rows agree
+            used = series[series.index.isin(self.layout_genes)]
+            spread = used.groupby(level=0).nunique(dropna=False)
+            conflicting = spread.index[spread > 1].tolist()
+            if conflicting:
+                raise DataError(f"{file} (patient {pid}): gene(s) {_ids(conflicting)} are listed more than once with "
+                                f"different values; robustmm does not guess which row is right: keep one row per gene")
+            series = series[~series.index.duplicated(keep="first")]
         values = series.reindex(self.layout_genes).to_numpy(np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
