@@ -557,3 +557,27 @@ def test_a_run_records_its_seed_and_the_report_says_one_run(default_run: Path) -
     assert doc["seed"] == 0
     assert "on the test split, one run (seed 0);" in (default_run / "report.html").read_text()
 
+
+def test_figures_tell_methods_apart_by_shape_and_name_their_intervals(tmp_path: Path, monkeypatch) -> None:
+    """Colour-blind readers and grey-scale prints tell the methods apart by marker, line style or hatch;
+    the axis says what the whiskers are."""
+    from robustmm.report import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    methods = ("a", "b", "c")
+    rates = [_rec(m, f"pet_missing@{r:g}", "auc", 0.8 - r / 10, 0.7 - r / 10, 0.9 - r / 10, 100, "pet_missing", r)
+             for m in methods for r in (0.0, 0.5, 1.0)]
+    subsets = [_rec(m, s, "auc", 0.7, 0.6, 0.8, 100, "subsets") for m in methods for s in ("mri", "pet")]
+    plots.missing_curve(rates, "pet_missing", "auc", {}, None, tmp_path / "m.png", False)
+    plots.rate_curves(rates, "pet_missing", "auc", tmp_path / "r.png", False, "90%")
+    plots.subset_bars(subsets, "subsets", "auc", tmp_path / "s.png", False, "90%")
+    curve, lines, bars = (fig.axes[0] for fig in drawn)
+    assert lines.get_ylabel() == bars.get_ylabel() == "auc (90% CI)"  # what the whiskers and bands are
+    drawn_lines = ([c.lines[0] for c in curve.containers if c.get_label() in methods],
+                   [line for line in lines.get_lines() if line.get_label() in methods])
+    for per_method in drawn_lines:
+        assert len(per_method) == len(methods)
+        assert len({(line.get_marker(), line.get_linestyle()) for line in per_method}) == len(methods)
+    hatches = {c.get_label(): c.patches[0].get_hatch() for c in bars.containers if c.get_label() in methods}
+    assert len(hatches) == len(methods) and len(set(hatches.values())) == len(methods)
