@@ -112,7 +112,13 @@ def test_sweep_command_prunes_evaluates_best_on_test_and_reports(tiny_study: Pat
     page = (out / "report.html").read_text()
     assert "Best trial" in page and f"trial-{best.number:04d}/report.html" in page and "SYNTHETIC DATA" in page
     for figure in ("history_0", "importances_0", "intermediate_values"):
-        assert (out / "plots" / f"{figure}.png").is_file() and f"plots/{figure}.png" in page
+        assert (out / "plots" / f"{figure}.png").is_file() and f"data-file='plots/{figure}.png' src='data:" in page
+    # readable on a phone and by a screen reader: a viewport, tables that scroll sideways, scoped
+    # header cells and figures described in words, not by their file names
+    assert "<meta name='viewport'" in page and "<html lang='en'>" in page
+    assert page.count("<table") == page.count("<div class='scroll'><table")
+    assert "<th>" not in page and "alt='history_0'" not in page
+    assert "alt='optimization history: dropout_baseline:natural:auc of every trial" in page
 
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
