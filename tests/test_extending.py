@@ -1,7 +1,10 @@
-"""A method written outside robustmm needs only the Method interface: its predict() may return just
-the logits, and evaluation derives what the task's metrics read."""
+"""docs/extending.md works as written, and a method written outside robustmm needs only the Method
+interface: its predict() may return just the logits, and evaluation derives what the task's metrics
+read."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pytest
 import torch
@@ -65,3 +68,34 @@ def test_a_method_without_logits_is_refused_by_name() -> None:
     with pytest.raises(TrainingError, match=r"method 'mine': predict\(\) returned \['scores'\], without 'logits'"):
         _evaluate(method, data)
 
+
+def test_the_worked_example_runs_as_written(tmp_path) -> None:
+    """docs/extending.md from an empty folder: its files, then its commands (the run shortened)."""
+    import json
+    import os
+    import re
+    import shlex
+    import subprocess
+    import sys
+
+    from docs_check import REPO, fenced_blocks, file_blocks
+
+    guide = (REPO / "docs" / "extending.md").read_text()
+    for name, content in file_blocks(guide).items():
+        (tmp_path / name).write_text(content)
+    commands = [shlex.split(line) for lang, code, _ in fenced_blocks(guide) if lang == "bash"
+                for line in code.splitlines() if line.strip()]
+    assert [c[:2] for c in commands] == [["python", "make_cohort.py"], ["python", "robustmm_mine.py"],
+                                         ["python", "robustmm_mine.py"]]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
+           "OMP_NUM_THREADS": "1"}
+    short = ["--set", "training.epochs=2", "--set", "evaluation.bootstrap=20", "--quiet"]
+    for command in commands:
+        extra = short if command[2:3] == ["run"] else []
+        done = subprocess.run([sys.executable, *command[1:], *extra], cwd=tmp_path, env=env, capture_output=True,
+                              text=True, timeout=600)
+        assert done.returncode == 0, f"{shlex.join(command)}\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}"
+    run_dir = Path(re.search(r"run folder: (\S+)", done.stdout).group(1))
+    records = json.loads((tmp_path / run_dir / "metrics.json").read_text())["records"]
+    assert {r["method"] for r in records} == {"dropout_baseline", "classical", "late_fusion"}
+    assert any(r["method"] == "late_fusion" and r["metric"] == "auc" and r["scenario"] == "imaging" for r in records)
