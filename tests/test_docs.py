@@ -120,3 +120,13 @@ def test_public_packages_export_what_they_list(package):
     assert module.__all__, package
     for name in module.__all__:
         assert getattr(module, name) is not None, f"{package}.{name}"
+
+
+@pytest.mark.parametrize("package", ["robustmm.metrics", "robustmm.losses", "robustmm.methods", "robustmm.missing"])
+def test_the_readme_api_table_lists_what_each_package_exports(package):
+    import importlib
+    import re
+
+    row = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith(f"| `{package}` |"))
+    listed = set(re.findall(r"`(\w+)`", row.split("|")[2]))
+    assert listed == set(importlib.import_module(package).__all__), package
