@@ -581,3 +581,14 @@ def test_figures_tell_methods_apart_by_shape_and_name_their_intervals(tmp_path: 
         assert len({(line.get_marker(), line.get_linestyle()) for line in per_method}) == len(methods)
     hatches = {c.get_label(): c.patches[0].get_hatch() for c in bars.containers if c.get_label() in methods}
     assert len(hatches) == len(methods) and len(set(hatches.values())) == len(methods)
+
+
+def test_a_flag_says_why_on_a_phone_and_to_a_screen_reader() -> None:
+    """A title shows on hover only; the ⚠ mark is focusable (a tap) and shows its note then."""
+    from robustmm.report.html import STYLE, scenario_table
+
+    records = [_rec(m, "pet", "auc", v, v - 0.05, v + 0.05, 17) for m, v in (("a", 0.7), ("b", 0.6))]
+    table = scenario_table(records, "auc", {}, {("a", "pet", "auc"): "n = 17 < 30"})
+    assert ("<span class='flag' tabindex='0' role='img' aria-label='check: n = 17 &lt; 30' "
+            "title='n = 17 &lt; 30'>⚠</span>") in table
+    assert ".flag:focus::after{content:attr(title)" in STYLE

@@ -31,7 +31,9 @@ td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}
 th{background:#f3f3f3}
 td.best{font-weight:bold}
-.flag{color:#a15c00;cursor:help}
+.flag{color:#a15c00;cursor:help;position:relative}
+.flag:focus::after{content:attr(title);position:absolute;right:0;top:1.3em;z-index:1;width:16em;white-space:normal;
+text-align:left;font-size:12px;color:#222;background:#fff6e5;border:1px solid #f0c36d;padding:2px 6px}
 .flags{background:#fff6e5;border:1px solid #f0c36d;padding:.4em .8em;margin:.8em 0}
 .flags li{margin:.2em 0}
 .banner{background:#b00020;color:#fff;font-weight:bold;padding:10px;font-size:16px;margin:0 -12px .4em}
@@ -154,7 +156,10 @@ def _scenario_rows(records, metric, availability, notes, upper_bounds) -> tuple[
                 row.append("<td></td>")
                 continue
             note = notes.get((m, s, metric))
-            flag = f" <span class='flag' title='{e(note)}'>⚠</span>" if note else ""
+            # a phone has no hover: tapping focuses the mark and the CSS shows the note; a screen
+            # reader reads the label
+            flag = (f" <span class='flag' tabindex='0' role='img' aria-label='check: {e(note)}' "
+                    f"title='{e(note)}'>⚠</span>" if note else "")
             # bold alone is lost on screen readers and in plain-text copies: the star says it too
             cls, star = (" class='best'", f" {BEST_MARK}") if m == best else ("", "")
             row.append(f"<td{cls}>{e(fmt_ci(r))}{star}{flag}</td>")
@@ -444,7 +449,7 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
     parts.append("<h2>Detailed results</h2><p class='note'>One table per metric: every scenario, the fraction of "
                  "evaluated subjects without each modality (total, and the natural part), the number of subjects "
                  f"<i>n</i>, and each method's value [CI]. {BEST_MARK} marks the best value of a row, ⚠ a result to "
-                 "check (hover or tap).</p>")
+                 "check (hover over it or tap it for the reason).</p>")
     bounds = frozenset(doc.get("upper_bounds") or ())
     for i, metric in enumerate(metrics):
         parts.append(f"<details{' open' if i == 0 else ''}><summary>{e(metric)}</summary>"
