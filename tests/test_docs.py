@@ -130,3 +130,16 @@ def test_the_readme_api_table_lists_what_each_package_exports(package):
     row = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith(f"| `{package}` |"))
     listed = set(re.findall(r"`(\w+)`", row.split("|")[2]))
     assert listed == set(importlib.import_module(package).__all__), package
+
+
+@pytest.mark.parametrize("row, section", [("`data` (adni)", "AdniDataConfig"), ("`split`", "SplitConfig"),
+                                          ("`model`", "ModelConfig"), ("`training`", "TrainingConfig"),
+                                          ("`evaluation`", "EvaluationConfig"), ("`report`", "ReportConfig")])
+def test_the_readme_key_table_names_every_key_of_a_section(row, section):
+    import re
+
+    from robustmm.config import schema
+
+    line = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith(f"| {row} |"))
+    named = set(re.findall(r"`(\w+)`", line.split("|")[2]))
+    assert set(getattr(schema, section).model_fields) - {"kind"} <= named, row
