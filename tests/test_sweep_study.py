@@ -192,3 +192,14 @@ def test_local_worker_processes_share_the_sweep(tiny_study: Path, tmp_path: Path
     assert len({t.user_attrs["run_dir"] for t in study.trials}) == 4
     assert len(list((out / "logs").glob("worker-*.log"))) == 3  # the launcher and its two workers
     assert (out / "final" / f"trial-{study.best_trial.number:04d}" / "metrics.json").is_file()
+
+
+def test_figure_alt_text_describes_what_optuna_draws() -> None:
+    from robustmm.tune.report import _figure_alt
+
+    assert _figure_alt("history_0", ["auc"], "x").endswith("in the order they ran, and the best so far")
+    # with several objectives Optuna draws no best-so-far line
+    assert _figure_alt("history_1", ["auc", "auilc"], "x") == \
+        "optimization history: auilc of every trial in the order they ran"
+    assert _figure_alt("pareto_front", ["auc", "auilc"], "x") == \
+        "Pareto front of the completed trials: auc against auilc"

@@ -212,8 +212,9 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 def _figure_alt(name: str, labels: list[str], intermediate_label: str) -> str:
     """What a figure of :func:`sweep_plots` (named ``name``) shows, for readers who cannot see it."""
     kind, _, index = name.rpartition("_")
-    if kind == "history":
-        return f"optimization history: {labels[int(index)]} of every trial in the order they ran, and the best so far"
+    if kind == "history":  # Optuna draws the best-so-far line only for a single objective
+        return (f"optimization history: {labels[int(index)]} of every trial in the order they ran"
+                + (", and the best so far" if len(labels) == 1 else ""))
     if kind == "importances":
         return f"parameter importances for {labels[int(index)]} (fANOVA over the completed trials)"
     if name == "pareto_front":
