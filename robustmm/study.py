@@ -237,7 +237,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         sections += method.report_sections(data, run_dir / "plots")
     selection = {k: selection[k] for k in fitted}  # shown by the report (robustmm.report.repeats)
     doc = {"study": cfg.name, "split": evaluate_split, "synthetic": synthetic, "primary_metric": task.primary_metric,
-           "confidence": cfg.evaluation.confidence, "records": records, "skipped_scenarios": evaluation.skipped,
+           "seed": cfg.seed, "confidence": cfg.evaluation.confidence, "records": records,
+           "skipped_scenarios": evaluation.skipped,
            "upper_bounds": [k for k, m in fitted.items() if m.upper_bound],
            "methods": {k: m.report_items() for k, m in fitted.items() if m.report_items()},
            "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections],

@@ -5,11 +5,14 @@
   options (``{a,b}`` alternatives expanded, checked against the CLI's own parser); a ``run``
   of a study in the repository also loads and validates that study with its ``--set`` and
   ``--profile`` options;
-- every fenced ``python`` block runs without error (in a temporary working folder);
+- every fenced ``python`` block runs without error (in a temporary working folder), except a block
+  that names a file after its language (```` ```python my_methods.py ````): that is a file of a
+  worked example, which may import the example's other files; it is only compiled here, and the
+  example's own test runs it (see :func:`file_blocks`);
 - every fenced ``yaml`` block that looks like a study (``name`` and ``methods``) validates;
 - every ``robustmm.x.y`` name in the text is importable;
 - every ``studies/*.yaml`` path in the text exists and validates, and every relative Markdown
-  link points at an existing file.
+  link outside code blocks points at an existing file.
 ``check_cited_paths(yaml_file)`` returns the repository paths cited in a YAML file's comments
 that do not exist.
 """
@@ -28,7 +31,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 
-_FENCE = re.compile(r"^```(\w*)[^\n]*\n(.*?)^```", re.S | re.M)
+_FENCE = re.compile(r"^```(\w*)([^\n]*)\n(.*?)^```", re.S | re.M)
 _DOTTED = re.compile(r"\brobustmm(?:\.[A-Za-z_][A-Za-z0-9_]*)+")
 _STUDY_PATH = re.compile(r"\bstudies/[\w.-]+\.ya?ml\b")
 _LINK = re.compile(r"\]\(([^)#\s]+)(?:#[^)]*)?\)")
@@ -39,7 +42,12 @@ _PLACEHOLDER = re.compile(r"^[A-Z][A-Z0-9_.]*$|\.\.\.")
 
 def fenced_blocks(text: str) -> list[tuple[str, str, int]]:
     """(language, code, line number of the opening fence) for every fenced block."""
-    return [(m.group(1).lower(), m.group(2), text.count("\n", 0, m.start()) + 1) for m in _FENCE.finditer(text)]
+    return [(m.group(1).lower(), m.group(3), text.count("\n", 0, m.start()) + 1) for m in _FENCE.finditer(text)]
+
+
+def file_blocks(text: str) -> dict[str, str]:
+    """File name -> content of the blocks that name a file after their language (a worked example)."""
+    return {m.group(2).strip(): m.group(3) for m in _FENCE.finditer(text) if m.group(2).strip()}
 
 
 def robustmm_commands(code: str) -> list[list[str]]:
@@ -236,12 +244,18 @@ def check_document(path: Path, repo: Path = REPO) -> list[str]:
     name = path.name if path.parent == repo else str(path.relative_to(repo) if path.is_relative_to(repo) else path)
     problems: list[str] = []
     fenced_lines = set()
+    files = set(file_blocks(text).values())
     for lang, code, line in fenced_blocks(text):
         where = f"{name}:{line}"
         fenced_lines.update(range(line, line + code.count("\n") + 2))
         if lang in ("bash", "sh", "shell", "console"):
             for tokens in robustmm_commands(code):
                 problems += check_command(tokens, where)
+        elif lang == "python" and code in files:
+            try:
+                compile(code, where, "exec")
+            except SyntaxError as exc:
+                problems.append(f"{where}: python file does not compile: {exc}")
         elif lang == "python":
             problems += run_python(code, where)
         elif lang in ("yaml", "yml"):
@@ -255,7 +269,7 @@ def check_document(path: Path, repo: Path = REPO) -> list[str]:
                 continue  # commands in blocks are checked with their options above
             problems += _study_loads([study], where) if (repo / study).is_file() else [
                 f"{where}: study {study} does not exist in the repository"]
-        for target in _LINK.findall(line):
+        for target in [] if lineno in fenced_lines else _LINK.findall(line):
             if "://" not in target and not target.startswith("mailto:") and not (path.parent / target).exists():
                 problems.append(f"{where}: link target {target} does not exist")
     return problems

@@ -88,6 +88,16 @@ def test_the_checker_finds_each_kind_of_broken_example(tmp_path):
     assert "synth adni" not in problems       # the valid alternative of {adni,nope} passes
 
 
+def test_files_of_a_worked_example_are_compiled_not_run_and_code_is_no_link(tmp_path):
+    doc = tmp_path / "GUIDE.md"
+    doc.write_text("```python helper.py\nVALUE = 1\n```\n\n```python main.py\nimport helper\n```\n\n"
+                   "```python broken.py\ndef f(:\n```\n\n```python\nx = f(a)[0](b)\n```\n")
+    problems = check_document(doc)
+    assert len(problems) == 2, problems
+    assert "GUIDE.md:9: python file does not compile" in problems[0]
+    assert "GUIDE.md:13: python block raised NameError" in problems[1]  # a plain snippet still runs
+
+
 def test_a_study_comment_citing_a_missing_file_is_found(tmp_path):
     study = tmp_path / "s.yaml"
     study.write_text("# protocol: docs/protocols/rmfm.md and specs/gone.md\nname: x  # see configs/none.yaml\n"
@@ -110,3 +120,26 @@ def test_public_packages_export_what_they_list(package):
     assert module.__all__, package
     for name in module.__all__:
         assert getattr(module, name) is not None, f"{package}.{name}"
+
+
+@pytest.mark.parametrize("package", ["robustmm.metrics", "robustmm.losses", "robustmm.methods", "robustmm.missing"])
+def test_the_readme_api_table_lists_what_each_package_exports(package):
+    import importlib
+    import re
+
+    row = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith(f"| `{package}` |"))
+    listed = set(re.findall(r"`(\w+)`", row.split("|")[2]))
+    assert listed == set(importlib.import_module(package).__all__), package
+
+
+@pytest.mark.parametrize("row, section", [("`data` (adni)", "AdniDataConfig"), ("`split`", "SplitConfig"),
+                                          ("`model`", "ModelConfig"), ("`training`", "TrainingConfig"),
+                                          ("`evaluation`", "EvaluationConfig"), ("`report`", "ReportConfig")])
+def test_the_readme_key_table_names_every_key_of_a_section(row, section):
+    import re
+
+    from robustmm.config import schema
+
+    line = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith(f"| {row} |"))
+    named = set(re.findall(r"`(\w+)`", line.split("|")[2]))
+    assert set(getattr(schema, section).model_fields) - {"kind"} <= named, row

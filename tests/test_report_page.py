@@ -260,7 +260,8 @@ def test_oracle_section_names_its_sample_sizes_and_splits_region_ceilings_into_c
     assert "<td>mri+pet</td><td>0.8</td><td>5000</td>" in adni and "not a bound on every model" in adni
     brats = data_section({"oracle": {"metric": "dice", "model": "linear discriminant analysis", "voxels_fit": 900,
                                      "voxels_scored": 900, "ceilings": {"flair": {"WT": 0.8, "TC": 0.3, "ET": 0.2}}}})
-    assert "<th>subset</th><th>WT</th><th>TC</th><th>ET</th><th>n</th>" in brats
+    assert ("<th scope='col'>subset</th><th scope='col'>WT</th><th scope='col'>TC</th><th scope='col'>ET</th>"
+            "<th scope='col'>n</th>") in brats
     assert "<td>flair</td><td>0.8</td><td>0.3</td><td>0.2</td><td>900</td>" in brats and "900 simulated voxels" in brats
 
 
@@ -298,11 +299,11 @@ def test_an_upper_bound_is_never_marked_best_in_the_tables() -> None:
     records = [_rec(m, "pet_missing@1", "auc", v, v - 0.05, v + 0.05, 104, "pet_missing", 1.0)
                for m, v in (("itcfn_mean", 0.6), ("itcfn_zero", 0.55), ("itcfn_upper_bound", 0.9))]
     ranked = scenario_table(records, "auc", {}, {}, frozenset({"itcfn_upper_bound"}))
-    assert "<td class='best'>0.600 [0.550, 0.650]</td>" in ranked
+    assert "<td class='best'>0.600 [0.550, 0.650] ★</td>" in ranked
     assert ranked.count("class='best'") == 1
     assert "itcfn_upper_bound (upper bound, not ranked)" in ranked
     unranked = scenario_table(records, "auc", {}, {})
-    assert "<td class='best'>0.900 [0.850, 0.950]</td>" in unranked
+    assert "<td class='best'>0.900 [0.850, 0.950] ★</td>" in unranked
 
 
 def test_comparison_from_seeds_renders_verdicts() -> None:
@@ -452,3 +453,142 @@ def test_multi_seed_document_paired_verdicts_and_headline_without_availability(t
     page = (tmp_path / "report.html").read_text()
     assert "<td>pet_missing@1</td><td>new</td><td>0.720</td><td>0.700</td><td>+0.020 [+0.005, +0.035]</td>" in page
     assert "<td>better</td>" in page and "t-interval over seed means" in page
+
+
+class _Accessible(HTMLParser):
+    """Header cells without a scope, and the alt text of every image."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unscoped: list[str] = []
+        self.alts: list[str | None] = []
+        self._th: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "th":
+            self._th = [] if attrs.get("scope") not in ("col", "row") else None
+        elif tag == "img":
+            self.alts.append(attrs.get("alt"))
+
+    def handle_data(self, data):
+        if self._th is not None:
+            self._th.append(data)
+
+    def handle_endtag(self, tag):
+        if tag == "th" and self._th is not None:
+            self.unscoped.append("".join(self._th))
+            self._th = None
+
+
+def _small_doc(**extra) -> dict:
+    records = [_rec(m, f"pet_missing@{r:g}", "auc", v - r / 10, v - r / 10 - 0.05, v - r / 10 + 0.05, 104,
+                    "pet_missing", r) for m, v in (("base", 0.8), ("new", 0.82)) for r in (0.0, 0.5, 1.0)]
+    records += [_rec(m, s, "auc", v, v - 0.05, v + 0.05, 60, "subsets") for m, v in (("base", 0.7), ("new", 0.75))
+                for s in ("mri", "mri+pet")]
+    data = {"samples": 10, "splits": {"train": 6, "test": 4}, "classes_by_split": {"train": {"a": 3, "b": 3},
+                                                                                    "test": {"a": 2, "b": 2}}}
+    return {"study": "s", "primary_metric": "auc", "synthetic": True, "records": records, "data": data,
+            "selection": {"base": [{"stage": "base", "restored_epoch": 3, "epochs_run": 6, "optimizer_steps": 60,
+                                    "reason": "lowest loss"}]}, **extra}
+
+
+def test_every_header_cell_of_the_page_has_a_scope() -> None:
+    """Screen readers announce a cell's column by its <th scope>; every table of the page has them."""
+    single = build_page(_small_doc(), "plots/pet_missing_auc.png", ["plots/subsets_auc.png"], "")
+    paired = [{"method": "new", "reference": "base", "scenario": "pet_missing@1", "metric": "auc", "mean": 0.02,
+               "ci_low": 0.005, "ci_high": 0.035, "n": 5, "agree": 5, "verdict": "better"}]
+    one = _small_doc()
+    seeds = build_page({**one, "seeds": {"seeds": [0, 1, 2], "ci": "95% t-interval over seed means"},
+                        "paired": {"reference": "base", "confidence": 0.95, "records": paired},
+                        "selection": {f"seed_{s}": one["selection"] for s in (0, 1, 2)}}, None, [], "")
+    for page in (single, seeds):
+        parser = _Accessible()
+        parser.feed(page)
+        assert page.count("<th") > 10
+        assert parser.unscoped == []
+
+
+def test_figures_have_alt_text_that_says_what_they_show() -> None:
+    page = build_page(_small_doc(), "plots/pet_missing_auc.png", ["plots/subsets_auc.png"], "")
+    parser = _Accessible()
+    parser.feed(page)
+    headline, subsets = parser.alts
+    assert headline.startswith("auc of each method against the fraction of test subjects without pet")
+    assert subsets.startswith("auc of each method on every scenario of subsets")
+    assert all("95% CI" in alt for alt in parser.alts)
+
+
+def test_best_value_of_a_row_is_marked_by_a_symbol_not_only_by_bold() -> None:
+    page = build_page(_small_doc(), None, [], "")
+    assert "<td class='best'>0.720 [0.670, 0.770] ★</td>" in page
+    assert "Best value per row in bold and marked ★" in page and "★ marks the best value of a row" in page
+
+
+def test_the_page_says_how_many_runs_its_numbers_come_from() -> None:
+    single = build_page({**_small_doc(), "seed": 7}, None, [], "")
+    assert "one run (seed 7)" in re.search(r"<p class='sub'>(.*?)</p>", single).group(1)
+    seeds = build_page(_small_doc(seeds={"seeds": [0, 1, 2], "ci": "95% t-interval over seed means"}, selection={}),
+                       None, [], "")
+    assert "mean over 3 seeds (0, 1, 2)" in re.search(r"<p class='sub'>(.*?)</p>", seeds).group(1)
+    paired = {"reference": "base", "confidence": 0.95, "records": [
+        {"method": "new", "reference": "base", "scenario": "pet_missing@1", "metric": "auc", "mean": 0.02,
+         "ci_low": 0.005, "ci_high": 0.035, "n": 3, "agree": 3, "verdict": "better"}]}
+    few = build_page(_small_doc(seeds={"seeds": [0, 1, 2]}, paired=paired, selection={}), None, [], "")
+    assert "Only 3 seeds: below 5 the interval is wide" in few
+    five = build_page(_small_doc(seeds={"seeds": [0, 1, 2, 3, 4]}, paired=paired, selection={}), None, [], "")
+    assert "Only 5 seeds" not in five
+
+
+def test_tables_of_method_sections_scroll_on_a_phone_and_have_scoped_headers() -> None:
+    """A method's own section (any HTML it returns) gets the page's table treatment: without the
+    scrolling wrapper a wide table with unbreakable cells widens the whole page on a phone."""
+    section = ("<p>Validation per pattern</p><table><tr><th>pattern</th><th>auc base</th></tr>"
+               "<tr><td>mri</td><td>0.7</td></tr><tr><th>mean over subsets</th><th>0.7</th></tr></table>")
+    page = build_page(_small_doc(sections=[["Feature modulation: m", section]]), None, [], "")
+    assert ("<h2>Feature modulation: m</h2><p>Validation per pattern</p><div class='scroll'><table><tr>"
+            "<th scope='col'>pattern</th><th scope='col'>auc base</th></tr>") in page
+    assert "<tr><th scope='row'>mean over subsets</th><th scope='row'>0.7</th></tr></table></div>" in page
+    assert page.count("<table") == page.count("<div class='scroll'><table")
+
+
+def test_a_run_records_its_seed_and_the_report_says_one_run(default_run: Path) -> None:
+    doc = json.loads((default_run / "metrics.json").read_text())
+    assert doc["seed"] == 0
+    assert "on the test split, one run (seed 0);" in (default_run / "report.html").read_text()
+
+
+def test_figures_tell_methods_apart_by_shape_and_name_their_intervals(tmp_path: Path, monkeypatch) -> None:
+    """Colour-blind readers and grey-scale prints tell the methods apart by marker, line style or hatch;
+    the axis says what the whiskers are."""
+    from robustmm.report import plots
+
+    drawn = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: drawn.append(fig) or path)
+    methods = ("a", "b", "c")
+    rates = [_rec(m, f"pet_missing@{r:g}", "auc", 0.8 - r / 10, 0.7 - r / 10, 0.9 - r / 10, 100, "pet_missing", r)
+             for m in methods for r in (0.0, 0.5, 1.0)]
+    subsets = [_rec(m, s, "auc", 0.7, 0.6, 0.8, 100, "subsets") for m in methods for s in ("mri", "pet")]
+    plots.missing_curve(rates, "pet_missing", "auc", {}, None, tmp_path / "m.png", False)
+    plots.rate_curves(rates, "pet_missing", "auc", tmp_path / "r.png", False, "90%")
+    plots.subset_bars(subsets, "subsets", "auc", tmp_path / "s.png", False, "90%")
+    curve, lines, bars = (fig.axes[0] for fig in drawn)
+    assert lines.get_ylabel() == bars.get_ylabel() == "auc (90% CI)"  # what the whiskers and bands are
+    drawn_lines = ([c.lines[0] for c in curve.containers if c.get_label() in methods],
+                   [line for line in lines.get_lines() if line.get_label() in methods])
+    for per_method in drawn_lines:
+        assert len(per_method) == len(methods)
+        assert len({(line.get_marker(), line.get_linestyle()) for line in per_method}) == len(methods)
+    hatches = {c.get_label(): c.patches[0].get_hatch() for c in bars.containers if c.get_label() in methods}
+    assert len(hatches) == len(methods) and len(set(hatches.values())) == len(methods)
+
+
+def test_a_flag_says_why_on_a_phone_and_to_a_screen_reader() -> None:
+    """A title shows on hover only; the ⚠ mark is focusable (a tap) and shows its note then."""
+    from robustmm.report.html import STYLE, scenario_table
+
+    records = [_rec(m, "pet", "auc", v, v - 0.05, v + 0.05, 17) for m, v in (("a", 0.7), ("b", 0.6))]
+    table = scenario_table(records, "auc", {}, {("a", "pet", "auc"): "n = 17 < 30"})
+    assert ("<span class='flag' tabindex='0' role='img' aria-label='check: n = 17 &lt; 30' "
+            "title='n = 17 &lt; 30'>⚠</span>") in table
+    assert ".flag:focus::after{content:attr(title)" in STYLE

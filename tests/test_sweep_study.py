@@ -112,7 +112,13 @@ def test_sweep_command_prunes_evaluates_best_on_test_and_reports(tiny_study: Pat
     page = (out / "report.html").read_text()
     assert "Best trial" in page and f"trial-{best.number:04d}/report.html" in page and "SYNTHETIC DATA" in page
     for figure in ("history_0", "importances_0", "intermediate_values"):
-        assert (out / "plots" / f"{figure}.png").is_file() and f"plots/{figure}.png" in page
+        assert (out / "plots" / f"{figure}.png").is_file() and f"data-file='plots/{figure}.png' src='data:" in page
+    # readable on a phone and by a screen reader: a viewport, tables that scroll sideways, scoped
+    # header cells and figures described in words, not by their file names
+    assert "<meta name='viewport'" in page and "<html lang='en'>" in page
+    assert page.count("<table") == page.count("<div class='scroll'><table")
+    assert "<th>" not in page and "alt='history_0'" not in page
+    assert "alt='optimization history: dropout_baseline:natural:auc of every trial" in page
 
     (out / "report.html").unlink()
     assert main(["report", str(out)]) == 0 and (out / "report.html").is_file()
@@ -186,3 +192,14 @@ def test_local_worker_processes_share_the_sweep(tiny_study: Path, tmp_path: Path
     assert len({t.user_attrs["run_dir"] for t in study.trials}) == 4
     assert len(list((out / "logs").glob("worker-*.log"))) == 3  # the launcher and its two workers
     assert (out / "final" / f"trial-{study.best_trial.number:04d}" / "metrics.json").is_file()
+
+
+def test_figure_alt_text_describes_what_optuna_draws() -> None:
+    from robustmm.tune.report import _figure_alt
+
+    assert _figure_alt("history_0", ["auc"], "x").endswith("in the order they ran, and the best so far")
+    # with several objectives Optuna draws no best-so-far line
+    assert _figure_alt("history_1", ["auc", "auilc"], "x") == \
+        "optimization history: auilc of every trial in the order they ran"
+    assert _figure_alt("pareto_front", ["auc", "auilc"], "x") == \
+        "Pareto front of the completed trials: auc against auilc"

@@ -9,6 +9,7 @@ every record also carries its drop from the complete-data reference scenario.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ import torch
 
 from robustmm.config.schema import EvaluationConfig
 from robustmm.engine.fastpath import eval_autocast
+from robustmm.errors import TrainingError
 from robustmm.methods.base import Method, Predictions, collect_predictions
 from robustmm.methods.task import TaskAdapter
 from robustmm.metrics.bootstrap import bootstrap_indices
@@ -97,8 +99,9 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
         for method_id, method in methods.items():
             bar.set_postfix_str(f"{method_id} | {scenario.name}", refresh=False)
             bar.update()
-            preds = predict_scenario(method, task, data, split, scenario, eval_seed, batches, caches.get(method_id),
-                                     getattr(cfg, "amp", True))
+            preds = with_task_outputs(predict_scenario(method, task, data, split, scenario, eval_seed, batches,
+                                                       caches.get(method_id), getattr(cfg, "amp", True)),
+                                      task, method_id)
             if scenario is ref:
                 reference[method_id] = preds
             keep = np.flatnonzero(preds.evaluable)
@@ -138,6 +141,20 @@ def predict_scenario(method: Method, task: TaskAdapter, data: Any, split: str, s
     with method.encoder_cache(cache), eval_autocast(method.device, amp):
         return collect_predictions(task.inference(method.predict), data, split, method.device, scenario, seed,
                                    batches=batches)
+
+
+def with_task_outputs(preds: Predictions, task: TaskAdapter, method_id: str) -> Predictions:
+    """``preds`` with the outputs the task's metrics read (``score``, ``risk``, ...) derived from the
+    ``logits`` where the method's ``predict`` returned only those (the minimum :class:`Method` asks of
+    a method written outside robustmm)."""
+    if "logits" not in preds.outputs:
+        raise TrainingError(f"method '{method_id}': predict() returned {sorted(preds.outputs) or 'nothing'}, without "
+                            "'logits'; return at least {'logits': tensor}, the network's output per sample")
+    logits = torch.as_tensor(preds.outputs["logits"])
+    if set(task.outputs(logits[:1])) <= set(preds.outputs):
+        return preds
+    derived = {k: v.numpy() for k, v in task.outputs(logits).items() if k not in preds.outputs}
+    return dataclasses.replace(preds, outputs={**preds.outputs, **derived})
 
 
 def bootstrap_samples(task: TaskAdapter, preds: Predictions, keep: np.ndarray, boots: np.ndarray,

@@ -31,7 +31,9 @@ td,th{border:1px solid #ccc;padding:3px 7px;text-align:right;white-space:nowrap}
 th:first-child,td:first-child{text-align:left}
 th{background:#f3f3f3}
 td.best{font-weight:bold}
-.flag{color:#a15c00;cursor:help}
+.flag{color:#a15c00;cursor:help;position:relative}
+.flag:focus::after{content:attr(title);position:absolute;right:0;top:1.3em;z-index:1;width:16em;white-space:normal;
+text-align:left;font-size:12px;color:#222;background:#fff6e5;border:1px solid #f0c36d;padding:2px 6px}
 .flags{background:#fff6e5;border:1px solid #f0c36d;padding:.4em .8em;margin:.8em 0}
 .flags li{margin:.2em 0}
 .banner{background:#b00020;color:#fff;font-weight:bold;padding:10px;font-size:16px;margin:0 -12px .4em}
@@ -50,12 +52,14 @@ HEAD = ("<!doctype html><html lang='en'><head><meta charset='utf-8'>"
 
 e = html.escape
 log = logging.getLogger("robustmm")
+#: marks the best ranked value of a table row, next to the bold
+BEST_MARK = "★"
 
 
 def _table(header: list[str], rows: list[list[str]], raw: bool = False, cls: str = "") -> str:
     """A scrollable table; cells are escaped unless ``raw`` (then a cell may be a whole ``<td ...>``)."""
     cell = (lambda c: str(c)) if raw else (lambda c: e(str(c)))
-    head = "".join(f"<th>{e(str(h))}</th>" for h in header)
+    head = "".join(f"<th scope='col'>{e(str(h))}</th>" for h in header)
     body = "".join("<tr>" + "".join(c if raw and c.startswith("<td") else f"<td>{cell(c)}</td>" for c in map(str, r))
                    + "</tr>" for r in rows)
     attr = f" class='{cls}'" if cls else ""
@@ -152,17 +156,22 @@ def _scenario_rows(records, metric, availability, notes, upper_bounds) -> tuple[
                 row.append("<td></td>")
                 continue
             note = notes.get((m, s, metric))
-            flag = f" <span class='flag' title='{e(note)}'>⚠</span>" if note else ""
-            cls = " class='best'" if m == best else ""
-            row.append(f"<td{cls}>{e(fmt_ci(r))}{flag}</td>")
+            # a phone has no hover: tapping focuses the mark and the CSS shows the note; a screen
+            # reader reads the label
+            flag = (f" <span class='flag' tabindex='0' role='img' aria-label='check: {e(note)}' "
+                    f"title='{e(note)}'>⚠</span>" if note else "")
+            # bold alone is lost on screen readers and in plain-text copies: the star says it too
+            cls, star = (" class='best'", f" {BEST_MARK}") if m == best else ("", "")
+            row.append(f"<td{cls}>{e(fmt_ci(r))}{star}{flag}</td>")
         out.append(row)
     return (["scenario", "without (total)", "naturally without", "n"]
             + [f"{m} (upper bound, not ranked)" if m in upper_bounds else m for m in cols], out)
 
 
 def scenario_table(records, metric, availability, notes, upper_bounds=frozenset()) -> str:
-    """One row per scenario, one column per method; the best ranked value of a row in bold (an
-    upper bound sees inputs the others do not, so it is shown but never marked best)."""
+    """One row per scenario, one column per method; the best ranked value of a row in bold and
+    marked :data:`BEST_MARK` (an upper bound sees inputs the others do not, so it is shown but never
+    marked best)."""
     header, rows = _scenario_rows(records, metric, availability, notes, upper_bounds)
     return _table(header, [[e(c) if not c.startswith("<td") else c for c in r[:4]] + r[4:] for r in rows], raw=True)
 
@@ -176,12 +185,14 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
     if metrics:
         paired = doc["paired"]
         conf, ref = paired.get("confidence", 0.95), paired.get("reference")
+        n_seeds = len(doc["seeds"]["seeds"])
         out = (f"<p class='note'>Per seed, both methods share the split and the missing masks; the difference is "
                f"method − {e(str(ref))}, with a {conf:.0%} Student-t interval over "
-               f"{len(doc['seeds']['seeds'])} seeds. The verdict is <i>better</i> or <i>worse</i> only when the "
+               f"{n_seeds} seeds. The verdict is <i>better</i> or <i>worse</i> only when the "
                "whole interval lies on one side of 0 (sides swapped for lower-is-better metrics), otherwise "
                "<i>no clear difference</i>; <i>agree</i> counts the seeds whose difference has the sign of the "
-               "mean.</p>")
+               "mean." + (f" Only {n_seeds} seeds: below 5 the interval is wide and most verdicts are <i>no clear "
+                          "difference</i>." if n_seeds < 5 else "") + "</p>")
         for i, metric in enumerate(metrics):
             table = _table(repeats.VERDICT_HEADER, repeats.verdict_rows(doc, metric))
             out += (f"<h3>{e(metric)}</h3>{table}" if i == 0 else
@@ -204,7 +215,8 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
     how = ("a bootstrap over the same resampled subjects (paired), so overlapping intervals do not by themselves "
            "mean no difference" if story.ci_label(doc) is None else f"a {ci}")
     return (f"<p class='note'>Each method's {story.ci_level(doc)} CI is {e(how)}. For a verdict per method, repeat the study over "
-            "several seeds (the comparison then shows paired differences). Best value per row in bold.</p>"
+            "several seeds (the comparison then shows paired differences). Best value per row in bold and marked "
+            f"{BEST_MARK}.</p>"
             + scenario_table(subset, primary, availability, notes, frozenset(doc.get("upper_bounds") or ())))
 
 
@@ -342,6 +354,57 @@ def data_section(data: dict[str, Any]) -> str:
 
 
 # ------------------------------------------------------------------ page
+def _runs_text(doc: dict[str, Any]) -> str:
+    """How many runs the page's numbers come from, for the line under the title."""
+    seeds = (doc.get("seeds") or {}).get("seeds")
+    if seeds:
+        return f", mean over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
+    if doc.get("cross_validation"):
+        return ""
+    return ", one run" + (f" (seed {doc['seed']})" if doc.get("seed") is not None else "")
+
+
+def _figure_alt(doc: dict[str, Any], path: str, modality: str | None = None) -> str:
+    """What a figure of the page shows, for readers who cannot see it. Figures are named
+    ``<group>_<metric>.png`` (robustmm.report.render)."""
+    primary = doc["primary_metric"]
+    group = Path(path).stem.removesuffix(f"_{primary}")
+    rows = [r for r in doc["records"] if r["group"] == group and r["metric"] == primary]
+    if modality:
+        what = f"against the fraction of test subjects without {modality}"
+    elif any(r.get("rate") is not None for r in rows):
+        what = f"against the missing rate of {group}"
+    else:
+        what = f"on every scenario of {group}"
+    methods = ", ".join(dict.fromkeys(r["method"] for r in rows))
+    return (f"{primary} of each method {what}, with {story.ci_level(doc)} CIs" + (f" ({methods})" if methods else "")
+            + f"; the numbers are in the {primary} table under Detailed results")
+
+
+_SECTION_TABLE = re.compile(r"(<div class='scroll'>)?(<table\b.*?</table>)", re.S)
+_ROW = re.compile(r"<tr\b.*?</tr>", re.S)
+_UNSCOPED_TH = re.compile(r"<th(?![^>]*\bscope=)(?=[\s>])")
+
+
+def _tidy_tables(fragment: str) -> str:
+    """The tables of a section that a method or task wrote: each scrolls sideways on a narrow screen
+    instead of widening the page, and its header cells get a scope (a header cell of the first row
+    names its column, one of a later row names its row)."""
+
+    def one(match: re.Match) -> str:
+        first = True
+
+        def scope(row: re.Match) -> str:
+            nonlocal first
+            kind, first = ("col" if first else "row"), False
+            return _UNSCOPED_TH.sub(f"<th scope='{kind}'", row.group(0))
+
+        table = _ROW.sub(scope, match.group(2))
+        return f"<div class='scroll'>{table}</div>" if match.group(1) is None else match.group(1) + table
+
+    return _SECTION_TABLE.sub(one, fragment)
+
+
 def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[str], config_yaml: str) -> str:
     """The HTML of report.html; image paths are relative to the run folder (inlined by the caller)."""
     records, primary = doc["records"], doc["primary_metric"]
@@ -358,13 +421,14 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
     parts.append(f"<h1>{e(title)}</h1>")
     parts.append(f"<p class='sub'>Primary metric <b>{e(primary)}</b> on the {e(split)} split"
                  + (f" ({cv.get('folds')}-fold cross-validation, mean over folds)" if cv else "")
-                 + f"; brackets: {story.ci_level(doc)} CI ({e(ci)}).</p>")
+                 + f"{e(_runs_text(doc))}; brackets: {story.ci_level(doc)} CI ({e(ci)}).</p>")
     parts.append(f"<p class='headline' id='headline'>{e(head.text)}</p>")
     if headline_figure:
         caption_parts = (["shaded: subjects who have no such scan in the data (natural missingness)"] if head.modality
                          else []) + (["dashed: chance level"] if primary.lower() in story.CHANCE else [])
         caption = "; ".join(caption_parts)
-        parts.append(f"<figure><img id='headline-figure' src='{e(headline_figure)}' alt='headline figure'>"
+        parts.append(f"<figure><img id='headline-figure' src='{e(headline_figure)}' "
+                     f"alt='{e(_figure_alt(doc, headline_figure, head.modality))}'>"
                      + (f"<figcaption>{caption[:1].upper()}{caption[1:]}.</figcaption>" if caption else "")
                      + "</figure>")
     comparison = comparison_section(doc, head, availability, notes, ci)
@@ -374,14 +438,18 @@ def build_page(doc: dict[str, Any], headline_figure: str | None, figures: list[s
         parts.append("<div class='flags'><b>Check before citing</b><ul>"
                      + "".join(f"<li>{e(x)}</li>" for x in flag_lines) + "</ul></div>")
     if figures:
-        parts.append("<h2>Plots</h2>" + "".join(f"<img src='{e(p)}' alt='{e(Path(p).stem)}'>" for p in figures))
+        parts.append("<h2>Plots</h2>" + "".join(f"<img src='{e(p)}' alt='{e(_figure_alt(doc, p))}'>"
+                                                for p in figures))
     stored = [(t, body) for t, body in doc.get("sections") or [] if not _DERIVED_TITLES.fullmatch(str(t))]
-    for section_title, body in stored + run_sections(doc):
+    for section_title, body in stored:
+        parts.append(f"<h2>{e(section_title)}</h2>{_tidy_tables(str(body))}")
+    for section_title, body in run_sections(doc):
         parts.append(f"<h2>{e(section_title)}</h2>{body}")
     metrics = [primary] + [m for m in dict.fromkeys(r["metric"] for r in records) if m != primary]
     parts.append("<h2>Detailed results</h2><p class='note'>One table per metric: every scenario, the fraction of "
                  "evaluated subjects without each modality (total, and the natural part), the number of subjects "
-                 "<i>n</i>, and each method's value [CI]. ⚠ marks a result to check (hover or tap).</p>")
+                 f"<i>n</i>, and each method's value [CI]. {BEST_MARK} marks the best value of a row, ⚠ a result to "
+                 "check (hover over it or tap it for the reason).</p>")
     bounds = frozenset(doc.get("upper_bounds") or ())
     for i, metric in enumerate(metrics):
         parts.append(f"<details{' open' if i == 0 else ''}><summary>{e(metric)}</summary>"

@@ -14,6 +14,16 @@ import matplotlib.ticker  # noqa: E402
 from robustmm.io import save_figure  # noqa: E402
 from robustmm.report.story import CHANCE  # noqa: E402
 
+#: one marker, line style and hatch per method, so that methods differ by shape as well as by
+#: colour (colour-blind readers, grey-scale prints)
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
+LINESTYLES = ("-", "--", "-.", ":")
+HATCHES = ("", "//", "..", "xx", "\\\\", "++", "--", "oo")
+
+
+def _style(j: int) -> dict[str, str]:
+    return {"marker": MARKERS[j % len(MARKERS)], "linestyle": LINESTYLES[j % len(LINESTYLES)]}
+
 
 def _chance(ax, metric: str) -> None:
     level = CHANCE.get(metric.lower())
@@ -63,15 +73,15 @@ def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availa
         y = [r["value"] for r in pts]
         lo = [r["value"] - r["ci_low"] if r.get("ci_low") is not None else 0 for r in pts]
         hi = [r["ci_high"] - r["value"] if r.get("ci_high") is not None else 0 for r in pts]
-        line = ax.errorbar(x, y, yerr=[lo, hi], marker="o", markersize=4, capsize=2, linewidth=1.8, elinewidth=0.8,
-                           label=method)
+        line = ax.errorbar(x, y, yerr=[lo, hi], markersize=4, capsize=2, linewidth=1.8, elinewidth=0.8,
+                           label=method, **_style(j))
         whole = next((r for r in records if r["scenario"] == complete and r["method"] == method
                       and r["metric"] == metric and r.get("value") is not None), None)
         if whole is not None:
             err = [[whole["value"] - whole["ci_low"] if whole.get("ci_low") is not None else 0],
                    [whole["ci_high"] - whole["value"] if whole.get("ci_high") is not None else 0]]
-            ax.errorbar([off], [whole["value"]], yerr=err, marker="o", markersize=6, mfc="white", capsize=2,
-                        color=line[0].get_color(), elinewidth=0.8, linestyle="none")
+            ax.errorbar([off], [whole["value"]], yerr=err, marker=_style(j)["marker"], markersize=6, mfc="white",
+                        capsize=2, color=line[0].get_color(), elinewidth=0.8, linestyle="none")
             whole_n = whole.get("n")
     _chance(ax, metric)
     what = (f"subjects without {modality.upper() if len(modality) <= 4 else modality}" if modality else
@@ -96,32 +106,35 @@ def _save(fig, path: Path) -> Path:
     return save_figure(fig, path, dpi=110)
 
 
-def rate_curves(records: list[dict[str, Any]], group: str, metric: str, path: Path, synthetic: bool) -> Path | None:
-    """Metric vs missing rate per method with CI bands."""
+def rate_curves(records: list[dict[str, Any]], group: str, metric: str, path: Path, synthetic: bool,
+                level: str = "95%") -> Path | None:
+    """Metric vs missing rate per method with CI bands (``level``: their confidence)."""
     rows = [r for r in records if r["group"] == group and r["metric"] == metric and r["rate"] is not None
             and r.get("value") is not None]
     if len({r["rate"] for r in rows}) < 2:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for method in dict.fromkeys(r["method"] for r in rows):
+    for j, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
         pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["rate"])
         x = [r["rate"] for r in pts]
         y = [r["value"] for r in pts]
-        ax.plot(x, y, marker="o", label=method)
+        ax.plot(x, y, label=method, **_style(j))
         lo = [r["ci_low"] if r["ci_low"] is not None else r["value"] for r in pts]
         hi = [r["ci_high"] if r["ci_high"] is not None else r["value"] for r in pts]
         ax.fill_between(x, lo, hi, alpha=0.12)
     _chance(ax, metric)
     ax.set_xlabel(f"missing rate ({group})")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(f"{metric} ({level} CI)")
     ax.set_title(f"{metric} vs {group}" + ("  [SYNTHETIC DATA]" if synthetic else ""))
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return _save(fig, path)
 
 
-def subset_bars(records: list[dict[str, Any]], group: str, metric: str, path: Path, synthetic: bool) -> Path | None:
-    """Grouped bars: one group of bars per modality subset, one bar per method, CI whiskers."""
+def subset_bars(records: list[dict[str, Any]], group: str, metric: str, path: Path, synthetic: bool,
+                level: str = "95%") -> Path | None:
+    """Grouped bars: one group of bars per modality subset, one bar per method, CI whiskers (``level``:
+    their confidence)."""
     rows = [r for r in records if r["group"] == group and r["metric"] == metric and r["rate"] is None
             and not r["scenario"].endswith(":AUILC") and r.get("value") is not None]
     scenarios = list(dict.fromkeys(r["scenario"] for r in rows))
@@ -139,11 +152,12 @@ def subset_bars(records: list[dict[str, Any]], group: str, metric: str, path: Pa
             errs[0].append(max(v - r["ci_low"], 0) if r and r["ci_low"] is not None else 0)
             errs[1].append(max(r["ci_high"] - v, 0) if r and r["ci_high"] is not None else 0)
         xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(scenarios))]
-        ax.bar(xs, vals, width=width, yerr=errs, capsize=2, label=method)
+        ax.bar(xs, vals, width=width, yerr=errs, capsize=2, label=method, hatch=HATCHES[j % len(HATCHES)],
+               edgecolor="white")
     _chance(ax, metric)
     ax.set_xticks(range(len(scenarios)))
     ax.set_xticklabels(scenarios, rotation=30, ha="right", fontsize=8)
-    ax.set_ylabel(metric)
+    ax.set_ylabel(f"{metric} ({level} CI)")
     ax.set_title(f"{metric} per modality subset" + ("  [SYNTHETIC DATA]" if synthetic else ""))
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)

@@ -35,8 +35,9 @@ def render(run_dir: Path, doc: dict[str, Any], make_plots: bool = True, make_htm
             if headline_figure is not None and g == head.group:  # the headline figure shows it
                 continue
             target = inside(run_dir, "plots", f"{g}_{primary}.png")
-            made = (plots.rate_curves(records, g, primary, target, synthetic)
-                    or plots.subset_bars(records, g, primary, target, synthetic))
+            level = story.ci_level(doc)
+            made = (plots.rate_curves(records, g, primary, target, synthetic, level)
+                    or plots.subset_bars(records, g, primary, target, synthetic, level))
             if made:
                 figures.append(str(made.relative_to(run_dir)))
         if headline_figure is None and figures:

@@ -25,7 +25,7 @@ from optuna.distributions import distribution_to_json, json_to_distribution  # n
 from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 
 from robustmm.io import save_figure, write_json_atomic, write_text_atomic  # noqa: E402
-from robustmm.report.html import STYLE, metric_table  # noqa: E402
+from robustmm.report.html import HEAD, STYLE, inline_images, metric_table  # noqa: E402
 from robustmm.report.tables import SYNTHETIC_BANNER  # noqa: E402
 from robustmm.tune.final import final_trials, test_results  # noqa: E402
 from robustmm.tune.objective import pruning_signal  # noqa: E402
@@ -201,9 +201,25 @@ def _link(folder: Path, target: str | None, text: str) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in headers)
+    """A table that scrolls sideways on a narrow screen (a trial's parameters make a wide one)."""
+    head = "".join(f"<th scope='col'>{html.escape(h)}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return f"<div class='scroll'><table><tr>{head}</tr>{body}</table></div>"
+
+
+def _figure_alt(name: str, labels: list[str], intermediate_label: str) -> str:
+    """What a figure of :func:`sweep_plots` (named ``name``) shows, for readers who cannot see it."""
+    kind, _, index = name.rpartition("_")
+    if kind == "history":  # Optuna draws the best-so-far line only for a single objective
+        return (f"optimization history: {labels[int(index)]} of every trial in the order they ran"
+                + (", and the best so far" if len(labels) == 1 else ""))
+    if kind == "importances":
+        return f"parameter importances for {labels[int(index)]} (fANOVA over the completed trials)"
+    if name == "pareto_front":
+        return f"Pareto front of the completed trials: {' against '.join(labels)}"
+    if name == "intermediate_values":
+        return f"{intermediate_label} after each epoch of every trial (what the pruner compares)"
+    return name
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:
@@ -221,11 +237,10 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
     best = final_trials(study)
     synthetic = any(t.user_attrs.get("synthetic") for t in trials)
     stage, metric, sign = pruning_signal(plan.sweep, plan.objectives)
-    figures, notes = sweep_plots(study, labels, folder / "plots",
-                                 f"{'-' if sign < 0 else ''}validation {metric} (stage {stage})")
+    axis = f"{'-' if sign < 0 else ''}validation {metric} (stage {stage})"
+    figures, notes = sweep_plots(study, labels, folder / "plots", axis)
     title = f"robustmm sweep: {plan.study_name}"
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-             f"<style>{STYLE}</style></head><body>"]
+    parts = [HEAD.format(title=html.escape(title), style=STYLE)]
     if synthetic:
         parts.append(f"<div class='banner'>{html.escape(SYNTHETIC_BANNER)}</div>")
     directions = ", ".join(f"{lab} ({d.name.lower()})" for lab, d in zip(labels, study.directions))
@@ -261,7 +276,8 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
                     parts.append(f"<p>{html.escape(metric)}</p>{metric_table(records, metric)}")
     if figures:
         parts.append("<h2>Plots</h2>")
-        parts += [f"<img src='{html.escape(str(p.relative_to(folder)))}' alt='{html.escape(p.stem)}'>" for p in figures]
+        parts += [f"<img src='{html.escape(str(p.relative_to(folder)))}' "
+                  f"alt='{html.escape(_figure_alt(p.stem, labels, axis))}'>" for p in figures]
     if notes:
         parts.append("<ul>" + "".join(f"<li>{html.escape(n)}</li>" for n in notes) + "</ul>")
 
@@ -284,7 +300,7 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
     parts.append(f"<h2>Sweep configuration</h2><pre>{html.escape(sweep_yaml)}</pre>")
     parts.append("</body></html>")
     path = folder / REPORT
-    write_text_atomic(path, "\n".join(parts))
+    write_text_atomic(path, inline_images("\n".join(parts), folder))
     return path
 
 
