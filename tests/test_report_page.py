@@ -581,6 +581,8 @@ def test_figures_tell_methods_apart_by_shape_and_name_their_intervals(tmp_path: 
         assert len({(line.get_marker(), line.get_linestyle()) for line in per_method}) == len(methods)
     hatches = {c.get_label(): c.patches[0].get_hatch() for c in bars.containers if c.get_label() in methods}
     assert len(hatches) == len(methods) and len(set(hatches.values())) == len(methods)
+    for fig in drawn:  # _save, which closes them, was replaced
+        plots.plt.close(fig)
 
 
 def test_a_flag_says_why_on_a_phone_and_to_a_screen_reader() -> None:

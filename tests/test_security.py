@@ -887,6 +887,7 @@ def test_method_plots_replace_a_hard_linked_png_instead_of_writing_through_it(tm
     path = tmp_path / "run" / "plots" / "figure.png"
     path.parent.mkdir(parents=True)
     os.link(outside, path)
+    open_figures = plt.get_fignums()
     if plot == "kaplan_meier":
         km_risk_groups([1.0, 2.0, 3.0, 4.0], [1, 0, 1, 1], [0.1, 0.2, 0.9, 0.8], out_png=path)
     elif plot == "segmentation_heatmap":
@@ -897,4 +898,4 @@ def test_method_plots_replace_a_hard_linked_png_instead_of_writing_through_it(tm
     assert outside.read_bytes() == b"not yours"
     assert path.read_bytes().startswith(b"\x89PNG") and path.stat().st_nlink == 1
     assert not [p for p in path.parent.iterdir() if p != path]  # no temporary file left behind
-    assert plt.get_fignums() == []
+    assert plt.get_fignums() == open_figures  # the figure drawn was closed
