@@ -305,3 +305,23 @@ def test_a_clinical_column_repeated_in_the_table_header_is_refused(tmp_path: Pat
     (root / "ADNIMERGE.csv").write_text(text)
     with pytest.raises(DataError, match=r"ADNIMERGE\.csv: column\(s\) MMSE appear more than once"):
         load(root)
+
+
+def test_a_visit_row_without_a_subject_id_is_refused_with_its_line(tmp_path: Path) -> None:
+    # numeric ids: the empty cell made pandas read every id as a float (1000.0), which matched no
+    # manifest row, and the row itself became a subject called "nan"
+    rows, pet = trajectories()
+    numeric = {p: str(1000 + i) for i, p in enumerate(pet)}
+    rows = [{**r, "PTID": numeric[r["PTID"]]} for r in rows]
+    root = write_cohort(tmp_path / "c", rows + [visit("", 12, "MCI")], {numeric[p]: v for p, v in pet.items()})
+    with pytest.raises(DataError, match=rf"ADNIMERGE\.csv: 1 row\(s\) have no PTID \(file line\(s\) {len(rows) + 2}\)"):
+        load(root)
+
+
+def test_manifest_cells_are_read_without_surrounding_spaces(tmp_path: Path) -> None:
+    root = make(tmp_path)
+    man = pd.read_csv(root / "manifest.csv", dtype=str, keep_default_na=False)
+    (root / "manifest.csv").write_text("PTID, mri_path, pet_path\n" + "".join(
+        f"{r.PTID}, {r.mri_path}, {r.pet_path}\n" for r in man.itertuples()))
+    ds = load(root)
+    assert ds.subjects == ["A", "B", "C", "F"] and ds.has_pet.tolist() == [True, False, True, False]

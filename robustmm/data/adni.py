@@ -119,9 +119,23 @@ class AdniDataset(MultimodalDataset):
             hint_txt = "; ".join(f"'{m}'" + (f" (did you mean '{h[0]}'?)" if h else "") for m, h in hints.items())
             raise DataError(f"{path}: missing column(s) {hint_txt}. Fix the table or the data.*_column / "
                             "data.clinical_columns keys")
-        table[c.subject_column] = table[c.subject_column].astype(str)
+        table[c.subject_column] = self._subject_ids(table, path)
         table[c.months_column] = self._months(table)
         return self._repeated_visits(table)
+
+    def _subject_ids(self, table: pd.DataFrame, path: Path) -> pd.Series:
+        """Subject ids as text. A row without one is refused: it was read as a subject called 'nan', and
+        with numeric ids its empty cell turned every id into a float (1000.0) that no manifest row
+        matched."""
+        col = self.cfg.subject_column
+        ids = table[col]
+        empty = ids.isna() | (ids.astype(str).str.strip() == "")
+        if empty.any():
+            rows = [int(i) + 2 for i in np.flatnonzero(empty.to_numpy())[:5]]  # + header, 1-based
+            raise DataError(f"{path}: {int(empty.sum())} row(s) have no {col} (file line(s) "
+                            f"{', '.join(map(str, rows))}); every visit row needs its subject id: fill it in or "
+                            "delete the row")
+        return ids.astype(str).str.strip()
 
     def _months(self, table: pd.DataFrame) -> pd.Series:
         """Months since baseline per row: numbers, or VISCODE codes ('bl' = 0, 'm06' = 6). Any other
@@ -248,7 +262,9 @@ class AdniDataset(MultimodalDataset):
                 raise DataError(f"manifest {path} does not exist; set data.manifest, or set it to null and "
                                 "give data.mri_pattern / data.pet_pattern")
             try:
-                man = pd.read_csv(path, dtype=str, keep_default_na=False)
+                # cells and names stripped: a space after a comma would make a path that does not exist
+                man = pd.read_csv(path, dtype=str, keep_default_na=False).apply(lambda col: col.str.strip())
+                man.columns = man.columns.str.strip()
             except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError, ValueError) as exc:
                 raise DataError(f"manifest {path} cannot be read ({exc}); it needs a header row "
                                 f"{c.subject_column},mri_path,pet_path and one row per subject") from None
