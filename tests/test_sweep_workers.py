@@ -356,3 +356,34 @@ def test_a_setup_error_before_any_finished_trial_says_how_to_start_again(tmp_pat
         subprocess.run(shlex.split(command), check=True, capture_output=True)
         journal = JournalStorage(JournalFileBackend(url[len("journal:"):]))
         assert optuna.get_all_study_names(journal) == []
+
+
+def test_a_sweep_of_another_study_cannot_join_a_shared_study(tmp_path: Path) -> None:
+    # two sweep folders, one storage, one study name: another search space (or another base study) joined
+    # silently, its trials were ranked with the first sweep's and the best trial's test run rebuilt from
+    # the wrong base study
+    from robustmm.config import load_study
+    from robustmm.errors import ConfigError
+    from robustmm.tune.plan import plan_sweep
+    from robustmm.tune.sweep import run_sweep
+
+    url = f"journal:{tmp_path / 'shared.journal'}"
+
+    def run(study: str, out: str) -> optuna.Study:
+        path = tmp_path / f"{out}.yaml"
+        path.write_text(study)
+        plan = plan_sweep(load_study(path), str(path), storage=url, study_name="shared", out=tmp_path / out)
+        return run_sweep(plan, final=False, final_only=True, progress=False).study  # joins, runs no trial
+
+    run(SEEDED_STUDY, "first")
+    other_space = SEEDED_STUDY.replace("training.lr: {kind: float, low: 1.0e-4, high: 1.0e-2, log: true}",
+                                       "model.embed_dim: {kind: categorical, choices: [8, 16]}")
+    other_base = SEEDED_STUDY.replace("seed: 0", "seed: 1")
+    for study, changed in ((other_space, "sweep.params.model.embed_dim"), (other_base, "sweep.sampler.seed")):
+        with pytest.raises(ConfigError) as err:
+            run(study, "second")
+        msg = str(err.value)
+        assert "study 'shared' in journal:" in msg and changed in msg and "another --study-name" in msg
+        assert not (tmp_path / "second").exists()  # the corrected command may use the same --out
+    # the same study (another budget, another folder: another machine) joins
+    assert len(run(SEEDED_STUDY.replace("n_trials: 2", "n_trials: 3"), "third").trials) == 3

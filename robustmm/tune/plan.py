@@ -55,6 +55,10 @@ class SweepPlan:
         raw["evaluation"]["bootstrap"] = self.sweep.trial_bootstrap
         return raw
 
+    def identity(self) -> dict[str, Any]:
+        """What every worker of this sweep must agree on; stored in the Optuna study by its creator."""
+        return comparable_study(to_plain(self.cfg))
+
     def validate_trial_config(self, raw: dict[str, Any], what: str = "a trial") -> StudyConfig:
         from robustmm.study import validate_method_options
 
@@ -125,16 +129,17 @@ CONTINUATION_KEYS = {"sweep": ("n_trials", "timeout", "heartbeat", "storage", "s
                      "training": ("device", "threads", "num_workers")}
 
 
+def comparable_study(raw: dict[str, Any]) -> dict[str, Any]:
+    """A resolved study without what a worker continuing or joining its sweep may set differently."""
+    return {**raw, **{section: {k: v for k, v in (raw.get(section) or {}).items() if k not in keys}
+                      for section, keys in CONTINUATION_KEYS.items()}}
+
+
 def check_same_study(plan: SweepPlan) -> None:
     """A sweep folder is continued only with the study it started with (trials of two studies would be
     ranked against each other); only the trial budget may change."""
     saved = read_base_config(plan.sweep_dir)
-
-    def comparable(raw: dict[str, Any]) -> dict[str, Any]:
-        return {**raw, **{section: {k: v for k, v in (raw.get(section) or {}).items() if k not in keys}
-                          for section, keys in CONTINUATION_KEYS.items()}}
-
-    differences = config_differences(comparable(saved), comparable(to_plain(plan.cfg)))
+    differences = config_differences(comparable_study(saved), comparable_study(to_plain(plan.cfg)))
     if differences:
         raise RunDirectoryError(
             f"sweep folder {plan.sweep_dir} was started with another study ({describe_differences(differences)}); "

@@ -21,6 +21,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from robustmm.errors import ConfigError
 from robustmm.tune.config import build_pruner, build_sampler
 from robustmm.tune.final import evaluate_final, final_trials, test_results
 from robustmm.tune.objective import StudyObjective
@@ -83,18 +84,21 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
     """
     claimed = claim_folder(plan)
     handler = attach_worker_log(plan.sweep_dir)
+    storage = None
     try:
         try:
             storage = open_storage(plan.storage_url, plan.sweep.heartbeat)
-        except BaseException:
-            if claimed:  # a bad --storage must not leave a folder that refuses the corrected command
+            sampler = build_sampler(plan.sweep, worker_index, taken_trials(storage, plan.study_name))
+            study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials, sampler,
+                               build_pruner(plan.sweep), encoded_initial_trials(plan.sweep), plan.identity())
+        except BaseException as exc:
+            # a bad --storage, or a study of another sweep there, must not leave a folder that refuses the
+            # corrected command
+            if claimed and (storage is None or isinstance(exc, ConfigError)):
                 logging.getLogger("robustmm").removeHandler(handler)
                 handler.close()
                 release_folder(plan)
             raise
-        sampler = build_sampler(plan.sweep, worker_index, taken_trials(storage, plan.study_name))
-        study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials, sampler,
-                           build_pruner(plan.sweep), encoded_initial_trials(plan.sweep))
         result = SweepResult(plan, study, finished=False, finalized=False)
         if not final_only:
             if workers > 1:
