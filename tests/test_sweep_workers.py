@@ -387,3 +387,31 @@ def test_a_sweep_of_another_study_cannot_join_a_shared_study(tmp_path: Path) -> 
         assert not (tmp_path / "second").exists()  # the corrected command may use the same --out
     # the same study (another budget, another folder: another machine) joins
     assert len(run(SEEDED_STUDY.replace("n_trials: 2", "n_trials: 3"), "third").trials) == 3
+
+
+def test_an_interrupted_test_evaluation_runs_again_with_the_same_command(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C/SIGTERM during the test evaluation kept its claim: the same command then said that another
+    # worker had claimed it and never evaluated the best trial
+    from robustmm.config import load_study
+    from robustmm.tune import sweep as sweep_module
+    from robustmm.tune.plan import plan_sweep
+
+    monkeypatch.setattr(sweep_module, "StudyObjective", lambda base, sweep, *rest: (
+        lambda trial: suggest_config(base, sweep, trial)["training"]["lr"]))
+    evaluated: list[str] = []
+
+    def evaluate_final(study: optuna.Study, plan, progress: bool) -> list:
+        evaluated.append("started")
+        if len(evaluated) == 1:
+            raise KeyboardInterrupt
+        return []
+
+    monkeypatch.setattr(sweep_module, "evaluate_final", evaluate_final)
+    path = tmp_path / "study.yaml"
+    path.write_text(SEEDED_STUDY)
+    plan = plan_sweep(load_study(path), str(path), out=tmp_path / "sweep")
+    with pytest.raises(KeyboardInterrupt):
+        sweep_module.run_sweep(plan, progress=False)
+    result = sweep_module.run_sweep(plan, progress=False)
+    assert evaluated == ["started", "started"] and result.finalized

@@ -29,7 +29,8 @@ from robustmm.tune.plan import SweepPlan, claim_folder, release_folder
 from robustmm.tune.report import render_report, summary_text, write_snapshot
 from robustmm.tune.space import encoded_initial_trials
 from robustmm.tune.storage import JOURNAL_PREFIX, SweepStorage, default_storage_url, open_storage, redact
-from robustmm.tune.worker import BUDGET_ATTR, SweepAbort, WorkerReport, open_study, run_worker, try_lock
+from robustmm.tune.worker import (BUDGET_ATTR, SweepAbort, WorkerReport, open_study, release_lock, run_worker,
+                                   try_lock)
 
 log = logging.getLogger("robustmm")
 
@@ -118,10 +119,16 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
         if final and (result.finished or final_only):
             evaluated = test_results(study)
             pending = [t.number for t in final_trials(study) if t.number not in evaluated]
-            budget = study.user_attrs.get(BUDGET_ATTR)
+            lock = f"final-test-{study.user_attrs.get(BUDGET_ATTR)}"
             # one worker evaluates; a rerun of a finished sweep finds the results stored
-            if not pending or final_only or try_lock(storage, plan.study_name, f"final-test-{budget}"):
-                evaluate_final(study, plan, progress)
+            final_claimed = bool(pending) and not final_only and try_lock(storage, plan.study_name, lock)
+            if not pending or final_only or final_claimed:
+                try:
+                    evaluate_final(study, plan, progress)
+                except BaseException:
+                    if final_claimed:  # interrupted or failed: the next run of the command evaluates
+                        release_lock(storage, plan.study_name, lock)
+                    raise
                 result.finalized = True
             else:
                 log.info("another worker has claimed the test evaluation of trials %s", pending)

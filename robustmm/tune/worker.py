@@ -77,6 +77,10 @@ def try_lock(storage: SweepStorage, study_name: str, what: str) -> bool:
     return True
 
 
+def release_lock(storage: SweepStorage, study_name: str, what: str) -> None:
+    optuna.delete_study(study_name=lock_study_name(study_name, what), storage=storage.backend)
+
+
 def open_study(storage: SweepStorage, study_name: str, directions: Sequence[str], n_trials: int,
                sampler: optuna.samplers.BaseSampler | None = None, pruner: optuna.pruners.BasePruner | None = None,
                initial_trials: Sequence[dict[str, Any]] = (), identity: dict[str, Any] | None = None) -> optuna.Study:
