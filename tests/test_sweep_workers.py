@@ -415,3 +415,33 @@ def test_an_interrupted_test_evaluation_runs_again_with_the_same_command(tmp_pat
         sweep_module.run_sweep(plan, progress=False)
     result = sweep_module.run_sweep(plan, progress=False)
     assert evaluated == ["started", "started"] and result.finalized
+
+
+def test_workers_starting_together_both_join_a_new_sweep_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a worker that looked while another was between writing config.yaml and sweep.json was refused with
+    # "exists and is not a sweep folder" (3 of 4 workers started together, most times)
+    from robustmm.config import load_study
+    from robustmm.errors import RunDirectoryError
+    from robustmm.tune import plan as plan_module
+
+    path = tmp_path / "study.yaml"
+    path.write_text(SEEDED_STUDY)
+    plan = plan_module.plan_sweep(load_study(path), str(path), out=tmp_path / "sweep")
+    write_json = plan_module.write_json_atomic
+    other: list[bool] = []
+    looked: list[bool] = []
+
+    def other_worker_looks_meanwhile(target: Path, doc: dict) -> None:
+        if not looked:
+            looked.append(True)
+            other.append(plan_module.claim_folder(plan))
+        write_json(target, doc)
+
+    monkeypatch.setattr(plan_module, "write_json_atomic", other_worker_looks_meanwhile)
+    assert sorted([plan_module.claim_folder(plan), *other]) == [False, True]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml", "sweep"]  # nothing left beside it
+    assert plan_module.read_marker(tmp_path / "sweep")["study_name"] == "seeded"
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunDirectoryError, match="is a file"):
+        plan_module.claim_folder(plan_module.plan_sweep(load_study(path), str(path), out=tmp_path / "file"))

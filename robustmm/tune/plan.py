@@ -7,7 +7,11 @@ folder per trial), ``final/`` (the test-split runs of the best trials) and the r
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ import yaml
 from robustmm.config.loader import config_differences, describe_differences, to_plain, validate
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import ConfigError, RunDirectoryError
-from robustmm.io import create_folder, write_json_atomic, write_text_atomic
+from robustmm.io import apply_umask, create_folder, write_json_atomic, write_text_atomic
 from robustmm.names import check_links_inside, check_name, inside
 from robustmm.tune.config import ObjectiveSpec, SweepConfig, parse_sweep
 from robustmm.tune.objective import resolve_objectives
@@ -96,31 +100,54 @@ def plan_sweep(cfg: StudyConfig, source: str, n_trials: int | None = None, timeo
 def claim_folder(plan: SweepPlan) -> bool:
     """Create the sweep folder, or check that it belongs to this sweep (a folder holds one study).
     Returns True when this call claimed it (wrote the marker)."""
-    marker = plan.sweep_dir / MARKER
-    if marker.is_file():
-        doc = read_marker(plan.sweep_dir)
-        if doc.get("study_name") != plan.study_name or doc.get("storage") != redact(plan.storage_url):
-            raise RunDirectoryError(
-                f"sweep folder {plan.sweep_dir} belongs to study '{doc.get('study_name')}' in "
-                f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
-                "Give another --out, or the same --study-name and --storage to continue that sweep")
-        check_same_study(plan)
-        check_links_inside(plan.sweep_dir, "sweep folder")
-        return False
-    if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
-        raise RunDirectoryError(f"{plan.sweep_dir} exists and is not a sweep folder; give a new --out")
-    create_folder(plan.sweep_dir, "sweep folder", exist_ok=True)
-    write_text_atomic(plan.sweep_dir / BASE_CONFIG, yaml.safe_dump(to_plain(plan.cfg), sort_keys=False))
-    write_json_atomic(marker, {
-        "kind": MARKER_KIND,
-        "study": plan.cfg.name,
-        "study_file": plan.source,
-        "study_name": plan.study_name,
-        "storage": redact(plan.storage_url),
-        "directions": plan.sweep.directions,
-        "objectives": plan.labels,
-    })
-    return True
+    folder = plan.sweep_dir
+    if folder.exists() and not folder.is_dir():
+        raise RunDirectoryError(f"sweep folder {folder} is a file; give a new --out")
+    if not (folder / MARKER).is_file():
+        if folder.exists() and any(folder.iterdir()):
+            raise RunDirectoryError(f"{folder} exists and is not a sweep folder; give a new --out")
+        if _claim_new_folder(plan):
+            return True
+        # another worker claimed it at the same moment: join it like a worker that came later
+    doc = read_marker(folder)
+    if doc.get("study_name") != plan.study_name or doc.get("storage") != redact(plan.storage_url):
+        raise RunDirectoryError(
+            f"sweep folder {folder} belongs to study '{doc.get('study_name')}' in "
+            f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
+            "Give another --out, or the same --study-name and --storage to continue that sweep")
+    check_same_study(plan)
+    check_links_inside(folder, "sweep folder")
+    return False
+
+
+def _claim_new_folder(plan: SweepPlan) -> bool:
+    """Write the base study and the marker into a hidden folder beside the sweep folder and rename it
+    into place, so that a worker starting at the same moment never finds a half-written sweep folder;
+    False when another worker's folder got there first."""
+    target = plan.sweep_dir.resolve()
+    create_folder(target.parent, "sweep folder", exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".claim", dir=target.parent))
+    try:
+        apply_umask(staging, 0o777)  # mkdtemp's 0700 otherwise stays on the sweep folder
+        write_text_atomic(staging / BASE_CONFIG, yaml.safe_dump(to_plain(plan.cfg), sort_keys=False))
+        write_json_atomic(staging / MARKER, {
+            "kind": MARKER_KIND,
+            "study": plan.cfg.name,
+            "study_file": plan.source,
+            "study_name": plan.study_name,
+            "storage": redact(plan.storage_url),
+            "directions": plan.sweep.directions,
+            "objectives": plan.labels,
+        })
+        try:
+            os.rename(staging, target)  # atomic; replaces an empty folder, never a non-empty one
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                return False
+            raise RunDirectoryError(f"sweep folder: cannot create {target} ({exc.strerror}); give another --out") from None
+        return True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 #: what a worker continuing a sweep may set differently: the trial budget, and where and how this worker
@@ -151,8 +178,6 @@ def check_same_study(plan: SweepPlan) -> None:
 def release_folder(plan: SweepPlan) -> None:
     """Undo :func:`claim_folder` of a sweep that could not start (e.g. its storage would not open):
     remove what the claim and the failed start wrote, and the folder when nothing else is left."""
-    import shutil
-
     folder = plan.sweep_dir
     for name in (MARKER, BASE_CONFIG):
         (folder / name).unlink(missing_ok=True)
