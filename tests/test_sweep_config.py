@@ -304,3 +304,22 @@ def test_a_masked_storage_password_is_asked_for_through_the_environment(tmp_path
                                                      "storage": "postgresql://robustmm:***@dbhost/sweeps"}))
     with pytest.raises(RunDirectoryError, match="set ROBUSTMM_SWEEP_STORAGE to the full URL"):
         load_study_for_report(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["what?", "100%", "odd%41"])
+def test_the_default_sqlite_storage_stays_in_a_sweep_folder_whose_path_has_url_characters(tmp_path: Path,
+                                                                                           name: str) -> None:
+    # SQLAlchemy read 'what?/optuna.db' as the file 'what' (beside the folder, shared by 'what?1' and 'what?2')
+    # and 'odd%41' as 'oddA'; the report then looked for the file under the undecoded name
+    from robustmm.tune.config import HeartbeatConfig
+    from robustmm.tune.report import load_study_for_report
+    from robustmm.tune.storage import default_storage_url, open_storage
+
+    folder = tmp_path / name
+    folder.mkdir()
+    url = default_storage_url(folder)
+    optuna.create_study(study_name="s", storage=open_storage(url, HeartbeatConfig()).backend)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert (folder / "optuna.db").is_file()
+    (folder / "sweep.json").write_text(json.dumps({"kind": "robustmm-sweep", "study_name": "s", "storage": url}))
+    assert load_study_for_report(folder)[1] == "live storage"

@@ -81,18 +81,18 @@ def study_from_snapshot(doc: dict[str, Any]) -> optuna.Study:
 def load_study_for_report(folder: Path, storage: str | None = None) -> tuple[optuna.Study, str]:
     """(study, where it came from): the live storage if reachable, else the snapshot."""
     from robustmm.tune.config import HeartbeatConfig
-    from robustmm.tune.storage import JOURNAL_PREFIX, open_storage
+    from robustmm.tune.storage import JOURNAL_PREFIX, default_storage_url, open_storage, sqlite_file
 
     folder = Path(folder)
     marker = read_marker(folder)
     url = storage or marker["storage"]
     problem = None
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file() and (folder / "optuna.db").is_file():
-        url = f"sqlite:///{(folder / 'optuna.db').resolve()}"  # the folder was moved
+    database = sqlite_file(url)
+    if database is not None and not database.is_file() and (folder / "optuna.db").is_file():
+        url = default_storage_url(folder)  # the folder was moved
     # opening a storage creates what is missing (Optuna's tables, a journal file): a report only reads, and
     # the URL comes from a folder that may have been made elsewhere
-    local = (url[len("sqlite:///"):] if url.startswith("sqlite:///") else
-             url[len(JOURNAL_PREFIX):] if url.startswith(JOURNAL_PREFIX) else None)
+    local = sqlite_file(url) or (url[len(JOURNAL_PREFIX):] if url.startswith(JOURNAL_PREFIX) else None)
     if "***" in url:
         problem = ("the storage URL needs a password: set ROBUSTMM_SWEEP_STORAGE to the full URL (robustmm sweep: "
                    "or --storage)")
