@@ -59,6 +59,13 @@ class SweepPlan:
         raw["evaluation"]["bootstrap"] = self.sweep.trial_bootstrap
         return raw
 
+    def shareable_config(self) -> dict[str, Any]:
+        """The resolved base study as the sweep folder keeps it: without a password in ``sweep.storage``."""
+        raw = to_plain(self.cfg)
+        if (raw.get("sweep") or {}).get("storage"):
+            raw["sweep"]["storage"] = redact(raw["sweep"]["storage"])
+        return raw
+
     def identity(self) -> dict[str, Any]:
         """What every worker of this sweep must agree on; stored in the Optuna study by its creator."""
         return comparable_study(to_plain(self.cfg))
@@ -129,7 +136,7 @@ def _claim_new_folder(plan: SweepPlan) -> bool:
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".claim", dir=target.parent))
     try:
         apply_umask(staging, 0o777)  # mkdtemp's 0700 otherwise stays on the sweep folder
-        write_text_atomic(staging / BASE_CONFIG, yaml.safe_dump(to_plain(plan.cfg), sort_keys=False))
+        write_text_atomic(staging / BASE_CONFIG, yaml.safe_dump(plan.shareable_config(), sort_keys=False))
         write_json_atomic(staging / MARKER, {
             "kind": MARKER_KIND,
             "study": plan.cfg.name,

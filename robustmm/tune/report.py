@@ -30,6 +30,7 @@ from robustmm.report.tables import SYNTHETIC_BANNER  # noqa: E402
 from robustmm.tune.final import final_trials, test_results  # noqa: E402
 from robustmm.tune.objective import pruning_signal  # noqa: E402
 from robustmm.tune.plan import SweepPlan, plan_from_folder, read_marker  # noqa: E402
+from robustmm.tune.storage import redact  # noqa: E402
 from robustmm.tune.worker import BUDGET_ATTR  # noqa: E402
 
 SNAPSHOT = "trials.json"
@@ -282,7 +283,10 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
     parts.append("<h2>All trials</h2>")
     parts.append(_table(["trial", "state", "result", "parameters", "seconds", "host", "retry of", "run folder",
                          "error"], all_rows))
-    sweep_yaml = json.dumps(plan.sweep.model_dump(mode="json"), indent=2)
+    shown = plan.sweep.model_dump(mode="json")
+    if shown.get("storage"):  # the page is meant to be shared: no password
+        shown["storage"] = redact(shown["storage"])
+    sweep_yaml = json.dumps(shown, indent=2)
     parts.append(f"<h2>Sweep configuration</h2><pre>{html.escape(sweep_yaml)}</pre>")
     parts.append("</body></html>")
     path = folder / REPORT
