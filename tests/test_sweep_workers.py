@@ -445,3 +445,25 @@ def test_workers_starting_together_both_join_a_new_sweep_folder(tmp_path: Path, 
     (tmp_path / "file").write_text("")
     with pytest.raises(RunDirectoryError, match="is a file"):
         plan_module.claim_folder(plan_module.plan_sweep(load_study(path), str(path), out=tmp_path / "file"))
+
+
+def test_a_worker_that_did_not_claim_the_test_evaluation_leaves_the_report_alone(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # it wrote report.html (and trials.json) without the test results while the claiming worker evaluated,
+    # and could replace that worker's final report in a shared folder
+    from robustmm.config import load_study
+    from robustmm.tune import sweep as sweep_module
+    from robustmm.tune.plan import claim_folder, plan_sweep
+    from robustmm.tune.worker import try_lock
+
+    monkeypatch.setattr(sweep_module, "StudyObjective", lambda base, sweep, *rest: (
+        lambda trial: suggest_config(base, sweep, trial)["training"]["lr"]))
+    path = tmp_path / "study.yaml"
+    path.write_text(SEEDED_STUDY)
+    plan = plan_sweep(load_study(path), str(path), out=tmp_path / "sweep")
+    claim_folder(plan)
+    storage = open_storage(plan.storage_url, plan.sweep.heartbeat)
+    assert try_lock(storage, plan.study_name, "final-test-2")  # another worker is evaluating the best trial
+    result = sweep_module.run_sweep(plan, progress=False)
+    assert result.finished and not result.finalized and result.report is None
+    assert not (tmp_path / "sweep" / "report.html").exists()

@@ -130,10 +130,10 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
                         release_lock(storage, plan.study_name, lock)
                     raise
                 result.finalized = True
-            else:
+                write_snapshot(study, plan.sweep_dir)
+                result.report = render_report(plan, study, "live storage")
+            else:  # drawn now, the report would lack the test results and could replace the claimer's
                 log.info("another worker has claimed the test evaluation of trials %s", pending)
-            write_snapshot(study, plan.sweep_dir)
-            result.report = render_report(plan, study, "live storage")
         result.summary = summary_text(plan, study)
         return result
     finally:
