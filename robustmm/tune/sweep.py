@@ -93,9 +93,10 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
             study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials, sampler,
                                build_pruner(plan.sweep), encoded_initial_trials(plan.sweep), plan.identity())
         except BaseException as exc:
-            # a bad --storage, or a study of another sweep there, must not leave a folder that refuses the
-            # corrected command
-            if claimed and (storage is None or isinstance(exc, ConfigError)):
+            # a bad --storage, or a study of another sweep in a storage outside the folder, must not leave a
+            # folder that refuses the corrected command (a default storage opened in the folder stays there)
+            outside = plan.storage_url != default_storage_url(plan.sweep_dir)
+            if claimed and (storage is None or (isinstance(exc, ConfigError) and outside)):
                 logging.getLogger("robustmm").removeHandler(handler)
                 handler.close()
                 release_folder(plan)
