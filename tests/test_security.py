@@ -753,6 +753,26 @@ def test_bad_storage_does_not_claim_the_sweep_folder(tmp_path: Path, capsys) -> 
     assert claim_folder(plan) is True
 
 
+def test_a_storage_password_in_the_study_file_is_written_into_no_sweep_file(tmp_path: Path) -> None:
+    # sweep.storage was copied as written into config.yaml and into the report's sweep configuration
+    import optuna
+
+    from robustmm.tune.plan import claim_folder, plan_sweep
+    from robustmm.tune.report import render_report
+
+    raw = copy_with(SWEEP_STUDY, ("sweep", "storage"), "postgresql://robustmm:s3cret@dbhost/sweeps")
+    study = tmp_path / "sw.yaml"
+    study.write_text(yaml.safe_dump(raw))
+    plan = plan_sweep(load_study(study), str(study), out=tmp_path / "sweep")
+    assert "s3cret" in plan.storage_url
+    claim_folder(plan)
+    render_report(plan, optuna.create_study(directions=plan.sweep.directions), "test")
+    written = {p.name: p.read_bytes() for p in (tmp_path / "sweep").rglob("*") if p.is_file()}
+    assert {"config.yaml", "sweep.json", "report.html"} <= set(written)
+    assert [name for name, content in written.items() if b"s3cret" in content] == []
+    assert b"robustmm:***@dbhost" in written["config.yaml"] and b"robustmm:***@dbhost" in written["report.html"]
+
+
 def test_objective_scenario_typo_is_found_before_the_first_trial(tmp_path: Path, capsys) -> None:
     raw = copy_with(SWEEP_STUDY, ("sweep", "objectives"), [{"metric": "auc", "scenario": "pet_missing@0.5"}])
     study = tmp_path / "sw.yaml"

@@ -56,6 +56,19 @@ def test_misspelt_sweep_key_names_its_path() -> None:
       "initial_trials": [{"b": 1}]}, "initial_trials.0 names ['b']"),
     ({"params": {"a": {"kind": "float", "low": 0.0, "high": 1.0}}, "objectives": [{"metric": "auc"}],
       "sampler": {"kind": "tpe", "options": {"n_startup": 3}}}, "TPESampler: TPESampler.__init__() got an unexpected keyword argument 'n_startup'"),
+    # each trial failed with "OverflowError: Range exceeds valid bounds"
+    ({"params": {"a": {"kind": "float", "low": 0.0, "high": float("inf")}}, "objectives": [{"metric": "auc"}]},
+     "'sweep.params.a.high': Input should be a finite number"),
+    # an initial trial outside its parameter's space failed as "ValueError: '12' not in (8, 16)." (categorical)
+    # or trained silently with a value the search excludes (a learning rate of 5 for a range up to 0.01)
+    ({"params": {"a": {"kind": "categorical", "choices": [8, 16]}}, "objectives": [{"metric": "auc"}],
+      "initial_trials": [{"a": 8}, {"a": 12}]}, "initial_trials.1.a: 12 is not a value of sweep.params.a (choices [8, 16])"),
+    ({"params": {"a": {"kind": "float", "low": 0.001, "high": 0.01}}, "objectives": [{"metric": "auc"}],
+      "initial_trials": [{"a": 5.0}]}, "initial_trials.0.a: 5.0 is not a value of sweep.params.a (0.001 to 0.01)"),
+    ({"params": {"a": {"kind": "int", "low": 0, "high": 10, "step": 5}}, "objectives": [{"metric": "auc"}],
+      "initial_trials": [{"a": 3}]}, "initial_trials.0.a: 3 is not a value of sweep.params.a (0 to 10 in steps of 5)"),
+    ({"params": {"a": {"kind": "float", "low": 0.0, "high": 1.0}}, "objectives": [{"metric": "auc"}],
+      "initial_trials": [{"a": "high"}]}, "initial_trials.0.a: 'high' is not a value of sweep.params.a (0.0 to 1.0)"),
 ])
 def test_invalid_sweeps_are_refused_with_the_reason(sweep: dict, expected: str) -> None:
     with pytest.raises(ConfigError) as err:
@@ -291,3 +304,22 @@ def test_a_masked_storage_password_is_asked_for_through_the_environment(tmp_path
                                                      "storage": "postgresql://robustmm:***@dbhost/sweeps"}))
     with pytest.raises(RunDirectoryError, match="set ROBUSTMM_SWEEP_STORAGE to the full URL"):
         load_study_for_report(tmp_path)
+
+
+@pytest.mark.parametrize("name", ["what?", "100%", "odd%41"])
+def test_the_default_sqlite_storage_stays_in_a_sweep_folder_whose_path_has_url_characters(tmp_path: Path,
+                                                                                           name: str) -> None:
+    # SQLAlchemy read 'what?/optuna.db' as the file 'what' (beside the folder, shared by 'what?1' and 'what?2')
+    # and 'odd%41' as 'oddA'; the report then looked for the file under the undecoded name
+    from robustmm.tune.config import HeartbeatConfig
+    from robustmm.tune.report import load_study_for_report
+    from robustmm.tune.storage import default_storage_url, open_storage
+
+    folder = tmp_path / name
+    folder.mkdir()
+    url = default_storage_url(folder)
+    optuna.create_study(study_name="s", storage=open_storage(url, HeartbeatConfig()).backend)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]
+    assert (folder / "optuna.db").is_file()
+    (folder / "sweep.json").write_text(json.dumps({"kind": "robustmm-sweep", "study_name": "s", "storage": url}))
+    assert load_study_for_report(folder)[1] == "live storage"

@@ -356,3 +356,114 @@ def test_a_setup_error_before_any_finished_trial_says_how_to_start_again(tmp_pat
         subprocess.run(shlex.split(command), check=True, capture_output=True)
         journal = JournalStorage(JournalFileBackend(url[len("journal:"):]))
         assert optuna.get_all_study_names(journal) == []
+
+
+def test_a_sweep_of_another_study_cannot_join_a_shared_study(tmp_path: Path) -> None:
+    # two sweep folders, one storage, one study name: another search space (or another base study) joined
+    # silently, its trials were ranked with the first sweep's and the best trial's test run rebuilt from
+    # the wrong base study
+    from robustmm.config import load_study
+    from robustmm.errors import ConfigError
+    from robustmm.tune.plan import plan_sweep
+    from robustmm.tune.sweep import run_sweep
+
+    url = f"journal:{tmp_path / 'shared.journal'}"
+
+    def run(study: str, out: str) -> optuna.Study:
+        path = tmp_path / f"{out}.yaml"
+        path.write_text(study)
+        plan = plan_sweep(load_study(path), str(path), storage=url, study_name="shared", out=tmp_path / out)
+        return run_sweep(plan, final=False, final_only=True, progress=False).study  # joins, runs no trial
+
+    run(SEEDED_STUDY, "first")
+    other_space = SEEDED_STUDY.replace("training.lr: {kind: float, low: 1.0e-4, high: 1.0e-2, log: true}",
+                                       "model.embed_dim: {kind: categorical, choices: [8, 16]}")
+    other_base = SEEDED_STUDY.replace("seed: 0", "seed: 1")
+    for study, changed in ((other_space, "sweep.params.model.embed_dim"), (other_base, "sweep.sampler.seed")):
+        with pytest.raises(ConfigError) as err:
+            run(study, "second")
+        msg = str(err.value)
+        assert "study 'shared' in journal:" in msg and changed in msg and "another --study-name" in msg
+        assert not (tmp_path / "second").exists()  # the corrected command may use the same --out
+    # the same study (another budget, another folder: another machine) joins
+    assert len(run(SEEDED_STUDY.replace("n_trials: 2", "n_trials: 3"), "third").trials) == 3
+
+
+def test_an_interrupted_test_evaluation_runs_again_with_the_same_command(tmp_path: Path,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    # Ctrl-C/SIGTERM during the test evaluation kept its claim: the same command then said that another
+    # worker had claimed it and never evaluated the best trial
+    from robustmm.config import load_study
+    from robustmm.tune import sweep as sweep_module
+    from robustmm.tune.plan import plan_sweep
+
+    monkeypatch.setattr(sweep_module, "StudyObjective", lambda base, sweep, *rest: (
+        lambda trial: suggest_config(base, sweep, trial)["training"]["lr"]))
+    evaluated: list[str] = []
+
+    def evaluate_final(study: optuna.Study, plan, progress: bool) -> list:
+        evaluated.append("started")
+        if len(evaluated) == 1:
+            raise KeyboardInterrupt
+        return []
+
+    monkeypatch.setattr(sweep_module, "evaluate_final", evaluate_final)
+    path = tmp_path / "study.yaml"
+    path.write_text(SEEDED_STUDY)
+    plan = plan_sweep(load_study(path), str(path), out=tmp_path / "sweep")
+    with pytest.raises(KeyboardInterrupt):
+        sweep_module.run_sweep(plan, progress=False)
+    result = sweep_module.run_sweep(plan, progress=False)
+    assert evaluated == ["started", "started"] and result.finalized
+
+
+def test_workers_starting_together_both_join_a_new_sweep_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # a worker that looked while another was between writing config.yaml and sweep.json was refused with
+    # "exists and is not a sweep folder" (3 of 4 workers started together, most times)
+    from robustmm.config import load_study
+    from robustmm.errors import RunDirectoryError
+    from robustmm.tune import plan as plan_module
+
+    path = tmp_path / "study.yaml"
+    path.write_text(SEEDED_STUDY)
+    plan = plan_module.plan_sweep(load_study(path), str(path), out=tmp_path / "sweep")
+    write_json = plan_module.write_json_atomic
+    other: list[bool] = []
+    looked: list[bool] = []
+
+    def other_worker_looks_meanwhile(target: Path, doc: dict) -> None:
+        if not looked:
+            looked.append(True)
+            other.append(plan_module.claim_folder(plan))
+        write_json(target, doc)
+
+    monkeypatch.setattr(plan_module, "write_json_atomic", other_worker_looks_meanwhile)
+    assert sorted([plan_module.claim_folder(plan), *other]) == [False, True]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["study.yaml", "sweep"]  # nothing left beside it
+    assert plan_module.read_marker(tmp_path / "sweep")["study_name"] == "seeded"
+
+    (tmp_path / "file").write_text("")
+    with pytest.raises(RunDirectoryError, match="is a file"):
+        plan_module.claim_folder(plan_module.plan_sweep(load_study(path), str(path), out=tmp_path / "file"))
+
+
+def test_a_worker_that_did_not_claim_the_test_evaluation_leaves_the_report_alone(tmp_path: Path,
+                                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    # it wrote report.html (and trials.json) without the test results while the claiming worker evaluated,
+    # and could replace that worker's final report in a shared folder
+    from robustmm.config import load_study
+    from robustmm.tune import sweep as sweep_module
+    from robustmm.tune.plan import claim_folder, plan_sweep
+    from robustmm.tune.worker import try_lock
+
+    monkeypatch.setattr(sweep_module, "StudyObjective", lambda base, sweep, *rest: (
+        lambda trial: suggest_config(base, sweep, trial)["training"]["lr"]))
+    path = tmp_path / "study.yaml"
+    path.write_text(SEEDED_STUDY)
+    plan = plan_sweep(load_study(path), str(path), out=tmp_path / "sweep")
+    claim_folder(plan)
+    storage = open_storage(plan.storage_url, plan.sweep.heartbeat)
+    assert try_lock(storage, plan.study_name, "final-test-2")  # another worker is evaluating the best trial
+    result = sweep_module.run_sweep(plan, progress=False)
+    assert result.finished and not result.finalized and result.report is None
+    assert not (tmp_path / "sweep" / "report.html").exists()

@@ -69,7 +69,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         print("\nthe sweep is not finished (trials are still waiting or running elsewhere); run the same command "
               "again to continue it")
     elif not result.finalized:
-        print("\nanother worker claimed the test evaluation; its sweep folder holds the final report")
+        print("\nanother worker claimed the test evaluation and writes the report into its sweep folder (here: "
+              "robustmm report FOLDER once it is done); if no worker is evaluating any more (it was killed), add "
+              "--final-only to this command to evaluate here")
     if result.report is not None:
         print(f"\nsweep folder: {plan.sweep_dir}  (report: {result.report})")
     return 1 if failed_workers else 0

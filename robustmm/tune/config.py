@@ -21,6 +21,7 @@ pydantic and optuna, so sweep workers can start without loading torch.
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -42,10 +43,10 @@ class _ParamBase(Section):
 
 class FloatParam(_ParamBase):
     kind: Literal["float"]
-    low: float
-    high: float
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
     log: bool = False
-    step: float | None = Field(None, gt=0)
+    step: float | None = Field(None, gt=0, allow_inf_nan=False)
 
     @model_validator(mode="after")
     def _range(self) -> "FloatParam":
@@ -56,6 +57,14 @@ class FloatParam(_ParamBase):
 
     def bounds(self) -> list[Any]:
         return [self.low, self.high]
+
+    def contains(self, value: Any) -> bool:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not self.low <= value <= self.high:
+            return False
+        return self.step is None or math.isclose((value - self.low) / self.step, round((value - self.low) / self.step))
+
+    def describe(self) -> str:
+        return f"{self.low} to {self.high}" + (f" in steps of {self.step}" if self.step is not None else "")
 
 
 class IntParam(_ParamBase):
@@ -75,6 +84,13 @@ class IntParam(_ParamBase):
     def bounds(self) -> list[Any]:
         return [self.low, self.high]
 
+    def contains(self, value: Any) -> bool:
+        return (isinstance(value, int) and not isinstance(value, bool) and self.low <= value <= self.high
+                and (value - self.low) % self.step == 0)
+
+    def describe(self) -> str:
+        return f"{self.low} to {self.high}" + (f" in steps of {self.step}" if self.step != 1 else "")
+
 
 class CategoricalParam(_ParamBase):
     kind: Literal["categorical"]
@@ -83,6 +99,12 @@ class CategoricalParam(_ParamBase):
 
     def bounds(self) -> list[Any]:
         return list(self.choices)
+
+    def contains(self, value: Any) -> bool:
+        return value in self.choices
+
+    def describe(self) -> str:
+        return f"choices {self.choices}"
 
 
 def _check_range(low: float, high: float, log: bool) -> None:
@@ -202,6 +224,10 @@ class SweepConfig(Section):
             if unknown:
                 raise ValueError(f"initial_trials.{i} names {unknown}, which are not in params "
                                  f"({sorted(self.params)})")
+            for name, value in trial.items():  # Optuna fails such a trial, or trains it outside the search space
+                if not self.params[name].contains(value):
+                    raise ValueError(f"initial_trials.{i}.{name}: {value!r} is not a value of sweep.params.{name} "
+                                     f"({self.params[name].describe()}); change the value or the parameter's range")
         return self
 
     @property

@@ -7,7 +7,11 @@ folder per trial), ``final/`` (the test-split runs of the best trials) and the r
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,7 +21,7 @@ import yaml
 from robustmm.config.loader import config_differences, describe_differences, to_plain, validate
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import ConfigError, RunDirectoryError
-from robustmm.io import create_folder, write_json_atomic, write_text_atomic
+from robustmm.io import apply_umask, create_folder, write_json_atomic, write_text_atomic
 from robustmm.names import check_links_inside, check_name, inside
 from robustmm.tune.config import ObjectiveSpec, SweepConfig, parse_sweep
 from robustmm.tune.objective import resolve_objectives
@@ -54,6 +58,17 @@ class SweepPlan:
         raw["sweep"] = None
         raw["evaluation"]["bootstrap"] = self.sweep.trial_bootstrap
         return raw
+
+    def shareable_config(self) -> dict[str, Any]:
+        """The resolved base study as the sweep folder keeps it: without a password in ``sweep.storage``."""
+        raw = to_plain(self.cfg)
+        if (raw.get("sweep") or {}).get("storage"):
+            raw["sweep"]["storage"] = redact(raw["sweep"]["storage"])
+        return raw
+
+    def identity(self) -> dict[str, Any]:
+        """What every worker of this sweep must agree on; stored in the Optuna study by its creator."""
+        return comparable_study(to_plain(self.cfg))
 
     def validate_trial_config(self, raw: dict[str, Any], what: str = "a trial") -> StudyConfig:
         from robustmm.study import validate_method_options
@@ -92,32 +107,55 @@ def plan_sweep(cfg: StudyConfig, source: str, n_trials: int | None = None, timeo
 def claim_folder(plan: SweepPlan) -> bool:
     """Create the sweep folder, or check that it belongs to this sweep (a folder holds one study).
     Returns True when this call claimed it (wrote the marker)."""
-    marker = plan.sweep_dir / MARKER
-    if marker.is_file():
-        doc = read_marker(plan.sweep_dir)
-        if doc.get("study_name") != plan.study_name or doc.get("storage") != redact(plan.storage_url):
-            raise RunDirectoryError(
-                f"sweep folder {plan.sweep_dir} belongs to study '{doc.get('study_name')}' in "
-                f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
-                "Give another --out, or the same --study-name and --storage to continue that sweep")
-        check_same_study(plan)
-        # the workers' logs/*.log are appended to, the default storage optuna.db rewritten by SQLite
-        check_links_inside(plan.sweep_dir, "sweep folder", in_place=("*.log", "optuna.db"))
-        return False
-    if plan.sweep_dir.exists() and any(plan.sweep_dir.iterdir()):
-        raise RunDirectoryError(f"{plan.sweep_dir} exists and is not a sweep folder; give a new --out")
-    create_folder(plan.sweep_dir, "sweep folder", exist_ok=True)
-    write_text_atomic(plan.sweep_dir / BASE_CONFIG, yaml.safe_dump(to_plain(plan.cfg), sort_keys=False))
-    write_json_atomic(marker, {
-        "kind": MARKER_KIND,
-        "study": plan.cfg.name,
-        "study_file": plan.source,
-        "study_name": plan.study_name,
-        "storage": redact(plan.storage_url),
-        "directions": plan.sweep.directions,
-        "objectives": plan.labels,
-    })
-    return True
+    folder = plan.sweep_dir
+    if folder.exists() and not folder.is_dir():
+        raise RunDirectoryError(f"sweep folder {folder} is a file; give a new --out")
+    if not (folder / MARKER).is_file():
+        if folder.exists() and any(folder.iterdir()):
+            raise RunDirectoryError(f"{folder} exists and is not a sweep folder; give a new --out")
+        if _claim_new_folder(plan):
+            return True
+        # another worker claimed it at the same moment: join it like a worker that came later
+    doc = read_marker(folder)
+    if doc.get("study_name") != plan.study_name or doc.get("storage") != redact(plan.storage_url):
+        raise RunDirectoryError(
+            f"sweep folder {folder} belongs to study '{doc.get('study_name')}' in "
+            f"{doc.get('storage')}; this sweep is '{plan.study_name}' in {redact(plan.storage_url)}. "
+            "Give another --out, or the same --study-name and --storage to continue that sweep")
+    check_same_study(plan)
+    # the workers' logs/*.log are appended to, the default storage optuna.db rewritten by SQLite
+    check_links_inside(folder, "sweep folder", in_place=("*.log", "optuna.db"))
+    return False
+
+
+def _claim_new_folder(plan: SweepPlan) -> bool:
+    """Write the base study and the marker into a hidden folder beside the sweep folder and rename it
+    into place, so that a worker starting at the same moment never finds a half-written sweep folder;
+    False when another worker's folder got there first."""
+    target = plan.sweep_dir.resolve()
+    create_folder(target.parent, "sweep folder", exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".claim", dir=target.parent))
+    try:
+        apply_umask(staging, 0o777)  # mkdtemp's 0700 otherwise stays on the sweep folder
+        write_text_atomic(staging / BASE_CONFIG, yaml.safe_dump(plan.shareable_config(), sort_keys=False))
+        write_json_atomic(staging / MARKER, {
+            "kind": MARKER_KIND,
+            "study": plan.cfg.name,
+            "study_file": plan.source,
+            "study_name": plan.study_name,
+            "storage": redact(plan.storage_url),
+            "directions": plan.sweep.directions,
+            "objectives": plan.labels,
+        })
+        try:
+            os.rename(staging, target)  # atomic; replaces an empty folder, never a non-empty one
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                return False
+            raise RunDirectoryError(f"sweep folder: cannot create {target} ({exc.strerror}); give another --out") from None
+        return True
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 #: what a worker continuing a sweep may set differently: the trial budget, and where and how this worker
@@ -126,16 +164,17 @@ CONTINUATION_KEYS = {"sweep": ("n_trials", "timeout", "heartbeat", "storage", "s
                      "training": ("device", "threads", "num_workers")}
 
 
+def comparable_study(raw: dict[str, Any]) -> dict[str, Any]:
+    """A resolved study without what a worker continuing or joining its sweep may set differently."""
+    return {**raw, **{section: {k: v for k, v in (raw.get(section) or {}).items() if k not in keys}
+                      for section, keys in CONTINUATION_KEYS.items()}}
+
+
 def check_same_study(plan: SweepPlan) -> None:
     """A sweep folder is continued only with the study it started with (trials of two studies would be
     ranked against each other); only the trial budget may change."""
     saved = read_base_config(plan.sweep_dir)
-
-    def comparable(raw: dict[str, Any]) -> dict[str, Any]:
-        return {**raw, **{section: {k: v for k, v in (raw.get(section) or {}).items() if k not in keys}
-                          for section, keys in CONTINUATION_KEYS.items()}}
-
-    differences = config_differences(comparable(saved), comparable(to_plain(plan.cfg)))
+    differences = config_differences(comparable_study(saved), comparable_study(to_plain(plan.cfg)))
     if differences:
         raise RunDirectoryError(
             f"sweep folder {plan.sweep_dir} was started with another study ({describe_differences(differences)}); "
@@ -147,8 +186,6 @@ def check_same_study(plan: SweepPlan) -> None:
 def release_folder(plan: SweepPlan) -> None:
     """Undo :func:`claim_folder` of a sweep that could not start (e.g. its storage would not open):
     remove what the claim and the failed start wrote, and the folder when nothing else is left."""
-    import shutil
-
     folder = plan.sweep_dir
     for name in (MARKER, BASE_CONFIG):
         (folder / name).unlink(missing_ok=True)

@@ -30,6 +30,7 @@ from robustmm.report.tables import SYNTHETIC_BANNER  # noqa: E402
 from robustmm.tune.final import final_trials, test_results  # noqa: E402
 from robustmm.tune.objective import pruning_signal  # noqa: E402
 from robustmm.tune.plan import SweepPlan, plan_from_folder, read_marker  # noqa: E402
+from robustmm.tune.storage import redact  # noqa: E402
 from robustmm.tune.worker import BUDGET_ATTR  # noqa: E402
 
 SNAPSHOT = "trials.json"
@@ -81,18 +82,18 @@ def study_from_snapshot(doc: dict[str, Any]) -> optuna.Study:
 def load_study_for_report(folder: Path, storage: str | None = None) -> tuple[optuna.Study, str]:
     """(study, where it came from): the live storage if reachable, else the snapshot."""
     from robustmm.tune.config import HeartbeatConfig
-    from robustmm.tune.storage import JOURNAL_PREFIX, open_storage
+    from robustmm.tune.storage import JOURNAL_PREFIX, default_storage_url, open_storage, sqlite_file
 
     folder = Path(folder)
     marker = read_marker(folder)
     url = storage or marker["storage"]
     problem = None
-    if url.startswith("sqlite:///") and not Path(url[len("sqlite:///"):]).is_file() and (folder / "optuna.db").is_file():
-        url = f"sqlite:///{(folder / 'optuna.db').resolve()}"  # the folder was moved
+    database = sqlite_file(url)
+    if database is not None and not database.is_file() and (folder / "optuna.db").is_file():
+        url = default_storage_url(folder)  # the folder was moved
     # opening a storage creates what is missing (Optuna's tables, a journal file): a report only reads, and
     # the URL comes from a folder that may have been made elsewhere
-    local = (url[len("sqlite:///"):] if url.startswith("sqlite:///") else
-             url[len(JOURNAL_PREFIX):] if url.startswith(JOURNAL_PREFIX) else None)
+    local = sqlite_file(url) or (url[len(JOURNAL_PREFIX):] if url.startswith(JOURNAL_PREFIX) else None)
     if "***" in url:
         problem = ("the storage URL needs a password: set ROBUSTMM_SWEEP_STORAGE to the full URL (robustmm sweep: "
                    "or --storage)")
@@ -296,7 +297,10 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
     parts.append("<h2>All trials</h2>")
     parts.append(_table(["trial", "state", "result", "parameters", "seconds", "host", "retry of", "run folder",
                          "error"], all_rows))
-    sweep_yaml = json.dumps(plan.sweep.model_dump(mode="json"), indent=2)
+    shown = plan.sweep.model_dump(mode="json")
+    if shown.get("storage"):  # the page is meant to be shared: no password
+        shown["storage"] = redact(shown["storage"])
+    sweep_yaml = json.dumps(shown, indent=2)
     parts.append(f"<h2>Sweep configuration</h2><pre>{html.escape(sweep_yaml)}</pre>")
     parts.append("</body></html>")
     path = folder / REPORT

@@ -47,7 +47,18 @@ CONNECT_ATTEMPTS = 3
 
 
 def default_storage_url(sweep_dir: Path) -> str:
-    return f"sqlite:///{(Path(sweep_dir) / 'optuna.db').resolve()}"
+    path = str((Path(sweep_dir) / "optuna.db").resolve())
+    # SQLAlchemy ends the path at '?' (the query) and decodes %XX in it
+    return "sqlite:///" + path.replace("%", "%25").replace("?", "%3F")
+
+
+def sqlite_file(url: str) -> Path | None:
+    """The file of an ``sqlite:///`` URL as SQLAlchemy reads it (``:memory:`` for none); None for other URLs."""
+    if not url.startswith("sqlite:///"):
+        return None
+    from sqlalchemy.engine import make_url
+
+    return Path(make_url(url).database or ":memory:")
 
 
 def redact(url: str) -> str:
@@ -197,12 +208,10 @@ def open_storage(url: str, heartbeat: HeartbeatConfig) -> SweepStorage:
     engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
     lock_path = None
     if scheme == "sqlite":
-        from sqlalchemy.engine import make_url
-
-        database = make_url(url).database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
-            lock_path = Path(database + ".lock")
+        database = sqlite_file(url)
+        if database is not None and database != Path(":memory:"):
+            database.parent.mkdir(parents=True, exist_ok=True)
+            lock_path = Path(f"{database}.lock")
         # several local workers write at once: wait for the file lock instead of failing at once
         engine_kwargs = {"connect_args": {"timeout": 120}}
     attempt = 1

@@ -21,6 +21,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from robustmm.errors import ConfigError
 from robustmm.tune.config import build_pruner, build_sampler
 from robustmm.tune.final import evaluate_final, final_trials, test_results
 from robustmm.tune.objective import StudyObjective
@@ -28,7 +29,8 @@ from robustmm.tune.plan import SweepPlan, claim_folder, release_folder
 from robustmm.tune.report import render_report, summary_text, write_snapshot
 from robustmm.tune.space import encoded_initial_trials
 from robustmm.tune.storage import JOURNAL_PREFIX, SweepStorage, default_storage_url, open_storage, redact
-from robustmm.tune.worker import BUDGET_ATTR, SweepAbort, WorkerReport, open_study, run_worker, try_lock
+from robustmm.tune.worker import (BUDGET_ATTR, SweepAbort, WorkerReport, open_study, release_lock, run_worker,
+                                   try_lock)
 
 log = logging.getLogger("robustmm")
 
@@ -83,18 +85,22 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
     """
     claimed = claim_folder(plan)
     handler = attach_worker_log(plan.sweep_dir)
+    storage = None
     try:
         try:
             storage = open_storage(plan.storage_url, plan.sweep.heartbeat)
-        except BaseException:
-            if claimed:  # a bad --storage must not leave a folder that refuses the corrected command
+            sampler = build_sampler(plan.sweep, worker_index, taken_trials(storage, plan.study_name))
+            study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials, sampler,
+                               build_pruner(plan.sweep), encoded_initial_trials(plan.sweep), plan.identity())
+        except BaseException as exc:
+            # a bad --storage, or a study of another sweep in a storage outside the folder, must not leave a
+            # folder that refuses the corrected command (a default storage opened in the folder stays there)
+            outside = plan.storage_url != default_storage_url(plan.sweep_dir)
+            if claimed and (storage is None or (isinstance(exc, ConfigError) and outside)):
                 logging.getLogger("robustmm").removeHandler(handler)
                 handler.close()
                 release_folder(plan)
             raise
-        sampler = build_sampler(plan.sweep, worker_index, taken_trials(storage, plan.study_name))
-        study = open_study(storage, plan.study_name, plan.sweep.directions, plan.n_trials, sampler,
-                           build_pruner(plan.sweep), encoded_initial_trials(plan.sweep))
         result = SweepResult(plan, study, finished=False, finalized=False)
         if not final_only:
             if workers > 1:
@@ -114,15 +120,21 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
         if final and (result.finished or final_only):
             evaluated = test_results(study)
             pending = [t.number for t in final_trials(study) if t.number not in evaluated]
-            budget = study.user_attrs.get(BUDGET_ATTR)
+            lock = f"final-test-{study.user_attrs.get(BUDGET_ATTR)}"
             # one worker evaluates; a rerun of a finished sweep finds the results stored
-            if not pending or final_only or try_lock(storage, plan.study_name, f"final-test-{budget}"):
-                evaluate_final(study, plan, progress)
+            final_claimed = bool(pending) and not final_only and try_lock(storage, plan.study_name, lock)
+            if not pending or final_only or final_claimed:
+                try:
+                    evaluate_final(study, plan, progress)
+                except BaseException:
+                    if final_claimed:  # interrupted or failed: the next run of the command evaluates
+                        release_lock(storage, plan.study_name, lock)
+                    raise
                 result.finalized = True
-            else:
+                write_snapshot(study, plan.sweep_dir)
+                result.report = render_report(plan, study, "live storage")
+            else:  # drawn now, the report would lack the test results and could replace the claimer's
                 log.info("another worker has claimed the test evaluation of trials %s", pending)
-            write_snapshot(study, plan.sweep_dir)
-            result.report = render_report(plan, study, "live storage")
         result.summary = summary_text(plan, study)
         return result
     finally:

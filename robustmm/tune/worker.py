@@ -29,6 +29,7 @@ from optuna.exceptions import DuplicatedStudyError, ExperimentalWarning
 from optuna.storages import RetryHeartbeatStaleTrialCallback
 from optuna.trial import FrozenTrial, TrialState
 
+from robustmm.config.loader import config_differences, describe_differences
 from robustmm.errors import ConfigError
 from robustmm.tune.storage import SweepStorage, redact
 
@@ -36,6 +37,8 @@ log = logging.getLogger("robustmm")
 
 #: study user attribute: how many slots are queued (set once they are, so joiners can start)
 BUDGET_ATTR = "robustmm:n_trials"
+#: study user attribute: the resolved base study (search space included) its sweep was started with
+IDENTITY_ATTR = "robustmm:study"
 #: how long a joining worker waits for the creating worker to finish queueing
 QUEUE_WAIT_S = 300.0
 
@@ -74,13 +77,18 @@ def try_lock(storage: SweepStorage, study_name: str, what: str) -> bool:
     return True
 
 
+def release_lock(storage: SweepStorage, study_name: str, what: str) -> None:
+    optuna.delete_study(study_name=lock_study_name(study_name, what), storage=storage.backend)
+
+
 def open_study(storage: SweepStorage, study_name: str, directions: Sequence[str], n_trials: int,
                sampler: optuna.samplers.BaseSampler | None = None, pruner: optuna.pruners.BasePruner | None = None,
-               initial_trials: Sequence[dict[str, Any]] = ()) -> optuna.Study:
+               initial_trials: Sequence[dict[str, Any]] = (), identity: dict[str, Any] | None = None) -> optuna.Study:
     """Create the study with ``n_trials`` queued slots, or join it (waiting until it is queued).
 
     Joining with a larger ``n_trials`` adds slots (once, whoever asks first); a smaller one
-    leaves the study's budget as it is.
+    leaves the study's budget as it is. ``identity`` (the sweep's base study) is stored by the
+    creator; a worker whose identity differs is refused.
     """
     directions = list(directions)
     kwargs = {"storage": storage.backend, "study_name": study_name, "sampler": sampler, "pruner": pruner}
@@ -93,6 +101,7 @@ def open_study(storage: SweepStorage, study_name: str, directions: Sequence[str]
             raise ConfigError(f"study '{study_name}' in {redact(storage.url)} optimizes {existing}, but this sweep "
                               f"asks for {directions}; use another --study-name for a different objective") from None
         budget = _wait_for_budget(study, storage, 1)
+        _check_identity(study, storage, identity)
         if n_trials > budget:
             if try_lock(storage, study_name, f"budget-{n_trials}"):
                 _queue(study, n_trials - budget, ())
@@ -104,10 +113,24 @@ def open_study(storage: SweepStorage, study_name: str, directions: Sequence[str]
             log.info("study %s already has %d trials queued; this worker helps finish all of them",
                      study_name, budget)
         return study
+    if identity is not None:  # before the budget, which tells joiners the study is ready
+        study.set_user_attr(IDENTITY_ATTR, identity)
     _queue(study, n_trials, initial_trials)
     study.set_user_attr(BUDGET_ATTR, n_trials)
     log.info("study %s created in %s with %d trials queued", study_name, redact(storage.url), n_trials)
     return study
+
+
+def _check_identity(study: optuna.Study, storage: SweepStorage, identity: dict[str, Any] | None) -> None:
+    """Trials of two different sweeps in one study would be ranked against each other."""
+    stored = study.user_attrs.get(IDENTITY_ATTR)
+    if identity is None or stored is None:  # a study made through the Python API without one
+        return
+    differences = config_differences(stored, identity)
+    if differences:
+        raise ConfigError(f"study '{study.study_name}' in {redact(storage.url)} belongs to a sweep of another study "
+                          f"({describe_differences(differences)}); join it with the same study file, --set and "
+                          "--profile options, or give this sweep another --study-name")
 
 
 def _queue(study: optuna.Study, count: int, initial_trials: Sequence[dict[str, Any]]) -> None:
