@@ -323,3 +323,16 @@ def test_the_default_sqlite_storage_stays_in_a_sweep_folder_whose_path_has_url_c
     assert (folder / "optuna.db").is_file()
     (folder / "sweep.json").write_text(json.dumps({"kind": "robustmm-sweep", "study_name": "s", "storage": url}))
     assert load_study_for_report(folder)[1] == "live storage"
+
+
+@pytest.mark.parametrize("url, shown", [
+    ("postgresql://u:p@ss@dbhost/sweeps", "postgresql://u:***@dbhost/sweeps"),  # SQLAlchemy showed '***@ss@dbhost'
+    ("postgresql://u:p%40ss@dbhost/sweeps", "postgresql://u:***@dbhost/sweeps"),
+    ("mysql+pymysql://u@h:3306/d?charset=utf8&password=pw", "mysql+pymysql://u@h:3306/d?charset=utf8&password=***"),
+    ("postgresql://dbhost/sweeps", "postgresql://dbhost/sweeps"),
+    ("sqlite:////data/me@lab/optuna.db", "sqlite:////data/me@lab/optuna.db"),
+])
+def test_redact_hides_every_part_of_a_password(url: str, shown: str) -> None:
+    from robustmm.tune.storage import redact
+
+    assert redact(url) == shown

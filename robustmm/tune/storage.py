@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import re
 import threading
 import time
 import warnings
@@ -61,16 +62,23 @@ def sqlite_file(url: str) -> Path | None:
     return Path(make_url(url).database or ":memory:")
 
 
+#: query parameters of a database URL whose values are secrets (drivers accept e.g. ?password=)
+_SECRET_QUERY = re.compile(r"([?&][^=&]*(?:pass|secret|token)[^=&]*=)[^&]*", re.IGNORECASE)
+
+
 def redact(url: str) -> str:
-    """The URL without its password (safe to write into files and logs)."""
+    """The URL without its password (safe to write into files and logs). Everything between the
+    user name and the last '@' of the address is hidden: a password with an unescaped '@' is
+    parsed by SQLAlchemy as a shorter password and a host holding the rest, which its own
+    redaction would show."""
     if url.startswith(JOURNAL_PREFIX) or "://" not in url:
         return url
-    from sqlalchemy.engine import make_url
-
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # an unparsable URL is reported by open_storage; never echo it here
-        return url.split("://", 1)[0] + "://<unparsable>"
+    scheme, rest = url.split("://", 1)
+    address, query = (rest.split("?", 1) + [""])[:2]
+    at = address.rfind("@")
+    if at >= 0 and ":" in address[:at]:
+        address = address[:at].split(":", 1)[0] + ":***" + address[at:]
+    return f"{scheme}://{address}" + (_SECRET_QUERY.sub(r"\1***", "?" + query) if query else "")
 
 
 @contextlib.contextmanager
