@@ -50,14 +50,20 @@ def apply_umask(path: str | os.PathLike, mode: int = 0o666) -> None:
     os.chmod(path, mode & ~current_umask())
 
 
+def refuse_broken_link(path: Path, what: str) -> None:
+    """A RunDirectoryError when ``path`` is a link to nothing (e.g. to a disk that is not mounted):
+    creating the folder would create it wherever the link points, or replace the link."""
+    if path.is_symlink() and not path.exists():
+        raise RunDirectoryError(f"{what}: {path} is a link to {os.readlink(path)}, which does not exist; remove the "
+                                "link or choose another folder")
+
+
 def create_folder(path: str | os.PathLike, what: str, exist_ok: bool = False) -> Path:
     """``path`` made a folder, parents included. What the OS refuses (a file or a broken link on the
     way, no permission, ``path`` already there unless ``exist_ok``) is a RunDirectoryError naming
     ``what`` (e.g. ``--out``), not a traceback."""
     path = Path(path)
-    if path.is_symlink() and not path.exists():  # mkdir would only say "File exists"
-        raise RunDirectoryError(f"{what}: {path} is a link to {os.readlink(path)}, which does not exist; remove the "
-                                "link or choose another folder")
+    refuse_broken_link(path, what)  # mkdir would only say "File exists"
     try:
         path.mkdir(parents=True, exist_ok=exist_ok)
     except OSError as exc:

@@ -21,7 +21,7 @@ import yaml
 from robustmm.config.loader import config_differences, describe_differences, to_plain, validate
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import ConfigError, RunDirectoryError
-from robustmm.io import apply_umask, create_folder, write_json_atomic, write_text_atomic
+from robustmm.io import apply_umask, create_folder, refuse_broken_link, write_json_atomic, write_text_atomic
 from robustmm.names import check_links_inside, check_name, inside
 from robustmm.tune.config import ObjectiveSpec, SweepConfig, parse_sweep
 from robustmm.tune.objective import resolve_objectives
@@ -108,6 +108,7 @@ def claim_folder(plan: SweepPlan) -> bool:
     """Create the sweep folder, or check that it belongs to this sweep (a folder holds one study).
     Returns True when this call claimed it (wrote the marker)."""
     folder = plan.sweep_dir
+    refuse_broken_link(folder, "sweep folder")
     if folder.exists() and not folder.is_dir():
         raise RunDirectoryError(f"sweep folder {folder} is a file; give a new --out")
     if not (folder / MARKER).is_file():
