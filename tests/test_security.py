@@ -308,8 +308,8 @@ def base64_of(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
-def test_links_out_of_a_run_folder_are_refused_before_anything_is_written(tmp_path: Path, monkeypatch,
-                                                                        capsys) -> None:
+def _run_folder_beside_a_victim(tmp_path: Path, monkeypatch) -> tuple[Path, Path, Path, Path]:
+    """A study whose resumed run fails after opening its log, its run folder, and a file outside it."""
     from robustmm.config.loader import to_plain
     from robustmm.report.rundir import write_config
 
@@ -324,6 +324,12 @@ def test_links_out_of_a_run_folder_are_refused_before_anything_is_written(tmp_pa
     write_config(run, to_plain(load_study(study)), {})
     victim = outside / "victim.txt"
     victim.write_text("precious\n")
+    return study, run, outside, victim
+
+
+def test_links_out_of_a_run_folder_are_refused_before_anything_is_written(tmp_path: Path, monkeypatch,
+                                                                        capsys) -> None:
+    study, run, outside, victim = _run_folder_beside_a_victim(tmp_path, monkeypatch)
     (run / "log.txt").symlink_to(victim)  # the resumed run appended its log (and its error) to the file
     line = one_error_line(capsys, ["run", str(study), "--resume", str(run), "--quiet"])
     assert "--resume" in line and "log.txt is a link to" in line and "outside the folder" in line
@@ -349,22 +355,10 @@ def test_links_out_of_a_run_folder_are_refused_before_anything_is_written(tmp_pa
 def test_a_hard_linked_log_is_refused_before_the_run_appends_to_it(tmp_path: Path, monkeypatch, capsys) -> None:
     """log.txt is opened for appending: a hard link to a file outside the run folder (st_nlink 2) passed the
     symlink check, and the resumed run wrote its log into that file."""
-    from robustmm.config.loader import to_plain
     from robustmm.names import check_links_inside
-    from robustmm.report.rundir import write_config
     from robustmm.tune.plan import claim_folder, plan_sweep
 
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "t.csv").write_text("id,x,y\n")  # no rows: the resumed run fails after opening its log
-    study = tmp_path / "s.yaml"
-    study.write_text(yaml.safe_dump({**BASE, "data": {**BASE["data"], "options": {
-        "id_column": "id", "modalities": {"a": {"columns": ["x"]}}, "target": {"kind": "binary", "column": "y"}}}}))
-    run, outside = tmp_path / "run", tmp_path / "outside"
-    run.mkdir()
-    outside.mkdir()
-    write_config(run, to_plain(load_study(study)), {})
-    victim = outside / "victim.txt"
-    victim.write_text("precious\n")
+    study, run, outside, victim = _run_folder_beside_a_victim(tmp_path, monkeypatch)
     os.link(victim, run / "log.txt")
     line = one_error_line(capsys, ["run", str(study), "--resume", str(run), "--quiet"])
     assert f"--resume {run}: log.txt has 1 other hard link(s), perhaps outside the folder" in line

@@ -7,12 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from robustmm.errors import RunDirectoryError
 from robustmm.names import check_links_inside
 from robustmm.report.render import render
-from robustmm.report.rundir import CONFIG_FILE, FOLD_FOLDER, METRICS_FILE
+from robustmm.report.rundir import CONFIG_FILE, FOLD_FOLDER, METRICS_FILE, read_yaml
 
 #: folders other than run folders, recognised by a marker file -> "module:function" rendering them
 FOLDER_RENDERERS = {"sweep.json": "robustmm.tune.report:render_sweep_folder"}
@@ -48,13 +46,9 @@ def plots_setting(folder: Path) -> bool:
         path = folder.parent / CONFIG_FILE
         if not (FOLD_FOLDER.fullmatch(folder.name) and path.is_file()):
             return True
-    try:
-        saved = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunDirectoryError(f"{path} cannot be read ({problem}); the report follows its 'report' settings: "
-                                "restore the run's config.yaml (its report.html holds a copy under "
-                                "'Configuration') and run the command again") from None
+    saved = read_yaml(path, lambda problem: RunDirectoryError(
+        f"{path} cannot be read ({problem}); the report follows its 'report' settings: restore the run's "
+        "config.yaml (its report.html holds a copy under 'Configuration') and run the command again"))
     report = saved.get("report", {}) if isinstance(saved, dict) else None
     plots = report.get("plots", True) if isinstance(report, dict) else None
     if not isinstance(plots, bool):

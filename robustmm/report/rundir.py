@@ -10,7 +10,7 @@ import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import yaml
 
@@ -53,6 +53,14 @@ def check_out_is_new(out: Path) -> None:
                                 f"folder{continue_it}")
 
 
+def read_yaml(path: Path, error: Callable[[str], Exception]) -> Any:
+    """The YAML document of ``path``; ``error(problem)`` raised when it cannot be read or parsed."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise error(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+
+
 def check_resumable(run_dir: Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     cfg = run_dir / CONFIG_FILE
@@ -62,13 +70,9 @@ def check_resumable(run_dir: Path) -> dict[str, Any]:
                                 "printed when the run started)")
     if not cfg.is_file():
         raise RunDirectoryError(f"--resume {run_dir}: no {CONFIG_FILE} there; is it a robustmm run folder?")
-    try:
-        saved = yaml.safe_load(cfg.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
-        problem = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise RunDirectoryError(f"--resume {run_dir}: {cfg} cannot be read ({problem}); is it a robustmm run "
-                                "folder? A run whose config.yaml is damaged cannot be continued: start a new "
-                                "one") from None
+    saved = read_yaml(cfg, lambda problem: RunDirectoryError(
+        f"--resume {run_dir}: {cfg} cannot be read ({problem}); is it a robustmm run folder? A run whose "
+        "config.yaml is damaged cannot be continued: start a new one"))
     if not isinstance(saved, dict):
         what = "is empty" if saved is None else f"holds a {type(saved).__name__}, not a study"
         raise RunDirectoryError(f"--resume {run_dir}: {cfg} {what}; is it a robustmm run folder?")
