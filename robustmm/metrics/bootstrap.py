@@ -13,6 +13,11 @@ def check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must lie strictly between 0 and 1, e.g. 0.95; got {confidence!r}")
 
 
+def confidence_label(confidence: float) -> str:
+    """``0.95`` -> ``95%``, ``0.975`` -> ``97.5%``: the level as printed (``:.0%`` made 0.995 read 100%)."""
+    return f"{round(100 * confidence, 6):g}%"
+
+
 def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n) resampling indices; pass the same array to every method for paired CIs."""
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
