@@ -119,7 +119,9 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
             counts = task.metric_counts(list(point), preds.target, preds.meta, keep)
             classes = task.predicted_classes(preds.outputs, keep)
             for k, v in point.items():
-                lo, hi = _quantiles(samples[k], alpha)
+                # no interval around an undefined value: resamples that missed its cause (a NaN score)
+                # would give one that looks valid
+                lo, hi = _quantiles(samples[k], alpha) if np.isfinite(v) else (float("nan"), float("nan"))
                 records.append(MetricRecord(method_id, scenario.name, scenario.group, scenario.rate, k, float(v),
                                             lo, hi, counts.get(k, int(keep.size)), predicted_classes=classes))
     bar.close()

@@ -31,7 +31,8 @@ def bootstrap_ci(
 ) -> dict[str, tuple[float, float, float]]:
     """``metric_fn(idx)`` returns metrics on the rows ``idx``; returns name -> (value, lo, hi).
 
-    Resamples where a metric is undefined (e.g. one class only) are ignored for that metric.
+    Resamples where a metric is undefined (e.g. one class only) are ignored for that metric; a metric
+    undefined on all ``n`` rows gets no interval.
     """
     check_confidence(confidence)
     indices = np.asarray(indices)
@@ -48,6 +49,7 @@ def bootstrap_ci(
     out = {}
     for k, v in point.items():
         s = np.asarray(samples[k])
-        lo, hi = (np.quantile(s, [alpha, 1 - alpha]) if s.size >= 10 else (np.nan, np.nan))
+        # no interval around an undefined value (resamples that missed a NaN score would give one)
+        lo, hi = (np.quantile(s, [alpha, 1 - alpha]) if s.size >= 10 and np.isfinite(v) else (np.nan, np.nan))
         out[k] = (float(v), float(lo), float(hi))
     return out
