@@ -88,3 +88,19 @@ def test_bootstrap_ci_gives_no_interval_around_an_undefined_value() -> None:
     score[0] = np.nan
     out = bootstrap_ci(lambda i: {"auc": auc_score(y[i], score[i])}, 40, bootstrap_indices(40, 200, 0))
     assert all(math.isnan(x) for x in out["auc"])
+
+
+def test_c_index_of_a_nan_score_is_undefined_like_the_other_binary_metrics() -> None:
+    """With time-to-event data the binary task's C-index passed a NaN score to lifelines, which raised
+    and stopped the evaluation, while AUC and the rest read NaN as "no prediction"."""
+    import numpy as np
+
+    from robustmm.data.base import TaskSpec
+
+    task = task_adapter(TaskSpec(kind="binary", num_classes=2))
+    meta = {"time": [1.0, 2.0, 3.0, 4.0], "event": [1, 1, 0, 1]}
+    out = task.metrics({"score": np.array([0.9, np.nan, 0.2, 0.4])}, np.array([1, 1, 0, 0]), meta)
+    assert math.isnan(out["c_index"]) and math.isnan(out["auc"])
+    # finite scores: lifelines' Harrell C of the negated score (higher score = earlier event)
+    out = task.metrics({"score": np.array([0.9, 0.6, 0.2, 0.7])}, np.array([1, 1, 0, 0]), meta)
+    assert out["c_index"] == pytest.approx(4 / 5)
