@@ -104,3 +104,64 @@ def test_c_index_of_a_nan_score_is_undefined_like_the_other_binary_metrics() -> 
     # finite scores: lifelines' Harrell C of the negated score (higher score = earlier event)
     out = task.metrics({"score": np.array([0.9, 0.6, 0.2, 0.7])}, np.array([1, 1, 0, 0]), meta)
     assert out["c_index"] == pytest.approx(4 / 5)
+
+
+def test_intervals_have_their_nominal_coverage_on_a_known_distribution() -> None:
+    """The t-interval over 5 seeds and the runner's percentile bootstrap of the AUC (its vectorised
+    replicates and quantiles) cover the true value about 95% of the time: binormal scores with
+    d' = 1 have AUC Phi(1/sqrt 2)."""
+    import numpy as np
+    from scipy import stats
+
+    from robustmm.evaluate.runner import _quantiles
+    from robustmm.metrics.bootstrap import bootstrap_indices
+    from robustmm.metrics.paired import t_interval
+    from robustmm.metrics.weighted import count_matrix, weighted_auc
+
+    rng = np.random.default_rng(0)
+    hits = [lo <= 0.3 <= hi for lo, hi in (t_interval(rng.normal(0.3, 0.1, 5)) for _ in range(2000))]
+    assert 0.93 <= np.mean(hits) <= 0.97
+    true_auc, n, hits = stats.norm.cdf(1 / np.sqrt(2)), 80, []
+    for r in range(300):
+        y = rng.integers(0, 2, n)
+        score = rng.normal(size=n) + y
+        lo, hi = _quantiles(weighted_auc(y, score, count_matrix(bootstrap_indices(n, 500, r), n)), 0.025)
+        hits.append(lo <= true_auc <= hi)
+    assert 0.92 <= np.mean(hits) <= 0.98
+
+
+def test_emotion_metrics_match_the_mmsa_and_cider_reference_definitions() -> None:
+    """Random scores with neutral (0) truths and predictions, .5 ties and values beyond [-3, 3], against
+    MMSA's regression evaluation and CIDer's eval_mosi_classification_binary, as those define them."""
+    import numpy as np
+    from sklearn.metrics import accuracy_score, f1_score
+
+    from robustmm.metrics.emotion import emotion_metrics, emotion_metrics_from_classes
+
+    rng = np.random.default_rng(1)
+    weighted = lambda t, p: f1_score(t, p, average="weighted", zero_division=0)  # noqa: E731
+    for _ in range(50):
+        n = int(rng.integers(3, 40))
+        y, p = (np.round(rng.uniform(-3.6, 3.6, n) * 2) / 2 for _ in range(2))
+        y[rng.random(n) < 0.25] = 0
+        got = emotion_metrics(p, y)
+        nz = y != 0
+        ref = {"Has0_acc_2": accuracy_score(y >= 0, p >= 0), "Has0_F1": weighted(y >= 0, p >= 0),
+               "MAE": np.mean(np.abs(p - y))}
+        if nz.any():
+            ref.update(Non0_acc_2=accuracy_score(y[nz] > 0, p[nz] > 0), Non0_F1=weighted(y[nz] > 0, p[nz] > 0))
+        for k in (1, 2, 3):  # MMSA's multiclass_acc: round(clip(.)) equal
+            ref[f"Acc_{2 * k + 1}"] = np.mean(np.round(np.clip(p, -k, k)) == np.round(np.clip(y, -k, k)))
+        assert got == pytest.approx({**got, **ref}, abs=1e-12)
+
+        scores = np.round(rng.normal(size=(n, 3)), 1)  # ties between classes included
+        truth = np.where(y < 0, 0, np.where(y == 0, 1, 2))
+        got = emotion_metrics_from_classes(scores, y, 3)
+        has0_pred, has0_true = scores[:, [0, 2]].argmax(1), (truth >= 1).astype(int)
+        ref = {"Acc_3": accuracy_score(truth, scores.argmax(1)), "F1_3": weighted(truth, scores.argmax(1)),
+               "Has0_acc_2": accuracy_score(has0_true, has0_pred), "Has0_F1": weighted(has0_true, has0_pred)}
+        polar = truth != 1
+        if polar.any():
+            ref.update(Non0_acc_2=accuracy_score(truth[polar], scores[polar].argmax(1)),
+                       Non0_F1=weighted(truth[polar], scores[polar].argmax(1)))
+        assert got == pytest.approx({**got, **ref}, abs=1e-12)
