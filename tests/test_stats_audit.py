@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -39,9 +40,8 @@ def test_printed_interval_level_is_the_level_computed(confidence: float, label: 
     assert story.ci_level({"seeds": doc["seeds"]}) == label
 
 
-class _OneNaNScore(Method):
-    """A fixed linear score on table ``a``; its first subject of every batch gets NaN logits (a diverged
-    forward pass)."""
+class _Linear(Method):
+    """A fixed (untrained) linear score on table ``a``."""
 
     Options = MethodOptions
 
@@ -53,15 +53,22 @@ class _OneNaNScore(Method):
         pass
 
     def predict(self, batch):
-        logits = self.net(batch.inputs["a"]).detach().clone()
-        logits[0] = float("nan")
-        return {"logits": logits}
+        return {"logits": self.net(batch.inputs["a"]).detach()}
 
     def state_dict(self):
         return {}
 
     def load_state_dict(self, state):
         pass
+
+
+class _OneNaNScore(_Linear):
+    """Its first subject of every batch gets NaN logits (a diverged forward pass)."""
+
+    def predict(self, batch):
+        logits = super().predict(batch)["logits"].clone()
+        logits[0] = float("nan")
+        return {"logits": logits}
 
 
 def test_no_interval_around_an_undefined_value() -> None:
@@ -165,3 +172,48 @@ def test_emotion_metrics_match_the_mmsa_and_cider_reference_definitions() -> Non
             ref.update(Non0_acc_2=accuracy_score(truth[polar], scores[polar].argmax(1)),
                        Non0_F1=weighted(truth[polar], scores[polar].argmax(1)))
         assert got == pytest.approx({**got, **ref}, abs=1e-12)
+
+
+class _Repeated(ToyTables):
+    """Every subject of a ToyTables twice (two identical items sharing one subject id, e.g. two visits)."""
+
+    def __init__(self, base: ToyTables) -> None:
+        self.__dict__.update(base.__dict__)
+        self.labels = np.repeat(base.labels, 2)
+        self.values = {m: np.repeat(v, 2, axis=0) for m, v in base.values.items()}
+        self.present = {m: np.repeat(p, 2) for m, p in base.present.items()}
+
+    def __getitem__(self, i: int) -> dict:
+        return {**super().__getitem__(i), "meta": {"subject": f"s{i // 2:04d}"}}
+
+    def subject_ids(self) -> list[str]:
+        return [f"s{i // 2:04d}" for i in range(len(self))]
+
+
+def test_bootstrap_resamples_subjects_not_items() -> None:
+    """Items of one subject are resampled together: a cohort whose every subject appears twice gets
+    the CIs of the cohort with each subject once (resampling items made them about 1/sqrt 2 as wide)."""
+    once = ToyTables({"a": 0.7, "b": 0.0}, n=120)
+    torch.manual_seed(0)
+    method = _Linear(MethodOptions(), toy_context(toy_data(once), "m")).eval()
+    cfg = EvaluationConfig(bootstrap=200)
+    records = [{r.metric: r for r in evaluate({"m": method}, task_adapter(data.task), data, [Natural(name="natural")],
+                                              cfg, seed=0).records}
+               for data in (toy_data(once), toy_data(_Repeated(once)))]
+    for metric in ("auc", "accuracy", "brier"):
+        single, double = records[0][metric], records[1][metric]
+        assert double.value == pytest.approx(single.value, abs=1e-12)
+        assert (double.ci_low, double.ci_high) == pytest.approx((single.ci_low, single.ci_high), abs=1e-12)
+
+
+def test_subject_resamples_hold_whole_subjects_and_keep_the_one_row_draws() -> None:
+    from robustmm.evaluate.runner import stable_int, subject_bootstrap
+    from robustmm.metrics.bootstrap import bootstrap_indices
+
+    rows = ["b", "a", "b", "c", "a", "d"]
+    order = ["b", "a", "c", "d"]  # first appearance
+    draws = bootstrap_indices(4, 50, stable_int(7, tuple(order)))
+    for resample, drawn in zip(subject_bootstrap(rows, 50, 7), draws):
+        assert sorted(resample) == sorted(i for k in drawn for i, s in enumerate(rows) if s == order[k])
+    one_each = [f"s{i}" for i in range(10)]  # the resamples of earlier runs, unchanged
+    assert np.array_equal(subject_bootstrap(one_each, 5, 3), bootstrap_indices(10, 5, stable_int(3, tuple(one_each))))
