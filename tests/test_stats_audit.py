@@ -1,5 +1,6 @@
 """Numbers users cite, against independent references on inputs with a known answer: interval
-levels as printed, and the subject-level bootstrap."""
+levels as printed, undefined values, the subject-level bootstrap, interval coverage and the emotion
+metrics' reference definitions."""
 
 from __future__ import annotations
 
@@ -86,8 +87,6 @@ def test_no_interval_around_an_undefined_value() -> None:
 
 def test_bootstrap_ci_gives_no_interval_around_an_undefined_value() -> None:
     """The public bootstrap_ci follows the same rule as the evaluation's records."""
-    import numpy as np
-
     from robustmm.metrics import auc_score, bootstrap_ci, bootstrap_indices
 
     y = np.array([0, 1] * 20)
@@ -100,8 +99,6 @@ def test_bootstrap_ci_gives_no_interval_around_an_undefined_value() -> None:
 def test_c_index_of_a_nan_score_is_undefined_like_the_other_binary_metrics() -> None:
     """With time-to-event data the binary task's C-index passed a NaN score to lifelines, which raised
     and stopped the evaluation, while AUC and the rest read NaN as "no prediction"."""
-    import numpy as np
-
     from robustmm.data.base import TaskSpec
 
     task = task_adapter(TaskSpec(kind="binary", num_classes=2))
@@ -117,7 +114,6 @@ def test_intervals_have_their_nominal_coverage_on_a_known_distribution() -> None
     """The t-interval over 5 seeds and the runner's percentile bootstrap of the AUC (its vectorised
     replicates and quantiles) cover the true value about 95% of the time: binormal scores with
     d' = 1 have AUC Phi(1/sqrt 2)."""
-    import numpy as np
     from scipy import stats
 
     from robustmm.evaluate.runner import _quantiles
@@ -140,7 +136,6 @@ def test_intervals_have_their_nominal_coverage_on_a_known_distribution() -> None
 def test_emotion_metrics_match_the_mmsa_and_cider_reference_definitions() -> None:
     """Random scores with neutral (0) truths and predictions, .5 ties and values beyond [-3, 3], against
     MMSA's regression evaluation and CIDer's eval_mosi_classification_binary, as those define them."""
-    import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
 
     from robustmm.metrics.emotion import emotion_metrics, emotion_metrics_from_classes
