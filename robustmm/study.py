@@ -33,6 +33,7 @@ from robustmm.io import remove_stale_tmp, write_json_atomic, write_text_atomic
 from robustmm.methods import create_method
 from robustmm.methods.base import Method, MethodContext, check_methods, method_class, method_options
 from robustmm.methods.task import task_adapter
+from robustmm.metrics.bootstrap import confidence_label
 from robustmm.metrics.paired import t_interval
 from robustmm.missing.scenarios import build_scenarios
 from robustmm.names import check_links_inside, inside
@@ -304,7 +305,7 @@ def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -
     first = fold_docs[0]
     doc = {"study": cfg.name, "synthetic": folds[0].synthetic, "primary_metric": first["primary_metric"],
            "confidence": cfg.evaluation.confidence, "cross_validation": {"folds": len(folds),
-                                "ci": f"{cfg.evaluation.confidence:.0%} t-interval over fold means"},
+                                "ci": f"{confidence_label(cfg.evaluation.confidence)} t-interval over fold means"},
            "records": records, "skipped_scenarios": skipped_anywhere(fold_docs),
            "upper_bounds": first.get("upper_bounds", []),
            "methods": first.get("methods", {}), "data": first.get("data", {}),

@@ -112,14 +112,15 @@ def evaluate(methods: dict[str, Method], task: TaskAdapter, data: Any, scenarios
                 continue
             point = task.metrics(preds.outputs, preds.target, preds.meta, keep)
             # seeded by the evaluable subjects: identical resamples for every method and every rate
-            boots = bootstrap_indices(keep.size, cfg.bootstrap,
-                                      stable_int(eval_seed, tuple(preds.subjects[i] for i in keep)))
+            boots = subject_bootstrap([preds.subjects[i] for i in keep], cfg.bootstrap, eval_seed)
             samples = bootstrap_samples(task, preds, keep, boots, list(point))
             replicates[(method_id, scenario.name)] = samples
             counts = task.metric_counts(list(point), preds.target, preds.meta, keep)
             classes = task.predicted_classes(preds.outputs, keep)
             for k, v in point.items():
-                lo, hi = _quantiles(samples[k], alpha)
+                # no interval around an undefined value: resamples that missed its cause (a NaN score)
+                # would give one that looks valid
+                lo, hi = _quantiles(samples[k], alpha) if np.isfinite(v) else (float("nan"), float("nan"))
                 records.append(MetricRecord(method_id, scenario.name, scenario.group, scenario.rate, k, float(v),
                                             lo, hi, counts.get(k, int(keep.size)), predicted_classes=classes))
     bar.close()
@@ -155,6 +156,28 @@ def with_task_outputs(preds: Predictions, task: TaskAdapter, method_id: str) -> 
         return preds
     derived = {k: v.numpy() for k, v in task.outputs(logits).items() if k not in preds.outputs}
     return dataclasses.replace(preds, outputs={**preds.outputs, **derived})
+
+
+def subject_bootstrap(subjects: list[str], n_boot: int, seed: int) -> np.ndarray | list[np.ndarray]:
+    """Bootstrap resamples of the rows of ``subjects`` that draw subjects, each with all its rows (two
+    visits of one patient are one unit; resampling rows would make the CIs too narrow). With one row per
+    subject: ``bootstrap_indices`` as a (n_boot, n) array; else one array of rows per resample."""
+    ids, first, inverse = np.unique(np.asarray(subjects, dtype=str), return_index=True, return_inverse=True)
+    appearance = np.argsort(first)  # subjects in order of first appearance
+    draws = bootstrap_indices(ids.size, n_boot, stable_int(seed, tuple(subjects[i] for i in first[appearance])))
+    if ids.size == len(subjects):
+        return draws
+    rank = np.empty(ids.size, dtype=np.int64)
+    rank[appearance] = np.arange(ids.size)
+    unit = rank[inverse]  # each row's subject, numbered by first appearance
+    rows = np.argsort(unit, kind="stable")  # rows grouped by subject
+    sizes = np.bincount(unit, minlength=ids.size)
+    starts = np.cumsum(sizes) - sizes
+    drawn = draws.ravel()
+    # every drawn subject's rows: its start repeated over its size, plus 0..size-1
+    flat = np.repeat(starts[drawn], sizes[drawn])
+    flat += np.arange(flat.size) - np.repeat(np.cumsum(sizes[drawn]) - sizes[drawn], sizes[drawn])
+    return np.split(rows[flat], np.cumsum(sizes[draws].sum(1))[:-1])
 
 
 def bootstrap_samples(task: TaskAdapter, preds: Predictions, keep: np.ndarray, boots: np.ndarray,

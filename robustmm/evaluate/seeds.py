@@ -29,6 +29,7 @@ import numpy as np
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import RunDirectoryError
 from robustmm.evaluate.runner import skipped_anywhere
+from robustmm.metrics.bootstrap import confidence_label
 from robustmm.metrics.paired import higher_is_better, paired_difference, t_interval
 
 log = logging.getLogger("robustmm")
@@ -152,7 +153,7 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
     doc = {"study": study or first.get("study"), "split": first.get("split", "test"),
            "synthetic": any(bool(d.get("synthetic")) for d in docs.values()),
            "primary_metric": first["primary_metric"], "confidence": confidence,
-           "seeds": {"seeds": seeds, "ci": f"{confidence:.0%} t-interval over seed means",
+           "seeds": {"seeds": seeds, "ci": f"{confidence_label(confidence)} t-interval over seed means",
                      "folders": [f"seed_{s}" for s in seeds]},
            "records": records, "skipped_scenarios": skipped_anywhere(list(docs.values())),
            "upper_bounds": first.get("upper_bounds", []),

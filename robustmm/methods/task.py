@@ -42,9 +42,10 @@ def task_adapter(task: TaskSpec, threshold: float = 0.5) -> "TaskAdapter":
 
 
 def c_index(time: np.ndarray, event: np.ndarray, risk: np.ndarray) -> float:
-    """Harrell's C via lifelines (which expects scores that grow with survival time)."""
+    """Harrell's C via lifelines (which expects scores that grow with survival time); NaN when a risk
+    is NaN (no prediction, as for the other binary metrics; lifelines would raise)."""
     time, event, risk = np.asarray(time, float), np.asarray(event, float), np.asarray(risk, float)
-    if event.sum() == 0 or len(time) < 2:
+    if event.sum() == 0 or len(time) < 2 or np.isnan(risk).any():
         return float("nan")
     try:
         return float(concordance_index(time, -risk, event))

@@ -13,6 +13,11 @@ def check_confidence(confidence: float) -> None:
         raise ValueError(f"confidence must lie strictly between 0 and 1, e.g. 0.95; got {confidence!r}")
 
 
+def confidence_label(confidence: float) -> str:
+    """``0.95`` -> ``95%``, ``0.975`` -> ``97.5%``: the level as printed (``:.0%`` made 0.995 read 100%)."""
+    return f"{round(100 * confidence, 6):g}%"
+
+
 def bootstrap_indices(n: int, n_boot: int, seed: int) -> np.ndarray:
     """(n_boot, n) resampling indices; pass the same array to every method for paired CIs."""
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
@@ -26,7 +31,8 @@ def bootstrap_ci(
 ) -> dict[str, tuple[float, float, float]]:
     """``metric_fn(idx)`` returns metrics on the rows ``idx``; returns name -> (value, lo, hi).
 
-    Resamples where a metric is undefined (e.g. one class only) are ignored for that metric.
+    Resamples where a metric is undefined (e.g. one class only) are ignored for that metric; a metric
+    undefined on all ``n`` rows gets no interval.
     """
     check_confidence(confidence)
     indices = np.asarray(indices)
@@ -43,6 +49,7 @@ def bootstrap_ci(
     out = {}
     for k, v in point.items():
         s = np.asarray(samples[k])
-        lo, hi = (np.quantile(s, [alpha, 1 - alpha]) if s.size >= 10 else (np.nan, np.nan))
+        # no interval around an undefined value (resamples that missed a NaN score would give one)
+        lo, hi = (np.quantile(s, [alpha, 1 - alpha]) if s.size >= 10 and np.isfinite(v) else (np.nan, np.nan))
         out[k] = (float(v), float(lo), float(hi))
     return out

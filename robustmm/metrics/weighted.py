@@ -23,11 +23,15 @@ from __future__ import annotations
 import numpy as np
 
 
-def count_matrix(boots: np.ndarray, n: int) -> np.ndarray:
-    """(B, n) float counts: row b holds how often each of the n subjects is drawn in ``boots[b]``."""
-    boots = np.asarray(boots, dtype=np.int64)
-    b = boots.shape[0]
-    flat = (boots + n * np.arange(b, dtype=np.int64)[:, None]).ravel()
+def count_matrix(boots: np.ndarray | list[np.ndarray], n: int) -> np.ndarray:
+    """(B, n) float counts: row b holds how often each of the n rows is drawn in ``boots[b]``; ``boots``
+    is a (B, m) array or B arrays of any lengths (resamples of whole subjects with several rows)."""
+    b = len(boots)
+    offsets = n * np.arange(b, dtype=np.int64)
+    if isinstance(boots, np.ndarray):
+        flat = (boots.astype(np.int64) + offsets[:, None]).ravel()
+    else:
+        flat = np.concatenate([np.asarray(r, dtype=np.int64) + o for r, o in zip(boots, offsets)] or [offsets])
     return np.bincount(flat, minlength=b * n).reshape(b, n).astype(float)
 
 

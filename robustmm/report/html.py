@@ -15,6 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from robustmm.metrics.bootstrap import confidence_label
 from robustmm.report import repeats, story
 from robustmm.report.tables import SYNTHETIC_BANNER, fmt_ci, pivot
 
@@ -187,7 +188,7 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
         conf, ref = paired.get("confidence", 0.95), paired.get("reference")
         n_seeds = len(doc["seeds"]["seeds"])
         out = (f"<p class='note'>Per seed, both methods share the split and the missing masks; the difference is "
-               f"method − {e(str(ref))}, with a {conf:.0%} Student-t interval over "
+               f"method − {e(str(ref))}, with a {confidence_label(conf)} Student-t interval over "
                f"{n_seeds} seeds. The verdict is <i>better</i> or <i>worse</i> only when the "
                "whole interval lies on one side of 0 (sides swapped for lower-is-better metrics), otherwise "
                "<i>no clear difference</i>; <i>agree</i> counts the seeds whose difference has the sign of the "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from robustmm.metrics.bootstrap import confidence_label
 from robustmm.metrics.paired import MIN_PAIRS_FOR_VERDICT, UNCLEAR
 
 VERDICT_HEADER = ["scenario", "method", "method mean ± sd", "reference mean ± sd", "difference [CI]", "agree",
@@ -64,12 +65,12 @@ def verdict_text(doc: dict[str, Any]) -> str:
     paired = doc.get("paired") or {}
     ref, conf = paired.get("reference"), paired.get("confidence", 0.95)
     metric = doc["primary_metric"]
-    head = (f"(the table above: mean over seeds [{conf:.0%} t-interval over seeds])\n"
+    head = (f"(the table above: mean over seeds [{confidence_label(conf)} t-interval over seeds])\n"
             f"{metric}: mean ± sd over {len(seeds)} seeds {seeds}")
     if ref is None:
         return head + "; no reference method (set evaluation.compare_to for paired differences)"
     rows = verdict_rows(doc)
-    out = [f"{head}; paired difference vs {ref} (method - {ref}, {conf:.0%} t-interval over seeds; "
+    out = [f"{head}; paired difference vs {ref} (method - {ref}, {confidence_label(conf)} t-interval over seeds; "
            f"agree = seeds with the sign of the mean; verdict from the interval)"]
     if not rows:
         return out[0] + "\n(no method to compare)"

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from robustmm.metrics.bootstrap import confidence_label
 from robustmm.metrics.paired import higher_is_better
 from robustmm.report.tables import fmt_ci
 
@@ -100,17 +101,17 @@ def ci_level(doc: dict[str, Any]) -> str:
     files written before it was stored used the default 0.95)."""
     confidence = doc.get("confidence") or (doc.get("paired") or {}).get("confidence")
     if confidence:
-        return f"{confidence:.0%}"
-    stated = re.match(r"\d+%", str((doc.get("seeds") or doc.get("cross_validation") or {}).get("ci", "")))
+        return confidence_label(confidence)
+    stated = re.match(r"\d+(?:\.\d+)?%", str((doc.get("seeds") or doc.get("cross_validation") or {}).get("ci", "")))
     return stated.group(0) if stated else "95%"
 
 
 def ci_label(doc: dict[str, Any]) -> str | None:
     """How the document's intervals were made when not by the bootstrap over subjects."""
     if doc.get("seeds"):
-        return re.sub(r"^\d+% ", "", str(doc["seeds"].get("ci", "t-interval over seed means")))
+        return re.sub(r"^\d+(?:\.\d+)?% ", "", str(doc["seeds"].get("ci", "t-interval over seed means")))
     if doc.get("cross_validation"):
-        return re.sub(r"^\d+% ", "", str(doc["cross_validation"].get("ci", "t-interval over fold means")))
+        return re.sub(r"^\d+(?:\.\d+)?% ", "", str(doc["cross_validation"].get("ci", "t-interval over fold means")))
     return None
 
 
