@@ -168,6 +168,22 @@ def test_a_failed_trial_advises_the_sweep_not_resume(tiny_study: Path, tmp_path:
         assert "the sweep records this error with the trial and goes on" in trial.user_attrs["error"]
 
 
+def test_header_shows_the_stored_budget_a_smaller_n_trials_cannot_lower(tiny_study: Path, tmp_path: Path,
+                                                                       monkeypatch, capsys) -> None:
+    def fail(*args, **kwargs):  # the trials' outcome does not matter here, only the budget
+        raise DataError("planted")
+
+    monkeypatch.setattr("robustmm.study._run_single", fail)
+    out = tmp_path / "s"
+    args = ["sweep", str(tiny_study), "--out", str(out), "--set", "sweep.pruner.kind=none",
+            "--set", "sweep.initial_trials=[]"]
+    main(args + ["--n-trials", "2"])
+    assert f"sweep 'tiny_sweep': 2 trials, folder {out}" in capsys.readouterr().out
+    main(args + ["--n-trials", "1"])
+    assert ("sweep 'tiny_sweep': 2 trials (the budget stored with the study; 1 asked for here cannot lower it)"
+            in capsys.readouterr().out)
+
+
 @pytest.mark.slow
 def test_rerunning_a_finished_sweep_repeats_nothing(tiny_study: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "again"
