@@ -336,6 +336,18 @@ def validate_survival(times: Sequence[Any], events: Sequence[Any], ids: Sequence
     return t, e
 
 
+def censored_at_zero_notes(times: np.ndarray, events: np.ndarray, ids: Sequence[Any], source: str,
+                           time_column: str) -> list[str]:
+    """A data-report note on patients censored at time 0, when there are any: they add nothing to the
+    survival likelihood, and such a row is often a data-entry error."""
+    zero = (np.asarray(times) == 0) & (np.asarray(events) == 0)
+    if not zero.any():
+        return []
+    return [f"{source}: {int(zero.sum())} patient(s) censored at {time_column} 0 ({_ids(np.asarray(ids)[zero])}); "
+            "they add nothing to the survival likelihood and often mean a data-entry error: check their "
+            "follow-up time"]
+
+
 def drop_identical_duplicates(frame: pd.DataFrame, id_column: str, source: str, allow: bool = True,
                               ignore: Sequence[str] = ()) -> pd.DataFrame:
     """One row per id. Repeated ids are an error naming them, except (``allow``) rows that repeat
@@ -565,6 +577,9 @@ class TableDataset(MultimodalDataset):
         self.train_missing_counts: dict[str, int] = {}
         # what fit_imputer will fill (known before any split; fit recounts after train_missing)
         self.report = DataReport(subjects_in_table=n, subjects_used=n, imputed=self._holes())
+        if self.target_spec.kind == "survival":
+            self.report.notes += censored_at_zero_notes(self._time, self._event, self._subjects, self.source_name,
+                                                        self.target_spec.time)
         self._imputer_notes: list[str] = []
 
     # -- construction helpers -------------------------------------------------------------------
