@@ -36,7 +36,7 @@ def frame() -> pd.DataFrame:
 
 
 MODS = {"x": {"suffix": "_x"}, "p": {"prefix": "p_"}, "r": {"regex": r"^r\d+$"}, "c": ["c1", "kind"]}
-BINARY = {"kind": "binary", "column": "label"}
+BINARY = {"kind": "binary", "column": "label", "classes": ["no", "yes"]}
 
 
 def make(df: pd.DataFrame | None = None, **kw) -> TableDataset:
@@ -174,6 +174,17 @@ def test_survival_target() -> None:
     # bins from uncensored train times 5, 8, 1 -> edges 3, 5, 6.5
     assert ds.bin_cuts[1:-1].tolist() == pytest.approx([3.0, 5.0, 6.5])
     assert ds[4]["target"]["bin"].item() == 3  # 9 months
+
+
+def test_a_binary_target_of_text_labels_needs_its_positive_class_named() -> None:
+    # unnamed, the positive class (AUC, the score) was silently the alphabetically later label
+    with pytest.raises(DataError, match=r"text labels \['no', 'yes'\]; say which is positive with classes: "
+                                        r"\[negative, positive\].*data.options.target.classes: \['no', 'yes'\]"):
+        make(target={"kind": "binary", "column": "label"})
+    flipped = make(target={"kind": "binary", "column": "label", "classes": ["yes", "no"]})
+    assert flipped.task.class_names == ("yes", "no") and flipped.stratify_labels().tolist() == [1, 0, 1, 0, 1, 0]
+    numeric = frame().assign(label=[0, 1, 0, 1, 0, 1])  # 0/1 need no order
+    assert make(numeric, target={"kind": "binary", "column": "label"}).task.class_names == ("0", "1")
 
 
 @pytest.mark.parametrize("change, message", [

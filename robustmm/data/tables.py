@@ -257,7 +257,7 @@ class TargetSpec:
     time: str | None = None
     event: str | None = None
     censorship: str | None = None
-    classes: tuple[Any, ...] | None = None  # class order; default sorted unique values
+    classes: tuple[Any, ...] | None = None  # class order (binary: [negative, positive]); default sorted values
 
     @classmethod
     def coerce(cls, spec: "TargetSpec | Mapping[str, Any]") -> "TargetSpec":
@@ -744,6 +744,11 @@ class TableDataset(MultimodalDataset):
         if spec.kind == "binary" and len(classes) != 2:
             raise DataError(f"{self.source_name}: binary target {spec.column!r} has {len(classes)} classes "
                             f"{classes[:10]}; use kind 'multiclass' or recode the column to two values")
+        if spec.kind == "binary" and spec.classes is None and pd.to_numeric(col, errors="coerce").isna().any():
+            # the positive class (AUC, sensitivity, the score) would be the alphabetically later label
+            raise DataError(f"{self.source_name}: binary target {spec.column!r} has text labels {classes}; say which "
+                            f"is positive with classes: [negative, positive] in the target (study: "
+                            f"data.options.target.classes: {[classes[0], classes[1]]} makes {classes[1]!r} positive)")
         self._y = np.asarray([index[lab] if lab in index else index[str(lab)] for lab in labels], dtype=np.int64)
         self.class_names = tuple(str(c) for c in classes)
         self.task = TaskSpec(kind=spec.kind, num_classes=len(classes), class_names=self.class_names)
