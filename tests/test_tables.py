@@ -212,8 +212,8 @@ def test_patients_censored_at_time_zero_are_noted() -> None:
     df.loc[[1, 5], "months"] = 0.0  # s2 and s6 are censored; a death at 0 (s1) is kept without a note
     df.loc[0, "months"] = 0.0
     ds = make(df, target={"kind": "survival", "time": "months", "event": "dead"})
-    assert ds.report.notes == ["<DataFrame>: 2 patient(s) censored at months 0 (s2, s6); they add nothing to the survival "
-                               "likelihood and often mean a data-entry error: check their follow-up time"]
+    assert ds.report.notes == ["<DataFrame>: 2 patient(s) censored at months 0 (s2, s6); they add nothing to the "
+                               "survival likelihood and often mean a data-entry error: check their follow-up time"]
 
 
 def test_negative_time_error_lists_patient() -> None:

@@ -178,8 +178,8 @@ def check_case(case_id: str, folder: Path, naming: str, files: dict[str, Path], 
     """One case's record (file paths, label convention) after checking its names and headers."""
     if "seg" not in files:
         raise DataError(
-            f"case {case_id}: segmentation file {_expected_name(case_id, naming, 'seg', files)} is missing in {folder}; "
-            f"add it (unlabelled cases are not supported)"
+            f"case {case_id}: segmentation file {_expected_name(case_id, naming, 'seg', files)} is missing in "
+            f"{folder}; add it (unlabelled cases are not supported)"
         )
     missing = [s for s in SEQUENCES if s not in files]
     if missing and not allow_missing_sequences:
