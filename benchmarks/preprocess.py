@@ -97,8 +97,8 @@ def main() -> None:
         workers = args.workers or default_threads()
         with_pet = [i for i, p in enumerate(pet) if p is not None]
         c0, t0 = cpu(), time.perf_counter()
-        volumes = load_volumes(mri + [pet[i] for i in with_pet], shape, ["benchmark"] * (len(mri) + len(with_pet)),
-                               workers=workers)
+        volumes, _ = load_volumes(mri + [pet[i] for i in with_pet], shape, ["benchmark"] * (len(mri) + len(with_pet)),
+                                  workers=workers)
         parallel, parallel_cpu = time.perf_counter() - t0, cpu() - c0
         b_mri, b_pet = volumes[: len(mri)], volumes[len(mri):]
         diff = max(float((a_mri - b_mri).abs().max()), float((a_pet[with_pet] - b_pet).abs().max()))

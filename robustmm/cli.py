@@ -122,11 +122,6 @@ class Parser(argparse.ArgumentParser):
         self.add_argument("--version", action="version", version=f"robustmm {__version__}",
                           help="print the version and exit")
 
-    def add_argument(self, *args, **kwargs):
-        if args and args[0].startswith("-") and kwargs.get("help") is None and kwargs.get("default") is not None:
-            kwargs["help"] = "(default: %(default)s)"
-        return super().add_argument(*args, **kwargs)
-
 
 def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="robustmm", description="Multimodal models under missing modalities.", top=True)

@@ -158,11 +158,17 @@ def finished_result(run_dir: Path) -> dict[str, Any] | None:
     return doc
 
 
-def failed_run(exc: BaseException, run_dir: Path, resumed: bool) -> None:
-    """Log the error into the run's log.txt and, for a user error, add what to do with the folder."""
+def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_trial: bool = False) -> None:
+    """Log the error into the run's log.txt and, for a user error, add what to do with the folder.
+
+    ``sweep_trial``: the run is a trial of ``robustmm sweep``, which owns the folder: the sweep queues an
+    interrupted trial again under a new number, so ``--resume`` is never the advice there."""
     if isinstance(exc, KeyboardInterrupt):
-        log.error("interrupted; continue with --resume %s and the study file and --set / --profile / --seeds "
-                  "options it started with", run_dir)
+        if sweep_trial:
+            log.error("interrupted; the sweep queues this trial again: continue with the same robustmm sweep command")
+        else:
+            log.error("interrupted; continue with --resume %s and the study file and --set / --profile / --seeds "
+                      "options it started with", run_dir)
         exc.run_dir = Path(run_dir)  # the outermost run (not a fold or seed inside it) is the last to set it
         return
     log.error("run failed: %s: %s", type(exc).__name__, exc)
@@ -171,7 +177,10 @@ def failed_run(exc: BaseException, run_dir: Path, resumed: bool) -> None:
     if isinstance(exc, RobustMMError) and exc.args and not getattr(exc, "_run_folder_noted", False):
         exc._run_folder_noted = True  # a nested run (a fold, a seed) already said it
         has_results = (Path(run_dir) / METRICS_FILE).is_file()
-        if resumed or has_results:
+        if sweep_trial:
+            hint = (f" (sweep trial folder {run_dir}; the sweep records this error with the trial and goes on with "
+                    f"the others; details in {Path(run_dir) / 'log.txt'})")
+        elif resumed or has_results:
             hint = (f" (the run folder {run_dir} is unchanged apart from its log; fix the problem and run the "
                     f"same command again)")
         elif not any(Path(run_dir).rglob("checkpoints/*")):  # fold_<k>/ and seed_<s>/ runs have their own

@@ -258,6 +258,33 @@ def test_non_3d_volume(tmp_path: Path) -> None:
     assert "3-D" in msg
 
 
+def test_a_trailing_singleton_axis_is_read_as_the_3d_volume(tmp_path: Path) -> None:
+    # (X, Y, Z, 1), as some tools save a 3-D volume; the ADNI reader accepts it too
+    root, case, folder = _one_case(tmp_path)
+    before = BraTSDataset(root)[0]
+    for role in ("flair", "seg"):
+        path = folder / f"{case}_{role}.nii.gz"
+        img = nib.load(path)
+        nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[..., None], img.affine), path)
+    after = BraTSDataset(root)[0]
+    assert nib.load(folder / f"{case}_flair.nii.gz").shape == (*SMALL, 1)
+    assert torch.equal(after["target"], before["target"])
+    assert all(torch.equal(after["inputs"][s], before["inputs"][s]) for s in SEQUENCES)
+
+
+def test_a_missing_file_is_named_with_the_extension_of_the_cases_other_files(tmp_path: Path) -> None:
+    root, case, folder = _one_case(tmp_path)
+    for path in folder.glob("*.nii.gz"):  # the case stored uncompressed
+        nib.save(nib.load(path), path.with_name(path.name[: -len(".gz")]))
+        path.unlink()
+    (folder / f"{case}_t1ce.nii").unlink()
+    msg = _assert_data_error(root, case, f"{case}_t1ce.nii")
+    assert f"'{case}_t1ce.nii'" in msg and ".nii.gz" not in msg
+    (folder / f"{case}_seg.nii").unlink()
+    msg = _assert_data_error(root, case, f"segmentation file {case}_seg.nii is missing")
+    assert ".nii.gz" not in msg
+
+
 def test_empty_root_and_unknown_naming(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="no BraTS cases"):
         BraTSDataset(tmp_path)

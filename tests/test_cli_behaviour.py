@@ -84,6 +84,24 @@ def test_every_option_help_shows_its_default() -> None:
     assert "(default: 40)" in _sub_help(["data", "synth", "brats"])
 
 
+def test_every_argument_of_every_command_says_what_it_is() -> None:
+    # a help made of its default alone ("(default: 40)") does not say what the option does
+    missing = []
+
+    def walk(parser: argparse.ArgumentParser, path: tuple) -> None:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    walk(sub, path + (name,))
+            elif not isinstance(action, argparse._HelpAction):
+                text = (action.help or "").replace("(default: %(default)s)", "").strip()
+                if not text:
+                    missing.append(f"robustmm {' '.join(path)} {(action.option_strings or [action.dest])[0]}")
+
+    walk(build_parser(), ())
+    assert missing == []
+
+
 def test_options_whose_default_comes_from_elsewhere_say_which_and_it_is_the_real_one() -> None:
     # these had no default in --help (None to argparse), though each falls back to something
     from robustmm.config.schema import StudyConfig

@@ -24,7 +24,8 @@ def _nifti(path: Path, seed: int, shape=(20, 18, 22)) -> Path:
 
 def test_one_percentile_call_matches_monai_pipeline(tmp_path: Path) -> None:
     path = _nifti(tmp_path / "a.nii.gz", 0)
-    ours = load_volume(path, (12, 10, 14), "subject a (MRI)")
+    ours, nonfinite = load_volume(path, (12, 10, 14), "subject a (MRI)")
+    assert nonfinite == 3  # the NaN voxels _nifti plants
     img = nib.load(str(path))
     data = np.asarray(img.dataobj, dtype=np.float32)
     data[~np.isfinite(data)] = 0
@@ -38,11 +39,11 @@ def test_one_percentile_call_matches_monai_pipeline(tmp_path: Path) -> None:
 def test_pool_gives_the_serial_result(tmp_path: Path) -> None:
     paths = [_nifti(tmp_path / f"v{i}.nii.gz", i) for i in range(6)]
     whats = [f"subject {i} (MRI)" for i in range(6)]
-    serial = load_volumes(paths, (8, 8, 8), whats, workers=1)
-    pooled = load_volumes(paths, (8, 8, 8), whats, workers=2)
+    serial, serial_nonfinite = load_volumes(paths, (8, 8, 8), whats, workers=1)
+    pooled, pooled_nonfinite = load_volumes(paths, (8, 8, 8), whats, workers=2)
     assert pooled.shape == serial.shape == (6, 1, 8, 8, 8)
-    assert torch.equal(serial, pooled)
-    assert torch.equal(serial[3], load_volume(paths[3], (8, 8, 8), "x"))
+    assert torch.equal(serial, pooled) and serial_nonfinite == pooled_nonfinite == [3] * 6
+    assert torch.equal(serial[3], load_volume(paths[3], (8, 8, 8), "x")[0])
 
 
 def test_pool_reports_a_bad_file_by_subject(tmp_path: Path) -> None:
@@ -80,6 +81,29 @@ def test_absent_pet_is_not_stored_and_cache_is_memory_mapped(tiny_adni_root: Pat
     s_absent, s_present = second[absent], second[present]
     assert not s_absent["present"]["pet"] and torch.count_nonzero(s_absent["inputs"]["pet"]) == 0
     assert s_present["present"]["pet"] and torch.equal(s_present["inputs"]["pet"], first.pet[first.pet_row[present]])
+
+
+def test_nan_and_infinite_voxels_set_to_zero_are_noted_in_the_data_report(tiny_adni_root: Path, tmp_path: Path) -> None:
+    import shutil
+
+    from robustmm.config.schema import AdniDataConfig
+    from robustmm.data.adni import AdniDataset
+
+    root = tmp_path / "cohort"
+    shutil.copytree(tiny_adni_root, root, ignore=shutil.ignore_patterns(".robustmm_cache"))
+    cfg = AdniDataConfig(root=root, volume_shape=(8, 8, 8), preprocess_workers=1)
+    assert not any("NaN" in note for note in AdniDataset(cfg, progress=False).report.notes)
+    shutil.rmtree(root / ".robustmm_cache")
+    pet = sorted((root / "images").glob("*/*_FDG.nii.gz"))[0]
+    img = nib.load(pet)
+    data = np.asarray(img.dataobj, dtype=np.float32)
+    data[0, 0, :5], data[1, 1, :2] = np.nan, np.inf
+    nib.save(nib.Nifti1Image(data, img.affine), pet)
+    subject = pet.parent.name
+    for ds in (AdniDataset(cfg, progress=False), AdniDataset(cfg, progress=False)):  # computed, then from the cache
+        [note] = [n for n in ds.report.notes if "NaN" in n]
+        assert note.startswith(f"1 volume(s) had NaN or infinite voxels, set to 0 before scaling (subject {subject} "
+                               "(PET): 7)")
 
 
 def test_reorientation_and_resize_equal_monai_for_flipped_and_permuted_axes() -> None:

@@ -366,6 +366,10 @@ def test_cli_prepare_tcga_and_synth_porpoise(tmp_path: Path, capsys: pytest.Capt
 
     assert main(["data", "synth", "porpoise", "--out", str(tmp_path / "dl"), "--patients", "30", "--cohort", "syn"]) == 0
     file = tmp_path / "dl" / "tcga_syn_all_clean.csv.zip"
+    # a sentence like the other data synth commands, naming the file written
+    assert capsys.readouterr().out == (f"wrote a synthetic PORPOISE-layout table of 30 patients (cohort syn) to "
+                                       f"{file}; use it with data.kind: tcga_porpoise, data.root: {tmp_path / 'dl'}, "
+                                       "data.options.cohort: syn\n")
     args = ["data", "prepare", "tcga", "--cohort", "syn", "--from", str(file), "--datasets", str(tmp_path / "ds")]
     assert main(args) == 0
     out = capsys.readouterr().out

@@ -15,6 +15,7 @@ import yaml
 from optuna.trial import TrialState
 
 from robustmm.cli import main
+from robustmm.errors import DataError
 from robustmm.tune.final import evaluate_trial
 from robustmm.tune.plan import plan_from_folder
 
@@ -142,6 +143,45 @@ def test_bad_objective_scenario_stops_the_sweep_with_the_available_names(tiny_st
     # found before any trial runs (the data section declares its modalities), nothing claimed
     assert "sweep.objectives.0.scenario: 'pet@0.5' is not a scenario the study evaluates" in err
     assert "pet_missing@1" in err and "pet_missing:AUILC" in err and not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("planted", [KeyboardInterrupt, DataError])
+def test_a_failed_trial_advises_the_sweep_not_resume(tiny_study: Path, tmp_path: Path, monkeypatch, capsys,
+                                                     planted: type[BaseException]) -> None:
+    # the sweep owns its trial folders (an interrupted trial is queued again under a new number), so
+    # "--resume trials/trial-N" would be the wrong advice there
+    def fail(*args, **kwargs):
+        raise planted("planted")
+
+    monkeypatch.setattr("robustmm.study._run_single", fail)
+    out = tmp_path / "s"
+    main(["sweep", str(tiny_study), "--out", str(out), "--quiet", "--set", "sweep.n_trials=1",
+          "--set", "sweep.pruner.kind=none", "--set", "sweep.initial_trials=[]"])
+    capsys.readouterr()
+    study = optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}")
+    trial = study.trials[0]
+    logged = (Path(trial.user_attrs["run_dir"]) / "log.txt").read_text()
+    assert "--resume" not in logged and "--resume" not in trial.user_attrs["error"]
+    if planted is KeyboardInterrupt:
+        assert "continue with the same robustmm sweep command" in logged
+    else:
+        assert "the sweep records this error with the trial and goes on" in trial.user_attrs["error"]
+
+
+def test_header_shows_the_stored_budget_a_smaller_n_trials_cannot_lower(tiny_study: Path, tmp_path: Path,
+                                                                       monkeypatch, capsys) -> None:
+    def fail(*args, **kwargs):  # the trials' outcome does not matter here, only the budget
+        raise DataError("planted")
+
+    monkeypatch.setattr("robustmm.study._run_single", fail)
+    out = tmp_path / "s"
+    args = ["sweep", str(tiny_study), "--out", str(out), "--set", "sweep.pruner.kind=none",
+            "--set", "sweep.initial_trials=[]"]
+    main(args + ["--n-trials", "2"])
+    assert f"sweep 'tiny_sweep': 2 trials, folder {out}" in capsys.readouterr().out
+    main(args + ["--n-trials", "1"])
+    assert ("sweep 'tiny_sweep': 2 trials (the budget stored with the study; 1 asked for here cannot lower it)"
+            in capsys.readouterr().out)
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ def frame() -> pd.DataFrame:
 
 
 MODS = {"x": {"suffix": "_x"}, "p": {"prefix": "p_"}, "r": {"regex": r"^r\d+$"}, "c": ["c1", "kind"]}
-BINARY = {"kind": "binary", "column": "label"}
+BINARY = {"kind": "binary", "column": "label", "classes": ["no", "yes"]}
 
 
 def make(df: pd.DataFrame | None = None, **kw) -> TableDataset:
@@ -176,6 +176,17 @@ def test_survival_target() -> None:
     assert ds[4]["target"]["bin"].item() == 3  # 9 months
 
 
+def test_a_binary_target_of_text_labels_needs_its_positive_class_named() -> None:
+    # unnamed, the positive class (AUC, the score) was silently the alphabetically later label
+    with pytest.raises(DataError, match=r"text labels \['no', 'yes'\]; say which is positive with classes: "
+                                        r"\[negative, positive\].*data.options.target.classes: \['no', 'yes'\]"):
+        make(target={"kind": "binary", "column": "label"})
+    flipped = make(target={"kind": "binary", "column": "label", "classes": ["yes", "no"]})
+    assert flipped.task.class_names == ("yes", "no") and flipped.stratify_labels().tolist() == [1, 0, 1, 0, 1, 0]
+    numeric = frame().assign(label=[0, 1, 0, 1, 0, 1])  # 0/1 need no order
+    assert make(numeric, target={"kind": "binary", "column": "label"}).task.class_names == ("0", "1")
+
+
 @pytest.mark.parametrize("change, message", [
     ({"months": (2, np.nan)}, "s3"),
     ({"months": (4, -1.0)}, "negative"),
@@ -193,6 +204,16 @@ def test_survival_all_censored() -> None:
     df = frame().assign(dead=0)
     with pytest.raises(DataError, match="censored"):
         make(df, target={"kind": "survival", "time": "months", "event": "dead"})
+
+
+def test_patients_censored_at_time_zero_are_noted() -> None:
+    assert not make(target={"kind": "survival", "time": "months", "event": "dead"}).report.notes
+    df = frame()
+    df.loc[[1, 5], "months"] = 0.0  # s2 and s6 are censored; a death at 0 (s1) is kept without a note
+    df.loc[0, "months"] = 0.0
+    ds = make(df, target={"kind": "survival", "time": "months", "event": "dead"})
+    assert ds.report.notes == ["<DataFrame>: 2 patient(s) censored at months 0 (s2, s6); they add nothing to the "
+                               "survival likelihood and often mean a data-entry error: check their follow-up time"]
 
 
 def test_negative_time_error_lists_patient() -> None:

@@ -241,6 +241,16 @@ def test_dispro_missing_omics_file(dispro_root: Path, tmp_path: Path) -> None:
     assert ds[ds.subject_ids().index(pid)]["present"]["omics"] is False
 
 
+def test_dispro_patients_censored_at_time_zero_are_noted(dispro_root: Path, tmp_path: Path) -> None:
+    root = _copy(dispro_root, tmp_path)
+    assert not any("censored at" in n for n in DisProDataset(root, 0, "all").report.notes)
+    splits = pd.read_csv(root / "splits.csv", keep_default_na=False)
+    pid = splits.loc[splits["Status"] == 0, "ID"].iloc[0]
+    _edit_splits(root, lambda s: s.__setitem__("Event", s["Event"].where(s["ID"] != pid, 0.0)))
+    [note] = [n for n in DisProDataset(root, 0, "all").report.notes if "censored at" in n]
+    assert note.startswith(f"{root / 'splits.csv'}: 1 patient(s) censored at Event 0 ({pid});")
+
+
 def test_dispro_missing_slide_file(dispro_root: Path, tmp_path: Path) -> None:
     root = _copy(dispro_root, tmp_path)
     splits = pd.read_csv(root / "splits.csv", keep_default_na=False)

@@ -75,7 +75,9 @@ def register(sub, data, synth) -> None:
     checks = data_group(data, "check", "check a dataset folder before a study reads it")
     check_brats = checks.add_parser("brats", help="BraTS folder: names, conventions, shapes, affines, label values and voxels of every case")
     check_brats.add_argument("root", type=Path, help="folder with one subfolder per case")
-    check_brats.add_argument("--label-convention", choices=["auto", "2018", "2023"], default="auto")
+    check_brats.add_argument("--label-convention", choices=["auto", "2018", "2023"], default="auto",
+                             help="which label is enhancing tumour: 2018 (label 4), 2023 (label 3), or auto (from "
+                                  "the file naming)")
     check_brats.add_argument("--allow-missing-sequences", action="store_true",
                              help="report cases that lack a sequence instead of failing")
     check_brats.add_argument("--quiet", action="store_true", help="no progress bar")

@@ -109,10 +109,11 @@ def register(sub, data, synth) -> None:
                        help="new .npz file (read with numpy.load(FILE, allow_pickle=False) or "
                             "robustmm.data.audio.read_audio_features): ids, lengths, features (every clip's "
                             "frames one after another), config (JSON)")
-    audio.add_argument("--kind", choices=["logmel", "mfcc"], default="logmel")
-    audio.add_argument("--n-mels", type=int, default=40)
-    audio.add_argument("--n-mfcc", type=int, default=13)
-    audio.add_argument("--frame-ms", type=float, default=25.0)
-    audio.add_argument("--hop-ms", type=float, default=10.0)
+    audio.add_argument("--kind", choices=["logmel", "mfcc"], default="logmel",
+                       help="log-mel filterbank energies or MFCCs (taken from the log-mel bands)")
+    audio.add_argument("--n-mels", type=int, default=40, help="mel bands, positive")
+    audio.add_argument("--n-mfcc", type=int, default=13, help="MFCCs per frame with --kind mfcc, at most --n-mels")
+    audio.add_argument("--frame-ms", type=float, default=25.0, help="analysis window (Hann) in milliseconds")
+    audio.add_argument("--hop-ms", type=float, default=10.0, help="step between frames in milliseconds")
     audio.add_argument("--sample-rate", type=int, default=16000, help="clips are resampled to this rate")
     audio.set_defaults(func=cmd_features_audio)

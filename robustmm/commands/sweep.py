@@ -29,12 +29,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     cfg = load_study(args.study, args.set, args.profile)
     plan = plan_sweep(cfg, str(args.study), n_trials=args.n_trials, timeout=args.timeout, storage=args.storage,
                       study_name=args.study_name, out=args.out)
-    if not args.quiet:
-        print(f"sweep '{plan.study_name}': {plan.n_trials} trials, folder {plan.sweep_dir}", flush=True)
     worker_command = [sys.executable, "-m", "robustmm.cli", "sweep", str(args.study), "--study-name", plan.study_name,
                       "--out", str(plan.sweep_dir), "--n-trials", str(plan.n_trials), "--no-final"]
     worker_command += [f"--set={s}" for s in args.set] + (["--profile", args.profile] if args.profile else [])
     worker_command += (["--timeout", str(args.timeout)] if args.timeout else []) + (["--quiet"] if args.quiet else [])
+
+    def header(budget: int) -> None:
+        if args.quiet:
+            return
+        why = ""
+        if budget > plan.n_trials:  # a joined study's budget can be raised, never lowered
+            why = f" (the budget stored with the study; {plan.n_trials} asked for here cannot lower it)"
+        print(f"sweep '{plan.study_name}': {budget} trials{why}, folder {plan.sweep_dir}", flush=True)
 
     def show(trial) -> None:
         if args.quiet:
@@ -53,7 +59,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             # the storage URL may hold a password: workers get it in their environment, not in argv
             result = run_sweep(plan, workers=args.workers, worker_index=args.worker_index, final=not args.no_final,
                                final_only=args.final_only, progress=not args.quiet, worker_command=worker_command,
-                               worker_env={STORAGE_ENV: plan.storage_url}, on_trial_end=show)
+                               worker_env={STORAGE_ENV: plan.storage_url}, on_trial_end=show,
+                               on_start=header)
     except KeyboardInterrupt:
         print("robustmm: sweep interrupted; running trials were queued again. Continue with the same command.",
               file=sys.stderr)

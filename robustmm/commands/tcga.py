@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
 
@@ -48,8 +47,8 @@ def cmd_synth_porpoise(args: argparse.Namespace) -> int:
     write_new_folder(out, lambda d: write_synthetic_porpoise(d / name, args.patients, args.seed, n_rnaseq=args.rnaseq,
                                                              n_cnv=args.cnv, n_mut=args.mut,
                                                              age_missing=args.age_missing))
-    print(json.dumps({"file": str(out / name), "patients": args.patients, "cohort": args.cohort}))
-    print(f"use it with data.kind: tcga_porpoise, data.root: {out}, data.options.cohort: {args.cohort}")
+    print(f"wrote a synthetic PORPOISE-layout table of {args.patients} patients (cohort {args.cohort}) to "
+          f"{out / name}; use it with data.kind: tcga_porpoise, data.root: {out}, data.options.cohort: {args.cohort}")
     return 0
 
 

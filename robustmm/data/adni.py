@@ -327,27 +327,42 @@ class AdniDataset(MultimodalDataset):
         shape = tuple(self.cfg.volume_shape)
         files = mri_paths + [p for p in pet_paths if p is not None]
         cache = self.root / ".robustmm_cache" / f"volumes_{cache_key(files, shape)}.pt"
+        with_pet = [i for i, p in enumerate(pet_paths) if p is not None]
+        whats = [f"subject {s} (MRI)" for s in self.subjects] + [f"subject {self.subjects[i]} (PET)" for i in with_pet]
         if self.cfg.cache and cache.is_file():
             try:
                 stored = load_torch(cache, "volume cache", mmap=True)
+                self._note_nonfinite(whats, stored["nonfinite"].tolist())
                 return stored["mri"], stored["pet"], stored["pet_row"]
             except (DataError, KeyError, TypeError) as exc:  # a damaged cache is rebuilt, never trusted
                 log.warning("%s; rebuilding it", exc)
-        with_pet = [i for i, p in enumerate(pet_paths) if p is not None]
-        whats = [f"subject {s} (MRI)" for s in self.subjects] + [f"subject {self.subjects[i]} (PET)" for i in with_pet]
-        volumes = load_volumes(mri_paths + [pet_paths[i] for i in with_pet], shape, whats,
-                               self.cfg.preprocess_workers, progress)
+        volumes, nonfinite = load_volumes(mri_paths + [pet_paths[i] for i in with_pet], shape, whats,
+                                          self.cfg.preprocess_workers, progress)
+        self._note_nonfinite(whats, nonfinite)
         n = len(mri_paths)
         mri, pet = volumes[:n].clone(), volumes[n:].clone()  # clone: out of shared memory, own storages
         pet_row = torch.full((n,), -1, dtype=torch.int64)
         pet_row[torch.as_tensor(with_pet, dtype=torch.int64)] = torch.arange(len(with_pet))
         if self.cfg.cache:
             try:
-                save_torch_atomic({"mri": mri, "pet": pet, "pet_row": pet_row}, cache)
+                save_torch_atomic({"mri": mri, "pet": pet, "pet_row": pet_row,
+                                   "nonfinite": torch.as_tensor(nonfinite, dtype=torch.int64)}, cache)
             except OSError as exc:  # e.g. a shared read-only copy of the data: the run does not need the cache
                 log.warning("could not write the volume cache %s (%s); the volumes are preprocessed again on every "
                             "run (set data.cache: false to skip the cache)", cache, exc.strerror or exc)
         return mri, pet, pet_row
+
+    def _note_nonfinite(self, whats: list[str], nonfinite: list[int]) -> None:
+        """A data-report note on the volumes whose NaN or infinite voxels were set to 0: expected outside a
+        PET field of view, a damaged export anywhere else."""
+        bad = [(what, n) for what, n in zip(whats, nonfinite) if n]
+        if not bad:
+            return
+        shown = ", ".join(f"{what}: {n}" for what, n in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        note = (f"{len(bad)} volume(s) had NaN or infinite voxels, set to 0 before scaling ({shown}); expected "
+                "outside a PET field of view, otherwise check those files")
+        self.report.notes.append(note)
+        log.info("%s: %s", self.root, note)
 
     def _pet(self, i: int) -> torch.Tensor:
         row = int(self.pet_row[i])

@@ -133,8 +133,11 @@ def _scan_case_folder(folder: Path) -> tuple[str, str, dict[str, Path]] | None:
     return case_id, naming, files
 
 
-def _expected_name(case_id: str, naming: str, role: str) -> str:
-    return f"{case_id}{NAMING[naming][role]}.nii.gz"
+def _expected_name(case_id: str, naming: str, role: str, files: dict[str, Path]) -> str:
+    """The missing file's name, with the extension the case's other files use (.nii.gz when they mix)."""
+    extensions = {next(e for e in NIFTI_EXTENSIONS if p.name.endswith(e)) for p in files.values()}
+    ext = extensions.pop() if len(extensions) == 1 else ".nii.gz"
+    return f"{case_id}{NAMING[naming][role]}{ext}"
 
 
 def _read_header(path: Path, case_id: str) -> tuple[tuple[int, ...], np.ndarray]:
@@ -148,6 +151,8 @@ def _read_header(path: Path, case_id: str) -> tuple[tuple[int, ...], np.ndarray]
             f"case {case_id}: cannot read {path.name} ({path}): {type(exc).__name__}: {exc}. "
             f"The file is corrupt or not NIfTI; re-download or re-export it"
         ) from exc
+    if len(shape) == 4 and shape[-1] == 1:  # a 3-D volume saved with a singleton 4th axis, as read_nifti accepts
+        shape = shape[:3]
     if len(shape) != 3:
         raise DataError(
             f"case {case_id}: {path.name} ({path}) has shape {shape}, expected a 3-D volume; "
@@ -173,12 +178,12 @@ def check_case(case_id: str, folder: Path, naming: str, files: dict[str, Path], 
     """One case's record (file paths, label convention) after checking its names and headers."""
     if "seg" not in files:
         raise DataError(
-            f"case {case_id}: segmentation file {_expected_name(case_id, naming, 'seg')} is missing in {folder}; "
-            f"add it (unlabelled cases are not supported)"
+            f"case {case_id}: segmentation file {_expected_name(case_id, naming, 'seg', files)} is missing in "
+            f"{folder}; add it (unlabelled cases are not supported)"
         )
     missing = [s for s in SEQUENCES if s not in files]
     if missing and not allow_missing_sequences:
-        names = [_expected_name(case_id, naming, s) for s in missing]
+        names = [_expected_name(case_id, naming, s, files) for s in missing]
         raise DataError(
             f"case {case_id}: missing sequence file(s) {names} in {folder}; add them, remove the case, or treat "
             f"them as naturally missing (study: data.options.allow_missing_sequences: true; robustmm data check "

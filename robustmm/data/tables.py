@@ -257,7 +257,7 @@ class TargetSpec:
     time: str | None = None
     event: str | None = None
     censorship: str | None = None
-    classes: tuple[Any, ...] | None = None  # class order; default sorted unique values
+    classes: tuple[Any, ...] | None = None  # class order (binary: [negative, positive]); default sorted values
 
     @classmethod
     def coerce(cls, spec: "TargetSpec | Mapping[str, Any]") -> "TargetSpec":
@@ -334,6 +334,18 @@ def validate_survival(times: Sequence[Any], events: Sequence[Any], ids: Sequence
                         f"survival models and the C-index need at least one event — check the "
                         f"event/censorship coding (event: 1 = death; censorship: 1 = censored)")
     return t, e
+
+
+def censored_at_zero_notes(times: np.ndarray, events: np.ndarray, ids: Sequence[Any], source: str,
+                           time_column: str) -> list[str]:
+    """A data-report note on patients censored at time 0, when there are any: they add nothing to the
+    survival likelihood, and such a row is often a data-entry error."""
+    zero = (np.asarray(times) == 0) & (np.asarray(events) == 0)
+    if not zero.any():
+        return []
+    return [f"{source}: {int(zero.sum())} patient(s) censored at {time_column} 0 ({_ids(np.asarray(ids)[zero])}); "
+            "they add nothing to the survival likelihood and often mean a data-entry error: check their "
+            "follow-up time"]
 
 
 def drop_identical_duplicates(frame: pd.DataFrame, id_column: str, source: str, allow: bool = True,
@@ -565,6 +577,9 @@ class TableDataset(MultimodalDataset):
         self.train_missing_counts: dict[str, int] = {}
         # what fit_imputer will fill (known before any split; fit recounts after train_missing)
         self.report = DataReport(subjects_in_table=n, subjects_used=n, imputed=self._holes())
+        if self.target_spec.kind == "survival":
+            self.report.notes += censored_at_zero_notes(self._time, self._event, self._subjects, self.source_name,
+                                                        self.target_spec.time)
         self._imputer_notes: list[str] = []
 
     # -- construction helpers -------------------------------------------------------------------
@@ -729,6 +744,11 @@ class TableDataset(MultimodalDataset):
         if spec.kind == "binary" and len(classes) != 2:
             raise DataError(f"{self.source_name}: binary target {spec.column!r} has {len(classes)} classes "
                             f"{classes[:10]}; use kind 'multiclass' or recode the column to two values")
+        if spec.kind == "binary" and spec.classes is None and pd.to_numeric(col, errors="coerce").isna().any():
+            # the positive class (AUC, sensitivity, the score) would be the alphabetically later label
+            raise DataError(f"{self.source_name}: binary target {spec.column!r} has text labels {classes}; say which "
+                            f"is positive with classes: [negative, positive] in the target (study: "
+                            f"data.options.target.classes: {[classes[0], classes[1]]} makes {classes[1]!r} positive)")
         self._y = np.asarray([index[lab] if lab in index else index[str(lab)] for lab in labels], dtype=np.int64)
         self.class_names = tuple(str(c) for c in classes)
         self.task = TaskSpec(kind=spec.kind, num_classes=len(classes), class_names=self.class_names)

@@ -55,6 +55,7 @@ from robustmm.data.tables import (
     ColumnSelector,
     TableDataset,
     _ids,
+    censored_at_zero_notes,
     drop_identical_duplicates,
     assign_bins,
     parse_train_missing,
@@ -418,7 +419,9 @@ class DisProDataset(MultimodalDataset):
 
         rows = self._read_splits(id_column, time_column, event_column, censorship_column, fold_column)
         self._locate_files(rows, id_column, wsi_column, omics_column, modalities)
-        self.report = DataReport(subjects_in_table=len(rows), subjects_used=len(rows))
+        self.report = DataReport(subjects_in_table=len(rows), subjects_used=len(rows),
+                                 notes=censored_at_zero_notes(self._time, self._event, self._subjects,
+                                                              str(self.splits_path), time_column))
 
         self.modalities: dict[str, ModalitySpec] = {}
         for name in modalities:

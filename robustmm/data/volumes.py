@@ -13,7 +13,7 @@ from monai.transforms import Compose, EnsureChannelFirst, Orientation, Resize, S
 
 from robustmm.errors import DataError
 
-PIPELINE_VERSION = "v2"  # bump when the preprocessing changes, so disk caches are rebuilt
+PIPELINE_VERSION = "v3"  # bump when the preprocessing changes, so disk caches are rebuilt
 # v2: one percentile call per volume (same formula as MONAI's ScaleIntensityRangePercentiles),
 #     absent PET stored as absent, cache loaded memory-mapped
 
@@ -78,13 +78,14 @@ def scale_percentiles(x: np.ndarray, lower: float = 1.0, upper: float = 99.0) ->
     return np.clip(out, -1.0, 1.0).astype(np.float32)
 
 
-def load_volume(path: Path, shape: tuple[int, int, int], what: str) -> torch.Tensor:
+def load_volume(path: Path, shape: tuple[int, int, int], what: str) -> tuple[torch.Tensor, int]:
+    """The preprocessed (1, *shape) volume and how many of the file's voxels were NaN or infinite (set to 0)."""
     data, affine = read_nifti(path, what)
     bad = ~np.isfinite(data)
     if bad.all():
         raise DataError(f"{what}: {path} holds no finite values")
-    data[bad] = 0.0  # NaN outside the field of view is common in PET
-    return torch.from_numpy(scale_percentiles(to_ras_resized(data, affine, shape))).contiguous()
+    data[bad] = 0.0  # NaN outside the field of view is common in PET; counted, so the data report can say so
+    return torch.from_numpy(scale_percentiles(to_ras_resized(data, affine, shape))).contiguous(), int(bad.sum())
 
 
 def to_ras_resized(data: np.ndarray, affine: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
@@ -104,13 +105,14 @@ _OUT: torch.Tensor | None = None  # the shared output of a forked pool (inherite
 
 def _load_into(job: tuple[int, Path, tuple[int, int, int], str]) -> int:
     i, path, shape, what = job
-    _OUT[i] = load_volume(path, shape, what)
-    return i
+    _OUT[i], nonfinite = load_volume(path, shape, what)
+    return nonfinite
 
 
-def _load_job(job: tuple[int, Path, tuple[int, int, int], str]) -> np.ndarray:
+def _load_job(job: tuple[int, Path, tuple[int, int, int], str]) -> tuple[np.ndarray, int]:
     _, path, shape, what = job
-    return load_volume(path, shape, what).numpy()
+    volume, nonfinite = load_volume(path, shape, what)
+    return volume.numpy(), nonfinite
 
 
 def _init_worker() -> None:
@@ -118,10 +120,10 @@ def _init_worker() -> None:
 
 
 def load_volumes(paths: list[Path], shape: tuple[int, int, int], whats: list[str], workers: int | None = None,
-                 progress: bool = False, desc: str = "loading volumes") -> torch.Tensor:
-    """:func:`load_volume` for every path -> (N, 1, *shape) float32, in a pool of ``workers``
-    processes (default: the available cores, see :mod:`robustmm.parallel`) that write into one
-    shared-memory tensor; ``workers=1`` loads serially in this process."""
+                 progress: bool = False, desc: str = "loading volumes") -> tuple[torch.Tensor, list[int]]:
+    """:func:`load_volume` for every path -> ((N, 1, *shape) float32, NaN/infinite voxels per file), in a
+    pool of ``workers`` processes (default: the available cores, see :mod:`robustmm.parallel`) that write
+    into one shared-memory tensor; ``workers=1`` loads serially in this process."""
     global _OUT
     from tqdm.auto import tqdm
 
@@ -130,30 +132,32 @@ def load_volumes(paths: list[Path], shape: tuple[int, int, int], whats: list[str
     jobs = [(i, Path(p), tuple(shape), w) for i, (p, w) in enumerate(zip(paths, whats))]
     out = torch.empty((len(jobs), 1, *shape), dtype=torch.float32)
     workers = min(workers or default_threads(), max(len(jobs), 1))
+    nonfinite = [0] * len(jobs)
     if workers <= 1 or len(jobs) < 4:
         for job in tqdm(jobs, desc=desc, disable=not progress, leave=False):
-            out[job[0]] = torch.from_numpy(_load_job(job))
-        return out
+            arr, nonfinite[job[0]] = _load_job(job)
+            out[job[0]] = torch.from_numpy(arr)
+        return out, nonfinite
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor
 
     chunk = max(1, len(jobs) // (workers * 8))
     if torch.cuda.is_initialized():  # fork is unsafe once CUDA runs: spawn, results sent back
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn"), initializer=_init_worker) as pool:
-            for job, arr in zip(jobs, tqdm(pool.map(_load_job, jobs, chunksize=chunk), total=len(jobs), desc=desc,
-                                           disable=not progress, leave=False)):
-                out[job[0]] = torch.from_numpy(arr)
-        return out
+            for job, (arr, count) in zip(jobs, tqdm(pool.map(_load_job, jobs, chunksize=chunk), total=len(jobs),
+                                                    desc=desc, disable=not progress, leave=False)):
+                out[job[0]], nonfinite[job[0]] = torch.from_numpy(arr), count
+        return out, nonfinite
     # fork: no re-import; the children inherit the shared tensor and write their volumes into it
     _OUT = out.share_memory_()
     try:
         with ProcessPoolExecutor(workers, mp_context=mp.get_context("fork"), initializer=_init_worker) as pool:
-            for _ in tqdm(pool.map(_load_into, jobs, chunksize=chunk), total=len(jobs), desc=desc,
-                          disable=not progress, leave=False):
-                pass
+            # map keeps the jobs' order
+            nonfinite = list(tqdm(pool.map(_load_into, jobs, chunksize=chunk), total=len(jobs), desc=desc,
+                                  disable=not progress, leave=False))
     finally:
         _OUT = None
-    return out
+    return out, nonfinite
 
 
 def cache_key(paths: list[Path], shape: tuple[int, int, int]) -> str:

@@ -76,9 +76,12 @@ def attach_worker_log(sweep_dir: Path) -> logging.Handler:
 
 def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: bool = True,
               final_only: bool = False, progress: bool = True, worker_command: Sequence[str] | None = None,
-              worker_env: dict[str, str] | None = None, on_trial_end: Callable[[FrozenTrial], None] | None = None) -> SweepResult:
+              worker_env: dict[str, str] | None = None, on_trial_end: Callable[[FrozenTrial], None] | None = None,
+              on_start: Callable[[int], None] | None = None) -> SweepResult:
     """Run this process's share of the sweep.
 
+    ``on_start(budget)`` is called once the study is open, with the trial budget in force: a study that
+    already exists keeps a larger stored budget than ``plan.n_trials``.
     ``workers > 1`` starts that many local worker processes with ``worker_command`` (the same
     sweep command, run with ``--no-final``) and waits for them; ``final=False`` only runs trials;
     ``final_only`` runs none and evaluates the best trial(s) so far.
@@ -101,6 +104,8 @@ def run_sweep(plan: SweepPlan, workers: int = 1, worker_index: int = 0, final: b
                 handler.close()
                 release_folder(plan)
             raise
+        if on_start is not None:
+            on_start(int(study.user_attrs[BUDGET_ATTR]))
         result = SweepResult(plan, study, finished=False, finalized=False)
         if not final_only:
             if workers > 1:
