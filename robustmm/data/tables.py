@@ -68,6 +68,12 @@ _ZIP_CHUNK = 2**20
 _COMPRESSED = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}
 
 
+def _too_large(problem: str, source: str, remedy: str) -> DataError:
+    return DataError(f"{problem}; robustmm decompresses at most {MAX_ZIP_MEMBER_BYTES} bytes from {source}, so that "
+                     f"a decompression bomb cannot fill the memory. If you trust the file, {remedy} and pass the "
+                     "plain table, which is read without this limit")
+
+
 def _bounded_read(stream: Any, too_large: Any) -> io.BytesIO:
     """All of ``stream`` in memory, ``too_large(what)`` raised past MAX_ZIP_MEMBER_BYTES."""
     data = io.BytesIO()
@@ -97,10 +103,7 @@ def _read_csv_bytes(data: io.BytesIO, name: str, sep: str | None, nesting: int) 
 def _read_member(archive: zipfile.ZipFile, member: str, name: str) -> io.BytesIO:
     """``member`` of ``archive`` decompressed into memory, refused beyond MAX_ZIP_MEMBER_BYTES."""
     def too_large(what: str) -> DataError:
-        return DataError(f"{name}: member {member} {what}; robustmm decompresses at most {MAX_ZIP_MEMBER_BYTES} "
-                         "bytes from a zip member, so that a zip bomb cannot fill the memory. If you trust the "
-                         "file, extract it yourself (e.g. `unzip`) and pass the extracted table, which is read "
-                         "without this limit")
+        return _too_large(f"{name}: member {member} {what}", "a zip member", "extract it yourself (e.g. `unzip`)")
 
     declared = archive.getinfo(member).file_size
     if declared > MAX_ZIP_MEMBER_BYTES:
@@ -152,9 +155,7 @@ def _read_zip(archive: zipfile.ZipFile, name: str, nesting: int = 0) -> pd.DataF
 
 def _read_compressed(path: Path, sep: str) -> pd.DataFrame:
     def too_large(what: str) -> DataError:
-        return DataError(f"{path}: {what}; robustmm decompresses at most {MAX_ZIP_MEMBER_BYTES} bytes from a "
-                         "compressed table, so that a decompression bomb cannot fill the memory. If you trust the "
-                         "file, decompress it yourself and pass the plain table, which is read without this limit")
+        return _too_large(f"{path}: {what}", "a compressed table", "decompress it yourself")
 
     with _COMPRESSED[path.suffix.lower()](path, "rb") as stream:
         return _read_csv_checked(_bounded_read(stream, too_large), sep, str(path))
