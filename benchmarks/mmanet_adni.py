@@ -116,6 +116,15 @@ DEFAULT_METHODS = ("complete_only", "dropout_baseline", "mmanet", "mmanet_off", 
 #: label_noise 1.0): interval not above 0 on seeds 50-54.
 #: Result: design seeds 40-43 gave -0.005, -0.001, -0.017, +0.021 (one positive), so no test seed
 #: was run (mmanet_adni_pet_from_mri_visible_1200_noisy_labels_validation.md says why).
+#: Independent teacher (session of 2026-12-02, evening), written before any run of it: the cause
+#: found above is that the teacher was the student's own trajectory. Option teacher: independent
+#: trains the teacher apart (dropout_baseline's recipe, its own initialisation, epoch seeds and
+#: masks), as the paper trains its teacher apart from the student. No design round (time): straight
+#: to fresh test seeds 70-74 on pet_from_mri_visible_1200_noisy_labels and, in parallel, the negative
+#: control clinical_only_1200_noisy_labels, both with --methods dropout_baseline mmanet --set
+#: methods.mmanet.teacher=independent. Met only if mmanet - dropout_baseline (mean test AUC over
+#: the 7 subsets) has its paired interval above 0 on the positive cohort and not above 0 on the
+#: negative one.
 COHORTS = {
     "default": {},
     "positive": {"pet_missing": 0.0},

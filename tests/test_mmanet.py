@@ -462,3 +462,34 @@ def test_mmanet_with_lambdas_zero_trains_exactly_the_dropout_baselines_network(t
     _, on_ckpt = _crn_fit(MMANet, on, "mmanet", data, tmp_path / "mmanet")
     assert on_ckpt["history"][0]["train_loss"] == base_losses[0]
     assert [h["train_loss"] for h in on_ckpt["history"][1:]] != base_losses[1:]
+
+
+def test_independent_teacher_is_trained_apart_from_the_students_streams(tmp_path: Path) -> None:
+    """teacher: independent trains a dropout network as stage 'teacher' even when the study has
+    dropout_baseline's, with other initial weights and other dropout masks than that network (which
+    the student shares under common random numbers); its training losses therefore differ."""
+    from robustmm.config.schema import ModelConfig, SelectionConfig, TableEncoderConfig, TrainingConfig
+    from robustmm.engine.trainer import stable_seed
+    from robustmm.methods.base import MethodContext
+    from robustmm.methods.baseline import BaselineOptions, DropoutBaseline
+
+    data = toy_data(ToyTables({"a": 1.0, "b": 0.5, "c": 0.2}, n=120, missing={"b": 0.3}, seed=8))
+    baseline, base_ckpt = _crn_fit(DropoutBaseline, BaselineOptions(), "dropout_baseline", data,
+                                   tmp_path / "dropout_baseline")
+    training = TrainingConfig(epochs=4, batch_size=16, lr=0.01, device="cpu", warmup_epochs=0, scheduler="none",
+                              selection=SelectionConfig(monitor="loss", min_epochs=3, patience=100))
+    model = ModelConfig(embed_dim=8, trunk_hidden=16, dropout=0.3, table=TableEncoderConfig(hidden=[16]))
+    torch.manual_seed(stable_seed(0, "mmanet"))
+    context = MethodContext("mmanet", data.modalities, data.task, model, training, seed=0,
+                            trained={"dropout_baseline": baseline})
+    method = MMANet(MMANetOptions(teacher="independent", warmup_epochs=1), context)
+    method.fit(data, Trainer(training, tmp_path / "mmanet", 0, progress=False))
+
+    teacher_ckpt = torch.load(tmp_path / "mmanet" / "teacher.pt", weights_only=True)
+    assert [h["train_loss"] for h in teacher_ckpt["history"]] != [h["train_loss"] for h in base_ckpt["history"]]
+    theirs = baseline.net.state_dict()
+    assert not all(torch.equal(v, theirs[k]) for k, v in method.teacher.net.state_dict().items())
+    items = method.report_items()
+    assert items["teacher"].startswith("an independent dropout-trained network")
+    assert math.isfinite(items["teacher_val_auc_complete"])
+    assert set(items["teacher_candidates_val_auc_complete"]) == {"teacher"}

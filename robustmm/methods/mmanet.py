@@ -15,7 +15,9 @@ Training (one stage after the teacher):
   MAD + MAR alone, not two different random draws;
 * the frozen teacher (option ``teacher``; default: of the study's ``complete_only`` and
   ``dropout_baseline`` networks, the one with the higher primary metric on the validation
-  subjects with every modality) sees the natural input, and MAD uses only the samples whose
+  subjects with every modality; ``independent``: a second dropout-trained network, fitted here
+  with its own random streams and mask seed, so it is not the student's own trajectory) sees the
+  natural input, and MAD uses only the samples whose
   natural input is complete (the teacher never learnt to do without a modality). Its validation
   score on complete subjects and the student's at the end of warm-up are reported; with
   ``require_better_teacher`` (default) MAD stays off unless the teacher's is higher;
@@ -48,6 +50,7 @@ family (classification, segmentation, other).
 
 from __future__ import annotations
 
+import dataclasses
 import html
 import logging
 import math
@@ -65,7 +68,7 @@ from robustmm.data.batch import Batch, all_subsets
 from robustmm.engine.trainer import stable_seed
 from robustmm.errors import ConfigError
 from robustmm.methods.base import Method, MethodContext, Predictions, collect_predictions, register_method
-from robustmm.methods.baseline import DropoutOptions, modality_dropout
+from robustmm.methods.baseline import BaselineOptions, DropoutBaseline, DropoutOptions, modality_dropout
 from robustmm.methods.task import TaskAdapter, task_adapter
 from robustmm.methods.trio import (
     FrozenTeacher,
@@ -87,7 +90,7 @@ log = logging.getLogger("robustmm")
 DEFAULTS_FILE = preset_file("methods/mmanet")
 MiningCriterion = Literal["label_kl", "metric_gap"]
 MadScale = Literal["task_loss", "absolute"]
-TeacherChoice = Literal["best_on_validation", "complete_only", "dropout_baseline"]
+TeacherChoice = Literal["best_on_validation", "complete_only", "dropout_baseline", "independent"]
 #: the networks a teacher may be copied from, in order of preference on a tie
 TEACHER_SOURCES = ("complete_only", "dropout_baseline")
 #: additive (Laplace) smoothing of predicted-label counts, so a class never predicted on one
@@ -131,7 +134,10 @@ class MMANetOptions(DropoutOptions):
     #: where the frozen teacher comes from: best_on_validation = of the study's complete_only and
     #: dropout_baseline networks, the one with the higher primary metric on the validation
     #: subjects that have every modality (all modalities given); or one of them by name. With
-    #: neither in the study, complete_only is trained here.
+    #: neither in the study, complete_only is trained here. independent: a network trained here
+    #: with the student's dropout and fill, but its own initialisation, epoch seeds and dropout
+    #: masks (the teacher of the paper is trained apart from the student; dropout_baseline's
+    #: network is the student's own trajectory under common random numbers)
     teacher: TeacherChoice = "best_on_validation"
     #: MAD only when the teacher beats the student (end of warm-up) on complete validation
     #: subjects; otherwise MAD stays off (reported) and only MAR is added
@@ -155,7 +161,7 @@ class MMANetOptions(DropoutOptions):
     #: a paired comparison with it measures MAD + MAR, not a different initialisation. null: the
     #: method's own streams (seeded by its own run id)
     random_streams: str | None = "dropout_baseline"
-    #: only used when the study does not list complete_only and the teacher is trained here
+    #: only used when the teacher is trained here (independent, or no study network to reuse)
     teacher_epochs: int | None = Field(None, ge=1)
     teacher_lr: float | None = Field(None, gt=0)
 
@@ -495,14 +501,30 @@ class MMANet(Method):
             return float("nan")
         return float(self.task.metrics(preds.outputs, preds.target, preds.meta, keep)[self.task.primary_metric])
 
+    def independent_teacher(self) -> tuple[str, Any]:
+        """(description, factory) of the ``independent`` teacher: ``dropout_baseline``'s recipe with
+        the student's dropout, fill and the teacher_epochs/teacher_lr options, on a context whose
+        seed is derived from the study's (so its dropout masks differ from the student's too)."""
+        options = BaselineOptions(dropout=self.options.dropout, keep_complete=self.options.keep_complete,
+                                  fill=self.options.fill, epochs=self.options.teacher_epochs,
+                                  lr=self.options.teacher_lr)
+
+        def build(context: MethodContext) -> Method:
+            return DropoutBaseline(options, dataclasses.replace(context, seed=stable_seed(context.seed,
+                                                                                          "independent_teacher")))
+
+        return "an independent dropout-trained network (own seeds and masks) trained", build
+
     def fit(self, data, trainer) -> None:
         self.task.fit(data)
         if self.options.fill == "mean":
             self.net.fill.set_means(input_means(data.loader("train"), data.modalities))
-        sources = TEACHER_SOURCES if self.options.teacher == "best_on_validation" else (self.options.teacher,)
+        choice = self.options.teacher
+        sources = {"best_on_validation": TEACHER_SOURCES, "independent": ()}.get(choice, (choice,))
         teacher = obtain_teacher(self.context, data, trainer, self.options.fill, self.options.teacher_epochs,
                                  self.options.teacher_lr, sources=sources,
-                                 score=lambda net: self.complete_validation_score(net, data, trainer.device))
+                                 score=lambda net: self.complete_validation_score(net, data, trainer.device),
+                                 train_here=self.independent_teacher() if choice == "independent" else None)
         self.teacher, self.teacher_source = teacher.network, teacher.source
         self.teacher_scores, self.teacher_score = teacher.scores, teacher.score
         epochs = self.options.epochs or trainer.cfg.epochs

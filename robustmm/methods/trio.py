@@ -40,7 +40,7 @@ from torch import Tensor, nn
 from robustmm.config.schema import ModelConfig
 from robustmm.data.batch import Batch
 from robustmm.losses import mad_loss, mad_loss_spatial
-from robustmm.methods.base import MethodContext, Predictions, collect_predictions
+from robustmm.methods.base import Method, MethodContext, Predictions, collect_predictions
 from robustmm.methods.baseline import CompleteOnly, CompleteOnlyOptions
 from robustmm.missing.scenarios import Subset
 from robustmm.models.factory import create_model
@@ -90,11 +90,13 @@ class Teacher:
 
 def obtain_teacher(context: MethodContext, data, trainer, fill: FillKind = "zero", epochs: int | None = None,
                    lr: float | None = None, sources: Sequence[str] = ("complete_only",),
-                   score: Callable[[nn.Module], float] | None = None) -> Teacher:
+                   score: Callable[[nn.Module], float] | None = None,
+                   train_here: tuple[str, Callable[[MethodContext], Method]] | None = None) -> Teacher:
     """The frozen teacher: a copy of the study's fitted network of one of ``sources`` (method
     names) when the study has any; with several, the one with the highest ``score`` (a
-    validation-split score; ties: the first in ``sources``). Without one, ``complete_only`` is
-    trained here as stage ``teacher`` (``fill``, ``epochs``, ``lr`` apply only then)."""
+    validation-split score; ties: the first in ``sources``). Without one, a network is trained
+    here as stage ``teacher``: ``train_here`` = (description, method factory) when given, else
+    ``complete_only`` (``fill``, ``epochs``, ``lr`` apply only to that default)."""
     available = [(name, context.trained[name]) for name in sources if context.trained.get(name) is not None]
     scores: dict[str, float] = {}
     if available:
@@ -109,11 +111,15 @@ def obtain_teacher(context: MethodContext, data, trainer, fill: FillKind = "zero
         source = f"reused the study's {name} network"
     else:
         teacher_context = dataclasses.replace(context, method_id=TEACHER_STAGE)
-        method = CompleteOnly(CompleteOnlyOptions(fill=fill, epochs=epochs, lr=lr), teacher_context)
+        if train_here is None:
+            train_here = ("complete_only trained on complete cases",
+                          lambda ctx: CompleteOnly(CompleteOnlyOptions(fill=fill, epochs=epochs, lr=lr), ctx))
+        description, build = train_here
+        method = build(teacher_context)
         method.fit(data, trainer)
         net = method.net
         name = TEACHER_STAGE
-        source = f"complete_only trained on complete cases as stage '{TEACHER_STAGE}'"
+        source = f"{description} as stage '{TEACHER_STAGE}'"
         if score is not None:
             scores = {name: float(score(net))}
     log.info("%s: teacher %s (scores %s)", context.method_id, source, scores)
