@@ -94,13 +94,13 @@ def evaluate_trial(trial: FrozenTrial, plan: SweepPlan, progress: bool) -> dict[
     final_dir = plan.sweep_dir / FINAL_DIR / f"trial-{trial.number:04d}"
     reused = trial_dir is not None
     if (final_dir / CONFIG_FILE).is_file():
-        result = run_study(cfg, resume=final_dir, progress=progress, evaluate_split="test")
+        result = run_study(cfg, resume=final_dir, progress=progress, evaluate_split="test", sweep_part="final")
     elif reused and _link_checkpoints_into(trial_dir, final_dir, cfg, run_info, trial.number):
-        result = run_study(cfg, resume=final_dir, progress=progress, evaluate_split="test")
+        result = run_study(cfg, resume=final_dir, progress=progress, evaluate_split="test", sweep_part="final")
     else:
         log.info("trial %d: its run folder is not on this machine; training it again from its config", trial.number)
         reused = False
-        result = run_study(cfg, out=final_dir, progress=progress, evaluate_split="test")
+        result = run_study(cfg, out=final_dir, progress=progress, evaluate_split="test", sweep_part="final")
     test = {}
     kept = []
     for objective in plan.objectives:
