@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustmm.config.loader import config_differences, describe_differences, to_plain
+from robustmm.config.loader import RUN_RECORD_KEY, config_differences, describe_differences, to_plain
 from robustmm.config.schema import StudyConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
@@ -83,7 +83,7 @@ def training_order(cfg: StudyConfig) -> list[int]:
 def check_same_study(resume: Path, resolved: dict[str, Any]) -> None:
     """Refuse to continue ``resume`` with a study that differs from the one it started with."""
     saved = check_resumable(resume)
-    saved.pop("run", None)
+    saved.pop(RUN_RECORD_KEY, None)
     if saved.get("name") != resolved["name"]:  # another study's run: its many differences would bury that
         raise RunDirectoryError(f"--resume {resume} is a run of study '{saved.get('name')}', not of "
                                 f"'{resolved['name']}'; resume it with the study file it started with, or start a "

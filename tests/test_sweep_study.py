@@ -205,6 +205,20 @@ def test_a_stopped_test_evaluation_advises_the_same_sweep_command_which_resumes_
     assert study.user_attrs["robustmm:test:0"]["run_dir"] == str(final_dir.resolve())
 
 
+def test_a_trials_config_runs_again_with_robustmm_run(tiny_study: Path, tmp_path: Path) -> None:
+    # its config.yaml carries the run: record, which robustmm run refused as an unknown key
+    out = tmp_path / "s"
+    assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet", "--no-final", "--set", "sweep.n_trials=1",
+                 "--set", "sweep.pruner.kind=none", "--set", "sweep.initial_trials=[{training.lr: 0.01}]",
+                 "--set", "training.epochs=1"]) == 0
+    trial_config = yaml.safe_load((out / "trials" / "trial-0000" / "config.yaml").read_text())
+    assert main(["run", str(out / "trials" / "trial-0000" / "config.yaml"), "--out", str(tmp_path / "again"),
+                 "--quiet"]) == 0
+    again = yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())
+    assert {k: v for k, v in again.items() if k != "run"} == {k: v for k, v in trial_config.items() if k != "run"}
+    assert again["training"]["lr"] == 0.01 and (tmp_path / "again" / "metrics.json").is_file()
+
+
 def test_header_shows_the_stored_budget_a_smaller_n_trials_cannot_lower(tiny_study: Path, tmp_path: Path,
                                                                        monkeypatch, capsys) -> None:
     def fail(*args, **kwargs):  # the trials' outcome does not matter here, only the budget

@@ -21,7 +21,7 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial
 
-from robustmm.config.loader import to_plain
+from robustmm.config.loader import RUN_RECORD_KEY, to_plain
 from robustmm.report.rundir import CONFIG_FILE, environment, write_config
 from robustmm.tune.plan import SweepPlan
 from robustmm.tune.space import stored_config
@@ -63,7 +63,7 @@ def _trial_config(trial: FrozenTrial, plan: SweepPlan) -> tuple[dict[str, Any], 
     config_path = run_dir / CONFIG_FILE
     if trial.user_attrs.get("run_dir") and config_path.is_file():
         raw = yaml.safe_load(config_path.read_text())
-        return raw, raw.pop("run", {}), run_dir
+        return raw, raw.pop(RUN_RECORD_KEY, {}), run_dir
     return stored_config(plan.trial_base(), plan.sweep, trial.params), {}, None
 
 
