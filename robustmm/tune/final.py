@@ -22,6 +22,7 @@ import yaml
 from optuna.trial import FrozenTrial
 
 from robustmm.config.loader import RUN_RECORD_KEY, to_plain
+from robustmm.io import rename_folder_synced
 from robustmm.report.rundir import CONFIG_FILE, environment, write_config
 from robustmm.tune.plan import SweepPlan
 from robustmm.tune.space import stored_config
@@ -132,5 +133,5 @@ def _link_checkpoints_into(trial_dir: Path, final_dir: Path, cfg: Any, run_info:
     info = {**run_info, "environment": environment(), "final_test_of_trial": number,
             "checkpoints_from": str(trial_dir)}
     write_config(staging, to_plain(cfg), info)
-    staging.rename(final_dir)  # the final folder appears complete (config + checkpoints) or not at all
+    rename_folder_synced(staging, final_dir)  # the final folder appears complete (config + checkpoints) or not at all
     return True
