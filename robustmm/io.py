@@ -3,6 +3,7 @@
 * A result file is either the old one or the complete new one (written to a hidden
   ``.<name>.XXXX.tmp`` next to it, synced to the disk, then renamed: :func:`replace_synced`). The file gets the permissions of an ordinary
   ``open()`` under the user's umask (``mkstemp`` alone would give 0600).
+* A folder published by one rename is synced the same way first (:func:`rename_folder_synced`).
 * A save killed with SIGKILL can leave such a ``.tmp`` file; :func:`remove_stale_tmp` deletes
   them when the folder is used again.
 * :func:`load_torch` never executes code from a file: ``torch.load(weights_only=True)``, and any
@@ -82,8 +83,14 @@ def replace_synced(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-    try:  # makes the rename itself durable; some systems (and file systems) cannot open or sync a folder
-        fd = os.open(Path(path).parent, os.O_RDONLY)
+    sync_folder_entries(Path(path).parent)  # makes the rename itself durable
+
+
+def sync_folder_entries(folder: str | os.PathLike) -> None:
+    """fsync ``folder`` itself, so the names it lists (a rename into it) are on the disk; best effort:
+    some systems (and file systems) cannot open or sync a folder."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
     except OSError:
         return
     try:
@@ -92,6 +99,32 @@ def replace_synced(tmp: str | os.PathLike, path: str | os.PathLike) -> None:
         pass
     finally:
         os.close(fd)
+
+
+def sync_tree(folder: str | os.PathLike) -> None:
+    """fsync every regular file below ``folder`` (links are not followed), then every folder's list of
+    names, deepest first, ``folder`` last."""
+    for below, _, files in os.walk(folder, topdown=False):
+        for name in files:
+            path = Path(below) / name
+            if path.is_symlink() or not path.is_file():
+                continue
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        sync_folder_entries(below)
+
+
+def rename_folder_synced(folder: str | os.PathLike, target: str | os.PathLike) -> None:
+    """``os.rename(folder, target)`` once everything in ``folder`` is on the disk (:func:`sync_tree`), then
+    the parent's entry too: the folder counterpart of :func:`replace_synced`, for a folder published whole
+    by one rename (without it a power loss soon after can leave the renamed folder with empty or missing
+    files). An OSError of the rename itself (``target`` exists and is not empty) reaches the caller."""
+    sync_tree(folder)
+    os.rename(folder, target)
+    sync_folder_entries(Path(target).parent)
 
 
 def write_atomic(path: Path, write: Callable[[str], None]) -> None:

@@ -16,7 +16,7 @@ import json
 import logging
 import traceback
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from robustmm.data.declared import declared_modalities
 from robustmm.data.registry import FILE_KINDS, check_data_options
@@ -25,6 +25,8 @@ from robustmm.names import check_label
 from robustmm.report.rundir import METRICS_FILE
 
 log = logging.getLogger("robustmm")
+
+SweepPart = Literal["trial", "final"]
 
 
 def check_modality_names(modalities: list[str], where: str) -> None:
@@ -158,14 +160,20 @@ def finished_result(run_dir: Path) -> dict[str, Any] | None:
     return doc
 
 
-def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_trial: bool = False) -> None:
+def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_part: SweepPart | None = None) -> None:
     """Log the error into the run's log.txt and, for a user error, add what to do with the folder.
 
-    ``sweep_trial``: the run is a trial of ``robustmm sweep``, which owns the folder: the sweep queues an
-    interrupted trial again under a new number, so ``--resume`` is never the advice there."""
+    ``sweep_part``: the run belongs to ``robustmm sweep``, which owns the folder, so ``--resume`` is never
+    the advice there (the folder's config is a trial's, not the sweep's study file, and the sweep would not
+    record the result): ``"trial"``, the sweep queues an interrupted trial again under a new number;
+    ``"final"``, the test evaluation of the best trial(s), which the same sweep command resumes in this
+    folder (robustmm.tune.final.evaluate_trial)."""
     if isinstance(exc, KeyboardInterrupt):
-        if sweep_trial:
+        if sweep_part == "trial":
             log.error("interrupted; the sweep queues this trial again: continue with the same robustmm sweep command")
+        elif sweep_part == "final":
+            log.error("interrupted; run the same robustmm sweep command again: it continues this test evaluation "
+                      "in %s", run_dir)
         else:
             log.error("interrupted; continue with --resume %s and the study file and --set / --profile / --seeds "
                       "options it started with", run_dir)
@@ -177,9 +185,12 @@ def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_trial: bo
     if isinstance(exc, RobustMMError) and exc.args and not getattr(exc, "_run_folder_noted", False):
         exc._run_folder_noted = True  # a nested run (a fold, a seed) already said it
         has_results = (Path(run_dir) / METRICS_FILE).is_file()
-        if sweep_trial:
+        if sweep_part == "trial":
             hint = (f" (sweep trial folder {run_dir}; the sweep records this error with the trial and goes on with "
                     f"the others; details in {Path(run_dir) / 'log.txt'})")
+        elif sweep_part == "final":
+            hint = (f" (test evaluation folder {run_dir} of the sweep; fix the problem and run the same robustmm "
+                    f"sweep command again, which continues this evaluation; details in {Path(run_dir) / 'log.txt'})")
         elif resumed or has_results:
             hint = (f" (the run folder {run_dir} is unchanged apart from its log; fix the problem and run the "
                     f"same command again)")

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustmm.config.loader import config_differences, describe_differences, to_plain
+from robustmm.config.loader import RUN_RECORD_KEY, config_differences, describe_differences, to_plain
 from robustmm.config.schema import StudyConfig
 from robustmm.data.datamodule import DataModule
 from robustmm.data.registry import build_dataset
@@ -44,8 +44,8 @@ from robustmm.report.render import render
 from robustmm.report.rundir import (LOG_FILE, attach_log, check_out_is_new, check_resumable, environment,
                                    new_run_dir, write_config)
 from robustmm.report.tables import metrics_csv
-from robustmm.runguard import (check_before_data, check_method_scenarios, check_modality_names, failed_run,
-                               finished_result, in_study)
+from robustmm.runguard import (SweepPart, check_before_data, check_method_scenarios, check_modality_names,
+                               failed_run, finished_result, in_study)
 
 log = logging.getLogger("robustmm")
 
@@ -83,7 +83,7 @@ def training_order(cfg: StudyConfig) -> list[int]:
 def check_same_study(resume: Path, resolved: dict[str, Any]) -> None:
     """Refuse to continue ``resume`` with a study that differs from the one it started with."""
     saved = check_resumable(resume)
-    saved.pop("run", None)
+    saved.pop(RUN_RECORD_KEY, None)
     if saved.get("name") != resolved["name"]:  # another study's run: its many differences would bury that
         raise RunDirectoryError(f"--resume {resume} is a run of study '{saved.get('name')}', not of "
                                 f"'{resolved['name']}'; resume it with the study file it started with, or start a "
@@ -113,21 +113,22 @@ def check_run_request(cfg: StudyConfig, out: Path | None, resume: Path | None) -
 
 def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
               callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test",
-              rewrite_results: bool = False, sweep_trial: bool = False) -> RunResult:
+              rewrite_results: bool = False, sweep_part: SweepPart | None = None) -> RunResult:
     """Train and evaluate every method of ``cfg`` into a new run folder (or continue ``resume``).
 
     With ``split.fold: all`` every fold runs into ``fold_<k>/`` and the top-level results are the
     mean over folds (CI: t-interval over the fold values). With ``seeds`` the whole study (folds
     included) runs once per seed into ``seed_<s>/``; the top level holds the mean ± sd over seeds and
     paired differences against a reference method (robustmm.evaluate.seeds). Resuming a finished
-    run returns its stored results and writes nothing, unless ``rewrite_results``. ``sweep_trial``: the
-    run is a trial of a sweep, so a failure's advice is the sweep's, not ``--resume``.
+    run returns its stored results and writes nothing, unless ``rewrite_results``. ``sweep_part``: the
+    run is a trial (``"trial"``) or the test evaluation (``"final"``) of a sweep, so a failure's advice is
+    the sweep's, not ``--resume`` (see :func:`robustmm.runguard.failed_run`).
     """
     resolved = check_run_request(cfg, out, resume)
     if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
         return distributed.run_session(
             cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split,
-                                                   rewrite_results, sweep_trial),
+                                                   rewrite_results, sweep_part),
             lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
     if resume is not None:
         run_dir = Path(resume)
@@ -159,7 +160,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
 
             doc = run_seeds(cfg, run_dir, lambda c, d, again: run_study(
                 c, out=None if again else d, resume=d if again else None, progress=progress, callbacks=callbacks,
-                evaluate_split=evaluate_split, sweep_trial=sweep_trial))
+                evaluate_split=evaluate_split, sweep_part=sweep_part))
             summary = _write_outputs(run_dir, cfg, doc)
             return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
         if cfg.split.fold != "all":
@@ -173,7 +174,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             folds.append(_run_single(fold_cfg, fold_dir, device, progress, callbacks, evaluate_split))
         return _write_cv_outputs(run_dir, cfg, folds)
     except BaseException as exc:
-        failed_run(exc, run_dir, resumed=resume is not None, sweep_trial=sweep_trial)
+        failed_run(exc, run_dir, resumed=resume is not None, sweep_part=sweep_part)
         raise
     finally:
         stack.close()

@@ -81,6 +81,35 @@ def test_unknown_top_level_and_nested_scenario_key(tmp_path: Path) -> None:
     assert "evaluation.scenarios.0.rats" in msg and "'rates'" in msg
 
 
+def test_a_run_folders_config_loads_as_its_study_and_its_run_record_holds_no_settings(tmp_path: Path) -> None:
+    # a run (or sweep trial) folder's config.yaml is the resolved study plus a run: record; it was refused
+    # as an unknown key, so a trial could not be trained again with robustmm run TRIAL/config.yaml
+    from robustmm.config import to_plain
+    from robustmm.report.rundir import write_config
+
+    study = load_study(write(tmp_path, BASE))
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    write_config(run_dir, to_plain(study), {"seed": 0, "device": "cpu", "threads": {"count": 1},
+                                           "environment": {"python": "3"}, "final_test_of_trial": 7})
+    assert to_plain(load_study(run_dir / "config.yaml")) == to_plain(study)
+    # only what robustmm records: a setting put under run: would otherwise be silently ignored
+    for record, named in (("run: {seed: 0, epochs: 3}", "unknown key 'run.epochs'"), ("run: 3", "(got int)"),
+                          ("run:", "(got NoneType)")):
+        msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE + record + "\n")).value)
+        assert msg.startswith(f"{tmp_path / 'study.yaml'}: ") and named in msg and "'seed', 'device'" in msg
+    # and nowhere else: run: in a preset, or made by --set, is still an unknown key
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "mine.yaml").write_text("run: {seed: 0}\n")
+    (tmp_path / "studies").mkdir()  # a project's presets are found in configs/ next to its studies/
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path / "studies", "include: [mine]\n" + BASE)).value)
+    assert "unknown key 'run'" in msg
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE), ["run.seed=1"]).value)
+    assert "unknown key 'run'" in msg and "(from the command line: run.seed=1)" in msg
+    with pytest.raises(ValueError, match="not in robustmm.config.loader.RUN_RECORD_FIELDS"):
+        write_config(run_dir, to_plain(study), {"seed": 0, "note": "a field load_study would refuse"})
+
+
 def test_a_misspelt_or_missing_kind_is_named_with_the_kinds_there_are(tmp_path: Path) -> None:
     # pydantic's own text ("Input tag 'adnii' found using 'kind' does not match ...") suggested nothing
     msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE.replace("kind: adni", "kind: adnii"))).value)

@@ -95,6 +95,17 @@ def test_predicted_class_counts_are_kept_per_seed() -> None:
     assert "predicted_classes" not in rec["b"]  # a binary task: sensitivity and specificity say it
 
 
+def test_n_is_per_seed_the_smallest_count_and_every_seeds_count_is_listed() -> None:
+    # each seed evaluates its own split; n was the first seed's count, whatever the others evaluated
+    docs = {s: _doc({("a", "auc"): 0.7, ("b", "auc"): 0.6}) for s in (3, 1, 2)}
+    for s, n in zip(docs, (12, 9, 11)):
+        docs[s]["records"][0]["n"] = n
+    del docs[1]["records"][1]  # a scenario skipped in one seed: no count there
+    rec = {r["method"]: r for r in aggregate_seeds(docs, None)["records"]}
+    assert rec["a"]["n"] == 9 and rec["a"]["n_per_seed"] == {"3": 12, "1": 9, "2": 11}
+    assert rec["b"]["n"] == 10 and rec["b"]["n_per_seed"] == {"3": 10, "1": None, "2": 10}
+
+
 def test_predicted_class_counts_are_kept_per_fold(tiny_study: Path, tmp_path: Path) -> None:
     """The same for a mean over folds: the fold values' list gets its predicted-class counts."""
     from robustmm.study import RunResult, _write_cv_outputs

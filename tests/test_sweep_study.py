@@ -168,6 +168,57 @@ def test_a_failed_trial_advises_the_sweep_not_resume(tiny_study: Path, tmp_path:
         assert "the sweep records this error with the trial and goes on" in trial.user_attrs["error"]
 
 
+@pytest.mark.parametrize("planted", [KeyboardInterrupt, DataError])
+def test_a_stopped_test_evaluation_advises_the_same_sweep_command_which_resumes_it(
+        tiny_study: Path, tmp_path: Path, monkeypatch, capsys, planted: type[BaseException]) -> None:
+    # the final folder's config is the trial's, not the study file's, and the sweep must store the test
+    # result: "--resume final/trial-N" was the wrong advice there
+    from robustmm import study as study_module
+
+    train_and_evaluate = study_module._run_single
+
+    def fail_on_test(cfg, run_dir, device, progress, callbacks, evaluate_split):
+        if evaluate_split == "test":
+            raise planted("planted")
+        return train_and_evaluate(cfg, run_dir, device, progress, callbacks, evaluate_split)
+
+    monkeypatch.setattr(study_module, "_run_single", fail_on_test)
+    out = tmp_path / "s"
+    command = ["sweep", str(tiny_study), "--out", str(out), "--quiet", "--set", "sweep.n_trials=1",
+               "--set", "sweep.pruner.kind=none", "--set", "sweep.initial_trials=[{training.lr: 0.01}]",
+               "--set", "training.epochs=1"]
+    assert main(command) != 0
+    err = capsys.readouterr().err
+    final_dir = out / "final" / "trial-0000"
+    logged = (final_dir / "log.txt").read_text()
+    assert "--resume" not in logged and "--resume" not in err
+    if planted is KeyboardInterrupt:
+        assert "run the same robustmm sweep command again: it continues this test evaluation" in logged
+        assert "continue with the same command" in err
+    else:
+        assert f"test evaluation folder {final_dir} of the sweep; fix the problem and run the same" in err
+
+    monkeypatch.setattr(study_module, "_run_single", train_and_evaluate)
+    assert main(command) == 0  # the advice works: the same command resumes the folder and stores the result
+    assert f"run {final_dir} (device cpu) resumed" in (final_dir / "log.txt").read_text()
+    study = optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}")
+    assert study.user_attrs["robustmm:test:0"]["run_dir"] == str(final_dir.resolve())
+
+
+def test_a_trials_config_runs_again_with_robustmm_run(tiny_study: Path, tmp_path: Path) -> None:
+    # its config.yaml carries the run: record, which robustmm run refused as an unknown key
+    out = tmp_path / "s"
+    assert main(["sweep", str(tiny_study), "--out", str(out), "--quiet", "--no-final", "--set", "sweep.n_trials=1",
+                 "--set", "sweep.pruner.kind=none", "--set", "sweep.initial_trials=[{training.lr: 0.01}]",
+                 "--set", "training.epochs=1"]) == 0
+    trial_config = yaml.safe_load((out / "trials" / "trial-0000" / "config.yaml").read_text())
+    assert main(["run", str(out / "trials" / "trial-0000" / "config.yaml"), "--out", str(tmp_path / "again"),
+                 "--quiet"]) == 0
+    again = yaml.safe_load((tmp_path / "again" / "config.yaml").read_text())
+    assert {k: v for k, v in again.items() if k != "run"} == {k: v for k, v in trial_config.items() if k != "run"}
+    assert again["training"]["lr"] == 0.01 and (tmp_path / "again" / "metrics.json").is_file()
+
+
 def test_header_shows_the_stored_budget_a_smaller_n_trials_cannot_lower(tiny_study: Path, tmp_path: Path,
                                                                        monkeypatch, capsys) -> None:
     def fail(*args, **kwargs):  # the trials' outcome does not matter here, only the budget

@@ -62,8 +62,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                                worker_env={STORAGE_ENV: plan.storage_url}, on_trial_end=show,
                                on_start=header)
     except KeyboardInterrupt:
-        print("robustmm: sweep interrupted; running trials were queued again. Continue with the same command.",
-              file=sys.stderr)
+        print("robustmm: sweep interrupted; continue with the same command (running trials were queued again; "
+              "an interrupted test evaluation resumes where it stopped)", file=sys.stderr)
         return EXIT_INTERRUPTED
     if args.no_final:
         return 0

@@ -24,6 +24,11 @@ PACKAGE_PRESETS = Path(__file__).resolve().parents[1] / "presets"
 #: a project's own presets: a folder of this name next to its studies/ folder or in the working
 #: directory, searched before the package's (a name there overrides a shipped preset)
 PROJECT_PRESET_DIR_NAME = "configs"
+#: the section a run folder's config.yaml adds to the resolved study (robustmm.report.rundir.write_config):
+#: what robustmm recorded about the run, never a setting; these are the fields it may hold
+RUN_RECORD_KEY = "run"
+RUN_RECORD_FIELDS = ("seed", "device", "threads", "distributed", "environment", "final_test_of_trial",
+                     "checkpoints_from")
 
 
 def preset_file(name: str) -> Path:
@@ -217,14 +222,37 @@ def list_position(node: list, segment: str) -> int:
                      + (f" (ids: {known})" if known else "") + hint)
 
 
+def drop_run_record(raw: dict[str, Any], path: Path) -> None:
+    """Remove the ``run:`` record of a run folder's config.yaml from ``raw``, after checking that it holds
+    only what robustmm records, so a misplaced setting there is refused rather than silently ignored."""
+    if RUN_RECORD_KEY not in raw:
+        return
+    record = raw.pop(RUN_RECORD_KEY)
+    if not isinstance(record, dict):
+        raise ConfigError(f"{path}: '{RUN_RECORD_KEY}' is the record a run folder's config.yaml keeps of its run "
+                          f"(a mapping of {list(RUN_RECORD_FIELDS)}), not a setting (got {type(record).__name__}); "
+                          f"remove it")
+    unknown = [str(k) for k in record if k not in RUN_RECORD_FIELDS]
+    if unknown:
+        raise ConfigError(f"{path}: unknown key '{RUN_RECORD_KEY}.{unknown[0]}'; '{RUN_RECORD_KEY}' is only the "
+                          f"record a run folder's config.yaml keeps of its run ({list(RUN_RECORD_FIELDS)}) and is "
+                          "ignored when the file is run again: put settings in the study's sections (training:, "
+                          "data:, ...)")
+
+
 def load_study(
     path: str | Path,
     overrides: list[str] | None = None,
     profile: str | None = None,
 ) -> StudyConfig:
-    """Read, merge and validate a study file. Raises ConfigError naming the key path."""
+    """Read, merge and validate a study file. Raises ConfigError naming the key path.
+
+    A run folder's (or sweep trial's) config.yaml is a study file too: its ``run:`` record is checked and
+    dropped, so ``robustmm run RUN/config.yaml`` trains that configuration again in a new folder."""
     path = Path(path)
-    raw = resolve_includes(read_yaml(path), path)
+    study = read_yaml(path)
+    drop_run_record(study, path)  # the study file's own: a preset holds no run record
+    raw = resolve_includes(study, path)
     profiles = raw.pop("profiles", {}) or {}
     if not isinstance(profiles, dict):
         raise ConfigError(f"{path}: 'profiles' must map profile names to settings, e.g. profiles: {{full: {{training: "

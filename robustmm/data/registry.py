@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 from robustmm.data.base import SYNTHETIC_MARKER, MultimodalDataset, synthetic_marker
 from robustmm.errors import ConfigError, DataError
-from robustmm.io import create_folder
+from robustmm.io import create_folder, rename_folder_synced, sync_folder_entries, sync_tree
 
 _BUILDERS: dict[str, Callable[[Any, bool], MultimodalDataset]] = {}
 
@@ -107,10 +107,12 @@ def create_once(target: Path, write: Callable[[Path], Any], what: str = "data.ro
     try:
         write(tmp / "data")
         if target.is_dir():
+            sync_tree(tmp / "data")  # the marker, moved in last, must not reach the disk before the data
             _fill_empty_folder(tmp / "data", target)
+            sync_folder_entries(target)
             return
         try:
-            (tmp / "data").rename(target)
+            rename_folder_synced(tmp / "data", target)
         except OSError:
             if not target.exists():  # lost a race with another process: theirs is as good
                 raise

@@ -6,6 +6,9 @@ masks and bootstrap). The top-level metrics.json then holds, per (method, scenar
 
 * ``value``: the mean over seeds, ``sd``: their standard deviation, ``ci_low``/``ci_high``: a
   t-interval on the mean, ``seeds``: every seed's value;
+* ``n``: subjects evaluated per seed, the smallest count over the seeds (each seed evaluates its own
+  split, so the counts can differ; the smallest keeps the report's small-n warning honest), and
+  ``n_per_seed``: every seed's count;
 * ``paired``: for every method other than the reference (``evaluation.compare_to``; ``auto`` =
   dropout_baseline when the study has it), the per-seed difference method - reference with its
   mean, t-interval, the number of seeds that agree in sign and a verdict from the interval
@@ -139,12 +142,14 @@ def aggregate_seeds(docs: dict[int, dict[str, Any]], reference: str | None, conf
         mean = float(finite.mean()) if finite.size else None
         low, high = t_interval(finite, confidence, metric)
         drops = [r["drop"] for r in rows.values() if r.get("drop") is not None]
+        n_per_seed = {str(s): rows[s].get("n") if s in rows else None for s in seeds}
+        counts = [n for n in n_per_seed.values() if n is not None]
         any_row = next(iter(rows.values()))
         records.append({"method": method, "scenario": scenario, "group": any_row["group"], "rate": any_row["rate"],
                         "metric": metric, "value": mean, "ci_low": low, "ci_high": high,
                         "sd": float(finite.std(ddof=1)) if finite.size > 1 else None,
-                        "n": any_row.get("n"), "drop": float(np.mean(drops)) if drops else None,
-                        "seeds": {str(s): _num(x) for s, x in zip(seeds, v)},
+                        "n": min(counts) if counts else None, "drop": float(np.mean(drops)) if drops else None,
+                        "seeds": {str(s): _num(x) for s, x in zip(seeds, v)}, "n_per_seed": n_per_seed,
                         "verdict": verdicts.get(key)})
         classes = {str(s): _run_classes(rows[s].get("predicted_classes")) if s in rows else None for s in seeds}
         if any(c is not None for c in classes.values()):  # per seed, like the values

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 import yaml
 
+from robustmm.config.loader import RUN_RECORD_FIELDS, RUN_RECORD_KEY
 from robustmm.errors import RunDirectoryError
 from robustmm.io import create_folder, write_text_atomic
 
@@ -125,7 +126,11 @@ def config_text(run_dir: Path) -> str:
 
 
 def write_config(run_dir: Path, resolved: dict[str, Any], run_info: dict[str, Any]) -> None:
-    doc = {**resolved, "run": run_info}
+    unlisted = [k for k in run_info if k not in RUN_RECORD_FIELDS]
+    if unlisted:  # load_study would refuse the file: `robustmm run RUN/config.yaml` must keep working
+        raise ValueError(f"run record fields {unlisted} are not in robustmm.config.loader.RUN_RECORD_FIELDS; "
+                         "add them there")
+    doc = {**resolved, RUN_RECORD_KEY: run_info}
     write_text_atomic(Path(run_dir) / CONFIG_FILE, yaml.safe_dump(doc, sort_keys=False))
 
 

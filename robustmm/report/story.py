@@ -59,7 +59,9 @@ GLOSSARY = {
 
 TERMS = [
     ("n", "subjects evaluated in that scenario (a subset scenario keeps only subjects that have all its "
-          "modalities); a metric that leaves some out, such as Non0, counts only those it scores"),
+          "modalities); a metric that leaves some out, such as Non0, counts only those it scores. With "
+          "cross-validation: summed over the folds. With several seeds: per seed, the smallest count over the "
+          "seeds (each seed evaluates its own split; metrics.json lists every seed's under n_per_seed)"),
     ("CI", "confidence interval at evaluation.confidence (95% by default): percentile bootstrap over the "
            "evaluated subjects; every method is resampled with the same "
                "subjects (paired). With cross-validation or several seeds: a t-interval over the fold or seed "

@@ -21,7 +21,8 @@ import optuna
 import yaml
 from optuna.trial import FrozenTrial
 
-from robustmm.config.loader import to_plain
+from robustmm.config.loader import RUN_RECORD_KEY, to_plain
+from robustmm.io import rename_folder_synced
 from robustmm.report.rundir import CONFIG_FILE, environment, write_config
 from robustmm.tune.plan import SweepPlan
 from robustmm.tune.space import stored_config
@@ -63,7 +64,7 @@ def _trial_config(trial: FrozenTrial, plan: SweepPlan) -> tuple[dict[str, Any], 
     config_path = run_dir / CONFIG_FILE
     if trial.user_attrs.get("run_dir") and config_path.is_file():
         raw = yaml.safe_load(config_path.read_text())
-        return raw, raw.pop("run", {}), run_dir
+        return raw, raw.pop(RUN_RECORD_KEY, {}), run_dir
     return stored_config(plan.trial_base(), plan.sweep, trial.params), {}, None
 
 
@@ -94,13 +95,13 @@ def evaluate_trial(trial: FrozenTrial, plan: SweepPlan, progress: bool) -> dict[
     final_dir = plan.sweep_dir / FINAL_DIR / f"trial-{trial.number:04d}"
     reused = trial_dir is not None
     if (final_dir / CONFIG_FILE).is_file():
-        result = run_study(cfg, resume=final_dir, progress=progress, evaluate_split="test")
+        result = run_study(cfg, resume=final_dir, progress=progress, evaluate_split="test", sweep_part="final")
     elif reused and _link_checkpoints_into(trial_dir, final_dir, cfg, run_info, trial.number):
-        result = run_study(cfg, resume=final_dir, progress=progress, evaluate_split="test")
+        result = run_study(cfg, resume=final_dir, progress=progress, evaluate_split="test", sweep_part="final")
     else:
         log.info("trial %d: its run folder is not on this machine; training it again from its config", trial.number)
         reused = False
-        result = run_study(cfg, out=final_dir, progress=progress, evaluate_split="test")
+        result = run_study(cfg, out=final_dir, progress=progress, evaluate_split="test", sweep_part="final")
     test = {}
     kept = []
     for objective in plan.objectives:
@@ -132,5 +133,5 @@ def _link_checkpoints_into(trial_dir: Path, final_dir: Path, cfg: Any, run_info:
     info = {**run_info, "environment": environment(), "final_test_of_trial": number,
             "checkpoints_from": str(trial_dir)}
     write_config(staging, to_plain(cfg), info)
-    staging.rename(final_dir)  # the final folder appears complete (config + checkpoints) or not at all
+    rename_folder_synced(staging, final_dir)  # the final folder appears complete (config + checkpoints) or not at all
     return True

@@ -156,7 +156,7 @@ class StudyObjective:
         if self.sweep.pruner_kind != "none":
             reporter = PruningReporter(trial, *pruning_signal(self.sweep, self.objectives))
         result = run_study(cfg, out=run_dir, progress=False, callbacks=[reporter] if reporter else None,
-                           evaluate_split="val", sweep_trial=True)
+                           evaluate_split="val", sweep_part="trial")
         trial.set_user_attr("synthetic", bool(result.synthetic))
         if reporter is not None and reporter.stage not in reporter.stages_seen:
             note = (f"pruning never applied: no training stage '{reporter.stage}' (stages: {reporter.stages_seen}); "

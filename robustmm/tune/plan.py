@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -21,7 +20,8 @@ import yaml
 from robustmm.config.loader import config_differences, describe_differences, to_plain, validate
 from robustmm.config.schema import StudyConfig
 from robustmm.errors import ConfigError, RunDirectoryError
-from robustmm.io import apply_umask, create_folder, refuse_broken_link, write_json_atomic, write_text_atomic
+from robustmm.io import (apply_umask, create_folder, refuse_broken_link, rename_folder_synced, write_json_atomic,
+                         write_text_atomic)
 from robustmm.names import check_links_inside, check_name, inside
 from robustmm.tune.config import ObjectiveSpec, SweepConfig, parse_sweep
 from robustmm.tune.objective import resolve_objectives
@@ -149,7 +149,7 @@ def _claim_new_folder(plan: SweepPlan) -> bool:
             "objectives": plan.labels,
         })
         try:
-            os.rename(staging, target)  # atomic; replaces an empty folder, never a non-empty one
+            rename_folder_synced(staging, target)  # atomic; replaces an empty folder, never a non-empty one
         except OSError as exc:
             if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
                 return False
