@@ -18,7 +18,7 @@ from robustmm.config.schema import ModelConfig, TrainingConfig
 from robustmm.data.base import TaskSpec
 from robustmm.data.batch import Batch, ModalitySpec
 from robustmm.methods.base import MethodContext
-from robustmm.methods.itcfn.export import generated_pet_nifti
+from robustmm.methods.itcfn.export import generated_pet_nifti, write_generated_pet
 from robustmm.methods.itcfn.generator import (
     GeneratorLossWeights,
     GeneratorTraining,
@@ -355,6 +355,28 @@ def test_generated_nifti_is_on_the_source_mri_grid(tmp_path: Path) -> None:
     data = back.get_fdata()
     assert np.corrcoef(data.ravel(), volume.ravel())[0, 1] > 0.95
     assert np.corrcoef(data.ravel(), volume[::-1].ravel())[0, 1] < 0.8  # orientation matters
+
+
+
+def test_a_failed_nifti_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path: Path, monkeypatch) -> None:
+    volume = np.random.default_rng(0).standard_normal((8, 8, 8)).astype(np.float32)
+    mri = tmp_path / "mri.nii.gz"
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), mri)
+    out = tmp_path / "pet.nii.gz"
+    write_generated_pet(mri, out, (8, 8, 8), lambda x: x, "test MRI")
+    before = out.read_bytes()
+
+    real_save = nib.save
+
+    def save_then_fail(image, filename):  # a disk that fills up half-way through the file
+        real_save(image, filename)
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(nib, "save", save_then_fail)
+    with pytest.raises(OSError, match="No space"):
+        write_generated_pet(mri, out, (8, 8, 8), lambda x: 2 * x, "test MRI")
+    assert out.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mri.nii.gz", "pet.nii.gz"]
 
 
 # ----------------------------------------------------------------------------- end to end

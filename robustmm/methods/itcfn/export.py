@@ -21,6 +21,7 @@ from monai.data import MetaTensor
 
 from robustmm.data.volumes import read_nifti, volume_transform
 from robustmm.errors import DataError
+from robustmm.io import replace_synced
 
 DESCRIPTION = b"robustmm generated PET from MRI ([-1,1] model scale)"
 
@@ -56,7 +57,11 @@ def write_generated_pet(mri_path: Path, out_path: Path, volume_shape: tuple[int,
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     image = generated_pet_nifti(mri_path, volume_shape, generate, what)
+    # nibabel picks the format from the suffix, so the temporary name keeps '.nii.gz'
     tmp = out_path.with_name(f".{out_path.name}.tmp.nii.gz")
-    nib.save(image, str(tmp))
-    tmp.replace(out_path)
+    try:
+        nib.save(image, str(tmp))
+        replace_synced(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return out_path
