@@ -267,6 +267,37 @@ def test_joining_with_a_larger_budget_queues_the_difference_once(tmp_path: Path)
         open_study(storage, "grow", ["maximize"], 5)
 
 
+
+def test_two_workers_raising_the_budget_at_once_queue_up_to_the_larger_budget(tmp_path: Path, monkeypatch) -> None:
+    """Worker A asks for 5 and worker B for 6 on a finished 3-trial study; B reads the budget while
+    A is still queueing. In the end 3 slots wait (6 in all), not 2 + 3."""
+    import threading
+
+    from robustmm.tune import worker
+
+    url = f"sqlite:///{tmp_path / 'optuna.db'}"
+    storage = open_storage(url, HeartbeatConfig(**HEARTBEAT))
+    study = open_study(storage, "race", ["minimize"], 3)
+    run_worker(study, storage, lambda t: t.suggest_float("x", 0, 1))
+
+    real_queue = worker._queue
+    other = threading.Thread(target=lambda: open_study(open_storage(url, HeartbeatConfig(**HEARTBEAT)), "race",
+                                                       ["minimize"], 6))
+
+    def queue_while_another_worker_joins(*args, **kwargs):
+        if not other.is_alive() and other.ident is None:
+            other.start()  # B joins while A's budget of 5 is not stored yet
+            other.join(timeout=3)
+        return real_queue(*args, **kwargs)
+
+    monkeypatch.setattr(worker, "_queue", queue_while_another_worker_joins)
+    open_study(storage, "race", ["minimize"], 5)
+    other.join(timeout=30)
+    assert not other.is_alive()
+    assert len(study.get_trials(states=(TrialState.WAITING,))) == 3
+    assert study.user_attrs[worker.BUDGET_ATTR] == 6
+
+
 SEEDED_STUDY = """
 name: seeded
 data: {kind: adni, root: nowhere}

@@ -103,12 +103,7 @@ def open_study(storage: SweepStorage, study_name: str, directions: Sequence[str]
         budget = _wait_for_budget(study, storage, 1)
         _check_identity(study, storage, identity)
         if n_trials > budget:
-            if try_lock(storage, study_name, f"budget-{n_trials}"):
-                _queue(study, n_trials - budget, ())
-                study.set_user_attr(BUDGET_ATTR, n_trials)
-                log.info("study %s: budget raised from %d to %d trials", study_name, budget, n_trials)
-            else:
-                _wait_for_budget(study, storage, n_trials)
+            _raise_budget(study, storage, budget, n_trials)
         elif n_trials < budget:
             log.info("study %s already has %d trials queued; this worker helps finish all of them",
                      study_name, budget)
@@ -133,6 +128,21 @@ def _check_identity(study: optuna.Study, storage: SweepStorage, identity: dict[s
                           "--profile options, or give this sweep another --study-name")
 
 
+def _raise_budget(study: optuna.Study, storage: SweepStorage, budget: int, n_trials: int) -> None:
+    """Queue the slots from ``budget`` up to ``n_trials``. One worker at a time raises from a given
+    budget (a lock per starting budget): two workers asking for more at once would otherwise both
+    count from the same old budget and queue the difference twice."""
+    while n_trials > budget:
+        lock = f"budget-from-{budget}"
+        if try_lock(storage, study.study_name, lock):
+            _queue(study, n_trials - budget, ())
+            study.set_user_attr(BUDGET_ATTR, n_trials)
+            log.info("study %s: budget raised from %d to %d trials", study.study_name, budget, n_trials)
+            return
+        # another worker is raising it: start again from the budget it sets
+        budget = _wait_for_budget(study, storage, budget + 1, lock_study_name(study.study_name, lock))
+
+
 def _queue(study: optuna.Study, count: int, initial_trials: Sequence[dict[str, Any]]) -> None:
     fixed = list(initial_trials)[:count]
     for params in fixed:
@@ -141,13 +151,19 @@ def _queue(study: optuna.Study, count: int, initial_trials: Sequence[dict[str, A
         study.enqueue_trial({})
 
 
-def _wait_for_budget(study: optuna.Study, storage: SweepStorage, at_least: int) -> int:
+def _wait_for_budget(study: optuna.Study, storage: SweepStorage, at_least: int, raising_lock: str | None = None) -> int:
+    """The stored budget once it is at least ``at_least``. ``raising_lock``: the lock of the worker
+    raising the budget that this one waits for (None: it waits for the creator to queue the study)."""
     deadline = time.monotonic() + QUEUE_WAIT_S
     while True:
         budget = study.user_attrs.get(BUDGET_ATTR)
         if budget is not None and budget >= at_least:
             return int(budget)
         if time.monotonic() > deadline:
+            if raising_lock is not None:
+                raise ConfigError(f"study '{study.study_name}' in {redact(storage.url)}: another worker began raising "
+                                  f"its budget but never finished (it stopped?); delete its lock with `optuna "
+                                  f"delete-study --study-name '{raising_lock}' --storage URL` and start this worker again")
             raise ConfigError(f"study '{study.study_name}' in {redact(storage.url)} exists but its trials were never "
                               f"queued (the worker creating it stopped?); delete it with `optuna delete-study "
                               f"--study-name {study.study_name} --storage URL` or use another --study-name")
