@@ -56,7 +56,22 @@ def run_seed(seed: int, methods: list[str], epochs: int | None, bootstrap: int, 
     timing = json.loads((result.run_dir / "timing.json").read_text())
     return {"run_dir": str(result.run_dir), "seconds": round(time.time() - started, 1), "table": table,
             "train_seconds": {m: timing.get(m) for m in methods}, "synthetic": bool(doc["synthetic"]),
-            "method_notes": {m: doc.get("methods", {}).get(m) for m in methods if doc.get("methods", {}).get(m)}}
+            "method_notes": {m: doc.get("methods", {}).get(m) for m in methods if doc.get("methods", {}).get(m)},
+            "selection": selected_epochs(doc, methods)}
+
+
+def selected_epochs(doc: dict, methods: list[str]) -> dict[str, list[dict]]:
+    """Per method, each training stage's restored epoch, epochs run and validation score (from the
+    run's metrics.json): whether the schedule was long enough shows in how late the best epoch is."""
+    keep = ("stage", "monitor", "restored_epoch", "epochs_run", "score")
+    return {m: [{k: record[k] for k in keep} for record in doc.get("selection", {}).get(m, [])] for m in methods}
+
+
+def add_selection_of_kept_run(run: dict) -> None:
+    """Runs recorded before ``selection`` was: read it from their run folder while it exists."""
+    metrics = Path(run["run_dir"]) / "metrics.json"
+    if "selection" not in run and metrics.is_file():
+        run["selection"] = selected_epochs(json.loads(metrics.read_text()), list(run["table"]))
 
 
 def _stats(values: list[float]) -> dict[str, float]:
@@ -141,6 +156,12 @@ def markdown(doc: dict) -> str:
         lines.append("| **mean over subsets** | " + " | ".join(fmt(s["mean_over_subsets"][k]) for k in METRICS) + " |")
         seconds = [runs[seed]["train_seconds"].get(m) for seed in seeds]
         lines += ["", f"Training time per seed (s): {', '.join(str(v) for v in seconds)}.", ""]
+        restored = [f"seed {seed}: " + "; ".join(
+            f"{r['stage']} epoch {r['restored_epoch']} of {r['epochs_run']} (validation {r['monitor']} "
+            + ("n/a" if r["score"] is None else f"{r['score']:.4f}") + ")" for r in runs[seed]["selection"][m])
+            for seed in seeds if runs[seed].get("selection", {}).get(m)]
+        if restored:
+            lines += [f"Restored (0-based) epoch per seed: {', '.join(restored)}.", ""]
     lines += [f"Command: `{doc['command']}`; {doc['environment']}.", ""]
     return "\n".join(lines)
 
@@ -153,8 +174,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    schedule = ("the study's own (30 epochs at most, early stopping on validation Dice)" if args.epochs is None
-                else f"training.epochs={args.epochs}, early stopping on validation Dice")
+    epochs = "30 epochs at most" if args.epochs is None else f"training.epochs={args.epochs}"
+    schedule = f"studies/brats_missing.yaml's ({epochs}; the study's model selection)"
     command = command_line("brats_subsets", args, f"--methods {' '.join(args.methods)}")
 
     def summarise_doc(doc: dict) -> dict:
@@ -166,7 +187,7 @@ def main() -> None:
               lambda seed: run_seed(seed, args.methods, args.epochs, args.bootstrap, args.runs, args.data_root),
               summarise=summarise_doc, markdown=markdown,
               progress=lambda run: ", ".join(f"{m} WT {run['table'][m][COMPLETE]['dice_WT']:.3f}" for m in args.methods)
-              + f" ({run['seconds']} s)", schedule=schedule, command=command)
+              + f" ({run['seconds']} s)", refresh_kept=add_selection_of_kept_run, schedule=schedule, command=command)
 
 
 if __name__ == "__main__":
