@@ -1,0 +1,35 @@
+"""``--resume`` reaches the uninterrupted run's results wherever the run was stopped."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from robustmm.config.schema import MethodConfig
+from robustmm.engine.trainer import Trainer
+from robustmm.methods import create_method
+from robustmm.methods.base import collect_predictions
+
+from toy_tables import ToyTables, small_training, toy_context, toy_data
+
+
+def _pattern_ensemble_scores(data, checkpoints: Path) -> np.ndarray:
+    torch.manual_seed(0)  # as the study seeds each method before building it
+    method = create_method(MethodConfig(name="pattern_ensemble", base="network", patterns="training", epochs=3),
+                           toy_context(data, "pattern_ensemble", epochs=3))
+    method.fit(data, Trainer(small_training(3), checkpoints, 0, progress=False))
+    return collect_predictions(method.predict, data, "test", torch.device("cpu")).outputs["score"]
+
+
+def test_a_stage_started_after_a_finished_one_gets_the_uninterrupted_initial_weights(tmp_path: Path) -> None:
+    """Killed after the first pattern's model finished and before the second wrote a checkpoint: the resumed
+    run skips the first stage's epochs, yet builds the second model from the same random numbers."""
+    data = toy_data(ToyTables({"a": 1.5, "b": 0.0}, n=200, missing={"b": 0.5}))
+    uninterrupted = _pattern_ensemble_scores(data, tmp_path / "a")
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    (tmp_path / "b" / "pattern_ensemble.a.pt").unlink()  # the pattern trained second (a+b is the most frequent)
+    np.testing.assert_array_equal(_pattern_ensemble_scores(data, tmp_path / "b"), uninterrupted)
+
