@@ -41,8 +41,8 @@ from robustmm.parallel import run_threads
 from robustmm.report.caught import warnings_to_log
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
-from robustmm.report.rundir import (LOG_FILE, attach_log, check_out_is_new, check_resumable, environment,
-                                   new_run_dir, write_config)
+from robustmm.report.rundir import (LOG_FILE, METRICS_FILE, attach_log, check_out_is_new, check_resumable,
+                                   environment, new_run_dir, write_config)
 from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (SweepPart, check_before_data, check_method_scenarios, check_modality_names,
                                failed_run, finished_result, in_study)
@@ -248,12 +248,13 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
            "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections],
            "availability": scenario_availability(scenarios, data, evaluate_split,
                                                  cfg.seed if cfg.evaluation.seed is None else cfg.evaluation.seed)}
-    summary = _write_outputs(run_dir, cfg, doc)
+    summary = _write_reports(run_dir, cfg, doc)
     for run_id, method in fitted.items():
         timings[run_id] = round(timings[run_id] + method.deferred_training_seconds(), 2)
     timings["total"] = round(time.time() - started, 2)
     timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     write_json_atomic(run_dir / "timing.json", timings)
+    _mark_finished(run_dir, doc)
     return RunResult(run_dir, records, summary, synthetic, fitted, data)
 
 
@@ -279,9 +280,21 @@ def data_report(data: DataModule) -> dict[str, Any]:
 
 
 def _write_outputs(run_dir: Path, cfg: StudyConfig, doc: dict[str, Any]) -> str:
-    write_json_atomic(run_dir / "metrics.json", doc)
+    summary = _write_reports(run_dir, cfg, doc)
+    _mark_finished(run_dir, doc)
+    return summary
+
+
+def _write_reports(run_dir: Path, cfg: StudyConfig, doc: dict[str, Any]) -> str:
+    """metrics.csv, the plots, report.html and summary.txt of ``doc``; returns the summary text."""
     write_text_atomic(run_dir / "metrics.csv", metrics_csv(doc))
     return render(run_dir, doc, cfg.report.plots, cfg.report.html)
+
+
+def _mark_finished(run_dir: Path, doc: dict[str, Any]) -> None:
+    """metrics.json, written after every other file: a run that has it is finished, and ``--resume`` leaves it
+    as it is (robustmm.runguard.finished_result), so a run killed while writing its report must lack it."""
+    write_json_atomic(run_dir / METRICS_FILE, doc)
 
 
 def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -> RunResult:

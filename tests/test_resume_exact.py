@@ -8,6 +8,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+import robustmm.study
+from robustmm.cli import main
 from robustmm.config.schema import MethodConfig
 from robustmm.engine.trainer import Trainer
 from robustmm.methods import create_method
@@ -33,3 +35,20 @@ def test_a_stage_started_after_a_finished_one_gets_the_uninterrupted_initial_wei
     (tmp_path / "b" / "pattern_ensemble.a.pt").unlink()  # the pattern trained second (a+b is the most frequent)
     np.testing.assert_array_equal(_pattern_ensemble_scores(data, tmp_path / "b"), uninterrupted)
 
+
+def test_a_run_stopped_while_writing_its_report_is_not_taken_for_finished(tiny_study: Path, tmp_path: Path,
+                                                                         monkeypatch) -> None:
+    """metrics.json marks a finished run, which --resume leaves alone: it must be the last file written, or
+    a run killed while drawing its plots would stay without metrics.csv, report.html and summary.txt."""
+    out, args = tmp_path / "run", ["--quiet", "--set", "training.epochs=1"]
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt  # as a kill while the plots and report.html are written
+
+    with monkeypatch.context() as patch:
+        patch.setattr(robustmm.study, "render", interrupted)
+        assert main(["run", str(tiny_study), "--out", str(out), *args]) == 130
+    assert not (out / "metrics.json").exists()
+    assert main(["run", str(tiny_study), "--resume", str(out), *args]) == 0
+    for name in ("metrics.json", "metrics.csv", "report.html", "summary.txt", "timing.json"):
+        assert (out / name).is_file(), name
