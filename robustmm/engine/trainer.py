@@ -222,7 +222,9 @@ class Trainer:
 
         stopped = "epochs"
         first_epoch = state["epoch"] + 1
-        if policy.steps is not None and state["steps"] >= policy.steps:  # killed right after the last epoch
+        # killed right after the last epoch: say why it stopped as the uninterrupted run does (a budget run
+        # ends with "steps" even when skipped batches left it unspent)
+        if policy.steps is not None and (state["steps"] >= policy.steps or first_epoch >= epochs):
             stopped, first_epoch = "steps", epochs
         elif policy.steps is None and state["bad_epochs"] >= policy.patience:
             stopped, first_epoch = "early", epochs
