@@ -113,7 +113,8 @@ def check_run_request(cfg: StudyConfig, out: Path | None, resume: Path | None) -
 
 def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
               callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test",
-              rewrite_results: bool = False, sweep_part: SweepPart | None = None) -> RunResult:
+              rewrite_results: bool = False, sweep_part: SweepPart | None = None,
+              part_of: Path | None = None) -> RunResult:
     """Train and evaluate every method of ``cfg`` into a new run folder (or continue ``resume``).
 
     With ``split.fold: all`` every fold runs into ``fold_<k>/`` and the top-level results are the
@@ -122,13 +123,14 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     paired differences against a reference method (robustmm.evaluate.seeds). Resuming a finished
     run returns its stored results and writes nothing, unless ``rewrite_results``. ``sweep_part``: the
     run is a trial (``"trial"``) or the test evaluation (``"final"``) of a sweep, so a failure's advice is
-    the sweep's, not ``--resume`` (see :func:`robustmm.runguard.failed_run`).
+    the sweep's, not ``--resume`` (see :func:`robustmm.runguard.failed_run`). ``part_of``: the run folder of
+    which this run is one seed, the folder a failure's advice names.
     """
     resolved = check_run_request(cfg, out, resume)
     if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
         return distributed.run_session(
             cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split,
-                                                   rewrite_results, sweep_part),
+                                                   rewrite_results, sweep_part, part_of),
             lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
     if resume is not None:
         run_dir = Path(resume)
@@ -160,7 +162,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
 
             doc = run_seeds(cfg, run_dir, lambda c, d, again: run_study(
                 c, out=None if again else d, resume=d if again else None, progress=progress, callbacks=callbacks,
-                evaluate_split=evaluate_split, sweep_part=sweep_part))
+                evaluate_split=evaluate_split, sweep_part=sweep_part, part_of=run_dir))
             summary = _write_outputs(run_dir, cfg, doc)
             return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
         if cfg.split.fold != "all":
@@ -174,7 +176,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             folds.append(_run_single(fold_cfg, fold_dir, device, progress, callbacks, evaluate_split))
         return _write_cv_outputs(run_dir, cfg, folds)
     except BaseException as exc:
-        failed_run(exc, run_dir, resumed=resume is not None, sweep_part=sweep_part)
+        failed_run(exc, run_dir, resumed=resume is not None, sweep_part=sweep_part, part_of=part_of)
         raise
     finally:
         stack.close()
