@@ -52,3 +52,12 @@ def test_a_run_stopped_while_writing_its_report_is_not_taken_for_finished(tiny_s
     assert main(["run", str(tiny_study), "--resume", str(out), *args]) == 0
     for name in ("metrics.json", "metrics.csv", "report.html", "summary.txt", "timing.json"):
         assert (out / name).is_file(), name
+
+
+def test_resuming_a_run_stopped_before_its_config_was_written_says_to_start_again(tiny_study: Path, tmp_path: Path,
+                                                                                  capsys) -> None:
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "log.txt").write_text("")  # what a run killed while writing config.yaml leaves, with a .tmp
+    assert main(["run", str(tiny_study), "--resume", str(out), "--quiet"]) == 2
+    assert "the run stopped before writing it, so it trained nothing; remove the folder" in capsys.readouterr().err
