@@ -200,6 +200,10 @@ def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_part: Swe
         elif resumed or has_results:
             hint = (f" (the run folder {run_dir} is unchanged apart from its log; fix the problem and run the "
                     f"same command again)")
+        elif finished_seeds := sorted(p.parent.name for p in Path(run_dir).glob(f"seed_*/{METRICS_FILE}")):
+            hint = (f" (the run stopped after {', '.join(finished_seeds)} of its folder {run_dir} finished, which "
+                    f"--resume keeps: fix the problem and continue with --resume {run_dir}; details in "
+                    f"{Path(run_dir) / 'log.txt'})")
         elif not any(Path(run_dir).rglob("checkpoints/*")):  # fold_<k>/ and seed_<s>/ runs have their own
             hint = (f" (the run stopped before training anything; its folder {run_dir} holds only its config and log "
                     f"and can be removed; fix the problem and start again; details in {Path(run_dir) / 'log.txt'})")

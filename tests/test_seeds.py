@@ -200,6 +200,7 @@ def test_a_failure_in_a_seed_advises_resuming_the_whole_run(tiny_study: Path, tm
     assert run_cli(str(tiny_study), "--out", str(out), "--seeds", "0-1", "--set", "training.epochs=1") == 2
     err = capsys.readouterr().err
     assert f"--resume {out};" in err and "seed_1" not in err
+    assert "seed_0" in err and "removed" not in err  # the finished seed is kept, not thrown away with the folder
 
 
 @pytest.mark.slow
