@@ -75,6 +75,9 @@ def resume_command(args: argparse.Namespace, run_dir: Path) -> str:
     # a rank started by `--nproc N` has no --nproc of its own: torchrun's WORLD_SIZE says N
     nproc = getattr(args, "nproc", None) or int(os.environ.get("WORLD_SIZE", "1"))
     words += ["--nproc", str(nproc)] if nproc > 1 else []
+    # a rewrite stopped half way leaves new and old result files side by side (metrics.json, written last, is
+    # the old one): without the option, --resume would take the run for finished and keep that mix
+    words += ["--rewrite-results"] if getattr(args, "rewrite_results", False) else []
     return shlex.join([*words, "--resume", str(run_dir)])
 
 

@@ -160,14 +160,21 @@ def finished_result(run_dir: Path) -> dict[str, Any] | None:
     return doc
 
 
-def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_part: SweepPart | None = None) -> None:
+def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_part: SweepPart | None = None,
+               part_of: Path | None = None) -> None:
     """Log the error into the run's log.txt and, for a user error, add what to do with the folder.
 
     ``sweep_part``: the run belongs to ``robustmm sweep``, which owns the folder, so ``--resume`` is never
     the advice there (the folder's config is a trial's, not the sweep's study file, and the sweep would not
     record the result): ``"trial"``, the sweep queues an interrupted trial again under a new number;
     ``"final"``, the test evaluation of the best trial(s), which the same sweep command resumes in this
-    folder (robustmm.tune.final.evaluate_trial)."""
+    folder (robustmm.tune.final.evaluate_trial).
+
+    ``part_of``: the run folder of which ``run_dir`` is one seed (``seed_<s>/``). Only that folder can be
+    resumed (a seed's own config is not the study's), so the advice is left to its run, which names it."""
+    if isinstance(exc, KeyboardInterrupt) and part_of is not None:
+        log.error("interrupted; %s is one seed of the run in %s, whose log says how to continue", run_dir, part_of)
+        return
     if isinstance(exc, KeyboardInterrupt):
         if sweep_part == "trial":
             log.error("interrupted; the sweep queues this trial again: continue with the same robustmm sweep command")
@@ -177,13 +184,12 @@ def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_part: Swe
         else:
             log.error("interrupted; continue with --resume %s and the study file and --set / --profile / --seeds "
                       "options it started with", run_dir)
-        exc.run_dir = Path(run_dir)  # the outermost run (not a fold or seed inside it) is the last to set it
+        exc.run_dir = Path(run_dir)
         return
     log.error("run failed: %s: %s", type(exc).__name__, exc)
     if not isinstance(exc, RobustMMError):
         log.error("%s", "".join(traceback.format_exception(exc)))
-    if isinstance(exc, RobustMMError) and exc.args and not getattr(exc, "_run_folder_noted", False):
-        exc._run_folder_noted = True  # a nested run (a fold, a seed) already said it
+    if isinstance(exc, RobustMMError) and exc.args and part_of is None:
         has_results = (Path(run_dir) / METRICS_FILE).is_file()
         if sweep_part == "trial":
             hint = (f" (sweep trial folder {run_dir}; the sweep records this error with the trial and goes on with "
@@ -194,6 +200,10 @@ def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_part: Swe
         elif resumed or has_results:
             hint = (f" (the run folder {run_dir} is unchanged apart from its log; fix the problem and run the "
                     f"same command again)")
+        elif finished_seeds := sorted(p.parent.name for p in Path(run_dir).glob(f"seed_*/{METRICS_FILE}")):
+            hint = (f" (the run stopped after {', '.join(finished_seeds)} of its folder {run_dir} finished, which "
+                    f"--resume keeps: fix the problem and continue with --resume {run_dir}; details in "
+                    f"{Path(run_dir) / 'log.txt'})")
         elif not any(Path(run_dir).rglob("checkpoints/*")):  # fold_<k>/ and seed_<s>/ runs have their own
             hint = (f" (the run stopped before training anything; its folder {run_dir} holds only its config and log "
                     f"and can be removed; fix the problem and start again; details in {Path(run_dir) / 'log.txt'})")

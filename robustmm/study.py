@@ -41,8 +41,8 @@ from robustmm.parallel import run_threads
 from robustmm.report.caught import warnings_to_log
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
-from robustmm.report.rundir import (LOG_FILE, attach_log, check_out_is_new, check_resumable, environment,
-                                   new_run_dir, write_config)
+from robustmm.report.rundir import (LOG_FILE, METRICS_FILE, attach_log, check_out_is_new, check_resumable,
+                                   environment, new_run_dir, write_config)
 from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (SweepPart, check_before_data, check_method_scenarios, check_modality_names,
                                failed_run, finished_result, in_study)
@@ -113,7 +113,8 @@ def check_run_request(cfg: StudyConfig, out: Path | None, resume: Path | None) -
 
 def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
               callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test",
-              rewrite_results: bool = False, sweep_part: SweepPart | None = None) -> RunResult:
+              rewrite_results: bool = False, sweep_part: SweepPart | None = None,
+              part_of: Path | None = None) -> RunResult:
     """Train and evaluate every method of ``cfg`` into a new run folder (or continue ``resume``).
 
     With ``split.fold: all`` every fold runs into ``fold_<k>/`` and the top-level results are the
@@ -122,13 +123,14 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     paired differences against a reference method (robustmm.evaluate.seeds). Resuming a finished
     run returns its stored results and writes nothing, unless ``rewrite_results``. ``sweep_part``: the
     run is a trial (``"trial"``) or the test evaluation (``"final"``) of a sweep, so a failure's advice is
-    the sweep's, not ``--resume`` (see :func:`robustmm.runguard.failed_run`).
+    the sweep's, not ``--resume`` (see :func:`robustmm.runguard.failed_run`). ``part_of``: the run folder of
+    which this run is one seed, the folder a failure's advice names.
     """
     resolved = check_run_request(cfg, out, resume)
     if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
         return distributed.run_session(
             cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split,
-                                                   rewrite_results, sweep_part),
+                                                   rewrite_results, sweep_part, part_of),
             lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
     if resume is not None:
         run_dir = Path(resume)
@@ -160,7 +162,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
 
             doc = run_seeds(cfg, run_dir, lambda c, d, again: run_study(
                 c, out=None if again else d, resume=d if again else None, progress=progress, callbacks=callbacks,
-                evaluate_split=evaluate_split, sweep_part=sweep_part))
+                evaluate_split=evaluate_split, sweep_part=sweep_part, part_of=run_dir))
             summary = _write_outputs(run_dir, cfg, doc)
             return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
         if cfg.split.fold != "all":
@@ -174,7 +176,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             folds.append(_run_single(fold_cfg, fold_dir, device, progress, callbacks, evaluate_split))
         return _write_cv_outputs(run_dir, cfg, folds)
     except BaseException as exc:
-        failed_run(exc, run_dir, resumed=resume is not None, sweep_part=sweep_part)
+        failed_run(exc, run_dir, resumed=resume is not None, sweep_part=sweep_part, part_of=part_of)
         raise
     finally:
         stack.close()
@@ -248,12 +250,13 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
            "data": data_report(data), "selection": selection, "sections": [list(s) for s in sections],
            "availability": scenario_availability(scenarios, data, evaluate_split,
                                                  cfg.seed if cfg.evaluation.seed is None else cfg.evaluation.seed)}
-    summary = _write_outputs(run_dir, cfg, doc)
+    summary = _write_reports(run_dir, cfg, doc)
     for run_id, method in fitted.items():
         timings[run_id] = round(timings[run_id] + method.deferred_training_seconds(), 2)
     timings["total"] = round(time.time() - started, 2)
     timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     write_json_atomic(run_dir / "timing.json", timings)
+    _mark_finished(run_dir, doc)
     return RunResult(run_dir, records, summary, synthetic, fitted, data)
 
 
@@ -279,9 +282,21 @@ def data_report(data: DataModule) -> dict[str, Any]:
 
 
 def _write_outputs(run_dir: Path, cfg: StudyConfig, doc: dict[str, Any]) -> str:
-    write_json_atomic(run_dir / "metrics.json", doc)
+    summary = _write_reports(run_dir, cfg, doc)
+    _mark_finished(run_dir, doc)
+    return summary
+
+
+def _write_reports(run_dir: Path, cfg: StudyConfig, doc: dict[str, Any]) -> str:
+    """metrics.csv, the plots, report.html and summary.txt of ``doc``; returns the summary text."""
     write_text_atomic(run_dir / "metrics.csv", metrics_csv(doc))
     return render(run_dir, doc, cfg.report.plots, cfg.report.html)
+
+
+def _mark_finished(run_dir: Path, doc: dict[str, Any]) -> None:
+    """metrics.json, written after every other file: a run that has it is finished, and ``--resume`` leaves it
+    as it is (robustmm.runguard.finished_result), so a run killed while writing its report must lack it."""
+    write_json_atomic(run_dir / METRICS_FILE, doc)
 
 
 def _write_cv_outputs(run_dir: Path, cfg: StudyConfig, folds: list[RunResult]) -> RunResult:

@@ -275,6 +275,8 @@ def test_resume_command_repeats_the_options_and_the_process_count(monkeypatch) -
                                                     "--seeds 0-4 --resume runs/x")
     monkeypatch.setenv("WORLD_SIZE", "4")  # printed by rank 0 of `--nproc 4`, whose own argv has no --nproc
     assert resume_command(args, Path("runs/x")).endswith("--seeds 0-4 --nproc 4 --resume runs/x")
+    args.rewrite_results = True  # an interrupted rewrite is finished by rewriting again, not by a plain resume
+    assert resume_command(args, Path("runs/x")).endswith("--nproc 4 --rewrite-results --resume runs/x")
 
 
 def test_data_check_adni_fits_the_training_split_as_a_study_does(tiny_adni_root: Path, tiny_study: Path,

@@ -181,6 +181,28 @@ def test_seeds_run_writes_seed_folders_and_verdicts(tiny_study: Path, tmp_path: 
     assert "verdict" in (out / "summary.txt").read_text()
 
 
+def test_a_failure_in_a_seed_advises_resuming_the_whole_run(tiny_study: Path, tmp_path: Path, monkeypatch,
+                                                              capsys) -> None:
+    """A seed's folder cannot be resumed on its own (its config holds one seed, not the study's --seeds), so
+    the advice names the run folder, which --resume continues."""
+    import robustmm.study
+    from robustmm.errors import DataError
+
+    real = robustmm.study._run_single
+
+    def fails_in_seed_1(cfg, run_dir, *args):
+        if Path(run_dir).name == "seed_1":
+            raise DataError("a problem with seed 1's data")
+        return real(cfg, run_dir, *args)
+
+    monkeypatch.setattr(robustmm.study, "_run_single", fails_in_seed_1)
+    out = tmp_path / "run"
+    assert run_cli(str(tiny_study), "--out", str(out), "--seeds", "0-1", "--set", "training.epochs=1") == 2
+    err = capsys.readouterr().err
+    assert f"--resume {out};" in err and "seed_1" not in err
+    assert "seed_0" in err and "removed" not in err  # the finished seed is kept, not thrown away with the folder
+
+
 @pytest.mark.slow
 def test_kill_during_seed_1_then_resume_gives_the_uninterrupted_metrics(tiny_study: Path, tmp_path: Path) -> None:
     """The issue's acceptance run, on the tiny study: --seeds 0-2 --set training.epochs=3."""

@@ -3,6 +3,7 @@ the old training.early_stopping key, and the record of which epoch was restored 
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -142,6 +143,27 @@ def test_resume_of_a_finished_stage_reports_the_same_selection(tmp_path: Path) -
     again = _trainer(tmp_path, min_epochs=3, patience=3)
     again.fit(_Module(CURVE), _Data(2), stage="m")
     assert again.selections == first.selections
+
+
+def test_a_budget_stage_killed_after_its_last_epoch_resumes_with_the_same_selection(tmp_path: Path) -> None:
+    """The kill falls between the last epoch's checkpoint and the final one; batches without a loss left the
+    budget unspent, which the uninterrupted run still reports as stopped by the step budget."""
+    class SkipsFirstBatch(_Module):
+        def training_step(self, batch, ctx):
+            return None if float(batch.x[0, 0]) == 1.0 else super().training_step(batch, ctx)
+
+    class CopyLastEpochCheckpoint:
+        def on_validation_end(self, stage: str, epoch: int, metrics: dict) -> None:
+            if epoch == 1:  # called after the epoch's checkpoint is written
+                shutil.copytree(tmp_path / "ckpt", tmp_path / "killed" / "ckpt")
+
+    first = _trainer(tmp_path, steps=6, min_epochs=1, patience=5)  # 3 batches an epoch: 2 epochs, 4 steps taken
+    first.callbacks.append(CopyLastEpochCheckpoint())
+    first.fit(SkipsFirstBatch(CURVE), _Data(3), stage="m")
+    resumed = _trainer(tmp_path / "killed", steps=6, min_epochs=1, patience=5)
+    resumed.fit(SkipsFirstBatch(CURVE), _Data(3), stage="m")
+    assert first.selections[0]["stopped"] == "steps"
+    assert resumed.selections == first.selections
 
 
 def test_old_early_stopping_key_is_read_as_selection() -> None:

@@ -207,6 +207,7 @@ class Trainer:
                                       f"({str(exc).splitlines()[0]}); delete it to train the stage again") from None
             if hasattr(module, "load_extra_state"):
                 module.load_extra_state(ckpt.get("extra", {}))
+            self._restore_random_state(ckpt)
             if ckpt.get("complete"):
                 log.info("%s: already trained (checkpoint %s), skipping", stage, path)
                 ckpt.setdefault("selection", describe(stage, policy, {**state, **ckpt}, "epochs").to_dict())
@@ -221,7 +222,9 @@ class Trainer:
 
         stopped = "epochs"
         first_epoch = state["epoch"] + 1
-        if policy.steps is not None and state["steps"] >= policy.steps:  # killed right after the last epoch
+        # killed right after the last epoch: say why it stopped as the uninterrupted run does (a budget run
+        # ends with "steps" even when skipped batches left it unspent)
+        if policy.steps is not None and (state["steps"] >= policy.steps or first_epoch >= epochs):
             stopped, first_epoch = "steps", epochs
         elif policy.steps is None and state["bad_epochs"] >= policy.patience:
             stopped, first_epoch = "early", epochs
@@ -380,7 +383,25 @@ class Trainer:
         ckpt = to_safe({"module": module.state_dict(), "optimizer": optimizer.state_dict(),
                         "scheduler": scheduler.state_dict(), "extra": extra, "complete": complete, **state})
         ckpt["fingerprint"] = make_fingerprint(self.fingerprint, path.stem, ckpt["module"], ckpt.get("best_state"))
+        ckpt["random_state"] = self._random_state()
         save_torch_atomic(ckpt, path)
+
+    def _random_state(self) -> dict[str, torch.Tensor]:
+        """The torch random generators (CPU, and the training device's) as they are after this epoch."""
+        state = {"cpu": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        return state
+
+    def _restore_random_state(self, ckpt: dict[str, Any]) -> None:
+        """Put the random generators back where the checkpoint's epoch left them. Each epoch reseeds, but
+        what follows a stage does not (the next stage's initial weights, a pattern model trained later):
+        without this, a resume that skips finished epochs draws other numbers there than the uninterrupted run."""
+        state = ckpt.get("random_state") or {}  # absent from checkpoints of earlier versions
+        if "cpu" in state:
+            torch.set_rng_state(state["cpu"].cpu())
+        if "cuda" in state and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda"].cpu(), self.device)
 
     @staticmethod
     def _result(stage: str, s: dict) -> FitResult:

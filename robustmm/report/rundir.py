@@ -69,6 +69,9 @@ def check_resumable(run_dir: Path) -> dict[str, Any]:
         what = "is a file, not a run folder" if run_dir.exists() else "no such folder"
         raise RunDirectoryError(f"--resume {run_dir}: {what}; give the run folder to continue (its path was "
                                 "printed when the run started)")
+    if not cfg.is_file() and (run_dir / LOG_FILE).is_file():  # a run writes its log, then its config
+        raise RunDirectoryError(f"--resume {run_dir}: no {CONFIG_FILE} there: the run stopped before writing it, so "
+                                "it trained nothing; remove the folder and start a new run (without --resume)")
     if not cfg.is_file():
         raise RunDirectoryError(f"--resume {run_dir}: no {CONFIG_FILE} there; is it a robustmm run folder?")
     saved = read_yaml(cfg, lambda problem: RunDirectoryError(
