@@ -110,6 +110,16 @@ def test_a_run_folders_config_loads_as_its_study_and_its_run_record_holds_no_set
         write_config(run_dir, to_plain(study), {"seed": 0, "note": "a field load_study would refuse"})
 
 
+def test_a_run_record_written_by_an_older_version_still_loads(tmp_path: Path) -> None:
+    # versions before 89c6e53 wrote run.synthetic; such a run folder's config.yaml was refused with
+    # "unknown key 'run.synthetic'", so it could neither be run again nor resumed
+    from robustmm.config import to_plain
+
+    study = to_plain(load_study(write(tmp_path, BASE)))
+    old = write(tmp_path, BASE + "run: {seed: 0, device: cpu, synthetic: true, environment: {python: '3'}}\n")
+    assert to_plain(load_study(old)) == study
+
+
 def test_a_misspelt_or_missing_kind_is_named_with_the_kinds_there_are(tmp_path: Path) -> None:
     # pydantic's own text ("Input tag 'adnii' found using 'kind' does not match ...") suggested nothing
     msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE.replace("kind: adni", "kind: adnii"))).value)

@@ -29,6 +29,9 @@ PROJECT_PRESET_DIR_NAME = "configs"
 RUN_RECORD_KEY = "run"
 RUN_RECORD_FIELDS = ("seed", "device", "threads", "distributed", "environment", "final_test_of_trial",
                      "checkpoints_from")
+#: fields that older versions wrote into the run record and this one no longer does (``synthetic``: until
+#: commit 89c6e53; metrics.json says it now); accepted so those run folders still load, and ignored
+LEGACY_RUN_RECORD_FIELDS = ("synthetic",)
 
 
 def preset_file(name: str) -> Path:
@@ -232,7 +235,7 @@ def drop_run_record(raw: dict[str, Any], path: Path) -> None:
         raise ConfigError(f"{path}: '{RUN_RECORD_KEY}' is the record a run folder's config.yaml keeps of its run "
                           f"(a mapping of {list(RUN_RECORD_FIELDS)}), not a setting (got {type(record).__name__}); "
                           f"remove it")
-    unknown = [str(k) for k in record if k not in RUN_RECORD_FIELDS]
+    unknown = [str(k) for k in record if k not in RUN_RECORD_FIELDS + LEGACY_RUN_RECORD_FIELDS]
     if unknown:
         raise ConfigError(f"{path}: unknown key '{RUN_RECORD_KEY}.{unknown[0]}'; '{RUN_RECORD_KEY}' is only the "
                           f"record a run folder's config.yaml keeps of its run ({list(RUN_RECORD_FIELDS)}) and is "
