@@ -282,3 +282,23 @@ def test_a_negative_synthetic_seed_is_refused_when_the_study_is_read(study: str)
     # numpy's generators refuse it: the run stopped with a ValueError traceback after making its folder
     with pytest.raises(ConfigError, match="seed"):  # ADNI's by the schema, BraTS's before the run folder
         check_data_options(load_study(REPO / "studies" / study, ["data.synthetic.seed=-1"]).data)
+
+
+def test_a_word_yaml_reads_as_a_boolean_or_date_is_refused_with_how_to_quote_it(tmp_path: Path) -> None:
+    # YAML 1.1 reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date; the error said only
+    # "Input should be a valid string (got False)", which does not tell the user what went wrong
+    study = write(tmp_path, BASE)
+    for given, read_as in (("name=no", "the boolean False"), ("name=2026-01-01", "a date")):
+        msg = str(pytest.raises(ConfigError, load_study, study, [given]).value)
+        value = given.split("=")[1]
+        assert msg.endswith(f"(from the command line: {given}); YAML reads {value} as {read_as}: quote it, "
+                            f"--set \"name='{value}'\"")
+    assert load_study(study, ["name='no'"]).name == "no"
+    (tmp_path / "off").mkdir()
+    off = write(tmp_path / "off", BASE.replace("name: s", "name: off"))
+    msg = str(pytest.raises(ConfigError, load_study, off).value)
+    assert msg.endswith("YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the "
+                        "value in the file, e.g. name: 'no'")
+    # no advice where the quoted word would fail as well
+    for given in ("training.epochs=no", "training.device=on"):
+        assert "quote" not in str(pytest.raises(ConfigError, load_study, study, [given]).value)

@@ -7,6 +7,7 @@ the selected profile, then ``--set key.path=value`` overrides.
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 from pathlib import Path
 from typing import Any
@@ -310,6 +311,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
         key = ".".join(([prefix] if prefix else []) + loc)
         kind = e["type"]
         below = False
+        quote_hint = ""
         if kind == "extra_forbidden":
             valid = _fields_at(model, e["loc"][:-1])
             hint = difflib.get_close_matches(loc[-1], valid, n=1)
@@ -338,8 +340,29 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
                 msg = f"'{key}': {e['ctx']['error']}"
             else:
                 msg = f"'{key}': {e['msg']} (got {'a mapping' if isinstance(got, dict) else repr(got)})"
-        lines.append("  - " + msg + command_line_origin(key, origins or {}, below))
+                quote_hint = _quote_hint(e, (origins or {}).get(key))
+        lines.append("  - " + msg + command_line_origin(key, origins or {}, below) + quote_hint)
     return "\n".join(lines)
+
+
+def _quote_hint(error: dict[str, Any], override: str | None) -> str:
+    """How to keep a word as text where YAML 1.1 (PyYAML) read it as something else and text was wanted:
+    an unquoted no, yes, on or off is a boolean, 2026-01-01 a date. ``override``: the ``key=value`` given
+    on the command line for this key, if any (without it, the word the file holds is unknown)."""
+    got = error.get("input")
+    if not isinstance(got, (bool, datetime.date)):
+        return ""
+    if override is None:
+        if error["type"] != "string_type":
+            return ""
+        return ("; YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the value "
+                "in the file, e.g. name: 'no'")
+    key, value = override.split("=", 1)
+    allowed = str(error.get("ctx", {}).get("expected", ""))
+    if not (error["type"] == "string_type" or f"'{value}'" in allowed):  # as text it would fail too
+        return ""
+    read_as = "a date" if isinstance(got, datetime.date) else f"the boolean {got}"
+    return f"; YAML reads {value} as {read_as}: quote it, --set \"{key}='{value}'\""
 
 
 def _display_loc(model: Any, loc: tuple) -> list[str]:
