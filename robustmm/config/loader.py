@@ -357,7 +357,7 @@ def _quote_hint(error: dict[str, Any], override: str | None) -> str:
             return ""
         return ("; YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the value "
                 "in the file, e.g. name: 'no'")
-    key, value = override.split("=", 1)
+    key, value = (part.strip() for part in override.split("=", 1))
     allowed = str(error.get("ctx", {}).get("expected", ""))
     if not (error["type"] == "string_type" or f"'{value}'" in allowed):  # as text it would fail too
         return ""
