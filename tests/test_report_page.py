@@ -597,7 +597,7 @@ def test_a_flag_says_why_on_a_phone_and_to_a_screen_reader() -> None:
 
 
 def test_the_auilc_row_of_a_feature_or_random_modality_grid_says_what_is_missing() -> None:
-    # the row read "none" without a single modality to name (rmfm drops features, random_modality all of them)
+    # the total cell was blank without a single modality to name (rmfm drops features, random_modality all of them)
     from robustmm.report.html import scenario_table
 
     def at(rate, feature_rate=None, missing=0.0):
