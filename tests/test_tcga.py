@@ -88,6 +88,13 @@ def test_porpoise_bad_inputs(tmp_path: Path, porpoise_file: Path) -> None:
         PorpoiseDataset(porpoise_file, modalities=("wsi",))
 
 
+def test_a_folder_without_a_cohort_is_refused_naming_the_cohorts_it_holds(porpoise_file: Path) -> None:
+    # the advice named cohort=blca for a folder that holds only tcga_syn_*, as robustmm data synth writes it
+    msg = str(pytest.raises(DataError, load_porpoise_table, porpoise_file.parent).value)
+    assert "data check --option cohort=syn); cohorts there: ['syn']" in msg
+    assert load_porpoise_table(porpoise_file.parent, cohort="syn")["case_id"].is_unique
+
+
 def test_prepare_tcga(tmp_path: Path, porpoise_file: Path) -> None:
     datasets = tmp_path / "datasets"
     report = prepare_tcga("syn", porpoise_file, datasets)
