@@ -138,6 +138,10 @@ def test_a_check_of_the_whole_study_reads_as_one_sentence(tmp_path: Path) -> Non
     # was "  - '': Value error, evaluation.compare_to ... (got a mapping)"
     assert msg.splitlines()[1] == ("  - evaluation.compare_to 'dropout_baselin' is not a method id of this study "
                                    "(['dropout_baseline']); use one of them, 'auto' or null")
+    # and a check of one key gives its message without pydantic's "Value error, " in front
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE), ["seeds=0-a"]).value)
+    assert msg.splitlines()[1] == ("  - 'seeds': cannot read seeds '0-a': write a list like 0,2,5 or a range like 0-4 "
+                                   "(got '0-a') (from the command line: seeds=0-a)")
 
 
 def test_no_far_fetched_key_suggestion_and_a_profile_typo_is_suggested(tmp_path: Path) -> None:

@@ -338,8 +338,9 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             got = e.get("input")
             if isinstance(got, dict) and kind == "value_error":  # a check across keys: its message names them
                 msg = f"'{key}': {e['ctx']['error']}"
-            else:
-                msg = f"'{key}': {e['msg']} (got {'a mapping' if isinstance(got, dict) else repr(got)})"
+            else:  # a validator's own message, without pydantic's "Value error, " in front
+                text = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
+                msg = f"'{key}': {text} (got {'a mapping' if isinstance(got, dict) else repr(got)})"
                 quote_hint = _quote_hint(e, (origins or {}).get(key))
         lines.append("  - " + msg + command_line_origin(key, origins or {}, below) + quote_hint)
     return "\n".join(lines)
