@@ -154,6 +154,19 @@ def test_no_far_fetched_key_suggestion_and_a_profile_typo_is_suggested(tmp_path:
     assert msg == f"{p}: profile 'ful' is not defined; did you mean 'full'? (profiles: ['full', 'quick'])"
 
 
+def test_a_problem_a_profile_brings_names_the_profile(tmp_path: Path) -> None:
+    # "unknown key 'trainig'" pointed at the study's top level, where the file has no such key
+    p = write(tmp_path, BASE + "profiles: {quick: {trainig: {epochs: 1}}, slow: {training: {epochs: 0}}}\n")
+    msg = str(pytest.raises(ConfigError, load_study, p, None, "quick").value)
+    assert msg.endswith("unknown key 'trainig'; did you mean 'training'? (from the command line: --profile quick)")
+    msg = str(pytest.raises(ConfigError, load_study, p, None, "slow").value)
+    assert msg.endswith("'training.epochs': Input should be greater than or equal to 1 (got 0) (from the command "
+                        "line: --profile slow)")
+    # a --set of the same key comes later and is the one named
+    msg = str(pytest.raises(ConfigError, load_study, p, ["training.epochs=-1"], "slow").value)
+    assert msg.endswith("(got -1) (from the command line: training.epochs=-1)")
+
+
 @pytest.mark.parametrize("key", ["training..epochs", "training.epochs.", ".seed"])
 def test_an_override_key_path_with_an_empty_part_is_refused(tmp_path: Path, key: str) -> None:
     # 'training..epochs=3' was read as a key '' inside training: "unknown key 'training.'"

@@ -271,7 +271,8 @@ def load_study(
             raise ConfigError(f"{path}: profile '{profile}' must be a mapping of the settings it changes, e.g. "
                               f"{profile}: {{training: {{epochs: 120}}}} (got {type(profiles[profile]).__name__})")
         raw = deep_merge(raw, profiles[profile] or {})
-    origins = {}
+    # a problem in a profile is not where the study's own sections are: the error says which profile
+    origins = dict.fromkeys(_key_paths(profiles[profile] or {}), f"--profile {profile}") if profile else {}
     for text in overrides or []:
         keys, value = parse_override(text)
         keys = apply_override(raw, keys, value)
@@ -281,6 +282,15 @@ def load_study(
     cfg = validate(StudyConfig, raw, source=str(path), origins=origins)
     cfg._source, cfg._origins = str(path), origins
     return cfg
+
+
+def _key_paths(section: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted key path of every value in ``section`` (a list is one value: a profile replaces it whole)."""
+    paths = []
+    for key, value in section.items():
+        path = f"{prefix}{key}"
+        paths += _key_paths(value, path + ".") if isinstance(value, dict) and value else [path]
+    return paths
 
 
 def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: str = "",
@@ -353,7 +363,7 @@ def _quote_hint(error: dict[str, Any], override: str | None) -> str:
     got = error.get("input")
     if not isinstance(got, (bool, datetime.date)):
         return ""
-    if override is None:
+    if override is None or "=" not in override:  # the value is in the file (the study's or a profile's)
         if error["type"] != "string_type":
             return ""
         return ("; YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the value "
