@@ -311,6 +311,8 @@ def test_a_word_yaml_reads_as_a_boolean_or_date_is_refused_with_how_to_quote_it(
         assert msg.endswith(f"(from the command line: {given}); YAML reads {value} as {read_as}: quote it, "
                             f"--set \"name='{value}'\"")
     assert load_study(study, ["name='no'"]).name == "no"
+    msg = str(pytest.raises(ConfigError, load_study, study, ["output_dir=2026-01-01"]).value)  # a path is text too
+    assert msg.endswith("YAML reads 2026-01-01 as a date: quote it, --set \"output_dir='2026-01-01'\"")
     (tmp_path / "off").mkdir()
     off = write(tmp_path / "off", BASE.replace("name: s", "name: off"))
     msg = str(pytest.raises(ConfigError, load_study, off).value)

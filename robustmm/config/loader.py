@@ -356,6 +356,10 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
     return "\n".join(lines)
 
 
+#: pydantic's errors for a value that is not text where text (a string, a path) was wanted
+TEXT_TYPE_ERRORS = ("string_type", "path_type")
+
+
 def _quote_hint(error: dict[str, Any], override: str | None) -> str:
     """How to keep a word as text where YAML 1.1 (PyYAML) read it as something else and text was wanted:
     an unquoted no, yes, on or off is a boolean, 2026-01-01 a date. ``override``: the ``key=value`` given
@@ -364,13 +368,13 @@ def _quote_hint(error: dict[str, Any], override: str | None) -> str:
     if not isinstance(got, (bool, datetime.date)):
         return ""
     if override is None or "=" not in override:  # the value is in the file (the study's or a profile's)
-        if error["type"] != "string_type":
+        if error["type"] not in TEXT_TYPE_ERRORS:
             return ""
         return ("; YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the value "
                 "in the file, e.g. name: 'no'")
     key, value = (part.strip() for part in override.split("=", 1))
     allowed = str(error.get("ctx", {}).get("expected", ""))
-    if not (error["type"] == "string_type" or f"'{value}'" in allowed):  # as text it would fail too
+    if not (error["type"] in TEXT_TYPE_ERRORS or f"'{value}'" in allowed):  # as text it would fail too
         return ""
     read_as = "a date" if isinstance(got, datetime.date) else f"the boolean {got}"
     return f"; YAML reads {value} as {read_as}: quote it, --set \"{key}='{value}'\""
