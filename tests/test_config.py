@@ -154,6 +154,15 @@ def test_no_far_fetched_key_suggestion_and_a_profile_typo_is_suggested(tmp_path:
     assert msg == f"{p}: profile 'ful' is not defined; did you mean 'full'? (profiles: ['full', 'quick'])"
 
 
+def test_a_section_written_as_one_word_is_shown_as_a_mapping(tmp_path: Path) -> None:
+    # methods: [dropout_baseline] was answered "Input should be a valid dictionary or instance of MethodConfig"
+    p = write(tmp_path, BASE.replace("[{name: dropout_baseline}]", "[dropout_baseline]")
+              + "evaluation: {scenarios: [natural]}\n")
+    assert str(pytest.raises(ConfigError, load_study, p).value).splitlines()[1:] == [
+        "  - 'methods.0' is a mapping of keys, not a single word; write {name: dropout_baseline}",
+        "  - 'evaluation.scenarios.0' is a mapping of keys, not a single word; write {kind: natural}"]
+
+
 def test_a_problem_a_profile_brings_names_the_profile(tmp_path: Path) -> None:
     # "unknown key 'trainig'" pointed at the study's top level, where the file has no such key
     p = write(tmp_path, BASE + "profiles: {quick: {trainig: {epochs: 1}}, slow: {training: {epochs: 0}}}\n")

@@ -342,6 +342,8 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             msg = f"'{parent}' has too few values: item {int(loc[-1]) + 1} is missing"
         elif kind == "missing":
             msg = f"missing required key '{key}'"
+        elif kind in MAPPING_TYPE_ERRORS and isinstance(e.get("input"), str):  # methods: [dropout_baseline]
+            msg = f"'{key}' is a mapping of keys, not a single word{_as_mapping(model, e['loc'], e['input'])}"
         elif not key:  # a check of the whole study (its message names the keys)
             msg = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
         else:
@@ -354,6 +356,19 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
                 quote_hint = _quote_hint(e, (origins or {}).get(key))
         lines.append("  - " + msg + command_line_origin(key, origins or {}, below) + quote_hint)
     return "\n".join(lines)
+
+
+#: pydantic's errors for a value that is not a mapping where a section (a method, a scenario) was wanted
+MAPPING_TYPE_ERRORS = ("model_type", "model_attributes_type", "dict_type")
+
+
+def _as_mapping(model: type[BaseModel], loc: tuple, word: str) -> str:
+    """How to write ``word`` as the section at ``loc``: as its kind or its name, when it can be one."""
+    if word in _kinds_at(model, loc):
+        return f"; write {{kind: {word}}}"
+    if "name" in _fields_at(model, loc):
+        return f"; write {{name: {word}}}"
+    return ""
 
 
 #: pydantic's errors for a value that is not text where text (a string, a path) was wanted
