@@ -47,6 +47,7 @@ import math
 from typing import Any
 
 import numpy as np
+
 from robustmm.data.mmsa import sentiment_class3, sentiment_class7
 
 # True when a larger value is better; for early stopping and Optuna objectives
