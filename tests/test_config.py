@@ -326,7 +326,10 @@ def test_a_word_yaml_reads_as_a_boolean_or_date_is_refused_with_how_to_quote_it(
     off = write(tmp_path / "off", BASE.replace("name: s", "name: off"))
     msg = str(pytest.raises(ConfigError, load_study, off).value)
     assert msg.endswith("YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the "
-                        "value in the file, e.g. name: 'no'")
+                        "value, e.g. name: 'no'")
+    msg = str(pytest.raises(ConfigError, load_study, study, ["data={kind: adni, root: on}"]).value)  # a section
+    assert msg.endswith("(from the command line: data={kind: adni, root: on}); YAML reads an unquoted no/yes/on/off "
+                        "as a boolean and 2026-01-01 as a date: quote the value, e.g. name: 'no'")
     # no advice where the quoted word would fail as well
     for given in ("training.epochs=no", "training.device=on"):
         assert "quote" not in str(pytest.raises(ConfigError, load_study, study, [given]).value)

@@ -378,15 +378,16 @@ TEXT_TYPE_ERRORS = ("string_type", "path_type")
 def _quote_hint(error: dict[str, Any], override: str | None) -> str:
     """How to keep a word as text where YAML 1.1 (PyYAML) read it as something else and text was wanted:
     an unquoted no, yes, on or off is a boolean, 2026-01-01 a date. ``override``: the ``key=value`` given
-    on the command line for this key, if any (without it, the word the file holds is unknown)."""
+    on the command line for this key, if any (without it, the word written is unknown: it is in the file,
+    or inside a section given whole on the command line)."""
     got = error.get("input")
     if not isinstance(got, (bool, datetime.date)):
         return ""
-    if override is None or "=" not in override:  # the value is in the file (the study's or a profile's)
+    if override is None or "=" not in override:  # not a --set of this key ("--profile NAME" has no '=')
         if error["type"] not in TEXT_TYPE_ERRORS:
             return ""
-        return ("; YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the value "
-                "in the file, e.g. name: 'no'")
+        return ("; YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the value, "
+                "e.g. name: 'no'")
     key, value = (part.strip() for part in override.split("=", 1))
     allowed = str(error.get("ctx", {}).get("expected", ""))
     if not (error["type"] in TEXT_TYPE_ERRORS or f"'{value}'" in allowed):  # as text it would fail too
