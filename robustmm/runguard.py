@@ -140,8 +140,14 @@ def check_before_data(cfg: Any) -> list[str] | None:
     if cfg.data.kind in FILE_KINDS and cfg.data.synthetic is None and not root.exists():
         # said before the run folder exists: a fix that changes data.root could not --resume it
         raise DataError(f"data root {root} does not exist; set data.root (in the study file or with --set "
-                        "data.root=PATH) to your data, or give data.synthetic to create a synthetic cohort there")
+                        "data.root=PATH) to your data, or give data.synthetic to create a synthetic cohort there"
+                        + PUT_DATA_THERE.get(cfg.data.kind, ""))
     return modalities
+
+
+#: the command that writes a data kind's files where a study looks for them, for a data root not found
+PUT_DATA_THERE = {"tcga_porpoise": "; robustmm data prepare tcga --cohort COHORT --from FILE checks a downloaded "
+                                   "PORPOISE table and copies it to datasets/tcga_<cohort>/"}
 
 
 def finished_result(run_dir: Path) -> dict[str, Any] | None:

@@ -145,7 +145,11 @@ def test_data_check_knows_every_data_kind(tiny_adni_root: Path, capsys) -> None:
     assert "60 subjects" not in out  # exclusions are applied, as in a study
     assert "sMCI: " in out and "pMCI: " in out and "pet " in out and "excluded: " in out
     assert main(["data", "check", "table", str(tiny_adni_root)]) == 2  # options missing: a clear error
-    assert "data.options.id_column" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    # that also says where data check takes the options from (the study file it would name has none)
+    assert "data.options.id_column" in err and err.rstrip().endswith(
+        "data check takes data options from --option KEY=VALUE (one per key, e.g. --option id_column=PTID) or from "
+        "a study's data section with --study STUDY")
 
 
 def test_warnings_go_to_the_log_counted(caplog, capsys) -> None:

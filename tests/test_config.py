@@ -110,6 +110,16 @@ def test_a_run_folders_config_loads_as_its_study_and_its_run_record_holds_no_set
         write_config(run_dir, to_plain(study), {"seed": 0, "note": "a field load_study would refuse"})
 
 
+def test_a_run_record_written_by_an_older_version_still_loads(tmp_path: Path) -> None:
+    # versions before 89c6e53 wrote run.synthetic; such a run folder's config.yaml was refused with
+    # "unknown key 'run.synthetic'", so it could neither be run again nor resumed
+    from robustmm.config import to_plain
+
+    study = to_plain(load_study(write(tmp_path, BASE)))
+    old = write(tmp_path, BASE + "run: {seed: 0, device: cpu, synthetic: true, environment: {python: '3'}}\n")
+    assert to_plain(load_study(old)) == study
+
+
 def test_a_misspelt_or_missing_kind_is_named_with_the_kinds_there_are(tmp_path: Path) -> None:
     # pydantic's own text ("Input tag 'adnii' found using 'kind' does not match ...") suggested nothing
     msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE.replace("kind: adni", "kind: adnii"))).value)
@@ -128,6 +138,10 @@ def test_a_check_of_the_whole_study_reads_as_one_sentence(tmp_path: Path) -> Non
     # was "  - '': Value error, evaluation.compare_to ... (got a mapping)"
     assert msg.splitlines()[1] == ("  - evaluation.compare_to 'dropout_baselin' is not a method id of this study "
                                    "(['dropout_baseline']); use one of them, 'auto' or null")
+    # and a check of one key gives its message without pydantic's "Value error, " in front
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path, BASE), ["seeds=0-a"]).value)
+    assert msg.splitlines()[1] == ("  - 'seeds': cannot read seeds '0-a': write a list like 0,2,5 or a range like 0-4 "
+                                   "(got '0-a') (from the command line: seeds=0-a)")
 
 
 def test_no_far_fetched_key_suggestion_and_a_profile_typo_is_suggested(tmp_path: Path) -> None:
@@ -138,6 +152,28 @@ def test_no_far_fetched_key_suggestion_and_a_profile_typo_is_suggested(tmp_path:
     p = write(tmp_path, BASE + "profiles: {full: {training: {epochs: 9}}, quick: {}}\n")
     msg = str(pytest.raises(ConfigError, load_study, p, None, "ful").value)
     assert msg == f"{p}: profile 'ful' is not defined; did you mean 'full'? (profiles: ['full', 'quick'])"
+
+
+def test_a_section_written_as_one_word_is_shown_as_a_mapping(tmp_path: Path) -> None:
+    # methods: [dropout_baseline] was answered "Input should be a valid dictionary or instance of MethodConfig"
+    p = write(tmp_path, BASE.replace("[{name: dropout_baseline}]", "[dropout_baseline]")
+              + "evaluation: {scenarios: [natural]}\n")
+    assert str(pytest.raises(ConfigError, load_study, p).value).splitlines()[1:] == [
+        "  - 'methods.0' is a mapping of keys, not a single word; write {name: dropout_baseline}",
+        "  - 'evaluation.scenarios.0' is a mapping of keys, not a single word; write {kind: natural}"]
+
+
+def test_a_problem_a_profile_brings_names_the_profile(tmp_path: Path) -> None:
+    # "unknown key 'trainig'" pointed at the study's top level, where the file has no such key
+    p = write(tmp_path, BASE + "profiles: {quick: {trainig: {epochs: 1}}, slow: {training: {epochs: 0}}}\n")
+    msg = str(pytest.raises(ConfigError, load_study, p, None, "quick").value)
+    assert msg.endswith("unknown key 'trainig'; did you mean 'training'? (from the command line: --profile quick)")
+    msg = str(pytest.raises(ConfigError, load_study, p, None, "slow").value)
+    assert msg.endswith("'training.epochs': Input should be greater than or equal to 1 (got 0) (from the command "
+                        "line: --profile slow)")
+    # a --set of the same key comes later and is the one named
+    msg = str(pytest.raises(ConfigError, load_study, p, ["training.epochs=-1"], "slow").value)
+    assert msg.endswith("(got -1) (from the command line: training.epochs=-1)")
 
 
 @pytest.mark.parametrize("key", ["training..epochs", "training.epochs.", ".seed"])
@@ -272,3 +308,28 @@ def test_a_negative_synthetic_seed_is_refused_when_the_study_is_read(study: str)
     # numpy's generators refuse it: the run stopped with a ValueError traceback after making its folder
     with pytest.raises(ConfigError, match="seed"):  # ADNI's by the schema, BraTS's before the run folder
         check_data_options(load_study(REPO / "studies" / study, ["data.synthetic.seed=-1"]).data)
+
+
+def test_a_word_yaml_reads_as_a_boolean_or_date_is_refused_with_how_to_quote_it(tmp_path: Path) -> None:
+    # YAML 1.1 reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date; the error said only
+    # "Input should be a valid string (got False)", which does not tell the user what went wrong
+    study = write(tmp_path, BASE)
+    for given, read_as in (("name=no", "the boolean False"), ("name=2026-01-01", "a date")):
+        msg = str(pytest.raises(ConfigError, load_study, study, [given]).value)
+        value = given.split("=")[1]
+        assert msg.endswith(f"(from the command line: {given}); YAML reads {value} as {read_as}: quote it, "
+                            f"--set \"name='{value}'\"")
+    assert load_study(study, ["name='no'"]).name == "no"
+    msg = str(pytest.raises(ConfigError, load_study, study, ["output_dir=2026-01-01"]).value)  # a path is text too
+    assert msg.endswith("YAML reads 2026-01-01 as a date: quote it, --set \"output_dir='2026-01-01'\"")
+    (tmp_path / "off").mkdir()
+    off = write(tmp_path / "off", BASE.replace("name: s", "name: off"))
+    msg = str(pytest.raises(ConfigError, load_study, off).value)
+    assert msg.endswith("YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the "
+                        "value, e.g. name: 'no'")
+    msg = str(pytest.raises(ConfigError, load_study, study, ["data={kind: adni, root: on}"]).value)  # a section
+    assert msg.endswith("(from the command line: data={kind: adni, root: on}); YAML reads an unquoted no/yes/on/off "
+                        "as a boolean and 2026-01-01 as a date: quote the value, e.g. name: 'no'")
+    # no advice where the quoted word would fail as well
+    for given in ("training.epochs=no", "training.device=on"):
+        assert "quote" not in str(pytest.raises(ConfigError, load_study, study, [given]).value)

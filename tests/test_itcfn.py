@@ -515,6 +515,23 @@ def test_generate_never_trains_into_the_run_it_reads(itcfn_run, tmp_path: Path, 
     assert not out.exists()
 
 
+def test_generate_with_another_study_than_its_run_advises_leaving_the_run_alone(itcfn_run, tmp_path: Path,
+                                                                                 capsys) -> None:
+    """The checkpoint check's advice, "delete <RUN>/checkpoints/.../generator.pt to train this stage again,
+    or resume ...", would destroy or change the run that --run only reads."""
+    from robustmm.cli import main
+
+    study, run = itcfn_run
+    out = tmp_path / "generated"
+    assert main(["generate", str(study), "--out", str(out), "--run", str(run), "--quiet",
+                 "--set", "training.lr=0.5"]) == 2
+    err = capsys.readouterr().err
+    assert "belongs to study (training sections)" in err and "delete" not in err
+    assert f"generate only reads --run: give the study file and --set / --profile options that run was made " \
+           f"with, e.g. robustmm generate {run / 'config.yaml'} --run {run} --out {out}" in err
+    assert not out.exists()
+
+
 def test_generate_refuses_subject_ids_that_differ_only_in_letter_case(tiny_adni_root, tmp_path: Path,
                                                                       capsys) -> None:
     """'100_S_1000' and '100_s_1000' name two files on Linux but one on a macOS or Windows disk, where

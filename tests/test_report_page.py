@@ -594,3 +594,22 @@ def test_a_flag_says_why_on_a_phone_and_to_a_screen_reader() -> None:
     assert ("<span class='flag' tabindex='0' role='img' aria-label='check: n = 17 &lt; 30' "
             "title='n = 17 &lt; 30'>⚠</span>") in table
     assert ".flag:focus::after{content:attr(title)" in STYLE
+
+
+def test_the_auilc_row_of_a_feature_or_random_modality_grid_says_what_is_missing() -> None:
+    # the total cell was blank without a single modality to name (rmfm drops features, random_modality all of them)
+    from robustmm.report.html import scenario_table
+
+    def at(rate, feature_rate=None, missing=0.0):
+        a = {"n": 200, "modality": None, "missing": {"text": missing, "audio": missing / 2},
+             "natural_missing": {"text": 0.0, "audio": 0.0}}
+        return {**a, "feature_rate": feature_rate} if feature_rate is not None else a
+
+    for group, grid in (("rmfm", {r: at(r, feature_rate=r) for r in (0.0, 1.0)}),
+                        ("random_modality", {r: at(r, missing=r * 0.6) for r in (0.0, 1.0)})):
+        records = [_rec("a", f"{group}@{r:g}", "acc", 0.7, 0.6, 0.8, 200, group, r) for r in grid]
+        records.append(_rec("a", f"{group}:AUILC", "acc", 0.7, 0.6, 0.8, 200, group))
+        availability = {f"{group}@{r:g}": a for r, a in grid.items()}
+        row = scenario_table(records, "acc", availability, {}).split(f"{group}:AUILC")[1].split("</tr>")[0]
+        expected = "features 0%–100%" if group == "rmfm" else "text 0%–60%, audio 0%–30%"
+        assert f"<td>{expected}</td><td>none</td>" in row

@@ -543,8 +543,8 @@ def test_adni_label_noise_changes_only_who_converts(tmp_path: Path) -> None:
 
 _UNUSABLE = [
     ("brats", {"shape": [6, 24, 24]}, "data.synthetic.shape.0"),
-    ("dispro", {"patches": [60, 20]}, "data.synthetic.patches': Value error, give [min, max] with 1 <= min <= max"),
-    ("dispro", {"genes_per_pathway": [12, 3]}, "data.synthetic.genes_per_pathway': Value error, give [min, max]"),
+    ("dispro", {"patches": [60, 20]}, "data.synthetic.patches': give [min, max] with 1 <= min <= max"),
+    ("dispro", {"genes_per_pathway": [12, 3]}, "data.synthetic.genes_per_pathway': give [min, max]"),
     ("dispro", {"patients": 10, "folds": 6}, "10 patients are too few for 6 folds"),
     ("dispro", {"wsi_missing": 0.6, "omics_missing": 0.6}, "wsi_missing + omics_missing = 1.2"),
     ("mmsa", {"audio_len": 7}, "aligned files have one audio/vision frame per token"),

@@ -88,6 +88,27 @@ def test_porpoise_bad_inputs(tmp_path: Path, porpoise_file: Path) -> None:
         PorpoiseDataset(porpoise_file, modalities=("wsi",))
 
 
+def test_a_folder_without_a_cohort_is_refused_naming_the_cohorts_it_holds(porpoise_file: Path) -> None:
+    # the advice named cohort=blca for a folder that holds only tcga_syn_*, as robustmm data synth writes it
+    msg = str(pytest.raises(DataError, load_porpoise_table, porpoise_file.parent).value)
+    assert "data check --option cohort=syn); cohorts there: ['syn']" in msg
+    assert load_porpoise_table(porpoise_file.parent, cohort="syn")["case_id"].is_unique
+
+
+def test_a_study_whose_tcga_table_is_not_there_names_the_command_that_puts_it_there(tmp_path: Path,
+                                                                                   monkeypatch) -> None:
+    # the error said only "set data.root ... or give data.synthetic"; the study's own data comes from data prepare
+    from robustmm.config import load_study
+    from robustmm.runguard import check_before_data
+
+    monkeypatch.chdir(tmp_path)
+    cfg = load_study(Path(__file__).resolve().parents[1] / "studies" / "tcga_blca_survival.yaml")
+    msg = str(pytest.raises(DataError, check_before_data, cfg).value)
+    assert msg.startswith("data root datasets/tcga_blca does not exist; set data.root") and msg.endswith(
+        "; robustmm data prepare tcga --cohort COHORT --from FILE checks a downloaded PORPOISE table and copies it "
+        "to datasets/tcga_<cohort>/")
+
+
 def test_prepare_tcga(tmp_path: Path, porpoise_file: Path) -> None:
     datasets = tmp_path / "datasets"
     report = prepare_tcga("syn", porpoise_file, datasets)

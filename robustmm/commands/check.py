@@ -112,7 +112,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     if not Path(args.path).exists():
         raise ConfigError(f"{args.path} does not exist; give the folder or file the study's data.root points to")
     cfg = _study(args)
-    ds = build_dataset(_data_config(args, cfg), progress=not args.quiet)
+    try:
+        ds = build_dataset(_data_config(args, cfg), progress=not args.quiet)
+    except ConfigError as exc:
+        if cfg is not None:  # the study file named in the message is where to fix it
+            raise
+        # without a study the options named above can only come from the command line
+        raise ConfigError(f"{exc}\n  data check takes data options from --option KEY=VALUE (one per key, e.g. "
+                          "--option id_column=PTID) or from a study's data section with --study STUDY") from None
     ds.read_all(progress=not args.quiet)  # files opened per sample (DisPro's bags)
     # imputation and the NaN checks happen when a study fits the data on its training split
     fitted = fit_as_a_study_would(ds, cfg)

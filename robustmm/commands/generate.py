@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from robustmm.errors import ConfigError, RobustMMError
+from robustmm.errors import CheckpointError, ConfigError, RobustMMError
 from robustmm.names import check_links_inside, check_name, inside
 
 MANIFEST = "generated.csv"
@@ -95,6 +95,20 @@ def _checkpoints(out: Path, run: Path | None, method_id: str) -> Path:
     return folder
 
 
+def _finished_in_run(trainer, args: argparse.Namespace, out: Path) -> bool:
+    """Whether ``--run`` holds a finished generator for this study. A checkpoint of another study is refused
+    with advice that leaves ``--run`` alone (the trainer's would delete it or train it further)."""
+    from robustmm.engine.fingerprint import rerun_advice
+
+    try:
+        return trainer.is_complete("generator")
+    except CheckpointError as exc:
+        problem = str(exc).removesuffix("; " + rerun_advice(str(trainer.checkpoint_path("generator"))))
+        raise CheckpointError(f"--run {args.run}: {problem}; generate only reads --run: give the study file and "
+                              f"--set / --profile options that run was made with, e.g. robustmm generate "
+                              f"{Path(args.run) / 'config.yaml'} --run {args.run} --out {out}") from None
+
+
 def write_results(out: Path, rows: list[dict], quality: dict) -> None:
     """The manifest and the generation quality, each atomically (an interrupted run leaves the old
     file or the new one, never a part)."""
@@ -157,7 +171,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     method.prepare(data)
     trainer = Trainer(cfg.training, _checkpoints(out, args.run, mcfg.run_id), cfg.seed, progress=not args.quiet,
                       fingerprint={"method": mcfg.run_id, "study": study_hash(to_plain(cfg))})
-    if args.run is not None and not trainer.is_complete("generator"):  # resuming it would write into --run
+    if args.run is not None and not _finished_in_run(trainer, args, out):  # resuming it would write into --run
         raise RobustMMError(f"--run {args.run}: the generator of method '{mcfg.run_id}' has not finished training "
                             f"({trainer.checkpoint_path('generator')} is from an interrupted run); generate only "
                             f"reads --run: finish that run with 'robustmm run {args.study} --resume {args.run}', "

@@ -7,6 +7,7 @@ the selected profile, then ``--set key.path=value`` overrides.
 from __future__ import annotations
 
 import copy
+import datetime
 import difflib
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,9 @@ PROJECT_PRESET_DIR_NAME = "configs"
 RUN_RECORD_KEY = "run"
 RUN_RECORD_FIELDS = ("seed", "device", "threads", "distributed", "environment", "final_test_of_trial",
                      "checkpoints_from")
+#: fields that older versions wrote into the run record and this one no longer does (``synthetic``: until
+#: commit 89c6e53; metrics.json says it now); accepted so those run folders still load, and ignored
+LEGACY_RUN_RECORD_FIELDS = ("synthetic",)
 
 
 def preset_file(name: str) -> Path:
@@ -232,7 +236,7 @@ def drop_run_record(raw: dict[str, Any], path: Path) -> None:
         raise ConfigError(f"{path}: '{RUN_RECORD_KEY}' is the record a run folder's config.yaml keeps of its run "
                           f"(a mapping of {list(RUN_RECORD_FIELDS)}), not a setting (got {type(record).__name__}); "
                           f"remove it")
-    unknown = [str(k) for k in record if k not in RUN_RECORD_FIELDS]
+    unknown = [str(k) for k in record if k not in RUN_RECORD_FIELDS + LEGACY_RUN_RECORD_FIELDS]
     if unknown:
         raise ConfigError(f"{path}: unknown key '{RUN_RECORD_KEY}.{unknown[0]}'; '{RUN_RECORD_KEY}' is only the "
                           f"record a run folder's config.yaml keeps of its run ({list(RUN_RECORD_FIELDS)}) and is "
@@ -267,7 +271,8 @@ def load_study(
             raise ConfigError(f"{path}: profile '{profile}' must be a mapping of the settings it changes, e.g. "
                               f"{profile}: {{training: {{epochs: 120}}}} (got {type(profiles[profile]).__name__})")
         raw = deep_merge(raw, profiles[profile] or {})
-    origins = {}
+    # a problem in a profile is not where the study's own sections are: the error says which profile
+    origins = dict.fromkeys(_key_paths(profiles[profile] or {}), f"--profile {profile}") if profile else {}
     for text in overrides or []:
         keys, value = parse_override(text)
         keys = apply_override(raw, keys, value)
@@ -277,6 +282,15 @@ def load_study(
     cfg = validate(StudyConfig, raw, source=str(path), origins=origins)
     cfg._source, cfg._origins = str(path), origins
     return cfg
+
+
+def _key_paths(section: dict[str, Any], prefix: str = "") -> list[str]:
+    """The dotted key path of every value in ``section`` (a list is one value: a profile replaces it whole)."""
+    paths = []
+    for key, value in section.items():
+        path = f"{prefix}{key}"
+        paths += _key_paths(value, path + ".") if isinstance(value, dict) and value else [path]
+    return paths
 
 
 def validate(model: type[BaseModel], raw: dict[str, Any], source: str, prefix: str = "",
@@ -307,6 +321,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
         key = ".".join(([prefix] if prefix else []) + loc)
         kind = e["type"]
         below = False
+        quote_hint = ""
         if kind == "extra_forbidden":
             valid = _fields_at(model, e["loc"][:-1])
             hint = difflib.get_close_matches(loc[-1], valid, n=1)
@@ -327,16 +342,58 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             msg = f"'{parent}' has too few values: item {int(loc[-1]) + 1} is missing"
         elif kind == "missing":
             msg = f"missing required key '{key}'"
+        elif kind in MAPPING_TYPE_ERRORS and isinstance(e.get("input"), str):  # methods: [dropout_baseline]
+            msg = f"'{key}' is a mapping of keys, not a single word{_as_mapping(model, e['loc'], e['input'])}"
         elif not key:  # a check of the whole study (its message names the keys)
             msg = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
         else:
             got = e.get("input")
             if isinstance(got, dict) and kind == "value_error":  # a check across keys: its message names them
                 msg = f"'{key}': {e['ctx']['error']}"
-            else:
-                msg = f"'{key}': {e['msg']} (got {'a mapping' if isinstance(got, dict) else repr(got)})"
-        lines.append("  - " + msg + command_line_origin(key, origins or {}, below))
+            else:  # a validator's own message, without pydantic's "Value error, " in front
+                text = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
+                msg = f"'{key}': {text} (got {'a mapping' if isinstance(got, dict) else repr(got)})"
+                quote_hint = _quote_hint(e, (origins or {}).get(key))
+        lines.append("  - " + msg + command_line_origin(key, origins or {}, below) + quote_hint)
     return "\n".join(lines)
+
+
+#: pydantic's errors for a value that is not a mapping where a section (a method, a scenario) was wanted
+MAPPING_TYPE_ERRORS = ("model_type", "model_attributes_type", "dict_type")
+
+
+def _as_mapping(model: type[BaseModel], loc: tuple, word: str) -> str:
+    """How to write ``word`` as the section at ``loc``: as its kind or its name, when it can be one."""
+    if word in _kinds_at(model, loc):
+        return f"; write {{kind: {word}}}"
+    if "name" in _fields_at(model, loc):
+        return f"; write {{name: {word}}}"
+    return ""
+
+
+#: pydantic's errors for a value that is not text where text (a string, a path) was wanted
+TEXT_TYPE_ERRORS = ("string_type", "path_type")
+
+
+def _quote_hint(error: dict[str, Any], override: str | None) -> str:
+    """How to keep a word as text where YAML 1.1 (PyYAML) read it as something else and text was wanted:
+    an unquoted no, yes, on or off is a boolean, 2026-01-01 a date. ``override``: the ``key=value`` given
+    on the command line for this key, if any (without it, the word written is unknown: it is in the file,
+    or inside a section given whole on the command line)."""
+    got = error.get("input")
+    if not isinstance(got, (bool, datetime.date)):
+        return ""
+    if override is None or "=" not in override:  # not a --set of this key ("--profile NAME" has no '=')
+        if error["type"] not in TEXT_TYPE_ERRORS:
+            return ""
+        return ("; YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the value, "
+                "e.g. name: 'no'")
+    key, value = (part.strip() for part in override.split("=", 1))
+    allowed = str(error.get("ctx", {}).get("expected", ""))
+    if not (error["type"] in TEXT_TYPE_ERRORS or f"'{value}'" in allowed):  # as text it would fail too
+        return ""
+    read_as = "a date" if isinstance(got, datetime.date) else f"the boolean {got}"
+    return f"; YAML reads {value} as {read_as}: quote it, --set \"{key}='{value}'\""
 
 
 def _display_loc(model: Any, loc: tuple) -> list[str]:

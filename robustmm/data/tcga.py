@@ -88,16 +88,28 @@ def _find_porpoise_file(path: Path, cohort: str | None) -> Path:
         return path
     if path.is_dir():
         if not cohort:
+            found = _cohorts_in(path)
+            example = found[0] if len(found) == 1 else "blca"
             raise DataError(f"{path} is a folder: name the cohort to pick tcga_<cohort>_*.csv[.zip] (in a study "
-                            "data.options.cohort: blca; with data check --option cohort=blca)")
-        hits = sorted(p for p in path.iterdir()
-                      if re.fullmatch(rf"tcga_{re.escape(cohort.lower())}_.*\.(csv|csv\.zip|zip|csv\.gz)", p.name.lower()))
+                            f"data.options.cohort: {example}; with data check --option cohort={example}); cohorts "
+                            f"there: {found or 'none'}")
+        hits = sorted(p for p in path.iterdir() if _table_cohort(p.name) == cohort.lower())
         if len(hits) != 1:
             raise DataError(f"{path}: expected one file tcga_{cohort.lower()}_*.csv[.zip] for cohort {cohort!r}, "
                             f"found {[p.name for p in hits]}; pass the file path instead")
         return hits[0]
     raise DataError(f"{path}: PORPOISE table not found; download tcga_<cohort>_all_clean.csv.zip from "
                     f"mahmoodlab/PORPOISE (datasets_csv_mutsig/) and pass its path")
+
+
+def _table_cohort(name: str) -> str | None:
+    """The cohort a PORPOISE table's file name holds (``tcga_blca_all_clean.csv.zip`` -> ``blca``), else None."""
+    named = re.fullmatch(r"tcga_([a-z0-9]+)_.*\.(csv|csv\.zip|zip|csv\.gz)", name.lower())
+    return named.group(1) if named else None
+
+
+def _cohorts_in(folder: Path) -> list[str]:
+    return sorted({c for p in folder.iterdir() if (c := _table_cohort(p.name))})
 
 
 def porpoise_column_counts(frame: pd.DataFrame) -> dict[str, int]:

@@ -53,13 +53,18 @@ def make_fingerprint(expected: Mapping[str, Any], stage: str, module_state: Mapp
             "tensors_sha256": tensors_sha256(module_state, best_state)}
 
 
+def rerun_advice(where: str) -> str:
+    """The end of every :func:`check_fingerprint` refusal of the checkpoint ``where``: how to go on."""
+    return (f"delete {where} to train this stage again, or resume with the run folder, study file and --set "
+            "options it was written with")
+
+
 def check_fingerprint(ckpt: Mapping[str, Any], expected: Mapping[str, Any], stage: str, where: str) -> None:
     """Raise CheckpointError unless ``ckpt`` was written for ``expected`` (method, study) and ``stage``
     and its tensors are the ones it was saved with."""
     from robustmm.errors import CheckpointError
 
-    fix = (f"delete {where} to train this stage again, or resume with the run folder, study file and --set "
-           "options it was written with")
+    fix = rerun_advice(where)
     fp = ckpt.get("fingerprint") if isinstance(ckpt, Mapping) else None
     if not isinstance(fp, Mapping):
         raise CheckpointError(f"checkpoint {where} has no fingerprint (not written by this robustmm version, or "

@@ -128,6 +128,17 @@ def _missing_text(a: dict[str, Any] | None, key: str) -> str:
     return ", ".join(parts) if parts else "none"
 
 
+def _grid_missing_text(grid: list[dict[str, Any]]) -> str:
+    """The total fraction without each modality (and of features dropped) over a rate grid, lowest–highest:
+    a grid of feature (rmfm) or random-modality rates has no one modality it removes."""
+    ranges = {}
+    if all(g.get("feature_rate") is not None for g in grid):
+        ranges["features"] = [g["feature_rate"] for g in grid]
+    ranges.update({m: [g["missing"][m] for g in grid] for m in grid[0]["missing"]})
+    parts = [f"{name} {story.pct(min(v))}–{story.pct(max(v))}" for name, v in ranges.items() if max(v) > 0]
+    return ", ".join(parts) if parts else "none"
+
+
 def _scenario_rows(records, metric, availability, notes, upper_bounds) -> tuple[list[str], list[list[str]]]:
     rows, cols, cells = pivot(records, metric)
     higher = story.higher_is_better(metric)
@@ -145,11 +156,7 @@ def _scenario_rows(records, metric, availability, notes, upper_bounds) -> tuple[
             grid = [availability[r["scenario"]] for r in records if r["group"] == s[:-6] and r["metric"] == metric
                     and r["scenario"] in availability]
             if grid:
-                mod = grid[0].get("modality")
-                if mod:
-                    lo, hi = min(g["missing"][mod] for g in grid), max(g["missing"][mod] for g in grid)
-                    total = f"{mod} {story.pct(lo)}–{story.pct(hi)}"
-                natural = _missing_text(grid[0], "natural_missing")
+                total, natural = _grid_missing_text(grid), _missing_text(grid[0], "natural_missing")
         row = [s, total, natural, str(n)]
         for m in cols:
             r = cells.get((s, m))
