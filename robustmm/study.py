@@ -42,7 +42,7 @@ from robustmm.report.caught import warnings_to_log
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
 from robustmm.report.rundir import (LOG_FILE, METRICS_FILE, attach_log, check_out_is_new, check_resumable,
-                                   environment, new_run_dir, write_config)
+                                   environment, exclusive_run_folder, new_run_dir, write_config)
 from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (SweepPart, check_before_data, check_method_scenarios, check_modality_names,
                                failed_run, finished_result, in_study)
@@ -132,10 +132,18 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split,
                                                    rewrite_results, sweep_part, part_of),
             lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
-    if resume is not None:
-        run_dir = Path(resume)
-        for stale in remove_stale_tmp(run_dir):
-            log.info("removed %s, left by an interrupted save", stale)
+    run_dir = Path(resume) if resume is not None else new_run_dir(cfg.output_dir, cfg.name, out)
+    with exclusive_run_folder(run_dir):
+        return _run_in_folder(cfg, resolved, run_dir, resume is not None, progress, callbacks, evaluate_split,
+                              rewrite_results, sweep_part, part_of)
+
+
+def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, resumed: bool, progress: bool,
+                   callbacks: list[TrainerCallback] | None, evaluate_split: str, rewrite_results: bool,
+                   sweep_part: SweepPart | None, part_of: Path | None) -> RunResult:
+    """:func:`run_study` in its run folder, which this process holds."""
+    stale = remove_stale_tmp(run_dir) if resumed else []
+    if resumed:
         done = None if rewrite_results else finished_result(run_dir)
         if done is not None:
             log.info("%s is finished; its results are left unchanged", run_dir)
@@ -144,19 +152,19 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
                        + f"run {run_dir} is already finished; its results were left unchanged (metrics.json, "
                        "report.html). Add --rewrite-results to evaluate it again and rewrite them.")
             return RunResult(run_dir, done["records"], summary, bool(done.get("synthetic")))
-    else:
-        run_dir = new_run_dir(cfg.output_dir, cfg.name, out)
     stack = contextlib.ExitStack()
     handler = attach_log(run_dir)
+    for path in stale:
+        log.info("removed %s, left by an interrupted save", path)
     caught = None
     try:
         caught = stack.enter_context(warnings_to_log(log))
         device = resolve_device(cfg.training.device)
-        if resume is None:
+        if not resumed:
             write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device),
                                              **run_threads(cfg.training.threads), **distributed.run_info(),
                                              "environment": environment()})
-        log.info("run %s (device %s)%s", run_dir, device, " resumed" if resume else "")
+        log.info("run %s (device %s)%s", run_dir, device, " resumed" if resumed else "")
         if cfg.seeds:  # the whole study once per seed into seed_<s>/, then mean ± sd and paired differences
             from robustmm.evaluate.seeds import run_seeds
 
@@ -176,7 +184,7 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
             folds.append(_run_single(fold_cfg, fold_dir, device, progress, callbacks, evaluate_split))
         return _write_cv_outputs(run_dir, cfg, folds)
     except BaseException as exc:
-        failed_run(exc, run_dir, resumed=resume is not None, sweep_part=sweep_part, part_of=part_of)
+        failed_run(exc, run_dir, resumed=resumed, sweep_part=sweep_part, part_of=part_of)
         raise
     finally:
         stack.close()

@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 import robustmm.study
@@ -61,3 +62,44 @@ def test_resuming_a_run_stopped_before_its_config_was_written_says_to_start_agai
     (out / "log.txt").write_text("")  # what a run killed while writing config.yaml leaves, with a .tmp
     assert main(["run", str(tiny_study), "--resume", str(out), "--quiet"]) == 2
     assert "the run stopped before writing it, so it trained nothing; remove the folder" in capsys.readouterr().err
+
+
+def test_a_run_folder_in_use_by_another_command_is_refused_and_left_alone(tiny_study: Path, tmp_path: Path,
+                                                                          capsys) -> None:
+    """Two --resume of one folder would delete each other's temporary files and mix their results: the
+    second is refused while the first holds the folder, and nothing of the folder is touched."""
+    from robustmm.report.rundir import exclusive_run_folder
+
+    out, args = tmp_path / "run", ["--quiet", "--set", "training.epochs=1"]
+    assert main(["run", str(tiny_study), "--out", str(out), *args]) == 0
+    snapshot = lambda: {p: p.read_bytes() for p in out.rglob("*") if p.is_file() and p.name != ".robustmm.lock"}  # noqa: E731
+    finished = snapshot()
+    capsys.readouterr()
+    with exclusive_run_folder(out):  # the other command, e.g. a --rewrite-results
+        assert main(["report", str(out)]) != 0
+    assert snapshot() == finished
+    (out / "metrics.json").unlink()  # as a run still at work
+    in_progress = out / ".metrics.csv.abc.tmp"  # another process's atomic write, half done
+    in_progress.write_text("partial")
+    before = snapshot()
+    with exclusive_run_folder(out):
+        assert main(["run", str(tiny_study), "--resume", str(out), *args]) != 0
+    assert capsys.readouterr().err.count("in use by another robustmm command (pid") == 2
+    assert snapshot() == before
+    in_progress.unlink()
+    assert main(["run", str(tiny_study), "--resume", str(out), *args]) == 0  # once the other one has ended
+
+
+def test_a_lock_file_that_is_a_link_is_refused_not_followed(tmp_path: Path) -> None:
+    from robustmm.errors import RunDirectoryError
+    from robustmm.report.rundir import LOCK_FILE, exclusive_run_folder
+
+    target = tmp_path / "elsewhere.txt"
+    target.write_text("not robustmm's")
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / LOCK_FILE).symlink_to(target)
+    with pytest.raises(RunDirectoryError, match="lock file cannot be opened"):
+        with exclusive_run_folder(run):
+            pass
+    assert target.read_text() == "not robustmm's"

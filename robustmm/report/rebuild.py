@@ -10,7 +10,7 @@ from typing import Any
 from robustmm.errors import RunDirectoryError
 from robustmm.names import check_links_inside
 from robustmm.report.render import render
-from robustmm.report.rundir import CONFIG_FILE, FOLD_FOLDER, METRICS_FILE, read_yaml
+from robustmm.report.rundir import CONFIG_FILE, FOLD_FOLDER, METRICS_FILE, exclusive_run_folder, read_yaml
 
 #: folders other than run folders, recognised by a marker file -> "module:function" rendering them
 FOLDER_RENDERERS = {"sweep.json": "robustmm.tune.report:render_sweep_folder"}
@@ -28,13 +28,16 @@ def rebuild_report(folder: Path) -> Path:
         if (folder / marker).is_file():
             module, function = target.split(":")
             return getattr(importlib.import_module(module), function)(folder)
-    doc = read_metrics(folder)
-    if not (folder / CONFIG_FILE).is_file() and not FOLD_FOLDER.fullmatch(folder.name):
+    fold = FOLD_FOLDER.fullmatch(folder.name)
+    read_metrics(folder)  # refuses an unfinished or damaged run before anything is written
+    if not (folder / CONFIG_FILE).is_file() and not fold:
         # the page shows the resolved study; rebuilding would drop it from the report.html that has it
         raise RunDirectoryError(f"{folder} has {METRICS_FILE} but no {CONFIG_FILE}, whose resolved study the report "
                                 f"shows; put the run's {CONFIG_FILE} back (its report.html holds a copy under "
                                 "'Configuration') and run the command again")
-    render(folder, doc, make_plots=plots_setting(folder))
+    make_plots = plots_setting(folder)
+    with exclusive_run_folder(folder.parent if fold else folder):  # not while a --rewrite-results writes it
+        render(folder, read_metrics(folder), make_plots=make_plots)  # read again: the holder may have rewritten it
     return folder / "report.html"
 
 

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
+import errno
 import logging
+import os
 import platform
 import re
+import socket
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import yaml
 
@@ -18,11 +22,19 @@ from robustmm.config.loader import RUN_RECORD_FIELDS, RUN_RECORD_KEY
 from robustmm.errors import RunDirectoryError
 from robustmm.io import create_folder, write_text_atomic
 
+try:
+    import fcntl
+    HAS_FLOCK = True
+except ImportError:  # Windows
+    HAS_FLOCK = False
+
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.json"
 #: a fold of a cross-validation run: it has no config.yaml of its own (the run's is in the folder above)
 FOLD_FOLDER = re.compile(r"fold_\d+")
 LOG_FILE = "log.txt"
+#: held (an advisory lock) by the process that trains, evaluates or resumes the run in the folder
+LOCK_FILE = ".robustmm.lock"
 #: the folder that holds the robustmm package: the repository root when run from a checkout
 PACKAGE_PARENT = Path(__file__).resolve().parents[2]
 PACKAGES = ("robustmm", "torch", "monai", "nibabel", "numpy", "scikit-learn", "lifelines", "optuna", "pydantic")
@@ -43,6 +55,47 @@ def new_run_dir(output_dir: Path, study: str, out: Path | None = None) -> Path:
         except FileExistsError:
             continue
     raise RunDirectoryError(f"could not create a new run folder under {base}")
+
+
+@contextlib.contextmanager
+def exclusive_run_folder(run_dir: Path) -> Iterator[None]:
+    """Hold the run folder's lock for the block, so that two processes never write one run (two
+    ``--resume`` of the same folder would delete each other's temporary files and mix their results).
+    The lock is released when the process ends in any way, so a killed run never blocks its resume.
+    Where the file system offers no locks (Windows, some network mounts), the block runs unlocked."""
+    if not HAS_FLOCK:  # Windows
+        yield
+        return
+    path = Path(run_dir) / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o644)  # never through a link
+    except OSError as exc:
+        raise RunDirectoryError(f"{path}: the run folder's lock file cannot be opened ({exc.strerror}); it must be a "
+                                "plain file robustmm may write: remove it (no robustmm command may be at work on "
+                                "this folder) and run the command again") from None
+    try:
+        if _lock(fd, path):
+            started = _dt.datetime.now().isoformat(timespec="seconds")
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}, since {started}\n".encode(), 0)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _lock(fd: int, path: Path) -> bool:
+    """Lock ``fd`` (True), or False where the file system has no locks; refuses a folder locked already."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        if exc.errno not in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+            logging.getLogger("robustmm").warning("%s: no lock on this file system (%s); do not run two robustmm "
+                                                  "commands on this run folder at once", path, exc)
+            return False
+    holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "another process"
+    raise RunDirectoryError(f"{path.parent} is in use by another robustmm command ({holder}); wait for it to end "
+                            "(or stop it) and run this command again")
 
 
 def check_out_is_new(out: Path) -> None:
