@@ -26,9 +26,10 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from robustmm.config.loader import format_validation_error
+from robustmm.config.schema import ConfigModel
 from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
@@ -942,7 +943,7 @@ class TableDataset(MultimodalDataset):
 # study configuration (data.kind: table)
 
 
-class _Options(BaseModel):
+class _Options(ConfigModel):
     model_config = ConfigDict(extra="forbid")
 
 

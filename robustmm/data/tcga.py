@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from robustmm.config.schema import PositiveInt
+from robustmm.config.schema import ConfigModel, PositiveInt
 from robustmm.config.loader import format_validation_error
 
 from robustmm.data.base import SYNTHETIC_MARKER, DataReport, MultimodalDataset, TaskSpec, synthetic_marker
@@ -831,7 +831,7 @@ class DisProDataset(MultimodalDataset):
 # study configuration (data.kind: tcga_porpoise | dispro)
 
 
-class _Options(BaseModel):
+class _Options(ConfigModel):
     model_config = ConfigDict(extra="forbid")
 
 

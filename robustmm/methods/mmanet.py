@@ -60,10 +60,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from torch import Tensor, nn
 
 from robustmm.config.loader import format_validation_error, preset_file
+from robustmm.config.schema import ConfigModel
 from robustmm.data.batch import Batch, all_subsets
 from robustmm.engine.trainer import stable_seed
 from robustmm.errors import ConfigError
@@ -106,7 +107,7 @@ def task_family(kind: str) -> str:
     return "other"
 
 
-class MMANetSettings(BaseModel):
+class MMANetSettings(ConfigModel):
     """The task-dependent hyperparameters, after defaults are applied."""
 
     model_config = ConfigDict(extra="forbid")
