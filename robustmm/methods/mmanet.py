@@ -85,6 +85,7 @@ from robustmm.methods.trio import (
 from robustmm.metrics.paired import worst_value
 from robustmm.missing.scenarios import Subset, build_scenario
 from robustmm.models.network import input_means
+from robustmm.text import counted
 
 log = logging.getLogger("robustmm")
 
@@ -605,7 +606,7 @@ class MMANet(Method):
             note = (f"<p>Weak combination: {html.escape(format_subset(mined))}"
                     + (f", with its single modalities {html.escape(', '.join(format_subset(w) for w in singles))}"
                        if singles else "")
-                    + f". Mined on the validation split over {self.miner.rounds} warm-up epoch(s) with criterion "
+                    + f". Mined on the validation split over {counted(self.miner.rounds, 'warm-up epoch')} with criterion "
                     f"<code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}. Validation "
                     f"{html.escape(self.task.primary_metric)} on complete subjects: teacher {self.teacher_score:.3f}, "
                     f"student at the end of warm-up {self.student_score:.3f}. "
