@@ -1016,6 +1016,12 @@ def resolve_table_file(root: Path, file: str | None, kind: str) -> Path:
     return path
 
 
+def check_root(cfg: Any) -> None:
+    """The table data.root names exists (robustmm.data.registry.check_data_root: before a run folder is made)."""
+    opts = validate_options(TableOptions, cfg.options, f"data (kind {cfg.kind})")
+    resolve_table_file(Path(cfg.root), opts.file, cfg.kind)
+
+
 def survival_bins(n_bins: int, head: str) -> int:
     """Outputs of the survival head: ``n_bins`` hazards, or one Cox log-risk."""
     return 1 if head == "cox" else n_bins

@@ -998,6 +998,13 @@ def build_porpoise_from_config(cfg: Any, progress: bool = True) -> PorpoiseDatas
     return dataset
 
 
+def check_porpoise_root(cfg: Any) -> None:
+    """The PORPOISE table data.root names, or holds for the cohort, exists (robustmm.data.registry.check_data_root:
+    before a run folder is made)."""
+    cohort = validate_options(PorpoiseOptions, cfg.options, f"data (kind {cfg.kind})").cohort
+    _find_porpoise_file(Path(cfg.root), cohort or ("syn" if cfg.synthetic is not None else None))
+
+
 def build_dispro_from_config(cfg: Any, progress: bool = True) -> DisProDataset:
     """``data.kind: dispro``: every patient of fold ``data.options.fold`` of a DisPro-layout folder
     (its ``val`` fold is the test split; validation is carved from ``train``). With
