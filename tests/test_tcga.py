@@ -585,3 +585,13 @@ def test_a_folder_without_the_cohorts_table_fails_before_the_run_folder(tmp_path
     # data.synthetic writes the table into an empty folder
     (tmp_path / "empty").mkdir()
     check_data_root(GenericDataConfig(kind="tcga_porpoise", root=tmp_path / "empty", synthetic={}))
+
+
+def test_a_dispro_folder_without_its_splits_file_fails_before_the_run_folder(tmp_path: Path, dispro_root: Path) -> None:
+    from robustmm.config.schema import GenericDataConfig
+    from robustmm.data.registry import check_data_root
+
+    (tmp_path / "notes.txt").write_text("not a cohort")
+    with pytest.raises(DataError, match=f"{tmp_path / 'splits.csv'}: splits file not found"):
+        check_data_root(GenericDataConfig(kind="dispro", root=tmp_path, options={"fold": 0}))
+    check_data_root(GenericDataConfig(kind="dispro", root=dispro_root, options={"fold": 0}))

@@ -52,6 +52,7 @@ _ROOT_CHECKS = {
     "adni": "robustmm.data.adni:check_root",
     "table": "robustmm.data.tables:check_root",
     "tcga_porpoise": "robustmm.data.tcga:check_porpoise_root",
+    "dispro": "robustmm.data.tcga:check_dispro_root",
 }
 
 
