@@ -401,9 +401,9 @@ def _quote_hint(error: dict[str, Any], override: str | None) -> str:
 YAML_BOOLEANS = "YAML reads an unquoted no/yes/on/off as a boolean"
 
 
-def _number_hint(got: Any, override: str | None) -> str:
-    """How to fix a boolean given where a number was wanted (``got``: the value, or the list holding it)."""
-    if override is None or "=" not in override or not isinstance(got, bool):
+def _number_hint(got: bool, override: str | None) -> str:
+    """How to fix the boolean ``got`` given where a number was wanted (``override``: as for :func:`_quote_hint`)."""
+    if override is None or "=" not in override:
         return f"; {YAML_BOOLEANS}: give a number"
     key, value = (part.strip() for part in override.split("=", 1))
     return f"; YAML reads {value} as the boolean {got}: give {key} a number"

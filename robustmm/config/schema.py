@@ -58,6 +58,7 @@ def _bools_for_numbers(annotation: Any, value: Any) -> list[tuple]:
 
 
 def _item(raw: dict, loc: tuple) -> Any:
+    """The value at the item path ``loc`` of ``raw`` (shown in the error)."""
     for key in loc:
         raw = raw[key]
     return raw
