@@ -413,6 +413,7 @@ def test_a_table_folder_without_its_file_fails_before_the_run_folder(tmp_path) -
 
     # the run made its folder first, then the loader found no table
     data = GenericDataConfig(kind="table", root=tmp_path, options={
-        "file": "t.csv", "id_column": "id", "modalities": {"a": {"prefix": "a_"}}, "target": {"kind": "binary", "column": "y"}})
+        "file": "t.csv", "id_column": "id", "modalities": {"a": {"prefix": "a_"}},
+        "target": {"kind": "binary", "column": "y"}})
     with pytest.raises(DataError, match=f"{tmp_path / 't.csv'}: table file not found"):
         check_data_root(data)

@@ -606,8 +606,8 @@ class MMANet(Method):
             note = (f"<p>Weak combination: {html.escape(format_subset(mined))}"
                     + (f", with its single modalities {html.escape(', '.join(format_subset(w) for w in singles))}"
                        if singles else "")
-                    + f". Mined on the validation split over {counted(self.miner.rounds, 'warm-up epoch')} with criterion "
-                    f"<code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}. Validation "
+                    + f". Mined on the validation split over {counted(self.miner.rounds, 'warm-up epoch')} with "
+                    f"criterion <code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}. Validation "
                     f"{html.escape(self.task.primary_metric)} on complete subjects: teacher {self.teacher_score:.3f}, "
                     f"student at the end of warm-up {self.student_score:.3f}. "
                     f"{html.escape(self.mad_note)}.</p>")

@@ -200,8 +200,8 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
                f"{counted(n_seeds, 'seed')}. The verdict is <i>better</i> or <i>worse</i> only when the "
                "whole interval lies on one side of 0 (sides swapped for lower-is-better metrics), otherwise "
                "<i>no clear difference</i>; <i>agree</i> counts the seeds whose difference has the sign of the "
-               "mean." + (f" Only {counted(n_seeds, 'seed')}: below 5 the interval is wide and most verdicts are <i>no clear "
-                          "difference</i>." if n_seeds < 5 else "") + "</p>")
+               "mean." + (f" Only {counted(n_seeds, 'seed')}: below 5 the interval is wide and most verdicts are "
+                          "<i>no clear difference</i>." if n_seeds < 5 else "") + "</p>")
         for i, metric in enumerate(metrics):
             table = _table(repeats.VERDICT_HEADER, repeats.verdict_rows(doc, metric))
             out += (f"<h3>{e(metric)}</h3>{table}" if i == 0 else

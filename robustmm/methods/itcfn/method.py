@@ -447,7 +447,8 @@ class ITCFN(Method):
         n = int(self.quality.get("test_subjects", 0))
         table = quality_table_html({k: v for k, v in self.quality.items() if isinstance(v, dict)}, n)
         info = self.generator_info
-        note = (f"<p>Generator: {info.get('training_pairs')} training pairs, {counted(info.get('epochs_run'), 'epoch')} "
+        note = (f"<p>Generator: {info.get('training_pairs')} training pairs, "
+                f"{counted(info.get('epochs_run'), 'epoch')} "
                 f"(best validation MAE at epoch {info.get('best_epoch')}), {info.get('train_seconds')} s; "
                 f"{html.escape(str(info.get('perceptual')))}.</p>")
         return [(f"{self.context.method_id}: generated PET (MMG)",
