@@ -607,9 +607,9 @@ class MMANet(Method):
                     + (f", with its single modalities {html.escape(', '.join(format_subset(w) for w in singles))}"
                        if singles else "")
                     + f". Mined on the validation split over {counted(self.miner.rounds, 'warm-up epoch')} with "
-                    f"criterion <code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}. Validation "
-                    f"{html.escape(self.task.primary_metric)} on complete subjects: teacher {self.teacher_score:.3f}, "
-                    f"student at the end of warm-up {self.student_score:.3f}. "
+                    f"criterion <code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}. "
+                    f"Validation {html.escape(self.task.primary_metric)} on complete subjects: teacher "
+                    f"{self.teacher_score:.3f}, student at the end of warm-up {self.student_score:.3f}. "
                     f"{html.escape(self.mad_note)}.</p>")
         table = f"<table><tr><th>subset</th><th>accumulated d_c</th><th></th></tr>{rows}</table>"
         return [(f"MMANet weak-combination mining ({self.context.method_id})", note + table)]
