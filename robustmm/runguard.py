@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from robustmm.data.declared import declared_modalities
-from robustmm.data.registry import FILE_KINDS, check_data_options
+from robustmm.data.registry import FILE_KINDS, check_data_options, check_data_root
 from robustmm.errors import ConfigError, DataError, RobustMMError, RunDirectoryError
 from robustmm.names import check_label
 from robustmm.report.rundir import METRICS_FILE
@@ -129,7 +129,8 @@ def check_monitor(cfg: Any) -> None:
 
 def check_before_data(cfg: Any) -> list[str] | None:
     """Checks that need no data (the device; scenario modality names; data.synthetic; the selection
-    monitor; that the data root exists), all said before a run folder exists; returns the declared modalities (or None when unknown)."""
+    monitor; that the data root and the files its loader reads first exist), all said before a run folder
+    exists; returns the declared modalities (or None when unknown)."""
     from robustmm.engine.trainer import resolve_device
 
     resolve_device(cfg.training.device)  # 'cuda' without a GPU
@@ -142,6 +143,7 @@ def check_before_data(cfg: Any) -> list[str] | None:
         raise DataError(f"data root {root} does not exist; set data.root (in the study file or with --set "
                         "data.root=PATH) to your data, or give data.synthetic to create a synthetic cohort there"
                         + PUT_DATA_THERE.get(cfg.data.kind, ""))
+    check_data_root(cfg.data)  # e.g. an ADNI folder without its ADNIMERGE.csv
     return modalities
 
 

@@ -325,3 +325,28 @@ def test_manifest_cells_are_read_without_surrounding_spaces(tmp_path: Path) -> N
         f"{r.PTID}, {r.mri_path}, {r.pet_path}\n" for r in man.itertuples()))
     ds = load(root)
     assert ds.subjects == ["A", "B", "C", "F"] and ds.has_pet.tolist() == [True, False, True, False]
+
+
+def test_a_data_root_without_its_clinical_table_fails_before_the_run_folder(tmp_path: Path, capsys) -> None:
+    from robustmm.cli import main
+
+    # the run made its folder, then the loader said the table was missing
+    root, runs = tmp_path / "adni", tmp_path / "runs"
+    root.mkdir()
+    study = Path(__file__).resolve().parents[1] / "studies" / "adni_mci.yaml"
+    assert main(["run", str(study), "--set", "data.synthetic=null", "--set", f"data.root={root}",
+                 "--set", f"output_dir={runs}"]) == 2
+    assert capsys.readouterr().err.strip().endswith(f"clinical table {root / 'ADNIMERGE.csv'} does not exist; set "
+                                                    "data.table (relative to data.root)")
+    assert not runs.exists()
+    from robustmm.data.registry import check_data_root
+
+    # data.synthetic writes the cohort into an empty folder, not into one holding other files
+    check_data_root(AdniDataConfig(root=root, synthetic={}))
+    (root / "notes.txt").write_text("not a cohort")
+    with pytest.raises(DataError, match="ADNIMERGE.csv does not exist"):
+        check_data_root(AdniDataConfig(root=root, synthetic={}))
+    (root / "ADNIMERGE.csv").write_text("PTID,M,DX\n")
+    with pytest.raises(DataError, match=f"manifest {root / 'manifest.csv'} does not exist"):
+        check_data_root(AdniDataConfig(root=root))
+    check_data_root(AdniDataConfig(root=root, manifest=None, mri_pattern="{subject}.nii.gz"))

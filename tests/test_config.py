@@ -333,3 +333,36 @@ def test_a_word_yaml_reads_as_a_boolean_or_date_is_refused_with_how_to_quote_it(
     # no advice where the quoted word would fail as well
     for given in ("training.epochs=no", "training.device=on"):
         assert "quote" not in str(pytest.raises(ConfigError, load_study, study, [given]).value)
+
+
+def test_a_boolean_is_refused_where_a_number_is_wanted(tmp_path: Path) -> None:
+    # pydantic reads True/False as 1/0 and YAML 1.1 an unquoted yes/no/on/off as a boolean: --set
+    # training.epochs=yes trained one epoch, seed=no ran seed 0
+    study = write(tmp_path, BASE)
+    for key, value, read_as in (("training.epochs", "yes", True), ("seed", "no", False), ("training.lr", "off", False)):
+        msg = str(pytest.raises(ConfigError, load_study, study, [f"{key}={value}"]).value)
+        assert msg.endswith(f"'{key}': a boolean where a number is wanted (got {read_as}) (from the command line: "
+                            f"{key}={value}); YAML reads {value} as the boolean {read_as}: give {key} a number")
+    (tmp_path / "on").mkdir()
+    msg = str(pytest.raises(ConfigError, load_study, write(tmp_path / "on", BASE + "training: {epochs: on}\n")).value)
+    assert msg.endswith("'training.epochs': a boolean where a number is wanted (got True); YAML reads an unquoted "
+                        "no/yes/on/off as a boolean: give a number")
+    msg = str(pytest.raises(ConfigError, load_study, study, ["model.volume.channels=[8, yes, 32]"]).value)
+    assert "'model.volume.channels.1': a boolean where a number is wanted (got True)" in msg
+    # every config model: a method's options, a data adapter's options
+    cfg = load_study(study, ["methods.0.keep_complete=no"])
+    msg = str(pytest.raises(ConfigError, validate_method_options, cfg).value)
+    assert "'methods.0.keep_complete': a boolean where a number is wanted (got False)" in msg
+    from robustmm.data.registry import check_data_options
+
+    mosi = load_study(REPO / "studies" / "mosi_rmfm.yaml", ["data.options.cls_id=yes"])
+    msg = str(pytest.raises(ConfigError, check_data_options, mosi.data).value)
+    assert "'data.options.cls_id': a boolean where a number is wanted (got True)" in msg
+
+
+def test_numbers_and_booleans_where_they_are_wanted_are_still_read() -> None:
+    study = REPO / "studies" / "adni_mci.yaml"
+    # YAML 1.1 reads 1e-3 (no dot) as a string; an int is a float; a boolean is one where one is wanted
+    cfg = load_study(study, ["training.lr=1e-3", "training.grad_clip=2", "training.amp=no", "split.fold=1",
+                             "split.folds=3"])
+    assert (cfg.training.lr, cfg.training.grad_clip, cfg.training.amp, cfg.split.fold) == (0.001, 2.0, False, 1)

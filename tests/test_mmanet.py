@@ -318,10 +318,11 @@ def test_a_study_lists_complete_only_dropout_baseline_and_mmanet(tmp_path: Path,
 
     dataset = ToyTables({"a": 1.0, "b": 0.8, "c": 0.0}, n=200, missing={"b": 0.3})
     monkeypatch.setattr(study, "build_dataset", lambda cfg, progress=True: dataset)
+    (tmp_path / "toy.csv").touch()  # the table must exist before the run folder is made
     cfg = StudyConfig.model_validate({
         "name": "toy_mmanet", "seed": 0, "output_dir": str(tmp_path),
         # build_dataset is replaced: nothing is read, the options only have to be valid ones
-        "data": {"kind": "table", "root": str(tmp_path), "options": {
+        "data": {"kind": "table", "root": str(tmp_path / "toy.csv"), "options": {
             "id_column": "id", "modalities": {m: {"prefix": f"{m}_"} for m in "abc"},
             "target": {"kind": "binary", "column": "y"}}},
         "model": small_model().model_dump(), "training": small_training(4).model_dump(),

@@ -265,6 +265,8 @@ methods:
                                           r"modalities \['dwi'\]"):
         check_before_data(load_study(path))
     path.write_text(study.replace("mri, dwi", "mri, pet"))
+    for name in ("ADNIMERGE.csv", "manifest.csv"):  # the files the ADNI loader reads first
+        (tmp_path / name).touch()
     check_before_data(load_study(path))
 
 

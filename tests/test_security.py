@@ -652,9 +652,14 @@ def test_failed_run_logs_the_error_and_finished_run_is_not_rewritten(tiny_study:
     line = one_error_line(capsys, ["run", str(tiny_study), "--out", str(never), "--quiet", "--set", "data.synthetic=null",
                                    "--set", f"data.root={tmp_path / 'nowhere'}"])
     assert "nowhere does not exist; set data.root" in line and not never.exists()
+    (tmp_path / "empty").mkdir()  # so is a root without the table the loader reads first
+    line = one_error_line(capsys, ["run", str(tiny_study), "--out", str(never), "--quiet", "--set", "data.synthetic=null",
+                                   "--set", f"data.root={tmp_path / 'empty'}"])
+    assert "ADNIMERGE.csv does not exist" in line and not never.exists()
 
-    failed = tmp_path / "failed"  # a root without the data fails after the folder exists: it is logged there
-    (tmp_path / "empty").mkdir()
+    failed = tmp_path / "failed"  # a table without usable data fails after the folder exists: it is logged there
+    for name in ("ADNIMERGE.csv", "manifest.csv"):
+        (tmp_path / "empty" / name).write_text("PTID,M,DX\n")
     line = one_error_line(capsys, ["run", str(tiny_study), "--out", str(failed), "--quiet", "--set", "data.synthetic=null",
                                    "--set", f"data.root={tmp_path / 'empty'}"])
     assert "stopped before training anything" in line and "can be removed" in line and str(failed) in line

@@ -348,3 +348,12 @@ def test_benchmark_results_of_other_seeds_combine_and_are_kept(tmp_path: Path) -
         seed_runs.combine_results([first], tmp_path / "bad", {**settings, "cohort": "d"})
     with pytest.raises(SystemExit, match=r"seeds \['30'\] appear in more than one file"):
         seed_runs.combine_results([first, first], tmp_path / "bad", settings)
+
+
+def test_a_one_seed_run_is_counted_in_the_singular() -> None:
+    from robustmm.report.html import _runs_text
+
+    # --seeds 3 printed "mean ± sd over 1 seeds [3]"
+    doc = {"seeds": {"seeds": [3]}, "paired": {}, "primary_metric": "auc"}
+    assert verdict_text(doc).startswith("(the table above: mean over seeds") and "over 1 seed [3];" in verdict_text(doc)
+    assert _runs_text(doc) == ", mean over 1 seed (3)"

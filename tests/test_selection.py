@@ -233,3 +233,18 @@ def test_a_selection_override_wins_over_the_files_old_early_stopping_key(tmp_pat
     assert (sel.patience, sel.min_epochs) == (5, 2)
     sel = load_study(REPO / "studies" / "adni_mci.yaml", ["training.early_stopping.min_epochs=1"]).training.selection
     assert (sel.monitor, sel.patience, sel.min_epochs) == ("loss", 10, 1)  # over the preset's selection
+
+
+def test_the_selection_reason_counts_in_the_singular_when_there_is_one() -> None:
+    from robustmm.engine.selection import Policy, describe
+
+    # it said "trained all 1 epochs" and "after 1 eligible epochs"
+    one = Policy(monitor="loss", mode="min", first_eligible=0, patience=1, epochs=1, steps=1, scenarios=("natural",))
+    state = {"best_epoch": 0, "best_score": 0.5, "epoch": 0}
+    assert describe("s", one, state, "done").reason.endswith("over 1 scenario (0.5000) among epoch 0; trained its one "
+                                                            "epoch")
+    assert describe("s", one, state, "early").reason.endswith("; stopped after 1 eligible epoch without improvement "
+                                                             "(patience)")
+    assert describe("s", one, state, "steps").reason.endswith("; trained for the step budget of 1 optimizer step")
+    three = Policy(monitor="loss", mode="min", first_eligible=0, patience=3, epochs=3, steps=None)
+    assert describe("s", three, state, "done").reason.endswith("; trained all 3 epochs")

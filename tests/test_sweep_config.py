@@ -336,3 +336,13 @@ def test_redact_hides_every_part_of_a_password(url: str, shown: str) -> None:
     from robustmm.tune.storage import redact
 
     assert redact(url) == shown
+
+
+def test_a_boolean_is_refused_where_a_sweep_wants_a_number() -> None:
+    # pydantic read yes/no (YAML 1.1 booleans) as 1/0: one trial, or a search from 0 epochs
+    params = {"a": {"kind": "int", "low": 1, "high": 5}}
+    for sweep, key in (({"params": params, "n_trials": True}, "sweep.n_trials"),
+                       ({"params": {"a": {**params["a"], "low": False}}}, "sweep.params.a.low")):
+        msg = str(pytest.raises(ConfigError, parse_sweep, {**sweep, "objectives": [{"metric": "auc"}]},
+                                "study.yaml").value)
+        assert f"'{key}': a boolean where a number is wanted" in msg

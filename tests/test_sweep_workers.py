@@ -498,3 +498,11 @@ def test_a_worker_that_did_not_claim_the_test_evaluation_leaves_the_report_alone
     result = sweep_module.run_sweep(plan, progress=False)
     assert result.finished and not result.finalized and result.report is None
     assert not (tmp_path / "sweep" / "report.html").exists()
+
+
+def test_sweep_messages_count_one_trial_in_the_singular() -> None:
+    from robustmm.tune.worker import WorkerReport
+
+    # a one-trial sweep said "this worker ran 1 trials"
+    assert WorkerReport(ran=[0]).summary().startswith("this worker ran 1 trial (none)")
+    assert WorkerReport(ran=[0, 1]).summary().startswith("this worker ran 2 trials")

@@ -404,3 +404,16 @@ def test_a_subject_with_no_modality_at_all_is_refused_by_the_datamodule() -> Non
     with pytest.raises(DataError, match=r"<DataFrame>: 2 subject\(s\) have no modality at all \(s4, s9: "):
         DataModule(make(df), SplitConfig(), seed=0)
     DataModule(make(df.drop(index=[4, 9])), SplitConfig(), seed=0)
+
+
+def test_a_table_folder_without_its_file_fails_before_the_run_folder(tmp_path) -> None:
+    from robustmm.config.schema import GenericDataConfig
+    from robustmm.data.registry import check_data_root
+    from robustmm.errors import DataError
+
+    # the run made its folder first, then the loader found no table
+    data = GenericDataConfig(kind="table", root=tmp_path, options={
+        "file": "t.csv", "id_column": "id", "modalities": {"a": {"prefix": "a_"}},
+        "target": {"kind": "binary", "column": "y"}})
+    with pytest.raises(DataError, match=f"{tmp_path / 't.csv'}: table file not found"):
+        check_data_root(data)

@@ -571,3 +571,27 @@ def test_a_patient_without_wsi_and_omics_is_refused_by_data_check(dispro_root: P
     _edit_splits(root, empty_both)
     rc, out = _check(capsys, "dispro", str(root))
     assert rc == 2 and f"1 subject(s) have no modality at all ({pid}: every one of ['omics', 'wsi']" in out
+
+
+def test_a_folder_without_the_cohorts_table_fails_before_the_run_folder(tmp_path: Path, porpoise_file: Path) -> None:
+    from robustmm.config.schema import GenericDataConfig
+    from robustmm.data.registry import check_data_root
+
+    # the run made its folder first, then the loader found no table of the cohort
+    data = GenericDataConfig(kind="tcga_porpoise", root=porpoise_file.parent, options={"cohort": "blca"})
+    with pytest.raises(DataError, match=r"expected one file tcga_blca_\*\.csv\[\.zip\] for cohort 'blca', found \[\]"):
+        check_data_root(data)
+    check_data_root(GenericDataConfig(kind="tcga_porpoise", root=porpoise_file.parent, options={"cohort": "syn"}))
+    # data.synthetic writes the table into an empty folder
+    (tmp_path / "empty").mkdir()
+    check_data_root(GenericDataConfig(kind="tcga_porpoise", root=tmp_path / "empty", synthetic={}))
+
+
+def test_a_dispro_folder_without_its_splits_file_fails_before_the_run_folder(tmp_path: Path, dispro_root: Path) -> None:
+    from robustmm.config.schema import GenericDataConfig
+    from robustmm.data.registry import check_data_root
+
+    (tmp_path / "notes.txt").write_text("not a cohort")
+    with pytest.raises(DataError, match=f"{tmp_path / 'splits.csv'}: splits file not found"):
+        check_data_root(GenericDataConfig(kind="dispro", root=tmp_path, options={"fold": 0}))
+    check_data_root(GenericDataConfig(kind="dispro", root=dispro_root, options={"fold": 0}))

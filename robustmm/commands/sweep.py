@@ -9,6 +9,7 @@ from pathlib import Path
 
 from robustmm.commands import positive_int, positive_number, sigterm_interrupts
 from robustmm.errors import RobustMMError
+from robustmm.text import counted
 
 STORAGE_ENV = "ROBUSTMM_SWEEP_STORAGE"
 EXIT_INTERRUPTED = 130
@@ -40,7 +41,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         why = ""
         if budget > plan.n_trials:  # a joined study's budget can be raised, never lowered
             why = f" (the budget stored with the study; {plan.n_trials} asked for here cannot lower it)"
-        print(f"sweep '{plan.study_name}': {budget} trials{why}, folder {plan.sweep_dir}", flush=True)
+        print(f"sweep '{plan.study_name}': {counted(budget, 'trial')}{why}, folder {plan.sweep_dir}", flush=True)
 
     def show(trial) -> None:
         if args.quiet:

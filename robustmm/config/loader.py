@@ -15,7 +15,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from robustmm.config.schema import StudyConfig
+from robustmm.config.schema import BOOL_FOR_NUMBER, StudyConfig
 from robustmm.errors import ConfigError
 
 #: the presets that ship inside the package (``include: [model/small3d]`` is
@@ -381,19 +381,32 @@ def _quote_hint(error: dict[str, Any], override: str | None) -> str:
     on the command line for this key, if any (without it, the word written is unknown: it is in the file,
     or inside a section given whole on the command line)."""
     got = error.get("input")
+    if error["type"] == BOOL_FOR_NUMBER:  # quoting would not help there: a number would
+        return _number_hint(got, override)
     if not isinstance(got, (bool, datetime.date)):
         return ""
     if override is None or "=" not in override:  # not a --set of this key ("--profile NAME" has no '=')
         if error["type"] not in TEXT_TYPE_ERRORS:
             return ""
-        return ("; YAML reads an unquoted no/yes/on/off as a boolean and 2026-01-01 as a date: quote the value, "
-                "e.g. name: 'no'")
+        return f"; {YAML_BOOLEANS} and 2026-01-01 as a date: quote the value, e.g. name: 'no'"
     key, value = (part.strip() for part in override.split("=", 1))
     allowed = str(error.get("ctx", {}).get("expected", ""))
     if not (error["type"] in TEXT_TYPE_ERRORS or f"'{value}'" in allowed):  # as text it would fail too
         return ""
     read_as = "a date" if isinstance(got, datetime.date) else f"the boolean {got}"
     return f"; YAML reads {value} as {read_as}: quote it, --set \"{key}='{value}'\""
+
+
+#: why a word became a boolean (PyYAML reads YAML 1.1)
+YAML_BOOLEANS = "YAML reads an unquoted no/yes/on/off as a boolean"
+
+
+def _number_hint(got: bool, override: str | None) -> str:
+    """How to fix the boolean ``got`` given where a number was wanted (``override``: as for :func:`_quote_hint`)."""
+    if override is None or "=" not in override:
+        return f"; {YAML_BOOLEANS}: give a number"
+    key, value = (part.strip() for part in override.split("=", 1))
+    return f"; YAML reads {value} as the boolean {got}: give {key} a number"
 
 
 def _display_loc(model: Any, loc: tuple) -> list[str]:

@@ -7,11 +7,14 @@ options are validated by each method's own ``Options`` model (see ``robustmm.met
 
 from __future__ import annotations
 
+import types
+import typing
 from collections import Counter
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from robustmm.names import check_label, check_name
 
@@ -20,7 +23,79 @@ Rate = Annotated[float, Field(ge=0.0, le=1.0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
-class Section(BaseModel):
+#: the error type of a boolean given for a number (the loader adds advice on YAML's yes/no/on/off)
+BOOL_FOR_NUMBER = "bool_for_number"
+
+
+class ConfigModel(BaseModel):
+    """Base of every configuration model: a boolean is refused where a number is wanted. Pydantic would
+    read True/False as 1/0, and YAML 1.1 reads an unquoted yes/no/on/off as a boolean, so
+    ``--set training.epochs=yes`` would silently train one epoch."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_bool_for_number(cls, raw: Any) -> Any:
+        # a model validator, not a field one: pydantic allows no 'before' validator on a union's 'kind'
+        if not isinstance(raw, dict):
+            return raw
+        found = [(name, *loc) for name, field in cls.model_fields.items() if name in raw
+                 for loc in _bools_for_numbers(field.annotation, raw[name])]
+        if found:
+            raise ValidationError.from_exception_data(cls.__name__, [
+                InitErrorDetails(type=PydanticCustomError(BOOL_FOR_NUMBER, "a boolean where a number is wanted"),
+                                 loc=loc, input=_item(raw, loc)) for loc in found])
+        return raw
+
+
+def _bools_for_numbers(annotation: Any, value: Any) -> list[tuple]:
+    """Where in ``value`` (item paths; ``()``: the value itself) a boolean stands that ``annotation`` wants
+    to be a number. Nested models check their own fields."""
+    if isinstance(value, bool):
+        kinds = _scalar_kinds(annotation)
+        return [()] if kinds & {int, float} and not kinds & {bool, Any} else []
+    return [(key, *loc) for member in _members(annotation) for key, item, item_type in _items(member, value)
+            for loc in _bools_for_numbers(item_type, item)]
+
+
+def _item(raw: dict, loc: tuple) -> Any:
+    """The value at the item path ``loc`` of ``raw`` (shown in the error)."""
+    for key in loc:
+        raw = raw[key]
+    return raw
+
+
+def _members(annotation: Any) -> list[Any]:
+    """The types a union (or ``Annotated`` type) is made of; a plain type is its only member."""
+    origin = typing.get_origin(annotation)
+    if origin is Annotated:
+        return _members(typing.get_args(annotation)[0])
+    if origin in (Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _members(arg)]
+    return [annotation]
+
+
+def _scalar_kinds(annotation: Any) -> set[Any]:
+    """The scalar types a value of ``annotation`` may be (a Literal's values count by their type)."""
+    kinds: set[Any] = set()
+    for member in _members(annotation):
+        kinds |= {type(v) for v in typing.get_args(member)} if typing.get_origin(member) is Literal else {member}
+    return kinds
+
+
+def _items(member: Any, value: Any) -> list[tuple[Any, Any, Any]]:
+    """(key, item, the type wanted there) for each item of a list, tuple or mapping ``value`` that the
+    container type ``member`` describes; none when ``member`` is not such a container."""
+    origin, args = typing.get_origin(member), typing.get_args(member)
+    if isinstance(value, (list, tuple)) and origin in (list, tuple, set, frozenset) and args:
+        if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+            return list(zip(range(len(args)), value, args))
+        return [(i, item, args[0]) for i, item in enumerate(value)]
+    if isinstance(value, dict) and origin is dict and len(args) == 2:
+        return [(k, item, args[1]) for k, item in value.items()]
+    return []
+
+
+class Section(ConfigModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
 
@@ -359,7 +434,7 @@ class TrainingConfig(Section):
 
 
 # --------------------------------------------------------------------------- methods / eval / study
-class MethodConfig(BaseModel):
+class MethodConfig(ConfigModel):
     """``name`` picks a registered method; every other key is validated by that method."""
 
     model_config = ConfigDict(extra="allow")

@@ -49,6 +49,20 @@ PMCI_NAMES = {"1", "pmci", "progressive", "converter", "true", "yes"}
 SMCI_NAMES = {"0", "smci", "stable", "nonconverter", "non-converter", "false", "no"}
 
 
+def check_root(cfg: AdniDataConfig) -> None:
+    """The folder data.root and the files read first there (the clinical table, the manifest when one is
+    set) exist; robustmm.runguard checks this before a run folder is made, the loader when it starts."""
+    root = Path(cfg.root)
+    if not root.is_dir():
+        raise DataError(f"data root {root} does not exist; set data.root to your ADNI folder "
+                        "(or give data.synthetic to create a synthetic cohort there)")
+    if not (root / cfg.table).is_file():
+        raise DataError(f"clinical table {root / cfg.table} does not exist; set data.table (relative to data.root)")
+    if cfg.manifest and not (root / cfg.manifest).is_file():
+        raise DataError(f"manifest {root / cfg.manifest} does not exist; set data.manifest, or set it to null and "
+                        "give data.mri_pattern / data.pet_pattern")
+
+
 class AdniDataset(MultimodalDataset):
     """MRI + PET volumes and a clinical vector per MCI subject (binary pMCI/sMCI task)."""
 
@@ -56,9 +70,7 @@ class AdniDataset(MultimodalDataset):
         self.cfg = cfg
         self.root = Path(cfg.root)
         self.report = DataReport()
-        if not self.root.is_dir():
-            raise DataError(f"data root {self.root} does not exist; set data.root to your ADNI folder "
-                            "(or give data.synthetic to create a synthetic cohort there)")
+        check_root(cfg)
         table = self._read_table()
         subjects, labels, times, events, baseline = self._derive_labels(table)
         mri_paths, pet_paths = self._locate_images(subjects, set(table[cfg.subject_column]))
@@ -102,8 +114,6 @@ class AdniDataset(MultimodalDataset):
 
     def _read_table(self) -> pd.DataFrame:
         path = self._table_path
-        if not path.is_file():
-            raise DataError(f"clinical table {path} does not exist; set data.table (relative to data.root)")
         try:
             table = read_table(path)
         except DataError:
@@ -258,9 +268,6 @@ class AdniDataset(MultimodalDataset):
         pet: dict[str, Path | None] = {}
         if c.manifest:
             path = self.root / c.manifest
-            if not path.is_file():
-                raise DataError(f"manifest {path} does not exist; set data.manifest, or set it to null and "
-                                "give data.mri_pattern / data.pet_pattern")
             try:
                 # cells and names stripped: a space after a comma would make a path that does not exist
                 man = pd.read_csv(path, dtype=str, keep_default_na=False).apply(lambda col: col.str.strip())

@@ -34,7 +34,7 @@ import nibabel as nib
 import numpy as np
 import torch
 from monai.data import CacheDataset, MetaTensor
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from monai.transforms import (
     CastToTyped,
     Compose,
@@ -55,6 +55,7 @@ from monai.transforms import (
 from monai.transforms import LoadImage
 
 from robustmm.config.loader import format_validation_error
+from robustmm.config.schema import ConfigModel
 from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec, all_subsets  # noqa: F401  (re-exported)
 from robustmm.data.registry import create_once
@@ -600,7 +601,7 @@ def _preview(pixels: torch.Tensor, target: torch.Tensor, record: dict[str, Any])
 # ----------------------------------------------------------------------------- study builder
 
 
-class BraTSOptions(BaseModel):
+class BraTSOptions(ConfigModel):
     """``data.options`` of ``data.kind: brats`` (see :class:`BraTSDataset` for their meaning).
 
     ``pos_neg`` defaults to True here: tumour-centred training crops half of the time, since
@@ -621,7 +622,7 @@ class BraTSOptions(BaseModel):
     seed: int = 0
 
 
-class BraTSSynthOptions(BaseModel):
+class BraTSSynthOptions(ConfigModel):
     """``data.synthetic`` of ``data.kind: brats``: what :func:`write_synthetic_brats` writes."""
 
     model_config = ConfigDict(extra="forbid")

@@ -51,6 +51,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from robustmm.config.schema import ConfigModel
 from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec, synthetic_marker
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
@@ -608,7 +609,7 @@ def sentiment_task(target: str) -> TaskSpec:
     }[target]
 
 
-class MMSAOptions(BaseModel):
+class MMSAOptions(ConfigModel):
     """``data.options`` of ``data.kind: mmsa``."""
 
     model_config = ConfigDict(extra="forbid")
@@ -629,7 +630,7 @@ class MMSAOptions(BaseModel):
         return check_relative(value, "file")  # data.synthetic writes it (and its .npz, README, marker) there
 
 
-class MMSASynthOptions(BaseModel):
+class MMSASynthOptions(ConfigModel):
     """``data.synthetic`` of ``data.kind: mmsa``: arguments of
     :func:`robustmm.data.synth.mmsa.write_synthetic_mmsa` (the file name is ``options.file``)."""
 

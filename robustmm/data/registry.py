@@ -46,6 +46,15 @@ _OPTION_MODELS = {
 #: the built-in data kinds, each read from files under data.root (a kind registered by a user may not be)
 FILE_KINDS = frozenset({"adni", *_LAZY})
 
+#: data kind -> the check that the files its loader reads first under data.root exist ("module:function";
+#: the loader runs it too, so the message is the same)
+_ROOT_CHECKS = {
+    "adni": "robustmm.data.adni:check_root",
+    "table": "robustmm.data.tables:check_root",
+    "tcga_porpoise": "robustmm.data.tcga:check_porpoise_root",
+    "dispro": "robustmm.data.tcga:check_dispro_root",
+}
+
 
 def build_dataset(cfg: Any, progress: bool = True) -> MultimodalDataset:
     if cfg.kind not in _BUILDERS and cfg.kind in _LAZY:
@@ -91,6 +100,20 @@ def check_data_options(cfg: Any, source: str | None = None, origins: dict[str, s
                                                       prefix=f"data.{section}", origins=origins)) from None
 
 
+def check_data_root(cfg: Any) -> None:
+    """The files a built-in kind's loader reads first under ``data.root`` exist, checked before a run folder
+    is made; not when ``data.synthetic`` is about to write the data there (see :func:`create_once`)."""
+    target = _ROOT_CHECKS.get(cfg.kind)
+    if target is None or (cfg.synthetic is not None and not holds_data(Path(cfg.root))):
+        return
+    _resolve(target)(cfg)
+
+
+def holds_data(target: Path) -> bool:
+    """Whether ``target`` is a file or a non-empty folder, which :func:`create_once` leaves as it is."""
+    return target.exists() and (not target.is_dir() or any(target.iterdir()))
+
+
 def create_once(target: Path, write: Callable[[Path], Any], what: str = "data.root") -> None:
     """Write a generated dataset into a temporary sibling folder, then rename it into place,
     so an interrupted generation never leaves a half-written dataset behind. An existing empty
@@ -98,7 +121,7 @@ def create_once(target: Path, write: Callable[[Path], Any], what: str = "data.ro
     filled entry by entry, the ``SYNTHETIC_DATA.json`` marker last; anything else is kept as it is.
     ``what`` names ``target`` in the error when the folder cannot be made (e.g. a broken link)."""
     target = Path(target)
-    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+    if holds_data(target):
         return
     if target.is_symlink() and not target.exists():  # the rename at the end would fail after all the work
         create_folder(target, what)  # raises, naming the broken link

@@ -26,9 +26,10 @@ from typing import Any, Iterable, Literal, Mapping, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from robustmm.config.loader import format_validation_error
+from robustmm.config.schema import ConfigModel
 from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
@@ -942,7 +943,7 @@ class TableDataset(MultimodalDataset):
 # study configuration (data.kind: table)
 
 
-class _Options(BaseModel):
+class _Options(ConfigModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -1013,6 +1014,12 @@ def resolve_table_file(root: Path, file: str | None, kind: str) -> Path:
     if not path.is_file():
         raise DataError(f"{path}: table file not found (data.root + data.options.file)")
     return path
+
+
+def check_root(cfg: Any) -> None:
+    """The table data.root names exists (robustmm.data.registry.check_data_root: before a run folder is made)."""
+    opts = validate_options(TableOptions, cfg.options, f"data (kind {cfg.kind})")
+    resolve_table_file(Path(cfg.root), opts.file, cfg.kind)
 
 
 def survival_bins(n_bins: int, head: str) -> int:

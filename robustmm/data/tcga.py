@@ -45,7 +45,7 @@ import pandas as pd
 import torch
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from robustmm.config.schema import PositiveInt
+from robustmm.config.schema import ConfigModel, PositiveInt
 from robustmm.config.loader import format_validation_error
 
 from robustmm.data.base import SYNTHETIC_MARKER, DataReport, MultimodalDataset, TaskSpec, synthetic_marker
@@ -353,6 +353,16 @@ def _stable_seed(*parts: Any) -> int:
     return zlib.crc32("|".join(str(p) for p in parts).encode()) & 0x7FFFFFFF
 
 
+def check_dispro_folder(root: Path, splits_file: str) -> None:
+    """The DisPro folder and its splits file exist (what :class:`DisProDataset` reads first)."""
+    if not root.is_dir():
+        raise DataError(f"{root}: DisPro data folder not found")
+    splits = root / splits_file
+    if not splits.is_file():
+        raise DataError(f"{splits}: splits file not found; the DisPro layout needs {splits.name} with columns ID, "
+                        "Event, Status, WSI, Omics, Fold 0..K-1")
+
+
 class DisProDataset(MultimodalDataset):
     """One split of one fold of a cohort in the DisPro layout (see the module docstring).
 
@@ -407,8 +417,7 @@ class DisProDataset(MultimodalDataset):
         train_missing_seed: int = 0,
     ) -> None:
         self.root = Path(root)
-        if not self.root.is_dir():
-            raise DataError(f"{self.root}: DisPro data folder not found")
+        check_dispro_folder(self.root, splits_file)
         unknown = [m for m in modalities if m not in ("wsi", "omics")]
         if unknown or not modalities:
             raise DataError(f"DisPro modalities must be a non-empty subset of ['wsi', 'omics'], got {list(modalities)}")
@@ -454,9 +463,6 @@ class DisProDataset(MultimodalDataset):
     def _read_splits(self, id_col: str, time_col: str, event_col: str | None, cens_col: str | None,
                      fold_column: str) -> pd.DataFrame:
         src = str(self.splits_path)
-        if not self.splits_path.is_file():
-            raise DataError(f"{src}: splits file not found; the DisPro layout needs {self.splits_path.name} with "
-                            f"columns ID, Event, Status, WSI, Omics, Fold 0..K-1")
         frame = read_table(self.splits_path)
         fold_col = fold_column.format(fold=self.fold)
         status_col = event_col or cens_col
@@ -831,7 +837,7 @@ class DisProDataset(MultimodalDataset):
 # study configuration (data.kind: tcga_porpoise | dispro)
 
 
-class _Options(BaseModel):
+class _Options(ConfigModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -996,6 +1002,20 @@ def build_porpoise_from_config(cfg: Any, progress: bool = True) -> PorpoiseDatas
             dataset.report.notes += signature_notes(f"data.options.signatures {opts.signatures}", unmatched,
                                                     len(every), dropped, f"the omics columns ({groups})")
     return dataset
+
+
+def check_porpoise_root(cfg: Any) -> None:
+    """The PORPOISE table data.root names, or holds for the cohort, exists (robustmm.data.registry.check_data_root:
+    before a run folder is made)."""
+    cohort = validate_options(PorpoiseOptions, cfg.options, f"data (kind {cfg.kind})").cohort
+    _find_porpoise_file(Path(cfg.root), cohort or ("syn" if cfg.synthetic is not None else None))
+
+
+def check_dispro_root(cfg: Any) -> None:
+    """The DisPro folder data.root and its splits file exist (robustmm.data.registry.check_data_root: before a
+    run folder is made)."""
+    opts = validate_options(DisProOptions, cfg.options, f"data (kind {cfg.kind})")
+    check_dispro_folder(Path(cfg.root), opts.splits_file)
 
 
 def build_dispro_from_config(cfg: Any, progress: bool = True) -> DisProDataset:

@@ -47,6 +47,7 @@ from robustmm.data.batch import Batch
 from robustmm.errors import ConfigError
 from robustmm.metrics.paired import LOWER_IS_BETTER, higher_is_better
 from robustmm.missing.scenarios import Scenario, build_scenarios, presence_batch
+from robustmm.text import counted
 
 log = logging.getLogger("robustmm")
 
@@ -246,7 +247,7 @@ def describe(stage: str, policy: Policy, state: dict[str, Any], stopped: str) ->
     last = epochs_run - 1
     window = f"epoch {last}" if policy.first_eligible >= last else f"epochs {policy.first_eligible}-{last}"
     if policy.scenarios:
-        what = f"mean validation {policy.monitor} over {len(policy.scenarios)} scenarios"
+        what = f"mean validation {policy.monitor} over {counted(len(policy.scenarios), 'scenario')}"
     else:
         what = f"validation {policy.monitor}"
     reason = f"{word} {what} ({score_text}) among {window}"
@@ -255,11 +256,11 @@ def describe(stage: str, policy: Policy, state: dict[str, Any], stopped: str) ->
     if policy.first_eligible > 0:
         reason += f" (epochs before {policy.first_eligible} not eligible: min_epochs)"
     if stopped == "early":
-        reason += f"; stopped after {policy.patience} eligible epochs without improvement (patience)"
+        reason += f"; stopped after {counted(policy.patience, 'eligible epoch')} without improvement (patience)"
     elif stopped == "steps":
-        reason += f"; trained for the step budget of {policy.steps} optimizer steps"
+        reason += f"; trained for the step budget of {counted(policy.steps, 'optimizer step')}"
     else:
-        reason += f"; trained all {policy.epochs} epochs"
+        reason += "; trained its one epoch" if policy.epochs == 1 else f"; trained all {policy.epochs} epochs"
     return Selection(stage, policy.monitor, policy.mode, best_epoch,
                      None if score is None or not math.isfinite(score) else float(score), epochs_run, steps,
                      policy.first_eligible, stopped, reason, list(policy.scenarios))

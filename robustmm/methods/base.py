@@ -21,10 +21,10 @@ from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import ConfigDict, ValidationError
 
 from robustmm.config.loader import command_line_origin, format_validation_error
-from robustmm.config.schema import MethodConfig, ModelConfig, TrainingConfig
+from robustmm.config.schema import ConfigModel, MethodConfig, ModelConfig, TrainingConfig
 from robustmm.data.base import TaskSpec
 from robustmm.data.batch import Batch, ModalitySpec
 from robustmm.errors import ConfigError
@@ -36,7 +36,7 @@ log = logging.getLogger("robustmm")
 _METHODS: dict[str, type["Method"]] = {}
 
 
-class MethodOptions(BaseModel):
+class MethodOptions(ConfigModel):
     """Base of every method's options (unknown keys are errors, and so are inf and nan, which no
     weight, rate or learning rate can take)."""
 

@@ -60,10 +60,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ConfigDict, Field, ValidationError
 from torch import Tensor, nn
 
 from robustmm.config.loader import format_validation_error, preset_file
+from robustmm.config.schema import ConfigModel
 from robustmm.data.batch import Batch, all_subsets
 from robustmm.engine.trainer import stable_seed
 from robustmm.errors import ConfigError
@@ -84,6 +85,7 @@ from robustmm.methods.trio import (
 from robustmm.metrics.paired import worst_value
 from robustmm.missing.scenarios import Subset, build_scenario
 from robustmm.models.network import input_means
+from robustmm.text import counted
 
 log = logging.getLogger("robustmm")
 
@@ -106,7 +108,7 @@ def task_family(kind: str) -> str:
     return "other"
 
 
-class MMANetSettings(BaseModel):
+class MMANetSettings(ConfigModel):
     """The task-dependent hyperparameters, after defaults are applied."""
 
     model_config = ConfigDict(extra="forbid")
@@ -604,10 +606,10 @@ class MMANet(Method):
             note = (f"<p>Weak combination: {html.escape(format_subset(mined))}"
                     + (f", with its single modalities {html.escape(', '.join(format_subset(w) for w in singles))}"
                        if singles else "")
-                    + f". Mined on the validation split over {self.miner.rounds} warm-up epoch(s) with criterion "
-                    f"<code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}. Validation "
-                    f"{html.escape(self.task.primary_metric)} on complete subjects: teacher {self.teacher_score:.3f}, "
-                    f"student at the end of warm-up {self.student_score:.3f}. "
+                    + f". Mined on the validation split over {counted(self.miner.rounds, 'warm-up epoch')} with "
+                    f"criterion <code>{self.miner.criterion}</code>; teacher: {html.escape(self.teacher_source)}. "
+                    f"Validation {html.escape(self.task.primary_metric)} on complete subjects: teacher "
+                    f"{self.teacher_score:.3f}, student at the end of warm-up {self.student_score:.3f}. "
                     f"{html.escape(self.mad_note)}.</p>")
         table = f"<table><tr><th>subset</th><th>accumulated d_c</th><th></th></tr>{rows}</table>"
         return [(f"MMANet weak-combination mining ({self.context.method_id})", note + table)]

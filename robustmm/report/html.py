@@ -18,6 +18,7 @@ from typing import Any
 from robustmm.metrics.bootstrap import confidence_label
 from robustmm.report import repeats, story
 from robustmm.report.tables import SYNTHETIC_BANNER, fmt_ci, pivot
+from robustmm.text import counted
 
 STYLE = """
 body{font-family:system-ui,-apple-system,sans-serif;margin:0 auto;padding:0 12px 2em;max-width:980px;color:#222;
@@ -196,11 +197,11 @@ def comparison_section(doc: dict[str, Any], head: story.Headline, availability, 
         n_seeds = len(doc["seeds"]["seeds"])
         out = (f"<p class='note'>Per seed, both methods share the split and the missing masks; the difference is "
                f"method − {e(str(ref))}, with a {confidence_label(conf)} Student-t interval over "
-               f"{n_seeds} seeds. The verdict is <i>better</i> or <i>worse</i> only when the "
+               f"{counted(n_seeds, 'seed')}. The verdict is <i>better</i> or <i>worse</i> only when the "
                "whole interval lies on one side of 0 (sides swapped for lower-is-better metrics), otherwise "
                "<i>no clear difference</i>; <i>agree</i> counts the seeds whose difference has the sign of the "
-               "mean." + (f" Only {n_seeds} seeds: below 5 the interval is wide and most verdicts are <i>no clear "
-                          "difference</i>." if n_seeds < 5 else "") + "</p>")
+               "mean." + (f" Only {counted(n_seeds, 'seed')}: below 5 the interval is wide and most verdicts are "
+                          "<i>no clear difference</i>." if n_seeds < 5 else "") + "</p>")
         for i, metric in enumerate(metrics):
             table = _table(repeats.VERDICT_HEADER, repeats.verdict_rows(doc, metric))
             out += (f"<h3>{e(metric)}</h3>{table}" if i == 0 else
@@ -366,7 +367,7 @@ def _runs_text(doc: dict[str, Any]) -> str:
     """How many runs the page's numbers come from, for the line under the title."""
     seeds = (doc.get("seeds") or {}).get("seeds")
     if seeds:
-        return f", mean over {len(seeds)} seeds ({', '.join(map(str, seeds))})"
+        return f", mean over {counted(len(seeds), 'seed')} ({', '.join(map(str, seeds))})"
     if doc.get("cross_validation"):
         return ""
     return ", one run" + (f" (seed {doc['seed']})" if doc.get("seed") is not None else "")

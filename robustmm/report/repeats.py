@@ -14,6 +14,7 @@ from typing import Any
 
 from robustmm.metrics.bootstrap import confidence_label
 from robustmm.metrics.paired import MIN_PAIRS_FOR_VERDICT, UNCLEAR
+from robustmm.text import counted
 
 VERDICT_HEADER = ["scenario", "method", "method mean ± sd", "reference mean ± sd", "difference [CI]", "agree",
                   "verdict"]
@@ -66,7 +67,7 @@ def verdict_text(doc: dict[str, Any]) -> str:
     ref, conf = paired.get("reference"), paired.get("confidence", 0.95)
     metric = doc["primary_metric"]
     head = (f"(the table above: mean over seeds [{confidence_label(conf)} t-interval over seeds])\n"
-            f"{metric}: mean ± sd over {len(seeds)} seeds {seeds}")
+            f"{metric}: mean ± sd over {counted(len(seeds), 'seed')} {seeds}")
     if ref is None:
         return head + "; no reference method (set evaluation.compare_to for paired differences)"
     rows = verdict_rows(doc)
@@ -78,7 +79,7 @@ def verdict_text(doc: dict[str, Any]) -> str:
     line = lambda cells: "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()  # noqa: E731
     out += [line(VERDICT_HEADER), line(["-" * w for w in widths])] + [line(r) for r in rows]
     if len(seeds) < 5:
-        out.append(f"(only {len(seeds)} seed(s): the interval is wide below 5 seeds and the verdict is "
+        out.append(f"(only {counted(len(seeds), 'seed')}: the interval is wide below 5 seeds and the verdict is "
                    f"'{UNCLEAR}' below {MIN_PAIRS_FOR_VERDICT}; use --seeds 0-4 or more)")
     return "\n".join(out)
 

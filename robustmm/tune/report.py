@@ -27,6 +27,7 @@ from optuna.trial import FrozenTrial, TrialState  # noqa: E402
 from robustmm.io import save_figure, write_json_atomic, write_text_atomic  # noqa: E402
 from robustmm.report.html import HEAD, STYLE, inline_images, metric_table  # noqa: E402
 from robustmm.report.tables import SYNTHETIC_BANNER  # noqa: E402
+from robustmm.text import counted  # noqa: E402
 from robustmm.tune.final import final_trials, test_results  # noqa: E402
 from robustmm.tune.objective import pruning_signal  # noqa: E402
 from robustmm.tune.plan import SweepPlan, plan_from_folder, read_marker  # noqa: E402
@@ -247,7 +248,7 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
     directions = ", ".join(f"{lab} ({d.name.lower()})" for lab, d in zip(labels, study.directions))
     parts.append(f"<h1>{html.escape(title)}</h1><p>Study <code>{html.escape(plan.cfg.name)}</code> "
                  f"({html.escape(plan.source)}); objectives on the <b>validation</b> split: {html.escape(directions)}. "
-                 f"Budget {study.user_attrs.get(BUDGET_ATTR)} trials; trials by state: "
+                 f"Budget {counted(study.user_attrs.get(BUDGET_ATTR), 'trial')}; trials by state: "
                  f"{html.escape(json.dumps(state_counts(study)))}. Read from the {html.escape(source)}.</p>")
 
     best_title = "Pareto front" if len(labels) > 1 else "Best trial"

@@ -31,6 +31,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from robustmm.config.loader import config_differences, describe_differences
 from robustmm.errors import ConfigError
+from robustmm.text import counted
 from robustmm.tune.storage import SweepStorage, redact
 
 log = logging.getLogger("robustmm")
@@ -60,7 +61,7 @@ class WorkerReport:
 
     def summary(self) -> str:
         counts = ", ".join(f"{n} {s.lower()}" for s, n in sorted(self.states.items())) or "none"
-        return f"this worker ran {len(self.ran)} trials ({counts}); stopped: {self.stopped}"
+        return f"this worker ran {counted(len(self.ran), 'trial')} ({counts}); stopped: {self.stopped}"
 
 
 # --------------------------------------------------------------------------- study set-up
@@ -266,7 +267,8 @@ def _checked_values(trial: optuna.Trial, values: Any, expected: int) -> list[flo
     listed = list(values) if isinstance(values, (list, tuple)) else [values]
     problem = None
     if len(listed) != expected:
-        problem = f"the objective returned {len(listed)} values for {expected} objectives"
+        problem = (f"the objective returned {counted(len(listed), 'value')} for "
+                   f"{counted(expected, 'objective')}")
     elif not all(isinstance(v, (int, float)) and math.isfinite(v) for v in listed):
         problem = f"the objective returned {listed}; every value must be a finite number"
     if problem is not None:

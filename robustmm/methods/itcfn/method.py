@@ -53,6 +53,7 @@ from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import build_scenario
 from robustmm.models.itcfn import ITCFNNet
 from robustmm.models.network import input_means
+from robustmm.text import counted
 
 log = logging.getLogger("robustmm")
 
@@ -446,7 +447,8 @@ class ITCFN(Method):
         n = int(self.quality.get("test_subjects", 0))
         table = quality_table_html({k: v for k, v in self.quality.items() if isinstance(v, dict)}, n)
         info = self.generator_info
-        note = (f"<p>Generator: {info.get('training_pairs')} training pairs, {info.get('epochs_run')} epochs "
+        note = (f"<p>Generator: {info.get('training_pairs')} training pairs, "
+                f"{counted(info.get('epochs_run'), 'epoch')} "
                 f"(best validation MAE at epoch {info.get('best_epoch')}), {info.get('train_seconds')} s; "
                 f"{html.escape(str(info.get('perceptual')))}.</p>")
         return [(f"{self.context.method_id}: generated PET (MMG)",

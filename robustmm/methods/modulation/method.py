@@ -37,11 +37,11 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 from torch import Tensor, nn
 
 from robustmm.config.loader import format_validation_error, preset_file
-from robustmm.config.schema import RandomSubsetsScenario, ScenarioConfig
+from robustmm.config.schema import ConfigModel, RandomSubsetsScenario, ScenarioConfig
 from robustmm.data.batch import Batch
 from robustmm.io import load_torch
 from robustmm.errors import ConfigError
@@ -67,7 +67,7 @@ BASE_STAGE = "base"
 PATTERN_REPORT_METRICS = ("balanced_accuracy", "brier")
 
 
-class VariantSettings(BaseModel):
+class VariantSettings(ConfigModel):
     """A variant's hyperparameters after the defaults of robustmm/presets/methods/modulation.yaml apply."""
 
     model_config = ConfigDict(extra="forbid")
