@@ -141,7 +141,7 @@ def test_mean_sd_and_paired_verdict_have_known_values() -> None:
     assert rec[("a", "auc")]["verdict"] == "better" and rec[("ref", "auc")]["verdict"] is None
     text = verdict_text(doc)
     assert "verdict" in text and "better" in text and "+0.083 [+0.012, +0.155]" in text and "3/3" in text
-    assert "(only 3 seed(s): the interval is wide below 5 seeds and the verdict is 'no clear difference' below 3;" in text
+    assert "(only 3 seeds: the interval is wide below 5 seeds and the verdict is 'no clear difference' below 3;" in text
     assert doc["selection"]["seed_1"]["a"][0]["restored_epoch"] == 5
 
 
