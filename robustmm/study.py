@@ -47,6 +47,8 @@ from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (SweepPart, check_before_data, check_method_scenarios, check_modality_names,
                                failed_run, finished_result, in_study)
 
+__all__ = ["RunResult", "run_study"]
+
 log = logging.getLogger("robustmm")
 
 

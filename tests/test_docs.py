@@ -12,6 +12,8 @@ from docs_check import REPO, check_cited_paths, check_document
 
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").rglob("*.md"))]
 YAML_FILES = sorted((REPO / "studies").glob("*.yaml")) + sorted((REPO / "robustmm" / "presets").rglob("*.yaml"))
+PUBLIC_PACKAGES = ["robustmm.config", "robustmm.study", "robustmm.metrics", "robustmm.losses", "robustmm.methods",
+                   "robustmm.missing"]
 
 
 @pytest.mark.parametrize("doc", DOCUMENTS, ids=lambda p: str(p.relative_to(REPO)))
@@ -112,7 +114,7 @@ def test_auilc_one_liner_from_the_issue():
     assert out.stdout.strip() == "0.775"
 
 
-@pytest.mark.parametrize("package", ["robustmm.metrics", "robustmm.losses", "robustmm.methods", "robustmm.missing"])
+@pytest.mark.parametrize("package", PUBLIC_PACKAGES)
 def test_public_packages_export_what_they_list(package):
     import importlib
 
@@ -122,7 +124,7 @@ def test_public_packages_export_what_they_list(package):
         assert getattr(module, name) is not None, f"{package}.{name}"
 
 
-@pytest.mark.parametrize("package", ["robustmm.metrics", "robustmm.losses", "robustmm.methods", "robustmm.missing"])
+@pytest.mark.parametrize("package", PUBLIC_PACKAGES)
 def test_the_readme_api_table_lists_what_each_package_exports(package):
     import importlib
     import re
@@ -143,3 +145,24 @@ def test_the_readme_key_table_names_every_key_of_a_section(row, section):
     line = next(line for line in (REPO / "README.md").read_text().splitlines() if line.startswith(f"| {row} |"))
     named = set(re.findall(r"`(\w+)`", line.split("|")[2]))
     assert set(getattr(schema, section).model_fields) - {"kind"} <= named, row
+
+
+def test_the_readme_notebook_example_runs_a_study_and_reads_its_records(tmp_path, monkeypatch):
+    """The README's Python example, run as written but on a 1-epoch, 2-seed, 2-method budget."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    code = re.search(r"```python notebook.py\n(.*?)```", readme, re.S).group(1)
+    budget = '"seeds=[0, 1, 2, 3, 4]", "training.epochs=20"'
+    assert budget in code, "update this test with the README example"
+    code = code.replace(budget, '"seeds=[0, 1]", "training.epochs=1", "training.threads=1", '
+                                '"data.synthetic.subjects=160", "methods=[{name: complete_only}, {name: dropout_baseline}]"')
+    code = code.replace('"studies/adni_mci.yaml"', repr(str(REPO / "studies" / "adni_mci.yaml")))
+    monkeypatch.chdir(tmp_path)
+    printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    lines = printed.strip().splitlines()
+    assert lines[-1] == "runs/adni_mci_notebook/report.html" and (tmp_path / lines[-1]).is_file()
+    rows = {line.split()[0]: line for line in lines[:-1]}
+    assert set(rows) == {"complete_only", "dropout_baseline"}
+    assert rows["dropout_baseline"].endswith("None")  # the reference has no verdict against itself
+    assert re.search(r"\d\.\d{3} \[\d\.\d{3}, \d\.\d{3}\] (better|worse|no clear difference)$", rows["complete_only"])
