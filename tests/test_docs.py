@@ -155,8 +155,9 @@ def test_the_readme_notebook_example_runs_a_study_and_reads_its_records(tmp_path
     code = re.search(r"```python notebook.py\n(.*?)```", readme, re.S).group(1)
     budget = '"seeds=[0, 1, 2, 3, 4]", "training.epochs=20"'
     assert budget in code, "update this test with the README example"
-    code = code.replace(budget, '"seeds=[0, 1]", "training.epochs=1", "training.threads=1", '
-                                '"data.synthetic.subjects=160", "methods=[{name: complete_only}, {name: dropout_baseline}]"')
+    small = ('"seeds=[0, 1]", "training.epochs=1", "training.threads=1", "data.synthetic.subjects=160", '
+             '"methods=[{name: complete_only}, {name: dropout_baseline}]"')
+    code = code.replace(budget, small)
     code = code.replace('"studies/adni_mci.yaml"', repr(str(REPO / "studies" / "adni_mci.yaml")))
     monkeypatch.chdir(tmp_path)
     printed = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
