@@ -33,6 +33,11 @@ def _chance(ax, metric: str) -> None:
                     fontsize=8, color="0.4")
 
 
+def _legend_below(ax, offset: float = -0.2, ncol: int = 3) -> None:
+    """The legend under the axes, where it cannot hide a bar, a curve or a CI."""
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, offset), ncol=ncol, frameon=False)
+
+
 def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availability: dict[str, Any],
                   modality: str | None, path: Path, synthetic: bool, complete: str | None = None,
                   level: str = "95%") -> Path | None:
@@ -97,7 +102,7 @@ def missing_curve(records: list[dict[str, Any]], group: str, metric: str, availa
     if modality:
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3, frameon=False)
+    _legend_below(ax)
     return _save(fig, path)
 
 
@@ -114,7 +119,8 @@ def rate_curves(records: list[dict[str, Any]], group: str, metric: str, path: Pa
     if len({r["rate"] for r in rows}) < 2:
         return None
     fig, ax = plt.subplots(figsize=(6, 4))
-    for j, method in enumerate(dict.fromkeys(r["method"] for r in rows)):
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    for j, method in enumerate(methods):
         pts = sorted((r for r in rows if r["method"] == method), key=lambda r: r["rate"])
         x = [r["rate"] for r in pts]
         y = [r["value"] for r in pts]
@@ -127,7 +133,7 @@ def rate_curves(records: list[dict[str, Any]], group: str, metric: str, path: Pa
     ax.set_ylabel(f"{metric} ({level} CI)")
     ax.set_title(f"{metric} vs {group}" + ("  [SYNTHETIC DATA]" if synthetic else ""))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_below(ax, -0.15, ncol=min(len(methods), 4))
     return _save(fig, path)
 
 
@@ -160,5 +166,5 @@ def subset_bars(records: list[dict[str, Any]], group: str, metric: str, path: Pa
     ax.set_ylabel(f"{metric} ({level} CI)")
     ax.set_title(f"{metric} per modality subset" + ("  [SYNTHETIC DATA]" if synthetic else ""))
     ax.grid(axis="y", alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend_below(ax, -0.28, ncol=min(len(methods), 6))
     return _save(fig, path)
