@@ -32,7 +32,8 @@ from robustmm.data.tables import quartile_bins
 from robustmm.errors import DataError
 from robustmm.losses import cox_ph_loss, discrete_survival_nll, survival_curve, survival_risk
 from robustmm.methods.task import TaskAdapter, register_task
-from robustmm.metrics.survival import concordance, integrated_brier_score, km_risk_groups, time_dependent_auc
+from robustmm.metrics.survival import (concordance, integrated_brier_score, km_risk_groups, time_dependent_auc,
+                                       weighted_ipcw_metrics)
 
 #: percentiles of the uncensored training times where IBS and td-AUC are evaluated
 EVAL_QUANTILES = np.linspace(0.1, 0.9, 9)
@@ -140,21 +141,28 @@ class SurvivalTask(TaskAdapter):
         return ("c_index", "td_auc") + (() if self.cox else ("ibs",))  # a Cox head gives no survival curve
 
     def bootstrap_metrics(self, outputs, target, meta, keep, boots):
-        """Harrell's C for all resamples at once; the IPCW metrics (sksurv) per resample."""
+        """Every metric of all resamples at once (:func:`weighted_harrell_c`, :func:`weighted_ipcw_metrics`)."""
         from robustmm.methods.task import MAX_PAIRWISE
         from robustmm.metrics.weighted import count_matrix, weighted_harrell_c
 
         if keep.size > MAX_PAIRWISE:
             return None
-        time = np.asarray(target["time"], float)
-        event = np.asarray(target["event"], float)
-        risk = np.asarray(outputs["risk"], float)
-        out = {"c_index": weighted_harrell_c(time[keep], event[keep], risk[keep], count_matrix(boots, keep.size))}
-        for b, sel in enumerate(boots):
-            idx = keep[sel]
-            for k, v in self._ipcw_metrics(outputs, time[idx], event[idx], risk[idx], idx).items():
-                out.setdefault(k, np.full(len(boots), np.nan))[b] = v
+        time = np.asarray(target["time"], float)[keep]
+        event = np.asarray(target["event"], float)[keep]
+        risk = np.asarray(outputs["risk"], float)[keep]
+        counts = count_matrix(boots, keep.size)
+        out = {"c_index": weighted_harrell_c(time, event, risk, counts)}
+        if self.train_time is not None and self.eval_times is not None:
+            out.update(weighted_ipcw_metrics(self.train_time, self.train_event, time, event, risk, counts,
+                                             self.eval_times, self._survival_at_eval_times(outputs, keep)))
         return out
+
+    def _survival_at_eval_times(self, outputs, idx) -> np.ndarray | None:
+        """P(T > t) at the evaluation times for the rows ``idx`` (None: a Cox head, no curve)."""
+        if self.cox or "survival" not in outputs or self.cuts is None:
+            return None
+        return survival_at_times(np.asarray(outputs["survival"], float)[idx], self.cuts,
+                                 float(self.train_time.max()), self.eval_times)
 
     def _ipcw_metrics(self, outputs, t, e, risk, idx) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -165,9 +173,8 @@ class SurvivalTask(TaskAdapter):
                                                self.eval_times)["mean_auc"]
         except ValueError:  # no evaluation time inside this resample's follow-up, or no death
             out["td_auc"] = float("nan")
-        if not self.cox and "survival" in outputs and self.cuts is not None:
-            surv = survival_at_times(np.asarray(outputs["survival"], float)[idx], self.cuts,
-                                     float(self.train_time.max()), self.eval_times)
+        surv = self._survival_at_eval_times(outputs, idx)
+        if surv is not None:
             try:
                 out["ibs"] = integrated_brier_score(self.train_time, self.train_event, t, e, surv, self.eval_times)
             except ValueError:
