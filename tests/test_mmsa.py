@@ -268,7 +268,7 @@ def test_zeroed_non_finite_values_reach_the_data_report_and_data_check(unaligned
         d["train"]["vision"][0, 0, :2] = -np.inf
 
     path = _edited(unaligned_file, tmp_path, plant)
-    note = "split 'train': 2 non-finite vision value(s) set to 0"
+    note = "split 'train': 2 non-finite vision values set to 0"
     assert any(note in n for n in MMSADataset(path).report.to_dict()["notes"])
     assert main(["data", "check", "mmsa", str(path), "--option", "trust_pickle=true", "--quiet"]) == 0
     assert f"note: MMSA file {path}, {note}" in capsys.readouterr().out
@@ -319,7 +319,7 @@ def test_wrong_number_of_dims(aligned_file: Path, tmp_path: Path) -> None:
     def flatten(d: dict) -> None:
         d["test"]["audio"] = d["test"]["audio"].reshape(len(d["test"]["id"]), -1)
 
-    _expect_error(aligned_file, tmp_path, flatten, "split 'test'", "key 'audio'", "2 dimension(s)")
+    _expect_error(aligned_file, tmp_path, flatten, "split 'test'", "key 'audio'", "2 dimensions")
 
 
 def test_first_dimension_disagrees(aligned_file: Path, tmp_path: Path) -> None:

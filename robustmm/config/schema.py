@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from robustmm.names import check_label, check_name
+from robustmm.text import form
 
 #: a missing rate (fraction of samples / time steps): 0 = nothing dropped, 1 = everything
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -565,5 +566,5 @@ def parse_seeds(value: Any) -> list[int]:
         raise ValueError(f"seeds must be in [0, {MAX_SEED}] (got {[s for s in seeds if s < 0 or s > MAX_SEED]})")
     dupes = sorted(s for s, n in Counter(seeds).items() if n > 1)
     if dupes:
-        raise ValueError(f"seed(s) {dupes} listed twice")
+        raise ValueError(f"{form(len(dupes), 'seed')} {dupes} listed twice; list each seed once")
     return seeds

@@ -60,6 +60,7 @@ from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec, all_subsets  # noqa: F401  (re-exported)
 from robustmm.data.registry import create_once
 from robustmm.errors import ConfigError, DataError
+from robustmm.text import form
 
 SEQUENCES: tuple[str, ...] = ("flair", "t1ce", "t1", "t2")
 REGIONS: tuple[str, ...] = ("TC", "WT", "ET")
@@ -185,10 +186,11 @@ def check_case(case_id: str, folder: Path, naming: str, files: dict[str, Path], 
     missing = [s for s in SEQUENCES if s not in files]
     if missing and not allow_missing_sequences:
         names = [_expected_name(case_id, naming, s, files) for s in missing]
+        them = form(len(names), "it", "them")
         raise DataError(
-            f"case {case_id}: missing sequence file(s) {names} in {folder}; add them, remove the case, or treat "
-            f"them as naturally missing (study: data.options.allow_missing_sequences: true; robustmm data check "
-            f"brats: --allow-missing-sequences)"
+            f"case {case_id}: missing sequence {form(len(names), 'file')} {names} in {folder}; add {them}, remove the "
+            f"case, or treat {them} as naturally missing (study: data.options.allow_missing_sequences: true; robustmm "
+            f"data check brats: --allow-missing-sequences)"
         )
     if len(missing) == len(SEQUENCES):
         raise DataError(f"case {case_id}: no sequence file in {folder}, only the segmentation; remove the case")

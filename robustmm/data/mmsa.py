@@ -56,6 +56,7 @@ from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec, syntheti
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
 from robustmm.names import check_relative
+from robustmm.text import counted, form
 
 log = logging.getLogger(__name__)
 
@@ -320,8 +321,9 @@ class MMSADataset(MultimodalDataset):
         if len(set(ids)) != len(ids):
             seen: set[str] = set()
             dupes = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))
-            raise DataError(f"MMSA file {self.root}: utterance id(s) {dupes[:5]}"
-                            f"{f' (and {len(dupes) - 5} more)' if len(dupes) > 5 else ''} appear more than once "
+            raise DataError(f"MMSA file {self.root}: utterance {form(len(dupes), 'id')} {dupes[:5]}"
+                            f"{f' (and {len(dupes) - 5} more)' if len(dupes) > 5 else ''} "
+                            f"{form(len(dupes), 'appears', 'appear')} more than once "
                             "(key 'id' over all splits); each utterance needs its own id")
         self.aligned = not any("audio_lengths" in s or "vision_lengths" in s for s in self._raw_keys)
         self._check_consistent_shapes()
@@ -382,7 +384,8 @@ class MMSADataset(MultimodalDataset):
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise self._err(file_key, "regression_labels",
-                            f"{int(bad.sum())} value(s) outside [-3, 3] or not finite (first: row {i}, value {labels[i]})",
+                            f"{counted(int(bad.sum()), 'value')} outside [-3, 3] or not finite (first: row {i}, "
+                            f"value {labels[i]})",
                             "MOSI/MOSEI sentiment scores lie in [-3, 3]; fix or drop those rows.")
         labels = np.clip(labels, -3.0, 3.0)
 
@@ -443,7 +446,8 @@ class MMSADataset(MultimodalDataset):
         if arr.dtype.kind not in "biuf":
             raise self._err(split_key, key, f"has dtype {arr.dtype}, expected numbers", "Store a numeric numpy array.")
         if ndim is not None and arr.ndim != ndim:
-            raise self._err(split_key, key, f"has {arr.ndim} dimension(s) (shape {arr.shape}), expected {ndim}",
+            raise self._err(split_key, key,
+                            f"has {counted(arr.ndim, 'dimension')} (shape {arr.shape}), expected {ndim}",
                             "Check that the array is stored per utterance in the MMSA layout.")
         if n is not None and arr.shape[0] != n:
             raise self._err(split_key, key, f"has {arr.shape[0]} rows but 'regression_labels' has {n}",
@@ -490,7 +494,7 @@ class MMSADataset(MultimodalDataset):
                 count += k
         if count:
             self.nonfinite_counts[(split, modality)] = count
-            note = f"MMSA file {self.root}, split '{split}': {count} non-finite {modality} value(s) set to 0"
+            note = f"MMSA file {self.root}, split '{split}': {counted(count, f'non-finite {modality} value')} set to 0"
             self.report.notes.append(note)
             log.warning("%s", note)
         return x
