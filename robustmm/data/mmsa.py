@@ -220,15 +220,31 @@ def _check_source(path: Path, source: Path, meta: dict) -> None:
                         f"other content: its sha256 differs); {again}")
 
 
+def _no_mmsa_file(path: Path) -> DataError:
+    return DataError(f"MMSA file {path} does not exist. Point data.root at the file (aligned_50.pkl, "
+                     "unaligned_50.pkl or its .npz), or at its folder and name the file with data.options.file "
+                     "(robustmm data check mmsa: --option file=NAME); 'robustmm data synth mmsa --out FILE' "
+                     "writes a synthetic one.")
+
+
+def check_mmsa_file(path: str | Path) -> None:
+    """The MMSA file ``path`` (or, for a pickle, its converted ``.npz`` next to it) exists; the messages are
+    those :func:`load_mmsa_pickle` gives."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise DataError(f"MMSA file {path} does not exist; convert the pickle with "
+                            f"'robustmm data convert mmsa {path.with_suffix('.pkl')}'")
+    elif not path.is_file() and not converted_path(path).is_file():
+        raise _no_mmsa_file(path)
+
+
 def read_mmsa_pickle(path: str | Path) -> dict:
     """Unpickle an MMSA file (pickle, then joblib for compressed dumps). Runs code from the file:
     only for files the user trusts (``trust_pickle``, ``robustmm data convert mmsa``)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"MMSA file {path} does not exist. Point data.root at the file (aligned_50.pkl, "
-                        "unaligned_50.pkl or its .npz), or at its folder and name the file with data.options.file "
-                        "(robustmm data check mmsa: --option file=NAME); 'robustmm data synth mmsa --out FILE' "
-                        "writes a synthetic one.")
+        raise _no_mmsa_file(path)
     try:
         with open(path, "rb") as fh:
             data = pickle.load(fh)
@@ -257,16 +273,12 @@ def load_mmsa_pickle(path: str | Path, trust_pickle: bool = False) -> dict:
     ``trust_pickle`` is set, else a :class:`DataError` explains the risk and the two ways on.
     """
     path = Path(path)
+    check_mmsa_file(path)
     if path.suffix.lower() == ".npz":
-        if not path.is_file():
-            raise DataError(f"MMSA file {path} does not exist; convert the pickle with "
-                            f"'robustmm data convert mmsa {path.with_suffix('.pkl')}'")
         return load_mmsa_npz(path)
     safe = converted_path(path)
     if safe.is_file():
         return load_mmsa_npz(safe, source=path)
-    if not path.is_file():
-        return read_mmsa_pickle(path)  # the "does not exist" message
     if not trust_pickle:
         raise DataError(f"MMSA file {path} is a pickle, and {PICKLE_RISK}. Convert it once to a safe .npz "
                         f"(read from then on): 'robustmm data convert mmsa {path}', or, if you trust the file's "
@@ -687,6 +699,12 @@ def resolve_mmsa_file(root: Path, options: MMSAOptions) -> Path:
     if root.is_file() or root.suffix.lower() in PICKLE_SUFFIXES:
         return root
     return root / options.file
+
+
+def check_root(cfg: Any) -> None:
+    """The MMSA file data.root names, or holds as data.options.file, exists (robustmm.data.registry.check_data_root:
+    before a run folder is made)."""
+    check_mmsa_file(resolve_mmsa_file(cfg.root, _validated(MMSAOptions, cfg.options, "data.options")))
 
 
 def build_from_config(cfg: Any, progress: bool = True) -> MMSADataset:
