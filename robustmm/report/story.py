@@ -28,9 +28,10 @@ GLOSSARY = {
            "random non-converter; 0.5 = chance, 1 = perfect",
     "accuracy": "fraction of subjects classified correctly at the decision threshold",
     "balanced_accuracy": "mean of sensitivity and specificity (per-class recall); 0.5 = chance for two classes",
-    "sensitivity": "fraction of positives (e.g. converters) predicted positive (recall)",
-    "specificity": "fraction of negatives predicted negative",
-    "f1": "harmonic mean of precision and sensitivity for the positive class",
+    "sensitivity": "fraction of positives (e.g. converters) predicted positive (recall); n/a without a positive",
+    "specificity": "fraction of negatives predicted negative; n/a without a negative",
+    "f1": "harmonic mean of precision and sensitivity for the positive class, 2TP / (2TP + FP + FN); n/a when no "
+          "subject is positive and none is predicted positive (not 0: no mistake was made)",
     "brier": "mean squared difference between the predicted probability and the outcome (0 or 1); lower is better, "
              "0.25 = always predicting 0.5 (a calibration measure: it moves when only the scores' scale moves)",
     "macro_f1": "F1 averaged over classes",
@@ -394,7 +395,8 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
     if undefined:
         lines.append(f"{counted(len(undefined), 'value')} could not be computed and "
                      f"{form(len(undefined), 'shows', 'show')} as n/a (e.g. a C-index without an event among the "
-                     "evaluated subjects, an AUC with one class only): "
+                     "evaluated subjects, an AUC with one class only, an F1 without a positive subject or "
+                     "prediction): "
                      + ", ".join(f"{r['method']}/{r['scenario']}/{r['metric']}" for r in undefined[:5])
                      + (" …" if len(undefined) > 5 else ""))
     partial = []
