@@ -374,6 +374,9 @@ def test_numbers_and_booleans_where_they_are_wanted_are_still_read() -> None:
     ("training.selection.scenarios=foo", "'training.selection.scenarios' takes 'natural', 'evaluation' or a list of "
      "mappings with a 'kind' key (natural, subset, "),
     ("evaluation.scenarios=[3]", "'evaluation.scenarios.0' takes a mapping with a 'kind' key (natural, subset, "),
+    # the same words for a container given a single value (pydantic: "Input should be a valid tuple")
+    ("data.volume_shape=32", "'data.volume_shape' takes a list of 3 whole numbers (got 32)"),
+    ("data.clinical_columns=AGE", "'data.clinical_columns' takes a list of text values (got 'AGE')"),
 ])
 def test_a_value_that_fits_no_member_of_a_union_says_what_the_key_takes(tmp_path: Path, override: str,
                                                                        expected: str) -> None:

@@ -348,7 +348,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             msg = f"missing required key '{key}'"
         elif kind in MAPPING_TYPE_ERRORS and isinstance(e.get("input"), str):  # methods: [dropout_baseline]
             msg = f"'{key}' is a mapping of keys, not a single word{_as_mapping(model, e['loc'], e['input'])}"
-        elif kind in MAPPING_TYPE_ERRORS and _type_at(model, e["loc"]) is not None:  # evaluation.scenarios: [3]
+        elif kind in CONTAINER_TYPE_ERRORS and _type_at(model, e["loc"]) is not None:  # evaluation.scenarios: 3
             msg = f"'{key}' takes {describe_type(_type_at(model, e['loc']))} (got {_shown(e.get('input'))})"
         elif not key:  # a check of the whole study (its message names the keys)
             msg = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
@@ -493,7 +493,7 @@ def _kind_values(model: type[BaseModel]) -> tuple:
 
 #: how a message names a value of each scalar type: (one, several)
 TYPE_WORDS: dict[Any, tuple[str, str]] = {
-    int: ("a whole number", "whole numbers"), float: ("a number", "numbers"), str: ("text", "texts"),
+    int: ("a whole number", "whole numbers"), float: ("a number", "numbers"), str: ("text", "text values"),
     bool: ("true or false", "booleans"), Path: ("a path", "paths"), Any: ("any value", "any values"),
 }
 
@@ -514,8 +514,7 @@ def describe_type(annotation: Any, several: bool = False) -> str:
         elif _is_model(member):
             words.append("mappings of keys" if several else "a mapping of keys")
         elif origin in (list, tuple, set, frozenset):
-            words.append(f"lists of {describe_type(args[0], True)}" if several and args else
-                         f"a list of {describe_type(args[0], True)}" if args else "a list")
+            words.append(("lists" if several else "a list") + _list_items(origin, args))
         elif origin is dict:
             words.append("mappings" if several else "a mapping")
         else:
@@ -524,12 +523,24 @@ def describe_type(annotation: Any, several: bool = False) -> str:
     return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
 
 
+def _list_items(origin: Any, args: tuple) -> str:
+    """What a list of ``origin[args]`` holds, in words: " of 3 whole numbers" for a fixed-length tuple."""
+    if not args:
+        return ""
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        kinds = {describe_type(a, True) for a in args}
+        return f" of {len(args)} {kinds.pop()}" if len(kinds) == 1 else f" of {len(args)} values"
+    return f" of {describe_type(args[0], True)}"
+
+
 def _is_model(annotation: Any) -> bool:
     return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 #: pydantic's errors for a value that is not a mapping where a section (a method, a scenario) was wanted
 MAPPING_TYPE_ERRORS = ("model_type", "model_attributes_type", "dict_type")
+#: the same for any container (a list of scenarios, a volume shape): the message says what the key takes
+CONTAINER_TYPE_ERRORS = (*MAPPING_TYPE_ERRORS, "list_type", "tuple_type")
 
 
 def _as_mapping(model: type[BaseModel], loc: tuple, word: str) -> str:
