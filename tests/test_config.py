@@ -408,3 +408,13 @@ def test_a_value_of_one_members_form_gets_only_that_members_errors(tmp_path: Pat
     with pytest.raises(ConfigError, match=r"'methods.0.spatial_grid' takes a whole number or a list of whole numbers "
                                           r"\(got 2.5\)"):
         validate_method_options(cfg)
+
+
+def test_a_fold_other_than_0_without_folds_is_refused(tmp_path: Path) -> None:
+    # split.fold=3 without split.folds ran the single split as if fold were 0; -1 was told "use 0..0"
+    for fold in ("3", "-1"):
+        with pytest.raises(ConfigError, match=rf"'split': fold {fold} needs 'folds' \(e\.g\. folds: 5\); without it"):
+            load_study(write(tmp_path, BASE), [f"split.fold={fold}"])
+    with pytest.raises(ConfigError, match=r"fold -1 is out of range for folds=5 \(use 0\.\.4\)"):
+        load_study(write(tmp_path, BASE), ["split.fold=-1", "split.folds=5"])
+    assert load_study(write(tmp_path, BASE), ["split.fold=0"]).split.fold == 0
