@@ -501,8 +501,8 @@ TYPE_WORDS: dict[Any, tuple[str, str]] = {
 def describe_type(annotation: Any, several: bool = False) -> str:
     """What a value of ``annotation`` may be, in a user's words: ``int | Literal["all"]`` is "a whole number
     or 'all'", ``list[int]`` "a list of whole numbers"."""
-    members, _ = _union_members(annotation)
-    kinds = [k for m in members for k in _kind_values(m)] if all(_is_model(m) for m in members) else []
+    members, tagged = _union_members(annotation)
+    kinds = [k for m in members for k in _kind_values(m)] if tagged and all(map(_is_model, members)) else []
     if kinds:  # a union picked by 'kind' (scenarios, data sections)
         word = "mappings" if several else "a mapping"
         return f"{word} with a 'kind' key ({', '.join(map(str, kinds))})"
