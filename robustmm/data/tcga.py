@@ -133,8 +133,7 @@ def load_porpoise_table(path: str | Path, cohort: str | None = None, *, per_slid
     missing = [c for c in PORPOISE_REQUIRED if c not in frame.columns]
     if missing:
         raise DataError(f"{file}: missing {form(len(missing), 'column')} {missing}; a PORPOISE table needs "
-                        f"{list(PORPOISE_REQUIRED)} "
-                        f"and omics columns ending in _rnaseq/_cnv/_mut")
+                        f"{list(PORPOISE_REQUIRED)} and omics columns ending in _rnaseq/_cnv/_mut")
     if frame["case_id"].isna().any():
         rows = np.flatnonzero(frame["case_id"].isna().to_numpy()) + 1
         raise DataError(f"{file}: column 'case_id' is empty in {_named('row', rows)}; every row needs a patient id")
@@ -475,8 +474,8 @@ class DisProDataset(MultimodalDataset):
         missing = [c for c in (id_col, time_col, status_col) if c not in frame.columns]
         if missing:
             raise DataError(f"{src}: missing {form(len(missing), 'column')} {missing}; found {list(frame.columns)}. "
-                            "Pass the column "
-                            f"names (id_column, time_column, event_column/censorship_column) if they differ")
+                            "Pass the column names (id_column, time_column, event_column/censorship_column) if they "
+                            "differ")
         if fold_col not in frame.columns:
             folds = [c for c in frame.columns if re.match(re.escape(fold_column).replace(r"\{fold\}", r"\d+"), c)]
             raise DataError(f"{src}: no fold column {fold_col!r} (fold={self.fold}); available: {folds}")
@@ -670,8 +669,7 @@ class DisProDataset(MultimodalDataset):
         missing = [c for c in (self.gene_column, self.value_column) if c not in frame.columns]
         if missing:
             raise DataError(f"{file} (patient {pid}): missing {form(len(missing), 'column')} {missing}; found "
-                            f"{list(frame.columns)}. "
-                            f"Pass gene_column/value_column if the file uses other names")
+                            f"{list(frame.columns)}. Pass gene_column/value_column if the file uses other names")
         frame = frame.dropna(subset=[self.gene_column])
         frame[self.gene_column] = frame[self.gene_column].astype(str).str.strip()
         values = pd.to_numeric(frame[self.value_column], errors="coerce")
