@@ -348,8 +348,8 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             msg = f"missing required key '{key}'"
         elif kind in MAPPING_TYPE_ERRORS and isinstance(e.get("input"), str):  # methods: [dropout_baseline]
             msg = f"'{key}' is a mapping of keys, not a single word{_as_mapping(model, e['loc'], e['input'])}"
-        elif kind in CONTAINER_TYPE_ERRORS and _type_at(model, e["loc"]) is not None:  # evaluation.scenarios: 3
-            msg = f"'{key}' takes {describe_type(_type_at(model, e['loc']))} (got {_shown(e.get('input'))})"
+        elif kind in CONTAINER_TYPE_ERRORS and (wanted := _type_at(model, e["loc"])) is not None:  # scenarios: 3
+            msg = f"'{key}' takes {describe_type(wanted)} (got {_shown(e.get('input'))})"
         elif not key:  # a check of the whole study (its message names the keys)
             msg = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
         else:
@@ -462,7 +462,7 @@ def _type_below(members: list[Any], part: Any) -> Any:
     discriminator), a tagged model, a list's item, a mapping's value; None when no member has it."""
     for member in map(_bare, members):
         origin, args = typing.get_origin(member), typing.get_args(member)
-        if isinstance(member, type) and issubclass(member, BaseModel):
+        if _is_model(member):
             field = member.model_fields.get(part) if isinstance(part, str) else None
             if field is not None:
                 return Annotated[field.annotation, field] if field.discriminator else field.annotation
