@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from robustmm.errors import RunDirectoryError
+from robustmm.text import counted
 
 #: characters after the first (a letter or digit) of a file/folder name, and of a display name
 NAME_CHARS, LABEL_CHARS = "A-Za-z0-9._+=-", "A-Za-z0-9 ._+=@,()%-"
@@ -93,7 +94,7 @@ def check_links_inside(folder: Path, what: str, in_place: tuple[str, ...] = ()) 
             if links > 1:
                 shown = Path(folder) / path.relative_to(base)
                 raise RunDirectoryError(
-                    f"{what} {folder}: {path.relative_to(base)} has {links - 1} other hard link(s), perhaps outside "
-                    "the folder, and robustmm appends to it or rewrites it in place, which would change every linked "
-                    f"copy; give it a copy of its own (cp {shown} {shown}.copy && mv {shown}.copy {shown}) and run "
-                    "the command again")
+                    f"{what} {folder}: {path.relative_to(base)} has {counted(links - 1, 'other hard link')}, perhaps "
+                    "outside the folder, and robustmm appends to it or rewrites it in place, which would change every "
+                    f"linked copy; give it a copy of its own (cp {shown} {shown}.copy && mv {shown}.copy {shown}) and "
+                    "run the command again")

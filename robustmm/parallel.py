@@ -13,6 +13,8 @@ import math
 import os
 from pathlib import Path
 
+from robustmm.text import counted
+
 #: set by launchers (sweep workers, torchrun ranks) to the number of processes sharing the machine
 WORKERS_ENV = "ROBUSTMM_WORKERS"
 #: a launcher's default threads per process (sweep workers: 1), below ``training.threads``
@@ -74,7 +76,7 @@ def resolve_threads(requested: int | None) -> tuple[int, str]:
         if value.isdigit() and int(value) > 0:
             return int(value), name
     workers = concurrent_workers()
-    return default_threads(workers), f"{available_cores()} available cores // {workers} concurrent worker(s)"
+    return default_threads(workers), f"{available_cores()} available cores // {counted(workers, 'concurrent worker')}"
 
 
 def apply_threads(requested: int | None) -> int:

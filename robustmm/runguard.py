@@ -147,9 +147,14 @@ def check_before_data(cfg: Any) -> list[str] | None:
     return modalities
 
 
-#: the command that writes a data kind's files where a study looks for them, for a data root not found
+#: the data commands that prepare (or check) a data kind's files where a study looks for them, named when the
+#: data root is not found
 PUT_DATA_THERE = {"tcga_porpoise": "; robustmm data prepare tcga --cohort COHORT --from FILE checks a downloaded "
-                                   "PORPOISE table and copies it to datasets/tcga_<cohort>/"}
+                                   "PORPOISE table and copies it to datasets/tcga_<cohort>/",
+                  "mmsa": "; robustmm data convert mmsa FILE.pkl turns a downloaded MMSA pickle into a .npz read from "
+                          "then on, and robustmm data synth mmsa --out FILE writes a synthetic one",
+                  "brats": "; robustmm data check brats ROOT reads a BraTS folder (one subfolder per case) as a study "
+                           "would, and robustmm data synth brats --out ROOT writes synthetic cases"}
 
 
 def finished_result(run_dir: Path) -> dict[str, Any] | None:

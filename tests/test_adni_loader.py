@@ -303,7 +303,7 @@ def test_a_clinical_column_repeated_in_the_table_header_is_refused(tmp_path: Pat
     root = make(tmp_path)
     text = (root / "ADNIMERGE.csv").read_text().replace(",ADAS13,", ",MMSE,", 1)
     (root / "ADNIMERGE.csv").write_text(text)
-    with pytest.raises(DataError, match=r"ADNIMERGE\.csv: column\(s\) MMSE appear more than once"):
+    with pytest.raises(DataError, match=r"ADNIMERGE\.csv: column MMSE appears more than once"):
         load(root)
 
 

@@ -454,3 +454,30 @@ def test_check_passes_the_real_cases(shared_data: Path, capsys) -> None:
     assert main(["data", "check", "brats", str(shared_data / "brats_cases"), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "2 cases" in out and "every case read in full" in out
+
+
+BRATS_STUDY = Path(__file__).resolve().parents[1] / "studies" / "brats_missing.yaml"
+
+
+def test_a_run_whose_brats_root_holds_no_case_stops_before_the_run_folder(tmp_path: Path, capsys) -> None:
+    # a root without cases was found by the loader, after the run folder was made
+    from robustmm.cli import main
+
+    empty, out = tmp_path / "empty", tmp_path / "run"
+    empty.mkdir()
+    for root, said in ((empty, f"no BraTS cases under {empty}"), (tmp_path / "nowhere", "nowhere does not exist")):
+        assert main(["run", str(BRATS_STUDY), "--out", str(out), "--quiet", "--set", "data.synthetic=null",
+                     "--set", f"data.root={root}"]) == 2
+        err = capsys.readouterr().err
+        assert said in err and "robustmm data synth brats --out ROOT" in err, err
+        assert not out.exists()
+
+
+def test_the_early_brats_root_check_passes_real_cases_and_leaves_synthetic_roots_alone(tmp_path: Path,
+                                                                                      shared_data: Path) -> None:
+    from robustmm.config import load_study
+    from robustmm.data.registry import check_data_root
+
+    # one case named as in 2018-2020, one as in 2023
+    check_data_root(load_study(BRATS_STUDY, ["data.synthetic=null", f"data.root={shared_data / 'brats_cases'}"]).data)
+    check_data_root(load_study(BRATS_STUDY, [f"data.root={tmp_path / 'written_on_first_use'}"]).data)

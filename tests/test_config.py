@@ -366,3 +366,55 @@ def test_numbers_and_booleans_where_they_are_wanted_are_still_read() -> None:
     cfg = load_study(study, ["training.lr=1e-3", "training.grad_clip=2", "training.amp=no", "split.fold=1",
                              "split.folds=3"])
     assert (cfg.training.lr, cfg.training.grad_clip, cfg.training.amp, cfg.split.fold) == (0.001, 2.0, False, 1)
+
+
+@pytest.mark.parametrize(("override", "expected"), [
+    ("split.fold=0.5", "'split.fold' takes a whole number or 'all' (got 0.5)"),
+    ("split.fold=abc", "'split.fold' takes a whole number or 'all' (got 'abc')"),
+    ("training.selection.scenarios=foo", "'training.selection.scenarios' takes 'natural', 'evaluation' or a list of "
+     "mappings with a 'kind' key (natural, subset, "),
+    ("evaluation.scenarios=[3]", "'evaluation.scenarios.0' takes a mapping with a 'kind' key (natural, subset, "),
+    # the same words for a container given a single value (pydantic: "Input should be a valid tuple")
+    ("data.volume_shape=32", "'data.volume_shape' takes a list of 3 whole numbers (got 32)"),
+    ("data.clinical_columns=AGE", "'data.clinical_columns' takes a list of text values (got 'AGE')"),
+])
+def test_a_value_that_fits_no_member_of_a_union_says_what_the_key_takes(tmp_path: Path, override: str,
+                                                                       expected: str) -> None:
+    # pydantic reports one error per member of the union, named in its own terms ('split.fold.int',
+    # "split.fold.literal['all']", 'list[tagged-union[NaturalScenario,...]]'): now one line in the user's terms
+    with pytest.raises(ConfigError) as err:
+        load_study(write(tmp_path, BASE), [override])
+    text = str(err.value)
+    assert expected in text and f"(from the command line: {override})" in text
+    assert "literal[" not in text and "tagged-union" not in text and "Input should" not in text
+    assert len(text.splitlines()) == 2  # one problem, one line
+
+
+def test_a_value_of_one_members_form_gets_only_that_members_errors(tmp_path: Path) -> None:
+    # a list of scenarios with a bad one: the list member's error at the scenario's own key path, without
+    # the 'natural'/'evaluation' member's "Input should be 'natural' or 'evaluation'"
+    with pytest.raises(ConfigError) as err:
+        load_study(write(tmp_path, BASE), ["training.selection.scenarios=[{kind: rmfx}]"])
+    lines = str(err.value).splitlines()[1:]
+    assert len(lines) == 1 and lines[0].startswith("  - 'training.selection.scenarios.0.kind': unknown kind 'rmfx'; "
+                                                   "did you mean 'rmfm'?")
+    # a method's options go through the same formatting: MMANet's spatial_grid is int | list[int]
+    cfg = load_study(write(tmp_path, BASE), ["methods=[{name: mmanet, spatial_grid: [2, x]}]"])
+    with pytest.raises(ConfigError) as err:
+        validate_method_options(cfg)
+    assert "'methods.0.spatial_grid.1': Input should be a valid integer" in str(err.value)
+    assert "list[int]" not in str(err.value)
+    cfg = load_study(write(tmp_path, BASE), ["methods=[{name: mmanet, spatial_grid: 2.5}]"])
+    with pytest.raises(ConfigError, match=r"'methods.0.spatial_grid' takes a whole number or a list of whole numbers "
+                                          r"\(got 2.5\)"):
+        validate_method_options(cfg)
+
+
+def test_a_fold_other_than_0_without_folds_is_refused(tmp_path: Path) -> None:
+    # split.fold=3 without split.folds ran the single split as if fold were 0; -1 was told "use 0..0"
+    for fold in ("3", "-1"):
+        with pytest.raises(ConfigError, match=rf"'split': fold {fold} needs 'folds' \(e\.g\. folds: 5\); without it"):
+            load_study(write(tmp_path, BASE), [f"split.fold={fold}"])
+    with pytest.raises(ConfigError, match=r"fold -1 is out of range for folds=5 \(use 0\.\.4\)"):
+        load_study(write(tmp_path, BASE), ["split.fold=-1", "split.folds=5"])
+    assert load_study(write(tmp_path, BASE), ["split.fold=0"]).split.fold == 0

@@ -328,10 +328,10 @@ def test_method_signatures_report_unmatched_genes_as_the_data_option_does(tmp_pa
     with caplog.at_level("WARNING", logger="robustmm"):
         check(signatures={"rnaseq": str(sig)})
     new = ds.report.notes[len(notes_before):]
-    assert new == [f"method 'dispro' option signatures.rnaseq ({sig}): 2 of 4 signature gene(s) match nothing in the "
+    assert new == [f"method 'dispro' option signatures.rnaseq ({sig}): 2 of 4 signature genes match nothing in the "
                    f"columns of rnaseq and are left out (e.g. NOPE1, NOPE2)",
-                   f"method 'dispro' option signatures.rnaseq ({sig}): 1 pathway(s) have no gene in the columns of "
-                   f"rnaseq and are dropped: gone"]
+                   f"method 'dispro' option signatures.rnaseq ({sig}): 1 pathway has no gene in the columns of "
+                   f"rnaseq and is dropped: gone"]
     assert [r.getMessage() for r in caplog.records if "signatures.rnaseq" in r.getMessage()] == new
     bad = tmp_path / "bad.csv"
     pd.DataFrame({"p": ["XYZ1", "XYZ2"]}).to_csv(bad, index=False)

@@ -87,3 +87,43 @@ def test_binary_metrics_of_a_nan_score_are_nan_not_a_negative_prediction() -> No
     assert all(np.isnan(v) for v in m.values())  # was accuracy 0.75, sensitivity 0.5 with the NaN as a 0
     assert np.isnan(auc_score([0, 1, 0, 1], [0.1, float("nan"), 0.3, 0.9]))
     assert all(np.isnan(v) for v in binary_metrics([], []).values())  # accuracy was 0.0
+
+
+@pytest.mark.parametrize(("y", "score"), [
+    ([0, 0, 0, 0], [0.1, 0.2, 0.3, 0.4]),  # no positive, none predicted: F1 0/0
+    ([0, 0, 0, 0], [0.1, 0.7, 0.3, 0.4]),  # no positive, one predicted: F1 0 (precision 0)
+    ([1, 1, 1], [0.9, 0.2, 0.6]),          # no negative: specificity 0/0
+    ([1, 1, 1], [0.1, 0.2, 0.3]),          # no negative, none predicted positive: F1 0 (recall 0)
+    ([0, 1, 1, 0, 1], [0.6, 0.8, 0.3, 0.1, 0.5]),
+])
+def test_undefined_binary_metrics_follow_sklearn_zero_division_nan(y: list[int], score: list[float]) -> None:
+    # an undefined value is NaN (n/a in the report), never 0, on the point estimate and the bootstrap path alike
+    import warnings
+
+    from sklearn.metrics import balanced_accuracy_score, f1_score, recall_score
+
+    from robustmm.metrics.weighted import weighted_binary_metrics
+
+    y_arr, pred = np.asarray(y), (np.asarray(score) >= 0.5).astype(int)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # sklearn warns on the classes absent from y
+        expected = {"f1": f1_score(y_arr, pred, zero_division=np.nan),
+                    "sensitivity": recall_score(y_arr, pred, zero_division=np.nan),
+                    "specificity": recall_score(1 - y_arr, 1 - pred, zero_division=np.nan),
+                    "balanced_accuracy": balanced_accuracy_score(y_arr, pred)}
+    got = binary_metrics(y, score)
+    weighted = weighted_binary_metrics(y_arr, np.asarray(score), np.ones((1, len(y))))
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, nan_ok=True), name
+        assert weighted[name][0] == pytest.approx(value, nan_ok=True), name
+    if not any(y):
+        assert np.isnan(got["sensitivity"]) and np.isnan(got["auc"])
+    assert np.isnan(got["f1"]) == (not any(y) and not pred.any())
+
+
+def test_a_replicate_without_subjects_has_no_accuracy() -> None:
+    # binary_metrics of no subject is NaN; the vectorised bootstrap said accuracy 0.0 for a replicate of weight 0
+    from robustmm.metrics.weighted import weighted_binary_metrics
+
+    out = weighted_binary_metrics(np.array([0, 1]), np.array([0.2, 0.8]), np.zeros((1, 2)))
+    assert all(np.isnan(v[0]) for v in out.values()), out

@@ -268,7 +268,7 @@ def test_zeroed_non_finite_values_reach_the_data_report_and_data_check(unaligned
         d["train"]["vision"][0, 0, :2] = -np.inf
 
     path = _edited(unaligned_file, tmp_path, plant)
-    note = "split 'train': 2 non-finite vision value(s) set to 0"
+    note = "split 'train': 2 non-finite vision values set to 0"
     assert any(note in n for n in MMSADataset(path).report.to_dict()["notes"])
     assert main(["data", "check", "mmsa", str(path), "--option", "trust_pickle=true", "--quiet"]) == 0
     assert f"note: MMSA file {path}, {note}" in capsys.readouterr().out
@@ -319,7 +319,7 @@ def test_wrong_number_of_dims(aligned_file: Path, tmp_path: Path) -> None:
     def flatten(d: dict) -> None:
         d["test"]["audio"] = d["test"]["audio"].reshape(len(d["test"]["id"]), -1)
 
-    _expect_error(aligned_file, tmp_path, flatten, "split 'test'", "key 'audio'", "2 dimension(s)")
+    _expect_error(aligned_file, tmp_path, flatten, "split 'test'", "key 'audio'", "2 dimensions")
 
 
 def test_first_dimension_disagrees(aligned_file: Path, tmp_path: Path) -> None:
@@ -468,3 +468,28 @@ def test_failed_synthetic_write_leaves_nothing_behind(tmp_path: Path, monkeypatc
     assert sorted(p.name for p in folder.iterdir()) == ["SYNTHETIC_DATA.json", "aligned_50.README.md",
                                                        "aligned_50.npz", "aligned_50.pkl", "other.txt"]
     assert len(_MMSADataset(folder / "aligned_50.pkl")) == 20  # the moved .npz matches its moved pickle
+
+
+MOSI_STUDY = Path(__file__).resolve().parents[1] / "studies" / "mosi_rmfm.yaml"
+
+
+def test_a_run_whose_mmsa_file_is_missing_stops_before_the_run_folder(tmp_path: Path, capsys) -> None:
+    # a folder without the file was found by the loader, after the run folder was made
+    from robustmm.cli import main
+    from robustmm.config import load_study
+    from robustmm.data.registry import check_data_root
+
+    folder, out = tmp_path / "mosi", tmp_path / "run"
+    folder.mkdir()
+    cases = [([f"data.root={folder}"], f"MMSA file {folder / 'aligned_50.pkl'} does not exist",
+              "robustmm data synth mmsa --out FILE"),
+             ([f"data.root={folder}", "data.options.file=aligned_50.npz"],
+              f"MMSA file {folder / 'aligned_50.npz'} does not exist", "robustmm data convert mmsa"),
+             ([f"data.root={tmp_path / 'nowhere.pkl'}"], "nowhere.pkl does not exist", "robustmm data convert mmsa")]
+    for overrides, said, command in cases:
+        sets = [arg for o in ["data.synthetic=null", *overrides] for arg in ("--set", o)]
+        assert main(["run", str(MOSI_STUDY), "--out", str(out), "--quiet", *sets]) == 2
+        err = capsys.readouterr().err
+        assert said in err and command in err, err
+        assert not out.exists()
+    check_data_root(load_study(MOSI_STUDY, [f"data.root={tmp_path / 'written_on_first_use'}"]).data)  # synthetic

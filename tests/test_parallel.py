@@ -20,7 +20,7 @@ def clean_env(monkeypatch):
 
 
 def test_cores_divided_by_concurrent_workers(clean_env) -> None:
-    assert resolve_threads(None) == (8, "8 available cores // 1 concurrent worker(s)")
+    assert resolve_threads(None) == (8, "8 available cores // 1 concurrent worker")
     clean_env.setenv("LOCAL_WORLD_SIZE", "2")  # torchrun: two ranks on this node
     assert resolve_threads(None)[0] == 4
     clean_env.setenv("ROBUSTMM_WORKERS", "3")

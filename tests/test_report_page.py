@@ -169,8 +169,8 @@ def test_flags_single_class_zero_width_and_small_n() -> None:
     lines, notes = story.flags(records)
     text = " ".join(lines)
     assert "Single-class predictions" in text and "a under mri" in text
-    assert "2 CI(s) of width 0" in text
-    assert "Fewer than 30 evaluated subjects in 1 scenario(s) (smallest n = 12, pet)" in text
+    assert "2 CIs of width 0" in text
+    assert "Fewer than 30 evaluated subjects in 1 scenario (smallest n = 12, pet)" in text
     assert notes[("a", "mri", "sensitivity")].startswith("predicts one class only")
     assert ("a", "mri", "auc") not in notes  # AUC is still meaningful
     assert notes[("a", "pet", "auc")] == "n = 12 < 30"
@@ -178,7 +178,7 @@ def test_flags_single_class_zero_width_and_small_n() -> None:
     assert notes[("b", "g@0.5", "acc")] == "same value at every rate"
     # one scenario whose metrics score different numbers of subjects (Non0 leaves the neutral ones out) is one
     sentiment = [_rec("c", "rmfm@0.5", "Acc_3", 0.6, 0.5, 0.7, 25), _rec("c", "rmfm@0.5", "Non0_acc_2", 0.7, 0.6, 0.8, 20)]
-    assert "in 1 scenario(s) (smallest n = 20, rmfm@0.5)" in " ".join(story.flags(sentiment)[0])
+    assert "in 1 scenario (smallest n = 20, rmfm@0.5)" in " ".join(story.flags(sentiment)[0])
 
 
 def test_flags_single_class_runs_behind_a_mean_over_seeds_or_folds() -> None:
@@ -196,7 +196,7 @@ def test_flags_single_class_runs_behind_a_mean_over_seeds_or_folds() -> None:
                over("seeds", _rec("c", "natural", "specificity", 0.97, 0.9, 1.0, 104), [0.9, 1.0, 1.0])]
     lines, notes = story.flags(records)
     assert lines[0].startswith("Single-class predictions (sensitivity or specificity 0 at the threshold) in 2 "
-                               "result(s): a under natural (in 1 of 3 runs), b under natural (in 2 of 2 runs).")
+                               "results: a under natural (in 1 of 3 runs), b under natural (in 2 of 2 runs).")
     assert notes[("a", "natural", "accuracy")] == "predicts one class only in 1 of 3 runs"
     assert not any(key[0] == "c" for key in notes)
 
@@ -211,7 +211,7 @@ def test_flags_one_class_of_several_for_everyone_also_behind_a_mean_over_runs() 
                rec("c", "accuracy", {"0": 1, "1": 3, "2": 2}, seeds={"0": 0.3, "1": 0.5, "2": 0.4}),
                rec("d", "accuracy", [1, 1], folds=[0.4, 0.4]), rec("e", "accuracy", [2, None], folds=[0.5, None])]
     lines, notes = story.flags(records)
-    assert lines[0] == ("Single-class predictions (the same class for every evaluated subject) in 3 result(s): a under "
+    assert lines[0] == ("Single-class predictions (the same class for every evaluated subject) in 3 results: a under "
                         "natural, c under natural (in 1 of 3 runs), d under natural (in 2 of 2 runs). Their metrics "
                         "only say how common that class is among the subjects, not what the model tells apart.")
     assert notes[("a", "natural", "Acc_7")] == notes[("a", "natural", "F1_3")] == "predicts one class only"
@@ -228,9 +228,9 @@ def test_flags_zero_width_ci_also_over_identical_seeds_and_n_below_30_only() -> 
     records = [_rec("a", "natural", "auc", 0.7, low, high, 30), _rec("b", "natural", "auc", 0.7, 0.699, 0.701, 30),
                _rec("c", "natural", "auc", 0.7, None, None, 30), _rec("a", "pet", "auc", 0.7, 0.6, 0.8, 29)]
     lines, notes = story.flags(records)
-    assert lines == ["1 CI(s) of width 0 (every bootstrap resample, or every seed or fold, gave the same value, "
+    assert lines == ["1 CI of width 0 (every bootstrap resample, or every seed or fold, gave the same value, "
                      "usually a degenerate prediction): a/natural/auc",
-                     "Fewer than 30 evaluated subjects in 1 scenario(s) (smallest n = 29, pet): intervals are wide "
+                     "Fewer than 30 evaluated subjects in 1 scenario (smallest n = 29, pet): intervals are wide "
                      "and can be unreliable."]
     assert notes == {("a", "natural", "auc"): "CI of width 0", ("a", "pet", "auc"): "n = 29 < 30"}
 
@@ -274,9 +274,9 @@ def test_undefined_values_are_plotted_around_and_flagged(tmp_path: Path) -> None
     doc = {"records": records, "primary_metric": "c_index", "synthetic": True}
     render(tmp_path, doc)  # raised TypeError in the subset bars
     lines, notes = story.flags(records)
-    assert lines[0].startswith("3 value(s) could not be computed and show as n/a")
+    assert lines[0].startswith("3 values could not be computed and show as n/a")
     assert notes[("cox", "complete", "c_index")].startswith("undefined")
-    assert lines[1].startswith("1 value(s) are means over fewer folds or seeds than the study ran")
+    assert lines[1].startswith("1 value is a mean over fewer folds or seeds than the study ran")
     assert notes[("cox", "natural", "c_index")].startswith("mean over 4 of 5 runs")
     assert "could not be computed" in (tmp_path / "report.html").read_text()
 

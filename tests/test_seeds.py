@@ -71,7 +71,8 @@ def test_seeds_numpy_cannot_take_are_refused_when_the_study_is_read(tiny_study: 
     with pytest.raises(ConfigError, match=r"seeds must be in \[0, 4294967295\] \(got \[4294967296\]\)"):
         load_study(tiny_study, ["seeds=[1, 4294967296]"])
     assert load_study(tiny_study, ["seed=4294967295"]).seed == 2**32 - 1
-    with pytest.raises(ValueError, match=r"seed\(s\) \[7\] listed twice"):  # found in one pass over a long range
+    # found in one pass over a long range
+    with pytest.raises(ValueError, match=r"seed \[7\] listed twice; list each seed once"):
         parse_seeds("0-50000,7")
 
 

@@ -44,8 +44,8 @@ def test_skipped_scenario_is_recorded_and_reported(tiny_study: Path, tmp_path: P
     doc = {"records": [r.to_dict() for r in result.records], "primary_metric": "auc", "synthetic": True,
            "skipped_scenarios": result.skipped}
     summary = render(tmp_path, doc, make_plots=False)
-    assert "No evaluable subject under 1 scenario(s), left out of every table, mean and plot: pet" in summary
-    assert "No evaluable subject under 1 scenario(s)" in (tmp_path / "report.html").read_text()
+    assert "No evaluable subject under 1 scenario, left out of every table, mean and plot: pet" in summary
+    assert "No evaluable subject under 1 scenario" in (tmp_path / "report.html").read_text()
 
 
 def test_skipped_in_some_folds_or_seeds_counts_the_runs() -> None:
@@ -56,6 +56,6 @@ def test_skipped_in_some_folds_or_seeds_counts_the_runs() -> None:
     assert merged == [{"scenario": "t1", "group": "subsets", "in": 2, "of": 3},
                       {"scenario": "t2", "group": "subsets", "in": 1, "of": 3}]
     lines, _ = story.flags([], merged)
-    assert lines == ["No evaluable subject under 2 scenario(s), left out of every table, mean and plot: t1 (in 2 of 3 "
+    assert lines == ["No evaluable subject under 2 scenarios, left out of every table, mean and plot: t1 (in 2 of 3 "
                      "runs), t2 (in 1 of 3 runs) (every subject lacks a modality they need)."]
     assert story.flags([], [])[0] == []

@@ -33,13 +33,15 @@ def test_fewer_than_three_subjects_name_the_count_and_the_fractions(n: int) -> N
     with pytest.raises(DataError) as err:
         subject_splits(Subjects(n), SplitConfig(val_fraction=0.15, test_fraction=0.25), seed=0)
     msg = str(err.value)
-    assert f"{n} subject(s)" in msg and "split.val_fraction=0.15" in msg and "split.test_fraction=0.25" in msg
+    subjects = "1 subject" if n == 1 else f"{n} subjects"
+    assert f"the data have {subjects}, too few" in msg
+    assert "split.val_fraction=0.15" in msg and "split.test_fraction=0.25" in msg
     assert "at least 3 subjects" in msg
 
 
 def test_fractions_that_leave_no_training_subject_say_to_lower_them() -> None:
     # 4 subjects: test takes ceil(0.55*4)=3, the one left goes to validation
-    with pytest.raises(DataError, match=r"4 subject\(s\).*lower split.val_fraction / split.test_fraction"):
+    with pytest.raises(DataError, match=r"4 subjects.*lower split.val_fraction / split.test_fraction"):
         subject_splits(Subjects(4), SplitConfig(val_fraction=0.4, test_fraction=0.55), seed=0)
 
 
@@ -57,13 +59,13 @@ def test_three_subjects_are_enough_for_the_default_fractions() -> None:
 
 
 def test_fewer_subjects_than_folds() -> None:
-    with pytest.raises(DataError, match=r"4 subject\(s\), too few for split.folds=5.*at most 4"):
+    with pytest.raises(DataError, match=r"4 subjects, too few for split.folds=5.*at most 4"):
         subject_splits(Subjects(4), SplitConfig(folds=5, fold=0), seed=0)
 
 
 def test_folds_that_leave_no_training_subject() -> None:
     # 3 subjects, 3 folds: one tests, two are left; val_fraction 0.4 of 2/3 of them takes both
-    with pytest.raises(DataError, match=r"3 subject\(s\).*split.folds=3 and split.val_fraction=0.4"):
+    with pytest.raises(DataError, match=r"3 subjects.*split.folds=3 and split.val_fraction=0.4"):
         subject_splits(Subjects(3), SplitConfig(folds=3, fold=0, val_fraction=0.4), seed=0)
 
 

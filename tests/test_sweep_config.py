@@ -346,3 +346,25 @@ def test_a_boolean_is_refused_where_a_sweep_wants_a_number() -> None:
         msg = str(pytest.raises(ConfigError, parse_sweep, {**sweep, "objectives": [{"metric": "auc"}]},
                                 "study.yaml").value)
         assert f"'{key}': a boolean where a number is wanted" in msg
+
+
+def test_the_sweep_summary_shows_a_list_choice_as_the_list_written() -> None:
+    # Optuna stores a list choice as JSON text; the summary printed by 'robustmm sweep' (and the report's
+    # tables) showed it as that text, "model.volume.channels": "[4, 8]", a string the study never wrote
+    from types import SimpleNamespace
+
+    from robustmm.tune.report import summary_text
+
+    sweep = parse_sweep({"params": {"model.volume.channels": {"kind": "categorical", "choices": [[4, 8], [8, 16]]},
+                                    "model.embed_dim": {"kind": "categorical", "choices": [8, 16]},
+                                    "training.lr": {"kind": "float", "low": 1e-4, "high": 1e-2}},
+                         "objectives": [{"metric": "auc"}]}, "s")
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(optuna.trial.create_trial(
+        params={"model.volume.channels": "[4, 8]", "model.embed_dim": 16, "training.lr": 0.001},
+        distributions={"model.volume.channels": optuna.distributions.CategoricalDistribution(["[4, 8]", "[8, 16]"]),
+                       "model.embed_dim": optuna.distributions.CategoricalDistribution([8, 16]),
+                       "training.lr": optuna.distributions.FloatDistribution(1e-4, 1e-2)},
+        value=0.7))
+    text = summary_text(SimpleNamespace(study_name="s", labels=["auc"], sweep=sweep), study)
+    assert 'parameters {"model.volume.channels": [4, 8], "model.embed_dim": 16, "training.lr": 0.001}' in text

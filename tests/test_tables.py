@@ -212,7 +212,7 @@ def test_patients_censored_at_time_zero_are_noted() -> None:
     df.loc[[1, 5], "months"] = 0.0  # s2 and s6 are censored; a death at 0 (s1) is kept without a note
     df.loc[0, "months"] = 0.0
     ds = make(df, target={"kind": "survival", "time": "months", "event": "dead"})
-    assert ds.report.notes == ["<DataFrame>: 2 patient(s) censored at months 0 (s2, s6); they add nothing to the "
+    assert ds.report.notes == ["<DataFrame>: 2 patients censored at months 0 (s2, s6); such rows add nothing to the "
                                "survival likelihood and often mean a data-entry error: check their follow-up time"]
 
 
@@ -381,11 +381,11 @@ def test_a_column_name_repeated_in_the_header_is_refused(tmp_path) -> None:
     repeated = ",".join(x_cols[0] if c == x_cols[1] else c for c in cols) + "\n" + body
     for name, data in (("t.csv", repeated), ("t.tsv", repeated.replace(",", "\t"))):
         (tmp_path / name).write_text(data)
-        with pytest.raises(DataError, match=rf"{name}: column\(s\) {x_cols[0]} appear more than once"):
+        with pytest.raises(DataError, match=rf"{name}: column {x_cols[0]} appears more than once"):
             read_table(tmp_path / name)
     with zipfile.ZipFile(tmp_path / "t.zip", "w") as z:
         z.writestr("t.csv.zip", repeated)
-    with pytest.raises(DataError, match=rf"t\.zip:t\.csv\.zip: column\(s\) {x_cols[0]} appear more than once"):
+    with pytest.raises(DataError, match=rf"t\.zip:t\.csv\.zip: column {x_cols[0]} appears more than once"):
         read_table(tmp_path / "t.zip")
     df.rename(columns={x_cols[1]: "X.1", x_cols[0]: "X"}).to_csv(tmp_path / "ok.csv", index=False)
     assert "X.1" in read_table(tmp_path / "ok.csv").columns
@@ -401,7 +401,7 @@ def test_a_subject_with_no_modality_at_all_is_refused_by_the_datamodule() -> Non
     df["pid"] = [f"s{i}" for i in range(len(df))]
     features = [c for c in df.columns if c not in ("pid", "label", "months", "dead")]
     df.loc[[4, 9], features] = np.nan
-    with pytest.raises(DataError, match=r"<DataFrame>: 2 subject\(s\) have no modality at all \(s4, s9: "):
+    with pytest.raises(DataError, match=r"<DataFrame>: 2 subjects have no modality at all \(s4, s9: "):
         DataModule(make(df), SplitConfig(), seed=0)
     DataModule(make(df.drop(index=[4, 9])), SplitConfig(), seed=0)
 

@@ -221,7 +221,7 @@ def test_a_model_that_predicts_one_sentiment_class_for_everyone_is_flagged(tmp_p
     positive = records_of(lambda batch: torch.eye(classes)[classes - 1].repeat(batch.size, 1))
     assert {r["predicted_classes"] for r in positive} == {1}
     lines, notes = story.flags(positive)
-    assert ("Single-class predictions (the same class for every evaluated subject) in 1 result(s): m under "
+    assert ("Single-class predictions (the same class for every evaluated subject) in 1 result: m under "
             "natural.") in " ".join(lines)
     assert notes[("m", "natural", "Acc_3")].startswith("predicts one class only")
     assert notes[("m", "natural", "Non0_acc_2")].startswith("predicts one class only")
@@ -243,7 +243,7 @@ def test_a_regression_model_that_puts_everyone_on_one_side_of_0_is_flagged(tmp_p
     positive = records_of(lambda batch: torch.full((batch.size, 1), 1.5))
     assert {r["predicted_classes"] for r in positive} == {1}
     lines, notes = story.flags(positive)
-    assert "Single-class predictions (the same class for every evaluated subject) in 1 result(s)" in " ".join(lines)
+    assert "Single-class predictions (the same class for every evaluated subject) in 1 result" in " ".join(lines)
     assert notes[("m", "natural", "Non0_acc_2")].startswith("predicts one class only")
     both_signs = records_of(lambda batch: torch.linspace(-1.0, 1.0, batch.size).unsqueeze(1))
     assert {r["predicted_classes"] for r in both_signs} == {2}

@@ -269,7 +269,7 @@ def test_dispro_patients_censored_at_time_zero_are_noted(dispro_root: Path, tmp_
     pid = splits.loc[splits["Status"] == 0, "ID"].iloc[0]
     _edit_splits(root, lambda s: s.__setitem__("Event", s["Event"].where(s["ID"] != pid, 0.0)))
     [note] = [n for n in DisProDataset(root, 0, "all").report.notes if "censored at" in n]
-    assert note.startswith(f"{root / 'splits.csv'}: 1 patient(s) censored at Event 0 ({pid});")
+    assert note.startswith(f"{root / 'splits.csv'}: 1 patient censored at Event 0 ({pid});")
 
 
 def test_dispro_missing_slide_file(dispro_root: Path, tmp_path: Path) -> None:
@@ -355,7 +355,8 @@ def test_imputed_cells_reach_data_check_and_the_run_report(porpoise_file: Path, 
     n_age = int(load_porpoise_table(porpoise_file)["age"].isna().sum())
     assert n_age > 0
     rc, out = _check(capsys, "tcga_porpoise", str(porpoise_file))
-    assert rc == 0 and f"imputed: {n_age} cell(s) of age (filled with the training-split mean)" in out
+    cells = "1 cell" if n_age == 1 else f"{n_age} cells"
+    assert rc == 0 and f"imputed: {cells} of age (filled with the training-split mean)" in out
     ds = build_dataset(GenericDataConfig(kind="tcga_porpoise", root=porpoise_file))
     loader = data_report(DataModule(ds, SplitConfig(), seed=0))["loader"]
     assert loader["imputed_cells"] == {"age": n_age}
@@ -369,13 +370,14 @@ def test_imputed_cells_reach_data_check_and_the_run_report(porpoise_file: Path, 
     rc, out = _check(capsys, "table", str(tmp_path / "real" / "t.csv"), "--option", "id_column=pid",
                      "--option", "modalities={x: {columns: [a, b]}}",
                      "--option", "target={kind: survival, time: t, event: e}")
-    assert rc == 0 and "imputed: 6 cell(s) of a" in out and "imputed: 2 cell(s) of b" in out
+    assert rc == 0 and "imputed: 6 cells of a" in out and "imputed: 2 cells of b" in out
     tds = build_dataset(GenericDataConfig(kind="table", root=tmp_path / "real" / "t.csv", options={
         "id_column": "pid", "modalities": {"x": {"columns": ["a", "b"]}},
         "target": {"kind": "survival", "time": "t", "event": "e"}}))
     tds.fit(np.arange(0, 12, 2))  # 'a' is empty on every training row
     assert tds.report.imputed == {"a": 6, "b": 2}
-    assert any("'a'" not in n and "a have no observed value in the training split" in n for n in tds.report.notes)
+    assert any("'a'" not in n and "column a has no observed value in the training split; its missing cells" in n
+               for n in tds.report.notes)
     tds.fit(np.arange(12))
     assert not any("training split" in n for n in tds.report.notes)  # a refit replaces the note
 
@@ -383,7 +385,7 @@ def test_imputed_cells_reach_data_check_and_the_run_report(porpoise_file: Path, 
 @pytest.mark.shared_data
 def test_real_luad_missing_ages_are_reported(shared_data: Path, capsys: pytest.CaptureFixture) -> None:
     rc, out = _check(capsys, "tcga_porpoise", str(shared_data / "tcga_porpoise" / "tcga_luad_all_clean.csv.zip"))
-    assert rc == 0 and "imputed: 10 cell(s) of age" in out
+    assert rc == 0 and "imputed: 10 cells of age" in out
 
 
 def test_unmatched_signature_genes_are_reported_in_check_log_and_run(porpoise_file: Path, tmp_path: Path,
@@ -399,9 +401,9 @@ def test_unmatched_signature_genes_are_reported_in_check_log_and_run(porpoise_fi
     with caplog.at_level("WARNING", logger="robustmm"):
         rc, out = _check(capsys, "tcga_porpoise", str(porpoise_file), "--option", f"signatures={sig}")
     assert rc == 0
-    genes = "3 of 5 signature gene(s) match nothing in the omics columns (rnaseq, cnv, mut) and are left out " \
+    genes = "3 of 5 signature genes match nothing in the omics columns (rnaseq, cnv, mut) and are left out " \
             "(e.g. FOO1, BAR2, BAZ3)"
-    dropped = "1 pathway(s) have no gene in the omics columns (rnaseq, cnv, mut) and are dropped: PW_NONE"
+    dropped = "1 pathway has no gene in the omics columns (rnaseq, cnv, mut) and is dropped: PW_NONE"
     assert f"note: data.options.signatures {sig}: {genes}" in out and dropped in out
     assert genes in caplog.text and dropped in caplog.text
     cfg = validate(StudyConfig, {
@@ -424,7 +426,7 @@ def test_dispro_pathway_of_unknown_genes_is_reported(dispro_root: Path, tmp_path
     sig = pd.read_csv(root / "signatures.csv")
     _signatures(root / "signatures.csv", {**{c: sig[c].dropna().tolist() for c in sig}, "PW_FOO": ["FOO1", "BAR2"]})
     rc, out = _check(capsys, "dispro", str(root))
-    assert rc == 0 and "1 pathway(s) have no gene in" in out and "dropped: PW_FOO" in out
+    assert rc == 0 and "1 pathway has no gene in" in out and "dropped: PW_FOO" in out
     assert "4 of " in out and "(e.g. UNMEASURED1, UNMEASURED2, FOO1, BAR2)" in out
     assert DisProDataset(root, 0, "all", modalities=("omics",)).report.notes == [
         line[len("note: "):] for line in out.splitlines() if line.startswith("note: ")]
@@ -519,9 +521,9 @@ def test_data_check_with_a_study_runs_its_methods_data_checks(tmp_path: Path, mo
     build_dataset(load_study(tmp_path / "s.yaml").data)  # writes the synthetic cohort
     rc, out = _check(capsys, "tcga_porpoise", "syn", "--study", "s.yaml")
     assert rc == 0
-    assert ("note: method 'dispro' option signatures.rnaseq (rna.csv): 2 of 4 signature gene(s) match nothing in "
+    assert ("note: method 'dispro' option signatures.rnaseq (rna.csv): 2 of 4 signature genes match nothing in "
             "the columns of rnaseq and are left out (e.g. NOPE1, NOPE2)") in out
-    assert "1 pathway(s) have no gene in the columns of rnaseq and are dropped: gone" in out
+    assert "1 pathway has no gene in the columns of rnaseq and is dropped: gone" in out
     _signatures(tmp_path / "rna.csv", {"p": ["XYZ1"]})
     rc, out = _check(capsys, "tcga_porpoise", "syn", "--study", "s.yaml")
     assert rc == 2 and "no gene of rna.csv matches a column of rnaseq" in out
@@ -536,7 +538,7 @@ def test_non_finite_patch_features_are_refused_by_check_and_loader(dispro_root: 
     bag[1, 2], bag[3, 0] = float("nan"), float("-inf")
     torch.save(bag, slide)
     rc, out = _check(capsys, "dispro", str(root))
-    assert rc == 2 and f"{slide.name}" in out and "2 patch feature value(s) are NaN or infinite" in out
+    assert rc == 2 and f"{slide.name}" in out and "2 patch feature values are NaN or infinite" in out
     ds = DisProDataset(root, 0, "all")
     owner = next(i for i, files in enumerate(ds._slides) if slide in files)
     with pytest.raises(DataError, match=rf"{slide.name} \(patient {ds.subject_ids()[owner]}\).*NaN or infinite"):
@@ -555,7 +557,7 @@ def test_an_omics_gene_repeated_with_other_values_is_refused(dispro_root: Path, 
     assert torch.equal(DisProDataset(root, 0, "all")[i]["inputs"]["omics"], expected)  # identical repeat: read once
     other = pd.concat([rows, rows[rows["Gene"] == gene].assign(Value=123.0)])
     other.to_csv(file, index=False)
-    with pytest.raises(DataError, match=rf"{file.name} \(patient {pid}\): gene\(s\) {gene} .*more than once with "
+    with pytest.raises(DataError, match=rf"{file.name} \(patient {pid}\): gene {gene} is listed more than once with "
                                         r"different values"):
         DisProDataset(root, 0, "all")[i]
 
@@ -570,7 +572,7 @@ def test_a_patient_without_wsi_and_omics_is_refused_by_data_check(dispro_root: P
 
     _edit_splits(root, empty_both)
     rc, out = _check(capsys, "dispro", str(root))
-    assert rc == 2 and f"1 subject(s) have no modality at all ({pid}: every one of ['omics', 'wsi']" in out
+    assert rc == 2 and f"1 subject has no modality at all ({pid}: every one of ['omics', 'wsi']" in out
 
 
 def test_a_folder_without_the_cohorts_table_fails_before_the_run_folder(tmp_path: Path, porpoise_file: Path) -> None:

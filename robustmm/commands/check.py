@@ -14,6 +14,7 @@ from pathlib import Path
 
 from robustmm.commands import data_group
 from robustmm.errors import ConfigError
+from robustmm.text import counted
 
 _SHOWN = 20  # imputed columns listed one by one
 
@@ -144,10 +145,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"excluded: {v.get('count', v) if isinstance(v, dict) else len(v)} ({reason})")
         imputed = info.get("imputed_cells") or {}
         for column, cells in list(imputed.items())[:_SHOWN]:
-            print(f"imputed: {cells} cell(s) of {column} (filled with the training-split mean)")
+            print(f"imputed: {counted(cells, 'cell')} of {column} (filled with the training-split mean)")
         if len(imputed) > _SHOWN:  # omics tables can have thousands of such columns
             rest = list(imputed.values())[_SHOWN:]
-            print(f"imputed: {sum(rest)} cell(s) of {len(rest)} more column(s)")
+            print(f"imputed: {counted(sum(rest), 'cell')} of {counted(len(rest), 'more column')}")
         for note in info.get("notes") or []:
             print(f"note: {note}")
     print("the data can be read; a study with this data section will find the same subjects")

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from robustmm.errors import CheckpointError, ConfigError, RobustMMError
 from robustmm.names import check_links_inside, check_name, inside
+from robustmm.text import counted, form
 
 MANIFEST = "generated.csv"
 
@@ -152,7 +153,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     # checked before any training: each id names an output file
     unsafe = [s for s in dataset.subject_ids() if not _safe_subject(s)]
     if unsafe:
-        raise RobustMMError(f"subject id(s) {unsafe[:5]} cannot be used in file names (they name "
+        raise RobustMMError(f"subject {form(len(unsafe), 'id')} {unsafe[:5]} cannot be used in file names (they name "
                             "DIR/<subject>_PET_generated.nii.gz): ids may hold letters, digits and '. _ + = -' only, "
                             "without '/' or '..'; rename them in the table and manifest")
     data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size)
@@ -164,9 +165,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     same_file = _same_file_on_a_case_insensitive_disk(list(chosen))
     if same_file:  # checked before any training and writing: macOS and Windows disks ignore letter case
         (first, second), more = same_file[0], len(same_file) - 1
+        others = f" ({counted(more, 'more such pair')})" if more else ""
         raise RobustMMError(f"subjects '{first}' and '{second}' differ only in letter case, so their files "
                             f"{first}_PET_generated.nii.gz and {second}_PET_generated.nii.gz are one file on a "
-                            f"case-insensitive disk (macOS, Windows){f' ({more} more such pair(s))' if more else ''}; "
+                            f"case-insensitive disk (macOS, Windows){others}; "
                             "rename one of them in the table and manifest")
     method.prepare(data)
     trainer = Trainer(cfg.training, _checkpoints(out, args.run, mcfg.run_id), cfg.seed, progress=not args.quiet,
@@ -188,7 +190,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
         rows.append({"subject": subject, "mri_path": str(paths[subject]), "generated_pet": target.name,
                      "has_real_pet": real})
     write_results(out, rows, method.quality)
-    print(f"wrote {len(rows)} generated PET volume(s) to {out} (list: {out / MANIFEST})")
+    print(f"wrote {counted(len(rows), 'generated PET volume')} to {out} (list: {out / MANIFEST})")
     if dataset.synthetic:
         print("SYNTHETIC DATA: the MRI came from a generated cohort, not from real patients.")
     for name, metrics in method.quality.items():

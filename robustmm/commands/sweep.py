@@ -113,6 +113,7 @@ def register(sub: argparse._SubParsersAction, data: argparse._SubParsersAction,
     p.add_argument("--no-final", action="store_true",
                    help="only run trials: no test evaluation and no report (used for extra workers)")
     p.add_argument("--final-only", action="store_true",
-                   help="run no trials: evaluate the best trial(s) so far on the test split and write the report")
+                   help="run no trials: evaluate the best trial so far (with several objectives, each best "
+                        "trial) on the test split and write the report")
     p.add_argument("--quiet", action="store_true", help="no progress output")
     p.set_defaults(func=cmd_sweep)

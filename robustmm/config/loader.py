@@ -9,8 +9,10 @@ from __future__ import annotations
 import copy
 import datetime
 import difflib
+import types
+import typing
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal, Union
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -316,7 +318,7 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
     """One line per problem, naming the key path; ``origins`` (key path -> ``key=value`` as given on the
     command line) marks the problems an override caused, which the file itself does not contain."""
     lines = [f"{source}: invalid configuration"]
-    for e in err.errors():
+    for e in _merge_union_errors(model, err.errors()):
         loc = _display_loc(model, e["loc"])
         key = ".".join(([prefix] if prefix else []) + loc)
         kind = e["type"]
@@ -337,6 +339,8 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
                    + f" (kinds: {', '.join(tags)})")
         elif kind == "union_tag_not_found":
             msg = f"'{key}' needs a 'kind' key (one of: {', '.join(_kinds_at(model, e['loc']))})"
+        elif kind == UNION_MISMATCH:
+            msg = f"'{key}' takes {e['msg']} (got {_shown(e.get('input'))})"
         elif kind == "missing" and loc and loc[-1].isdigit():  # a fixed-length list given too few items
             parent = key.rsplit(".", 1)[0]
             msg = f"'{parent}' has too few values: item {int(loc[-1]) + 1} is missing"
@@ -344,6 +348,8 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
             msg = f"missing required key '{key}'"
         elif kind in MAPPING_TYPE_ERRORS and isinstance(e.get("input"), str):  # methods: [dropout_baseline]
             msg = f"'{key}' is a mapping of keys, not a single word{_as_mapping(model, e['loc'], e['input'])}"
+        elif kind in CONTAINER_TYPE_ERRORS and (wanted := _type_at(model, e["loc"])) is not None:  # scenarios: 3
+            msg = f"'{key}' takes {describe_type(wanted)} (got {_shown(e.get('input'))})"
         elif not key:  # a check of the whole study (its message names the keys)
             msg = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
         else:
@@ -352,14 +358,189 @@ def format_validation_error(err: ValidationError, model: type[BaseModel], source
                 msg = f"'{key}': {e['ctx']['error']}"
             else:  # a validator's own message, without pydantic's "Value error, " in front
                 text = str(e["ctx"]["error"]) if kind == "value_error" else e["msg"]
-                msg = f"'{key}': {text} (got {'a mapping' if isinstance(got, dict) else repr(got)})"
+                msg = f"'{key}': {text} (got {_shown(got)})"
                 quote_hint = _quote_hint(e, (origins or {}).get(key))
         lines.append("  - " + msg + command_line_origin(key, origins or {}, below) + quote_hint)
     return "\n".join(lines)
 
 
+def _shown(value: Any) -> str:
+    return "a mapping" if isinstance(value, dict) else repr(value)
+
+
+#: the error type :func:`_merge_union_errors` gives a value that fits no member of a union (its ``msg``
+#: says in words what the key takes)
+UNION_MISMATCH = "union_mismatch"
+#: pydantic's errors for a value of the wrong type or form for a member of a union: the value was meant as
+#: another member (a tag error is not one: a mapping with a 'kind' was meant as that member)
+WRONG_TYPE_ERRORS = ("int_from_float", "literal_error", "is_instance_of", "enum")
+
+
+def _merge_union_errors(model: type[BaseModel], errors: list[dict[str, Any]], start: int = 0) -> list[dict[str, Any]]:
+    """pydantic's errors with the members of unions (``fold: int | Literal["all"]``) told in user terms.
+
+    pydantic tries each member of such a union and reports one error per member, its loc naming the member
+    in pydantic's own terms (``split.fold.literal['all']``). Where the value had the form of a member (a
+    list given to ``int | list[int]`` with a bad item, an int below a bound) only that member's errors are
+    kept, with the member's name taken out of the loc; where it fits no member, the member errors become one
+    error that says what the key takes. ``start``: the first loc position that may name a member."""
+    out: list[dict[str, Any]] = []
+    groups: dict[tuple, dict[str, Any]] = {}  # the union's loc -> its merged error
+    for e in errors:
+        found = _union_member_at(model, e["loc"], start)
+        if found is None:
+            out.append(e)
+            continue
+        i, union = found
+        at = e["loc"][:i]
+        if at not in groups:
+            groups[at] = {"type": UNION_MISMATCH, "loc": at, "msg": describe_type(union), "input": None,
+                          "position": i, "members": []}
+            out.append(groups[at])
+        groups[at]["members"].append(e)
+    merged: list[dict[str, Any]] = []
+    for e in out:
+        if e["type"] != UNION_MISMATCH:
+            merged.append(e)
+            continue
+        i, members = e.pop("position"), e.pop("members")
+        # an error inside the member's value, or one other than a wrong type (a bound), is the member meant
+        meant = [{**m, "loc": m["loc"][:i] + m["loc"][i + 1:]} for m in members
+                 if len(m["loc"]) > i + 1 or not _wrong_type(m["type"])]
+        if meant:  # a union inside the member (list[int | str]) is told the same way
+            merged += _merge_union_errors(model, meant, i + 1)
+        else:
+            merged.append({**e, "input": members[0]["input"]})
+    return merged
+
+
+def _wrong_type(kind: str) -> bool:
+    return kind.endswith(("_type", "_parsing")) or kind in WRONG_TYPE_ERRORS
+
+
+def _union_member_at(model: type[BaseModel], loc: tuple, start: int = 0) -> tuple[int, Any] | None:
+    """Where ``loc`` names a member of a union that pydantic tries member by member (not one it picks by
+    ``kind``), at or after position ``start``: the member's position in ``loc`` and the union."""
+    annotation: Any = model
+    for i, part in enumerate(loc):
+        members, tagged = _union_members(annotation)
+        if i >= start and len(members) > 1 and not tagged and isinstance(part, str):
+            return i, annotation
+        annotation = _type_below(members, part)
+        if annotation is None:
+            return None
+    return None
+
+
+def _type_at(model: type[BaseModel], loc: tuple) -> Any:
+    """The type wanted at ``loc`` (a loc without union members' names), None when ``loc`` leads nowhere."""
+    annotation: Any = model
+    for part in loc:
+        annotation = _type_below(_union_members(annotation)[0], part)
+        if annotation is None:
+            return None
+    return annotation
+
+
+def _union_members(annotation: Any) -> tuple[list[Any], bool]:
+    """The types ``annotation`` allows (None left out, ``Annotated`` taken off) and whether they are told
+    apart by a discriminator."""
+    tagged = False
+    while typing.get_origin(annotation) is Annotated:
+        annotation, *meta = typing.get_args(annotation)
+        tagged = tagged or any(getattr(m, "discriminator", None) for m in meta)
+    if typing.get_origin(annotation) not in (Union, types.UnionType):
+        return [annotation], tagged
+    members = [m for m in typing.get_args(annotation) if m is not type(None)]
+    if len(members) == 1:  # X | None: pydantic reports X's errors only
+        return _union_members(members[0])
+    return members, tagged
+
+
+def _type_below(members: list[Any], part: Any) -> Any:
+    """The type at loc element ``part`` inside a value of one of ``members``: a model's field (with its
+    discriminator), a tagged model, a list's item, a mapping's value; None when no member has it."""
+    for member in map(_bare, members):
+        origin, args = typing.get_origin(member), typing.get_args(member)
+        if _is_model(member):
+            field = member.model_fields.get(part) if isinstance(part, str) else None
+            if field is not None:
+                return Annotated[field.annotation, field] if field.discriminator else field.annotation
+            if part in _kind_values(member):
+                return member
+        elif origin in (list, set, frozenset) and args and isinstance(part, int):
+            return args[0]
+        elif origin is tuple and args and isinstance(part, int):
+            if len(args) == 2 and args[1] is Ellipsis:
+                return args[0]
+            return args[part] if part < len(args) else None
+        elif origin is dict and len(args) == 2:
+            return args[1]
+    return None
+
+
+def _bare(annotation: Any) -> Any:
+    """``annotation`` without ``Annotated``'s constraints."""
+    while typing.get_origin(annotation) is Annotated:
+        annotation = typing.get_args(annotation)[0]
+    return annotation
+
+
+def _kind_values(model: type[BaseModel]) -> tuple:
+    field = model.model_fields.get("kind")
+    return typing.get_args(field.annotation) if field is not None else ()
+
+
+#: how a message names a value of each scalar type: (one, several)
+TYPE_WORDS: dict[Any, tuple[str, str]] = {
+    int: ("a whole number", "whole numbers"), float: ("a number", "numbers"), str: ("text", "text values"),
+    bool: ("true or false", "booleans"), Path: ("a path", "paths"), Any: ("any value", "any values"),
+}
+
+
+def describe_type(annotation: Any, several: bool = False) -> str:
+    """What a value of ``annotation`` may be, in a user's words: ``int | Literal["all"]`` is "a whole number
+    or 'all'", ``list[int]`` "a list of whole numbers"."""
+    members, tagged = _union_members(annotation)
+    kinds = [k for m in members for k in _kind_values(m)] if tagged and all(map(_is_model, members)) else []
+    if kinds:  # a union picked by 'kind' (scenarios, data sections)
+        word = "mappings" if several else "a mapping"
+        return f"{word} with a 'kind' key ({', '.join(map(str, kinds))})"
+    words: list[str] = []
+    for member in map(_bare, members):
+        origin, args = typing.get_origin(member), typing.get_args(member)
+        if origin is Literal:
+            words += [repr(v) for v in args]
+        elif _is_model(member):
+            words.append("mappings of keys" if several else "a mapping of keys")
+        elif origin in (list, tuple, set, frozenset):
+            words.append(("lists" if several else "a list") + _list_items(origin, args))
+        elif origin is dict:
+            words.append("mappings" if several else "a mapping")
+        else:
+            one, many = TYPE_WORDS.get(member, (getattr(member, "__name__", str(member)),) * 2)
+            words.append(many if several else one)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def _list_items(origin: Any, args: tuple) -> str:
+    """What a list of ``origin[args]`` holds, in words: " of 3 whole numbers" for a fixed-length tuple."""
+    if not args:
+        return ""
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        kinds = {describe_type(a, True) for a in args}
+        return f" of {len(args)} {kinds.pop()}" if len(kinds) == 1 else f" of {len(args)} values"
+    return f" of {describe_type(args[0], True)}"
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
 #: pydantic's errors for a value that is not a mapping where a section (a method, a scenario) was wanted
 MAPPING_TYPE_ERRORS = ("model_type", "model_attributes_type", "dict_type")
+#: the same for any container (a list of scenarios, a volume shape): the message says what the key takes
+CONTAINER_TYPE_ERRORS = (*MAPPING_TYPE_ERRORS, "list_type", "tuple_type")
 
 
 def _as_mapping(model: type[BaseModel], loc: tuple, word: str) -> str:

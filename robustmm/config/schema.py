@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from robustmm.names import check_label, check_name
+from robustmm.text import form
 
 #: a missing rate (fraction of samples / time steps): 0 = nothing dropped, 1 = everything
 Rate = Annotated[float, Field(ge=0.0, le=1.0)]
@@ -193,8 +194,12 @@ class SplitConfig(Section):
     def _fold_in_range(self) -> "SplitConfig":
         if self.fold == "all" and self.folds is None:
             raise ValueError("fold 'all' needs 'folds' (e.g. folds: 5)")
-        if isinstance(self.fold, int) and (self.fold < 0 or (self.folds is not None and self.fold >= self.folds)):
-            raise ValueError(f"fold {self.fold} is out of range for folds={self.folds} (use 0..{(self.folds or 1) - 1})")
+        if isinstance(self.fold, int) and self.folds is None and self.fold != 0:
+            # without folds the subjects are split once and the fold was silently ignored
+            raise ValueError(f"fold {self.fold} needs 'folds' (e.g. folds: 5); without it the subjects are split "
+                             "once, by val_fraction and test_fraction, and fold stays 0")
+        if isinstance(self.fold, int) and self.folds is not None and not 0 <= self.fold < self.folds:
+            raise ValueError(f"fold {self.fold} is out of range for folds={self.folds} (use 0..{self.folds - 1})")
         if self.folds is None and self.val_fraction + self.test_fraction >= 1.0:
             raise ValueError(f"val_fraction + test_fraction = {self.val_fraction + self.test_fraction:g} leaves no "
                              "training subjects; their sum must be below 1")
@@ -565,5 +570,5 @@ def parse_seeds(value: Any) -> list[int]:
         raise ValueError(f"seeds must be in [0, {MAX_SEED}] (got {[s for s in seeds if s < 0 or s > MAX_SEED]})")
     dupes = sorted(s for s, n in Counter(seeds).items() if n > 1)
     if dupes:
-        raise ValueError(f"seed(s) {dupes} listed twice")
+        raise ValueError(f"{form(len(dupes), 'seed')} {dupes} listed twice; list each seed once")
     return seeds

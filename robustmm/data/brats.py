@@ -60,6 +60,7 @@ from robustmm.data.base import MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec, all_subsets  # noqa: F401  (re-exported)
 from robustmm.data.registry import create_once
 from robustmm.errors import ConfigError, DataError
+from robustmm.text import form
 
 SEQUENCES: tuple[str, ...] = ("flair", "t1ce", "t1", "t2")
 REGIONS: tuple[str, ...] = ("TC", "WT", "ET")
@@ -164,13 +165,23 @@ def _read_header(path: Path, case_id: str) -> tuple[tuple[int, ...], np.ndarray]
 
 def _no_cases(root: Path) -> DataError:
     return DataError(f"no BraTS cases under {root}: expected subfolders like <case>/<case>_flair.nii.gz (2018–2020) "
-                     f"or <case>/<case>-t2f.nii.gz (2023)")
+                     "or <case>/<case>-t2f.nii.gz (2023) ('robustmm data check brats ROOT' reads a folder as a study "
+                     "would; 'robustmm data synth brats --out ROOT' writes synthetic cases in this layout)")
+
+
+def check_root(cfg: Any) -> None:
+    """The folder data.root holds a BraTS case (robustmm.data.registry.check_data_root: before a run folder is
+    made); only file names are read here, the loader checks every file."""
+    root = Path(cfg.root)
+    if not any(_scan_case_folder(folder) is not None for folder in case_folders(root)):
+        raise _no_cases(root)
 
 
 def case_folders(root: Path) -> list[Path]:
     """The subfolders of a BraTS root that may hold a case (hidden ones skipped), sorted."""
     if not Path(root).is_dir():
-        raise DataError(f"BraTS root {root} is not a folder; point it at the folder holding one subfolder per case")
+        raise DataError(f"BraTS root {root} is not a folder; point it at the folder holding one subfolder per case "
+                        f"('robustmm data synth brats --out ROOT' writes synthetic cases in that layout)")
     return sorted(p for p in Path(root).iterdir() if p.is_dir() and not p.name.startswith("."))
 
 
@@ -185,10 +196,11 @@ def check_case(case_id: str, folder: Path, naming: str, files: dict[str, Path], 
     missing = [s for s in SEQUENCES if s not in files]
     if missing and not allow_missing_sequences:
         names = [_expected_name(case_id, naming, s, files) for s in missing]
+        them = form(len(names), "it", "them")
         raise DataError(
-            f"case {case_id}: missing sequence file(s) {names} in {folder}; add them, remove the case, or treat "
-            f"them as naturally missing (study: data.options.allow_missing_sequences: true; robustmm data check "
-            f"brats: --allow-missing-sequences)"
+            f"case {case_id}: missing sequence {form(len(names), 'file')} {names} in {folder}; add {them}, remove the "
+            f"case, or treat {them} as naturally missing (study: data.options.allow_missing_sequences: true; robustmm "
+            f"data check brats: --allow-missing-sequences)"
         )
     if len(missing) == len(SEQUENCES):
         raise DataError(f"case {case_id}: no sequence file in {folder}, only the segmentation; remove the case")

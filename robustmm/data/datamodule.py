@@ -15,6 +15,7 @@ from robustmm.config.schema import SplitConfig
 from robustmm.data.base import MultimodalDataset
 from robustmm.data.batch import Batch, collate
 from robustmm.errors import DataError
+from robustmm.text import counted, form
 
 
 @dataclass
@@ -56,8 +57,8 @@ def check_split_sizes(n: int, cfg: SplitConfig) -> None:
         return
     need = next(m for m in range(n + 1, 100_000) if _sizes_fit(m, cfg))
     if cfg.folds is not None and n < cfg.folds:
-        raise DataError(f"the data have {n} subject(s), too few for split.folds={cfg.folds} (each fold's test part "
-                        f"needs a subject); use at least {need} subjects, or lower split.folds to at most {n}"
+        raise DataError(f"the data have {counted(n, 'subject')}, too few for split.folds={cfg.folds} (each fold's "
+                        f"test part needs a subject); use at least {need} subjects, or lower split.folds to at most {n}"
                         + ("" if n >= 3 else " (and use at least 3 subjects: train, validation, test)"))
     if cfg.folds is not None:
         given, lower = f"split.folds={cfg.folds} and split.val_fraction={cfg.val_fraction:g}", "split.val_fraction"
@@ -65,8 +66,8 @@ def check_split_sizes(n: int, cfg: SplitConfig) -> None:
         given = f"split.val_fraction={cfg.val_fraction:g} and split.test_fraction={cfg.test_fraction:g}"
         lower = "split.val_fraction / split.test_fraction"
     # below 3 subjects no setting helps: the three splits need one subject each
-    raise DataError(f"the data have {n} subject(s), too few for {given}: training, validation and test each need "
-                    f"at least one subject (splits are by subject), and these leave the training split empty; use "
+    raise DataError(f"the data have {counted(n, 'subject')}, too few for {given}: training, validation and test each "
+                    f"need at least one subject (splits are by subject), and these leave the training split empty; use "
                     f"at least {need} subjects" + (f", or lower {lower}" if n >= 3 else ""))
 
 
@@ -120,9 +121,10 @@ def refuse_subjects_without_modalities(dataset: MultimodalDataset) -> None:
         ids = [str(s) for s in np.asarray(dataset.subject_ids())[none]]
         shown = ", ".join(ids[:5]) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
         where = getattr(dataset, "source_name", None) or getattr(dataset, "root", "the data")
-        raise DataError(f"{where}: {len(ids)} subject(s) have no modality at all ({shown}: every one of "
-                        f"{sorted(presence)} is missing or empty), so a model would score them from nothing. Remove "
-                        "them from the data, or supply one of their modalities")
+        raise DataError(f"{where}: {counted(len(ids), 'subject')} {form(len(ids), 'has', 'have')} no modality at all "
+                        f"({shown}: every one of {sorted(presence)} is missing or empty), so a model would score "
+                        f"{form(len(ids), 'it', 'them')} from nothing. Remove {form(len(ids), 'it', 'them')} from the "
+                        f"data, or supply one of {form(len(ids), 'its', 'their')} modalities")
 
 
 class DataModule:

@@ -56,6 +56,7 @@ from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec, syntheti
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
 from robustmm.names import check_relative
+from robustmm.text import counted, form
 
 log = logging.getLogger(__name__)
 
@@ -219,15 +220,31 @@ def _check_source(path: Path, source: Path, meta: dict) -> None:
                         f"other content: its sha256 differs); {again}")
 
 
+def _no_mmsa_file(path: Path) -> DataError:
+    return DataError(f"MMSA file {path} does not exist. Point data.root at the file (aligned_50.pkl, "
+                     "unaligned_50.pkl or its .npz), or at its folder and name the file with data.options.file "
+                     "(robustmm data check mmsa: --option file=NAME); 'robustmm data synth mmsa --out FILE' "
+                     "writes a synthetic one.")
+
+
+def check_mmsa_file(path: str | Path) -> None:
+    """The MMSA file ``path`` (or, for a pickle, its converted ``.npz`` next to it) exists; the messages are
+    those :func:`load_mmsa_pickle` gives."""
+    path = Path(path)
+    if path.suffix.lower() == ".npz":
+        if not path.is_file():
+            raise DataError(f"MMSA file {path} does not exist; convert the pickle with "
+                            f"'robustmm data convert mmsa {path.with_suffix('.pkl')}'")
+    elif not path.is_file() and not converted_path(path).is_file():
+        raise _no_mmsa_file(path)
+
+
 def read_mmsa_pickle(path: str | Path) -> dict:
     """Unpickle an MMSA file (pickle, then joblib for compressed dumps). Runs code from the file:
     only for files the user trusts (``trust_pickle``, ``robustmm data convert mmsa``)."""
     path = Path(path)
     if not path.is_file():
-        raise DataError(f"MMSA file {path} does not exist. Point data.root at the file (aligned_50.pkl, "
-                        "unaligned_50.pkl or its .npz), or at its folder and name the file with data.options.file "
-                        "(robustmm data check mmsa: --option file=NAME); 'robustmm data synth mmsa --out FILE' "
-                        "writes a synthetic one.")
+        raise _no_mmsa_file(path)
     try:
         with open(path, "rb") as fh:
             data = pickle.load(fh)
@@ -256,16 +273,12 @@ def load_mmsa_pickle(path: str | Path, trust_pickle: bool = False) -> dict:
     ``trust_pickle`` is set, else a :class:`DataError` explains the risk and the two ways on.
     """
     path = Path(path)
+    check_mmsa_file(path)
     if path.suffix.lower() == ".npz":
-        if not path.is_file():
-            raise DataError(f"MMSA file {path} does not exist; convert the pickle with "
-                            f"'robustmm data convert mmsa {path.with_suffix('.pkl')}'")
         return load_mmsa_npz(path)
     safe = converted_path(path)
     if safe.is_file():
         return load_mmsa_npz(safe, source=path)
-    if not path.is_file():
-        return read_mmsa_pickle(path)  # the "does not exist" message
     if not trust_pickle:
         raise DataError(f"MMSA file {path} is a pickle, and {PICKLE_RISK}. Convert it once to a safe .npz "
                         f"(read from then on): 'robustmm data convert mmsa {path}', or, if you trust the file's "
@@ -320,8 +333,9 @@ class MMSADataset(MultimodalDataset):
         if len(set(ids)) != len(ids):
             seen: set[str] = set()
             dupes = list(dict.fromkeys(i for i in ids if i in seen or seen.add(i)))
-            raise DataError(f"MMSA file {self.root}: utterance id(s) {dupes[:5]}"
-                            f"{f' (and {len(dupes) - 5} more)' if len(dupes) > 5 else ''} appear more than once "
+            raise DataError(f"MMSA file {self.root}: utterance {form(len(dupes), 'id')} {dupes[:5]}"
+                            f"{f' (and {len(dupes) - 5} more)' if len(dupes) > 5 else ''} "
+                            f"{form(len(dupes), 'appears', 'appear')} more than once "
                             "(key 'id' over all splits); each utterance needs its own id")
         self.aligned = not any("audio_lengths" in s or "vision_lengths" in s for s in self._raw_keys)
         self._check_consistent_shapes()
@@ -382,7 +396,8 @@ class MMSADataset(MultimodalDataset):
         if bad.any():
             i = int(np.flatnonzero(bad)[0])
             raise self._err(file_key, "regression_labels",
-                            f"{int(bad.sum())} value(s) outside [-3, 3] or not finite (first: row {i}, value {labels[i]})",
+                            f"{counted(int(bad.sum()), 'value')} outside [-3, 3] or not finite (first: row {i}, "
+                            f"value {labels[i]})",
                             "MOSI/MOSEI sentiment scores lie in [-3, 3]; fix or drop those rows.")
         labels = np.clip(labels, -3.0, 3.0)
 
@@ -443,7 +458,8 @@ class MMSADataset(MultimodalDataset):
         if arr.dtype.kind not in "biuf":
             raise self._err(split_key, key, f"has dtype {arr.dtype}, expected numbers", "Store a numeric numpy array.")
         if ndim is not None and arr.ndim != ndim:
-            raise self._err(split_key, key, f"has {arr.ndim} dimension(s) (shape {arr.shape}), expected {ndim}",
+            raise self._err(split_key, key,
+                            f"has {counted(arr.ndim, 'dimension')} (shape {arr.shape}), expected {ndim}",
                             "Check that the array is stored per utterance in the MMSA layout.")
         if n is not None and arr.shape[0] != n:
             raise self._err(split_key, key, f"has {arr.shape[0]} rows but 'regression_labels' has {n}",
@@ -490,7 +506,7 @@ class MMSADataset(MultimodalDataset):
                 count += k
         if count:
             self.nonfinite_counts[(split, modality)] = count
-            note = f"MMSA file {self.root}, split '{split}': {count} non-finite {modality} value(s) set to 0"
+            note = f"MMSA file {self.root}, split '{split}': {counted(count, f'non-finite {modality} value')} set to 0"
             self.report.notes.append(note)
             log.warning("%s", note)
         return x
@@ -683,6 +699,12 @@ def resolve_mmsa_file(root: Path, options: MMSAOptions) -> Path:
     if root.is_file() or root.suffix.lower() in PICKLE_SUFFIXES:
         return root
     return root / options.file
+
+
+def check_root(cfg: Any) -> None:
+    """The MMSA file data.root names, or holds as data.options.file, exists (robustmm.data.registry.check_data_root:
+    before a run folder is made)."""
+    check_mmsa_file(resolve_mmsa_file(cfg.root, _validated(MMSAOptions, cfg.options, "data.options")))
 
 
 def build_from_config(cfg: Any, progress: bool = True) -> MMSADataset:

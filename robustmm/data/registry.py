@@ -53,6 +53,8 @@ _ROOT_CHECKS = {
     "table": "robustmm.data.tables:check_root",
     "tcga_porpoise": "robustmm.data.tcga:check_porpoise_root",
     "dispro": "robustmm.data.tcga:check_dispro_root",
+    "mmsa": "robustmm.data.mmsa:check_root",
+    "brats": "robustmm.data.brats:check_root",
 }
 
 

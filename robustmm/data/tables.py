@@ -33,6 +33,7 @@ from robustmm.config.schema import ConfigModel
 from robustmm.data.base import DataReport, MultimodalDataset, TaskSpec
 from robustmm.data.batch import ModalitySpec
 from robustmm.errors import ConfigError, DataError
+from robustmm.text import counted, form
 
 NanPolicy = Literal["impute", "error"]
 Standardize = Literal["continuous", "all", "none"]
@@ -43,6 +44,12 @@ _MAX_IDS = 5  # subject ids quoted in an error message
 def _plain(value: Any) -> Any:
     """A numpy scalar as the Python value (messages show 2, not np.int64(2))."""
     return value.item() if isinstance(value, np.generic) else value
+
+
+def _named(noun: str, values: Sequence[Any]) -> str:
+    """``noun`` in the form that goes with the number of ``values``, then the values: "patient P1",
+    "patients P1, P2"."""
+    return f"{form(len(values), noun)} {_ids(values)}"
 
 
 def _ids(values: Iterable[Any], limit: int = _MAX_IDS) -> str:
@@ -122,7 +129,8 @@ def _refuse_repeated_columns(frame: pd.DataFrame, header: Any, name: str) -> Non
     names = [str(v) for v in header().iloc[0].tolist() if isinstance(v, str)]
     repeated = [n for n, k in pd.Series(names).value_counts(sort=False).items() if k > 1]
     if repeated:
-        raise DataError(f"{name}: column(s) {_ids(repeated)} appear more than once in the header; robustmm does "
+        raise DataError(f"{name}: {_named('column', repeated)} "
+                        f"{form(len(repeated), 'appears', 'appear')} more than once in the header; robustmm does "
                         "not guess which copy is right: keep one column per name (drop or merge the copies)")
 
 
@@ -230,7 +238,7 @@ class ColumnSelector:
         if isinstance(spec, Mapping):
             unknown = set(spec) - {"suffix", "prefix", "regex", "columns"}
             if unknown:
-                raise DataError(f"column selector {dict(spec)}: unknown key(s) {sorted(unknown)}; "
+                raise DataError(f"column selector {dict(spec)}: unknown {_named('key', sorted(unknown))}; "
                                 f"use one of suffix, prefix, regex, columns")
             return cls(**spec)
         if isinstance(spec, (list, tuple)):
@@ -268,7 +276,8 @@ class TargetSpec:
         elif isinstance(spec, Mapping):
             unknown = set(spec) - {"kind", "column", "time", "event", "censorship", "classes"}
             if unknown:
-                raise DataError(f"target {dict(spec)}: unknown key(s) {sorted(unknown)}")
+                raise DataError(f"target {dict(spec)}: unknown {form(len(unknown), 'key')} {sorted(unknown)}; use "
+                                "kind, column, time, event, censorship or classes")
             if "kind" not in spec:
                 raise DataError(f"target {dict(spec)}: missing 'kind' (binary, multiclass, regression, survival)")
             out = cls(**{**spec, "classes": tuple(spec["classes"]) if spec.get("classes") is not None else None})
@@ -313,24 +322,24 @@ def validate_survival(times: Sequence[Any], events: Sequence[Any], ids: Sequence
     bad = raw_t.notna().to_numpy() & np.isnan(t)
     if bad.any():
         raise DataError(f"{source}: column {time_column!r} has non-numeric value {_plain(raw_t[bad].iloc[0])!r} for "
-                        f"patient(s) {_ids(ids[bad])}; survival times must be numbers")
+                        f"{_named('patient', ids[bad])}; survival times must be numbers")
     if np.isnan(t).any():
         bad = np.isnan(t)
-        raise DataError(f"{source}: column {time_column!r} is missing (NaN) for patient(s) {_ids(ids[bad])}; "
-                        f"fill in the follow-up time or remove these patients")
+        raise DataError(f"{source}: column {time_column!r} is missing (NaN) for {_named('patient', ids[bad])}; "
+                        f"fill in the follow-up time or remove {form(int(bad.sum()), 'the patient', 'these patients')}")
     if np.isinf(t).any():
         bad = np.isinf(t)
-        raise DataError(f"{source}: column {time_column!r} is infinite for patient(s) {_ids(ids[bad])}; "
+        raise DataError(f"{source}: column {time_column!r} is infinite for {_named('patient', ids[bad])}; "
                         f"survival times must be finite numbers")
     if (t < 0).any():
         bad = t < 0
-        raise DataError(f"{source}: column {time_column!r} is negative for patient(s) {_ids(ids[bad])}; "
+        raise DataError(f"{source}: column {time_column!r} is negative for {_named('patient', ids[bad])}; "
                         f"survival times must be >= 0 (check the unit and the sign)")
     e = pd.to_numeric(pd.Series(list(events)), errors="coerce").to_numpy(dtype=float)
     bad = ~np.isin(e, (0.0, 1.0))
     if bad.any():
         raise DataError(f"{source}: column {event_column!r} must be 0 or 1, got "
-                        f"{_plain(pd.Series(list(events))[bad].iloc[0])!r} for patient(s) {_ids(ids[bad])}")
+                        f"{_plain(pd.Series(list(events))[bad].iloc[0])!r} for {_named('patient', ids[bad])}")
     if e.sum() == 0:
         raise DataError(f"{source}: all {len(e)} patients are censored (no death in column {event_column!r}); "
                         f"survival models and the C-index need at least one event — check the "
@@ -345,9 +354,10 @@ def censored_at_zero_notes(times: np.ndarray, events: np.ndarray, ids: Sequence[
     zero = (np.asarray(times) == 0) & (np.asarray(events) == 0)
     if not zero.any():
         return []
-    return [f"{source}: {int(zero.sum())} patient(s) censored at {time_column} 0 ({_ids(np.asarray(ids)[zero])}); "
-            "they add nothing to the survival likelihood and often mean a data-entry error: check their "
-            "follow-up time"]
+    n = int(zero.sum())
+    return [f"{source}: {counted(n, 'patient')} censored at {time_column} 0 ({_ids(np.asarray(ids)[zero])}); "
+            f"{form(n, 'such a row adds', 'such rows add')} nothing to the survival likelihood and often "
+            f"{form(n, 'means', 'mean')} a data-entry error: check {form(n, 'its', 'their')} follow-up time"]
 
 
 def drop_identical_duplicates(frame: pd.DataFrame, id_column: str, source: str, allow: bool = True,
@@ -359,7 +369,8 @@ def drop_identical_duplicates(frame: pd.DataFrame, id_column: str, source: str, 
         return frame.reset_index(drop=True)
     dup_ids = list(dict.fromkeys(frame.loc[dup_mask, id_column].tolist()))
     if not allow:
-        raise DataError(f"{source}: subject id(s) {_ids(dup_ids)} appear in more than one row of column "
+        raise DataError(f"{source}: subject {_named('id', dup_ids)} "
+                        f"{form(len(dup_ids), 'appears', 'appear')} in more than one row of column "
                         f"{id_column!r}; list each subject once (or set dedupe: true when the repeated rows are "
                         f"identical)")
     compare = [c for c in frame.columns if c != id_column and c not in set(ignore)]
@@ -369,8 +380,9 @@ def drop_identical_duplicates(frame: pd.DataFrame, id_column: str, source: str, 
     conflicts = differing.index[differing.any(axis=1)].tolist()
     if conflicts:
         cols = [c for c in compare if bool(differing[c].any())]
-        raise DataError(f"{source}: subject id(s) {_ids(conflicts)} appear in several rows of column {id_column!r} "
-                        f"with different values (in column(s) {_ids(cols)}); robustmm does not guess which row is "
+        raise DataError(f"{source}: subject {_named('id', conflicts)} "
+                        f"{form(len(conflicts), 'appears', 'appear')} in several rows of column {id_column!r} with "
+                        f"different values (in {_named('column', cols)}); robustmm does not guess which row is "
                         f"right: keep one row per subject")
     return frame.drop_duplicates(subset=id_column, keep="first").reset_index(drop=True)
 
@@ -594,7 +606,7 @@ class TableDataset(MultimodalDataset):
         missing = frame[col].isna().to_numpy()
         if missing.any():
             rows = np.flatnonzero(missing)
-            raise DataError(f"{self.source_name}: column {col!r} is empty in row(s) {_ids(rows + 1)} "
+            raise DataError(f"{self.source_name}: column {col!r} is empty in {_named('row', rows + 1)} "
                             f"(1-based, header excluded); every row needs a subject id")
         frame = frame.copy()
         frame[col] = frame[col].astype(str)
@@ -618,8 +630,9 @@ class TableDataset(MultimodalDataset):
             if selector.columns is not None:
                 absent = [c for c in selector.columns if c not in frame.columns]
                 if absent:
-                    raise DataError(f"{self.source_name}: modality {name!r} lists column(s) {absent[:10]} that "
-                                    f"are not in the table; check spelling")
+                    raise DataError(f"{self.source_name}: modality {name!r} lists "
+                                    f"{form(len(absent), 'column')} {absent[:10]} that "
+                                    f"{form(len(absent), 'is', 'are')} not in the table; check spelling")
                 leak = [c for c in selector.columns if c in reserved]
                 if leak:
                     raise DataError(f"{self.source_name}: modality {name!r} lists {leak}, which is the id or "
@@ -669,8 +682,9 @@ class TableDataset(MultimodalDataset):
                     bad_cols = [names[j] for j in np.flatnonzero(holes.any(axis=0))]
                     bad_rows = ids[holes.any(axis=1)]
                     raise DataError(
-                        f"{self.source_name}: modality {name!r} has missing values in column(s) {bad_cols[:10]}"
-                        f"{' …' if len(bad_cols) > 10 else ''} for subject(s) {_ids(bad_rows)}; fill them, or use "
+                        f"{self.source_name}: modality {name!r} has missing values in "
+                        f"{form(len(bad_cols), 'column')} {bad_cols[:10]}{' …' if len(bad_cols) > 10 else ''} for "
+                        f"{_named('subject', bad_rows)}; fill them, or use "
                         f"nan_policy='impute' (train-set mean)"
                         + ("" if missing_from_nan else ", or missing_from_nan=True if whole rows are empty")
                     )
@@ -696,7 +710,7 @@ class TableDataset(MultimodalDataset):
         inf = np.isinf(values)
         if inf.any():
             raise DataError(f"{self.source_name}: column {column!r} (modality {modality!r}) is infinite for "
-                            f"subject(s) {_ids(ids[inf])}; replace inf by a finite value or leave the cell empty")
+                            f"{_named('subject', ids[inf])}; replace inf by a finite value or leave the cell empty")
         return values
 
     def _build_target(self, frame: pd.DataFrame) -> None:
@@ -723,14 +737,15 @@ class TableDataset(MultimodalDataset):
         col = frame[spec.column]
         missing = col.isna().to_numpy()
         if missing.any():
-            raise DataError(f"{self.source_name}: target column {spec.column!r} is empty for subject(s) "
-                            f"{_ids(ids[missing])}; fill the label or drop these rows")
+            raise DataError(f"{self.source_name}: target column {spec.column!r} is empty for "
+                            f"{_named('subject', ids[missing])}; fill the label or drop "
+                            f"{form(int(missing.sum()), 'the row', 'these rows')}")
         if spec.kind == "regression":
             values = pd.to_numeric(col, errors="coerce")
             bad = values.isna().to_numpy()
             if bad.any():
                 raise DataError(f"{self.source_name}: regression target {spec.column!r} has non-numeric value "
-                                f"{col[bad].iloc[0]!r} for subject(s) {_ids(ids[bad])}")
+                                f"{col[bad].iloc[0]!r} for {_named('subject', ids[bad])}")
             self._y = values.to_numpy(dtype=np.float32)
             self.task = TaskSpec(kind="regression", num_classes=1)
             return
@@ -741,8 +756,8 @@ class TableDataset(MultimodalDataset):
         unknown = [lab for lab in labels if lab not in index and str(lab) not in index]
         if unknown:
             bad = [i for i, lab in enumerate(labels) if lab not in index and str(lab) not in index]
-            raise DataError(f"{self.source_name}: target {spec.column!r} has value {unknown[0]!r} (subject(s) "
-                            f"{_ids(ids[bad])}) that is not one of the classes {classes}")
+            raise DataError(f"{self.source_name}: target {spec.column!r} has value {unknown[0]!r} "
+                            f"({_named('subject', ids[bad])}) that is not one of the classes {classes}")
         if spec.kind == "binary" and len(classes) != 2:
             raise DataError(f"{self.source_name}: binary target {spec.column!r} has {len(classes)} classes "
                             f"{classes[:10]}; use kind 'multiclass' or recode the column to two values")
@@ -812,8 +827,9 @@ class TableDataset(MultimodalDataset):
         empty = [c for name, s in summary.items() for c in s["no_train_values"] if c in s["columns"]]
         # a refit (another split) replaces its own note, never one of the loader's
         self.report.notes = [n for n in self.report.notes if n not in self._imputer_notes]
-        self._imputer_notes = [f"column(s) {_ids(empty)} have no observed value in the training split; their "
-                               f"missing cells are filled with 0"] if empty else []
+        self._imputer_notes = [f"{_named('column', empty)} {form(len(empty), 'has', 'have')} no observed "
+                               f"value in the training split; {form(len(empty), 'its', 'their')} missing cells are "
+                               "filled with 0"] if empty else []
         self.report.notes += self._imputer_notes
         return summary
 

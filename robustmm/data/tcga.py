@@ -55,6 +55,7 @@ from robustmm.data.tables import (
     ColumnSelector,
     TableDataset,
     _ids,
+    _named,
     censored_at_zero_notes,
     drop_identical_duplicates,
     assign_bins,
@@ -68,6 +69,7 @@ from robustmm.data.tables import (
 )
 from robustmm.errors import ConfigError, DataError
 from robustmm.names import check_name
+from robustmm.text import counted, form
 
 log = logging.getLogger(__name__)
 
@@ -130,16 +132,16 @@ def load_porpoise_table(path: str | Path, cohort: str | None = None, *, per_slid
     frame = frame.drop(columns=[c for c in frame.columns if str(c).startswith("Unnamed:") or str(c) == ""])
     missing = [c for c in PORPOISE_REQUIRED if c not in frame.columns]
     if missing:
-        raise DataError(f"{file}: missing column(s) {missing}; a PORPOISE table needs {list(PORPOISE_REQUIRED)} "
-                        f"and omics columns ending in _rnaseq/_cnv/_mut")
+        raise DataError(f"{file}: missing {form(len(missing), 'column')} {missing}; a PORPOISE table needs "
+                        f"{list(PORPOISE_REQUIRED)} and omics columns ending in _rnaseq/_cnv/_mut")
     if frame["case_id"].isna().any():
         rows = np.flatnonzero(frame["case_id"].isna().to_numpy()) + 1
-        raise DataError(f"{file}: column 'case_id' is empty in row(s) {_ids(rows)}; every row needs a patient id")
+        raise DataError(f"{file}: column 'case_id' is empty in {_named('row', rows)}; every row needs a patient id")
     frame["case_id"] = frame["case_id"].astype(str)
     conflicts = frame.groupby("case_id")[["survival_months", "censorship"]].nunique(dropna=False)
     bad = conflicts.index[(conflicts > 1).any(axis=1)].tolist()
     if bad:
-        raise DataError(f"{file}: slides of patient(s) {_ids(bad)} disagree on survival_months/censorship; "
+        raise DataError(f"{file}: slides of {_named('patient', bad)} disagree on survival_months/censorship; "
                         f"fix the rows so each patient has one outcome")
     # slides of one patient repeat the patient's row: every column but slide_id must agree
     patients = drop_identical_duplicates(frame, "case_id", str(file), ignore=("slide_id",))
@@ -257,8 +259,9 @@ def prepare_tcga(cohort: str, from_file: str | Path, datasets_dir: str | Path = 
     numeric_bad = [c for c in patients.columns if str(c).endswith(tuple(PORPOISE_GROUPS.values()))
                    and not pd.api.types.is_numeric_dtype(patients[c])]
     if numeric_bad:
-        raise DataError(f"{src}: omics column(s) {numeric_bad[:5]} are not numeric; the file is corrupt or not a "
-                        f"PORPOISE table")
+        raise DataError(f"{src}: omics {form(len(numeric_bad), 'column')} {numeric_bad[:5]} "
+                        f"{form(len(numeric_bad), 'is', 'are')} not numeric; the file is corrupt or not a PORPOISE "
+                        "table")
 
     digest = hashlib.sha256(src.read_bytes()).hexdigest()
     out_dir = Path(datasets_dir) / f"tcga_{cohort}"
@@ -340,10 +343,12 @@ def signature_notes(source: str, unmatched: Sequence[str], n_genes: int, dropped
     pathways left without any gene, so that a misspelt or foreign signatures file is seen."""
     notes = []
     if unmatched:
-        notes.append(f"{source}: {len(unmatched)} of {n_genes} signature gene(s) match nothing in {where} and are "
-                     f"left out (e.g. {_ids(unmatched)})")
+        notes.append(f"{source}: {len(unmatched)} of {counted(n_genes, 'signature gene')} "
+                     f"{form(len(unmatched), 'matches', 'match')} nothing in {where} and "
+                     f"{form(len(unmatched), 'is', 'are')} left out (e.g. {_ids(unmatched)})")
     if dropped:
-        notes.append(f"{source}: {len(dropped)} pathway(s) have no gene in {where} and are dropped: {_ids(dropped)}")
+        notes.append(f"{source}: {counted(len(dropped), 'pathway')} {form(len(dropped), 'has', 'have')} no gene in "
+                     f"{where} and {form(len(dropped), 'is', 'are')} dropped: {_ids(dropped)}")
     for note in notes:
         log.warning("%s", note)
     return notes
@@ -468,19 +473,20 @@ class DisProDataset(MultimodalDataset):
         status_col = event_col or cens_col
         missing = [c for c in (id_col, time_col, status_col) if c not in frame.columns]
         if missing:
-            raise DataError(f"{src}: missing column(s) {missing}; found {list(frame.columns)}. Pass the column "
-                            f"names (id_column, time_column, event_column/censorship_column) if they differ")
+            raise DataError(f"{src}: missing {form(len(missing), 'column')} {missing}; found {list(frame.columns)}. "
+                            "Pass the column names (id_column, time_column, event_column/censorship_column) if they "
+                            "differ")
         if fold_col not in frame.columns:
             folds = [c for c in frame.columns if re.match(re.escape(fold_column).replace(r"\{fold\}", r"\d+"), c)]
             raise DataError(f"{src}: no fold column {fold_col!r} (fold={self.fold}); available: {folds}")
         if frame[id_col].isna().any():
             rows = np.flatnonzero(frame[id_col].isna().to_numpy()) + 1
-            raise DataError(f"{src}: column {id_col!r} is empty in row(s) {_ids(rows)}")
+            raise DataError(f"{src}: column {id_col!r} is empty in {_named('row', rows)}; every row needs a patient id")
         frame[id_col] = frame[id_col].astype(str).str.strip()
         dup = frame[id_col][frame[id_col].duplicated()].unique().tolist()
         if dup:
-            raise DataError(f"{src}: patient(s) {_ids(dup)} appear more than once; list each patient once (slides "
-                            f"go in the WSI column separated by ';')")
+            raise DataError(f"{src}: {_named('patient', dup)} {form(len(dup), 'appears', 'appear')} more than once; "
+                            f"list each patient once (slides go in the WSI column separated by ';')")
         assignment = frame[fold_col].astype(object).where(frame[fold_col].notna(), None)
         assignment = assignment.map(lambda v: None if v is None else str(v).strip().lower())
         frame = frame[assignment.notna()].copy()
@@ -549,8 +555,10 @@ class DisProDataset(MultimodalDataset):
                     files = [p for p in listing if p.stem == pid or re.match(re.escape(pid) + r"[-_.]", p.stem)]
                 absent = [f for f in files if not f.is_file()]
                 if absent and not self.allow_missing_wsi:
-                    raise DataError(f"{src}: patient {pid}: slide file(s) {[str(f) for f in absent[:3]]} not found; "
-                                    f"add them, remove them from the {wsi_col!r} column (an empty cell means no "
+                    them = form(len(absent), "it", "them")
+                    raise DataError(f"{src}: patient {pid}: slide {form(len(absent), 'file')} "
+                                    f"{[str(f) for f in absent[:3]]} not found; add {them}, remove {them} from the "
+                                    f"{wsi_col!r} column (an empty cell means no "
                                     f"WSI), or pass allow_missing_wsi=True")
                 self._slides[i] = [f for f in files if f.is_file()]
         if "omics" in modalities:
@@ -604,8 +612,9 @@ class DisProDataset(MultimodalDataset):
                             f"re-extract the patch features")
         bad = int((~torch.isfinite(x)).sum())
         if bad:
-            raise DataError(f"{file} (patient {pid}): {bad} patch feature value(s) are NaN or infinite; re-extract "
-                            f"the features or remove the file from the WSI column")
+            raise DataError(f"{file} (patient {pid}): {counted(bad, 'patch feature value')} "
+                            f"{form(bad, 'is', 'are')} NaN or infinite; re-extract the features or remove the file "
+                            "from the WSI column")
         return x.float()
 
     def _probe_wsi_dim(self) -> int:
@@ -659,8 +668,8 @@ class DisProDataset(MultimodalDataset):
             raise DataError(f"{file} (patient {pid}): cannot read the omics CSV ({exc})") from exc
         missing = [c for c in (self.gene_column, self.value_column) if c not in frame.columns]
         if missing:
-            raise DataError(f"{file} (patient {pid}): missing column(s) {missing}; found {list(frame.columns)}. "
-                            f"Pass gene_column/value_column if the file uses other names")
+            raise DataError(f"{file} (patient {pid}): missing {form(len(missing), 'column')} {missing}; found "
+                            f"{list(frame.columns)}. Pass gene_column/value_column if the file uses other names")
         frame = frame.dropna(subset=[self.gene_column])
         frame[self.gene_column] = frame[self.gene_column].astype(str).str.strip()
         values = pd.to_numeric(frame[self.value_column], errors="coerce")
@@ -694,15 +703,17 @@ class DisProDataset(MultimodalDataset):
             spread = used.groupby(level=0).nunique(dropna=False)
             conflicting = spread.index[spread > 1].tolist()
             if conflicting:
-                raise DataError(f"{file} (patient {pid}): gene(s) {_ids(conflicting)} are listed more than once with "
-                                f"different values; robustmm does not guess which row is right: keep one row per gene")
+                raise DataError(f"{file} (patient {pid}): {_named('gene', conflicting)} "
+                                f"{form(len(conflicting), 'is', 'are')} listed more than once with different "
+                                f"values; robustmm does not guess which row is right: keep one row per gene")
             series = series[~series.index.duplicated(keep="first")]
         values = series.reindex(self.layout_genes).to_numpy(np.float64)
         bad = ~np.isfinite(values)
         if bad.any():
             genes = [g for g, b in zip(self.layout_genes, bad) if b]
-            raise DataError(f"{file} (patient {pid}): {len(genes)} signature gene(s) missing or not a finite number "
-                            f"(e.g. {genes[:5]}); every omics file must list the same genes with numeric values")
+            raise DataError(f"{file} (patient {pid}): {counted(len(genes), 'signature gene')} missing or not a "
+                            f"finite number (e.g. {genes[:5]}); every omics file must list the same genes with "
+                            "numeric values")
         vec = values.astype(np.float32)
         if self.cache_omics:
             self._omics_cache[index] = vec

@@ -38,7 +38,14 @@ def binary_metrics(y: np.ndarray, score: np.ndarray, threshold: float = 0.5) -> 
     score mean((score - y)^2) (calibration: a method that mostly recalibrates scores, such as
     feature modulation, can move it and the thresholded metrics without moving the AUC) of 0/1
     labels ``y``. All are NaN when there is no subject or a score is NaN (a NaN is no prediction,
-    not a negative one)."""
+    not a negative one).
+
+    A metric whose definition divides by zero is NaN, never 0 (scikit-learn's ``zero_division=np.nan``): the
+    AUC with one class only, sensitivity without a positive subject, specificity without a negative one,
+    F1 = 2TP / (2TP + FP + FN) when there is no positive subject and none is predicted positive (an F1 of 0
+    would call a classifier that made no mistake a failure). Reports show NaN as n/a, with a note, and the
+    bootstrap leaves such resamples out. Balanced accuracy is the mean recall over the classes present
+    (scikit-learn's ``balanced_accuracy_score``): with one class, that class's recall."""
     y, score = _binary_inputs(y, score)
     if not len(y) or np.isnan(score).any():
         return dict.fromkeys(BINARY_METRICS, float("nan"))

@@ -76,7 +76,8 @@ def weighted_binary_metrics(y: np.ndarray, score: np.ndarray, w: np.ndarray, thr
     total = w.sum(1)
     sq_error = (np.asarray(score, dtype=float) - y) ** 2
     brier = np.where(total > 0, (w @ sq_error) / np.maximum(total, 1), np.nan)
-    return {"auc": weighted_auc(y, score, w), "accuracy": (tp + tn) / np.maximum(total, 1),
+    # an empty replicate has no accuracy, as binary_metrics of no subject
+    return {"auc": weighted_auc(y, score, w), "accuracy": np.where(total > 0, (tp + tn) / np.maximum(total, 1), np.nan),
             "balanced_accuracy": bal, "sensitivity": sens, "specificity": spec, "f1": f1, "brier": brier}
 
 

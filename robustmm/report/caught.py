@@ -17,6 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Iterator
 
+from robustmm.text import counted
+
 
 @dataclass
 class WarningCounts:
@@ -49,4 +51,5 @@ def warnings_to_log(logger: logging.Logger | None = None) -> Iterator[WarningCou
                 if count > 1:
                     log.warning("%s occurred %d times: %s (%s)", name, count, text, where)
             if caught.total:
-                log.info("%d warning(s) of %d kind(s) caught during the run", caught.total, len(caught.counts))
+                log.info("%s of %s caught during the run", counted(caught.total, "warning"),
+                         counted(len(caught.counts), "kind"))

@@ -15,6 +15,7 @@ from typing import Any
 from robustmm.metrics.bootstrap import confidence_label
 from robustmm.metrics.paired import higher_is_better
 from robustmm.report.tables import fmt_ci
+from robustmm.text import counted, form
 
 #: fewer evaluated subjects than this make a CI too wide to support a conclusion
 SMALL_N = 30
@@ -27,9 +28,10 @@ GLOSSARY = {
            "random non-converter; 0.5 = chance, 1 = perfect",
     "accuracy": "fraction of subjects classified correctly at the decision threshold",
     "balanced_accuracy": "mean of sensitivity and specificity (per-class recall); 0.5 = chance for two classes",
-    "sensitivity": "fraction of positives (e.g. converters) predicted positive (recall)",
-    "specificity": "fraction of negatives predicted negative",
-    "f1": "harmonic mean of precision and sensitivity for the positive class",
+    "sensitivity": "fraction of positives (e.g. converters) predicted positive (recall); n/a without a positive",
+    "specificity": "fraction of negatives predicted negative; n/a without a negative",
+    "f1": "harmonic mean of precision and sensitivity for the positive class, 2TP / (2TP + FP + FN); n/a when no "
+          "subject is positive and none is predicted positive (not 0: no mistake was made)",
     "brier": "mean squared difference between the predicted probability and the outcome (0 or 1); lower is better, "
              "0.25 = always predicting 0.5 (a calibration measure: it moves when only the scores' scale moves)",
     "macro_f1": "F1 averaged over classes",
@@ -338,7 +340,7 @@ def skipped_text(skipped: list[dict[str, Any]] | None) -> str | None:
     if not skipped:
         return None
     names = [s["scenario"] + (f" (in {s['in']} of {s['of']} runs)" if s.get("of", 1) > 1 else "") for s in skipped]
-    return (f"No evaluable subject under {len(names)} scenario(s), left out of every table, mean and plot: "
+    return (f"No evaluable subject under {counted(len(names), 'scenario')}, left out of every table, mean and plot: "
             f"{', '.join(names[:8])}{' …' if len(names) > 8 else ''} (every subject lacks a modality they need).")
 
 
@@ -369,9 +371,9 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
             if m.lower() in THRESHOLD_METRICS:
                 _note(notes, (method, scenario, m), f"predicts one class only {share}".strip())
     if single:
-        lines.append(f"Single-class predictions (sensitivity or specificity 0 at the threshold) in {len(single)} "
-                     f"result(s): {', '.join(single[:6])}{' …' if len(single) > 6 else ''}. Their threshold metrics "
-                     "say nothing about discrimination; look at AUC.")
+        lines.append(f"Single-class predictions (sensitivity or specificity 0 at the threshold) in "
+                     f"{counted(len(single), 'result')}: {', '.join(single[:6])}{' …' if len(single) > 6 else ''}. "
+                     "Their threshold metrics say nothing about discrimination; look at AUC.")
     same_class = []  # tasks with several classes (multiclass, sentiment classes): every metric is at stake
     for (method, scenario), metrics in by_cell.items():
         runs = next((c for r in metrics.values() if (c := _classes_per_run(r))), {})
@@ -383,15 +385,18 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
         for m in metrics:
             _note(notes, (method, scenario, m), f"predicts one class only {share}".strip())
     if same_class:
-        lines.append(f"Single-class predictions (the same class for every evaluated subject) in {len(same_class)} "
-                     f"result(s): {', '.join(same_class[:6])}{' …' if len(same_class) > 6 else ''}. Their metrics "
-                     "only say how common that class is among the subjects, not what the model tells apart.")
+        lines.append(f"Single-class predictions (the same class for every evaluated subject) in "
+                     f"{counted(len(same_class), 'result')}: {', '.join(same_class[:6])}"
+                     f"{' …' if len(same_class) > 6 else ''}. Their metrics only say how common that class is "
+                     "among the subjects, not what the model tells apart.")
     undefined = [r for r in records if r.get("value") is None]
     for r in undefined:
         _note(notes, (r["method"], r["scenario"], r["metric"]), "undefined")
     if undefined:
-        lines.append(f"{len(undefined)} value(s) could not be computed and show as n/a (e.g. a C-index without an "
-                     "event among the evaluated subjects, an AUC with one class only): "
+        lines.append(f"{counted(len(undefined), 'value')} could not be computed and "
+                     f"{form(len(undefined), 'shows', 'show')} as n/a (e.g. a C-index without an event among the "
+                     "evaluated subjects, an AUC with one class only, an F1 without a positive subject or "
+                     "prediction): "
                      + ", ".join(f"{r['method']}/{r['scenario']}/{r['metric']}" for r in undefined[:5])
                      + (" …" if len(undefined) > 5 else ""))
     partial = []
@@ -402,15 +407,18 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
             partial.append(f"{r['method']}/{r['scenario']}/{r['metric']}")
             _note(notes, (r["method"], r["scenario"], r["metric"]), f"mean over {len(runs) - lost} of {len(runs)} runs")
     if partial:
-        lines.append(f"{len(partial)} value(s) are means over fewer folds or seeds than the study ran, because the "
-                     f"others could not compute them: {', '.join(partial[:5])}{' …' if len(partial) > 5 else ''}")
+        lines.append(f"{counted(len(partial), 'value')} {form(len(partial), 'is a mean', 'are means')} over fewer "
+                     f"folds or seeds than the study ran, because the others could not compute "
+                     f"{form(len(partial), 'it', 'them')}: {', '.join(partial[:5])}"
+                     f"{' …' if len(partial) > 5 else ''}")
     zero = [r for r in records if _zero_width(r)]
     for r in zero:
         _note(notes, (r["method"], r["scenario"], r["metric"]), "CI of width 0")
     if zero:
-        lines.append(f"{len(zero)} CI(s) of width 0 (every bootstrap resample, or every seed or fold, gave the same value, usually a "
-                     "degenerate prediction): " + ", ".join(f"{r['method']}/{r['scenario']}/{r['metric']}"
-                                                          for r in zero[:5]) + (" …" if len(zero) > 5 else ""))
+        lines.append(f"{counted(len(zero), 'CI')} of width 0 (every bootstrap resample, or every seed or fold, gave "
+                     "the same value, usually a degenerate prediction): "
+                     + ", ".join(f"{r['method']}/{r['scenario']}/{r['metric']}" for r in zero[:5])
+                     + (" …" if len(zero) > 5 else ""))
     flat = []
     groups: dict[tuple[str, str, str], list[dict]] = {}
     for r in records:
@@ -435,6 +443,6 @@ def flags(records: list[dict[str, Any]], skipped: list[dict[str, Any]] | None = 
         if r.get("n") is not None and r["n"] < SMALL_N:
             _note(notes, (r["method"], r["scenario"], r["metric"]), f"n = {r['n']} < {SMALL_N}")
     if small:
-        lines.append(f"Fewer than {SMALL_N} evaluated subjects in {len(small)} scenario(s) (smallest n = "
+        lines.append(f"Fewer than {SMALL_N} evaluated subjects in {counted(len(small), 'scenario')} (smallest n = "
                      f"{small[0][1]}, {small[0][0]}): intervals are wide and can be unreliable.")
     return lines, notes

@@ -25,7 +25,7 @@ from robustmm.config.loader import RUN_RECORD_KEY, to_plain
 from robustmm.io import rename_folder_synced
 from robustmm.report.rundir import CONFIG_FILE, environment, write_config
 from robustmm.tune.plan import SweepPlan
-from robustmm.tune.space import stored_config
+from robustmm.tune.space import shown_params, stored_config
 
 log = logging.getLogger("robustmm")
 
@@ -112,7 +112,7 @@ def evaluate_trial(trial: FrozenTrial, plan: SweepPlan, progress: bool) -> dict[
                     test[objective.label()] = r["value"]
     return {
         "trial": trial.number,
-        "params": dict(trial.params),
+        "params": shown_params(plan.sweep, trial.params),
         "validation": dict(zip(plan.labels, trial.values or [])),
         "test": test,
         "records": kept,

@@ -31,6 +31,7 @@ from robustmm.text import counted  # noqa: E402
 from robustmm.tune.final import final_trials, test_results  # noqa: E402
 from robustmm.tune.objective import pruning_signal  # noqa: E402
 from robustmm.tune.plan import SweepPlan, plan_from_folder, read_marker  # noqa: E402
+from robustmm.tune.space import shown_params  # noqa: E402
 from robustmm.tune.storage import redact  # noqa: E402
 from robustmm.tune.worker import BUDGET_ATTR  # noqa: E402
 
@@ -265,7 +266,7 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
             entry = results.get(t.number, {})
             rows.append([str(t.number)] + [_fmt(v) for v in t.values]
                         + [_fmt(entry.get("test", {}).get(lab, "not yet")) for lab in labels]
-                        + [html.escape(json.dumps(t.params)),
+                        + [html.escape(json.dumps(shown_params(plan.sweep, t.params))),
                            _link(folder, t.user_attrs.get("run_dir"), "trial run") + " "
                            + _link(folder, entry.get("run_dir"), "test run")])
         parts.append(_table(["trial"] + [f"{lab} (val)" for lab in labels] + [f"{lab} (test)" for lab in labels]
@@ -291,7 +292,7 @@ def render_report(plan: SweepPlan, study: optuna.Study, source: str) -> Path:
         outcome = _fmt(t.values) if t.state == TrialState.COMPLETE else (
             f"pruned at epoch {pruned['epoch']} of {pruned['stage']}" if pruned else "")
         all_rows.append([str(t.number), t.state.name.lower(), html.escape(outcome),
-                         html.escape(json.dumps(t.params)), _fmt(t.user_attrs.get("seconds", "")),
+                         html.escape(json.dumps(shown_params(plan.sweep, t.params))), _fmt(t.user_attrs.get("seconds", "")),
                          html.escape(str(t.user_attrs.get("host", ""))),
                          "" if retry_of is None else str(retry_of),
                          _link(folder, t.user_attrs.get("run_dir"), "run"), html.escape(error)])
@@ -318,7 +319,7 @@ def summary_text(plan: SweepPlan, study: optuna.Study) -> str:
     for t in final_trials(study):
         val = ", ".join(f"{lab} {_fmt(v)}" for lab, v in zip(plan.labels, t.values))
         lines.append(f"  trial {t.number}: validation {val}")
-        lines.append(f"    parameters {json.dumps(t.params)}")
+        lines.append(f"    parameters {json.dumps(shown_params(plan.sweep, t.params))}")
         entry = results.get(t.number)
         if entry:
             test = ", ".join(f"{k} {_fmt(v)}" for k, v in entry["test"].items())

@@ -44,6 +44,13 @@ def decode(param: Any, stored: Any) -> Any:
     return json.loads(stored) if isinstance(param, CategoricalParam) and _encoded(param) else stored
 
 
+def shown_params(sweep: SweepConfig, stored: dict[str, Any]) -> dict[str, Any]:
+    """A trial's parameters as the study file writes them (a list choice as the list, not the JSON text
+    Optuna stores), for summaries and reports; a parameter the sweep no longer has is shown as stored."""
+    return {name: decode(sweep.params[name], value) if name in sweep.params else value
+            for name, value in stored.items()}
+
+
 # --------------------------------------------------------------------------- paths
 def _list_index(node: list, segment: str, path: str) -> int:
     try:

@@ -53,7 +53,7 @@ from robustmm.methods.task import task_adapter
 from robustmm.missing.scenarios import build_scenario
 from robustmm.models.itcfn import ITCFNNet
 from robustmm.models.network import input_means
-from robustmm.text import counted
+from robustmm.text import counted, form
 
 log = logging.getLogger("robustmm")
 
@@ -304,8 +304,10 @@ class ITCFN(Method):
                              data.splits.test[both[data.splits.test]])
         view.batch_size = self.options.generator.batch_size
         if len(view.splits.train) < 2:
-            raise ConfigError(f"method '{self.context.method_id}': only {len(view.splits.train)} training subject(s) "
-                              "have both MRI and PET; the generator needs pairs (use pet_fill: zero or mean)")
+            n = len(view.splits.train)
+            raise ConfigError(f"method '{self.context.method_id}': only {counted(n, 'training subject')} "
+                              f"{form(n, 'has', 'have')} both MRI and PET; the generator needs pairs (use pet_fill: "
+                              "zero or mean)")
         return view
 
     def fit_generator(self, data, trainer) -> None:
