@@ -36,6 +36,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from robustmm.text import counted, form
+
 log = logging.getLogger("robustmm")
 
 
@@ -96,9 +98,9 @@ def check_processes_per_node(nproc: int, device_kind: str) -> None:
     if nproc > gpus:
         from robustmm.errors import ConfigError
 
-        raise ConfigError(f"{nproc} processes on this machine, but it has {gpus} GPU(s) and each process trains on "
-                          f"its own: start at most {gpus} (--nproc / torchrun --nproc_per_node), or train on the "
-                          "CPU with --set training.device=cpu")
+        raise ConfigError(f"{nproc} processes on this machine, but it has {counted(gpus, 'GPU')} and each process "
+                          f"trains on its own: start at most {gpus} (--nproc / torchrun --nproc_per_node), or train "
+                          "on the CPU with --set training.device=cpu")
 
 
 _SESSION = {"active": False}
@@ -245,9 +247,10 @@ def batch_norm_note(module: nn.Module) -> str | None:
         return None
     # SyncBatchNorm is no way out: it needs every rank in each layer's collective, and an encoder runs only on
     # ranks whose slice holds its modality
-    return (f"{len(layers)} batch-norm layer(s) (e.g. {layers[0]}) normalise each process's slice of the global "
-            "batch, not the whole batch, so results differ from a single process by more than floating-point "
-            "order; model.volume.norm: group or instance has no batch statistics")
+    return (f"{counted(len(layers), 'batch-norm layer')} (e.g. {layers[0]}) "
+            f"{form(len(layers), 'normalises', 'normalise')} each process's slice of the global batch, not the "
+            "whole batch, so results differ from a single process by more than floating-point order; "
+            "model.volume.norm: group or instance has no batch statistics")
 
 
 def wrap(module: nn.Module, device: torch.device) -> nn.Module:

@@ -26,6 +26,7 @@ from torch import Tensor, nn
 
 from robustmm.data.batch import Batch
 from robustmm.errors import TrainingError
+from robustmm.text import counted
 
 log = logging.getLogger("robustmm")
 
@@ -68,7 +69,7 @@ def prepare_network(module: nn.Module, channels_last: bool = False, compile: boo
                         enc.compile(dynamic=True)
                         enc._robustmm_compiled = True
                         compiled += 1
-        log.info("torch.compile: %d encoder(s) compiled", compiled)
+        log.info("torch.compile: %s compiled", counted(compiled, "encoder"))
     return module
 
 
