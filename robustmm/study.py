@@ -39,9 +39,10 @@ from robustmm.missing.scenarios import build_scenarios
 from robustmm.names import check_links_inside, inside
 from robustmm.parallel import run_threads
 from robustmm.report.caught import warnings_to_log
+from robustmm.report import datafingerprint
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
-from robustmm.report.rundir import (LOG_FILE, METRICS_FILE, attach_log, check_out_is_new, check_resumable,
+from robustmm.report.rundir import (LOCK_FILE, LOG_FILE, METRICS_FILE, attach_log, check_out_is_new, check_resumable,
                                    environment, exclusive_run_folder, new_run_dir, write_config)
 from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (SweepPart, check_before_data, check_method_scenarios, check_modality_names,
@@ -114,7 +115,7 @@ def check_run_request(cfg: StudyConfig, out: Path | None, resume: Path | None) -
 def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
               callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test",
               rewrite_results: bool = False, sweep_part: SweepPart | None = None,
-              part_of: Path | None = None) -> RunResult:
+              part_of: Path | None = None, accept_data_change: bool = False) -> RunResult:
     """Train and evaluate every method of ``cfg`` into a new run folder (or continue ``resume``).
 
     With ``split.fold: all`` every fold runs into ``fold_<k>/`` and the top-level results are the
@@ -124,27 +125,31 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     run returns its stored results and writes nothing, unless ``rewrite_results``. ``sweep_part``: the
     run is a trial (``"trial"``) or the test evaluation (``"final"``) of a sweep, so a failure's advice is
     the sweep's, not ``--resume`` (see :func:`robustmm.runguard.failed_run`). ``part_of``: the run folder of
-    which this run is one seed, the folder a failure's advice names.
+    which this run is one seed, the folder a failure's advice names. ``accept_data_change``: resume ``resume``
+    although its data changed since it started (robustmm.report.datafingerprint), recording them as they are.
     """
     resolved = check_run_request(cfg, out, resume)
     if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
         return distributed.run_session(
             cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split,
-                                                   rewrite_results, sweep_part, part_of),
+                                                   rewrite_results, sweep_part, part_of, accept_data_change),
             lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
     run_dir = Path(resume) if resume is not None else new_run_dir(cfg.output_dir, cfg.name, out)
     with exclusive_run_folder(run_dir):
         return _run_in_folder(cfg, resolved, run_dir, resume is not None, progress, callbacks, evaluate_split,
-                              rewrite_results, sweep_part, part_of)
+                              rewrite_results, sweep_part, part_of, accept_data_change)
 
 
 def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, resumed: bool, progress: bool,
                    callbacks: list[TrainerCallback] | None, evaluate_split: str, rewrite_results: bool,
-                   sweep_part: SweepPart | None, part_of: Path | None) -> RunResult:
+                   sweep_part: SweepPart | None, part_of: Path | None, accept_data_change: bool) -> RunResult:
     """:func:`run_study` in its run folder, which this process holds."""
+    done = None if not resumed or rewrite_results else finished_result(run_dir)
+    # a run that will train or evaluate again must find the data it started on, checked before anything is written
+    notice = (datafingerprint.check_unchanged(run_dir, cfg.data, accept_data_change) if resumed and done is None
+              else None)
     stale = remove_stale_tmp(run_dir) if resumed else []
     if resumed:
-        done = None if rewrite_results else finished_result(run_dir)
         if done is not None:
             log.info("%s is finished; its results are left unchanged", run_dir)
             stored = run_dir / "summary.txt"
@@ -156,11 +161,15 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
     handler = attach_log(run_dir)
     for path in stale:
         log.info("removed %s, left by an interrupted save", path)
+    if notice:
+        log.warning("%s", notice)
+        print(f"robustmm: {notice}", file=sys.stderr)
     caught = None
     try:
         caught = stack.enter_context(warnings_to_log(log))
         device = resolve_device(cfg.training.device)
-        if not resumed:
+        if not resumed:  # the data first: a folder with config.yaml is resumable, and a resume compares them
+            datafingerprint.record(run_dir, cfg.data)
             write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device),
                                              **run_threads(cfg.training.threads), **distributed.run_info(),
                                              "environment": environment()})
@@ -170,7 +179,9 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
 
             doc = run_seeds(cfg, run_dir, lambda c, d, again: run_study(
                 c, out=None if again else d, resume=d if again else None, progress=progress, callbacks=callbacks,
-                evaluate_split=evaluate_split, sweep_part=sweep_part, part_of=run_dir))
+                evaluate_split=evaluate_split, sweep_part=sweep_part, part_of=run_dir,
+                accept_data_change=accept_data_change), before_config=(LOCK_FILE, datafingerprint.FINGERPRINT_FILE,
+                                                                       LOG_FILE))
             summary = _write_outputs(run_dir, cfg, doc)
             return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
         if cfg.split.fold != "all":

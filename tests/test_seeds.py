@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -201,6 +202,21 @@ def test_a_failure_in_a_seed_advises_resuming_the_whole_run(tiny_study: Path, tm
     err = capsys.readouterr().err
     assert f"--resume {out};" in err and "seed_1" not in err
     assert "seed_0" in err and "removed" not in err  # the finished seed is kept, not thrown away with the folder
+
+
+def test_a_seed_stopped_before_its_config_is_run_again_on_resume(tiny_study: Path, tmp_path: Path) -> None:
+    """A seed's run writes its lock, its data fingerprint and its log before config.yaml: a seed folder killed
+    in between holds only those, trained nothing, and is started again (not refused as a foreign folder)."""
+    out, args = tmp_path / "run", ["--seeds", "0,1", "--set", "training.epochs=1"]
+    assert run_cli(str(tiny_study), "--out", str(out), *args) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    shutil.rmtree(out / "seed_1")
+    (out / "seed_1").mkdir()
+    for name in (".robustmm.lock", "data_fingerprint.json", "log.txt"):
+        (out / "seed_1" / name).write_text("")
+    (out / "metrics.json").unlink()
+    assert run_cli(str(tiny_study), "--resume", str(out), *args) == 0
+    assert json.loads((out / "metrics.json").read_text()) == doc
 
 
 @pytest.mark.slow

@@ -63,6 +63,15 @@ def check_root(cfg: AdniDataConfig) -> None:
                         "give data.mri_pattern / data.pet_pattern")
 
 
+def manifest_path(root: Path, text: str) -> Path:
+    """A manifest path under data.root; a path written on Windows (backslashes) is read as one
+    when the path as written does not exist."""
+    path = root / text
+    if "\\" in text and not path.exists():
+        return root / PureWindowsPath(text).as_posix()
+    return path
+
+
 class AdniDataset(MultimodalDataset):
     """MRI + PET volumes and a clinical vector per MCI subject (binary pMCI/sMCI task)."""
 
@@ -287,8 +296,8 @@ class AdniDataset(MultimodalDataset):
             for s, r in rows.items():
                 if not r["mri_path"]:
                     raise DataError(f"{path}: subject {s} has an empty mri_path; every subject needs a T1 MRI")
-                mri[s] = self._manifest_file(r["mri_path"])
-                pet[s] = self._manifest_file(r["pet_path"]) if r.get("pet_path") else None
+                mri[s] = manifest_path(self.root, r["mri_path"])
+                pet[s] = manifest_path(self.root, r["pet_path"]) if r.get("pet_path") else None
             source = path
         else:
             if not c.mri_pattern:
@@ -319,14 +328,6 @@ class AdniDataset(MultimodalDataset):
                 raise DataError(f"subject {s}: PET file {pet[s]} listed in {source} does not exist "
                                 "(leave pet_path empty for subjects without PET)")
         return {s: mri[s] for s in subjects if s in mri}, {s: pet.get(s) for s in subjects if s in mri}
-
-    def _manifest_file(self, text: str) -> Path:
-        """A manifest path under data.root; a path written on Windows (backslashes) is read as one
-        when the path as written does not exist."""
-        path = self.root / text
-        if "\\" in text and not path.exists():
-            return self.root / PureWindowsPath(text).as_posix()
-        return path
 
     def _load_volumes(self, mri_paths: list[Path], pet_paths: list[Path | None], progress: bool):
         """(mri (n, 1, D, H, W), pet (n_with_pet, 1, D, H, W), pet row per subject or -1): volumes

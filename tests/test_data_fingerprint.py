@@ -1,0 +1,178 @@
+"""``--resume`` refuses data that changed since the run started (robustmm.report.datafingerprint)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from robustmm.cli import main
+from robustmm.report import datafingerprint
+from robustmm.report.datafingerprint import FINGERPRINT_FILE
+
+ARGS = ["--quiet", "--set", "training.epochs=1"]
+
+
+@pytest.fixture
+def cohort_study(tiny_adni_root: Path, tiny_study: Path, tmp_path: Path) -> Path:
+    """The tiny study over a copy of the tiny cohort, which a test may edit."""
+    root = tmp_path / "cohort"
+    shutil.copytree(tiny_adni_root, root, symlinks=True)
+    shutil.rmtree(root / ".robustmm_cache", ignore_errors=True)
+    tiny_study.write_text(tiny_study.read_text().replace(str(tiny_adni_root), str(root)))
+    return tiny_study
+
+
+def _interrupted_run(study: Path, out: Path) -> None:
+    """A run with its checkpoints but not finished (as one killed while writing its report)."""
+    assert main(["run", str(study), "--out", str(out), *ARGS]) == 0
+    (out / "metrics.json").unlink()
+
+
+def _snapshot(folder: Path) -> dict[Path, bytes]:
+    return {p: p.read_bytes() for p in folder.rglob("*") if p.is_file() and p.name != ".robustmm.lock"}
+
+
+def test_a_run_records_the_files_its_loader_reads(cohort_study: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert main(["run", str(cohort_study), "--out", str(out), *ARGS]) == 0
+    doc = json.loads((out / FINGERPRINT_FILE).read_text())
+    files = doc["files"]
+    assert "ADNIMERGE.csv" in files and "manifest.csv" in files and "sha256" in files["ADNIMERGE.csv"]
+    assert any(k.startswith("images/") and k.endswith("_T1.nii.gz") for k in files)
+    assert not any(k.startswith(".") or "/." in k for k in files)  # the volume cache the run wrote is not data
+    assert (tmp_path / "cohort" / ".robustmm_cache").is_dir()
+
+
+def test_resume_refuses_an_edited_table_and_touches_nothing(cohort_study: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    _interrupted_run(cohort_study, out)
+    table = tmp_path / "cohort" / "ADNIMERGE.csv"
+    table.write_text(table.read_text().replace("Dementia", "dementia", 1))  # same size
+    before = _snapshot(out)
+    capsys.readouterr()
+    assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 2
+    err = capsys.readouterr().err
+    assert "the data under data.root" in err and "ADNIMERGE.csv (content)" in err
+    assert "restore the data" in err and "without --resume" in err and "--accept-data-change" in err
+    assert _snapshot(out) == before and not (out / "metrics.json").exists()
+
+
+def test_resume_names_volumes_added_removed_and_replaced(cohort_study: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    _interrupted_run(cohort_study, out)
+    images = tmp_path / "cohort" / "images"
+    first, second = sorted(images.iterdir())[:2]
+    t1 = next(first.glob("*_T1.nii.gz"))
+    t1.write_bytes(t1.read_bytes() + b"\0")  # a volume replaced
+    removed = next(second.glob("*_T1.nii.gz"))
+    removed.unlink()
+    (images / "999_S_9999").mkdir()
+    (images / "999_S_9999" / "999_S_9999_T1.nii.gz").write_bytes(b"new subject")
+    capsys.readouterr()
+    assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 2
+    err = capsys.readouterr().err
+    assert "1 added (images/999_S_9999/999_S_9999_T1.nii.gz)" in err
+    assert f"1 removed (images/{second.name}/{removed.name})" in err
+    assert f"1 changed (images/{first.name}/{t1.name} (size" in err
+
+
+def test_a_table_saved_again_unchanged_resumes(cohort_study: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    _interrupted_run(cohort_study, out)
+    table = tmp_path / "cohort" / "ADNIMERGE.csv"
+    table.write_bytes(table.read_bytes())  # a new modification time, the same content
+    assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 0
+    assert (out / "metrics.json").is_file()
+
+
+def test_accept_data_change_continues_and_records_the_new_data(cohort_study: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    _interrupted_run(cohort_study, out)
+    (tmp_path / "cohort" / "notes.txt").write_text("a note\n")
+    capsys.readouterr()
+    assert main(["run", str(cohort_study), "--resume", str(out), "--accept-data-change", *ARGS]) == 0
+    assert "--accept-data-change: the data changed since the run started (1 added (notes.txt))" in capsys.readouterr().err
+    doc = json.loads((out / FINGERPRINT_FILE).read_text())
+    assert "notes.txt" in doc["files"] and doc["accepted"][0]["added"] == 1
+    assert "notes.txt" in (out / "log.txt").read_text()
+    (out / "metrics.json").unlink()
+    assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 0  # the accepted data are the record
+
+
+def test_accept_data_change_needs_resume(cohort_study: Path, capsys) -> None:
+    assert main(["run", str(cohort_study), "--accept-data-change", *ARGS]) == 2
+    assert "--accept-data-change continues a run whose data changed: give that run with --resume" in \
+        capsys.readouterr().err
+
+
+def test_a_run_folder_without_fingerprint_resumes_with_a_notice(cohort_study: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    _interrupted_run(cohort_study, out)
+    (out / FINGERPRINT_FILE).unlink()  # as written by an older robustmm
+    capsys.readouterr()
+    assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 0
+    notices = [line for line in capsys.readouterr().err.splitlines() if FINGERPRINT_FILE in line]
+    assert len(notices) == 1 and "older robustmm" in notices[0] and "recorded now" in notices[0]
+    assert "ADNIMERGE.csv" in json.loads((out / FINGERPRINT_FILE).read_text())["files"]
+
+
+def test_a_damaged_fingerprint_is_refused_with_the_ways_forward(cohort_study: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    _interrupted_run(cohort_study, out)
+    (out / FINGERPRINT_FILE).write_text("{")
+    capsys.readouterr()
+    assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 2
+    err = capsys.readouterr().err
+    assert f"{FINGERPRINT_FILE} cannot be read" in err and "delete the file and resume again" in err
+
+
+def test_a_finished_run_is_reported_whatever_its_data(cohort_study: Path, tmp_path: Path) -> None:
+    """Resuming a finished run only prints its stored results: nothing is trained or evaluated on the data."""
+    out = tmp_path / "run"
+    assert main(["run", str(cohort_study), "--out", str(out), *ARGS]) == 0
+    (tmp_path / "cohort" / "notes.txt").write_text("a note\n")
+    assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 0
+    assert main(["run", str(cohort_study), "--resume", str(out), "--rewrite-results", *ARGS]) == 2
+
+
+class _Data:
+    def __init__(self, root: Path, kind: str = "brats", synthetic=None, options=None) -> None:
+        self.root, self.kind, self.synthetic, self.options = root, kind, synthetic, options or {}
+
+
+def test_large_files_are_compared_by_size_and_time_small_ones_by_content(tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "case").mkdir(parents=True)
+    big = root / "case" / "t1.nii.gz"
+    big.write_bytes(b"x" * (datafingerprint.SMALL + 1))
+    small = root / "case" / "seg.nii.gz"
+    small.write_bytes(b"y" * 10)
+    (root / ".cache").mkdir()
+    (root / ".cache" / "volumes.pt").write_bytes(b"z")
+    old = datafingerprint.compute(_Data(root))
+    assert set(old["files"]) == {"case/t1.nii.gz", "case/seg.nii.gz"}
+    assert "sha256" not in old["files"]["case/t1.nii.gz"] and "sha256" in old["files"]["case/seg.nii.gz"]
+    st = small.stat()
+    os.utime(small, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # touched: the same content
+    assert not any(datafingerprint.differences(old, datafingerprint.compute(_Data(root))).values())
+    st = big.stat()
+    os.utime(big, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    diff = datafingerprint.differences(old, datafingerprint.compute(_Data(root)))
+    assert diff["changed"] == ["case/t1.nii.gz (modification time)"]
+
+
+def test_generated_data_is_described_by_its_settings_not_its_files(tmp_path: Path) -> None:
+    (tmp_path / "a.csv").write_text("x\n")
+    doc = datafingerprint.compute(_Data(tmp_path, synthetic={"cases": 4}))
+    assert doc["synthetic"] is True and doc["files"] == {}
+
+
+def test_a_table_study_lists_only_its_table(tmp_path: Path) -> None:
+    (tmp_path / "cohort.csv").write_text("id,y\n1,0\n")
+    (tmp_path / "other.csv").write_text("id\n")
+    doc = datafingerprint.compute(_Data(tmp_path, "table", options={"file": "cohort.csv"}))
+    assert list(doc["files"]) == ["cohort.csv"]
