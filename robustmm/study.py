@@ -9,9 +9,7 @@ import contextlib
 import json
 import logging
 import random
-import resource
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -42,6 +40,7 @@ from robustmm.report.caught import warnings_to_log
 from robustmm.report import datafingerprint
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
+from robustmm.report.timing import RunTiming
 from robustmm.report.rundir import (LOCK_FILE, LOG_FILE, METRICS_FILE, attach_log, check_out_is_new, check_resumable,
                                    environment, exclusive_run_folder, new_run_dir, write_config)
 from robustmm.report.tables import metrics_csv
@@ -208,8 +207,14 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
 
 def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
                 callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
-    started = time.time()
     distributed.share_run(cfg, run_dir)  # rank 0 tells the other ranks which run to train (no-op otherwise)
+    with RunTiming(run_dir, write=distributed.info().is_main) as timing:  # this process's part of timing.json
+        return _train_and_evaluate(cfg, run_dir, device, progress, callbacks, evaluate_split, timing)
+
+
+def _train_and_evaluate(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
+                        callbacks: list[TrainerCallback] | None, evaluate_split: str,
+                        timing: RunTiming) -> RunResult:
     seed_everything(cfg.seed, cfg.training.deterministic)
     dataset = build_dataset(cfg.data, progress=progress)
     data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, cfg.training.num_workers,
@@ -226,7 +231,6 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     check_methods(cfg.methods, data)  # every method's data requirements, before the first one trains
     fitted: dict[str, Method] = {}
     by_name: dict[str, Method] = {}
-    timings: dict[str, float] = {}
     selection: dict[str, list[dict[str, Any]]] = {}
     for i in training_order(cfg):
         mcfg = cfg.methods[i]
@@ -237,11 +241,11 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         trainer = Trainer(cfg.training, inside(run_dir, "checkpoints", mcfg.run_id), cfg.seed, progress, callbacks,
                           fingerprint={"method": mcfg.run_id, "study": study_hash(to_plain(cfg))},
                           selection_scenarios=selection_scenarios)
-        t0 = time.time()
+        timing.start_method(mcfg.run_id)
         log.info("training %s (%s)", mcfg.run_id, mcfg.name)
         method.fit(data, trainer)
         selection[mcfg.run_id] = trainer.selections
-        timings[mcfg.run_id] = round(time.time() - t0, 2)
+        timing.end_method(mcfg.run_id)
         fitted[mcfg.run_id] = method.to(device).eval()
         by_name.setdefault(mcfg.name, method)
     fitted = {m.run_id: fitted[m.run_id] for m in cfg.methods}
@@ -271,10 +275,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
                                                  cfg.seed if cfg.evaluation.seed is None else cfg.evaluation.seed)}
     summary = _write_reports(run_dir, cfg, doc)
     for run_id, method in fitted.items():
-        timings[run_id] = round(timings[run_id] + method.deferred_training_seconds(), 2)
-    timings["total"] = round(time.time() - started, 2)
-    timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    write_json_atomic(run_dir / "timing.json", timings)
+        timing.add(run_id, method.deferred_training_seconds())
+    timing.finish()
     _mark_finished(run_dir, doc)
     return RunResult(run_dir, records, summary, synthetic, fitted, data)
 
