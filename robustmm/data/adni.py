@@ -36,7 +36,7 @@ from robustmm.data.batch import ModalitySpec
 from robustmm.data.tables import read_table
 from robustmm.data.volumes import cache_key, load_volumes
 from robustmm.errors import DataError
-from robustmm.io import load_torch, save_torch_atomic
+from robustmm.io import load_torch, remove_abandoned_tmp, save_torch_shared
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +337,9 @@ class AdniDataset(MultimodalDataset):
         cache = self.root / ".robustmm_cache" / f"volumes_{cache_key(files, shape)}.pt"
         with_pet = [i for i, p in enumerate(pet_paths) if p is not None]
         whats = [f"subject {s} (MRI)" for s in self.subjects] + [f"subject {self.subjects[i]} (PET)" for i in with_pet]
+        if self.cfg.cache:
+            for path in remove_abandoned_tmp(cache.parent):  # e.g. a run killed while writing its cache
+                log.info("removed %s, left by a volume cache write that was stopped", path)
         if self.cfg.cache and cache.is_file():
             try:
                 stored = load_torch(cache, "volume cache", mmap=True)
@@ -352,12 +355,14 @@ class AdniDataset(MultimodalDataset):
         pet_row = torch.full((n,), -1, dtype=torch.int64)
         pet_row[torch.as_tensor(with_pet, dtype=torch.int64)] = torch.arange(len(with_pet))
         if self.cfg.cache:
-            try:
-                save_torch_atomic({"mri": mri, "pet": pet, "pet_row": pet_row,
+            try:  # other runs may write the same cache at once (sweep workers): save_torch_shared
+                save_torch_shared({"mri": mri, "pet": pet, "pet_row": pet_row,
                                    "nonfinite": torch.as_tensor(nonfinite, dtype=torch.int64)}, cache)
-            except OSError as exc:  # e.g. a shared read-only copy of the data: the run does not need the cache
+            except (OSError, RuntimeError) as exc:  # a read-only copy of the data, a full disk (torch.save raises
+                # RuntimeError): the run does not need the cache, and the temporary file is gone
                 log.warning("could not write the volume cache %s (%s); the volumes are preprocessed again on every "
-                            "run (set data.cache: false to skip the cache)", cache, exc.strerror or exc)
+                            "run (set data.cache: false to skip the cache)", cache,
+                            getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0])
         return mri, pet, pet_row
 
     def _note_nonfinite(self, whats: list[str], nonfinite: list[int]) -> None:
