@@ -88,10 +88,37 @@ def check_same_study(resume: Path, resolved: dict[str, Any]) -> None:
         raise RunDirectoryError(f"--resume {resume} is a run of study '{saved.get('name')}', not of "
                                 f"'{resolved['name']}'; resume it with the study file it started with, or start a "
                                 "new run (without --resume)")
-    if saved != resolved:
+    if saved != resolved and {**saved, "seeds": resolved.get("seeds")} == resolved:
+        check_seeds_extension(resume, saved.get("seeds"), resolved.get("seeds"), resolved.get("seed"))
+    elif saved != resolved:
         raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
                                 f"({describe_differences(config_differences(saved, resolved))}); resume with the "
                                 "same study file and --set / --profile / --seeds options")
+
+
+def check_seeds_extension(resume: Path, old: list[int] | None, new: list[int] | None, seed: int | None) -> None:
+    """A resume whose study differs from the run's only in ``seeds`` may add seeds (each seed is a run of its
+    own in seed_<s>/; the finished ones are reused and the top level aggregates them all); anything else is
+    refused with the --seeds that continues the run."""
+    def listed(seeds: list[int]) -> str:
+        return ",".join(str(s) for s in seeds)
+
+    if old and new and set(old) < set(new):
+        return
+    if old is None:
+        raise RunDirectoryError(f"--resume {resume}: that run is a single run (seed {seed}), not one of several "
+                                f"seeds, so --seeds cannot be added to it (a run of several seeds keeps each in "
+                                f"seed_<s>/); resume it without --seeds, or start a new run with --seeds {listed(new)}")
+    if new is None:
+        raise RunDirectoryError(f"--resume {resume}: that run has seeds {listed(old)}; resume it with --seeds "
+                                f"{listed(old)} (or more seeds, to add them)")
+    dropped = [s for s in old if s not in new]
+    if dropped:
+        raise RunDirectoryError(f"--resume {resume}: --seeds {listed(new)} leaves out seed(s) {listed(dropped)} of "
+                                f"that run (seeds {listed(old)}); a run keeps every seed it has: resume with --seeds "
+                                f"{listed(old + [s for s in new if s not in old])}, or start a new run")
+    raise RunDirectoryError(f"--resume {resume}: that run has seeds {listed(old)} in this order; resume with --seeds "
+                            f"{listed(old)}")
 
 
 def check_run_request(cfg: StudyConfig, out: Path | None, resume: Path | None) -> dict[str, Any]:
@@ -120,8 +147,9 @@ def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = N
     With ``split.fold: all`` every fold runs into ``fold_<k>/`` and the top-level results are the
     mean over folds (CI: t-interval over the fold values). With ``seeds`` the whole study (folds
     included) runs once per seed into ``seed_<s>/``; the top level holds the mean ± sd over seeds and
-    paired differences against a reference method (robustmm.evaluate.seeds). Resuming a finished
-    run returns its stored results and writes nothing, unless ``rewrite_results``. ``sweep_part``: the
+    paired differences against a reference method (robustmm.evaluate.seeds); resuming with more seeds adds
+    them (:func:`check_seeds_extension`). Resuming a finished run returns its stored results and writes nothing,
+    unless ``rewrite_results``. ``sweep_part``: the
     run is a trial (``"trial"``) or the test evaluation (``"final"``) of a sweep, so a failure's advice is
     the sweep's, not ``--resume`` (see :func:`robustmm.runguard.failed_run`). ``part_of``: the run folder of
     which this run is one seed, the folder a failure's advice names. ``accept_data_change``: resume ``resume``
@@ -143,7 +171,10 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
                    callbacks: list[TrainerCallback] | None, evaluate_split: str, rewrite_results: bool,
                    sweep_part: SweepPart | None, part_of: Path | None, accept_data_change: bool) -> RunResult:
     """:func:`run_study` in its run folder, which this process holds."""
+    saved = check_resumable(run_dir) if resumed else {}
     done = None if not resumed or rewrite_results else finished_result(run_dir)
+    if done is not None and cfg.seeds and (done.get("seeds") or {}).get("seeds") != list(cfg.seeds):
+        done = None  # seeds added to a finished run (check_seeds_extension): the new ones are not run yet
     # a run that will train or evaluate again must find the data it started on, checked before anything is written
     notice = (datafingerprint.check_unchanged(run_dir, cfg.data, accept_data_change) if resumed and done is None
               else None)
@@ -172,6 +203,10 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
             write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device),
                                              **run_threads(cfg.training.threads), **distributed.run_info(),
                                              "environment": environment()})
+        elif saved.get("seeds") != resolved.get("seeds"):  # seeds added: the study of the run is now the longer list
+            log.info("seeds %s added to the seeds %s of this run", [s for s in cfg.seeds if s not in saved["seeds"]],
+                     saved["seeds"])
+            write_config(run_dir, resolved, saved.get(RUN_RECORD_KEY) or {})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resumed else "")
         if cfg.seeds:  # the whole study once per seed into seed_<s>/, then mean ± sd and paired differences
             from robustmm.evaluate.seeds import run_seeds
