@@ -95,7 +95,8 @@ def test_accept_data_change_continues_and_records_the_new_data(cohort_study: Pat
     (tmp_path / "cohort" / "notes.txt").write_text("a note\n")
     capsys.readouterr()
     assert main(["run", str(cohort_study), "--resume", str(out), "--accept-data-change", *ARGS]) == 0
-    assert "--accept-data-change: the data changed since the run started (1 added (notes.txt))" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "--accept-data-change: the data changed since the run started (1 added (notes.txt))" in err
     doc = json.loads((out / FINGERPRINT_FILE).read_text())
     assert "notes.txt" in doc["files"] and doc["accepted"][0]["added"] == 1
     assert "notes.txt" in (out / "log.txt").read_text()

@@ -100,7 +100,7 @@ class RunTiming:
         self.update()
 
     def add(self, run_id: str, seconds: float) -> None:
-        """Training time of ``run_id`` spent outside its fit (robustmm.methods.base.Method.deferred_training_seconds)."""
+        """Training time of ``run_id`` spent outside its fit (``Method.deferred_training_seconds``)."""
         with self._lock:
             self.methods[run_id] = round(self.methods.get(run_id, 0.0) + seconds, 2)
 
