@@ -7,6 +7,8 @@ import os
 import shutil
 from pathlib import Path
 
+import nibabel as nib
+import numpy as np
 import pytest
 
 from robustmm.cli import main
@@ -45,6 +47,7 @@ def test_a_run_records_the_files_its_loader_reads(cohort_study: Path, tmp_path: 
     assert any(k.startswith("images/") and k.endswith("_T1.nii.gz") for k in files)
     assert not any(k.startswith(".") or "/." in k for k in files)  # the volume cache the run wrote is not data
     assert (tmp_path / "cohort" / ".robustmm_cache").is_dir()
+    assert "README.md" not in files  # in the folder, but not read by the loader
 
 
 def test_resume_refuses_an_edited_table_and_touches_nothing(cohort_study: Path, tmp_path: Path, capsys) -> None:
@@ -61,23 +64,33 @@ def test_resume_refuses_an_edited_table_and_touches_nothing(cohort_study: Path, 
     assert _snapshot(out) == before and not (out / "metrics.json").exists()
 
 
+def _replace_volume(path: Path) -> None:
+    """Another scan of the subject: a valid NIfTI with other voxels."""
+    image = nib.load(path)
+    nib.save(nib.Nifti1Image(np.asarray(image.dataobj, dtype=np.float32) + 1.0, image.affine), path)
+
+
 def test_resume_names_volumes_added_removed_and_replaced(cohort_study: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     _interrupted_run(cohort_study, out)
-    images = tmp_path / "cohort" / "images"
-    first, second = sorted(images.iterdir())[:2]
+    root = tmp_path / "cohort"
+    first, second = sorted((root / "images").iterdir())[:2]
     t1 = next(first.glob("*_T1.nii.gz"))
-    t1.write_bytes(t1.read_bytes() + b"\0")  # a volume replaced
+    _replace_volume(t1)
     removed = next(second.glob("*_T1.nii.gz"))
     removed.unlink()
-    (images / "999_S_9999").mkdir()
-    (images / "999_S_9999" / "999_S_9999_T1.nii.gz").write_bytes(b"new subject")
+    (root / "images" / "999_S_9999").mkdir()
+    shutil.copy(t1, root / "images" / "999_S_9999" / "999_S_9999_T1.nii.gz")
+    with open(root / "manifest.csv", "a") as fh:
+        fh.write("999_S_9999,images/999_S_9999/999_S_9999_T1.nii.gz,\n")
+    (root / "notes.txt").write_text("not read by the loader\n")
     capsys.readouterr()
     assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 2
     err = capsys.readouterr().err
     assert "1 added (images/999_S_9999/999_S_9999_T1.nii.gz)" in err
     assert f"1 removed (images/{second.name}/{removed.name})" in err
-    assert f"1 changed (images/{first.name}/{t1.name} (size" in err
+    assert "2 changed (" in err and "manifest.csv (size" in err and f"images/{first.name}/{t1.name} (" in err
+    assert "notes.txt" not in err
 
 
 def test_a_table_saved_again_unchanged_resumes(cohort_study: Path, tmp_path: Path) -> None:
@@ -92,14 +105,17 @@ def test_a_table_saved_again_unchanged_resumes(cohort_study: Path, tmp_path: Pat
 def test_accept_data_change_continues_and_records_the_new_data(cohort_study: Path, tmp_path: Path, capsys) -> None:
     out = tmp_path / "run"
     _interrupted_run(cohort_study, out)
-    (tmp_path / "cohort" / "notes.txt").write_text("a note\n")
+    volume = next((tmp_path / "cohort" / "images").glob("*/*_T1.nii.gz"))
+    _replace_volume(volume)
+    key = volume.relative_to(tmp_path / "cohort").as_posix()
+    recorded = json.loads((out / FINGERPRINT_FILE).read_text())["files"][key]
     capsys.readouterr()
     assert main(["run", str(cohort_study), "--resume", str(out), "--accept-data-change", *ARGS]) == 0
     err = capsys.readouterr().err
-    assert "--accept-data-change: the data changed since the run started (1 added (notes.txt))" in err
+    assert f"--accept-data-change: the data changed since the run started (1 changed ({key} (" in err
     doc = json.loads((out / FINGERPRINT_FILE).read_text())
-    assert "notes.txt" in doc["files"] and doc["accepted"][0]["added"] == 1
-    assert "notes.txt" in (out / "log.txt").read_text()
+    assert doc["files"][key] != recorded and doc["accepted"][0]["changed"] == 1
+    assert key in (out / "log.txt").read_text()
     (out / "metrics.json").unlink()
     assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 0  # the accepted data are the record
 
@@ -135,7 +151,8 @@ def test_a_finished_run_is_reported_whatever_its_data(cohort_study: Path, tmp_pa
     """Resuming a finished run only prints its stored results: nothing is trained or evaluated on the data."""
     out = tmp_path / "run"
     assert main(["run", str(cohort_study), "--out", str(out), *ARGS]) == 0
-    (tmp_path / "cohort" / "notes.txt").write_text("a note\n")
+    table = tmp_path / "cohort" / "ADNIMERGE.csv"
+    table.write_text(table.read_text().replace("Dementia", "dementia", 1))
     assert main(["run", str(cohort_study), "--resume", str(out), *ARGS]) == 0
     assert main(["run", str(cohort_study), "--resume", str(out), "--rewrite-results", *ARGS]) == 2
 
@@ -177,3 +194,23 @@ def test_a_table_study_lists_only_its_table(tmp_path: Path) -> None:
     (tmp_path / "other.csv").write_text("id\n")
     doc = datafingerprint.compute(_Data(tmp_path, "table", options={"file": "cohort.csv"}))
     assert list(doc["files"]) == ["cohort.csv"]
+
+
+def test_an_adni_study_lists_its_table_manifest_and_the_images_they_name(tmp_path: Path) -> None:
+    from robustmm.config.schema import AdniDataConfig
+
+    root, scans = tmp_path / "adni", tmp_path / "scans"  # images may live outside data.root
+    (root / "raw").mkdir(parents=True)
+    scans.mkdir()
+    (root / "ADNIMERGE.csv").write_text("PTID\nS1\n")
+    (root / "raw" / "download.zip").write_bytes(b"not read")
+    for name in ("S1_T1.nii.gz", "S1_FDG.nii.gz", "S2_T1.nii.gz"):
+        (scans / name).write_bytes(b"v")
+    (root / "manifest.csv").write_text(  # an absolute path, and one relative to data.root
+        f"PTID, mri_path ,pet_path\nS1,{scans / 'S1_T1.nii.gz'},../scans/S1_FDG.nii.gz\n")
+    files = datafingerprint.compute(AdniDataConfig(root=root))["files"]
+    assert sorted(files) == sorted(["ADNIMERGE.csv", "manifest.csv", str(scans / "S1_T1.nii.gz"),
+                                    str(scans / "S1_FDG.nii.gz")])
+    by_pattern = AdniDataConfig(root=root, manifest=None, mri_pattern="../scans/{subject}_T1.nii.gz")
+    assert sorted(datafingerprint.compute(by_pattern)["files"]) == sorted(
+        ["ADNIMERGE.csv", str(scans / "S1_T1.nii.gz"), str(scans / "S2_T1.nii.gz")])

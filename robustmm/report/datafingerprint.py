@@ -1,12 +1,13 @@
 """The data a run was started on, recorded in its folder, so that ``--resume`` never mixes checkpoints
 trained on one version of a cohort with training or evaluation on another.
 
-``data_fingerprint.json`` lists every file the study's loader reads (:func:`data_sources`): its path
-(relative to ``data.root``, absolute when outside it), size and modification time (ns), plus the sha256
-of its content for a table-like file up to :data:`HASH_LIMIT` and any file up to :data:`SMALL` (such a
-file re-saved unchanged is not a change; a folder of volumes or feature bags costs one ``stat`` per
-file, never a read, so a large file is compared by size and time only). Hidden names (``.*``,
-e.g. the ADNI volume cache ``.robustmm_cache/``) are skipped: robustmm writes them itself. Data that the
+``data_fingerprint.json`` lists every file the study's loader reads (:func:`data_sources`: for ADNI the
+table, the manifest and the images it lists; for a table, PORPOISE or MMSA study its file; for a BraTS
+or DisPro folder every file in it, hidden names such as a cache skipped): its path (relative to
+``data.root``, absolute when outside it), size and modification time (ns), plus the sha256 of its
+content for a table-like file up to :data:`HASH_LIMIT` and any file up to :data:`SMALL` (such a file
+re-saved unchanged is not a change; a folder of volumes or feature bags costs one ``stat`` per file,
+never a read, so a large file is compared by size and time only). Data that the
 run generates from ``data.synthetic`` is described by the generator's settings in ``config.yaml`` (and
 the folder's marker, checked by the loader), so no file is listed for it.
 
@@ -48,8 +49,8 @@ def data_sources(data: Any) -> list[Source]:
     """The files and folders the loader of ``data`` (the study's ``data`` section) reads."""
     root = Path(data.root)
     options = dict(getattr(data, "options", None) or {})
-    if data.kind == "adni":
-        return [(root, None), *((p, None) for p in _adni_outside(data, root))]
+    if data.kind == "adni":  # not the whole folder: raw downloads and notes often share it
+        return [(p, None) for p in _adni_files(data, root)]
     if data.kind == "table":
         return [(root if root.is_file() or options.get("file") is None else root / options["file"], None)]
     if data.kind == "tcga_porpoise":
@@ -67,26 +68,25 @@ def data_sources(data: Any) -> list[Source]:
     return [(root, None)]  # adni-like folders of their own: dispro, brats, and kinds registered by users
 
 
-def _adni_outside(data: Any, root: Path) -> list[Path]:
-    """Image files an ADNI manifest or folder pattern names outside ``data.root`` (absolute, or ``..``)."""
+def _adni_files(data: Any, root: Path) -> list[Path]:
+    """The ADNI table, the manifest and every image file it lists, or, without a manifest, every file the
+    folder patterns match for any subject (a subject added to the table later finds its images among them)."""
     from robustmm.data.adni import manifest_path
 
-    found: list[Path] = []
-    if data.manifest and (root / data.manifest).is_file():
+    found = [root / data.table]
+    if data.manifest:
+        found.append(root / data.manifest)
         try:
             with open(root / data.manifest, newline="", encoding="utf-8-sig") as fh:
                 rows = [{(k or "").strip(): v for k, v in row.items()} for row in csv.DictReader(fh)]
         except (OSError, UnicodeDecodeError, csv.Error):
-            return []  # the loader reports the manifest
-        for row in rows:
-            for col in ("mri_path", "pet_path"):
-                text = (row.get(col) or "").strip()
-                if text and not _inside(manifest_path(root, text), root):
-                    found.append(manifest_path(root, text))
-    elif not data.manifest:
-        for pattern in (data.mri_pattern, data.pet_pattern):
-            if pattern and not _inside(root / pattern.format(subject="x"), root):
-                found += [Path(p) for p in sorted(glob.glob(str(root / pattern.format(subject="*"))))]
+            return found  # the loader reports the manifest
+        found += [manifest_path(root, text) for row in rows for col in ("mri_path", "pet_path")
+                  if (text := (row.get(col) or "").strip())]
+        return found
+    for pattern in (data.mri_pattern, data.pet_pattern):
+        if pattern:
+            found += [Path(p) for p in sorted(glob.glob(glob.escape(str(root / pattern)).replace("{subject}", "*")))]
     return found
 
 
@@ -136,7 +136,7 @@ def compute(data: Any) -> dict[str, Any]:
         for file in (_walk(path, keep) if path.is_dir() else [path]):
             entry = _entry(file)
             if entry is not None:
-                key = os.path.relpath(file, base) if _inside(file, base) else str(Path(file).absolute())
+                key = os.path.relpath(file, base) if _inside(file, base) else os.path.abspath(file)
                 files[Path(key).as_posix()] = entry
     return {**doc, "synthetic": False, "files": files}
 
