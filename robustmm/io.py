@@ -49,7 +49,7 @@ except ImportError:  # Windows: no flock; the age rule alone decides
 #: (``.tmp_<random><suffix>``)
 _TMP_PATTERNS = (re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$"), re.compile(r"^\.tmp_[A-Za-z0-9_]{6,}"))
 #: :func:`save_torch_shared`'s temporary files: ``.<name>.<host>@<random>.tmp``
-_SHARED_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<host>[A-Za-z0-9-]{1,40})@[A-Za-z0-9_]{6,}\.tmp$")
+_SHARED_TMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]{1,40})@[A-Za-z0-9_]{6,}\.tmp$")
 #: seconds without a write after which an unlocked temporary file of this host counts as abandoned
 ABANDONED_AFTER = 60.0
 #: the same for another host's file, or where the file system has no locks

@@ -360,9 +360,9 @@ class AdniDataset(MultimodalDataset):
                                    "nonfinite": torch.as_tensor(nonfinite, dtype=torch.int64)}, cache)
             except (OSError, RuntimeError) as exc:  # a read-only copy of the data, a full disk (torch.save raises
                 # RuntimeError): the run does not need the cache, and the temporary file is gone
+                why = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 log.warning("could not write the volume cache %s (%s); the volumes are preprocessed again on every "
-                            "run (set data.cache: false to skip the cache)", cache,
-                            getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0])
+                            "run (set data.cache: false to skip the cache)", cache, why)
         return mri, pet, pet_row
 
     def _note_nonfinite(self, whats: list[str], nonfinite: list[int]) -> None:
