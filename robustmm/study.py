@@ -193,7 +193,8 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
         log.info("removed %s, left by an interrupted save", path)
     if notice:
         log.warning("%s", notice)
-        print(f"robustmm: {notice}", file=sys.stderr)
+        if part_of is None:  # a seed's run: the run it belongs to said it once already
+            print(f"robustmm: {notice}", file=sys.stderr)
     caught = None
     try:
         caught = stack.enter_context(warnings_to_log(log))

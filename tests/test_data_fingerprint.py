@@ -214,3 +214,17 @@ def test_an_adni_study_lists_its_table_manifest_and_the_images_they_name(tmp_pat
     by_pattern = AdniDataConfig(root=root, manifest=None, mri_pattern="../scans/{subject}_T1.nii.gz")
     assert sorted(datafingerprint.compute(by_pattern)["files"]) == sorted(
         ["ADNIMERGE.csv", str(scans / "S1_T1.nii.gz"), str(scans / "S2_T1.nii.gz")])
+
+
+def test_an_older_multi_seed_run_resumes_with_one_notice(cohort_study: Path, tmp_path: Path, capsys) -> None:
+    out, seeds = tmp_path / "run", ["--seeds", "0,1"]
+    assert main(["run", str(cohort_study), "--out", str(out), *seeds, *ARGS]) == 0
+    for path in out.rglob(FINGERPRINT_FILE):
+        path.unlink()  # as written by an older robustmm
+    for path in (out / "metrics.json", out / "seed_1" / "metrics.json"):
+        path.unlink()  # seed 1 interrupted
+    capsys.readouterr()
+    assert main(["run", str(cohort_study), "--resume", str(out), *seeds, *ARGS]) == 0
+    notices = [line for line in capsys.readouterr().err.splitlines() if FINGERPRINT_FILE in line]
+    assert len(notices) == 1 and str(out) in notices[0]
+    assert (out / FINGERPRINT_FILE).is_file() and (out / "seed_1" / FINGERPRINT_FILE).is_file()
