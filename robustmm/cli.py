@@ -30,6 +30,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     from robustmm.config import load_study
     from robustmm.study import run_study
 
+    if args.accept_data_change and args.resume is None:
+        raise ConfigError("--accept-data-change continues a run whose data changed: give that run with --resume "
+                          "RUN_DIR")
     if args.rewrite_results and args.resume is None:
         raise ConfigError("--rewrite-results rewrites the results of a finished run: give that run with --resume RUN_DIR")
     # "0-4" or "0,2,5", parsed by the schema; quoted so that YAML does not read 010 as 8 or 1:30 as 90
@@ -51,7 +54,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     try:
         with contextlib.nullcontext() if launched_by_torchrun() else sigterm_interrupts():
             result = run_study(cfg, out=args.out, resume=args.resume, progress=not args.quiet,
-                               rewrite_results=args.rewrite_results)
+                               rewrite_results=args.rewrite_results, accept_data_change=args.accept_data_change)
     except KeyboardInterrupt as exc:
         run_dir = getattr(exc, "run_dir", None)
         if run_dir is None:  # before a run folder existed
@@ -147,6 +150,9 @@ def build_parser() -> argparse.ArgumentParser:
                           "study's seeds, else one run with its seed)")
     run.add_argument("--rewrite-results", action="store_true",
                      help="with --resume on a finished run: evaluate again and rewrite its results")
+    run.add_argument("--accept-data-change", action="store_true",
+                     help="with --resume: continue although the data files changed since the run started (its "
+                          "checkpoints were trained on the old ones), and record them as they are now")
     run.add_argument("--nproc", type=positive_int, metavar="N",
                      help="train with N processes on this machine (torchrun + DistributedDataParallel; one per GPU) "
                           "(default: 1)")

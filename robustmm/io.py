@@ -5,7 +5,15 @@
   ``open()`` under the user's umask (``mkstemp`` alone would give 0600).
 * A folder published by one rename is synced the same way first (:func:`rename_folder_synced`).
 * A save killed with SIGKILL can leave such a ``.tmp`` file; :func:`remove_stale_tmp` deletes
-  them when the folder is used again.
+  them when the folder is used again (a run folder: its lock keeps out any other writer).
+* In a folder that other processes may be writing at the same time (a data root shared by runs and
+  sweep workers: the ADNI volume cache), :func:`save_torch_shared` names its temporary file after the
+  host and holds an exclusive ``flock`` on it until the rename; :func:`remove_abandoned_tmp` deletes
+  only such files that nobody holds (the kernel releases a killed process's lock, whatever its pid
+  was reused for), untouched for :data:`ABANDONED_AFTER` seconds (the instant between creating and
+  locking a file), and written on this host, since another host's lock may not be visible here (a
+  network file system): another host's, or any where the file system has no locks, only after
+  :data:`FOREIGN_AFTER` seconds without a write.
 * :func:`load_torch` never executes code from a file: ``torch.load(weights_only=True)``, and any
   failure becomes a :class:`~robustmm.errors.DataError` naming the file.
 * Names that become paths, and paths that must stay inside their folder (``inside``): see
@@ -14,11 +22,15 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import pickle
 import re
+import socket
+import stat
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 from typing import Any, Callable
@@ -28,9 +40,20 @@ import torch
 
 from robustmm.errors import DataError, RunDirectoryError
 
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; the age rule alone decides
+    fcntl = None  # type: ignore[assignment]
+
 #: hidden temporary files written by this module (``.<name>.<random>.tmp``) and by data preparation
 #: (``.tmp_<random><suffix>``)
 _TMP_PATTERNS = (re.compile(r"^\..+\.[A-Za-z0-9_]{6,}\.tmp$"), re.compile(r"^\.tmp_[A-Za-z0-9_]{6,}"))
+#: :func:`save_torch_shared`'s temporary files: ``.<name>.<host>@<random>.tmp``
+_SHARED_TMP = re.compile(r"^\..+\.(?P<host>[A-Za-z0-9-]{1,40})@[A-Za-z0-9_]{6,}\.tmp$")
+#: seconds without a write after which an unlocked temporary file of this host counts as abandoned
+ABANDONED_AFTER = 60.0
+#: the same for another host's file, or where the file system has no locks
+FOREIGN_AFTER = 24 * 3600.0
 
 
 def current_umask() -> int:
@@ -127,11 +150,17 @@ def rename_folder_synced(folder: str | os.PathLike, target: str | os.PathLike) -
     sync_folder_entries(Path(target).parent)
 
 
-def write_atomic(path: Path, write: Callable[[str], None]) -> None:
+def write_atomic(path: Path, write: Callable[[str], None], shared: bool = False) -> None:
+    """``write(tmp)`` into a temporary file next to ``path``, then renamed to ``path``; on any failure the
+    temporary file is removed. ``shared``: the folder may be written by other processes at once (see
+    :func:`save_torch_shared`)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
+    prefix = f".{path.name}.{_host_tag()}@" if shared else f".{path.name}."
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=prefix, suffix=".tmp")
+    if not (shared and _try_lock(fd)):  # the lock lasts while fd is open: until the rename is done
+        os.close(fd)
+        fd = -1
     try:
         write(tmp)
         apply_umask(tmp)
@@ -139,6 +168,67 @@ def write_atomic(path: Path, write: Callable[[str], None]) -> None:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if fd >= 0:
+            os.close(fd)
+
+
+def _host_tag() -> str:
+    return re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+
+
+def _try_lock(fd: int) -> bool | None:
+    """An exclusive flock on ``fd`` without waiting: True; False when another process holds one; None where
+    the file system (or OS) has no such locks."""
+    if fcntl is None:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError as exc:
+        return False if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK) else None
+
+
+def save_torch_shared(obj: Any, path: Path) -> None:
+    """:func:`save_torch_atomic` into a folder that other processes may be writing at the same time; a
+    temporary file left by a killed process is removed by :func:`remove_abandoned_tmp`, never one being written."""
+    write_atomic(path, lambda tmp: torch.save(obj, tmp), shared=True)
+
+
+def remove_abandoned_tmp(folder: Path) -> list[Path]:
+    """Delete the temporary files of :func:`save_torch_shared` in ``folder`` whose writer is gone; returns them.
+    A file is abandoned when no process holds its lock (on this host), it had no write for
+    :data:`ABANDONED_AFTER` seconds, and, for another host's file or without locks, :data:`FOREIGN_AFTER`."""
+    folder = Path(folder)
+    removed: list[Path] = []
+    if not folder.is_dir():
+        return removed
+    here = _host_tag()
+    for path in sorted(folder.glob(".*.tmp")):
+        found = _SHARED_TMP.fullmatch(path.name)
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if found is None or not stat.S_ISREG(st.st_mode):
+            continue
+        idle = time.time() - st.st_mtime
+        if idle < ABANDONED_AFTER:  # maybe created an instant ago, before its writer could lock it
+            continue
+        try:
+            fd = os.open(path, os.O_RDWR | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            held = _try_lock(fd)
+            if held is False or ((held is None or found["host"] != here) and idle < FOREIGN_AFTER):
+                continue
+            path.unlink()  # while holding its lock: no writer can take it in between
+            removed.append(path)
+        except OSError:
+            continue
+        finally:
+            os.close(fd)
+    return removed
 
 
 def save_figure(fig: Any, path: Path, dpi: int = 100, **savefig_options: Any) -> Path:

@@ -211,15 +211,16 @@ def failed_run(exc: BaseException, run_dir: Path, resumed: bool, sweep_part: Swe
             hint = (f" (test evaluation folder {run_dir} of the sweep; fix the problem and run the same robustmm "
                     f"sweep command again, which continues this evaluation; details in {Path(run_dir) / 'log.txt'})")
         elif resumed or has_results:
-            hint = (f" (the run folder {run_dir} is unchanged apart from its log; fix the problem and run the "
-                    f"same command again)")
+            hint = (f" (the run folder {run_dir} is unchanged apart from its log and timing.json; fix the problem "
+                    "and run the same command again)")
         elif finished_seeds := sorted(p.parent.name for p in Path(run_dir).glob(f"seed_*/{METRICS_FILE}")):
             hint = (f" (the run stopped after {', '.join(finished_seeds)} of its folder {run_dir} finished, which "
                     f"--resume keeps: fix the problem and continue with --resume {run_dir}; details in "
                     f"{Path(run_dir) / 'log.txt'})")
         elif not any(Path(run_dir).rglob("checkpoints/*")):  # fold_<k>/ and seed_<s>/ runs have their own
-            hint = (f" (the run stopped before training anything; its folder {run_dir} holds only its config and log "
-                    f"and can be removed; fix the problem and start again; details in {Path(run_dir) / 'log.txt'})")
+            hint = (f" (the run stopped before training anything; its folder {run_dir} holds only its config, log "
+                    f"and records and can be removed; fix the problem and start again; details in "
+                    f"{Path(run_dir) / 'log.txt'})")
         else:
             hint = (f" (the run stopped; its folder {run_dir} holds no results and can be removed, or, when the fix "
                     f"leaves the study unchanged, continue it with --resume {run_dir}; details in "

@@ -9,9 +9,7 @@ import contextlib
 import json
 import logging
 import random
-import resource
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,9 +37,11 @@ from robustmm.missing.scenarios import build_scenarios
 from robustmm.names import check_links_inside, inside
 from robustmm.parallel import run_threads
 from robustmm.report.caught import warnings_to_log
+from robustmm.report import datafingerprint
 from robustmm.report.datainfo import describe_splits, merge_availability, scenario_availability
 from robustmm.report.render import render
-from robustmm.report.rundir import (LOG_FILE, METRICS_FILE, attach_log, check_out_is_new, check_resumable,
+from robustmm.report.timing import RunTiming
+from robustmm.report.rundir import (LOCK_FILE, LOG_FILE, METRICS_FILE, attach_log, check_out_is_new, check_resumable,
                                    environment, exclusive_run_folder, new_run_dir, write_config)
 from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (SweepPart, check_before_data, check_method_scenarios, check_modality_names,
@@ -90,10 +90,37 @@ def check_same_study(resume: Path, resolved: dict[str, Any]) -> None:
         raise RunDirectoryError(f"--resume {resume} is a run of study '{saved.get('name')}', not of "
                                 f"'{resolved['name']}'; resume it with the study file it started with, or start a "
                                 "new run (without --resume)")
-    if saved != resolved:
+    if saved != resolved and {**saved, "seeds": resolved.get("seeds")} == resolved:
+        check_seeds_extension(resume, saved.get("seeds"), resolved.get("seeds"), resolved.get("seed"))
+    elif saved != resolved:
         raise RunDirectoryError(f"--resume {resume}: the study differs from the one that run started with "
                                 f"({describe_differences(config_differences(saved, resolved))}); resume with the "
                                 "same study file and --set / --profile / --seeds options")
+
+
+def check_seeds_extension(resume: Path, old: list[int] | None, new: list[int] | None, seed: int | None) -> None:
+    """A resume whose study differs from the run's only in ``seeds`` may add seeds (each seed is a run of its
+    own in seed_<s>/; the finished ones are reused and the top level aggregates them all); anything else is
+    refused with the --seeds that continues the run."""
+    def listed(seeds: list[int]) -> str:
+        return ",".join(str(s) for s in seeds)
+
+    if old and new and set(old) < set(new):
+        return
+    if old is None:
+        raise RunDirectoryError(f"--resume {resume}: that run is a single run (seed {seed}), not one of several "
+                                f"seeds, so --seeds cannot be added to it (a run of several seeds keeps each in "
+                                f"seed_<s>/); resume it without --seeds, or start a new run with --seeds {listed(new)}")
+    if new is None:
+        raise RunDirectoryError(f"--resume {resume}: that run has seeds {listed(old)}; resume it with --seeds "
+                                f"{listed(old)} (or more seeds, to add them)")
+    dropped = [s for s in old if s not in new]
+    if dropped:
+        raise RunDirectoryError(f"--resume {resume}: --seeds {listed(new)} leaves out seed(s) {listed(dropped)} of "
+                                f"that run (seeds {listed(old)}); a run keeps every seed it has: resume with --seeds "
+                                f"{listed(old + [s for s in new if s not in old])}, or start a new run")
+    raise RunDirectoryError(f"--resume {resume}: that run has seeds {listed(old)} in this order; resume with --seeds "
+                            f"{listed(old)}")
 
 
 def check_run_request(cfg: StudyConfig, out: Path | None, resume: Path | None) -> dict[str, Any]:
@@ -116,37 +143,45 @@ def check_run_request(cfg: StudyConfig, out: Path | None, resume: Path | None) -
 def run_study(cfg: StudyConfig, out: Path | None = None, resume: Path | None = None, progress: bool = True,
               callbacks: list[TrainerCallback] | None = None, evaluate_split: str = "test",
               rewrite_results: bool = False, sweep_part: SweepPart | None = None,
-              part_of: Path | None = None) -> RunResult:
+              part_of: Path | None = None, accept_data_change: bool = False) -> RunResult:
     """Train and evaluate every method of ``cfg`` into a new run folder (or continue ``resume``).
 
     With ``split.fold: all`` every fold runs into ``fold_<k>/`` and the top-level results are the
     mean over folds (CI: t-interval over the fold values). With ``seeds`` the whole study (folds
     included) runs once per seed into ``seed_<s>/``; the top level holds the mean ± sd over seeds and
-    paired differences against a reference method (robustmm.evaluate.seeds). Resuming a finished
-    run returns its stored results and writes nothing, unless ``rewrite_results``. ``sweep_part``: the
+    paired differences against a reference method (robustmm.evaluate.seeds); resuming with more seeds adds
+    them (:func:`check_seeds_extension`). Resuming a finished run returns its stored results and writes nothing,
+    unless ``rewrite_results``. ``sweep_part``: the
     run is a trial (``"trial"``) or the test evaluation (``"final"``) of a sweep, so a failure's advice is
     the sweep's, not ``--resume`` (see :func:`robustmm.runguard.failed_run`). ``part_of``: the run folder of
-    which this run is one seed, the folder a failure's advice names.
+    which this run is one seed, the folder a failure's advice names. ``accept_data_change``: resume ``resume``
+    although its data changed since it started (robustmm.report.datafingerprint), recording them as they are.
     """
     resolved = check_run_request(cfg, out, resume)
     if distributed.needs_session():  # started by torchrun: join the group; ranks > 0 follow rank 0's runs
         return distributed.run_session(
             cfg.training.device, lambda: run_study(cfg, out, resume, progress, callbacks, evaluate_split,
-                                                   rewrite_results, sweep_part, part_of),
+                                                   rewrite_results, sweep_part, part_of, accept_data_change),
             lambda c, d: _run_single(c, d, resolve_device(c.training.device), False, callbacks, evaluate_split))
     run_dir = Path(resume) if resume is not None else new_run_dir(cfg.output_dir, cfg.name, out)
     with exclusive_run_folder(run_dir):
         return _run_in_folder(cfg, resolved, run_dir, resume is not None, progress, callbacks, evaluate_split,
-                              rewrite_results, sweep_part, part_of)
+                              rewrite_results, sweep_part, part_of, accept_data_change)
 
 
 def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, resumed: bool, progress: bool,
                    callbacks: list[TrainerCallback] | None, evaluate_split: str, rewrite_results: bool,
-                   sweep_part: SweepPart | None, part_of: Path | None) -> RunResult:
+                   sweep_part: SweepPart | None, part_of: Path | None, accept_data_change: bool) -> RunResult:
     """:func:`run_study` in its run folder, which this process holds."""
+    saved = check_resumable(run_dir) if resumed else {}
+    done = None if not resumed or rewrite_results else finished_result(run_dir)
+    if done is not None and cfg.seeds and (done.get("seeds") or {}).get("seeds") != list(cfg.seeds):
+        done = None  # seeds added to a finished run (check_seeds_extension): the new ones are not run yet
+    # a run that will train or evaluate again must find the data it started on, checked before anything is written
+    notice = (datafingerprint.check_unchanged(run_dir, cfg.data, accept_data_change) if resumed and done is None
+              else None)
     stale = remove_stale_tmp(run_dir) if resumed else []
     if resumed:
-        done = None if rewrite_results else finished_result(run_dir)
         if done is not None:
             log.info("%s is finished; its results are left unchanged", run_dir)
             stored = run_dir / "summary.txt"
@@ -158,21 +193,32 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
     handler = attach_log(run_dir)
     for path in stale:
         log.info("removed %s, left by an interrupted save", path)
+    if notice:
+        log.warning("%s", notice)
+        if part_of is None:  # a seed's run: the run it belongs to said it once already
+            print(f"robustmm: {notice}", file=sys.stderr)
     caught = None
     try:
         caught = stack.enter_context(warnings_to_log(log))
         device = resolve_device(cfg.training.device)
-        if not resumed:
+        if not resumed:  # the data first: a folder with config.yaml is resumable, and a resume compares them
+            datafingerprint.record(run_dir, cfg.data)
             write_config(run_dir, resolved, {"seed": cfg.seed, "device": str(device),
                                              **run_threads(cfg.training.threads), **distributed.run_info(),
                                              "environment": environment()})
+        elif saved.get("seeds") != resolved.get("seeds"):  # seeds added: the study of the run is now the longer list
+            log.info("seeds %s added to the seeds %s of this run", [s for s in cfg.seeds if s not in saved["seeds"]],
+                     saved["seeds"])
+            write_config(run_dir, resolved, saved.get(RUN_RECORD_KEY) or {})
         log.info("run %s (device %s)%s", run_dir, device, " resumed" if resumed else "")
         if cfg.seeds:  # the whole study once per seed into seed_<s>/, then mean ± sd and paired differences
             from robustmm.evaluate.seeds import run_seeds
 
             doc = run_seeds(cfg, run_dir, lambda c, d, again: run_study(
                 c, out=None if again else d, resume=d if again else None, progress=progress, callbacks=callbacks,
-                evaluate_split=evaluate_split, sweep_part=sweep_part, part_of=run_dir))
+                evaluate_split=evaluate_split, sweep_part=sweep_part, part_of=run_dir,
+                accept_data_change=accept_data_change), before_config=(LOCK_FILE, datafingerprint.FINGERPRINT_FILE,
+                                                                       LOG_FILE))
             summary = _write_outputs(run_dir, cfg, doc)
             return RunResult(run_dir, doc["records"], summary, doc["synthetic"])
         if cfg.split.fold != "all":
@@ -199,8 +245,14 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
 
 def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
                 callbacks: list[TrainerCallback] | None, evaluate_split: str) -> RunResult:
-    started = time.time()
     distributed.share_run(cfg, run_dir)  # rank 0 tells the other ranks which run to train (no-op otherwise)
+    with RunTiming(run_dir, write=distributed.info().is_main) as timing:  # this process's part of timing.json
+        return _train_and_evaluate(cfg, run_dir, device, progress, callbacks, evaluate_split, timing)
+
+
+def _train_and_evaluate(cfg: StudyConfig, run_dir: Path, device: torch.device, progress: bool,
+                        callbacks: list[TrainerCallback] | None, evaluate_split: str,
+                        timing: RunTiming) -> RunResult:
     seed_everything(cfg.seed, cfg.training.deterministic)
     dataset = build_dataset(cfg.data, progress=progress)
     data = DataModule(dataset, cfg.split, cfg.seed, cfg.training.batch_size, cfg.training.num_workers,
@@ -217,7 +269,6 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
     check_methods(cfg.methods, data)  # every method's data requirements, before the first one trains
     fitted: dict[str, Method] = {}
     by_name: dict[str, Method] = {}
-    timings: dict[str, float] = {}
     selection: dict[str, list[dict[str, Any]]] = {}
     for i in training_order(cfg):
         mcfg = cfg.methods[i]
@@ -228,11 +279,11 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
         trainer = Trainer(cfg.training, inside(run_dir, "checkpoints", mcfg.run_id), cfg.seed, progress, callbacks,
                           fingerprint={"method": mcfg.run_id, "study": study_hash(to_plain(cfg))},
                           selection_scenarios=selection_scenarios)
-        t0 = time.time()
+        timing.start_method(mcfg.run_id)
         log.info("training %s (%s)", mcfg.run_id, mcfg.name)
         method.fit(data, trainer)
         selection[mcfg.run_id] = trainer.selections
-        timings[mcfg.run_id] = round(time.time() - t0, 2)
+        timing.end_method(mcfg.run_id)
         fitted[mcfg.run_id] = method.to(device).eval()
         by_name.setdefault(mcfg.name, method)
     fitted = {m.run_id: fitted[m.run_id] for m in cfg.methods}
@@ -262,10 +313,8 @@ def _run_single(cfg: StudyConfig, run_dir: Path, device: torch.device, progress:
                                                  cfg.seed if cfg.evaluation.seed is None else cfg.evaluation.seed)}
     summary = _write_reports(run_dir, cfg, doc)
     for run_id, method in fitted.items():
-        timings[run_id] = round(timings[run_id] + method.deferred_training_seconds(), 2)
-    timings["total"] = round(time.time() - started, 2)
-    timings["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    write_json_atomic(run_dir / "timing.json", timings)
+        timing.add(run_id, method.deferred_training_seconds())
+    timing.finish()
     _mark_finished(run_dir, doc)
     return RunResult(run_dir, records, summary, synthetic, fitted, data)
 

@@ -201,7 +201,7 @@ def test_a_data_folder_that_cannot_hold_the_cache_is_read_without_it(tmp_path: P
                                                                     caplog: pytest.LogCaptureFixture) -> None:
     import robustmm.io
 
-    def read_only(path, write):  # a shared, read-only copy of ADNI
+    def read_only(path, write, shared=False):  # a shared, read-only copy of ADNI
         raise PermissionError(13, "Permission denied", str(Path(path).parent))
 
     root = make(tmp_path)
@@ -222,6 +222,97 @@ def test_cache_is_reused_and_invalidated(tmp_path: Path) -> None:
     shutil.copy(root / "img" / "A_T1.nii.gz", root / "img" / "B_T1.nii.gz")  # content changed
     AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)
     assert len(list((root / ".robustmm_cache").glob("*.pt"))) == 2
+
+
+def test_a_failed_cache_write_leaves_nothing_and_the_run_goes_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    """A full disk while the cache is written: torch.save raises RuntimeError (not OSError) half way."""
+    import robustmm.io
+
+    def disk_full(obj, path):
+        Path(path).write_bytes(b"half a cache")
+        raise RuntimeError("[enforce fail at inline_container.cc:595] . PytorchStreamWriter failed writing file")
+
+    root = make(tmp_path)
+    monkeypatch.setattr(robustmm.io.torch, "save", disk_full)
+    with caplog.at_level("WARNING"):
+        ds = AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)
+    assert np.array_equal(ds.mri.numpy(), load(root).mri.numpy())
+    assert "could not write the volume cache" in caplog.text and "PytorchStreamWriter" in caplog.text
+    assert list((root / ".robustmm_cache").iterdir()) == []
+
+
+_WRITER = """
+import sys, time
+from pathlib import Path
+from robustmm.io import write_atomic
+
+def write(tmp):
+    with open(tmp, "wb") as fh:
+        fh.write(b"part of a volume cache")
+    print("writing", flush=True)
+    time.sleep(600)  # killed here
+
+write_atomic(Path(sys.argv[1]), write, shared=True)
+"""
+
+
+def test_a_cache_write_killed_half_way_is_cleaned_up_but_never_a_live_one(tmp_path: Path) -> None:
+    """The temporary file of a writer that still runs is kept however old it looks; once the writer is killed
+    (SIGKILL: nothing of it runs any more), the next load removes it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import robustmm.io
+    from robustmm.io import ABANDONED_AFTER, remove_abandoned_tmp
+
+    root = make(tmp_path)
+    cache_dir = root / ".robustmm_cache"
+    env = {**os.environ, "PYTHONPATH": str(Path(robustmm.io.__file__).parents[1])}
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(cache_dir / "volumes_x.pt")], env=env,
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "writing"
+        (tmp,) = cache_dir.glob(".volumes_x.pt.*.tmp")
+        old = tmp.stat().st_mtime - 10 * ABANDONED_AFTER
+        os.utime(tmp, (old, old))  # a slow writer: no write for a while, but alive and holding its lock
+        assert remove_abandoned_tmp(cache_dir) == [] and tmp.exists()
+        AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)
+        assert tmp.exists()
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert tmp.exists()  # what a killed write leaves
+    ds = AdniDataset(AdniDataConfig(root=root, volume_shape=SHAPE), progress=False)
+    assert not tmp.exists() and len(list(cache_dir.glob("*.pt"))) == 1 and ds.mri.shape[0] > 0
+    assert not list(cache_dir.glob(".*"))
+
+
+def test_abandoned_temporary_files_follow_the_age_rules(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    import robustmm.io
+    from robustmm.io import ABANDONED_AFTER, FOREIGN_AFTER, _host_tag, remove_abandoned_tmp
+
+    def tmp_file(name: str, idle: float) -> Path:
+        path = tmp_path / name
+        path.write_bytes(b"x")
+        os.utime(path, (path.stat().st_mtime - idle,) * 2)
+        return path
+
+    here = _host_tag()
+    young = tmp_file(f".volumes_a.pt.{here}@abc123.tmp", ABANDONED_AFTER / 2)  # maybe not locked yet
+    mine = tmp_file(f".volumes_b.pt.{here}@abc123.tmp", 2 * ABANDONED_AFTER)
+    foreign = tmp_file(".volumes_c.pt.otherhost@abc123.tmp", 2 * ABANDONED_AFTER)  # its lock may not be seen here
+    foreign_old = tmp_file(".volumes_d.pt.otherhost@abc123.tmp", 2 * FOREIGN_AFTER)
+    other = tmp_file(".volumes_e.pt.abc123.tmp", 2 * FOREIGN_AFTER)  # not a shared write's: not ours to judge
+    assert remove_abandoned_tmp(tmp_path) == [mine, foreign_old]
+    assert young.exists() and foreign.exists() and other.exists()
+    monkeypatch.setattr(robustmm.io, "fcntl", None)  # a file system or OS without locks: the age rule only
+    again = tmp_file(f".volumes_f.pt.{here}@abc123.tmp", 2 * ABANDONED_AFTER)
+    assert remove_abandoned_tmp(tmp_path) == [] and again.exists()
 
 
 # ------------------------------------------------------------------ real ADNIMERGE quirks

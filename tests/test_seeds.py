@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -202,6 +203,76 @@ def test_a_failure_in_a_seed_advises_resuming_the_whole_run(tiny_study: Path, tm
     err = capsys.readouterr().err
     assert f"--resume {out};" in err and "seed_1" not in err
     assert "seed_0" in err and "removed" not in err  # the finished seed is kept, not thrown away with the folder
+
+
+def test_a_seed_stopped_before_its_config_is_run_again_on_resume(tiny_study: Path, tmp_path: Path) -> None:
+    """A seed's run writes its lock, its data fingerprint and its log before config.yaml: a seed folder killed
+    in between holds only those, trained nothing, and is started again (not refused as a foreign folder)."""
+    out, args = tmp_path / "run", ["--seeds", "0,1", "--set", "training.epochs=1"]
+    assert run_cli(str(tiny_study), "--out", str(out), *args) == 0
+    doc = json.loads((out / "metrics.json").read_text())
+    shutil.rmtree(out / "seed_1")
+    (out / "seed_1").mkdir()
+    for name in (".robustmm.lock", "data_fingerprint.json", "log.txt"):
+        (out / "seed_1" / name).write_text("")
+    (out / "metrics.json").unlink()
+    assert run_cli(str(tiny_study), "--resume", str(out), *args) == 0
+    assert json.loads((out / "metrics.json").read_text()) == doc
+
+
+def test_seeds_are_added_to_a_finished_run_by_resuming_it_with_more(tiny_study: Path, tmp_path: Path,
+                                                                     capsys) -> None:
+    """--seeds 0,1 then --resume with --seeds 0-2: seeds 0 and 1 are reused as they are, seed 2 runs, and the
+    top level aggregates the three as a run started with --seeds 0-2 does."""
+    epochs = ["--set", "training.epochs=1"]
+    out, fresh = tmp_path / "run", tmp_path / "fresh"
+    assert run_cli(str(tiny_study), "--out", str(out), "--seeds", "0,1", *epochs) == 0
+    kept = {s: (out / f"seed_{s}" / "metrics.json").read_bytes() for s in (0, 1)}
+    assert run_cli(str(tiny_study), "--resume", str(out), "--seeds", "0-2", *epochs) == 0
+    assert {s: (out / f"seed_{s}" / "metrics.json").read_bytes() for s in (0, 1)} == kept
+    assert yaml.safe_load((out / "config.yaml").read_text())["seeds"] == [0, 1, 2]
+    assert "seeds [2] added to the seeds [0, 1] of this run" in (out / "log.txt").read_text()
+    assert run_cli(str(tiny_study), "--out", str(fresh), "--seeds", "0-2", *epochs) == 0
+    assert json.loads((out / "metrics.json").read_text()) == json.loads((fresh / "metrics.json").read_text())
+
+    capsys.readouterr()
+    assert run_cli(str(tiny_study), "--resume", str(out), "--seeds", "0,1", *epochs) == 2
+    assert "--seeds 0,1 leaves out seed(s) 2 of that run (seeds 0,1,2)" in capsys.readouterr().err
+    assert run_cli(str(tiny_study), "--resume", str(out), *epochs) == 2
+    assert "that run has seeds 0,1,2; resume it with --seeds 0,1,2" in capsys.readouterr().err
+    assert run_cli(str(tiny_study), "--resume", str(out), "--seeds", "2,1,0", *epochs) == 2
+    assert "that run has seeds 0,1,2 in this order; resume with --seeds 0,1,2" in capsys.readouterr().err
+
+
+def test_an_interrupted_addition_of_seeds_is_not_taken_for_the_finished_run(tiny_study: Path, tmp_path: Path,
+                                                                             monkeypatch) -> None:
+    """Killed after config.yaml lists the new seeds: the top-level metrics.json is still that of the old seeds,
+    and a resume must run the new ones rather than report it."""
+    import robustmm.study
+
+    epochs = ["--set", "training.epochs=1"]
+    out = tmp_path / "run"
+    assert run_cli(str(tiny_study), "--out", str(out), "--seeds", "0,1", *epochs) == 0
+
+    def interrupted(*_args, **_kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(robustmm.study, "render", interrupted)  # seed 2's report: killed while seed 2 runs
+        assert run_cli(str(tiny_study), "--resume", str(out), "--seeds", "0-2", *epochs) == 130
+    assert json.loads((out / "metrics.json").read_text())["seeds"]["seeds"] == [0, 1]
+    assert run_cli(str(tiny_study), "--resume", str(out), "--seeds", "0-2", *epochs) == 0
+    assert json.loads((out / "metrics.json").read_text())["seeds"]["seeds"] == [0, 1, 2]
+
+
+def test_seeds_cannot_be_added_to_a_single_run(tiny_study: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "run"
+    assert run_cli(str(tiny_study), "--out", str(out), "--set", "training.epochs=1") == 0
+    capsys.readouterr()
+    assert run_cli(str(tiny_study), "--resume", str(out), "--seeds", "0-2", "--set", "training.epochs=1") == 2
+    err = capsys.readouterr().err
+    assert "that run is a single run (seed 3), not one of several seeds, so --seeds cannot be added" in err
+    assert "start a new run with --seeds 0,1,2" in err
 
 
 @pytest.mark.slow

@@ -36,7 +36,7 @@ from robustmm.data.batch import ModalitySpec
 from robustmm.data.tables import read_table
 from robustmm.data.volumes import cache_key, load_volumes
 from robustmm.errors import DataError
-from robustmm.io import load_torch, save_torch_atomic
+from robustmm.io import load_torch, remove_abandoned_tmp, save_torch_shared
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +61,15 @@ def check_root(cfg: AdniDataConfig) -> None:
     if cfg.manifest and not (root / cfg.manifest).is_file():
         raise DataError(f"manifest {root / cfg.manifest} does not exist; set data.manifest, or set it to null and "
                         "give data.mri_pattern / data.pet_pattern")
+
+
+def manifest_path(root: Path, text: str) -> Path:
+    """A manifest path under data.root; a path written on Windows (backslashes) is read as one
+    when the path as written does not exist."""
+    path = root / text
+    if "\\" in text and not path.exists():
+        return root / PureWindowsPath(text).as_posix()
+    return path
 
 
 class AdniDataset(MultimodalDataset):
@@ -287,8 +296,8 @@ class AdniDataset(MultimodalDataset):
             for s, r in rows.items():
                 if not r["mri_path"]:
                     raise DataError(f"{path}: subject {s} has an empty mri_path; every subject needs a T1 MRI")
-                mri[s] = self._manifest_file(r["mri_path"])
-                pet[s] = self._manifest_file(r["pet_path"]) if r.get("pet_path") else None
+                mri[s] = manifest_path(self.root, r["mri_path"])
+                pet[s] = manifest_path(self.root, r["pet_path"]) if r.get("pet_path") else None
             source = path
         else:
             if not c.mri_pattern:
@@ -320,14 +329,6 @@ class AdniDataset(MultimodalDataset):
                                 "(leave pet_path empty for subjects without PET)")
         return {s: mri[s] for s in subjects if s in mri}, {s: pet.get(s) for s in subjects if s in mri}
 
-    def _manifest_file(self, text: str) -> Path:
-        """A manifest path under data.root; a path written on Windows (backslashes) is read as one
-        when the path as written does not exist."""
-        path = self.root / text
-        if "\\" in text and not path.exists():
-            return self.root / PureWindowsPath(text).as_posix()
-        return path
-
     def _load_volumes(self, mri_paths: list[Path], pet_paths: list[Path | None], progress: bool):
         """(mri (n, 1, D, H, W), pet (n_with_pet, 1, D, H, W), pet row per subject or -1): volumes
         preprocessed in parallel on first use, cached on disk and memory-mapped from the cache."""
@@ -336,6 +337,9 @@ class AdniDataset(MultimodalDataset):
         cache = self.root / ".robustmm_cache" / f"volumes_{cache_key(files, shape)}.pt"
         with_pet = [i for i, p in enumerate(pet_paths) if p is not None]
         whats = [f"subject {s} (MRI)" for s in self.subjects] + [f"subject {self.subjects[i]} (PET)" for i in with_pet]
+        if self.cfg.cache:
+            for path in remove_abandoned_tmp(cache.parent):  # e.g. a run killed while writing its cache
+                log.info("removed %s, left by a volume cache write that was stopped", path)
         if self.cfg.cache and cache.is_file():
             try:
                 stored = load_torch(cache, "volume cache", mmap=True)
@@ -351,12 +355,14 @@ class AdniDataset(MultimodalDataset):
         pet_row = torch.full((n,), -1, dtype=torch.int64)
         pet_row[torch.as_tensor(with_pet, dtype=torch.int64)] = torch.arange(len(with_pet))
         if self.cfg.cache:
-            try:
-                save_torch_atomic({"mri": mri, "pet": pet, "pet_row": pet_row,
+            try:  # other runs may write the same cache at once (sweep workers): save_torch_shared
+                save_torch_shared({"mri": mri, "pet": pet, "pet_row": pet_row,
                                    "nonfinite": torch.as_tensor(nonfinite, dtype=torch.int64)}, cache)
-            except OSError as exc:  # e.g. a shared read-only copy of the data: the run does not need the cache
+            except (OSError, RuntimeError) as exc:  # a read-only copy of the data, a full disk (torch.save raises
+                # RuntimeError): the run does not need the cache, and the temporary file is gone
+                why = getattr(exc, "strerror", None) or (str(exc).strip().splitlines() or [type(exc).__name__])[0]
                 log.warning("could not write the volume cache %s (%s); the volumes are preprocessed again on every "
-                            "run (set data.cache: false to skip the cache)", cache, exc.strerror or exc)
+                            "run (set data.cache: false to skip the cache)", cache, why)
         return mri, pet, pet_row
 
     def _note_nonfinite(self, whats: list[str], nonfinite: list[int]) -> None:

@@ -281,7 +281,7 @@ def launch_local(nproc: int, args: Any) -> int:
     for flag in ("profile", "out", "resume", "seeds"):
         if getattr(args, flag, None) is not None:
             cmd += [f"--{flag}", str(getattr(args, flag))]
-    for flag in ("quiet", "rewrite_results", "verbose"):
+    for flag in ("quiet", "rewrite_results", "accept_data_change", "verbose"):
         if getattr(args, flag, False):
             cmd.append("--" + flag.replace("_", "-"))
     from robustmm.parallel import default_threads

@@ -53,12 +53,14 @@ def finished_seed(folder: Path) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-def run_seeds(cfg: StudyConfig, run_dir: Path, run_one: Callable[[StudyConfig, Path, bool], Any]) -> dict[str, Any]:
+def run_seeds(cfg: StudyConfig, run_dir: Path, run_one: Callable[[StudyConfig, Path, bool], Any],
+              before_config: tuple[str, ...] = ("log.txt",)) -> dict[str, Any]:
     """Run every seed of ``cfg`` into ``seed_<s>/`` and return the aggregated metrics document.
 
     ``run_one(seed_cfg, folder, again)`` runs a single-seed study into ``folder`` (a new run
     folder, or ``again``: continue the one there). A finished seed (its metrics.json is written
-    last) is read back, not rerun; an interrupted one resumes from its checkpoints.
+    last) is read back, not rerun; an interrupted one resumes from its checkpoints. ``before_config``: the files
+    a run writes into its folder before config.yaml; a seed folder holding only those never started training.
     """
     docs: dict[int, dict[str, Any]] = {}
     seeds = list(cfg.seeds or [])
@@ -70,10 +72,11 @@ def run_seeds(cfg: StudyConfig, run_dir: Path, run_one: Callable[[StudyConfig, P
             again = (folder / "config.yaml").is_file()
             if folder.exists() and not again:  # killed before its config was written: nothing to keep
                 for leftover in folder.iterdir():
-                    if leftover.name != "log.txt":
+                    if leftover.name not in before_config:
                         raise RunDirectoryError(f"{folder} has no config.yaml but holds {leftover.name}; "
                                                 "move the folder away and resume again")
-                (folder / "log.txt").unlink(missing_ok=True)
+                for name in before_config:
+                    (folder / name).unlink(missing_ok=True)
                 folder.rmdir()
             run_one(seed_config(cfg, s), folder, again)
             doc = finished_seed(folder)
