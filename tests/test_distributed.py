@@ -252,7 +252,7 @@ def test_more_processes_per_machine_than_gpus_is_refused(monkeypatch) -> None:
     distributed.check_processes_per_node(2, "auto")
     distributed.check_processes_per_node(8, "cpu")  # CPU processes need no GPU
     for kind in ("auto", "cuda"):
-        with pytest.raises(ConfigError, match=r"3 processes on this machine, but it has 2 GPU\(s\).*at most 2"):
+        with pytest.raises(ConfigError, match=r"3 processes on this machine, but it has 2 GPUs.*at most 2"):
             distributed.check_processes_per_node(3, kind)
 
 
