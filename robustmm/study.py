@@ -46,6 +46,7 @@ from robustmm.report.rundir import (LOCK_FILE, LOG_FILE, METRICS_FILE, attach_lo
 from robustmm.report.tables import metrics_csv
 from robustmm.runguard import (SweepPart, check_before_data, check_method_scenarios, check_modality_names,
                                failed_run, finished_result, in_study)
+from robustmm.text import counted, form
 
 __all__ = ["RunResult", "run_study"]
 
@@ -116,7 +117,8 @@ def check_seeds_extension(resume: Path, old: list[int] | None, new: list[int] | 
                                 f"{listed(old)} (or more seeds, to add them)")
     dropped = [s for s in old if s not in new]
     if dropped:
-        raise RunDirectoryError(f"--resume {resume}: --seeds {listed(new)} leaves out seed(s) {listed(dropped)} of "
+        raise RunDirectoryError(f"--resume {resume}: --seeds {listed(new)} leaves out "
+                                f"{form(len(dropped), 'seed')} {listed(dropped)} of "
                                 f"that run (seeds {listed(old)}); a run keeps every seed it has: resume with --seeds "
                                 f"{listed(old + [s for s in new if s not in old])}, or start a new run")
     raise RunDirectoryError(f"--resume {resume}: that run has seeds {listed(old)} in this order; resume with --seeds "
@@ -237,7 +239,8 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
     finally:
         stack.close()
         if caught is not None and caught.total and progress:
-            print(f"robustmm: {caught.total} warning(s) from the libraries used were written to "
+            n = caught.total
+            print(f"robustmm: {counted(n, 'warning')} from the libraries used {form(n, 'was', 'were')} written to "
                   f"{run_dir / 'log.txt'}", file=sys.stderr)
         logging.getLogger("robustmm").removeHandler(handler)
         handler.close()

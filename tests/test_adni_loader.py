@@ -174,7 +174,7 @@ def test_nan_and_non_numeric_clinical_values(tmp_path: Path) -> None:
     j = ds.clinical_names.index("MMSE")
     assert a["valid"]["clinical"][j].item() is False and a["inputs"]["clinical"][j].item() == 0.0  # = train mean
     strict = load(root, nan_policy="error")
-    with pytest.raises(DataError, match=r"NaN in clinical column\(s\) \['MMSE'\].*subject A"):
+    with pytest.raises(DataError, match=r"NaN in clinical column \['MMSE'\].*subject A"):
         strict.fit(np.arange(len(strict)))
     for r in rows:
         if r["PTID"] == "C":
@@ -375,7 +375,7 @@ def test_visit_rows_without_months_are_reported(tmp_path: Path) -> None:
     rows, pet = trajectories()
     rows.append(visit("B", 0, "Dementia", M=None))
     ds = load(write_cohort(tmp_path / "c", rows, pet))
-    assert any("1 visit row(s) with no M" in note for note in ds.report.notes)
+    assert any("1 visit row with no M is left out" in note for note in ds.report.notes)
 
 
 def test_manifest_paths_with_windows_separators_and_spaces(tmp_path: Path) -> None:
@@ -405,7 +405,7 @@ def test_a_visit_row_without_a_subject_id_is_refused_with_its_line(tmp_path: Pat
     numeric = {p: str(1000 + i) for i, p in enumerate(pet)}
     rows = [{**r, "PTID": numeric[r["PTID"]]} for r in rows]
     root = write_cohort(tmp_path / "c", rows + [visit("", 12, "MCI")], {numeric[p]: v for p, v in pet.items()})
-    with pytest.raises(DataError, match=rf"ADNIMERGE\.csv: 1 row\(s\) have no PTID \(file line\(s\) {len(rows) + 2}\)"):
+    with pytest.raises(DataError, match=rf"ADNIMERGE\.csv: 1 row has no PTID \(file line {len(rows) + 2}\)"):
         load(root)
 
 

@@ -309,7 +309,7 @@ def test_data_check_adni_fits_the_training_split_as_a_study_does(tiny_adni_root:
     # nan_policy: error stops the check as it stops the run
     assert main(["data", "check", "adni", str(tiny_adni_root), *shape, "--option", "nan_policy=error"]) == 2
     err = capsys.readouterr().err
-    assert "NaN in clinical column(s) ['TAU', 'PTAU']" in err and "Traceback" not in err
+    assert "NaN in clinical columns ['TAU', 'PTAU']" in err and "Traceback" not in err
     # MMSE empty for exactly the subjects of the default training split: refused with the defaults,
     # read with the study's seed (another training split)
     root = tmp_path / "cohort"
@@ -321,7 +321,7 @@ def test_data_check_adni_fits_the_training_split_as_a_study_does(tiny_adni_root:
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # one error line: no numpy warning about the empty column before it
         assert main(["data", "check", "adni", str(root), *shape]) == 2
-    assert "clinical column(s) ['MMSE'] are empty for every training subject" in capsys.readouterr().err
+    assert "clinical column ['MMSE'] is empty for every training subject" in capsys.readouterr().err
     assert main(["data", "check", "adni", str(root), "--study", str(tiny_study), "--quiet"]) == 0
     out = capsys.readouterr().out
     assert "split (seed 3): " in out and re.search(r"imputed: (1 cell|\d+ cells) of MMSE", out)

@@ -102,7 +102,7 @@ def test_nan_and_infinite_voxels_set_to_zero_are_noted_in_the_data_report(tiny_a
     subject = pet.parent.name
     for ds in (AdniDataset(cfg, progress=False), AdniDataset(cfg, progress=False)):  # computed, then from the cache
         [note] = [n for n in ds.report.notes if "NaN" in n]
-        assert note.startswith(f"1 volume(s) had NaN or infinite voxels, set to 0 before scaling (subject {subject} "
+        assert note.startswith(f"1 volume had NaN or infinite voxels, set to 0 before scaling (subject {subject} "
                                "(PET): 7)")
 
 

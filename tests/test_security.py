@@ -408,7 +408,7 @@ def test_duplicate_ptid_in_the_manifest_is_refused(tmp_path: Path) -> None:
     # a second row for A pointing at B's images: before, the last row won silently
     extra = manifest[manifest.PTID == "B"].assign(PTID="A")
     pd.concat([manifest, extra]).to_csv(root / "manifest.csv", index=False)
-    with pytest.raises(DataError, match=r"manifest.csv: subject\(s\) A are listed more than once"):
+    with pytest.raises(DataError, match=r"manifest.csv: subject A is listed more than once"):
         AdniDataset(AdniDataConfig(root=root, volume_shape=(8, 8, 8), cache=False), progress=False)
 
 

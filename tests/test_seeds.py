@@ -237,7 +237,7 @@ def test_seeds_are_added_to_a_finished_run_by_resuming_it_with_more(tiny_study: 
 
     capsys.readouterr()
     assert run_cli(str(tiny_study), "--resume", str(out), "--seeds", "0,1", *epochs) == 2
-    assert "--seeds 0,1 leaves out seed(s) 2 of that run (seeds 0,1,2)" in capsys.readouterr().err
+    assert "--seeds 0,1 leaves out seed 2 of that run (seeds 0,1,2)" in capsys.readouterr().err
     assert run_cli(str(tiny_study), "--resume", str(out), *epochs) == 2
     assert "that run has seeds 0,1,2; resume it with --seeds 0,1,2" in capsys.readouterr().err
     assert run_cli(str(tiny_study), "--resume", str(out), "--seeds", "2,1,0", *epochs) == 2

@@ -37,6 +37,7 @@ from robustmm.data.tables import read_table
 from robustmm.data.volumes import cache_key, load_volumes
 from robustmm.errors import DataError
 from robustmm.io import load_torch, remove_abandoned_tmp, save_torch_shared
+from robustmm.text import counted, form
 
 log = logging.getLogger(__name__)
 
@@ -136,8 +137,8 @@ class AdniDataset(MultimodalDataset):
         if missing:
             hints = {m: difflib.get_close_matches(m, list(table.columns), n=1) for m in missing}
             hint_txt = "; ".join(f"'{m}'" + (f" (did you mean '{h[0]}'?)" if h else "") for m, h in hints.items())
-            raise DataError(f"{path}: missing column(s) {hint_txt}. Fix the table or the data.*_column / "
-                            "data.clinical_columns keys")
+            raise DataError(f"{path}: missing {form(len(missing), 'column')} {hint_txt}. Fix the table or the "
+                            "data.*_column / data.clinical_columns keys")
         table[c.subject_column] = self._subject_ids(table, path)
         table[c.months_column] = self._months(table)
         return self._repeated_visits(table)
@@ -151,9 +152,10 @@ class AdniDataset(MultimodalDataset):
         empty = ids.isna() | (ids.astype(str).str.strip() == "")
         if empty.any():
             rows = [int(i) + 2 for i in np.flatnonzero(empty.to_numpy())[:5]]  # + header, 1-based
-            raise DataError(f"{path}: {int(empty.sum())} row(s) have no {col} (file line(s) "
-                            f"{', '.join(map(str, rows))}); every visit row needs its subject id: fill it in or "
-                            "delete the row")
+            n = int(empty.sum())
+            raise DataError(f"{path}: {counted(n, 'row')} {form(n, 'has', 'have')} no {col} "
+                            f"({form(len(rows), 'file line')} {', '.join(map(str, rows))}); every visit row needs its "
+                            "subject id: fill it in or delete the row")
         return ids.astype(str).str.strip()
 
     def _months(self, table: pd.DataFrame) -> pd.Series:
@@ -169,12 +171,14 @@ class AdniDataset(MultimodalDataset):
         bad = months.isna() & raw.notna() & (text != "")
         if bad.any():
             raise DataError(f"{self._table_path}: column '{c.months_column}' has value {raw[bad].iloc[0]!r} for "
-                            f"subject {table.loc[bad, c.subject_column].iloc[0]} ({int(bad.sum())} such row(s)); "
+                            f"subject {table.loc[bad, c.subject_column].iloc[0]} "
+                            f"({counted(int(bad.sum()), 'such row')}); "
                             "it must hold months since baseline: numbers, or VISCODE codes bl, m06, m12, ... "
                             "Fix or drop those rows, or set data.months_column to ADNIMERGE's M")
         if months.isna().any():
-            note = (f"{int(months.isna().sum())} visit row(s) with no {c.months_column} are left out (they cannot "
-                    "be placed in time)")
+            n = int(months.isna().sum())
+            note = (f"{counted(n, 'visit row')} with no {c.months_column} {form(n, 'is', 'are')} left out "
+                    f"({form(n, 'it', 'they')} cannot be placed in time)")
             self.report.notes.append(note)
             log.info("%s: %s", self._table_path, note)
         return months
@@ -195,13 +199,15 @@ class AdniDataset(MultimodalDataset):
             shown = [f"{subj} (month {_num(m)})" for subj, m in bad.index[:5]]
             more = f" and {len(bad) - 5} more" if len(bad) > 5 else ""
             cols_bad = [col for col in cols if (bad[col] > 1).any()]
-            raise DataError(f"{self._table_path}: subject(s) {', '.join(shown)}{more} have several rows for the same "
+            n = len(bad)
+            raise DataError(f"{self._table_path}: {form(n, 'subject')} {', '.join(shown)}{more} "
+                            f"{form(n, 'has', 'have')} several rows for the same "
                             f"visit with different values in {cols_bad}; robustmm does not guess which row is right "
                             f"(the label could flip). Keep one row per subject and visit ({c.subject_column}, "
                             f"{c.months_column})")
         before = len(table)
         table = table[~(table.duplicated(subset=key, keep="first") & table[c.months_column].notna())]
-        note = f"{before - len(table)} repeated identical visit row(s) counted once"
+        note = f"{counted(before - len(table), 'repeated identical visit row')} counted once"
         self.report.notes.append(note)
         log.info("%s: %s", self._table_path, note)
         return table
@@ -264,7 +270,8 @@ class AdniDataset(MultimodalDataset):
             values = list(dict.fromkeys(raw[unknown]))
             subjects = list(dict.fromkeys(table.loc[unknown, self.cfg.subject_column]))
             raise DataError(f"{self._table_path}: column '{col}' has value {values[0]!r} (subject {subjects[0]}; "
-                            f"{int(unknown.sum())} row(s), values {values[:5]}) that is no diagnosis robustmm knows. "
+                            f"{counted(int(unknown.sum()), 'row')}, values {values[:5]}) that is no diagnosis robustmm "
+                            "knows. "
                             "Use CN, MCI, Dementia (ADNIMERGE DX), EMCI, LMCI, SMC, AD (DX_bl), NL or an older "
                             "transition such as 'MCI to Dementia', or set data.diagnosis_column to such a column")
         return out
@@ -290,7 +297,8 @@ class AdniDataset(MultimodalDataset):
             dupes = man[c.subject_column][man[c.subject_column].duplicated()].unique().tolist()
             if dupes:
                 more = f" (and {len(dupes) - 5} more)" if len(dupes) > 5 else ""
-                raise DataError(f"{path}: subject(s) {', '.join(dupes[:5])}{more} are listed more than once; each "
+                raise DataError(f"{path}: {form(len(dupes), 'subject')} {', '.join(dupes[:5])}{more} "
+                                f"{form(len(dupes), 'is', 'are')} listed more than once; each "
                                 "subject needs exactly one row (otherwise another row's images could be used)")
             rows = {r[c.subject_column]: r for r in man.to_dict("records")}
             for s, r in rows.items():
@@ -372,8 +380,8 @@ class AdniDataset(MultimodalDataset):
         if not bad:
             return
         shown = ", ".join(f"{what}: {n}" for what, n in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
-        note = (f"{len(bad)} volume(s) had NaN or infinite voxels, set to 0 before scaling ({shown}); expected "
-                "outside a PET field of view, otherwise check those files")
+        note = (f"{counted(len(bad), 'volume')} had NaN or infinite voxels, set to 0 before scaling ({shown}); "
+                "expected outside a PET field of view, otherwise check those files")
         self.report.notes.append(note)
         log.info("%s: %s", self.root, note)
 
@@ -405,8 +413,9 @@ class AdniDataset(MultimodalDataset):
             inf = np.isinf(mapped.to_numpy(dtype=np.float64))
             if inf.any():
                 subjects = [str(x) for x in baseline.index[inf][:5]]
-                raise DataError(f"{self._table_path}: column '{col}' is infinite for subject(s) {subjects}; replace "
-                                "inf by a finite value or leave the cell empty (then it is imputed or refused "
+                raise DataError(f"{self._table_path}: column '{col}' is infinite for {form(len(subjects), 'subject')} "
+                                f"{subjects}; replace inf by a finite value or leave the cell empty (then it is "
+                                "imputed or refused "
                                 "by data.nan_policy)")
             names.append(name)
             cols.append(mapped.to_numpy(dtype=np.float32))
@@ -420,8 +429,9 @@ class AdniDataset(MultimodalDataset):
         if nan_cols and self.cfg.nan_policy == "error":
             j = self.clinical_names.index(nan_cols[0])
             subject = self.subjects[int(np.flatnonzero(self._clin_nan[:, j])[0])]
-            raise DataError(f"{self._table_path}: NaN in clinical column(s) {nan_cols} (e.g. '{nan_cols[0]}' of "
-                            f"subject {subject}); set data.nan_policy: impute to fill with training means")
+            raise DataError(f"{self._table_path}: NaN in clinical {form(len(nan_cols), 'column')} {nan_cols} "
+                            f"(e.g. '{nan_cols[0]}' of subject {subject}); set data.nan_policy: impute to fill with "
+                            "training means")
         # a column empty for every training subject warns here; it is refused just below
         with np.errstate(invalid="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)
@@ -429,8 +439,9 @@ class AdniDataset(MultimodalDataset):
             std = np.nanstd(np.where(np.isfinite(train), train, np.nan), axis=0)
         all_nan = [self.clinical_names[j] for j in range(len(mean)) if not np.isfinite(mean[j])]
         if all_nan:
-            raise DataError(f"{self._table_path}: clinical column(s) {all_nan} are empty for every training "
-                            "subject; drop them from data.clinical_columns")
+            raise DataError(f"{self._table_path}: clinical {form(len(all_nan), 'column')} {all_nan} "
+                            f"{form(len(all_nan), 'is', 'are')} empty for every training subject; drop "
+                            f"{form(len(all_nan), 'it', 'them')} from data.clinical_columns")
         self._clin_mean = mean.astype(np.float32)
         self._clin_std = np.where(std > 1e-6, std, 1.0).astype(np.float32)
         self.report.imputed = {self.clinical_names[j]: int(self._clin_nan[:, j].sum())
