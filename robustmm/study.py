@@ -180,8 +180,8 @@ def _run_in_folder(cfg: StudyConfig, resolved: dict[str, Any], run_dir: Path, re
     if done is not None and cfg.seeds and (done.get("seeds") or {}).get("seeds") != list(cfg.seeds):
         done = None  # seeds added to a finished run (check_seeds_extension): the new ones are not run yet
     # a run that will train or evaluate again must find the data it started on, checked before anything is written
-    notice = (datafingerprint.check_unchanged(run_dir, cfg.data, accept_data_change) if resumed and done is None
-              else None)
+    notice = (datafingerprint.check_unchanged(run_dir, cfg.data, accept_data_change, sweep_part == "final")
+              if resumed and done is None else None)
     stale = remove_stale_tmp(run_dir) if resumed else []
     if resumed:
         if done is not None:

@@ -175,10 +175,12 @@ def _now() -> str:
     return _dt.datetime.now().isoformat(timespec="seconds")
 
 
-def check_unchanged(run_dir: Path, data: Any, accept: bool = False) -> str | None:
+def check_unchanged(run_dir: Path, data: Any, accept: bool = False, sweep_final: bool = False) -> str | None:
     """Refuse (RunDirectoryError) to resume ``run_dir`` when the data differ from those recorded when it
     started; returns a notice for the log when the folder had no fingerprint or ``accept`` took a change
-    (both record the data as they are now), else None. Writes only in those two cases."""
+    (both record the data as they are now), else None. Writes only in those two cases. ``sweep_final``: the
+    folder is a sweep's test evaluation (robustmm.tune.final), which ``robustmm sweep`` continues, so the
+    advice is the sweep's (it has neither --resume nor --accept-data-change)."""
     run_dir = Path(run_dir)
     path = run_dir / FINGERPRINT_FILE
     now = compute(data)
@@ -200,6 +202,12 @@ def check_unchanged(run_dir: Path, data: Any, accept: bool = False) -> str | Non
     if not any(diff.values()):
         return None
     text = describe(diff)
+    if not accept and sweep_final:
+        raise RunDirectoryError(
+            f"sweep test evaluation {run_dir}: the data under data.root {data.root} changed since the trial it "
+            f"evaluates was trained (recorded in {path}): {text}. The sweep's trials were trained and chosen on the "
+            "data as they were; evaluating them on other data would mix the two. Either restore the data as they "
+            "were and run the same robustmm sweep command again, or start a new sweep on the data as they are now")
     if not accept:
         raise RunDirectoryError(
             f"--resume {run_dir}: the data under data.root {data.root} changed since the run started (recorded in "

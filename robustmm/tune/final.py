@@ -23,6 +23,7 @@ from optuna.trial import FrozenTrial
 
 from robustmm.config.loader import RUN_RECORD_KEY, to_plain
 from robustmm.io import rename_folder_synced
+from robustmm.report.datafingerprint import FINGERPRINT_FILE
 from robustmm.report.rundir import CONFIG_FILE, environment, write_config
 from robustmm.tune.plan import SweepPlan
 from robustmm.tune.space import shown_params, stored_config
@@ -130,6 +131,10 @@ def _link_checkpoints_into(trial_dir: Path, final_dir: Path, cfg: Any, run_info:
     if _link_checkpoints(trial_dir, staging) == 0:
         shutil.rmtree(staging)
         return False
+    # the data the trial was trained on, which resuming in the final folder compares with the data now
+    fingerprint = trial_dir / FINGERPRINT_FILE
+    if fingerprint.is_file():
+        shutil.copy2(fingerprint, staging / FINGERPRINT_FILE)
     info = {**run_info, "environment": environment(), "final_test_of_trial": number,
             "checkpoints_from": str(trial_dir)}
     write_config(staging, to_plain(cfg), info)
