@@ -417,3 +417,11 @@ def test_a_table_folder_without_its_file_fails_before_the_run_folder(tmp_path) -
         "target": {"kind": "binary", "column": "y"}})
     with pytest.raises(DataError, match=f"{tmp_path / 't.csv'}: table file not found"):
         check_data_root(data)
+
+
+@pytest.mark.parametrize("n, said", [(1, "the one patient is censored"), (3, "all 3 patients are censored")])
+def test_survival_data_without_a_death_is_refused_in_words_that_fit_the_count(n, said):
+    from robustmm.errors import DataError
+
+    with pytest.raises(DataError, match=rf"cohort.csv: {said} \(no death in column 'event'\)"):
+        tables.validate_survival([5.0] * n, [0] * n, [f"P{i}" for i in range(n)], "cohort.csv")

@@ -341,7 +341,8 @@ def validate_survival(times: Sequence[Any], events: Sequence[Any], ids: Sequence
         raise DataError(f"{source}: column {event_column!r} must be 0 or 1, got "
                         f"{_plain(pd.Series(list(events))[bad].iloc[0])!r} for {_named('patient', ids[bad])}")
     if e.sum() == 0:
-        raise DataError(f"{source}: all {len(e)} patients are censored (no death in column {event_column!r}); "
+        everyone = "the one patient is" if len(e) == 1 else f"all {len(e)} patients are"
+        raise DataError(f"{source}: {everyone} censored (no death in column {event_column!r}); "
                         f"survival models and the C-index need at least one event — check the "
                         f"event/censorship coding (event: 1 = death; censorship: 1 = censored)")
     return t, e
