@@ -71,9 +71,11 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
 
 
 def validate_method_options(cfg: StudyConfig) -> None:
-    """Fail on a bad method option before any data are read or anything is trained."""
+    """Fail on a bad method option, or training settings a method cannot train with, before any data are
+    read or anything is trained."""
     for i, m in enumerate(cfg.methods):
-        method_options(m, f"methods.{i}", cfg.source, cfg.origins)
+        options = method_options(m, f"methods.{i}", cfg.source, cfg.origins)
+        method_class(m.name).check_training(options, cfg.training, m.run_id)
 
 
 def training_order(cfg: StudyConfig) -> list[int]:

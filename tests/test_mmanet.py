@@ -494,3 +494,20 @@ def test_independent_teacher_is_trained_apart_from_the_students_streams(tmp_path
     assert items["teacher"].startswith("an independent dropout-trained network")
     assert math.isfinite(items["teacher_val_auc_complete"])
     assert set(items["teacher_candidates_val_auc_complete"]) == {"teacher"}
+
+
+def test_too_few_epochs_are_refused_before_any_data_are_read_or_a_run_folder_is_made(
+        tiny_study: Path, tmp_path: Path, capsys) -> None:
+    # it used to fail after the other methods and MMANet's teacher had trained
+    from robustmm.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", str(tiny_study), "--quiet", "--out", str(out), "--set", "training.epochs=1",
+                 "--set", "methods=[{name: dropout_baseline}, {name: mmanet}]"]) == 2
+    err = capsys.readouterr().err
+    assert "method 'mmanet' (mmanet) needs at least 2 epochs (warm-up, then distillation); it got 1" in err
+    assert not out.exists()
+    assert main(["run", str(tiny_study), "--quiet", "--out", str(out), "--set", "training.epochs=1",
+                 "--set", "methods=[{name: mmanet, epochs: 1}]"]) == 2
+    assert "epochs': Input should be greater than or equal to 2 (got 1)" in capsys.readouterr().err  # its own option
+    assert not out.exists()

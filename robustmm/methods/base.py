@@ -82,6 +82,11 @@ class Method(ABC):
         trains, and at construction for direct use of the class. Default: nothing to check."""
 
     @classmethod
+    def check_training(cls, options: MethodOptions, training: Any, method_id: str) -> None:
+        """Raise a ConfigError for training settings (the study's ``training`` section, with this method's
+        options) this method cannot train with. Runs before any data are read. Default: nothing to check."""
+
+    @classmethod
     def check_data(cls, options: MethodOptions, data: Any, method_id: str) -> None:
         """Raise a ConfigError/DataError (naming the option) for data this method cannot train on.
         The study calls it for every method before the first one trains, so a mismatch of a later

@@ -480,6 +480,13 @@ class MMANet(Method):
             raise ConfigError(f"method '{context.method_id}': dropout: {exc}") from None
 
     @classmethod
+    def check_training(cls, options: MMANetOptions, training: Any, method_id: str) -> None:
+        epochs = options.epochs or training.epochs
+        if epochs < 2:
+            raise ConfigError(f"method '{method_id}' (mmanet) needs at least 2 epochs (warm-up, then distillation); "
+                              f"it got {epochs}: raise training.epochs or the method's epochs")
+
+    @classmethod
     def check_setup(cls, options: MMANetOptions, specs: dict[str, Any], task: Any, method_id: str) -> None:
         """Two modalities or more (one has no subset to mine or distil) and readable defaults for the
         task's family."""
@@ -518,6 +525,7 @@ class MMANet(Method):
         return "an independent dropout-trained network (own seeds and masks) trained", build
 
     def fit(self, data, trainer) -> None:
+        self.check_training(self.options, trainer.cfg, self.context.method_id)  # before its teacher trains
         self.task.fit(data)
         if self.options.fill == "mean":
             self.net.fill.set_means(input_means(data.loader("train"), data.modalities))
@@ -530,9 +538,6 @@ class MMANet(Method):
         self.teacher, self.teacher_source = teacher.network, teacher.source
         self.teacher_scores, self.teacher_score = teacher.scores, teacher.score
         epochs = self.options.epochs or trainer.cfg.epochs
-        if epochs < 2:
-            raise ConfigError(f"method '{self.context.method_id}' (mmanet) needs at least 2 epochs (warm-up, then "
-                              f"distillation); it got {epochs}: raise training.epochs or the method's epochs")
         if self.settings.warmup_epochs >= epochs:
             log.warning("%s: warmup_epochs %d >= epochs %d; warming up for %d epochs instead",
                         self.context.method_id, self.settings.warmup_epochs, epochs, epochs - 1)
