@@ -55,3 +55,9 @@ def test_a_late_method_that_cannot_run_stops_the_study_before_the_first_one_trai
     with pytest.raises(ConfigError, match=r"option modalities names \['fdg'\]"):
         run_study(cfg, progress=False)
     assert not list((tmp_path / "runs").rglob("checkpoints/*/*"))
+
+
+def test_options_written_under_an_options_key_get_the_inline_form() -> None:
+    with pytest.raises(ConfigError, match=r"^study.yaml: 'methods.1.options': a method's options sit next to its "
+                                          r"name, not under 'options:' \(e.g. \{name: mmanet, lambda_mad: 2\}\)$"):
+        method_options(MethodConfig(name="mmanet", options={"lambda_mad": 2}), "methods.1", "study.yaml")

@@ -193,6 +193,13 @@ def method_options(cfg: MethodConfig, key: str = "methods", source: str | None =
         where = f"{source}: " if source else ""
         raise ConfigError(f"{where}'{key}.name': {exc}"
                           + command_line_origin(f"{key}.name", origins or {})) from None
+    nested = cfg.options.get("options")
+    if isinstance(nested, dict) and "options" not in cls.Options.model_fields:
+        where = f"{source}: " if source else ""
+        inline = ", ".join(f"{k}: {v}" for k, v in list(nested.items())[:3])
+        raise ConfigError(f"{where}'{key}.options': a method's options sit next to its name, not under "
+                          f"'options:' (e.g. {{name: {cfg.name}, {inline}}})"
+                          + command_line_origin(f"{key}.options", origins or {}))
     try:
         return cls.Options.model_validate(cfg.options)
     except ValidationError as err:
