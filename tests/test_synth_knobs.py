@@ -605,3 +605,26 @@ def test_a_brats_study_with_a_too_small_synthetic_shape_stops_before_any_folder(
     with pytest.raises(ConfigError, match=r"'data.synthetic.shape.0': Input should be greater than or equal to 8"):
         run_study(cfg, out=tmp_path / "run", progress=False)
     assert not (tmp_path / "brats").exists() and not (tmp_path / "run").exists()
+
+
+def test_a_synthetic_folder_written_with_other_settings_is_refused_before_a_run_folder_is_made(
+        tmp_path: Path, capsys) -> None:
+    # the loader refused it, after the run folder had been made
+    from robustmm.cli import main
+    from robustmm.config.schema import GenericDataConfig
+    from robustmm.data.registry import check_data_root
+    from robustmm.errors import DataError
+
+    root = adni.write_synthetic_adni(tmp_path / "adni", subjects=20, seed=0, native_shape=(10, 12, 10), oracle=False)
+    study = Path(__file__).resolve().parents[1] / "studies" / "adni_mci.yaml"
+    runs = tmp_path / "runs"
+    command = ["run", str(study), "--quiet", "--set", f"data.root={root}", "--set", f"output_dir={runs}"]
+    assert main([*command, "--set", "data.synthetic={subjects: 24, seed: 0, native_shape: [10, 12, 10]}"]) == 2
+    err = capsys.readouterr().err
+    assert f"{root} holds a synthetic cohort generated with other arguments: subjects 20 (study: 24)" in err
+    assert not runs.exists()
+
+    cases = brats.write_synthetic_brats(tmp_path / "brats", 4, (16, 16, 16), seed=0)
+    check_data_root(GenericDataConfig(kind="brats", root=cases, synthetic={"cases": 4, "shape": [16, 16, 16]}))
+    with pytest.raises(DataError, match=r"other arguments: n_cases 4 \(study: 5\)"):
+        check_data_root(GenericDataConfig(kind="brats", root=cases, synthetic={"cases": 5, "shape": [16, 16, 16]}))

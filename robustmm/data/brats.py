@@ -650,6 +650,21 @@ class BraTSSynthOptions(ConfigModel):
         default_factory=dict)
 
 
+def check_synthetic(cfg: Any) -> None:
+    """Refuse synthetic cases written with other generator arguments; also run by
+    robustmm.data.registry.check_data_root, before a run folder is made."""
+    from robustmm.data.registry import check_synthetic_matches
+
+    try:
+        synth = BraTSSynthOptions.model_validate(cfg.synthetic)
+    except ValidationError as err:
+        raise ConfigError(format_validation_error(err, BraTSSynthOptions, "study", prefix="data.synthetic")) from None
+    check_synthetic_matches(Path(cfg.root), {"n_cases": synth.cases, "shape": list(synth.shape), "seed": synth.seed,
+                                             "naming": synth.naming,
+                                             "visible_in": {k: list(v) for k, v in synth.visible_in.items()}},
+                            defaults={"visible_in": {}})
+
+
 def build_from_config(cfg: Any, progress: bool = True) -> BraTSDataset:
     """``data.kind: brats``: the BraTS folder ``data.root`` (one subfolder per case), written
     first from ``data.synthetic`` when the folder does not exist."""
@@ -670,10 +685,5 @@ def build_from_config(cfg: Any, progress: bool = True) -> BraTSDataset:
         create_once(root, lambda out: write_synthetic_brats(out, synth.cases, synth.shape, synth.seed, synth.naming,
                                                             visible_in=dict(synth.visible_in)))
     if synth is not None:
-        from robustmm.data.registry import check_synthetic_matches
-
-        check_synthetic_matches(root, {"n_cases": synth.cases, "shape": list(synth.shape), "seed": synth.seed,
-                                       "naming": synth.naming,
-                                       "visible_in": {k: list(v) for k, v in synth.visible_in.items()}},
-                                defaults={"visible_in": {}})
+        check_synthetic(cfg)
     return BraTSDataset(root, **options.model_dump(), common_shape=True)

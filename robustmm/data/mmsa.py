@@ -724,20 +724,24 @@ def build_from_config(cfg: Any, progress: bool = True) -> MMSADataset:
                               f"(e.g. root: {Path(cfg.root).parent}, options.file: {Path(cfg.root).name}).")
         create_once(Path(cfg.root), lambda folder: write_synthetic_mmsa(folder / options.file,
                                                                        **synth.model_dump()))
-    if cfg.synthetic is not None and path != Path(cfg.root):
-        _check_synthetic_file(Path(cfg.root), options.file, _validated(MMSASynthOptions, cfg.synthetic,
-                                                                       "data.synthetic"))
+    if cfg.synthetic is not None:
+        check_synthetic(cfg)
     return MMSADataset(path, text_mode=options.text_mode, target=options.target, cls_id=options.cls_id,
                        sep_id=options.sep_id, unk_id=options.unk_id, pad_id=options.pad_id,
                        trust_pickle=options.trust_pickle)
 
 
-def _check_synthetic_file(folder: Path, file: str, synth: MMSASynthOptions) -> None:
-    """Refuse a synthetic file written by another generator version or with other arguments."""
+def check_synthetic(cfg: Any) -> None:
+    """Refuse a synthetic file written by another generator version or with other arguments; also run by
+    robustmm.data.registry.check_data_root, before a run folder is made."""
     from robustmm.data.registry import check_synthetic_matches
     from robustmm.data.synth.mmsa import GENERATOR_VERSION, KNOB_DEFAULTS, validate_knobs
 
-    args = synth.model_dump()
+    options = _validated(MMSAOptions, cfg.options, "data.options")
+    if resolve_mmsa_file(cfg.root, options) == Path(cfg.root):  # a file named directly: nothing generated there
+        return
+    folder, file = Path(cfg.root), options.file
+    args = _validated(MMSASynthOptions, cfg.synthetic, "data.synthetic").model_dump()
     knobs = validate_knobs(**{k: args[k] for k in ("validation", "shortcut_words", "bias_words_per_sample",
                                                    "sentiment_word_rate", "signal_fraction", "view_noise",
                                                    "label_flip", "word_echo", "sentiment_vocab")})

@@ -56,6 +56,15 @@ _ROOT_CHECKS = {
     "mmsa": "robustmm.data.mmsa:check_root",
     "brats": "robustmm.data.brats:check_root",
 }
+#: per built-in kind, the check that a folder generated earlier from ``data.synthetic`` matches the study's
+#: generator settings (run before a run folder is made, and again by the loader)
+_SYNTHETIC_CHECKS = {
+    "adni": "robustmm.data.registry:_check_adni_synthetic",
+    "tcga_porpoise": "robustmm.data.tcga:check_porpoise_synthetic",
+    "dispro": "robustmm.data.tcga:check_dispro_synthetic",
+    "mmsa": "robustmm.data.mmsa:check_synthetic",
+    "brats": "robustmm.data.brats:check_synthetic",
+}
 
 
 def build_dataset(cfg: Any, progress: bool = True) -> MultimodalDataset:
@@ -109,6 +118,8 @@ def check_data_root(cfg: Any) -> None:
     if target is None or (cfg.synthetic is not None and not holds_data(Path(cfg.root))):
         return
     _resolve(target)(cfg)
+    if cfg.synthetic is not None and cfg.kind in _SYNTHETIC_CHECKS:
+        _resolve(_SYNTHETIC_CHECKS[cfg.kind])(cfg)
 
 
 def holds_data(target: Path) -> bool:
@@ -182,7 +193,7 @@ def check_synthetic_matches(root: Path, expected: dict[str, Any], defaults: dict
 @register_data("adni")
 def _adni(cfg, progress: bool) -> MultimodalDataset:
     from robustmm.data.adni import AdniDataset
-    from robustmm.data.synth.adni import GENERATOR_VERSION, KNOB_DEFAULTS, write_synthetic_adni
+    from robustmm.data.synth.adni import KNOB_DEFAULTS, write_synthetic_adni
 
     if cfg.synthetic is not None:
         s = cfg.synthetic
@@ -190,8 +201,15 @@ def _adni(cfg, progress: bool) -> MultimodalDataset:
         create_once(Path(cfg.root), lambda d: write_synthetic_adni(d, s.subjects, s.seed, s.pet_missing,
                                                                     tuple(s.native_shape), progress=progress,
                                                                     **knobs))
-        check_synthetic_matches(Path(cfg.root), {"version": GENERATOR_VERSION, "subjects": s.subjects,
-                                                 "seed": s.seed, "pet_missing": s.pet_missing,
-                                                 "native_shape": list(s.native_shape), **knobs},
-                                defaults=KNOB_DEFAULTS)
+        _check_adni_synthetic(cfg)
     return AdniDataset(cfg, progress=progress)
+
+
+def _check_adni_synthetic(cfg) -> None:
+    from robustmm.data.synth.adni import GENERATOR_VERSION, KNOB_DEFAULTS
+
+    s = cfg.synthetic
+    knobs = {k: float(getattr(s, k)) for k in KNOB_DEFAULTS if k != "pet_missing"}
+    check_synthetic_matches(Path(cfg.root), {"version": GENERATOR_VERSION, "subjects": s.subjects, "seed": s.seed,
+                                             "pet_missing": s.pet_missing, "native_shape": list(s.native_shape),
+                                             **knobs}, defaults=KNOB_DEFAULTS)

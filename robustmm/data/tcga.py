@@ -981,7 +981,7 @@ def build_porpoise_from_config(cfg: Any, progress: bool = True) -> PorpoiseDatas
                                                             n_cnv=syn.n_cnv, n_mut=syn.n_mut,
                                                             age_missing=syn.age_missing, signal=dict(syn.signal),
                                                             shared=syn.shared))
-        _check_porpoise_synthetic(root, name, syn)
+        check_porpoise_synthetic(cfg)
     elif not root.exists():
         raise DataError(f"data.root {root} does not exist. Download tcga_<cohort>_all_clean.csv.zip from "
                         f"mahmoodlab/PORPOISE (datasets_csv_mutsig/) and run 'robustmm data prepare tcga --cohort "
@@ -1046,7 +1046,7 @@ def build_dispro_from_config(cfg: Any, progress: bool = True) -> DisProDataset:
         create_once(root, lambda d: write_synthetic_dispro(
             d, syn.patients, syn.folds, syn.seed, syn.wsi_feat_dim, tuple(syn.patches), syn.pathways,
             tuple(syn.genes_per_pathway), syn.wsi_missing, syn.omics_missing, risk_weights=dict(syn.risk_weights)))
-        _check_dispro_synthetic(root, syn)
+        check_dispro_synthetic(cfg)
     elif not root.exists():
         raise DataError(f"data.root {root} does not exist; it must be a folder in the DisPro layout (splits.csv, "
                         f"signatures.csv, omics/, wsi/), or give data.synthetic to generate one")
@@ -1062,22 +1062,30 @@ def build_dispro_from_config(cfg: Any, progress: bool = True) -> DisProDataset:
         train_missing=opts.train_missing, train_missing_seed=opts.train_missing_seed)
 
 
-def _check_porpoise_synthetic(root: Path, name: str, syn: PorpoiseSynthOptions) -> None:
-    """Refuse a synthetic table written with other generator arguments (knobs included)."""
+def check_porpoise_synthetic(cfg: Any) -> None:
+    """Refuse a synthetic table written with other generator arguments (knobs included); also run by
+    robustmm.data.registry.check_data_root, before a run folder is made."""
     from robustmm.data.registry import check_synthetic_matches
     from robustmm.data.synth.tcga import _porpoise_signal
 
+    syn = _synthetic_options(PorpoiseSynthOptions, cfg.synthetic)
+    cohort = validate_options(PorpoiseOptions, cfg.options, f"data (kind {cfg.kind})").cohort or "syn"
+    name = f"tcga_{cohort.lower()}_all_clean.csv.zip"
+    root = Path(cfg.root)
     folder = root if root.is_dir() else root.parent
     check_synthetic_matches(folder, {"seed": syn.seed, "n_patients": syn.patients,
                                      "signal": _porpoise_signal(dict(syn.signal)), "shared": float(syn.shared)},
                             defaults={"signal": _porpoise_signal(None), "shared": 1.0}, file=name)
 
 
-def _check_dispro_synthetic(root: Path, syn: DisProSynthOptions) -> None:
+def check_dispro_synthetic(cfg: Any) -> None:
+    """Refuse a synthetic DisPro folder written with other generator arguments; also run by
+    robustmm.data.registry.check_data_root, before a run folder is made."""
     from robustmm.data.registry import check_synthetic_matches
     from robustmm.data.synth.tcga import _dispro_weights
 
-    check_synthetic_matches(root, {"seed": syn.seed, "n_patients": syn.patients, "n_folds": syn.folds,
+    syn = _synthetic_options(DisProSynthOptions, cfg.synthetic)
+    check_synthetic_matches(Path(cfg.root), {"seed": syn.seed, "n_patients": syn.patients, "n_folds": syn.folds,
                                    "wsi_missing": syn.wsi_missing, "omics_missing": syn.omics_missing,
                                    "risk_weights": _dispro_weights(dict(syn.risk_weights))},
                             defaults={"risk_weights": _dispro_weights(None)})
