@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 RESULTS = ROOT / "benchmarks" / "results"
 
 from robustmm.io import write_json_atomic  # noqa: E402  (after sys.path gets the repository)
-from seed_runs import default_study_data  # noqa: E402  (after sys.path gets the repository)
+from seed_runs import default_study_data, untrained_methods  # noqa: E402  (after sys.path gets the repository)
 
 
 def main() -> None:
@@ -43,10 +43,7 @@ def main() -> None:
     torch.set_num_threads(1)
 
     from robustmm.config.loader import load_study
-    from robustmm.config.schema import MethodConfig
     from robustmm.evaluate.runner import evaluate
-    from robustmm.methods import create_method
-    from robustmm.methods.base import MethodContext
     from robustmm.methods.task import task_adapter
     from robustmm.missing.scenarios import build_scenarios
 
@@ -54,13 +51,7 @@ def main() -> None:
         root = args.data_root or Path(tmp) / "adni_synth"
         cfg, data = default_study_data(root, args.subjects, "evaluation.bootstrap=0")
         scenarios = build_scenarios(cfg.evaluation.scenarios, list(data.modalities))
-        methods = {}
-        for name in ("complete_only", "dropout_baseline"):
-            torch.manual_seed(0)
-            ctx = MethodContext(name, data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
-            m = create_method(MethodConfig(name=name), ctx)
-            m.task.fit(data)
-            methods[name] = m.eval()
+        methods = untrained_methods(cfg, data)
         task = task_adapter(data.task)
         times = {"cached": [], "uncached": []}
         results = {}

@@ -215,3 +215,22 @@ def default_study_data(root: Path, subjects: int, *overrides: str):
     study = Path(__file__).resolve().parents[1] / "studies" / "adni_mci.yaml"
     cfg = load_study(study, [f"data.root={root}", f"data.synthetic.subjects={subjects}", *overrides])
     return cfg, DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, cfg.training.batch_size, 0)
+
+
+def untrained_methods(cfg, data, names=("complete_only", "dropout_baseline")) -> dict:
+    """The study's ``names`` built on ``data`` (seeded, task adapters fitted, not trained), in eval mode:
+    enough to time evaluation, which does not depend on what the networks learnt."""
+    import torch
+
+    from robustmm.config.schema import MethodConfig
+    from robustmm.methods import create_method
+    from robustmm.methods.base import MethodContext
+
+    methods = {}
+    for name in names:
+        torch.manual_seed(0)
+        ctx = MethodContext(name, data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
+        method = create_method(MethodConfig(name=name), ctx)
+        method.task.fit(data)
+        methods[name] = method.eval()
+    return methods

@@ -39,6 +39,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 STUDY = ROOT / "studies" / "tcga_blca_survival.yaml"
 
 from robustmm.io import write_json_atomic  # noqa: E402  (after sys.path gets the repository)
+from seed_runs import untrained_methods  # noqa: E402  (after sys.path gets the repository)
 
 
 def per_resample_bootstrap(task, outputs, target, meta, keep, boots) -> dict[str, np.ndarray]:
@@ -96,15 +97,10 @@ def synthetic_case(n: int, resamples: int) -> dict:
 
 
 def evaluation_case(data_root: Path | None, resamples: int | None) -> dict:
-    import torch
-
     from robustmm.config.loader import load_study
-    from robustmm.config.schema import MethodConfig
     from robustmm.data.datamodule import DataModule
     from robustmm.data.registry import build_dataset
     from robustmm.evaluate.runner import evaluate
-    from robustmm.methods import create_method
-    from robustmm.methods.base import MethodContext
     from robustmm.methods.task import task_adapter
     from robustmm.missing.scenarios import build_scenarios
 
@@ -117,13 +113,7 @@ def evaluation_case(data_root: Path | None, resamples: int | None) -> dict:
             cfg = load_study(STUDY, [f"data.root={Path(tmp) / 'tcga_synth'}", *overrides], profile="synthetic")
         data = DataModule(build_dataset(cfg.data, progress=False), cfg.split, cfg.seed, cfg.training.batch_size, 0)
         scenarios = build_scenarios(cfg.evaluation.scenarios, dict(data.modalities))
-        methods = {}
-        for name in ("complete_only", "dropout_baseline"):
-            torch.manual_seed(0)
-            ctx = MethodContext(name, data.modalities, data.task, cfg.model, cfg.training, cfg.seed)
-            method = create_method(MethodConfig(name=name), ctx)
-            method.task.fit(data)
-            methods[name] = method.eval()
+        methods = untrained_methods(cfg, data)
         task = task_adapter(data.task)
         task.load_state_dict(methods["complete_only"].task.state_dict())
 

@@ -168,11 +168,8 @@ def test_a_failed_trial_advises_the_sweep_not_resume(tiny_study: Path, tmp_path:
         assert "the sweep records this error with the trial and goes on" in trial.user_attrs["error"]
 
 
-@pytest.mark.parametrize("planted", [KeyboardInterrupt, DataError])
-def test_a_stopped_test_evaluation_advises_the_same_sweep_command_which_resumes_it(
-        tiny_study: Path, tmp_path: Path, monkeypatch, capsys, planted: type[BaseException]) -> None:
-    # the final folder's config is the trial's, not the study file's, and the sweep must store the test
-    # result: "--resume final/trial-N" was the wrong advice there
+def _fail_the_test_evaluation(monkeypatch, planted: type[BaseException]):
+    """Make the sweep's test evaluation raise ``planted``; returns the real function, to put back."""
     from robustmm import study as study_module
 
     train_and_evaluate = study_module._run_single
@@ -183,10 +180,25 @@ def test_a_stopped_test_evaluation_advises_the_same_sweep_command_which_resumes_
         return train_and_evaluate(cfg, run_dir, device, progress, callbacks, evaluate_split)
 
     monkeypatch.setattr(study_module, "_run_single", fail_on_test)
+    return train_and_evaluate
+
+
+def _one_trial_sweep(study: Path, out: Path) -> list[str]:
+    return ["sweep", str(study), "--out", str(out), "--quiet", "--set", "sweep.n_trials=1",
+            "--set", "sweep.pruner.kind=none", "--set", "sweep.initial_trials=[{training.lr: 0.01}]",
+            "--set", "training.epochs=1"]
+
+
+@pytest.mark.parametrize("planted", [KeyboardInterrupt, DataError])
+def test_a_stopped_test_evaluation_advises_the_same_sweep_command_which_resumes_it(
+        tiny_study: Path, tmp_path: Path, monkeypatch, capsys, planted: type[BaseException]) -> None:
+    # the final folder's config is the trial's, not the study file's, and the sweep must store the test
+    # result: "--resume final/trial-N" was the wrong advice there
+    from robustmm import study as study_module
+
+    train_and_evaluate = _fail_the_test_evaluation(monkeypatch, planted)
     out = tmp_path / "s"
-    command = ["sweep", str(tiny_study), "--out", str(out), "--quiet", "--set", "sweep.n_trials=1",
-               "--set", "sweep.pruner.kind=none", "--set", "sweep.initial_trials=[{training.lr: 0.01}]",
-               "--set", "training.epochs=1"]
+    command = _one_trial_sweep(tiny_study, out)
     assert main(command) != 0
     err = capsys.readouterr().err
     final_dir = out / "final" / "trial-0000"
@@ -310,18 +322,9 @@ def test_a_test_evaluation_keeps_its_trials_data_record_and_refuses_changed_data
     shutil.rmtree(root / ".robustmm_cache", ignore_errors=True)
     path = tmp_path / "study.yaml"
     path.write_text("\n".join(line for line in STUDY.format(root=root).splitlines() if "synthetic:" not in line))
-    train_and_evaluate = study_module._run_single
-
-    def fail_on_test(cfg, run_dir, device, progress, callbacks, evaluate_split):
-        if evaluate_split == "test":
-            raise DataError("planted")
-        return train_and_evaluate(cfg, run_dir, device, progress, callbacks, evaluate_split)
-
-    monkeypatch.setattr(study_module, "_run_single", fail_on_test)
+    train_and_evaluate = _fail_the_test_evaluation(monkeypatch, DataError)
     out = tmp_path / "s"
-    command = ["sweep", str(path), "--out", str(out), "--quiet", "--set", "sweep.n_trials=1",
-               "--set", "sweep.pruner.kind=none", "--set", "sweep.initial_trials=[{training.lr: 0.01}]",
-               "--set", "training.epochs=1"]
+    command = _one_trial_sweep(path, out)
     assert main(command) != 0
     study = optuna.load_study(study_name="tiny_sweep", storage=f"sqlite:///{out / 'optuna.db'}")
     trial_dir = Path(study.trials[0].user_attrs["run_dir"])
